@@ -1,0 +1,187 @@
+//! Building blocks: the SQL files of `queries/`, each defining one named view (the file stem) that
+//! measures draw on — final claims, ED visits, Health Home enrolment, services. A block may use
+//! `in_value_set(column, 'name')`, which is expanded here into plain, portable SQL, so the text
+//! that runs is the text `hhq compile` shows.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::error::{Error, Result};
+use crate::measure::valueset::ValueSets;
+
+/// One building block, ready to register.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    pub name: String,
+    pub path: PathBuf,
+    /// The leading `--` comment: what the block holds, one row per what.
+    pub doc: String,
+    /// The query with value sets expanded.
+    pub sql: String,
+}
+
+static MACRO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"in_value_set\s*\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*,\s*'([^']*)'\s*\)").unwrap()
+});
+static MACRO_START: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"in_value_set\s*\(").unwrap());
+
+/// 1-based line and column of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(offset, |n| offset - n - 1) + 1;
+    (line, column)
+}
+
+/// Expand every `in_value_set(column, 'name')` in `sql`.
+pub fn expand_value_sets(path: &Path, sql: &str, sets: &ValueSets) -> Result<String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut last = 0;
+    for start in MACRO_START.find_iter(sql) {
+        let (line, column) = line_col(sql, start.start());
+        let Some(call) = MACRO.captures_at(sql, start.start()).filter(|c| {
+            c.get(0).is_some_and(|m| m.start() == start.start())
+        }) else {
+            return Err(Error::Definition {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: "in_value_set takes a column and a quoted value-set name".into(),
+                hint: Some("write in_value_set(principal_dx, 'mental_illness_dx')".into()),
+            });
+        };
+        let whole = call.get(0).expect("group 0");
+        let name = &call[2];
+        let set = sets.get(name).ok_or_else(|| Error::Definition {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: format!("unknown value set `{name}`"),
+            hint: Some(suggest(name, sets.names())),
+        })?;
+        out.push_str(&sql[last..whole.start()]);
+        out.push_str(&set.sql_predicate(&call[1]));
+        last = whole.end();
+    }
+    out.push_str(&sql[last..]);
+    Ok(out)
+}
+
+/// "did you mean" for a misspelt name, else the list of known names.
+pub(crate) fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
+    let known: Vec<&str> = known.collect();
+    let close = known
+        .iter()
+        .map(|k| (strsim::levenshtein(name, k), *k))
+        .filter(|(d, _)| *d <= 3)
+        .min();
+    match close {
+        Some((_, k)) => format!("did you mean `{k}`?"),
+        None => format!("known: {}", known.join(", ")),
+    }
+}
+
+/// Load every `*.sql` file of `dir` as a block, expanded and in dependency order (a block comes
+/// after the blocks it names).
+pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
+    let mut by_name: BTreeMap<String, Block> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if !path.is_file() || path.extension().is_none_or(|x| x != "sql") {
+            continue;
+        }
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(Error::Definition {
+                path: path.clone(),
+                line: 1,
+                column: 1,
+                message: "a building block's file name must be lower_snake_case (it names the view)"
+                    .into(),
+                hint: None,
+            });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let doc = text
+            .lines()
+            .take_while(|l| l.trim_start().starts_with("--"))
+            .map(|l| l.trim_start().trim_start_matches('-').trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let sql = expand_value_sets(&path, text.trim_end().trim_end_matches(';'), sets)?;
+        by_name.insert(
+            name.clone(),
+            Block {
+                name,
+                path,
+                doc,
+                sql,
+            },
+        );
+    }
+    order(by_name)
+}
+
+/// Order blocks so each follows those it references (by whole-word name), refusing cycles.
+fn order(mut pending: BTreeMap<String, Block>) -> Result<Vec<Block>> {
+    let names: Vec<String> = pending.keys().cloned().collect();
+    let deps: BTreeMap<String, Vec<String>> = pending
+        .values()
+        .map(|b| {
+            let used = names
+                .iter()
+                .filter(|n| *n != &b.name)
+                .filter(|n| {
+                    Regex::new(&format!(r"\b{}\b", regex::escape(n)))
+                        .expect("escaped name")
+                        .is_match(&strip_comments(&b.sql))
+                })
+                .cloned()
+                .collect();
+            (b.name.clone(), used)
+        })
+        .collect();
+    let mut done: Vec<Block> = Vec::new();
+    while !pending.is_empty() {
+        let ready: Vec<String> = pending
+            .keys()
+            .filter(|n| deps[*n].iter().all(|d| done.iter().any(|b| &b.name == d)))
+            .cloned()
+            .collect();
+        if ready.is_empty() {
+            let stuck = pending.values().next().expect("non-empty");
+            return Err(Error::Definition {
+                path: stuck.path.clone(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "building blocks refer to each other in a cycle: {}",
+                    pending.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                hint: None,
+            });
+        }
+        for n in ready {
+            done.push(pending.remove(&n).expect("ready block"));
+        }
+    }
+    Ok(done)
+}
+
+fn strip_comments(sql: &str) -> String {
+    sql.lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

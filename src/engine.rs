@@ -1,0 +1,181 @@
+//! The engine: one DataFusion session holding the extracts (checked against the contract), the
+//! building blocks registered as views over them, and the execution of compiled measures.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::compile::blocks::{self, Block};
+use crate::compile::{Catalog, CompiledMeasure};
+use crate::error::{Error, Result};
+use crate::extract::{self, OpenedExtract};
+use crate::measure::valueset::ValueSets;
+use crate::measure::{self, Measure};
+use crate::results::{self, ResultRow};
+
+/// Measure definitions, value sets and building blocks as read from disk.
+#[derive(Debug, Clone)]
+pub struct Definitions {
+    pub measures: Vec<Measure>,
+    pub value_sets: ValueSets,
+    pub blocks: Vec<Block>,
+}
+
+impl Definitions {
+    /// Load measures from `measures_dir` (value sets from its `valuesets/`) and building blocks
+    /// from `queries_dir`.
+    pub fn load(measures_dir: &Path, queries_dir: &Path) -> Result<Definitions> {
+        let vs_dir = measures_dir.join("valuesets");
+        let value_sets = if vs_dir.is_dir() {
+            ValueSets::load_dir(&vs_dir)?
+        } else {
+            ValueSets::default()
+        };
+        Ok(Definitions {
+            measures: measure::load_dir(measures_dir)?,
+            blocks: blocks::load_dir(queries_dir, &value_sets)?,
+            value_sets,
+        })
+    }
+}
+
+/// How the claims extract resolved into final versions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClaimVersions {
+    /// Every line in the extract.
+    pub lines_read: u64,
+    /// Lines of final versions: what measures see.
+    pub final_lines: u64,
+    /// Lines of versions later replaced or voided.
+    pub superseded_lines: u64,
+    /// Lines of void transactions themselves.
+    pub void_lines: u64,
+}
+
+pub struct Engine {
+    ctx: SessionContext,
+    pub extracts: Vec<OpenedExtract>,
+    pub data_dir: Option<PathBuf>,
+    catalog: Catalog,
+}
+
+fn session() -> SessionContext {
+    let config = SessionConfig::new().with_information_schema(false);
+    SessionContext::new_with_config(config)
+}
+
+impl Engine {
+    /// Open a data directory and register the building blocks over it.
+    pub async fn open(data_dir: &Path, defs: &Definitions) -> Result<Engine> {
+        let ctx = session();
+        let extracts = extract::open_all(&ctx, data_dir).await?;
+        Self::finish(ctx, extracts, Some(data_dir.to_path_buf()), defs).await
+    }
+
+    /// An engine over empty extracts with the contract's schemas: enough to check and compile
+    /// definitions without data.
+    pub async fn offline(defs: &Definitions) -> Result<Engine> {
+        let ctx = session();
+        extract::register_empty(&ctx)?;
+        Self::finish(ctx, Vec::new(), None, defs).await
+    }
+
+    async fn finish(
+        ctx: SessionContext,
+        extracts: Vec<OpenedExtract>,
+        data_dir: Option<PathBuf>,
+        defs: &Definitions,
+    ) -> Result<Engine> {
+        let mut catalog = Catalog::default();
+        for block in &defs.blocks {
+            ctx.sql(&format!("CREATE VIEW {} AS\n{}", block.name, block.sql))
+                .await
+                .map_err(|e| Error::Definition {
+                    path: block.path.clone(),
+                    line: 1,
+                    column: 1,
+                    message: format!("building block `{}` does not plan: {e}", block.name),
+                    hint: None,
+                })?;
+            let schema = ctx.table(block.name.as_str()).await?.schema().clone();
+            let columns = schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), normalise(f.data_type())))
+                .collect();
+            catalog.blocks.insert(block.name.clone(), columns);
+        }
+        Ok(Engine {
+            ctx,
+            extracts,
+            data_dir,
+            catalog,
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.ctx.sql(sql).await?.collect().await?)
+    }
+
+    /// The last date with data (claims or contacts), if any.
+    pub async fn data_cutoff(&self) -> Result<Option<NaiveDate>> {
+        let batches = self
+            .collect(
+                "SELECT max(d) AS d FROM (SELECT max(service_to) AS d FROM claims_final \
+                 UNION ALL SELECT max(contact_date) AS d FROM contacts)",
+            )
+            .await?;
+        let Some(batch) = batches.first().filter(|b| b.num_rows() > 0) else {
+            return Ok(None);
+        };
+        let col = batch.column(0).as_primitive::<Date32Type>();
+        Ok((!col.is_null(0)).then(|| {
+            NaiveDate::from_num_days_from_ce_opt(col.value(0) + 719_163).expect("date in range")
+        }))
+    }
+
+    /// How claim versions resolved.
+    pub async fn claim_versions(&self) -> Result<ClaimVersions> {
+        let batches = self
+            .collect(
+                "SELECT (SELECT count(*) FROM claims) AS lines_read, \
+                 (SELECT count(*) FROM claims_final) AS final_lines, \
+                 (SELECT count(*) FROM claims WHERE adjustment = 'void') AS void_lines",
+            )
+            .await?;
+        let b = &batches[0];
+        let get = |i: usize| b.column(i).as_primitive::<Int64Type>().value(0) as u64;
+        let (lines_read, final_lines, void_lines) = (get(0), get(1), get(2));
+        Ok(ClaimVersions {
+            lines_read,
+            final_lines,
+            void_lines,
+            superseded_lines: lines_read - final_lines - void_lines,
+        })
+    }
+
+    /// Run one compiled measure into result rows.
+    pub async fn run(&self, compiled: &CompiledMeasure) -> Result<Vec<ResultRow>> {
+        let batches = self.collect(&compiled.sql).await?;
+        results::from_batches(compiled, &batches)
+    }
+}
+
+/// Views report strings as Utf8View; the catalog speaks of logical types.
+fn normalise(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,59 @@
+//! The one error type of the library. Every variant names what the user must look at: a file, a
+//! column, a row, a line and column of a measure file.
+
+use std::path::PathBuf;
+
+/// Result with hhq's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A data file breaks the extract contract.
+    #[error("{path}: {message}")]
+    Contract { path: PathBuf, message: String },
+
+    /// A measure, value-set or building-block file is wrong; `line` and `column` are 1-based.
+    #[error("{path}:{line}:{column}: {message}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    Definition {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// A command-line argument is invalid.
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("query engine: {0}")]
+    Engine(#[from] datafusion::error::DataFusionError),
+
+    #[error("arrow: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+
+    #[error("parquet: {0}")]
+    Parquet(#[from] datafusion::parquet::errors::ParquetError),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn contract(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Contract {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! hhq computes and reports the quality of Medicaid Health Homes: the CMS Health Home Core Set and
+//! KanCare programme measures, defined in YAML and run by DataFusion over Parquet extracts.
+//!
+//! The code is laid out as the data flows:
+//!
+//! ```text
+//!  Parquet extracts ──► extract ──► (views: claims, contacts, members, enrollment)
+//!                                        │
+//!  queries/*.sql ───► compile::blocks ──►│ building-block views (claims_final, ed_visits, …)
+//!                                        ▼
+//!  measures/*.yaml ─► measure ──► compile ──► SQL ──► engine ──► results ──► report
+//!  (+ valuesets/)     (Measure)   (Catalog)            (DataFusion)  (summary.csv/.parquet)
+//! ```
+//!
+//! | stage | module | owns |
+//! |---|---|---|
+//! | extracts | [`extract`] | the data contract; opening and checking Parquet files |
+//! | measure model | [`measure`] | YAML → checked [`measure::Measure`]; value sets |
+//! | compiler | [`compile`] | building blocks; measure + catalog + period → SQL |
+//! | engine | [`engine`] | the DataFusion session; running compiled measures |
+//! | results | [`results`] | the long-format result table and its writers |
+//! | reports | [`report`] | what people read |
+//!
+//! Around them: [`period`] (measurement periods), [`synth`] (synthetic extracts), [`output`]
+//! (atomic writes) and [`pipeline`] (the main job, stage by stage).
+
+pub mod compile;
+pub mod engine;
+pub mod error;
+pub mod extract;
+pub mod measure;
+pub mod output;
+pub mod period;
+pub mod pipeline;
+pub mod report;
+pub mod results;
+pub mod synth;
+
+pub use error::{Error, Result};

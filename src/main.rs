@@ -1,0 +1,198 @@
+//! The `hhq` command: parses arguments and calls the library. Everything else lives in the crate.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use hhq::engine::{Definitions, Engine};
+use hhq::period::Period;
+use hhq::pipeline::{self, RunOptions};
+use hhq::{Error, Result, compile, extract, report};
+
+#[derive(Parser)]
+#[command(
+    name = "hhq",
+    version,
+    about = "Medicaid Health Home quality measures: YAML definitions, DataFusion over Parquet extracts",
+    after_help = "Start with `hhq run`: every measure on the synthetic data in testdata/."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where definitions live; shared by the commands that read them.
+#[derive(clap::Args, Clone)]
+struct DefinitionDirs {
+    /// Directory of measure YAML files (value sets in its valuesets/)
+    #[arg(long, default_value = "measures")]
+    measures: PathBuf,
+    /// Directory of building-block SQL files
+    #[arg(long, default_value = "queries")]
+    queries: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the measures over a data directory and write the result table
+    #[command(after_help = "Example: hhq run --data testdata --period 2025Q4 --out out")]
+    Run {
+        /// Data directory holding the four extracts
+        #[arg(long, default_value = "testdata")]
+        data: PathBuf,
+        /// Measurement period: 2025, 2025Q3 or 2025-01-01..2025-06-30 (default: the latest full year in the data)
+        #[arg(long)]
+        period: Option<Period>,
+        /// Output directory
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Run only this measure (repeatable)
+        #[arg(long = "measure", value_name = "ID")]
+        only: Vec<String>,
+        #[command(flatten)]
+        dirs: DefinitionDirs,
+    },
+    /// Write synthetic extracts (claims, contacts, members, enrollment) as Parquet
+    #[command(after_help = "Example: hhq synth --members 300 --seed 42 --out testdata")]
+    Synth {
+        #[arg(long, default_value_t = 300)]
+        members: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// First calendar year of data
+        #[arg(long, default_value_t = 2024)]
+        start_year: i32,
+        /// Full years of data (a first quarter of the next year follows)
+        #[arg(long, default_value_t = 2)]
+        years: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check every measure, value set and building block without running anything
+    #[command(after_help = "Example: hhq check --measures measures")]
+    Check {
+        #[command(flatten)]
+        dirs: DefinitionDirs,
+    },
+    /// Print the SQL a measure compiles to
+    #[command(after_help = "Example: hhq compile AMB-HH --period 2025")]
+    Compile {
+        /// Measure id
+        measure: String,
+        #[arg(long, default_value = "2025")]
+        period: Period,
+        #[command(flatten)]
+        dirs: DefinitionDirs,
+    },
+    /// Print the extract contract as Markdown
+    Contract,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match dispatch(Cli::parse().command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                Error::Usage(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Run {
+            data,
+            period,
+            out,
+            only,
+            dirs,
+        } => {
+            let s = pipeline::run(&RunOptions {
+                data,
+                measures: dirs.measures,
+                queries: dirs.queries,
+                out: out.clone(),
+                period,
+                only,
+            })
+            .await?;
+            println!("{}", report::table(&s.rows));
+            let c = s.claim_versions;
+            eprintln!(
+                "period {}{}; measures: {}",
+                s.period,
+                s.cutoff
+                    .map(|d| format!(" (data through {d})"))
+                    .unwrap_or_default(),
+                s.measures
+                    .iter()
+                    .map(|(id, v)| format!("{id} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            eprintln!(
+                "extracts: {}",
+                s.extracts
+                    .iter()
+                    .map(|e| format!("{} {} rows", e.name, e.rows))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            eprintln!(
+                "claim lines: {} read = {} final + {} superseded + {} void",
+                c.lines_read, c.final_lines, c.superseded_lines, c.void_lines
+            );
+            eprintln!(
+                "wrote {0}/summary.csv, {0}/summary.parquet, {0}/data_quality.csv",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Synth { .. } => unimplemented!(),
+        Command::Check { dirs } => {
+            let defs = Definitions::load(&dirs.measures, &dirs.queries)?;
+            let engine = Engine::offline(&defs).await?;
+            let period = Period::year(2025);
+            for m in &defs.measures {
+                compile::compile(m, engine.catalog(), &period)?;
+                println!("ok  {} {}  {}", m.id, m.version, m.path.display());
+            }
+            println!(
+                "{} measures, {} building blocks, {} value sets: no problems found",
+                defs.measures.len(),
+                defs.blocks.len(),
+                defs.value_sets.names().count()
+            );
+            Ok(())
+        }
+        Command::Compile {
+            measure,
+            period,
+            dirs,
+        } => {
+            let defs = Definitions::load(&dirs.measures, &dirs.queries)?;
+            let m = defs
+                .measures
+                .iter()
+                .find(|m| m.id == measure)
+                .ok_or_else(|| Error::Usage(format!("no measure `{measure}`")))?;
+            let engine = Engine::offline(&defs).await?;
+            let compiled = compile::compile(m, engine.catalog(), &period)?;
+            for b in &defs.blocks {
+                println!("-- building block {} ({})", b.name, b.path.display());
+                println!("CREATE VIEW {} AS\n{};\n", b.name, b.sql);
+            }
+            println!("{};", compiled.sql);
+            Ok(())
+        }
+        Command::Contract => {
+            print!("{}", extract::contract::markdown());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Value sets: named lists of codes, read from CSV files (`value_set,code_system,code,description`).
+//! A code ending in `*` stands for every code that begins with it (`F20*`), which keeps the shipped
+//! illustrative sets short; a licensed value-set file lists full codes and drops in beside them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// One value set: exact codes and prefixes, each sorted so generated SQL is stable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ValueSet {
+    pub name: String,
+    pub code_system: String,
+    pub codes: Vec<String>,
+    pub prefixes: Vec<String>,
+    /// Where it was defined (file and first line), for messages.
+    pub defined_at: (PathBuf, usize),
+}
+
+/// All value sets known to a run, by name.
+#[derive(Debug, Clone, Default)]
+pub struct ValueSets {
+    sets: BTreeMap<String, ValueSet>,
+}
+
+impl ValueSets {
+    pub fn get(&self, name: &str) -> Option<&ValueSet> {
+        self.sets.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.sets.keys().map(String::as_str)
+    }
+
+    /// Load every `*.csv` in `dir`, in file-name order.
+    pub fn load_dir(dir: &Path) -> Result<ValueSets> {
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let path = entry.map_err(|e| Error::io(dir, e))?.path();
+            if path.extension().is_some_and(|x| x == "csv") {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        let mut sets = ValueSets::default();
+        for p in paths {
+            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+            sets.add_csv(&p, &text)?;
+        }
+        Ok(sets)
+    }
+
+    /// Add the value sets of one CSV text. A set may not be spread over two files, so that a
+    /// licensed file cannot silently merge with an illustrative one of the same name.
+    pub fn add_csv(&mut self, path: &Path, text: &str) -> Result<()> {
+        let err = |line: usize, column: usize, message: String| Error::Definition {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+            hint: None,
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let headers = reader
+            .headers()
+            .map_err(|e| err(1, 1, format!("cannot read the header: {e}")))?
+            .clone();
+        let want = ["value_set", "code_system", "code"];
+        let mut idx = [0usize; 3];
+        for (i, name) in want.iter().enumerate() {
+            idx[i] = headers.iter().position(|h| h == *name).ok_or_else(|| {
+                err(
+                    1,
+                    1,
+                    format!("missing column `{name}`; a value-set file has columns value_set,code_system,code[,description]"),
+                )
+            })?;
+        }
+        let mut here: BTreeMap<String, ValueSet> = BTreeMap::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| {
+                let line = e.position().map(|p| p.line() as usize).unwrap_or(1);
+                err(line, 1, format!("malformed CSV: {e}"))
+            })?;
+            let line = record.position().map(|p| p.line() as usize).unwrap_or(1);
+            let (name, system, code) = (&record[idx[0]], &record[idx[1]], &record[idx[2]]);
+            if name.is_empty() || code.is_empty() {
+                return Err(err(line, 1, "empty value_set or code".into()));
+            }
+            if code.contains(['.', '\'', ' ']) {
+                return Err(err(
+                    line,
+                    1,
+                    format!("code {code:?}: codes are written without dots, quotes or spaces"),
+                ));
+            }
+            let set = here.entry(name.to_string()).or_insert_with(|| ValueSet {
+                name: name.to_string(),
+                code_system: system.to_string(),
+                defined_at: (path.to_path_buf(), line),
+                ..Default::default()
+            });
+            if set.code_system != system {
+                return Err(err(
+                    line,
+                    1,
+                    format!(
+                        "value set `{name}` mixes code systems {} and {system}",
+                        set.code_system
+                    ),
+                ));
+            }
+            match code.strip_suffix('*') {
+                Some(prefix) if !prefix.is_empty() => set.prefixes.push(prefix.to_string()),
+                Some(_) => return Err(err(line, 1, "a lone `*` matches every code".into())),
+                None => set.codes.push(code.to_string()),
+            }
+        }
+        for (name, mut set) in here {
+            if let Some(prev) = self.sets.get(&name) {
+                return Err(err(
+                    set.defined_at.1,
+                    1,
+                    format!(
+                        "value set `{name}` is already defined in {}",
+                        prev.defined_at.0.display()
+                    ),
+                ));
+            }
+            set.codes.sort();
+            set.codes.dedup();
+            set.prefixes.sort();
+            set.prefixes.dedup();
+            self.sets.insert(name, set);
+        }
+        Ok(())
+    }
+}
+
+impl ValueSet {
+    /// A SQL predicate that is true when `column` holds a code of this set: exact codes through
+    /// `IN`, prefixes grouped by length through `left(column, n) IN`, both hash lookups.
+    pub fn sql_predicate(&self, column: &str) -> String {
+        let quote = |v: &Vec<&String>| {
+            v.iter()
+                .map(|c| format!("'{c}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !self.codes.is_empty() {
+            parts.push(format!(
+                "{column} IN ({})",
+                quote(&self.codes.iter().collect())
+            ));
+        }
+        let mut by_len: BTreeMap<usize, Vec<&String>> = BTreeMap::new();
+        for p in &self.prefixes {
+            by_len.entry(p.len()).or_default().push(p);
+        }
+        for (len, prefixes) in by_len {
+            parts.push(format!("left({column}, {len}) IN ({})", quote(&prefixes)));
+        }
+        match parts.len() {
+            0 => "FALSE".to_string(),
+            1 => parts.remove(0),
+            _ => format!("({})", parts.join(" OR ")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_and_codes_make_one_predicate() {
+        let mut sets = ValueSets::default();
+        sets.add_csv(
+            Path::new("v.csv"),
+            "value_set,code_system,code\nmh,ICD10CM,F20*\nmh,ICD10CM,F329\nmh,ICD10CM,F3*\n",
+        )
+        .unwrap();
+        assert_eq!(
+            sets.get("mh").unwrap().sql_predicate("dx"),
+            "(dx IN ('F329') OR left(dx, 2) IN ('F3') OR left(dx, 3) IN ('F20'))"
+        );
+    }
+
+    #[test]
+    fn a_set_in_two_files_is_refused() {
+        let mut sets = ValueSets::default();
+        sets.add_csv(Path::new("a.csv"), "value_set,code_system,code\nx,CPT,1\n")
+            .unwrap();
+        let e = sets
+            .add_csv(Path::new("b.csv"), "value_set,code_system,code\nx,CPT,2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("b.csv:2:1") && e.contains("already defined in a.csv"), "{e}");
+    }
+}

@@ -1,0 +1,252 @@
+//! Results: the contract's long-format result table (`summary.csv`, `summary.parquet`), built from
+//! a compiled measure's query output and written byte-for-byte reproducibly.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{
+    Array, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+
+use crate::compile::CompiledMeasure;
+use crate::error::{Error, Result};
+use crate::measure::Stratifier;
+use crate::output::write_atomic;
+
+/// One row of the result table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRow {
+    pub measure: String,
+    pub component: String,
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+    pub stratifier: String,
+    pub stratum: String,
+    pub numerator: f64,
+    pub denominator: i64,
+    /// `None` when the denominator is zero.
+    pub rate: Option<f64>,
+    pub unit: String,
+}
+
+/// Order of stratifiers in outputs: the total first, then as a report reads them.
+fn stratifier_rank(s: &str) -> usize {
+    match s {
+        "total" => 0,
+        "age_band" => 1,
+        "mco" => 2,
+        "hhp" => 3,
+        "population" => 4,
+        _ => 5,
+    }
+}
+
+/// Turn a compiled measure's output (stratifier, stratum, denominator, num_0..) into rows, one
+/// per component and stratum; every declared age band appears, with zeros when empty.
+pub fn from_batches(compiled: &CompiledMeasure, batches: &[RecordBatch]) -> Result<Vec<ResultRow>> {
+    let mut rows = Vec::new();
+    let mut seen_bands: Vec<String> = Vec::new();
+    for batch in batches {
+        let text = |name: &str| -> Result<StringArray> {
+            let col = batch.column_by_name(name).ok_or_else(|| {
+                Error::Usage(format!("{}: query result lacks `{name}`", compiled.id))
+            })?;
+            Ok(datafusion::arrow::compute::cast(col, &DataType::Utf8)?
+                .as_string::<i32>()
+                .clone())
+        };
+        let int = |name: &str| -> Result<Int64Array> {
+            let col = batch.column_by_name(name).ok_or_else(|| {
+                Error::Usage(format!("{}: query result lacks `{name}`", compiled.id))
+            })?;
+            Ok(datafusion::arrow::compute::cast(col, &DataType::Int64)?
+                .as_primitive::<Int64Type>()
+                .clone())
+        };
+        let stratifier = text("stratifier")?;
+        let stratum = text("stratum")?;
+        let denominator = int("denominator")?;
+        let nums = (0..compiled.components.len())
+            .map(|i| int(&format!("num_{i}")))
+            .collect::<Result<Vec<_>>>()?;
+        for r in 0..batch.num_rows() {
+            if stratifier.value(r) == "age_band" {
+                seen_bands.push(stratum.value(r).to_string());
+            }
+            for (i, (name, unit)) in compiled.components.iter().enumerate() {
+                let num = if nums[i].is_null(r) { 0 } else { nums[i].value(r) };
+                rows.push(row(
+                    compiled,
+                    name,
+                    *unit,
+                    stratifier.value(r),
+                    stratum.value(r),
+                    num as f64,
+                    denominator.value(r),
+                ));
+            }
+        }
+    }
+    if compiled.stratify.contains(&Stratifier::AgeBand) {
+        for band in &compiled.age_bands {
+            if !seen_bands.contains(band) {
+                for (name, unit) in &compiled.components {
+                    rows.push(row(compiled, name, *unit, "age_band", band, 0.0, 0));
+                }
+            }
+        }
+    }
+    sort(&mut rows, &compiled.age_bands);
+    Ok(rows)
+}
+
+fn row(
+    compiled: &CompiledMeasure,
+    component: &str,
+    unit: crate::measure::Unit,
+    stratifier: &str,
+    stratum: &str,
+    numerator: f64,
+    denominator: i64,
+) -> ResultRow {
+    ResultRow {
+        measure: compiled.id.clone(),
+        component: component.to_string(),
+        period_start: compiled.period.start,
+        period_end: compiled.period.end,
+        stratifier: stratifier.to_string(),
+        stratum: stratum.to_string(),
+        numerator,
+        denominator,
+        rate: (denominator > 0).then(|| numerator / denominator as f64 * unit.scale()),
+        unit: unit.name().to_string(),
+    }
+}
+
+/// Sort rows by measure, component, period, stratifier (total first), then stratum (age bands in
+/// their declared order, `unknown` last, other strata alphabetically).
+pub fn sort(rows: &mut [ResultRow], age_bands: &[String]) {
+    let band_rank = |s: &str| age_bands.iter().position(|b| b == s).unwrap_or(usize::MAX);
+    rows.sort_by(|a, b| {
+        (&a.measure, &a.component, a.period_start, a.period_end)
+            .cmp(&(&b.measure, &b.component, b.period_start, b.period_end))
+            .then(stratifier_rank(&a.stratifier).cmp(&stratifier_rank(&b.stratifier)))
+            .then(a.stratifier.cmp(&b.stratifier))
+            .then_with(|| {
+                if a.stratifier == "age_band" {
+                    band_rank(&a.stratum).cmp(&band_rank(&b.stratum))
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .then(a.stratum.cmp(&b.stratum))
+    });
+}
+
+const HEADER: &str =
+    "measure,component,period_start,period_end,stratifier,stratum,numerator,denominator,rate,unit";
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The result table as CSV: rates unrounded (shortest exact form), an empty rate when the
+/// denominator is zero.
+pub fn to_csv(rows: &[ResultRow]) -> String {
+    let mut out = String::from(HEADER);
+    out.push('\n');
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            csv_field(&r.measure),
+            csv_field(&r.component),
+            r.period_start,
+            r.period_end,
+            csv_field(&r.stratifier),
+            csv_field(&r.stratum),
+            r.numerator,
+            r.denominator,
+            r.rate.map(|x| x.to_string()).unwrap_or_default(),
+            csv_field(&r.unit)
+        ));
+    }
+    out
+}
+
+/// The Arrow schema of the result table.
+pub fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("measure", DataType::Utf8, false),
+        Field::new("component", DataType::Utf8, false),
+        Field::new("period_start", DataType::Date32, false),
+        Field::new("period_end", DataType::Date32, false),
+        Field::new("stratifier", DataType::Utf8, false),
+        Field::new("stratum", DataType::Utf8, false),
+        Field::new("numerator", DataType::Float64, false),
+        Field::new("denominator", DataType::Int64, false),
+        Field::new("rate", DataType::Float64, true),
+        Field::new("unit", DataType::Utf8, false),
+    ]))
+}
+
+fn days(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+}
+
+/// The result table as Parquet bytes, with fixed writer properties so the bytes are reproducible.
+pub fn to_parquet(rows: &[ResultRow]) -> Result<Vec<u8>> {
+    let strings = |f: fn(&ResultRow) -> &str| {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as Arc<dyn Array>
+    };
+    let batch = RecordBatch::try_new(
+        schema(),
+        vec![
+            strings(|r| &r.measure),
+            strings(|r| &r.component),
+            Arc::new(Date32Array::from_iter_values(
+                rows.iter().map(|r| days(r.period_start)),
+            )),
+            Arc::new(Date32Array::from_iter_values(
+                rows.iter().map(|r| days(r.period_end)),
+            )),
+            strings(|r| &r.stratifier),
+            strings(|r| &r.stratum),
+            Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|r| r.numerator),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.denominator),
+            )),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.rate))),
+            strings(|r| &r.unit),
+        ],
+    )?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_created_by(format!("hhq {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;
+    writer.write(&batch)?;
+    writer.close()?;
+    Ok(buf)
+}
+
+/// Write `summary.csv` and `summary.parquet` into `dir`, each atomically. Both are rendered
+/// before either is written, so a failure leaves the previous pair in place.
+pub fn write(dir: &Path, rows: &[ResultRow]) -> Result<()> {
+    let csv = to_csv(rows);
+    let parquet = to_parquet(rows)?;
+    write_atomic(&dir.join("summary.csv"), csv.as_bytes())?;
+    write_atomic(&dir.join("summary.parquet"), &parquet)?;
+    Ok(())
+}

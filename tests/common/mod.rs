@@ -1,0 +1,44 @@
+//! Shared by the integration tests: writing small extracts from CSV text into a temporary data
+//! directory, and running the shipped measures over it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use hhq::extract::contract::{CLAIMS, CONTACTS, ENROLLMENT, Extract, MEMBERS};
+use hhq::extract::csv::{csv_to_batch, write_parquet};
+
+/// The repository root, where measures/ and queries/ live.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Write one extract from CSV text as `<dir>/<name>.parquet`.
+pub fn write_csv(dir: &Path, extract: &Extract, csv: &str) {
+    let path = dir.join(format!("{}.parquet", extract.name));
+    let batch = csv_to_batch(&path, extract, csv).expect("valid test CSV");
+    write_parquet(&path, &batch).expect("write test extract");
+}
+
+/// A data directory with the four extracts written from CSV text.
+pub fn data_dir(claims: &str, contacts: &str, members: &str, enrollment: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_csv(dir.path(), &CLAIMS, claims);
+    write_csv(dir.path(), &CONTACTS, contacts);
+    write_csv(dir.path(), &MEMBERS, members);
+    write_csv(dir.path(), &ENROLLMENT, enrollment);
+    dir
+}
+
+/// A minimal valid data directory: one member, one claim, one contact, enrolled all of 2025.
+pub fn minimal() -> tempfile::TempDir {
+    data_dir(
+        "member_id,claim_id,line_number,claim_type,adjustment,service_from,service_to,revenue_code\n\
+         M1,C1,1,outpatient,original,2025-03-10,2025-03-10,0450\n",
+        "contact_id,member_id,contact_date,hhp_id,service,mode,reached\n\
+         K1,M1,2025-01-05,HHP-1,care_management,phone,true\n",
+        "member_id,birth_date,sex,dual_eligible\nM1,1990-06-01,F,false\n",
+        "member_id,span_type,start_date,end_date,mco_id,hhp_id,population,opted_out\n\
+         M1,medicaid,2024-01-01,,MCO-A,,,\n\
+         M1,health_home,2025-01-01,,MCO-A,HHP-1,SMI,false\n",
+    )
+}

@@ -1,0 +1,263 @@
+//! AMB-HH and HH-ENGAGE on a tiny hand-built extract. Every expected number below was worked out
+//! by hand from the measure rules (written next to each member), not copied from hhq's output.
+//!
+//! Rules applied (period 2025, member months counted on the 15th, by age on that day):
+//! - a member month needs a health_home span and a medicaid span both covering the 15th, alive;
+//! - AMB-HH counts one ED visit per member and date in such months, not one that led to an
+//!   admission the same or next day, nor one with a mental-health or chemical-dependency
+//!   principal diagnosis; only final claim versions count;
+//! - HH-ENGAGE counts months with a reached contact or a final S0281 claim line.
+
+mod common;
+
+use hhq::period::Period;
+use hhq::pipeline::{self, RunOptions};
+use hhq::results::ResultRow;
+
+const CLAIMS: &str = "\
+member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to,admission_date,discharge_date,revenue_code,procedure_code,place_of_service,principal_dx
+A,A1,1,outpatient,original,,2025-03-10,2025-03-10,,,0450,,,R109
+A,A2,1,professional,original,,2025-03-10,2025-03-10,,,,99283,23,R109
+A,A3,1,outpatient,original,,2025-03-10,2025-03-10,,,0450,,,R51
+A,A4,1,outpatient,original,,2025-05-02,2025-05-02,,,0450,,,R0789
+A,A5,1,inpatient,original,,2025-05-03,2025-05-06,2025-05-03,2025-05-06,0120,,,I214
+A,A6,1,outpatient,original,,2025-07-04,2025-07-04,,,0450,,,F329
+A,A7,1,outpatient,original,,2025-08-01,2025-08-01,,,0450,,,F1020
+A,A8,1,outpatient,original,,2025-09-09,2025-09-09,,,0450,,,J189
+A,A9,1,outpatient,original,,2025-10-10,2025-10-10,,,0450,,,J189
+A,A9V,1,outpatient,void,A9,2025-10-10,2025-10-10,,,0450,,,J189
+A,A10,1,outpatient,original,,2025-11-11,2025-11-11,,,0450,,,J189
+A,A10R,1,outpatient,replacement,A10,2025-11-11,2025-11-11,,,0300,,,J189
+A,A11,1,outpatient,original,,2025-12-01,2025-12-01,,,0300,,,J189
+A,A11R,1,outpatient,replacement,A11,2025-12-01,2025-12-01,,,0450,,,J189
+A,A11R2,1,outpatient,replacement,A11R,2025-12-01,2025-12-01,,,0451,,,J189
+A,A11R2,2,outpatient,replacement,A11R,2025-12-01,2025-12-01,,,0300,,,J189
+A,A12,1,outpatient,original,,2024-12-20,2024-12-20,,,0450,,,J189
+A,A13,1,professional,original,,2025-05-20,2025-05-20,,,,S0281,,F329
+B,B1,1,outpatient,original,,2025-02-25,2025-02-25,,,0450,,,S0990
+B,B2,1,professional,original,,2025-04-01,2025-04-01,,,,99284,23,S0990
+C,C1,1,outpatient,original,,2025-02-02,2025-02-02,,,0981,,,I10
+D,D1,1,outpatient,original,,2025-06-05,2025-06-05,,,0450,,,R55
+E,E1,1,outpatient,original,,2025-03-03,2025-03-03,,,0450,,,R55
+F,F1,1,outpatient,original,,2025-04-15,2025-04-15,,,0450,,,R55
+F,F2,1,outpatient,original,,2025-07-07,2025-07-07,,,0450,,,R55
+";
+
+const CONTACTS: &str = "\
+contact_id,member_id,contact_date,hhp_id,service,mode,reached
+K1,A,2025-01-05,HHP-1,care_management,in_person,true
+K2,A,2025-02-05,HHP-1,care_coordination,phone,true
+K3,A,2025-03-05,HHP-1,health_promotion,video,true
+K3b,A,2025-03-20,HHP-1,care_coordination,phone,true
+K4,A,2025-04-05,HHP-1,care_coordination,phone,false
+K5,B,2025-02-25,HHP-2,care_management,in_person,true
+K6,B,2025-04-10,HHP-2,member_family_support,phone,true
+K7,C,2025-01-10,HHP-1,care_management,in_person,true
+K8,D,2025-06-20,HHP-2,transitional_care,in_person,true
+K9,D,2025-07-01,HHP-2,care_coordination,phone,true
+K10,F,2025-04-20,HHP-2,community_referral,phone,true
+K11,F,2025-07-20,HHP-2,care_management,video,true
+";
+
+const MEMBERS: &str = "\
+member_id,birth_date,sex,death_date,dual_eligible
+A,1990-06-01,F,,false
+B,2010-01-20,M,,false
+C,1960-01-15,F,2025-03-20,true
+D,1980-05-05,M,,false
+E,1975-01-01,F,,false
+F,1995-09-09,U,,false
+";
+
+const ENROLLMENT: &str = "\
+member_id,span_type,start_date,end_date,mco_id,hhp_id,population,opted_out
+A,medicaid,2024-01-01,,MCO-A,,,
+A,health_home,2025-01-01,,MCO-A,HHP-1,SMI,false
+B,medicaid,2025-01-01,2025-06-30,MCO-B,,,
+B,health_home,2025-02-20,2025-06-30,MCO-B,HHP-2,CC,false
+C,medicaid,2020-01-01,,MCO-A,,,
+C,health_home,2024-06-01,,MCO-A,HHP-1,CC,false
+D,medicaid,2020-01-01,,MCO-B,,,
+D,health_home,2025-01-01,2025-06-10,MCO-B,HHP-1,SMI,false
+D,health_home,2025-06-11,,MCO-B,HHP-2,SMI,false
+E,medicaid,2020-01-01,,MCO-A,,,
+F,medicaid,2025-01-01,2025-03-31,MCO-A,,,
+F,medicaid,2025-06-01,,MCO-A,,,
+F,health_home,2025-01-01,,MCO-A,HHP-2,SMI,false
+";
+
+// Member by member (months are 2025 member months; visits are counted ED visits; engaged are
+// months with a reached service):
+// A 18-64 MCO-A HHP-1 SMI: 12 months. ED: 03-10 (three claims, one visit) counts; 05-02 led to
+//   the 05-03 admission; 07-04 F329 and 08-01 F1020 excluded; 09-09 counts; 10-10 voided;
+//   11-11 replaced by a non-ED line; 12-01 became ED through a chain of replacements: counts;
+//   2024-12-20 outside. Visits 3. Engaged Jan, Feb, Mar (two contacts, one month), May (S0281
+//   claim); April's call went unanswered. Engaged 4.
+// B 0-17 MCO-B HHP-2 CC: HH from 02-20, so February (15th) is not a member month: Mar-Jun = 4.
+//   ED 02-25 falls in February: not counted; 04-01 counts. Visits 1. Engaged April. 1.
+// C born 1960-01-15, 65 on 2025-01-15: 65+. Died 03-20: Jan, Feb, Mar = 3 months (alive on the
+//   15th). ED 02-02 counts. Engaged January. 1.
+// D 18-64 MCO-B SMI: HHP-1 to 06-10, HHP-2 from 06-11: Jan-May HHP-1 (5), Jun-Dec HHP-2 (7).
+//   ED 06-05 falls in June, a HHP-2 month. Visits 1. Engaged Jun, Jul. 2.
+// E: Medicaid only, never in a Health Home: in no denominator.
+// F 18-64 MCO-A HHP-2 SMI: Medicaid gap Apr-May: Jan-Mar + Jun-Dec = 10 months. ED 04-15 in
+//   the gap: not counted; 07-07 counts. Visits 1. Engaged July (April is in the gap). 1.
+
+/// (stratifier, stratum, numerator, denominator)
+type Expect = (&'static str, &'static str, f64, i64);
+
+const AMB: &[Expect] = &[
+    ("total", "total", 7.0, 41),
+    ("age_band", "0-17", 1.0, 4),
+    ("age_band", "18-64", 5.0, 34),
+    ("age_band", "65+", 1.0, 3),
+    ("mco", "MCO-A", 5.0, 25),
+    ("mco", "MCO-B", 2.0, 16),
+    ("hhp", "HHP-1", 4.0, 20),
+    ("hhp", "HHP-2", 3.0, 21),
+    ("population", "CC", 2.0, 7),
+    ("population", "SMI", 5.0, 34),
+];
+
+const ENGAGE: &[Expect] = &[
+    ("total", "total", 9.0, 41),
+    ("age_band", "0-17", 1.0, 4),
+    ("age_band", "18-64", 7.0, 34),
+    ("age_band", "65+", 1.0, 3),
+    ("mco", "MCO-A", 6.0, 25),
+    ("mco", "MCO-B", 3.0, 16),
+    ("hhp", "HHP-1", 5.0, 20),
+    ("hhp", "HHP-2", 4.0, 21),
+    ("population", "CC", 2.0, 7),
+    ("population", "SMI", 7.0, 34),
+];
+
+async fn run_deck() -> (tempfile::TempDir, Vec<ResultRow>) {
+    let data = common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT);
+    let out = data.path().join("out");
+    let summary = pipeline::run(&RunOptions {
+        data: data.path().to_path_buf(),
+        measures: common::root().join("measures"),
+        queries: common::root().join("queries"),
+        out,
+        period: Some(Period::year(2025)),
+        only: vec!["AMB-HH".into(), "HH-ENGAGE".into()],
+    })
+    .await
+    .expect("run succeeds");
+    (data, summary.rows)
+}
+
+fn check(rows: &[ResultRow], measure: &str, component: &str, scale: f64, expected: &[Expect]) {
+    let got: Vec<&ResultRow> = rows
+        .iter()
+        .filter(|r| r.measure == measure && r.component == component)
+        .collect();
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{measure}: rows {:?}",
+        got.iter()
+            .map(|r| (&r.stratifier, &r.stratum))
+            .collect::<Vec<_>>()
+    );
+    for (stratifier, stratum, num, den) in expected {
+        let r = got
+            .iter()
+            .find(|r| r.stratifier == *stratifier && r.stratum == *stratum)
+            .unwrap_or_else(|| panic!("{measure}: no row {stratifier}={stratum}"));
+        assert_eq!(
+            (r.numerator, r.denominator),
+            (*num, *den),
+            "{measure} {stratifier}={stratum}"
+        );
+        let rate = r.rate.expect("non-zero denominator has a rate");
+        assert!((rate - num / *den as f64 * scale).abs() < 1e-9);
+        assert_eq!((r.period_start.to_string(), r.period_end.to_string()), ("2025-01-01".into(), "2025-12-31".into()));
+    }
+}
+
+#[tokio::test]
+async fn amb_hh_matches_the_hand_count() {
+    let (_dir, rows) = run_deck().await;
+    check(&rows, "AMB-HH", "ed_visits", 1000.0, AMB);
+    let total = rows
+        .iter()
+        .find(|r| r.measure == "AMB-HH" && r.stratifier == "total")
+        .unwrap();
+    assert_eq!(total.unit, "per_1000_member_months");
+    assert!((total.rate.unwrap() - 170.731_707_317_073_17).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn hh_engage_matches_the_hand_count() {
+    let (_dir, rows) = run_deck().await;
+    check(&rows, "HH-ENGAGE", "engaged_months", 100.0, ENGAGE);
+}
+
+#[tokio::test]
+async fn summary_files_follow_the_contract_and_are_reproducible() {
+    let (dir, rows) = run_deck().await;
+    let out = dir.path().join("out");
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "measure,component,period_start,period_end,stratifier,stratum,numerator,denominator,rate,unit"
+    );
+    assert_eq!(lines.count(), rows.len());
+    // The rate is written unrounded: 7 visits / 41 months x 1,000.
+    let line = format!(
+        "\nAMB-HH,ed_visits,2025-01-01,2025-12-31,total,total,7,41,{},per_1000_member_months\n",
+        7.0_f64 / 41.0 * 1000.0
+    );
+    assert!(csv.contains(&line), "{csv}");
+
+    // A second run over the same inputs writes the same bytes.
+    let first_parquet = std::fs::read(out.join("summary.parquet")).unwrap();
+    let (dir2, _) = run_deck().await;
+    let out2 = dir2.path().join("out");
+    assert_eq!(csv, std::fs::read_to_string(out2.join("summary.csv")).unwrap());
+    assert_eq!(first_parquet, std::fs::read(out2.join("summary.parquet")).unwrap());
+
+    // Claim versions reconcile. The deck has 25 lines: 18 of member A (A11R2 has two), 7 of
+    // the others. One is a void (A9V); four belong to versions later voided or replaced (A9,
+    // A10, A11, A11R); the other 20 are final.
+    let dq = std::fs::read_to_string(out.join("data_quality.csv")).unwrap();
+    assert!(dq.contains("claims,read,25,"), "{dq}");
+    assert!(dq.contains("claims,final,20,"), "{dq}");
+    assert!(dq.contains("claims,superseded,4,"), "{dq}");
+    assert!(dq.contains("claims,void,1,"), "{dq}");
+}
+
+#[tokio::test]
+async fn an_empty_age_band_is_still_reported() {
+    // Only member A (18-64): the other bands appear with zero denominators and no rate.
+    let data = common::data_dir(
+        &CLAIMS.lines().filter(|l| !l.starts_with(['B', 'C', 'D', 'E', 'F'])).collect::<Vec<_>>().join("\n"),
+        CONTACTS,
+        MEMBERS,
+        ENROLLMENT.lines().filter(|l| !l.starts_with(['B', 'C', 'D', 'E', 'F'])).collect::<Vec<_>>().join("\n").as_str(),
+    );
+    let s = pipeline::run(&RunOptions {
+        data: data.path().to_path_buf(),
+        measures: common::root().join("measures"),
+        queries: common::root().join("queries"),
+        out: data.path().join("out"),
+        period: Some(Period::year(2025)),
+        only: vec!["AMB-HH".into()],
+    })
+    .await
+    .unwrap();
+    let bands: Vec<(&str, i64, Option<f64>)> = s
+        .rows
+        .iter()
+        .filter(|r| r.stratifier == "age_band")
+        .map(|r| (r.stratum.as_str(), r.denominator, r.rate))
+        .collect();
+    assert_eq!(bands[0].0, "0-17");
+    assert_eq!((bands[0].1, bands[0].2), (0, None));
+    assert_eq!(bands[1].0, "18-64");
+    assert_eq!(bands[1].1, 12);
+    assert_eq!(bands[2], ("65+", 0, None));
+}
