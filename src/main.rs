@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use hhq::engine::{Definitions, Engine};
 use hhq::period::Period;
 use hhq::pipeline::{self, RunOptions};
+use hhq::synth::{self, SynthOptions};
 use hhq::{Error, Result, compile, extract, report};
 
 #[derive(Parser)]
@@ -153,7 +154,35 @@ async fn dispatch(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Synth { .. } => unimplemented!(),
+        Command::Synth {
+            members,
+            seed,
+            start_year,
+            years,
+            out,
+        } => {
+            let s = synth::write(
+                &SynthOptions {
+                    members,
+                    seed,
+                    start_year,
+                    years,
+                },
+                &out,
+            )?;
+            eprintln!(
+                "wrote {}: {} members, {} claim lines ({} replaced, {} voided claims), {} contacts, {} enrollment spans, {} deaths",
+                out.display(),
+                s.members,
+                s.claim_lines,
+                s.replaced_claims,
+                s.voided_claims,
+                s.contacts,
+                s.enrollment_spans,
+                s.deaths
+            );
+            Ok(())
+        }
         Command::Check { dirs } => {
             let defs = Definitions::load(&dirs.measures, &dirs.queries)?;
             let engine = Engine::offline(&defs).await?;

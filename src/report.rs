@@ -6,7 +6,8 @@ use crate::results::ResultRow;
 
 /// Format a rate for people: one decimal, as CMS publishes; a dash when there is no denominator.
 pub fn display_rate(rate: Option<f64>) -> String {
-    rate.map(|r| format!("{r:.1}")).unwrap_or_else(|| "—".into())
+    rate.map(|r| format!("{r:.1}"))
+        .unwrap_or_else(|| "—".into())
 }
 
 /// A table of result rows, one line per measure, component and stratum.

@@ -79,7 +79,11 @@ pub fn from_batches(compiled: &CompiledMeasure, batches: &[RecordBatch]) -> Resu
                 seen_bands.push(stratum.value(r).to_string());
             }
             for (i, (name, unit)) in compiled.components.iter().enumerate() {
-                let num = if nums[i].is_null(r) { 0 } else { nums[i].value(r) };
+                let num = if nums[i].is_null(r) {
+                    0
+                } else {
+                    nums[i].value(r)
+                };
                 rows.push(row(
                     compiled,
                     name,

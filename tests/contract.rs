@@ -7,7 +7,9 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampSecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampSecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::SessionContext;
@@ -31,9 +33,11 @@ fn write_raw(dir: &Path, name: &str, columns: Vec<(&str, ArrayRef)>) {
             .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
             .collect::<Vec<_>>(),
     );
-    let batch =
-        RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect())
-            .unwrap();
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap();
     let file = std::fs::File::create(dir.join(format!("{name}.parquet"))).unwrap();
     let mut w = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
     w.write(&batch).unwrap();
@@ -52,7 +56,12 @@ async fn a_valid_directory_opens() {
     let rows: Vec<(&str, u64)> = opened.iter().map(|e| (e.name, e.rows)).collect();
     assert_eq!(
         rows,
-        vec![("claims", 1), ("contacts", 1), ("members", 1), ("enrollment", 2)]
+        vec![
+            ("claims", 1),
+            ("contacts", 1),
+            ("members", 1),
+            ("enrollment", 2)
+        ]
     );
 }
 
@@ -65,8 +74,14 @@ async fn missing_column() {
         "members",
         vec![
             ("member_id", strings(&["M1"])),
-            ("birth_date", Arc::new(datafusion::arrow::array::Date32Array::from(vec![7456]))),
-            ("dual_eligible", Arc::new(datafusion::arrow::array::BooleanArray::from(vec![false]))),
+            (
+                "birth_date",
+                Arc::new(datafusion::arrow::array::Date32Array::from(vec![7456])),
+            ),
+            (
+                "dual_eligible",
+                Arc::new(datafusion::arrow::array::BooleanArray::from(vec![false])),
+            ),
         ],
     );
     insta::assert_snapshot!(open_error(dir.path()).await, @"<data>/members.parquet: missing column `sex` (string) required by the members extract contract");
@@ -109,11 +124,17 @@ async fn timestamp_where_a_date_belongs() {
         vec![
             ("contact_id", strings(&["K1"])),
             ("member_id", strings(&["M1"])),
-            ("contact_date", Arc::new(TimestampSecondArray::from(vec![1_736_035_200]))),
+            (
+                "contact_date",
+                Arc::new(TimestampSecondArray::from(vec![1_736_035_200])),
+            ),
             ("hhp_id", strings(&["HHP-1"])),
             ("service", strings(&["care_management"])),
             ("mode", strings(&["phone"])),
-            ("reached", Arc::new(datafusion::arrow::array::BooleanArray::from(vec![true]))),
+            (
+                "reached",
+                Arc::new(datafusion::arrow::array::BooleanArray::from(vec![true])),
+            ),
         ],
     );
     insta::assert_snapshot!(open_error(dir.path()).await, @"<data>/contacts.parquet: column `contact_date` has type Timestamp(s), but the contract says date (Parquet INT32 annotated DATE; timestamps are not accepted)");
@@ -149,7 +170,11 @@ async fn unknown_coded_value_names_row_and_allowed_values() {
 #[tokio::test]
 async fn not_a_parquet_file() {
     let dir = common::minimal();
-    std::fs::write(dir.path().join("enrollment.parquet"), "member_id,span_type\nM1,medicaid\n").unwrap();
+    std::fs::write(
+        dir.path().join("enrollment.parquet"),
+        "member_id,span_type\nM1,medicaid\n",
+    )
+    .unwrap();
     let msg = open_error(dir.path()).await;
     assert!(
         msg.starts_with("<data>/enrollment.parquet: not a readable Parquet file:"),
@@ -177,7 +202,11 @@ async fn an_extract_may_be_a_directory_of_parts_and_carry_extra_columns() {
             &format!("member_id,claim_id,line_number,claim_type,adjustment,service_from,service_to\nM1,{id},1,outpatient,original,2025-03-10,2025-03-10\n"),
         )
         .unwrap();
-        hhq::extract::csv::write_parquet(&dir.path().join("claims").join(format!("{part}.parquet")), &batch).unwrap();
+        hhq::extract::csv::write_parquet(
+            &dir.path().join("claims").join(format!("{part}.parquet")),
+            &batch,
+        )
+        .unwrap();
     }
     let ctx = SessionContext::new();
     let opened = hhq::extract::open_all(&ctx, dir.path()).await.unwrap();
@@ -190,7 +219,11 @@ async fn an_extract_may_be_a_directory_of_parts_and_carry_extra_columns() {
         .collect()
         .await
         .unwrap();
-    let col = n[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+    let col = n[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
     assert_eq!(col.value(0), 2);
 }
 
@@ -208,25 +241,49 @@ async fn extra_columns_are_kept_and_contract_types_enforced() {
         "members",
         vec![
             ("member_id", strings(&["M1"])),
-            ("birth_date", Arc::new(datafusion::arrow::array::Date32Array::from(vec![7456]))),
+            (
+                "birth_date",
+                Arc::new(datafusion::arrow::array::Date32Array::from(vec![7456])),
+            ),
             ("sex", sex),
-            ("dual_eligible", Arc::new(datafusion::arrow::array::BooleanArray::from(vec![false]))),
+            (
+                "dual_eligible",
+                Arc::new(datafusion::arrow::array::BooleanArray::from(vec![false])),
+            ),
             ("race", strings(&["white"])),
             ("ethnicity", strings(&["not_hispanic"])),
             ("county_fips", strings(&["20045"])),
-            ("rural", Arc::new(datafusion::arrow::array::BooleanArray::from(vec![true]))),
-            ("death_date", Arc::new(datafusion::arrow::array::Date32Array::from(vec![None::<i32>]))),
+            (
+                "rural",
+                Arc::new(datafusion::arrow::array::BooleanArray::from(vec![true])),
+            ),
+            (
+                "death_date",
+                Arc::new(datafusion::arrow::array::Date32Array::from(vec![
+                    None::<i32>,
+                ])),
+            ),
             ("plan_region", strings(&["north"])),
         ],
     );
     let ctx = SessionContext::new();
     hhq::extract::open_all(&ctx, dir.path()).await.unwrap();
-    let df = ctx.sql("SELECT sex, plan_region FROM members").await.unwrap();
+    let df = ctx
+        .sql("SELECT sex, plan_region FROM members")
+        .await
+        .unwrap();
     let batches = df.collect().await.unwrap();
     let text = |i: usize| {
         let a = datafusion::arrow::compute::cast(batches[0].column(i), &DataType::Utf8).unwrap();
-        a.as_any().downcast_ref::<StringArray>().unwrap().value(0).to_string()
+        a.as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .value(0)
+            .to_string()
     };
-    assert!(matches!(batches[0].column(0).data_type(), DataType::Utf8 | DataType::Utf8View));
+    assert!(matches!(
+        batches[0].column(0).data_type(),
+        DataType::Utf8 | DataType::Utf8View
+    ));
     assert_eq!((text(0), text(1)), ("F".to_string(), "north".to_string()));
 }

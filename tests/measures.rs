@@ -173,7 +173,10 @@ fn check(rows: &[ResultRow], measure: &str, component: &str, scale: f64, expecte
         );
         let rate = r.rate.expect("non-zero denominator has a rate");
         assert!((rate - num / *den as f64 * scale).abs() < 1e-9);
-        assert_eq!((r.period_start.to_string(), r.period_end.to_string()), ("2025-01-01".into(), "2025-12-31".into()));
+        assert_eq!(
+            (r.period_start.to_string(), r.period_end.to_string()),
+            ("2025-01-01".into(), "2025-12-31".into())
+        );
     }
 }
 
@@ -217,8 +220,14 @@ async fn summary_files_follow_the_contract_and_are_reproducible() {
     let first_parquet = std::fs::read(out.join("summary.parquet")).unwrap();
     let (dir2, _) = run_deck().await;
     let out2 = dir2.path().join("out");
-    assert_eq!(csv, std::fs::read_to_string(out2.join("summary.csv")).unwrap());
-    assert_eq!(first_parquet, std::fs::read(out2.join("summary.parquet")).unwrap());
+    assert_eq!(
+        csv,
+        std::fs::read_to_string(out2.join("summary.csv")).unwrap()
+    );
+    assert_eq!(
+        first_parquet,
+        std::fs::read(out2.join("summary.parquet")).unwrap()
+    );
 
     // Claim versions reconcile. The deck has 25 lines: 18 of member A (A11R2 has two), 7 of
     // the others. One is a void (A9V); four belong to versions later voided or replaced (A9,
@@ -234,10 +243,19 @@ async fn summary_files_follow_the_contract_and_are_reproducible() {
 async fn an_empty_age_band_is_still_reported() {
     // Only member A (18-64): the other bands appear with zero denominators and no rate.
     let data = common::data_dir(
-        &CLAIMS.lines().filter(|l| !l.starts_with(['B', 'C', 'D', 'E', 'F'])).collect::<Vec<_>>().join("\n"),
+        &CLAIMS
+            .lines()
+            .filter(|l| !l.starts_with(['B', 'C', 'D', 'E', 'F']))
+            .collect::<Vec<_>>()
+            .join("\n"),
         CONTACTS,
         MEMBERS,
-        ENROLLMENT.lines().filter(|l| !l.starts_with(['B', 'C', 'D', 'E', 'F'])).collect::<Vec<_>>().join("\n").as_str(),
+        ENROLLMENT
+            .lines()
+            .filter(|l| !l.starts_with(['B', 'C', 'D', 'E', 'F']))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_str(),
     );
     let s = pipeline::run(&RunOptions {
         data: data.path().to_path_buf(),

@@ -42,9 +42,10 @@ pub fn expand_value_sets(path: &Path, sql: &str, sets: &ValueSets) -> Result<Str
     let mut last = 0;
     for start in MACRO_START.find_iter(sql) {
         let (line, column) = line_col(sql, start.start());
-        let Some(call) = MACRO.captures_at(sql, start.start()).filter(|c| {
-            c.get(0).is_some_and(|m| m.start() == start.start())
-        }) else {
+        let Some(call) = MACRO
+            .captures_at(sql, start.start())
+            .filter(|c| c.get(0).is_some_and(|m| m.start() == start.start()))
+        else {
             return Err(Error::Definition {
                 path: path.to_path_buf(),
                 line,
@@ -107,8 +108,9 @@ pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
                 path: path.clone(),
                 line: 1,
                 column: 1,
-                message: "a building block's file name must be lower_snake_case (it names the view)"
-                    .into(),
+                message:
+                    "a building block's file name must be lower_snake_case (it names the view)"
+                        .into(),
                 hint: None,
             });
         }

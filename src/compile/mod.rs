@@ -55,20 +55,27 @@ impl Catalog {
         m: &Measure,
         name: &Located<String>,
     ) -> Result<&'a Vec<(String, DataType)>> {
-        self.blocks.get(&name.value).ok_or_else(|| Error::Definition {
-            path: m.path.clone(),
-            line: name.line,
-            column: name.column,
-            message: format!("unknown building block `{}`", name.value),
-            hint: Some(format!(
-                "{} (building blocks are the .sql files of queries/)",
-                blocks::suggest(&name.value, self.blocks.keys().map(String::as_str))
-            )),
-        })
+        self.blocks
+            .get(&name.value)
+            .ok_or_else(|| Error::Definition {
+                path: m.path.clone(),
+                line: name.line,
+                column: name.column,
+                message: format!("unknown building block `{}`", name.value),
+                hint: Some(format!(
+                    "{} (building blocks are the .sql files of queries/)",
+                    blocks::suggest(&name.value, self.blocks.keys().map(String::as_str))
+                )),
+            })
     }
 }
 
-fn located_error(m: &Measure, at: &Located<String>, message: String, hint: Option<String>) -> Error {
+fn located_error(
+    m: &Measure,
+    at: &Located<String>,
+    message: String,
+    hint: Option<String>,
+) -> Error {
     Error::Definition {
         path: m.path.clone(),
         line: at.line,
@@ -261,9 +268,7 @@ pub fn compile(m: &Measure, catalog: &Catalog, period: &Period) -> Result<Compil
     band_case.push_str(" END");
 
     let mut ctes = vec![
-        format!(
-            "months (month_start, month_end, count_date) AS (VALUES\n    {month_rows})"
-        ),
+        format!("months (month_start, month_end, count_date) AS (VALUES\n    {month_rows})"),
         format!(
             "member_months AS (\n  -- one row per member and month: the enrolment interval that covers the month, latest first\n  \
 SELECT member_id, month_start, count_date, mco_id, hhp_id, population FROM (\n    \

@@ -183,14 +183,19 @@ pub static CLAIMS: Extract = Extract {
             true,
             "the claim a replacement or void acts on",
         ),
+        col("mco_id", Str, true, "paying MCO (null for fee-for-service)"),
         col(
-            "mco_id",
-            Str,
-            true,
-            "paying MCO (null for fee-for-service)",
+            "service_from",
+            Date,
+            false,
+            "first date of service of the line",
         ),
-        col("service_from", Date, false, "first date of service of the line"),
-        col("service_to", Date, false, "last date of service of the line"),
+        col(
+            "service_to",
+            Date,
+            false,
+            "last date of service of the line",
+        ),
         col("admission_date", Date, true, "institutional claims"),
         col(
             "discharge_date",
@@ -205,7 +210,12 @@ pub static CLAIMS: Extract = Extract {
             "UB-04 patient status (`01` home, `02` to another acute hospital, `20` died, ...)",
         ),
         col("type_of_bill", Str, true, "UB-04 type of bill"),
-        col("revenue_code", Str, true, "UB-04 revenue code, four characters"),
+        col(
+            "revenue_code",
+            Str,
+            true,
+            "UB-04 revenue code, four characters",
+        ),
         col(
             "procedure_code",
             Str,
@@ -294,7 +304,12 @@ pub static ENROLLMENT: Extract = Extract {
             "`medicaid` (eligibility) or `health_home` (assignment to a partner)",
         ),
         col("start_date", Date, false, "first day of the span"),
-        col("end_date", Date, true, "last day of the span; null while open"),
+        col(
+            "end_date",
+            Date,
+            true,
+            "last day of the span; null while open",
+        ),
         col("mco_id", Str, true, "MCO for the span"),
         col("hhp_id", Str, true, "partner, on `health_home` spans"),
         coded(

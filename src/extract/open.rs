@@ -51,7 +51,10 @@ pub fn locate(dir: &Path, extract: &Extract) -> Result<(PathBuf, Vec<PathBuf>)> 
             if parts.is_empty() {
                 return Err(Error::contract(
                     &folder,
-                    format!("the {} extract directory holds no .parquet file", extract.name),
+                    format!(
+                        "the {} extract directory holds no .parquet file",
+                        extract.name
+                    ),
                 ));
             }
             Ok((folder, parts))
@@ -141,9 +144,9 @@ pub fn check_rows(path: &Path, extract: &Extract) -> Result<u64> {
         let batch =
             batch.map_err(|e| Error::contract(path, format!("cannot read Parquet data: {e}")))?;
         for (i, col) in checked.iter().enumerate() {
-            let array = batch.column_by_name(col.name).ok_or_else(|| {
-                Error::contract(path, format!("missing column `{}`", col.name))
-            })?;
+            let array = batch
+                .column_by_name(col.name)
+                .ok_or_else(|| Error::contract(path, format!("missing column `{}`", col.name)))?;
             let strings = match col.allowed {
                 Some(_) => Some(as_strings(array)?),
                 None => None,
@@ -226,9 +229,9 @@ pub async fn open_extract(
     }
 
     let raw = format!("{}__raw", extract.name);
-    let location_str = location.to_str().ok_or_else(|| {
-        Error::contract(&location, "the path is not valid UTF-8; rename it")
-    })?;
+    let location_str = location
+        .to_str()
+        .ok_or_else(|| Error::contract(&location, "the path is not valid UTF-8; rename it"))?;
     ctx.register_parquet(&raw, location_str, ParquetReadOptions::default())
         .await?;
     let table_schema = ctx.table_provider(raw.as_str()).await?.schema();

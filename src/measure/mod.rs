@@ -218,15 +218,14 @@ impl Measure {
     /// Parse and check measure YAML; `path` names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Measure> {
         let raw: RawMeasure = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
-        let err = |line: usize, column: usize, message: String, hint: Option<&str>| {
-            Error::Definition {
+        let err =
+            |line: usize, column: usize, message: String, hint: Option<&str>| Error::Definition {
                 path: path.to_path_buf(),
                 line,
                 column,
                 message,
                 hint: hint.map(str::to_string),
-            }
-        };
+            };
 
         let id = Located::from(raw.id);
         if id.value.is_empty()
@@ -238,7 +237,10 @@ impl Measure {
             return Err(err(
                 id.line,
                 id.column,
-                format!("measure id {:?} must be letters, digits, `-` or `_`", id.value),
+                format!(
+                    "measure id {:?} must be letters, digits, `-` or `_`",
+                    id.value
+                ),
                 Some("for example `AMB-HH`"),
             ));
         }
@@ -309,7 +311,12 @@ impl Measure {
             age_bands.push(parsed);
         }
         if age_bands.is_empty() {
-            return Err(err(1, 1, "a measure needs at least one age band".into(), None));
+            return Err(err(
+                1,
+                1,
+                "a measure needs at least one age band".into(),
+                None,
+            ));
         }
 
         let mut stratify = raw.stratify;
@@ -338,7 +345,9 @@ impl Measure {
                             "the numerator of `{}` needs exactly one of `count:` or `exists:`",
                             name.value
                         ),
-                        Some("`count: ed_visits` counts rows; `exists: hh_services` counts units with at least one"),
+                        Some(
+                            "`count: ed_visits` counts rows; `exists: hh_services` counts units with at least one",
+                        ),
                     ));
                 }
             };
@@ -413,13 +422,11 @@ fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> Error {
         .filter(|(head, _)| head.starts_with("line "))
         .map_or(first, |(_, rest)| rest)
         .to_string();
-    let hint = if message.contains("unknown field") {
-        Some("check the key's spelling against docs/measure-language.md".to_string())
-    } else if message.contains("unknown variant") {
-        Some("the value must be one of those listed".to_string())
-    } else {
-        None
-    };
+    let hint = did_you_mean(&message).or_else(|| {
+        message
+            .contains("unknown field")
+            .then(|| "see docs/measure-language.md for the keys of a measure".to_string())
+    });
     Error::Definition {
         path: path.to_path_buf(),
         line,
@@ -429,16 +436,29 @@ fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> Error {
     }
 }
 
+/// For serde's "unknown field `x`, expected one of a, b" (or variant), the closest name.
+fn did_you_mean(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once('`')?;
+    let (wrong, rest) = rest.split_once('`')?;
+    let (_, expected) = rest.split_once("expected one of ")?;
+    let names: Vec<&str> = expected
+        .split(", ")
+        .map(|n| n.trim_matches(|c| c == '`' || c == ' '))
+        .collect();
+    names
+        .iter()
+        .map(|n| (strsim::levenshtein(wrong, n), *n))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, n)| format!("did you mean `{n}`?"))
+}
+
 /// Load every `*.yaml` measure in a directory, in file-name order.
 pub fn load_dir(dir: &Path) -> Result<Vec<Measure>> {
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        if path.is_file()
-            && path
-                .extension()
-                .is_some_and(|x| x == "yaml" || x == "yml")
-        {
+        if path.is_file() && path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
             paths.push(path);
         }
     }

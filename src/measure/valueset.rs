@@ -199,6 +199,9 @@ mod tests {
             .add_csv(Path::new("b.csv"), "value_set,code_system,code\nx,CPT,2\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("b.csv:2:1") && e.contains("already defined in a.csv"), "{e}");
+        assert!(
+            e.contains("b.csv:2:1") && e.contains("already defined in a.csv"),
+            "{e}"
+        );
     }
 }

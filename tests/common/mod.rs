@@ -20,7 +20,12 @@ pub fn write_csv(dir: &Path, extract: &Extract, csv: &str) {
 }
 
 /// A data directory with the four extracts written from CSV text.
-pub fn data_dir(claims: &str, contacts: &str, members: &str, enrollment: &str) -> tempfile::TempDir {
+pub fn data_dir(
+    claims: &str,
+    contacts: &str,
+    members: &str,
+    enrollment: &str,
+) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     write_csv(dir.path(), &CLAIMS, claims);
     write_csv(dir.path(), &CONTACTS, contacts);
