@@ -26,10 +26,7 @@ fn rows_of(csv: &str) -> Vec<Vec<String>> {
 fn main_job_on_testdata_reports_every_measure_with_real_values() {
     let root = common::root();
     let out = tempfile::tempdir().unwrap();
-    let o = hhq(
-        &["run", "--out", out.path().to_str().unwrap()],
-        &root,
-    );
+    let o = hhq(&["run", "--out", out.path().to_str().unwrap()], &root);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     // The default period is the latest full year in the data (the data runs into 2026).
@@ -54,7 +51,10 @@ fn main_job_on_testdata_reports_every_measure_with_real_values() {
                 .iter()
                 .filter(|r| r[0] == measure && r[1] == component && r[4] == stratifier)
                 .fold((0.0, 0.0), |(n, d), r| {
-                    (n + r[6].parse::<f64>().unwrap(), d + r[7].parse::<f64>().unwrap())
+                    (
+                        n + r[6].parse::<f64>().unwrap(),
+                        d + r[7].parse::<f64>().unwrap(),
+                    )
                 });
             assert_eq!((n, d), (num, den), "{measure} by {stratifier}");
         }
@@ -66,13 +66,22 @@ fn main_job_on_testdata_reports_every_measure_with_real_values() {
         }
     }
     // Several partners and all three MCOs appear.
-    let hhps = rows.iter().filter(|r| r[0] == "AMB-HH" && r[4] == "hhp").count();
-    let mcos = rows.iter().filter(|r| r[0] == "AMB-HH" && r[4] == "mco").count();
+    let hhps = rows
+        .iter()
+        .filter(|r| r[0] == "AMB-HH" && r[4] == "hhp")
+        .count();
+    let mcos = rows
+        .iter()
+        .filter(|r| r[0] == "AMB-HH" && r[4] == "mco")
+        .count();
     assert!(hhps >= 4 && mcos == 3, "{hhps} partners, {mcos} MCOs");
 
     // The printed table carries the same totals.
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("AMB-HH") && stdout.contains("engaged_months"), "{stdout}");
+    assert!(
+        stdout.contains("AMB-HH") && stdout.contains("engaged_months"),
+        "{stdout}"
+    );
 
     // Same inputs, same bytes.
     let again = tempfile::tempdir().unwrap();
@@ -91,7 +100,16 @@ fn main_job_on_testdata_reports_every_measure_with_real_values() {
 fn data_quality_reconciles_claim_lines() {
     let root = common::root();
     let out = tempfile::tempdir().unwrap();
-    let o = hhq(&["run", "--out", out.path().to_str().unwrap(), "--measure", "AMB-HH"], &root);
+    let o = hhq(
+        &[
+            "run",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--measure",
+            "AMB-HH",
+        ],
+        &root,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let dq = std::fs::read_to_string(out.path().join("data_quality.csv")).unwrap();
     let get = |extract: &str, count: &str| -> u64 {
@@ -105,9 +123,15 @@ fn data_quality_reconciles_claim_lines() {
             .unwrap()
     };
     let read = get("claims", "read");
-    assert_eq!(read, get("claims", "final") + get("claims", "superseded") + get("claims", "void"));
+    assert_eq!(
+        read,
+        get("claims", "final") + get("claims", "superseded") + get("claims", "void")
+    );
     // The synthetic data has replaced and voided claims: some lines are set aside.
-    assert!(get("claims", "superseded") > 0 && get("claims", "void") > 0, "{dq}");
+    assert!(
+        get("claims", "superseded") > 0 && get("claims", "void") > 0,
+        "{dq}"
+    );
 }
 
 #[test]
@@ -115,7 +139,15 @@ fn committed_testdata_is_what_synth_writes() {
     let root = common::root();
     let dir = tempfile::tempdir().unwrap();
     let o = hhq(
-        &["synth", "--members", "300", "--seed", "42", "--out", dir.path().to_str().unwrap()],
+        &[
+            "synth",
+            "--members",
+            "300",
+            "--seed",
+            "42",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
         &root,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -133,7 +165,16 @@ fn committed_testdata_is_what_synth_writes() {
 fn errors_exit_nonzero_with_a_message_naming_the_problem() {
     let root = common::root();
     let missing = tempfile::tempdir().unwrap();
-    let o = hhq(&["run", "--data", missing.path().to_str().unwrap(), "--out", missing.path().join("out").to_str().unwrap()], &root);
+    let o = hhq(
+        &[
+            "run",
+            "--data",
+            missing.path().to_str().unwrap(),
+            "--out",
+            missing.path().join("out").to_str().unwrap(),
+        ],
+        &root,
+    );
     assert_eq!(o.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("missing extract `claims`"), "{stderr}");
@@ -151,14 +192,23 @@ fn check_and_compile_work_without_data() {
     let o = hhq(&["check"], &root);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("ok  AMB-HH") && stdout.contains("ok  HH-ENGAGE"), "{stdout}");
+    assert!(
+        stdout.contains("ok  AMB-HH") && stdout.contains("ok  HH-ENGAGE"),
+        "{stdout}"
+    );
 
     let o = hhq(&["compile", "AMB-HH", "--period", "2025Q2"], &root);
     let sql = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success());
     assert!(sql.contains("CREATE VIEW ed_visits AS"), "{sql}");
-    assert!(sql.contains("revenue_code IN ('0450', '0451', '0452', '0456', '0459', '0981')"), "{sql}");
-    assert!(sql.contains("(DATE '2025-06-01', DATE '2025-06-30', DATE '2025-06-15')"), "{sql}");
+    assert!(
+        sql.contains("revenue_code IN ('0450', '0451', '0452', '0456', '0459', '0981')"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("(DATE '2025-06-01', DATE '2025-06-30', DATE '2025-06-15')"),
+        "{sql}"
+    );
     assert!(!sql.contains("DATE '2025-07-01'"), "{sql}");
 }
 
@@ -168,5 +218,9 @@ fn contract_documentation_is_the_enforced_contract() {
     let generated = hhq::extract::contract::markdown();
     let begin = doc.find("-->\n").unwrap() + 4;
     let end = doc.find("<!-- END generated -->").unwrap();
-    assert_eq!(&doc[begin..end], generated, "docs/data-contract.md is stale: paste `hhq contract` output");
+    assert_eq!(
+        &doc[begin..end],
+        generated,
+        "docs/data-contract.md is stale: paste `hhq contract` output"
+    );
 }
