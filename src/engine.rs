@@ -2,10 +2,12 @@
 //! building blocks registered as views over them, and the execution of compiled measures.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
+use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::compile::blocks::{self, Block};
@@ -55,6 +57,15 @@ pub struct ClaimVersions {
     pub void_lines: u64,
 }
 
+/// What one measure's run produced.
+pub struct MeasureRun {
+    /// The result table rows.
+    pub rows: Vec<ResultRow>,
+    /// Member-level detail: one row per candidate unit (see [`CompiledMeasure::detail_sql`]).
+    pub detail_schema: SchemaRef,
+    pub detail: Vec<RecordBatch>,
+}
+
 pub struct Engine {
     ctx: SessionContext,
     pub extracts: Vec<OpenedExtract>,
@@ -89,7 +100,10 @@ impl Engine {
         data_dir: Option<PathBuf>,
         defs: &Definitions,
     ) -> Result<Engine> {
-        let mut catalog = Catalog::default();
+        let mut catalog = Catalog {
+            value_sets: defs.value_sets.clone(),
+            ..Catalog::default()
+        };
         for block in &defs.blocks {
             ctx.sql(&format!("CREATE VIEW {} AS\n{}", block.name, block.sql))
                 .await
@@ -165,10 +179,27 @@ impl Engine {
         })
     }
 
-    /// Run one compiled measure into result rows.
-    pub async fn run(&self, compiled: &CompiledMeasure) -> Result<Vec<ResultRow>> {
-        let batches = self.collect(&compiled.sql).await?;
-        results::from_batches(compiled, &batches)
+    /// Run one compiled measure: the member-level detail once, then its aggregate.
+    pub async fn run(&self, compiled: &CompiledMeasure) -> Result<MeasureRun> {
+        let df = self.ctx.sql(&compiled.detail_sql()).await?;
+        let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let detail = df.collect().await?;
+        // The batches' schema can differ from the plan's in nullability; theirs is the truth.
+        let schema = detail.first().map_or(planned, |b| b.schema());
+        // A name no extract or block can take (blocks are lower_snake_case file stems).
+        let table = format!("\"detail:{}\"", compiled.id);
+        self.ctx.register_table(
+            format!("detail:{}", compiled.id),
+            Arc::new(MemTable::try_new(schema.clone(), vec![detail.clone()])?),
+        )?;
+        let summary = self.collect(&compiled.summary_sql(&table)).await;
+        self.ctx
+            .deregister_table(format!("detail:{}", compiled.id))?;
+        Ok(MeasureRun {
+            rows: results::from_batches(compiled, &summary?)?,
+            detail_schema: schema,
+            detail,
+        })
     }
 }
 

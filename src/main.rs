@@ -76,13 +76,22 @@ enum Command {
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
-    /// Print the SQL a measure compiles to
-    #[command(after_help = "Example: hhq compile AMB-HH --period 2025")]
+    /// Print the SQL a measure compiles to (or its query plan)
+    #[command(after_help = "Example: hhq compile AMB-HH --sql --period 2025")]
     Compile {
         /// Measure id
         measure: String,
         #[arg(long, default_value = "2025")]
         period: Period,
+        /// Print SQL: the building-block views, then one statement (the default)
+        #[arg(long, conflicts_with_all = ["plan", "detail"])]
+        sql: bool,
+        /// Print the optimised logical plan instead of SQL
+        #[arg(long)]
+        plan: bool,
+        /// Print the member-level detail query instead of the aggregate
+        #[arg(long)]
+        detail: bool,
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
@@ -202,6 +211,9 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Compile {
             measure,
             period,
+            sql: _,
+            plan,
+            detail,
             dirs,
         } => {
             let defs = Definitions::load(&dirs.measures, &dirs.queries)?;
@@ -212,11 +224,21 @@ async fn dispatch(command: Command) -> Result<()> {
                 .ok_or_else(|| Error::Usage(format!("no measure `{measure}`")))?;
             let engine = Engine::offline(&defs).await?;
             let compiled = compile::compile(m, engine.catalog(), &period)?;
+            let statement = if detail {
+                compiled.detail_sql()
+            } else {
+                compiled.standalone_sql()
+            };
+            if plan {
+                let df = engine.context().sql(&statement).await?;
+                println!("{}", df.into_optimized_plan()?.display_indent());
+                return Ok(());
+            }
             for b in &defs.blocks {
                 println!("-- building block {} ({})", b.name, b.path.display());
                 println!("CREATE VIEW {} AS\n{};\n", b.name, b.sql);
             }
-            println!("{};", compiled.sql);
+            println!("{statement};");
             Ok(())
         }
         Command::Contract => {

@@ -36,8 +36,9 @@ pub struct RunSummary {
     pub rows: Vec<ResultRow>,
 }
 
-/// Run the measures and write `summary.csv`, `summary.parquet` and `data_quality.csv` to
-/// `opts.out`. Nothing is written unless every measure succeeded.
+/// Run the measures and write `summary.csv`, `summary.parquet`, `data_quality.csv` and the
+/// member-level `detail/<ID>.parquet` and `.csv` to `opts.out`. Nothing is written unless every
+/// measure succeeded.
 pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     let defs = Definitions::load(&opts.measures, &opts.queries)?;
     let engine = Engine::open(&opts.data, &defs).await?;
@@ -72,9 +73,12 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     }
 
     let mut rows = Vec::new();
+    let mut details = Vec::new();
     for m in &selected {
         let compiled = compile::compile(m, engine.catalog(), &period)?;
-        rows.extend(engine.run(&compiled).await?);
+        let run = engine.run(&compiled).await?;
+        rows.extend(run.rows);
+        details.push((m.id.clone(), run.detail_schema, run.detail));
     }
     let claim_versions = engine.claim_versions().await?;
     let summary = RunSummary {
@@ -88,9 +92,24 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             .collect(),
         rows,
     };
+    // Render everything first, so a failure leaves the previous outputs whole.
     let quality = data_quality_csv(&summary);
+    let mut files = Vec::new();
+    for (id, schema, batches) in &details {
+        files.push((
+            opts.out.join("detail").join(format!("{id}.parquet")),
+            results::batches_to_parquet(schema.clone(), batches)?,
+        ));
+        files.push((
+            opts.out.join("detail").join(format!("{id}.csv")),
+            results::batches_to_csv(schema.clone(), batches)?,
+        ));
+    }
     results::write(&opts.out, &summary.rows)?;
     write_atomic(&opts.out.join("data_quality.csv"), quality.as_bytes())?;
+    for (path, bytes) in files {
+        write_atomic(&path, &bytes)?;
+    }
     Ok(summary)
 }
 

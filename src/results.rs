@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
-    Array, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, RecordBatch, StringArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 
-use crate::compile::CompiledMeasure;
+use crate::compile::{CompiledMeasure, Output};
 use crate::error::{Error, Result};
 use crate::measure::Stratifier;
 use crate::output::write_atomic;
@@ -28,7 +28,8 @@ pub struct ResultRow {
     pub stratifier: String,
     pub stratum: String,
     pub numerator: f64,
-    pub denominator: i64,
+    /// A count, except for ratio components (e.g. expected readmissions).
+    pub denominator: f64,
     /// `None` when the denominator is zero.
     pub rate: Option<f64>,
     pub unit: String,
@@ -46,43 +47,39 @@ fn stratifier_rank(s: &str) -> usize {
     }
 }
 
-/// Turn a compiled measure's output (stratifier, stratum, denominator, num_0..) into rows, one
+/// Turn a compiled measure's summary (stratifier, stratum, denominator, num_0..) into rows, one
 /// per component and stratum; every declared age band appears, with zeros when empty.
 pub fn from_batches(compiled: &CompiledMeasure, batches: &[RecordBatch]) -> Result<Vec<ResultRow>> {
     let mut rows = Vec::new();
     let mut seen_bands: Vec<String> = Vec::new();
     for batch in batches {
-        let text = |name: &str| -> Result<StringArray> {
+        let column = |name: &str, t: &DataType| -> Result<ArrayRef> {
             let col = batch.column_by_name(name).ok_or_else(|| {
                 Error::Usage(format!("{}: query result lacks `{name}`", compiled.id))
             })?;
-            Ok(datafusion::arrow::compute::cast(col, &DataType::Utf8)?
-                .as_string::<i32>()
-                .clone())
+            Ok(datafusion::arrow::compute::cast(col, t)?)
         };
-        let int = |name: &str| -> Result<Int64Array> {
-            let col = batch.column_by_name(name).ok_or_else(|| {
-                Error::Usage(format!("{}: query result lacks `{name}`", compiled.id))
-            })?;
-            Ok(datafusion::arrow::compute::cast(col, &DataType::Int64)?
-                .as_primitive::<Int64Type>()
-                .clone())
-        };
-        let stratifier = text("stratifier")?;
-        let stratum = text("stratum")?;
-        let denominator = int("denominator")?;
-        let nums = (0..compiled.components.len())
-            .map(|i| int(&format!("num_{i}")))
+        let stratifier = column("stratifier", &DataType::Utf8)?;
+        let stratifier = stratifier.as_string::<i32>();
+        let stratum = column("stratum", &DataType::Utf8)?;
+        let stratum = stratum.as_string::<i32>();
+        let denominator = column("denominator", &DataType::Float64)?;
+        let denominator = denominator.as_primitive::<Float64Type>();
+        let nums = (0..compiled.numerators)
+            .map(|i| column(&format!("num_{i}"), &DataType::Float64))
             .collect::<Result<Vec<_>>>()?;
+        let num = |i: usize, r: usize| {
+            let a = nums[i].as_primitive::<Float64Type>();
+            if a.is_null(r) { 0.0 } else { a.value(r) }
+        };
         for r in 0..batch.num_rows() {
             if stratifier.value(r) == "age_band" {
                 seen_bands.push(stratum.value(r).to_string());
             }
-            for (i, (name, unit)) in compiled.components.iter().enumerate() {
-                let num = if nums[i].is_null(r) {
-                    0
-                } else {
-                    nums[i].value(r)
+            for (name, unit, output) in &compiled.components {
+                let (n, d) = match output {
+                    Output::Numerator(i) => (num(*i, r), denominator.value(r)),
+                    Output::Ratio(a, b) => (num(*a, r), num(*b, r)),
                 };
                 rows.push(row(
                     compiled,
@@ -90,8 +87,8 @@ pub fn from_batches(compiled: &CompiledMeasure, batches: &[RecordBatch]) -> Resu
                     *unit,
                     stratifier.value(r),
                     stratum.value(r),
-                    num as f64,
-                    denominator.value(r),
+                    n,
+                    d,
                 ));
             }
         }
@@ -99,10 +96,16 @@ pub fn from_batches(compiled: &CompiledMeasure, batches: &[RecordBatch]) -> Resu
     if compiled.stratify.contains(&Stratifier::AgeBand) {
         for band in &compiled.age_bands {
             if !seen_bands.contains(band) {
-                for (name, unit) in &compiled.components {
-                    rows.push(row(compiled, name, *unit, "age_band", band, 0.0, 0));
+                for (name, unit, _) in &compiled.components {
+                    rows.push(row(compiled, name, *unit, "age_band", band, 0.0, 0.0));
                 }
             }
+        }
+    }
+    // Without any unit in the denominator the query has no total row; report zeros, not nothing.
+    if !rows.iter().any(|r| r.stratifier == "total") {
+        for (name, unit, _) in &compiled.components {
+            rows.push(row(compiled, name, *unit, "total", "total", 0.0, 0.0));
         }
     }
     sort(&mut rows, &compiled.age_bands);
@@ -116,7 +119,7 @@ fn row(
     stratifier: &str,
     stratum: &str,
     numerator: f64,
-    denominator: i64,
+    denominator: f64,
 ) -> ResultRow {
     ResultRow {
         measure: compiled.id.clone(),
@@ -127,7 +130,7 @@ fn row(
         stratum: stratum.to_string(),
         numerator,
         denominator,
-        rate: (denominator > 0).then(|| numerator / denominator as f64 * unit.scale()),
+        rate: (denominator > 0.0).then(|| numerator / denominator * unit.scale()),
         unit: unit.name().to_string(),
     }
 }
@@ -196,7 +199,7 @@ pub fn schema() -> Arc<Schema> {
         Field::new("stratifier", DataType::Utf8, false),
         Field::new("stratum", DataType::Utf8, false),
         Field::new("numerator", DataType::Float64, false),
-        Field::new("denominator", DataType::Int64, false),
+        Field::new("denominator", DataType::Float64, false),
         Field::new("rate", DataType::Float64, true),
         Field::new("unit", DataType::Utf8, false),
     ]))
@@ -204,6 +207,41 @@ pub fn schema() -> Arc<Schema> {
 
 fn days(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+}
+
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_created_by(format!("hhq {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Batches as Parquet bytes, with fixed writer properties so the bytes are reproducible.
+pub fn batches_to_parquet(schema: SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties()))?;
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.close()?;
+    Ok(buf)
+}
+
+/// Batches as CSV bytes with a header (dates ISO, nulls empty).
+pub fn batches_to_csv(schema: SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    {
+        let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut buf);
+        if batches.is_empty() {
+            writer.write(&RecordBatch::new_empty(schema))?;
+        }
+        for b in batches {
+            writer.write(b)?;
+        }
+    }
+    Ok(buf)
 }
 
 /// The result table as Parquet bytes, with fixed writer properties so the bytes are reproducible.
@@ -227,22 +265,14 @@ pub fn to_parquet(rows: &[ResultRow]) -> Result<Vec<u8>> {
             Arc::new(Float64Array::from_iter_values(
                 rows.iter().map(|r| r.numerator),
             )),
-            Arc::new(Int64Array::from_iter_values(
+            Arc::new(Float64Array::from_iter_values(
                 rows.iter().map(|r| r.denominator),
             )),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.rate))),
             strings(|r| &r.unit),
         ],
     )?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_created_by(format!("hhq {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;
-    writer.write(&batch)?;
-    writer.close()?;
-    Ok(buf)
+    batches_to_parquet(batch.schema(), &[batch])
 }
 
 /// Write `summary.csv` and `summary.parquet` into `dir`, each atomically. Both are rendered

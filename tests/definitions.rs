@@ -50,20 +50,18 @@ async fn the_good_example_compiles() {
     let engine = Engine::offline(&defs).await.unwrap();
     let m = Measure::parse(Path::new("t.yaml"), GOOD).unwrap();
     let c = compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
-    assert!(
-        c.sql.contains("GROUPING SETS ((), (age_band))"),
-        "{}",
-        c.sql
-    );
-    // The SQL plans against the (empty) extracts.
-    engine.context().sql(&c.sql).await.unwrap();
+    let sql = c.standalone_sql();
+    assert!(sql.contains("GROUPING SETS ((), (age_band))"), "{sql}");
+    // Both statements plan against the (empty) extracts.
+    engine.context().sql(&sql).await.unwrap();
+    engine.context().sql(&c.detail_sql()).await.unwrap();
 }
 
 #[tokio::test]
 async fn typo_in_a_key() {
     let msg = error_of(&GOOD.replace("stratify:", "stratfy:")).await;
     insta::assert_snapshot!(msg, @r"
-    measures/test.yaml:8:1: unknown field `stratfy`, expected one of id, title, version, source, description, better, basis, member_months, age_bands, stratify, components
+    measures/test.yaml:8:1: unknown field `stratfy`, expected one of id, title, version, source, description, better, basis, member_months, events, anchor, enrollment, age_bands, stratify, exclusions, components
       hint: did you mean `stratify`?
     ");
 }
@@ -82,7 +80,7 @@ async fn unknown_column_in_a_filter() {
     let msg = error_of(&GOOD.replace("NOT led_to_admission", "NOT led_to_admision")).await;
     assert!(
         msg.starts_with(
-            "measures/test.yaml:15:14: in the `where` expression: unknown column `led_to_admision`"
+            "measures/test.yaml:15:14: in the `where` expression of `ed_visits`: unknown column `led_to_admision`"
         ),
         "{msg}"
     );
@@ -142,7 +140,8 @@ async fn every_shipped_definition_checks() {
     );
     for m in &defs.measures {
         let c = compile(m, engine.catalog(), &Period::year(2025)).unwrap();
-        engine.context().sql(&c.sql).await.unwrap();
+        engine.context().sql(&c.standalone_sql()).await.unwrap();
+        engine.context().sql(&c.detail_sql()).await.unwrap();
     }
 }
 

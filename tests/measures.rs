@@ -104,32 +104,32 @@ F,health_home,2025-01-01,,MCO-A,HHP-2,SMI,false
 //   the gap: not counted; 07-07 counts. Visits 1. Engaged July (April is in the gap). 1.
 
 /// (stratifier, stratum, numerator, denominator)
-type Expect = (&'static str, &'static str, f64, i64);
+type Expect = (&'static str, &'static str, f64, f64);
 
 const AMB: &[Expect] = &[
-    ("total", "total", 7.0, 41),
-    ("age_band", "0-17", 1.0, 4),
-    ("age_band", "18-64", 5.0, 34),
-    ("age_band", "65+", 1.0, 3),
-    ("mco", "MCO-A", 5.0, 25),
-    ("mco", "MCO-B", 2.0, 16),
-    ("hhp", "HHP-1", 4.0, 20),
-    ("hhp", "HHP-2", 3.0, 21),
-    ("population", "CC", 2.0, 7),
-    ("population", "SMI", 5.0, 34),
+    ("total", "total", 7.0, 41.0),
+    ("age_band", "0-17", 1.0, 4.0),
+    ("age_band", "18-64", 5.0, 34.0),
+    ("age_band", "65+", 1.0, 3.0),
+    ("mco", "MCO-A", 5.0, 25.0),
+    ("mco", "MCO-B", 2.0, 16.0),
+    ("hhp", "HHP-1", 4.0, 20.0),
+    ("hhp", "HHP-2", 3.0, 21.0),
+    ("population", "CC", 2.0, 7.0),
+    ("population", "SMI", 5.0, 34.0),
 ];
 
 const ENGAGE: &[Expect] = &[
-    ("total", "total", 9.0, 41),
-    ("age_band", "0-17", 1.0, 4),
-    ("age_band", "18-64", 7.0, 34),
-    ("age_band", "65+", 1.0, 3),
-    ("mco", "MCO-A", 6.0, 25),
-    ("mco", "MCO-B", 3.0, 16),
-    ("hhp", "HHP-1", 5.0, 20),
-    ("hhp", "HHP-2", 4.0, 21),
-    ("population", "CC", 2.0, 7),
-    ("population", "SMI", 7.0, 34),
+    ("total", "total", 9.0, 41.0),
+    ("age_band", "0-17", 1.0, 4.0),
+    ("age_band", "18-64", 7.0, 34.0),
+    ("age_band", "65+", 1.0, 3.0),
+    ("mco", "MCO-A", 6.0, 25.0),
+    ("mco", "MCO-B", 3.0, 16.0),
+    ("hhp", "HHP-1", 5.0, 20.0),
+    ("hhp", "HHP-2", 4.0, 21.0),
+    ("population", "CC", 2.0, 7.0),
+    ("population", "SMI", 7.0, 34.0),
 ];
 
 async fn run_deck() -> (tempfile::TempDir, Vec<ResultRow>) {
@@ -172,7 +172,7 @@ fn check(rows: &[ResultRow], measure: &str, component: &str, scale: f64, expecte
             "{measure} {stratifier}={stratum}"
         );
         let rate = r.rate.expect("non-zero denominator has a rate");
-        assert!((rate - num / *den as f64 * scale).abs() < 1e-9);
+        assert!((rate - num / den * scale).abs() < 1e-9);
         assert_eq!(
             (r.period_start.to_string(), r.period_end.to_string()),
             ("2025-01-01".into(), "2025-12-31".into())
@@ -267,15 +267,15 @@ async fn an_empty_age_band_is_still_reported() {
     })
     .await
     .unwrap();
-    let bands: Vec<(&str, i64, Option<f64>)> = s
+    let bands: Vec<(&str, f64, Option<f64>)> = s
         .rows
         .iter()
         .filter(|r| r.stratifier == "age_band")
         .map(|r| (r.stratum.as_str(), r.denominator, r.rate))
         .collect();
     assert_eq!(bands[0].0, "0-17");
-    assert_eq!((bands[0].1, bands[0].2), (0, None));
+    assert_eq!((bands[0].1, bands[0].2), (0.0, None));
     assert_eq!(bands[1].0, "18-64");
-    assert_eq!(bands[1].1, 12);
-    assert_eq!(bands[2], ("65+", 0, None));
+    assert_eq!(bands[1].1, 12.0);
+    assert_eq!(bands[2], ("65+", 0.0, None));
 }

@@ -1,28 +1,43 @@
-//! The compiler: a checked [`Measure`] plus a [`Catalog`] of building blocks becomes one SQL
-//! statement for a period. References are resolved here (block names, columns, filter
-//! expressions), so a mistake is reported against the measure file before any query runs.
+//! The compiler: a checked [`Measure`] plus a [`Catalog`] of building blocks becomes SQL for a
+//! period. References are resolved here (blocks, columns, filter expressions, value sets), so a
+//! mistake is reported against the measure file before any query runs.
 //!
-//! The statement's result has one row per stratum: `stratifier`, `stratum`, `denominator`, and one
-//! `num_<i>` column per component, in the measure's component order.
+//! A compiled measure is a list of common table expressions ending in `detail`, one row per
+//! candidate unit of the denominator (member, member month or event) with why it is in or out and
+//! the evidence for each numerator, and a summary `SELECT` that aggregates `detail` into strata.
+//! The engine runs the detail once, keeps it (it is the member-level output), and aggregates it.
 
 pub mod blocks;
+mod filter;
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::sql::sqlparser::ast::{Expr, Visit, Visitor};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
-use std::ops::ControlFlow;
 
 use crate::error::{Error, Result};
-use crate::measure::{Aggregate, Located, Measure, MonthRule, Stratifier, Unit};
+use crate::measure::valueset::ValueSets;
+use crate::measure::{
+    Aggregate, Anchor, Basis, ComponentKind, Condition, Located, Measure, MonthRule, Stratifier,
+    Unit, Window,
+};
 use crate::period::Period;
 
-/// The building blocks a measure may draw on, with their columns.
+/// The building blocks a measure may draw on, with their columns, and the value sets that
+/// filters may name.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub blocks: BTreeMap<String, Vec<(String, DataType)>>,
+    pub value_sets: ValueSets,
+}
+
+/// What one component reports, in terms of the detail's numerator columns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// `num_<i>` summed over the denominator.
+    Numerator(usize),
+    /// The sum of `num_<a>` over the sum of `num_<b>`.
+    Ratio(usize, usize),
 }
 
 /// A measure compiled for one period.
@@ -30,230 +45,511 @@ pub struct Catalog {
 pub struct CompiledMeasure {
     pub id: String,
     pub period: Period,
-    pub sql: String,
-    /// Component names and units, in `num_<i>` order.
-    pub components: Vec<(String, Unit)>,
+    /// `WITH …, detail AS (…)`: everything up to the member-level detail.
+    pub ctes: String,
+    /// Component names, units and what they report, in the measure's order.
+    pub components: Vec<(String, Unit, Output)>,
     pub stratify: Vec<Stratifier>,
     /// Age band labels in the measure's order (every one is reported, even when empty).
     pub age_bands: Vec<String>,
+    /// Number of `num_<i>` columns in the detail.
+    pub numerators: usize,
+    /// The component name of each `num_<i>`, which names its columns in the detail output.
+    pub numerator_names: Vec<String>,
 }
 
-/// The block that holds Health Home enrolment intervals, and the columns member months need.
-const ENROLLMENT_BLOCK: &str = "hh_enrollment";
-const ENROLLMENT_COLUMNS: [&str; 6] = [
-    "member_id",
-    "start_date",
-    "end_date",
-    "mco_id",
-    "hhp_id",
-    "population",
-];
+/// The fixed columns of the detail, before the numerator columns.
+pub const DETAIL_COLUMNS: &str = "unit_id, member_id, anchor_date, month_start, age, age_band, mco, hhp, population, \
+sex, race, ethnicity, county, rural, month, quarter, ineligible, exclusion, exclusion_date, exclusion_id, in_denominator";
 
-impl Catalog {
-    fn block<'a>(
-        &'a self,
-        m: &Measure,
-        name: &Located<String>,
-    ) -> Result<&'a Vec<(String, DataType)>> {
-        self.blocks
-            .get(&name.value)
-            .ok_or_else(|| Error::Definition {
-                path: m.path.clone(),
-                line: name.line,
-                column: name.column,
-                message: format!("unknown building block `{}`", name.value),
-                hint: Some(format!(
-                    "{} (building blocks are the .sql files of queries/)",
-                    blocks::suggest(&name.value, self.blocks.keys().map(String::as_str))
-                )),
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl CompiledMeasure {
+    /// The member-level detail: one row per candidate unit, numerator columns named after their
+    /// components (`ed_visits`, `ed_visits_date`, `ed_visits_id`).
+    pub fn detail_sql(&self) -> String {
+        let nums: String = self
+            .numerator_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                format!(
+                    ",\n  num_{i} AS {}, num_{i}_date AS {}, num_{i}_id AS {}",
+                    quote(n),
+                    quote(&format!("{n}_date")),
+                    quote(&format!("{n}_id"))
+                )
             })
+            .collect();
+        format!(
+            "{}\nSELECT {DETAIL_COLUMNS}{nums}\nFROM detail\nORDER BY member_id, anchor_date, unit_id",
+            self.ctes
+        )
+    }
+
+    /// The aggregate over a table holding the output of [`Self::detail_sql`].
+    pub fn summary_sql(&self, detail_table: &str) -> String {
+        self.summary(detail_table, true)
+    }
+
+    fn summary(&self, detail_table: &str, named: bool) -> String {
+        let strata: Vec<&str> = self.stratify.iter().map(|s| s.name()).collect();
+        let mut stratifier_case = String::from("CASE");
+        let mut stratum_case = String::from("CASE");
+        for s in &strata {
+            stratifier_case.push_str(&format!(" WHEN grouping({s}) = 0 THEN '{s}'"));
+            stratum_case.push_str(&format!(" WHEN grouping({s}) = 0 THEN {s}"));
+        }
+        stratifier_case.push_str(" ELSE 'total' END");
+        stratum_case.push_str(" ELSE 'total' END");
+        let sets = std::iter::once("()".to_string())
+            .chain(strata.iter().map(|s| format!("({s})")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sums = self
+            .numerator_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let col = if named { quote(n) } else { format!("num_{i}") };
+                format!(", sum({col}) AS num_{i}")
+            })
+            .collect::<String>();
+        format!(
+            "SELECT {stratifier_case} AS stratifier,\n  {stratum_case} AS stratum,\n  \
+count(*) AS denominator{sums}\nFROM {detail_table}\nWHERE in_denominator\n\
+GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
+        )
+    }
+
+    /// One statement a person can read and run elsewhere: the detail's CTEs and the aggregate.
+    pub fn standalone_sql(&self) -> String {
+        format!("{}\n{}", self.ctes, self.summary("detail", false))
     }
 }
 
-fn located_error(
-    m: &Measure,
-    at: &Located<String>,
-    message: String,
-    hint: Option<String>,
-) -> Error {
-    Error::Definition {
-        path: m.path.clone(),
-        line: at.line,
-        column: at.column,
-        message,
-        hint,
+fn date_lit(d: NaiveDate) -> String {
+    format!("DATE '{d}'")
+}
+
+/// `expr` shifted by `days` as SQL.
+fn plus_days(expr: &str, days: i32) -> String {
+    match days {
+        0 => expr.to_string(),
+        d if d > 0 => format!("{expr} + INTERVAL '{d} days'"),
+        d => format!("{expr} - INTERVAL '{} days'", -d),
     }
 }
 
-/// Check a filter expression: it must parse as one SQL expression, name only columns of its
-/// block, and contain no subquery (a measure file may not read other tables).
-fn check_filter(
-    m: &Measure,
-    filter: &Located<String>,
-    block: &str,
-    columns: &[(String, DataType)],
-) -> Result<()> {
-    let dialect = GenericDialect {};
-    let expr = Parser::new(&dialect)
-        .try_with_sql(&filter.value)
-        .and_then(|mut p| {
-            let e = p.parse_expr()?;
-            p.expect_token(&datafusion::sql::sqlparser::tokenizer::Token::EOF)?;
-            Ok(e)
-        })
-        .map_err(|e| {
-            located_error(
-                m,
-                filter,
-                format!("the `where` expression does not parse: {e}"),
-                Some("write one SQL expression over the block's columns, e.g. `reached AND mode <> 'mail'`".into()),
-            )
-        })?;
+struct Resolver<'a> {
+    m: &'a Measure,
+    catalog: &'a Catalog,
+}
 
-    struct Check<'a> {
-        columns: &'a [(String, DataType)],
-        problem: Option<String>,
-    }
-    impl Visitor for Check<'_> {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            let problem = match expr {
-                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
-                    Some("a `where` expression may not contain a subquery".to_string())
-                }
-                Expr::Identifier(id) if !self.columns.iter().any(|(c, _)| c == &id.value) => {
-                    Some(format!("unknown column `{}`", id.value))
-                }
-                Expr::CompoundIdentifier(parts) => Some(format!(
-                    "`{}`: name columns without a table or alias",
-                    parts
-                        .iter()
-                        .map(|p| p.value.as_str())
-                        .collect::<Vec<_>>()
-                        .join(".")
-                )),
-                _ => None,
-            };
-            match problem {
-                Some(p) => {
-                    self.problem = Some(p);
-                    ControlFlow::Break(())
-                }
-                None => ControlFlow::Continue(()),
-            }
+impl Resolver<'_> {
+    fn err(&self, at: &Located<String>, message: String, hint: Option<String>) -> Error {
+        Error::Definition {
+            path: self.m.path.clone(),
+            line: at.line,
+            column: at.column,
+            message,
+            hint,
         }
     }
-    let mut check = Check {
-        columns,
-        problem: None,
-    };
-    let _ = expr.visit(&mut check);
-    match check.problem {
-        Some(p) => Err(located_error(
-            m,
+
+    fn block(&self, name: &Located<String>) -> Result<&[(String, DataType)]> {
+        self.catalog
+            .blocks
+            .get(&name.value)
+            .map(Vec::as_slice)
+            .ok_or_else(|| {
+                self.err(
+                    name,
+                    format!("unknown building block `{}`", name.value),
+                    Some(format!(
+                        "{} (building blocks are the .sql files of queries/)",
+                        blocks::suggest(
+                            &name.value,
+                            self.catalog.blocks.keys().map(String::as_str)
+                        )
+                    )),
+                )
+            })
+    }
+
+    fn column<'c>(
+        &self,
+        block: &Located<String>,
+        columns: &'c [(String, DataType)],
+        col: &Located<String>,
+    ) -> Result<&'c DataType> {
+        columns
+            .iter()
+            .find(|(c, _)| c == &col.value)
+            .map(|(_, t)| t)
+            .ok_or_else(|| {
+                self.err(
+                    col,
+                    format!(
+                        "building block `{}` has no column `{}`",
+                        block.value, col.value
+                    ),
+                    Some(blocks::suggest(
+                        &col.value,
+                        columns.iter().map(|(c, _)| c.as_str()),
+                    )),
+                )
+            })
+    }
+
+    fn date_column(
+        &self,
+        block: &Located<String>,
+        columns: &[(String, DataType)],
+        col: &Located<String>,
+    ) -> Result<()> {
+        let t = self.column(block, columns, col)?;
+        if t != &DataType::Date32 {
+            return Err(self.err(
+                col,
+                format!("column `{}` is {t}, not a date", col.value),
+                None,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resolve a filter to SQL: checked, with value sets expanded.
+    fn filter(
+        &self,
+        f: &Located<String>,
+        block: &str,
+        columns: &[(String, DataType)],
+    ) -> Result<String> {
+        filter::check(self.m, f, block, columns, &self.catalog.value_sets)
+    }
+
+    /// The resolved pieces of a condition.
+    fn condition(&self, c: &Condition) -> Result<ResolvedCondition> {
+        let columns = self.block(&c.block)?;
+        if !columns.iter().any(|(n, _)| n == "member_id") {
+            return Err(self.err(
+                &c.block,
+                format!("building block `{}` has no member_id column", c.block.value),
+                None,
+            ));
+        }
+        self.date_column(&c.block, columns, &c.date)?;
+        let filter = c
+            .filter
+            .as_ref()
+            .map(|f| self.filter(f, &c.block.value, columns))
+            .transpose()?;
+        let id = match &c.id {
+            Some(id) => {
+                self.column(&c.block, columns, id)?;
+                Some(id.value.clone())
+            }
+            None => columns
+                .iter()
+                .any(|(n, _)| n == "source_id")
+                .then(|| "source_id".to_string()),
+        };
+        let value = match &c.aggregate {
+            Aggregate::Exists | Aggregate::Count => None,
+            Aggregate::Sum(col) => {
+                let t = self.column(&c.block, columns, col)?;
+                if !t.is_numeric() {
+                    return Err(self.err(
+                        col,
+                        format!("column `{}` is {t}; `sum:` needs a number", col.value),
+                        None,
+                    ));
+                }
+                Some(col.value.clone())
+            }
+        };
+        Ok(ResolvedCondition {
+            block: c.block.value.clone(),
+            date: c.date.value.clone(),
+            window: c.window.as_ref().map(|w| w.value),
             filter,
-            format!("in the `where` expression: {p}"),
-            Some(format!(
-                "the columns of `{block}` are: {}",
-                columns
-                    .iter()
-                    .map(|(c, _)| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        )),
-        None => Ok(()),
+            id,
+            value,
+        })
     }
 }
 
-fn date_lit(d: chrono::NaiveDate) -> String {
-    format!("DATE '{d}'")
+struct ResolvedCondition {
+    block: String,
+    date: String,
+    window: Option<Window>,
+    filter: Option<String>,
+    id: Option<String>,
+    value: Option<String>,
+}
+
+impl ResolvedCondition {
+    /// A CTE `name` with, per candidate unit having qualifying rows: their count, first date,
+    /// the id of the first row, and the sum of the value column.
+    fn cte(&self, name: &str, comment: &str, basis: Basis, period: &Period) -> String {
+        let join = match (basis, self.window) {
+            // Equality on the month keeps this a hash join.
+            (Basis::MemberMonths, _) => format!(
+                "CAST(date_trunc('month', b.{d}) AS DATE) = c.month_start",
+                d = self.date
+            ),
+            (_, Some(w)) => format!(
+                "b.{d} >= {} AND b.{d} <= {}",
+                plus_days("c.anchor_date", w.from),
+                plus_days("c.anchor_date", w.to),
+                d = self.date
+            ),
+            // Members without a window: rows dated in the period.
+            (_, None) => format!(
+                "b.{d} >= {} AND b.{d} <= {}",
+                date_lit(period.start),
+                date_lit(period.end),
+                d = self.date
+            ),
+        };
+        let filter = self
+            .filter
+            .as_ref()
+            .map(|f| format!("\n  WHERE {f}"))
+            .unwrap_or_default();
+        let id = match &self.id {
+            Some(id) => format!(
+                "first_value(CAST(b.{id} AS VARCHAR) ORDER BY b.{d}, CAST(b.{id} AS VARCHAR)) AS first_id",
+                d = self.date
+            ),
+            None => "CAST(NULL AS VARCHAR) AS first_id".to_string(),
+        };
+        let value = match &self.value {
+            Some(v) => format!("CAST(sum(b.{v}) AS DOUBLE) AS total"),
+            None => "CAST(count(*) AS DOUBLE) AS total".to_string(),
+        };
+        format!(
+            "{name} AS (\n  -- {comment}\n  SELECT c.unit_id, count(*) AS n, min(b.{d}) AS first_date, {id}, {value}\n  \
+FROM candidates c JOIN {block} b ON b.member_id = c.member_id AND {join}{filter}\n  GROUP BY c.unit_id\n)",
+            d = self.date,
+            block = self.block,
+        )
+    }
 }
 
 /// Compile a measure for a period against the catalog.
 pub fn compile(m: &Measure, catalog: &Catalog, period: &Period) -> Result<CompiledMeasure> {
-    let enrollment = catalog.blocks.get(ENROLLMENT_BLOCK).ok_or_else(|| {
+    let r = Resolver { m, catalog };
+    let program = m.program.block();
+    let enrollment = catalog.blocks.get(program).ok_or_else(|| {
         Error::Usage(format!(
-            "member-month measures need the building block `{ENROLLMENT_BLOCK}` (queries/{ENROLLMENT_BLOCK}.sql)"
+            "{}: the measure needs the building block `{program}` (queries/{program}.sql)",
+            m.path.display()
         ))
     })?;
-    for col in ENROLLMENT_COLUMNS {
+    for col in [
+        "member_id",
+        "start_date",
+        "end_date",
+        "mco_id",
+        "hhp_id",
+        "population",
+    ] {
         if !enrollment.iter().any(|(c, _)| c == col) {
             return Err(Error::Usage(format!(
-                "building block `{ENROLLMENT_BLOCK}` lacks column `{col}`"
+                "building block `{program}` lacks column `{col}`"
             )));
         }
     }
+    let pick = "row_number() OVER (PARTITION BY {part} ORDER BY c.end_date DESC, c.start_date DESC, c.hhp_id, c.mco_id, c.population) AS pick";
 
-    // Resolve every component's references before writing any SQL.
-    for c in &m.components {
-        let n = &c.numerator;
-        let columns = catalog.block(m, &n.block)?;
-        if !columns.iter().any(|(c, _)| c == "member_id") {
-            return Err(located_error(
-                m,
-                &n.block,
-                format!("building block `{}` has no member_id column", n.block.value),
-                None,
+    // 1. Candidate units with their enrolment attributes on the anchor date.
+    let mut ctes: Vec<String> = Vec::new();
+    match m.basis {
+        Basis::Members => {
+            let anchor = match m.anchor {
+                Anchor::PeriodEnd => period.end,
+                Anchor::PeriodStart => period.start,
+            };
+            ctes.push(format!(
+                "candidates AS (\n  -- members enrolled on the anchor date, {anchor}, with the interval covering it\n  \
+SELECT member_id AS unit_id, member_id, {a} AS anchor_date, CAST(NULL AS DATE) AS month_start,\n    \
+mco_id, hhp_id, population, true AS enrolled FROM (\n    SELECT c.*, {p}\n    \
+FROM {program} c WHERE c.start_date <= {a} AND c.end_date >= {a}\n  ) WHERE pick = 1\n)",
+                a = date_lit(anchor),
+                p = pick.replace("{part}", "c.member_id"),
             ));
         }
-        match columns.iter().find(|(col, _)| col == &n.date.value) {
-            None => {
-                return Err(located_error(
-                    m,
-                    &n.date,
+        Basis::MemberMonths => {
+            let months = period.months();
+            let rows = months
+                .iter()
+                .map(|(start, end)| {
+                    let count = match m.member_months.rule {
+                        MonthRule::CountDay => {
+                            *start + chrono::Days::new(u64::from(m.member_months.count_day) - 1)
+                        }
+                        MonthRule::AnyDay => *end,
+                    };
                     format!(
-                        "building block `{}` has no column `{}`",
-                        n.block.value, n.date.value
-                    ),
-                    Some(blocks::suggest(
-                        &n.date.value,
-                        columns.iter().map(|(c, _)| c.as_str()),
-                    )),
-                ));
-            }
-            Some((_, t)) if t != &DataType::Date32 => {
-                return Err(located_error(
-                    m,
-                    &n.date,
-                    format!("column `{}` is {t}, not a date", n.date.value),
-                    None,
-                ));
-            }
-            Some(_) => {}
+                        "({}, {}, {})",
+                        date_lit(*start),
+                        date_lit(*end),
+                        date_lit(count)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",\n    ");
+            let covers = match m.member_months.rule {
+                MonthRule::CountDay => {
+                    "c.start_date <= mo.count_date AND c.end_date >= mo.count_date"
+                }
+                MonthRule::AnyDay => {
+                    "c.start_date <= mo.month_end AND c.end_date >= mo.month_start"
+                }
+            };
+            ctes.push(format!(
+                "months (month_start, month_end, count_date) AS (VALUES\n    {rows})"
+            ));
+            ctes.push(format!(
+                "candidates AS (\n  -- one row per member and month: the enrolment interval covering the month, latest first\n  \
+SELECT member_id || ':' || to_char(month_start, '%Y-%m') AS unit_id, member_id, count_date AS anchor_date, month_start,\n    \
+mco_id, hhp_id, population, true AS enrolled FROM (\n    \
+SELECT c.member_id, mo.month_start, mo.count_date, c.mco_id, c.hhp_id, c.population, {p}\n    \
+FROM {program} c JOIN months mo ON {covers}\n  ) WHERE pick = 1\n)",
+                p = pick.replace("{part}", "c.member_id, mo.month_start"),
+            ));
         }
-        if let Some(f) = &n.filter {
-            check_filter(m, f, &n.block.value, columns)?;
+        Basis::Events => {
+            let e = m.events.as_ref().expect("events basis has events");
+            let columns = r.block(&e.block)?;
+            r.column(&e.block, columns, &e.id)?;
+            r.date_column(&e.block, columns, &e.date)?;
+            let filter = e
+                .filter
+                .as_ref()
+                .map(|f| {
+                    r.filter(f, &e.block.value, columns)
+                        .map(|s| format!(" AND ({s})"))
+                })
+                .transpose()?
+                .unwrap_or_default();
+            let lo = period.start + chrono::Duration::days(i64::from(e.start_offset));
+            let hi = period.end + chrono::Duration::days(i64::from(e.end_offset));
+            ctes.push(format!(
+                "events AS (\n  -- rows of `{b}` dated {lo} to {hi}\n  \
+SELECT DISTINCT CAST(ev.{id} AS VARCHAR) AS unit_id, ev.member_id, ev.{d} AS anchor_date\n  \
+FROM {b} ev\n  WHERE ev.{d} >= {} AND ev.{d} <= {}{filter}\n)",
+                date_lit(lo),
+                date_lit(hi),
+                b = e.block.value,
+                id = e.id.value,
+                d = e.date.value,
+            ));
+            ctes.push(format!(
+                "candidates AS (\n  -- each event with the enrolment interval covering its date, if any\n  \
+SELECT e.unit_id, e.member_id, e.anchor_date, CAST(NULL AS DATE) AS month_start,\n    \
+en.mco_id, en.hhp_id, en.population, en.unit_id IS NOT NULL AS enrolled\n  FROM events e LEFT JOIN (\n    \
+SELECT * FROM (\n      SELECT e2.unit_id, c.mco_id, c.hhp_id, c.population, {p}\n      \
+FROM events e2 JOIN {program} c ON c.member_id = e2.member_id AND c.start_date <= e2.anchor_date AND c.end_date >= e2.anchor_date\n    \
+) WHERE pick = 1\n  ) en ON en.unit_id = e.unit_id\n)",
+                p = pick.replace("{part}", "e2.unit_id"),
+            ));
         }
     }
 
-    let months = period.months();
-    let (first, last) = (months[0].0, months[months.len() - 1].1);
-    let month_rows = months
-        .iter()
-        .map(|(start, end)| {
-            let count = match m.member_months.rule {
-                MonthRule::CountDay => {
-                    *start + chrono::Days::new(u64::from(m.member_months.count_day) - 1)
-                }
-                MonthRule::AnyDay => *end,
-            };
-            format!(
-                "({}, {}, {})",
-                date_lit(*start),
-                date_lit(*end),
-                date_lit(count)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",\n    ");
-    let covers = match m.member_months.rule {
-        MonthRule::CountDay => "c.start_date <= mo.count_date AND c.end_date >= mo.count_date",
-        MonthRule::AnyDay => "c.start_date <= mo.month_end AND c.end_date >= mo.month_start",
-    };
+    // 2. Continuous enrolment around the anchor: gaps counted and measured.
+    if let Some(ce) = &m.continuous {
+        let (from, to) = (ce.window.from, ce.window.to);
+        let lo = plus_days("c.anchor_date", from);
+        let hi = plus_days("c.anchor_date", to);
+        ctes.push(format!(
+            "ce_spans AS (\n  -- enrolment intervals clipped to days {from}..{to} around the anchor\n  \
+SELECT c.unit_id, greatest(e.start_date, {lo}) AS s, least(e.end_date, {hi}) AS t\n  \
+FROM candidates c JOIN {program} e ON e.member_id = c.member_id AND e.start_date <= {hi} AND e.end_date >= {lo}\n)"
+        ));
+        ctes.push(
+            "ce_ordered AS (\n  SELECT unit_id, s, t,\n    \
+max(t) OVER (PARTITION BY unit_id ORDER BY s, t ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_t\n  FROM ce_spans\n)"
+                .to_string(),
+        );
+        ctes.push(format!(
+            "ce AS (\n  -- per unit: the number of gaps in the window and the longest, in days\n  \
+SELECT c.unit_id,\n    \
+CASE WHEN g.unit_id IS NULL THEN 1 ELSE g.inner_gaps\n      \
++ CASE WHEN g.first_s > {lo} THEN 1 ELSE 0 END + CASE WHEN g.last_t < {hi} THEN 1 ELSE 0 END END AS gaps,\n    \
+CASE WHEN g.unit_id IS NULL THEN {len} ELSE greatest(g.inner_max,\n      \
+CASE WHEN g.first_s > {lo} THEN g.first_s - ({lo}) ELSE 0 END,\n      \
+CASE WHEN g.last_t < {hi} THEN ({hi}) - g.last_t ELSE 0 END) END AS longest_gap\n  \
+FROM candidates c LEFT JOIN (\n    SELECT unit_id, min(s) AS first_s, max(t) AS last_t,\n      \
+sum(CASE WHEN prev_t IS NOT NULL AND s > prev_t + INTERVAL '1 day' THEN 1 ELSE 0 END) AS inner_gaps,\n      \
+max(CASE WHEN prev_t IS NOT NULL AND s > prev_t + INTERVAL '1 day' THEN s - prev_t - 1 ELSE 0 END) AS inner_max\n    \
+FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
+            len = to - from + 1,
+        ));
+    }
 
-    let age = "CAST(date_part('year', mm.count_date) - date_part('year', p.birth_date) AS INT) \
-- CASE WHEN date_part('month', mm.count_date) * 100 + date_part('day', mm.count_date) \
+    // 3. Exclusions and numerators: one CTE each.
+    let mut cond_names = Vec::new();
+    for (i, x) in m.exclusions.iter().enumerate() {
+        let rc = r.condition(&x.condition)?;
+        ctes.push(rc.cte(
+            &format!("x{i}"),
+            &format!("exclusion `{}`", x.name.value),
+            m.basis,
+            period,
+        ));
+        cond_names.push(x.name.value.clone());
+    }
+    let mut outputs = Vec::new();
+    let mut num_cols = Vec::new();
+    let mut num_joins = Vec::new();
+    let mut index_of: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut numerator_names = Vec::new();
+    for (_, c, cond) in m.numerators() {
+        let i = num_cols.len();
+        let rc = r.condition(cond)?;
+        ctes.push(rc.cte(
+            &format!("n{i}"),
+            &format!("numerator `{}`", c.name.value),
+            m.basis,
+            period,
+        ));
+        let value = match cond.aggregate {
+            Aggregate::Exists => format!("CASE WHEN n{i}.n IS NULL THEN 0 ELSE 1 END"),
+            Aggregate::Count => format!("coalesce(n{i}.n, 0)"),
+            Aggregate::Sum(_) => format!("coalesce(n{i}.total, 0)"),
+        };
+        num_cols.push(format!(
+            "{value} AS num_{i}, n{i}.first_date AS num_{i}_date, n{i}.first_id AS num_{i}_id"
+        ));
+        num_joins.push(format!("LEFT JOIN n{i} ON n{i}.unit_id = u.unit_id"));
+        index_of.insert(c.name.value.as_str(), i);
+        numerator_names.push(c.name.value.clone());
+    }
+    for c in &m.components {
+        outputs.push((
+            c.name.value.clone(),
+            c.unit,
+            match &c.kind {
+                ComponentKind::Numerator(_) => Output::Numerator(index_of[c.name.value.as_str()]),
+                ComponentKind::Ratio {
+                    numerator,
+                    denominator,
+                } => Output::Ratio(
+                    index_of[numerator.value.as_str()],
+                    index_of[denominator.value.as_str()],
+                ),
+            },
+        ));
+    }
+
+    // 4. Attributes: age and band at the anchor, demographics, calendar strata.
+    let age = "CAST(date_part('year', c.anchor_date) - date_part('year', p.birth_date) AS INT) \
+- CASE WHEN date_part('month', c.anchor_date) * 100 + date_part('day', c.anchor_date) \
 < date_part('month', p.birth_date) * 100 + date_part('day', p.birth_date) THEN 1 ELSE 0 END";
     let mut band_case = String::from("CASE WHEN age IS NULL THEN 'unknown'");
     for b in &m.age_bands {
@@ -266,102 +562,111 @@ pub fn compile(m: &Measure, catalog: &Catalog, period: &Period) -> Result<Compil
         }
     }
     band_case.push_str(" END");
-
-    let mut ctes = vec![
-        format!("months (month_start, month_end, count_date) AS (VALUES\n    {month_rows})"),
-        format!(
-            "member_months AS (\n  -- one row per member and month: the enrolment interval that covers the month, latest first\n  \
-SELECT member_id, month_start, count_date, mco_id, hhp_id, population FROM (\n    \
-SELECT c.member_id, mo.month_start, mo.count_date, c.mco_id, c.hhp_id, c.population,\n      \
-row_number() OVER (PARTITION BY c.member_id, mo.month_start\n        \
-ORDER BY c.end_date DESC, c.start_date DESC, c.hhp_id, c.mco_id, c.population) AS pick\n    \
-FROM {ENROLLMENT_BLOCK} c JOIN months mo ON {covers}\n  ) WHERE pick = 1\n)"
-        ),
-        format!(
-            "units AS (\n  -- the denominator: member months whose age falls in a band of the measure\n  \
-SELECT * FROM (\n    SELECT member_id, month_start, mco, hhp, population, {band_case} AS age_band FROM (\n      \
-SELECT mm.member_id, mm.month_start, coalesce(mm.mco_id, 'FFS') AS mco,\n        \
-coalesce(mm.hhp_id, 'unknown') AS hhp, coalesce(mm.population, 'unknown') AS population,\n        \
-{age} AS age\n      \
-FROM member_months mm LEFT JOIN members p ON p.member_id = mm.member_id\n    )\n  ) WHERE age_band IS NOT NULL\n)"
-        ),
-    ];
-
-    let mut detail_cols = Vec::new();
-    let mut joins = Vec::new();
-    for (i, c) in m.components.iter().enumerate() {
-        let n = &c.numerator;
-        let filter = n
-            .filter
-            .as_ref()
-            .map(|f| format!(" AND ({})", f.value))
-            .unwrap_or_default();
-        ctes.push(format!(
-            "n{i} AS (\n  -- numerator `{}`: {} rows of `{}` per member month\n  \
-SELECT member_id, CAST(date_trunc('month', {date}) AS DATE) AS month_start, count(*) AS n\n  \
-FROM {block}\n  WHERE {date} BETWEEN {} AND {}{filter}\n  GROUP BY 1, 2\n)",
-            c.name.value,
-            match n.aggregate {
-                Aggregate::Count => "count of",
-                Aggregate::Exists => "any",
-            },
-            n.block.value,
-            date_lit(first),
-            date_lit(last),
-            date = n.date.value,
-            block = n.block.value,
-        ));
-        detail_cols.push(match n.aggregate {
-            Aggregate::Count => format!("coalesce(n{i}.n, 0) AS num_{i}"),
-            Aggregate::Exists => format!("CASE WHEN n{i}.n IS NULL THEN 0 ELSE 1 END AS num_{i}"),
-        });
-        joins.push(format!(
-            "LEFT JOIN n{i} ON n{i}.member_id = u.member_id AND n{i}.month_start = u.month_start"
-        ));
-    }
+    let ce_join = if m.continuous.is_some() {
+        "\n    LEFT JOIN ce ON ce.unit_id = c.unit_id"
+    } else {
+        ""
+    };
+    let ce_cols = if m.continuous.is_some() {
+        "ce.gaps, ce.longest_gap"
+    } else {
+        "CAST(0 AS BIGINT) AS gaps, CAST(0 AS BIGINT) AS longest_gap"
+    };
     ctes.push(format!(
-        "detail AS (\n  SELECT u.*, {}\n  FROM units u\n  {}\n)",
-        detail_cols.join(", "),
-        joins.join("\n  ")
+        "units AS (\n  SELECT *, {band_case} AS age_band FROM (\n    \
+SELECT c.unit_id, c.member_id, c.anchor_date, c.month_start, c.enrolled,\n      \
+coalesce(c.mco_id, 'FFS') AS mco, coalesce(c.hhp_id, 'none') AS hhp, coalesce(c.population, 'unknown') AS population,\n      \
+{age} AS age,\n      \
+coalesce(p.sex, 'unknown') AS sex, coalesce(p.race, 'unknown') AS race, coalesce(p.ethnicity, 'unknown') AS ethnicity,\n      \
+coalesce(p.county_fips, 'unknown') AS county,\n      \
+CASE WHEN p.rural IS NULL THEN 'unknown' WHEN p.rural THEN 'rural' ELSE 'urban' END AS rural,\n      \
+to_char(c.anchor_date, '%Y-%m') AS month,\n      \
+to_char(c.anchor_date, '%Y') || 'Q' || CAST((date_part('month', c.anchor_date) + 2) / 3 AS INT) AS quarter,\n      \
+{ce_cols}\n    \
+FROM candidates c LEFT JOIN members p ON p.member_id = c.member_id{ce_join}\n  )\n)"
     ));
 
-    let strata: Vec<&str> = m.stratify.iter().map(|s| s.name()).collect();
-    let mut stratifier_case = String::from("CASE");
-    let mut stratum_case = String::from("CASE");
-    for s in &strata {
-        stratifier_case.push_str(&format!(" WHEN grouping({s}) = 0 THEN '{s}'"));
-        stratum_case.push_str(&format!(" WHEN grouping({s}) = 0 THEN {s}"));
+    // 5. Why each unit is in or out.
+    let mut reasons = vec![
+        "WHEN NOT u.enrolled THEN 'not enrolled on the anchor date'".to_string(),
+        "WHEN u.age_band IS NULL THEN 'age ' || CAST(u.age AS VARCHAR) || ' outside the age bands'"
+            .to_string(),
+    ];
+    if let Some(ce) = &m.continuous {
+        reasons.push(format!(
+            "WHEN u.gaps > {g} OR u.longest_gap > {d} THEN 'not continuously enrolled: ' || CAST(u.gaps AS VARCHAR) || ' gap(s), longest ' || CAST(u.longest_gap AS VARCHAR) || ' days'",
+            g = ce.max_gaps,
+            d = ce.max_gap_days
+        ));
     }
-    stratifier_case.push_str(" ELSE 'total' END");
-    stratum_case.push_str(" ELSE 'total' END");
-    let sets = std::iter::once("()".to_string())
-        .chain(strata.iter().map(|s| format!("({s})")))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sums = (0..m.components.len())
-        .map(|i| format!("sum(num_{i}) AS num_{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-
-    let sql = format!(
-        "-- {} {} ({}), period {period}\nWITH {}\nSELECT {stratifier_case} AS stratifier,\n  \
-{stratum_case} AS stratum,\n  count(*) AS denominator, {sums}\nFROM detail\nGROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum",
-        m.id,
-        m.version,
-        m.title,
-        ctes.join(",\n")
-    );
+    let ineligible = format!("CASE {} END", reasons.join(" "));
+    let (exclusion, exclusion_date, exclusion_id) = if cond_names.is_empty() {
+        (
+            "CAST(NULL AS VARCHAR)".to_string(),
+            "CAST(NULL AS DATE)".to_string(),
+            "CAST(NULL AS VARCHAR)".to_string(),
+        )
+    } else {
+        let pick = |what: &str| {
+            format!(
+                "CASE {} END",
+                cond_names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| format!(
+                        "WHEN x{i}.unit_id IS NOT NULL THEN {}",
+                        match what {
+                            "name" => format!("'{n}'"),
+                            "date" => format!("x{i}.first_date"),
+                            _ => format!("x{i}.first_id"),
+                        }
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        };
+        (pick("name"), pick("date"), pick("id"))
+    };
+    let x_joins: String = (0..cond_names.len())
+        .map(|i| format!("\n    LEFT JOIN x{i} ON x{i}.unit_id = u.unit_id"))
+        .collect();
+    let n_joins: String = num_joins.iter().map(|j| format!("\n    {j}")).collect();
+    ctes.push(format!(
+        "judged AS (\n  SELECT u.*, {ineligible} AS ineligible,\n    \
+{exclusion} AS exclusion, {exclusion_date} AS exclusion_date, {exclusion_id} AS exclusion_id\n  \
+FROM units u{x_joins}\n)"
+    ));
+    let num_select = if num_cols.is_empty() {
+        String::new()
+    } else {
+        format!(",\n    {}", num_cols.join(",\n    "))
+    };
+    ctes.push(format!(
+        "detail AS (\n  -- one row per candidate unit: in the denominator or why not, and the numerator evidence\n  \
+SELECT u.unit_id, u.member_id, u.anchor_date, u.month_start, u.age, u.age_band, u.mco, u.hhp, u.population,\n    \
+u.sex, u.race, u.ethnicity, u.county, u.rural, u.month, u.quarter,\n    \
+u.ineligible, CASE WHEN u.ineligible IS NULL THEN u.exclusion END AS exclusion,\n    \
+CASE WHEN u.ineligible IS NULL THEN u.exclusion_date END AS exclusion_date,\n    \
+CASE WHEN u.ineligible IS NULL THEN u.exclusion_id END AS exclusion_id,\n    \
+u.ineligible IS NULL AND u.exclusion IS NULL AS in_denominator{num_select}\n  \
+FROM judged u{n_joins}\n)"
+    ));
 
     Ok(CompiledMeasure {
         id: m.id.clone(),
         period: *period,
-        sql,
-        components: m
-            .components
-            .iter()
-            .map(|c| (c.name.value.clone(), c.unit))
-            .collect(),
+        ctes: format!(
+            "-- {} {} ({}), period {period}, basis {}\nWITH {}",
+            m.id,
+            m.version,
+            m.title,
+            m.basis.name(),
+            ctes.join(",\n")
+        ),
+        components: outputs,
         stratify: m.stratify.clone(),
         age_bands: m.age_bands.iter().map(|b| b.label.clone()).collect(),
+        numerators: num_cols.len(),
+        numerator_names,
     })
 }

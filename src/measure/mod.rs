@@ -13,7 +13,7 @@ use serde_saphyr::Spanned;
 use crate::error::{Error, Result};
 
 /// A text value and where it stands in its file (1-based line and column).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located<T> {
     pub value: T,
     pub line: usize,
@@ -34,8 +34,22 @@ impl<T> From<Spanned<T>> for Located<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
-    /// Enrollee months of Health Home enrolment within the period.
+    /// Members enrolled on the anchor date (the period's last day, unless `anchor:` says first).
+    Members,
+    /// Enrollee months of enrolment within the period.
     MemberMonths,
+    /// Rows of a building block (discharges, ED visits, episodes) dated in the period.
+    Events,
+}
+
+impl Basis {
+    pub fn name(self) -> &'static str {
+        match self {
+            Basis::Members => "members",
+            Basis::MemberMonths => "member_months",
+            Basis::Events => "events",
+        }
+    }
 }
 
 /// Which months of an enrolment span count as enrollee months.
@@ -52,9 +66,20 @@ pub enum MonthRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
+    /// numerator / denominator × 100.
     Percent,
+    /// numerator / denominator × 1,000, over enrollee months.
     #[serde(rename = "per_1000_member_months")]
     Per1000MemberMonths,
+    /// numerator / denominator × 1,000, over members.
+    #[serde(rename = "per_1000_members")]
+    Per1000Members,
+    /// The numerator itself (a count or a sum).
+    Count,
+    /// One component divided by another, in days (average length of stay).
+    Days,
+    /// One component divided by another (observed/expected).
+    Ratio,
 }
 
 impl Unit {
@@ -62,6 +87,10 @@ impl Unit {
         match self {
             Unit::Percent => "percent",
             Unit::Per1000MemberMonths => "per_1000_member_months",
+            Unit::Per1000Members => "per_1000_members",
+            Unit::Count => "count",
+            Unit::Days => "days",
+            Unit::Ratio => "ratio",
         }
     }
 
@@ -69,7 +98,8 @@ impl Unit {
     pub fn scale(self) -> f64 {
         match self {
             Unit::Percent => 100.0,
-            Unit::Per1000MemberMonths => 1000.0,
+            Unit::Per1000MemberMonths | Unit::Per1000Members => 1000.0,
+            Unit::Count | Unit::Days | Unit::Ratio => 1.0,
         }
     }
 }
@@ -82,15 +112,43 @@ pub enum Stratifier {
     Mco,
     Hhp,
     Population,
+    Sex,
+    Race,
+    Ethnicity,
+    County,
+    Rural,
+    Month,
+    Quarter,
 }
 
 impl Stratifier {
+    pub const ALL: [Stratifier; 11] = [
+        Stratifier::AgeBand,
+        Stratifier::Mco,
+        Stratifier::Hhp,
+        Stratifier::Population,
+        Stratifier::Sex,
+        Stratifier::Race,
+        Stratifier::Ethnicity,
+        Stratifier::County,
+        Stratifier::Rural,
+        Stratifier::Month,
+        Stratifier::Quarter,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Stratifier::AgeBand => "age_band",
             Stratifier::Mco => "mco",
             Stratifier::Hhp => "hhp",
             Stratifier::Population => "population",
+            Stratifier::Sex => "sex",
+            Stratifier::Race => "race",
+            Stratifier::Ethnicity => "ethnicity",
+            Stratifier::County => "county",
+            Stratifier::Rural => "rural",
+            Stratifier::Month => "month",
+            Stratifier::Quarter => "quarter",
         }
     }
 }
@@ -103,6 +161,34 @@ pub enum Better {
     Lower,
 }
 
+/// Which enrolment makes a member part of the measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Program {
+    /// Health Home assignment inside Medicaid eligibility (building block `hh_enrollment`).
+    HealthHome,
+    /// Medicaid eligibility (building block `medicaid_enrollment`).
+    Medicaid,
+}
+
+impl Program {
+    /// The building block holding this enrolment's intervals.
+    pub fn block(self) -> &'static str {
+        match self {
+            Program::HealthHome => "hh_enrollment",
+            Program::Medicaid => "medicaid_enrollment",
+        }
+    }
+}
+
+/// For the `members` basis: which end of the period is the anchor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anchor {
+    PeriodEnd,
+    PeriodStart,
+}
+
 /// An age band: inclusive bounds in whole years; `max` is `None` for an open band such as `65+`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgeBand {
@@ -111,22 +197,56 @@ pub struct AgeBand {
     pub max: Option<u32>,
 }
 
-/// How the numerator draws on a building block for each unit of the denominator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Aggregate {
-    /// The number of qualifying rows in the unit (e.g. ED visits in a member-month).
-    Count,
-    /// 1 when at least one qualifying row falls in the unit, else 0.
-    Exists,
+/// Days relative to the anchor date, both ends inclusive (`from: 1, to: 7` is the week after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub from: i32,
+    pub to: i32,
 }
 
-/// One numerator: rows of a building block, by date, optionally filtered.
+/// How a condition turns qualifying rows into a value per unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Aggregate {
+    /// 1 when at least one qualifying row exists, else 0.
+    Exists,
+    /// The number of qualifying rows.
+    Count,
+    /// The sum of a column over qualifying rows.
+    Sum(Located<String>),
+}
+
+/// Rows of a building block that qualify for one unit of the denominator: same member, dated in
+/// the window (or, for member months, in the month), passing the filter.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Numerator {
+pub struct Condition {
     pub aggregate: Aggregate,
     pub block: Located<String>,
     pub date: Located<String>,
+    pub window: Option<Located<Window>>,
     pub filter: Option<Located<String>>,
+    /// The block column whose value is kept as evidence (default `source_id` when present).
+    pub id: Option<Located<String>>,
+}
+
+/// A named reason to remove a unit from the denominator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exclusion {
+    pub name: Located<String>,
+    pub description: Option<String>,
+    pub condition: Condition,
+}
+
+/// What a component computes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ComponentKind {
+    /// A numerator over the shared denominator.
+    Numerator(Condition),
+    /// One component's numerator over another's (average length of stay, observed/expected).
+    Ratio {
+        numerator: Located<String>,
+        denominator: Located<String>,
+    },
 }
 
 /// One reported rate of a measure.
@@ -134,7 +254,7 @@ pub struct Numerator {
 pub struct Component {
     pub name: Located<String>,
     pub unit: Unit,
-    pub numerator: Numerator,
+    pub kind: ComponentKind,
 }
 
 /// Member-month settings.
@@ -145,6 +265,28 @@ pub struct MemberMonths {
     pub count_day: u32,
 }
 
+/// The denominator's events: rows of a block whose date falls in the period, shifted by
+/// `period_offsets` (days after the period start, days relative to the period end).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Events {
+    pub block: Located<String>,
+    pub id: Located<String>,
+    pub date: Located<String>,
+    pub filter: Option<Located<String>>,
+    pub start_offset: i32,
+    pub end_offset: i32,
+}
+
+/// Continuous enrolment around the anchor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Continuous {
+    pub window: Window,
+    /// How many gaps are allowed.
+    pub max_gaps: u32,
+    /// The longest gap allowed, in days.
+    pub max_gap_days: u32,
+}
+
 /// A checked measure definition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measure {
@@ -153,11 +295,17 @@ pub struct Measure {
     pub title: String,
     pub version: String,
     pub source: String,
+    pub description: Option<String>,
     pub better: Better,
     pub basis: Basis,
     pub member_months: MemberMonths,
+    pub events: Option<Events>,
+    pub anchor: Anchor,
+    pub program: Program,
+    pub continuous: Option<Continuous>,
     pub age_bands: Vec<AgeBand>,
     pub stratify: Vec<Stratifier>,
+    pub exclusions: Vec<Exclusion>,
     pub components: Vec<Component>,
 }
 
@@ -169,14 +317,18 @@ struct RawMeasure {
     version: String,
     source: String,
     #[serde(default)]
-    #[allow(dead_code)] // documentation for readers of the file
     description: Option<String>,
     better: Better,
-    basis: Basis,
+    basis: Spanned<Basis>,
     member_months: Option<RawMemberMonths>,
+    events: Option<RawEvents>,
+    anchor: Option<Anchor>,
+    enrollment: Option<RawEnrollment>,
     age_bands: Vec<Spanned<String>>,
     #[serde(default)]
     stratify: Vec<Stratifier>,
+    #[serde(default)]
+    exclusions: Vec<RawCondition>,
     components: Vec<RawComponent>,
 }
 
@@ -189,23 +341,136 @@ struct RawMemberMonths {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawComponent {
-    name: Spanned<String>,
-    unit: Unit,
+struct RawEvents {
+    from: Spanned<String>,
+    id: Spanned<String>,
+    date: Spanned<String>,
+    #[serde(rename = "where")]
+    filter: Option<Spanned<String>>,
+    /// Days after the period start the events begin (default 0).
     #[serde(default)]
-    #[allow(dead_code)]
-    description: Option<String>,
-    numerator: RawNumerator,
+    start_offset: i32,
+    /// Days relative to the period end the events stop (e.g. -30 for December 1).
+    #[serde(default)]
+    end_offset: i32,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawNumerator {
-    count: Option<Spanned<String>>,
+struct RawEnrollment {
+    #[serde(rename = "in")]
+    program: Option<Program>,
+    continuous: Option<RawContinuous>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContinuous {
+    from: i32,
+    to: Spanned<i32>,
+    #[serde(default)]
+    max_gaps: u32,
+    #[serde(default)]
+    max_gap_days: u32,
+}
+
+/// A condition; also an exclusion, which adds `name` and `description` (serde's `flatten` would
+/// lose the line and column of every value, so the keys live in one struct).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCondition {
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    description: Option<String>,
     exists: Option<Spanned<String>>,
+    count: Option<Spanned<String>>,
+    sum: Option<Spanned<String>>,
+    over: Option<Spanned<String>>,
     date: Spanned<String>,
+    window: Option<Spanned<Window>>,
     #[serde(rename = "where")]
     filter: Option<Spanned<String>>,
+    id: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponent {
+    name: Spanned<String>,
+    unit: Unit,
+    #[serde(default)]
+    #[allow(dead_code)] // documentation for readers of the file
+    description: Option<String>,
+    numerator: Option<RawCondition>,
+    ratio: Option<RawRatio>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRatio {
+    numerator: Spanned<String>,
+    denominator: Spanned<String>,
+}
+
+/// Builds located errors for one file.
+struct Errs<'a>(&'a Path);
+
+impl Errs<'_> {
+    fn at<T>(&self, at: &Located<T>, message: impl Into<String>, hint: Option<&str>) -> Error {
+        Error::Definition {
+            path: self.0.to_path_buf(),
+            line: at.line,
+            column: at.column,
+            message: message.into(),
+            hint: hint.map(str::to_string),
+        }
+    }
+}
+
+fn condition(errs: &Errs, owner: &Located<String>, raw: RawCondition) -> Result<Condition> {
+    let aggregate_and_block = match (raw.exists, raw.count, raw.sum, raw.over) {
+        (Some(b), None, None, None) => (Aggregate::Exists, Located::from(b)),
+        (None, Some(b), None, None) => (Aggregate::Count, Located::from(b)),
+        (None, None, Some(col), Some(b)) => (Aggregate::Sum(col.into()), Located::from(b)),
+        (None, None, Some(col), None) => {
+            return Err(errs.at(
+                &Located::from(col),
+                "`sum:` needs `over:` naming the building block",
+                Some("e.g. `sum: length_of_stay` with `over: acute_stays`"),
+            ));
+        }
+        _ => {
+            return Err(errs.at(
+                owner,
+                format!(
+                    "`{}` needs exactly one of `exists:`, `count:` or `sum:` (with `over:`)",
+                    owner.value
+                ),
+                Some("`exists: hh_services` is 1 per unit with any row; `count: ed_visits` counts rows"),
+            ));
+        }
+    };
+    let window = raw.window.map(Located::from);
+    if let Some(w) = &window
+        && w.value.to < w.value.from
+    {
+        return Err(errs.at(
+            w,
+            format!(
+                "the window ends (day {}) before it starts (day {})",
+                w.value.to, w.value.from
+            ),
+            Some("windows are days relative to the anchor, `from` up to `to`, both included"),
+        ));
+    }
+    Ok(Condition {
+        aggregate: aggregate_and_block.0,
+        block: aggregate_and_block.1,
+        date: raw.date.into(),
+        window,
+        filter: raw.filter.map(Located::from),
+        id: raw.id.map(Located::from),
+    })
 }
 
 impl Measure {
@@ -218,14 +483,7 @@ impl Measure {
     /// Parse and check measure YAML; `path` names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Measure> {
         let raw: RawMeasure = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
-        let err =
-            |line: usize, column: usize, message: String, hint: Option<&str>| Error::Definition {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message,
-                hint: hint.map(str::to_string),
-            };
+        let errs = Errs(path);
 
         let id = Located::from(raw.id);
         if id.value.is_empty()
@@ -234,9 +492,8 @@ impl Measure {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(err(
-                id.line,
-                id.column,
+            return Err(errs.at(
+                &id,
                 format!(
                     "measure id {:?} must be letters, digits, `-` or `_`",
                     id.value
@@ -244,6 +501,7 @@ impl Measure {
                 Some("for example `AMB-HH`"),
             ));
         }
+        let basis = Located::from(raw.basis);
 
         let member_months = match raw.member_months {
             None => MemberMonths {
@@ -251,14 +509,12 @@ impl Measure {
                 count_day: 15,
             },
             Some(mm) => {
-                let count_day = match (mm.rule, mm.count_day) {
+                let count_day = match (mm.rule, mm.count_day.map(Located::from)) {
                     (MonthRule::CountDay, None) => 15,
                     (MonthRule::CountDay, Some(d)) => {
-                        let d = Located::from(d);
                         if !(1..=28).contains(&d.value) {
-                            return Err(err(
-                                d.line,
-                                d.column,
+                            return Err(errs.at(
+                                &d,
                                 format!("count_day {} is not a day every month has", d.value),
                                 Some("use a day from 1 to 28"),
                             ));
@@ -266,11 +522,9 @@ impl Measure {
                         d.value
                     }
                     (MonthRule::AnyDay, Some(d)) => {
-                        let d = Located::from(d);
-                        return Err(err(
-                            d.line,
-                            d.column,
-                            "count_day applies only to `rule: count_day`".into(),
+                        return Err(errs.at(
+                            &d,
+                            "count_day applies only to `rule: count_day`",
                             Some("remove count_day, or set `rule: count_day`"),
                         ));
                     }
@@ -283,13 +537,79 @@ impl Measure {
             }
         };
 
+        let events = match (basis.value, raw.events) {
+            (Basis::Events, Some(e)) => Some(Events {
+                block: e.from.into(),
+                id: e.id.into(),
+                date: e.date.into(),
+                filter: e.filter.map(Located::from),
+                start_offset: e.start_offset,
+                end_offset: e.end_offset,
+            }),
+            (Basis::Events, None) => {
+                return Err(errs.at(
+                    &basis,
+                    "`basis: events` needs an `events:` section naming the building block",
+                    Some("events: {from: acute_discharges, id: stay_id, date: discharge_date}"),
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(errs.at(
+                    &basis,
+                    format!(
+                        "`events:` applies only to `basis: events`, not {}",
+                        basis.value.name()
+                    ),
+                    None,
+                ));
+            }
+            (_, None) => None,
+        };
+
+        let (program, continuous) = match raw.enrollment {
+            None => (Program::HealthHome, None),
+            Some(e) => {
+                let continuous = match e.continuous {
+                    None => None,
+                    Some(c) => {
+                        let to = Located::from(c.to);
+                        if to.value < c.from {
+                            return Err(errs.at(
+                                &to,
+                                format!(
+                                    "continuous enrollment ends (day {}) before it starts (day {})",
+                                    to.value, c.from
+                                ),
+                                Some("days are relative to the anchor; e.g. from: -364, to: 0"),
+                            ));
+                        }
+                        Some(Continuous {
+                            window: Window {
+                                from: c.from,
+                                to: to.value,
+                            },
+                            max_gaps: c.max_gaps,
+                            max_gap_days: c.max_gap_days,
+                        })
+                    }
+                };
+                (e.program.unwrap_or(Program::HealthHome), continuous)
+            }
+        };
+        if continuous.is_some() && basis.value == Basis::MemberMonths {
+            return Err(errs.at(
+                &basis,
+                "continuous enrollment does not apply to member months",
+                Some("a member month is itself a month of enrolment"),
+            ));
+        }
+
         let mut age_bands: Vec<AgeBand> = Vec::new();
         for band in raw.age_bands {
             let band = Located::from(band);
             let parsed = parse_band(&band.value).ok_or_else(|| {
-                err(
-                    band.line,
-                    band.column,
+                errs.at(
+                    &band,
                     format!("age band {:?} is not `MIN-MAX` or `MIN+`", band.value),
                     Some("for example `0-17`, `18-64`, `65+`"),
                 )
@@ -297,9 +617,8 @@ impl Measure {
             if let Some(prev) = age_bands.last() {
                 let follows = prev.max.map(|m| m + 1);
                 if follows != Some(parsed.min) {
-                    return Err(err(
-                        band.line,
-                        band.column,
+                    return Err(errs.at(
+                        &band,
                         format!(
                             "age band {:?} does not start right after {:?}",
                             band.value, prev.label
@@ -311,65 +630,94 @@ impl Measure {
             age_bands.push(parsed);
         }
         if age_bands.is_empty() {
-            return Err(err(
-                1,
-                1,
-                "a measure needs at least one age band".into(),
-                None,
-            ));
+            return Err(errs.at(&id, "a measure needs at least one age band", None));
         }
 
         let mut stratify = raw.stratify;
         stratify.sort();
         stratify.dedup();
 
+        let mut exclusions: Vec<Exclusion> = Vec::new();
+        for mut x in raw.exclusions {
+            let Some(name) = x.name.take().map(Located::from) else {
+                return Err(errs.at(
+                    &id,
+                    "every exclusion needs a `name:` (it is the reason kept per unit)",
+                    None,
+                ));
+            };
+            if exclusions.iter().any(|o| o.name.value == name.value) {
+                return Err(errs.at(
+                    &name,
+                    format!("exclusion `{}` is defined twice", name.value),
+                    None,
+                ));
+            }
+            let description = x.description.take();
+            let condition = condition(&errs, &name, x)?;
+            exclusions.push(Exclusion {
+                name,
+                description,
+                condition,
+            });
+        }
+
         let mut components: Vec<Component> = Vec::new();
         for c in raw.components {
             let name = Located::from(c.name);
             if components.iter().any(|o| o.name.value == name.value) {
-                return Err(err(
-                    name.line,
-                    name.column,
+                return Err(errs.at(
+                    &name,
                     format!("component `{}` is defined twice", name.value),
                     None,
                 ));
             }
-            let (aggregate, block) = match (c.numerator.count, c.numerator.exists) {
-                (Some(b), None) => (Aggregate::Count, Located::from(b)),
-                (None, Some(b)) => (Aggregate::Exists, Located::from(b)),
+            let kind = match (c.numerator, c.ratio) {
+                (Some(mut n), None) => {
+                    if let Some(extra) = n.name.take().map(Located::from) {
+                        return Err(errs.at(
+                            &extra,
+                            "a numerator takes its name from the component; remove `name:`",
+                            None,
+                        ));
+                    }
+                    ComponentKind::Numerator(condition(&errs, &name, n)?)
+                }
+                (None, Some(r)) => ComponentKind::Ratio {
+                    numerator: r.numerator.into(),
+                    denominator: r.denominator.into(),
+                },
                 _ => {
-                    return Err(err(
-                        name.line,
-                        name.column,
+                    return Err(errs.at(
+                        &name,
                         format!(
-                            "the numerator of `{}` needs exactly one of `count:` or `exists:`",
+                            "component `{}` needs exactly one of `numerator:` or `ratio:`",
                             name.value
                         ),
-                        Some(
-                            "`count: ed_visits` counts rows; `exists: hh_services` counts units with at least one",
-                        ),
+                        None,
                     ));
                 }
             };
+            if matches!(kind, ComponentKind::Ratio { .. })
+                != matches!(c.unit, Unit::Days | Unit::Ratio)
+            {
+                return Err(errs.at(
+                    &name,
+                    format!("component `{}`: unit {} does not fit a {}", name.value, c.unit.name(),
+                        if matches!(kind, ComponentKind::Ratio { .. }) { "ratio" } else { "numerator" }),
+                    Some("`ratio:` components use unit days or ratio; numerators use percent, per_1000_member_months, per_1000_members or count"),
+                ));
+            }
             components.push(Component {
                 name,
                 unit: c.unit,
-                numerator: Numerator {
-                    aggregate,
-                    block,
-                    date: c.numerator.date.into(),
-                    filter: c.numerator.filter.map(Located::from),
-                },
+                kind,
             });
         }
         if components.is_empty() {
-            return Err(err(
-                id.line,
-                id.column,
-                "a measure needs at least one component".into(),
-                None,
-            ));
+            return Err(errs.at(&id, "a measure needs at least one component", None));
         }
+        check_components(&errs, basis.value, &exclusions, &components)?;
 
         Ok(Measure {
             path: path.to_path_buf(),
@@ -377,14 +725,138 @@ impl Measure {
             title: raw.title,
             version: raw.version,
             source: raw.source,
+            description: raw.description,
             better: raw.better,
-            basis: raw.basis,
+            basis: basis.value,
             member_months,
+            events,
+            anchor: raw.anchor.unwrap_or(Anchor::PeriodEnd),
+            program,
+            continuous,
             age_bands,
             stratify,
+            exclusions,
             components,
         })
     }
+
+    /// The numerator components, with their index among all components.
+    pub fn numerators(&self) -> impl Iterator<Item = (usize, &Component, &Condition)> {
+        self.components
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match &c.kind {
+                ComponentKind::Numerator(cond) => Some((i, c, cond)),
+                ComponentKind::Ratio { .. } => None,
+            })
+    }
+}
+
+/// Checks across components: windows where the basis needs them, ratio references, and sibling
+/// day-windows (`7_day` inside `30_day`).
+fn check_components(
+    errs: &Errs,
+    basis: Basis,
+    exclusions: &[Exclusion],
+    components: &[Component],
+) -> Result<()> {
+    let conditions =
+        exclusions
+            .iter()
+            .map(|x| (&x.name, &x.condition))
+            .chain(components.iter().filter_map(|c| match &c.kind {
+                ComponentKind::Numerator(cond) => Some((&c.name, cond)),
+                ComponentKind::Ratio { .. } => None,
+            }));
+    for (name, cond) in conditions {
+        match (basis, &cond.window) {
+            (Basis::MemberMonths, Some(w)) => {
+                return Err(errs.at(
+                    w,
+                    format!("`{}`: a window does not apply to member months", name.value),
+                    Some("rows are counted in the month they fall in; remove `window:`"),
+                ));
+            }
+            (Basis::Events, None) => {
+                return Err(errs.at(
+                    name,
+                    format!(
+                        "`{}` needs a `window:` relative to the event date",
+                        name.value
+                    ),
+                    Some("e.g. `window: {from: 1, to: 30}` for the 30 days after a discharge"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    for c in components {
+        if let ComponentKind::Ratio {
+            numerator,
+            denominator,
+        } = &c.kind
+        {
+            for r in [numerator, denominator] {
+                let target = components.iter().find(|o| o.name.value == r.value);
+                match target.map(|t| &t.kind) {
+                    Some(ComponentKind::Numerator(_)) => {}
+                    Some(ComponentKind::Ratio { .. }) => {
+                        return Err(errs.at(
+                            r,
+                            format!(
+                                "`{}` is itself a ratio; a ratio divides numerators",
+                                r.value
+                            ),
+                            None,
+                        ));
+                    }
+                    None => {
+                        return Err(errs.at(
+                            r,
+                            format!("no numerator component `{}` in this measure", r.value),
+                            Some(&format!(
+                                "components: {}",
+                                components
+                                    .iter()
+                                    .map(|o| o.name.value.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // Sibling windows: a component named `<n>_day` must not look further than `<m>_day` for
+    // n < m over the same block, or the 7-day rate could exceed the 30-day rate.
+    fn days(c: &Component) -> Option<(u32, &Condition)> {
+        let n = c.name.value.strip_suffix("_day")?.parse().ok()?;
+        match &c.kind {
+            ComponentKind::Numerator(cond) => Some((n, cond)),
+            ComponentKind::Ratio { .. } => None,
+        }
+    }
+    for a in components {
+        for b in components {
+            if let (Some((na, ca)), Some((nb, cb))) = (days(a), days(b))
+                && na < nb
+                && ca.block.value == cb.block.value
+                && let (Some(wa), Some(wb)) = (&ca.window, &cb.window)
+                && (wa.value.from < wb.value.from || wa.value.to > wb.value.to)
+            {
+                return Err(errs.at(
+                    wa,
+                    format!(
+                        "`{}` looks at days {}..{}, outside its sibling `{}` (days {}..{}): its rate could exceed the longer window's",
+                        a.name.value, wa.value.from, wa.value.to, b.name.value, wb.value.from, wb.value.to
+                    ),
+                    Some("the shorter window must lie inside the longer one"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_band(s: &str) -> Option<AgeBand> {

@@ -1,0 +1,152 @@
+//! Filter expressions (`where:`) are untrusted input: one SQL expression over the columns of one
+//! building block. They may compare, combine and call functions, and test value sets with
+//! `in_value_set(column, 'name')`; they may not hold a subquery, name a table or be a statement.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value, Visit, Visitor,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use super::blocks::{expand_value_sets, suggest};
+use crate::error::{Error, Result};
+use crate::measure::valueset::ValueSets;
+use crate::measure::{Located, Measure};
+
+/// Check a filter and return its SQL with value sets expanded.
+pub fn check(
+    m: &Measure,
+    filter: &Located<String>,
+    block: &str,
+    columns: &[(String, DataType)],
+    sets: &ValueSets,
+) -> Result<String> {
+    let err = |message: String, hint: Option<String>| Error::Definition {
+        path: m.path.clone(),
+        line: filter.line,
+        column: filter.column,
+        message,
+        hint,
+    };
+    let dialect = GenericDialect {};
+    let expr = Parser::new(&dialect)
+        .try_with_sql(&filter.value)
+        .and_then(|mut p| {
+            let e = p.parse_expr()?;
+            p.expect_token(&Token::EOF)?;
+            Ok(e)
+        })
+        .map_err(|e| {
+            err(
+                format!("the `where` expression does not parse: {e}"),
+                Some("write one SQL expression over the block's columns, e.g. `reached AND mode <> 'mail'`".into()),
+            )
+        })?;
+
+    struct Check<'a> {
+        columns: &'a [(String, DataType)],
+        sets: &'a ValueSets,
+        problem: Option<(String, Option<String>)>,
+    }
+    impl Check<'_> {
+        fn problem(&self, expr: &Expr) -> Option<(String, Option<String>)> {
+            let cols = || {
+                Some(format!(
+                    "the columns are: {}",
+                    self.columns
+                        .iter()
+                        .map(|(c, _)| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            };
+            match expr {
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => Some((
+                    "a `where` expression may not contain a subquery".into(),
+                    None,
+                )),
+                Expr::Identifier(id) if !self.columns.iter().any(|(c, _)| c == &id.value) => {
+                    Some((
+                        format!("unknown column `{}`", id.value),
+                        Some(format!(
+                            "{}; {}",
+                            suggest(&id.value, self.columns.iter().map(|(c, _)| c.as_str())),
+                            cols().unwrap_or_default()
+                        )),
+                    ))
+                }
+                Expr::CompoundIdentifier(parts) => Some((
+                    format!(
+                        "`{}`: name columns without a table or alias",
+                        parts
+                            .iter()
+                            .map(|p| p.value.as_str())
+                            .collect::<Vec<_>>()
+                            .join(".")
+                    ),
+                    cols(),
+                )),
+                Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("in_value_set") => {
+                    let name = match &f.args {
+                        FunctionArguments::List(list) => list.args.get(1).and_then(|a| match a {
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => {
+                                match &v.value {
+                                    Value::SingleQuotedString(s) => Some(s.clone()),
+                                    _ => None,
+                                }
+                            }
+                            _ => None,
+                        }),
+                        _ => None,
+                    };
+                    match name {
+                        None => Some((
+                            "in_value_set takes a column and a quoted value-set name".into(),
+                            Some("in_value_set(principal_dx, 'mental_illness_dx')".into()),
+                        )),
+                        Some(n) if self.sets.get(&n).is_none() => Some((
+                            format!("unknown value set `{n}`"),
+                            Some(suggest(&n, self.sets.names())),
+                        )),
+                        Some(_) => None,
+                    }
+                }
+                _ => None,
+            }
+        }
+    }
+    impl Visitor for Check<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match self.problem(expr) {
+                Some(p) => {
+                    self.problem = Some(p);
+                    ControlFlow::Break(())
+                }
+                None => ControlFlow::Continue(()),
+            }
+        }
+    }
+    let mut check = Check {
+        columns,
+        sets,
+        problem: None,
+    };
+    let _ = expr.visit(&mut check);
+    if let Some((p, hint)) = check.problem {
+        return Err(err(
+            format!("in the `where` expression of `{block}`: {p}"),
+            hint,
+        ));
+    }
+    // Value sets expand as in building blocks; the text parsed above is what runs.
+    expand_value_sets(Path::new(&m.path), &filter.value, sets).map_err(|e| match e {
+        Error::Definition { message, hint, .. } => err(message, hint),
+        other => other,
+    })
+}
