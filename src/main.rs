@@ -95,6 +95,21 @@ enum Command {
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
+    /// Show, for one member, each unit of a measure: in the denominator or why not, and the
+    /// claim and contact ids behind each numerator
+    #[command(after_help = "Example: hhq explain HH-TCC --member M0000042")]
+    Explain {
+        /// Measure id
+        measure: String,
+        #[arg(long)]
+        member: String,
+        #[arg(long, default_value = "testdata")]
+        data: PathBuf,
+        #[arg(long)]
+        period: Option<Period>,
+        #[command(flatten)]
+        dirs: DefinitionDirs,
+    },
     /// Print the extract contract as Markdown
     Contract,
 }
@@ -239,6 +254,29 @@ async fn dispatch(command: Command) -> Result<()> {
                 println!("CREATE VIEW {} AS\n{};\n", b.name, b.sql);
             }
             println!("{statement};");
+            Ok(())
+        }
+        Command::Explain {
+            measure,
+            member,
+            data,
+            period,
+            dirs,
+        } => {
+            let e = pipeline::explain(
+                &RunOptions {
+                    data,
+                    measures: dirs.measures,
+                    queries: dirs.queries,
+                    out: PathBuf::new(),
+                    period,
+                    only: Vec::new(),
+                },
+                &measure,
+                &member,
+            )
+            .await?;
+            print!("{}", report::explain_text(&e, &member));
             Ok(())
         }
         Command::Contract => {

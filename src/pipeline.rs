@@ -78,8 +78,10 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         let compiled = compile::compile(m, engine.catalog(), &period)?;
         let run = engine.run(&compiled).await?;
         rows.extend(run.rows);
+        // Measures in id order; each measure's rows keep the order `results` gave them.
         details.push((m.id.clone(), run.detail_schema, run.detail));
     }
+    rows.sort_by(|a, b| a.measure.cmp(&b.measure));
     let claim_versions = engine.claim_versions().await?;
     let summary = RunSummary {
         period,
@@ -134,4 +136,84 @@ pub fn data_quality_csv(s: &RunSummary) -> String {
         c.void_lines
     ));
     out
+}
+
+/// One member's detail for one measure, for `hhq explain`.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub measure: crate::measure::Measure,
+    pub period: Period,
+    /// The detail rows of the member, columns cast to text (None for null).
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+/// Run one measure's detail for one member.
+pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Result<Explanation> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::DataType;
+
+    let defs = Definitions::load(&opts.measures, &opts.queries)?;
+    let measure = defs
+        .measures
+        .iter()
+        .find(|m| m.id == measure_id)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no measure `{measure_id}` in {}",
+                opts.measures.display()
+            ))
+        })?
+        .clone();
+    let engine = Engine::open(&opts.data, &defs).await?;
+    let period = match (opts.period, engine.data_cutoff().await?) {
+        (Some(p), _) => p,
+        (None, Some(c)) => Period::latest_full_year(c),
+        (None, None) => {
+            return Err(Error::Usage(
+                "no data to choose a period from; pass --period".into(),
+            ));
+        }
+    };
+    let compiled = compile::compile(&measure, engine.catalog(), &period)?;
+    let sql = format!(
+        "SELECT * FROM (\n{}\n) d WHERE d.member_id = '{}' ORDER BY d.anchor_date, d.unit_id",
+        compiled.detail_sql(),
+        member_id.replace('\'', "''")
+    );
+    let batches = engine.context().sql(&sql).await?.collect().await?;
+    let mut columns = Vec::new();
+    let mut rows = Vec::new();
+    for batch in &batches {
+        if columns.is_empty() {
+            columns = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+        }
+        let text: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| datafusion::arrow::compute::cast(c, &DataType::Utf8))
+            .collect::<Result<_, _>>()?;
+        for r in 0..batch.num_rows() {
+            rows.push(
+                text.iter()
+                    .map(|c| {
+                        let s = c.as_string::<i32>();
+                        (!datafusion::arrow::array::Array::is_null(s, r))
+                            .then(|| s.value(r).to_string())
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(Explanation {
+        measure,
+        period,
+        columns,
+        rows,
+    })
 }

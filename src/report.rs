@@ -38,3 +38,94 @@ pub fn table(rows: &[ResultRow]) -> Table {
     }
     t
 }
+
+/// `hhq explain`: for one member, each unit of the measure, whether it is in the denominator or
+/// why not, and the evidence (dates and ids) behind each numerator.
+pub fn explain_text(e: &crate::pipeline::Explanation, member: &str) -> String {
+    use std::fmt::Write;
+    let m = &e.measure;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {} — {}\nmember {member}, period {}, basis {}",
+        m.id,
+        m.version,
+        m.title,
+        e.period,
+        m.basis.name()
+    );
+    if e.rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nno unit of this measure for the member: not enrolled in the period, or no qualifying {}",
+            match &m.events {
+                Some(ev) => format!("rows of `{}`", ev.block.value),
+                None => "enrolment".to_string(),
+            }
+        );
+        return out;
+    }
+    let col = |row: &[Option<String>], name: &str| -> Option<String> {
+        e.columns
+            .iter()
+            .position(|c| c == name)
+            .and_then(|i| row[i].clone())
+    };
+    for row in &e.rows {
+        let get = |name: &str| col(row, name).unwrap_or_else(|| "—".into());
+        let _ = writeln!(
+            out,
+            "\n{} {} — anchor {}, age {} ({}), {} / {} / {}",
+            match m.basis {
+                crate::measure::Basis::Events => "event",
+                crate::measure::Basis::MemberMonths => "month",
+                crate::measure::Basis::Members => "member",
+            },
+            get("unit_id"),
+            get("anchor_date"),
+            get("age"),
+            get("age_band"),
+            get("mco"),
+            get("hhp"),
+            get("population"),
+        );
+        match (col(row, "ineligible"), col(row, "exclusion")) {
+            (Some(why), _) => {
+                let _ = writeln!(out, "  not in the denominator: {why}");
+            }
+            (None, Some(x)) => {
+                let _ = writeln!(
+                    out,
+                    "  excluded: {x} (evidence {} on {})",
+                    get("exclusion_id"),
+                    get("exclusion_date")
+                );
+            }
+            (None, None) => {
+                let _ = writeln!(out, "  in the denominator");
+                for c in &m.components {
+                    if let crate::measure::ComponentKind::Numerator(_) = c.kind {
+                        let n = &c.name.value;
+                        let value = get(n);
+                        let hit = value != "0" && value != "0.0";
+                        let _ = writeln!(
+                            out,
+                            "  {n}: {}{}",
+                            if hit { "yes" } else { "no" },
+                            if hit {
+                                format!(
+                                    " ({value}; first {} on {})",
+                                    get(&format!("{n}_id")),
+                                    get(&format!("{n}_date"))
+                                )
+                            } else {
+                                String::new()
+                            }
+                        );
+                    }
+                }
+            }
+        }
+    }
+    out
+}

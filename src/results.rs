@@ -108,7 +108,8 @@ pub fn from_batches(compiled: &CompiledMeasure, batches: &[RecordBatch]) -> Resu
             rows.push(row(compiled, name, *unit, "total", "total", 0.0, 0.0));
         }
     }
-    sort(&mut rows, &compiled.age_bands);
+    let components: Vec<String> = compiled.components.iter().map(|c| c.0.clone()).collect();
+    sort(&mut rows, &components, &compiled.age_bands);
     Ok(rows)
 }
 
@@ -135,13 +136,18 @@ fn row(
     }
 }
 
-/// Sort rows by measure, component, period, stratifier (total first), then stratum (age bands in
-/// their declared order, `unknown` last, other strata alphabetically).
-pub fn sort(rows: &mut [ResultRow], age_bands: &[String]) {
+/// Sort one measure's rows by component (in the measure's order, so `7_day` precedes `30_day`),
+/// period, stratifier (total first), then stratum (age bands in their declared order, `unknown`
+/// last, other strata alphabetically).
+pub fn sort(rows: &mut [ResultRow], components: &[String], age_bands: &[String]) {
     let band_rank = |s: &str| age_bands.iter().position(|b| b == s).unwrap_or(usize::MAX);
+    let component_rank = |s: &str| components.iter().position(|c| c == s).unwrap_or(usize::MAX);
     rows.sort_by(|a, b| {
-        (&a.measure, &a.component, a.period_start, a.period_end)
-            .cmp(&(&b.measure, &b.component, b.period_start, b.period_end))
+        a.measure
+            .cmp(&b.measure)
+            .then(component_rank(&a.component).cmp(&component_rank(&b.component)))
+            .then(a.component.cmp(&b.component))
+            .then((a.period_start, a.period_end).cmp(&(b.period_start, b.period_end)))
             .then(stratifier_rank(&a.stratifier).cmp(&stratifier_rank(&b.stratifier)))
             .then(a.stratifier.cmp(&b.stratifier))
             .then_with(|| {
