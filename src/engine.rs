@@ -30,6 +30,14 @@ impl Definitions {
     /// Load measures from `measures_dir` (value sets from its `valuesets/`) and building blocks
     /// from `queries_dir`.
     pub fn load(measures_dir: &Path, queries_dir: &Path) -> Result<Definitions> {
+        Ok(Definitions {
+            measures: measure::load_dir(measures_dir)?,
+            ..Definitions::load_shared(measures_dir, queries_dir)?
+        })
+    }
+
+    /// Value sets and building blocks only, without the measures.
+    pub fn load_shared(measures_dir: &Path, queries_dir: &Path) -> Result<Definitions> {
         let vs_dir = measures_dir.join("valuesets");
         let value_sets = if vs_dir.is_dir() {
             ValueSets::load_dir(&vs_dir)?
@@ -37,7 +45,7 @@ impl Definitions {
             ValueSets::default()
         };
         Ok(Definitions {
-            measures: measure::load_dir(measures_dir)?,
+            measures: Vec::new(),
             blocks: blocks::load_dir(queries_dir, &value_sets)?,
             value_sets,
         })

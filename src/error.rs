@@ -26,6 +26,10 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A check found problems (each already reported).
+    #[error("{0}")]
+    Failed(String),
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

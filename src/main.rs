@@ -71,8 +71,10 @@ enum Command {
         out: PathBuf,
     },
     /// Check every measure, value set and building block without running anything
-    #[command(after_help = "Example: hhq check --measures measures")]
+    #[command(after_help = "Example: hhq check measures/")]
     Check {
+        /// Directory of measure YAML files (default: measures)
+        dir: Option<PathBuf>,
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
@@ -207,21 +209,31 @@ async fn dispatch(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Check { dirs } => {
-            let defs = Definitions::load(&dirs.measures, &dirs.queries)?;
-            let engine = Engine::offline(&defs).await?;
-            let period = Period::year(2025);
-            for m in &defs.measures {
-                compile::compile(m, engine.catalog(), &period)?;
-                println!("ok  {} {}  {}", m.id, m.version, m.path.display());
+        Command::Check { dir, dirs } => {
+            let measures = dir.unwrap_or(dirs.measures);
+            let report = pipeline::check(&measures, &dirs.queries).await?;
+            for (id, version, path) in &report.passed {
+                println!("ok  {id} {version}  {}", path.display());
+            }
+            for problem in &report.problems {
+                println!("{problem}");
             }
             println!(
-                "{} measures, {} building blocks, {} value sets: no problems found",
-                defs.measures.len(),
-                defs.blocks.len(),
-                defs.value_sets.names().count()
+                "{} measures passed, {} problems; {} building blocks, {} value sets",
+                report.passed.len(),
+                report.problems.len(),
+                report.blocks,
+                report.value_sets
             );
-            Ok(())
+            if report.problems.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Failed(format!(
+                    "{} problem(s) in {}",
+                    report.problems.len(),
+                    measures.display()
+                )))
+            }
         }
         Command::Compile {
             measure,

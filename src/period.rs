@@ -1,5 +1,5 @@
-//! Measurement periods: a calendar year (`2025`), a quarter (`2025Q3`), or whole months given as
-//! a date range (`2025-01-01..2025-06-30`).
+//! Measurement periods: a calendar year (`2025`), a quarter (`2025Q3`), twelve months ending with
+//! a month (`rolling:2025-06`), or whole months given as a date range (`2025-01-01..2025-06-30`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,7 +22,7 @@ fn month_end(first: NaiveDate) -> NaiveDate {
 impl Period {
     /// Whole months from `start` (a first of month) to `end` (a last of month).
     pub fn new(start: NaiveDate, end: NaiveDate) -> Result<Period, Error> {
-        if start.day() != 1 || month_end(start.with_day(1).expect("day 1")) != month_end(start) {
+        if start.day() != 1 {
             return Err(Error::Usage(format!(
                 "period start {start} is not the first day of a month"
             )));
@@ -81,9 +81,17 @@ impl FromStr for Period {
         let s = s.trim();
         let bad = || {
             Error::Usage(format!(
-                "period {s:?} is not a year (2025), a quarter (2025Q3) or a range of whole months (2025-01-01..2025-06-30)"
+                "period {s:?} is not a year (2025), a quarter (2025Q3), twelve months ending with a month (rolling:2025-06) or a range of whole months (2025-01-01..2025-06-30)"
             ))
         };
+        if let Some(month) = s.strip_prefix("rolling:") {
+            let last =
+                NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").map_err(|_| bad())?;
+            return Ok(Period {
+                start: last - Months::new(11),
+                end: month_end(last),
+            });
+        }
         if let Some((a, b)) = s.split_once("..") {
             let a = NaiveDate::parse_from_str(a, "%Y-%m-%d").map_err(|_| bad())?;
             let b = NaiveDate::parse_from_str(b, "%Y-%m-%d").map_err(|_| bad())?;
@@ -128,6 +136,10 @@ mod tests {
         assert!("2025-02-03..2025-04-30".parse::<Period>().is_err());
         assert!("2025Q5".parse::<Period>().is_err());
         assert!("2025-05-01..2025-04-30".parse::<Period>().is_err());
+        let r = "rolling:2025-06".parse::<Period>().unwrap();
+        assert_eq!((r.start, r.end), (d("2024-07-01"), d("2025-06-30")));
+        assert_eq!(r.months().len(), 12);
+        assert!("rolling:2025-13".parse::<Period>().is_err());
     }
 
     #[test]

@@ -217,3 +217,77 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
         rows,
     })
 }
+
+/// What `hhq check` found: the measures that passed and every problem, not just the first.
+#[derive(Debug)]
+pub struct CheckReport {
+    /// (id, version, file) of each measure that parsed and compiled.
+    pub passed: Vec<(String, String, PathBuf)>,
+    pub problems: Vec<Error>,
+    pub blocks: usize,
+    pub value_sets: usize,
+}
+
+/// Lint every measure of `measures_dir` against the building blocks and value sets, without
+/// data: each file is parsed and compiled (and its SQL planned) on empty extracts.
+pub async fn check(
+    measures_dir: &std::path::Path,
+    queries_dir: &std::path::Path,
+) -> Result<CheckReport> {
+    use crate::measure::{Measure, duplicate_id, paths_in};
+    // Value sets and blocks are shared: a problem there stops the check.
+    let defs = Definitions {
+        measures: Vec::new(),
+        ..Definitions::load_shared(measures_dir, queries_dir)?
+    };
+    let engine = Engine::offline(&defs).await?;
+    let period = Period::year(2025);
+    let mut report = CheckReport {
+        passed: Vec::new(),
+        problems: Vec::new(),
+        blocks: defs.blocks.len(),
+        value_sets: defs.value_sets.names().count(),
+    };
+    let mut seen: Vec<Measure> = Vec::new();
+    for path in paths_in(measures_dir)? {
+        let m = match Measure::load(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                report.problems.push(e);
+                continue;
+            }
+        };
+        if let Some(e) = duplicate_id(&m, &seen) {
+            report.problems.push(e);
+            continue;
+        }
+        let planned = match compile::compile(&m, engine.catalog(), &period) {
+            Ok(c) => engine
+                .context()
+                .sql(&c.detail_sql())
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::Definition {
+                    path: m.path.clone(),
+                    line: 1,
+                    column: 1,
+                    message: format!("the compiled query does not plan: {e}"),
+                    hint: Some(
+                        "a `where` expression may call an unknown function or compare unlike types"
+                            .into(),
+                    ),
+                }),
+            Err(e) => Err(e),
+        };
+        match planned {
+            Ok(()) => {
+                report
+                    .passed
+                    .push((m.id.clone(), m.version.clone(), m.path.clone()));
+                seen.push(m);
+            }
+            Err(e) => report.problems.push(e),
+        }
+    }
+    Ok(report)
+}

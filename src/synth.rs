@@ -3465,4 +3465,28 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    #[ignore]
+    fn rss_probe() {
+        let rss = || std::fs::read_to_string("/proc/self/status").unwrap().lines().find(|l| l.starts_with("VmRSS")).unwrap().to_string();
+        let opts = SynthOptions::default();
+        let win = Window::new(&opts).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mode = std::env::var("PROBE").unwrap_or_default();
+        let mut claims = Sink::create(dir.path(), "claims.parquet", CLAIMS.schema()).unwrap();
+        for b in 0..40 {
+            let block = generate_block(opts.seed, win, b * BLOCK, BLOCK);
+            if mode != "gen" {
+                let batch = claims_batch(&block).unwrap();
+                if mode != "batch" {
+                    claims.write(&batch).unwrap();
+                }
+            }
+            if b % 5 == 4 {
+                eprintln!("block {b}: {}", rss());
+            }
+        }
+        claims.finish().unwrap();
+    }
 }

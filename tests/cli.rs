@@ -224,3 +224,68 @@ fn contract_documentation_is_the_enforced_contract() {
         "docs/data-contract.md is stale: paste `hhq contract` output"
     );
 }
+
+#[test]
+fn check_lists_every_problem_and_fails() {
+    let root = common::root();
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(root.join("measures/amb-hh.yaml")).unwrap();
+    std::fs::write(dir.path().join("a.yaml"), &good).unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        good.replace("id: AMB-HH", "id: AMB-B")
+            .replace("count: ed_visits", "count: ed_visitz"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        good.replace("better: lower", "better: lowr"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("d.yaml"), &good).unwrap();
+    std::fs::create_dir(dir.path().join("valuesets")).unwrap();
+    std::fs::copy(
+        root.join("measures/valuesets/illustrative.csv"),
+        dir.path().join("valuesets/illustrative.csv"),
+    )
+    .unwrap();
+    let o = hhq(&["check", dir.path().to_str().unwrap()], &root);
+    let stdout =
+        String::from_utf8_lossy(&o.stdout).replace(&dir.path().display().to_string(), "<m>");
+    assert_eq!(o.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("ok  AMB-HH 2024.1  <m>/a.yaml"), "{stdout}");
+    assert!(
+        stdout.contains("<m>/b.yaml:") && stdout.contains("unknown building block `ed_visitz`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("<m>/c.yaml:") && stdout.contains("unknown variant `lowr`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("<m>/d.yaml:1:1: measure id `AMB-HH` is also defined in <m>/a.yaml"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 measures passed, 3 problems"), "{stdout}");
+}
+
+#[test]
+fn rolling_and_quarter_periods_run() {
+    let root = common::root();
+    let out = tempfile::tempdir().unwrap();
+    let o = hhq(
+        &[
+            "run",
+            "--period",
+            "rolling:2026-03",
+            "--measure",
+            "HH-ENGAGE",
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &root,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.path().join("summary.csv")).unwrap();
+    assert!(csv.contains(",2025-04-01,2026-03-31,total,total,"), "{csv}");
+}

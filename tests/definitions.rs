@@ -165,3 +165,183 @@ fn unknown_value_set_in_a_block() {
       hint: did you mean `ed_revenue`?
     ");
 }
+
+const EVENTS: &str = r#"id: TEST-2
+title: Test events
+version: "1"
+source: a test
+better: higher
+basis: events
+events:
+  from: inpatient_stays
+  id: stay_id
+  date: discharge_date
+  where: acute AND in_value_set(principal_dx, 'mental_illness_dx')
+  end_offset: -30
+enrollment:
+  in: medicaid
+  continuous: {from: 0, to: 30, max_gaps: 0, max_gap_days: 0}
+age_bands: ["6-17", "18-64", "65+"]
+stratify: [age_band, sex, quarter]
+exclusions:
+  - name: nonacute_readmission
+    exists: inpatient_stays
+    date: admission_date
+    window: {from: 1, to: 30}
+    where: NOT acute
+components:
+  - name: 7_day
+    unit: percent
+    numerator:
+      exists: hh_services
+      date: service_date
+      window: {from: 1, to: 7}
+  - name: 30_day
+    unit: percent
+    numerator:
+      exists: hh_services
+      date: service_date
+      window: {from: 1, to: 30}
+  - name: days
+    unit: count
+    numerator:
+      sum: length_of_stay
+      over: inpatient_stays
+      date: discharge_date
+      window: {from: 0, to: 0}
+  - name: alos
+    unit: days
+    ratio: {numerator: days, denominator: 30_day}
+"#;
+
+#[tokio::test]
+async fn the_event_example_compiles_and_plans() {
+    let defs = Definitions::load(
+        &common::root().join("measures"),
+        &common::root().join("queries"),
+    )
+    .unwrap();
+    let engine = Engine::offline(&defs).await.unwrap();
+    let m = Measure::parse(Path::new("t.yaml"), EVENTS).unwrap();
+    let c = compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
+    // Events run to December 1; value sets are expanded; continuous enrolment is checked.
+    let sql = c.standalone_sql();
+    assert!(
+        sql.contains("ev.discharge_date <= DATE '2025-12-01'"),
+        "{sql}"
+    );
+    assert!(sql.contains("left(ev.principal_dx, 3) IN ('F20'"), "{sql}");
+    assert!(sql.contains("ce_spans AS"), "{sql}");
+    engine.context().sql(&sql).await.unwrap();
+    engine.context().sql(&c.detail_sql()).await.unwrap();
+}
+
+async fn events_error(from: &str, to: &str) -> String {
+    assert!(EVENTS.contains(from), "{from}");
+    error_of(&EVENTS.replace(from, to)).await
+}
+
+#[tokio::test]
+async fn a_window_that_ends_before_it_starts() {
+    let msg = events_error("window: {from: 1, to: 7}", "window: {from: 7, to: 1}").await;
+    insta::assert_snapshot!(msg, @r"
+    measures/test.yaml:30:15: the window ends (day 1) before it starts (day 7)
+      hint: windows are days relative to the anchor, `from` up to `to`, both included
+    ");
+}
+
+#[tokio::test]
+async fn a_7_day_numerator_wider_than_its_30_day_sibling() {
+    let msg = events_error("window: {from: 1, to: 7}", "window: {from: 0, to: 7}").await;
+    insta::assert_snapshot!(msg, @r"
+    measures/test.yaml:30:15: `7_day` looks at days 0..7, outside its sibling `30_day` (days 1..30): its rate could exceed the longer window's
+      hint: the shorter window must lie inside the longer one
+    ");
+}
+
+#[tokio::test]
+async fn a_ratio_of_an_unknown_component() {
+    let msg = events_error("denominator: 30_day}", "denominator: 31_day}").await;
+    insta::assert_snapshot!(msg, @r"
+    measures/test.yaml:46:43: no numerator component `31_day` in this measure
+      hint: components: 7_day, 30_day, days, alos
+    ");
+}
+
+#[tokio::test]
+async fn an_event_numerator_without_a_window() {
+    let msg = events_error("      window: {from: 1, to: 30}\n", "").await;
+    insta::assert_snapshot!(msg, @r"
+    measures/test.yaml:31:11: `30_day` needs a `window:` relative to the event date
+      hint: e.g. `window: {from: 1, to: 30}` for the 30 days after a discharge
+    ");
+}
+
+#[tokio::test]
+async fn an_unknown_value_set_in_a_filter() {
+    let msg = events_error("'mental_illness_dx'", "'mental_ilness_dx'").await;
+    insta::assert_snapshot!(msg, @r"
+    measures/test.yaml:11:10: in the `where` expression of `inpatient_stays`: unknown value set `mental_ilness_dx`
+      hint: did you mean `mental_illness_dx`?
+    ");
+}
+
+#[tokio::test]
+async fn a_sum_of_a_text_column() {
+    let msg = events_error("sum: length_of_stay", "sum: discharge_status").await;
+    insta::assert_snapshot!(msg, @"measures/test.yaml:40:12: column `discharge_status` is Utf8; `sum:` needs a number");
+}
+
+#[tokio::test]
+async fn events_basis_needs_its_events() {
+    let cut = EVENTS.find("events:\n").unwrap();
+    let end = EVENTS.find("enrollment:").unwrap();
+    let yaml = format!("{}{}", &EVENTS[..cut], &EVENTS[end..]);
+    let msg = error_of(&yaml).await;
+    insta::assert_snapshot!(msg, @r"
+    measures/test.yaml:6:8: `basis: events` needs an `events:` section naming the building block
+      hint: events: {from: acute_discharges, id: stay_id, date: discharge_date}
+    ");
+}
+
+#[tokio::test]
+async fn compiled_sql_of_every_shipped_measure() {
+    // A snapshot per measure: any change to what a shipped measure runs shows up in review.
+    let defs = Definitions::load(
+        &common::root().join("measures"),
+        &common::root().join("queries"),
+    )
+    .unwrap();
+    let engine = Engine::offline(&defs).await.unwrap();
+    for m in &defs.measures {
+        let c = compile(m, engine.catalog(), &Period::year(2025)).unwrap();
+        insta::assert_snapshot!(format!("compiled_{}", m.id), c.standalone_sql());
+    }
+}
+
+#[tokio::test]
+async fn filter_columns_never_clash_with_the_unit_columns() {
+    // hh_services has member_id and hhp_id, as do the candidate units it is joined to.
+    let yaml = GOOD
+        .replace("count: ed_visits", "exists: hh_services")
+        .replace("date: visit_date", "date: service_date")
+        .replace(
+            "where: NOT led_to_admission",
+            "where: reached AND hhp_id IS NOT NULL AND member_id <> ''",
+        );
+    let defs = Definitions::load(
+        &common::root().join("measures"),
+        &common::root().join("queries"),
+    )
+    .unwrap();
+    let engine = Engine::offline(&defs).await.unwrap();
+    let m = Measure::parse(Path::new("t.yaml"), &yaml).unwrap();
+    let c = compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
+    assert!(
+        c.ctes
+            .contains("WHERE b.reached AND b.hhp_id IS NOT NULL AND b.member_id <> ''"),
+        "{}",
+        c.ctes
+    );
+    engine.context().sql(&c.detail_sql()).await.unwrap();
+}

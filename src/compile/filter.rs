@@ -7,7 +7,8 @@ use std::path::Path;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value, Visit, Visitor,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Value, Visit, Visitor,
+    visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -18,11 +19,13 @@ use crate::error::{Error, Result};
 use crate::measure::valueset::ValueSets;
 use crate::measure::{Located, Measure};
 
-/// Check a filter and return its SQL with value sets expanded.
+/// Check a filter and return its SQL with every column qualified by `alias` (so a block column
+/// never clashes with one of the unit it is joined to) and value sets expanded.
 pub fn check(
     m: &Measure,
     filter: &Located<String>,
     block: &str,
+    alias: &str,
     columns: &[(String, DataType)],
     sets: &ValueSets,
 ) -> Result<String> {
@@ -34,7 +37,7 @@ pub fn check(
         hint,
     };
     let dialect = GenericDialect {};
-    let expr = Parser::new(&dialect)
+    let mut expr = Parser::new(&dialect)
         .try_with_sql(&filter.value)
         .and_then(|mut p| {
             let e = p.parse_expr()?;
@@ -144,8 +147,15 @@ pub fn check(
             hint,
         ));
     }
-    // Value sets expand as in building blocks; the text parsed above is what runs.
-    expand_value_sets(Path::new(&m.path), &filter.value, sets).map_err(|e| match e {
+    let _ = visit_expressions_mut(&mut expr, |e| {
+        if let Expr::Identifier(id) = e {
+            let qualified = Expr::CompoundIdentifier(vec![Ident::new(alias), id.clone()]);
+            *e = qualified;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    // Value sets expand as in building blocks.
+    expand_value_sets(Path::new(&m.path), &expr.to_string(), sets).map_err(|e| match e {
         Error::Definition { message, hint, .. } => err(message, hint),
         other => other,
     })

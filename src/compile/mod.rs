@@ -221,14 +221,15 @@ impl Resolver<'_> {
         Ok(())
     }
 
-    /// Resolve a filter to SQL: checked, with value sets expanded.
+    /// Resolve a filter to SQL: checked, columns qualified by `alias`, value sets expanded.
     fn filter(
         &self,
         f: &Located<String>,
         block: &str,
+        alias: &str,
         columns: &[(String, DataType)],
     ) -> Result<String> {
-        filter::check(self.m, f, block, columns, &self.catalog.value_sets)
+        filter::check(self.m, f, block, alias, columns, &self.catalog.value_sets)
     }
 
     /// The resolved pieces of a condition.
@@ -245,7 +246,7 @@ impl Resolver<'_> {
         let filter = c
             .filter
             .as_ref()
-            .map(|f| self.filter(f, &c.block.value, columns))
+            .map(|f| self.filter(f, &c.block.value, "b", columns))
             .transpose()?;
         let id = match &c.id {
             Some(id) => {
@@ -432,7 +433,7 @@ FROM {program} c JOIN months mo ON {covers}\n  ) WHERE pick = 1\n)",
                 .filter
                 .as_ref()
                 .map(|f| {
-                    r.filter(f, &e.block.value, columns)
+                    r.filter(f, &e.block.value, "ev", columns)
                         .map(|s| format!(" AND ({s})"))
                 })
                 .transpose()?

@@ -925,8 +925,8 @@ fn did_you_mean(message: &str) -> Option<String> {
         .map(|(_, n)| format!("did you mean `{n}`?"))
 }
 
-/// Load every `*.yaml` measure in a directory, in file-name order.
-pub fn load_dir(dir: &Path) -> Result<Vec<Measure>> {
+/// The measure files of a directory (`*.yaml`, `*.yml`), in file-name order.
+pub fn paths_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
@@ -935,24 +935,36 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Measure>> {
         }
     }
     paths.sort();
-    let measures = paths
+    Ok(paths)
+}
+
+/// An error if `m`'s id is already used by one of `earlier`.
+pub fn duplicate_id(m: &Measure, earlier: &[Measure]) -> Option<Error> {
+    earlier
         .iter()
-        .map(|p| Measure::load(p))
-        .collect::<Result<Vec<_>>>()?;
-    for (i, m) in measures.iter().enumerate() {
-        if let Some(other) = measures[..i].iter().find(|o| o.id == m.id) {
-            return Err(Error::Definition {
-                path: m.path.clone(),
-                line: 1,
-                column: 1,
-                message: format!(
-                    "measure id `{}` is also defined in {}",
-                    m.id,
-                    other.path.display()
-                ),
-                hint: None,
-            });
+        .find(|o| o.id == m.id)
+        .map(|other| Error::Definition {
+            path: m.path.clone(),
+            line: 1,
+            column: 1,
+            message: format!(
+                "measure id `{}` is also defined in {}",
+                m.id,
+                other.path.display()
+            ),
+            hint: Some("each measure needs its own id".into()),
+        })
+}
+
+/// Load every measure of a directory, in file-name order; the first problem is an error.
+pub fn load_dir(dir: &Path) -> Result<Vec<Measure>> {
+    let mut measures: Vec<Measure> = Vec::new();
+    for p in paths_in(dir)? {
+        let m = Measure::load(&p)?;
+        if let Some(e) = duplicate_id(&m, &measures) {
+            return Err(e);
         }
+        measures.push(m);
     }
     Ok(measures)
 }
