@@ -345,3 +345,18 @@ async fn filter_columns_never_clash_with_the_unit_columns() {
     );
     engine.context().sql(&c.detail_sql()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_measure_without_stratifiers_reports_its_total() {
+    let yaml = GOOD.replace("stratify: [age_band]", "stratify: []");
+    let defs = Definitions::load(
+        &common::root().join("measures"),
+        &common::root().join("queries"),
+    )
+    .unwrap();
+    let engine = Engine::offline(&defs).await.unwrap();
+    let m = Measure::parse(Path::new("t.yaml"), &yaml).unwrap();
+    let c = compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
+    assert!(c.standalone_sql().contains("SELECT 'total' AS stratifier"));
+    engine.context().sql(&c.standalone_sql()).await.unwrap();
+}

@@ -104,6 +104,11 @@ impl CompiledMeasure {
         }
         stratifier_case.push_str(" ELSE 'total' END");
         stratum_case.push_str(" ELSE 'total' END");
+        if strata.is_empty() {
+            // `CASE ELSE … END` is not SQL: with no stratifier there is only the total.
+            stratifier_case = "'total'".into();
+            stratum_case = "'total'".into();
+        }
         let sets = std::iter::once("()".to_string())
             .chain(strata.iter().map(|s| format!("({s})")))
             .collect::<Vec<_>>()
