@@ -279,3 +279,70 @@ async fn an_empty_age_band_is_still_reported() {
     assert_eq!(bands[1].1, 12.0);
     assert_eq!(bands[2], ("65+", 0.0, None));
 }
+
+/// A members-basis measure over the same deck: members enrolled in a Health Home on December 31
+/// with at most one gap of up to 45 days in 2025, and whether a service reached them in 2025.
+const MEMBERS_MEASURE: &str = r#"id: TEST-MEMBERS
+title: Members reached in the year
+version: "1"
+source: test
+better: higher
+basis: members
+anchor: period_end
+enrollment:
+  in: health_home
+  continuous: {from: -364, to: 0, max_gaps: 1, max_gap_days: 45}
+age_bands: ["0-17", "18-64", "65+"]
+stratify: [hhp]
+components:
+  - name: reached
+    unit: percent
+    numerator:
+      exists: hh_services
+      date: service_date
+      where: reached
+"#;
+
+#[tokio::test]
+async fn members_basis_with_continuous_enrollment() {
+    // On 2025-12-31: A (HHP-1) and D (HHP-2 since June 11, no gap) are enrolled; B's span ended
+    // June 30, C died in March, E was never in a Health Home. F is enrolled but its Medicaid gap
+    // (April 1 to May 31, 61 days) is longer than 45 days: not continuously enrolled.
+    // A and D were both reached in 2025: 2 of 2.
+    let data = common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT);
+    let defs = tempfile::tempdir().unwrap();
+    std::fs::write(defs.path().join("m.yaml"), MEMBERS_MEASURE).unwrap();
+    std::fs::create_dir(defs.path().join("valuesets")).unwrap();
+    std::fs::copy(
+        common::root().join("measures/valuesets/illustrative.csv"),
+        defs.path().join("valuesets/illustrative.csv"),
+    )
+    .unwrap();
+    let out = data.path().join("out");
+    let s = pipeline::run(&RunOptions {
+        data: data.path().to_path_buf(),
+        measures: defs.path().to_path_buf(),
+        queries: common::root().join("queries"),
+        out: out.clone(),
+        period: Some(Period::year(2025)),
+        only: vec![],
+    })
+    .await
+    .unwrap();
+    let total = s.rows.iter().find(|r| r.stratifier == "total").unwrap();
+    assert_eq!((total.numerator, total.denominator), (2.0, 2.0));
+    let hhps: Vec<(&str, f64)> = s
+        .rows
+        .iter()
+        .filter(|r| r.stratifier == "hhp")
+        .map(|r| (r.stratum.as_str(), r.denominator))
+        .collect();
+    assert_eq!(hhps, vec![("HHP-1", 1.0), ("HHP-2", 1.0)]);
+    let detail = std::fs::read_to_string(out.join("detail/TEST-MEMBERS.csv")).unwrap();
+    let f = detail.lines().find(|l| l.starts_with("F,")).unwrap();
+    assert!(
+        f.contains("not continuously enrolled: 1 gap(s), longest 61 days"),
+        "{f}"
+    );
+    assert_eq!(detail.lines().count(), 1 + 3, "{detail}");
+}
