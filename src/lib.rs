@@ -16,10 +16,10 @@
 //! |---|---|---|
 //! | extracts | [`extract`] | the data contract; opening and checking Parquet files |
 //! | measure model | [`measure`] | YAML → checked [`measure::Measure`]; value sets |
-//! | compiler | [`compile`] | building blocks; measure + catalog + period → SQL |
-//! | engine | [`engine`] | the DataFusion session; running compiled measures |
-//! | results | [`results`] | the long-format result table and its writers |
-//! | reports | [`report`] | what people read |
+//! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate) |
+//! | engine | [`engine`] | the DataFusion session; running a measure's detail and its aggregate |
+//! | results | [`results`] | the long-format result table, member-level detail files, writers |
+//! | reports | [`report`] | what people read: the terminal table, `hhq explain` |
 //!
 //! Around them: [`period`] (measurement periods), [`synth`] (synthetic extracts), [`output`]
 //! (atomic writes) and [`pipeline`] (the main job, stage by stage).
