@@ -3469,7 +3469,14 @@ mod tests {
     #[test]
     #[ignore]
     fn rss_probe() {
-        let rss = || std::fs::read_to_string("/proc/self/status").unwrap().lines().find(|l| l.starts_with("VmRSS")).unwrap().to_string();
+        let rss = || {
+            std::fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .find(|l| l.starts_with("VmRSS"))
+                .unwrap()
+                .to_string()
+        };
         let opts = SynthOptions::default();
         let win = Window::new(&opts).unwrap();
         let dir = tempfile::tempdir().unwrap();
