@@ -27,14 +27,20 @@ components:
       where: NOT led_to_admission
 "#;
 
-/// Parse and compile `yaml` against the shipped building blocks; the error message.
-async fn error_of(yaml: &str) -> String {
+/// The shipped definitions and an engine over empty extracts.
+async fn offline() -> (Definitions, Engine) {
     let defs = Definitions::load(
         &common::root().join("measures"),
         &common::root().join("queries"),
     )
     .unwrap();
     let engine = Engine::offline(&defs).await.unwrap();
+    (defs, engine)
+}
+
+/// Parse and compile `yaml` against the shipped building blocks; the error message.
+async fn error_of(yaml: &str) -> String {
+    let (_, engine) = offline().await;
     let result = Measure::parse(Path::new("measures/test.yaml"), yaml)
         .and_then(|m| compile(&m, engine.catalog(), &Period::year(2025)));
     result.expect_err("the definition is wrong").to_string()
@@ -42,12 +48,7 @@ async fn error_of(yaml: &str) -> String {
 
 #[tokio::test]
 async fn the_good_example_compiles() {
-    let defs = Definitions::load(
-        &common::root().join("measures"),
-        &common::root().join("queries"),
-    )
-    .unwrap();
-    let engine = Engine::offline(&defs).await.unwrap();
+    let (_, engine) = offline().await;
     let m = Measure::parse(Path::new("t.yaml"), GOOD).unwrap();
     let c = compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
     let sql = c.standalone_sql();
@@ -127,12 +128,7 @@ async fn unknown_unit() {
 
 #[tokio::test]
 async fn every_shipped_definition_checks() {
-    let defs = Definitions::load(
-        &common::root().join("measures"),
-        &common::root().join("queries"),
-    )
-    .unwrap();
-    let engine = Engine::offline(&defs).await.unwrap();
+    let (defs, engine) = offline().await;
     let ids: Vec<&str> = defs.measures.iter().map(|m| m.id.as_str()).collect();
     assert!(
         ids.contains(&"AMB-HH") && ids.contains(&"HH-ENGAGE"),
@@ -216,12 +212,7 @@ components:
 
 #[tokio::test]
 async fn the_event_example_compiles_and_plans() {
-    let defs = Definitions::load(
-        &common::root().join("measures"),
-        &common::root().join("queries"),
-    )
-    .unwrap();
-    let engine = Engine::offline(&defs).await.unwrap();
+    let (_, engine) = offline().await;
     let m = Measure::parse(Path::new("t.yaml"), EVENTS).unwrap();
     let c = compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
     // Events run to December 1; value sets are expanded; continuous enrolment is checked.
@@ -307,12 +298,7 @@ async fn events_basis_needs_its_events() {
 #[tokio::test]
 async fn compiled_sql_of_every_shipped_measure() {
     // A snapshot per measure: any change to what a shipped measure runs shows up in review.
-    let defs = Definitions::load(
-        &common::root().join("measures"),
-        &common::root().join("queries"),
-    )
-    .unwrap();
-    let engine = Engine::offline(&defs).await.unwrap();
+    let (defs, engine) = offline().await;
     for m in &defs.measures {
         let c = compile(m, engine.catalog(), &Period::year(2025)).unwrap();
         insta::assert_snapshot!(format!("compiled_{}", m.id), c.standalone_sql());
@@ -329,12 +315,7 @@ async fn filter_columns_never_clash_with_the_unit_columns() {
             "where: NOT led_to_admission",
             "where: reached AND hhp_id IS NOT NULL AND member_id <> ''",
         );
-    let defs = Definitions::load(
-        &common::root().join("measures"),
-        &common::root().join("queries"),
-    )
-    .unwrap();
-    let engine = Engine::offline(&defs).await.unwrap();
+    let (_, engine) = offline().await;
     let m = Measure::parse(Path::new("t.yaml"), &yaml).unwrap();
     let c = compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
     assert!(
@@ -349,12 +330,7 @@ async fn filter_columns_never_clash_with_the_unit_columns() {
 #[tokio::test]
 async fn a_measure_without_stratifiers_reports_its_total() {
     let yaml = GOOD.replace("stratify: [age_band]", "stratify: []");
-    let defs = Definitions::load(
-        &common::root().join("measures"),
-        &common::root().join("queries"),
-    )
-    .unwrap();
-    let engine = Engine::offline(&defs).await.unwrap();
+    let (_, engine) = offline().await;
     let m = Measure::parse(Path::new("t.yaml"), &yaml).unwrap();
     let c = compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
     assert!(c.standalone_sql().contains("SELECT 'total' AS stratifier"));

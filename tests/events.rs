@@ -74,18 +74,7 @@ T,health_home,2024-01-01,,MCO-A,HHP-1,SMI,false
 // Denominator 3 (P twice, Q once); 7_day 1 (P S1); 30_day 2 (P S1, P S3).
 
 async fn run() -> (tempfile::TempDir, Vec<ResultRow>) {
-    let data = common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT);
-    let s = pipeline::run(&RunOptions {
-        data: data.path().to_path_buf(),
-        measures: common::root().join("measures"),
-        queries: common::root().join("queries"),
-        out: data.path().join("out"),
-        period: Some(Period::year(2025)),
-        only: vec!["HH-TCC".into()],
-    })
-    .await
-    .expect("run succeeds");
-    (data, s.rows)
+    common::run_deck(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT, &["HH-TCC"]).await
 }
 
 fn get(rows: &[ResultRow], component: &str, stratifier: &str, stratum: &str) -> (f64, f64) {

@@ -133,19 +133,14 @@ const ENGAGE: &[Expect] = &[
 ];
 
 async fn run_deck() -> (tempfile::TempDir, Vec<ResultRow>) {
-    let data = common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT);
-    let out = data.path().join("out");
-    let summary = pipeline::run(&RunOptions {
-        data: data.path().to_path_buf(),
-        measures: common::root().join("measures"),
-        queries: common::root().join("queries"),
-        out,
-        period: Some(Period::year(2025)),
-        only: vec!["AMB-HH".into(), "HH-ENGAGE".into()],
-    })
+    common::run_deck(
+        CLAIMS,
+        CONTACTS,
+        MEMBERS,
+        ENROLLMENT,
+        &["AMB-HH", "HH-ENGAGE"],
+    )
     .await
-    .expect("run succeeds");
-    (data, summary.rows)
 }
 
 fn check(rows: &[ResultRow], measure: &str, component: &str, scale: f64, expected: &[Expect]) {

@@ -47,3 +47,26 @@ pub fn minimal() -> tempfile::TempDir {
          M1,health_home,2025-01-01,,MCO-A,HHP-1,SMI,false\n",
     )
 }
+
+/// Run the shipped measures `only` for 2025 over a deck; the temporary directory (outputs in
+/// `out/`) and the result rows.
+pub async fn run_deck(
+    claims: &str,
+    contacts: &str,
+    members: &str,
+    enrollment: &str,
+    only: &[&str],
+) -> (tempfile::TempDir, Vec<hhq::results::ResultRow>) {
+    let data = data_dir(claims, contacts, members, enrollment);
+    let s = hhq::pipeline::run(&hhq::pipeline::RunOptions {
+        data: data.path().to_path_buf(),
+        measures: root().join("measures"),
+        queries: root().join("queries"),
+        out: data.path().join("out"),
+        period: Some(hhq::period::Period::year(2025)),
+        only: only.iter().map(|s| s.to_string()).collect(),
+    })
+    .await
+    .expect("run succeeds");
+    (data, s.rows)
+}
