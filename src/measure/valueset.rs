@@ -16,6 +16,8 @@ pub struct ValueSet {
     pub prefixes: Vec<String>,
     /// Where it was defined (file and first line), for messages.
     pub defined_at: (PathBuf, usize),
+    /// Whether it came from a licensed (non-illustrative) file.
+    pub replaces_illustrative: bool,
 }
 
 /// All value sets known to a run, by name.
@@ -33,7 +35,9 @@ impl ValueSets {
         self.sets.keys().map(String::as_str)
     }
 
-    /// Load every `*.csv` in `dir`, in file-name order.
+    /// Load every `*.csv` in `dir`. Files named `illustrative*.csv` hold the shipped sets; any
+    /// other file (a licensed value-set file) replaces the illustrative set of the same name
+    /// whole, so measures need no edit. Two non-illustrative files may not define one set.
     pub fn load_dir(dir: &Path) -> Result<ValueSets> {
         let mut paths: Vec<PathBuf> = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
@@ -42,11 +46,18 @@ impl ValueSets {
                 paths.push(path);
             }
         }
-        paths.sort();
+        let illustrative = |p: &Path| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("illustrative"))
+        };
+        // Licensed files last, so their sets replace the illustrative ones.
+        paths.sort_by_key(|p| (!illustrative(p), p.clone()));
         let mut sets = ValueSets::default();
         for p in paths {
             let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-            sets.add_csv(&p, &text)?;
+            let replacing = !illustrative(&p);
+            sets.add_csv_replacing(&p, &text, replacing)?;
         }
         Ok(sets)
     }
@@ -54,6 +65,12 @@ impl ValueSets {
     /// Add the value sets of one CSV text. A set may not be spread over two files, so that a
     /// licensed file cannot silently merge with an illustrative one of the same name.
     pub fn add_csv(&mut self, path: &Path, text: &str) -> Result<()> {
+        self.add_csv_replacing(path, text, false)
+    }
+
+    /// As [`Self::add_csv`]; with `replacing`, a set of this file replaces an illustrative set
+    /// of the same name (but never another replacing file's).
+    pub fn add_csv_replacing(&mut self, path: &Path, text: &str, replacing: bool) -> Result<()> {
         let err = |line: usize, column: usize, message: String| Error::Definition {
             path: path.to_path_buf(),
             line,
@@ -120,7 +137,10 @@ impl ValueSets {
             }
         }
         for (name, mut set) in here {
-            if let Some(prev) = self.sets.get(&name) {
+            set.replaces_illustrative = replacing;
+            if let Some(prev) = self.sets.get(&name)
+                && !(replacing && !prev.replaces_illustrative)
+            {
                 return Err(err(
                     set.defined_at.1,
                     1,
@@ -188,6 +208,33 @@ mod tests {
             sets.get("mh").unwrap().sql_predicate("dx"),
             "(dx IN ('F329') OR left(dx, 2) IN ('F3') OR left(dx, 3) IN ('F20'))"
         );
+    }
+
+    #[test]
+    fn a_licensed_file_replaces_the_illustrative_set_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("illustrative.csv"),
+            "value_set,code_system,code\nmh,ICD10CM,F20*\ned,UBREV,0450\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("hedis-2025.csv"),
+            "value_set,code_system,code\nmh,ICD10CM,F200\nmh,ICD10CM,F201\n",
+        )
+        .unwrap();
+        let sets = ValueSets::load_dir(dir.path()).unwrap();
+        let mh = sets.get("mh").unwrap();
+        assert_eq!((mh.codes.len(), mh.prefixes.len()), (2, 0));
+        assert_eq!(sets.get("ed").unwrap().codes, vec!["0450"]);
+        // Two licensed files may not both define a set.
+        std::fs::write(
+            dir.path().join("other.csv"),
+            "value_set,code_system,code\nmh,ICD10CM,F209\n",
+        )
+        .unwrap();
+        let e = ValueSets::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("already defined"), "{e}");
     }
 
     #[test]
