@@ -68,6 +68,13 @@ pub fn from_batches(compiled: &CompiledMeasure, batches: &[RecordBatch]) -> Resu
         let nums = (0..compiled.numerators)
             .map(|i| column(&format!("num_{i}"), &DataType::Float64))
             .collect::<Result<Vec<_>>>()?;
+        let medians = (0..compiled.numerators)
+            .map(|i| {
+                compiled.numerator_is_first[i]
+                    .then(|| column(&format!("median_{i}"), &DataType::Float64))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
         let num = |i: usize, r: usize| {
             let a = nums[i].as_primitive::<Float64Type>();
             if a.is_null(r) { 0.0 } else { a.value(r) }
@@ -78,10 +85,10 @@ pub fn from_batches(compiled: &CompiledMeasure, batches: &[RecordBatch]) -> Resu
             }
             for (name, unit, output) in &compiled.components {
                 let (n, d) = match output {
-                    Output::Numerator(i) => (num(*i, r), denominator.value(r)),
+                    Output::Numerator(i) | Output::Median(i) => (num(*i, r), denominator.value(r)),
                     Output::Ratio(a, b) => (num(*a, r), num(*b, r)),
                 };
-                rows.push(row(
+                let mut result = row(
                     compiled,
                     name,
                     *unit,
@@ -89,7 +96,16 @@ pub fn from_batches(compiled: &CompiledMeasure, batches: &[RecordBatch]) -> Resu
                     stratum.value(r),
                     n,
                     d,
-                ));
+                );
+                if let Output::Median(i) = output {
+                    // The rate is the median days among the units that have a first row.
+                    let m = medians[*i]
+                        .as_ref()
+                        .expect("median column of a first numerator");
+                    let m = m.as_primitive::<Float64Type>();
+                    result.rate = (!m.is_null(r)).then(|| m.value(r));
+                }
+                rows.push(result);
             }
         }
     }

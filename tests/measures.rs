@@ -341,3 +341,77 @@ async fn members_basis_with_continuous_enrollment() {
     );
     assert_eq!(detail.lines().count(), 1 + 3, "{detail}");
 }
+
+/// An events measure over assignments with a `first:` numerator: days to the first reached
+/// service, and the share reached within 30 days.
+const FIRST_MEASURE: &str = r#"id: TEST-FIRST
+title: Days from assignment to first contact
+version: "1"
+source: test
+better: lower
+basis: events
+events: {from: hh_assignments, id: assignment_id, date: assignment_date, end_offset: -30}
+age_bands: ["0-17", "18+"]
+components:
+  - name: within_30_days
+    unit: percent
+    numerator:
+      exists: hh_services
+      date: service_date
+      window: {from: 0, to: 30}
+      where: reached
+  - name: median_days
+    unit: median_days
+    numerator:
+      first: hh_services
+      date: service_date
+      window: {from: 0, to: 365}
+      where: reached
+"#;
+
+#[tokio::test]
+async fn first_date_numerators_give_days_and_their_median() {
+    // Assignments dated 2025-01-01 to 2025-12-01 (C's, in 2024, is not): A 01-01, B 02-20,
+    // D 01-01 and 06-11 (partner change), F 01-01. First reached service after each: A K1 01-05
+    // (4 days), B K5 02-25 (5), D K8 06-20 (170 and 9), F K10 04-20 (109). Within 30 days:
+    // A, B, D's second: 3 of 5. Median of 4, 5, 9, 109, 170: 9.
+    let data = common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT);
+    let defs = tempfile::tempdir().unwrap();
+    std::fs::write(defs.path().join("m.yaml"), FIRST_MEASURE).unwrap();
+    std::fs::create_dir(defs.path().join("valuesets")).unwrap();
+    std::fs::copy(
+        common::root().join("measures/valuesets/illustrative.csv"),
+        defs.path().join("valuesets/illustrative.csv"),
+    )
+    .unwrap();
+    let s = pipeline::run(&RunOptions {
+        data: data.path().to_path_buf(),
+        measures: defs.path().to_path_buf(),
+        queries: common::root().join("queries"),
+        out: data.path().join("out"),
+        period: Some(Period::year(2025)),
+        only: vec![],
+    })
+    .await
+    .unwrap();
+    let total = |c: &str| {
+        s.rows
+            .iter()
+            .find(|r| r.component == c && r.stratifier == "total")
+            .unwrap()
+            .clone()
+    };
+    let within = total("within_30_days");
+    assert_eq!((within.numerator, within.denominator), (3.0, 5.0));
+    let median = total("median_days");
+    assert_eq!((median.numerator, median.denominator), (5.0, 5.0));
+    assert_eq!(median.rate, Some(9.0));
+    assert_eq!(median.unit, "median_days");
+    let detail = std::fs::read_to_string(data.path().join("out/detail/TEST-FIRST.csv")).unwrap();
+    assert!(detail.contains("D:2025-01-01,D,2025-01-01"), "{detail}");
+    let d1 = detail
+        .lines()
+        .find(|l| l.starts_with("D:2025-01-01"))
+        .unwrap();
+    assert!(d1.contains(",170,2025-06-20,K8"), "{d1}");
+}

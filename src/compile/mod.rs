@@ -36,6 +36,8 @@ pub struct Catalog {
 pub enum Output {
     /// `num_<i>` summed over the denominator.
     Numerator(usize),
+    /// Units with a `num_<i>` (a `first:` numerator), and the median of their days.
+    Median(usize),
     /// The sum of `num_<a>` over the sum of `num_<b>`.
     Ratio(usize, usize),
 }
@@ -56,6 +58,8 @@ pub struct CompiledMeasure {
     pub numerators: usize,
     /// The component name of each `num_<i>`, which names its columns in the detail output.
     pub numerator_names: Vec<String>,
+    /// Whether each `num_<i>` is a `first:` numerator (days to the first row; null without one).
+    pub numerator_is_first: Vec<bool>,
 }
 
 /// The fixed columns of the detail, before the numerator columns.
@@ -119,7 +123,11 @@ impl CompiledMeasure {
             .enumerate()
             .map(|(i, n)| {
                 let col = if named { quote(n) } else { format!("num_{i}") };
-                format!(", sum({col}) AS num_{i}")
+                if self.numerator_is_first[i] {
+                    format!(", count({col}) AS num_{i}, median({col}) AS median_{i}")
+                } else {
+                    format!(", sum({col}) AS num_{i}")
+                }
             })
             .collect::<String>();
         format!(
@@ -264,7 +272,7 @@ impl Resolver<'_> {
                 .then(|| "source_id".to_string()),
         };
         let value = match &c.aggregate {
-            Aggregate::Exists | Aggregate::Count => None,
+            Aggregate::Exists | Aggregate::Count | Aggregate::First => None,
             Aggregate::Sum(col) => {
                 let t = self.column(&c.block, columns, col)?;
                 if !t.is_numeric() {
@@ -515,6 +523,7 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
     let mut num_joins = Vec::new();
     let mut index_of: BTreeMap<&str, usize> = BTreeMap::new();
     let mut numerator_names = Vec::new();
+    let mut numerator_is_first = Vec::new();
     for (_, c, cond) in m.numerators() {
         let i = num_cols.len();
         let rc = r.condition(cond)?;
@@ -528,6 +537,7 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
             Aggregate::Exists => format!("CASE WHEN n{i}.n IS NULL THEN 0 ELSE 1 END"),
             Aggregate::Count => format!("coalesce(n{i}.n, 0)"),
             Aggregate::Sum(_) => format!("coalesce(n{i}.total, 0)"),
+            Aggregate::First => format!("n{i}.first_date - u.anchor_date"),
         };
         num_cols.push(format!(
             "{value} AS num_{i}, n{i}.first_date AS num_{i}_date, n{i}.first_id AS num_{i}_id"
@@ -535,12 +545,16 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
         num_joins.push(format!("LEFT JOIN n{i} ON n{i}.unit_id = u.unit_id"));
         index_of.insert(c.name.value.as_str(), i);
         numerator_names.push(c.name.value.clone());
+        numerator_is_first.push(cond.aggregate == Aggregate::First);
     }
     for c in &m.components {
         outputs.push((
             c.name.value.clone(),
             c.unit,
             match &c.kind {
+                ComponentKind::Numerator(cond) if cond.aggregate == Aggregate::First => {
+                    Output::Median(index_of[c.name.value.as_str()])
+                }
                 ComponentKind::Numerator(_) => Output::Numerator(index_of[c.name.value.as_str()]),
                 ComponentKind::Ratio {
                     numerator,
@@ -674,5 +688,6 @@ FROM judged u{n_joins}\n)"
         age_bands: m.age_bands.iter().map(|b| b.label.clone()).collect(),
         numerators: num_cols.len(),
         numerator_names,
+        numerator_is_first,
     })
 }

@@ -80,6 +80,8 @@ pub enum Unit {
     Days,
     /// One component divided by another (observed/expected).
     Ratio,
+    /// The median of a `first:` numerator's days over the units that have one.
+    MedianDays,
 }
 
 impl Unit {
@@ -91,6 +93,7 @@ impl Unit {
             Unit::Count => "count",
             Unit::Days => "days",
             Unit::Ratio => "ratio",
+            Unit::MedianDays => "median_days",
         }
     }
 
@@ -99,7 +102,7 @@ impl Unit {
         match self {
             Unit::Percent => 100.0,
             Unit::Per1000MemberMonths | Unit::Per1000Members => 1000.0,
-            Unit::Count | Unit::Days | Unit::Ratio => 1.0,
+            Unit::Count | Unit::Days | Unit::Ratio | Unit::MedianDays => 1.0,
         }
     }
 }
@@ -214,6 +217,8 @@ pub enum Aggregate {
     Count,
     /// The sum of a column over qualifying rows.
     Sum(Located<String>),
+    /// Days from the anchor to the first qualifying row (none when there is none).
+    First,
 }
 
 /// Rows of a building block that qualify for one unit of the denominator: same member, dated in
@@ -386,6 +391,7 @@ struct RawCondition {
     count: Option<Spanned<String>>,
     sum: Option<Spanned<String>>,
     over: Option<Spanned<String>>,
+    first: Option<Spanned<String>>,
     date: Spanned<String>,
     window: Option<Spanned<Window>>,
     #[serde(rename = "where")]
@@ -428,11 +434,12 @@ impl Errs<'_> {
 }
 
 fn condition(errs: &Errs, owner: &Located<String>, raw: RawCondition) -> Result<Condition> {
-    let aggregate_and_block = match (raw.exists, raw.count, raw.sum, raw.over) {
-        (Some(b), None, None, None) => (Aggregate::Exists, Located::from(b)),
-        (None, Some(b), None, None) => (Aggregate::Count, Located::from(b)),
-        (None, None, Some(col), Some(b)) => (Aggregate::Sum(col.into()), Located::from(b)),
-        (None, None, Some(col), None) => {
+    let aggregate_and_block = match (raw.exists, raw.count, raw.sum, raw.over, raw.first) {
+        (Some(b), None, None, None, None) => (Aggregate::Exists, Located::from(b)),
+        (None, Some(b), None, None, None) => (Aggregate::Count, Located::from(b)),
+        (None, None, Some(col), Some(b), None) => (Aggregate::Sum(col.into()), Located::from(b)),
+        (None, None, None, None, Some(b)) => (Aggregate::First, Located::from(b)),
+        (None, None, Some(col), None, None) => {
             return Err(errs.at(
                 &Located::from(col),
                 "`sum:` needs `over:` naming the building block",
@@ -443,7 +450,7 @@ fn condition(errs: &Errs, owner: &Located<String>, raw: RawCondition) -> Result<
             return Err(errs.at(
                 owner,
                 format!(
-                    "`{}` needs exactly one of `exists:`, `count:` or `sum:` (with `over:`)",
+                    "`{}` needs exactly one of `exists:`, `count:`, `first:` or `sum:` (with `over:`)",
                     owner.value
                 ),
                 Some("`exists: hh_services` is 1 per unit with any row; `count: ed_visits` counts rows"),
@@ -698,14 +705,25 @@ impl Measure {
                     ));
                 }
             };
-            if matches!(kind, ComponentKind::Ratio { .. })
-                != matches!(c.unit, Unit::Days | Unit::Ratio)
-            {
+            let shape = match &kind {
+                ComponentKind::Ratio { .. } => "ratio",
+                ComponentKind::Numerator(cond) if cond.aggregate == Aggregate::First => "first",
+                ComponentKind::Numerator(_) => "numerator",
+            };
+            let fits = match shape {
+                "ratio" => matches!(c.unit, Unit::Days | Unit::Ratio),
+                "first" => c.unit == Unit::MedianDays,
+                _ => !matches!(c.unit, Unit::Days | Unit::Ratio | Unit::MedianDays),
+            };
+            if !fits {
                 return Err(errs.at(
                     &name,
-                    format!("component `{}`: unit {} does not fit a {}", name.value, c.unit.name(),
-                        if matches!(kind, ComponentKind::Ratio { .. }) { "ratio" } else { "numerator" }),
-                    Some("`ratio:` components use unit days or ratio; numerators use percent, per_1000_member_months, per_1000_members or count"),
+                    format!(
+                        "component `{}`: unit {} does not fit a {shape} component",
+                        name.value,
+                        c.unit.name()
+                    ),
+                    Some("`ratio:` components use unit days or ratio; `first:` numerators use median_days; other numerators use percent, per_1000_member_months, per_1000_members or count"),
                 ));
             }
             components.push(Component {

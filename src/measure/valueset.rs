@@ -139,7 +139,7 @@ impl ValueSets {
         for (name, mut set) in here {
             set.replaces_illustrative = replacing;
             if let Some(prev) = self.sets.get(&name)
-                && !(replacing && !prev.replaces_illustrative)
+                && (!replacing || prev.replaces_illustrative)
             {
                 return Err(err(
                     set.defined_at.1,
