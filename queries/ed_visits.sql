@@ -22,7 +22,8 @@ SELECT
   count(DISTINCT e.claim_id) AS claims,
   coalesce(bool_or(in_value_set(e.principal_dx, 'mental_illness_dx')), false) AS mental_health,
   coalesce(bool_or(in_value_set(e.principal_dx, 'chemical_dependency_dx')), false) AS chemical_dependency,
-  bool_or(a.member_id IS NOT NULL) AS led_to_admission
+  bool_or(a.member_id IS NOT NULL) AS led_to_admission,
+  min(e.claim_id) AS source_id
 FROM ed_lines e
 LEFT JOIN admissions a
   ON a.member_id = e.member_id

@@ -79,12 +79,7 @@ async fn unknown_building_block() {
 #[tokio::test]
 async fn unknown_column_in_a_filter() {
     let msg = error_of(&GOOD.replace("NOT led_to_admission", "NOT led_to_admision")).await;
-    assert!(
-        msg.starts_with(
-            "measures/test.yaml:15:14: in the `where` expression of `ed_visits`: unknown column `led_to_admision`"
-        ),
-        "{msg}"
-    );
+    insta::assert_snapshot!("error_unknown_column_in_filter", msg);
 }
 
 #[tokio::test]
@@ -94,18 +89,17 @@ async fn a_filter_may_not_read_another_table() {
         "member_id IN (SELECT member_id FROM members)",
     ))
     .await;
-    assert!(msg.contains("may not contain a subquery"), "{msg}");
+    insta::assert_snapshot!("error_subquery_in_filter", msg);
     let msg = error_of(&GOOD.replace("NOT led_to_admission", "1; DROP TABLE claims")).await;
-    assert!(msg.contains("does not parse"), "{msg}");
+    insta::assert_snapshot!("error_statement_in_filter", msg);
+    let msg = error_of(&GOOD.replace("NOT led_to_admission", "claims.member_id = 'x'")).await;
+    insta::assert_snapshot!("error_table_in_filter", msg);
 }
 
 #[tokio::test]
 async fn date_column_must_exist_and_be_a_date() {
     let msg = error_of(&GOOD.replace("date: visit_date", "date: claim_id")).await;
-    assert!(
-        msg.contains("column `claim_id` is Utf8, not a date"),
-        "{msg}"
-    );
+    insta::assert_snapshot!("error_date_column_not_a_date", msg);
 }
 
 #[tokio::test]
@@ -120,10 +114,7 @@ async fn bad_age_bands() {
 #[tokio::test]
 async fn unknown_unit() {
     let msg = error_of(&GOOD.replace("per_1000_member_months", "per_thousand")).await;
-    assert!(
-        msg.starts_with("measures/test.yaml:11:11: unknown variant `per_thousand`"),
-        "{msg}"
-    );
+    insta::assert_snapshot!("error_unknown_unit", msg);
 }
 
 #[tokio::test]
