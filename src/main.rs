@@ -175,7 +175,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 c.lines_read, c.final_lines, c.superseded_lines, c.void_lines
             );
             eprintln!(
-                "wrote {0}/summary.csv, {0}/summary.parquet, {0}/data_quality.csv",
+                "wrote {0}/summary.csv, {0}/summary.parquet, {0}/data_quality.csv and member-level {0}/detail/<measure>.parquet|csv",
                 out.display()
             );
             Ok(())
