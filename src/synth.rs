@@ -2446,6 +2446,14 @@ impl Sink {
         let tmp = buffered
             .into_inner()
             .map_err(|e| Error::io(&path, e.into_error()))?;
+        // tempfile creates 0600 files; extracts are ordinary files readable like any other.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| Error::io(&path, e))?;
+        }
         tmp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
         tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
         Ok(())
@@ -3314,33 +3322,6 @@ mod tests {
             per(acute),
             per(s0281)
         );
-        let mut breakdown: BTreeMap<String, usize> = BTreeMap::new();
-        for m in &s.members {
-            let cs = live(m);
-            for c in cs.iter().filter(|c| is_acute(c)) {
-                let a = c.from;
-                let via_ed = cs
-                    .iter()
-                    .any(|e| is_ed_facility(e) && (e.from == a || e.from + 1 == a));
-                let after = cs.iter().any(|p| {
-                    is_stay(p)
-                        && p.discharge.is_some_and(|d| {
-                            d < a && d + 30 >= a && p.discharge_status != Some("02")
-                        })
-                });
-                let transfer = cs.iter().any(|p| {
-                    is_stay(p)
-                        && p.discharge_status == Some("02")
-                        && p.discharge.is_some_and(|d| d == a || d + 1 == a)
-                });
-                let key = format!(
-                    "{:?} ed={via_ed} readmit={after} transfer={transfer}",
-                    c.kind
-                );
-                *breakdown.entry(key).or_default() += 1;
-            }
-        }
-        eprintln!("{breakdown:#?}");
         let (mut fuh, mut same_day, mut ed_admit, mut tcc, mut discharges) =
             (BTreeMap::new(), 0, 0, [0; 2], 0);
         for m in &s.members {
@@ -3464,36 +3445,5 @@ mod tests {
                 std::fs::metadata(dir.path().join(name)).unwrap().len()
             );
         }
-    }
-
-    #[test]
-    #[ignore]
-    fn rss_probe() {
-        let rss = || {
-            std::fs::read_to_string("/proc/self/status")
-                .unwrap()
-                .lines()
-                .find(|l| l.starts_with("VmRSS"))
-                .unwrap()
-                .to_string()
-        };
-        let opts = SynthOptions::default();
-        let win = Window::new(&opts).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mode = std::env::var("PROBE").unwrap_or_default();
-        let mut claims = Sink::create(dir.path(), "claims.parquet", CLAIMS.schema()).unwrap();
-        for b in 0..40 {
-            let block = generate_block(opts.seed, win, b * BLOCK, BLOCK);
-            if mode != "gen" {
-                let batch = claims_batch(&block).unwrap();
-                if mode != "batch" {
-                    claims.write(&batch).unwrap();
-                }
-            }
-            if b % 5 == 4 {
-                eprintln!("block {b}: {}", rss());
-            }
-        }
-        claims.finish().unwrap();
     }
 }
