@@ -21,10 +21,12 @@
 //! | results | [`results`] | the long-format result table, member-level detail files, writers |
 //! | reports | [`report`] | what people read: the terminal table, `hhq explain` |
 //!
-//! Around them: [`period`] (measurement periods), [`synth`] (synthetic extracts), [`output`]
+//! Around them: [`period`] (measurement periods), [`synth`] (synthetic extracts), [`decks`]
+//! (hand-built test decks with expected outcomes), [`output`]
 //! (atomic writes) and [`pipeline`] (the main job, stage by stage).
 
 pub mod compile;
+pub mod decks;
 pub mod engine;
 pub mod error;
 pub mod extract;

@@ -112,6 +112,14 @@ enum Command {
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
+    /// Run every test deck (measures/decks/*.yaml): hand-built members with expected outcomes
+    #[command(after_help = "Example: hhq test measures/")]
+    Test {
+        /// Directory of measure YAML files, with decks in its decks/ (default: measures)
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        dirs: DefinitionDirs,
+    },
     /// Print the extract contract as Markdown
     Contract,
 }
@@ -289,6 +297,17 @@ async fn dispatch(command: Command) -> Result<()> {
             )
             .await?;
             print!("{}", report::explain_text(&e, &member));
+            Ok(())
+        }
+        Command::Test { dir, dirs } => {
+            let measures = dir.unwrap_or(dirs.measures);
+            let cases = hhq::decks::run_dir(&measures, &dirs.queries).await?;
+            println!("{}", report::deck_table(&cases));
+            let failed = cases.iter().filter(|c| c.failure.is_some()).count();
+            println!("{} passed, {} failed", cases.len() - failed, failed);
+            if failed > 0 {
+                return Err(Error::Failed(format!("{failed} deck case(s) failed")));
+            }
             Ok(())
         }
         Command::Contract => {

@@ -150,9 +150,6 @@ pub struct Explanation {
 
 /// Run one measure's detail for one member.
 pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Result<Explanation> {
-    use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::datatypes::DataType;
-
     let defs = Definitions::load(&opts.measures, &opts.queries)?;
     let measure = defs
         .measures
@@ -182,34 +179,7 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
         member_id.replace('\'', "''")
     );
     let batches = engine.context().sql(&sql).await?.collect().await?;
-    let mut columns = Vec::new();
-    let mut rows = Vec::new();
-    for batch in &batches {
-        if columns.is_empty() {
-            columns = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-        }
-        let text: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| datafusion::arrow::compute::cast(c, &DataType::Utf8))
-            .collect::<Result<_, _>>()?;
-        for r in 0..batch.num_rows() {
-            rows.push(
-                text.iter()
-                    .map(|c| {
-                        let s = c.as_string::<i32>();
-                        (!datafusion::arrow::array::Array::is_null(s, r))
-                            .then(|| s.value(r).to_string())
-                    })
-                    .collect(),
-            );
-        }
-    }
+    let (columns, rows) = results::text_rows(&batches)?;
     Ok(Explanation {
         measure,
         period,

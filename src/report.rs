@@ -129,3 +129,29 @@ pub fn explain_text(e: &crate::pipeline::Explanation, member: &str) -> String {
     }
     out
 }
+
+/// `hhq test`: one line per deck case, pass or fail, with what differed.
+pub fn deck_table(cases: &[crate::decks::CaseResult]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec!["measure", "deck", "case", "result"]);
+    for c in cases {
+        t.add_row(vec![
+            Cell::new(&c.measure),
+            Cell::new(format!(
+                "{}:{}",
+                c.deck
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                c.line
+            )),
+            Cell::new(&c.case),
+            Cell::new(match &c.failure {
+                None => "pass".to_string(),
+                Some(f) => format!("FAIL: {f}"),
+            }),
+        ]);
+    }
+    t
+}

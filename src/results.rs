@@ -306,3 +306,39 @@ pub fn write(dir: &Path, rows: &[ResultRow]) -> Result<()> {
     write_atomic(&dir.join("summary.parquet"), &parquet)?;
     Ok(())
 }
+
+/// Batches as text: column names and each row's values cast to strings (`None` for null), for
+/// reading detail rows in explanations and test decks.
+pub fn text_rows(batches: &[RecordBatch]) -> Result<TextRows> {
+    let mut columns = Vec::new();
+    let mut rows = Vec::new();
+    for batch in batches {
+        if columns.is_empty() {
+            columns = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+        }
+        let text = batch
+            .columns()
+            .iter()
+            .map(|c| datafusion::arrow::compute::cast(c, &DataType::Utf8))
+            .collect::<Result<Vec<_>, _>>()?;
+        for r in 0..batch.num_rows() {
+            rows.push(
+                text.iter()
+                    .map(|c| {
+                        let s = c.as_string::<i32>();
+                        (!s.is_null(r)).then(|| s.value(r).to_string())
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok((columns, rows))
+}
+
+/// Column names and rows of text values.
+pub type TextRows = (Vec<String>, Vec<Vec<Option<String>>>);

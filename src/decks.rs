@@ -1,0 +1,290 @@
+//! Test decks: small hand-built members (extracts as CSV text in YAML) with the outcome expected
+//! for each unit of one measure — in the denominator or not, which exclusion, why ineligible,
+//! numerator values — and optional summary totals, all written from the specification. `hhq test`
+//! and `cargo test` run every deck in `measures/decks/`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::compile;
+use crate::engine::{Definitions, Engine};
+use crate::error::{Error, Result};
+use crate::extract::contract::{CLAIMS, CONTACTS, ENROLLMENT, Extract, MEMBERS};
+use crate::extract::csv::{csv_to_batch, write_parquet};
+use crate::measure::Located;
+use crate::period::Period;
+use crate::results;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeck {
+    measure: Spanned<String>,
+    period: Spanned<String>,
+    #[serde(default)]
+    #[allow(dead_code)] // for readers of the deck
+    description: Option<String>,
+    members: String,
+    enrollment: String,
+    #[serde(default)]
+    claims: Option<String>,
+    #[serde(default)]
+    contacts: Option<String>,
+    #[serde(default)]
+    expect: Vec<RawExpect>,
+    #[serde(default)]
+    totals: Vec<RawTotal>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    unit: Option<Spanned<String>>,
+    absent: Option<Spanned<String>>,
+    #[serde(default)]
+    #[allow(dead_code)] // the case's reasoning, for readers
+    why: Option<String>,
+    denominator: Option<bool>,
+    exclusion: Option<String>,
+    ineligible: Option<String>,
+    #[serde(default)]
+    numerators: BTreeMap<String, f64>,
+    age_band: Option<String>,
+    hhp: Option<String>,
+    mco: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTotal {
+    component: Spanned<String>,
+    #[serde(default = "total")]
+    stratifier: String,
+    #[serde(default = "total")]
+    stratum: String,
+    numerator: f64,
+    denominator: f64,
+}
+
+fn total() -> String {
+    "total".into()
+}
+
+/// The outcome of one expectation of a deck.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseResult {
+    pub deck: PathBuf,
+    pub measure: String,
+    /// What was checked: a unit id, `absent X`, or `total component stratifier=stratum`.
+    pub case: String,
+    pub line: usize,
+    /// `None` when it passed; else what differed.
+    pub failure: Option<String>,
+}
+
+/// The deck files of a measures directory (`decks/*.yaml`), in name order.
+pub fn deck_paths(measures_dir: &Path) -> Result<Vec<PathBuf>> {
+    let dir = measures_dir.join("decks");
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    crate::measure::paths_in(&dir)
+}
+
+/// Run every deck of `measures_dir/decks/`.
+pub async fn run_dir(measures_dir: &Path, queries_dir: &Path) -> Result<Vec<CaseResult>> {
+    let defs = Definitions::load(measures_dir, queries_dir)?;
+    let mut out = Vec::new();
+    for path in deck_paths(measures_dir)? {
+        out.extend(run_deck(&path, &defs).await?);
+    }
+    Ok(out)
+}
+
+fn deck_error(path: &Path, at: &Located<String>, message: String) -> Error {
+    Error::Definition {
+        path: path.to_path_buf(),
+        line: at.line,
+        column: at.column,
+        message,
+        hint: None,
+    }
+}
+
+/// Run one deck against the loaded definitions.
+pub async fn run_deck(path: &Path, defs: &Definitions) -> Result<Vec<CaseResult>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let raw: RawDeck = serde_saphyr::from_str(&text).map_err(|e| Error::Definition {
+        path: path.to_path_buf(),
+        line: e.location().map_or(1, |l| l.line() as usize),
+        column: e.location().map_or(1, |l| l.column() as usize),
+        message: e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid YAML")
+            .to_string(),
+        hint: None,
+    })?;
+    let measure_at = Located::from(raw.measure);
+    let measure = defs
+        .measures
+        .iter()
+        .find(|m| m.id == measure_at.value)
+        .ok_or_else(|| {
+            deck_error(
+                path,
+                &measure_at,
+                format!("no measure `{}`", measure_at.value),
+            )
+        })?;
+    let period_at = Located::from(raw.period);
+    let period: Period = period_at
+        .value
+        .parse()
+        .map_err(|e: Error| deck_error(path, &period_at, e.to_string()))?;
+
+    // The extracts, written as Parquet so the deck goes through the same contract checks.
+    let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let extracts: [(&Extract, Option<&str>); 4] = [
+        (&CLAIMS, raw.claims.as_deref()),
+        (&CONTACTS, raw.contacts.as_deref()),
+        (&MEMBERS, Some(raw.members.as_str())),
+        (&ENROLLMENT, Some(raw.enrollment.as_str())),
+    ];
+    for (extract, csv) in extracts {
+        let csv = csv.unwrap_or("member_id\n");
+        let batch = csv_to_batch(path, extract, csv)?;
+        write_parquet(
+            &dir.path().join(format!("{}.parquet", extract.name)),
+            &batch,
+        )?;
+    }
+    let engine = Engine::open(dir.path(), defs).await?;
+    let compiled = compile::compile(measure, engine.catalog(), &period)?;
+    let run = engine.run(&compiled).await?;
+    let (columns, rows) = results::text_rows(&run.detail)?;
+    let col = |row: &[Option<String>], name: &str| -> Option<String> {
+        columns
+            .iter()
+            .position(|c| c == name)
+            .and_then(|i| row[i].clone())
+    };
+
+    let mut out = Vec::new();
+    let mut push = |case: String, line: usize, failure: Option<String>| {
+        out.push(CaseResult {
+            deck: path.to_path_buf(),
+            measure: measure.id.clone(),
+            case,
+            line,
+            failure,
+        })
+    };
+    for e in raw.expect {
+        match (e.unit, e.absent) {
+            (Some(unit), None) => {
+                let unit = Located::from(unit);
+                let Some(row) = rows
+                    .iter()
+                    .find(|r| col(r, "unit_id").as_deref() == Some(unit.value.as_str()))
+                else {
+                    push(
+                        unit.value.clone(),
+                        unit.line,
+                        Some("no such unit in the detail".into()),
+                    );
+                    continue;
+                };
+                let mut diffs = Vec::new();
+                let mut same = |what: &str, want: Option<String>, got: Option<String>| {
+                    if let Some(want) = want
+                        && got.as_deref() != Some(want.as_str())
+                    {
+                        diffs.push(format!(
+                            "{what}: expected {want}, got {}",
+                            got.unwrap_or_else(|| "nothing".into())
+                        ));
+                    }
+                };
+                same(
+                    "denominator",
+                    e.denominator.map(|d| d.to_string()),
+                    col(row, "in_denominator"),
+                );
+                same("exclusion", e.exclusion, col(row, "exclusion"));
+                same("age_band", e.age_band, col(row, "age_band"));
+                same("hhp", e.hhp, col(row, "hhp"));
+                same("mco", e.mco, col(row, "mco"));
+                if let Some(want) = e.ineligible {
+                    let got = col(row, "ineligible").unwrap_or_default();
+                    if !got.contains(&want) {
+                        diffs.push(format!("ineligible: expected {want:?}, got {got:?}"));
+                    }
+                }
+                for (name, want) in e.numerators {
+                    if !columns.contains(&name) {
+                        diffs.push(format!("no numerator `{name}` in {}", measure.id));
+                        continue;
+                    }
+                    let got = col(row, &name).and_then(|v| v.parse::<f64>().ok());
+                    if got != Some(want) {
+                        diffs.push(format!(
+                            "{name}: expected {want}, got {}",
+                            got.map_or("nothing".into(), |g| g.to_string())
+                        ));
+                    }
+                }
+                push(
+                    unit.value.clone(),
+                    unit.line,
+                    (!diffs.is_empty()).then(|| diffs.join("; ")),
+                );
+            }
+            (None, Some(absent)) => {
+                let absent = Located::from(absent);
+                let found = rows
+                    .iter()
+                    .any(|r| col(r, "unit_id").as_deref() == Some(absent.value.as_str()));
+                push(
+                    format!("absent {}", absent.value),
+                    absent.line,
+                    found.then(|| "the unit is in the detail".to_string()),
+                );
+            }
+            _ => {
+                return Err(Error::Definition {
+                    path: path.to_path_buf(),
+                    line: 1,
+                    column: 1,
+                    message: "each expectation names exactly one of `unit:` or `absent:`".into(),
+                    hint: None,
+                });
+            }
+        }
+    }
+    for t in raw.totals {
+        let component = Located::from(t.component);
+        let got = run.rows.iter().find(|r| {
+            r.component == component.value && r.stratifier == t.stratifier && r.stratum == t.stratum
+        });
+        let failure = match got {
+            None => Some("no such result row".to_string()),
+            Some(r) if (r.numerator, r.denominator) != (t.numerator, t.denominator) => {
+                Some(format!(
+                    "expected {}/{}, got {}/{}",
+                    t.numerator, t.denominator, r.numerator, r.denominator
+                ))
+            }
+            Some(_) => None,
+        };
+        push(
+            format!("total {} {}={}", component.value, t.stratifier, t.stratum),
+            component.line,
+            failure,
+        );
+    }
+    Ok(out)
+}
