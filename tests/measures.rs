@@ -305,14 +305,7 @@ async fn members_basis_with_continuous_enrollment() {
     // (April 1 to May 31, 61 days) is longer than 45 days: not continuously enrolled.
     // A and D were both reached in 2025: 2 of 2.
     let data = common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT);
-    let defs = tempfile::tempdir().unwrap();
-    std::fs::write(defs.path().join("m.yaml"), MEMBERS_MEASURE).unwrap();
-    std::fs::create_dir(defs.path().join("valuesets")).unwrap();
-    std::fs::copy(
-        common::root().join("measures/valuesets/illustrative.csv"),
-        defs.path().join("valuesets/illustrative.csv"),
-    )
-    .unwrap();
+    let defs = common::measures_dir_with(MEMBERS_MEASURE);
     let out = data.path().join("out");
     let s = pipeline::run(&RunOptions {
         data: data.path().to_path_buf(),
@@ -376,14 +369,7 @@ async fn first_date_numerators_give_days_and_their_median() {
     // (4 days), B K5 02-25 (5), D K8 06-20 (170 and 9), F K10 04-20 (109). Within 30 days:
     // A, B, D's second: 3 of 5. Median of 4, 5, 9, 109, 170: 9.
     let data = common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT);
-    let defs = tempfile::tempdir().unwrap();
-    std::fs::write(defs.path().join("m.yaml"), FIRST_MEASURE).unwrap();
-    std::fs::create_dir(defs.path().join("valuesets")).unwrap();
-    std::fs::copy(
-        common::root().join("measures/valuesets/illustrative.csv"),
-        defs.path().join("valuesets/illustrative.csv"),
-    )
-    .unwrap();
+    let defs = common::measures_dir_with(FIRST_MEASURE);
     let s = pipeline::run(&RunOptions {
         data: data.path().to_path_buf(),
         measures: defs.path().to_path_buf(),

@@ -70,3 +70,17 @@ pub async fn run_deck(
     .expect("run succeeds");
     (data, s.rows)
 }
+
+/// A measures directory holding one measure file (and the shipped value sets), for tests of
+/// measures that are not shipped.
+pub fn measures_dir_with(yaml: &str) -> tempfile::TempDir {
+    let defs = tempfile::tempdir().expect("tempdir");
+    std::fs::write(defs.path().join("m.yaml"), yaml).expect("write measure");
+    std::fs::create_dir(defs.path().join("valuesets")).expect("valuesets dir");
+    std::fs::copy(
+        root().join("measures/valuesets/illustrative.csv"),
+        defs.path().join("valuesets/illustrative.csv"),
+    )
+    .expect("copy value sets");
+    defs
+}
