@@ -1,8 +1,9 @@
 -- Emergency department visits: one row per member and date with an ED service on a final
 -- outpatient or professional claim (several ED claims or lines on one date make one visit).
 -- Flags let each measure apply its own rules: whether the visit led to an inpatient admission
--- the same or the next day, and whether an ED claim that day had a mental-health or
--- chemical-dependency principal diagnosis.
+-- the same or the next day, and whether an ED claim that day had a mental-health,
+-- chemical-dependency, intentional self-harm or overdose principal diagnosis. source_id (the
+-- day's first ED claim) identifies the visit.
 WITH ed_lines AS (
   SELECT member_id, service_from AS visit_date, claim_id, principal_dx
   FROM claims_final
@@ -22,6 +23,8 @@ SELECT
   count(DISTINCT e.claim_id) AS claims,
   coalesce(bool_or(in_value_set(e.principal_dx, 'mental_illness_dx')), false) AS mental_health,
   coalesce(bool_or(in_value_set(e.principal_dx, 'chemical_dependency_dx')), false) AS chemical_dependency,
+  coalesce(bool_or(in_value_set(e.principal_dx, 'self_harm_dx')), false) AS self_harm,
+  coalesce(bool_or(in_value_set(e.principal_dx, 'overdose_dx')), false) AS overdose,
   bool_or(a.member_id IS NOT NULL) AS led_to_admission,
   min(e.claim_id) AS source_id
 FROM ed_lines e
