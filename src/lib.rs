@@ -19,12 +19,14 @@
 //! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate) |
 //! | engine | [`engine`] | the DataFusion session; running a measure's detail and its aggregate |
 //! | results | [`results`] | the long-format result table, member-level detail files, writers |
+//! | | [`cms`] | the CMS reporting-system table and CMS's consistency checks |
 //! | reports | [`report`] | what people read: the terminal table, `hhq explain` |
 //!
 //! Around them: [`period`] (measurement periods), [`synth`] (synthetic extracts), [`decks`]
 //! (hand-built test decks with expected outcomes), [`output`]
 //! (atomic writes) and [`pipeline`] (the main job, stage by stage).
 
+pub mod cms;
 pub mod compile;
 pub mod decks;
 pub mod engine;

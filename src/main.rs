@@ -182,8 +182,24 @@ async fn dispatch(command: Command) -> Result<()> {
                 "claim lines: {} read = {} final + {} superseded + {} void",
                 c.lines_read, c.final_lines, c.superseded_lines, c.void_lines
             );
+            let failing: Vec<_> = s.cms_checks.iter().filter(|c| !c.passed).collect();
+            if failing.is_empty() {
+                eprintln!("CMS checks: all {} hold", s.cms_checks.len());
+            } else {
+                eprintln!(
+                    "CMS checks: {} of {} fail (see cms_checks.csv)",
+                    failing.len(),
+                    s.cms_checks.len()
+                );
+                for c in failing.iter().take(10) {
+                    eprintln!(
+                        "  {} {} {}={}: {} ({})",
+                        c.measure, c.component, c.stratifier, c.stratum, c.check, c.detail
+                    );
+                }
+            }
             eprintln!(
-                "wrote {0}/summary.csv, {0}/summary.parquet, {0}/data_quality.csv and member-level {0}/detail/<measure>.parquet|csv",
+                "wrote {0}/summary.csv, {0}/summary.parquet, {0}/cms_reporting.csv, {0}/cms_checks.csv, {0}/data_quality.csv and member-level {0}/detail/<measure>.parquet|csv",
                 out.display()
             );
             Ok(())

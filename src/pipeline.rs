@@ -34,6 +34,8 @@ pub struct RunSummary {
     pub claim_versions: ClaimVersions,
     pub measures: Vec<(String, String)>,
     pub rows: Vec<ResultRow>,
+    /// CMS's consistency checks over the rows.
+    pub cms_checks: Vec<crate::cms::Check>,
 }
 
 /// Run the measures and write `summary.csv`, `summary.parquet`, `data_quality.csv` and the
@@ -92,6 +94,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             .iter()
             .map(|m| (m.id.clone(), m.version.clone()))
             .collect(),
+        cms_checks: crate::cms::checks(&rows),
         rows,
     };
     // Render everything first, so a failure leaves the previous outputs whole.
@@ -107,6 +110,14 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             results::batches_to_csv(schema.clone(), batches)?,
         ));
     }
+    files.push((
+        opts.out.join("cms_reporting.csv"),
+        crate::cms::reporting_csv(&summary.rows).into_bytes(),
+    ));
+    files.push((
+        opts.out.join("cms_checks.csv"),
+        crate::cms::checks_csv(&summary.cms_checks).into_bytes(),
+    ));
     results::write(&opts.out, &summary.rows)?;
     write_atomic(&opts.out.join("data_quality.csv"), quality.as_bytes())?;
     for (path, bytes) in files {

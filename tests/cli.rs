@@ -65,6 +65,21 @@ fn main_job_on_testdata_reports_every_measure_with_real_values() {
             _ => assert!((20.0..100.0).contains(&rate), "HH-ENGAGE rate {rate}"),
         }
     }
+    // CMS's checks hold on every measure, and the reporting table has a total and age bands.
+    let checks = std::fs::read_to_string(out.path().join("cms_checks.csv")).unwrap();
+    assert!(
+        checks.lines().count() > 50 && !checks.contains(",FAIL,"),
+        "{checks}"
+    );
+    let qmr = std::fs::read_to_string(out.path().join("cms_reporting.csv")).unwrap();
+    assert!(
+        qmr.contains("\nFUH-HH,7_day,2025-01-01,2025-12-31,total,"),
+        "{qmr}"
+    );
+    assert!(
+        qmr.contains("\nFUH-HH,30_day,2025-01-01,2025-12-31,65+,"),
+        "{qmr}"
+    );
     // Several partners and all three MCOs appear.
     let hhps = rows
         .iter()
@@ -87,7 +102,15 @@ fn main_job_on_testdata_reports_every_measure_with_real_values() {
     let again = tempfile::tempdir().unwrap();
     let o2 = hhq(&["run", "--out", again.path().to_str().unwrap()], &root);
     assert!(o2.status.success());
-    for f in ["summary.csv", "summary.parquet", "data_quality.csv"] {
+    for f in [
+        "summary.csv",
+        "summary.parquet",
+        "data_quality.csv",
+        "cms_reporting.csv",
+        "cms_checks.csv",
+        "detail/HH-TCC.parquet",
+        "detail/AMB-HH.csv",
+    ] {
         assert_eq!(
             std::fs::read(out.path().join(f)).unwrap(),
             std::fs::read(again.path().join(f)).unwrap(),

@@ -1,0 +1,249 @@
+//! CMS reporting: the table a state enters into CMS's Quality Measure Reporting system
+//! (numerator, denominator and rate per measure, category and age band, rates to one decimal),
+//! and the checks CMS applies when a state reports: the 7-day rate may not exceed the 30-day
+//! rate, both share one denominator, and strata add up to the total.
+
+use crate::results::ResultRow;
+
+/// One check and its outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub measure: String,
+    pub component: String,
+    pub check: &'static str,
+    pub stratifier: String,
+    pub stratum: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+fn shown(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "no rate".to_string(), |r| format!("{r:.1}"))
+}
+
+fn find<'a>(
+    rows: &'a [ResultRow],
+    measure: &str,
+    component: &str,
+    stratifier: &str,
+    stratum: &str,
+) -> Option<&'a ResultRow> {
+    rows.iter().find(|r| {
+        r.measure == measure
+            && r.component == component
+            && r.stratifier == stratifier
+            && r.stratum == stratum
+    })
+}
+
+/// Run CMS's checks over the result rows.
+pub fn checks(rows: &[ResultRow]) -> Vec<Check> {
+    let mut out = Vec::new();
+    // 7-day against 30-day, stratum by stratum.
+    for seven in rows.iter().filter(|r| r.component == "7_day") {
+        let Some(thirty) = find(
+            rows,
+            &seven.measure,
+            "30_day",
+            &seven.stratifier,
+            &seven.stratum,
+        ) else {
+            continue;
+        };
+        let rate_ok = match (seven.rate, thirty.rate) {
+            (Some(a), Some(b)) => a <= b,
+            _ => true,
+        };
+        out.push(Check {
+            measure: seven.measure.clone(),
+            component: "7_day".into(),
+            check: "7-day rate at most the 30-day rate",
+            stratifier: seven.stratifier.clone(),
+            stratum: seven.stratum.clone(),
+            passed: rate_ok,
+            detail: format!("{} vs {}", shown(seven.rate), shown(thirty.rate)),
+        });
+        out.push(Check {
+            measure: seven.measure.clone(),
+            component: "7_day".into(),
+            check: "7-day and 30-day share one denominator",
+            stratifier: seven.stratifier.clone(),
+            stratum: seven.stratum.clone(),
+            passed: seven.denominator == thirty.denominator,
+            detail: format!("{} vs {}", seven.denominator, thirty.denominator),
+        });
+    }
+    // Strata add up to the total, per measure, component and stratifier.
+    let mut keys: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .filter(|r| r.stratifier != "total")
+        .map(|r| {
+            (
+                r.measure.as_str(),
+                r.component.as_str(),
+                r.stratifier.as_str(),
+            )
+        })
+        .collect();
+    keys.dedup();
+    keys.sort();
+    keys.dedup();
+    for (measure, component, stratifier) in keys {
+        let Some(total) = find(rows, measure, component, "total", "total") else {
+            continue;
+        };
+        let (n, d) = rows
+            .iter()
+            .filter(|r| {
+                r.measure == measure && r.component == component && r.stratifier == stratifier
+            })
+            .fold((0.0, 0.0), |(n, d), r| (n + r.numerator, d + r.denominator));
+        let passed = (n - total.numerator).abs() < 1e-6 && (d - total.denominator).abs() < 1e-6;
+        out.push(Check {
+            measure: measure.to_string(),
+            component: component.to_string(),
+            check: "strata add up to the total",
+            stratifier: stratifier.to_string(),
+            stratum: "all".into(),
+            passed,
+            detail: format!(
+                "strata {n}/{d}, total {}/{}",
+                total.numerator, total.denominator
+            ),
+        });
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The checks as CSV, failures first.
+pub fn checks_csv(checks: &[Check]) -> String {
+    let mut sorted: Vec<&Check> = checks.iter().collect();
+    sorted.sort_by_key(|c| c.passed);
+    let mut out = String::from("measure,component,check,stratifier,stratum,status,detail\n");
+    for c in sorted {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            csv_field(&c.measure),
+            csv_field(&c.component),
+            csv_field(c.check),
+            csv_field(&c.stratifier),
+            csv_field(&c.stratum),
+            if c.passed { "pass" } else { "FAIL" },
+            csv_field(&c.detail)
+        ));
+    }
+    out
+}
+
+/// The QMR entry table: per measure and category (component), the total and each age band, with
+/// the rate rounded to one decimal as CMS publishes it (empty without a denominator).
+pub fn reporting_csv(rows: &[ResultRow]) -> String {
+    let mut out = String::from(
+        "measure,category,period_start,period_end,age_band,numerator,denominator,rate,unit\n",
+    );
+    for r in rows
+        .iter()
+        .filter(|r| r.stratifier == "total" || r.stratifier == "age_band")
+    {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{}\n",
+            csv_field(&r.measure),
+            csv_field(&r.component),
+            r.period_start,
+            r.period_end,
+            csv_field(if r.stratifier == "total" {
+                "total"
+            } else {
+                &r.stratum
+            }),
+            r.numerator,
+            r.denominator,
+            r.rate.map(|x| format!("{x:.1}")).unwrap_or_default(),
+            csv_field(&r.unit)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn row(component: &str, stratifier: &str, stratum: &str, n: f64, d: f64) -> ResultRow {
+        ResultRow {
+            measure: "FUH-HH".into(),
+            component: component.into(),
+            period_start: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+            period_end: NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
+            stratifier: stratifier.into(),
+            stratum: stratum.into(),
+            numerator: n,
+            denominator: d,
+            rate: (d > 0.0).then(|| n / d * 100.0),
+            unit: "percent".into(),
+        }
+    }
+
+    #[test]
+    fn consistent_results_pass_every_check() {
+        let rows = vec![
+            row("7_day", "total", "total", 2.0, 5.0),
+            row("7_day", "age_band", "6-17", 1.0, 1.0),
+            row("7_day", "age_band", "18-64", 1.0, 4.0),
+            row("30_day", "total", "total", 4.0, 5.0),
+            row("30_day", "age_band", "6-17", 1.0, 1.0),
+            row("30_day", "age_band", "18-64", 3.0, 4.0),
+        ];
+        let c = checks(&rows);
+        assert_eq!(c.len(), 2 * 3 + 2);
+        assert!(c.iter().all(|c| c.passed), "{c:?}");
+    }
+
+    #[test]
+    fn each_broken_rule_is_reported() {
+        let rows = vec![
+            row("7_day", "total", "total", 3.0, 5.0),
+            row("7_day", "age_band", "18-64", 3.0, 4.0),
+            row("30_day", "total", "total", 2.0, 6.0),
+            row("30_day", "age_band", "18-64", 2.0, 6.0),
+        ];
+        let all = checks(&rows);
+        let failed: Vec<(&str, &str)> = all
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| (c.check, c.stratum.as_str()))
+            .collect();
+        assert!(failed.contains(&("7-day rate at most the 30-day rate", "total")));
+        assert!(failed.contains(&("7-day and 30-day share one denominator", "18-64")));
+        assert!(failed.contains(&("strata add up to the total", "all")));
+        let csv = checks_csv(&all);
+        assert!(csv.lines().nth(1).unwrap().contains(",FAIL,"), "{csv}");
+    }
+
+    #[test]
+    fn reporting_table_rounds_to_one_decimal_and_keeps_age_bands() {
+        let rows = vec![
+            row("7_day", "total", "total", 2.0, 3.0),
+            row("7_day", "age_band", "18-64", 0.0, 0.0),
+            row("7_day", "hhp", "HHP-1", 2.0, 3.0),
+        ];
+        let csv = reporting_csv(&rows);
+        assert_eq!(
+            csv.lines().collect::<Vec<_>>(),
+            vec![
+                "measure,category,period_start,period_end,age_band,numerator,denominator,rate,unit",
+                "FUH-HH,7_day,2025-01-01,2025-12-31,total,2,3,66.7,percent",
+                "FUH-HH,7_day,2025-01-01,2025-12-31,18-64,0,0,,percent",
+            ]
+        );
+    }
+}
