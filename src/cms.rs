@@ -3,7 +3,7 @@
 //! and the checks CMS applies when a state reports: the 7-day rate may not exceed the 30-day
 //! rate, both share one denominator, and strata add up to the total.
 
-use crate::results::ResultRow;
+use crate::results::{ResultRow, csv_field};
 
 /// One check and its outcome.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,14 +113,6 @@ pub fn checks(rows: &[ResultRow]) -> Vec<Check> {
         });
     }
     out
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 /// The checks as CSV, failures first.

@@ -45,18 +45,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     let defs = Definitions::load(&opts.measures, &opts.queries)?;
     let engine = Engine::open(&opts.data, &defs).await?;
     let cutoff = engine.data_cutoff().await?;
-    let period = match (opts.period, cutoff) {
-        (Some(p), _) => p,
-        (None, Some(c)) if c >= NaiveDate::from_ymd_opt(1901, 1, 1).expect("date") => {
-            Period::latest_full_year(c)
-        }
-        _ => {
-            return Err(Error::Usage(format!(
-                "{}: no dated claims or contacts to choose a period from; pass --period",
-                opts.data.display()
-            )));
-        }
-    };
+    let period = choose_period(opts, cutoff)?;
 
     let selected: Vec<_> = defs
         .measures
@@ -126,6 +115,20 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     Ok(summary)
 }
 
+/// The period asked for, else the latest full calendar year in the data.
+fn choose_period(opts: &RunOptions, cutoff: Option<NaiveDate>) -> Result<Period> {
+    match (opts.period, cutoff) {
+        (Some(p), _) => Ok(p),
+        (None, Some(c)) if c >= NaiveDate::from_ymd_opt(1901, 1, 1).expect("date") => {
+            Ok(Period::latest_full_year(c))
+        }
+        _ => Err(Error::Usage(format!(
+            "{}: no dated claims or contacts to choose a period from; pass --period",
+            opts.data.display()
+        ))),
+    }
+}
+
 /// Rows read and how they were used or set aside, per extract; the counts reconcile
 /// (read = used + set aside).
 pub fn data_quality_csv(s: &RunSummary) -> String {
@@ -174,15 +177,7 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
         })?
         .clone();
     let engine = Engine::open(&opts.data, &defs).await?;
-    let period = match (opts.period, engine.data_cutoff().await?) {
-        (Some(p), _) => p,
-        (None, Some(c)) => Period::latest_full_year(c),
-        (None, None) => {
-            return Err(Error::Usage(
-                "no data to choose a period from; pass --period".into(),
-            ));
-        }
-    };
+    let period = choose_period(opts, engine.data_cutoff().await?)?;
     let compiled = compile::compile(&measure, engine.catalog(), &period)?;
     let sql = format!(
         "SELECT * FROM (\n{}\n) d WHERE d.member_id = '{}' ORDER BY d.anchor_date, d.unit_id",

@@ -180,7 +180,8 @@ pub fn sort(rows: &mut [ResultRow], components: &[String], age_bands: &[String])
 const HEADER: &str =
     "measure,component,period_start,period_end,stratifier,stratum,numerator,denominator,rate,unit";
 
-fn csv_field(s: &str) -> String {
+/// A CSV field, quoted when it holds a comma, quote or newline.
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
