@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::compile;
-use crate::engine::{Definitions, Engine};
+use crate::engine::{Definitions, Engine, Inputs};
 use crate::error::{Error, Result};
 use crate::extract::contract::{CLAIMS, CONTACTS, ENROLLMENT, Extract, MEMBERS};
 use crate::extract::csv::{csv_to_batch, write_parquet};
@@ -32,6 +32,9 @@ struct RawDeck {
     claims: Option<String>,
     #[serde(default)]
     contacts: Option<String>,
+    /// A risk-weight table (CSV text) for measures with `needs: risk_weights`.
+    #[serde(default)]
+    risk_weights: Option<String>,
     #[serde(default)]
     expect: Vec<RawExpect>,
     #[serde(default)]
@@ -49,8 +52,9 @@ struct RawExpect {
     denominator: Option<bool>,
     exclusion: Option<String>,
     ineligible: Option<String>,
+    /// Expected numerator values; `null` when the unit is outside the component's subset.
     #[serde(default)]
-    numerators: BTreeMap<String, f64>,
+    numerators: BTreeMap<String, Option<f64>>,
     age_band: Option<String>,
     hhp: Option<String>,
     mco: Option<String>,
@@ -66,6 +70,11 @@ struct RawTotal {
     stratum: String,
     numerator: f64,
     denominator: f64,
+}
+
+/// Equal up to the rounding of a sum of probabilities (decks write expected values to 6 places).
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 5e-7 * a.abs().max(b.abs()).max(1.0)
 }
 
 fn total() -> String {
@@ -162,7 +171,13 @@ pub async fn run_deck(path: &Path, defs: &Definitions) -> Result<Vec<CaseResult>
             &batch,
         )?;
     }
-    let engine = Engine::open(dir.path(), defs).await?;
+    let mut inputs = Inputs::default();
+    if let Some(csv) = &raw.risk_weights {
+        let file = dir.path().join("risk_weights.csv");
+        std::fs::write(&file, csv).map_err(|e| Error::io(&file, e))?;
+        inputs.risk_weights = Some(file);
+    }
+    let engine = Engine::open_with(dir.path(), defs, &inputs).await?;
     let compiled = compile::compile(measure, engine.catalog(), &period)?;
     let run = engine.run(&compiled).await?;
     let (columns, rows) = results::text_rows(&run.detail)?;
@@ -230,9 +245,15 @@ pub async fn run_deck(path: &Path, defs: &Definitions) -> Result<Vec<CaseResult>
                         continue;
                     }
                     let got = col(row, &name).and_then(|v| v.parse::<f64>().ok());
-                    if got != Some(want) {
+                    let same = match (got, want) {
+                        (Some(g), Some(w)) => close(g, w),
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    if !same {
                         diffs.push(format!(
-                            "{name}: expected {want}, got {}",
+                            "{name}: expected {}, got {}",
+                            want.map_or("nothing".into(), |w| w.to_string()),
                             got.map_or("nothing".into(), |g| g.to_string())
                         ));
                     }
@@ -272,7 +293,7 @@ pub async fn run_deck(path: &Path, defs: &Definitions) -> Result<Vec<CaseResult>
         });
         let failure = match got {
             None => Some("no such result row".to_string()),
-            Some(r) if (r.numerator, r.denominator) != (t.numerator, t.denominator) => {
+            Some(r) if !close(r.numerator, t.numerator) || !close(r.denominator, t.denominator) => {
                 Some(format!(
                     "expected {}/{}, got {}/{}",
                     t.numerator, t.denominator, r.numerator, r.denominator

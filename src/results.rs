@@ -1,6 +1,7 @@
 //! Results: the contract's long-format result table (`summary.csv`, `summary.parquet`), built from
 //! a compiled measure's query output and written byte-for-byte reproducibly.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 
-use crate::compile::{CompiledMeasure, Output};
+use crate::compile::{CompiledMeasure, Output, Source};
 use crate::error::{Error, Result};
 use crate::measure::Stratifier;
 use crate::output::write_atomic;
@@ -47,81 +48,143 @@ fn stratifier_rank(s: &str) -> usize {
     }
 }
 
-/// Turn a compiled measure's summary (stratifier, stratum, denominator, num_0..) into rows, one
-/// per component and stratum; every declared age band appears, with zeros when empty.
-pub fn from_batches(compiled: &CompiledMeasure, batches: &[RecordBatch]) -> Result<Vec<ResultRow>> {
-    let mut rows = Vec::new();
-    let mut seen_bands: Vec<String> = Vec::new();
-    for batch in batches {
-        let column = |name: &str, t: &DataType| -> Result<ArrayRef> {
+/// What the summary and population queries give for one stratum.
+#[derive(Default)]
+struct Stratum {
+    denominator: f64,
+    numerators: Vec<f64>,
+    subset_denominators: Vec<f64>,
+    medians: Vec<Option<f64>>,
+    enrollees: f64,
+    outliers: f64,
+}
+
+/// Turn a compiled measure's summary (stratifier, stratum, denominator, num_0..) and, when it
+/// counts enrollees, its population query's output into rows, one per component and stratum;
+/// every declared age band appears, with zeros when empty.
+pub fn from_batches(
+    compiled: &CompiledMeasure,
+    batches: &[RecordBatch],
+    population: &[RecordBatch],
+) -> Result<Vec<ResultRow>> {
+    let n = compiled.numerators;
+    let mut strata: BTreeMap<(String, String), Stratum> = BTreeMap::new();
+    let blank = || Stratum {
+        numerators: vec![0.0; n],
+        subset_denominators: vec![0.0; n],
+        medians: vec![None; n],
+        ..Stratum::default()
+    };
+    let read = |batch: &RecordBatch, name: &str| -> Result<Vec<Option<f64>>> {
+        let col = batch
+            .column_by_name(name)
+            .ok_or_else(|| Error::Usage(format!("{}: query result lacks `{name}`", compiled.id)))?;
+        let col = datafusion::arrow::compute::cast(col, &DataType::Float64)?;
+        let col = col.as_primitive::<Float64Type>();
+        Ok((0..col.len())
+            .map(|r| (!col.is_null(r)).then(|| col.value(r)))
+            .collect())
+    };
+    let keys = |batch: &RecordBatch| -> Result<Vec<(String, String)>> {
+        let get = |name: &str| -> Result<ArrayRef> {
             let col = batch.column_by_name(name).ok_or_else(|| {
                 Error::Usage(format!("{}: query result lacks `{name}`", compiled.id))
             })?;
-            Ok(datafusion::arrow::compute::cast(col, t)?)
+            Ok(datafusion::arrow::compute::cast(col, &DataType::Utf8)?)
         };
-        let stratifier = column("stratifier", &DataType::Utf8)?;
-        let stratifier = stratifier.as_string::<i32>();
-        let stratum = column("stratum", &DataType::Utf8)?;
-        let stratum = stratum.as_string::<i32>();
-        let denominator = column("denominator", &DataType::Float64)?;
-        let denominator = denominator.as_primitive::<Float64Type>();
-        let nums = (0..compiled.numerators)
-            .map(|i| column(&format!("num_{i}"), &DataType::Float64))
-            .collect::<Result<Vec<_>>>()?;
-        let medians = (0..compiled.numerators)
-            .map(|i| {
-                compiled.numerator_is_first[i]
-                    .then(|| column(&format!("median_{i}"), &DataType::Float64))
-                    .transpose()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let num = |i: usize, r: usize| {
-            let a = nums[i].as_primitive::<Float64Type>();
-            if a.is_null(r) { 0.0 } else { a.value(r) }
-        };
-        for r in 0..batch.num_rows() {
-            if stratifier.value(r) == "age_band" {
-                seen_bands.push(stratum.value(r).to_string());
+        let (a, b) = (get("stratifier")?, get("stratum")?);
+        let (a, b) = (a.as_string::<i32>(), b.as_string::<i32>());
+        Ok((0..batch.num_rows())
+            .map(|r| (a.value(r).to_string(), b.value(r).to_string()))
+            .collect())
+    };
+    for batch in batches {
+        let keys = keys(batch)?;
+        let denominator = read(batch, "denominator")?;
+        for i in 0..n {
+            let nums = read(batch, &format!("num_{i}"))?;
+            let dens = compiled.numerator_subset[i]
+                .then(|| read(batch, &format!("den_{i}")))
+                .transpose()?;
+            let medians = compiled.numerator_is_first[i]
+                .then(|| read(batch, &format!("median_{i}")))
+                .transpose()?;
+            for (r, key) in keys.iter().enumerate() {
+                let s = strata.entry(key.clone()).or_insert_with(blank);
+                s.numerators[i] = nums[r].unwrap_or(0.0);
+                if let Some(d) = &dens {
+                    s.subset_denominators[i] = d[r].unwrap_or(0.0);
+                }
+                if let Some(m) = &medians {
+                    s.medians[i] = m[r];
+                }
             }
-            for (name, unit, output) in &compiled.components {
-                let (n, d) = match output {
-                    Output::Numerator(i) | Output::Median(i) => (num(*i, r), denominator.value(r)),
-                    Output::Ratio(a, b) => (num(*a, r), num(*b, r)),
-                };
-                let mut result = row(
+        }
+        for (r, key) in keys.iter().enumerate() {
+            strata.entry(key.clone()).or_insert_with(blank).denominator =
+                denominator[r].unwrap_or(0.0);
+        }
+    }
+    for batch in population {
+        let keys = keys(batch)?;
+        let (enrollees, outliers) = (read(batch, "enrollees")?, read(batch, "outliers")?);
+        for (r, key) in keys.iter().enumerate() {
+            let s = strata.entry(key.clone()).or_insert_with(blank);
+            s.enrollees = enrollees[r].unwrap_or(0.0);
+            s.outliers = outliers[r].unwrap_or(0.0);
+        }
+    }
+    // Every declared age band is reported; without any unit there is still a total.
+    if compiled.stratify.contains(&Stratifier::AgeBand) {
+        for band in &compiled.age_bands {
+            strata
+                .entry(("age_band".to_string(), band.clone()))
+                .or_insert_with(blank);
+        }
+    }
+    strata
+        .entry(("total".to_string(), "total".to_string()))
+        .or_insert_with(blank);
+
+    let mut rows = Vec::new();
+    for ((stratifier, stratum), s) in &strata {
+        let value = |src: Source| match src {
+            Source::Numerator(i) => s.numerators[i],
+            Source::SubsetDenominator(i) => s.subset_denominators[i],
+            Source::Denominator => s.denominator,
+            Source::Enrollees => s.enrollees,
+            Source::Outliers => s.outliers,
+        };
+        for (name, unit, output) in &compiled.components {
+            let result = match *output {
+                Output::Rate {
+                    numerator,
+                    denominator,
+                } => row(
                     compiled,
                     name,
                     *unit,
-                    stratifier.value(r),
-                    stratum.value(r),
-                    n,
-                    d,
-                );
-                if let Output::Median(i) = output {
+                    stratifier,
+                    stratum,
+                    value(numerator),
+                    value(denominator),
+                ),
+                Output::Median(i) => {
                     // The rate is the median days among the units that have a first row.
-                    let m = medians[*i]
-                        .as_ref()
-                        .expect("median column of a first numerator");
-                    let m = m.as_primitive::<Float64Type>();
-                    result.rate = (!m.is_null(r)).then(|| m.value(r));
+                    let mut r = row(
+                        compiled,
+                        name,
+                        *unit,
+                        stratifier,
+                        stratum,
+                        s.numerators[i],
+                        s.denominator,
+                    );
+                    r.rate = s.medians[i];
+                    r
                 }
-                rows.push(result);
-            }
-        }
-    }
-    if compiled.stratify.contains(&Stratifier::AgeBand) {
-        for band in &compiled.age_bands {
-            if !seen_bands.contains(band) {
-                for (name, unit, _) in &compiled.components {
-                    rows.push(row(compiled, name, *unit, "age_band", band, 0.0, 0.0));
-                }
-            }
-        }
-    }
-    // Without any unit in the denominator the query has no total row; report zeros, not nothing.
-    if !rows.iter().any(|r| r.stratifier == "total") {
-        for (name, unit, _) in &compiled.components {
-            rows.push(row(compiled, name, *unit, "total", "total", 0.0, 0.0));
+            };
+            rows.push(result);
         }
     }
     let components: Vec<String> = compiled.components.iter().map(|c| c.0.clone()).collect();
@@ -147,7 +210,12 @@ fn row(
         stratum: stratum.to_string(),
         numerator,
         denominator,
-        rate: (denominator > 0.0).then(|| numerator / denominator * unit.scale()),
+        // A count is its numerator (index stays, enrollees, expected readmissions).
+        rate: if unit == crate::measure::Unit::Count {
+            Some(numerator)
+        } else {
+            (denominator > 0.0).then(|| numerator / denominator * unit.scale())
+        },
         unit: unit.name().to_string(),
     }
 }

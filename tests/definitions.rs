@@ -62,7 +62,7 @@ async fn the_good_example_compiles() {
 async fn typo_in_a_key() {
     let msg = error_of(&GOOD.replace("stratify:", "stratfy:")).await;
     insta::assert_snapshot!(msg, @r"
-    measures/test.yaml:8:1: unknown field `stratfy`, expected one of id, title, version, source, description, better, basis, member_months, events, anchor, enrollment, age_bands, stratify, exclusions, components
+    measures/test.yaml:8:1: unknown field `stratfy`, expected one of id, title, version, source, description, better, basis, member_months, events, anchor, enrollment, age_bands, stratify, exclusions, outliers, components, reporting
       hint: did you mean `stratify`?
     ");
 }

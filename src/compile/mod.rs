@@ -10,7 +10,7 @@
 pub mod blocks;
 mod filter;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::DataType;
@@ -29,17 +29,32 @@ use crate::period::Period;
 pub struct Catalog {
     pub blocks: BTreeMap<String, Vec<(String, DataType)>>,
     pub value_sets: ValueSets,
+    /// The optional inputs supplied for this run (`risk_weights`).
+    pub inputs: BTreeSet<String>,
 }
 
-/// What one component reports, in terms of the detail's numerator columns.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Output {
+/// A number per stratum that a component's numerator or denominator is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
     /// `num_<i>` summed over the denominator.
     Numerator(usize),
+    /// The units of the denominator inside component `<i>`'s subset (`den_<i>`).
+    SubsetDenominator(usize),
+    /// The units of the denominator.
+    Denominator,
+    /// Members of the programme in the period (the population query).
+    Enrollees,
+    /// Of those, the members set aside as outliers.
+    Outliers,
+}
+
+/// What one component reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// One number over another, scaled by the unit.
+    Rate { numerator: Source, denominator: Source },
     /// Units with a `num_<i>` (a `first:` numerator), and the median of their days.
     Median(usize),
-    /// The sum of `num_<a>` over the sum of `num_<b>`.
-    Ratio(usize, usize),
 }
 
 /// A measure compiled for one period.
@@ -60,6 +75,13 @@ pub struct CompiledMeasure {
     pub numerator_names: Vec<String>,
     /// Whether each `num_<i>` is a `first:` numerator (days to the first row; null without one).
     pub numerator_is_first: Vec<bool>,
+    /// Whether each `num_<i>` counts only a subset of the events (null outside it).
+    pub numerator_subset: Vec<bool>,
+    /// Components left out because an optional input is missing: (component, input).
+    pub not_reported: Vec<(String, String)>,
+    /// The population query (enrollees and outliers by stratum), with `{detail}` standing for
+    /// the detail table, when a component counts enrollees.
+    population: Option<String>,
 }
 
 /// The fixed columns of the detail, before the numerator columns.
@@ -99,24 +121,7 @@ impl CompiledMeasure {
     }
 
     fn summary(&self, detail_table: &str, named: bool) -> String {
-        let strata: Vec<&str> = self.stratify.iter().map(|s| s.name()).collect();
-        let mut stratifier_case = String::from("CASE");
-        let mut stratum_case = String::from("CASE");
-        for s in &strata {
-            stratifier_case.push_str(&format!(" WHEN grouping({s}) = 0 THEN '{s}'"));
-            stratum_case.push_str(&format!(" WHEN grouping({s}) = 0 THEN {s}"));
-        }
-        stratifier_case.push_str(" ELSE 'total' END");
-        stratum_case.push_str(" ELSE 'total' END");
-        if strata.is_empty() {
-            // `CASE ELSE … END` is not SQL: with no stratifier there is only the total.
-            stratifier_case = "'total'".into();
-            stratum_case = "'total'".into();
-        }
-        let sets = std::iter::once("()".to_string())
-            .chain(strata.iter().map(|s| format!("({s})")))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let (stratifier_case, stratum_case, sets) = grouping(&self.stratify);
         let sums = self
             .numerator_names
             .iter()
@@ -125,6 +130,8 @@ impl CompiledMeasure {
                 let col = if named { quote(n) } else { format!("num_{i}") };
                 if self.numerator_is_first[i] {
                     format!(", count({col}) AS num_{i}, median({col}) AS median_{i}")
+                } else if self.numerator_subset[i] {
+                    format!(", sum({col}) AS num_{i}, count({col}) AS den_{i}")
                 } else {
                     format!(", sum({col}) AS num_{i}")
                 }
@@ -141,6 +148,36 @@ GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
     pub fn standalone_sql(&self) -> String {
         format!("{}\n{}", self.ctes, self.summary("detail", false))
     }
+
+    /// Enrollees and outliers by stratum, given a table holding [`Self::detail_sql`]'s output;
+    /// `None` when no component counts enrollees.
+    pub fn population_sql(&self, detail_table: &str) -> Option<String> {
+        self.population
+            .as_ref()
+            .map(|p| p.replace("{detail}", detail_table))
+    }
+}
+
+/// `CASE` expressions naming the stratifier and stratum of a `GROUPING SETS` row, and the sets.
+fn grouping(stratify: &[Stratifier]) -> (String, String, String) {
+    let strata: Vec<&str> = stratify.iter().map(|s| s.name()).collect();
+    if strata.is_empty() {
+        // `CASE ELSE … END` is not SQL: with no stratifier there is only the total.
+        return ("'total'".into(), "'total'".into(), "()".into());
+    }
+    let mut stratifier_case = String::from("CASE");
+    let mut stratum_case = String::from("CASE");
+    for s in &strata {
+        stratifier_case.push_str(&format!(" WHEN grouping({s}) = 0 THEN '{s}'"));
+        stratum_case.push_str(&format!(" WHEN grouping({s}) = 0 THEN {s}"));
+    }
+    stratifier_case.push_str(" ELSE 'total' END");
+    stratum_case.push_str(" ELSE 'total' END");
+    let sets = std::iter::once("()".to_string())
+        .chain(strata.iter().map(|s| format!("({s})")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (stratifier_case, stratum_case, sets)
 }
 
 fn date_lit(d: NaiveDate) -> String {
@@ -245,8 +282,17 @@ impl Resolver<'_> {
         filter::check(self.m, f, block, alias, columns, &self.catalog.value_sets)
     }
 
-    /// The resolved pieces of a condition.
-    fn condition(&self, c: &Condition) -> Result<ResolvedCondition> {
+    /// The resolved pieces of a condition, one per `any_of:` arm; `after` gives the numerator
+    /// index of each earlier component.
+    fn condition(
+        &self,
+        c: &Condition,
+        after: &BTreeMap<&str, usize>,
+    ) -> Result<Vec<ResolvedCondition>> {
+        c.arms().map(|arm| self.arm(arm, after)).collect()
+    }
+
+    fn arm(&self, c: &Condition, after: &BTreeMap<&str, usize>) -> Result<ResolvedCondition> {
         let columns = self.block(&c.block)?;
         if !columns.iter().any(|(n, _)| n == "member_id") {
             return Err(self.err(
@@ -271,6 +317,13 @@ impl Resolver<'_> {
                 .any(|(n, _)| n == "source_id")
                 .then(|| "source_id".to_string()),
         };
+        let key = match &c.key {
+            Some(k) => {
+                self.column(&c.block, columns, k)?;
+                Some(k.value.clone())
+            }
+            None => None,
+        };
         let value = match &c.aggregate {
             Aggregate::Exists | Aggregate::Count | Aggregate::First => None,
             Aggregate::Sum(col) => {
@@ -285,6 +338,16 @@ impl Resolver<'_> {
                 Some(col.value.clone())
             }
         };
+        let after = match &c.after {
+            Some(a) => Some(*after.get(a.value.as_str()).ok_or_else(|| {
+                self.err(
+                    a,
+                    format!("`after: {}` names no numerator compiled before", a.value),
+                    None,
+                )
+            })?),
+            None => None,
+        };
         Ok(ResolvedCondition {
             block: c.block.value.clone(),
             date: c.date.value.clone(),
@@ -292,6 +355,8 @@ impl Resolver<'_> {
             filter,
             id,
             value,
+            key,
+            after,
         })
     }
 }
@@ -303,55 +368,87 @@ struct ResolvedCondition {
     filter: Option<String>,
     id: Option<String>,
     value: Option<String>,
+    key: Option<String>,
+    /// Window from the first date of numerator `n<i>` rather than the anchor.
+    after: Option<usize>,
 }
 
 impl ResolvedCondition {
-    /// A CTE `name` with, per candidate unit having qualifying rows: their count, first date,
-    /// the id of the first row, and the sum of the value column.
-    fn cte(&self, name: &str, comment: &str, basis: Basis, period: &Period) -> String {
-        let join = match (basis, self.window) {
+    /// The qualifying rows of one arm: unit, date, evidence id and value.
+    fn rows(&self, basis: Basis, period: &Period) -> String {
+        let (anchor, after_join) = match self.after {
+            Some(j) => (
+                "a.first_date".to_string(),
+                format!(" JOIN n{j} a ON a.unit_id = c.unit_id"),
+            ),
+            None => ("c.anchor_date".to_string(), String::new()),
+        };
+        let mut join = match (basis, self.window) {
             // Equality on the month keeps this a hash join.
-            (Basis::MemberMonths, _) => format!(
+            (Basis::MemberMonths, _) => vec![format!(
                 "CAST(date_trunc('month', b.{d}) AS DATE) = c.month_start",
                 d = self.date
-            ),
-            (_, Some(w)) => format!(
+            )],
+            (_, Some(w)) => vec![format!(
                 "b.{d} >= {} AND b.{d} <= {}",
-                plus_days("c.anchor_date", w.from),
-                plus_days("c.anchor_date", w.to),
+                plus_days(&anchor, w.from),
+                plus_days(&anchor, w.to),
                 d = self.date
-            ),
+            )],
+            // The event itself, whatever its date.
+            (_, None) if self.key.is_some() => Vec::new(),
             // Members without a window: rows dated in the period.
-            (_, None) => format!(
+            (_, None) => vec![format!(
                 "b.{d} >= {} AND b.{d} <= {}",
                 date_lit(period.start),
                 date_lit(period.end),
                 d = self.date
-            ),
+            )],
         };
+        if let Some(k) = &self.key {
+            join.insert(0, format!("CAST(b.{k} AS VARCHAR) = c.unit_id"));
+        }
+        let join: String = join.iter().map(|j| format!(" AND {j}")).collect();
         let filter = self
             .filter
             .as_ref()
-            .map(|f| format!("\n  WHERE {f}"))
+            .map(|f| format!("\n    WHERE {f}"))
             .unwrap_or_default();
         let id = match &self.id {
-            Some(id) => format!(
-                "first_value(CAST(b.{id} AS VARCHAR) ORDER BY b.{d}, CAST(b.{id} AS VARCHAR)) AS first_id",
-                d = self.date
-            ),
-            None => "CAST(NULL AS VARCHAR) AS first_id".to_string(),
+            Some(id) => format!("CAST(b.{id} AS VARCHAR)"),
+            None => "CAST(NULL AS VARCHAR)".to_string(),
         };
         let value = match &self.value {
-            Some(v) => format!("CAST(sum(b.{v}) AS DOUBLE) AS total"),
-            None => "CAST(count(*) AS DOUBLE) AS total".to_string(),
+            Some(v) => format!("CAST(b.{v} AS DOUBLE)"),
+            None => "CAST(1 AS DOUBLE)".to_string(),
         };
         format!(
-            "{name} AS (\n  -- {comment}\n  SELECT c.unit_id, count(*) AS n, min(b.{d}) AS first_date, {id}, {value}\n  \
-FROM candidates c JOIN {block} b ON b.member_id = c.member_id AND {join}{filter}\n  GROUP BY c.unit_id\n)",
+            "SELECT c.unit_id, b.{d} AS d, {id} AS id, {value} AS v\n    \
+FROM candidates c{after_join} JOIN {block} b ON b.member_id = c.member_id{join}{filter}",
             d = self.date,
             block = self.block,
         )
     }
+}
+
+/// A CTE `name` with, per candidate unit having qualifying rows in any arm: their count, the
+/// days they fall on, the first date, the id of the first row, and the sum of the value column.
+fn condition_cte(
+    name: &str,
+    comment: &str,
+    arms: &[ResolvedCondition],
+    basis: Basis,
+    period: &Period,
+) -> String {
+    let rows = arms
+        .iter()
+        .map(|a| a.rows(basis, period))
+        .collect::<Vec<_>>()
+        .join("\n    UNION ALL\n    ");
+    format!(
+        "{name} AS (\n  -- {comment}\n  SELECT unit_id, count(*) AS n, count(DISTINCT d) AS days, min(d) AS first_date,\n    \
+first_value(id ORDER BY d, id) AS first_id, sum(v) AS total\n  FROM (\n    {rows}\n  ) r\n  GROUP BY unit_id\n)"
+    )
 }
 
 /// Compile a measure for a period against the catalog.
@@ -382,6 +479,8 @@ pub fn compile(m: &Measure, catalog: &Catalog, period: &Period) -> Result<Compil
 
     // 1. Candidate units with their enrolment attributes on the anchor date.
     let mut ctes: Vec<String> = Vec::new();
+    // Components counting a subset of the events: (component index, SQL of the test).
+    let mut subsets: Vec<(usize, String)> = Vec::new();
     match m.basis {
         Basis::Members => {
             let anchor = match m.anchor {
@@ -451,11 +550,21 @@ FROM {program} c JOIN months mo ON {covers}\n  ) WHERE pick = 1\n)",
                 })
                 .transpose()?
                 .unwrap_or_default();
+            for (k, c) in m.components.iter().enumerate() {
+                if let Some(f) = &c.subset {
+                    let sql = r.filter(f, &e.block.value, "ev", columns)?;
+                    subsets.push((k, format!("coalesce({sql}, false)")));
+                }
+            }
+            let sub_cols: String = subsets
+                .iter()
+                .map(|(k, sql)| format!(", {sql} AS sub_{k}"))
+                .collect();
             let lo = period.start + chrono::Duration::days(i64::from(e.start_offset));
             let hi = period.end + chrono::Duration::days(i64::from(e.end_offset));
             ctes.push(format!(
                 "events AS (\n  -- rows of `{b}` dated {lo} to {hi}\n  \
-SELECT DISTINCT CAST(ev.{id} AS VARCHAR) AS unit_id, ev.member_id, ev.{d} AS anchor_date\n  \
+SELECT DISTINCT CAST(ev.{id} AS VARCHAR) AS unit_id, ev.member_id, ev.{d} AS anchor_date{sub_cols}\n  \
 FROM {b} ev\n  WHERE ev.{d} >= {} AND ev.{d} <= {}{filter}\n)",
                 date_lit(lo),
                 date_lit(hi),
@@ -463,10 +572,31 @@ FROM {b} ev\n  WHERE ev.{d} >= {} AND ev.{d} <= {}{filter}\n)",
                 id = e.id.value,
                 d = e.date.value,
             ));
+            let (chain_join, repeat) = match &e.first_within {
+                Some(days) => {
+                    ctes.push(format!(
+                        "events_chained AS (\n  -- the counted event each event belongs to: the first, then the first {n}+ days after the last counted\n  \
+SELECT unnest(ids) AS unit_id, unnest(hhq_episode_starts(dates, {n})) AS episode_start FROM (\n    \
+SELECT member_id, array_agg(unit_id ORDER BY anchor_date, unit_id) AS ids,\n      \
+array_agg(anchor_date ORDER BY anchor_date, unit_id) AS dates\n    FROM events GROUP BY member_id\n  )\n)",
+                        n = days.value
+                    ));
+                    (
+                        "\n  JOIN events_chained ch ON ch.unit_id = e.unit_id",
+                        "CASE WHEN row_number() OVER (PARTITION BY e.member_id, ch.episode_start ORDER BY e.anchor_date, e.unit_id) = 1 \
+THEN CAST(NULL AS DATE) ELSE ch.episode_start END AS repeat_of",
+                    )
+                }
+                None => ("", "CAST(NULL AS DATE) AS repeat_of"),
+            };
+            let sub_carry: String = subsets
+                .iter()
+                .map(|(k, _)| format!(", e.sub_{k}"))
+                .collect();
             ctes.push(format!(
                 "candidates AS (\n  -- each event with the enrolment interval covering its date, if any\n  \
 SELECT e.unit_id, e.member_id, e.anchor_date, CAST(NULL AS DATE) AS month_start,\n    \
-en.mco_id, en.hhp_id, en.population, en.unit_id IS NOT NULL AS enrolled\n  FROM events e LEFT JOIN (\n    \
+en.mco_id, en.hhp_id, en.population, en.unit_id IS NOT NULL AS enrolled, {repeat}{sub_carry}\n  FROM events e{chain_join} LEFT JOIN (\n    \
 SELECT * FROM (\n      SELECT e2.unit_id, c.mco_id, c.hhp_id, c.population, {p}\n      \
 FROM events e2 JOIN {program} c ON c.member_id = e2.member_id AND c.start_date <= e2.anchor_date AND c.end_date >= e2.anchor_date\n    \
 ) WHERE pick = 1\n  ) en ON en.unit_id = e.unit_id\n)",
@@ -508,36 +638,75 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
 
     // 3. Exclusions and numerators: one CTE each.
     let mut cond_names = Vec::new();
+    let none = BTreeMap::new();
     for (i, x) in m.exclusions.iter().enumerate() {
-        let rc = r.condition(&x.condition)?;
-        ctes.push(rc.cte(
+        let arms = r.condition(&x.condition, &none)?;
+        ctes.push(condition_cte(
             &format!("x{i}"),
             &format!("exclusion `{}`", x.name.value),
+            &arms,
             m.basis,
             period,
         ));
         cond_names.push(x.name.value.clone());
     }
-    let mut outputs = Vec::new();
+    // Components whose optional input is missing are left out, with ratios over them.
+    let mut not_reported: Vec<(String, String)> = Vec::new();
+    for c in &m.components {
+        if let Some(n) = &c.needs
+            && !catalog.inputs.contains(&n.value)
+        {
+            not_reported.push((c.name.value.clone(), n.value.clone()));
+        }
+    }
+    for c in &m.components {
+        if let ComponentKind::Ratio {
+            numerator,
+            denominator,
+        } = &c.kind
+            && let Some((_, input)) = not_reported
+                .iter()
+                .find(|(n, _)| *n == numerator.value || *n == denominator.value)
+                .cloned()
+            && !not_reported.iter().any(|(n, _)| *n == c.name.value)
+        {
+            not_reported.push((c.name.value.clone(), input));
+        }
+    }
+    let skipped = |name: &str| not_reported.iter().any(|(n, _)| n == name);
     let mut num_cols = Vec::new();
     let mut num_joins = Vec::new();
     let mut index_of: BTreeMap<&str, usize> = BTreeMap::new();
     let mut numerator_names = Vec::new();
     let mut numerator_is_first = Vec::new();
-    for (_, c, cond) in m.numerators() {
+    let mut numerator_subset = Vec::new();
+    for (k, c, cond) in m.numerators() {
+        if skipped(&c.name.value) {
+            continue;
+        }
         let i = num_cols.len();
-        let rc = r.condition(cond)?;
-        ctes.push(rc.cte(
+        let arms = r.condition(cond, &index_of)?;
+        ctes.push(condition_cte(
             &format!("n{i}"),
             &format!("numerator `{}`", c.name.value),
+            &arms,
             m.basis,
             period,
         ));
-        let value = match cond.aggregate {
-            Aggregate::Exists => format!("CASE WHEN n{i}.n IS NULL THEN 0 ELSE 1 END"),
-            Aggregate::Count => format!("coalesce(n{i}.n, 0)"),
-            Aggregate::Sum(_) => format!("coalesce(n{i}.total, 0)"),
-            Aggregate::First => format!("n{i}.first_date - u.anchor_date"),
+        let value = match (&cond.aggregate, cond.at_least) {
+            (Aggregate::Exists, Some(n)) => {
+                format!("CASE WHEN coalesce(n{i}.days, 0) >= {n} THEN 1 ELSE 0 END")
+            }
+            (Aggregate::Exists, None) => format!("CASE WHEN n{i}.n IS NULL THEN 0 ELSE 1 END"),
+            (Aggregate::Count, _) => format!("coalesce(n{i}.n, 0)"),
+            (Aggregate::Sum(_), _) => format!("coalesce(n{i}.total, 0)"),
+            (Aggregate::First, _) => format!("n{i}.first_date - u.anchor_date"),
+        };
+        let in_subset = subsets.iter().any(|(s, _)| *s == k);
+        let value = if in_subset {
+            format!("CASE WHEN u.sub_{k} THEN {value} END")
+        } else {
+            value
         };
         num_cols.push(format!(
             "{value} AS num_{i}, n{i}.first_date AS num_{i}_date, n{i}.first_id AS num_{i}_id"
@@ -546,25 +715,62 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
         index_of.insert(c.name.value.as_str(), i);
         numerator_names.push(c.name.value.clone());
         numerator_is_first.push(cond.aggregate == Aggregate::First);
+        numerator_subset.push(in_subset);
     }
+    let source = |name: &str| -> Source {
+        let c = m
+            .components
+            .iter()
+            .find(|c| c.name.value == name)
+            .expect("references checked by the model");
+        match &c.kind {
+            ComponentKind::Denominator => Source::Denominator,
+            ComponentKind::Enrollees { outliers: false } => Source::Enrollees,
+            ComponentKind::Enrollees { outliers: true } => Source::Outliers,
+            _ => Source::Numerator(index_of[name]),
+        }
+    };
+    let mut outputs = Vec::new();
     for c in &m.components {
-        outputs.push((
-            c.name.value.clone(),
-            c.unit,
-            match &c.kind {
-                ComponentKind::Numerator(cond) if cond.aggregate == Aggregate::First => {
-                    Output::Median(index_of[c.name.value.as_str()])
+        if skipped(&c.name.value) {
+            continue;
+        }
+        let output = match &c.kind {
+            ComponentKind::Numerator(cond) if cond.aggregate == Aggregate::First => {
+                Output::Median(index_of[c.name.value.as_str()])
+            }
+            ComponentKind::Numerator(_) => {
+                let i = index_of[c.name.value.as_str()];
+                Output::Rate {
+                    numerator: Source::Numerator(i),
+                    denominator: if numerator_subset[i] {
+                        Source::SubsetDenominator(i)
+                    } else {
+                        Source::Denominator
+                    },
                 }
-                ComponentKind::Numerator(_) => Output::Numerator(index_of[c.name.value.as_str()]),
-                ComponentKind::Ratio {
-                    numerator,
-                    denominator,
-                } => Output::Ratio(
-                    index_of[numerator.value.as_str()],
-                    index_of[denominator.value.as_str()],
-                ),
+            }
+            ComponentKind::Ratio {
+                numerator,
+                denominator,
+            } => Output::Rate {
+                numerator: source(&numerator.value),
+                denominator: source(&denominator.value),
             },
-        ));
+            ComponentKind::Denominator => Output::Rate {
+                numerator: Source::Denominator,
+                denominator: Source::Denominator,
+            },
+            ComponentKind::Enrollees { outliers } => Output::Rate {
+                numerator: if *outliers {
+                    Source::Outliers
+                } else {
+                    Source::Enrollees
+                },
+                denominator: Source::Enrollees,
+            },
+        };
+        outputs.push((c.name.value.clone(), c.unit, output));
     }
 
     // 4. Attributes: age and band at the anchor, demographics, calendar strata.
@@ -592,9 +798,16 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
     } else {
         "CAST(0 AS BIGINT) AS gaps, CAST(0 AS BIGINT) AS longest_gap"
     };
+    let carried: String = if m.basis == Basis::Events {
+        std::iter::once(", c.repeat_of".to_string())
+            .chain(subsets.iter().map(|(k, _)| format!(", c.sub_{k}")))
+            .collect()
+    } else {
+        String::new()
+    };
     ctes.push(format!(
         "units AS (\n  SELECT *, {band_case} AS age_band FROM (\n    \
-SELECT c.unit_id, c.member_id, c.anchor_date, c.month_start, c.enrolled,\n      \
+SELECT c.unit_id, c.member_id, c.anchor_date, c.month_start, c.enrolled{carried},\n      \
 coalesce(c.mco_id, 'FFS') AS mco, coalesce(c.hhp_id, 'none') AS hhp, coalesce(c.population, 'unknown') AS population,\n      \
 {age} AS age,\n      \
 coalesce(p.sex, 'unknown') AS sex, coalesce(p.race, 'unknown') AS race, coalesce(p.ethnicity, 'unknown') AS ethnicity,\n      \
@@ -607,11 +820,18 @@ FROM candidates c LEFT JOIN members p ON p.member_id = c.member_id{ce_join}\n  )
     ));
 
     // 5. Why each unit is in or out.
-    let mut reasons = vec![
+    let mut reasons = Vec::new();
+    if let Some(days) = m.events.as_ref().and_then(|e| e.first_within.as_ref()) {
+        reasons.push(format!(
+            "WHEN u.repeat_of IS NOT NULL THEN 'within {} days of the counted event on ' || CAST(u.repeat_of AS VARCHAR)",
+            days.value
+        ));
+    }
+    reasons.extend([
         "WHEN NOT u.enrolled THEN 'not enrolled on the anchor date'".to_string(),
         "WHEN u.age_band IS NULL THEN 'age ' || CAST(u.age AS VARCHAR) || ' outside the age bands'"
             .to_string(),
-    ];
+    ]);
     if let Some(ce) = &m.continuous {
         reasons.push(format!(
             "WHEN u.gaps > {g} OR u.longest_gap > {d} THEN 'not continuously enrolled: ' || CAST(u.gaps AS VARCHAR) || ' gap(s), longest ' || CAST(u.longest_gap AS VARCHAR) || ' days'",
@@ -656,6 +876,22 @@ FROM candidates c LEFT JOIN members p ON p.member_id = c.member_id{ce_join}\n  )
 {exclusion} AS exclusion, {exclusion_date} AS exclusion_date, {exclusion_id} AS exclusion_id\n  \
 FROM units u{x_joins}\n)"
     ));
+    // Outliers: members with many units in the denominator are set aside, their units with them.
+    let (from, outlier) = match m.outliers {
+        Some(n) => {
+            ctes.push(
+                "counted AS (\n  -- per member: units that would be in the denominator\n  \
+SELECT u.*, sum(CASE WHEN u.ineligible IS NULL AND u.exclusion IS NULL THEN 1 ELSE 0 END)\n    \
+OVER (PARTITION BY u.member_id) AS member_units\n  FROM judged u\n)"
+                    .to_string(),
+            );
+            (
+                "counted",
+                format!("(u.ineligible IS NULL AND u.exclusion IS NULL AND u.member_units >= {n})"),
+            )
+        }
+        None => ("judged", "false".to_string()),
+    };
     let num_select = if num_cols.is_empty() {
         String::new()
     } else {
@@ -665,12 +901,34 @@ FROM units u{x_joins}\n)"
         "detail AS (\n  -- one row per candidate unit: in the denominator or why not, and the numerator evidence\n  \
 SELECT u.unit_id, u.member_id, u.anchor_date, u.month_start, u.age, u.age_band, u.mco, u.hhp, u.population,\n    \
 u.sex, u.race, u.ethnicity, u.county, u.rural, u.month, u.quarter,\n    \
-u.ineligible, CASE WHEN u.ineligible IS NULL THEN u.exclusion END AS exclusion,\n    \
+u.ineligible, {exclusion_out} AS exclusion,\n    \
 CASE WHEN u.ineligible IS NULL THEN u.exclusion_date END AS exclusion_date,\n    \
-CASE WHEN u.ineligible IS NULL THEN u.exclusion_id END AS exclusion_id,\n    \
-u.ineligible IS NULL AND u.exclusion IS NULL AS in_denominator{num_select}\n  \
-FROM judged u{n_joins}\n)"
+{exclusion_id_out} AS exclusion_id,\n    \
+u.ineligible IS NULL AND u.exclusion IS NULL{not_outlier} AS in_denominator{num_select}\n  \
+FROM {from} u{n_joins}\n)",
+        exclusion_out = if m.outliers.is_some() {
+            format!("CASE WHEN {outlier} THEN 'outlier' WHEN u.ineligible IS NULL THEN u.exclusion END")
+        } else {
+            "CASE WHEN u.ineligible IS NULL THEN u.exclusion END".to_string()
+        },
+        exclusion_id_out = if m.outliers.is_some() {
+            format!("CASE WHEN {outlier} THEN CAST(u.member_units AS VARCHAR) || ' units of the member' WHEN u.ineligible IS NULL THEN u.exclusion_id END")
+        } else {
+            "CASE WHEN u.ineligible IS NULL THEN u.exclusion_id END".to_string()
+        },
+        not_outlier = if m.outliers.is_some() {
+            format!(" AND NOT {outlier}")
+        } else {
+            String::new()
+        },
     ));
+
+    // 6. The population: members of the programme in the period, by age on its last day.
+    let population = m
+        .components
+        .iter()
+        .any(|c| matches!(c.kind, ComponentKind::Enrollees { .. }))
+        .then(|| population_sql(m, program, period, &band_case));
 
     Ok(CompiledMeasure {
         id: m.id.clone(),
@@ -689,5 +947,42 @@ FROM judged u{n_joins}\n)"
         numerators: num_cols.len(),
         numerator_names,
         numerator_is_first,
+        numerator_subset,
+        not_reported,
+        population,
     })
+}
+
+/// Enrollees and outliers by stratum: each member enrolled in the programme on any day of the
+/// period, with the latest interval's MCO, partner and population and the age on the period's
+/// last day; outliers are members with a unit excluded as `outlier` in `{detail}`.
+fn population_sql(m: &Measure, program: &str, period: &Period, band_case: &str) -> String {
+    let (stratifier_case, stratum_case, sets) = grouping(&m.stratify);
+    let end = date_lit(period.end);
+    let age = format!(
+        "CAST(date_part('year', {end}) - date_part('year', p.birth_date) AS INT) \
+- CASE WHEN date_part('month', {end}) * 100 + date_part('day', {end}) \
+< date_part('month', p.birth_date) * 100 + date_part('day', p.birth_date) THEN 1 ELSE 0 END"
+    );
+    format!(
+        "-- {id}: enrollees of `{program}` in {period}, and outliers\nWITH spans AS (\n  \
+SELECT c.*, row_number() OVER (PARTITION BY c.member_id ORDER BY c.end_date DESC, c.start_date DESC, c.hhp_id, c.mco_id, c.population) AS pick\n  \
+FROM {program} c WHERE c.start_date <= {end} AND c.end_date >= {start}\n),\n\
+people AS (\n  SELECT *, {band_case} AS age_band FROM (\n    \
+SELECT s.member_id, coalesce(s.mco_id, 'FFS') AS mco, coalesce(s.hhp_id, 'none') AS hhp,\n      \
+coalesce(s.population, 'unknown') AS population, {age} AS age,\n      \
+coalesce(p.sex, 'unknown') AS sex, coalesce(p.race, 'unknown') AS race, coalesce(p.ethnicity, 'unknown') AS ethnicity,\n      \
+coalesce(p.county_fips, 'unknown') AS county,\n      \
+CASE WHEN p.rural IS NULL THEN 'unknown' WHEN p.rural THEN 'rural' ELSE 'urban' END AS rural,\n      \
+to_char({end}, '%Y-%m') AS month,\n      \
+to_char({end}, '%Y') || 'Q' || CAST((date_part('month', {end}) + 2) / 3 AS INT) AS quarter\n    \
+FROM spans s LEFT JOIN members p ON p.member_id = s.member_id WHERE s.pick = 1\n  )\n)\n\
+SELECT {stratifier_case} AS stratifier,\n  {stratum_case} AS stratum,\n  \
+count(*) AS enrollees, sum(CASE WHEN o.member_id IS NULL THEN 0 ELSE 1 END) AS outliers\n\
+FROM people u LEFT JOIN (SELECT DISTINCT member_id FROM {{detail}} WHERE exclusion = 'outlier') o ON o.member_id = u.member_id\n\
+WHERE u.age_band IS NOT NULL\n\
+GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum",
+        id = m.id,
+        start = date_lit(period.start),
+    )
 }

@@ -6,6 +6,7 @@
 pub mod contract;
 pub mod csv;
 mod open;
+pub mod risk;
 
 pub use open::{
     OpenedExtract, check_rows, check_schema, locate, open_all, open_extract, register_empty,

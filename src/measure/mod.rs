@@ -232,6 +232,23 @@ pub struct Condition {
     pub filter: Option<Located<String>>,
     /// The block column whose value is kept as evidence (default `source_id` when present).
     pub id: Option<Located<String>>,
+    /// A block column that must equal the unit's id: evidence about this very event (its risk,
+    /// its own setting) rather than other rows of the member.
+    pub key: Option<Located<String>>,
+    /// The window counts from the first date of this earlier numerator component instead of the
+    /// anchor (engagement after initiation); units without it have no rows.
+    pub after: Option<Located<String>>,
+    /// For `exists:`: qualifying rows on at least this many different days.
+    pub at_least: Option<u32>,
+    /// Further `exists:` arms: the unit qualifies when any arm does (`any_of:`).
+    pub alternatives: Vec<Condition>,
+}
+
+impl Condition {
+    /// This condition and its `any_of:` alternatives.
+    pub fn arms(&self) -> impl Iterator<Item = &Condition> {
+        std::iter::once(self).chain(self.alternatives.iter())
+    }
 }
 
 /// A named reason to remove a unit from the denominator.
@@ -247,6 +264,11 @@ pub struct Exclusion {
 pub enum ComponentKind {
     /// A numerator over the shared denominator.
     Numerator(Condition),
+    /// The denominator itself, as a count (PCR's index stays).
+    Denominator,
+    /// Members of the programme on any day of the period, by age on its last day; with
+    /// `outliers`, only those set aside as outliers (see [`Measure::outliers`]).
+    Enrollees { outliers: bool },
     /// One component's numerator over another's (average length of stay, observed/expected).
     Ratio {
         numerator: Located<String>,
@@ -260,6 +282,54 @@ pub struct Component {
     pub name: Located<String>,
     pub unit: Unit,
     pub kind: ComponentKind,
+    /// A filter on the events' block: only those events are this component's denominator
+    /// (IET's alcohol, opioid and other cohorts).
+    pub subset: Option<Located<String>>,
+    /// An optional input the component needs (`risk_weights`); without it the component is not
+    /// reported and the run says so.
+    pub needs: Option<Located<String>>,
+}
+
+/// The optional inputs a component may need.
+pub const OPTIONAL_INPUTS: [&str; 1] = ["risk_weights"];
+
+/// What a state tells CMS's reporting system about a measure besides the numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reporting {
+    /// The specification followed (e.g. "CMS Health Home Core Set 2024 technical specifications").
+    #[serde(default)]
+    pub specification: Option<String>,
+    /// `administrative`, `hybrid`, `ehr` or `other`.
+    #[serde(default)]
+    pub data_source: Option<DataSource>,
+    /// Deviations from the specification, in words.
+    #[serde(default)]
+    pub deviations: Option<String>,
+    /// Anything else the state wants CMS to read.
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// Where a measure's data come from, as CMS's reporting system asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    Administrative,
+    Hybrid,
+    Ehr,
+    Other,
+}
+
+impl DataSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            DataSource::Administrative => "administrative",
+            DataSource::Hybrid => "hybrid",
+            DataSource::Ehr => "ehr",
+            DataSource::Other => "other",
+        }
+    }
 }
 
 /// Member-month settings.
@@ -280,6 +350,10 @@ pub struct Events {
     pub filter: Option<Located<String>>,
     pub start_offset: i32,
     pub end_offset: i32,
+    /// Of a member's events less than this many days after a counted one, only the counted one
+    /// stays (HEDIS: "the first of several ED visits in a 31-day period"); chained, so the next
+    /// event counted is the first on or after that many days.
+    pub first_within: Option<Located<u32>>,
 }
 
 /// Continuous enrolment around the anchor.
@@ -311,7 +385,11 @@ pub struct Measure {
     pub age_bands: Vec<AgeBand>,
     pub stratify: Vec<Stratifier>,
     pub exclusions: Vec<Exclusion>,
+    /// Members with at least this many units in the denominator are set aside as outliers
+    /// (PCR: four or more index stays), their units excluded and the members counted apart.
+    pub outliers: Option<u32>,
     pub components: Vec<Component>,
+    pub reporting: Reporting,
 }
 
 #[derive(Deserialize)]
@@ -334,7 +412,16 @@ struct RawMeasure {
     stratify: Vec<Stratifier>,
     #[serde(default)]
     exclusions: Vec<RawCondition>,
+    outliers: Option<RawOutliers>,
     components: Vec<RawComponent>,
+    #[serde(default)]
+    reporting: Reporting,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutliers {
+    min_units: Spanned<u32>,
 }
 
 #[derive(Deserialize)]
@@ -358,6 +445,7 @@ struct RawEvents {
     /// Days relative to the period end the events stop (e.g. -30 for December 1).
     #[serde(default)]
     end_offset: i32,
+    first_within: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -392,11 +480,15 @@ struct RawCondition {
     sum: Option<Spanned<String>>,
     over: Option<Spanned<String>>,
     first: Option<Spanned<String>>,
-    date: Spanned<String>,
+    any_of: Option<Spanned<Vec<RawCondition>>>,
+    date: Option<Spanned<String>>,
     window: Option<Spanned<Window>>,
     #[serde(rename = "where")]
     filter: Option<Spanned<String>>,
     id: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+    after: Option<Spanned<String>>,
+    at_least: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -409,6 +501,23 @@ struct RawComponent {
     description: Option<String>,
     numerator: Option<RawCondition>,
     ratio: Option<RawRatio>,
+    /// `denominator: {}`: the denominator count.
+    denominator: Option<RawEmpty>,
+    enrollees: Option<RawEnrollees>,
+    #[serde(rename = "where")]
+    subset: Option<Spanned<String>>,
+    needs: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmpty {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnrollees {
+    #[serde(default)]
+    outliers: bool,
 }
 
 #[derive(Deserialize)]
@@ -433,7 +542,55 @@ impl Errs<'_> {
     }
 }
 
-fn condition(errs: &Errs, owner: &Located<String>, raw: RawCondition) -> Result<Condition> {
+fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Result<Condition> {
+    if let Some(arms) = raw.any_of.take() {
+        let arms = Located::from(arms);
+        let alone = raw.exists.is_none()
+            && raw.count.is_none()
+            && raw.sum.is_none()
+            && raw.over.is_none()
+            && raw.first.is_none()
+            && raw.date.is_none()
+            && raw.window.is_none()
+            && raw.filter.is_none()
+            && raw.id.is_none()
+            && raw.key.is_none()
+            && raw.after.is_none()
+            && raw.at_least.is_none();
+        if !alone {
+            return Err(errs.at(
+                &arms,
+                "`any_of:` stands alone: put `exists:`, `date:`, `window:` and the rest in each arm",
+                None,
+            ));
+        }
+        let mut conditions = Vec::new();
+        let at = Located {
+            value: (),
+            line: arms.line,
+            column: arms.column,
+        };
+        for mut arm in arms.value {
+            if let Some(extra) = arm.name.take().map(Located::from) {
+                return Err(errs.at(&extra, "an `any_of:` arm takes no `name:`", None));
+            }
+            let c = condition(errs, owner, arm)?;
+            if c.aggregate != Aggregate::Exists || !c.alternatives.is_empty() {
+                return Err(errs.at(
+                    &c.block,
+                    "each `any_of:` arm is one `exists:` condition",
+                    Some("the unit qualifies when any arm finds a row"),
+                ));
+            }
+            conditions.push(c);
+        }
+        if conditions.is_empty() {
+            return Err(errs.at(&at, "`any_of:` needs at least one arm", None));
+        }
+        let mut first = conditions.remove(0);
+        first.alternatives = conditions;
+        return Ok(first);
+    }
     let aggregate_and_block = match (raw.exists, raw.count, raw.sum, raw.over, raw.first) {
         (Some(b), None, None, None, None) => (Aggregate::Exists, Located::from(b)),
         (None, Some(b), None, None, None) => (Aggregate::Count, Located::from(b)),
@@ -450,12 +607,22 @@ fn condition(errs: &Errs, owner: &Located<String>, raw: RawCondition) -> Result<
             return Err(errs.at(
                 owner,
                 format!(
-                    "`{}` needs exactly one of `exists:`, `count:`, `first:` or `sum:` (with `over:`)",
+                    "`{}` needs exactly one of `exists:`, `count:`, `first:`, `sum:` (with `over:`) or `any_of:`",
                     owner.value
                 ),
                 Some("`exists: hh_services` is 1 per unit with any row; `count: ed_visits` counts rows"),
             ));
         }
+    };
+    let Some(date) = raw.date.map(Located::from) else {
+        return Err(errs.at(
+            &aggregate_and_block.1,
+            format!(
+                "`{}` needs `date:`, the block's date column the window applies to",
+                owner.value
+            ),
+            None,
+        ));
     };
     let window = raw.window.map(Located::from);
     if let Some(w) = &window
@@ -470,13 +637,36 @@ fn condition(errs: &Errs, owner: &Located<String>, raw: RawCondition) -> Result<
             Some("windows are days relative to the anchor, `from` up to `to`, both included"),
         ));
     }
+    let at_least = raw.at_least.map(Located::from);
+    if let Some(n) = &at_least {
+        if aggregate_and_block.0 != Aggregate::Exists {
+            return Err(errs.at(n, "`at_least:` applies to `exists:` conditions", None));
+        }
+        if n.value == 0 {
+            return Err(errs.at(n, "`at_least: 0` is always true", Some("use 1 or more")));
+        }
+    }
+    let after = raw.after.map(Located::from);
+    if let Some(a) = &after
+        && window.is_none()
+    {
+        return Err(errs.at(
+            a,
+            "`after:` needs a `window:` counted from that component's first date",
+            Some("e.g. `window: {from: 1, to: 34}`"),
+        ));
+    }
     Ok(Condition {
         aggregate: aggregate_and_block.0,
         block: aggregate_and_block.1,
-        date: raw.date.into(),
+        date,
         window,
         filter: raw.filter.map(Located::from),
         id: raw.id.map(Located::from),
+        key: raw.key.map(Located::from),
+        after,
+        at_least: at_least.map(|n| n.value),
+        alternatives: Vec::new(),
     })
 }
 
@@ -552,6 +742,16 @@ impl Measure {
                 filter: e.filter.map(Located::from),
                 start_offset: e.start_offset,
                 end_offset: e.end_offset,
+                first_within: match e.first_within.map(Located::from) {
+                    Some(d) if d.value == 0 => {
+                        return Err(errs.at(
+                            &d,
+                            "`first_within: 0` keeps nothing apart",
+                            Some("e.g. `first_within: 31` for one ED visit per 31 days"),
+                        ));
+                    }
+                    d => d,
+                },
             }),
             (Basis::Events, None) => {
                 return Err(errs.at(
@@ -679,8 +879,8 @@ impl Measure {
                     None,
                 ));
             }
-            let kind = match (c.numerator, c.ratio) {
-                (Some(mut n), None) => {
+            let kind = match (c.numerator, c.ratio, c.denominator, c.enrollees) {
+                (Some(mut n), None, None, None) => {
                     if let Some(extra) = n.name.take().map(Located::from) {
                         return Err(errs.at(
                             &extra,
@@ -690,15 +890,19 @@ impl Measure {
                     }
                     ComponentKind::Numerator(condition(&errs, &name, n)?)
                 }
-                (None, Some(r)) => ComponentKind::Ratio {
+                (None, Some(r), None, None) => ComponentKind::Ratio {
                     numerator: r.numerator.into(),
                     denominator: r.denominator.into(),
+                },
+                (None, None, Some(_), None) => ComponentKind::Denominator,
+                (None, None, None, Some(e)) => ComponentKind::Enrollees {
+                    outliers: e.outliers,
                 },
                 _ => {
                     return Err(errs.at(
                         &name,
                         format!(
-                            "component `{}` needs exactly one of `numerator:` or `ratio:`",
+                            "component `{}` needs exactly one of `numerator:`, `ratio:`, `denominator:` or `enrollees:`",
                             name.value
                         ),
                         None,
@@ -709,11 +913,14 @@ impl Measure {
                 ComponentKind::Ratio { .. } => "ratio",
                 ComponentKind::Numerator(cond) if cond.aggregate == Aggregate::First => "first",
                 ComponentKind::Numerator(_) => "numerator",
+                ComponentKind::Denominator => "denominator",
+                ComponentKind::Enrollees { .. } => "enrollees",
             };
             let fits = match shape {
-                "ratio" => matches!(c.unit, Unit::Days | Unit::Ratio),
+                "ratio" => !matches!(c.unit, Unit::Count | Unit::MedianDays),
                 "first" => c.unit == Unit::MedianDays,
-                _ => !matches!(c.unit, Unit::Days | Unit::Ratio | Unit::MedianDays),
+                "numerator" => !matches!(c.unit, Unit::Days | Unit::Ratio | Unit::MedianDays),
+                _ => c.unit == Unit::Count,
             };
             if !fits {
                 return Err(errs.at(
@@ -723,19 +930,74 @@ impl Measure {
                         name.value,
                         c.unit.name()
                     ),
-                    Some("`ratio:` components use unit days or ratio; `first:` numerators use median_days; other numerators use percent, per_1000_member_months, per_1000_members or count"),
+                    Some("`ratio:` components use days, ratio, percent or a per-1,000 unit; `first:` numerators use median_days; `denominator:` and `enrollees:` use count; other numerators use percent, per_1000_member_months, per_1000_members or count"),
+                ));
+            }
+            let subset = c.subset.map(Located::from);
+            if let Some(w) = &subset
+                && (basis.value != Basis::Events || shape != "numerator")
+            {
+                return Err(errs.at(
+                    w,
+                    format!(
+                        "component `{}`: a `where:` subset applies to numerators of `basis: events`",
+                        name.value
+                    ),
+                    Some("it keeps the events (of the events' block) this component counts"),
+                ));
+            }
+            if let ComponentKind::Enrollees { outliers } = kind {
+                if basis.value != Basis::Events {
+                    return Err(errs.at(
+                        &name,
+                        "`enrollees:` components belong to `basis: events` measures",
+                        Some("a members-basis measure counts members in its denominator already"),
+                    ));
+                }
+                if outliers && raw.outliers.is_none() {
+                    return Err(errs.at(
+                        &name,
+                        "`enrollees: {outliers: true}` needs the measure's `outliers:` rule",
+                        Some("e.g. `outliers: {min_units: 4}`"),
+                    ));
+                }
+            }
+            let needs = c.needs.map(Located::from);
+            if let Some(n) = &needs
+                && !OPTIONAL_INPUTS.contains(&n.value.as_str())
+            {
+                return Err(errs.at(
+                    n,
+                    format!("unknown optional input `{}`", n.value),
+                    Some(&format!("known inputs: {}", OPTIONAL_INPUTS.join(", "))),
                 ));
             }
             components.push(Component {
                 name,
                 unit: c.unit,
                 kind,
+                subset,
+                needs,
             });
         }
         if components.is_empty() {
             return Err(errs.at(&id, "a measure needs at least one component", None));
         }
         check_components(&errs, basis.value, &exclusions, &components)?;
+        let outliers = match raw.outliers {
+            None => None,
+            Some(o) => {
+                let n = Located::from(o.min_units);
+                if basis.value != Basis::Events || n.value < 2 {
+                    return Err(errs.at(
+                        &n,
+                        "`outliers:` applies to `basis: events`, with `min_units` of 2 or more",
+                        Some("PCR: `outliers: {min_units: 4}` sets aside members with 4+ index stays"),
+                    ));
+                }
+                Some(n.value)
+            }
+        };
 
         Ok(Measure {
             path: path.to_path_buf(),
@@ -754,7 +1016,9 @@ impl Measure {
             age_bands,
             stratify,
             exclusions,
+            outliers,
             components,
+            reporting: raw.reporting,
         })
     }
 
@@ -765,7 +1029,7 @@ impl Measure {
             .enumerate()
             .filter_map(|(i, c)| match &c.kind {
                 ComponentKind::Numerator(cond) => Some((i, c, cond)),
-                ComponentKind::Ratio { .. } => None,
+                _ => None,
             })
     }
 }
@@ -784,9 +1048,32 @@ fn check_components(
             .map(|x| (&x.name, &x.condition))
             .chain(components.iter().filter_map(|c| match &c.kind {
                 ComponentKind::Numerator(cond) => Some((&c.name, cond)),
-                ComponentKind::Ratio { .. } => None,
-            }));
+                _ => None,
+            }))
+            .flat_map(|(name, cond)| cond.arms().map(move |arm| (name, arm)));
     for (name, cond) in conditions {
+        if let Some(a) = &cond.after {
+            let position = components.iter().position(|c| c.name == *name);
+            let target = components
+                .iter()
+                .position(|c| c.name.value == a.value && matches!(c.kind, ComponentKind::Numerator(_)));
+            match (basis, target, position) {
+                (Basis::MemberMonths, _, _) => {
+                    return Err(errs.at(a, "`after:` does not apply to member months", None));
+                }
+                (_, Some(t), Some(p)) if t < p => {}
+                _ => {
+                    return Err(errs.at(
+                        a,
+                        format!(
+                            "`after: {}` must name a numerator component listed before `{}`",
+                            a.value, name.value
+                        ),
+                        None,
+                    ));
+                }
+            }
+        }
         match (basis, &cond.window) {
             (Basis::MemberMonths, Some(w)) => {
                 return Err(errs.at(
@@ -795,7 +1082,7 @@ fn check_components(
                     Some("rows are counted in the month they fall in; remove `window:`"),
                 ));
             }
-            (Basis::Events, None) => {
+            (Basis::Events, None) if cond.key.is_none() => {
                 return Err(errs.at(
                     name,
                     format!(
@@ -817,7 +1104,11 @@ fn check_components(
             for r in [numerator, denominator] {
                 let target = components.iter().find(|o| o.name.value == r.value);
                 match target.map(|t| &t.kind) {
-                    Some(ComponentKind::Numerator(_)) => {}
+                    Some(
+                        ComponentKind::Numerator(_)
+                        | ComponentKind::Denominator
+                        | ComponentKind::Enrollees { .. },
+                    ) => {}
                     Some(ComponentKind::Ratio { .. }) => {
                         return Err(errs.at(
                             r,
@@ -852,7 +1143,7 @@ fn check_components(
         let n = c.name.value.strip_suffix("_day")?.parse().ok()?;
         match &c.kind {
             ComponentKind::Numerator(cond) => Some((n, cond)),
-            ComponentKind::Ratio { .. } => None,
+            _ => None,
         }
     }
     for a in components {

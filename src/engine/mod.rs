@@ -1,6 +1,9 @@
 //! The engine: one DataFusion session holding the extracts (checked against the contract), the
 //! building blocks registered as views over them, and the execution of compiled measures.
 
+pub mod udf;
+
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -74,6 +77,13 @@ pub struct MeasureRun {
     pub detail: Vec<RecordBatch>,
 }
 
+/// Optional inputs beside the extracts.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// PCR-HH's risk-weight table (see [`crate::extract::risk`]).
+    pub risk_weights: Option<PathBuf>,
+}
+
 pub struct Engine {
     ctx: SessionContext,
     pub extracts: Vec<OpenedExtract>,
@@ -83,15 +93,23 @@ pub struct Engine {
 
 fn session() -> SessionContext {
     let config = SessionConfig::new().with_information_schema(false);
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    udf::register(&ctx);
+    ctx
 }
 
 impl Engine {
     /// Open a data directory and register the building blocks over it.
     pub async fn open(data_dir: &Path, defs: &Definitions) -> Result<Engine> {
+        Self::open_with(data_dir, defs, &Inputs::default()).await
+    }
+
+    /// Open a data directory with optional inputs.
+    pub async fn open_with(data_dir: &Path, defs: &Definitions, inputs: &Inputs) -> Result<Engine> {
         let ctx = session();
         let extracts = extract::open_all(&ctx, data_dir).await?;
-        Self::finish(ctx, extracts, Some(data_dir.to_path_buf()), defs).await
+        let supplied = register_inputs(&ctx, inputs)?;
+        Self::finish(ctx, extracts, Some(data_dir.to_path_buf()), defs, supplied).await
     }
 
     /// An engine over empty extracts with the contract's schemas: enough to check and compile
@@ -99,7 +117,8 @@ impl Engine {
     pub async fn offline(defs: &Definitions) -> Result<Engine> {
         let ctx = session();
         extract::register_empty(&ctx)?;
-        Self::finish(ctx, Vec::new(), None, defs).await
+        let supplied = register_inputs(&ctx, &Inputs::default())?;
+        Self::finish(ctx, Vec::new(), None, defs, supplied).await
     }
 
     async fn finish(
@@ -107,9 +126,11 @@ impl Engine {
         extracts: Vec<OpenedExtract>,
         data_dir: Option<PathBuf>,
         defs: &Definitions,
+        inputs: BTreeSet<String>,
     ) -> Result<Engine> {
         let mut catalog = Catalog {
             value_sets: defs.value_sets.clone(),
+            inputs,
             ..Catalog::default()
         };
         for block in &defs.blocks {
@@ -201,14 +222,36 @@ impl Engine {
             Arc::new(MemTable::try_new(schema.clone(), vec![detail.clone()])?),
         )?;
         let summary = self.collect(&compiled.summary_sql(&table)).await;
+        let population = match compiled.population_sql(&table) {
+            Some(sql) => self.collect(&sql).await,
+            None => Ok(Vec::new()),
+        };
         self.ctx
             .deregister_table(format!("detail:{}", compiled.id))?;
         Ok(MeasureRun {
-            rows: results::from_batches(compiled, &summary?)?,
+            rows: results::from_batches(compiled, &summary?, &population?)?,
             detail_schema: schema,
             detail,
         })
     }
+}
+
+/// Register the optional input tables, empty when not supplied (so blocks over them plan);
+/// returns the names of those supplied.
+fn register_inputs(ctx: &SessionContext, inputs: &Inputs) -> Result<BTreeSet<String>> {
+    let mut supplied = BTreeSet::new();
+    let batches = match &inputs.risk_weights {
+        Some(path) => {
+            supplied.insert("risk_weights".to_string());
+            vec![extract::risk::load(path)?]
+        }
+        None => Vec::new(),
+    };
+    ctx.register_table(
+        "risk_weights",
+        Arc::new(MemTable::try_new(extract::risk::schema(), vec![batches])?),
+    )?;
+    Ok(supplied)
 }
 
 /// Views report strings as Utf8View; the catalog speaks of logical types.
