@@ -4,14 +4,15 @@
 -- the first claim's, its discharge status and principal diagnosis the last claim's. Nonacute
 -- stays (skilled nursing, rehabilitation, residential, by type of bill or revenue code) are
 -- kept apart so a measure can tell a transfer to a nonacute setting. length_of_stay counts a
--- same-day stay as one day.
+-- same-day stay as one day. Long-term-care claims are nonacute stays too; `institutional` marks
+-- stays in a nursing or intermediate care facility (AIF-HH), by type of bill or claim type.
 WITH lines AS (
   SELECT member_id, claim_id, admission_date,
     coalesce(discharge_date, service_to) AS discharge_date,
     discharge_date IS NULL AS still_admitted,
-    discharge_status, principal_dx, type_of_bill, revenue_code
+    discharge_status, principal_dx, type_of_bill, revenue_code, claim_type
   FROM claims_final
-  WHERE claim_type = 'inpatient' AND admission_date IS NOT NULL
+  WHERE claim_type IN ('inpatient', 'long_term_care') AND admission_date IS NOT NULL
 ),
 claims AS (
   SELECT member_id, claim_id,
@@ -21,7 +22,10 @@ claims AS (
     max(discharge_status) AS discharge_status,
     max(principal_dx) AS principal_dx,
     NOT coalesce(bool_or(in_value_set(type_of_bill, 'nonacute_bill_type')
-      OR in_value_set(revenue_code, 'nonacute_revenue')), false) AS acute,
+      OR in_value_set(revenue_code, 'nonacute_revenue')
+      OR claim_type = 'long_term_care'), false) AS acute,
+    coalesce(bool_or(in_value_set(type_of_bill, 'institution_bill_type')
+      OR claim_type = 'long_term_care'), false) AS institutional,
     coalesce(bool_or(in_value_set(revenue_code, 'psychiatric_revenue')), false) AS psych_revenue
   FROM lines
   GROUP BY member_id, claim_id
@@ -49,13 +53,14 @@ stays AS (
     last_value(discharge_status ORDER BY discharge_date, claim_id) AS discharge_status,
     last_value(principal_dx ORDER BY discharge_date, claim_id) AS principal_dx,
     acute,
+    bool_or(institutional) AS institutional,
     bool_or(psych_revenue) AS psych_revenue,
     count(*) AS claims,
     greatest(max(discharge_date) - min(admission_date), 1) AS length_of_stay
   FROM numbered
   GROUP BY member_id, acute, stay_number
 )
-SELECT stay_id, member_id, admission_date, discharge_date, discharge_status, principal_dx, acute,
+SELECT stay_id, member_id, admission_date, discharge_date, discharge_status, principal_dx, acute, institutional,
   acute AND (psych_revenue OR coalesce(in_value_set(principal_dx, 'mental_illness_dx'), false)) AS psychiatric,
   claims, length_of_stay, stay_id AS source_id
 FROM stays
