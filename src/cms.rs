@@ -3,7 +3,131 @@
 //! and the checks CMS applies when a state reports: the 7-day rate may not exceed the 30-day
 //! rate, both share one denominator, and strata add up to the total.
 
+use chrono::NaiveDate;
+
+use crate::measure::{Measure, Program};
+use crate::period::Period;
 use crate::results::{ResultRow, csv_field};
+
+/// What a state tells CMS's reporting system about one measure besides the numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasureReport {
+    pub measure: String,
+    pub title: String,
+    /// Whether the state can report it, and why not.
+    pub reporting: bool,
+    pub why_not: String,
+    /// `final`, or `provisional` while claims have had under 90 days to arrive after the period.
+    pub status: &'static str,
+    pub specification: String,
+    pub data_source: &'static str,
+    pub period: Period,
+    pub population: String,
+    pub delivery_systems: String,
+    pub deviations: String,
+    pub notes: String,
+}
+
+/// Days of claims run-out after the period before its results are final.
+pub const RUN_OUT_DAYS: i64 = 90;
+
+impl MeasureReport {
+    pub fn new(
+        m: &Measure,
+        period: &Period,
+        cutoff: Option<NaiveDate>,
+        rows: &[ResultRow],
+        note: Option<&str>,
+    ) -> MeasureReport {
+        let total = rows
+            .iter()
+            .filter(|r| r.measure == m.id && r.stratifier == "total")
+            .map(|r| r.denominator)
+            .fold(0.0, f64::max);
+        let mcos: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.measure == m.id && r.stratifier == "mco" && r.denominator > 0.0)
+            .map(|r| r.stratum.as_str())
+            .collect();
+        let mut systems = Vec::new();
+        if mcos.iter().any(|s| *s != "FFS") {
+            systems.push("MCO");
+        }
+        if mcos.contains(&"FFS") {
+            systems.push("FFS");
+        }
+        let final_after = period.end + chrono::Duration::days(RUN_OUT_DAYS);
+        let mut notes: Vec<String> = m.reporting.notes.iter().cloned().collect();
+        notes.extend(note.map(str::to_string));
+        MeasureReport {
+            measure: m.id.clone(),
+            title: m.title.clone(),
+            reporting: total > 0.0,
+            why_not: if total > 0.0 {
+                String::new()
+            } else {
+                "no eligible members or events in the period".into()
+            },
+            status: if cutoff.is_some_and(|c| c >= final_after) {
+                "final"
+            } else {
+                "provisional"
+            },
+            specification: m
+                .reporting
+                .specification
+                .clone()
+                .unwrap_or_else(|| m.source.clone()),
+            data_source: m
+                .reporting
+                .data_source
+                .map_or("administrative", |d| d.name()),
+            period: *period,
+            population: match m.program {
+                Program::HealthHome => {
+                    "Health Home enrollees (Medicaid, dual eligibles included)".into()
+                }
+                Program::Medicaid => "Medicaid enrollees (dual eligibles included)".into(),
+            },
+            delivery_systems: systems.join(", "),
+            deviations: m.reporting.deviations.clone().unwrap_or_default(),
+            notes: notes.join(" "),
+        }
+    }
+}
+
+/// `cms_measures.csv`: one row per measure with the reporting system's fields besides numbers.
+pub fn measures_csv(reports: &[MeasureReport]) -> String {
+    let mut out = String::from(
+        "measure,title,reporting,reason_not_reporting,status,specification,data_source,period_start,period_end,population,delivery_systems,deviations,notes\n",
+    );
+    for r in reports {
+        let fields = [
+            r.measure.clone(),
+            r.title.clone(),
+            if r.reporting { "yes" } else { "no" }.to_string(),
+            r.why_not.clone(),
+            r.status.to_string(),
+            r.specification.clone(),
+            r.data_source.to_string(),
+            r.period.start.to_string(),
+            r.period.end.to_string(),
+            r.population.clone(),
+            r.delivery_systems.clone(),
+            r.deviations.clone(),
+            r.notes.clone(),
+        ];
+        out.push_str(
+            &fields
+                .iter()
+                .map(|f| csv_field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push('\n');
+    }
+    out
+}
 
 /// One check and its outcome.
 #[derive(Debug, Clone, PartialEq)]

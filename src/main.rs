@@ -51,6 +51,9 @@ enum Command {
         /// Run only this measure (repeatable)
         #[arg(long = "measure", value_name = "ID")]
         only: Vec<String>,
+        /// PCR-HH risk weights (CSV: variable,value,weight); without it PCR-HH is observed only
+        #[arg(long, value_name = "FILE")]
+        risk_weights: Option<PathBuf>,
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
@@ -145,6 +148,7 @@ async fn dispatch(command: Command) -> Result<()> {
             period,
             out,
             only,
+            risk_weights,
             dirs,
         } => {
             let s = pipeline::run(&RunOptions {
@@ -154,6 +158,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 out: out.clone(),
                 period,
                 only,
+                risk_weights,
             })
             .await?;
             println!("{}", report::table(&s.rows));
@@ -182,6 +187,9 @@ async fn dispatch(command: Command) -> Result<()> {
                 "claim lines: {} read = {} final + {} superseded + {} void",
                 c.lines_read, c.final_lines, c.superseded_lines, c.void_lines
             );
+            for note in &s.notes {
+                eprintln!("note: {note}");
+            }
             let failing: Vec<_> = s.cms_checks.iter().filter(|c| !c.passed).collect();
             if failing.is_empty() {
                 eprintln!("CMS checks: all {} hold", s.cms_checks.len());
@@ -307,6 +315,7 @@ async fn dispatch(command: Command) -> Result<()> {
                     out: PathBuf::new(),
                     period,
                     only: Vec::new(),
+                    risk_weights: None,
                 },
                 &measure,
                 &member,

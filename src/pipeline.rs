@@ -23,6 +23,8 @@ pub struct RunOptions {
     pub period: Option<Period>,
     /// Measure ids to run; empty runs all.
     pub only: Vec<String>,
+    /// PCR-HH's risk-weight table, when the user has one.
+    pub risk_weights: Option<PathBuf>,
 }
 
 /// What a run did, without member-level data.
@@ -36,6 +38,10 @@ pub struct RunSummary {
     pub rows: Vec<ResultRow>,
     /// CMS's consistency checks over the rows.
     pub cms_checks: Vec<crate::cms::Check>,
+    /// What each measure tells CMS besides the numbers (`cms_measures.csv`).
+    pub cms_measures: Vec<crate::cms::MeasureReport>,
+    /// Components not reported and why, e.g. expected readmissions without risk weights.
+    pub notes: Vec<String>,
 }
 
 /// Run the measures and write `summary.csv`, `summary.parquet`, `data_quality.csv` and the
@@ -43,7 +49,10 @@ pub struct RunSummary {
 /// measure succeeded.
 pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     let defs = Definitions::load(&opts.measures, &opts.queries)?;
-    let engine = Engine::open(&opts.data, &defs).await?;
+    let inputs = crate::engine::Inputs {
+        risk_weights: opts.risk_weights.clone(),
+    };
+    let engine = Engine::open_with(&opts.data, &defs, &inputs).await?;
     let cutoff = engine.data_cutoff().await?;
     let period = choose_period(opts, cutoff)?;
 
@@ -65,8 +74,27 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
 
     let mut rows = Vec::new();
     let mut details = Vec::new();
+    let mut notes = Vec::new();
+    let mut not_reported = Vec::new();
     for m in &selected {
         let compiled = compile::compile(m, engine.catalog(), &period)?;
+        if !compiled.not_reported.is_empty() {
+            let names: Vec<&str> = compiled
+                .not_reported
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .collect();
+            let note = format!(
+                "{} not reported: no {} supplied (hhq run --risk-weights FILE); observed values only",
+                names.join(", "),
+                match compiled.not_reported[0].1.as_str() {
+                    "risk_weights" => "risk-weight table",
+                    other => other,
+                }
+            );
+            notes.push(format!("{}: {note}", m.id));
+            not_reported.push((m.id.clone(), note));
+        }
         let run = engine.run(&compiled).await?;
         rows.extend(run.rows);
         // Measures in id order; each measure's rows keep the order `results` gave them.
@@ -84,6 +112,17 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             .map(|m| (m.id.clone(), m.version.clone()))
             .collect(),
         cms_checks: crate::cms::checks(&rows),
+        cms_measures: selected
+            .iter()
+            .map(|m| {
+                let note = not_reported
+                    .iter()
+                    .find(|(id, _)| *id == m.id)
+                    .map(|(_, n)| n.as_str());
+                crate::cms::MeasureReport::new(m, &period, cutoff, &rows, note)
+            })
+            .collect(),
+        notes,
         rows,
     };
     // Render everything first, so a failure leaves the previous outputs whole.
@@ -102,6 +141,10 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     files.push((
         opts.out.join("cms_reporting.csv"),
         crate::cms::reporting_csv(&summary.rows).into_bytes(),
+    ));
+    files.push((
+        opts.out.join("cms_measures.csv"),
+        crate::cms::measures_csv(&summary.cms_measures).into_bytes(),
     ));
     files.push((
         opts.out.join("cms_checks.csv"),
@@ -176,7 +219,10 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
             ))
         })?
         .clone();
-    let engine = Engine::open(&opts.data, &defs).await?;
+    let inputs = crate::engine::Inputs {
+        risk_weights: opts.risk_weights.clone(),
+    };
+    let engine = Engine::open_with(&opts.data, &defs, &inputs).await?;
     let period = choose_period(opts, engine.data_cutoff().await?)?;
     let compiled = compile::compile(&measure, engine.catalog(), &period)?;
     let sql = format!(

@@ -327,3 +327,126 @@ async fn a_measure_without_stratifiers_reports_its_total() {
     assert!(c.standalone_sql().contains("SELECT 'total' AS stratifier"));
     engine.context().sql(&c.standalone_sql()).await.unwrap();
 }
+
+/// An events measure over ED visits, for the language features that need `basis: events`.
+const AFTER: &str = r#"id: TEST-2
+title: Test events
+version: "1"
+source: a test
+better: higher
+basis: events
+events: {from: ed_visits, id: source_id, date: visit_date}
+age_bands: ["0+"]
+components:
+  - name: first
+    unit: percent
+    numerator:
+      exists: outpatient_visits
+      date: visit_date
+      window: {from: 0, to: 7}
+  - name: second
+    unit: percent
+    numerator:
+      exists: outpatient_visits
+      date: visit_date
+      after: first
+      window: {from: 1, to: 30}
+      at_least: 2
+"#;
+
+#[tokio::test]
+async fn the_events_fixture_compiles_with_after_and_at_least() {
+    let (_, engine) = offline().await;
+    let m = Measure::parse(Path::new("t.yaml"), AFTER).unwrap();
+    let c = compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
+    // `second` counts from `first`'s first date, on two different days.
+    assert!(
+        c.ctes.contains("JOIN n0 a ON a.unit_id = c.unit_id"),
+        "{}",
+        c.ctes
+    );
+    assert!(
+        c.ctes.contains("a.first_date + INTERVAL '30 days'"),
+        "{}",
+        c.ctes
+    );
+    assert!(c.ctes.contains("coalesce(n1.days, 0) >= 2"), "{}", c.ctes);
+    engine.context().sql(&c.detail_sql()).await.unwrap();
+}
+
+#[tokio::test]
+async fn after_must_name_an_earlier_numerator() {
+    let msg = error_of(&AFTER.replace("after: first", "after: second")).await;
+    insta::assert_snapshot!(msg, @"measures/test.yaml:21:14: `after: second` must name a numerator component listed before `second`");
+}
+
+#[tokio::test]
+async fn at_least_only_with_exists() {
+    let yaml = AFTER.replace(
+        "      exists: outpatient_visits\n      date: visit_date\n      after",
+        "      count: outpatient_visits\n      date: visit_date\n      after",
+    );
+    let msg = error_of(&yaml).await;
+    insta::assert_snapshot!(msg, @"measures/test.yaml:23:17: `at_least:` applies to `exists:` conditions");
+}
+
+#[tokio::test]
+async fn a_subset_needs_the_events_basis() {
+    let yaml = GOOD.replace(
+        "    unit: per_1000_member_months\n",
+        "    unit: per_1000_member_months\n    where: mental_health\n",
+    );
+    let msg = error_of(&yaml).await;
+    insta::assert_snapshot!(msg, @r"
+    measures/test.yaml:12:12: component `ed_visits`: a `where:` subset applies to numerators of `basis: events`
+      hint: it keeps the events (of the events' block) this component counts
+    ");
+}
+
+#[tokio::test]
+async fn a_subset_column_must_exist_in_the_events_block() {
+    let yaml = AFTER.replace(
+        "  - name: second\n    unit: percent\n",
+        "  - name: second\n    unit: percent\n    where: mental_helth\n",
+    );
+    let msg = error_of(&yaml).await;
+    assert!(msg.contains("mental_helth"), "{msg}");
+    assert!(msg.contains("did you mean `mental_health`"), "{msg}");
+}
+
+#[tokio::test]
+async fn any_of_arms_are_exists_conditions() {
+    let yaml = AFTER.replace(
+        "      exists: outpatient_visits\n      date: visit_date\n      window: {from: 0, to: 7}\n",
+        "      any_of:\n        - count: outpatient_visits\n          date: visit_date\n          window: {from: 0, to: 7}\n",
+    );
+    let msg = error_of(&yaml).await;
+    insta::assert_snapshot!(msg, @r"
+    measures/test.yaml:14:18: each `any_of:` arm is one `exists:` condition
+      hint: the unit qualifies when any arm finds a row
+    ");
+}
+
+#[tokio::test]
+async fn unknown_optional_input() {
+    let yaml = AFTER.replace(
+        "  - name: second\n    unit: percent\n",
+        "  - name: second\n    unit: percent\n    needs: risk_weight\n",
+    );
+    let msg = error_of(&yaml).await;
+    insta::assert_snapshot!(msg, @r"
+    measures/test.yaml:18:12: unknown optional input `risk_weight`
+      hint: known inputs: risk_weights
+    ");
+}
+
+#[tokio::test]
+async fn outlier_components_need_the_outlier_rule() {
+    let yaml =
+        format!("{AFTER}  - name: outliers\n    unit: count\n    enrollees: {{outliers: true}}\n");
+    let msg = error_of(&yaml).await;
+    insta::assert_snapshot!(msg, @r"
+    measures/test.yaml:24:11: `enrollees: {outliers: true}` needs the measure's `outliers:` rule
+      hint: e.g. `outliers: {min_units: 4}`
+    ");
+}

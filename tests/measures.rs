@@ -259,6 +259,7 @@ async fn an_empty_age_band_is_still_reported() {
         out: data.path().join("out"),
         period: Some(Period::year(2025)),
         only: vec!["AMB-HH".into()],
+        risk_weights: None,
     })
     .await
     .unwrap();
@@ -314,6 +315,7 @@ async fn members_basis_with_continuous_enrollment() {
         out: out.clone(),
         period: Some(Period::year(2025)),
         only: vec![],
+        risk_weights: None,
     })
     .await
     .unwrap();
@@ -377,6 +379,7 @@ async fn first_date_numerators_give_days_and_their_median() {
         out: data.path().join("out"),
         period: Some(Period::year(2025)),
         only: vec![],
+        risk_weights: None,
     })
     .await
     .unwrap();
@@ -400,4 +403,67 @@ async fn first_date_numerators_give_days_and_their_median() {
         .find(|l| l.starts_with("D:2025-01-01"))
         .unwrap();
     assert!(d1.contains(",170,2025-06-20,K8"), "{d1}");
+}
+
+#[tokio::test]
+async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
+    let out = tempfile::tempdir().unwrap();
+    let opts = |risk_weights: Option<std::path::PathBuf>| RunOptions {
+        data: common::root().join("testdata"),
+        measures: common::root().join("measures"),
+        queries: common::root().join("queries"),
+        out: out.path().to_path_buf(),
+        period: None,
+        only: vec!["PCR-HH".into()],
+        risk_weights,
+    };
+    let s = pipeline::run(&opts(None)).await.unwrap();
+    let components: std::collections::BTreeSet<&str> =
+        s.rows.iter().map(|r| r.component.as_str()).collect();
+    assert!(components.contains("observed_rate") && components.contains("outlier_rate"));
+    assert!(!components.contains("expected_readmissions") && !components.contains("oe_ratio"));
+    assert_eq!(s.notes.len(), 1);
+    assert!(s.notes[0].contains("observed values only"), "{:?}", s.notes);
+    let cms = std::fs::read_to_string(out.path().join("cms_measures.csv")).unwrap();
+    assert!(cms.contains("observed values only"), "{cms}");
+
+    // With a table every one of the nine fields is reported, and O/E = observed / expected.
+    let weights = out.path().join("w.csv");
+    std::fs::write(
+        &weights,
+        "variable,value,weight\nintercept,,-1.5\nsex,F,0.2\n",
+    )
+    .unwrap();
+    let s = pipeline::run(&opts(Some(weights))).await.unwrap();
+    assert!(s.notes.is_empty());
+    let total = |c: &str| {
+        s.rows
+            .iter()
+            .find(|r| r.component == c && r.stratifier == "total")
+            .unwrap_or_else(|| panic!("no {c}"))
+            .clone()
+    };
+    for c in [
+        "index_stays",
+        "observed_readmissions",
+        "observed_rate",
+        "expected_readmissions",
+        "expected_rate",
+        "oe_ratio",
+        "enrollees",
+        "outliers",
+        "outlier_rate",
+    ] {
+        total(c);
+    }
+    let (observed, expected) = (
+        total("observed_readmissions"),
+        total("expected_readmissions"),
+    );
+    // Every stay's probability is 1/(1+e^1.5) or 1/(1+e^1.3): expected lies between.
+    let n = total("index_stays").numerator;
+    assert!(expected.numerator > n / (1.0 + 1.5f64.exp()) - 1e-9);
+    assert!(expected.numerator < n / (1.0 + 1.3f64.exp()) + 1e-9);
+    let oe = total("oe_ratio");
+    assert!((oe.rate.unwrap() - observed.numerator / expected.numerator).abs() < 1e-12);
 }

@@ -52,7 +52,10 @@ pub enum Source {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
     /// One number over another, scaled by the unit.
-    Rate { numerator: Source, denominator: Source },
+    Rate {
+        numerator: Source,
+        denominator: Source,
+    },
     /// Units with a `num_<i>` (a `first:` numerator), and the median of their days.
     Median(usize),
 }

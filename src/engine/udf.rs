@@ -73,7 +73,9 @@ impl ScalarUDFImpl for EpisodeStarts {
         let days = match &args.args[1] {
             ColumnarValue::Scalar(s) => match s.cast_to(&DataType::Int64)? {
                 ScalarValue::Int64(Some(d)) if d > 0 => d as i32,
-                other => return exec_err!("hhq_episode_starts: days must be positive, got {other}"),
+                other => {
+                    return exec_err!("hhq_episode_starts: days must be positive, got {other}");
+                }
             },
             ColumnarValue::Array(a) => {
                 let a = datafusion::arrow::compute::cast(a, &DataType::Int64)?;

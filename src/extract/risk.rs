@@ -137,10 +137,17 @@ mod tests {
     #[test]
     fn reads_and_rejects() {
         let p = Path::new("w.csv");
-        let ok = parse(p, "variable,value,weight\nintercept,,-2\nsex,F,0.1\nage,18-44,0\n").unwrap();
+        let ok = parse(
+            p,
+            "variable,value,weight\nintercept,,-2\nsex,F,0.1\nage,18-44,0\n",
+        )
+        .unwrap();
         assert_eq!(ok.num_rows(), 3);
         let e = parse(p, "variable,value,weight\nintercept,,-2\nsx,F,0.1\n").unwrap_err();
-        assert!(e.to_string().contains("row 2: unknown variable \"sx\""), "{e}");
+        assert!(
+            e.to_string().contains("row 2: unknown variable \"sx\""),
+            "{e}"
+        );
         let e = parse(p, "variable,value,weight\nintercept,,x\n").unwrap_err();
         assert!(e.to_string().contains("row 1: weight \"x\""), "{e}");
         let e = parse(p, "variable,value,weight\nsex,F,1\n").unwrap_err();

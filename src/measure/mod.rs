@@ -1042,21 +1042,20 @@ fn check_components(
     exclusions: &[Exclusion],
     components: &[Component],
 ) -> Result<()> {
-    let conditions =
-        exclusions
-            .iter()
-            .map(|x| (&x.name, &x.condition))
-            .chain(components.iter().filter_map(|c| match &c.kind {
-                ComponentKind::Numerator(cond) => Some((&c.name, cond)),
-                _ => None,
-            }))
-            .flat_map(|(name, cond)| cond.arms().map(move |arm| (name, arm)));
+    let conditions = exclusions
+        .iter()
+        .map(|x| (&x.name, &x.condition))
+        .chain(components.iter().filter_map(|c| match &c.kind {
+            ComponentKind::Numerator(cond) => Some((&c.name, cond)),
+            _ => None,
+        }))
+        .flat_map(|(name, cond)| cond.arms().map(move |arm| (name, arm)));
     for (name, cond) in conditions {
         if let Some(a) = &cond.after {
             let position = components.iter().position(|c| c.name == *name);
-            let target = components
-                .iter()
-                .position(|c| c.name.value == a.value && matches!(c.kind, ComponentKind::Numerator(_)));
+            let target = components.iter().position(|c| {
+                c.name.value == a.value && matches!(c.kind, ComponentKind::Numerator(_))
+            });
             match (basis, target, position) {
                 (Basis::MemberMonths, _, _) => {
                     return Err(errs.at(a, "`after:` does not apply to member months", None));

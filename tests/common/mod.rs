@@ -65,6 +65,7 @@ pub async fn run_deck(
         out: data.path().join("out"),
         period: Some(hhq::period::Period::year(2025)),
         only: only.iter().map(|s| s.to_string()).collect(),
+        risk_weights: None,
     })
     .await
     .expect("run succeeds");
