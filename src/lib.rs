@@ -17,9 +17,9 @@
 //! | extracts | [`extract`] | the data contract; opening and checking Parquet files |
 //! | measure model | [`measure`] | YAML → checked [`measure::Measure`]; value sets |
 //! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate) |
-//! | engine | [`engine`] | the DataFusion session; running a measure's detail and its aggregate |
+//! | engine | [`engine`] | the DataFusion session and hhq's SQL functions; running a measure's detail, its aggregate and population |
 //! | results | [`results`] | the long-format result table, member-level detail files, writers |
-//! | | [`cms`] | the CMS reporting-system table and CMS's consistency checks |
+//! | | [`cms`] | the CMS reporting-system tables (numbers, and per-measure fields) and CMS's consistency checks |
 //! | reports | [`report`] | what people read: the terminal table, `hhq explain` |
 //!
 //! Around them: [`period`] (measurement periods), [`synth`] (synthetic extracts), [`decks`]
