@@ -163,6 +163,7 @@ async fn explain_tells_each_step_for_one_member() {
         out: data.path().join("out"),
         period: Some(Period::year(2025)),
         only: vec![],
+        risk_weights: None,
     };
     let e = pipeline::explain(&opts, "HH-TCC", "P").await.unwrap();
     let text = hhq::report::explain_text(&e, "P");

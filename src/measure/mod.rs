@@ -263,7 +263,7 @@ pub struct Exclusion {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ComponentKind {
     /// A numerator over the shared denominator.
-    Numerator(Condition),
+    Numerator(Box<Condition>),
     /// The denominator itself, as a count (PCR's index stays).
     Denominator,
     /// Members of the programme on any day of the period, by age on its last day; with
@@ -888,7 +888,7 @@ impl Measure {
                             None,
                         ));
                     }
-                    ComponentKind::Numerator(condition(&errs, &name, n)?)
+                    ComponentKind::Numerator(Box::new(condition(&errs, &name, n)?))
                 }
                 (None, Some(r), None, None) => ComponentKind::Ratio {
                     numerator: r.numerator.into(),
@@ -1028,7 +1028,7 @@ impl Measure {
             .iter()
             .enumerate()
             .filter_map(|(i, c)| match &c.kind {
-                ComponentKind::Numerator(cond) => Some((i, c, cond)),
+                ComponentKind::Numerator(cond) => Some((i, c, cond.as_ref())),
                 _ => None,
             })
     }
@@ -1046,7 +1046,7 @@ fn check_components(
         .iter()
         .map(|x| (&x.name, &x.condition))
         .chain(components.iter().filter_map(|c| match &c.kind {
-            ComponentKind::Numerator(cond) => Some((&c.name, cond)),
+            ComponentKind::Numerator(cond) => Some((&c.name, cond.as_ref())),
             _ => None,
         }))
         .flat_map(|(name, cond)| cond.arms().map(move |arm| (name, arm)));
