@@ -1,10 +1,11 @@
 -- Months a member spent wholly in an institution (stays in a skilled nursing, swing-bed or
 -- intermediate care facility): admitted before the month began and not
 -- discharged before it ended. A day of admission or discharge counts as a day in the
--- community, so AIF-HH keeps those months. An open stay runs to its last billed day.
+-- community, so AIF-HH keeps those months. An open stay (no discharge yet) was in the facility on
+-- its last billed day, so it counts as discharged the day after.
 WITH stays AS (
   SELECT member_id, stay_id, admission_date,
-    coalesce(discharge_date, admission_date + CAST(length_of_stay AS INT)) AS last_day
+    coalesce(discharge_date, admission_date + CAST(length_of_stay AS INT) + 1) AS last_day
   FROM inpatient_stays
   WHERE institutional
 ),
