@@ -72,6 +72,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         )));
     }
 
+    let used: std::collections::BTreeSet<&str> = selected.iter().flat_map(|m| m.blocks()).collect();
+    engine.materialize(&used).await?;
+
     let mut rows = Vec::new();
     let mut details = Vec::new();
     let mut notes = Vec::new();

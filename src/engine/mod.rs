@@ -159,6 +159,25 @@ impl Engine {
         })
     }
 
+    /// Compute these building blocks once and keep them in memory, so measures (and the many
+    /// conditions of one measure) that read a block do not each recompute it from the claims.
+    /// Blocks are small next to the claims: a row per visit, stay or episode.
+    pub async fn materialize(&self, names: &BTreeSet<&str>) -> Result<()> {
+        for name in names {
+            if !self.catalog.blocks.contains_key(*name) {
+                continue;
+            }
+            let df = self.ctx.table(*name).await?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await?;
+            let schema = batches.first().map_or(schema, |b| b.schema());
+            self.ctx.deregister_table(*name)?;
+            self.ctx
+                .register_table(*name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+        }
+        Ok(())
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }

@@ -1022,6 +1022,21 @@ impl Measure {
         })
     }
 
+    /// The building blocks the measure reads: its enrolment, events, exclusions and numerators.
+    pub fn blocks(&self) -> std::collections::BTreeSet<&str> {
+        let mut out = std::collections::BTreeSet::from([self.program.block()]);
+        out.extend(self.events.iter().map(|e| e.block.value.as_str()));
+        let conditions = self
+            .exclusions
+            .iter()
+            .map(|x| &x.condition)
+            .chain(self.numerators().map(|(_, _, c)| c));
+        for c in conditions {
+            out.extend(c.arms().map(|a| a.block.value.as_str()));
+        }
+        out
+    }
+
     /// The numerator components, with their index among all components.
     pub fn numerators(&self) -> impl Iterator<Item = (usize, &Component, &Condition)> {
         self.components
