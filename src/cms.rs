@@ -1,7 +1,8 @@
 //! CMS reporting: the table a state enters into CMS's Quality Measure Reporting system
 //! (numerator, denominator and rate per measure, category and age band, rates to one decimal),
 //! and the checks CMS applies when a state reports: the 7-day rate may not exceed the 30-day
-//! rate, both share one denominator, and strata add up to the total.
+//! rate (IET: engagement at most initiation), both share one denominator, and strata add up to
+//! the total; and the per-measure fields besides the numbers (`cms_measures.csv`).
 
 use chrono::NaiveDate;
 
@@ -163,38 +164,58 @@ fn find<'a>(
 /// Run CMS's checks over the result rows.
 pub fn checks(rows: &[ResultRow]) -> Vec<Check> {
     let mut out = Vec::new();
-    // 7-day against 30-day, stratum by stratum.
-    for seven in rows.iter().filter(|r| r.component == "7_day") {
-        let Some(thirty) = find(
+    // A narrower rate against the wider one it lies inside, stratum by stratum: 7-day against
+    // 30-day, and IET's engagement (which needs initiation) against initiation, per cohort.
+    let pairs = rows.iter().filter_map(|r| {
+        if r.component == "7_day" {
+            Some((
+                r,
+                "30_day".to_string(),
+                "7-day rate at most the 30-day rate",
+                "7-day and 30-day share one denominator",
+            ))
+        } else {
+            r.component.strip_prefix("engagement_").map(|g| {
+                (
+                    r,
+                    format!("initiation_{g}"),
+                    "engagement rate at most the initiation rate",
+                    "engagement and initiation share one denominator",
+                )
+            })
+        }
+    });
+    for (narrow, wide_name, rate_check, denominator_check) in pairs {
+        let Some(wide) = find(
             rows,
-            &seven.measure,
-            "30_day",
-            &seven.stratifier,
-            &seven.stratum,
+            &narrow.measure,
+            &wide_name,
+            &narrow.stratifier,
+            &narrow.stratum,
         ) else {
             continue;
         };
-        let rate_ok = match (seven.rate, thirty.rate) {
+        let rate_ok = match (narrow.rate, wide.rate) {
             (Some(a), Some(b)) => a <= b,
             _ => true,
         };
         out.push(Check {
-            measure: seven.measure.clone(),
-            component: "7_day".into(),
-            check: "7-day rate at most the 30-day rate",
-            stratifier: seven.stratifier.clone(),
-            stratum: seven.stratum.clone(),
+            measure: narrow.measure.clone(),
+            component: narrow.component.clone(),
+            check: rate_check,
+            stratifier: narrow.stratifier.clone(),
+            stratum: narrow.stratum.clone(),
             passed: rate_ok,
-            detail: format!("{} vs {}", shown(seven.rate), shown(thirty.rate)),
+            detail: format!("{} vs {}", shown(narrow.rate), shown(wide.rate)),
         });
         out.push(Check {
-            measure: seven.measure.clone(),
-            component: "7_day".into(),
-            check: "7-day and 30-day share one denominator",
-            stratifier: seven.stratifier.clone(),
-            stratum: seven.stratum.clone(),
-            passed: seven.denominator == thirty.denominator,
-            detail: format!("{} vs {}", seven.denominator, thirty.denominator),
+            measure: narrow.measure.clone(),
+            component: narrow.component.clone(),
+            check: denominator_check,
+            stratifier: narrow.stratifier.clone(),
+            stratum: narrow.stratum.clone(),
+            passed: narrow.denominator == wide.denominator,
+            detail: format!("{} vs {}", narrow.denominator, wide.denominator),
         });
     }
     // Strata add up to the total, per measure, component and stratifier.
@@ -343,6 +364,35 @@ mod tests {
         assert!(failed.contains(&("strata add up to the total", "all")));
         let csv = checks_csv(&all);
         assert!(csv.lines().nth(1).unwrap().contains(",FAIL,"), "{csv}");
+    }
+
+    #[test]
+    fn engagement_is_checked_against_initiation_per_cohort() {
+        let rows = vec![
+            row("initiation_alcohol", "total", "total", 2.0, 5.0),
+            row("engagement_alcohol", "total", "total", 3.0, 5.0),
+            row("initiation_total", "total", "total", 4.0, 9.0),
+            row("engagement_total", "total", "total", 1.0, 8.0),
+        ];
+        let all = checks(&rows);
+        let failed: Vec<(&str, &str)> = all
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| (c.check, c.component.as_str()))
+            .collect();
+        assert_eq!(
+            failed,
+            vec![
+                (
+                    "engagement rate at most the initiation rate",
+                    "engagement_alcohol"
+                ),
+                (
+                    "engagement and initiation share one denominator",
+                    "engagement_total"
+                ),
+            ]
+        );
     }
 
     #[test]
