@@ -16,9 +16,8 @@ use super::contract::{ColumnType, Extract};
 use crate::error::{Error, Result};
 use crate::output::write_atomic;
 
-/// Parse CSV text (header row first) into a batch with the extract's contract schema.
-/// `path` names the source in errors; rows are numbered from 1 after the header.
-pub fn csv_to_batch(path: &Path, extract: &Extract, text: &str) -> Result<RecordBatch> {
+/// The header and records of CSV text, cells trimmed; `path` names it in errors.
+pub(crate) fn read_csv(path: &Path, text: &str) -> Result<(Vec<String>, Vec<csv::StringRecord>)> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
@@ -28,6 +27,17 @@ pub fn csv_to_batch(path: &Path, extract: &Extract, text: &str) -> Result<Record
         .iter()
         .map(str::to_string)
         .collect();
+    let records = reader
+        .records()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::contract(path, format!("malformed CSV: {e}")))?;
+    Ok((headers, records))
+}
+
+/// Parse CSV text (header row first) into a batch with the extract's contract schema.
+/// `path` names the source in errors; rows are numbered from 1 after the header.
+pub fn csv_to_batch(path: &Path, extract: &Extract, text: &str) -> Result<RecordBatch> {
+    let (headers, records) = read_csv(path, text)?;
     for h in &headers {
         if extract.column(h).is_none() {
             return Err(Error::contract(
@@ -36,10 +46,6 @@ pub fn csv_to_batch(path: &Path, extract: &Extract, text: &str) -> Result<Record
             ));
         }
     }
-    let records = reader
-        .records()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::contract(path, format!("malformed CSV: {e}")))?;
 
     let mut arrays: Vec<ArrayRef> = Vec::new();
     for col in extract.columns {

@@ -43,15 +43,7 @@ pub fn load(path: &Path) -> Result<RecordBatch> {
 
 /// Parse risk-weight CSV text; `path` names it in errors, rows numbered from 1 after the header.
 pub fn parse(path: &Path, text: &str) -> Result<RecordBatch> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| Error::contract(path, format!("cannot read the CSV header: {e}")))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (headers, records) = super::csv::read_csv(path, text)?;
     if headers != ["variable", "value", "weight"] {
         return Err(Error::contract(
             path,
@@ -63,10 +55,8 @@ pub fn parse(path: &Path, text: &str) -> Result<RecordBatch> {
     }
     let (mut variables, mut values, mut weights) = (Vec::new(), Vec::new(), Vec::new());
     let mut intercepts = 0;
-    for (i, record) in reader.records().enumerate() {
+    for (i, record) in records.iter().enumerate() {
         let row = i + 1;
-        let record =
-            record.map_err(|e| Error::contract(path, format!("row {row}: malformed CSV: {e}")))?;
         let bad = |msg: String| Error::contract(path, format!("row {row}: {msg}"));
         let variable = record.get(0).unwrap_or_default();
         let value = record.get(1).unwrap_or_default();
