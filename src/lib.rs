@@ -24,8 +24,8 @@
 //! | reports | [`report`] | what people read: the terminal table, `hhq explain` |
 //!
 //! Around them: [`period`] (measurement periods), [`synth`] (synthetic extracts), [`decks`]
-//! (hand-built test decks with expected outcomes), [`output`]
-//! (atomic writes) and [`pipeline`] (the main job, stage by stage).
+//! (hand-built test decks with expected outcomes), [`manifest`] (what produced a run's outputs,
+//! with hashes), [`output`] (atomic writes) and [`pipeline`] (the main job, stage by stage).
 
 pub mod cms;
 pub mod compile;
@@ -33,6 +33,7 @@ pub mod decks;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod manifest;
 pub mod measure;
 pub mod output;
 pub mod period;

@@ -207,7 +207,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 }
             }
             eprintln!(
-                "wrote {0}/summary.csv, {0}/summary.parquet, {0}/cms_reporting.csv, {0}/cms_measures.csv, {0}/cms_checks.csv, {0}/data_quality.csv and member-level {0}/detail/<measure>.parquet|csv",
+                "wrote {0}/summary.csv, {0}/summary.parquet, {0}/cms_reporting.csv, {0}/cms_measures.csv, {0}/cms_checks.csv, {0}/data_quality.csv, {0}/manifest.json and member-level {0}/detail/<measure>.parquet|csv",
                 out.display()
             );
             Ok(())

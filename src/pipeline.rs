@@ -155,9 +155,51 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     ));
     results::write(&opts.out, &summary.rows)?;
     write_atomic(&opts.out.join("data_quality.csv"), quality.as_bytes())?;
+    let mut written = vec![
+        opts.out.join("summary.csv"),
+        opts.out.join("summary.parquet"),
+        opts.out.join("data_quality.csv"),
+    ];
     for (path, bytes) in files {
         write_atomic(&path, &bytes)?;
+        written.push(path);
     }
+    // The manifest last: it hashes what was written.
+    let manifest = crate::manifest::render(&crate::manifest::Inputs {
+        command: "run",
+        period,
+        data_cutoff: cutoff,
+        options: vec![
+            ("data", serde_json::json!(opts.data.display().to_string())),
+            (
+                "measures",
+                serde_json::json!(opts.measures.display().to_string()),
+            ),
+            (
+                "queries",
+                serde_json::json!(opts.queries.display().to_string()),
+            ),
+            (
+                "period",
+                serde_json::json!(opts.period.map(|p| p.to_string())),
+            ),
+            ("only", serde_json::json!(opts.only)),
+        ],
+        measures: selected
+            .iter()
+            .map(|m| (m.id.clone(), m.version.clone(), m.path.clone()))
+            .collect(),
+        blocks: defs
+            .blocks
+            .iter()
+            .map(|b| (b.name.clone(), b.path.clone()))
+            .collect(),
+        value_set_files: crate::measure::valueset::files_in(&opts.measures.join("valuesets"))?,
+        extracts: &summary.extracts,
+        risk_weights: opts.risk_weights.clone(),
+        outputs: written,
+    })?;
+    write_atomic(&opts.out.join("manifest.json"), manifest.as_bytes())?;
     Ok(summary)
 }
 

@@ -467,3 +467,49 @@ async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
     let oe = total("oe_ratio");
     assert!((oe.rate.unwrap() - observed.numerator / expected.numerator).abs() < 1e-12);
 }
+
+#[tokio::test]
+async fn the_manifest_fingerprints_inputs_and_outputs() {
+    let out = tempfile::tempdir().unwrap();
+    let s = pipeline::run(&RunOptions {
+        data: common::root().join("testdata"),
+        measures: common::root().join("measures"),
+        queries: common::root().join("queries"),
+        out: out.path().to_path_buf(),
+        period: Some(Period::year(2025)),
+        only: vec!["AMB-HH".into()],
+        risk_weights: None,
+    })
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(out.path().join("manifest.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(m["period"]["start"], "2025-01-01");
+    assert_eq!(m["measures"].as_array().unwrap().len(), 1);
+    let measure = &m["measures"][0];
+    assert_eq!(measure["id"], "AMB-HH");
+    let yaml = std::fs::read(common::root().join("measures/amb-hh.yaml")).unwrap();
+    assert_eq!(measure["sha256"], hhq::manifest::sha256(&yaml));
+    // Every output is listed with the hash of the bytes on disk, the summary among them.
+    let outputs = m["outputs"].as_array().unwrap();
+    assert!(
+        outputs
+            .iter()
+            .any(|o| o["file"].as_str().unwrap().ends_with("summary.csv"))
+    );
+    for o in outputs {
+        let bytes = std::fs::read(o["file"].as_str().unwrap()).unwrap();
+        assert_eq!(o["sha256"], hhq::manifest::sha256(&bytes), "{o}");
+        assert_eq!(o["bytes"], bytes.len());
+    }
+    // Extract fingerprints carry the row counts the run read.
+    for e in &s.extracts {
+        let listed = m["extracts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == e.name)
+            .unwrap();
+        assert_eq!(listed["rows"], e.rows);
+    }
+}

@@ -26,6 +26,22 @@ pub struct ValueSets {
     sets: BTreeMap<String, ValueSet>,
 }
 
+/// The value-set files of a directory (`*.csv`), in name order; none when it does not exist.
+pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.extension().is_some_and(|x| x == "csv") {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
 impl ValueSets {
     pub fn get(&self, name: &str) -> Option<&ValueSet> {
         self.sets.get(name)
@@ -39,13 +55,7 @@ impl ValueSets {
     /// other file (a licensed value-set file) replaces the illustrative set of the same name
     /// whole, so measures need no edit. Two non-illustrative files may not define one set.
     pub fn load_dir(dir: &Path) -> Result<ValueSets> {
-        let mut paths: Vec<PathBuf> = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-            let path = entry.map_err(|e| Error::io(dir, e))?.path();
-            if path.extension().is_some_and(|x| x == "csv") {
-                paths.push(path);
-            }
-        }
+        let mut paths = files_in(dir)?;
         let illustrative = |p: &Path| {
             p.file_name()
                 .and_then(|n| n.to_str())

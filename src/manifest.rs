@@ -1,0 +1,147 @@
+//! The manifest written beside every run's outputs: what produced them, so a result can be
+//! reproduced and audited — tool version, the period and options, SHA-256 hashes of every
+//! measure, building block and value-set file, extract fingerprints (files, bytes, rows and
+//! hashes), and the hash of every output file. No clock time and no member-level data, so the
+//! same inputs give the same manifest, byte for byte.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::extract::OpenedExtract;
+
+/// SHA-256 of a file, in lowercase hex, read in blocks (extracts can be large).
+pub fn file_sha256(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// SHA-256 of bytes, in lowercase hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn shown(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Everything a manifest records.
+pub struct Inputs<'a> {
+    pub command: &'a str,
+    pub period: crate::period::Period,
+    pub data_cutoff: Option<chrono::NaiveDate>,
+    /// Options as given, by name.
+    pub options: Vec<(&'a str, Value)>,
+    /// Measure files with their id and version.
+    pub measures: Vec<(String, String, PathBuf)>,
+    pub blocks: Vec<(String, PathBuf)>,
+    pub value_set_files: Vec<PathBuf>,
+    pub extracts: &'a [OpenedExtract],
+    pub risk_weights: Option<PathBuf>,
+    /// Output files, already written.
+    pub outputs: Vec<PathBuf>,
+}
+
+/// The manifest as pretty JSON (keys in a fixed order, lists sorted as given).
+pub fn render(i: &Inputs) -> Result<String> {
+    let files = |paths: &[PathBuf]| -> Result<Vec<Value>> {
+        paths
+            .iter()
+            .map(|p| Ok(json!({"file": shown(p), "sha256": file_sha256(p)?})))
+            .collect()
+    };
+    let measures = i
+        .measures
+        .iter()
+        .map(|(id, version, p)| {
+            Ok(json!({"id": id, "version": version, "file": shown(p), "sha256": file_sha256(p)?}))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let blocks = i
+        .blocks
+        .iter()
+        .map(|(name, p)| Ok(json!({"name": name, "file": shown(p), "sha256": file_sha256(p)?})))
+        .collect::<Result<Vec<_>>>()?;
+    let extracts = i
+        .extracts
+        .iter()
+        .map(|e| {
+            let parts = e
+                .files
+                .iter()
+                .map(|p| {
+                    let bytes = std::fs::metadata(p).map_err(|err| Error::io(p, err))?.len();
+                    Ok(json!({"file": shown(p), "bytes": bytes, "sha256": file_sha256(p)?}))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(json!({"name": e.name, "rows": e.rows, "files": parts}))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options: serde_json::Map<String, Value> = i
+        .options
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let risk = match &i.risk_weights {
+        Some(p) => json!({"file": shown(p), "sha256": file_sha256(p)?}),
+        None => Value::Null,
+    };
+    let outputs = i
+        .outputs
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::metadata(p).map_err(|err| Error::io(p, err))?.len();
+            Ok(json!({"file": shown(p), "bytes": bytes, "sha256": file_sha256(p)?}))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let manifest = json!({
+        "tool": {"name": "hhq", "version": env!("CARGO_PKG_VERSION")},
+        "command": i.command,
+        "period": {"start": i.period.start.to_string(), "end": i.period.end.to_string()},
+        "data_cutoff": i.data_cutoff.map(|d| d.to_string()),
+        "options": options,
+        "measures": measures,
+        "building_blocks": blocks,
+        "value_sets": files(&i.value_set_files)?,
+        "risk_weights": risk,
+        "extracts": extracts,
+        "outputs": outputs,
+    });
+    let mut text = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| Error::Usage(format!("cannot render the manifest: {e}")))?;
+    text.push('\n');
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_known_bytes() {
+        assert_eq!(
+            sha256(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(file_sha256(&p).unwrap(), sha256(b"abc"));
+    }
+}
