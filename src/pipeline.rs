@@ -72,8 +72,18 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         )));
     }
 
+    // Progress on stderr when it is a terminal; indicatif draws nothing otherwise, so logs and
+    // CI output stay quiet. It names measures and steps only, never members.
+    let bar = indicatif::ProgressBar::new(selected.len() as u64 + 1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {bar:30} {pos}/{len} {msg}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar.set_message("building blocks");
     let used: std::collections::BTreeSet<&str> = selected.iter().flat_map(|m| m.blocks()).collect();
     engine.materialize(&used).await?;
+    bar.inc(1);
 
     let mut rows = Vec::new();
     let mut details = Vec::new();
@@ -98,7 +108,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             notes.push(format!("{}: {note}", m.id));
             not_reported.push((m.id.clone(), note));
         }
+        bar.set_message(m.id.clone());
         let run = engine.run(&compiled).await?;
+        bar.inc(1);
         rows.extend(run.rows);
         // Measures in id order; each measure's rows keep the order `results` gave them.
         details.push((m.id.clone(), run.detail_schema, run.detail));
@@ -128,6 +140,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         notes,
         rows,
     };
+    bar.set_message("writing");
     // Render everything first, so a failure leaves the previous outputs whole.
     let quality = data_quality_csv(&summary);
     let mut files = Vec::new();
@@ -200,6 +213,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         outputs: written,
     })?;
     write_atomic(&opts.out.join("manifest.json"), manifest.as_bytes())?;
+    bar.finish_and_clear();
     Ok(summary)
 }
 

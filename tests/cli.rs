@@ -31,9 +31,32 @@ fn main_job_on_testdata_reports_every_measure_with_real_values() {
     assert!(o.status.success(), "{stderr}");
     // The default period is the latest full year in the data (the data runs into 2026).
     assert!(stderr.contains("period 2025-01-01..2025-12-31"), "{stderr}");
+    // stderr is a pipe here, not a terminal: no progress bar is drawn.
+    assert!(!stderr.contains('\r') && !stderr.contains('█'), "{stderr}");
 
     let csv = std::fs::read_to_string(out.path().join("summary.csv")).unwrap();
     let rows = rows_of(&csv);
+    // Every shipped measure shows real values: a total with a denominator and a numerator.
+    for path in std::fs::read_dir(root.join("measures")).unwrap() {
+        let path = path.unwrap().path();
+        if path.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("id: "))
+            .unwrap()
+            .trim()
+            .to_string();
+        assert!(
+            rows.iter().any(|r| r[0] == id
+                && r[4] == "total"
+                && r[6].parse::<f64>().unwrap() > 0.0
+                && r[7].parse::<f64>().unwrap() > 0.0),
+            "{id} has no total with a numerator and a denominator"
+        );
+    }
     for (measure, component) in [("AMB-HH", "ed_visits"), ("HH-ENGAGE", "engaged_months")] {
         let total = rows
             .iter()
