@@ -19,6 +19,7 @@
 //! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate) |
 //! | engine | [`engine`] | the DataFusion session and hhq's SQL functions; running a measure's detail, its aggregate and population |
 //! | results | [`results`] | the long-format result table, member-level detail files, writers |
+//! | | [`spc`] | statistical process control: p- and u-chart limits and special-cause signals |
 //! | | [`suppress`] | CMS small-cell suppression (primary and complementary) for published tables |
 //! | | [`cms`] | the CMS reporting-system tables (numbers, and per-measure fields) and CMS's consistency checks |
 //! | reports | [`report`] | what people read: the terminal table, `hhq explain` |
@@ -40,6 +41,7 @@ pub mod period;
 pub mod pipeline;
 pub mod report;
 pub mod results;
+pub mod spc;
 pub mod suppress;
 pub mod synth;
 
