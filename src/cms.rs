@@ -313,22 +313,8 @@ pub fn reporting_csv(rows: &[ResultRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
 
-    fn row(component: &str, stratifier: &str, stratum: &str, n: f64, d: f64) -> ResultRow {
-        ResultRow {
-            measure: "FUH-HH".into(),
-            component: component.into(),
-            period_start: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-            period_end: NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
-            stratifier: stratifier.into(),
-            stratum: stratum.into(),
-            numerator: n,
-            denominator: d,
-            rate: (d > 0.0).then(|| n / d * 100.0),
-            unit: "percent".into(),
-        }
-    }
+    use crate::results::test_row as row;
 
     #[test]
     fn consistent_results_pass_every_check() {

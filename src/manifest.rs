@@ -41,6 +41,12 @@ fn shown(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// A file's entry: path, size and hash.
+fn sized(p: &Path) -> Result<Value> {
+    let bytes = std::fs::metadata(p).map_err(|err| Error::io(p, err))?.len();
+    Ok(json!({"file": shown(p), "bytes": bytes, "sha256": file_sha256(p)?}))
+}
+
 /// Everything a manifest records.
 pub struct Inputs<'a> {
     pub command: &'a str,
@@ -85,10 +91,7 @@ pub fn render(i: &Inputs) -> Result<String> {
             let parts = e
                 .files
                 .iter()
-                .map(|p| {
-                    let bytes = std::fs::metadata(p).map_err(|err| Error::io(p, err))?.len();
-                    Ok(json!({"file": shown(p), "bytes": bytes, "sha256": file_sha256(p)?}))
-                })
+                .map(|p| sized(p))
                 .collect::<Result<Vec<_>>>()?;
             Ok(json!({"name": e.name, "rows": e.rows, "files": parts}))
         })
@@ -105,10 +108,7 @@ pub fn render(i: &Inputs) -> Result<String> {
     let outputs = i
         .outputs
         .iter()
-        .map(|p| {
-            let bytes = std::fs::metadata(p).map_err(|err| Error::io(p, err))?.len();
-            Ok(json!({"file": shown(p), "bytes": bytes, "sha256": file_sha256(p)?}))
-        })
+        .map(|p| sized(p))
         .collect::<Result<Vec<_>>>()?;
     let manifest = json!({
         "tool": {"name": "hhq", "version": env!("CARGO_PKG_VERSION")},

@@ -411,3 +411,26 @@ pub fn text_rows(batches: &[RecordBatch]) -> Result<TextRows> {
 
 /// Column names and rows of text values.
 pub type TextRows = (Vec<String>, Vec<Vec<Option<String>>>);
+
+/// A percent row of FUH-HH for 2025, for unit tests of what reads result rows.
+#[cfg(test)]
+pub(crate) fn test_row(
+    component: &str,
+    stratifier: &str,
+    stratum: &str,
+    numerator: f64,
+    denominator: f64,
+) -> ResultRow {
+    ResultRow {
+        measure: "FUH-HH".into(),
+        component: component.into(),
+        period_start: NaiveDate::from_ymd_opt(2025, 1, 1).expect("date"),
+        period_end: NaiveDate::from_ymd_opt(2025, 12, 31).expect("date"),
+        stratifier: stratifier.into(),
+        stratum: stratum.into(),
+        numerator,
+        denominator,
+        rate: (denominator > 0.0).then(|| numerator / denominator * 100.0),
+        unit: "percent".into(),
+    }
+}

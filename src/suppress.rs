@@ -185,21 +185,9 @@ impl Column {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
 
     fn row(stratifier: &str, stratum: &str, n: f64, d: f64) -> ResultRow {
-        ResultRow {
-            measure: "FUH-HH".into(),
-            component: "7_day".into(),
-            period_start: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-            period_end: NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
-            stratifier: stratifier.into(),
-            stratum: stratum.into(),
-            numerator: n,
-            denominator: d,
-            rate: (d > 0.0).then(|| n / d * 100.0),
-            unit: "percent".into(),
-        }
+        crate::results::test_row("7_day", stratifier, stratum, n, d)
     }
 
     #[test]
