@@ -777,9 +777,6 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
     }
 
     // 4. Attributes: age and band at the anchor, demographics, calendar strata.
-    let age = "CAST(date_part('year', c.anchor_date) - date_part('year', p.birth_date) AS INT) \
-- CASE WHEN date_part('month', c.anchor_date) * 100 + date_part('day', c.anchor_date) \
-< date_part('month', p.birth_date) * 100 + date_part('day', p.birth_date) THEN 1 ELSE 0 END";
     let mut band_case = String::from("CASE WHEN age IS NULL THEN 'unknown'");
     for b in &m.age_bands {
         match b.max {
@@ -812,14 +809,10 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
         "units AS (\n  SELECT *, {band_case} AS age_band FROM (\n    \
 SELECT c.unit_id, c.member_id, c.anchor_date, c.month_start, c.enrolled{carried},\n      \
 coalesce(c.mco_id, 'FFS') AS mco, coalesce(c.hhp_id, 'none') AS hhp, coalesce(c.population, 'unknown') AS population,\n      \
-{age} AS age,\n      \
-coalesce(p.sex, 'unknown') AS sex, coalesce(p.race, 'unknown') AS race, coalesce(p.ethnicity, 'unknown') AS ethnicity,\n      \
-coalesce(p.county_fips, 'unknown') AS county,\n      \
-CASE WHEN p.rural IS NULL THEN 'unknown' WHEN p.rural THEN 'rural' ELSE 'urban' END AS rural,\n      \
-to_char(c.anchor_date, '%Y-%m') AS month,\n      \
-to_char(c.anchor_date, '%Y') || 'Q' || CAST((date_part('month', c.anchor_date) + 2) / 3 AS INT) AS quarter,\n      \
+{attributes},\n      \
 {ce_cols}\n    \
-FROM candidates c LEFT JOIN members p ON p.member_id = c.member_id{ce_join}\n  )\n)"
+FROM candidates c LEFT JOIN members p ON p.member_id = c.member_id{ce_join}\n  )\n)",
+        attributes = person_attributes("c.anchor_date"),
     ));
 
     // 5. Why each unit is in or out.
@@ -956,29 +949,34 @@ FROM {from} u{n_joins}\n)",
     })
 }
 
+/// A member's attributes on the date `on` (a SQL expression), from the members extract `p`: age
+/// in whole years, demographics (`unknown` when null) and the calendar strata.
+fn person_attributes(on: &str) -> String {
+    format!(
+        "CAST(date_part('year', {on}) - date_part('year', p.birth_date) AS INT) \
+- CASE WHEN date_part('month', {on}) * 100 + date_part('day', {on}) \
+< date_part('month', p.birth_date) * 100 + date_part('day', p.birth_date) THEN 1 ELSE 0 END AS age,\n      \
+coalesce(p.sex, 'unknown') AS sex, coalesce(p.race, 'unknown') AS race, coalesce(p.ethnicity, 'unknown') AS ethnicity,\n      \
+coalesce(p.county_fips, 'unknown') AS county,\n      \
+CASE WHEN p.rural IS NULL THEN 'unknown' WHEN p.rural THEN 'rural' ELSE 'urban' END AS rural,\n      \
+to_char({on}, '%Y-%m') AS month,\n      \
+to_char({on}, '%Y') || 'Q' || CAST((date_part('month', {on}) + 2) / 3 AS INT) AS quarter"
+    )
+}
+
 /// Enrollees and outliers by stratum: each member enrolled in the programme on any day of the
 /// period, with the latest interval's MCO, partner and population and the age on the period's
 /// last day; outliers are members with a unit excluded as `outlier` in `{detail}`.
 fn population_sql(m: &Measure, program: &str, period: &Period, band_case: &str) -> String {
     let (stratifier_case, stratum_case, sets) = grouping(&m.stratify);
     let end = date_lit(period.end);
-    let age = format!(
-        "CAST(date_part('year', {end}) - date_part('year', p.birth_date) AS INT) \
-- CASE WHEN date_part('month', {end}) * 100 + date_part('day', {end}) \
-< date_part('month', p.birth_date) * 100 + date_part('day', p.birth_date) THEN 1 ELSE 0 END"
-    );
     format!(
         "-- {id}: enrollees of `{program}` in {period}, and outliers\nWITH spans AS (\n  \
 SELECT c.*, row_number() OVER (PARTITION BY c.member_id ORDER BY c.end_date DESC, c.start_date DESC, c.hhp_id, c.mco_id, c.population) AS pick\n  \
 FROM {program} c WHERE c.start_date <= {end} AND c.end_date >= {start}\n),\n\
 people AS (\n  SELECT *, {band_case} AS age_band FROM (\n    \
 SELECT s.member_id, coalesce(s.mco_id, 'FFS') AS mco, coalesce(s.hhp_id, 'none') AS hhp,\n      \
-coalesce(s.population, 'unknown') AS population, {age} AS age,\n      \
-coalesce(p.sex, 'unknown') AS sex, coalesce(p.race, 'unknown') AS race, coalesce(p.ethnicity, 'unknown') AS ethnicity,\n      \
-coalesce(p.county_fips, 'unknown') AS county,\n      \
-CASE WHEN p.rural IS NULL THEN 'unknown' WHEN p.rural THEN 'rural' ELSE 'urban' END AS rural,\n      \
-to_char({end}, '%Y-%m') AS month,\n      \
-to_char({end}, '%Y') || 'Q' || CAST((date_part('month', {end}) + 2) / 3 AS INT) AS quarter\n    \
+coalesce(s.population, 'unknown') AS population,\n      {attributes}\n    \
 FROM spans s LEFT JOIN members p ON p.member_id = s.member_id WHERE s.pick = 1\n  )\n)\n\
 SELECT {stratifier_case} AS stratifier,\n  {stratum_case} AS stratum,\n  \
 count(*) AS enrollees, sum(CASE WHEN o.member_id IS NULL THEN 0 ELSE 1 END) AS outliers\n\
@@ -987,5 +985,6 @@ WHERE u.age_band IS NOT NULL\n\
 GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum",
         id = m.id,
         start = date_lit(period.start),
+        attributes = person_attributes(&end),
     )
 }
