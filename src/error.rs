@@ -30,6 +30,10 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
 
+    /// A report could not be drawn or laid out (a chart, a template, the PDF).
+    #[error("report: {0}")]
+    Report(String),
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

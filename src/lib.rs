@@ -22,12 +22,14 @@
 //! | | [`spc`] | statistical process control: p- and u-chart limits and special-cause signals |
 //! | | [`suppress`] | CMS small-cell suppression (primary and complementary) for published tables |
 //! | | [`cms`] | the CMS reporting-system tables (numbers, and per-measure fields) and CMS's consistency checks |
-//! | reports | [`report`] | what people read: the terminal table, `hhq explain` |
+//! | reports | [`report`] | what people read: the terminal table, `hhq explain`, and `hhq report state\|mco\|hhp` (gather → document → HTML, PDF, tables) |
+//! | | [`chart`] | the reports' charts (plotters → SVG with text as outlines, and PNG), identical on every machine |
 //!
 //! Around them: [`period`] (measurement periods), [`synth`] (synthetic extracts), [`decks`]
 //! (hand-built test decks with expected outcomes), [`manifest`] (what produced a run's outputs,
 //! with hashes), [`output`] (atomic writes) and [`pipeline`] (the main job, stage by stage).
 
+pub mod chart;
 pub mod cms;
 pub mod compile;
 pub mod decks;

@@ -57,6 +57,38 @@ enum Command {
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
+    /// Write a published report: HTML, PDF, the tables and charts behind it, and a manifest
+    #[command(
+        after_help = "Examples:\n  hhq report state\n  hhq report mco MCO-A --quarter 2025Q4\n  hhq report hhp HHP-03 --out out/hhp-03\n\nEvery table and chart applies CMS small-cell suppression (counts 1-10, rates over fewer than 30)."
+    )]
+    Report {
+        /// Who the report is for
+        #[arg(value_enum)]
+        audience: AudienceKind,
+        /// The MCO or partner id (for `mco` and `hhp`)
+        #[arg(required_if_eq_any = [("audience", "mco"), ("audience", "hhp")])]
+        id: Option<String>,
+        /// Report quarter: the twelve months ending with it are reported (default: the latest quarter with 90 days of claims run-out)
+        #[arg(long)]
+        quarter: Option<String>,
+        /// Data directory holding the four extracts
+        #[arg(long, default_value = "testdata")]
+        data: PathBuf,
+        /// Output directory (default: out/report-<audience>[-<id>]-<quarter>)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Report only this measure (repeatable)
+        #[arg(long = "measure", value_name = "ID")]
+        only: Vec<String>,
+        /// PCR-HH risk weights (CSV: variable,value,weight)
+        #[arg(long, value_name = "FILE")]
+        risk_weights: Option<PathBuf>,
+        /// Skip the PDF (HTML, tables and charts only)
+        #[arg(long)]
+        no_pdf: bool,
+        #[command(flatten)]
+        dirs: DefinitionDirs,
+    },
     /// Write synthetic extracts (claims, contacts, members, enrollment) as Parquet
     #[command(after_help = "Example: hhq synth --members 300 --seed 42 --out testdata")]
     Synth {
@@ -141,8 +173,80 @@ async fn main() -> ExitCode {
     }
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AudienceKind {
+    /// The state quarterly report: every member, MCOs and partners compared
+    State,
+    /// One MCO's report, its partners compared
+    Mco,
+    /// One partner's scorecard, its own members only
+    Hhp,
+}
+
 async fn dispatch(command: Command) -> Result<()> {
     match command {
+        Command::Report {
+            audience,
+            id,
+            quarter,
+            data,
+            out,
+            only,
+            risk_weights,
+            no_pdf,
+            dirs,
+        } => {
+            let audience = match (audience, id) {
+                (AudienceKind::State, None) => report::Audience::State,
+                (AudienceKind::State, Some(id)) => {
+                    return Err(Error::Usage(format!(
+                        "the state report takes no id (got `{id}`)"
+                    )));
+                }
+                (AudienceKind::Mco, Some(id)) => report::Audience::Mco(id),
+                (AudienceKind::Hhp, Some(id)) => report::Audience::Hhp(id),
+                (_, None) => return Err(Error::Usage("an MCO or partner id is needed".into())),
+            };
+            let quarter = quarter.as_deref().map(report::Quarter::parse).transpose()?;
+            let out = out.unwrap_or_else(|| report::default_out(&audience, quarter));
+            let scorecard = matches!(audience, report::Audience::Hhp(_));
+            let s = report::write(&report::ReportOptions {
+                data,
+                measures: dirs.measures,
+                queries: dirs.queries,
+                risk_weights,
+                only,
+                audience,
+                quarter,
+                out: out.clone(),
+                pdf: !no_pdf,
+            })
+            .await?;
+            eprintln!(
+                "report for the year ending {}: {} measures, {} tables, {} charts, {} suppressed cells{}",
+                s.quarter,
+                s.measures,
+                s.tables,
+                s.figures,
+                s.suppressed_cells,
+                if scorecard {
+                    format!(", {} open follow-up gaps", s.open_gaps)
+                } else {
+                    String::new()
+                }
+            );
+            eprintln!(
+                "wrote {0}/report.html{1}, {0}/manifest.json, {0}/tables/ and {0}/charts/ ({2} files)",
+                out.display(),
+                if no_pdf {
+                    String::new()
+                } else {
+                    format!(", {}/report.pdf", out.display())
+                },
+                s.files.len()
+            );
+            Ok(())
+        }
         Command::Run {
             data,
             period,

@@ -155,9 +155,17 @@ GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
     /// Enrollees and outliers by stratum, given a table holding [`Self::detail_sql`]'s output;
     /// `None` when no component counts enrollees.
     pub fn population_sql(&self, detail_table: &str) -> Option<String> {
-        self.population
-            .as_ref()
-            .map(|p| p.replace("{detail}", detail_table))
+        self.population_sql_where(detail_table, None)
+    }
+
+    /// [`Self::population_sql`] counting only enrollees that match `filter`, a condition on the
+    /// enrollee's `mco`, `hhp` or `population` (e.g. `mco = 'MCO-A'`).
+    pub fn population_sql_where(&self, detail_table: &str, filter: Option<&str>) -> Option<String> {
+        let scope = filter.map(|f| format!(" AND ({f})")).unwrap_or_default();
+        self.population.as_ref().map(|p| {
+            p.replace("{detail}", detail_table)
+                .replace("{scope}", &scope)
+        })
     }
 }
 
@@ -981,7 +989,7 @@ FROM spans s LEFT JOIN members p ON p.member_id = s.member_id WHERE s.pick = 1\n
 SELECT {stratifier_case} AS stratifier,\n  {stratum_case} AS stratum,\n  \
 count(*) AS enrollees, sum(CASE WHEN o.member_id IS NULL THEN 0 ELSE 1 END) AS outliers\n\
 FROM people u LEFT JOIN (SELECT DISTINCT member_id FROM {{detail}} WHERE exclusion = 'outlier') o ON o.member_id = u.member_id\n\
-WHERE u.age_band IS NOT NULL\n\
+WHERE u.age_band IS NOT NULL{{scope}}\n\
 GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum",
         id = m.id,
         start = date_lit(period.start),

@@ -77,6 +77,35 @@ pub struct MeasureRun {
     pub detail: Vec<RecordBatch>,
 }
 
+/// Whose units a view counts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    All,
+    Mco(String),
+    Hhp(String),
+}
+
+impl Scope {
+    /// The SQL condition on a unit's (or enrollee's) attributes; `None` for everyone.
+    fn filter(&self) -> Option<String> {
+        let lit = |v: &str| format!("'{}'", v.replace('\'', "''"));
+        match self {
+            Scope::All => None,
+            Scope::Mco(id) => Some(format!("mco = {}", lit(id))),
+            Scope::Hhp(id) => Some(format!("hhp = {}", lit(id))),
+        }
+    }
+}
+
+/// One more aggregate of a measure's detail: an audience's units, grouped by the measure's own
+/// stratifiers or by others (`quarter`, `month` for trends and control charts).
+#[derive(Debug, Clone)]
+pub struct View {
+    pub scope: Scope,
+    /// `None`: the measure's own stratifiers.
+    pub stratify: Option<Vec<crate::measure::Stratifier>>,
+}
+
 /// Optional inputs beside the extracts.
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
@@ -229,6 +258,16 @@ impl Engine {
 
     /// Run one compiled measure: the member-level detail once, then its aggregate.
     pub async fn run(&self, compiled: &CompiledMeasure) -> Result<MeasureRun> {
+        Ok(self.run_many(compiled, &[]).await?.0)
+    }
+
+    /// Run one compiled measure's detail once, and aggregate it for the whole population (the
+    /// run's rows) and for each view asked: one audience's units, grouped another way.
+    pub async fn run_many(
+        &self,
+        compiled: &CompiledMeasure,
+        views: &[View],
+    ) -> Result<(MeasureRun, Vec<Vec<ResultRow>>)> {
         let df = self.ctx.sql(&compiled.detail_sql()).await?;
         let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let detail = df.collect().await?;
@@ -240,18 +279,57 @@ impl Engine {
             format!("detail:{}", compiled.id),
             Arc::new(MemTable::try_new(schema.clone(), vec![detail.clone()])?),
         )?;
-        let summary = self.collect(&compiled.summary_sql(&table)).await;
-        let population = match compiled.population_sql(&table) {
-            Some(sql) => self.collect(&sql).await,
-            None => Ok(Vec::new()),
-        };
+        let rows = self.aggregate(compiled, &table, None, true).await;
+        let mut viewed = Vec::new();
+        for view in views {
+            let mut c = compiled.clone();
+            if let Some(by) = &view.stratify {
+                c.stratify = by.clone();
+            }
+            let own = view.stratify.is_none();
+            let found = self
+                .aggregate(&c, &table, view.scope.filter().as_deref(), own)
+                .await;
+            match found {
+                Ok(rows) => viewed.push(rows),
+                Err(e) => {
+                    self.ctx
+                        .deregister_table(format!("detail:{}", compiled.id))?;
+                    return Err(e);
+                }
+            }
+        }
         self.ctx
             .deregister_table(format!("detail:{}", compiled.id))?;
-        Ok(MeasureRun {
-            rows: results::from_batches(compiled, &summary?, &population?)?,
-            detail_schema: schema,
-            detail,
-        })
+        Ok((
+            MeasureRun {
+                rows: rows?,
+                detail_schema: schema,
+                detail,
+            },
+            viewed,
+        ))
+    }
+
+    /// The result rows of a detail table, of the units matching `filter` only when given.
+    async fn aggregate(
+        &self,
+        compiled: &CompiledMeasure,
+        table: &str,
+        filter: Option<&str>,
+        own_strata: bool,
+    ) -> Result<Vec<ResultRow>> {
+        let units = match filter {
+            Some(f) => format!("(SELECT * FROM {table} WHERE {f}) scoped"),
+            None => table.to_string(),
+        };
+        let summary = self.collect(&compiled.summary_sql(&units)).await?;
+        // Enrollee counts follow the measure's own strata; grouped another way, none apply.
+        let population = match compiled.population_sql_where(table, filter) {
+            Some(sql) if own_strata => self.collect(&sql).await?,
+            _ => Vec::new(),
+        };
+        results::from_batches(compiled, &summary, &population)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Reports: for now, the readable terminal table of a run's results.
+//! Terminal output: the result table, `hhq explain` and `hhq test` as text.
 
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 

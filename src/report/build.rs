@@ -1,0 +1,1035 @@
+//! From gathered results to a [`Document`]: suppression first, then the tables, charts and words
+//! of the state report, the MCO report and the partner scorecard.
+
+use std::collections::BTreeMap;
+
+use crate::chart::{self, Estimate, Series};
+use crate::error::Result;
+use crate::measure::{Better, Measure, Unit};
+use crate::report::doc::{Block, Cell, Column, Document, Figure, Section, Table};
+use crate::report::gather::{Audience, Curve, Gathered, MeasureData};
+use crate::report::stats;
+use crate::results::ResultRow;
+use crate::suppress::{self, PublishedRow};
+
+/// Build the report's content. `manifest` is the run's manifest (inputs only) for the appendix.
+pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
+    let who = match &g.audience {
+        Audience::State => "State Health Home programme".to_string(),
+        Audience::Mco(id) => format!("Managed care organisation {id}"),
+        Audience::Hhp(id) => format!("Health Home partner {id}"),
+    };
+    let title = match &g.audience {
+        Audience::State => "Health Home quality report".to_string(),
+        Audience::Mco(id) => format!("Health Home quality report — {id}"),
+        Audience::Hhp(id) => format!("Health Home partner scorecard — {id}"),
+    };
+    let mut cover = vec![
+        ("Audience".to_string(), who),
+        ("Report quarter".to_string(), g.quarter.to_string()),
+        (
+            "Measurement year".to_string(),
+            format!("{} to {}", g.current.start, g.current.end),
+        ),
+        (
+            "Compared with".to_string(),
+            format!("{} to {}", g.prior.start, g.prior.end),
+        ),
+        ("Data through (cut-off)".to_string(), g.cutoff.to_string()),
+        (
+            "Claims run-out".to_string(),
+            if (g.cutoff - g.current.end).num_days() >= crate::cms::RUN_OUT_DAYS {
+                format!(
+                    "final: {} days of run-out after the year ends",
+                    (g.cutoff - g.current.end).num_days()
+                )
+            } else {
+                format!(
+                    "provisional: {} days of run-out (CMS asks for {})",
+                    (g.cutoff - g.current.end).num_days(),
+                    crate::cms::RUN_OUT_DAYS
+                )
+            },
+        ),
+        (
+            "Tool".to_string(),
+            format!("hhq {}", env!("CARGO_PKG_VERSION")),
+        ),
+    ];
+    cover.push((
+        "Measure versions".to_string(),
+        g.measures
+            .iter()
+            .map(|m| format!("{} {}", m.id, m.version))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ));
+
+    let published: BTreeMap<&str, Published> = g
+        .data
+        .iter()
+        .map(|(id, d)| (id.as_str(), Published::of(d)))
+        .collect();
+
+    let mut sections = vec![at_a_glance(g, &published)];
+    if let Audience::Hhp(id) = &g.audience {
+        sections.push(worklist(g, id));
+    }
+    for m in &g.measures {
+        sections.push(measure_section(
+            g,
+            m,
+            &g.data[&m.id],
+            &published[m.id.as_str()],
+        )?);
+    }
+    sections.push(data_quality(g));
+    sections.push(methods(g));
+    sections.push(Section {
+        id: "manifest".into(),
+        title: "Manifest".into(),
+        blocks: vec![
+            Block::Paragraph {
+                text: "What this report was computed from: tool version, options, the SHA-256 of \
+                       every measure, building-block and value-set file, and each extract's files, \
+                       rows and content hash. The same inputs give the same report, byte for byte; \
+                       manifest.json beside the report also lists the hash of every output."
+                    .into(),
+            },
+            Block::Code {
+                text: manifest.to_string(),
+            },
+        ],
+    });
+    Ok(Document {
+        kind: g.audience.kind().into(),
+        title,
+        subtitle: format!(
+            "CMS Health Home Core Set and programme measures, year ending {}",
+            g.quarter
+        ),
+        cover,
+        sections,
+    })
+}
+
+/// One measure's rows after suppression, per view.
+struct Published {
+    state: Vec<PublishedRow>,
+    audience: Vec<PublishedRow>,
+    audience_prior: Vec<PublishedRow>,
+    state_quarters: Vec<PublishedRow>,
+    audience_quarters: Vec<PublishedRow>,
+}
+
+/// Quarter rows are suppressed together with their year's total, so that no hidden quarter is
+/// the total minus the shown ones.
+fn with_totals(parts: &[ResultRow], years: &[&[ResultRow]]) -> Vec<PublishedRow> {
+    let mut rows: Vec<ResultRow> = years
+        .iter()
+        .flat_map(|y| y.iter())
+        .filter(|r| r.stratifier == "total")
+        .cloned()
+        .collect();
+    rows.extend(parts.iter().cloned());
+    suppress::suppress(&rows)
+        .into_iter()
+        .filter(|p| p.row.stratifier != "total")
+        .collect()
+}
+
+impl Published {
+    fn of(d: &MeasureData) -> Published {
+        Published {
+            state: suppress::suppress(&d.state),
+            audience: suppress::suppress(&d.audience),
+            audience_prior: suppress::suppress(&d.audience_prior),
+            state_quarters: with_totals(&d.state_quarters, &[&d.state, &d.state_prior]),
+            audience_quarters: with_totals(&d.audience_quarters, &[&d.audience, &d.audience_prior]),
+        }
+    }
+}
+
+fn find<'a>(
+    rows: &'a [PublishedRow],
+    component: &str,
+    stratifier: &str,
+    stratum: &str,
+) -> Option<&'a PublishedRow> {
+    rows.iter().find(|p| {
+        p.row.component == component && p.row.stratifier == stratifier && p.row.stratum == stratum
+    })
+}
+
+fn unit_of(m: &Measure, component: &str) -> Option<Unit> {
+    m.components
+        .iter()
+        .find(|c| c.name.value == component)
+        .map(|c| c.unit)
+}
+
+/// Decimals shown for a unit: ratios to two places, everything else to one (as CMS publishes).
+fn decimals(unit: &str) -> usize {
+    match unit {
+        "ratio" => 2,
+        "count" => 0,
+        _ => 1,
+    }
+}
+
+/// Whether a better direction applies: rates and ratios do, plain counts (stays, enrollees) do
+/// not.
+fn directional(unit: &str) -> bool {
+    unit != "count"
+}
+
+fn rate_cell(p: Option<&PublishedRow>) -> Cell {
+    match p.map(|p| &p.rate) {
+        Some(Ok(Some(r))) => Cell::decimal(*r, decimals(&p.expect("some").row.unit)),
+        Some(Err(why)) => Cell::suppressed(why.name()),
+        _ => Cell::Empty,
+    }
+}
+
+fn count_cell(v: Option<&std::result::Result<f64, suppress::Reason>>) -> Cell {
+    match v {
+        Some(Ok(x)) => Cell::count(*x),
+        Some(Err(why)) => Cell::suppressed(why.name()),
+        None => Cell::Empty,
+    }
+}
+
+fn shown_rate(p: Option<&PublishedRow>) -> Option<f64> {
+    match p.map(|p| &p.rate) {
+        Some(Ok(Some(r))) => Some(*r),
+        _ => None,
+    }
+}
+
+/// The interval of a published row, when its figures are shown.
+fn interval(p: &PublishedRow) -> Option<(f64, f64)> {
+    match (&p.numerator, &p.denominator, &p.rate) {
+        (Ok(n), Ok(d), Ok(Some(_))) => stats::interval(&p.row.unit, *n, *d),
+        _ => None,
+    }
+}
+
+fn component_label(m: &Measure, component: &str) -> String {
+    let unit = unit_of(m, component).map(|u| u.name()).unwrap_or("");
+    format!("{component} ({})", unit_words(unit))
+}
+
+fn unit_words(unit: &str) -> &str {
+    match unit {
+        "percent" => "%",
+        "per_1000_member_months" => "per 1,000 member months",
+        "per_1000_members" => "per 1,000 members",
+        "count" => "count",
+        "days" => "days",
+        "ratio" => "ratio",
+        "median_days" => "median days",
+        other => other,
+    }
+}
+
+fn better(m: &Measure) -> &'static str {
+    match m.better {
+        Better::Higher => "higher",
+        Better::Lower => "lower",
+    }
+}
+
+fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
+    let mut t = Table {
+        id: "at_a_glance".into(),
+        title: format!(
+            "Every measure, year ending {}, with the year before",
+            g.quarter
+        ),
+        columns: vec![
+            Column::text("measure", "Measure"),
+            Column::text("component", "Component"),
+            Column::text("unit", "Unit"),
+            Column::number("rate", "Rate"),
+            Column::number("numerator", "Numerator"),
+            Column::number("denominator", "Denominator"),
+            Column::number("prior_rate", "Prior year"),
+            Column::number("change", "Change"),
+            Column::text("better", "Better is"),
+            Column::text("direction", "Direction"),
+        ],
+        rows: Vec::new(),
+        note: Some(format!(
+            "{} = data suppressed: a count from 1 to 10, a rate over fewer than 30, or a cell \
+             hidden so that a small one cannot be worked out. Change is this year's rate minus the \
+             prior year's, in the measure's unit.",
+            crate::report::doc::SUPPRESSED
+        )),
+    };
+    for m in &g.measures {
+        let p = &published[m.id.as_str()];
+        for c in &m.components {
+            let name = &c.name.value;
+            let now = find(&p.audience, name, "total", "total");
+            let Some(now) = now else { continue };
+            let before = find(&p.audience_prior, name, "total", "total");
+            let directed = directional(&now.row.unit);
+            let (change, direction) = match (shown_rate(Some(now)), shown_rate(before)) {
+                (Some(a), Some(b)) if directed => {
+                    let d = a - b;
+                    let dec = decimals(&now.row.unit);
+                    let tiny = 0.5 * 10f64.powi(-(dec as i32));
+                    let dir = if d.abs() < tiny {
+                        "no change"
+                    } else if (d > 0.0) == (m.better == Better::Higher) {
+                        "improved"
+                    } else {
+                        "worsened"
+                    };
+                    (Cell::decimal(d, dec), Cell::text(dir))
+                }
+                _ => (Cell::Empty, Cell::Empty),
+            };
+            t.rows.push(vec![
+                Cell::text(&m.id),
+                Cell::text(name),
+                Cell::text(unit_words(&now.row.unit)),
+                rate_cell(Some(now)),
+                count_cell(Some(&now.numerator)),
+                count_cell(Some(&now.denominator)),
+                rate_cell(before),
+                change,
+                Cell::text(if directed { better(m) } else { "" }),
+                direction,
+            ]);
+        }
+    }
+    Section {
+        id: "at-a-glance".into(),
+        title: "At a glance".into(),
+        blocks: vec![
+            Block::Paragraph {
+                text: format!(
+                    "Each measure over the twelve months ending {} ({} to {}) for {}, beside the \
+                     twelve months before. Direction reads the change against the measure's \
+                     better direction.",
+                    g.quarter,
+                    g.current.start,
+                    g.current.end,
+                    match &g.audience {
+                        Audience::State => "every Health Home member".to_string(),
+                        Audience::Mco(id) => format!("the members of {id}"),
+                        Audience::Hhp(id) => format!("the members assigned to {id}"),
+                    }
+                ),
+            },
+            Block::Table(t),
+        ],
+    }
+}
+
+fn worklist(g: &Gathered, id: &str) -> Section {
+    let mut t = Table {
+        id: "worklist".into(),
+        title: format!("Open follow-up gaps of {id}'s members as of {}", g.cutoff),
+        columns: vec![
+            Column::text("measure", "Measure"),
+            Column::text("member_id", "Member"),
+            Column::text("event_id", "Discharge or visit"),
+            Column::text("event_date", "Date"),
+            Column::text("due_7_day", "7-day follow-up due"),
+            Column::text("due_30_day", "30-day follow-up due"),
+            Column::text("status", "Status"),
+        ],
+        rows: Vec::new(),
+        note: Some(
+            "Member-level: for the partner's own care team only. A gap is open when the 30-day \
+             window has not closed at the cut-off and no qualifying follow-up is in the data yet."
+                .into(),
+        ),
+    };
+    for gap in &g.worklist {
+        let status = if gap.due_7 < g.cutoff {
+            "7-day window missed; 30-day still open"
+        } else {
+            "open"
+        };
+        t.rows.push(vec![
+            Cell::text(&gap.measure),
+            Cell::text(&gap.member_id),
+            Cell::text(&gap.event_id),
+            Cell::text(gap.anchor_date.to_string()),
+            Cell::text(gap.due_7.to_string()),
+            Cell::text(gap.due_30.to_string()),
+            Cell::text(status),
+        ]);
+    }
+    let mut blocks = vec![Block::Paragraph {
+        text: format!(
+            "{} open follow-up{} as of the data cut-off, soonest due first. Only {id}'s own \
+             members appear here.",
+            g.worklist.len(),
+            if g.worklist.len() == 1 { "" } else { "s" }
+        ),
+    }];
+    blocks.push(Block::Table(t));
+    Section {
+        id: "worklist-section".into(),
+        title: "Worklist".into(),
+        blocks,
+    }
+}
+
+fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) -> Result<Section> {
+    let mut blocks = vec![Block::Facts {
+        items: vec![
+            ("Measure".into(), format!("{} — {}", m.id, m.title)),
+            ("Version".into(), m.version.clone()),
+            ("Better is".into(), better(m).into()),
+            ("Source".into(), m.source.clone()),
+        ],
+    }];
+    // Headline figures with intervals, per component.
+    let mut headline = Table {
+        id: format!("headline_{}", m.id),
+        title: format!("{}: year ending {}", m.id, g.quarter),
+        columns: vec![
+            Column::text("component", "Component"),
+            Column::number("rate", "Rate"),
+            Column::number("lower_95", "95% CI low"),
+            Column::number("upper_95", "95% CI high"),
+            Column::number("numerator", "Numerator"),
+            Column::number("denominator", "Denominator"),
+            Column::number("state_rate", "State"),
+            Column::number("prior_rate", "Prior year"),
+        ],
+        rows: Vec::new(),
+        note: None,
+    };
+    for c in &m.components {
+        let name = &c.name.value;
+        let Some(now) = find(&p.audience, name, "total", "total") else {
+            continue;
+        };
+        let ci = interval(now);
+        let dec = decimals(&now.row.unit);
+        headline.rows.push(vec![
+            Cell::text(component_label(m, name)),
+            rate_cell(Some(now)),
+            ci.map_or(Cell::Empty, |(l, _)| Cell::decimal(l, dec)),
+            ci.map_or(Cell::Empty, |(_, u)| Cell::decimal(u, dec)),
+            count_cell(Some(&now.numerator)),
+            count_cell(Some(&now.denominator)),
+            rate_cell(find(&p.state, name, "total", "total")),
+            rate_cell(find(&p.audience_prior, name, "total", "total")),
+        ]);
+    }
+    blocks.push(Block::Table(headline));
+
+    // The headline component: the first whose unit has a rate over a count.
+    let head = m
+        .components
+        .iter()
+        .find(|c| find(&p.audience, &c.name.value, "total", "total").is_some())
+        .map(|c| c.name.value.clone());
+    if let Some(head) = &head {
+        let unit = unit_of(m, head).map(|u| u.name()).unwrap_or("");
+        blocks.push(Block::Figure(trend(g, m, head, unit, p)?));
+        if let Some(f) = comparison(g, m, head, unit, p)? {
+            blocks.push(Block::Figure(f));
+        }
+        if let Some(f) = control_chart(g, m, head, unit, d)? {
+            blocks.push(Block::Figure(f));
+        }
+    }
+    if let Some((state, audience)) = &d.followup {
+        blocks.push(Block::Figure(followup_curve(g, m, state, audience)?));
+    }
+    blocks.push(Block::Table(age_table(m, p)));
+    Ok(Section {
+        id: format!("measure-{}", m.id),
+        title: format!("{} — {}", m.id, m.title),
+        blocks,
+    })
+}
+
+fn audience_label(g: &Gathered) -> String {
+    match &g.audience {
+        Audience::State => "State".into(),
+        Audience::Mco(id) | Audience::Hhp(id) => id.clone(),
+    }
+}
+
+fn trend(g: &Gathered, m: &Measure, head: &str, unit: &str, p: &Published) -> Result<Figure> {
+    let quarters: Vec<String> = g
+        .quarter
+        .last_eight()
+        .iter()
+        .map(|q| q.to_string())
+        .collect();
+    fn series_of<'a>(
+        rows: &'a [PublishedRow],
+        head: &str,
+        quarters: &[String],
+    ) -> Vec<Option<&'a PublishedRow>> {
+        quarters
+            .iter()
+            .map(|q| {
+                rows.iter()
+                    .find(|r| r.row.component == head && &r.row.stratum == q)
+            })
+            .collect()
+    }
+    let mut lines = vec![(
+        audience_label(g),
+        series_of(&p.audience_quarters, head, &quarters),
+        true,
+    )];
+    if g.audience != Audience::State {
+        lines.push((
+            "State".into(),
+            series_of(&p.state_quarters, head, &quarters),
+            false,
+        ));
+    }
+    let mut data = Table {
+        id: format!("trend_{}", m.id),
+        title: format!("{} {head} by quarter", m.id),
+        columns: vec![
+            Column::text("quarter", "Quarter"),
+            Column::text("series", "Series"),
+            Column::number("rate", "Rate"),
+            Column::number("numerator", "Numerator"),
+            Column::number("denominator", "Denominator"),
+        ],
+        rows: Vec::new(),
+        note: None,
+    };
+    let mut series = Vec::new();
+    for (label, points, emphasis) in &lines {
+        for (q, pt) in quarters.iter().zip(points) {
+            data.rows.push(vec![
+                Cell::text(q),
+                Cell::text(label),
+                rate_cell(*pt),
+                count_cell(pt.map(|p| &p.numerator)),
+                count_cell(pt.map(|p| &p.denominator)),
+            ]);
+        }
+        series.push(Series {
+            label: label.clone(),
+            values: points.iter().map(|p| shown_rate(*p)).collect(),
+            emphasis: *emphasis,
+        });
+    }
+    let title = format!("{} {} by quarter", m.id, head);
+    let r = chart::trend(&title, unit_words(unit), &quarters, &series)?;
+    Ok(Figure {
+        id: format!("trend_{}", m.id),
+        title,
+        caption: format!(
+            "Each point counts the units (discharges, visits, member months) dated in the \
+             quarter, under the annual measurement of the year that holds it. Missing points are \
+             suppressed. Better is {}.",
+            better(m)
+        ),
+        svg: r.svg,
+        png: r.png,
+        data,
+    })
+}
+
+/// MCOs and partners (state report), the MCO's partners (MCO report), or the partner beside its
+/// MCOs (scorecard), each with a 95% interval, against the state rate.
+fn comparison(
+    g: &Gathered,
+    m: &Measure,
+    head: &str,
+    unit: &str,
+    p: &Published,
+) -> Result<Option<Figure>> {
+    let state = shown_rate(find(&p.state, head, "total", "total"));
+    let mut picks: Vec<(&str, &PublishedRow, bool)> = Vec::new();
+    fn strata<'a>(rows: &'a [PublishedRow], head: &str, s: &str) -> Vec<&'a PublishedRow> {
+        rows.iter()
+            .filter(|r| r.row.component == head && r.row.stratifier == s)
+            .collect()
+    }
+    match &g.audience {
+        Audience::State => {
+            for r in strata(&p.state, head, "mco") {
+                picks.push(("MCO", r, false));
+            }
+            for r in strata(&p.state, head, "hhp") {
+                picks.push(("Partner", r, false));
+            }
+        }
+        Audience::Mco(id) => {
+            if let Some(t) = find(&p.audience, head, "total", "total") {
+                picks.push(("MCO", t, true));
+            }
+            for r in strata(&p.audience, head, "hhp") {
+                picks.push(("Partner", r, false));
+            }
+            let _ = id;
+        }
+        Audience::Hhp(_) => {
+            if let Some(t) = find(&p.audience, head, "total", "total") {
+                picks.push(("Partner", t, true));
+            }
+            // Its MCOs' whole rates as benchmarks: the MCOs it has members with.
+            for r in strata(&p.audience, head, "mco") {
+                if let Some(b) = find(&p.state, head, "mco", &r.row.stratum) {
+                    picks.push(("MCO", b, false));
+                }
+            }
+        }
+    }
+    if picks.is_empty() {
+        return Ok(None);
+    }
+    let mut data = Table {
+        id: format!("compare_{}", m.id),
+        title: format!("{} {head}: comparison with the state", m.id),
+        columns: vec![
+            Column::text("level", "Level"),
+            Column::text("unit", "Unit"),
+            Column::number("rate", "Rate"),
+            Column::number("lower_95", "95% CI low"),
+            Column::number("upper_95", "95% CI high"),
+            Column::number("numerator", "Numerator"),
+            Column::number("denominator", "Denominator"),
+            Column::text("versus_state", "Versus state"),
+        ],
+        rows: Vec::new(),
+        note: Some(
+            "Versus state: better or worse when the 95% interval lies wholly on one side of the \
+             state rate."
+                .into(),
+        ),
+    };
+    let mut items = Vec::new();
+    let dec = decimals(unit);
+    for (level, r, highlight) in &picks {
+        let ci = interval(r);
+        let vs = match (ci, state) {
+            (Some(ci), Some(s)) => stats::versus(ci, s, m.better == Better::Higher).name(),
+            _ => "",
+        };
+        let name = if *highlight && g.audience == Audience::State {
+            "State".to_string()
+        } else if r.row.stratifier == "total" {
+            audience_label(g)
+        } else {
+            r.row.stratum.clone()
+        };
+        data.rows.push(vec![
+            Cell::text(*level),
+            Cell::text(&name),
+            rate_cell(Some(r)),
+            ci.map_or(Cell::Empty, |(l, _)| Cell::decimal(l, dec)),
+            ci.map_or(Cell::Empty, |(_, u)| Cell::decimal(u, dec)),
+            count_cell(Some(&r.numerator)),
+            count_cell(Some(&r.denominator)),
+            Cell::text(vs),
+        ]);
+        items.push(Estimate {
+            label: name,
+            value: shown_rate(Some(r)),
+            lower: ci.map(|c| c.0),
+            upper: ci.map(|c| c.1),
+            highlight: *highlight,
+        });
+    }
+    let title = format!("{} {head}: comparison with 95% intervals", m.id);
+    let r = chart::dot_plot(
+        &title,
+        unit_words(unit),
+        &items,
+        state.map(|s| ("State", s)),
+    )?;
+    Ok(Some(Figure {
+        id: format!("compare_{}", m.id),
+        title,
+        caption: "Dots are rates, bars their 95% confidence intervals (Wilson for percentages, \
+                  Poisson for rates per 1,000); the line is the state rate. Suppressed units have \
+                  no dot."
+            .into(),
+        svg: r.svg,
+        png: r.png,
+        data,
+    }))
+}
+
+/// A p-chart (percentages) or u-chart (rates per 1,000) of the audience's headline by month over
+/// both years, for the quality-improvement programme.
+fn control_chart(
+    g: &Gathered,
+    m: &Measure,
+    head: &str,
+    unit: &str,
+    d: &MeasureData,
+) -> Result<Option<Figure>> {
+    let (kind, scale) = match unit {
+        "percent" => (crate::spc::Kind::P, 100.0),
+        "per_1000_member_months" | "per_1000_members" => (crate::spc::Kind::U, 1000.0),
+        _ => return Ok(None),
+    };
+    // Monthly subgroups; suppression is applied per month with the year's total.
+    let published = with_totals(&d.audience_months, &[&d.audience, &d.audience_prior]);
+    let mut months: Vec<&PublishedRow> = published
+        .iter()
+        .filter(|r| r.row.component == head)
+        .collect();
+    months.sort_by(|a, b| a.row.stratum.cmp(&b.row.stratum));
+    if months.len() < 2 {
+        return Ok(None);
+    }
+    let periods: Vec<(String, f64, f64)> = months
+        .iter()
+        .map(|r| (r.row.stratum.clone(), r.row.numerator, r.row.denominator))
+        .collect();
+    let mut computed = crate::spc::chart(kind, &periods);
+    // Limits come from every month; a suppressed month's own value is not drawn or listed.
+    for (pt, r) in computed.points.iter_mut().zip(&months) {
+        if r.rate.is_err() {
+            pt.value = None;
+            pt.signals.clear();
+        }
+    }
+    let scaled = crate::spc::Chart {
+        kind: computed.kind,
+        centre: computed.centre.map(|c| c * scale),
+        points: computed
+            .points
+            .iter()
+            .map(|p| crate::spc::Point {
+                label: p.label.clone(),
+                value: p.value.map(|v| v * scale),
+                lower: p.lower.map(|v| v * scale),
+                upper: p.upper.map(|v| v * scale),
+                signals: p.signals.clone(),
+            })
+            .collect(),
+    };
+    let dec = decimals(unit);
+    let mut data = Table {
+        id: format!("spc_{}", m.id),
+        title: format!("{} {head}: control chart by month", m.id),
+        columns: vec![
+            Column::text("month", "Month"),
+            Column::number("rate", "Rate"),
+            Column::number("centre", "Centre line"),
+            Column::number("lower_limit", "Lower limit"),
+            Column::number("upper_limit", "Upper limit"),
+            Column::text("signals", "Signals"),
+        ],
+        rows: Vec::new(),
+        note: None,
+    };
+    for (pt, r) in scaled.points.iter().zip(&months) {
+        data.rows.push(vec![
+            Cell::text(&pt.label),
+            match (&r.rate, pt.value) {
+                (Err(why), _) => Cell::suppressed(why.name()),
+                (Ok(_), Some(v)) => Cell::decimal(v, dec),
+                _ => Cell::Empty,
+            },
+            scaled.centre.map_or(Cell::Empty, |c| Cell::decimal(c, dec)),
+            pt.lower.map_or(Cell::Empty, |c| Cell::decimal(c, dec)),
+            pt.upper.map_or(Cell::Empty, |c| Cell::decimal(c, dec)),
+            Cell::text(
+                pt.signals
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        ]);
+    }
+    let title = format!(
+        "{} {head}: {} by month",
+        m.id,
+        match kind {
+            crate::spc::Kind::P => "p-chart",
+            crate::spc::Kind::U => "u-chart",
+        }
+    );
+    let r = chart::spc(&title, unit_words(unit), &scaled)?;
+    let _ = g;
+    Ok(Some(Figure {
+        id: format!("spc_{}", m.id),
+        title,
+        caption: format!(
+            "Statistical process control for {}: centre line over both years, 3-sigma limits for \
+             each month's size; signals are a point beyond a limit, {} in a row on one side of \
+             the centre, or {} rising or falling. Suppressed months are not drawn.",
+            audience_label(g),
+            crate::spc::SHIFT_RUN,
+            crate::spc::TREND_RUN
+        ),
+        svg: r.svg,
+        png: r.png,
+        data,
+    }))
+}
+
+/// Share followed up by each day 0..=30. A curve over fewer than 30 is not drawn; a day whose
+/// count is 1 to 10 is hidden, and so are the days before it.
+fn followup_curve(g: &Gathered, m: &Measure, state: &Curve, audience: &Curve) -> Result<Figure> {
+    let mut curves: Vec<(String, &Curve)> = vec![(audience_label(g), audience)];
+    if g.audience != Audience::State {
+        curves.push(("State".into(), state));
+    }
+    let mut data = Table {
+        id: format!("followup_{}", m.id),
+        title: format!("{}: share followed up by day after the event", m.id),
+        columns: vec![Column::number("day", "Day")],
+        rows: (0..=30).map(|d| vec![Cell::count(d as f64)]).collect(),
+        note: None,
+    };
+    let mut drawn = Vec::new();
+    for (label, c) in &curves {
+        data.columns
+            .push(Column::number(&format!("percent_{}", slug(label)), label));
+        let shown = c.denominator as f64 >= suppress::MIN_RATE_DENOMINATOR;
+        let mut values = Vec::new();
+        for (day, n) in c.by_day.iter().enumerate() {
+            let cell = if !shown {
+                Cell::suppressed(suppress::Reason::SmallDenominator.name())
+            } else if *n > 0 && *n as f64 <= suppress::SMALL_CELL {
+                Cell::suppressed(suppress::Reason::SmallCell.name())
+            } else {
+                let v = *n as f64 * 100.0 / c.denominator as f64;
+                values.push((day, v));
+                Cell::decimal(v, 1)
+            };
+            data.rows[day].push(cell);
+        }
+        if shown {
+            let mut full: Vec<Option<f64>> = vec![None; 31];
+            for (day, v) in values {
+                full[day] = Some(v);
+            }
+            drawn.push((label.clone(), full));
+        }
+    }
+    let title = format!("{}: cumulative follow-up, days 0 to 30", m.id);
+    let r = chart::cumulative(&title, &drawn)?;
+    Ok(Figure {
+        id: format!("followup_{}", m.id),
+        title,
+        caption: "Share of the denominator with a qualifying follow-up by each day after the \
+                  discharge or visit; the marks are the 7- and 30-day deadlines. Days whose \
+                  count is from 1 to 10 are not drawn."
+            .into(),
+        svg: r.svg,
+        png: r.png,
+        data,
+    })
+}
+
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn age_table(m: &Measure, p: &Published) -> Table {
+    let mut t = Table {
+        id: format!("age_{}", m.id),
+        title: format!("{} by age band", m.id),
+        columns: vec![
+            Column::text("component", "Component"),
+            Column::text("age_band", "Age band"),
+            Column::number("rate", "Rate"),
+            Column::number("numerator", "Numerator"),
+            Column::number("denominator", "Denominator"),
+        ],
+        rows: Vec::new(),
+        note: None,
+    };
+    for c in &m.components {
+        for r in p
+            .audience
+            .iter()
+            .filter(|r| r.row.component == c.name.value && r.row.stratifier == "age_band")
+        {
+            t.rows.push(vec![
+                Cell::text(&c.name.value),
+                Cell::text(&r.row.stratum),
+                rate_cell(Some(r)),
+                count_cell(Some(&r.numerator)),
+                count_cell(Some(&r.denominator)),
+            ]);
+        }
+    }
+    t
+}
+
+fn data_quality(g: &Gathered) -> Section {
+    let mut t = Table {
+        id: "data_quality".into(),
+        title: "Rows read and how they were used".into(),
+        columns: vec![
+            Column::text("extract", "Extract"),
+            Column::text("count", "Count"),
+            Column::number("rows", "Rows"),
+            Column::text("note", "Note"),
+        ],
+        rows: Vec::new(),
+        note: Some("Counts of rows, not members: no cell here describes a person.".into()),
+    };
+    for e in &g.extracts {
+        t.rows.push(vec![
+            Cell::text(e.name),
+            Cell::text("read"),
+            Cell::count(e.rows as f64),
+            Cell::text(""),
+        ]);
+    }
+    let c = &g.claim_versions;
+    for (what, n, note) in [
+        (
+            "final",
+            c.final_lines,
+            "lines of final claim versions: what measures use",
+        ),
+        (
+            "superseded",
+            c.superseded_lines,
+            "versions later replaced or voided",
+        ),
+        ("void", c.void_lines, "void transactions"),
+    ] {
+        t.rows.push(vec![
+            Cell::text("claims"),
+            Cell::text(what),
+            Cell::count(n as f64),
+            Cell::text(note),
+        ]);
+    }
+    let failed: Vec<&crate::cms::Check> = g.checks.iter().filter(|c| !c.passed).collect();
+    let mut blocks = vec![
+        Block::Paragraph {
+            text: format!(
+                "Claims lines read reconcile: {} read = {} final + {} superseded + {} void. CMS \
+                 consistency checks on the state's results for the year: {} of {} hold.",
+                c.lines_read,
+                c.final_lines,
+                c.superseded_lines,
+                c.void_lines,
+                g.checks.len() - failed.len(),
+                g.checks.len()
+            ),
+        },
+        Block::Table(t),
+    ];
+    if !failed.is_empty() {
+        blocks.push(Block::List {
+            items: failed
+                .iter()
+                .map(|c| format!("{} {} {}: {}", c.measure, c.component, c.check, c.detail))
+                .collect(),
+        });
+    }
+    Section {
+        id: "data-quality".into(),
+        title: "Data quality".into(),
+        blocks,
+    }
+}
+
+fn methods(g: &Gathered) -> Section {
+    let mut blocks = vec![
+        Block::Heading {
+            text: "Periods".into(),
+        },
+        Block::Paragraph {
+            text: format!(
+                "Measures are computed over the twelve months ending with the report quarter \
+                 ({} to {}) by their CMS specifications, whose windows (discharges through \
+                 December 1, intake periods, look-backs) are read relative to that year. The \
+                 comparison year is the twelve months before. Quarterly trend points and monthly \
+                 control-chart points count the units dated in each quarter or month under the \
+                 annual measurement. Results are final when claims have {} days of run-out after \
+                 the year ends, otherwise provisional.",
+                g.current.start,
+                g.current.end,
+                crate::cms::RUN_OUT_DAYS
+            ),
+        },
+        Block::Heading {
+            text: "Suppression".into(),
+        },
+        Block::Paragraph {
+            text: format!(
+                "Every published table, chart and file follows CMS's small-cell rule: no count \
+                 from 1 to {} is shown, nor the rate computed from it; no rate is shown over a \
+                 denominator under {}; and where one cell of a table is hidden, the next smallest \
+                 is hidden too (complementary suppression) so that no hidden count can be worked \
+                 out from the total and the others. Suppressed cells read {}. Zero may be shown.",
+                suppress::SMALL_CELL,
+                suppress::MIN_RATE_DENOMINATOR,
+                crate::report::doc::SUPPRESSED
+            ),
+        },
+        Block::Heading {
+            text: "Confidence intervals and comparisons".into(),
+        },
+        Block::Paragraph {
+            text: "Percentages carry Wilson score 95% intervals; rates per 1,000 carry Byar's \
+                   approximation to the exact Poisson interval. A unit is better or worse than the \
+                   state when its interval lies wholly on one side of the state rate. Ratios, \
+                   medians and lengths of stay carry no interval."
+                .into(),
+        },
+        Block::Heading {
+            text: "Audiences".into(),
+        },
+        Block::Paragraph {
+            text: "The state report covers every member. An MCO report counts the units of the \
+                   MCO's members (the MCO on the event date). A partner scorecard counts the units \
+                   of the partner's assigned members; benchmarks from others are aggregates only, \
+                   and its worklist lists its own members only."
+                .into(),
+        },
+        Block::Heading {
+            text: "Measure definitions and deviations".into(),
+        },
+    ];
+    for m in &g.measures {
+        let mut items = vec![
+            (
+                "Measure".to_string(),
+                format!("{} {} — {}", m.id, m.version, m.title),
+            ),
+            ("Source".to_string(), m.source.clone()),
+        ];
+        if let Some(d) = &m.description {
+            items.push(("Definition".into(), d.clone()));
+        }
+        items.push((
+            "Deviations from the CMS specification".into(),
+            m.reporting
+                .deviations
+                .clone()
+                .unwrap_or_else(|| "none".into()),
+        ));
+        if let Some(n) = &m.reporting.notes {
+            items.push(("Notes".into(), n.clone()));
+        }
+        blocks.push(Block::Facts { items });
+    }
+    Section {
+        id: "methods".into(),
+        title: "Methods".into(),
+        blocks,
+    }
+}

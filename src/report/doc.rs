@@ -1,0 +1,237 @@
+//! The report as content: a cover, sections of headings, paragraphs, tables and figures. Figures
+//! are already suppressed and formatted; the HTML and PDF renderers only lay them out, and every
+//! table (and the data behind every figure) is also written as CSV and Parquet.
+
+use serde::Serialize;
+
+/// A whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Document {
+    /// `state`, `mco` or `hhp`.
+    pub kind: String,
+    pub title: String,
+    pub subtitle: String,
+    /// Facts on the cover: period, data cut-off, tool version, measure versions, audience.
+    pub cover: Vec<(String, String)>,
+    pub sections: Vec<Section>,
+}
+
+/// A part of the report with its own heading (and, in print, its own page).
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    /// An HTML id (`at-a-glance`, `measure-FUH-HH`, …).
+    pub id: String,
+    pub title: String,
+    pub blocks: Vec<Block>,
+}
+
+/// The content of a section, in reading order.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block {
+    /// A sub-heading.
+    Heading {
+        text: String,
+    },
+    Paragraph {
+        text: String,
+    },
+    /// A bulleted list.
+    List {
+        items: Vec<String>,
+    },
+    /// Label–value pairs (a measure's definition, a run's options).
+    Facts {
+        items: Vec<(String, String)>,
+    },
+    Table(Table),
+    Figure(Figure),
+    /// A preformatted block (the manifest).
+    Code {
+        text: String,
+    },
+}
+
+/// A chart: the SVG (text as outlines) and the table of the data it draws.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    /// File stem under `charts/` and `tables/`.
+    pub id: String,
+    pub title: String,
+    pub caption: String,
+    pub svg: String,
+    /// The same drawing as PNG; written to `charts/`, not rendered into HTML.
+    #[serde(skip)]
+    pub png: Vec<u8>,
+    /// The figures behind the chart, written to `tables/<id>.csv|parquet`.
+    #[serde(skip)]
+    pub data: Table,
+}
+
+/// A table as published.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Table {
+    /// File stem under `tables/`; also the HTML id.
+    pub id: String,
+    pub title: String,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Cell>>,
+    /// A footnote (e.g. what a suppressed cell means).
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Column {
+    /// Machine name, used in CSV and Parquet.
+    pub name: String,
+    /// Heading as people read it.
+    pub label: String,
+    /// Numbers are right-aligned and typed Float64 in Parquet.
+    pub numeric: bool,
+}
+
+impl Column {
+    pub fn text(name: &str, label: &str) -> Column {
+        Column {
+            name: name.into(),
+            label: label.into(),
+            numeric: false,
+        }
+    }
+
+    pub fn number(name: &str, label: &str) -> Column {
+        Column {
+            name: name.into(),
+            label: label.into(),
+            numeric: true,
+        }
+    }
+}
+
+/// What a suppressed cell shows, in every output: CMS's "data suppressed".
+pub const SUPPRESSED: &str = "DS";
+
+/// One cell.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Cell {
+    Text {
+        text: String,
+    },
+    /// A figure and how it is shown (`45.8`, `1,204`).
+    Number {
+        value: f64,
+        text: String,
+    },
+    /// Hidden by the small-cell rule; `reason` says which part of it.
+    Suppressed {
+        reason: String,
+    },
+    /// Nothing to show (no denominator, not applicable).
+    Empty,
+}
+
+impl Cell {
+    pub fn text(s: impl Into<String>) -> Cell {
+        Cell::Text { text: s.into() }
+    }
+
+    /// A count, with thousands separators.
+    pub fn count(x: f64) -> Cell {
+        Cell::Number {
+            value: x,
+            text: thousands(x),
+        }
+    }
+
+    /// A rate or ratio with `decimals` places.
+    pub fn decimal(x: f64, decimals: usize) -> Cell {
+        Cell::Number {
+            value: x,
+            text: format!("{x:.decimals$}"),
+        }
+    }
+
+    pub fn suppressed(reason: &str) -> Cell {
+        Cell::Suppressed {
+            reason: reason.into(),
+        }
+    }
+
+    /// How the cell reads in HTML, PDF and CSV.
+    pub fn display(&self) -> &str {
+        match self {
+            Cell::Text { text } | Cell::Number { text, .. } => text,
+            Cell::Suppressed { .. } => SUPPRESSED,
+            Cell::Empty => "",
+        }
+    }
+}
+
+/// `1234567` → `1,234,567`; fractional counts (ratios' denominators) keep one decimal.
+pub fn thousands(x: f64) -> String {
+    if x.fract() != 0.0 {
+        return format!("{x:.1}");
+    }
+    let digits = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x < 0.0 { format!("-{out}") } else { out }
+}
+
+impl Document {
+    /// Every table of the report, those behind figures included, in reading order.
+    pub fn tables(&self) -> Vec<&Table> {
+        let mut out = Vec::new();
+        for s in &self.sections {
+            for b in &s.blocks {
+                match b {
+                    Block::Table(t) => out.push(t),
+                    Block::Figure(f) => out.push(&f.data),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// Every figure, in reading order.
+    pub fn figures(&self) -> Vec<&Figure> {
+        self.sections
+            .iter()
+            .flat_map(|s| &s.blocks)
+            .filter_map(|b| match b {
+                Block::Figure(f) => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(1234567.0), "1,234,567");
+        assert_eq!(thousands(-4500.0), "-4,500");
+        assert_eq!(thousands(5.09), "5.1");
+    }
+
+    #[test]
+    fn suppressed_cells_read_ds_everywhere() {
+        assert_eq!(Cell::suppressed("count 1-10").display(), "DS");
+        assert_eq!(Cell::count(12.0).display(), "12");
+        assert_eq!(Cell::decimal(45.78, 1).display(), "45.8");
+        assert_eq!(Cell::Empty.display(), "");
+    }
+}

@@ -1,0 +1,484 @@
+//! What a report needs from the engine: every measure run for the report year and the year
+//! before, aggregated for the whole state and for the report's audience, by the measure's strata,
+//! by quarter (the trend) and by month (the control chart); the days to follow-up behind the
+//! cumulative curves; and, for a partner, its open follow-up gaps.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, Days, Months, NaiveDate};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
+
+use crate::compile;
+use crate::engine::{ClaimVersions, Engine, Scope, View};
+use crate::error::{Error, Result};
+use crate::extract::OpenedExtract;
+use crate::measure::{Measure, Stratifier};
+use crate::period::Period;
+use crate::results::ResultRow;
+
+/// Who a report is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    State,
+    Mco(String),
+    Hhp(String),
+}
+
+impl Audience {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Audience::State => "state",
+            Audience::Mco(_) => "mco",
+            Audience::Hhp(_) => "hhp",
+        }
+    }
+
+    pub fn scope(&self) -> Scope {
+        match self {
+            Audience::State => Scope::All,
+            Audience::Mco(id) => Scope::Mco(id.clone()),
+            Audience::Hhp(id) => Scope::Hhp(id.clone()),
+        }
+    }
+
+    /// The audience's id (`MCO-A`, `HHP-03`); `None` for the state.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Audience::State => None,
+            Audience::Mco(id) | Audience::Hhp(id) => Some(id),
+        }
+    }
+}
+
+/// A report quarter: the twelve months ending with it are the report year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quarter {
+    pub year: i32,
+    /// 1 to 4.
+    pub q: u32,
+}
+
+impl Quarter {
+    pub fn parse(s: &str) -> Result<Quarter> {
+        let bad = || Error::Usage(format!("`{s}` is not a quarter such as 2025Q4"));
+        let (y, q) = s.split_once(['Q', 'q']).ok_or_else(bad)?;
+        let year: i32 = y.parse().map_err(|_| bad())?;
+        let q: u32 = q.parse().map_err(|_| bad())?;
+        if !(1..=4).contains(&q) || !(1900..=2200).contains(&year) {
+            return Err(bad());
+        }
+        Ok(Quarter { year, q })
+    }
+
+    /// The quarter holding `d`.
+    pub fn of(d: NaiveDate) -> Quarter {
+        Quarter {
+            year: d.year(),
+            q: (d.month() - 1) / 3 + 1,
+        }
+    }
+
+    pub fn first_day(self) -> NaiveDate {
+        NaiveDate::from_ymd_opt(self.year, (self.q - 1) * 3 + 1, 1).expect("valid quarter")
+    }
+
+    pub fn last_day(self) -> NaiveDate {
+        self.first_day() + Months::new(3) - Days::new(1)
+    }
+
+    pub fn previous(self) -> Quarter {
+        if self.q == 1 {
+            Quarter {
+                year: self.year - 1,
+                q: 4,
+            }
+        } else {
+            Quarter {
+                year: self.year,
+                q: self.q - 1,
+            }
+        }
+    }
+
+    /// The twelve months ending with this quarter.
+    pub fn year_ending(self) -> Period {
+        Period {
+            start: self.last_day() + Days::new(1) - Months::new(12),
+            end: self.last_day(),
+        }
+    }
+
+    /// The latest quarter with CMS's run-out (claims 90 days past its end) by `cutoff`.
+    pub fn latest_final(cutoff: NaiveDate) -> Quarter {
+        let mut q = Quarter::of(cutoff);
+        while q.last_day() + Days::new(crate::cms::RUN_OUT_DAYS as u64) > cutoff {
+            q = q.previous();
+        }
+        q
+    }
+
+    /// This quarter and the seven before it, oldest first.
+    pub fn last_eight(self) -> Vec<Quarter> {
+        let mut out = vec![self];
+        while out.len() < 8 {
+            out.push(out.last().expect("one").previous());
+        }
+        out.reverse();
+        out
+    }
+}
+
+impl std::fmt::Display for Quarter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}Q{}", self.year, self.q)
+    }
+}
+
+/// One measure's results for a report.
+#[derive(Debug, Clone, Default)]
+pub struct MeasureData {
+    /// Report year, whole state, the measure's strata (total, age band, MCO, partner, …).
+    pub state: Vec<ResultRow>,
+    /// The year before, whole state.
+    pub state_prior: Vec<ResultRow>,
+    /// Report year, the audience's units (same as `state` for the state report).
+    pub audience: Vec<ResultRow>,
+    pub audience_prior: Vec<ResultRow>,
+    /// By quarter of the unit's anchor date, both years: the state's and the audience's.
+    pub state_quarters: Vec<ResultRow>,
+    pub audience_quarters: Vec<ResultRow>,
+    /// By month, both years, the audience's (the control chart's subgroups).
+    pub audience_months: Vec<ResultRow>,
+    /// Days from the anchor (discharge, visit) to the first 30-day follow-up, for measures with
+    /// `7_day` and `30_day` components: (denominator, count followed up by day 0..=30), state and
+    /// audience, report year.
+    pub followup: Option<(Curve, Curve)>,
+}
+
+/// A cumulative follow-up curve: units in the denominator, and of them followed up by each day.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Curve {
+    pub denominator: u64,
+    pub by_day: Vec<u64>,
+}
+
+/// One open follow-up gap of a partner's member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gap {
+    pub measure: String,
+    pub member_id: String,
+    pub event_id: String,
+    /// Discharge or visit date.
+    pub anchor_date: NaiveDate,
+    pub due_7: NaiveDate,
+    pub due_30: NaiveDate,
+}
+
+/// Everything a report is built from.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    pub audience: Audience,
+    pub quarter: Quarter,
+    pub current: Period,
+    pub prior: Period,
+    pub cutoff: NaiveDate,
+    pub extracts: Vec<OpenedExtract>,
+    pub claim_versions: ClaimVersions,
+    pub measures: Vec<Measure>,
+    /// Measure id → results, in the order of `measures`.
+    pub data: BTreeMap<String, MeasureData>,
+    /// Open gaps as of the cut-off (partner scorecards only).
+    pub worklist: Vec<Gap>,
+    pub checks: Vec<crate::cms::Check>,
+}
+
+/// Components of a follow-up measure.
+const FOLLOW_UP: [&str; 2] = ["7_day", "30_day"];
+
+fn is_follow_up(m: &Measure) -> bool {
+    FOLLOW_UP
+        .iter()
+        .all(|c| m.components.iter().any(|x| x.name.value == *c))
+}
+
+/// Run what the report needs. `measures` are those to report, `engine` holds the extracts with
+/// the blocks they use materialised.
+pub async fn gather(
+    engine: &Engine,
+    measures: Vec<Measure>,
+    audience: Audience,
+    quarter: Quarter,
+    cutoff: NaiveDate,
+    bar: &indicatif::ProgressBar,
+) -> Result<Gathered> {
+    let current = quarter.year_ending();
+    let prior = Period {
+        start: current.start - Months::new(12),
+        end: current.start - Days::new(1),
+    };
+    let scope = audience.scope();
+    let mut data = BTreeMap::new();
+    let mut checks = Vec::new();
+    let mut worklist = Vec::new();
+    for m in &measures {
+        bar.set_message(m.id.clone());
+        let mut d = MeasureData::default();
+        for (period, is_current) in [(prior, false), (current, true)] {
+            let compiled = compile::compile(m, engine.catalog(), &period)?;
+            let views = [
+                View {
+                    scope: scope.clone(),
+                    stratify: None,
+                },
+                View {
+                    scope: Scope::All,
+                    stratify: Some(vec![Stratifier::Quarter]),
+                },
+                View {
+                    scope: scope.clone(),
+                    stratify: Some(vec![Stratifier::Quarter]),
+                },
+                View {
+                    scope: scope.clone(),
+                    stratify: Some(vec![Stratifier::Month]),
+                },
+            ];
+            let (run, mut viewed) = engine.run_many(&compiled, &views).await?;
+            let months = viewed.pop().expect("four views");
+            let aq = viewed.pop().expect("four views");
+            let sq = viewed.pop().expect("four views");
+            let aud = viewed.pop().expect("four views");
+            d.state_quarters.extend(only_stratum(sq, "quarter"));
+            d.audience_quarters.extend(only_stratum(aq, "quarter"));
+            d.audience_months.extend(only_stratum(months, "month"));
+            if is_current {
+                checks.extend(crate::cms::checks(&run.rows));
+                if is_follow_up(m) {
+                    d.followup = Some((
+                        curve(&run.detail, &Scope::All)?,
+                        curve(&run.detail, &scope)?,
+                    ));
+                }
+                d.state = run.rows;
+                d.audience = aud;
+            } else {
+                d.state_prior = run.rows;
+                d.audience_prior = aud;
+            }
+        }
+        if let (Audience::Hhp(_), true) = (&audience, is_follow_up(m)) {
+            worklist.extend(open_gaps(engine, m, &scope, cutoff).await?);
+        }
+        bar.inc(1);
+        data.insert(m.id.clone(), d);
+    }
+    worklist.sort_by(|a, b| {
+        (
+            a.due_7,
+            a.anchor_date,
+            &a.measure,
+            &a.member_id,
+            &a.event_id,
+        )
+            .cmp(&(
+                b.due_7,
+                b.anchor_date,
+                &b.measure,
+                &b.member_id,
+                &b.event_id,
+            ))
+    });
+    Ok(Gathered {
+        audience,
+        quarter,
+        current,
+        prior,
+        cutoff,
+        extracts: engine.extracts.clone(),
+        claim_versions: engine.claim_versions().await?,
+        measures,
+        data,
+        worklist,
+        checks,
+    })
+}
+
+fn only_stratum(rows: Vec<ResultRow>, stratifier: &str) -> Vec<ResultRow> {
+    rows.into_iter()
+        .filter(|r| r.stratifier == stratifier)
+        .collect()
+}
+
+/// A column of the detail cast to a type (the detail's string columns may be views).
+fn column(
+    batch: &RecordBatch,
+    name: &str,
+    to: &DataType,
+) -> Result<Option<std::sync::Arc<dyn Array>>> {
+    match batch.schema().index_of(name) {
+        Ok(i) => Ok(Some(cast(batch.column(i), to)?)),
+        Err(_) => Ok(None),
+    }
+}
+
+fn text_at(col: &dyn Array, i: usize) -> Option<&str> {
+    let s = col.as_string::<i32>();
+    (!s.is_null(i)).then(|| s.value(i))
+}
+
+fn in_scope(scope: &Scope, mco: Option<&str>, hhp: Option<&str>) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::Mco(id) => mco == Some(id.as_str()),
+        Scope::Hhp(id) => hhp == Some(id.as_str()),
+    }
+}
+
+/// Days from the anchor to the first follow-up within 30 days, over the denominator's units.
+fn curve(detail: &[RecordBatch], scope: &Scope) -> Result<Curve> {
+    let mut c = Curve {
+        denominator: 0,
+        by_day: vec![0; 31],
+    };
+    for b in detail {
+        let (Some(inden), Some(anchor), Some(hit), Some(date), Some(mco), Some(hhp)) = (
+            column(b, "in_denominator", &DataType::Boolean)?,
+            column(b, "anchor_date", &DataType::Date32)?,
+            column(b, "30_day", &DataType::Int64)?,
+            column(b, "30_day_date", &DataType::Date32)?,
+            column(b, "mco", &DataType::Utf8)?,
+            column(b, "hhp", &DataType::Utf8)?,
+        ) else {
+            return Err(Error::Usage(
+                "a follow-up measure's detail lacks its 30_day columns".into(),
+            ));
+        };
+        let inden = inden.as_boolean();
+        let anchor = anchor.as_primitive::<Date32Type>();
+        let hit = hit.as_primitive::<Int64Type>();
+        let date = date.as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            if inden.is_null(i) || !inden.value(i) {
+                continue;
+            }
+            if !in_scope(scope, text_at(&mco, i), text_at(&hhp, i)) {
+                continue;
+            }
+            c.denominator += 1;
+            if hit.is_null(i) || hit.value(i) == 0 || date.is_null(i) || anchor.is_null(i) {
+                continue;
+            }
+            let days = i64::from(date.value(i) - anchor.value(i)).clamp(0, 30) as usize;
+            for n in &mut c.by_day[days..] {
+                *n += 1;
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// A partner's follow-ups still open at the cut-off: units anchored in the 30 days before it, not
+/// excluded, with no 30-day follow-up yet. The measure runs over months reaching 30 days past the
+/// cut-off so that these recent discharges are candidates; enrolment after the cut-off cannot be
+/// known yet, so a unit set aside only for that still counts as open.
+async fn open_gaps(
+    engine: &Engine,
+    m: &Measure,
+    scope: &Scope,
+    cutoff: NaiveDate,
+) -> Result<Vec<Gap>> {
+    let from = cutoff - Days::new(30);
+    let start = from.with_day(1).expect("day 1") - Months::new(1);
+    let until = cutoff + Days::new(31);
+    let end = until.with_day(1).expect("day 1") + Months::new(1) - Days::new(1);
+    let period = Period::new(start, end)?;
+    let compiled = compile::compile(m, engine.catalog(), &period)?;
+    let run = engine.run(&compiled).await?;
+    let mut gaps = Vec::new();
+    for b in &run.detail {
+        let get = |n: &str, t: &DataType| column(b, n, t);
+        let (
+            Some(anchor),
+            Some(member),
+            Some(unit),
+            Some(hit),
+            Some(mco),
+            Some(hhp),
+            Some(excl),
+            Some(inel),
+        ) = (
+            get("anchor_date", &DataType::Date32)?,
+            get("member_id", &DataType::Utf8)?,
+            get("unit_id", &DataType::Utf8)?,
+            get("30_day", &DataType::Int64)?,
+            get("mco", &DataType::Utf8)?,
+            get("hhp", &DataType::Utf8)?,
+            get("exclusion", &DataType::Utf8)?,
+            get("ineligible", &DataType::Utf8)?,
+        )
+        else {
+            return Err(Error::Usage(
+                "a follow-up measure's detail lacks the worklist's columns".into(),
+            ));
+        };
+        let anchor = anchor.as_primitive::<Date32Type>();
+        let hit = hit.as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            if anchor.is_null(i) || !in_scope(scope, text_at(&mco, i), text_at(&hhp, i)) {
+                continue;
+            }
+            let a = NaiveDate::from_num_days_from_ce_opt(anchor.value(i) + 719_163)
+                .expect("date in range");
+            let done = !hit.is_null(i) && hit.value(i) > 0;
+            let open_reason = match text_at(&inel, i) {
+                None => true,
+                Some(why) => why.contains("enrol"),
+            };
+            if a < from || a > cutoff || done || text_at(&excl, i).is_some() || !open_reason {
+                continue;
+            }
+            gaps.push(Gap {
+                measure: m.id.clone(),
+                member_id: text_at(&member, i).unwrap_or("").to_string(),
+                event_id: text_at(&unit, i).unwrap_or("").to_string(),
+                anchor_date: a,
+                due_7: a + Days::new(7),
+                due_30: a + Days::new(30),
+            });
+        }
+    }
+    Ok(gaps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarters() {
+        let q = Quarter::parse("2025Q4").unwrap();
+        assert_eq!(q.to_string(), "2025Q4");
+        assert_eq!(q.year_ending().to_string(), "2025-01-01..2025-12-31");
+        assert_eq!(
+            Quarter::parse("2025q1").unwrap().year_ending().to_string(),
+            "2024-04-01..2025-03-31"
+        );
+        assert_eq!(
+            q.last_eight()
+                .iter()
+                .map(|q| q.to_string())
+                .collect::<Vec<_>>(),
+            [
+                "2024Q1", "2024Q2", "2024Q3", "2024Q4", "2025Q1", "2025Q2", "2025Q3", "2025Q4"
+            ]
+        );
+        assert!(Quarter::parse("2025Q5").is_err() && Quarter::parse("2025").is_err());
+        // Data through 2026-03-31: 2025Q4 has its 90 days of run-out, 2026Q1 not yet.
+        let cutoff = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+        assert_eq!(Quarter::latest_final(cutoff).to_string(), "2025Q4");
+        let cutoff = NaiveDate::from_ymd_opt(2026, 3, 30).unwrap();
+        assert_eq!(Quarter::latest_final(cutoff).to_string(), "2025Q3");
+    }
+}

@@ -1,0 +1,249 @@
+//! Reports: what people read. The terminal tables of `hhq run`, `hhq explain` and `hhq test`, and
+//! the published reports of `hhq report state|mco|hhp`:
+//!
+//! ```text
+//! results (many periods, scoped) ─ build ─▶ doc::Document ─┬─ html  ─▶ report.html (inline SVG)
+//!        suppress · stats · chart ─────────┘              ├─ pdf   ─▶ report.pdf (typst)
+//!                                                         └─ tables ─▶ tables/*.csv|parquet
+//! ```
+//!
+//! A [`doc::Document`] is the report's content, already suppressed: renderers only lay it out,
+//! so the HTML, the PDF and the tables cannot disagree.
+
+pub mod doc;
+pub mod pdf;
+pub mod stats;
+mod terminal;
+
+pub use terminal::{deck_table, display_rate, explain_text, table};
+pub mod build;
+pub mod gather;
+pub mod html;
+pub mod tables;
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::{Definitions, Engine};
+use crate::error::{Error, Result};
+use crate::output::write_atomic;
+pub use gather::{Audience, Quarter};
+
+/// What `hhq report` is asked for.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    pub data: PathBuf,
+    pub measures: PathBuf,
+    pub queries: PathBuf,
+    pub risk_weights: Option<PathBuf>,
+    /// Measure ids to report; empty reports all.
+    pub only: Vec<String>,
+    pub audience: Audience,
+    /// `None`: the latest quarter with CMS's 90 days of run-out.
+    pub quarter: Option<Quarter>,
+    pub out: PathBuf,
+    /// Lay out the PDF too.
+    pub pdf: bool,
+}
+
+/// What a report run wrote, without member-level data.
+#[derive(Debug, Clone)]
+pub struct ReportSummary {
+    pub quarter: Quarter,
+    pub files: Vec<PathBuf>,
+    pub measures: usize,
+    pub figures: usize,
+    pub tables: usize,
+    /// Open gaps in a partner's worklist.
+    pub open_gaps: usize,
+    /// Suppressed cells across the report's tables.
+    pub suppressed_cells: usize,
+}
+
+/// Compute, lay out and write a report into `opts.out`: `report.html`, `report.pdf`,
+/// `tables/*.csv|parquet`, `charts/*.svg|png` and `manifest.json`. Everything is rendered in
+/// memory first, and each file is replaced atomically, so a failure leaves the previous report.
+pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
+    let defs = Definitions::load(&opts.measures, &opts.queries)?;
+    let inputs = crate::engine::Inputs {
+        risk_weights: opts.risk_weights.clone(),
+    };
+    let engine = Engine::open_with(&opts.data, &defs, &inputs).await?;
+    let cutoff = engine.data_cutoff().await?.ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: no dated claims or contacts to report on",
+            opts.data.display()
+        ))
+    })?;
+    let quarter = opts
+        .quarter
+        .unwrap_or_else(|| Quarter::latest_final(cutoff));
+    if quarter.last_day() > cutoff {
+        return Err(Error::Usage(format!(
+            "quarter {quarter} ends after the data does ({cutoff})"
+        )));
+    }
+    if let Some(missing) = opts
+        .only
+        .iter()
+        .find(|id| !defs.measures.iter().any(|m| &m.id == *id))
+    {
+        return Err(Error::Usage(format!(
+            "no measure `{missing}` in {}",
+            opts.measures.display()
+        )));
+    }
+    check_audience(&engine, &opts.audience).await?;
+    let measures: Vec<_> = defs
+        .measures
+        .iter()
+        .filter(|m| opts.only.is_empty() || opts.only.contains(&m.id))
+        .cloned()
+        .collect();
+
+    let bar = indicatif::ProgressBar::new(measures.len() as u64 + 2);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {bar:30} {pos}/{len} {msg}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar.set_message("building blocks");
+    let used: std::collections::BTreeSet<&str> = measures.iter().flat_map(|m| m.blocks()).collect();
+    engine.materialize(&used).await?;
+    bar.inc(1);
+    let gathered = gather::gather(
+        &engine,
+        measures.clone(),
+        opts.audience.clone(),
+        quarter,
+        cutoff,
+        &bar,
+    )
+    .await?;
+
+    bar.set_message("laying out");
+    let manifest_inputs = |outputs: Vec<PathBuf>| crate::manifest::Inputs {
+        command: match opts.audience {
+            Audience::State => "report state",
+            Audience::Mco(_) => "report mco",
+            Audience::Hhp(_) => "report hhp",
+        },
+        period: gathered.current,
+        data_cutoff: Some(cutoff),
+        options: vec![
+            ("data", serde_json::json!(opts.data.display().to_string())),
+            (
+                "measures",
+                serde_json::json!(opts.measures.display().to_string()),
+            ),
+            (
+                "queries",
+                serde_json::json!(opts.queries.display().to_string()),
+            ),
+            ("audience", serde_json::json!(opts.audience.id())),
+            ("quarter", serde_json::json!(quarter.to_string())),
+            ("only", serde_json::json!(opts.only)),
+        ],
+        measures: measures
+            .iter()
+            .map(|m| (m.id.clone(), m.version.clone(), m.path.clone()))
+            .collect(),
+        blocks: defs
+            .blocks
+            .iter()
+            .map(|b| (b.name.clone(), b.path.clone()))
+            .collect(),
+        value_set_files: crate::measure::valueset::files_in(&opts.measures.join("valuesets"))
+            .unwrap_or_default(),
+        extracts: &gathered.extracts,
+        risk_weights: opts.risk_weights.clone(),
+        outputs,
+    };
+    let inputs_manifest = crate::manifest::render(&manifest_inputs(Vec::new()))?;
+    let doc = build::document(&gathered, &inputs_manifest)?;
+
+    // Everything in memory before the first write.
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    files.push((
+        opts.out.join("report.html"),
+        html::render(&doc)?.into_bytes(),
+    ));
+    if opts.pdf {
+        files.push((opts.out.join("report.pdf"), pdf::render(&doc)?));
+    }
+    let tables = doc.tables();
+    let mut suppressed_cells = 0;
+    for t in &tables {
+        suppressed_cells += t
+            .rows
+            .iter()
+            .flatten()
+            .filter(|c| matches!(c, doc::Cell::Suppressed { .. }))
+            .count();
+        let stem = opts.out.join("tables").join(&t.id);
+        files.push((stem.with_extension("csv"), tables::to_csv(t)?));
+        files.push((stem.with_extension("parquet"), tables::to_parquet(t)?));
+    }
+    let figures = doc.figures();
+    for f in &figures {
+        let stem = opts.out.join("charts").join(&f.id);
+        files.push((stem.with_extension("svg"), f.svg.clone().into_bytes()));
+        files.push((stem.with_extension("png"), f.png.clone()));
+    }
+    let mut written = Vec::new();
+    for (path, bytes) in &files {
+        write_atomic(path, bytes)?;
+        written.push(path.clone());
+    }
+    // The manifest last: it hashes what was written.
+    let manifest = crate::manifest::render(&manifest_inputs(written.clone()))?;
+    let manifest_path = opts.out.join("manifest.json");
+    write_atomic(&manifest_path, manifest.as_bytes())?;
+    written.push(manifest_path);
+    bar.finish_and_clear();
+    Ok(ReportSummary {
+        quarter,
+        files: written,
+        measures: measures.len(),
+        figures: figures.len(),
+        tables: tables.len(),
+        open_gaps: gathered.worklist.len(),
+        suppressed_cells,
+    })
+}
+
+/// An MCO or partner the data has never heard of is a typo, not an empty report.
+async fn check_audience(engine: &Engine, audience: &Audience) -> Result<()> {
+    let (column, id) = match audience {
+        Audience::State => return Ok(()),
+        Audience::Mco(id) => ("mco_id", id),
+        Audience::Hhp(id) => ("hhp_id", id),
+    };
+    let sql = format!(
+        "SELECT DISTINCT {column} AS id FROM enrollment WHERE {column} IS NOT NULL ORDER BY 1"
+    );
+    let batches = engine.context().sql(&sql).await?.collect().await?;
+    let (_, rows) = crate::results::text_rows(&batches)?;
+    let known: Vec<String> = rows.into_iter().filter_map(|r| r[0].clone()).collect();
+    if known.iter().any(|k| k == id) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "no {} `{id}` in the enrollment extract; known: {}",
+        if column == "mco_id" { "MCO" } else { "partner" },
+        known.join(", ")
+    )))
+}
+
+/// The default output directory of a report: `out/report-<kind>[-<id>]-<quarter>`.
+pub fn default_out(audience: &Audience, quarter: Option<Quarter>) -> PathBuf {
+    let mut name = format!("report-{}", audience.kind());
+    if let Some(id) = audience.id() {
+        name.push('-');
+        name.push_str(id);
+    }
+    if let Some(q) = quarter {
+        name.push('-');
+        name.push_str(&q.to_string());
+    }
+    Path::new("out").join(name)
+}

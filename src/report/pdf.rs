@@ -1,0 +1,554 @@
+//! The PDF report: a [`Document`] laid out by typst, used as a library. Typst does what a PDF
+//! writer would otherwise have to: line and page breaking, tables that break across pages with
+//! their header repeated, page numbers ("page N of M"), and fonts embedded (only DejaVu Sans,
+//! compiled in; no system font is ever looked up). Data never becomes markup: every text reaches
+//! typst as a string literal ([`lit`]), and the same document gives the same bytes.
+
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use sha2::{Digest, Sha256};
+use typst::diag::{FileError, FileResult, SourceDiagnostic};
+use typst::foundations::{Bytes, Datetime, Duration, Smart};
+use typst::syntax::{FileId, RootedPath, Source, VirtualPath, VirtualRoot};
+use typst::text::{Font, FontBook};
+use typst::utils::LazyHash;
+use typst::{Library, LibraryExt, World, WorldExt};
+
+use crate::error::{Error, Result};
+use crate::report::doc::{Block, Document, Figure, Table};
+
+static REGULAR: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static BOLD: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
+
+/// The standard library, built once.
+static LIBRARY: LazyLock<LazyHash<Library>> = LazyLock::new(|| LazyHash::new(Library::default()));
+
+/// The embedded fonts and their book: all the fonts typst can see.
+static FONTS: LazyLock<(Vec<Font>, LazyHash<FontBook>)> = LazyLock::new(|| {
+    let fonts: Vec<Font> = [REGULAR, BOLD]
+        .into_iter()
+        .flat_map(|data| Font::iter(Bytes::new(data)))
+        .collect();
+    let book = FontBook::from_fonts(&fonts);
+    (fonts, LazyHash::new(book))
+});
+
+/// Page setup, text styles and the functions the generated body calls. Data never appears here.
+const PREAMBLE: &str = r##"
+#set page(paper: "us-letter", margin: 2cm, footer: context {
+  let n = counter(page).get().first()
+  if n > 1 {
+    set text(size: 8pt, fill: luma(90))
+    grid(columns: (1fr, auto), column-gutter: 1em, hhq-short,
+      "page " + str(n) + " of " + str(counter(page).final().first()))
+  }
+})
+#set text(font: "DejaVu Sans", size: 10pt, lang: "en")
+#set par(justify: false, leading: 0.6em, spacing: 0.9em)
+#set list(indent: 0.6em, spacing: 0.5em)
+#show heading.where(level: 1): set text(size: 16pt)
+#show heading.where(level: 1): set block(above: 0pt, below: 1.1em)
+#show heading.where(level: 2): set text(size: 12pt)
+#show heading.where(level: 2): set block(above: 1.5em, below: 0.7em)
+#show raw: set text(font: "DejaVu Sans", size: 7pt)
+
+#let hhq-facts(items) = table(
+  columns: (auto, 1fr),
+  stroke: (x, y) => (bottom: 0.4pt + luma(205)),
+  inset: (x: 5pt, y: 4pt),
+  ..items.map(((k, v)) => (text(weight: "bold", k), v)).flatten(),
+)
+
+#let hhq-cover(title, subtitle, facts) = {
+  v(15%)
+  block(below: 0.8em, text(size: 24pt, weight: "bold", title))
+  if subtitle != "" { block(text(size: 14pt, fill: luma(70), subtitle)) }
+  v(1.5cm)
+  if facts.len() > 0 { hhq-facts(facts) }
+}
+
+#let hhq-table(title, note, headers, numeric, rows) = block(width: 100%, above: 1.2em, below: 1.2em, {
+  let n = headers.len()
+  if title != "" { block(sticky: true, below: 0.5em, text(size: 9pt, weight: "bold", title)) }
+  if n > 0 {
+    set text(size: if n > 8 { 7pt } else { 8pt })
+    set par(leading: 0.45em)
+    table(
+      columns: (auto,) * n,
+      align: (x, y) => (if numeric.at(x) { right } else { left }) + (if y == 0 { bottom } else { top }),
+      stroke: (x, y) => if y == 0 { (bottom: 0.7pt + luma(60)) } else { (bottom: 0.3pt + luma(215)) },
+      fill: (x, y) => if y == 0 { luma(232) } else if calc.even(y) { luma(246) },
+      inset: (x: 4pt, y: 3pt),
+      table.header(..headers.map(h => text(weight: "bold", h))),
+      ..rows.flatten(),
+    )
+  }
+  if note != none { block(above: 0.45em, text(size: 7.5pt, fill: luma(70), note)) }
+})
+
+#let hhq-figure(path, title, caption) = block(width: 100%, breakable: false, above: 1.2em, below: 1.2em, {
+  if title != "" { block(below: 0.5em, text(size: 9pt, weight: "bold", title)) }
+  layout(size => {
+    let img = image(path, format: "svg", width: size.width, alt: title)
+    if measure(img).height > 13cm {
+      align(center, image(path, format: "svg", height: 13cm, alt: title))
+    } else { img }
+  })
+  if caption != "" { block(above: 0.5em, text(size: 8pt, fill: luma(60), caption)) }
+})
+
+#let hhq-code(body) = block(width: 100%, fill: luma(246), inset: 6pt, radius: 2pt, breakable: true,
+  raw(body, block: true))
+"##;
+
+/// The PDF of a report: a cover page (title, subtitle, facts), then each section on a new page.
+pub fn render(doc: &Document) -> Result<Vec<u8>> {
+    render_counted(doc).map(|(pdf, _)| pdf)
+}
+
+/// The PDF and its number of pages.
+fn render_counted(doc: &Document) -> Result<(Vec<u8>, usize)> {
+    let world = ReportWorld::new(doc);
+    // The document type is typst-layout's `PagedDocument`, named by `typst_pdf::pdf` below.
+    let compiled = typst::compile(&world)
+        .output
+        .map_err(|errors| world.error(&errors))?;
+    let options = typst_pdf::PdfOptions {
+        ident: Smart::Custom(world.ident()),
+        creator: Smart::Custom(Some(format!("hhq {}", env!("CARGO_PKG_VERSION")))),
+        timestamp: None,
+        ..Default::default()
+    };
+    let pdf = typst_pdf::pdf(&compiled, &options).map_err(|errors| world.error(&errors))?;
+    let pages = compiled.pages().len();
+    // Memoised layouts of earlier reports are of no use to later ones.
+    typst::comemo::evict(10);
+    Ok((pdf, pages))
+}
+
+/// What typst sees: the generated main source, the figures as SVG files, the embedded fonts.
+struct ReportWorld {
+    main: Source,
+    figures: Vec<(FileId, Bytes)>,
+}
+
+impl ReportWorld {
+    fn new(doc: &Document) -> ReportWorld {
+        let mut figures = Vec::new();
+        let text = source(doc, &mut |svg: &str| {
+            let path = format!("/figures/{}.svg", figures.len() + 1);
+            figures.push((file_id(&path), Bytes::from_string(svg.to_string())));
+            path
+        });
+        ReportWorld {
+            main: Source::new(file_id("/report.typ"), text),
+            figures,
+        }
+    }
+
+    /// A stable PDF identifier: the hash of everything the PDF is made from.
+    fn ident(&self) -> String {
+        let mut hash = Sha256::new();
+        hash.update(self.main.text().as_bytes());
+        for (_, svg) in &self.figures {
+            hash.update(svg.as_slice());
+        }
+        format!("hhq-{:x}", hash.finalize())
+    }
+
+    /// Typst's errors as one of ours, with the generated source they point at.
+    fn error(&self, diagnostics: &[SourceDiagnostic]) -> Error {
+        let messages: Vec<String> = diagnostics
+            .iter()
+            .map(|d| {
+                let at = (d.span.id() == Some(self.main.id()))
+                    .then(|| self.range(d.span))
+                    .flatten()
+                    .and_then(|r| self.main.text().get(r))
+                    .map(|s| format!(" (at `{}`)", s.chars().take(80).collect::<String>()))
+                    .unwrap_or_default();
+                format!("{}{at}", d.message)
+            })
+            .collect();
+        Error::Report(format!("PDF layout: {}", messages.join("; ")))
+    }
+}
+
+fn file_id(path: &str) -> FileId {
+    let vpath = VirtualPath::new(path).expect("a valid virtual path");
+    FileId::new(RootedPath::new(VirtualRoot::Project, vpath))
+}
+
+impl World for ReportWorld {
+    fn library(&self) -> &LazyHash<Library> {
+        &LIBRARY
+    }
+
+    fn book(&self) -> &LazyHash<FontBook> {
+        &FONTS.1
+    }
+
+    fn main(&self) -> FileId {
+        self.main.id()
+    }
+
+    fn source(&self, id: FileId) -> FileResult<Source> {
+        if id == self.main.id() {
+            Ok(self.main.clone())
+        } else {
+            Err(FileError::NotSource)
+        }
+    }
+
+    fn file(&self, id: FileId) -> FileResult<Bytes> {
+        if id == self.main.id() {
+            return Ok(Bytes::from_string(self.main.clone()));
+        }
+        self.figures
+            .iter()
+            .find(|(f, _)| *f == id)
+            .map(|(_, bytes)| bytes.clone())
+            .ok_or_else(|| FileError::NotFound(id.vpath().get_without_slash().into()))
+    }
+
+    fn font(&self, index: usize) -> Option<Font> {
+        FONTS.0.get(index).cloned()
+    }
+
+    fn today(&self, _offset: Option<Duration>) -> Option<Datetime> {
+        None
+    }
+}
+
+/// The typst source of a document; `figure` stores an SVG and returns the path to load it from.
+fn source(doc: &Document, figure: &mut dyn FnMut(&str) -> String) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "#let hhq-short = {}", lit(&short(&doc.title)));
+    let _ = writeln!(out, "#set document(title: {}, date: none)", lit(&doc.title));
+    out.push_str(PREAMBLE);
+    let facts = array(doc.cover.iter().map(|(k, v)| pair(k, v)));
+    let _ = writeln!(
+        out,
+        "\n#hhq-cover({}, {}, {facts})",
+        lit(&doc.title),
+        lit(&doc.subtitle)
+    );
+    for section in &doc.sections {
+        out.push_str("\n#pagebreak(weak: true)\n");
+        let _ = writeln!(out, "#heading(level: 1, {})\n", lit(&section.title));
+        for block in &section.blocks {
+            block_source(&mut out, block, figure);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn block_source(out: &mut String, block: &Block, figure: &mut dyn FnMut(&str) -> String) {
+    let _ = match block {
+        Block::Heading { text } => writeln!(out, "#heading(level: 2, {})", lit(text)),
+        Block::Paragraph { text } => writeln!(out, "#par({})", lit(text)),
+        Block::List { items } => {
+            let items: Vec<String> = items.iter().map(|i| lit(i)).collect();
+            writeln!(out, "#list({})", items.join(", "))
+        }
+        Block::Facts { items } => {
+            let items = array(items.iter().map(|(k, v)| pair(k, v)));
+            writeln!(out, "#block(above: 1em, below: 1em, hhq-facts({items}))")
+        }
+        Block::Table(table) => writeln!(out, "{}", table_source(table)),
+        Block::Figure(f) => writeln!(out, "{}", figure_source(f, figure)),
+        Block::Code { text } => writeln!(out, "#hhq-code({})", lit(&breakable(text))),
+    };
+}
+
+fn table_source(table: &Table) -> String {
+    // Every row as wide as the widest: a short row must not pull later cells into it.
+    let width = table
+        .rows
+        .iter()
+        .map(Vec::len)
+        .chain([table.columns.len()])
+        .max()
+        .unwrap_or(0);
+    let column = |i: usize| table.columns.get(i);
+    let headers = array((0..width).map(|i| lit(column(i).map_or("", |c| &c.label))));
+    let numeric = array((0..width).map(|i| column(i).is_some_and(|c| c.numeric).to_string()));
+    let rows = array(
+        table
+            .rows
+            .iter()
+            .map(|row| array((0..width).map(|i| lit(row.get(i).map_or("", |c| c.display()))))),
+    );
+    let note = table.note.as_deref().map_or("none".to_string(), lit);
+    format!(
+        "#hhq-table({}, {note}, {headers}, {numeric}, {rows})",
+        lit(&table.title)
+    )
+}
+
+fn figure_source(f: &Figure, figure: &mut dyn FnMut(&str) -> String) -> String {
+    let path = figure(&f.svg);
+    format!(
+        "#hhq-figure({}, {}, {})",
+        lit(&path),
+        lit(&f.title),
+        lit(&f.caption)
+    )
+}
+
+/// A typst string literal of `s`: its text, never markup or code.
+fn lit(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `s` with a zero-width space after every [`RUN`] characters of a longer run without spaces: a
+/// long token (a path, a base64 string) wraps instead of running off the page. Hashes (64
+/// characters) are untouched.
+fn breakable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut run = 0;
+    for c in s.chars() {
+        if c.is_whitespace() {
+            run = 0;
+        } else {
+            if run == RUN {
+                out.push('\u{200b}');
+                run = 0;
+            }
+            run += 1;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The longest run of code text without a break opportunity (at 7 pt, 80 of the widest common
+/// characters fit the text width).
+const RUN: usize = 80;
+
+/// A typst array of already-written values (a trailing comma, so one item is still an array).
+fn array(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    if items.is_empty() {
+        "()".to_string()
+    } else {
+        format!("({},)", items.join(", "))
+    }
+}
+
+fn pair(k: &str, v: &str) -> String {
+    format!("({}, {})", lit(k), lit(v))
+}
+
+/// The title as the footer shows it: at most 70 characters.
+fn short(title: &str) -> String {
+    if title.chars().count() <= 70 {
+        title.to_string()
+    } else {
+        let cut: String = title.chars().take(69).collect();
+        format!("{}…", cut.trim_end())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::doc::{Cell, Column, Section};
+
+    const SVG: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="50"><rect x="5" y="5" width="90" height="40" fill="steelblue"/></svg>"#;
+
+    fn table(rows: usize) -> Table {
+        Table {
+            id: "rates".into(),
+            title: "Rates by age band".into(),
+            columns: vec![
+                Column::text("band", "Age band"),
+                Column::number("denominator", "Denominator"),
+                Column::number("numerator", "Numerator"),
+                Column::number("rate", "Rate (%)"),
+            ],
+            rows: (0..rows)
+                .map(|i| {
+                    let n = (i * 37 % 500) as f64 + 20.0;
+                    let mut row = vec![
+                        Cell::text(format!("Band {i}")),
+                        Cell::count(n * 10.0),
+                        Cell::count(n),
+                        Cell::decimal(10.0, 1),
+                    ];
+                    if i == 1 {
+                        row[2] = Cell::suppressed("count 1-10");
+                        row[3] = Cell::suppressed("complementary");
+                    }
+                    row
+                })
+                .collect(),
+            note: Some("DS: data suppressed (fewer than 11 members).".into()),
+        }
+    }
+
+    fn sample() -> Document {
+        Document {
+            kind: "state".into(),
+            title: "Health Home Core Set — Kansas".into(),
+            subtitle: "Measurement year 2025".into(),
+            cover: vec![
+                ("Period".into(), "2025-01-01 to 2025-12-31".into()),
+                ("Data cut-off".into(), "2026-03-31".into()),
+                ("Tool".into(), "hhq 0.1.0".into()),
+            ],
+            sections: vec![
+                Section {
+                    id: "at-a-glance".into(),
+                    title: "At a glance".into(),
+                    blocks: vec![
+                        Block::Paragraph {
+                            text: "Every measure of the period, by age band.".into(),
+                        },
+                        Block::List {
+                            items: vec!["FUH-HH: follow-up".into(), "PCR-HH: readmissions".into()],
+                        },
+                        Block::Table(table(6)),
+                        Block::Figure(Figure {
+                            id: "fuh-trend".into(),
+                            title: "FUH-HH over time".into(),
+                            caption: "7-day rate by quarter.".into(),
+                            svg: SVG.into(),
+                            png: Vec::new(),
+                            data: Table::default(),
+                        }),
+                    ],
+                },
+                Section {
+                    id: "manifest".into(),
+                    title: "How this report was made".into(),
+                    blocks: vec![
+                        Block::Heading {
+                            text: "Options".into(),
+                        },
+                        Block::Facts {
+                            items: vec![("Period".into(), "2025".into())],
+                        },
+                        Block::Code {
+                            text: "{\n  \"tool\": \"hhq 0.1.0\",\n  \"sha256\": \"ab12\"\n}".into(),
+                        },
+                    ],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_report_renders_to_the_same_pdf_every_time() {
+        let doc = sample();
+        let (first, pages) = render_counted(&doc).unwrap();
+        assert!(first.starts_with(b"%PDF-"));
+        assert_eq!(pages, 3, "cover and one page per section");
+        assert_eq!(render(&doc).unwrap(), first);
+    }
+
+    #[test]
+    fn text_from_data_is_never_markup() {
+        let hostile = r#"#import "x": * $x$ *bold* _em_ ] [ \ " @ref <label> // comment /* c */ `raw` = h ~ 'q' {#}"#;
+        let mut doc = sample();
+        doc.title = hostile.into();
+        doc.subtitle = format!("{hostile}\nsecond line\r\t\u{7}");
+        doc.cover.push((hostile.into(), hostile.into()));
+        let section = &mut doc.sections[0];
+        section.title = hostile.into();
+        section.blocks.push(Block::Heading {
+            text: hostile.into(),
+        });
+        section.blocks.push(Block::Paragraph {
+            text: hostile.into(),
+        });
+        section.blocks.push(Block::List {
+            items: vec![hostile.into(), "\\".into(), "\"".into()],
+        });
+        let mut t = table(3);
+        t.title = hostile.into();
+        t.note = Some(hostile.into());
+        t.columns[0].label = hostile.into();
+        t.rows[0][0] = Cell::text(hostile);
+        section.blocks.push(Block::Table(t));
+        section.blocks.push(Block::Code {
+            text: hostile.into(),
+        });
+        let pdf = render(&doc).unwrap();
+        assert!(pdf.starts_with(b"%PDF-"));
+    }
+
+    #[test]
+    fn a_long_table_breaks_across_pages() {
+        let mut doc = sample();
+        doc.sections.truncate(1);
+        doc.sections[0].blocks = vec![Block::Table(table(200))];
+        let (pdf, pages) = render_counted(&doc).unwrap();
+        assert!(pdf.starts_with(b"%PDF-"));
+        assert!(pages > 3, "200 rows over several pages, got {pages}");
+    }
+
+    #[test]
+    fn wide_and_ragged_tables_render() {
+        let mut wide = Table {
+            title: "Twelve columns".into(),
+            columns: (0..12)
+                .map(|i| Column::number(&format!("c{i}"), &format!("Column number {i}")))
+                .collect(),
+            ..Table::default()
+        };
+        wide.rows = (0..5)
+            .map(|r| {
+                (0..12)
+                    .map(|c| Cell::count((r * 1000 + c) as f64))
+                    .collect()
+            })
+            .collect();
+        wide.rows[2].truncate(3);
+        wide.rows[3].push(Cell::text("extra"));
+        let empty = Table {
+            title: "No columns".into(),
+            ..Table::default()
+        };
+        let mut doc = sample();
+        doc.sections[0].blocks = vec![Block::Table(wide), Block::Table(empty)];
+        assert!(render(&doc).unwrap().starts_with(b"%PDF-"));
+    }
+
+    #[test]
+    fn literals_escape_what_typst_would_read() {
+        assert_eq!(lit(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(lit("x\ny"), r#""x\ny""#);
+        assert_eq!(lit("\u{1}"), r#""\u{1}""#);
+        assert_eq!(array(std::iter::once("1".to_string())), "(1,)");
+        assert_eq!(array(std::iter::empty()), "()");
+        let long = "x".repeat(2 * RUN + 1);
+        assert_eq!(breakable(&long).matches('\u{200b}').count(), 2);
+        assert_eq!(breakable(&"a".repeat(64)), "a".repeat(64));
+    }
+
+    #[test]
+    fn no_system_fonts() {
+        let book = &FONTS.1;
+        let families: Vec<_> = book.families().map(|(name, _)| name.to_string()).collect();
+        assert_eq!(families, vec!["DejaVu Sans".to_string()]);
+    }
+}

@@ -1,0 +1,293 @@
+//! `hhq report`: what is published is suppressed in every output and agrees across them; the
+//! report is reproducible byte for byte; the manifest hashes what was written; a partner's
+//! scorecard holds only its own members.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn hhq(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hhq"))
+        .args(args)
+        .current_dir(common::root())
+        .output()
+        .expect("run hhq")
+}
+
+fn report(args: &[&str], out: &Path) {
+    let mut all = vec!["report"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    let o = hhq(&all);
+    assert!(
+        o.status.success(),
+        "hhq {all:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Every file under `dir`, relative path → bytes.
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn read_csv(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_reader(bytes);
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|x| x.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+fn number(s: &str) -> Option<f64> {
+    s.replace(',', "").parse().ok()
+}
+
+/// The published tables obey CMS's rule: no count from 1 to 10, no rate over fewer than 30.
+fn assert_suppressed(tables: &BTreeMap<PathBuf, Vec<u8>>) -> usize {
+    let mut ds = 0;
+    for (path, bytes) in tables {
+        if path.extension().is_none_or(|e| e != "csv") || path.ends_with("data_quality.csv") {
+            continue;
+        }
+        let (header, rows) = read_csv(bytes);
+        let col = |n: &str| header.iter().position(|h| h == n);
+        for row in &rows {
+            ds += row.iter().filter(|c| *c == "DS").count();
+            for name in ["numerator", "denominator"] {
+                if let Some(i) = col(name)
+                    && let Some(v) = number(&row[i])
+                {
+                    assert!(
+                        !(v > 0.0 && v <= 10.0),
+                        "{}: a {name} of {v} is published: {row:?}",
+                        path.display()
+                    );
+                }
+            }
+            if let (Some(d), Some(r)) = (col("denominator"), col("rate"))
+                && let Some(den) = number(&row[d])
+                && number(&row[r]).is_some()
+            {
+                let unit = col("unit").map(|u| row[u].as_str()).unwrap_or("");
+                // Ratios' denominators are expected counts, not people.
+                if unit != "ratio" && unit != "days" {
+                    assert!(
+                        den >= 30.0,
+                        "{}: a rate over {den} is published: {row:?}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    ds
+}
+
+/// The cells of the HTML table with this id, row by row.
+fn html_table(html: &str, id: &str) -> Option<Vec<Vec<String>>> {
+    let start = html.find(&format!("<table id=\"{id}\">"))?;
+    let end = start + html[start..].find("</table>")?;
+    let body = &html[start..end];
+    let body = &body[body.find("<tbody>")?..];
+    let cell = regex::Regex::new(r"<td[^>]*>(.*?)</td>").unwrap();
+    Some(
+        body.split("<tr>")
+            .skip(1)
+            .map(|tr| {
+                cell.captures_iter(tr)
+                    .map(|c| {
+                        c[1].replace("&amp;", "&")
+                            .replace("&lt;", "<")
+                            .replace("&gt;", ">")
+                            .replace("&quot;", "\"")
+                            .replace("&#x27;", "'")
+                            .replace("&#x2f;", "/")
+                    })
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn state_report_is_suppressed_consistent_and_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("state");
+    report(&["state", "--no-pdf"], &out);
+    let first = files(&out);
+    for f in ["report.html", "manifest.json", "tables/at_a_glance.csv"] {
+        assert!(first.contains_key(Path::new(f)), "no {f}");
+    }
+    // Every table and chart has its CSV, Parquet, SVG and PNG.
+    let charts: Vec<&PathBuf> = first
+        .keys()
+        .filter(|p| p.starts_with("charts") && p.extension().is_some_and(|e| e == "svg"))
+        .collect();
+    assert!(charts.len() >= 11 * 2, "only {} charts", charts.len());
+    for svg in &charts {
+        let stem = svg.file_stem().unwrap().to_str().unwrap();
+        for f in [
+            format!("charts/{stem}.png"),
+            format!("tables/{stem}.csv"),
+            format!("tables/{stem}.parquet"),
+        ] {
+            assert!(first.contains_key(Path::new(&f)), "chart {stem} has no {f}");
+        }
+        let text = std::str::from_utf8(&first[*svg]).unwrap();
+        assert!(!text.contains("<text"), "{stem}.svg has live text");
+    }
+
+    let ds = assert_suppressed(&first);
+    assert!(ds > 0, "300 members must leave some cells suppressed");
+
+    // The HTML shows exactly the tables' cells, DS included.
+    let html = std::str::from_utf8(&first[Path::new("report.html")]).unwrap();
+    let mut compared = 0;
+    for (path, bytes) in &first {
+        if !path.starts_with("tables") || path.extension().is_none_or(|e| e != "csv") {
+            continue;
+        }
+        let id = path.file_stem().unwrap().to_str().unwrap();
+        if let Some(cells) = html_table(html, id) {
+            let (_, rows) = read_csv(bytes);
+            assert_eq!(cells, rows, "table {id}: the HTML and the CSV differ");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 11, "only {compared} tables are in the HTML");
+
+    // Every output the manifest lists has the hash of the bytes written.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&first[Path::new("manifest.json")]).unwrap();
+    let outputs = manifest["outputs"].as_array().unwrap();
+    assert_eq!(
+        outputs.len(),
+        first.len() - 1,
+        "every file but the manifest is listed"
+    );
+    for o in outputs {
+        let file = PathBuf::from(o["file"].as_str().unwrap());
+        let rel = file.strip_prefix(&out).unwrap();
+        assert_eq!(
+            o["sha256"].as_str().unwrap(),
+            hhq::manifest::sha256(&first[rel]),
+            "{}",
+            rel.display()
+        );
+    }
+    assert_eq!(manifest["command"], "report state");
+
+    // Same inputs, same bytes.
+    report(&["state", "--no-pdf"], &out);
+    let second = files(&out);
+    assert_eq!(first.len(), second.len());
+    for (p, bytes) in &first {
+        assert!(
+            second[p] == *bytes,
+            "{} differs between two runs",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn partner_scorecard_holds_only_its_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hhp");
+    report(&["hhp", "HHP-03", "--no-pdf"], &out);
+    let all = files(&out);
+    assert_suppressed(&all);
+    // The worklist names members; each must be assigned to HHP-03 in the enrollment extract.
+    let (header, rows) = read_csv(&all[Path::new("tables/worklist.csv")]);
+    let member = header.iter().position(|h| h == "member_id").unwrap();
+    let assigned = assigned_members("HHP-03");
+    for r in &rows {
+        assert!(
+            assigned.contains(&r[member]),
+            "worklist member {} is not HHP-03's",
+            r[member]
+        );
+    }
+    // No table of the scorecard names another partner.
+    for (path, bytes) in &all {
+        if path.extension().is_some_and(|e| e == "csv") {
+            let text = std::str::from_utf8(bytes).unwrap();
+            for other in (1..=8)
+                .map(|i| format!("HHP-0{i}"))
+                .filter(|h| h != "HHP-03")
+            {
+                assert!(!text.contains(&other), "{} names {other}", path.display());
+            }
+        }
+    }
+}
+
+/// Members with any Health Home span at the partner, read from the extract with DataFusion.
+fn assigned_members(hhp: &str) -> std::collections::BTreeSet<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_parquet(
+            "enrollment",
+            common::root()
+                .join("testdata/enrollment.parquet")
+                .to_str()
+                .unwrap(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        let df = ctx
+            .sql(&format!(
+                "SELECT DISTINCT CAST(member_id AS VARCHAR) AS m FROM enrollment WHERE hhp_id = '{hhp}'"
+            ))
+            .await
+            .unwrap();
+        let batches = df.collect().await.unwrap();
+        let (_, rows) = hhq::results::text_rows(&batches).unwrap();
+        rows.into_iter().filter_map(|r| r[0].clone()).collect()
+    })
+}
+
+#[test]
+fn unknown_audience_is_an_error_naming_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = hhq(&[
+        "report",
+        "mco",
+        "MCO-Z",
+        "--no-pdf",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no MCO `MCO-Z`") && err.contains("MCO-A"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("x").exists(),
+        "nothing is written on failure"
+    );
+}
