@@ -1138,9 +1138,9 @@ fn finish(svg: &str) -> Result<Rendered> {
     Ok(Rendered { svg: outlined, png })
 }
 
-/// Drawing and conversion errors: reported as I/O errors on the chart.
+/// Drawing and conversion errors.
 fn failure(e: impl std::fmt::Display) -> Error {
-    Error::io("chart", std::io::Error::other(e.to_string()))
+    Error::Report(format!("chart: {e}"))
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ mod tests {
         let (l, u) = wilson(0.0, 10.0).unwrap();
         assert!(l == 0.0 && close(u, 0.2775), "{u}");
         let (l, u) = wilson(10.0, 10.0).unwrap();
-        assert!(close(l, 0.7225) && u == 1.0, "{l}");
+        assert!(close(l, 0.7225) && close(u, 1.0), "{l} {u}");
         assert_eq!(wilson(1.0, 0.0), None);
         assert_eq!(wilson(3.0, 2.0), None);
     }
