@@ -477,7 +477,7 @@ pub fn cumulative<V: Copy + Into<Option<f64>>>(
                 .step_by(5)
                 .map(|d| (d as f64, d.to_string()))
                 .collect(),
-            desc: "Days after discharge".into(),
+            desc: "Days after the discharge or ED visit".into(),
             x_grid: false,
         };
         let chart = axes(root, top, &x, &y)?;

@@ -69,7 +69,7 @@ fn mco_report_in_browser() {
         name: "mco",
         args: &["mco", "MCO-A"],
         h1: "MCO-A",
-        h2: &[],
+        h2: &["At a glance", "Data quality", "Methods"],
         glance_sections: false,
         worklist_of: None,
     });
@@ -79,11 +79,11 @@ fn mco_report_in_browser() {
 fn hhp_scorecard_in_browser() {
     check_report(&Expect {
         name: "hhp",
-        args: &["hhp", "HHP-01"],
-        h1: "HHP-01",
-        h2: &["Worklist"],
+        args: &["hhp", "HHP-05"],
+        h1: "HHP-05",
+        h2: &["At a glance", "Worklist", "Data quality", "Methods"],
         glance_sections: false,
-        worklist_of: Some("HHP-01"),
+        worklist_of: Some("HHP-05"),
     });
 }
 
@@ -161,6 +161,37 @@ fn problems_of(expect: &Expect, tools: &Tools, out: &Path, work: &Path, tmp: &Pa
     }
 
     problems.extend(pdf_problems(tools, &out.join("report.pdf"), work));
+    problems.extend(pdf_text_problems(tools, out, work));
+    problems
+}
+
+/// The PDF carries the same published figures as the tables: every shown rate of the
+/// at-a-glance table is in its text, and at least as many `DS` marks as that table has.
+fn pdf_text_problems(tools: &Tools, out: &Path, work: &Path) -> Vec<String> {
+    let mut text = Command::new(&tools.pdftotext);
+    text.arg("-layout").arg(out.join("report.pdf")).arg("-");
+    if let Err(e) = run(text, &work.join("pdftotext"), BROWSER_TIMEOUT) {
+        return vec![format!("pdftotext: {e}")];
+    }
+    let text = fs::read_to_string(work.join("pdftotext.stdout")).unwrap_or_default();
+    let glance = out.join("tables/at_a_glance.csv");
+    let Ok(csv) = fs::read_to_string(&glance) else {
+        return vec![format!("no {}", glance.display())];
+    };
+    let mut problems = Vec::new();
+    let rows = at_a_glance(&glance).unwrap_or_default();
+    for (id, rate) in &rows {
+        if rate.parse::<f64>().is_ok() && !contains_number(&text, rate) {
+            problems.push(format!("{id}'s rate {rate} is not in the PDF's text"));
+        }
+    }
+    let ds_csv = csv.split([',', '\n']).filter(|c| c.trim() == "DS").count();
+    let ds_pdf = text.split_whitespace().filter(|w| *w == "DS").count();
+    if ds_pdf < ds_csv {
+        problems.push(format!(
+            "the PDF shows {ds_pdf} DS marks, the at-a-glance table alone has {ds_csv}"
+        ));
+    }
     problems
 }
 
@@ -307,6 +338,7 @@ struct Tools {
     chromium: PathBuf,
     pdftoppm: PathBuf,
     pdfinfo: PathBuf,
+    pdftotext: PathBuf,
 }
 
 /// The browser and poppler's tools, installed by `scripts/install-browser` when missing (once per
@@ -357,6 +389,7 @@ fn find_tools() -> Result<Tools, String> {
         chromium: chromium.ok_or_else(|| missing("chromium (or $HHQ_CHROMIUM)"))?,
         pdftoppm: on_path("pdftoppm").ok_or_else(|| missing("pdftoppm"))?,
         pdfinfo: on_path("pdfinfo").ok_or_else(|| missing("pdfinfo"))?,
+        pdftotext: on_path("pdftotext").ok_or_else(|| missing("pdftotext"))?,
     })
 }
 

@@ -84,6 +84,21 @@ fn assert_suppressed(tables: &BTreeMap<PathBuf, Vec<u8>>) -> usize {
                     );
                 }
             }
+            // A hidden rate hides what would give it, or its denominator, back: its interval
+            // and its control limits.
+            if let Some(r) = col("rate")
+                && row[r] == "DS"
+            {
+                for name in ["lower_95", "upper_95", "lower_limit", "upper_limit"] {
+                    if let Some(i) = col(name) {
+                        assert!(
+                            row[i].is_empty(),
+                            "{}: a suppressed rate with its {name} shown: {row:?}",
+                            path.display()
+                        );
+                    }
+                }
+            }
             if let (Some(d), Some(r)) = (col("denominator"), col("rate"))
                 && let Some(den) = number(&row[d])
                 && number(&row[r]).is_some()
@@ -214,17 +229,21 @@ fn state_report_is_suppressed_consistent_and_reproducible() {
 fn partner_scorecard_holds_only_its_members() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("hhp");
-    report(&["hhp", "HHP-03", "--no-pdf"], &out);
+    report(&["hhp", "HHP-05", "--no-pdf"], &out);
     let all = files(&out);
     assert_suppressed(&all);
-    // The worklist names members; each must be assigned to HHP-03 in the enrollment extract.
+    // The worklist names members; each must be assigned to HHP-05 in the enrollment extract.
     let (header, rows) = read_csv(&all[Path::new("tables/worklist.csv")]);
     let member = header.iter().position(|h| h == "member_id").unwrap();
-    let assigned = assigned_members("HHP-03");
+    assert!(
+        !rows.is_empty(),
+        "testdata has an open follow-up of an HHP-05 member in March 2026: the worklist is empty"
+    );
+    let assigned = assigned_members("HHP-05");
     for r in &rows {
         assert!(
             assigned.contains(&r[member]),
-            "worklist member {} is not HHP-03's",
+            "worklist member {} is not HHP-05's",
             r[member]
         );
     }
@@ -234,7 +253,7 @@ fn partner_scorecard_holds_only_its_members() {
             let text = std::str::from_utf8(bytes).unwrap();
             for other in (1..=8)
                 .map(|i| format!("HHP-0{i}"))
-                .filter(|h| h != "HHP-03")
+                .filter(|h| h != "HHP-05")
             {
                 assert!(!text.contains(&other), "{} names {other}", path.display());
             }

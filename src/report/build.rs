@@ -266,6 +266,16 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
             crate::report::doc::SUPPRESSED
         )),
     };
+    // Benchmarks beside an MCO's or a partner's own rate: the state's, and a partner's main MCO.
+    let benchmarks = g.audience != Audience::State;
+    let partner = matches!(g.audience, Audience::Hhp(_));
+    if benchmarks {
+        t.columns.push(Column::number("state_rate", "State"));
+    }
+    if partner {
+        t.columns.push(Column::text("mco", "Main MCO"));
+        t.columns.push(Column::number("mco_rate", "MCO rate"));
+    }
     for m in &g.measures {
         let p = &published[m.id.as_str()];
         for c in &m.components {
@@ -302,6 +312,33 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                 Cell::text(if directed { better(m) } else { "" }),
                 direction,
             ]);
+            let row = t.rows.last_mut().expect("just pushed");
+            if benchmarks {
+                row.push(rate_cell(find(&p.state, name, "total", "total")));
+            }
+            if partner {
+                // The MCO holding most of the partner's units for this component.
+                let main = p
+                    .audience
+                    .iter()
+                    .filter(|r| r.row.component == *name && r.row.stratifier == "mco")
+                    .max_by(|a, b| {
+                        a.row
+                            .denominator
+                            .total_cmp(&b.row.denominator)
+                            .then(b.row.stratum.cmp(&a.row.stratum))
+                    });
+                match main {
+                    Some(r) => {
+                        row.push(Cell::text(&r.row.stratum));
+                        row.push(rate_cell(find(&p.state, name, "mco", &r.row.stratum)));
+                    }
+                    None => {
+                        row.push(Cell::Empty);
+                        row.push(Cell::Empty);
+                    }
+                }
+            }
         }
     }
     Section {
@@ -690,10 +727,13 @@ fn control_chart(
         .map(|r| (r.row.stratum.clone(), r.row.numerator, r.row.denominator))
         .collect();
     let mut computed = crate::spc::chart(kind, &periods);
-    // Limits come from every month; a suppressed month's own value is not drawn or listed.
+    // The centre line pools every month; a suppressed month shows neither its value nor its
+    // limits (the limits' width would give its denominator back).
     for (pt, r) in computed.points.iter_mut().zip(&months) {
         if r.rate.is_err() {
             pt.value = None;
+            pt.lower = None;
+            pt.upper = None;
             pt.signals.clear();
         }
     }
@@ -763,7 +803,8 @@ fn control_chart(
         caption: format!(
             "Statistical process control for {}: centre line over both years, 3-sigma limits for \
              each month's size; signals are a point beyond a limit, {} in a row on one side of \
-             the centre, or {} rising or falling. Suppressed months are not drawn.",
+             the centre, or {} rising or falling. Suppressed months are not drawn, nor their \
+             limits.",
             audience_label(g),
             crate::spc::SHIFT_RUN,
             crate::spc::TREND_RUN
