@@ -62,6 +62,9 @@ pub struct Inputs<'a> {
     pub risk_weights: Option<PathBuf>,
     /// Output files, already written.
     pub outputs: Vec<PathBuf>,
+    /// When set, `outputs` are relative to the published directory and are read from here (the
+    /// staging directory a report is written into before it replaces the old one).
+    pub outputs_root: Option<PathBuf>,
 }
 
 /// The manifest as pretty JSON (keys in a fixed order, lists sorted as given).
@@ -108,7 +111,16 @@ pub fn render(i: &Inputs) -> Result<String> {
     let outputs = i
         .outputs
         .iter()
-        .map(|p| sized(p))
+        .map(|p| match &i.outputs_root {
+            Some(root) => {
+                let on_disk = root.join(p);
+                let bytes = std::fs::metadata(&on_disk)
+                    .map_err(|err| Error::io(&on_disk, err))?
+                    .len();
+                Ok(json!({"file": shown(p), "bytes": bytes, "sha256": file_sha256(&on_disk)?}))
+            }
+            None => sized(p),
+        })
         .collect::<Result<Vec<_>>>()?;
     let manifest = json!({
         "tool": {"name": "hhq", "version": env!("CARGO_PKG_VERSION")},

@@ -74,7 +74,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
 
     // Progress on stderr when it is a terminal; indicatif draws nothing otherwise, so logs and
     // CI output stay quiet. It names measures and steps only, never members.
-    let bar = indicatif::ProgressBar::new(selected.len() as u64 + 1);
+    // Cleared however the run ends, an error included.
+    let bar = indicatif::ProgressBar::new(selected.len() as u64 + 1)
+        .with_finish(indicatif::ProgressFinish::AndClear);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {bar:30} {pos}/{len} {msg}")
             .expect("a valid template"),
@@ -211,6 +213,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         extracts: &summary.extracts,
         risk_weights: opts.risk_weights.clone(),
         outputs: written,
+        outputs_root: None,
     })?;
     write_atomic(&opts.out.join("manifest.json"), manifest.as_bytes())?;
     bar.finish_and_clear();

@@ -74,7 +74,13 @@ pub fn suppress(rows: &[ResultRow]) -> Vec<PublishedRow> {
                 p.numerator = Err(Reason::SmallCell);
                 p.rate = Err(Reason::SmallCell);
             }
-            if p.rate.is_ok() && r.rate.is_some() && r.denominator < MIN_RATE_DENOMINATOR {
+            // The rule is about reliability: counts of 11 or more may stand beside a hidden
+            // rate. A count component's "rate" is its numerator, so it has no rate to hide.
+            if p.rate.is_ok()
+                && r.rate.is_some()
+                && r.denominator < MIN_RATE_DENOMINATOR
+                && r.unit != "count"
+            {
                 p.rate = Err(Reason::SmallDenominator);
             }
             p
@@ -203,6 +209,16 @@ mod tests {
         assert_eq!(p[0].numerator, Ok(11.0));
         let p = suppress(&[row("total", "total", 1.0, 1.0)]);
         assert_eq!(p[0].denominator, Err(Reason::SmallCell));
+    }
+
+    #[test]
+    fn a_count_component_is_its_numerator_and_has_no_rate_to_hide() {
+        let mut r = row("total", "total", 16.0, 16.0);
+        r.unit = "count".into();
+        r.rate = Some(16.0);
+        let p = suppress(&[r]);
+        assert_eq!(p[0].numerator, Ok(16.0));
+        assert_eq!(p[0].rate, Ok(Some(16.0)));
     }
 
     #[test]

@@ -239,6 +239,23 @@ fn better(m: &Measure) -> &'static str {
     }
 }
 
+/// Whether higher is better for one component: the measure's direction, except that a median of
+/// days to a service is better shorter (HH-FIRST: more reached within 30 days, in fewer days).
+fn higher_is_better(m: &Measure, unit: &str) -> bool {
+    match unit {
+        "median_days" => false,
+        _ => m.better == Better::Higher,
+    }
+}
+
+fn better_word(m: &Measure, unit: &str) -> &'static str {
+    if higher_is_better(m, unit) {
+        "higher"
+    } else {
+        "lower"
+    }
+}
+
 fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
     let mut t = Table {
         id: "at_a_glance".into(),
@@ -291,7 +308,7 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                     let tiny = 0.5 * 10f64.powi(-(dec as i32));
                     let dir = if d.abs() < tiny {
                         "no change"
-                    } else if (d > 0.0) == (m.better == Better::Higher) {
+                    } else if (d > 0.0) == higher_is_better(m, &now.row.unit) {
                         "improved"
                     } else {
                         "worsened"
@@ -309,7 +326,11 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                 count_cell(Some(&now.denominator)),
                 rate_cell(before),
                 change,
-                Cell::text(if directed { better(m) } else { "" }),
+                Cell::text(if directed {
+                    better_word(m, &now.row.unit)
+                } else {
+                    ""
+                }),
                 direction,
             ]);
             let row = t.rows.last_mut().expect("just pushed");
@@ -463,11 +484,22 @@ fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) ->
     }
     blocks.push(Block::Table(headline));
 
-    // The headline component: the first whose unit has a rate over a count.
+    // The headline component: the first that is a rate (a percentage, a rate per 1,000 or a
+    // ratio), else the first reported; PCR-HH's first component is a plain count of stays.
+    let reported = |c: &&crate::measure::Component| {
+        find(&p.audience, &c.name.value, "total", "total").is_some()
+    };
     let head = m
         .components
         .iter()
-        .find(|c| find(&p.audience, &c.name.value, "total", "total").is_some())
+        .filter(reported)
+        .find(|c| {
+            matches!(
+                c.unit,
+                Unit::Percent | Unit::Per1000MemberMonths | Unit::Per1000Members | Unit::Ratio
+            )
+        })
+        .or_else(|| m.components.iter().find(reported))
         .map(|c| c.name.value.clone());
     if let Some(head) = &head {
         let unit = unit_of(m, head).map(|u| u.name()).unwrap_or("");
@@ -475,7 +507,7 @@ fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) ->
         if let Some(f) = comparison(g, m, head, unit, p)? {
             blocks.push(Block::Figure(f));
         }
-        if let Some(f) = control_chart(g, m, head, unit, d)? {
+        if let Some(f) = control_chart(g, m, head, unit, p)? {
             blocks.push(Block::Figure(f));
         }
     }
@@ -545,12 +577,23 @@ fn trend(g: &Gathered, m: &Measure, head: &str, unit: &str, p: &Published) -> Re
     let mut series = Vec::new();
     for (label, points, emphasis) in &lines {
         for (q, pt) in quarters.iter().zip(points) {
+            // Beside an MCO's or partner's own counts, the state's would give the rest of the
+            // state by subtraction, unsuppressed: its line is rates only.
+            let counts = *emphasis || g.audience == Audience::State;
             data.rows.push(vec![
                 Cell::text(q),
                 Cell::text(label),
                 rate_cell(*pt),
-                count_cell(pt.map(|p| &p.numerator)),
-                count_cell(pt.map(|p| &p.denominator)),
+                if counts {
+                    count_cell(pt.map(|p| &p.numerator))
+                } else {
+                    Cell::Empty
+                },
+                if counts {
+                    count_cell(pt.map(|p| &p.denominator))
+                } else {
+                    Cell::Empty
+                },
             ]);
         }
         series.push(Series {
@@ -648,9 +691,12 @@ fn comparison(
     let mut items = Vec::new();
     let dec = decimals(unit);
     for (level, r, highlight) in &picks {
-        let ci = interval(r);
+        // A partner's MCO benchmarks are rates only: their counts less the partner's own would
+        // give the MCO's other partners.
+        let benchmark_only = matches!(g.audience, Audience::Hhp(_)) && !*highlight;
+        let ci = if benchmark_only { None } else { interval(r) };
         let vs = match (ci, state) {
-            (Some(ci), Some(s)) => stats::versus(ci, s, m.better == Better::Higher).name(),
+            (Some(ci), Some(s)) => stats::versus(ci, s, higher_is_better(m, unit)).name(),
             _ => "",
         };
         let name = if *highlight && g.audience == Audience::State {
@@ -666,8 +712,16 @@ fn comparison(
             rate_cell(Some(r)),
             ci.map_or(Cell::Empty, |(l, _)| Cell::decimal(l, dec)),
             ci.map_or(Cell::Empty, |(_, u)| Cell::decimal(u, dec)),
-            count_cell(Some(&r.numerator)),
-            count_cell(Some(&r.denominator)),
+            if benchmark_only {
+                Cell::Empty
+            } else {
+                count_cell(Some(&r.numerator))
+            },
+            if benchmark_only {
+                Cell::Empty
+            } else {
+                count_cell(Some(&r.denominator))
+            },
             Cell::text(vs),
         ]);
         items.push(Estimate {
@@ -698,45 +752,50 @@ fn comparison(
     }))
 }
 
-/// A p-chart (percentages) or u-chart (rates per 1,000) of the audience's headline by month over
+/// A p-chart (percentages) or u-chart (rates per 1,000) of the audience's headline by quarter over
 /// both years, for the quality-improvement programme.
 fn control_chart(
     g: &Gathered,
     m: &Measure,
     head: &str,
     unit: &str,
-    d: &MeasureData,
+    p: &Published,
 ) -> Result<Option<Figure>> {
     let (kind, scale) = match unit {
         "percent" => (crate::spc::Kind::P, 100.0),
         "per_1000_member_months" | "per_1000_members" => (crate::spc::Kind::U, 1000.0),
         _ => return Ok(None),
     };
-    // Monthly subgroups; suppression is applied per month with the year's total.
-    let published = with_totals(&d.audience_months, &[&d.audience, &d.audience_prior]);
-    let mut months: Vec<&PublishedRow> = published
+    // Quarterly subgroups, the trend's own rows: already suppressed with their years' totals,
+    // so the chart publishes nothing the trend table does not. A suppressed quarter takes no
+    // part at all (no value, limits, centre-line share or run), so no signal speaks of it.
+    let quarters: Vec<String> = g
+        .quarter
+        .last_eight()
         .iter()
-        .filter(|r| r.row.component == head)
+        .map(|q| q.to_string())
         .collect();
-    months.sort_by(|a, b| a.row.stratum.cmp(&b.row.stratum));
-    if months.len() < 2 {
+    let rows: Vec<Option<&PublishedRow>> = quarters
+        .iter()
+        .map(|q| {
+            p.audience_quarters
+                .iter()
+                .find(|r| r.row.component == head && &r.row.stratum == q)
+        })
+        .collect();
+    if rows.iter().flatten().all(|r| r.rate.is_err()) {
         return Ok(None);
     }
-    let periods: Vec<(String, f64, f64)> = months
+    let periods: Vec<(String, f64, f64)> = quarters
         .iter()
-        .map(|r| (r.row.stratum.clone(), r.row.numerator, r.row.denominator))
+        .zip(&rows)
+        .map(|(q, r)| match r {
+            Some(r) if r.rate.is_ok() => (q.clone(), r.row.numerator, r.row.denominator),
+            _ => (q.clone(), 0.0, 0.0),
+        })
         .collect();
-    let mut computed = crate::spc::chart(kind, &periods);
-    // The centre line pools every month; a suppressed month shows neither its value nor its
-    // limits (the limits' width would give its denominator back).
-    for (pt, r) in computed.points.iter_mut().zip(&months) {
-        if r.rate.is_err() {
-            pt.value = None;
-            pt.lower = None;
-            pt.upper = None;
-            pt.signals.clear();
-        }
-    }
+    let quarters_rows: Vec<Option<&PublishedRow>> = rows;
+    let computed = crate::spc::chart(kind, &periods);
     let scaled = crate::spc::Chart {
         kind: computed.kind,
         centre: computed.centre.map(|c| c * scale),
@@ -755,9 +814,9 @@ fn control_chart(
     let dec = decimals(unit);
     let mut data = Table {
         id: format!("spc_{}", m.id),
-        title: format!("{} {head}: control chart by month", m.id),
+        title: format!("{} {head}: control chart by quarter", m.id),
         columns: vec![
-            Column::text("month", "Month"),
+            Column::text("quarter", "Quarter"),
             Column::number("rate", "Rate"),
             Column::number("centre", "Centre line"),
             Column::number("lower_limit", "Lower limit"),
@@ -767,12 +826,12 @@ fn control_chart(
         rows: Vec::new(),
         note: None,
     };
-    for (pt, r) in scaled.points.iter().zip(&months) {
+    for (pt, r) in scaled.points.iter().zip(&quarters_rows) {
         data.rows.push(vec![
             Cell::text(&pt.label),
-            match (&r.rate, pt.value) {
-                (Err(why), _) => Cell::suppressed(why.name()),
-                (Ok(_), Some(v)) => Cell::decimal(v, dec),
+            match (r.map(|r| &r.rate), pt.value) {
+                (Some(Err(why)), _) => Cell::suppressed(why.name()),
+                (_, Some(v)) => Cell::decimal(v, dec),
                 _ => Cell::Empty,
             },
             scaled.centre.map_or(Cell::Empty, |c| Cell::decimal(c, dec)),
@@ -788,7 +847,7 @@ fn control_chart(
         ]);
     }
     let title = format!(
-        "{} {head}: {} by month",
+        "{} {head}: {} by quarter",
         m.id,
         match kind {
             crate::spc::Kind::P => "p-chart",
@@ -802,9 +861,8 @@ fn control_chart(
         title,
         caption: format!(
             "Statistical process control for {}: centre line over both years, 3-sigma limits for \
-             each month's size; signals are a point beyond a limit, {} in a row on one side of \
-             the centre, or {} rising or falling. Suppressed months are not drawn, nor their \
-             limits.",
+             each quarter's size; signals are a point beyond a limit, {} in a row on one side \
+             of the centre, or {} rising or falling. Suppressed quarters take no part.",
             audience_label(g),
             crate::spc::SHIFT_RUN,
             crate::spc::TREND_RUN
@@ -815,8 +873,8 @@ fn control_chart(
     }))
 }
 
-/// Share followed up by each day 0..=30. A curve over fewer than 30 is not drawn; a day whose
-/// count is 1 to 10 is hidden, and so are the days before it.
+/// Share followed up by each day 0..=30. A curve over fewer than 30 is not drawn; days are shown
+/// by [`shown_days`].
 fn followup_curve(g: &Gathered, m: &Measure, state: &Curve, audience: &Curve) -> Result<Figure> {
     let mut curves: Vec<(String, &Curve)> = vec![(audience_label(g), audience)];
     if g.audience != Audience::State {
@@ -834,11 +892,12 @@ fn followup_curve(g: &Gathered, m: &Measure, state: &Curve, audience: &Curve) ->
         data.columns
             .push(Column::number(&format!("percent_{}", slug(label)), label));
         let shown = c.denominator as f64 >= suppress::MIN_RATE_DENOMINATOR;
+        let days = shown_days(&c.by_day, &[7, 30]);
         let mut values = Vec::new();
         for (day, n) in c.by_day.iter().enumerate() {
             let cell = if !shown {
                 Cell::suppressed(suppress::Reason::SmallDenominator.name())
-            } else if *n > 0 && *n as f64 <= suppress::SMALL_CELL {
+            } else if !days[day] {
                 Cell::suppressed(suppress::Reason::SmallCell.name())
             } else {
                 let v = *n as f64 * 100.0 / c.denominator as f64;
@@ -861,13 +920,40 @@ fn followup_curve(g: &Gathered, m: &Measure, state: &Curve, audience: &Curve) ->
         id: format!("followup_{}", m.id),
         title,
         caption: "Share of the denominator with a qualifying follow-up by each day after the \
-                  discharge or visit; the marks are the 7- and 30-day deadlines. Days whose \
-                  count is from 1 to 10 are not drawn."
+                  discharge or visit; the marks are the 7- and 30-day deadlines. A day is drawn \
+                  only when the members followed up since the previous drawn day number 0 or \
+                  more than 10."
             .into(),
         svg: r.svg,
         png: r.png,
         data,
     })
+}
+
+/// Which days of a cumulative count may be shown. Each shown count differs from the previous
+/// shown one (0 before day 0) by 0 or by more than [`suppress::SMALL_CELL`], and so does each
+/// count published elsewhere (the `anchors`: the 7- and 30-day numerators, when not themselves
+/// small) from the last shown count before it. So no group of 1 to 10 members followed up
+/// between two published points can be worked out by subtraction.
+fn shown_days(by_day: &[u64], anchors: &[usize]) -> Vec<bool> {
+    let small = |x: u64| x > 0 && x as f64 <= suppress::SMALL_CELL;
+    let anchors: Vec<usize> = anchors
+        .iter()
+        .copied()
+        .filter(|&a| a < by_day.len() && !small(by_day[a]))
+        .collect();
+    let mut shown = vec![false; by_day.len()];
+    let mut last = 0u64;
+    for (d, &n) in by_day.iter().enumerate() {
+        let next_anchor = anchors.iter().copied().find(|&a| a >= d).map(|a| by_day[a]);
+        let step_ok = !small(n.saturating_sub(last));
+        let ahead_ok = next_anchor.is_none_or(|a| !small(a.saturating_sub(n)));
+        if step_ok && ahead_ok {
+            shown[d] = true;
+            last = n;
+        }
+    }
+    shown
 }
 
 fn slug(s: &str) -> String {
@@ -976,7 +1062,13 @@ fn data_quality(g: &Gathered) -> Section {
         blocks.push(Block::List {
             items: failed
                 .iter()
-                .map(|c| format!("{} {} {}: {}", c.measure, c.component, c.check, c.detail))
+                // The check's name and stratum only: its detail holds raw, unsuppressed counts.
+                .map(|c| {
+                    format!(
+                        "{} {}: {} fails ({} {})",
+                        c.measure, c.component, c.check, c.stratifier, c.stratum
+                    )
+                })
                 .collect(),
         });
     }
@@ -997,8 +1089,8 @@ fn methods(g: &Gathered) -> Section {
                 "Measures are computed over the twelve months ending with the report quarter \
                  ({} to {}) by their CMS specifications, whose windows (discharges through \
                  December 1, intake periods, look-backs) are read relative to that year. The \
-                 comparison year is the twelve months before. Quarterly trend points and monthly \
-                 control-chart points count the units dated in each quarter or month under the \
+                 comparison year is the twelve months before. Quarterly trend and control-chart \
+                 points count the units dated in each quarter under the \
                  annual measurement. Results are final when claims have {} days of run-out after \
                  the year ends, otherwise provisional.",
                 g.current.start,
@@ -1072,5 +1164,58 @@ fn methods(g: &Gathered) -> Section {
         id: "methods".into(),
         title: "Methods".into(),
         blocks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Published counts in day order, each with whether it is an anchor (published elsewhere):
+    /// 0 before day 0, every shown day, and every anchor that is not small.
+    fn published(by_day: &[u64], anchors: &[usize]) -> Vec<(u64, bool)> {
+        let shown = shown_days(by_day, anchors);
+        let mut out = vec![(0, true)];
+        for (d, &n) in by_day.iter().enumerate() {
+            let anchor = anchors.contains(&d) && !(n > 0 && n <= 10);
+            if shown[d] || anchor {
+                out.push((n, anchor));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn no_step_of_one_to_ten_between_published_points() {
+        let cases: [&[u64]; 4] = [
+            &[0, 3, 9, 12, 15, 22, 23, 23, 24, 40],
+            &[5, 11, 12, 13, 30, 31, 45, 46, 47, 47],
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[20, 20, 21, 33, 34, 35, 36, 50, 50, 61],
+        ];
+        for by_day in cases {
+            for anchors in [&[][..], &[3, 9][..], &[7, 9][..]] {
+                let p = published(by_day, anchors);
+                for w in p.windows(2) {
+                    // Two anchors' difference is the other tables' business, not the curve's.
+                    if w[0].1 && w[1].1 {
+                        continue;
+                    }
+                    let step = w[1].0 - w[0].0;
+                    assert!(
+                        step == 0 || step > 10,
+                        "{by_day:?} anchors {anchors:?}: published {p:?} has a step of {step}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_steps_are_all_shown() {
+        let by_day = [0, 11, 22, 33, 44];
+        assert_eq!(shown_days(&by_day, &[4]), vec![true; 5]);
+        // A small anchor is not published, so it constrains nothing but is not shown either.
+        assert_eq!(shown_days(&[0, 4, 4], &[2]), vec![true, false, false]);
     }
 }

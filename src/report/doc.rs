@@ -144,11 +144,18 @@ impl Cell {
         }
     }
 
-    /// A rate or ratio with `decimals` places.
+    /// A rate or ratio with `decimals` places. The value is rounded too, so the typed tables
+    /// carry what the report shows (no more precision, nothing a sum's last bit could change).
     pub fn decimal(x: f64, decimals: usize) -> Cell {
+        let scale = 10f64.powi(decimals as i32);
+        let mut value = (x * scale).round() / scale;
+        if value == 0.0 {
+            // No "-0.0".
+            value = 0.0;
+        }
         Cell::Number {
-            value: x,
-            text: format!("{x:.decimals$}"),
+            value,
+            text: format!("{value:.decimals$}"),
         }
     }
 
@@ -233,5 +240,13 @@ mod tests {
         assert_eq!(Cell::count(12.0).display(), "12");
         assert_eq!(Cell::decimal(45.78, 1).display(), "45.8");
         assert_eq!(Cell::Empty.display(), "");
+        assert_eq!(Cell::decimal(-0.04, 1).display(), "0.0");
+        assert_eq!(
+            Cell::decimal(1.0 / 3.0, 2),
+            Cell::Number {
+                value: 0.33,
+                text: "0.33".into()
+            }
+        );
     }
 }

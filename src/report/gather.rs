@@ -146,11 +146,10 @@ pub struct MeasureData {
     /// Report year, the audience's units (same as `state` for the state report).
     pub audience: Vec<ResultRow>,
     pub audience_prior: Vec<ResultRow>,
-    /// By quarter of the unit's anchor date, both years: the state's and the audience's.
+    /// By quarter of the unit's anchor date, both years: the state's and the audience's (the
+    /// trend, and the control chart's subgroups).
     pub state_quarters: Vec<ResultRow>,
     pub audience_quarters: Vec<ResultRow>,
-    /// By month, both years, the audience's (the control chart's subgroups).
-    pub audience_months: Vec<ResultRow>,
     /// Days from the anchor (discharge, visit) to the first 30-day follow-up, for measures with
     /// `7_day` and `30_day` components: (denominator, count followed up by day 0..=30), state and
     /// audience, report year.
@@ -240,19 +239,13 @@ pub async fn gather(
                     scope: scope.clone(),
                     stratify: Some(vec![Stratifier::Quarter]),
                 },
-                View {
-                    scope: scope.clone(),
-                    stratify: Some(vec![Stratifier::Month]),
-                },
             ];
             let (run, mut viewed) = engine.run_many(&compiled, &views).await?;
-            let months = viewed.pop().expect("four views");
-            let aq = viewed.pop().expect("four views");
-            let sq = viewed.pop().expect("four views");
-            let aud = viewed.pop().expect("four views");
+            let aq = viewed.pop().expect("three views");
+            let sq = viewed.pop().expect("three views");
+            let aud = viewed.pop().expect("three views");
             d.state_quarters.extend(only_stratum(sq, "quarter"));
             d.audience_quarters.extend(only_stratum(aq, "quarter"));
-            d.audience_months.extend(only_stratum(months, "month"));
             if is_current {
                 checks.extend(crate::cms::checks(&run.rows));
                 if is_follow_up(m) {
@@ -382,7 +375,8 @@ fn curve(detail: &[RecordBatch], scope: &Scope) -> Result<Curve> {
 /// A partner's follow-ups still open at the cut-off: units anchored in the 30 days before it, not
 /// excluded, with no 30-day follow-up yet. The measure runs over months reaching 30 days past the
 /// cut-off so that these recent discharges are candidates; enrolment after the cut-off cannot be
-/// known yet, so a unit set aside only for that still counts as open.
+/// known yet, so a unit set aside for continuous enrolment counts as open when the member's
+/// Health Home span runs through the cut-off.
 async fn open_gaps(
     engine: &Engine,
     m: &Measure,
@@ -396,6 +390,18 @@ async fn open_gaps(
     let period = Period::new(start, end)?;
     let compiled = compile::compile(m, engine.catalog(), &period)?;
     let run = engine.run(&compiled).await?;
+    // Members whose Health Home span runs through the cut-off: for them, a continuous-enrolment
+    // shortfall is only the data ending, not a gap.
+    let sql = format!(
+        "SELECT DISTINCT member_id FROM enrollment WHERE span_type = 'health_home' \
+         AND start_date <= DATE '{cutoff}' AND (end_date IS NULL OR end_date >= DATE '{cutoff}')"
+    );
+    let batches = engine.context().sql(&sql).await?.collect().await?;
+    let still_enrolled: std::collections::BTreeSet<String> = crate::results::text_rows(&batches)?
+        .1
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
     let mut gaps = Vec::new();
     for b in &run.detail {
         let get = |n: &str, t: &DataType| column(b, n, t);
@@ -432,16 +438,20 @@ async fn open_gaps(
             let a = NaiveDate::from_num_days_from_ce_opt(anchor.value(i) + 719_163)
                 .expect("date in range");
             let done = !hit.is_null(i) && hit.value(i) > 0;
+            let member_id = text_at(&member, i).unwrap_or("");
             let open_reason = match text_at(&inel, i) {
                 None => true,
-                Some(why) => why.contains("enrol"),
+                Some(why) => {
+                    why.starts_with("not continuously enrolled")
+                        && still_enrolled.contains(member_id)
+                }
             };
             if a < from || a > cutoff || done || text_at(&excl, i).is_some() || !open_reason {
                 continue;
             }
             gaps.push(Gap {
                 measure: m.id.clone(),
-                member_id: text_at(&member, i).unwrap_or("").to_string(),
+                member_id: member_id.to_string(),
                 event_id: text_at(&unit, i).unwrap_or("").to_string(),
                 anchor_date: a,
                 due_7: a + Days::new(7),

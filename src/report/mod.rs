@@ -100,7 +100,9 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         .cloned()
         .collect();
 
-    let bar = indicatif::ProgressBar::new(measures.len() as u64 + 2);
+    // Cleared however the run ends, an error included.
+    let bar = indicatif::ProgressBar::new(measures.len() as u64 + 1)
+        .with_finish(indicatif::ProgressFinish::AndClear);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {bar:30} {pos}/{len} {msg}")
             .expect("a valid template"),
@@ -142,6 +144,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
             ("audience", serde_json::json!(opts.audience.id())),
             ("quarter", serde_json::json!(quarter.to_string())),
             ("only", serde_json::json!(opts.only)),
+            ("pdf", serde_json::json!(opts.pdf)),
         ],
         measures: measures
             .iter()
@@ -157,18 +160,16 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         extracts: &gathered.extracts,
         risk_weights: opts.risk_weights.clone(),
         outputs,
+        outputs_root: None,
     };
     let inputs_manifest = crate::manifest::render(&manifest_inputs(Vec::new()))?;
     let doc = build::document(&gathered, &inputs_manifest)?;
 
-    // Everything in memory before the first write.
+    // Everything in memory before the first write; paths relative to the report directory.
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-    files.push((
-        opts.out.join("report.html"),
-        html::render(&doc)?.into_bytes(),
-    ));
+    files.push(("report.html".into(), html::render(&doc)?.into_bytes()));
     if opts.pdf {
-        files.push((opts.out.join("report.pdf"), pdf::render(&doc)?));
+        files.push(("report.pdf".into(), pdf::render(&doc)?));
     }
     let tables = doc.tables();
     let mut suppressed_cells = 0;
@@ -179,36 +180,110 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
             .flatten()
             .filter(|c| matches!(c, doc::Cell::Suppressed { .. }))
             .count();
-        let stem = opts.out.join("tables").join(&t.id);
+        let stem = Path::new("tables").join(&t.id);
         files.push((stem.with_extension("csv"), tables::to_csv(t)?));
         files.push((stem.with_extension("parquet"), tables::to_parquet(t)?));
     }
     let figures = doc.figures();
     for f in &figures {
-        let stem = opts.out.join("charts").join(&f.id);
+        let stem = Path::new("charts").join(&f.id);
         files.push((stem.with_extension("svg"), f.svg.clone().into_bytes()));
         files.push((stem.with_extension("png"), f.png.clone()));
     }
-    let mut written = Vec::new();
-    for (path, bytes) in &files {
-        write_atomic(path, bytes)?;
-        written.push(path.clone());
-    }
-    // The manifest last: it hashes what was written.
-    let manifest = crate::manifest::render(&manifest_inputs(written.clone()))?;
-    let manifest_path = opts.out.join("manifest.json");
-    write_atomic(&manifest_path, manifest.as_bytes())?;
-    written.push(manifest_path);
+    bar.set_message("writing");
+    let written = publish(&opts.out, &files, |staging, names| {
+        crate::manifest::render(&crate::manifest::Inputs {
+            outputs_root: Some(staging.to_path_buf()),
+            ..manifest_inputs(names)
+        })
+    })?;
     bar.finish_and_clear();
     Ok(ReportSummary {
         quarter,
-        files: written,
+        files: written.iter().map(|p| opts.out.join(p)).collect(),
         measures: measures.len(),
         figures: figures.len(),
         tables: tables.len(),
         open_gaps: gathered.worklist.len(),
         suppressed_cells,
     })
+}
+
+/// Write a report directory whole: every file into a staging directory beside `out`, the
+/// manifest last (hashing what was staged), then the staging directory takes `out`'s place. A
+/// failure leaves the previous report as it was; files of an earlier run that this one does not
+/// write (a PDF, a measure left out) do not linger. Returns the relative paths written.
+fn publish(
+    out: &Path,
+    files: &[(PathBuf, Vec<u8>)],
+    manifest: impl FnOnce(&Path, Vec<PathBuf>) -> Result<String>,
+) -> Result<Vec<PathBuf>> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if out.exists() && !replaceable(out) {
+        return Err(Error::Usage(format!(
+            "{} exists and is not an hhq report directory (no report manifest.json in it); \
+             choose another --out",
+            out.display()
+        )));
+    }
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".hhq-report-")
+        .tempdir_in(&parent)
+        .map_err(|e| Error::io(&parent, e))?;
+    let mut names = Vec::new();
+    for (rel, bytes) in files {
+        write_atomic(&staging.path().join(rel), bytes)?;
+        names.push(rel.clone());
+    }
+    let text = manifest(staging.path(), names.clone())?;
+    write_atomic(&staging.path().join("manifest.json"), text.as_bytes())?;
+    names.push("manifest.json".into());
+    #[cfg(unix)]
+    {
+        // tempdir makes 0700 directories; a report is read like any other output.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Error::io(staging.path(), e))?;
+    }
+    // Swap: the old report aside, the new one in, the old one removed.
+    let old = tempfile::Builder::new()
+        .prefix(".hhq-old-")
+        .tempdir_in(&parent)
+        .map_err(|e| Error::io(&parent, e))?;
+    let aside = old.path().join("report");
+    if out.exists() {
+        std::fs::rename(out, &aside).map_err(|e| Error::io(out, e))?;
+    }
+    let staged = staging.keep();
+    if let Err(e) = std::fs::rename(&staged, out) {
+        // Put the old report back before saying so.
+        if aside.exists() {
+            let _ = std::fs::rename(&aside, out);
+        }
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(Error::io(out, e));
+    }
+    drop(old);
+    Ok(names)
+}
+
+/// A directory `hhq report` may replace: empty, or holding a report's manifest.
+fn replaceable(dir: &Path) -> bool {
+    let Ok(mut entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    if entries.next().is_none() {
+        return true;
+    }
+    std::fs::read_to_string(dir.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["command"].as_str().map(|c| c.starts_with("report ")))
+        .unwrap_or(false)
 }
 
 /// An MCO or partner the data has never heard of is a typo, not an empty report.

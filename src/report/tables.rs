@@ -111,7 +111,7 @@ mod tests {
         let rate = b
             .column(1)
             .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-        assert_eq!(rate.value(0), 45.78);
+        assert_eq!(rate.value(0), 45.8);
         assert!(rate.is_null(1));
         let flags = b.column(2).as_string::<i32>();
         assert!(flags.is_null(0));
