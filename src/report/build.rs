@@ -382,7 +382,12 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                 ),
             },
             Block::Table(t),
-        ],
+        ]
+        .into_iter()
+        .chain((!g.notes.is_empty()).then(|| Block::List {
+            items: g.notes.clone(),
+        }))
+        .collect(),
     }
 }
 

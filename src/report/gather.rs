@@ -1,6 +1,6 @@
 //! What a report needs from the engine: every measure run for the report year and the year
 //! before, aggregated for the whole state and for the report's audience, by the measure's strata,
-//! by quarter (the trend) and by month (the control chart); the days to follow-up behind the
+//! by quarter (the trend and the control chart); the days to follow-up behind the
 //! cumulative curves; and, for a partner, its open follow-up gaps.
 
 use std::collections::BTreeMap;
@@ -191,6 +191,8 @@ pub struct Gathered {
     /// Open gaps as of the cut-off (partner scorecards only).
     pub worklist: Vec<Gap>,
     pub checks: Vec<crate::cms::Check>,
+    /// Components left out and why (PCR-HH's expected values without a risk-weight table).
+    pub notes: Vec<String>,
 }
 
 /// Components of a follow-up measure.
@@ -221,11 +223,25 @@ pub async fn gather(
     let mut data = BTreeMap::new();
     let mut checks = Vec::new();
     let mut worklist = Vec::new();
+    let mut notes = Vec::new();
     for m in &measures {
         bar.set_message(m.id.clone());
         let mut d = MeasureData::default();
         for (period, is_current) in [(prior, false), (current, true)] {
             let compiled = compile::compile(m, engine.catalog(), &period)?;
+            if is_current {
+                for (component, input) in &compiled.not_reported {
+                    notes.push(format!(
+                        "{} {component}: not reported, no {} supplied (--risk-weights FILE)",
+                        m.id,
+                        if input == "risk_weights" {
+                            "risk-weight table"
+                        } else {
+                            input.as_str()
+                        }
+                    ));
+                }
+            }
             let views = [
                 View {
                     scope: scope.clone(),
@@ -295,6 +311,7 @@ pub async fn gather(
         data,
         worklist,
         checks,
+        notes,
     })
 }
 
