@@ -74,7 +74,7 @@ enum Command {
         /// Data directory holding the four extracts
         #[arg(long, default_value = "testdata")]
         data: PathBuf,
-        /// Output directory (default: out/report-<audience>[-<id>]-<quarter>)
+        /// Output directory (default: out/report-<audience>[-<id>][-<quarter>, when given])
         #[arg(long)]
         out: Option<PathBuf>,
         /// Report only this measure (repeatable)
