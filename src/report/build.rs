@@ -120,6 +120,8 @@ struct Published {
     audience_prior: Vec<PublishedRow>,
     state_quarters: Vec<PublishedRow>,
     audience_quarters: Vec<PublishedRow>,
+    /// Each MCO's quarters (scorecards only), published as rates.
+    mco_quarters: BTreeMap<String, Vec<PublishedRow>>,
 }
 
 /// Quarter rows are suppressed together with their year's total, so that no hidden quarter is
@@ -146,6 +148,11 @@ impl Published {
             audience_prior: suppress::suppress(&d.audience_prior),
             state_quarters: with_totals(&d.state_quarters, &[&d.state, &d.state_prior]),
             audience_quarters: with_totals(&d.audience_quarters, &[&d.audience, &d.audience_prior]),
+            mco_quarters: d
+                .mco_quarters
+                .iter()
+                .map(|(id, rows)| (id.clone(), suppress::suppress(rows)))
+                .collect(),
         }
     }
 }
@@ -338,21 +345,10 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                 row.push(rate_cell(find(&p.state, name, "total", "total")));
             }
             if partner {
-                // The MCO holding most of the partner's units for this component.
-                let main = p
-                    .audience
-                    .iter()
-                    .filter(|r| r.row.component == *name && r.row.stratifier == "mco")
-                    .max_by(|a, b| {
-                        a.row
-                            .denominator
-                            .total_cmp(&b.row.denominator)
-                            .then(b.row.stratum.cmp(&a.row.stratum))
-                    });
-                match main {
-                    Some(r) => {
-                        row.push(Cell::text(&r.row.stratum));
-                        row.push(rate_cell(find(&p.state, name, "mco", &r.row.stratum)));
+                match main_mco(p, name) {
+                    Some(mco) => {
+                        row.push(Cell::text(&mco));
+                        row.push(rate_cell(find(&p.state, name, "mco", &mco)));
                     }
                     None => {
                         row.push(Cell::Empty);
@@ -389,6 +385,20 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
         }))
         .collect(),
     }
+}
+
+/// The MCO holding most of the audience's units of a component (a partner's main MCO).
+fn main_mco(p: &Published, component: &str) -> Option<String> {
+    p.audience
+        .iter()
+        .filter(|r| r.row.component == component && r.row.stratifier == "mco")
+        .max_by(|a, b| {
+            a.row
+                .denominator
+                .total_cmp(&b.row.denominator)
+                .then(b.row.stratum.cmp(&a.row.stratum))
+        })
+        .map(|r| r.row.stratum.clone())
 }
 
 fn worklist(g: &Gathered, id: &str) -> Section {
@@ -559,6 +569,11 @@ fn trend(g: &Gathered, m: &Measure, head: &str, unit: &str, p: &Published) -> Re
         series_of(&p.audience_quarters, head, &quarters),
         true,
     )];
+    if let Some(mco) = main_mco(p, head).filter(|_| matches!(g.audience, Audience::Hhp(_)))
+        && let Some(rows) = p.mco_quarters.get(&mco)
+    {
+        lines.push((mco.clone(), series_of(rows, head, &quarters), false));
+    }
     if g.audience != Audience::State {
         lines.push((
             "State".into(),

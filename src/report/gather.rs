@@ -150,6 +150,8 @@ pub struct MeasureData {
     /// trend, and the control chart's subgroups).
     pub state_quarters: Vec<ResultRow>,
     pub audience_quarters: Vec<ResultRow>,
+    /// A scorecard's benchmarks by quarter, both years: each MCO's units, by MCO id.
+    pub mco_quarters: BTreeMap<String, Vec<ResultRow>>,
     /// Days from the anchor (discharge, visit) to the first 30-day follow-up, for measures with
     /// `7_day` and `30_day` components: (denominator, count followed up by day 0..=30), state and
     /// audience, report year.
@@ -224,6 +226,22 @@ pub async fn gather(
     let mut checks = Vec::new();
     let mut worklist = Vec::new();
     let mut notes = Vec::new();
+    // A scorecard sets its trend beside its main MCO's: every MCO's quarters are kept.
+    let mcos: Vec<String> = if matches!(audience, Audience::Hhp(_)) {
+        let batches = engine
+            .context()
+            .sql("SELECT DISTINCT mco_id FROM enrollment WHERE mco_id IS NOT NULL ORDER BY 1")
+            .await?
+            .collect()
+            .await?;
+        crate::results::text_rows(&batches)?
+            .1
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect()
+    } else {
+        Vec::new()
+    };
     for m in &measures {
         bar.set_message(m.id.clone());
         let mut d = MeasureData::default();
@@ -256,7 +274,18 @@ pub async fn gather(
                     stratify: Some(vec![Stratifier::Quarter]),
                 },
             ];
+            let mut views = views.to_vec();
+            for id in &mcos {
+                views.push(View {
+                    scope: Scope::Mco(id.clone()),
+                    stratify: Some(vec![Stratifier::Quarter]),
+                });
+            }
             let (run, mut viewed) = engine.run_many(&compiled, &views).await?;
+            for id in mcos.iter().rev() {
+                let rows = only_stratum(viewed.pop().expect("a view per MCO"), "quarter");
+                d.mco_quarters.entry(id.clone()).or_default().extend(rows);
+            }
             let aq = viewed.pop().expect("three views");
             let sq = viewed.pop().expect("three views");
             let aud = viewed.pop().expect("three views");
