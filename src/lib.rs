@@ -25,7 +25,8 @@
 //! | reports | [`report`] | what people read: the terminal table, `hhq explain`, and `hhq report state\|mco\|hhp` (gather → document → HTML, PDF, tables) |
 //! | | [`chart`] | the reports' charts (plotters → SVG with text as outlines, and PNG), identical on every machine |
 //!
-//! Around them: [`period`] (measurement periods), [`synth`] (synthetic extracts), [`decks`]
+//! Around them: [`period`] (measurement periods), [`privacy`] (audience scoping and keyed
+//! pseudonyms of member ids), [`synth`] (synthetic extracts), [`decks`]
 //! (hand-built test decks with expected outcomes), [`manifest`] (what produced a run's outputs,
 //! with hashes), [`output`] (atomic writes) and [`pipeline`] (the main job, stage by stage).
 
@@ -41,6 +42,7 @@ pub mod measure;
 pub mod output;
 pub mod period;
 pub mod pipeline;
+pub mod privacy;
 pub mod report;
 pub mod results;
 pub mod spc;

@@ -54,6 +54,19 @@ enum Command {
         /// PCR-HH risk weights (CSV: variable,value,weight); without it PCR-HH is observed only
         #[arg(long, value_name = "FILE")]
         risk_weights: Option<PathBuf>,
+        /// Only this MCO's members in the outputs (the state's totals as aggregate benchmarks)
+        #[arg(long, value_name = "ID", conflicts_with = "hhp")]
+        mco: Option<String>,
+        /// Only this partner's members in the outputs (the state's and MCOs' totals as benchmarks)
+        #[arg(long, value_name = "ID")]
+        hhp: Option<String>,
+        /// Replace member ids in member-level outputs with keyed pseudonyms (HMAC-SHA-256); the key
+        /// comes from --key-file or the HHQ_PSEUDONYM_KEY environment variable and is never written
+        #[arg(long)]
+        pseudonymize: bool,
+        /// File holding the pseudonymisation key (at least 16 bytes)
+        #[arg(long, value_name = "FILE", requires = "pseudonymize")]
+        key_file: Option<PathBuf>,
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
@@ -253,8 +266,31 @@ async fn dispatch(command: Command) -> Result<()> {
             out,
             only,
             risk_weights,
+            mco,
+            hhp,
+            pseudonymize,
+            key_file,
             dirs,
         } => {
+            let privacy = hhq::privacy::Privacy {
+                audience: match (mco, hhp) {
+                    (Some(id), _) => hhq::engine::Scope::Mco(id),
+                    (_, Some(id)) => hhq::engine::Scope::Hhp(id),
+                    _ => hhq::engine::Scope::All,
+                },
+                pseudonymizer: match (pseudonymize, key_file) {
+                    (false, _) => None,
+                    (true, Some(f)) => Some(hhq::privacy::Pseudonymizer::from_file(&f)?),
+                    (true, None) => {
+                        Some(hhq::privacy::Pseudonymizer::from_env()?.ok_or_else(|| {
+                            Error::Usage(format!(
+                                "--pseudonymize needs a key: --key-file FILE or {}",
+                                hhq::privacy::KEY_ENV
+                            ))
+                        })?)
+                    }
+                },
+            };
             let s = pipeline::run(&RunOptions {
                 data,
                 measures: dirs.measures,
@@ -263,6 +299,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 period,
                 only,
                 risk_weights,
+                privacy,
             })
             .await?;
             println!("{}", report::table(&s.rows));
@@ -420,6 +457,7 @@ async fn dispatch(command: Command) -> Result<()> {
                     period,
                     only: Vec::new(),
                     risk_weights: None,
+                    privacy: Default::default(),
                 },
                 &measure,
                 &member,

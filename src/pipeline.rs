@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 
 use crate::compile;
-use crate::engine::{ClaimVersions, Definitions, Engine};
+use crate::engine::{ClaimVersions, Definitions, Engine, Scope, View};
 use crate::error::{Error, Result};
 use crate::extract::OpenedExtract;
 use crate::output::write_atomic;
@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub only: Vec<String>,
     /// PCR-HH's risk-weight table, when the user has one.
     pub risk_weights: Option<PathBuf>,
+    /// One audience's units only, and pseudonymised member ids, in the outputs.
+    pub privacy: crate::privacy::Privacy,
 }
 
 /// What a run did, without member-level data.
@@ -55,6 +57,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     let engine = Engine::open_with(&opts.data, &defs, &inputs).await?;
     let cutoff = engine.data_cutoff().await?;
     let period = choose_period(opts, cutoff)?;
+    engine.check_scope(&opts.privacy.audience).await?;
 
     let selected: Vec<_> = defs
         .measures
@@ -88,6 +91,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     bar.inc(1);
 
     let mut rows = Vec::new();
+    let mut benchmarks = Vec::new();
     let mut details = Vec::new();
     let mut notes = Vec::new();
     let mut not_reported = Vec::new();
@@ -111,11 +115,37 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             not_reported.push((m.id.clone(), note));
         }
         bar.set_message(m.id.clone());
-        let run = engine.run(&compiled).await?;
+        let audience = &opts.privacy.audience;
+        let (run, mut viewed) = if *audience == Scope::All {
+            (engine.run(&compiled).await?, Vec::new())
+        } else {
+            let view = View {
+                scope: audience.clone(),
+                stratify: None,
+            };
+            engine.run_many(&compiled, &[view]).await?
+        };
         bar.inc(1);
-        rows.extend(run.rows);
+        match viewed.pop() {
+            // An audience's own rows; the whole population's only as aggregate benchmarks.
+            Some(own) => {
+                rows.extend(own);
+                benchmarks.extend(
+                    run.rows
+                        .into_iter()
+                        .filter(|r| r.stratifier == "total" || r.stratifier == "mco"),
+                );
+            }
+            None => rows.extend(run.rows),
+        }
         // Measures in id order; each measure's rows keep the order `results` gave them.
-        details.push((m.id.clone(), run.detail_schema, run.detail));
+        let detail = run
+            .detail
+            .iter()
+            .map(|b| opts.privacy.apply(b))
+            .collect::<Result<Vec<_>>>()?;
+        let schema = detail.first().map_or(run.detail_schema, |b| b.schema());
+        details.push((m.id.clone(), schema, detail));
     }
     rows.sort_by(|a, b| a.measure.cmp(&b.measure));
     let claim_versions = engine.claim_versions().await?;
@@ -154,6 +184,13 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         files.push((
             opts.out.join("detail").join(format!("{id}.csv")),
             results::batches_to_csv(schema.clone(), batches)?,
+        ));
+    }
+    if opts.privacy.audience != Scope::All {
+        benchmarks.sort_by(|a, b| a.measure.cmp(&b.measure));
+        files.push((
+            opts.out.join("benchmarks.csv"),
+            results::to_csv(&benchmarks).into_bytes(),
         ));
     }
     files.push((
@@ -199,6 +236,19 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
                 serde_json::json!(opts.period.map(|p| p.to_string())),
             ),
             ("only", serde_json::json!(opts.only)),
+            (
+                "audience",
+                serde_json::json!(match &opts.privacy.audience {
+                    Scope::All => None,
+                    Scope::Mco(id) => Some(format!("mco {id}")),
+                    Scope::Hhp(id) => Some(format!("hhp {id}")),
+                }),
+            ),
+            (
+                // Whether ids are pseudonymised; the key is never recorded.
+                "pseudonymised",
+                serde_json::json!(opts.privacy.pseudonymizer.is_some()),
+            ),
         ],
         measures: selected
             .iter()

@@ -260,6 +260,7 @@ async fn an_empty_age_band_is_still_reported() {
         period: Some(Period::year(2025)),
         only: vec!["AMB-HH".into()],
         risk_weights: None,
+        privacy: Default::default(),
     })
     .await
     .unwrap();
@@ -316,6 +317,7 @@ async fn members_basis_with_continuous_enrollment() {
         period: Some(Period::year(2025)),
         only: vec![],
         risk_weights: None,
+        privacy: Default::default(),
     })
     .await
     .unwrap();
@@ -380,6 +382,7 @@ async fn first_date_numerators_give_days_and_their_median() {
         period: Some(Period::year(2025)),
         only: vec![],
         risk_weights: None,
+        privacy: Default::default(),
     })
     .await
     .unwrap();
@@ -416,6 +419,7 @@ async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
         period: None,
         only: vec!["PCR-HH".into()],
         risk_weights,
+        privacy: Default::default(),
     };
     let s = pipeline::run(&opts(None)).await.unwrap();
     let components: std::collections::BTreeSet<&str> =
@@ -479,6 +483,7 @@ async fn the_manifest_fingerprints_inputs_and_outputs() {
         period: Some(Period::year(2025)),
         only: vec!["AMB-HH".into()],
         risk_weights: None,
+        privacy: Default::default(),
     })
     .await
     .unwrap();

@@ -78,8 +78,9 @@ pub struct MeasureRun {
 }
 
 /// Whose units a view counts.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
+    #[default]
     All,
     Mco(String),
     Hhp(String),
@@ -254,6 +255,28 @@ impl Engine {
             void_lines,
             superseded_lines: lines_read - final_lines - void_lines,
         })
+    }
+
+    /// An MCO or partner the enrollment extract has never heard of is a typo, not an empty
+    /// audience: the error names the known ones.
+    pub async fn check_scope(&self, scope: &Scope) -> Result<()> {
+        let (column, id, what) = match scope {
+            Scope::All => return Ok(()),
+            Scope::Mco(id) => ("mco_id", id, "MCO"),
+            Scope::Hhp(id) => ("hhp_id", id, "partner"),
+        };
+        let sql = format!(
+            "SELECT DISTINCT {column} AS id FROM enrollment WHERE {column} IS NOT NULL ORDER BY 1"
+        );
+        let (_, rows) = results::text_rows(&self.collect(&sql).await?)?;
+        let known: Vec<String> = rows.into_iter().filter_map(|r| r[0].clone()).collect();
+        if known.iter().any(|k| k == id) {
+            return Ok(());
+        }
+        Err(Error::Usage(format!(
+            "no {what} `{id}` in the enrollment extract; known: {}",
+            known.join(", ")
+        )))
     }
 
     /// Run one compiled measure: the member-level detail once, then its aggregate.

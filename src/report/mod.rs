@@ -92,7 +92,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
             opts.measures.display()
         )));
     }
-    check_audience(&engine, &opts.audience).await?;
+    engine.check_scope(&opts.audience.scope()).await?;
     let measures: Vec<_> = defs
         .measures
         .iter()
@@ -284,29 +284,6 @@ fn replaceable(dir: &Path) -> bool {
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["command"].as_str().map(|c| c.starts_with("report ")))
         .unwrap_or(false)
-}
-
-/// An MCO or partner the data has never heard of is a typo, not an empty report.
-async fn check_audience(engine: &Engine, audience: &Audience) -> Result<()> {
-    let (column, id) = match audience {
-        Audience::State => return Ok(()),
-        Audience::Mco(id) => ("mco_id", id),
-        Audience::Hhp(id) => ("hhp_id", id),
-    };
-    let sql = format!(
-        "SELECT DISTINCT {column} AS id FROM enrollment WHERE {column} IS NOT NULL ORDER BY 1"
-    );
-    let batches = engine.context().sql(&sql).await?.collect().await?;
-    let (_, rows) = crate::results::text_rows(&batches)?;
-    let known: Vec<String> = rows.into_iter().filter_map(|r| r[0].clone()).collect();
-    if known.iter().any(|k| k == id) {
-        return Ok(());
-    }
-    Err(Error::Usage(format!(
-        "no {} `{id}` in the enrollment extract; known: {}",
-        if column == "mco_id" { "MCO" } else { "partner" },
-        known.join(", ")
-    )))
 }
 
 /// The default output directory of a report: `out/report-<kind>[-<id>]-<quarter>`.

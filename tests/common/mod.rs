@@ -66,6 +66,7 @@ pub async fn run_deck(
         period: Some(hhq::period::Period::year(2025)),
         only: only.iter().map(|s| s.to_string()).collect(),
         risk_weights: None,
+        privacy: Default::default(),
     })
     .await
     .expect("run succeeds");

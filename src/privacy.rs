@@ -1,0 +1,214 @@
+//! Privacy of member-level outputs: keeping only one audience's units (an MCO's or a partner's
+//! members), and replacing member ids with keyed pseudonyms. A pseudonym is the HMAC-SHA-256 of
+//! the id under a key the user keeps (a file or an environment variable); the same id gives the
+//! same pseudonym in every file of a run and across runs with one key, and the key itself is
+//! never written anywhere.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::engine::Scope;
+use crate::error::{Error, Result};
+
+/// The environment variable that may hold the pseudonymisation key.
+pub const KEY_ENV: &str = "HHQ_PSEUDONYM_KEY";
+
+/// Fewer bytes than this is a password, not a key.
+const MIN_KEY_BYTES: usize = 16;
+
+/// What member-level outputs may show: whose units, and whether ids are pseudonymised.
+#[derive(Debug, Clone, Default)]
+pub struct Privacy {
+    pub audience: Scope,
+    pub pseudonymizer: Option<Pseudonymizer>,
+}
+
+impl Privacy {
+    /// A detail batch as it may be written.
+    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let kept = keep_audience(batch, &self.audience)?;
+        match &self.pseudonymizer {
+            Some(p) => p.apply(&kept),
+            None => Ok(kept),
+        }
+    }
+}
+
+/// Keyed pseudonyms of member ids.
+#[derive(Clone)]
+pub struct Pseudonymizer {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Pseudonymizer {
+    // Never print the key, not even in a debug log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pseudonymizer { key: <hidden> }")
+    }
+}
+
+impl Pseudonymizer {
+    pub fn new(key: &[u8]) -> Result<Pseudonymizer> {
+        let key = key.trim_ascii();
+        if key.len() < MIN_KEY_BYTES {
+            return Err(Error::Usage(format!(
+                "a pseudonymisation key needs at least {MIN_KEY_BYTES} bytes (got {}); \
+                 e.g. `head -c 32 /dev/urandom | base64 > key`",
+                key.len()
+            )));
+        }
+        Ok(Pseudonymizer { key: key.to_vec() })
+    }
+
+    /// The key from a file (surrounding whitespace ignored).
+    pub fn from_file(path: &std::path::Path) -> Result<Pseudonymizer> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Pseudonymizer::new(&bytes).map_err(|e| match e {
+            Error::Usage(m) => Error::Usage(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// The key from [`KEY_ENV`], if set.
+    pub fn from_env() -> Result<Option<Pseudonymizer>> {
+        match std::env::var_os(KEY_ENV) {
+            Some(v) => Pseudonymizer::new(v.as_encoded_bytes())
+                .map(Some)
+                .map_err(|e| match e {
+                    Error::Usage(m) => Error::Usage(format!("{KEY_ENV}: {m}")),
+                    other => other,
+                }),
+            None => Ok(None),
+        }
+    }
+
+    /// `P` and the first 20 hex digits (80 bits) of HMAC-SHA-256(key, id).
+    pub fn pseudonym(&self, id: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+        mac.update(id.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
+        format!("P{hex}")
+    }
+
+    /// The batch with its `member_id` column replaced by pseudonyms.
+    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let Ok(i) = batch.schema().index_of("member_id") else {
+            return Ok(batch.clone());
+        };
+        let ids = cast(batch.column(i), &DataType::Utf8)?;
+        let ids = ids.as_string::<i32>();
+        let pseudonyms: StringArray = (0..ids.len())
+            .map(|r| (!ids.is_null(r)).then(|| self.pseudonym(ids.value(r))))
+            .collect();
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns[i] = Arc::new(pseudonyms);
+        let fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(j, f)| {
+                if j == i {
+                    Field::new("member_id", DataType::Utf8, f.is_nullable())
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
+    }
+}
+
+/// Only the rows of a detail batch whose unit belongs to the audience (its `mco` or `hhp`).
+pub fn keep_audience(batch: &RecordBatch, scope: &Scope) -> Result<RecordBatch> {
+    let (column, id) = match scope {
+        Scope::All => return Ok(batch.clone()),
+        Scope::Mco(id) => ("mco", id),
+        Scope::Hhp(id) => ("hhp", id),
+    };
+    let i = batch
+        .schema()
+        .index_of(column)
+        .map_err(|_| Error::Usage(format!("member-level detail has no `{column}` column")))?;
+    let values = cast(batch.column(i), &DataType::Utf8)?;
+    let values = values.as_string::<i32>();
+    let keep: BooleanArray = (0..values.len())
+        .map(|r| Some(!values.is_null(r) && values.value(r) == id))
+        .collect();
+    Ok(filter_record_batch(batch, &keep)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("member_id", DataType::Utf8, false),
+            Field::new("hhp", DataType::Utf8, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["M1", "M2", "M1"])),
+                Arc::new(StringArray::from(vec![
+                    Some("HHP-01"),
+                    Some("HHP-02"),
+                    None,
+                ])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn pseudonyms_are_keyed_stable_and_hide_the_id() {
+        let a = Pseudonymizer::new(b"0123456789abcdef-one").unwrap();
+        let b = Pseudonymizer::new(b"0123456789abcdef-two").unwrap();
+        assert_eq!(a.pseudonym("M1"), a.pseudonym("M1"));
+        assert_ne!(a.pseudonym("M1"), a.pseudonym("M2"));
+        assert_ne!(a.pseudonym("M1"), b.pseudonym("M1"));
+        assert!(!a.pseudonym("M1").contains("M1"));
+        assert_eq!(a.pseudonym("M1").len(), 21);
+        // RFC 4231 test case 2 (key "Jefe"): the HMAC is the standard one.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"what do ya want for nothing?");
+        let hex: String = mac.finalize().into_bytes()[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, "5bdcc146");
+        let out = a.apply(&batch()).unwrap();
+        let ids = out.column(0).as_string::<i32>();
+        assert_eq!(ids.value(0), a.pseudonym("M1"));
+        assert_eq!(ids.value(0), ids.value(2));
+        assert_eq!(out.column(1).len(), 3);
+        assert!(
+            !format!("{a:?}").contains("0123"),
+            "the key is never printed"
+        );
+    }
+
+    #[test]
+    fn short_keys_are_refused() {
+        assert!(Pseudonymizer::new(b"short").is_err());
+        assert!(Pseudonymizer::new(b"   0123456789abcdef  \n").is_ok());
+    }
+
+    #[test]
+    fn only_the_audience_rows_are_kept() {
+        let out = keep_audience(&batch(), &Scope::Hhp("HHP-01".into())).unwrap();
+        assert_eq!(out.num_rows(), 1);
+        assert_eq!(out.column(0).as_string::<i32>().value(0), "M1");
+        assert_eq!(keep_audience(&batch(), &Scope::All).unwrap().num_rows(), 3);
+    }
+}
