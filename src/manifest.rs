@@ -62,9 +62,6 @@ pub struct Inputs<'a> {
     pub risk_weights: Option<PathBuf>,
     /// Output files, already written.
     pub outputs: Vec<PathBuf>,
-    /// When set, `outputs` are relative to the published directory and are read from here (the
-    /// staging directory a report is written into before it replaces the old one).
-    pub outputs_root: Option<PathBuf>,
 }
 
 /// The manifest as pretty JSON (keys in a fixed order, lists sorted as given).
@@ -108,20 +105,7 @@ pub fn render(i: &Inputs) -> Result<String> {
         Some(p) => json!({"file": shown(p), "sha256": file_sha256(p)?}),
         None => Value::Null,
     };
-    let outputs = i
-        .outputs
-        .iter()
-        .map(|p| match &i.outputs_root {
-            Some(root) => {
-                let on_disk = root.join(p);
-                let bytes = std::fs::metadata(&on_disk)
-                    .map_err(|err| Error::io(&on_disk, err))?
-                    .len();
-                Ok(json!({"file": shown(p), "bytes": bytes, "sha256": file_sha256(&on_disk)?}))
-            }
-            None => sized(p),
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let outputs = outputs_json(&i.outputs, None)?;
     let manifest = json!({
         "tool": {"name": "hhq", "version": env!("CARGO_PKG_VERSION")},
         "command": i.command,
@@ -135,10 +119,41 @@ pub fn render(i: &Inputs) -> Result<String> {
         "extracts": extracts,
         "outputs": outputs,
     });
-    let mut text = serde_json::to_string_pretty(&manifest)
+    pretty(&manifest)
+}
+
+fn pretty(manifest: &Value) -> Result<String> {
+    let mut text = serde_json::to_string_pretty(manifest)
         .map_err(|e| Error::Usage(format!("cannot render the manifest: {e}")))?;
     text.push('\n');
     Ok(text)
+}
+
+/// Output entries: path, size and hash; read from `root.join(path)` when a root is given (the
+/// staging directory a report is written into before it replaces the old one).
+fn outputs_json(outputs: &[PathBuf], root: Option<&Path>) -> Result<Vec<Value>> {
+    outputs
+        .iter()
+        .map(|p| match root {
+            Some(root) => {
+                let on_disk = root.join(p);
+                let bytes = std::fs::metadata(&on_disk)
+                    .map_err(|err| Error::io(&on_disk, err))?
+                    .len();
+                Ok(json!({"file": shown(p), "bytes": bytes, "sha256": file_sha256(&on_disk)?}))
+            }
+            None => sized(p),
+        })
+        .collect()
+}
+
+/// A rendered manifest with its outputs replaced: the inputs (extracts included) are hashed once
+/// by [`render`], the outputs once they are written.
+pub fn with_outputs(manifest: &str, outputs: &[PathBuf], root: Option<&Path>) -> Result<String> {
+    let mut value: Value = serde_json::from_str(manifest)
+        .map_err(|e| Error::Usage(format!("cannot read back the manifest: {e}")))?;
+    value["outputs"] = Value::Array(outputs_json(outputs, root)?);
+    pretty(&value)
 }
 
 #[cfg(test)]

@@ -59,36 +59,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     let period = choose_period(opts, cutoff)?;
     engine.check_scope(&opts.privacy.audience).await?;
 
-    let selected: Vec<_> = defs
-        .measures
-        .iter()
-        .filter(|m| opts.only.is_empty() || opts.only.contains(&m.id))
-        .collect();
-    if let Some(missing) = opts
-        .only
-        .iter()
-        .find(|id| !defs.measures.iter().any(|m| &m.id == *id))
-    {
-        return Err(Error::Usage(format!(
-            "no measure `{missing}` in {}",
-            opts.measures.display()
-        )));
-    }
-
-    // Progress on stderr when it is a terminal; indicatif draws nothing otherwise, so logs and
-    // CI output stay quiet. It names measures and steps only, never members.
-    // Cleared however the run ends, an error included.
-    let bar = indicatif::ProgressBar::new(selected.len() as u64 + 1)
-        .with_finish(indicatif::ProgressFinish::AndClear);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {bar:30} {pos}/{len} {msg}")
-            .expect("a valid template"),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar.set_message("building blocks");
-    let used: std::collections::BTreeSet<&str> = selected.iter().flat_map(|m| m.blocks()).collect();
-    engine.materialize(&used).await?;
-    bar.inc(1);
+    let selected = select(&defs, &opts.only, &opts.measures)?;
+    let bar = progress(selected.len() as u64 + 1);
+    materialize(&engine, &selected, &bar).await?;
 
     let mut rows = Vec::new();
     let mut benchmarks = Vec::new();
@@ -217,6 +190,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         written.push(path);
     }
     // The manifest last: it hashes what was written.
+    let (measures_files, block_files, value_set_files) =
+        definition_files(&defs, &selected, &opts.measures)?;
     let manifest = crate::manifest::render(&crate::manifest::Inputs {
         command: "run",
         period,
@@ -250,24 +225,91 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
                 serde_json::json!(opts.privacy.pseudonymizer.is_some()),
             ),
         ],
-        measures: selected
-            .iter()
-            .map(|m| (m.id.clone(), m.version.clone(), m.path.clone()))
-            .collect(),
-        blocks: defs
-            .blocks
-            .iter()
-            .map(|b| (b.name.clone(), b.path.clone()))
-            .collect(),
-        value_set_files: crate::measure::valueset::files_in(&opts.measures.join("valuesets"))?,
+        measures: measures_files,
+        blocks: block_files,
+        value_set_files,
         extracts: &summary.extracts,
         risk_weights: opts.risk_weights.clone(),
         outputs: written,
-        outputs_root: None,
     })?;
     write_atomic(&opts.out.join("manifest.json"), manifest.as_bytes())?;
     bar.finish_and_clear();
     Ok(summary)
+}
+
+/// The measures asked for (every one when `only` is empty); an unknown id is a usage error.
+pub(crate) fn select<'a>(
+    defs: &'a Definitions,
+    only: &[String],
+    measures_dir: &std::path::Path,
+) -> Result<Vec<&'a crate::measure::Measure>> {
+    if let Some(missing) = only
+        .iter()
+        .find(|id| !defs.measures.iter().any(|m| &m.id == *id))
+    {
+        return Err(Error::Usage(format!(
+            "no measure `{missing}` in {}",
+            measures_dir.display()
+        )));
+    }
+    Ok(defs
+        .measures
+        .iter()
+        .filter(|m| only.is_empty() || only.contains(&m.id))
+        .collect())
+}
+
+/// Progress on stderr when it is a terminal; indicatif draws nothing otherwise, so logs and CI
+/// output stay quiet. It names measures and steps only, never members, and is cleared however
+/// the command ends, an error included.
+pub(crate) fn progress(steps: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(steps).with_finish(indicatif::ProgressFinish::AndClear);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {bar:30} {pos}/{len} {msg}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+/// Compute once the building blocks these measures read (the bar's first step).
+pub(crate) async fn materialize(
+    engine: &Engine,
+    measures: &[&crate::measure::Measure],
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
+    bar.set_message("building blocks");
+    let used: std::collections::BTreeSet<&str> = measures.iter().flat_map(|m| m.blocks()).collect();
+    engine.materialize(&used).await?;
+    bar.inc(1);
+    Ok(())
+}
+
+/// Measure files (id, version, path), building-block files (name, path) and value-set files, as
+/// a manifest lists them.
+pub(crate) type DefinitionFiles = (
+    Vec<(String, String, PathBuf)>,
+    Vec<(String, PathBuf)>,
+    Vec<PathBuf>,
+);
+
+/// The definition files behind these measures, for a manifest.
+pub(crate) fn definition_files(
+    defs: &Definitions,
+    measures: &[&crate::measure::Measure],
+    measures_dir: &std::path::Path,
+) -> Result<DefinitionFiles> {
+    Ok((
+        measures
+            .iter()
+            .map(|m| (m.id.clone(), m.version.clone(), m.path.clone()))
+            .collect(),
+        defs.blocks
+            .iter()
+            .map(|b| (b.name.clone(), b.path.clone()))
+            .collect(),
+        crate::measure::valueset::files_in(&measures_dir.join("valuesets"))?,
+    ))
 }
 
 /// The period asked for, else the latest full calendar year in the data.

@@ -22,13 +22,7 @@ fn ok(o: &std::process::Output) {
 }
 
 fn csv_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r
-        .records()
-        .map(|x| x.unwrap().iter().map(String::from).collect())
-        .collect();
-    (header, rows)
+    common::read_csv(&std::fs::read(path).unwrap())
 }
 
 fn column(header: &[String], name: &str) -> usize {

@@ -257,6 +257,15 @@ impl Engine {
         })
     }
 
+    /// The non-null values of a query's first column, as text (ids for a lookup).
+    pub async fn texts(&self, sql: &str) -> Result<Vec<String>> {
+        let (_, rows) = results::text_rows(&self.collect(sql).await?)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect())
+    }
+
     /// An MCO or partner the enrollment extract has never heard of is a typo, not an empty
     /// audience: the error names the known ones.
     pub async fn check_scope(&self, scope: &Scope) -> Result<()> {
@@ -265,11 +274,11 @@ impl Engine {
             Scope::Mco(id) => ("mco_id", id, "MCO"),
             Scope::Hhp(id) => ("hhp_id", id, "partner"),
         };
-        let sql = format!(
-            "SELECT DISTINCT {column} AS id FROM enrollment WHERE {column} IS NOT NULL ORDER BY 1"
-        );
-        let (_, rows) = results::text_rows(&self.collect(&sql).await?)?;
-        let known: Vec<String> = rows.into_iter().filter_map(|r| r[0].clone()).collect();
+        let known = self
+            .texts(&format!(
+                "SELECT DISTINCT {column} AS id FROM enrollment WHERE {column} IS NOT NULL ORDER BY 1"
+            ))
+            .await?;
         if known.iter().any(|k| k == id) {
             return Ok(());
         }

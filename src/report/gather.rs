@@ -3,7 +3,7 @@
 //! by quarter (the trend and the control chart); the days to follow-up behind the
 //! cumulative curves; and, for a partner, its open follow-up gaps.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, Days, Months, NaiveDate};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -226,19 +226,25 @@ pub async fn gather(
     let mut checks = Vec::new();
     let mut worklist = Vec::new();
     let mut notes = Vec::new();
+    // Members whose Health Home span runs through the cut-off: for them, a continuous-enrolment
+    // shortfall is only the data ending, not a gap (the worklist's rule).
+    let still_enrolled: BTreeSet<String> = if matches!(audience, Audience::Hhp(_)) {
+        engine
+            .texts(&format!(
+                "SELECT DISTINCT member_id FROM enrollment WHERE span_type = 'health_home' \
+                 AND start_date <= DATE '{cutoff}' AND (end_date IS NULL OR end_date >= DATE '{cutoff}')"
+            ))
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
     // A scorecard sets its trend beside its main MCO's: every MCO's quarters are kept.
     let mcos: Vec<String> = if matches!(audience, Audience::Hhp(_)) {
-        let batches = engine
-            .context()
-            .sql("SELECT DISTINCT mco_id FROM enrollment WHERE mco_id IS NOT NULL ORDER BY 1")
+        engine
+            .texts("SELECT DISTINCT mco_id FROM enrollment WHERE mco_id IS NOT NULL ORDER BY 1")
             .await?
-            .collect()
-            .await?;
-        crate::results::text_rows(&batches)?
-            .1
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().flatten())
-            .collect()
     } else {
         Vec::new()
     };
@@ -307,7 +313,7 @@ pub async fn gather(
             }
         }
         if let (Audience::Hhp(_), true) = (&audience, is_follow_up(m)) {
-            worklist.extend(open_gaps(engine, m, &scope, cutoff).await?);
+            worklist.extend(open_gaps(engine, m, &scope, cutoff, &still_enrolled).await?);
         }
         bar.inc(1);
         data.insert(m.id.clone(), d);
@@ -428,6 +434,7 @@ async fn open_gaps(
     m: &Measure,
     scope: &Scope,
     cutoff: NaiveDate,
+    still_enrolled: &BTreeSet<String>,
 ) -> Result<Vec<Gap>> {
     let from = cutoff - Days::new(30);
     let start = from.with_day(1).expect("day 1") - Months::new(1);
@@ -436,18 +443,6 @@ async fn open_gaps(
     let period = Period::new(start, end)?;
     let compiled = compile::compile(m, engine.catalog(), &period)?;
     let run = engine.run(&compiled).await?;
-    // Members whose Health Home span runs through the cut-off: for them, a continuous-enrolment
-    // shortfall is only the data ending, not a gap.
-    let sql = format!(
-        "SELECT DISTINCT member_id FROM enrollment WHERE span_type = 'health_home' \
-         AND start_date <= DATE '{cutoff}' AND (end_date IS NULL OR end_date >= DATE '{cutoff}')"
-    );
-    let batches = engine.context().sql(&sql).await?.collect().await?;
-    let still_enrolled: std::collections::BTreeSet<String> = crate::results::text_rows(&batches)?
-        .1
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
     let mut gaps = Vec::new();
     for b in &run.detail {
         let get = |n: &str, t: &DataType| column(b, n, t);

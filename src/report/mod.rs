@@ -82,36 +82,13 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
             "quarter {quarter} ends after the data does ({cutoff})"
         )));
     }
-    if let Some(missing) = opts
-        .only
-        .iter()
-        .find(|id| !defs.measures.iter().any(|m| &m.id == *id))
-    {
-        return Err(Error::Usage(format!(
-            "no measure `{missing}` in {}",
-            opts.measures.display()
-        )));
-    }
+    let selected = crate::pipeline::select(&defs, &opts.only, &opts.measures)?;
     engine.check_scope(&opts.audience.scope()).await?;
-    let measures: Vec<_> = defs
-        .measures
-        .iter()
-        .filter(|m| opts.only.is_empty() || opts.only.contains(&m.id))
-        .cloned()
-        .collect();
-
-    // Cleared however the run ends, an error included.
-    let bar = indicatif::ProgressBar::new(measures.len() as u64 + 1)
-        .with_finish(indicatif::ProgressFinish::AndClear);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {bar:30} {pos}/{len} {msg}")
-            .expect("a valid template"),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar.set_message("building blocks");
-    let used: std::collections::BTreeSet<&str> = measures.iter().flat_map(|m| m.blocks()).collect();
-    engine.materialize(&used).await?;
-    bar.inc(1);
+    let bar = crate::pipeline::progress(selected.len() as u64 + 1);
+    crate::pipeline::materialize(&engine, &selected, &bar).await?;
+    let (measure_files, block_files, value_set_files) =
+        crate::pipeline::definition_files(&defs, &selected, &opts.measures)?;
+    let measures: Vec<_> = selected.into_iter().cloned().collect();
     let gathered = gather::gather(
         &engine,
         measures.clone(),
@@ -123,7 +100,9 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     .await?;
 
     bar.set_message("laying out");
-    let manifest_inputs = |outputs: Vec<PathBuf>| crate::manifest::Inputs {
+    // The inputs' hashes (extracts included) are computed once: for the appendix here, and for
+    // manifest.json with the outputs added once they are written.
+    let inputs_manifest = crate::manifest::render(&crate::manifest::Inputs {
         command: match opts.audience {
             Audience::State => "report state",
             Audience::Mco(_) => "report mco",
@@ -146,23 +125,13 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
             ("only", serde_json::json!(opts.only)),
             ("pdf", serde_json::json!(opts.pdf)),
         ],
-        measures: measures
-            .iter()
-            .map(|m| (m.id.clone(), m.version.clone(), m.path.clone()))
-            .collect(),
-        blocks: defs
-            .blocks
-            .iter()
-            .map(|b| (b.name.clone(), b.path.clone()))
-            .collect(),
-        value_set_files: crate::measure::valueset::files_in(&opts.measures.join("valuesets"))
-            .unwrap_or_default(),
+        measures: measure_files,
+        blocks: block_files,
+        value_set_files,
         extracts: &gathered.extracts,
         risk_weights: opts.risk_weights.clone(),
-        outputs,
-        outputs_root: None,
-    };
-    let inputs_manifest = crate::manifest::render(&manifest_inputs(Vec::new()))?;
+        outputs: Vec::new(),
+    })?;
     let doc = build::document(&gathered, &inputs_manifest)?;
 
     // Everything in memory before the first write; paths relative to the report directory.
@@ -192,10 +161,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     }
     bar.set_message("writing");
     let written = publish(&opts.out, &files, |staging, names| {
-        crate::manifest::render(&crate::manifest::Inputs {
-            outputs_root: Some(staging.to_path_buf()),
-            ..manifest_inputs(names)
-        })
+        crate::manifest::with_outputs(&inputs_manifest, &names, Some(staging))
     })?;
     bar.finish_and_clear();
     Ok(ReportSummary {

@@ -86,3 +86,14 @@ pub fn measures_dir_with(yaml: &str) -> tempfile::TempDir {
     .expect("copy value sets");
     defs
 }
+
+/// CSV text as its header and rows of strings.
+pub fn read_csv(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_reader(bytes);
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|x| x.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
