@@ -30,6 +30,10 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
 
+    /// The extracts fail a data-quality check whose policy is to refuse publishing.
+    #[error("{0}")]
+    Quality(String),
+
     /// A report could not be drawn or laid out (a chart, a template, the PDF).
     #[error("report: {0}")]
     Report(String),

@@ -4,7 +4,9 @@
 //! The code is laid out as the data flows:
 //!
 //! ```text
-//!  Parquet extracts ──► extract ──► (views: claims, contacts, members, enrollment)
+//!  Parquet extracts ──► extract ──► (views: claims, contacts, members, enrollment: usable rows)
+//!                          │             │
+//!                          └─► quality (profile, rows set aside by reason, the publish gate)
 //!                                        │
 //!  queries/*.sql ───► compile::blocks ──►│ building-block views (claims_final, ed_visits, …)
 //!                                        ▼
@@ -14,7 +16,8 @@
 //!
 //! | stage | module | owns |
 //! |---|---|---|
-//! | extracts | [`extract`] | the data contract; opening and checking Parquet files |
+//! | extracts | [`extract`] | the data contract; opening and checking Parquet files; row rules (rows set aside) |
+//! | | [`quality`] | `hhq validate`: the data-quality checks, their policy, the profile and the gate before publishing |
 //! | measure model | [`measure`] | YAML → checked [`measure::Measure`]; value sets |
 //! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate) |
 //! | engine | [`engine`] | the DataFusion session and hhq's SQL functions; running a measure's detail, its aggregate and population |
@@ -43,6 +46,7 @@ pub mod output;
 pub mod period;
 pub mod pipeline;
 pub mod privacy;
+pub mod quality;
 pub mod report;
 pub mod results;
 pub mod spc;

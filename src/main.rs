@@ -68,6 +68,8 @@ enum Command {
         #[arg(long, value_name = "FILE", requires = "pseudonymize")]
         key_file: Option<PathBuf>,
         #[command(flatten)]
+        quality: QualityArgs,
+        #[command(flatten)]
         dirs: DefinitionDirs,
     },
     /// Write a published report: HTML, PDF, the tables and charts behind it, and a manifest
@@ -99,6 +101,8 @@ enum Command {
         /// Skip the PDF (HTML, tables and charts only)
         #[arg(long)]
         no_pdf: bool,
+        #[command(flatten)]
+        quality: QualityArgs,
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
@@ -168,8 +172,49 @@ enum Command {
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
+    /// Profile the extracts before any measure runs: completeness, conformance and plausibility
+    /// checks, each with its severity and threshold, and the rows set aside by reason
+    #[command(
+        after_help = "Example: hhq validate --data testdata --out out/validate\n\nWrites data_quality_checks.csv (every check: rows, failing, percent, threshold, status, example keys) and data_quality.csv (rows read, set aside by reason, used). The terminal shows counts only, never example keys.\n\nExit codes: 0 when every error-severity check passes, 3 when one fails (the code of a run refused for data quality), 1 when the extracts cannot be read, 2 for a usage error."
+    )]
+    Validate {
+        /// Data directory holding the four extracts
+        #[arg(long, default_value = "testdata")]
+        data: PathBuf,
+        /// Output directory for the data-quality report
+        #[arg(long, default_value = "out/validate")]
+        out: PathBuf,
+        #[command(flatten)]
+        quality: QualityArgs,
+        /// Directory of measure YAML files (the policy's default lives in its quality/)
+        #[arg(long, default_value = "measures")]
+        measures: PathBuf,
+        /// Print the catalogue of checks (Markdown) and exit
+        #[arg(long)]
+        list: bool,
+    },
     /// Print the extract contract as Markdown
     Contract,
+}
+
+/// The data-quality policy and as-of date; shared by validate, run and report.
+#[derive(clap::Args, Clone)]
+struct QualityArgs {
+    /// Data-quality policy: severities, thresholds, refuse or caveat (default: <measures>/quality/policy.yaml)
+    #[arg(long, value_name = "FILE")]
+    quality_policy: Option<PathBuf>,
+    /// Dates after this day count as future in the data-quality checks (default: today)
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    as_of: Option<chrono::NaiveDate>,
+}
+
+impl QualityArgs {
+    fn options(self) -> hhq::quality::QualityOptions {
+        hhq::quality::QualityOptions {
+            policy: self.quality_policy,
+            as_of: self.as_of,
+        }
+    }
 }
 
 #[tokio::main]
@@ -180,6 +225,7 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             match e {
                 Error::Usage(_) => ExitCode::from(2),
+                Error::Quality(_) => ExitCode::from(3),
                 _ => ExitCode::FAILURE,
             }
         }
@@ -198,6 +244,46 @@ enum AudienceKind {
 
 async fn dispatch(command: Command) -> Result<()> {
     match command {
+        Command::Validate {
+            data,
+            out,
+            quality,
+            measures,
+            list,
+        } => {
+            if list {
+                print!("{}", hhq::quality::catalogue_markdown());
+                return Ok(());
+            }
+            let options = quality.options();
+            let policy = hhq::quality::Policy::resolve(options.policy.as_deref(), &measures)?;
+            let profile = hhq::quality::validate(&data, &policy, options.as_of_or_today()).await?;
+            let written = hhq::quality::write_report(&profile, &out)?;
+            print!("{}", hhq::quality::terminal(&profile));
+            eprintln!(
+                "wrote {}",
+                written
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let failed = profile.failed();
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Quality(format!(
+                    "{} data-quality check{} failed: {}",
+                    failed.len(),
+                    if failed.len() == 1 { "" } else { "s" },
+                    failed
+                        .iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        }
         Command::Report {
             audience,
             id,
@@ -207,6 +293,7 @@ async fn dispatch(command: Command) -> Result<()> {
             only,
             risk_weights,
             no_pdf,
+            quality,
             dirs,
         } => {
             let audience = match (audience, id) {
@@ -233,8 +320,12 @@ async fn dispatch(command: Command) -> Result<()> {
                 quarter,
                 out: out.clone(),
                 pdf: !no_pdf,
+                quality: quality.options(),
             })
             .await?;
+            if let Some(caveat) = &s.caveat {
+                eprintln!("warning: {caveat} (printed on the report's cover)");
+            }
             eprintln!(
                 "report for the year ending {}: {} measures, {} tables, {} charts, {} suppressed cells{}",
                 s.quarter,
@@ -270,6 +361,7 @@ async fn dispatch(command: Command) -> Result<()> {
             hhp,
             pseudonymize,
             key_file,
+            quality,
             dirs,
         } => {
             let privacy = hhq::privacy::Privacy {
@@ -300,8 +392,12 @@ async fn dispatch(command: Command) -> Result<()> {
                 only,
                 risk_weights,
                 privacy,
+                quality: quality.options(),
             })
             .await?;
+            if let Some(caveat) = &s.caveat {
+                eprintln!("warning: {caveat} (see data_quality_checks.csv)");
+            }
             println!("{}", report::table(&s.rows));
             let c = s.claim_versions;
             eprintln!(
@@ -324,8 +420,27 @@ async fn dispatch(command: Command) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            let aside: Vec<String> = s
+                .quality
+                .extracts
+                .iter()
+                .filter(|e| !e.set_aside.is_empty())
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e.name,
+                        e.set_aside.iter().map(|(_, n)| n).sum::<u64>()
+                    )
+                })
+                .collect();
+            if !aside.is_empty() {
+                eprintln!(
+                    "rows set aside for data quality: {} (by rule in data_quality.csv)",
+                    aside.join(", ")
+                );
+            }
             eprintln!(
-                "claim lines: {} read = {} final + {} superseded + {} void",
+                "claim lines used: {} = {} final + {} superseded + {} void",
                 c.lines_read, c.final_lines, c.superseded_lines, c.void_lines
             );
             for note in &s.notes {
@@ -458,6 +573,7 @@ async fn dispatch(command: Command) -> Result<()> {
                     only: Vec::new(),
                     risk_weights: None,
                     privacy: Default::default(),
+                    quality: Default::default(),
                 },
                 &measure,
                 &member,

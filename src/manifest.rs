@@ -60,6 +60,8 @@ pub struct Inputs<'a> {
     pub value_set_files: Vec<PathBuf>,
     pub extracts: &'a [OpenedExtract],
     pub risk_weights: Option<PathBuf>,
+    /// The data-quality profile the run passed its gate with.
+    pub quality: Option<&'a crate::quality::Profile>,
     /// Output files, already written.
     pub outputs: Vec<PathBuf>,
 }
@@ -105,6 +107,10 @@ pub fn render(i: &Inputs) -> Result<String> {
         Some(p) => json!({"file": shown(p), "sha256": file_sha256(p)?}),
         None => Value::Null,
     };
+    let quality = match i.quality {
+        Some(q) => quality_json(q)?,
+        None => Value::Null,
+    };
     let outputs = outputs_json(&i.outputs, None)?;
     let manifest = json!({
         "tool": {"name": "hhq", "version": env!("CARGO_PKG_VERSION")},
@@ -116,10 +122,39 @@ pub fn render(i: &Inputs) -> Result<String> {
         "building_blocks": blocks,
         "value_sets": files(&i.value_set_files)?,
         "risk_weights": risk,
+        "data_quality": quality,
         "extracts": extracts,
         "outputs": outputs,
     });
     pretty(&manifest)
+}
+
+/// The policy (file and hash), which checks failed or warned, and the rows set aside by rule.
+/// Not the as-of date unless given: a default of today would make reruns differ.
+fn quality_json(q: &crate::quality::Profile) -> Result<Value> {
+    let policy = match &q.policy_path {
+        Some(p) => json!({"file": shown(p), "sha256": file_sha256(p)?}),
+        None => Value::Null,
+    };
+    let ids = |v: Vec<&crate::quality::CheckResult>| -> Vec<String> {
+        v.into_iter().map(|c| c.id.clone()).collect()
+    };
+    let set_aside: serde_json::Map<String, Value> = q
+        .extracts
+        .iter()
+        .flat_map(|e| e.set_aside.iter().map(|(r, n)| (r.clone(), json!(n))))
+        .collect();
+    Ok(json!({
+        "policy": policy,
+        "on_failure": match q.on_failure {
+            crate::quality::OnFailure::Refuse => "refuse",
+            crate::quality::OnFailure::Caveat => "caveat",
+        },
+        "checks": q.checks.len(),
+        "failed": ids(q.failed()),
+        "warnings": ids(q.warnings()),
+        "rows_set_aside": set_aside,
+    }))
 }
 
 fn pretty(manifest: &Value) -> Result<String> {

@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub risk_weights: Option<PathBuf>,
     /// One audience's units only, and pseudonymised member ids, in the outputs.
     pub privacy: crate::privacy::Privacy,
+    /// The data-quality policy and as-of date the gate uses.
+    pub quality: crate::quality::QualityOptions,
 }
 
 /// What a run did, without member-level data.
@@ -44,6 +46,10 @@ pub struct RunSummary {
     pub cms_measures: Vec<crate::cms::MeasureReport>,
     /// Components not reported and why, e.g. expected readmissions without risk weights.
     pub notes: Vec<String>,
+    /// The extracts' data-quality profile (rows set aside by reason, every check).
+    pub quality: crate::quality::Profile,
+    /// Set when data-quality checks failed and the policy says publish with a caveat.
+    pub caveat: Option<String>,
 }
 
 /// Run the measures and write `summary.csv`, `summary.parquet`, `data_quality.csv` and the
@@ -55,6 +61,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         risk_weights: opts.risk_weights.clone(),
     };
     let engine = Engine::open_with(&opts.data, &defs, &inputs).await?;
+    // The gate first: a refused run computes nothing and writes nothing.
+    let (quality, caveat) = quality_gate(&engine, &opts.quality, &opts.measures).await?;
     let cutoff = engine.data_cutoff().await?;
     let period = choose_period(opts, cutoff)?;
     engine.check_scope(&opts.privacy.audience).await?;
@@ -144,6 +152,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             .collect(),
         notes,
         rows,
+        quality,
+        caveat,
     };
     bar.set_message("writing");
     // Render everything first, so a failure leaves the previous outputs whole.
@@ -177,6 +187,10 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     files.push((
         opts.out.join("cms_checks.csv"),
         crate::cms::checks_csv(&summary.cms_checks).into_bytes(),
+    ));
+    files.push((
+        opts.out.join("data_quality_checks.csv"),
+        summary.quality.checks_csv().into_bytes(),
     ));
     results::write(&opts.out, &summary.rows)?;
     write_atomic(&opts.out.join("data_quality.csv"), quality.as_bytes())?;
@@ -230,6 +244,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         value_set_files,
         extracts: &summary.extracts,
         risk_weights: opts.risk_weights.clone(),
+        quality: Some(&summary.quality),
         outputs: written,
     })?;
     write_atomic(&opts.out.join("manifest.json"), manifest.as_bytes())?;
@@ -326,24 +341,41 @@ fn choose_period(opts: &RunOptions, cutoff: Option<NaiveDate>) -> Result<Period>
     }
 }
 
-/// Rows read and how they were used or set aside, per extract; the counts reconcile
-/// (read = used + set aside).
+/// Profile the extracts and pass the publish gate: the profile, and the caveat to publish with
+/// when the policy allows failed checks. A refusing policy with a failed check is an error.
+pub(crate) async fn quality_gate(
+    engine: &Engine,
+    options: &crate::quality::QualityOptions,
+    measures_dir: &std::path::Path,
+) -> Result<(crate::quality::Profile, Option<String>)> {
+    let policy = crate::quality::Policy::resolve(options.policy.as_deref(), measures_dir)?;
+    let profile = crate::quality::profile(
+        engine.context(),
+        &engine.extracts,
+        &policy,
+        options.as_of_or_today(),
+    )
+    .await?;
+    let caveat = profile.gate()?;
+    Ok((profile, caveat))
+}
+
+/// Rows read and how they were used or set aside, per extract, then how the used claim lines
+/// split into final, superseded and void versions. The counts reconcile: read = used + set
+/// aside, and used claim lines = final + superseded + void.
 pub fn data_quality_csv(s: &RunSummary) -> String {
-    let mut out = String::from("extract,count,rows,note\n");
-    for e in &s.extracts {
-        out.push_str(&format!("{},read,{},\n", e.name, e.rows));
-    }
+    let mut out = s.quality.rows_csv();
     let c = &s.claim_versions;
     out.push_str(&format!(
-        "claims,final,{},lines of final claim versions: what measures use\n",
+        "claims,final,{},used lines of final claim versions: what measures use\n",
         c.final_lines
     ));
     out.push_str(&format!(
-        "claims,superseded,{},lines of versions later replaced or voided\n",
+        "claims,superseded,{},used lines of versions later replaced or voided\n",
         c.superseded_lines
     ));
     out.push_str(&format!(
-        "claims,void,{},lines of void transactions\n",
+        "claims,void,{},used lines of void transactions\n",
         c.void_lines
     ));
     out

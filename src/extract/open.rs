@@ -23,7 +23,10 @@ pub struct OpenedExtract {
     /// The `.parquet` file, or the directory of part files.
     pub location: PathBuf,
     pub files: Vec<PathBuf>,
+    /// Rows read, usable or not.
     pub rows: u64,
+    /// Where the contract's null and coded-value rules are broken, file by file.
+    pub findings: Vec<FileFinding>,
 }
 
 /// Locate the files of one extract in `dir`: `NAME.parquet`, or every `*.parquet` in `NAME/`.
@@ -113,10 +116,43 @@ fn accepted_types(ty: ColumnType) -> &'static str {
     }
 }
 
-/// Scan the columns that carry row-level rules (not null, coded values) and fail on the first
-/// rule broken, naming the row (1-based, in file order), how many rows break it, and the rule.
-/// Returns the number of rows in the file.
-pub fn check_rows(path: &Path, extract: &Extract) -> Result<u64> {
+/// Where in a file the contract's row rules (not null, coded values) are broken: the rule's id
+/// (as in [`super::rules`]), how many rows break it, the first such row (1-based, in file
+/// order) and its value. The rows are set aside, not refused: the data-quality policy decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileFinding {
+    pub file: PathBuf,
+    pub rule: String,
+    pub rows: u64,
+    pub first_row: u64,
+    pub first_value: Option<String>,
+}
+
+impl FileFinding {
+    /// `claims.parquet row 3: `member_id` is null (2 rows in all)`, for a data-quality report.
+    pub fn describe(&self) -> String {
+        let what = match &self.first_value {
+            None => "is null".to_string(),
+            Some(v) => format!("has value {v:?}"),
+        };
+        let column = self.rule.split('.').nth(1).unwrap_or_default();
+        let all = if self.rows == 1 {
+            "1 row".to_string()
+        } else {
+            format!("{} rows in all", self.rows)
+        };
+        format!(
+            "{} row {}: `{column}` {what} ({all})",
+            self.file.display(),
+            self.first_row
+        )
+    }
+}
+
+/// Scan the columns that carry the contract's row rules (not null, coded values) and say where
+/// each rule is broken. Returns the number of rows in the file and the findings, in contract
+/// column order.
+pub fn check_rows(path: &Path, extract: &Extract) -> Result<(u64, Vec<FileFinding>)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| Error::contract(path, format!("not a readable Parquet file: {e}")))?;
@@ -137,8 +173,16 @@ pub fn check_rows(path: &Path, extract: &Extract) -> Result<u64> {
         .build()
         .map_err(|e| Error::contract(path, format!("not a readable Parquet file: {e}")))?;
 
-    // Per checked column: (rows breaking the rule, first such row, first bad value).
-    let mut broken: Vec<(u64, u64, Option<String>)> = vec![(0, 0, None); checked.len()];
+    // Per checked column: (null rows, first, value rows, first, first bad value).
+    #[derive(Clone, Default)]
+    struct Seen {
+        nulls: u64,
+        first_null: u64,
+        bad: u64,
+        first_bad: u64,
+        bad_value: String,
+    }
+    let mut seen = vec![Seen::default(); checked.len()];
     let mut offset: u64 = 0;
     for batch in reader {
         let batch =
@@ -151,55 +195,52 @@ pub fn check_rows(path: &Path, extract: &Extract) -> Result<u64> {
                 Some(_) => Some(as_strings(array)?),
                 None => None,
             };
+            let s = &mut seen[i];
             for row in 0..array.len() {
-                let bad_value = if array.is_null(row) {
-                    (!col.nullable).then_some(None)
-                } else if let (Some(allowed), Some(s)) = (col.allowed, strings.as_ref()) {
-                    let v = s.value(row);
-                    (!allowed.contains(&v)).then(|| Some(v.to_string()))
-                } else {
-                    None
-                };
-                if let Some(value) = bad_value {
-                    let entry = &mut broken[i];
-                    if entry.0 == 0 {
-                        entry.1 = offset + row as u64 + 1;
-                        entry.2 = value;
+                let at = offset + row as u64 + 1;
+                if array.is_null(row) {
+                    if !col.nullable {
+                        if s.nulls == 0 {
+                            s.first_null = at;
+                        }
+                        s.nulls += 1;
                     }
-                    entry.0 += 1;
+                } else if let (Some(allowed), Some(strings)) = (col.allowed, strings.as_ref()) {
+                    let v = strings.value(row);
+                    if !allowed.contains(&v) {
+                        if s.bad == 0 {
+                            s.first_bad = at;
+                            s.bad_value = v.to_string();
+                        }
+                        s.bad += 1;
+                    }
                 }
             }
         }
         offset += batch.num_rows() as u64;
     }
-    for (col, (count, first, value)) in checked.iter().zip(broken) {
-        if count == 0 {
-            continue;
+    let mut findings = Vec::new();
+    for (col, s) in checked.iter().zip(seen) {
+        if s.nulls > 0 {
+            findings.push(FileFinding {
+                file: path.to_path_buf(),
+                rule: format!("{}.{}.null", extract.name, col.name),
+                rows: s.nulls,
+                first_row: s.first_null,
+                first_value: None,
+            });
         }
-        let rows = if count == 1 {
-            "1 row".to_string()
-        } else {
-            format!("{count} rows")
-        };
-        let message = match value {
-            None => format!(
-                "row {first}: column `{}` is null, but the contract says it may not be ({rows} in all)",
-                col.name
-            ),
-            Some(v) => format!(
-                "row {first}: column `{}` has value {v:?}, which is not one of {} ({rows} in all)",
-                col.name,
-                col.allowed
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|a| format!("`{a}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        return Err(Error::contract(path, message));
+        if s.bad > 0 {
+            findings.push(FileFinding {
+                file: path.to_path_buf(),
+                rule: format!("{}.{}.value", extract.name, col.name),
+                rows: s.bad,
+                first_row: s.first_bad,
+                first_value: Some(s.bad_value),
+            });
+        }
     }
-    Ok(offset)
+    Ok((offset, findings))
 }
 
 fn as_strings(array: &ArrayRef) -> Result<StringArray> {
@@ -220,12 +261,15 @@ pub async fn open_extract(
 ) -> Result<OpenedExtract> {
     let (location, files) = locate(dir, extract)?;
     let mut rows = 0;
+    let mut findings = Vec::new();
     for file in &files {
         let f = File::open(file).map_err(|e| Error::io(file, e))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(f)
             .map_err(|e| Error::contract(file, format!("not a readable Parquet file: {e}")))?;
         check_schema(file, extract, builder.schema())?;
-        rows += check_rows(file, extract)?;
+        let (n, found) = check_rows(file, extract)?;
+        rows += n;
+        findings.extend(found);
     }
 
     let raw = format!("{}__raw", extract.name);
@@ -247,10 +291,19 @@ pub async fn open_extract(
             _ => select.push(quoted),
         }
     }
+    // Every row, typed (`claims__all`), for the data-quality profile; the extract's own name is
+    // the usable rows only, so no measure reads a row set aside.
     ctx.sql(&format!(
         "CREATE VIEW {} AS SELECT {} FROM {raw}",
-        extract.name,
+        all_rows(extract),
         select.join(", ")
+    ))
+    .await?;
+    ctx.sql(&format!(
+        "CREATE VIEW {} AS SELECT * FROM {} WHERE {}",
+        extract.name,
+        all_rows(extract),
+        super::rules::usable_sql(extract)
     ))
     .await?;
     Ok(OpenedExtract {
@@ -258,7 +311,13 @@ pub async fn open_extract(
         location,
         files,
         rows,
+        findings,
     })
+}
+
+/// The view of every row of an extract, usable or set aside.
+pub fn all_rows(extract: &Extract) -> String {
+    format!("{}__all", extract.name)
 }
 
 /// Strings stay in whatever string encoding DataFusion reads them as; other types are cast to
@@ -299,6 +358,13 @@ pub fn register_empty(ctx: &SessionContext) -> Result<()> {
     for extract in EXTRACTS {
         let table = datafusion::datasource::MemTable::try_new(extract.schema(), vec![vec![]])?;
         ctx.register_table(extract.name, Arc::new(table))?;
+        ctx.register_table(
+            all_rows(extract).as_str(),
+            Arc::new(datafusion::datasource::MemTable::try_new(
+                extract.schema(),
+                vec![vec![]],
+            )?),
+        )?;
     }
     Ok(())
 }

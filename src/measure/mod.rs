@@ -1202,7 +1202,7 @@ fn parse_band(s: &str) -> Option<AgeBand> {
 }
 
 /// Turn a YAML or shape error into a located definition error.
-fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> Error {
+pub(crate) fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> Error {
     let (line, column) = e
         .location()
         .map(|l| (l.line() as usize, l.column() as usize))

@@ -109,6 +109,7 @@ pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
             g.quarter
         ),
         cover,
+        caveat: g.caveat.clone(),
         sections,
     })
 }
@@ -1040,13 +1041,34 @@ fn data_quality(g: &Gathered) -> Section {
             Cell::count(e.rows as f64),
             Cell::text(""),
         ]);
+        let Some(q) = g
+            .quality
+            .as_ref()
+            .and_then(|q| q.extracts.iter().find(|x| x.name == e.name))
+        else {
+            continue;
+        };
+        for (rule, n) in &q.set_aside {
+            t.rows.push(vec![
+                Cell::text(e.name),
+                Cell::text("set aside"),
+                Cell::count(*n as f64),
+                Cell::text(format!("broke rule {rule}")),
+            ]);
+        }
+        t.rows.push(vec![
+            Cell::text(e.name),
+            Cell::text("used"),
+            Cell::count(q.used as f64),
+            Cell::text("rows the measures read"),
+        ]);
     }
     let c = &g.claim_versions;
     for (what, n, note) in [
         (
             "final",
             c.final_lines,
-            "lines of final claim versions: what measures use",
+            "used lines of final claim versions: what measures count",
         ),
         (
             "superseded",
@@ -1066,7 +1088,7 @@ fn data_quality(g: &Gathered) -> Section {
     let mut blocks = vec![
         Block::Paragraph {
             text: format!(
-                "Claims lines read reconcile: {} read = {} final + {} superseded + {} void. CMS \
+                "Claim lines used reconcile: {} used = {} final + {} superseded + {} void. CMS \
                  consistency checks on the state's results for the year: {} of {} hold.",
                 c.lines_read,
                 c.final_lines,
@@ -1091,6 +1113,45 @@ fn data_quality(g: &Gathered) -> Section {
                 })
                 .collect(),
         });
+    }
+    if let Some(q) = &g.quality {
+        let failed = q.failed();
+        let warned = q.warnings();
+        blocks.push(Block::Paragraph {
+            text: format!(
+                "Before any measure ran, the extracts were profiled by {} data-quality checks \
+                 (completeness, conformance of codes and dates, plausibility; `hhq validate` \
+                 writes the full report): {} failed their threshold{}, {} warned.",
+                q.checks.len(),
+                failed.len(),
+                match (failed.is_empty(), q.on_failure) {
+                    (true, _) => "",
+                    (false, crate::quality::OnFailure::Caveat) => {
+                        " and the policy publishes with a caveat"
+                    }
+                    (false, crate::quality::OnFailure::Refuse) => "",
+                },
+                warned.len()
+            ),
+        });
+        // Shares of rows, not counts of members: no cell describes a person.
+        let items: Vec<String> = failed
+            .iter()
+            .chain(warned.iter())
+            .map(|c| {
+                format!(
+                    "{} ({}): {} — {} of rows, at most {} allowed",
+                    c.id,
+                    c.status().name(),
+                    c.what,
+                    crate::quality::percent(c.share()),
+                    crate::quality::percent(c.max_share)
+                )
+            })
+            .collect();
+        if !items.is_empty() {
+            blocks.push(Block::List { items });
+        }
     }
     Section {
         id: "data-quality".into(),

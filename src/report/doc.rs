@@ -13,6 +13,9 @@ pub struct Document {
     pub subtitle: String,
     /// Facts on the cover: period, data cut-off, tool version, measure versions, audience.
     pub cover: Vec<(String, String)>,
+    /// A data-quality caveat shown on the cover when the extracts failed checks and the policy
+    /// says publish anyway.
+    pub caveat: Option<String>,
     pub sections: Vec<Section>,
 }
 

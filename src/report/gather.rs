@@ -195,6 +195,10 @@ pub struct Gathered {
     pub checks: Vec<crate::cms::Check>,
     /// Components left out and why (PCR-HH's expected values without a risk-weight table).
     pub notes: Vec<String>,
+    /// The extracts' data-quality profile, when the report passed the gate with one.
+    pub quality: Option<crate::quality::Profile>,
+    /// The caveat to print on the cover when checks failed and the policy allowed publishing.
+    pub caveat: Option<String>,
 }
 
 /// Components of a follow-up measure.
@@ -347,6 +351,8 @@ pub async fn gather(
         worklist,
         checks,
         notes,
+        quality: None,
+        caveat: None,
     })
 }
 

@@ -85,7 +85,7 @@ pub fn render(doc: &Document) -> Result<String> {
         .collect();
     let b64 = base64::engine::general_purpose::STANDARD;
     let ctx = json!({
-        "doc": { "title": doc.title, "subtitle": doc.subtitle, "cover": doc.cover, "kind": doc.kind },
+        "doc": { "title": doc.title, "subtitle": doc.subtitle, "cover": doc.cover, "kind": doc.kind, "caveat": doc.caveat },
         "sections": sections,
         "version": env!("CARGO_PKG_VERSION"),
         "font_regular": b64.encode(FONT_REGULAR),
@@ -107,6 +107,7 @@ mod tests {
             title: "Report <&> \"x\"".into(),
             subtitle: "sub".into(),
             cover: vec![("Period".into(), "2025".into())],
+            caveat: Some("checks <b>failed</b>".into()),
             sections: vec![Section {
                 id: "at-a-glance".into(),
                 title: "At a glance".into(),

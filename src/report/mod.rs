@@ -43,6 +43,8 @@ pub struct ReportOptions {
     pub out: PathBuf,
     /// Lay out the PDF too.
     pub pdf: bool,
+    /// The data-quality policy and as-of date the gate uses.
+    pub quality: crate::quality::QualityOptions,
 }
 
 /// What a report run wrote, without member-level data.
@@ -57,6 +59,8 @@ pub struct ReportSummary {
     pub open_gaps: usize,
     /// Suppressed cells across the report's tables.
     pub suppressed_cells: usize,
+    /// The data-quality caveat on the cover, if checks failed and the policy allowed publishing.
+    pub caveat: Option<String>,
 }
 
 /// Compute, lay out and write a report into `opts.out`: `report.html`, `report.pdf`,
@@ -68,6 +72,9 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         risk_weights: opts.risk_weights.clone(),
     };
     let engine = Engine::open_with(&opts.data, &defs, &inputs).await?;
+    // The gate first: a refused report computes nothing and writes nothing.
+    let (quality, caveat) =
+        crate::pipeline::quality_gate(&engine, &opts.quality, &opts.measures).await?;
     let cutoff = engine.data_cutoff().await?.ok_or_else(|| {
         Error::Usage(format!(
             "{}: no dated claims or contacts to report on",
@@ -89,7 +96,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     let (measure_files, block_files, value_set_files) =
         crate::pipeline::definition_files(&defs, &selected, &opts.measures)?;
     let measures: Vec<_> = selected.into_iter().cloned().collect();
-    let gathered = gather::gather(
+    let mut gathered = gather::gather(
         &engine,
         measures.clone(),
         opts.audience.clone(),
@@ -98,6 +105,8 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         &bar,
     )
     .await?;
+    gathered.quality = Some(quality);
+    gathered.caveat = caveat;
 
     bar.set_message("laying out");
     // The inputs' hashes (extracts included) are computed once: for the appendix here, and for
@@ -130,6 +139,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         value_set_files,
         extracts: &gathered.extracts,
         risk_weights: opts.risk_weights.clone(),
+        quality: gathered.quality.as_ref(),
         outputs: Vec::new(),
     })?;
     let doc = build::document(&gathered, &inputs_manifest)?;
@@ -172,6 +182,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         tables: tables.len(),
         open_gaps: gathered.worklist.len(),
         suppressed_cells,
+        caveat: gathered.caveat.clone(),
     })
 }
 

@@ -60,10 +60,14 @@ const PREAMBLE: &str = r##"
   ..items.map(((k, v)) => (text(weight: "bold", k), v)).flatten(),
 )
 
-#let hhq-cover(title, subtitle, facts) = {
+#let hhq-cover(title, subtitle, caveat, facts) = {
   v(15%)
   block(below: 0.8em, text(size: 24pt, weight: "bold", title))
   if subtitle != "" { block(text(size: 14pt, fill: luma(70), subtitle)) }
+  if caveat != "" {
+    block(above: 1em, width: 100%, inset: 8pt, stroke: 1.5pt + rgb("#D55E00"), fill: rgb("#fdf0ea"),
+      [#text(weight: "bold", "Caveat. ")#caveat])
+  }
   v(1.5cm)
   if facts.len() > 0 { hhq-facts(facts) }
 }
@@ -230,9 +234,10 @@ fn source(doc: &Document, figure: &mut dyn FnMut(&str) -> String) -> String {
     let facts = array(doc.cover.iter().map(|(k, v)| pair(k, v)));
     let _ = writeln!(
         out,
-        "\n#hhq-cover({}, {}, {facts})",
+        "\n#hhq-cover({}, {}, {}, {facts})",
         lit(&doc.title),
-        lit(&doc.subtitle)
+        lit(&doc.subtitle),
+        lit(doc.caveat.as_deref().unwrap_or_default())
     );
     for section in &doc.sections {
         out.push_str("\n#pagebreak(weak: true)\n");
@@ -415,6 +420,7 @@ mod tests {
                 ("Data cut-off".into(), "2026-03-31".into()),
                 ("Tool".into(), "hhq 0.1.0".into()),
             ],
+            caveat: None,
             sections: vec![
                 Section {
                     id: "at-a-glance".into(),

@@ -1,0 +1,503 @@
+//! The catalogue of data-quality checks: one entry per check, as data. Row rules (rows set aside)
+//! come from [`crate::extract::rules`]; the rest are counted by a query over the usable rows and
+//! flag rows without removing them.
+
+use crate::extract::contract::{EXTRACTS, Extract};
+use crate::extract::rules::{RowRule, RuleKind, row_rules};
+
+/// What a check looks at, as in the data-quality literature (Kahn et al., 2016).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Category {
+    /// Values that should be there are.
+    Completeness,
+    /// Values have the form the contract and the code systems say.
+    Conformance,
+    /// Values are believable: in order, in range, consistent across extracts.
+    Plausibility,
+}
+
+impl Category {
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Completeness => "completeness",
+            Category::Conformance => "conformance",
+            Category::Plausibility => "plausibility",
+        }
+    }
+}
+
+/// How much a failed check matters. Only a failed `error` check stops (or caveats) a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+    /// Profiled and shown, never failed.
+    Info,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// How a check counts its failing rows.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A row rule: its rows are set aside.
+    Rule(RowRule),
+    /// `count` returns one integer (rows flagged); `examples` one text column, ordered, at most
+    /// three rows. `{as_of}` in either is replaced by the as-of date's literal. Over usable rows.
+    Query { count: String, examples: String },
+    /// The extract has no usable rows at all.
+    Empty,
+}
+
+/// One check of the catalogue, with its default severity and threshold.
+#[derive(Debug, Clone)]
+pub struct CheckDef {
+    pub id: String,
+    pub extract: &'static str,
+    pub category: Category,
+    pub severity: Severity,
+    /// The largest share of rows (0–1) that may fail before the check fails.
+    pub max_share: f64,
+    pub what: String,
+    pub source: Source,
+}
+
+/// An example key of one row of each extract, for a data steward to find it.
+pub(crate) fn key_sql(extract: &str) -> &'static str {
+    match extract {
+        "claims" => "concat('claim ', claim_id, ' line ', CAST(line_number AS VARCHAR))",
+        "contacts" => "concat('contact ', contact_id)",
+        "members" => "concat('member ', member_id)",
+        _ => {
+            "concat('member ', member_id, ' ', span_type, ' span from ', CAST(start_date AS VARCHAR))"
+        }
+    }
+}
+
+/// Formats of the code systems the contract names (no dots, no padding tricks).
+const FORMATS: &[(&str, &str, &str, &str)] = &[
+    // (extract, column, regex, what)
+    (
+        "claims",
+        "principal_dx",
+        "^[A-Z][0-9][0-9A-Z]{1,5}$",
+        "ICD-10-CM: a letter, a digit, then 1–5 letters or digits, no dot",
+    ),
+    (
+        "claims",
+        "procedure_code",
+        "^([0-9]{4}[0-9FTU]|[A-V][0-9]{4})$",
+        "CPT (five digits, or four and F/T/U) or HCPCS Level II (a letter and four digits)",
+    ),
+    (
+        "claims",
+        "revenue_code",
+        "^[0-9]{4}$",
+        "UB-04 revenue code: four digits (`0450`)",
+    ),
+    (
+        "claims",
+        "type_of_bill",
+        "^0?[0-9]{3}$",
+        "UB-04 type of bill: three digits, optionally a leading zero",
+    ),
+    (
+        "claims",
+        "place_of_service",
+        "^[0-9]{2}$",
+        "CMS place of service: two digits",
+    ),
+    (
+        "claims",
+        "discharge_status",
+        "^[0-9]{2}$",
+        "UB-04 patient status: two digits",
+    ),
+    (
+        "claims",
+        "modifier_1",
+        "^[0-9A-Z]{2}$",
+        "procedure modifier: two letters or digits",
+    ),
+    (
+        "claims",
+        "modifier_2",
+        "^[0-9A-Z]{2}$",
+        "procedure modifier: two letters or digits",
+    ),
+    ("claims", "billing_npi", "^[0-9]{10}$", "NPI: ten digits"),
+    ("claims", "rendering_npi", "^[0-9]{10}$", "NPI: ten digits"),
+    (
+        "claims",
+        "ndc",
+        "^[0-9]{11}$",
+        "NDC: eleven digits, no dashes",
+    ),
+    (
+        "members",
+        "county_fips",
+        "^[0-9]{5}$",
+        "county FIPS: five digits",
+    ),
+];
+
+const ICD10: &str = "^[A-Z][0-9][0-9A-Z]{1,5}$";
+
+/// Date columns and the earliest believable value.
+const DATES: &[(&str, &[&str])] = &[
+    (
+        "claims",
+        &[
+            "service_from",
+            "service_to",
+            "admission_date",
+            "discharge_date",
+        ],
+    ),
+    ("contacts", &["contact_date"]),
+    ("members", &["birth_date", "death_date"]),
+    ("enrollment", &["start_date", "end_date"]),
+];
+
+fn query(
+    id: &str,
+    extract: &'static str,
+    category: Category,
+    severity: Severity,
+    max_share: f64,
+    what: &str,
+) -> CheckDef {
+    CheckDef {
+        id: format!("{extract}.{id}"),
+        extract,
+        category,
+        severity,
+        max_share,
+        what: what.to_string(),
+        source: Source::Empty,
+    }
+}
+
+impl CheckDef {
+    /// The check counts with `count` and finds examples with `examples`.
+    fn counting(mut self, count: String, examples: String) -> CheckDef {
+        self.source = Source::Query { count, examples };
+        self
+    }
+}
+
+/// A check counting rows of `extract` where `bad` holds, with examples keyed by the row.
+fn flag(
+    id: &str,
+    extract: &'static str,
+    category: Category,
+    severity: Severity,
+    max_share: f64,
+    what: &str,
+    bad: &str,
+) -> CheckDef {
+    query(id, extract, category, severity, max_share, what).counting(
+        format!("SELECT count(*) FROM {extract} WHERE coalesce(({bad}), false)"),
+        format!(
+            "SELECT DISTINCT {} AS key FROM {extract} WHERE coalesce(({bad}), false) ORDER BY key LIMIT 3",
+            key_sql(extract)
+        ),
+    )
+}
+
+/// Every check, in report order: extract by extract, completeness, conformance, plausibility.
+pub fn catalogue() -> Vec<CheckDef> {
+    let mut all = Vec::new();
+    for extract in EXTRACTS {
+        all.extend(of_extract(extract));
+    }
+    all.sort_by_key(|c| {
+        (
+            EXTRACTS.iter().position(|e| e.name == c.extract),
+            c.category,
+        )
+    });
+    all
+}
+
+fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
+    use Category::*;
+    use Severity::*;
+    let name = extract.name;
+    let mut out = vec![CheckDef {
+        id: format!("{name}.empty"),
+        extract: name,
+        category: Completeness,
+        severity: Error,
+        max_share: 0.0,
+        what: "the extract has no usable rows".into(),
+        source: Source::Empty,
+    }];
+    for rule in row_rules(extract) {
+        out.push(CheckDef {
+            id: rule.id.clone(),
+            extract: name,
+            category: match rule.kind {
+                RuleKind::Missing => Completeness,
+                RuleKind::Value => Conformance,
+                RuleKind::Contradiction => Plausibility,
+            },
+            severity: Error,
+            // A few unusable rows are set aside and reported; more than one in a thousand means
+            // the extract is broken and the results would not be believable.
+            max_share: 0.001,
+            what: format!("{} (the row is set aside)", rule.what),
+            source: Source::Rule(rule),
+        });
+    }
+    for (_, col, regex, what) in FORMATS.iter().filter(|f| f.0 == name) {
+        out.push(flag(
+            &format!("{col}.format"),
+            name,
+            Conformance,
+            Error,
+            0.01,
+            &format!("`{col}` is not a {what}"),
+            &format!("{col} IS NOT NULL AND NOT regexp_like({col}, '{regex}')"),
+        ));
+    }
+    for (_, cols) in DATES.iter().filter(|d| d.0 == name) {
+        let early: Vec<String> = cols
+            .iter()
+            .map(|c| format!("{c} < DATE '1900-01-01'"))
+            .collect();
+        out.push(flag(
+            "date_before_1900",
+            name,
+            Conformance,
+            Error,
+            0.001,
+            &format!("a date before 1900 in {}", ticks(cols)),
+            &early.join(" OR "),
+        ));
+    }
+    match name {
+        "claims" => {
+            let other_dx_bad = format!(
+                "SELECT DISTINCT claim_id, line_number, dx FROM (SELECT claim_id, line_number, unnest(other_dx) AS dx FROM claims) d \
+                 WHERE dx IS NOT NULL AND NOT regexp_like(dx, '{ICD10}')"
+            );
+            out.push(
+                query("other_dx.format", "claims", Conformance, Error, 0.01, "an `other_dx` entry is not an ICD-10-CM code (a letter, a digit, then 1–5 letters or digits, no dot)")
+                .counting(
+                format!("SELECT count(*) FROM (SELECT DISTINCT claim_id, line_number FROM ({other_dx_bad}) b)"),
+                format!(
+                    "SELECT DISTINCT concat('claim ', claim_id, ' line ', CAST(line_number AS VARCHAR)) AS key FROM ({other_dx_bad}) b ORDER BY key LIMIT 3"
+                ),
+                )
+            );
+            out.push(flag(
+                "future_date",
+                "claims",
+                Plausibility,
+                Warning,
+                0.0,
+                "a service, admission or discharge date after the as-of date",
+                "service_from > {as_of} OR service_to > {as_of} OR admission_date > {as_of} OR discharge_date > {as_of}",
+            ));
+            out.push(flag(
+                "inpatient_without_admission",
+                "claims",
+                Completeness,
+                Warning,
+                0.01,
+                "an inpatient claim line without `admission_date`",
+                "claim_type = 'inpatient' AND admission_date IS NULL",
+            ));
+            out.push(flag(
+                "service_after_death",
+                "claims",
+                Plausibility,
+                Warning,
+                0.005,
+                "service begins after the member's `death_date`",
+                "service_from > (SELECT max(m.death_date) FROM members m WHERE m.member_id = claims.member_id)",
+            ));
+            out.push(
+                query("duplicate_line", "claims", Plausibility, Error, 0.0, "the same `claim_id` and `line_number` on more than one row (each extra row counts)")
+                .counting(
+                "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM claims GROUP BY claim_id, line_number) g".into(),
+                "SELECT concat('claim ', claim_id, ' line ', CAST(line_number AS VARCHAR)) AS key FROM claims \
+                 GROUP BY claim_id, line_number HAVING count(*) > 1 ORDER BY key LIMIT 3"
+                    .into(),
+                )
+            );
+            out.push(flag(
+                "replacement_without_original",
+                "claims",
+                Plausibility,
+                Warning,
+                0.01,
+                "a replacement names a claim not in the extract (it stands as the final version)",
+                "adjustment = 'replacement' AND replaces_claim_id NOT IN (SELECT claim_id FROM claims)",
+            ));
+            out.push(flag(
+                "void_of_missing_claim",
+                "claims",
+                Plausibility,
+                Warning,
+                0.01,
+                "a void names a claim not in the extract",
+                "adjustment = 'void' AND replaces_claim_id NOT IN (SELECT claim_id FROM claims)",
+            ));
+            out.push(unknown_member("claims"));
+        }
+        "contacts" => {
+            out.push(flag(
+                "future_date",
+                "contacts",
+                Plausibility,
+                Warning,
+                0.0,
+                "`contact_date` after the as-of date",
+                "contact_date > {as_of}",
+            ));
+            out.push(flag(
+                "outside_health_home",
+                "contacts",
+                Plausibility,
+                Warning,
+                0.05,
+                "a contact on a day the member holds no `health_home` span",
+                "NOT EXISTS (SELECT 1 FROM enrollment e WHERE e.member_id = contacts.member_id \
+                 AND e.span_type = 'health_home' AND e.start_date <= contacts.contact_date \
+                 AND coalesce(e.end_date, DATE '9999-12-31') >= contacts.contact_date)",
+            ));
+            out.push(unknown_member("contacts"));
+        }
+        "members" => {
+            out.push(flag(
+                "future_birth",
+                "members",
+                Plausibility,
+                Error,
+                0.0,
+                "`birth_date` after the as-of date",
+                "birth_date > {as_of}",
+            ));
+            out.push(flag(
+                "duplicate_member",
+                "members",
+                Plausibility,
+                Error,
+                0.0,
+                "a `member_id` on more than one row",
+                "member_id IN (SELECT member_id FROM members GROUP BY member_id HAVING count(*) > 1)",
+            ));
+            out.push(flag(
+                "without_enrollment",
+                "members",
+                Plausibility,
+                Warning,
+                0.05,
+                "a member with no enrollment span",
+                "member_id NOT IN (SELECT member_id FROM enrollment)",
+            ));
+        }
+        "enrollment" => {
+            out.push(
+                query("overlapping_spans", "enrollment", Plausibility, Error, 0.0, "a span overlapping an earlier span of the same member and span type")
+                .counting(
+                format!("SELECT count(*) FROM ({OVERLAPS}) o WHERE overlaps"),
+                format!(
+                    "SELECT concat('member ', member_id, ' ', span_type, ' span from ', CAST(start_date AS VARCHAR)) AS key \
+                     FROM ({OVERLAPS}) o WHERE overlaps ORDER BY key LIMIT 3"
+                ),
+                )
+            );
+            out.push(flag(
+                "health_home_outside_medicaid",
+                "enrollment",
+                Plausibility,
+                Warning,
+                0.01,
+                "a `health_home` span with no overlapping `medicaid` span",
+                "span_type = 'health_home' AND NOT EXISTS (SELECT 1 FROM enrollment m \
+                 WHERE m.member_id = enrollment.member_id AND m.span_type = 'medicaid' \
+                 AND m.start_date <= coalesce(enrollment.end_date, DATE '9999-12-31') \
+                 AND coalesce(m.end_date, DATE '9999-12-31') >= enrollment.start_date)",
+            ));
+            out.push(flag(
+                "future_start",
+                "enrollment",
+                Plausibility,
+                Info,
+                1.0,
+                "a span starting after the as-of date (often a coming month's assignment)",
+                "start_date > {as_of}",
+            ));
+            out.push(unknown_member("enrollment"));
+        }
+        _ => {}
+    }
+    out
+}
+
+/// A span overlaps when it starts on or before the latest end of the same member's earlier spans
+/// of the same type (spans are inclusive at both ends; open spans run forever).
+const OVERLAPS: &str = "SELECT member_id, span_type, start_date, \
+     start_date <= max(coalesce(end_date, DATE '9999-12-31')) OVER (PARTITION BY member_id, span_type \
+     ORDER BY start_date, end_date ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS overlaps \
+     FROM enrollment";
+
+fn unknown_member(extract: &'static str) -> CheckDef {
+    flag(
+        "unknown_member",
+        extract,
+        Category::Plausibility,
+        Severity::Error,
+        0.01,
+        "`member_id` not in the members extract (no age, sex or death date for it)",
+        "member_id NOT IN (SELECT member_id FROM members)",
+    )
+}
+
+fn ticks(cols: &[&str]) -> String {
+    cols.iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_named_after_their_extract() {
+        let all = catalogue();
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &all {
+            assert!(seen.insert(c.id.clone()), "duplicate check {}", c.id);
+            assert!(c.id.starts_with(&format!("{}.", c.extract)), "{}", c.id);
+            assert!((0.0..=1.0).contains(&c.max_share), "{}", c.id);
+        }
+        // The issue's plausibility list, each present.
+        for id in [
+            "claims.discharge_before_admission",
+            "claims.service_after_death",
+            "claims.future_date",
+            "enrollment.overlapping_spans",
+            "claims.duplicate_line",
+            "claims.replacement_without_original",
+            "claims.void_of_missing_claim",
+            "members.without_enrollment",
+        ] {
+            assert!(seen.contains(id), "{id} missing");
+        }
+    }
+}

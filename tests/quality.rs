@@ -1,0 +1,446 @@
+//! Data-quality checks, proven by a deck: a small data directory with one planted problem per
+//! row, whose expected failing counts, rows set aside and reconciliation are written below from
+//! the checks' definitions (docs/data-quality.md), not copied from hhq's output.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use chrono::NaiveDate;
+use hhq::quality::{OnFailure, Policy, Status};
+
+const AS_OF: &str = "2026-01-01";
+
+fn as_of() -> NaiveDate {
+    AS_OF.parse().unwrap()
+}
+
+/// Claims: 15 rows, 6 of them unusable (set aside), one problem planted per row.
+const CLAIMS: &str = "member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to,admission_date,discharge_date,principal_dx,procedure_code,revenue_code\n\
+M1,C1,1,outpatient,original,,2025-03-10,2025-03-10,,,F329,,0450\n\
+M1,C1,1,outpatient,original,,2025-03-10,2025-03-10,,,F329,,0450\n\
+M1,C2,1,inpatient,original,,2025-04-01,2025-04-05,2025-04-05,2025-04-01,F329,,0100\n\
+M1,C3,1,outpatient,original,,2025-05-10,2025-05-01,,,,,\n\
+M2,C4,1,professional,original,,2025-08-01,2025-08-01,,,,99213,\n\
+M1,C5,1,professional,replacement,C99,2025-02-01,2025-02-01,,,,99213,\n\
+M1,C6,1,professional,void,C98,2025-02-01,2025-02-01,,,,99213,\n\
+M1,C7,1,professional,void,,2025-02-01,2025-02-01,,,,99213,\n\
+M1,C8,1,professional,original,,2025-02-03,2025-02-03,,,F32.9,9921,\n\
+,C9,1,professional,original,,2025-02-04,2025-02-04,,,,99213,\n\
+M1,C10,1,inpatient,original,,2025-09-01,2025-09-03,,2025-09-03,F329,,0100\n\
+M7,C11,1,professional,original,,2025-02-02,2025-02-02,,,,99213,\n\
+M1,C12,1,professional,original,,2026-02-01,2026-02-01,,,,99213,\n\
+M1,C13,1,dental,original,,2025-02-05,2025-02-05,,,,,\n\
+,C14,1,dental,original,,2025-02-06,2025-02-06,,,,,\n";
+
+/// Contacts: 6 rows, 2 set aside.
+const CONTACTS: &str = "contact_id,member_id,contact_date,hhp_id,service,mode,reached\n\
+K1,M1,2025-01-05,HHP-1,care_management,phone,true\n\
+K2,,2025-01-06,HHP-1,care_management,phone,true\n\
+K3,M1,2026-02-01,HHP-1,care_management,phone,true\n\
+K4,M4,2025-03-01,HHP-1,care_management,phone,true\n\
+K5,M1,2025-02-01,HHP-1,care_management,fax,true\n\
+K6,M8,2025-02-01,HHP-1,care_management,phone,true\n";
+
+/// Members: 6 rows, 1 set aside (M4 died before birth).
+const MEMBERS: &str = "member_id,birth_date,sex,dual_eligible,death_date,county_fips\n\
+M1,1990-06-01,F,false,,20091\n\
+M2,1985-01-01,M,false,2025-06-30,20091\n\
+M3,2030-01-01,F,false,,20091\n\
+M4,1970-01-01,M,false,1960-01-01,20091\n\
+M5,1980-01-01,F,false,,2001\n\
+M6,1975-01-01,M,false,,20091\n";
+
+/// Enrollment: 11 rows, 2 set aside.
+const ENROLLMENT: &str = "member_id,span_type,start_date,end_date,mco_id,hhp_id,population,opted_out\n\
+M1,medicaid,2024-01-01,,MCO-A,,,\n\
+M1,health_home,2025-01-01,,MCO-A,HHP-1,SMI,false\n\
+M1,health_home,2025-06-01,2025-12-31,MCO-A,HHP-2,SMI,false\n\
+M2,medicaid,2024-01-01,2025-12-31,MCO-A,,,\n\
+M2,health_home,2026-03-01,,MCO-A,HHP-1,CC,false\n\
+M3,medicaid,2024-01-01,2024-12-31,MCO-A,,,\n\
+M3,medicaid,2025-02-01,2025-01-31,MCO-A,,,\n\
+M4,medicaid,2024-01-01,,MCO-A,,,\n\
+M5,medicaid,2024-01-01,,MCO-B,,,\n\
+M5,health_home,2025-01-01,,MCO-B,,SMI,false\n\
+M9,medicaid,2024-01-01,,MCO-A,,,\n";
+
+fn deck() -> tempfile::TempDir {
+    common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT)
+}
+
+/// Every check the deck trips, with its failing count; every other check must count 0.
+fn expected_failing() -> BTreeMap<&'static str, u64> {
+    BTreeMap::from([
+        // claims: rules (counted over all 15 rows; C14 breaks two)
+        ("claims.member_id.null", 2),             // C9, C14
+        ("claims.claim_type.value", 2),           // C13, C14 (`dental`)
+        ("claims.service_to_before_from", 1),     // C3
+        ("claims.discharge_before_admission", 1), // C2
+        ("claims.adjustment_without_target", 1),  // C7
+        // claims: flags over the 9 usable rows
+        ("claims.duplicate_line", 1),               // C1's second row
+        ("claims.service_after_death", 1),          // C4: M2 died 2025-06-30
+        ("claims.replacement_without_original", 1), // C5 → C99
+        ("claims.void_of_missing_claim", 1),        // C6 → C98
+        ("claims.principal_dx.format", 1),          // C8 `F32.9`
+        ("claims.procedure_code.format", 1),        // C8 `9921`
+        ("claims.inpatient_without_admission", 1),  // C10
+        ("claims.unknown_member", 1),               // C11 (M7)
+        ("claims.future_date", 1),                  // C12
+        // contacts
+        ("contacts.member_id.null", 1),      // K2
+        ("contacts.mode.value", 1),          // K5 `fax`
+        ("contacts.future_date", 1),         // K3
+        ("contacts.outside_health_home", 2), // K4 (M4 has no HH span), K6
+        ("contacts.unknown_member", 2),      // K4 (M4 set aside), K6 (M8)
+        // members
+        ("members.death_before_birth", 1), // M4
+        ("members.future_birth", 1),       // M3
+        ("members.county_fips.format", 1), // M5 `2001`
+        ("members.without_enrollment", 1), // M6
+        // enrollment
+        ("enrollment.end_before_start", 1), // M3's second span
+        ("enrollment.health_home_without_partner", 1), // M5
+        ("enrollment.overlapping_spans", 1), // M1's HHP-2 span inside its HHP-1 span
+        ("enrollment.health_home_outside_medicaid", 1), // M2 from 2026-03
+        ("enrollment.future_start", 1),     // M2 from 2026-03
+        ("enrollment.unknown_member", 2),   // M4 (set aside), M9
+    ])
+}
+
+#[tokio::test]
+async fn every_planted_problem_is_found_and_nothing_else() {
+    let data = deck();
+    let profile = hhq::quality::validate(data.path(), &Policy::default(), as_of())
+        .await
+        .unwrap();
+    let expected = expected_failing();
+    let mut wrong = Vec::new();
+    for c in &profile.checks {
+        let want = expected.get(c.id.as_str()).copied().unwrap_or(0);
+        if c.failing != want {
+            wrong.push(format!("{}: {} (expected {want})", c.id, c.failing));
+        }
+    }
+    for id in expected.keys() {
+        assert!(profile.checks.iter().any(|c| c.id == *id), "no check {id}");
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[tokio::test]
+async fn rows_set_aside_by_first_rule_reconcile() {
+    let data = deck();
+    let profile = hhq::quality::validate(data.path(), &Policy::default(), as_of())
+        .await
+        .unwrap();
+    type Ledger = (u64, u64, Vec<(String, u64)>);
+    let rows: BTreeMap<&str, Ledger> = profile
+        .extracts
+        .iter()
+        .map(|e| (e.name, (e.read, e.used, e.set_aside.clone())))
+        .collect();
+    let own = |v: &[(&str, u64)]| {
+        v.iter()
+            .map(|(r, n)| (r.to_string(), *n))
+            .collect::<Vec<_>>()
+    };
+    // C14 breaks `member_id.null` first, so `claim_type.value` sets aside only C13.
+    assert_eq!(
+        rows["claims"],
+        (
+            15,
+            9,
+            own(&[
+                ("claims.member_id.null", 2),
+                ("claims.claim_type.value", 1),
+                ("claims.service_to_before_from", 1),
+                ("claims.discharge_before_admission", 1),
+                ("claims.adjustment_without_target", 1),
+            ])
+        )
+    );
+    assert_eq!(
+        rows["contacts"],
+        (
+            6,
+            4,
+            own(&[("contacts.member_id.null", 1), ("contacts.mode.value", 1)])
+        )
+    );
+    assert_eq!(
+        rows["members"],
+        (6, 5, own(&[("members.death_before_birth", 1)]))
+    );
+    assert_eq!(
+        rows["enrollment"],
+        (
+            11,
+            9,
+            own(&[
+                ("enrollment.end_before_start", 1),
+                ("enrollment.health_home_without_partner", 1),
+            ])
+        )
+    );
+    for e in &profile.extracts {
+        let aside: u64 = e.set_aside.iter().map(|(_, n)| n).sum();
+        assert_eq!(e.read, e.used + aside, "{}", e.name);
+    }
+}
+
+#[tokio::test]
+async fn examples_name_the_file_row_or_the_key() {
+    let data = deck();
+    let profile = hhq::quality::validate(data.path(), &Policy::default(), as_of())
+        .await
+        .unwrap();
+    let ex = |id: &str| {
+        profile
+            .checks
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap()
+            .examples
+            .join("; ")
+            .replace(&data.path().display().to_string(), "<data>")
+    };
+    assert_eq!(
+        ex("claims.member_id.null"),
+        "<data>/claims.parquet row 10: `member_id` is null (2 rows in all)"
+    );
+    assert_eq!(
+        ex("contacts.mode.value"),
+        "<data>/contacts.parquet row 5: `mode` has value \"fax\" (1 row)"
+    );
+    assert_eq!(ex("claims.discharge_before_admission"), "claim C2 line 1");
+    assert_eq!(ex("claims.duplicate_line"), "claim C1 line 1");
+    assert_eq!(
+        ex("enrollment.overlapping_spans"),
+        "member M1 health_home span from 2025-06-01"
+    );
+    assert_eq!(ex("contacts.unknown_member"), "contact K4; contact K6");
+}
+
+#[tokio::test]
+async fn status_follows_severity_and_threshold() {
+    let data = deck();
+    let policy = Policy::parse(
+        Path::new("policy.yaml"),
+        "checks:\n  claims.future_date: {max_percent: 20}\n  claims.duplicate_line: {severity: warning}\n  members.future_birth: {severity: info}\n",
+    )
+    .unwrap();
+    let profile = hhq::quality::validate(data.path(), &policy, as_of())
+        .await
+        .unwrap();
+    let status = |id: &str| profile.checks.iter().find(|c| c.id == id).unwrap().status();
+    // 1 of 9 usable claim lines is 11%: under 20%.
+    assert_eq!(status("claims.future_date"), Status::Pass);
+    assert_eq!(status("claims.duplicate_line"), Status::Warn);
+    assert_eq!(status("members.future_birth"), Status::Info);
+    assert_eq!(status("claims.member_id.null"), Status::Fail);
+    assert_eq!(status("claims.ndc.format"), Status::Pass);
+    assert_eq!(status("enrollment.future_start"), Status::Info);
+    // The as-of date moves what is in the future: in 2027 nothing the deck holds is.
+    let later = hhq::quality::validate(data.path(), &policy, "2027-01-01".parse().unwrap())
+        .await
+        .unwrap();
+    let failing =
+        |p: &hhq::quality::Profile, id: &str| p.checks.iter().find(|c| c.id == id).unwrap().failing;
+    assert_eq!(failing(&later, "claims.future_date"), 0);
+    assert_eq!(failing(&later, "members.future_birth"), 1, "born 2030");
+}
+
+#[test]
+fn policy_errors_are_located() {
+    let e = Policy::parse(
+        Path::new("policy.yaml"),
+        "on_failure: caveat\nchecks:\n  claims.future_dates:\n    max_percent: 1\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("policy.yaml:4:"), "{e}");
+    assert!(
+        e.contains("no data-quality check `claims.future_dates`"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `claims.future_date`?"), "{e}");
+    let e = Policy::parse(
+        Path::new("policy.yaml"),
+        "checks:\n  claims.future_date: {max_percent: 150}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`max_percent` 150 is not between 0 and 100"),
+        "{e}"
+    );
+    let e = Policy::parse(Path::new("policy.yaml"), "on_failure: shrug\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("policy.yaml:1:"), "{e}");
+    let p = Policy::parse(Path::new("policy.yaml"), "on_failure: caveat\n").unwrap();
+    assert_eq!(p.on_failure, OnFailure::Caveat);
+}
+
+fn hhq(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hhq"))
+        .args(args)
+        .current_dir(common::root())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_refusing_policy_publishes_nothing_and_exits_3() {
+    let data = deck();
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("run");
+    let o = hhq(&[
+        "run",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--period",
+        "2025",
+        "--as-of",
+        AS_OF,
+        "--out",
+        dest.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("nothing was published"), "{stderr}");
+    assert!(
+        stderr.contains("claims.member_id.null (2 of 15 rows, 13.33%"),
+        "{stderr}"
+    );
+    // Warnings do not gate: not listed.
+    assert!(!stderr.contains("claims.future_date"), "{stderr}");
+    // Privacy: the refusal names checks and counts, never a member.
+    assert!(!stderr.contains("M1") && !stderr.contains("M9"), "{stderr}");
+    assert!(!dest.exists(), "a refused run writes nothing");
+}
+
+#[test]
+fn a_caveat_policy_publishes_counts_and_reconciles() {
+    let data = deck();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "on_failure: caveat\n").unwrap();
+    let dest = dir.path().join("run");
+    let o = hhq(&[
+        "run",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--period",
+        "2025",
+        "--as-of",
+        AS_OF,
+        "--quality-policy",
+        policy.to_str().unwrap(),
+        "--out",
+        dest.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: Data-quality caveat"), "{stderr}");
+
+    let (_, rows) = common::read_csv(&std::fs::read(dest.join("data_quality.csv")).unwrap());
+    let get = |extract: &str, count: &str| -> u64 {
+        rows.iter()
+            .filter(|r| r[0] == extract && r[1] == count)
+            .map(|r| r[2].parse::<u64>().unwrap())
+            .sum()
+    };
+    for (extract, read, used) in [
+        ("claims", 15, 9),
+        ("contacts", 6, 4),
+        ("members", 6, 5),
+        ("enrollment", 11, 9),
+    ] {
+        assert_eq!(get(extract, "read"), read, "{extract}");
+        assert_eq!(get(extract, "used"), used, "{extract}");
+        assert_eq!(get(extract, "set_aside"), read - used, "{extract}");
+    }
+    // Used claim lines split into versions: C6 is a void; C5 replaces a claim not there.
+    assert_eq!(
+        get("claims", "final") + get("claims", "superseded") + get("claims", "void"),
+        9
+    );
+    assert_eq!(get("claims", "void"), 1);
+
+    let (header, checks) =
+        common::read_csv(&std::fs::read(dest.join("data_quality_checks.csv")).unwrap());
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let failing: BTreeMap<String, u64> = checks
+        .iter()
+        .map(|r| (r[col("check")].clone(), r[col("failing")].parse().unwrap()))
+        .collect();
+    for (id, n) in expected_failing() {
+        assert_eq!(failing[id], n, "{id}");
+    }
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join("manifest.json")).unwrap()).unwrap();
+    let dq = &manifest["data_quality"];
+    assert_eq!(dq["on_failure"], "caveat");
+    assert!(
+        dq["failed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "claims.member_id.null")
+    );
+    assert_eq!(dq["rows_set_aside"]["claims.member_id.null"], 2);
+    assert!(dq["policy"]["sha256"].as_str().unwrap().len() == 64);
+}
+
+#[test]
+fn validate_writes_the_report_and_exits_3_on_failure() {
+    let data = deck();
+    let out = tempfile::tempdir().unwrap();
+    let o = hhq(&[
+        "validate",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(stdout.contains("claims.duplicate_line"), "{stdout}");
+    // The terminal shows counts, never example keys.
+    assert!(
+        !stdout.contains("C1 line") && !stdout.contains("member M"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(out.path().join("data_quality_checks.csv")).unwrap();
+    assert!(csv.contains("claim C1 line 1"), "examples are in the file");
+
+    // The shipped test data passes every error check.
+    let clean = tempfile::tempdir().unwrap();
+    let o = hhq(&[
+        "validate",
+        "--as-of",
+        AS_OF,
+        "--out",
+        clean.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn the_docs_list_every_check_as_the_catalogue_does() {
+    let doc = std::fs::read_to_string(common::root().join("docs/data-quality.md")).unwrap();
+    let table = hhq::quality::catalogue_markdown();
+    assert!(
+        doc.contains(&table),
+        "docs/data-quality.md's catalogue differs from `hhq validate --list`; regenerate it"
+    );
+}
