@@ -444,3 +444,53 @@ fn the_docs_list_every_check_as_the_catalogue_does() {
         "docs/data-quality.md's catalogue differs from `hhq validate --list`; regenerate it"
     );
 }
+
+#[test]
+fn a_report_under_a_caveat_says_so_on_its_cover() {
+    // The shipped data, with dates after mid-2025 made an error: the check fails on it.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "on_failure: caveat\nchecks:\n  claims.future_date: {severity: error}\n",
+    )
+    .unwrap();
+    let dest = dir.path().join("report");
+    let args = |policy: &Path, dest: &Path| {
+        vec![
+            "report".to_string(),
+            "state".into(),
+            "--measure".into(),
+            "AMB-HH".into(),
+            "--no-pdf".into(),
+            "--as-of".into(),
+            "2025-06-30".into(),
+            "--quality-policy".into(),
+            policy.display().to_string(),
+            "--out".into(),
+            dest.display().to_string(),
+        ]
+    };
+    let a = args(&policy, &dest);
+    let o = hhq(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let html = std::fs::read_to_string(dest.join("report.html")).unwrap();
+    let cover = &html[..html.find("</header>").unwrap()];
+    assert!(cover.contains("class=\"caveat\""), "no caveat on the cover");
+    assert!(cover.contains("claims.future_date"), "{cover}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["data_quality"]["failed"][0], "claims.future_date");
+
+    // The same failure under a refusing policy: the earlier report stays as it was.
+    let before = std::fs::read(dest.join("report.html")).unwrap();
+    std::fs::write(
+        &policy,
+        "on_failure: refuse\nchecks:\n  claims.future_date: {severity: error}\n",
+    )
+    .unwrap();
+    let o = hhq(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(std::fs::read(dest.join("report.html")).unwrap(), before);
+}
