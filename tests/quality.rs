@@ -35,14 +35,15 @@ M1,C12,1,professional,original,,2026-02-01,2026-02-01,,,,99213,\n\
 M1,C13,1,dental,original,,2025-02-05,2025-02-05,,,,,\n\
 ,C14,1,dental,original,,2025-02-06,2025-02-06,,,,,\n";
 
-/// Contacts: 6 rows, 2 set aside.
+/// Contacts: 7 rows, 2 set aside.
 const CONTACTS: &str = "contact_id,member_id,contact_date,hhp_id,service,mode,reached\n\
 K1,M1,2025-01-05,HHP-1,care_management,phone,true\n\
 K2,,2025-01-06,HHP-1,care_management,phone,true\n\
 K3,M1,2026-02-01,HHP-1,care_management,phone,true\n\
 K4,M4,2025-03-01,HHP-1,care_management,phone,true\n\
 K5,M1,2025-02-01,HHP-1,care_management,fax,true\n\
-K6,M8,2025-02-01,HHP-1,care_management,phone,true\n";
+K6,M8,2025-02-01,HHP-1,care_management,phone,true\n\
+K7,M2,2025-07-01,HHP-1,care_management,phone,true\n";
 
 /// Members: 6 rows, 1 set aside (M4 died before birth).
 const MEMBERS: &str = "member_id,birth_date,sex,dual_eligible,death_date,county_fips\n\
@@ -94,7 +95,7 @@ fn expected_failing() -> BTreeMap<&'static str, u64> {
         ("contacts.member_id.null", 1),      // K2
         ("contacts.mode.value", 1),          // K5 `fax`
         ("contacts.future_date", 1),         // K3
-        ("contacts.outside_health_home", 2), // K4 (M4 has no HH span), K6
+        ("contacts.outside_health_home", 3), // K4 (M4 has no HH span), K6, K7
         ("contacts.unknown_member", 2),      // K4 (M4 set aside), K6 (M8)
         // members
         ("members.death_before_birth", 1), // M4
@@ -107,6 +108,8 @@ fn expected_failing() -> BTreeMap<&'static str, u64> {
         ("enrollment.overlapping_spans", 1), // M1's HHP-2 span inside its HHP-1 span
         ("enrollment.health_home_outside_medicaid", 1), // M2 from 2026-03
         ("enrollment.future_start", 1),     // M2 from 2026-03
+        ("enrollment.span_after_death", 1), // M2 from 2026-03, died 2025-06-30
+        ("contacts.after_death", 1),        // K7: M2 on 2025-07-01
         ("enrollment.unknown_member", 2),   // M4 (set aside), M9
     ])
 }
@@ -166,8 +169,8 @@ async fn rows_set_aside_by_first_rule_reconcile() {
     assert_eq!(
         rows["contacts"],
         (
-            6,
-            4,
+            7,
+            5,
             own(&[("contacts.member_id.null", 1), ("contacts.mode.value", 1)])
         )
     );
@@ -357,7 +360,7 @@ fn a_caveat_policy_publishes_counts_and_reconciles() {
     };
     for (extract, read, used) in [
         ("claims", 15, 9),
-        ("contacts", 6, 4),
+        ("contacts", 7, 5),
         ("members", 6, 5),
         ("enrollment", 11, 9),
     ] {

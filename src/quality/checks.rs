@@ -377,6 +377,15 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
                  AND e.span_type = 'health_home' AND e.start_date <= contacts.contact_date \
                  AND coalesce(e.end_date, DATE '9999-12-31') >= contacts.contact_date)",
             ));
+            out.push(flag(
+                "after_death",
+                "contacts",
+                Plausibility,
+                Warning,
+                0.005,
+                "a contact after the member's `death_date`",
+                "contact_date > (SELECT max(m.death_date) FROM members m WHERE m.member_id = contacts.member_id)",
+            ));
             out.push(unknown_member("contacts"));
         }
         "members" => {
@@ -439,6 +448,15 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
                 1.0,
                 "a span starting after the as-of date (often a coming month's assignment)",
                 "start_date > {as_of}",
+            ));
+            out.push(flag(
+                "span_after_death",
+                "enrollment",
+                Plausibility,
+                Warning,
+                0.01,
+                "a span starting after the member's `death_date` (no measure counts it: spans end at death)",
+                "start_date > (SELECT max(m.death_date) FROM members m WHERE m.member_id = enrollment.member_id)",
             ));
             out.push(unknown_member("enrollment"));
         }
