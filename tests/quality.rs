@@ -497,3 +497,97 @@ fn a_report_under_a_caveat_says_so_on_its_cover() {
     assert_eq!(o.status.code(), Some(3));
     assert_eq!(std::fs::read(dest.join("report.html")).unwrap(), before);
 }
+
+mod reconciliation {
+    //! Random claim lines with random defects: the rows used are exactly those a plain reading of
+    //! the row rules keeps, and read = used + set aside.
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Line {
+        member: Option<&'static str>,
+        claim_type: &'static str,
+        adjustment: &'static str,
+        target: Option<&'static str>,
+        from: u32,
+        to: u32,
+        admission: Option<u32>,
+        discharge: Option<u32>,
+    }
+
+    fn line() -> impl Strategy<Value = Line> {
+        (
+            prop::option::weighted(0.85, Just("M1")),
+            prop::sample::select(vec!["inpatient", "outpatient", "professional", "dental"]),
+            prop::sample::select(vec!["original", "original", "replacement", "void"]),
+            prop::option::of(Just("C0")),
+            1u32..28,
+            1u32..28,
+            prop::option::of(1u32..28),
+            prop::option::of(1u32..28),
+        )
+            .prop_map(
+                |(member, claim_type, adjustment, target, from, to, admission, discharge)| Line {
+                    member,
+                    claim_type,
+                    adjustment,
+                    target,
+                    from,
+                    to,
+                    admission,
+                    discharge,
+                },
+            )
+    }
+
+    /// The row rules, read from the contract and docs/data-quality.md, not from the code.
+    fn usable(l: &Line) -> bool {
+        l.member.is_some()
+            && l.claim_type != "dental"
+            && l.to >= l.from
+            && !matches!((l.admission, l.discharge), (Some(a), Some(d)) if d < a)
+            && !(l.adjustment != "original" && l.target.is_none())
+    }
+
+    fn csv(lines: &[Line]) -> String {
+        let day = |d: u32| format!("2025-03-{d:02}");
+        let mut out = String::from(
+            "member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to,admission_date,discharge_date\n",
+        );
+        for (i, l) in lines.iter().enumerate() {
+            out.push_str(&format!(
+                "{},C{},1,{},{},{},{},{},{},{}\n",
+                l.member.unwrap_or(""),
+                i + 1,
+                l.claim_type,
+                l.adjustment,
+                l.target.unwrap_or(""),
+                day(l.from),
+                day(l.to),
+                l.admission.map(day).unwrap_or_default(),
+                l.discharge.map(day).unwrap_or_default(),
+            ));
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+        #[test]
+        fn used_rows_are_the_rows_no_rule_rejects(lines in prop::collection::vec(line(), 1..40)) {
+            let data = common::minimal();
+            common::write_csv(data.path(), &hhq::extract::contract::CLAIMS, &csv(&lines));
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let profile = rt
+                .block_on(hhq::quality::validate(data.path(), &Policy::default(), as_of()))
+                .unwrap();
+            let claims = profile.extracts.iter().find(|e| e.name == "claims").unwrap();
+            let want = lines.iter().filter(|l| usable(l)).count() as u64;
+            prop_assert_eq!(claims.read, lines.len() as u64);
+            prop_assert_eq!(claims.used, want);
+            let aside: u64 = claims.set_aside.iter().map(|(_, n)| n).sum();
+            prop_assert_eq!(claims.read, claims.used + aside);
+        }
+    }
+}
