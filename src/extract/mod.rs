@@ -9,5 +9,6 @@ mod open;
 pub mod risk;
 
 pub use open::{
-    OpenedExtract, check_rows, check_schema, locate, open_all, open_extract, register_empty,
+    OpenedExtract, check_file, check_rows, check_schema, locate, open_all, open_extract,
+    register_empty,
 };
