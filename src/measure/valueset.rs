@@ -170,10 +170,24 @@ impl ValueSets {
     }
 }
 
+/// The most codes and prefixes a value set may have to be written as `IN` lists; a larger set is
+/// looked up by [`LOOKUP_FUNCTION`] (see `compile::lookup`), as long `IN` lists plan very slowly.
+pub const IN_LIST_MAX: usize = 1_000;
+
+/// The SQL function that tests membership of a large value set.
+pub const LOOKUP_FUNCTION: &str = "hhq_value_set_contains";
+
 impl ValueSet {
     /// A SQL predicate that is true when `column` holds a code of this set: exact codes through
-    /// `IN`, prefixes grouped by length through `left(column, n) IN`, both hash lookups.
+    /// `IN`, prefixes grouped by length through `left(column, n) IN`, both hash lookups. A set
+    /// larger than [`IN_LIST_MAX`] is a call of [`LOOKUP_FUNCTION`] instead.
     pub fn sql_predicate(&self, column: &str) -> String {
+        if self.codes.len() + self.prefixes.len() > IN_LIST_MAX {
+            return format!(
+                "{LOOKUP_FUNCTION}({column}, '{}')",
+                self.name.replace('\'', "''")
+            );
+        }
         let quote = |v: &Vec<&String>| {
             v.iter()
                 .map(|c| format!("'{c}'"))
