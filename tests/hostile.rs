@@ -404,3 +404,412 @@ proptest::proptest! {
         }
     }
 }
+
+// ---- Measure files -----------------------------------------------------------------------------
+
+use hhq::engine::{Definitions, Engine};
+use hhq::measure::Measure;
+use hhq::period::Period;
+
+const GOOD: &str = r#"id: TEST-1
+title: Test
+version: "1"
+source: a test
+better: lower
+basis: member_months
+age_bands: ["0-17", "18+"]
+stratify: [age_band]
+components:
+  - name: ed_visits
+    unit: per_1000_member_months
+    numerator:
+      count: ed_visits
+      date: visit_date
+      where: NOT led_to_admission
+"#;
+
+/// The parse error of a measure file's text.
+fn parse_error(yaml: &str) -> String {
+    Measure::parse(Path::new("measures/m.yaml"), yaml)
+        .expect_err("the file is refused")
+        .to_string()
+}
+
+#[test]
+fn an_alias_bomb_is_stopped_quickly() {
+    // Nine levels of ten aliases each: 10^9 conditions if expanded. Every level type-checks (a
+    // condition may hold `any_of` conditions), so only the alias limit stops it.
+    let mut bomb = String::from("  - &a0 {name: e, exists: ed_visits, date: visit_date}\n");
+    for i in 1..10 {
+        let aliases = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("  - &a{i} {{name: e{i}, any_of: [{aliases}]}}\n"));
+    }
+    let yaml = GOOD.replace("components:", &format!("exclusions:\n{bomb}components:"));
+    let started = std::time::Instant::now();
+    insta::assert_snapshot!(parse_error(&yaml), @r"
+    measures/m.yaml:14:29: aliases (`*name`) expand to more than 10000 YAML nodes
+      hint: a measure needs few aliases, if any: write the conditions out
+    ");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn deep_nesting_is_refused_at_its_place() {
+    // 10,000 opening brackets.
+    insta::assert_snapshot!(parse_error(&"[".repeat(10_000)), @r"
+    measures/m.yaml:1:33: the YAML nests deeper than 32 levels
+      hint: a measure nests about six levels; look for an unclosed `[` or `{`
+    ");
+    // Conditions nest (`any_of`), so deep nesting type-checks: only the depth limit stops it
+    // before the compiler recurses through it.
+    let deep = format!(
+        "{}exists: ed_visits, date: visit_date{}",
+        "{any_of: [".repeat(5_000),
+        "]}".repeat(5_000)
+    );
+    let yaml = GOOD.replace(
+        "components:",
+        &format!("exclusions:\n  - {{name: deep, {}\ncomponents:", &deep[1..]),
+    );
+    let msg = parse_error(&yaml);
+    assert!(
+        msg.starts_with("measures/m.yaml:10:")
+            && msg.contains(": the YAML nests deeper than 32 levels"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn conditions_nested_within_the_limit_compile() {
+    // `any_of` 12 deep: legal, and the compiler's recursion copes.
+    let mut inner = "{exists: ed_visits, date: visit_date}".to_string();
+    for _ in 0..12 {
+        inner = format!("{{any_of: [{inner}]}}");
+    }
+    let yaml = GOOD.replace(
+        "components:",
+        &format!(
+            "exclusions:\n  - {{name: deep, {}\ncomponents:",
+            &inner[1..]
+        ),
+    );
+    let m = Measure::parse(Path::new("m.yaml"), &yaml).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let engine = rt.block_on(offline());
+    hhq::compile::compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
+}
+
+#[test]
+fn an_oversized_file_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.yaml");
+    // A very long scalar: 20 MB of description.
+    std::fs::write(
+        &path,
+        format!("{GOOD}description: {}\n", "x".repeat(20_000_000)),
+    )
+    .unwrap();
+    let msg = Measure::load(&path).unwrap_err().to_string();
+    assert_eq!(
+        msg.replace(&dir.path().display().to_string(), "<defs>"),
+        "<defs>/m.yaml:1:1: the file is 20000308 bytes; a definition file of this kind may be at \
+         most 262144 bytes\n  hint: is it the right file? split a long list or definition into \
+         smaller files"
+    );
+}
+
+#[test]
+fn a_long_scalar_within_the_limit_loads() {
+    let m = Measure::parse(
+        Path::new("m.yaml"),
+        &format!("{GOOD}description: {}\n", "x".repeat(200_000)),
+    )
+    .unwrap();
+    assert_eq!(m.description.map(|d| d.len()), Some(200_000));
+}
+
+#[test]
+fn a_repeated_key_is_named() {
+    insta::assert_snapshot!(parse_error(&GOOD.replace("title: Test\n", "title: Test\nid: OTHER\n")), @r"
+    measures/m.yaml:3:1: the key `id` appears twice in one mapping
+      hint: keep one of them: YAML does not merge repeated keys
+    ");
+}
+
+#[test]
+fn a_tab_in_the_indentation_is_named() {
+    // The parser reports the tab where the scalar before it ends.
+    insta::assert_snapshot!(parse_error(&GOOD.replace("\n      date: visit_date", "\n\tdate: visit_date")), @r"
+    measures/m.yaml:13:14: while scanning a plain scalar, found a tab
+      hint: indent YAML with spaces, not tabs
+    ");
+}
+
+#[test]
+fn a_second_document_is_refused() {
+    insta::assert_snapshot!(parse_error(&format!("{GOOD}---\n{GOOD}")), @r"
+    measures/m.yaml:16:1: more than one YAML document (`---`)
+      hint: a measure file holds one measure; put the next one in a file of its own
+    ");
+}
+
+#[test]
+fn a_file_not_in_utf8_is_named_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.yaml");
+    // "Café" in Latin-1.
+    std::fs::write(
+        &path,
+        GOOD.replace("title: Test", "title: Caf\u{e9}")
+            .replace('\u{e9}', "\u{1}"),
+    )
+    .unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.iter().position(|b| *b == 1).unwrap();
+    bytes[at] = 0xE9;
+    std::fs::write(&path, bytes).unwrap();
+    let msg = Measure::load(&path).unwrap_err().to_string();
+    assert_eq!(
+        msg.replace(&dir.path().display().to_string(), "<defs>"),
+        "<defs>/m.yaml:2:11: the file is not UTF-8 text: byte 0xE9 cannot start a character here\n  \
+         hint: save the file as UTF-8 (Latin-1 or Windows-1252 files need converting)"
+    );
+}
+
+// ---- Filters and building blocks that try to do more than select -------------------------------
+
+/// The shipped definitions over empty extracts.
+async fn offline() -> Engine {
+    let defs = Definitions::load(
+        &common::root().join("measures"),
+        &common::root().join("queries"),
+    )
+    .unwrap();
+    Engine::offline(&defs).await.unwrap()
+}
+
+/// The error of compiling GOOD with another `where:` expression.
+async fn filter_error(filter: &str) -> String {
+    let engine = offline().await;
+    let yaml = GOOD.replace("NOT led_to_admission", &format!("{filter:?}"));
+    let m = Measure::parse(Path::new("measures/m.yaml"), &yaml).unwrap();
+    hhq::compile::compile(&m, engine.catalog(), &Period::year(2025))
+        .expect_err("the filter is refused")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_filter_cannot_read_a_file() {
+    insta::assert_snapshot!(filter_error("visit_date IN (SELECT * FROM read_csv('/etc/passwd'))").await, @"measures/m.yaml:15:14: in the `where` expression of `ed_visits`: a `where` expression may not contain a subquery");
+}
+
+#[tokio::test]
+async fn a_filter_cannot_run_a_second_statement() {
+    let msg = filter_error("1=1; DROP VIEW claims").await;
+    assert!(
+        msg.starts_with("measures/m.yaml:15:14: the `where` expression does not parse: ")
+            && msg.contains("Expected: EOF, found: ;"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_filter_cannot_break_out_of_its_parentheses() {
+    let msg = filter_error("1) OR (1=1").await;
+    assert!(
+        msg.starts_with("measures/m.yaml:15:14: the `where` expression does not parse: ")
+            && msg.contains("found: )"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_filter_calling_a_table_function_does_not_plan() {
+    // Functions are allowed in filters; none of DataFusion's scalar functions touches a file,
+    // and table functions are not functions of a row: the measure does not plan.
+    let engine = offline().await;
+    let yaml = GOOD.replace(
+        "NOT led_to_admission",
+        "\"read_csv('/etc/passwd') IS NULL\"",
+    );
+    let m = Measure::parse(Path::new("measures/m.yaml"), &yaml).unwrap();
+    let c = hhq::compile::compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
+    let e = engine
+        .context()
+        .sql(&c.detail_sql())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Invalid function 'read_csv'"), "{e}");
+}
+
+/// The shipped blocks plus one more, `evil.sql`; the error of loading them.
+fn block_error(sql: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(common::root().join("queries")).unwrap() {
+        let p = f.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.path().join("evil.sql"), sql).unwrap();
+    Definitions::load_shared(&common::root().join("measures"), dir.path())
+        .expect_err("the block is refused")
+        .to_string()
+        .replace(&dir.path().display().to_string(), "<queries>")
+}
+
+#[test]
+fn a_block_is_one_query_only() {
+    const HINT: &str = "\n  hint: a building block is one SELECT (or WITH … SELECT) query; it cannot change tables, read files or set options";
+    let cases = [
+        (
+            "-- evil\nSELECT 1 AS x;\nDROP VIEW claims;\n",
+            "<queries>/evil.sql:3:1: the file holds 2 statements (a `DROP` follows the first); a building block is one query",
+        ),
+        (
+            "COPY (SELECT * FROM claims) TO '/tmp/claims.csv'",
+            "<queries>/evil.sql:1:1: a `COPY` statement is not a query",
+        ),
+        (
+            "CREATE EXTERNAL TABLE secrets STORED AS CSV LOCATION '/etc/passwd'",
+            "<queries>/evil.sql:1:1: a `CREATE` statement is not a query",
+        ),
+        (
+            "  SET datafusion.execution.target_partitions = 1",
+            "<queries>/evil.sql:1:3: a `SET` statement is not a query",
+        ),
+        (
+            "INSERT INTO claims SELECT * FROM claims",
+            "<queries>/evil.sql:1:1: a `INSERT` statement is not a query",
+        ),
+        (
+            "WITH x AS (SELECT 1 AS a) SELECT a INTO copied FROM x",
+            "<queries>/evil.sql:1:1: `SELECT … INTO` creates a table; a building block is a query",
+        ),
+        (
+            "-- nothing\n",
+            "<queries>/evil.sql:1:1: the file holds no query",
+        ),
+    ];
+    for (sql, want) in cases {
+        assert_eq!(block_error(sql), format!("{want}{HINT}"), "{sql}");
+    }
+}
+
+#[tokio::test]
+async fn a_block_reading_a_file_path_does_not_plan() {
+    // A query may name only registered tables: DataFusion's URL tables are not enabled.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("evil.sql"), "SELECT * FROM '/etc/passwd'").unwrap();
+    let defs = Definitions::load_shared(&common::root().join("measures"), dir.path()).unwrap();
+    let e = Engine::offline(&defs)
+        .await
+        .err()
+        .expect("does not plan")
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "{}:1:1: building block `evil` does not plan: ",
+            dir.path().join("evil.sql").display()
+        )) && e.contains("/etc/passwd' not found"),
+        "{e}"
+    );
+}
+
+// ---- Value sets --------------------------------------------------------------------------------
+
+#[test]
+fn a_set_of_a_thousand_codes_is_an_in_list_and_a_larger_one_a_lookup() {
+    let csv = |n: usize| {
+        let mut s = String::from("value_set,code_system,code\n");
+        for i in 0..n {
+            s.push_str(&format!("big,ICD10CM,Q{i:06}\n"));
+        }
+        s
+    };
+    let mut sets = hhq::measure::valueset::ValueSets::default();
+    sets.add_csv(Path::new("a.csv"), &csv(1_000)).unwrap();
+    assert!(
+        sets.get("big")
+            .unwrap()
+            .sql_predicate("dx")
+            .starts_with("dx IN ('Q000000', ")
+    );
+    let mut sets = hhq::measure::valueset::ValueSets::default();
+    sets.add_csv(Path::new("a.csv"), &csv(1_001)).unwrap();
+    assert_eq!(
+        sets.get("big").unwrap().sql_predicate("dx"),
+        "hhq_value_set_contains(dx, 'big')"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_licensed_set_of_200_000_codes_compiles_and_runs_with_the_same_results() {
+    // A licensed `mental_illness_dx` of the illustrative codes plus 200,000 codes no claim has:
+    // FUH-HH (through its blocks) must give the illustrative set's results, in seconds.
+    let defs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(defs.path().join("valuesets")).unwrap();
+    let illustrative =
+        std::fs::read_to_string(common::root().join("measures/valuesets/illustrative.csv"))
+            .unwrap();
+    std::fs::write(
+        defs.path().join("valuesets/illustrative.csv"),
+        &illustrative,
+    )
+    .unwrap();
+    let mut licensed = String::from("value_set,code_system,code\n");
+    for line in illustrative
+        .lines()
+        .filter(|l| l.starts_with("mental_illness_dx,"))
+    {
+        let cells: Vec<&str> = line.split(',').collect();
+        licensed.push_str(&format!("{},{},{}\n", cells[0], cells[1], cells[2]));
+    }
+    for i in 0..200_000 {
+        licensed.push_str(&format!("mental_illness_dx,ICD10CM,Q{i:06}\n"));
+    }
+    std::fs::write(defs.path().join("valuesets/licensed.csv"), &licensed).unwrap();
+    std::fs::copy(
+        common::root().join("measures/fuh-hh.yaml"),
+        defs.path().join("fuh-hh.yaml"),
+    )
+    .unwrap();
+
+    let mut results = Vec::new();
+    for dir in [common::root().join("measures"), defs.path().to_path_buf()] {
+        let started = std::time::Instant::now();
+        let d = Definitions::load(&dir, &common::root().join("queries")).unwrap();
+        let engine = Engine::open(&common::root().join("testdata"), &d)
+            .await
+            .unwrap();
+        let m = d.measures.iter().find(|m| m.id == "FUH-HH").unwrap();
+        let c = hhq::compile::compile(m, engine.catalog(), &Period::year(2025)).unwrap();
+        assert!(c.detail_sql().len() < 100_000, "the SQL stays small");
+        let rows = engine.run(&c).await.unwrap().rows;
+        results.push(hhq::results::to_csv(&rows));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert!(results[0].lines().count() > 10);
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn a_value_set_file_not_in_utf8_is_named_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("licensed.csv"),
+        b"value_set,code_system,code,description\nmh,ICD10CM,F200,Schizophr\xE9nie\n",
+    )
+    .unwrap();
+    let msg = hhq::measure::valueset::ValueSets::load_dir(dir.path())
+        .unwrap_err()
+        .to_string()
+        .replace(&dir.path().display().to_string(), "<vs>");
+    insta::assert_snapshot!(msg, @r"
+    <vs>/licensed.csv:2:26: the file is not UTF-8 text: byte 0xE9 cannot start a character here
+      hint: save the file as UTF-8 (Latin-1 or Windows-1252 files need converting)
+    ");
+}

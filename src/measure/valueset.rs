@@ -20,6 +20,9 @@ pub struct ValueSet {
     pub replaces_illustrative: bool,
 }
 
+/// The largest value-set file read: a licensed file with every HEDIS value set is tens of MiB.
+pub const MAX_VALUE_SET_FILE_BYTES: usize = 256 * 1024 * 1024;
+
 /// All value sets known to a run, by name.
 #[derive(Debug, Clone, Default)]
 pub struct ValueSets {
@@ -65,7 +68,8 @@ impl ValueSets {
         paths.sort_by_key(|p| (!illustrative(p), p.clone()));
         let mut sets = ValueSets::default();
         for p in paths {
-            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+            let bytes = super::read_definition(&p, MAX_VALUE_SET_FILE_BYTES)?;
+            let text = super::utf8(&p, bytes)?;
             let replacing = !illustrative(&p);
             sets.add_csv_replacing(&p, &text, replacing)?;
         }
