@@ -1,5 +1,6 @@
 //! Property tests of the measure loader and compiler: random valid measures compile into SQL
-//! that plans; random damage to a measure file gives an error or a measure, never a panic.
+//! that plans; random damage to a measure file, YAML token soup and arbitrary value-set files give
+//! an error or a definition, never a panic. (The extract reader's fuzz target is in hostile.rs.)
 
 mod common;
 
@@ -206,6 +207,114 @@ proptest! {
         }) + &format!("      where: {:?}\n", filter);
         if let Ok(m) = Measure::parse(Path::new("p.yaml"), &text) {
             let _ = compile(&m, engine().catalog(), &Period::year(2025));
+        }
+    }
+}
+
+/// Pieces of YAML syntax, for token soup: anchors, aliases, flow and block collections, tags,
+/// document markers, keys of a measure.
+const YAML_TOKENS: &[&str] = &[
+    "[",
+    "]",
+    "{",
+    "}",
+    ", ",
+    ": ",
+    "- ",
+    "\n",
+    "  ",
+    "\t",
+    "&a ",
+    "*a",
+    "&b ",
+    "*b",
+    "!!str ",
+    "!!binary ",
+    "<<: ",
+    "---\n",
+    "...\n",
+    "'",
+    "\"",
+    "|\n",
+    ">\n",
+    "#",
+    "any_of",
+    "exists",
+    "ed_visits",
+    "date",
+    "visit_date",
+    "where",
+    "name",
+    "x",
+    "1",
+    "-1",
+    "~",
+    "null",
+    "\u{feff}",
+    "\u{0}",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Random YAML tokens spliced into a valid measure: an error or a measure, never a panic, and
+    /// whatever parses compiles or is refused.
+    #[test]
+    fn yaml_token_soup_never_panics(
+        at in any::<prop::sample::Index>(),
+        soup in proptest::collection::vec(0..YAML_TOKENS.len(), 0..40),
+    ) {
+        let base = yaml(&Spec {
+            basis: 1,
+            cuts: vec![18],
+            stratify: vec![0],
+            numerators: vec![(0, true, true, 0, 7)],
+            count_day: 15,
+            continuous: None,
+        });
+        let mut cut = at.index(base.len() + 1);
+        while !base.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let soup: String = soup.into_iter().map(|i| YAML_TOKENS[i]).collect();
+        let text = format!("{}{soup}{}", &base[..cut], &base[cut..]);
+        match Measure::parse(Path::new("p.yaml"), &text) {
+            Ok(m) => {
+                let _ = compile(&m, engine().catalog(), &Period::year(2025));
+            }
+            Err(e) => prop_assert!(e.to_string().starts_with("p.yaml:"), "{e}"),
+        }
+    }
+
+    /// Arbitrary value-set files: refused with the file's line, or sets whose predicates are
+    /// well-formed SQL (no code or name can break out of its literal).
+    #[test]
+    fn arbitrary_value_set_files_load_or_are_refused(
+        rows in proptest::collection::vec(("[a-z_' ]{0,6}", "[A-Z0-9]{0,4}", "[A-Za-z0-9.*' ,\"]{0,6}"), 0..30),
+        big in any::<bool>(),
+    ) {
+        let mut text = String::from("value_set,code_system,code\n");
+        for (name, system, code) in &rows {
+            text.push_str(&format!("{name},{system},{code}\n"));
+        }
+        if big {
+            // Past the IN-list limit: the lookup function's form.
+            for i in 0..=hhq::measure::valueset::IN_LIST_MAX {
+                text.push_str(&format!("big's,ICD10CM,Q{i}\n"));
+            }
+        }
+        let mut sets = hhq::measure::valueset::ValueSets::default();
+        match sets.add_csv(Path::new("v.csv"), &text) {
+            Err(e) => prop_assert!(e.to_string().starts_with("v.csv:"), "{e}"),
+            Ok(()) => {
+                let names: Vec<String> = sets.names().map(String::from).collect();
+                for name in names {
+                    let predicate = sets.get(&name).unwrap().sql_predicate("dx");
+                    let sql = format!("SELECT {predicate} AS hit FROM (VALUES ('F20')) t(dx)");
+                    let planned = runtime().block_on(engine().context().sql(&sql));
+                    prop_assert!(planned.is_ok(), "{sql}: {planned:?}");
+                }
+            }
         }
     }
 }

@@ -7,6 +7,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
+use std::ops::ControlFlow;
+
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement as SQLStatement, Visit, Visitor};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use regex::Regex;
 
 use crate::error::{Error, Result};
@@ -114,7 +120,9 @@ pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
                 hint: None,
             });
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = crate::measure::read_definition(&path, MAX_BLOCK_BYTES)?;
+        let text = crate::measure::utf8(&path, bytes)?;
+        check_query(&path, &text)?;
         let doc = text
             .lines()
             .take_while(|l| l.trim_start().starts_with("--"))
@@ -134,6 +142,112 @@ pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
     }
     order(by_name)
 }
+
+/// The largest building-block file read: the shipped ones are a few KiB.
+pub const MAX_BLOCK_BYTES: usize = 256 * 1024;
+
+/// A building block is SQL written by analysts and run with hhq's session: it must be exactly one
+/// query (`SELECT`, `WITH … SELECT`, `VALUES`), never DDL, DML, `COPY`, `CREATE EXTERNAL TABLE`,
+/// `SET` or `SELECT … INTO`, and never more than one statement.
+pub fn check_query(path: &Path, text: &str) -> Result<()> {
+    let err = |(line, column): (usize, usize), message: String| Error::Definition {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+        hint: Some(
+            "a building block is one SELECT (or WITH … SELECT) query; it cannot change tables, \
+             read files or set options"
+                .into(),
+        ),
+    };
+    // Where each statement starts: its first token, and the first token after each `;`.
+    let tokens = Tokenizer::new(&GenericDialect {}, text)
+        .tokenize_with_location()
+        .map_err(|e| {
+            err(
+                (e.location.line as usize, e.location.column as usize),
+                format!("the SQL does not parse: {}", e.message),
+            )
+        })?;
+    let mut starts = Vec::new();
+    let mut after_semicolon = true;
+    for t in &tokens {
+        match &t.token {
+            Token::Whitespace(_) => {}
+            Token::SemiColon => after_semicolon = true,
+            token if after_semicolon => {
+                after_semicolon = false;
+                let word = match token {
+                    Token::Word(w) => w.value.to_uppercase(),
+                    other => other.to_string(),
+                };
+                starts.push((
+                    (t.span.start.line as usize, t.span.start.column as usize),
+                    word,
+                ));
+            }
+            _ => {}
+        }
+    }
+    let statements = DFParser::parse_sql(text).map_err(|e| {
+        let message = e.strip_backtrace();
+        let at = SQL_AT
+            .captures(&message)
+            .map(|c| (c[1].parse().unwrap_or(1), c[2].parse().unwrap_or(1)))
+            .unwrap_or((1, 1));
+        err(at, format!("the SQL does not parse: {message}"))
+    })?;
+    let start = |i: usize| starts.get(i).cloned().unwrap_or(((1, 1), String::new()));
+    if statements.is_empty() {
+        return Err(err((1, 1), "the file holds no query".into()));
+    }
+    if statements.len() > 1 {
+        let (at, word) = start(1);
+        return Err(err(
+            at,
+            format!(
+                "the file holds {} statements (a `{word}` follows the first); a building block is one query",
+                statements.len()
+            ),
+        ));
+    }
+    let (at, word) = start(0);
+    let Some(DFStatement::Statement(statement)) = statements.front() else {
+        return Err(err(at, format!("a `{word}` statement is not a query")));
+    };
+    let SQLStatement::Query(query) = statement.as_ref() else {
+        return Err(err(at, format!("a `{word}` statement is not a query")));
+    };
+    // `SELECT … INTO t` creates a table; look in every (sub)query.
+    fn into(body: &SetExpr) -> bool {
+        match body {
+            SetExpr::Select(s) => s.into.is_some(),
+            SetExpr::SetOperation { left, right, .. } => into(left) || into(right),
+            _ => false,
+        }
+    }
+    struct Into(bool);
+    impl Visitor for Into {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            self.0 |= into(&q.body);
+            ControlFlow::Continue(())
+        }
+    }
+    let mut found = Into(false);
+    let _ = query.visit(&mut found);
+    if found.0 {
+        return Err(err(
+            at,
+            "`SELECT … INTO` creates a table; a building block is a query".into(),
+        ));
+    }
+    Ok(())
+}
+
+static SQL_AT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"Line: (\d+), Column: (\d+)").unwrap());
 
 /// Order blocks so each follows those it references (by whole-word name), refusing cycles.
 fn order(mut pending: BTreeMap<String, Block>) -> Result<Vec<Block>> {

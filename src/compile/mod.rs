@@ -9,6 +9,7 @@
 
 pub mod blocks;
 mod filter;
+pub mod lookup;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -163,6 +163,8 @@ impl Engine {
             inputs,
             ..Catalog::default()
         };
+        // Large value sets compile to a lookup function rather than an `IN` list.
+        crate::compile::lookup::register(&ctx, &defs.value_sets);
         for block in &defs.blocks {
             ctx.sql(&format!("CREATE VIEW {} AS\n{}", block.name, block.sql))
                 .await

@@ -13,6 +13,6 @@ pub mod risk;
 pub mod rules;
 
 pub use open::{
-    FileFinding, OpenedExtract, all_rows, check_rows, check_schema, locate, open_all, open_extract,
-    register_empty,
+    FileFinding, OpenedExtract, all_rows, check_file, check_rows, check_schema, locate, open_all,
+    open_extract, register_empty,
 };

@@ -3,14 +3,18 @@
 //! contract name with the contract's types.
 
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Schema};
-use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use datafusion::parquet::file::metadata::PageIndexPolicy;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use super::contract::{Column, ColumnType, EXTRACTS, Extract};
@@ -149,29 +153,110 @@ impl FileFinding {
     }
 }
 
-/// Scan the columns that carry the contract's row rules (not null, coded values) and say where
-/// each rule is broken. Returns the number of rows in the file and the findings, in contract
+/// The Parquet magic bytes that begin and end every Parquet file.
+const MAGIC: &[u8; 4] = b"PAR1";
+
+/// Open a file as Parquet and read its footer (with the page index, which DataFusion reads too),
+/// telling an empty, foreign or cut-short file from one whose footer is damaged.
+fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut head = [0u8; 4];
+    let mut tail = [0u8; 4];
+    if len == 0 {
+        return Err(Error::contract(
+            path,
+            "the file is empty (0 bytes), not a Parquet file: export the extract again",
+        ));
+    }
+    let read_at = |file: &mut File, at: u64, buf: &mut [u8; 4]| -> std::io::Result<()> {
+        file.seek(SeekFrom::Start(at))?;
+        file.read_exact(buf)
+    };
+    if len < 12 || read_at(&mut file, 0, &mut head).is_err() || &head != MAGIC {
+        return Err(Error::contract(
+            path,
+            "not a readable Parquet file: it does not begin with Parquet's magic bytes `PAR1` \
+             (is it CSV or another format named .parquet?)",
+        ));
+    }
+    read_at(&mut file, len - 4, &mut tail).map_err(|e| Error::io(path, e))?;
+    if &tail != MAGIC {
+        return Err(Error::contract(
+            path,
+            format!(
+                "truncated Parquet file ({len} bytes): it does not end with Parquet's magic bytes \
+                 `PAR1`, so its footer is missing; the copy or export was cut short: copy or \
+                 export it again"
+            ),
+        ));
+    }
+    file.rewind().map_err(|e| Error::io(path, e))?;
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).map_err(|e| {
+        Error::contract(
+            path,
+            format!(
+                "damaged Parquet file: its footer (metadata) cannot be read: {e}; export it again"
+            ),
+        )
+    })
+}
+
+/// Check one file of an extract against the contract (schema, then rows) and decode every page of
+/// it, so a damaged file is refused here, by name, rather than failing or panicking midway through
+/// a measure. Returns the number of rows and the file's Arrow schema.
+pub fn check_file(path: &Path, extract: &Extract) -> Result<(u64, SchemaRef, Vec<FileFinding>)> {
+    // The parquet crate does not promise never to panic on corrupt input; a panic must become an
+    // error naming the file, not end hhq.
+    type Checked = (u64, SchemaRef, Vec<FileFinding>);
+    let checked = catch_unwind(AssertUnwindSafe(|| -> Result<Checked> {
+        let schema = open_parquet(path)?.schema().clone();
+        check_schema(path, extract, &schema)?;
+        let (rows, findings) = check_rows(path, extract)?;
+        Ok((rows, schema, findings))
+    }));
+    checked.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(Error::contract(
+            path,
+            format!(
+                "corrupt Parquet file: the Parquet reader failed on it ({what}); export it again"
+            ),
+        ))
+    })
+}
+
+/// Decode every column of the file and say where the contract's row rules (not null, coded
+/// values) are broken. Returns the number of rows in the file and the findings, in contract
 /// column order.
 pub fn check_rows(path: &Path, extract: &Extract) -> Result<(u64, Vec<FileFinding>)> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| Error::contract(path, format!("not a readable Parquet file: {e}")))?;
+    let builder = open_parquet(path)?;
     let checked: Vec<&Column> = extract
         .columns
         .iter()
         .filter(|c| !c.nullable || c.allowed.is_some())
         .collect();
-    let arrow_schema = builder.schema().clone();
-    let roots: Vec<usize> = checked
+    // Where each row group starts, to say where damaged data lies.
+    let group_starts: Vec<u64> = builder
+        .metadata()
+        .row_groups()
         .iter()
-        .filter_map(|c| arrow_schema.index_of(c.name).ok())
+        .scan(0u64, |start, g| {
+            let this = *start;
+            *start += g.num_rows().max(0) as u64;
+            Some(this)
+        })
         .collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| Error::contract(path, format!("not a readable Parquet file: {e}")))?;
+    // Every column, not only the checked ones: DataFusion will read them all later, and a damaged
+    // page must be found now, with the file's name.
+    let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| {
+        Error::contract(path, format!("damaged Parquet file: {e}; export it again"))
+    })?;
 
     // Per checked column: (null rows, first, value rows, first, first bad value).
     #[derive(Clone, Default)]
@@ -185,8 +270,17 @@ pub fn check_rows(path: &Path, extract: &Extract) -> Result<(u64, Vec<FileFindin
     let mut seen = vec![Seen::default(); checked.len()];
     let mut offset: u64 = 0;
     for batch in reader {
-        let batch =
-            batch.map_err(|e| Error::contract(path, format!("cannot read Parquet data: {e}")))?;
+        let batch = batch.map_err(|e| {
+            let group = group_starts.iter().rposition(|s| *s <= offset).unwrap_or(0);
+            Error::contract(
+                path,
+                format!(
+                    "damaged Parquet data in row group {} (rows from {} on): {e}; export the file again",
+                    group + 1,
+                    offset + 1
+                ),
+            )
+        })?;
         for (i, col) in checked.iter().enumerate() {
             let array = batch
                 .column_by_name(col.name)
@@ -252,6 +346,81 @@ fn as_strings(array: &ArrayRef) -> Result<StringArray> {
         .clone())
 }
 
+/// Part files of one extract are read as one table, which needs one type per column: a column
+/// typed differently in two parts (`Int16` in one, `Int32` in another; plain and dictionary
+/// strings) is refused, naming both parts, rather than left to the query engine's schema merge.
+/// A column only some parts have is fine: it reads as null in the others.
+fn check_parts_agree(files: &[PathBuf], schemas: &[SchemaRef]) -> Result<()> {
+    let (Some(first_file), Some(first)) = (files.first(), schemas.first()) else {
+        return Ok(());
+    };
+    let mut seen: Vec<(&PathBuf, &datafusion::arrow::datatypes::Field)> = first
+        .fields()
+        .iter()
+        .map(|f| (first_file, f.as_ref()))
+        .collect();
+    for (file, schema) in files.iter().zip(schemas).skip(1) {
+        for field in schema.fields() {
+            match seen.iter().find(|(_, f)| f.name() == field.name()) {
+                Some((other, f)) if f.data_type() != field.data_type() => {
+                    return Err(Error::contract(
+                        file,
+                        format!(
+                            "column `{}` has type {} here but {} in {}; every part file of an \
+                             extract needs the same column types: export the parts with one schema",
+                            field.name(),
+                            field.data_type(),
+                            f.data_type(),
+                            other.display()
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => seen.push((file, field.as_ref())),
+            }
+        }
+    }
+    // What the query engine merges beyond types (field metadata) is checked the way it merges.
+    let stripped: Vec<Schema> = schemas
+        .iter()
+        .map(|s| Schema::new(s.fields().clone()))
+        .collect();
+    let mut merged = Schema::empty();
+    for (file, schema) in files.iter().zip(stripped) {
+        merged = Schema::try_merge([merged, schema]).map_err(|e| {
+            Error::contract(
+                file,
+                format!("this part file's schema does not fit the other parts': {e}"),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Extracts that may hold no rows: a programme can have a data cut without Health Home contacts
+/// (and hand-built test decks for claims measures have none). Without claims, members or
+/// enrollment every measure would report zero, which is a failed export, not a result.
+const MAY_BE_EMPTY: &[&str] = &["contacts"];
+
+fn check_not_empty(location: &Path, extract: &Extract, files: usize, rows: u64) -> Result<()> {
+    if rows > 0 || MAY_BE_EMPTY.contains(&extract.name) {
+        return Ok(());
+    }
+    let files = if files == 1 {
+        "its file has".to_string()
+    } else {
+        format!("its {files} part files have")
+    };
+    Err(Error::contract(
+        location,
+        format!(
+            "the {} extract is empty: {files} no rows. Every measure would report zero from it, \
+             so hhq stops; check the export",
+            extract.name
+        ),
+    ))
+}
+
 /// Open one extract: check every file, then register it in `ctx` as a view named after the
 /// extract that exposes the contract columns with the contract's types (plus any extra columns).
 pub async fn open_extract(
@@ -262,15 +431,15 @@ pub async fn open_extract(
     let (location, files) = locate(dir, extract)?;
     let mut rows = 0;
     let mut findings = Vec::new();
+    let mut schemas = Vec::with_capacity(files.len());
     for file in &files {
-        let f = File::open(file).map_err(|e| Error::io(file, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(f)
-            .map_err(|e| Error::contract(file, format!("not a readable Parquet file: {e}")))?;
-        check_schema(file, extract, builder.schema())?;
-        let (n, found) = check_rows(file, extract)?;
+        let (n, schema, found) = check_file(file, extract)?;
         rows += n;
+        schemas.push(schema);
         findings.extend(found);
     }
+    check_parts_agree(&files, &schemas)?;
+    check_not_empty(&location, extract, files.len(), rows)?;
 
     let raw = format!("{}__raw", extract.name);
     let location_str = location

@@ -673,13 +673,18 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
 impl Measure {
     /// Read and check one measure file.
     pub fn load(path: &Path) -> Result<Measure> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_definition(path, MAX_MEASURE_BYTES)?;
+        let text = utf8(path, bytes)?;
         Measure::parse(path, &text)
     }
 
     /// Parse and check measure YAML; `path` names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Measure> {
-        let raw: RawMeasure = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
+        if text.len() > MAX_MEASURE_BYTES {
+            return Err(too_large(path, text.len() as u64, MAX_MEASURE_BYTES));
+        }
+        let raw: RawMeasure = serde_saphyr::from_str_with_options(text, yaml_options())
+            .map_err(|e| yaml_error(path, &e))?;
         let errs = Errs(path);
 
         let id = Located::from(raw.id);
@@ -1201,6 +1206,85 @@ fn parse_band(s: &str) -> Option<AgeBand> {
     })
 }
 
+/// The largest measure file read: the shipped ones are under 4 KiB, so a larger file is a
+/// mistake (or an attack), refused before it is parsed.
+pub const MAX_MEASURE_BYTES: usize = 256 * 1024;
+
+/// Limits on what a measure file's YAML may make the parser do. A measure nests about six levels
+/// deep and holds a few hundred nodes; these leave ample room and stop alias bombs ("billion
+/// laughs") and deep nesting long before they cost memory, time or stack.
+pub const YAML_MAX_DEPTH: usize = 32;
+pub const YAML_MAX_NODES: usize = 20_000;
+pub const YAML_MAX_REPLAYED_ALIAS_EVENTS: usize = 10_000;
+
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: YAML_MAX_DEPTH,
+            flow_nesting_limit: YAML_MAX_DEPTH,
+            max_nodes: YAML_MAX_NODES,
+            max_events: 4 * YAML_MAX_NODES,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_recorded_anchor_events: YAML_MAX_REPLAYED_ALIAS_EVENTS,
+            max_total_scalar_bytes: MAX_MEASURE_BYTES,
+            max_documents: 1,
+            max_inclusion_depth: 0,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: YAML_MAX_REPLAYED_ALIAS_EVENTS,
+            max_replay_stack_depth: YAML_MAX_DEPTH,
+        },
+    }
+}
+
+/// Read a definition file of at most `max` bytes; a larger one is refused unread.
+pub(crate) fn read_definition(path: &Path, max: usize) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if len > max as u64 {
+        return Err(too_large(path, len, max));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+fn too_large(path: &Path, len: u64, max: usize) -> Error {
+    Error::Definition {
+        path: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        message: format!(
+            "the file is {len} bytes; a definition file of this kind may be at most {max} bytes"
+        ),
+        hint: Some(
+            "is it the right file? split a long list or definition into smaller files".into(),
+        ),
+    }
+}
+
+/// Definition files are UTF-8 text; bytes that are not are reported at their line and column.
+pub(crate) fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let good = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..good]);
+        let line = text.matches('\n').count() + 1;
+        let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Error::Definition {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: format!(
+                "the file is not UTF-8 text: byte 0x{:02X} cannot start a character here",
+                e.as_bytes()[good]
+            ),
+            hint: Some(
+                "save the file as UTF-8 (Latin-1 or Windows-1252 files need converting)".into(),
+            ),
+        }
+    })
+}
+
 /// Turn a YAML or shape error into a located definition error.
 pub(crate) fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> Error {
     let (line, column) = e
@@ -1217,11 +1301,17 @@ pub(crate) fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> Error {
         .filter(|(head, _)| head.starts_with("line "))
         .map_or(first, |(_, rest)| rest)
         .to_string();
-    let hint = did_you_mean(&message).or_else(|| {
-        message
-            .contains("unknown field")
-            .then(|| "see docs/measure-language.md for the keys of a measure".to_string())
-    });
+    let (message, hint) = match yaml_limit(e, &message) {
+        Some((message, hint)) => (message, Some(hint)),
+        None => {
+            let hint = did_you_mean(&message).or_else(|| {
+                message
+                    .contains("unknown field")
+                    .then(|| "see docs/measure-language.md for the keys of a measure".to_string())
+            });
+            (message, hint)
+        }
+    };
     Error::Definition {
         path: path.to_path_buf(),
         line,
@@ -1229,6 +1319,73 @@ pub(crate) fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> Error {
         message,
         hint,
     }
+}
+
+/// The parser's own words for a broken limit, a repeated key or a tab name its options; say
+/// instead what is wrong with the file and what to do.
+fn yaml_limit(e: &serde_saphyr::Error, message: &str) -> Option<(String, String)> {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    let aliases = || {
+        (
+            format!(
+                "aliases (`*name`) expand to more than {YAML_MAX_REPLAYED_ALIAS_EVENTS} YAML nodes"
+            ),
+            "a measure needs few aliases, if any: write the conditions out".to_string(),
+        )
+    };
+    let deep = || {
+        (
+            format!("the YAML nests deeper than {YAML_MAX_DEPTH} levels"),
+            "a measure nests about six levels; look for an unclosed `[` or `{`".to_string(),
+        )
+    };
+    let mut e = e;
+    while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = e {
+        e = error;
+    }
+    Some(match e {
+        E::Budget { breach, .. } => match breach {
+            B::Depth { .. } => deep(),
+            B::Documents { .. } => (
+                "more than one YAML document (`---`)".into(),
+                "a measure file holds one measure; put the next one in a file of its own".into(),
+            ),
+            B::Nodes { .. } | B::Events { .. } => (
+                format!("more than {YAML_MAX_NODES} YAML nodes"),
+                "a measure holds a few hundred; is it the right file?".into(),
+            ),
+            B::ScalarBytes { .. } => (
+                format!("more than {MAX_MEASURE_BYTES} bytes of text"),
+                "is it the right file?".into(),
+            ),
+            B::Aliases { .. }
+            | B::Anchors { .. }
+            | B::AliasAnchorRatio { .. }
+            | B::RecordedAnchorEvents { .. }
+            | B::RecordedAnchorBytes { .. } => aliases(),
+            other => (
+                format!("the YAML goes beyond a parsing limit ({other:?})"),
+                "a measure file is small, plain YAML; is it the right file?".into(),
+            ),
+        },
+        E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => aliases(),
+        E::DuplicateMappingKey { key, .. } => (
+            match key {
+                Some(k) => format!("the key `{k}` appears twice in one mapping"),
+                None => "a key appears twice in one mapping".into(),
+            },
+            "keep one of them: YAML does not merge repeated keys".into(),
+        ),
+        _ if message.contains("recursion limit exceeded") => deep(),
+        _ if message.contains(" tab") => (
+            message.to_string(),
+            "indent YAML with spaces, not tabs".into(),
+        ),
+        _ => return None,
+    })
 }
 
 /// For serde's "unknown field `x`, expected one of a, b" (or variant), the closest name.

@@ -20,6 +20,9 @@ pub struct ValueSet {
     pub replaces_illustrative: bool,
 }
 
+/// The largest value-set file read: a licensed file with every HEDIS value set is tens of MiB.
+pub const MAX_VALUE_SET_FILE_BYTES: usize = 256 * 1024 * 1024;
+
 /// All value sets known to a run, by name.
 #[derive(Debug, Clone, Default)]
 pub struct ValueSets {
@@ -65,7 +68,8 @@ impl ValueSets {
         paths.sort_by_key(|p| (!illustrative(p), p.clone()));
         let mut sets = ValueSets::default();
         for p in paths {
-            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+            let bytes = super::read_definition(&p, MAX_VALUE_SET_FILE_BYTES)?;
+            let text = super::utf8(&p, bytes)?;
             let replacing = !illustrative(&p);
             sets.add_csv_replacing(&p, &text, replacing)?;
         }
@@ -170,10 +174,24 @@ impl ValueSets {
     }
 }
 
+/// The most codes and prefixes a value set may have to be written as `IN` lists; a larger set is
+/// looked up by [`LOOKUP_FUNCTION`] (see `compile::lookup`), as long `IN` lists plan very slowly.
+pub const IN_LIST_MAX: usize = 1_000;
+
+/// The SQL function that tests membership of a large value set.
+pub const LOOKUP_FUNCTION: &str = "hhq_value_set_contains";
+
 impl ValueSet {
     /// A SQL predicate that is true when `column` holds a code of this set: exact codes through
-    /// `IN`, prefixes grouped by length through `left(column, n) IN`, both hash lookups.
+    /// `IN`, prefixes grouped by length through `left(column, n) IN`, both hash lookups. A set
+    /// larger than [`IN_LIST_MAX`] is a call of [`LOOKUP_FUNCTION`] instead.
     pub fn sql_predicate(&self, column: &str) -> String {
+        if self.codes.len() + self.prefixes.len() > IN_LIST_MAX {
+            return format!(
+                "{LOOKUP_FUNCTION}({column}, '{}')",
+                self.name.replace('\'', "''")
+            );
+        }
         let quote = |v: &Vec<&String>| {
             v.iter()
                 .map(|c| format!("'{c}'"))

@@ -1,0 +1,816 @@
+//! Bad input never crashes hhq or corrupts an output (issue 6): damaged, foreign, empty and
+//! drifting extracts; YAML bombs and oversized definitions; filters and building blocks that try
+//! to read a file or run a statement. Each gets an error naming the file (and the line and column,
+//! or the row, where there is one). What hhq does in each case is in docs/hostile-input.md.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, DictionaryArray, Int16Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::prelude::SessionContext;
+use hhq::extract::contract::CLAIMS;
+
+// ---- Extracts ----------------------------------------------------------------------------------
+
+/// Open the directory and return the error message, with the directory replaced by `<data>`.
+async fn open_error(dir: &Path) -> String {
+    let ctx = SessionContext::new();
+    let err = hhq::extract::open_all(&ctx, dir)
+        .await
+        .expect_err("the extract is refused");
+    err.to_string()
+        .replace(&dir.display().to_string(), "<data>")
+}
+
+/// The shipped test claims (several pages per column, compressed) in an otherwise minimal
+/// directory, and their bytes.
+fn with_testdata_claims() -> (tempfile::TempDir, Vec<u8>) {
+    let dir = common::minimal();
+    let bytes = std::fs::read(common::root().join("testdata/claims.parquet")).unwrap();
+    std::fs::write(dir.path().join("claims.parquet"), &bytes).unwrap();
+    (dir, bytes)
+}
+
+#[tokio::test]
+async fn a_file_cut_in_half_is_called_truncated() {
+    let (dir, bytes) = with_testdata_claims();
+    std::fs::write(dir.path().join("claims.parquet"), &bytes[..bytes.len() / 2]).unwrap();
+    insta::assert_snapshot!(open_error(dir.path()).await, @"<data>/claims.parquet: truncated Parquet file (293474 bytes): it does not end with Parquet's magic bytes `PAR1`, so its footer is missing; the copy or export was cut short: copy or export it again");
+}
+
+#[tokio::test]
+async fn a_file_cut_in_a_data_page_or_its_footer_is_called_truncated() {
+    let (dir, bytes) = with_testdata_claims();
+    // 10 000 bytes in: inside the first column's pages; 100 bytes from the end: in the footer.
+    for cut in [10_000, bytes.len() - 100, bytes.len() - 2] {
+        std::fs::write(dir.path().join("claims.parquet"), &bytes[..cut]).unwrap();
+        assert_eq!(
+            open_error(dir.path()).await,
+            format!(
+                "<data>/claims.parquet: truncated Parquet file ({cut} bytes): it does not end with \
+                 Parquet's magic bytes `PAR1`, so its footer is missing; the copy or export was \
+                 cut short: copy or export it again"
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_footer_is_named() {
+    let (dir, mut bytes) = with_testdata_claims();
+    // The footer's length (the 4 bytes before the final `PAR1`) pointing before the file's start.
+    let n = bytes.len();
+    bytes[n - 8..n - 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(dir.path().join("claims.parquet"), &bytes).unwrap();
+    let msg = open_error(dir.path()).await;
+    assert!(
+        msg.starts_with(
+            "<data>/claims.parquet: damaged Parquet file: its footer (metadata) cannot be read: "
+        ) && msg.ends_with("; export it again"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_csv_file_named_parquet_is_not_parquet() {
+    let dir = common::minimal();
+    std::fs::write(
+        dir.path().join("members.parquet"),
+        "member_id,birth_date,sex,dual_eligible\nM1,1990-06-01,F,false\n",
+    )
+    .unwrap();
+    insta::assert_snapshot!(open_error(dir.path()).await, @"<data>/members.parquet: not a readable Parquet file: it does not begin with Parquet's magic bytes `PAR1` (is it CSV or another format named .parquet?)");
+}
+
+#[tokio::test]
+async fn a_zero_byte_file_is_empty() {
+    let dir = common::minimal();
+    std::fs::write(dir.path().join("enrollment.parquet"), "").unwrap();
+    insta::assert_snapshot!(open_error(dir.path()).await, @"<data>/enrollment.parquet: the file is empty (0 bytes), not a Parquet file: export the extract again");
+}
+
+/// The byte range of one column's chunk in row group 0 of a file.
+fn column_chunk(path: &Path, column: &str) -> std::ops::Range<usize> {
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+    let meta = builder.metadata().row_group(0);
+    let chunk = meta
+        .columns()
+        .iter()
+        .find(|c| c.column_path().string() == column)
+        .unwrap();
+    let (start, len) = chunk.byte_range();
+    start as usize..(start + len) as usize
+}
+
+#[tokio::test]
+async fn damaged_data_in_an_unchecked_column_is_found_when_opening() {
+    // `paid_amount` has no contract rule to check; its pages are still decoded at open, so the
+    // damage is reported with the file's name, not by the query engine midway through a measure.
+    let (dir, mut bytes) = with_testdata_claims();
+    let chunk = column_chunk(&dir.path().join("claims.parquet"), "paid_amount");
+    let middle = chunk.start + (chunk.end - chunk.start) / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b = 0xA5;
+    }
+    std::fs::write(dir.path().join("claims.parquet"), &bytes).unwrap();
+    let msg = open_error(dir.path()).await;
+    assert!(
+        msg.starts_with("<data>/claims.parquet: damaged Parquet data in row group 1 (rows from ")
+            && msg.ends_with("; export the file again"),
+        "{msg}"
+    );
+}
+
+/// Claims CSV rows (after the header) as a batch with the contract schema.
+fn claims_batch(rows: &str) -> RecordBatch {
+    hhq::extract::csv::csv_to_batch(
+        Path::new("x"),
+        &CLAIMS,
+        &format!(
+            "member_id,claim_id,line_number,claim_type,adjustment,service_from,service_to\n{rows}"
+        ),
+    )
+    .unwrap()
+}
+
+/// `batch` with column `name` replaced (or added, when it is not there) by `array`.
+fn with_column(batch: &RecordBatch, name: &str, array: ArrayRef) -> RecordBatch {
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns = batch.columns().to_vec();
+    let field = Field::new(name, array.data_type().clone(), true);
+    match fields.iter().position(|f| f.name() == name) {
+        Some(i) => {
+            fields[i] = field;
+            columns[i] = array;
+        }
+        None => {
+            fields.push(field);
+            columns.push(array);
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// Replace `claims.parquet` by a `claims/` directory of part files.
+fn claims_parts(dir: &Path, parts: &[(&str, RecordBatch)]) {
+    std::fs::remove_file(dir.join("claims.parquet")).unwrap();
+    std::fs::create_dir(dir.join("claims")).unwrap();
+    for (name, batch) in parts {
+        hhq::extract::csv::write_parquet(&dir.join("claims").join(name), batch).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn part_files_with_different_integer_widths_are_refused_naming_both() {
+    let dir = common::minimal();
+    let one = claims_batch("M1,C1,1,outpatient,original,2025-03-10,2025-03-10\n");
+    let two = with_column(
+        &claims_batch("M1,C2,7,outpatient,original,2025-03-11,2025-03-11\n"),
+        "line_number",
+        Arc::new(Int16Array::from(vec![7])),
+    );
+    claims_parts(
+        dir.path(),
+        &[("part-1.parquet", one), ("part-2.parquet", two)],
+    );
+    insta::assert_snapshot!(open_error(dir.path()).await, @"<data>/claims/part-2.parquet: column `line_number` has type Int16 here but Int32 in <data>/claims/part-1.parquet; every part file of an extract needs the same column types: export the parts with one schema");
+}
+
+#[tokio::test]
+async fn part_files_with_plain_and_dictionary_strings_are_refused_naming_both() {
+    let dir = common::minimal();
+    let one = with_column(
+        &claims_batch("M1,C1,1,outpatient,original,2025-03-10,2025-03-10\n"),
+        "claim_type",
+        Arc::new(
+            vec!["outpatient"]
+                .into_iter()
+                .collect::<DictionaryArray<Int32Type>>(),
+        ),
+    );
+    let two = claims_batch("M1,C2,1,outpatient,original,2025-03-11,2025-03-11\n");
+    claims_parts(
+        dir.path(),
+        &[("part-1.parquet", one), ("part-2.parquet", two)],
+    );
+    insta::assert_snapshot!(open_error(dir.path()).await, @"<data>/claims/part-2.parquet: column `claim_type` has type Utf8 here but Dictionary(Int32, Utf8) in <data>/claims/part-1.parquet; every part file of an extract needs the same column types: export the parts with one schema");
+}
+
+#[tokio::test]
+async fn an_extra_column_in_one_part_reads_as_null_in_the_others() {
+    let dir = common::minimal();
+    let one = claims_batch(
+        "M1,C1,1,outpatient,original,2025-03-10,2025-03-10\n\
+         M1,C1,2,outpatient,original,2025-03-10,2025-03-10\n",
+    );
+    let two = with_column(
+        &claims_batch("M2,C2,3,inpatient,original,2025-04-01,2025-04-03\n"),
+        "plan_note",
+        Arc::new(StringArray::from(vec!["late"])),
+    );
+    // An empty part beside them is fine: only a wholly empty extract is refused.
+    let empty = claims_batch("");
+    claims_parts(
+        dir.path(),
+        &[
+            ("part-1.parquet", one),
+            ("part-2.parquet", two),
+            ("part-3.parquet", empty),
+        ],
+    );
+    let ctx = SessionContext::new();
+    let opened = hhq::extract::open_all(&ctx, dir.path()).await.unwrap();
+    assert_eq!((opened[0].files.len(), opened[0].rows), (3, 3));
+    let batches = ctx
+        .sql(
+            "SELECT claim_id, line_number, claim_type, coalesce(plan_note, '-') AS note \
+             FROM claims ORDER BY line_number",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let (_, rows) = hhq::results::text_rows(&batches).unwrap();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| r.into_iter().map(Option::unwrap_or_default).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["C1", "1", "outpatient", "-"],
+            vec!["C1", "2", "outpatient", "-"],
+            vec!["C2", "3", "inpatient", "late"],
+        ]
+    );
+    let schema = batches[0].schema();
+    assert_eq!(
+        schema.field_with_name("line_number").unwrap().data_type(),
+        &DataType::Int32
+    );
+}
+
+#[tokio::test]
+async fn an_empty_claims_extract_is_refused() {
+    let dir = common::minimal();
+    common::write_csv(
+        dir.path(),
+        &CLAIMS,
+        "member_id,claim_id,line_number,claim_type,adjustment,service_from,service_to\n",
+    );
+    insta::assert_snapshot!(open_error(dir.path()).await, @"<data>/claims.parquet: the claims extract is empty: its file has no rows. Every measure would report zero from it, so hhq stops; check the export");
+}
+
+#[tokio::test]
+async fn an_extract_directory_of_empty_parts_is_refused() {
+    let dir = common::minimal();
+    claims_parts(
+        dir.path(),
+        &[
+            ("part-1.parquet", claims_batch("")),
+            ("part-2.parquet", claims_batch("")),
+        ],
+    );
+    insta::assert_snapshot!(open_error(dir.path()).await, @"<data>/claims: the claims extract is empty: its 2 part files have no rows. Every measure would report zero from it, so hhq stops; check the export");
+}
+
+#[tokio::test]
+async fn an_empty_contacts_extract_is_allowed() {
+    let dir = common::minimal();
+    common::write_csv(
+        dir.path(),
+        &hhq::extract::contract::CONTACTS,
+        "contact_id,member_id,contact_date,hhp_id,service,mode,reached\n",
+    );
+    let ctx = SessionContext::new();
+    let opened = hhq::extract::open_all(&ctx, dir.path()).await.unwrap();
+    assert_eq!(opened[1].rows, 0);
+}
+
+#[tokio::test]
+async fn a_failed_run_leaves_the_previous_outputs_whole() {
+    let dir = common::minimal();
+    let opts = hhq::pipeline::RunOptions {
+        data: dir.path().to_path_buf(),
+        measures: common::root().join("measures"),
+        queries: common::root().join("queries"),
+        out: dir.path().join("out"),
+        period: Some(hhq::period::Period::year(2025)),
+        only: vec!["AMB-HH".into()],
+        risk_weights: None,
+        privacy: Default::default(),
+        quality: Default::default(),
+    };
+    hhq::pipeline::run(&opts).await.unwrap();
+    let before = std::fs::read(dir.path().join("out/summary.csv")).unwrap();
+    // The next month's claims arrive cut short.
+    let bytes = std::fs::read(dir.path().join("claims.parquet")).unwrap();
+    std::fs::write(
+        dir.path().join("claims.parquet"),
+        &bytes[..bytes.len() - 10],
+    )
+    .unwrap();
+    let err = hhq::pipeline::run(&opts).await.unwrap_err().to_string();
+    assert!(
+        err.contains("claims.parquet: truncated Parquet file"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("out/summary.csv")).unwrap(),
+        before
+    );
+}
+
+/// One change to a file's bytes.
+#[derive(Debug, Clone)]
+enum Damage {
+    Flip(proptest::sample::Index, u8),
+    Set(proptest::sample::Index, u8),
+    Cut(proptest::sample::Index),
+    Insert(proptest::sample::Index, Vec<u8>),
+}
+
+fn damage() -> impl proptest::strategy::Strategy<Value = Damage> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (any::<proptest::sample::Index>(), 0u8..8).prop_map(|(i, b)| Damage::Flip(i, b)),
+        4 => (any::<proptest::sample::Index>(), any::<u8>()).prop_map(|(i, v)| Damage::Set(i, v)),
+        1 => any::<proptest::sample::Index>().prop_map(Damage::Cut),
+        1 => (any::<proptest::sample::Index>(), proptest::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(i, v)| Damage::Insert(i, v)),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+    /// Random damage to a small valid claims file: opening the directory either succeeds, and then
+    /// every column of every row can be read, or fails with an error naming the file. Never a
+    /// panic, and never a failure left for the query engine to find.
+    #[test]
+    fn damaged_extract_files_are_refused_by_name(damages in proptest::collection::vec(damage(), 1..6)) {
+        use std::sync::OnceLock;
+        static DIR: OnceLock<(tempfile::TempDir, Vec<u8>)> = OnceLock::new();
+        static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        let (dir, good) = DIR.get_or_init(|| {
+            let dir = common::minimal();
+            let good = std::fs::read(dir.path().join("claims.parquet")).unwrap();
+            (dir, good)
+        });
+        let rt = RT.get_or_init(|| tokio::runtime::Runtime::new().unwrap());
+        let mut bytes = good.clone();
+        for d in damages {
+            if bytes.is_empty() {
+                break;
+            }
+            match d {
+                Damage::Flip(i, bit) => { let i = i.index(bytes.len()); bytes[i] ^= 1 << bit; }
+                Damage::Set(i, v) => { let i = i.index(bytes.len()); bytes[i] = v; }
+                Damage::Cut(i) => { let i = i.index(bytes.len()); bytes.truncate(i); }
+                Damage::Insert(i, v) => { let i = i.index(bytes.len()); bytes.splice(i..i, v); }
+            }
+        }
+        let file = dir.path().join("claims.parquet");
+        std::fs::write(&file, &bytes).unwrap();
+        let outcome = rt.block_on(async {
+            let ctx = SessionContext::new();
+            match hhq::extract::open_all(&ctx, dir.path()).await {
+                Err(e) => Err(e.to_string()),
+                Ok(_) => {
+                    let read = async { ctx.sql("SELECT * FROM claims").await?.collect().await };
+                    Ok(read.await.map(|_| ()))
+                }
+            }
+        });
+        match outcome {
+            Err(message) => proptest::prop_assert!(
+                message.starts_with(&format!("{}: ", file.display())),
+                "the error does not name the file: {message}"
+            ),
+            Ok(read) => proptest::prop_assert!(
+                read.is_ok(),
+                "the file passed the checks but the query engine failed on it: {read:?}"
+            ),
+        }
+    }
+}
+
+// ---- Measure files -----------------------------------------------------------------------------
+
+use hhq::engine::{Definitions, Engine};
+use hhq::measure::Measure;
+use hhq::period::Period;
+
+const GOOD: &str = r#"id: TEST-1
+title: Test
+version: "1"
+source: a test
+better: lower
+basis: member_months
+age_bands: ["0-17", "18+"]
+stratify: [age_band]
+components:
+  - name: ed_visits
+    unit: per_1000_member_months
+    numerator:
+      count: ed_visits
+      date: visit_date
+      where: NOT led_to_admission
+"#;
+
+/// The parse error of a measure file's text.
+fn parse_error(yaml: &str) -> String {
+    Measure::parse(Path::new("measures/m.yaml"), yaml)
+        .expect_err("the file is refused")
+        .to_string()
+}
+
+#[test]
+fn an_alias_bomb_is_stopped_quickly() {
+    // Nine levels of ten aliases each: 10^9 conditions if expanded. Every level type-checks (a
+    // condition may hold `any_of` conditions), so only the alias limit stops it.
+    let mut bomb = String::from("  - &a0 {name: e, exists: ed_visits, date: visit_date}\n");
+    for i in 1..10 {
+        let aliases = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("  - &a{i} {{name: e{i}, any_of: [{aliases}]}}\n"));
+    }
+    let yaml = GOOD.replace("components:", &format!("exclusions:\n{bomb}components:"));
+    let started = std::time::Instant::now();
+    insta::assert_snapshot!(parse_error(&yaml), @r"
+    measures/m.yaml:14:29: aliases (`*name`) expand to more than 10000 YAML nodes
+      hint: a measure needs few aliases, if any: write the conditions out
+    ");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn deep_nesting_is_refused_at_its_place() {
+    // 10,000 opening brackets.
+    insta::assert_snapshot!(parse_error(&"[".repeat(10_000)), @r"
+    measures/m.yaml:1:33: the YAML nests deeper than 32 levels
+      hint: a measure nests about six levels; look for an unclosed `[` or `{`
+    ");
+    // Conditions nest (`any_of`), so deep nesting type-checks: only the depth limit stops it
+    // before the compiler recurses through it.
+    let deep = format!(
+        "{}exists: ed_visits, date: visit_date{}",
+        "{any_of: [".repeat(5_000),
+        "]}".repeat(5_000)
+    );
+    let yaml = GOOD.replace(
+        "components:",
+        &format!("exclusions:\n  - {{name: deep, {}\ncomponents:", &deep[1..]),
+    );
+    let msg = parse_error(&yaml);
+    assert!(
+        msg.starts_with("measures/m.yaml:10:")
+            && msg.contains(": the YAML nests deeper than 32 levels"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn conditions_nested_within_the_limit_compile() {
+    // `any_of` 12 deep: legal, and the compiler's recursion copes.
+    let mut inner = "{exists: ed_visits, date: visit_date}".to_string();
+    for _ in 0..12 {
+        inner = format!("{{any_of: [{inner}]}}");
+    }
+    let yaml = GOOD.replace(
+        "components:",
+        &format!(
+            "exclusions:\n  - {{name: deep, {}\ncomponents:",
+            &inner[1..]
+        ),
+    );
+    let m = Measure::parse(Path::new("m.yaml"), &yaml).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let engine = rt.block_on(offline());
+    hhq::compile::compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
+}
+
+#[test]
+fn an_oversized_file_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.yaml");
+    // A very long scalar: 20 MB of description.
+    std::fs::write(
+        &path,
+        format!("{GOOD}description: {}\n", "x".repeat(20_000_000)),
+    )
+    .unwrap();
+    let msg = Measure::load(&path).unwrap_err().to_string();
+    assert_eq!(
+        msg.replace(&dir.path().display().to_string(), "<defs>"),
+        "<defs>/m.yaml:1:1: the file is 20000308 bytes; a definition file of this kind may be at \
+         most 262144 bytes\n  hint: is it the right file? split a long list or definition into \
+         smaller files"
+    );
+}
+
+#[test]
+fn a_long_scalar_within_the_limit_loads() {
+    let m = Measure::parse(
+        Path::new("m.yaml"),
+        &format!("{GOOD}description: {}\n", "x".repeat(200_000)),
+    )
+    .unwrap();
+    assert_eq!(m.description.map(|d| d.len()), Some(200_000));
+}
+
+#[test]
+fn a_repeated_key_is_named() {
+    insta::assert_snapshot!(parse_error(&GOOD.replace("title: Test\n", "title: Test\nid: OTHER\n")), @r"
+    measures/m.yaml:3:1: the key `id` appears twice in one mapping
+      hint: keep one of them: YAML does not merge repeated keys
+    ");
+}
+
+#[test]
+fn a_tab_in_the_indentation_is_named() {
+    // The parser reports the tab where the scalar before it ends.
+    insta::assert_snapshot!(parse_error(&GOOD.replace("\n      date: visit_date", "\n\tdate: visit_date")), @r"
+    measures/m.yaml:13:14: while scanning a plain scalar, found a tab
+      hint: indent YAML with spaces, not tabs
+    ");
+}
+
+#[test]
+fn a_second_document_is_refused() {
+    insta::assert_snapshot!(parse_error(&format!("{GOOD}---\n{GOOD}")), @r"
+    measures/m.yaml:16:1: more than one YAML document (`---`)
+      hint: a measure file holds one measure; put the next one in a file of its own
+    ");
+}
+
+#[test]
+fn a_file_not_in_utf8_is_named_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.yaml");
+    // "Café" in Latin-1.
+    std::fs::write(
+        &path,
+        GOOD.replace("title: Test", "title: Caf\u{e9}")
+            .replace('\u{e9}', "\u{1}"),
+    )
+    .unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.iter().position(|b| *b == 1).unwrap();
+    bytes[at] = 0xE9;
+    std::fs::write(&path, bytes).unwrap();
+    let msg = Measure::load(&path).unwrap_err().to_string();
+    assert_eq!(
+        msg.replace(&dir.path().display().to_string(), "<defs>"),
+        "<defs>/m.yaml:2:11: the file is not UTF-8 text: byte 0xE9 cannot start a character here\n  \
+         hint: save the file as UTF-8 (Latin-1 or Windows-1252 files need converting)"
+    );
+}
+
+// ---- Filters and building blocks that try to do more than select -------------------------------
+
+/// The shipped definitions over empty extracts.
+async fn offline() -> Engine {
+    let defs = Definitions::load(
+        &common::root().join("measures"),
+        &common::root().join("queries"),
+    )
+    .unwrap();
+    Engine::offline(&defs).await.unwrap()
+}
+
+/// The error of compiling GOOD with another `where:` expression.
+async fn filter_error(filter: &str) -> String {
+    let engine = offline().await;
+    let yaml = GOOD.replace("NOT led_to_admission", &format!("{filter:?}"));
+    let m = Measure::parse(Path::new("measures/m.yaml"), &yaml).unwrap();
+    hhq::compile::compile(&m, engine.catalog(), &Period::year(2025))
+        .expect_err("the filter is refused")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_filter_cannot_read_a_file() {
+    insta::assert_snapshot!(filter_error("visit_date IN (SELECT * FROM read_csv('/etc/passwd'))").await, @"measures/m.yaml:15:14: in the `where` expression of `ed_visits`: a `where` expression may not contain a subquery");
+}
+
+#[tokio::test]
+async fn a_filter_cannot_run_a_second_statement() {
+    let msg = filter_error("1=1; DROP VIEW claims").await;
+    assert!(
+        msg.starts_with("measures/m.yaml:15:14: the `where` expression does not parse: ")
+            && msg.contains("Expected: EOF, found: ;"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_filter_cannot_break_out_of_its_parentheses() {
+    let msg = filter_error("1) OR (1=1").await;
+    assert!(
+        msg.starts_with("measures/m.yaml:15:14: the `where` expression does not parse: ")
+            && msg.contains("found: )"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_filter_calling_a_table_function_does_not_plan() {
+    // Functions are allowed in filters; none of DataFusion's scalar functions touches a file,
+    // and table functions are not functions of a row: the measure does not plan.
+    let engine = offline().await;
+    let yaml = GOOD.replace(
+        "NOT led_to_admission",
+        "\"read_csv('/etc/passwd') IS NULL\"",
+    );
+    let m = Measure::parse(Path::new("measures/m.yaml"), &yaml).unwrap();
+    let c = hhq::compile::compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
+    let e = engine
+        .context()
+        .sql(&c.detail_sql())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Invalid function 'read_csv'"), "{e}");
+}
+
+/// The shipped blocks plus one more, `evil.sql`; the error of loading them.
+fn block_error(sql: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(common::root().join("queries")).unwrap() {
+        let p = f.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.path().join("evil.sql"), sql).unwrap();
+    Definitions::load_shared(&common::root().join("measures"), dir.path())
+        .expect_err("the block is refused")
+        .to_string()
+        .replace(&dir.path().display().to_string(), "<queries>")
+}
+
+#[test]
+fn a_block_is_one_query_only() {
+    const HINT: &str = "\n  hint: a building block is one SELECT (or WITH … SELECT) query; it cannot change tables, read files or set options";
+    let cases = [
+        (
+            "-- evil\nSELECT 1 AS x;\nDROP VIEW claims;\n",
+            "<queries>/evil.sql:3:1: the file holds 2 statements (a `DROP` follows the first); a building block is one query",
+        ),
+        (
+            "COPY (SELECT * FROM claims) TO '/tmp/claims.csv'",
+            "<queries>/evil.sql:1:1: a `COPY` statement is not a query",
+        ),
+        (
+            "CREATE EXTERNAL TABLE secrets STORED AS CSV LOCATION '/etc/passwd'",
+            "<queries>/evil.sql:1:1: a `CREATE` statement is not a query",
+        ),
+        (
+            "  SET datafusion.execution.target_partitions = 1",
+            "<queries>/evil.sql:1:3: a `SET` statement is not a query",
+        ),
+        (
+            "INSERT INTO claims SELECT * FROM claims",
+            "<queries>/evil.sql:1:1: a `INSERT` statement is not a query",
+        ),
+        (
+            "WITH x AS (SELECT 1 AS a) SELECT a INTO copied FROM x",
+            "<queries>/evil.sql:1:1: `SELECT … INTO` creates a table; a building block is a query",
+        ),
+        (
+            "-- nothing\n",
+            "<queries>/evil.sql:1:1: the file holds no query",
+        ),
+    ];
+    for (sql, want) in cases {
+        assert_eq!(block_error(sql), format!("{want}{HINT}"), "{sql}");
+    }
+}
+
+#[tokio::test]
+async fn a_block_reading_a_file_path_does_not_plan() {
+    // A query may name only registered tables: DataFusion's URL tables are not enabled.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("evil.sql"), "SELECT * FROM '/etc/passwd'").unwrap();
+    let defs = Definitions::load_shared(&common::root().join("measures"), dir.path()).unwrap();
+    let e = Engine::offline(&defs)
+        .await
+        .err()
+        .expect("does not plan")
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "{}:1:1: building block `evil` does not plan: ",
+            dir.path().join("evil.sql").display()
+        )) && e.contains("/etc/passwd' not found"),
+        "{e}"
+    );
+}
+
+// ---- Value sets --------------------------------------------------------------------------------
+
+#[test]
+fn a_set_of_a_thousand_codes_is_an_in_list_and_a_larger_one_a_lookup() {
+    let csv = |n: usize| {
+        let mut s = String::from("value_set,code_system,code\n");
+        for i in 0..n {
+            s.push_str(&format!("big,ICD10CM,Q{i:06}\n"));
+        }
+        s
+    };
+    let mut sets = hhq::measure::valueset::ValueSets::default();
+    sets.add_csv(Path::new("a.csv"), &csv(1_000)).unwrap();
+    assert!(
+        sets.get("big")
+            .unwrap()
+            .sql_predicate("dx")
+            .starts_with("dx IN ('Q000000', ")
+    );
+    let mut sets = hhq::measure::valueset::ValueSets::default();
+    sets.add_csv(Path::new("a.csv"), &csv(1_001)).unwrap();
+    assert_eq!(
+        sets.get("big").unwrap().sql_predicate("dx"),
+        "hhq_value_set_contains(dx, 'big')"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_licensed_set_of_200_000_codes_compiles_and_runs_with_the_same_results() {
+    // A licensed `mental_illness_dx` of the illustrative codes plus 200,000 codes no claim has:
+    // FUH-HH (through its blocks) must give the illustrative set's results, in seconds.
+    let defs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(defs.path().join("valuesets")).unwrap();
+    let illustrative =
+        std::fs::read_to_string(common::root().join("measures/valuesets/illustrative.csv"))
+            .unwrap();
+    std::fs::write(
+        defs.path().join("valuesets/illustrative.csv"),
+        &illustrative,
+    )
+    .unwrap();
+    let mut licensed = String::from("value_set,code_system,code\n");
+    for line in illustrative
+        .lines()
+        .filter(|l| l.starts_with("mental_illness_dx,"))
+    {
+        let cells: Vec<&str> = line.split(',').collect();
+        licensed.push_str(&format!("{},{},{}\n", cells[0], cells[1], cells[2]));
+    }
+    for i in 0..200_000 {
+        licensed.push_str(&format!("mental_illness_dx,ICD10CM,Q{i:06}\n"));
+    }
+    std::fs::write(defs.path().join("valuesets/licensed.csv"), &licensed).unwrap();
+    std::fs::copy(
+        common::root().join("measures/fuh-hh.yaml"),
+        defs.path().join("fuh-hh.yaml"),
+    )
+    .unwrap();
+
+    let mut results = Vec::new();
+    for dir in [common::root().join("measures"), defs.path().to_path_buf()] {
+        let started = std::time::Instant::now();
+        let d = Definitions::load(&dir, &common::root().join("queries")).unwrap();
+        let engine = Engine::open(&common::root().join("testdata"), &d)
+            .await
+            .unwrap();
+        let m = d.measures.iter().find(|m| m.id == "FUH-HH").unwrap();
+        let c = hhq::compile::compile(m, engine.catalog(), &Period::year(2025)).unwrap();
+        assert!(c.detail_sql().len() < 100_000, "the SQL stays small");
+        let rows = engine.run(&c).await.unwrap().rows;
+        results.push(hhq::results::to_csv(&rows));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert!(results[0].lines().count() > 10);
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn a_value_set_file_not_in_utf8_is_named_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("licensed.csv"),
+        b"value_set,code_system,code,description\nmh,ICD10CM,F200,Schizophr\xE9nie\n",
+    )
+    .unwrap();
+    let msg = hhq::measure::valueset::ValueSets::load_dir(dir.path())
+        .unwrap_err()
+        .to_string()
+        .replace(&dir.path().display().to_string(), "<vs>");
+    insta::assert_snapshot!(msg, @r"
+    <vs>/licensed.csv:2:26: the file is not UTF-8 text: byte 0xE9 cannot start a character here
+      hint: save the file as UTF-8 (Latin-1 or Windows-1252 files need converting)
+    ");
+}
