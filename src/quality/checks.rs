@@ -54,6 +54,9 @@ pub enum Source {
     /// `count` returns one integer (rows flagged); `examples` one text column, ordered, at most
     /// three rows. `{as_of}` in either is replaced by the as-of date's literal. Over usable rows.
     Query { count: String, examples: String },
+    /// Rows of the extract where `bad` (SQL over one row, no subquery) holds; counted with the
+    /// extract's other such checks in one scan.
+    Flag { bad: String },
     /// The extract has no usable rows at all.
     Empty,
 }
@@ -205,12 +208,27 @@ fn flag(
     what: &str,
     bad: &str,
 ) -> CheckDef {
-    query(id, extract, category, severity, max_share, what).counting(
-        format!("SELECT count(*) FROM {extract} WHERE coalesce(({bad}), false)"),
-        format!(
-            "SELECT DISTINCT {} AS key FROM {extract} WHERE coalesce(({bad}), false) ORDER BY key LIMIT 3",
-            key_sql(extract)
-        ),
+    let def = query(id, extract, category, severity, max_share, what);
+    if bad.to_ascii_uppercase().contains("SELECT") {
+        def.counting(
+            format!("SELECT count(*) FROM {extract} WHERE coalesce(({bad}), false)"),
+            examples_sql(extract, bad),
+        )
+    } else {
+        CheckDef {
+            source: Source::Flag {
+                bad: bad.to_string(),
+            },
+            ..def
+        }
+    }
+}
+
+/// Up to three keys of the rows of `extract` where `bad` holds, in key order.
+pub(crate) fn examples_sql(extract: &str, bad: &str) -> String {
+    format!(
+        "SELECT DISTINCT {} AS key FROM {extract} WHERE coalesce(({bad}), false) ORDER BY key LIMIT 3",
+        key_sql(extract)
     )
 }
 

@@ -511,8 +511,53 @@ pub async fn profile(
         });
     }
 
+    // Single-row flags, one scan per extract: a column per check.
+    let all = catalogue();
+    let mut flag_counts: BTreeMap<String, u64> = BTreeMap::new();
+    for opened in extracts {
+        let flags: Vec<(&String, &String)> = all
+            .iter()
+            .filter(|d| d.extract == opened.name)
+            .filter_map(|d| match &d.source {
+                Source::Flag { bad } => Some((&d.id, bad)),
+                _ => None,
+            })
+            .collect();
+        if flags.is_empty() {
+            continue;
+        }
+        let sums: Vec<String> = flags
+            .iter()
+            .map(|(_, bad)| {
+                format!(
+                    "sum(CASE WHEN coalesce(({}), false) THEN 1 ELSE 0 END)",
+                    bad.replace("{as_of}", &as_of_sql)
+                )
+            })
+            .collect();
+        let batches = ctx
+            .sql(&format!("SELECT {} FROM {}", sums.join(", "), opened.name))
+            .await?
+            .collect()
+            .await?;
+        for (i, (id, _)) in flags.iter().enumerate() {
+            let mut n = 0;
+            for b in batches.iter().filter(|b| b.num_rows() > 0) {
+                let col = datafusion::arrow::compute::cast(
+                    b.column(i),
+                    &datafusion::arrow::datatypes::DataType::Int64,
+                )?;
+                let col = col.as_primitive::<Int64Type>();
+                if !col.is_null(0) {
+                    n += col.value(0).max(0) as u64;
+                }
+            }
+            flag_counts.insert((*id).clone(), n);
+        }
+    }
+
     let mut results = Vec::new();
-    for def in catalogue() {
+    for def in all {
         let Some(rows) = rows_of.iter().find(|e| e.name == def.extract) else {
             continue;
         };
@@ -552,6 +597,19 @@ pub async fn profile(
                     found
                 };
                 (rows.read, failing, examples, true)
+            }
+            Source::Flag { bad } => {
+                let failing = flag_counts.get(&def.id).copied().unwrap_or(0);
+                let examples = if failing == 0 {
+                    Vec::new()
+                } else {
+                    texts(
+                        ctx,
+                        &checks::examples_sql(def.extract, bad).replace("{as_of}", &as_of_sql),
+                    )
+                    .await?
+                };
+                (rows.used, failing, examples, false)
             }
             Source::Query { count: c, examples } => {
                 let failing = count(ctx, &c.replace("{as_of}", &as_of_sql)).await?;
