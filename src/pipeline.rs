@@ -9,7 +9,7 @@ use crate::compile;
 use crate::engine::{ClaimVersions, Definitions, Engine, Scope, View};
 use crate::error::{Error, Result};
 use crate::extract::OpenedExtract;
-use crate::output::write_atomic;
+use crate::output::Staged;
 use crate::period::Period;
 use crate::results::{self, ResultRow};
 
@@ -47,9 +47,11 @@ pub struct RunSummary {
 }
 
 /// Run the measures and write `summary.csv`, `summary.parquet`, `data_quality.csv` and the
-/// member-level `detail/<ID>.parquet` and `.csv` to `opts.out`. Nothing is written unless every
-/// measure succeeded.
+/// member-level `detail/<ID>.parquet` and `.csv` to `opts.out`, which is replaced whole. Nothing
+/// is written unless every measure succeeded.
 pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
+    // Refuse an --out hhq may not replace before the work, not after.
+    crate::output::check_replaceable(&opts.out, "run")?;
     let defs = Definitions::load(&opts.measures, &opts.queries)?;
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
@@ -146,50 +148,36 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         rows,
     };
     bar.set_message("writing");
-    // Render everything first, so a failure leaves the previous outputs whole.
-    let quality = data_quality_csv(&summary);
-    let mut files = Vec::new();
-    for (id, schema, batches) in &details {
-        files.push((
-            opts.out.join("detail").join(format!("{id}.parquet")),
-            results::batches_to_parquet(schema.clone(), batches)?,
-        ));
-        files.push((
-            opts.out.join("detail").join(format!("{id}.csv")),
-            results::batches_to_csv(schema.clone(), batches)?,
-        ));
+    // The output directory is written whole (see `output::Staged`): a failure or a kill leaves the
+    // previous outputs as they were, and no file of an earlier run (a measure not run now, an
+    // audience's benchmarks) lingers. Each detail is freed once staged.
+    let mut staged = Staged::begin(&opts.out, "run")?;
+    staged.write("summary.csv", results::to_csv(&summary.rows).as_bytes())?;
+    staged.write("summary.parquet", &results::to_parquet(&summary.rows)?)?;
+    staged.write("data_quality.csv", data_quality_csv(&summary).as_bytes())?;
+    for (id, schema, batches) in details {
+        let parquet = results::batches_to_parquet(schema.clone(), &batches)?;
+        staged.write(format!("detail/{id}.parquet"), &parquet)?;
+        let csv = results::batches_to_csv(schema, &batches)?;
+        staged.write(format!("detail/{id}.csv"), &csv)?;
     }
     if opts.privacy.audience != Scope::All {
         benchmarks.sort_by(|a, b| a.measure.cmp(&b.measure));
-        files.push((
-            opts.out.join("benchmarks.csv"),
-            results::to_csv(&benchmarks).into_bytes(),
-        ));
+        staged.write("benchmarks.csv", results::to_csv(&benchmarks).as_bytes())?;
     }
-    files.push((
-        opts.out.join("cms_reporting.csv"),
-        crate::cms::reporting_csv(&summary.rows).into_bytes(),
-    ));
-    files.push((
-        opts.out.join("cms_measures.csv"),
-        crate::cms::measures_csv(&summary.cms_measures).into_bytes(),
-    ));
-    files.push((
-        opts.out.join("cms_checks.csv"),
-        crate::cms::checks_csv(&summary.cms_checks).into_bytes(),
-    ));
-    results::write(&opts.out, &summary.rows)?;
-    write_atomic(&opts.out.join("data_quality.csv"), quality.as_bytes())?;
-    let mut written = vec![
-        opts.out.join("summary.csv"),
-        opts.out.join("summary.parquet"),
-        opts.out.join("data_quality.csv"),
-    ];
-    for (path, bytes) in files {
-        write_atomic(&path, &bytes)?;
-        written.push(path);
-    }
-    // The manifest last: it hashes what was written.
+    staged.write(
+        "cms_reporting.csv",
+        crate::cms::reporting_csv(&summary.rows).as_bytes(),
+    )?;
+    staged.write(
+        "cms_measures.csv",
+        crate::cms::measures_csv(&summary.cms_measures).as_bytes(),
+    )?;
+    staged.write(
+        "cms_checks.csv",
+        crate::cms::checks_csv(&summary.cms_checks).as_bytes(),
+    )?;
+    // The manifest last: it hashes what was staged (paths relative to the output directory).
     let (measures_files, block_files, value_set_files) =
         definition_files(&defs, &selected, &opts.measures)?;
     let manifest = crate::manifest::render(&crate::manifest::Inputs {
@@ -230,9 +218,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         value_set_files,
         extracts: &summary.extracts,
         risk_weights: opts.risk_weights.clone(),
-        outputs: written,
+        outputs: Vec::new(),
     })?;
-    write_atomic(&opts.out.join("manifest.json"), manifest.as_bytes())?;
+    staged.publish(|root, names| crate::manifest::with_outputs(&manifest, names, Some(root)))?;
     bar.finish_and_clear();
     Ok(summary)
 }

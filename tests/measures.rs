@@ -503,7 +503,8 @@ async fn the_manifest_fingerprints_inputs_and_outputs() {
             .any(|o| o["file"].as_str().unwrap().ends_with("summary.csv"))
     );
     for o in outputs {
-        let bytes = std::fs::read(o["file"].as_str().unwrap()).unwrap();
+        // Paths are relative to the output directory.
+        let bytes = std::fs::read(out.path().join(o["file"].as_str().unwrap())).unwrap();
         assert_eq!(o["sha256"], hhq::manifest::sha256(&bytes), "{o}");
         assert_eq!(o["bytes"], bytes.len());
     }
