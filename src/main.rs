@@ -34,6 +34,15 @@ struct DefinitionDirs {
     queries: PathBuf,
 }
 
+/// How much memory the query engine may use; shared by the commands that run measures.
+#[derive(clap::Args, Clone, Copy)]
+struct MemoryArgs {
+    /// Memory the query engine's operators may hold at once, e.g. 512M or 2G; beyond it sorts,
+    /// aggregations and joins spill to a temporary directory (TMPDIR). Default: no limit
+    #[arg(long, value_name = "SIZE", value_parser = hhq::engine::parse_size)]
+    memory_limit: Option<usize>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the measures over a data directory and write the result table
@@ -68,6 +77,8 @@ enum Command {
         #[arg(long, value_name = "FILE", requires = "pseudonymize")]
         key_file: Option<PathBuf>,
         #[command(flatten)]
+        memory: MemoryArgs,
+        #[command(flatten)]
         dirs: DefinitionDirs,
     },
     /// Write a published report: HTML, PDF, the tables and charts behind it, and a manifest
@@ -99,6 +110,8 @@ enum Command {
         /// Skip the PDF (HTML, tables and charts only)
         #[arg(long)]
         no_pdf: bool,
+        #[command(flatten)]
+        memory: MemoryArgs,
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
@@ -158,6 +171,8 @@ enum Command {
         #[arg(long)]
         period: Option<Period>,
         #[command(flatten)]
+        memory: MemoryArgs,
+        #[command(flatten)]
         dirs: DefinitionDirs,
     },
     /// Run every test deck (measures/decks/*.yaml): hand-built members with expected outcomes
@@ -207,6 +222,7 @@ async fn dispatch(command: Command) -> Result<()> {
             only,
             risk_weights,
             no_pdf,
+            memory,
             dirs,
         } => {
             let audience = match (audience, id) {
@@ -233,6 +249,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 quarter,
                 out: out.clone(),
                 pdf: !no_pdf,
+                memory_limit: memory.memory_limit,
             })
             .await?;
             eprintln!(
@@ -270,6 +287,7 @@ async fn dispatch(command: Command) -> Result<()> {
             hhp,
             pseudonymize,
             key_file,
+            memory,
             dirs,
         } => {
             let privacy = hhq::privacy::Privacy {
@@ -300,6 +318,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 only,
                 risk_weights,
                 privacy,
+                memory_limit: memory.memory_limit,
             })
             .await?;
             println!("{}", report::table(&s.rows));
@@ -331,6 +350,22 @@ async fn dispatch(command: Command) -> Result<()> {
             for note in &s.notes {
                 eprintln!("note: {note}");
             }
+            let m = s.memory;
+            eprintln!(
+                "memory: at most {} held in the query engine's pool{}{}",
+                hhq::engine::format_size(m.peak_reserved),
+                m.limit
+                    .map(|l| format!(" (--memory-limit {})", hhq::engine::format_size(l)))
+                    .unwrap_or_default(),
+                if m.spilled_bytes > 0 {
+                    format!(
+                        "; {} spilled to disk",
+                        hhq::engine::format_size(m.spilled_bytes)
+                    )
+                } else {
+                    String::new()
+                }
+            );
             let failing: Vec<_> = s.cms_checks.iter().filter(|c| !c.passed).collect();
             if failing.is_empty() {
                 eprintln!("CMS checks: all {} hold", s.cms_checks.len());
@@ -446,6 +481,7 @@ async fn dispatch(command: Command) -> Result<()> {
             member,
             data,
             period,
+            memory,
             dirs,
         } => {
             let e = pipeline::explain(
@@ -458,6 +494,7 @@ async fn dispatch(command: Command) -> Result<()> {
                     only: Vec::new(),
                     risk_weights: None,
                     privacy: Default::default(),
+                    memory_limit: memory.memory_limit,
                 },
                 &measure,
                 &member,

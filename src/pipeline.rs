@@ -27,6 +27,9 @@ pub struct RunOptions {
     pub risk_weights: Option<PathBuf>,
     /// One audience's units only, and pseudonymised member ids, in the outputs.
     pub privacy: crate::privacy::Privacy,
+    /// Bytes DataFusion's operators may hold at once, spilling to disk beyond (`--memory-limit`);
+    /// `None`: unbounded.
+    pub memory_limit: Option<usize>,
 }
 
 /// What a run did, without member-level data.
@@ -44,6 +47,8 @@ pub struct RunSummary {
     pub cms_measures: Vec<crate::cms::MeasureReport>,
     /// Components not reported and why, e.g. expected readmissions without risk weights.
     pub notes: Vec<String>,
+    /// The engine's memory: peak in the pool, bytes spilled.
+    pub memory: crate::engine::MemoryStats,
 }
 
 /// Run the measures and write `summary.csv`, `summary.parquet`, `data_quality.csv` and the
@@ -56,7 +61,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
-    let engine = Engine::open_with(&opts.data, &defs, &inputs).await?;
+    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
     let cutoff = engine.data_cutoff().await?;
     let period = choose_period(opts, cutoff)?;
     engine.check_scope(&opts.privacy.audience).await?;
@@ -146,6 +151,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             .collect(),
         notes,
         rows,
+        memory: engine.memory_stats(),
     };
     bar.set_message("writing");
     // The output directory is written whole (see `output::Staged`): a failure or a kill leaves the
@@ -364,7 +370,7 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
-    let engine = Engine::open_with(&opts.data, &defs, &inputs).await?;
+    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
     let period = choose_period(opts, engine.data_cutoff().await?)?;
     let compiled = compile::compile(&measure, engine.catalog(), &period)?;
     let sql = format!(
@@ -372,7 +378,9 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
         compiled.detail_sql(),
         member_id.replace('\'', "''")
     );
-    let batches = engine.context().sql(&sql).await?.collect().await?;
+    let batches = engine
+        .collect_for(&sql, &format!("measure {measure_id}"))
+        .await?;
     let (columns, rows) = results::text_rows(&batches)?;
     Ok(Explanation {
         measure,

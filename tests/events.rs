@@ -165,6 +165,7 @@ async fn explain_tells_each_step_for_one_member() {
         only: vec![],
         risk_weights: None,
         privacy: Default::default(),
+        memory_limit: None,
     };
     let e = pipeline::explain(&opts, "HH-TCC", "P").await.unwrap();
     let text = hhq::report::explain_text(&e, "P");

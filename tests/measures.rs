@@ -261,6 +261,7 @@ async fn an_empty_age_band_is_still_reported() {
         only: vec!["AMB-HH".into()],
         risk_weights: None,
         privacy: Default::default(),
+        memory_limit: None,
     })
     .await
     .unwrap();
@@ -318,6 +319,7 @@ async fn members_basis_with_continuous_enrollment() {
         only: vec![],
         risk_weights: None,
         privacy: Default::default(),
+        memory_limit: None,
     })
     .await
     .unwrap();
@@ -383,6 +385,7 @@ async fn first_date_numerators_give_days_and_their_median() {
         only: vec![],
         risk_weights: None,
         privacy: Default::default(),
+        memory_limit: None,
     })
     .await
     .unwrap();
@@ -420,6 +423,7 @@ async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
         only: vec!["PCR-HH".into()],
         risk_weights,
         privacy: Default::default(),
+        memory_limit: None,
     };
     let s = pipeline::run(&opts(None)).await.unwrap();
     let components: std::collections::BTreeSet<&str> =
@@ -484,6 +488,7 @@ async fn the_manifest_fingerprints_inputs_and_outputs() {
         only: vec!["AMB-HH".into()],
         risk_weights: None,
         privacy: Default::default(),
+        memory_limit: None,
     })
     .await
     .unwrap();

@@ -43,6 +43,8 @@ pub struct ReportOptions {
     pub out: PathBuf,
     /// Lay out the PDF too.
     pub pdf: bool,
+    /// Bytes DataFusion's operators may hold at once (`--memory-limit`); `None`: unbounded.
+    pub memory_limit: Option<usize>,
 }
 
 /// What a report run wrote, without member-level data.
@@ -69,7 +71,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
-    let engine = Engine::open_with(&opts.data, &defs, &inputs).await?;
+    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
     let cutoff = engine.data_cutoff().await?.ok_or_else(|| {
         Error::Usage(format!(
             "{}: no dated claims or contacts to report on",

@@ -67,6 +67,7 @@ pub async fn run_deck(
         only: only.iter().map(|s| s.to_string()).collect(),
         risk_weights: None,
         privacy: Default::default(),
+        memory_limit: None,
     })
     .await
     .expect("run succeeds");
