@@ -1,5 +1,6 @@
-//! `--memory-limit`: a run whose working set is larger than the limit spills to disk, completes
-//! and gives the same outputs; a limit too small to make progress is a clear error.
+//! `--memory-limit`: a run whose working set is larger than the limit completes with the same
+//! outputs; a sort larger than the limit spills; a limit too small to make progress is a clear
+//! error.
 
 mod common;
 
@@ -31,7 +32,7 @@ fn hhq(args: &[&str]) -> std::process::Output {
 }
 
 #[tokio::test]
-async fn a_run_under_a_limit_below_its_working_set_spills_and_gives_the_same_outputs() {
+async fn a_run_under_a_limit_below_its_working_set_completes_with_the_same_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let (free, tight) = (dir.path().join("free"), dir.path().join("tight"));
     // Below the unlimited run's peak, with room to spare: at a few megabytes above the least a

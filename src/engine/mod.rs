@@ -168,8 +168,8 @@ fn session(memory_limit: Option<usize>) -> Result<SessionContext> {
         Some(limit) => {
             let options = config.options_mut();
             options.optimizer.prefer_hash_join = false;
-            // Each sort sets aside this much up front to merge its spill files; DataFusion's 10 MB
-            // default would take a small pool's whole share.
+            // Each sort sets aside this much up front to merge its spill files: DataFusion's 10 MB
+            // would take much of a small pool, and too little fails the merge.
             options.execution.sort_spill_reservation_bytes =
                 (limit / 16).clamp(256 * 1024, 10 * 1024 * 1024);
             Arc::new(GreedyMemoryPool::new(limit))
@@ -394,10 +394,6 @@ impl Engine {
         &self.ctx
     }
 
-    async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        self.execute(self.ctx.sql(sql).await?, "a query").await
-    }
-
     /// Run a query; a memory limit too small for it is an error naming `what` (a measure).
     pub async fn collect_for(&self, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
         self.execute(self.ctx.sql(sql).await?, what).await
@@ -406,9 +402,10 @@ impl Engine {
     /// The last date with data (claims or contacts), if any.
     pub async fn data_cutoff(&self) -> Result<Option<NaiveDate>> {
         let batches = self
-            .collect(
+            .collect_for(
                 "SELECT max(d) AS d FROM (SELECT max(service_to) AS d FROM claims_final \
                  UNION ALL SELECT max(contact_date) AS d FROM contacts)",
+                "the last date of the data (over claims_final)",
             )
             .await?;
         let Some(batch) = batches.first().filter(|b| b.num_rows() > 0) else {
@@ -423,10 +420,11 @@ impl Engine {
     /// How claim versions resolved.
     pub async fn claim_versions(&self) -> Result<ClaimVersions> {
         let batches = self
-            .collect(
+            .collect_for(
                 "SELECT (SELECT count(*) FROM claims) AS lines_read, \
                  (SELECT count(*) FROM claims_final) AS final_lines, \
                  (SELECT count(*) FROM claims WHERE adjustment = 'void') AS void_lines",
+                "counting claim versions",
             )
             .await?;
         let b = &batches[0];
@@ -442,7 +440,7 @@ impl Engine {
 
     /// The non-null values of a query's first column, as text (ids for a lookup).
     pub async fn texts(&self, sql: &str) -> Result<Vec<String>> {
-        let (_, rows) = results::text_rows(&self.collect(sql).await?)?;
+        let (_, rows) = results::text_rows(&self.collect_for(sql, "a lookup").await?)?;
         Ok(rows
             .into_iter()
             .filter_map(|r| r.into_iter().next().flatten())
