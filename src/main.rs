@@ -34,6 +34,15 @@ struct DefinitionDirs {
     queries: PathBuf,
 }
 
+/// How much memory the query engine may use; shared by the commands that run measures.
+#[derive(clap::Args, Clone, Copy)]
+struct MemoryArgs {
+    /// Memory the query engine's operators may hold at once, e.g. 512M or 2G; beyond it sorts,
+    /// aggregations and joins spill to a temporary directory (TMPDIR). Default: no limit
+    #[arg(long, value_name = "SIZE", value_parser = hhq::engine::parse_size)]
+    memory_limit: Option<usize>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the measures over a data directory and write the result table
@@ -70,6 +79,8 @@ enum Command {
         #[command(flatten)]
         quality: QualityArgs,
         #[command(flatten)]
+        memory: MemoryArgs,
+        #[command(flatten)]
         dirs: DefinitionDirs,
     },
     /// Write a published report: HTML, PDF, the tables and charts behind it, and a manifest
@@ -103,6 +114,8 @@ enum Command {
         no_pdf: bool,
         #[command(flatten)]
         quality: QualityArgs,
+        #[command(flatten)]
+        memory: MemoryArgs,
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
@@ -161,6 +174,8 @@ enum Command {
         data: PathBuf,
         #[arg(long)]
         period: Option<Period>,
+        #[command(flatten)]
+        memory: MemoryArgs,
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
@@ -294,6 +309,7 @@ async fn dispatch(command: Command) -> Result<()> {
             risk_weights,
             no_pdf,
             quality,
+            memory,
             dirs,
         } => {
             let audience = match (audience, id) {
@@ -321,6 +337,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 out: out.clone(),
                 pdf: !no_pdf,
                 quality: quality.options(),
+                memory_limit: memory.memory_limit,
             })
             .await?;
             if let Some(caveat) = &s.caveat {
@@ -362,6 +379,7 @@ async fn dispatch(command: Command) -> Result<()> {
             pseudonymize,
             key_file,
             quality,
+            memory,
             dirs,
         } => {
             let privacy = hhq::privacy::Privacy {
@@ -393,6 +411,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 risk_weights,
                 privacy,
                 quality: quality.options(),
+                memory_limit: memory.memory_limit,
             })
             .await?;
             if let Some(caveat) = &s.caveat {
@@ -446,6 +465,22 @@ async fn dispatch(command: Command) -> Result<()> {
             for note in &s.notes {
                 eprintln!("note: {note}");
             }
+            let m = s.memory;
+            eprintln!(
+                "memory: at most {} held in the query engine's pool{}{}",
+                hhq::engine::format_size(m.peak_reserved),
+                m.limit
+                    .map(|l| format!(" (--memory-limit {})", hhq::engine::format_size(l)))
+                    .unwrap_or_default(),
+                if m.spilled_bytes > 0 {
+                    format!(
+                        "; {} spilled to disk",
+                        hhq::engine::format_size(m.spilled_bytes)
+                    )
+                } else {
+                    String::new()
+                }
+            );
             let failing: Vec<_> = s.cms_checks.iter().filter(|c| !c.passed).collect();
             if failing.is_empty() {
                 eprintln!("CMS checks: all {} hold", s.cms_checks.len());
@@ -561,6 +596,7 @@ async fn dispatch(command: Command) -> Result<()> {
             member,
             data,
             period,
+            memory,
             dirs,
         } => {
             let e = pipeline::explain(
@@ -574,6 +610,7 @@ async fn dispatch(command: Command) -> Result<()> {
                     risk_weights: None,
                     privacy: Default::default(),
                     quality: Default::default(),
+                    memory_limit: memory.memory_limit,
                 },
                 &measure,
                 &member,

@@ -9,7 +9,7 @@ use crate::compile;
 use crate::engine::{ClaimVersions, Definitions, Engine, Scope, View};
 use crate::error::{Error, Result};
 use crate::extract::OpenedExtract;
-use crate::output::write_atomic;
+use crate::output::Staged;
 use crate::period::Period;
 use crate::results::{self, ResultRow};
 
@@ -29,6 +29,9 @@ pub struct RunOptions {
     pub privacy: crate::privacy::Privacy,
     /// The data-quality policy and as-of date the gate uses.
     pub quality: crate::quality::QualityOptions,
+    /// Bytes DataFusion's operators may hold at once, spilling to disk beyond (`--memory-limit`);
+    /// `None`: unbounded.
+    pub memory_limit: Option<usize>,
 }
 
 /// What a run did, without member-level data.
@@ -50,17 +53,21 @@ pub struct RunSummary {
     pub quality: crate::quality::Profile,
     /// Set when data-quality checks failed and the policy says publish with a caveat.
     pub caveat: Option<String>,
+    /// The engine's memory: peak in the pool, bytes spilled.
+    pub memory: crate::engine::MemoryStats,
 }
 
 /// Run the measures and write `summary.csv`, `summary.parquet`, `data_quality.csv` and the
-/// member-level `detail/<ID>.parquet` and `.csv` to `opts.out`. Nothing is written unless every
-/// measure succeeded.
+/// member-level `detail/<ID>.parquet` and `.csv` to `opts.out`, which is replaced whole. Nothing
+/// is written unless every measure succeeded.
 pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
+    // Refuse an --out hhq may not replace before the work, not after.
+    crate::output::check_replaceable(&opts.out, "run")?;
     let defs = Definitions::load(&opts.measures, &opts.queries)?;
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
-    let engine = Engine::open_with(&opts.data, &defs, &inputs).await?;
+    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
     // The gate first: a refused run computes nothing and writes nothing.
     let (quality, caveat) = quality_gate(&engine, &opts.quality, &opts.measures).await?;
     let cutoff = engine.data_cutoff().await?;
@@ -154,56 +161,43 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         rows,
         quality,
         caveat,
+        memory: engine.memory_stats(),
     };
     bar.set_message("writing");
-    // Render everything first, so a failure leaves the previous outputs whole.
-    let quality = data_quality_csv(&summary);
-    let mut files = Vec::new();
-    for (id, schema, batches) in &details {
-        files.push((
-            opts.out.join("detail").join(format!("{id}.parquet")),
-            results::batches_to_parquet(schema.clone(), batches)?,
-        ));
-        files.push((
-            opts.out.join("detail").join(format!("{id}.csv")),
-            results::batches_to_csv(schema.clone(), batches)?,
-        ));
+    // The output directory is written whole (see `output::Staged`): a failure or a kill leaves the
+    // previous outputs as they were, and no file of an earlier run (a measure not run now, an
+    // audience's benchmarks) lingers. Each detail is freed once staged.
+    let mut staged = Staged::begin(&opts.out, "run")?;
+    staged.write("summary.csv", results::to_csv(&summary.rows).as_bytes())?;
+    staged.write("summary.parquet", &results::to_parquet(&summary.rows)?)?;
+    staged.write("data_quality.csv", data_quality_csv(&summary).as_bytes())?;
+    for (id, schema, batches) in details {
+        let parquet = results::batches_to_parquet(schema.clone(), &batches)?;
+        staged.write(format!("detail/{id}.parquet"), &parquet)?;
+        let csv = results::batches_to_csv(schema, &batches)?;
+        staged.write(format!("detail/{id}.csv"), &csv)?;
     }
     if opts.privacy.audience != Scope::All {
         benchmarks.sort_by(|a, b| a.measure.cmp(&b.measure));
-        files.push((
-            opts.out.join("benchmarks.csv"),
-            results::to_csv(&benchmarks).into_bytes(),
-        ));
+        staged.write("benchmarks.csv", results::to_csv(&benchmarks).as_bytes())?;
     }
-    files.push((
-        opts.out.join("cms_reporting.csv"),
-        crate::cms::reporting_csv(&summary.rows).into_bytes(),
-    ));
-    files.push((
-        opts.out.join("cms_measures.csv"),
-        crate::cms::measures_csv(&summary.cms_measures).into_bytes(),
-    ));
-    files.push((
-        opts.out.join("cms_checks.csv"),
-        crate::cms::checks_csv(&summary.cms_checks).into_bytes(),
-    ));
-    files.push((
-        opts.out.join("data_quality_checks.csv"),
-        summary.quality.checks_csv().into_bytes(),
-    ));
-    results::write(&opts.out, &summary.rows)?;
-    write_atomic(&opts.out.join("data_quality.csv"), quality.as_bytes())?;
-    let mut written = vec![
-        opts.out.join("summary.csv"),
-        opts.out.join("summary.parquet"),
-        opts.out.join("data_quality.csv"),
-    ];
-    for (path, bytes) in files {
-        write_atomic(&path, &bytes)?;
-        written.push(path);
-    }
-    // The manifest last: it hashes what was written.
+    staged.write(
+        "cms_reporting.csv",
+        crate::cms::reporting_csv(&summary.rows).as_bytes(),
+    )?;
+    staged.write(
+        "cms_measures.csv",
+        crate::cms::measures_csv(&summary.cms_measures).as_bytes(),
+    )?;
+    staged.write(
+        "cms_checks.csv",
+        crate::cms::checks_csv(&summary.cms_checks).as_bytes(),
+    )?;
+    staged.write(
+        "data_quality_checks.csv",
+        summary.quality.checks_csv().as_bytes(),
+    )?;
+    // The manifest last: it hashes what was staged (paths relative to the output directory).
     let (measures_files, block_files, value_set_files) =
         definition_files(&defs, &selected, &opts.measures)?;
     let manifest = crate::manifest::render(&crate::manifest::Inputs {
@@ -245,9 +239,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         extracts: &summary.extracts,
         risk_weights: opts.risk_weights.clone(),
         quality: Some(&summary.quality),
-        outputs: written,
+        outputs: Vec::new(),
     })?;
-    write_atomic(&opts.out.join("manifest.json"), manifest.as_bytes())?;
+    staged.publish(|root, names| crate::manifest::with_outputs(&manifest, names, Some(root)))?;
     bar.finish_and_clear();
     Ok(summary)
 }
@@ -408,7 +402,7 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
-    let engine = Engine::open_with(&opts.data, &defs, &inputs).await?;
+    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
     let period = choose_period(opts, engine.data_cutoff().await?)?;
     let compiled = compile::compile(&measure, engine.catalog(), &period)?;
     let sql = format!(
@@ -416,7 +410,9 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
         compiled.detail_sql(),
         member_id.replace('\'', "''")
     );
-    let batches = engine.context().sql(&sql).await?.collect().await?;
+    let batches = engine
+        .collect_for(&sql, &format!("measure {measure_id}"))
+        .await?;
     let (columns, rows) = results::text_rows(&batches)?;
     Ok(Explanation {
         measure,

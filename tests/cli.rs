@@ -121,25 +121,48 @@ fn main_job_on_testdata_reports_every_measure_with_real_values() {
         "{stdout}"
     );
 
-    // Same inputs, same bytes.
+    // Same inputs, same bytes: every file, the manifest and member-level details included.
     let again = tempfile::tempdir().unwrap();
     let o2 = hhq(&["run", "--out", again.path().to_str().unwrap()], &root);
     assert!(o2.status.success());
-    for f in [
-        "summary.csv",
-        "summary.parquet",
-        "data_quality.csv",
-        "cms_reporting.csv",
-        "cms_checks.csv",
-        "detail/HH-TCC.parquet",
-        "detail/AMB-HH.csv",
-    ] {
-        assert_eq!(
-            std::fs::read(out.path().join(f)).unwrap(),
-            std::fs::read(again.path().join(f)).unwrap(),
-            "{f} differs between two runs"
+    let (first, second) = (all_files(out.path()), all_files(again.path()));
+    assert!(
+        first.contains_key(Path::new("manifest.json"))
+            && first.contains_key(Path::new("detail/HH-TCC.parquet")),
+        "{:?}",
+        first.keys()
+    );
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        second.keys().collect::<Vec<_>>()
+    );
+    for (f, bytes) in &first {
+        assert!(
+            second[f] == *bytes,
+            "{} differs between two runs",
+            f.display()
         );
     }
+}
+
+/// Every file under `dir`, by path relative to it.
+fn all_files(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut all = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                all.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    all
 }
 
 #[test]

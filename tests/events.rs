@@ -166,6 +166,7 @@ async fn explain_tells_each_step_for_one_member() {
         risk_weights: None,
         privacy: Default::default(),
         quality: Default::default(),
+        memory_limit: None,
     };
     let e = pipeline::explain(&opts, "HH-TCC", "P").await.unwrap();
     let text = hhq::report::explain_text(&e, "P");

@@ -311,6 +311,7 @@ async fn a_failed_run_leaves_the_previous_outputs_whole() {
         risk_weights: None,
         privacy: Default::default(),
         quality: Default::default(),
+        memory_limit: None,
     };
     hhq::pipeline::run(&opts).await.unwrap();
     let before = std::fs::read(dir.path().join("out/summary.csv")).unwrap();

@@ -262,6 +262,7 @@ async fn an_empty_age_band_is_still_reported() {
         risk_weights: None,
         privacy: Default::default(),
         quality: Default::default(),
+        memory_limit: None,
     })
     .await
     .unwrap();
@@ -320,6 +321,7 @@ async fn members_basis_with_continuous_enrollment() {
         risk_weights: None,
         privacy: Default::default(),
         quality: Default::default(),
+        memory_limit: None,
     })
     .await
     .unwrap();
@@ -386,6 +388,7 @@ async fn first_date_numerators_give_days_and_their_median() {
         risk_weights: None,
         privacy: Default::default(),
         quality: Default::default(),
+        memory_limit: None,
     })
     .await
     .unwrap();
@@ -424,6 +427,7 @@ async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
         risk_weights,
         privacy: Default::default(),
         quality: Default::default(),
+        memory_limit: None,
     };
     let s = pipeline::run(&opts(None)).await.unwrap();
     let components: std::collections::BTreeSet<&str> =
@@ -489,6 +493,7 @@ async fn the_manifest_fingerprints_inputs_and_outputs() {
         risk_weights: None,
         privacy: Default::default(),
         quality: Default::default(),
+        memory_limit: None,
     })
     .await
     .unwrap();
@@ -508,7 +513,8 @@ async fn the_manifest_fingerprints_inputs_and_outputs() {
             .any(|o| o["file"].as_str().unwrap().ends_with("summary.csv"))
     );
     for o in outputs {
-        let bytes = std::fs::read(o["file"].as_str().unwrap()).unwrap();
+        // Paths are relative to the output directory.
+        let bytes = std::fs::read(out.path().join(o["file"].as_str().unwrap())).unwrap();
         assert_eq!(o["sha256"], hhq::manifest::sha256(&bytes), "{o}");
         assert_eq!(o["bytes"], bytes.len());
     }

@@ -5,12 +5,21 @@ pub mod udf;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::{
+    GreedyMemoryPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
+    PeakRecordingPool, UnboundedMemoryPool,
+};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::compile::blocks::{self, Block};
@@ -119,13 +128,101 @@ pub struct Engine {
     pub extracts: Vec<OpenedExtract>,
     pub data_dir: Option<PathBuf>,
     catalog: Catalog,
+    memory: MemoryUse,
 }
 
-fn session() -> SessionContext {
-    let config = SessionConfig::new().with_information_schema(false);
-    let ctx = SessionContext::new_with_config(config);
+/// What the engine knows of its memory beyond the pool itself.
+#[derive(Default)]
+struct MemoryUse {
+    /// The materialised blocks' share of the pool, held as long as the engine (see
+    /// [`Engine::materialize`]).
+    blocks: Mutex<Option<MemoryReservation>>,
+    /// Bytes operators wrote to spill files, over every query run.
+    spilled_bytes: AtomicUsize,
+}
+
+/// How much memory the engine used: the figures a user needs to choose `--memory-limit`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// The pool's size, when limited.
+    pub limit: Option<usize>,
+    /// The most the pool held at once: what operators reserved (sorts, aggregations, joins) plus
+    /// the materialised blocks. Memory outside the pool (Parquet decoding, batches in flight,
+    /// member-level detail held for writing) is not in it.
+    pub peak_reserved: usize,
+    /// Bytes spilled to disk because the limit was reached.
+    pub spilled_bytes: usize,
+}
+
+/// The DataFusion session: hhq's SQL functions, and a memory pool. Without a limit the pool is
+/// unbounded (DataFusion's default, only counted). With one it is a [`GreedyMemoryPool`]:
+/// operators reserve first come, first served, and sorts and aggregations that cannot grow spill
+/// to a temporary directory (under `TMPDIR`). Hash joins cannot spill, so under a limit joins are
+/// sort-merge joins (their inputs sorted, which spills). Not a `FairSpillPool`: a measure's plan
+/// has dozens of sorts, and an even share of the pool each was too small for one batch, so runs
+/// failed at limits above the unbounded peak.
+fn session(memory_limit: Option<usize>) -> Result<SessionContext> {
+    let mut config = SessionConfig::new().with_information_schema(false);
+    let pool: Arc<dyn MemoryPool> = match memory_limit {
+        None => Arc::new(UnboundedMemoryPool::default()),
+        Some(limit) => {
+            let options = config.options_mut();
+            options.optimizer.prefer_hash_join = false;
+            // Each sort sets aside this much up front to merge its spill files: DataFusion's 10 MB
+            // would take much of a small pool, and too little fails the merge.
+            options.execution.sort_spill_reservation_bytes =
+                (limit / 16).clamp(256 * 1024, 10 * 1024 * 1024);
+            Arc::new(GreedyMemoryPool::new(limit))
+        }
+    };
+    // The peak is recorded for `MemoryStats`; the wrapper changes nothing of what is granted.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(PeakRecordingPool::new(pool)))
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     udf::register(&ctx);
-    ctx
+    Ok(ctx)
+}
+
+/// A size for people: `64M`, `2G`, as `--memory-limit` takes it.
+pub fn format_size(bytes: usize) -> String {
+    const UNITS: [(usize, &str); 3] = [(1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
+    for (unit, suffix) in UNITS {
+        if bytes >= unit {
+            return match bytes % unit {
+                0 => format!("{}{suffix}", bytes / unit),
+                _ => format!("{:.1}{suffix}", bytes as f64 / unit as f64),
+            };
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// A size as `--memory-limit` takes it: a number with an optional unit, `K`, `M`, `G` or `T`
+/// (powers of 1024, an optional trailing `B` or `iB`, any case); a bare number is bytes.
+pub fn parse_size(text: &str) -> std::result::Result<usize, String> {
+    let t = text.trim();
+    let upper = t.to_ascii_uppercase();
+    let unit_start = upper
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(upper.len());
+    let (number, unit) = upper.split_at(unit_start);
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("`{t}` is not a size: use e.g. 512M or 2G")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{t}` is not a size: use e.g. 512M or 2G"))?;
+    let bytes = value * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes >= usize::MAX as f64 {
+        return Err(format!("`{t}` is not a usable size: use e.g. 512M or 2G"));
+    }
+    Ok(bytes as usize)
 }
 
 impl Engine {
@@ -136,7 +233,19 @@ impl Engine {
 
     /// Open a data directory with optional inputs.
     pub async fn open_with(data_dir: &Path, defs: &Definitions, inputs: &Inputs) -> Result<Engine> {
-        let ctx = session();
+        Self::open_limited(data_dir, defs, inputs, None).await
+    }
+
+    /// Open a data directory with optional inputs, DataFusion's operators holding at most
+    /// `memory_limit` bytes at once and spilling to disk beyond it (see [`MemoryStats`] for what
+    /// the limit does not cover).
+    pub async fn open_limited(
+        data_dir: &Path,
+        defs: &Definitions,
+        inputs: &Inputs,
+        memory_limit: Option<usize>,
+    ) -> Result<Engine> {
+        let ctx = session(memory_limit)?;
         let extracts = extract::open_all(&ctx, data_dir).await?;
         let supplied = register_inputs(&ctx, inputs)?;
         Self::finish(ctx, extracts, Some(data_dir.to_path_buf()), defs, supplied).await
@@ -145,7 +254,7 @@ impl Engine {
     /// An engine over empty extracts with the contract's schemas: enough to check and compile
     /// definitions without data.
     pub async fn offline(defs: &Definitions) -> Result<Engine> {
-        let ctx = session();
+        let ctx = session(None)?;
         extract::register_empty(&ctx)?;
         let supplied = register_inputs(&ctx, &Inputs::default())?;
         Self::finish(ctx, Vec::new(), None, defs, supplied).await
@@ -188,26 +297,95 @@ impl Engine {
             extracts,
             data_dir,
             catalog,
+            memory: MemoryUse::default(),
         })
     }
 
     /// Compute these building blocks once and keep them in memory, so measures (and the many
     /// conditions of one measure) that read a block do not each recompute it from the claims.
     /// Blocks are small next to the claims: a row per visit, stay or episode.
+    ///
+    /// Their memory is reserved in the pool, so operators see what is left. Under a memory limit
+    /// blocks may take a quarter of it at most (the rest is for the queries, and sorts and
+    /// aggregations over little memory spill much): a block that does not fit stays a view,
+    /// computed again by each query that reads it (slower, and bounded).
     pub async fn materialize(&self, names: &BTreeSet<&str>) -> Result<()> {
+        let pool = &self.ctx.runtime_env().memory_pool;
+        let budget = match pool.memory_limit() {
+            MemoryLimit::Finite(limit) => limit / 4,
+            _ => usize::MAX,
+        };
+        let held = self.memory.blocks.lock().expect("not poisoned").take();
+        let reservation =
+            held.unwrap_or_else(|| MemoryConsumer::new("materialised blocks").register(pool));
         for name in names {
             if !self.catalog.blocks.contains_key(*name) {
                 continue;
             }
             let df = self.ctx.table(*name).await?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await?;
+            let batches = self
+                .execute(df, &format!("building block `{name}`"))
+                .await?;
+            let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+            if reservation.size().saturating_add(bytes) > budget {
+                continue;
+            }
+            reservation.grow(bytes);
             let schema = batches.first().map_or(schema, |b| b.schema());
             self.ctx.deregister_table(*name)?;
             self.ctx
                 .register_table(*name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
         }
+        *self.memory.blocks.lock().expect("not poisoned") = Some(reservation);
         Ok(())
+    }
+
+    /// How much memory the engine has used so far.
+    pub fn memory_stats(&self) -> MemoryStats {
+        let pool = &self.ctx.runtime_env().memory_pool;
+        MemoryStats {
+            limit: match pool.memory_limit() {
+                MemoryLimit::Finite(n) => Some(n),
+                _ => None,
+            },
+            peak_reserved: PeakRecordingPool::from_pool(pool.as_ref())
+                .map_or(0, |p| p.peak_reserved()),
+            spilled_bytes: self.memory.spilled_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Run a query to its batches, counting what its operators spilled. A memory limit too
+    /// small for it is a usage error naming `what` ran out, not an engine failure.
+    async fn execute(&self, df: DataFrame, what: &str) -> Result<Vec<RecordBatch>> {
+        let run = async {
+            let plan = df.create_physical_plan().await?;
+            let batches =
+                datafusion::physical_plan::collect(plan.clone(), self.ctx.task_ctx()).await?;
+            Ok::<_, DataFusionError>((batches, spilled(plan.as_ref())))
+        };
+        match run.await {
+            Ok((batches, spilled)) => {
+                self.memory
+                    .spilled_bytes
+                    .fetch_add(spilled, Ordering::Relaxed);
+                Ok(batches)
+            }
+            Err(e) => Err(self.out_of_memory(e, what)),
+        }
+    }
+
+    /// A query that ran out of pool memory: under a limit, say which and what to do.
+    fn out_of_memory(&self, e: DataFusionError, what: &str) -> Error {
+        let limit = self.memory_stats().limit;
+        match (e.find_root(), limit) {
+            (DataFusionError::ResourcesExhausted(detail), Some(limit)) => Error::Usage(format!(
+                "--memory-limit {} is too small for {what}: raise it (DataFusion: {})",
+                format_size(limit),
+                detail.lines().next().unwrap_or_default()
+            )),
+            _ => e.into(),
+        }
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -218,16 +396,18 @@ impl Engine {
         &self.ctx
     }
 
-    async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        Ok(self.ctx.sql(sql).await?.collect().await?)
+    /// Run a query; a memory limit too small for it is an error naming `what` (a measure).
+    pub async fn collect_for(&self, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+        self.execute(self.ctx.sql(sql).await?, what).await
     }
 
     /// The last date with data (claims or contacts), if any.
     pub async fn data_cutoff(&self) -> Result<Option<NaiveDate>> {
         let batches = self
-            .collect(
+            .collect_for(
                 "SELECT max(d) AS d FROM (SELECT max(service_to) AS d FROM claims_final \
                  UNION ALL SELECT max(contact_date) AS d FROM contacts)",
+                "the last date of the data (over claims_final)",
             )
             .await?;
         let Some(batch) = batches.first().filter(|b| b.num_rows() > 0) else {
@@ -242,10 +422,11 @@ impl Engine {
     /// How claim versions resolved.
     pub async fn claim_versions(&self) -> Result<ClaimVersions> {
         let batches = self
-            .collect(
+            .collect_for(
                 "SELECT (SELECT count(*) FROM claims) AS lines_read, \
                  (SELECT count(*) FROM claims_final) AS final_lines, \
                  (SELECT count(*) FROM claims WHERE adjustment = 'void') AS void_lines",
+                "counting claim versions",
             )
             .await?;
         let b = &batches[0];
@@ -261,7 +442,7 @@ impl Engine {
 
     /// The non-null values of a query's first column, as text (ids for a lookup).
     pub async fn texts(&self, sql: &str) -> Result<Vec<String>> {
-        let (_, rows) = results::text_rows(&self.collect(sql).await?)?;
+        let (_, rows) = results::text_rows(&self.collect_for(sql, "a lookup").await?)?;
         Ok(rows
             .into_iter()
             .filter_map(|r| r.into_iter().next().flatten())
@@ -304,7 +485,8 @@ impl Engine {
     ) -> Result<(MeasureRun, Vec<Vec<ResultRow>>)> {
         let df = self.ctx.sql(&compiled.detail_sql()).await?;
         let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let detail = df.collect().await?;
+        let what = format!("measure {}", compiled.id);
+        let detail = self.execute(df, &what).await?;
         // The batches' schema can differ from the plan's in nullability; theirs is the truth.
         let schema = detail.first().map_or(planned, |b| b.schema());
         // A name no extract or block can take (blocks are lower_snake_case file stems).
@@ -357,10 +539,13 @@ impl Engine {
             Some(f) => format!("(SELECT * FROM {table} WHERE {f}) scoped"),
             None => table.to_string(),
         };
-        let summary = self.collect(&compiled.summary_sql(&units)).await?;
+        let what = format!("measure {}", compiled.id);
+        let summary = self
+            .collect_for(&compiled.summary_sql(&units), &what)
+            .await?;
         // Enrollee counts follow the measure's own strata; grouped another way, none apply.
         let population = match compiled.population_sql_where(table, filter) {
-            Some(sql) if own_strata => self.collect(&sql).await?,
+            Some(sql) if own_strata => self.collect_for(&sql, &what).await?,
             _ => Vec::new(),
         };
         results::from_batches(compiled, &summary, &population)
@@ -385,10 +570,44 @@ fn register_inputs(ctx: &SessionContext, inputs: &Inputs) -> Result<BTreeSet<Str
     Ok(supplied)
 }
 
+/// Bytes a plan's operators spilled, summed over the tree.
+fn spilled(plan: &dyn ExecutionPlan) -> usize {
+    plan.metrics().and_then(|m| m.spilled_bytes()).unwrap_or(0)
+        + plan
+            .children()
+            .into_iter()
+            .map(|c| spilled(c.as_ref()))
+            .sum::<usize>()
+}
+
 /// Views report strings as Utf8View; the catalog speaks of logical types.
 fn normalise(t: &DataType) -> DataType {
     match t {
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_print() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("2gib"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_size("64 MB"), Ok(64 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        for bad in ["", "M", "12X", "-5M", "0", "1e3M", "5M5"] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(e.contains("size"), "{bad}: {e}");
+        }
+        assert_eq!(format_size(64 << 20), "64M");
+        assert_eq!(format_size(3 << 29), "1.5G");
+        assert_eq!(format_size(767_624), "749.6K");
+        assert_eq!(format_size(2 << 30), "2G");
+        assert_eq!(format_size(1000), "1000B");
     }
 }

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::{Definitions, Engine};
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
+use crate::output::Staged;
 pub use gather::{Audience, Quarter};
 
 /// What `hhq report` is asked for.
@@ -45,6 +45,8 @@ pub struct ReportOptions {
     pub pdf: bool,
     /// The data-quality policy and as-of date the gate uses.
     pub quality: crate::quality::QualityOptions,
+    /// Bytes DataFusion's operators may hold at once (`--memory-limit`); `None`: unbounded.
+    pub memory_limit: Option<usize>,
 }
 
 /// What a report run wrote, without member-level data.
@@ -65,13 +67,15 @@ pub struct ReportSummary {
 
 /// Compute, lay out and write a report into `opts.out`: `report.html`, `report.pdf`,
 /// `tables/*.csv|parquet`, `charts/*.svg|png` and `manifest.json`. Everything is rendered in
-/// memory first, and each file is replaced atomically, so a failure leaves the previous report.
+/// memory first, and the directory is replaced whole, so a failure leaves the previous report.
 pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
+    // Refuse a directory hhq may not replace before the work, not after.
+    crate::output::check_replaceable(&opts.out, "report")?;
     let defs = Definitions::load(&opts.measures, &opts.queries)?;
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
-    let engine = Engine::open_with(&opts.data, &defs, &inputs).await?;
+    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
     // The gate first: a refused report computes nothing and writes nothing.
     let (quality, caveat) =
         crate::pipeline::quality_gate(&engine, &opts.quality, &opts.measures).await?;
@@ -170,8 +174,15 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         files.push((stem.with_extension("png"), f.png.clone()));
     }
     bar.set_message("writing");
-    let written = publish(&opts.out, &files, |staging, names| {
-        crate::manifest::with_outputs(&inputs_manifest, &names, Some(staging))
+    // The directory is written whole (see `output::Staged`): a failure leaves the previous report
+    // as it was, and files of an earlier run this one does not write (a PDF, a measure left out)
+    // do not linger.
+    let mut staged = Staged::begin(&opts.out, "report")?;
+    for (rel, bytes) in &files {
+        staged.write(rel, bytes)?;
+    }
+    let written = staged.publish(|root, names| {
+        crate::manifest::with_outputs(&inputs_manifest, names, Some(root))
     })?;
     bar.finish_and_clear();
     Ok(ReportSummary {
@@ -184,83 +195,6 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         suppressed_cells,
         caveat: gathered.caveat.clone(),
     })
-}
-
-/// Write a report directory whole: every file into a staging directory beside `out`, the
-/// manifest last (hashing what was staged), then the staging directory takes `out`'s place. A
-/// failure leaves the previous report as it was; files of an earlier run that this one does not
-/// write (a PDF, a measure left out) do not linger. Returns the relative paths written.
-fn publish(
-    out: &Path,
-    files: &[(PathBuf, Vec<u8>)],
-    manifest: impl FnOnce(&Path, Vec<PathBuf>) -> Result<String>,
-) -> Result<Vec<PathBuf>> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if out.exists() && !replaceable(out) {
-        return Err(Error::Usage(format!(
-            "{} exists and is not an hhq report directory (no report manifest.json in it); \
-             choose another --out",
-            out.display()
-        )));
-    }
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".hhq-report-")
-        .tempdir_in(&parent)
-        .map_err(|e| Error::io(&parent, e))?;
-    let mut names = Vec::new();
-    for (rel, bytes) in files {
-        write_atomic(&staging.path().join(rel), bytes)?;
-        names.push(rel.clone());
-    }
-    let text = manifest(staging.path(), names.clone())?;
-    write_atomic(&staging.path().join("manifest.json"), text.as_bytes())?;
-    names.push("manifest.json".into());
-    #[cfg(unix)]
-    {
-        // tempdir makes 0700 directories; a report is read like any other output.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| Error::io(staging.path(), e))?;
-    }
-    // Swap: the old report aside, the new one in, the old one removed.
-    let old = tempfile::Builder::new()
-        .prefix(".hhq-old-")
-        .tempdir_in(&parent)
-        .map_err(|e| Error::io(&parent, e))?;
-    let aside = old.path().join("report");
-    if out.exists() {
-        std::fs::rename(out, &aside).map_err(|e| Error::io(out, e))?;
-    }
-    let staged = staging.keep();
-    if let Err(e) = std::fs::rename(&staged, out) {
-        // Put the old report back before saying so.
-        if aside.exists() {
-            let _ = std::fs::rename(&aside, out);
-        }
-        let _ = std::fs::remove_dir_all(&staged);
-        return Err(Error::io(out, e));
-    }
-    drop(old);
-    Ok(names)
-}
-
-/// A directory `hhq report` may replace: empty, or holding a report's manifest.
-fn replaceable(dir: &Path) -> bool {
-    let Ok(mut entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    if entries.next().is_none() {
-        return true;
-    }
-    std::fs::read_to_string(dir.join("manifest.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["command"].as_str().map(|c| c.starts_with("report ")))
-        .unwrap_or(false)
 }
 
 /// The default output directory of a report: `out/report-<kind>[-<id>]-<quarter>`.

@@ -68,6 +68,7 @@ pub async fn run_deck(
         risk_weights: None,
         privacy: Default::default(),
         quality: Default::default(),
+        memory_limit: None,
     })
     .await
     .expect("run succeeds");
