@@ -349,7 +349,8 @@ pub(crate) async fn quality_gate(
         &policy,
         options.as_of_or_today(),
     )
-    .await?;
+    .await
+    .map_err(|e| engine.memory_error(e, "the data-quality profile"))?;
     let caveat = profile.gate()?;
     Ok((profile, caveat))
 }

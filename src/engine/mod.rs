@@ -16,7 +16,7 @@ use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::{
     GreedyMemoryPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
-    PeakRecordingPool, UnboundedMemoryPool,
+    PeakRecordingPool, TrackConsumersPool, UnboundedMemoryPool,
 };
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::ExecutionPlan;
@@ -172,7 +172,12 @@ fn session(memory_limit: Option<usize>) -> Result<SessionContext> {
             // would take much of a small pool, and too little fails the merge.
             options.execution.sort_spill_reservation_bytes =
                 (limit / 16).clamp(256 * 1024, 10 * 1024 * 1024);
-            Arc::new(GreedyMemoryPool::new(limit))
+            // The tracker names the operators holding most when an allocation fails, so the
+            // error says what needs the memory (a sort, a window, a join's buffer).
+            Arc::new(TrackConsumersPool::new(
+                GreedyMemoryPool::new(limit),
+                std::num::NonZeroUsize::new(3).expect("non-zero"),
+            ))
         }
     };
     // The peak is recorded for `MemoryStats`; the wrapper changes nothing of what is granted.
@@ -375,6 +380,15 @@ impl Engine {
         }
     }
 
+    /// An error of work done outside [`Engine::collect_for`] (the data-quality profile): when it
+    /// ran out of pool memory under a limit, the same usage error naming `what`.
+    pub fn memory_error(&self, e: Error, what: &str) -> Error {
+        match e {
+            Error::Engine(df) => self.out_of_memory(df, what),
+            other => other,
+        }
+    }
+
     /// A query that ran out of pool memory: under a limit, say which and what to do.
     fn out_of_memory(&self, e: DataFusionError, what: &str) -> Error {
         let limit = self.memory_stats().limit;
@@ -382,7 +396,7 @@ impl Engine {
             (DataFusionError::ResourcesExhausted(detail), Some(limit)) => Error::Usage(format!(
                 "--memory-limit {} is too small for {what}: raise it (DataFusion: {})",
                 format_size(limit),
-                detail.lines().next().unwrap_or_default()
+                detail.split_whitespace().collect::<Vec<_>>().join(" ")
             )),
             _ => e.into(),
         }
