@@ -195,7 +195,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     )?;
     staged.write(
         "data_quality_checks.csv",
-        summary.quality.checks_csv().as_bytes(),
+        // Without example keys: they would name members outside an audience, unpseudonymised.
+        summary.quality.checks_csv(false).as_bytes(),
     )?;
     // The manifest last: it hashes what was staged (paths relative to the output directory).
     let (measures_files, block_files, value_set_files) =

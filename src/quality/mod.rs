@@ -319,8 +319,10 @@ impl Profile {
         }
     }
 
-    /// Every check: `data_quality_checks.csv`.
-    pub fn checks_csv(&self) -> String {
+    /// Every check: `data_quality_checks.csv`. Example keys name members and claims, so they go
+    /// only to `hhq validate`'s report for the data steward (`examples: true`); a run's outputs,
+    /// which may be scoped to one audience or pseudonymised, leave the column empty.
+    pub fn checks_csv(&self, examples: bool) -> String {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record([
             "check",
@@ -350,7 +352,11 @@ impl Profile {
                 &format!("{:.4}", 100.0 * c.max_share),
                 if c.sets_aside { "yes" } else { "no" },
                 &c.what,
-                &c.examples.join("; "),
+                &if examples {
+                    c.examples.join("; ")
+                } else {
+                    String::new()
+                },
             ])
             .expect("in-memory CSV");
         }
@@ -654,7 +660,10 @@ pub async fn validate(data_dir: &Path, policy: &Policy, as_of: NaiveDate) -> Res
 /// `data_quality.csv`. Returns the files written.
 pub fn write_report(profile: &Profile, out: &Path) -> Result<Vec<PathBuf>> {
     let files = [
-        (out.join("data_quality_checks.csv"), profile.checks_csv()),
+        (
+            out.join("data_quality_checks.csv"),
+            profile.checks_csv(true),
+        ),
         (out.join("data_quality.csv"), profile.rows_csv()),
     ];
     for (path, text) in &files {
