@@ -134,7 +134,14 @@ pub fn check_replaceable(out: &Path, command: &str) -> Result<()> {
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["command"].as_str().map(str::to_string))
         .is_some_and(|c| c == command || c.starts_with(&format!("{command} ")));
-    if out.is_dir() && (empty || ours) {
+    // Only other hhq outputs in it (a report or validation nested in `out/`, which a swap
+    // keeps): nothing would be lost either.
+    let only_nested = std::fs::read_dir(out).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .all(|e| e.path().is_dir() && e.path().join("manifest.json").is_file())
+    });
+    if out.is_dir() && (empty || ours || only_nested) {
         return Ok(());
     }
     Err(Error::Usage(format!(

@@ -593,3 +593,32 @@ mod reconciliation {
         }
     }
 }
+
+#[test]
+fn validate_and_a_report_nested_in_out_do_not_block_a_run_into_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = hhq(&[
+        "validate",
+        "--as-of",
+        AS_OF,
+        "--out",
+        out.join("validate").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = hhq(&[
+        "run",
+        "--measure",
+        "AMB-HH",
+        "--as-of",
+        AS_OF,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("summary.csv").is_file());
+    assert!(
+        out.join("validate/data_quality_checks.csv").is_file(),
+        "the nested validation is kept"
+    );
+}

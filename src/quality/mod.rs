@@ -669,7 +669,30 @@ pub fn write_report(profile: &Profile, out: &Path) -> Result<Vec<PathBuf>> {
     for (path, text) in &files {
         crate::output::write_atomic(path, text.as_bytes())?;
     }
-    Ok(files.into_iter().map(|(p, _)| p).collect())
+    // A manifest, so the directory is known as hhq's (a run into its parent keeps it) and its
+    // files can be checked: no clock time, the as-of date being an input.
+    let outputs: Vec<serde_json::Value> = files
+        .iter()
+        .map(|(p, t)| {
+            serde_json::json!({
+                "file": p.file_name().map(|n| n.to_string_lossy().to_string()),
+                "sha256": crate::manifest::sha256(t.as_bytes()),
+            })
+        })
+        .collect();
+    let manifest = serde_json::json!({
+        "tool": {"name": "hhq", "version": env!("CARGO_PKG_VERSION")},
+        "command": "validate",
+        "as_of": profile.as_of.to_string(),
+        "policy": profile.policy_path.as_ref().map(|p| p.display().to_string()),
+        "outputs": outputs,
+    });
+    let path = out.join("manifest.json");
+    let mut text = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| Error::Usage(format!("cannot render the manifest: {e}")))?;
+    text.push('\n');
+    crate::output::write_atomic(&path, text.as_bytes())?;
+    Ok(files.into_iter().map(|(p, _)| p).chain([path]).collect())
 }
 
 /// The profile for a terminal: every check that did not pass, then a count of those that did.
