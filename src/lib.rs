@@ -31,7 +31,8 @@
 //! Around them: [`period`] (measurement periods), [`privacy`] (audience scoping and keyed
 //! pseudonyms of member ids), [`synth`] (synthetic extracts), [`decks`]
 //! (hand-built test decks with expected outcomes), [`manifest`] (what produced a run's outputs,
-//! with hashes), [`output`] (atomic writes) and [`pipeline`] (the main job, stage by stage).
+//! with hashes), [`output`] (atomic files, and whole output directories staged and swapped in)
+//! and [`pipeline`] (the main job, stage by stage).
 
 pub mod chart;
 pub mod cms;
