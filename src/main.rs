@@ -283,19 +283,12 @@ async fn dispatch(command: Command) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let failed = profile.failed();
-            if failed.is_empty() {
+            if profile.failed().is_empty() {
                 Ok(())
             } else {
                 Err(Error::Quality(format!(
-                    "{} data-quality check{} failed: {}",
-                    failed.len(),
-                    if failed.len() == 1 { "" } else { "s" },
-                    failed
-                        .iter()
-                        .map(|c| c.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "the extracts fail {}",
+                    profile.failed_summary()
                 )))
             }
         }

@@ -10,22 +10,7 @@ use hhq::engine::{Definitions, Engine};
 use hhq::measure::Measure;
 use hhq::period::Period;
 
-const GOOD: &str = r#"id: TEST-1
-title: Test
-version: "1"
-source: a test
-better: lower
-basis: member_months
-age_bands: ["0-17", "18+"]
-stratify: [age_band]
-components:
-  - name: ed_visits
-    unit: per_1000_member_months
-    numerator:
-      count: ed_visits
-      date: visit_date
-      where: NOT led_to_admission
-"#;
+use common::GOOD_MEASURE as GOOD;
 
 /// The shipped definitions and an engine over empty extracts.
 async fn offline() -> (Definitions, Engine) {

@@ -413,22 +413,7 @@ use hhq::engine::{Definitions, Engine};
 use hhq::measure::Measure;
 use hhq::period::Period;
 
-const GOOD: &str = r#"id: TEST-1
-title: Test
-version: "1"
-source: a test
-better: lower
-basis: member_months
-age_bands: ["0-17", "18+"]
-stratify: [age_band]
-components:
-  - name: ed_visits
-    unit: per_1000_member_months
-    numerator:
-      count: ed_visits
-      date: visit_date
-      where: NOT led_to_admission
-"#;
+use common::GOOD_MEASURE as GOOD;
 
 /// The parse error of a measure file's text.
 fn parse_error(yaml: &str) -> String {

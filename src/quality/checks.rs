@@ -171,6 +171,8 @@ const DATES: &[(&str, &[&str])] = &[
     ("enrollment", &["start_date", "end_date"]),
 ];
 
+/// A check of `extract` with no query yet (it checks the extract is not empty until
+/// [`CheckDef::counting`] gives it one).
 fn query(
     id: &str,
     extract: &'static str,
@@ -251,17 +253,16 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
     use Category::*;
     use Severity::*;
     let name = extract.name;
-    let mut out = vec![CheckDef {
-        id: format!("{name}.empty"),
-        extract: name,
-        category: Completeness,
-        // A data cut may hold no Health Home contacts (claims-only decks have none); without
-        // usable claims, members or enrollment every measure would be zero.
-        severity: if name == "contacts" { Warning } else { Error },
-        max_share: 0.0,
-        what: "the extract has no usable rows".into(),
-        source: Source::Empty,
-    }];
+    // A data cut may hold no Health Home contacts (claims-only decks have none); without usable
+    // claims, members or enrollment every measure would be zero.
+    let mut out = vec![query(
+        "empty",
+        name,
+        Completeness,
+        if name == "contacts" { Warning } else { Error },
+        0.0,
+        "the extract has no usable rows",
+    )];
     for rule in row_rules(extract) {
         out.push(CheckDef {
             id: rule.id.clone(),

@@ -271,6 +271,21 @@ impl Profile {
             .collect()
     }
 
+    /// `2 checks (a, b)`: how many `error` checks failed and which, for messages.
+    pub fn failed_summary(&self) -> String {
+        let failed = self.failed();
+        format!(
+            "{} check{} ({})",
+            failed.len(),
+            if failed.len() == 1 { "" } else { "s" },
+            failed
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
     /// Whether a run may publish: `Ok(None)` when every `error` check passes, `Ok(Some(caveat))`
     /// when some fail and the policy says publish with a caveat, an error when it says refuse.
     pub fn gate(&self) -> Result<Option<String>> {
@@ -306,15 +321,9 @@ impl Profile {
                         .to_string())
             ))),
             OnFailure::Caveat => Ok(Some(format!(
-                "Data-quality caveat: the extracts fail {} check{} ({}). Results are computed on \
-                 the usable rows; read them with care.",
-                failed.len(),
-                if failed.len() == 1 { "" } else { "s" },
-                failed
-                    .iter()
-                    .map(|c| c.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "Data-quality caveat: the extracts fail {}. Results are computed on the usable \
+                 rows; read them with care.",
+                self.failed_summary()
             ))),
         }
     }

@@ -99,3 +99,21 @@ pub fn read_csv(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
         .collect();
     (header, rows)
 }
+
+/// A small valid measure, which tests damage one piece at a time.
+pub const GOOD_MEASURE: &str = r#"id: TEST-1
+title: Test
+version: "1"
+source: a test
+better: lower
+basis: member_months
+age_bands: ["0-17", "18+"]
+stratify: [age_band]
+components:
+  - name: ed_visits
+    unit: per_1000_member_months
+    numerator:
+      count: ed_visits
+      date: visit_date
+      where: NOT led_to_admission
+"#;
