@@ -76,6 +76,10 @@ enum Command {
         /// File holding the pseudonymisation key (at least 16 bytes)
         #[arg(long, value_name = "FILE", requires = "pseudonymize")]
         key_file: Option<PathBuf>,
+        /// Print the wall time of each stage (opening the extracts, the data-quality profile,
+        /// building blocks, each measure, writing) on stderr
+        #[arg(long)]
+        timings: bool,
         #[command(flatten)]
         quality: QualityArgs,
         #[command(flatten)]
@@ -159,6 +163,10 @@ enum Command {
         /// Print the member-level detail query instead of the aggregate
         #[arg(long)]
         detail: bool,
+        /// Also print each extract's view of usable rows, over `<extract>__all` (every row,
+        /// typed): with it the SQL runs elsewhere once `<extract>__all` names the Parquet files
+        #[arg(long, conflicts_with = "plan")]
+        extracts: bool,
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
@@ -172,6 +180,41 @@ enum Command {
         member: String,
         #[arg(long, default_value = "testdata")]
         data: PathBuf,
+        #[arg(long)]
+        period: Option<Period>,
+        #[command(flatten)]
+        memory: MemoryArgs,
+        #[command(flatten)]
+        dirs: DefinitionDirs,
+    },
+    /// Time reading, from the Parquet files, just the columns the measures read: the floor under
+    /// any run's time over the same data
+    #[command(after_help = "Example: hhq scan --data testdata --period 2025")]
+    Scan {
+        /// Data directory holding the four extracts
+        #[arg(long, default_value = "testdata")]
+        data: PathBuf,
+        /// Measurement period (default: the latest full year in the data)
+        #[arg(long)]
+        period: Option<Period>,
+        /// Only this measure's columns (repeatable)
+        #[arg(long = "measure", value_name = "ID")]
+        only: Vec<String>,
+        #[command(flatten)]
+        dirs: DefinitionDirs,
+    },
+    /// Profile a measure or a building block: run it over the data under EXPLAIN ANALYZE and
+    /// print the physical plan with each operator's rows, time and memory (no member data)
+    #[command(
+        after_help = "Examples:\n  hhq profile FUH-HH --data testdata\n  hhq profile ed_visits --data testdata\n\nA measure is profiled as a run computes it: the building blocks it reads are computed first and held in memory (their own time is printed), then its member-level detail query runs."
+    )]
+    Profile {
+        /// Measure id or building-block name
+        what: String,
+        /// Data directory holding the four extracts
+        #[arg(long, default_value = "testdata")]
+        data: PathBuf,
+        /// Measurement period (default: the latest full year in the data)
         #[arg(long)]
         period: Option<Period>,
         #[command(flatten)]
@@ -371,6 +414,7 @@ async fn dispatch(command: Command) -> Result<()> {
             hhp,
             pseudonymize,
             key_file,
+            timings,
             quality,
             memory,
             dirs,
@@ -474,6 +518,9 @@ async fn dispatch(command: Command) -> Result<()> {
                     String::new()
                 }
             );
+            if timings {
+                eprint!("timings:\n{}", s.timings.render());
+            }
             let failing: Vec<_> = s.cms_checks.iter().filter(|c| !c.passed).collect();
             if failing.is_empty() {
                 eprintln!("CMS checks: all {} hold", s.cms_checks.len());
@@ -551,12 +598,82 @@ async fn dispatch(command: Command) -> Result<()> {
                 )))
             }
         }
+        Command::Scan {
+            data,
+            period,
+            only,
+            dirs,
+        } => {
+            let floor = pipeline::scan(&RunOptions {
+                data,
+                measures: dirs.measures,
+                queries: dirs.queries,
+                out: PathBuf::new(),
+                period,
+                only,
+                risk_weights: None,
+                privacy: Default::default(),
+                quality: Default::default(),
+                memory_limit: None,
+            })
+            .await?;
+            for t in &floor.tables {
+                println!(
+                    "{:<16} {:>3} of {:>3} columns {:>12} rows {:>9.3} s  ({})",
+                    t.table,
+                    t.columns.len(),
+                    t.of_columns,
+                    t.rows,
+                    t.elapsed.as_secs_f64(),
+                    t.columns.join(", ")
+                );
+            }
+            let secs = floor.elapsed().as_secs_f64();
+            println!(
+                "scan floor: {} rows in {:.3} s ({:.1} M rows/s)",
+                floor.rows(),
+                secs,
+                floor.rows() as f64 / secs.max(1e-9) / 1e6
+            );
+            Ok(())
+        }
+        Command::Profile {
+            what,
+            data,
+            period,
+            memory,
+            dirs,
+        } => {
+            let p = pipeline::profile(
+                &RunOptions {
+                    data,
+                    measures: dirs.measures,
+                    queries: dirs.queries,
+                    out: PathBuf::new(),
+                    period,
+                    only: Vec::new(),
+                    risk_weights: None,
+                    privacy: Default::default(),
+                    quality: Default::default(),
+                    memory_limit: memory.memory_limit,
+                },
+                &what,
+            )
+            .await?;
+            for (block, took) in &p.blocks {
+                eprintln!("building block {block}: {:.3} s", took.as_secs_f64());
+            }
+            println!("{}", p.plan);
+            eprintln!("{what}: {:.3} s", p.elapsed.as_secs_f64());
+            Ok(())
+        }
         Command::Compile {
             measure,
             period,
             sql: _,
             plan,
             detail,
+            extracts,
             dirs,
         } => {
             let defs = Definitions::load(&dirs.measures, &dirs.queries)?;
@@ -576,6 +693,17 @@ async fn dispatch(command: Command) -> Result<()> {
                 let df = engine.context().sql(&statement).await?;
                 println!("{}", df.into_optimized_plan()?.display_indent());
                 return Ok(());
+            }
+            if extracts {
+                for e in hhq::extract::contract::EXTRACTS {
+                    println!("-- extract {}: the rows no row rule sets aside", e.name);
+                    println!(
+                        "CREATE VIEW {} AS\nSELECT * FROM {} WHERE {};\n",
+                        e.name,
+                        hhq::extract::all_rows(e),
+                        hhq::extract::rules::usable_sql(e)
+                    );
+                }
             }
             for b in &defs.blocks {
                 println!("-- building block {} ({})", b.name, b.path.display());

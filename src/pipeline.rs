@@ -55,6 +55,56 @@ pub struct RunSummary {
     pub caveat: Option<String>,
     /// The engine's memory: peak in the pool, bytes spilled.
     pub memory: crate::engine::MemoryStats,
+    /// Wall time of each stage, in order (`hhq run --timings`).
+    pub timings: Timings,
+}
+
+/// Wall time per stage of a run: what `--timings` prints and the benchmark reads.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    pub stages: Vec<(String, std::time::Duration)>,
+    last: Option<std::time::Instant>,
+}
+
+impl Timings {
+    pub fn start() -> Timings {
+        Timings {
+            stages: Vec::new(),
+            last: Some(std::time::Instant::now()),
+        }
+    }
+
+    /// The stage that ended now took the time since the previous one ended.
+    pub fn lap(&mut self, stage: impl Into<String>) {
+        let now = std::time::Instant::now();
+        let since = self.last.map_or(std::time::Duration::ZERO, |t| now - t);
+        self.stages.push((stage.into(), since));
+        self.last = Some(now);
+    }
+
+    /// A part of the stage in progress (a building block of "building blocks"): listed,
+    /// indented, before the stage and not counted again in the total.
+    pub fn part(&mut self, what: impl Into<String>, took: std::time::Duration) {
+        self.stages.push((format!("  {}", what.into()), took));
+    }
+
+    pub fn total(&self) -> std::time::Duration {
+        self.stages
+            .iter()
+            .filter(|(s, _)| !s.starts_with(' '))
+            .map(|(_, d)| *d)
+            .sum()
+    }
+
+    /// One line per stage, then the total: `  12.345 s  measure FUH-HH`.
+    pub fn render(&self) -> String {
+        let total = ("total".to_string(), self.total());
+        let mut out = String::new();
+        for (stage, d) in self.stages.iter().chain([&total]) {
+            out.push_str(&format!("{:>9.3} s  {stage}\n", d.as_secs_f64()));
+        }
+        out
+    }
 }
 
 /// Run the measures and write `summary.csv`, `summary.parquet`, `data_quality.csv` and the
@@ -63,20 +113,27 @@ pub struct RunSummary {
 pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     // Refuse an --out hhq may not replace before the work, not after.
     crate::output::check_replaceable(&opts.out, "run")?;
+    let mut timings = Timings::start();
     let defs = Definitions::load(&opts.measures, &opts.queries)?;
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
     let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
+    timings.lap("open extracts (schema, every page decoded, row rules)");
     // The gate first: a refused run computes nothing and writes nothing.
     let (quality, caveat) = quality_gate(&engine, &opts.quality, &opts.measures).await?;
+    timings.lap("data-quality profile");
     let cutoff = engine.data_cutoff().await?;
     let period = choose_period(opts, cutoff)?;
     engine.check_scope(&opts.privacy.audience).await?;
+    timings.lap("data cut-off");
 
     let selected = select(&defs, &opts.only, &opts.measures)?;
     let bar = progress(selected.len() as u64 + 1);
-    materialize(&engine, &selected, &bar).await?;
+    for (block, took) in materialize(&engine, &selected, &bar).await? {
+        timings.part(format!("building block {block}"), took);
+    }
+    timings.lap("building blocks");
 
     let mut rows = Vec::new();
     let mut benchmarks = Vec::new();
@@ -134,10 +191,12 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             .collect::<Result<Vec<_>>>()?;
         let schema = detail.first().map_or(run.detail_schema, |b| b.schema());
         details.push((m.id.clone(), schema, detail));
+        timings.lap(format!("measure {}", m.id));
     }
     rows.sort_by(|a, b| a.measure.cmp(&b.measure));
     let claim_versions = engine.claim_versions().await?;
-    let summary = RunSummary {
+    timings.lap("claim versions");
+    let mut summary = RunSummary {
         period,
         cutoff,
         extracts: engine.extracts.clone(),
@@ -162,6 +221,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         quality,
         caveat,
         memory: engine.memory_stats(),
+        timings,
     };
     bar.set_message("writing");
     // The output directory is written whole (see `output::Staged`): a failure or a kill leaves the
@@ -244,7 +304,75 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     })?;
     staged.publish(|root, names| crate::manifest::with_outputs(&manifest, names, Some(root)))?;
     bar.finish_and_clear();
+    summary.timings.lap("write outputs");
     Ok(summary)
+}
+
+/// The scan floor of the measures `opts` selects: the extracts' columns their SQL reads, and the
+/// time to read just those from the Parquet files (`hhq scan`). The extracts are opened (and so
+/// checked) first, as by a run; the data-quality profile is not run.
+pub async fn scan(opts: &RunOptions) -> Result<crate::engine::scan::ScanFloor> {
+    let defs = Definitions::load(&opts.measures, &opts.queries)?;
+    let inputs = crate::engine::Inputs {
+        risk_weights: opts.risk_weights.clone(),
+    };
+    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
+    let cutoff = engine.data_cutoff().await?;
+    let period = choose_period(opts, cutoff)?;
+    let mut statements = Vec::new();
+    for m in select(&defs, &opts.only, &opts.measures)? {
+        statements.push(compile::compile(m, engine.catalog(), &period)?.standalone_sql());
+    }
+    let columns = engine.columns_read(&statements).await?;
+    engine.scan_floor(&columns).await
+}
+
+/// A measure's or building block's plan as it ran (`hhq profile`).
+pub struct Profiled {
+    /// The blocks computed first (a measure's), and how long each took.
+    pub blocks: Vec<(String, std::time::Duration)>,
+    /// DataFusion's physical plan with each operator's metrics.
+    pub plan: String,
+    pub elapsed: std::time::Duration,
+}
+
+/// Run one measure's detail query, or one building block, under `EXPLAIN ANALYZE`. A measure's
+/// blocks are computed first, as in a run; a block is computed from the extracts (and from the
+/// blocks it reads, as views).
+pub async fn profile(opts: &RunOptions, what: &str) -> Result<Profiled> {
+    let defs = Definitions::load(&opts.measures, &opts.queries)?;
+    let engine = Engine::open_limited(
+        &opts.data,
+        &defs,
+        &crate::engine::Inputs::default(),
+        opts.memory_limit,
+    )
+    .await?;
+    let (blocks, sql) = match defs.measures.iter().find(|m| m.id == what) {
+        Some(m) => {
+            let period = choose_period(opts, engine.data_cutoff().await?)?;
+            let blocks = engine.materialize(&m.blocks()).await?;
+            let compiled = compile::compile(m, engine.catalog(), &period)?;
+            (blocks, compiled.detail_sql())
+        }
+        None if defs.blocks.iter().any(|b| b.name == what) => {
+            (Vec::new(), format!("SELECT * FROM {what}"))
+        }
+        None => {
+            return Err(Error::Usage(format!(
+                "`{what}` is neither a measure in {} nor a building block in {}",
+                opts.measures.display(),
+                opts.queries.display()
+            )));
+        }
+    };
+    let started = std::time::Instant::now();
+    let plan = engine.explain_analyze(&sql, what).await?;
+    Ok(Profiled {
+        blocks,
+        plan,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// The measures asked for (every one when `only` is empty); an unknown id is a usage error.
@@ -287,12 +415,12 @@ pub(crate) async fn materialize(
     engine: &Engine,
     measures: &[&crate::measure::Measure],
     bar: &indicatif::ProgressBar,
-) -> Result<()> {
+) -> Result<Vec<(String, std::time::Duration)>> {
     bar.set_message("building blocks");
     let used: std::collections::BTreeSet<&str> = measures.iter().flat_map(|m| m.blocks()).collect();
-    engine.materialize(&used).await?;
+    let took = engine.materialize(&used).await?;
     bar.inc(1);
-    Ok(())
+    Ok(took)
 }
 
 /// Measure files (id, version, path), building-block files (name, path) and value-set files, as

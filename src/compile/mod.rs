@@ -68,6 +68,11 @@ pub struct CompiledMeasure {
     pub period: Period,
     /// `WITH …, detail AS (…)`: everything up to the member-level detail.
     pub ctes: String,
+    /// The same common table expressions one by one, (name, `name AS (…)`), in order: what
+    /// [`Self::staged`] splits.
+    steps: Vec<(String, String)>,
+    /// The comment line that heads [`Self::ctes`].
+    header: String,
     /// Component names, units and what they report, in the measure's order.
     pub components: Vec<(String, Unit, Output)>,
     pub stratify: Vec<Stratifier>,
@@ -86,6 +91,27 @@ pub struct CompiledMeasure {
     /// The population query (enrollees and outliers by stratum), with `{detail}` standing for
     /// the detail table, when a component counts enrollees.
     population: Option<String>,
+}
+
+/// One stage of [`CompiledMeasure::staged`]: the last one, `detail`, is the detail query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    pub name: String,
+    pub sql: String,
+}
+
+/// How many times later CTEs name `name` (comments aside).
+fn references(name: &str, later: &[(String, String)]) -> usize {
+    let word = regex::Regex::new(&format!(r"\b{}\b", regex::escape(name))).expect("a valid regex");
+    later
+        .iter()
+        .map(|(_, sql)| {
+            sql.lines()
+                .map(|l| l.split("--").next().unwrap_or(""))
+                .map(|l| word.find_iter(l).count())
+                .sum::<usize>()
+        })
+        .sum()
 }
 
 /// The fixed columns of the detail, before the numerator columns.
@@ -146,6 +172,52 @@ impl CompiledMeasure {
 count(*) AS denominator{sums}\nFROM {detail_table}\nWHERE in_denominator\n\
 GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
         )
+    }
+
+    /// The detail query in stages, for an engine that (like DataFusion) computes a common table
+    /// expression again at every reference: each CTE that later ones read more than once, as
+    /// its own query (`(name, query)`, in order), then the detail query reading them by name.
+    /// The engine runs each stage, keeps its rows as a table of that name, and runs the next;
+    /// the results are those of [`Self::detail_sql`]. `keep` says whether a stage may be kept
+    /// (the engine declines one whose name a table already has, or that would not fit in memory);
+    /// a stage it declines stays a CTE of the stages after it.
+    pub fn staged(&self, mut keep: impl FnMut(&str) -> bool) -> Vec<Staged> {
+        let mut stages = Vec::new();
+        let mut kept: Vec<&str> = Vec::new();
+        let with = |upto: usize, kept: &[&str]| -> String {
+            let ctes: Vec<&str> = self.steps[..upto]
+                .iter()
+                .filter(|(n, _)| !kept.contains(&n.as_str()))
+                .map(|(_, c)| c.as_str())
+                .collect();
+            if ctes.is_empty() {
+                String::new()
+            } else {
+                format!("WITH {}\n", ctes.join(",\n"))
+            }
+        };
+        for (i, (name, _)) in self.steps.iter().enumerate() {
+            if name == "detail" || references(name, &self.steps[i + 1..]) < 2 || !keep(name) {
+                continue;
+            }
+            stages.push(Staged {
+                name: name.clone(),
+                sql: format!("{}\n{}SELECT * FROM {name}", self.header, with(i + 1, &kept)),
+            });
+            kept.push(name);
+        }
+        let detail = self.detail_sql();
+        let select = &detail[self.ctes.len()..];
+        stages.push(Staged {
+            name: "detail".into(),
+            sql: format!(
+                "{}\n{}{}",
+                self.header,
+                with(self.steps.len(), &kept),
+                select.trim_start()
+            ),
+        });
+        stages
     }
 
     /// One statement a person can read and run elsewhere: the detail's CTEs and the aggregate.
@@ -935,17 +1007,29 @@ FROM {from} u{n_joins}\n)",
         .any(|c| matches!(c.kind, ComponentKind::Enrollees { .. }))
         .then(|| population_sql(m, program, period, &band_case));
 
+    let header = format!(
+        "-- {} {} ({}), period {period}, basis {}",
+        m.id,
+        m.version,
+        m.title,
+        m.basis.name()
+    );
+    let steps = ctes
+        .iter()
+        .map(|c| {
+            let name: String = c
+                .chars()
+                .take_while(|ch| ch.is_ascii_alphanumeric() || *ch == '_')
+                .collect();
+            (name, c.clone())
+        })
+        .collect();
     Ok(CompiledMeasure {
         id: m.id.clone(),
         period: *period,
-        ctes: format!(
-            "-- {} {} ({}), period {period}, basis {}\nWITH {}",
-            m.id,
-            m.version,
-            m.title,
-            m.basis.name(),
-            ctes.join(",\n")
-        ),
+        ctes: format!("{header}\nWITH {}", ctes.join(",\n")),
+        steps,
+        header,
         components: outputs,
         stratify: m.stratify.clone(),
         age_bands: m.age_bands.iter().map(|b| b.label.clone()).collect(),

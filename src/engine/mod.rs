@@ -1,6 +1,7 @@
 //! The engine: one DataFusion session holding the extracts (checked against the contract), the
 //! building blocks registered as views over them, and the execution of compiled measures.
 
+pub mod scan;
 pub mod udf;
 
 use std::collections::BTreeSet;
@@ -314,7 +315,13 @@ impl Engine {
     /// blocks may take a quarter of it at most (the rest is for the queries, and sorts and
     /// aggregations over little memory spill much): a block that does not fit stays a view,
     /// computed again by each query that reads it (slower, and bounded).
-    pub async fn materialize(&self, names: &BTreeSet<&str>) -> Result<()> {
+    ///
+    /// Returns how long each block took to compute, in the order computed.
+    pub async fn materialize(
+        &self,
+        names: &BTreeSet<&str>,
+    ) -> Result<Vec<(String, std::time::Duration)>> {
+        let mut took = Vec::new();
         let pool = &self.ctx.runtime_env().memory_pool;
         let budget = match pool.memory_limit() {
             MemoryLimit::Finite(limit) => limit / 4,
@@ -327,11 +334,13 @@ impl Engine {
             if !self.catalog.blocks.contains_key(*name) {
                 continue;
             }
+            let started = std::time::Instant::now();
             let df = self.ctx.table(*name).await?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let batches = self
                 .execute(df, &format!("building block `{name}`"))
                 .await?;
+            took.push((name.to_string(), started.elapsed()));
             let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
             if reservation.size().saturating_add(bytes) > budget {
                 continue;
@@ -340,10 +349,10 @@ impl Engine {
             let schema = batches.first().map_or(schema, |b| b.schema());
             self.ctx.deregister_table(*name)?;
             self.ctx
-                .register_table(*name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+                .register_table(*name, Arc::new(self.mem_table(schema, batches)?))?;
         }
         *self.memory.blocks.lock().expect("not poisoned") = Some(reservation);
-        Ok(())
+        Ok(took)
     }
 
     /// How much memory the engine has used so far.
@@ -408,6 +417,22 @@ impl Engine {
 
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// Run a query under `EXPLAIN ANALYZE`: its physical plan with each operator's metrics.
+    pub async fn explain_analyze(&self, sql: &str, what: &str) -> Result<String> {
+        let batches = self
+            .collect_for(&format!("EXPLAIN ANALYZE {sql}"), what)
+            .await?;
+        let mut out = String::new();
+        for b in &batches {
+            let plans = datafusion::arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+            let plans = plans.as_string::<i32>();
+            for i in 0..plans.len() {
+                out.push_str(plans.value(i));
+            }
+        }
+        Ok(out)
     }
 
     /// Run a query; a memory limit too small for it is an error naming `what` (a measure).
@@ -497,10 +522,8 @@ impl Engine {
         compiled: &CompiledMeasure,
         views: &[View],
     ) -> Result<(MeasureRun, Vec<Vec<ResultRow>>)> {
-        let df = self.ctx.sql(&compiled.detail_sql()).await?;
-        let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let what = format!("measure {}", compiled.id);
-        let detail = self.execute(df, &what).await?;
+        let (detail, planned) = self.detail(compiled, &what).await?;
         // The batches' schema can differ from the plan's in nullability; theirs is the truth.
         let schema = detail.first().map_or(planned, |b| b.schema());
         // A name no extract or block can take (blocks are lower_snake_case file stems).
@@ -539,6 +562,59 @@ impl Engine {
             },
             viewed,
         ))
+    }
+
+    /// A measure's member-level detail. DataFusion computes a common table expression again at
+    /// each reference, and a measure's candidates (or events, or units) are read by every
+    /// condition: so each step read more than once is computed once, kept as a table of its
+    /// name for the steps after it, and dropped when the detail is done
+    /// ([`CompiledMeasure::staged`]). Under a memory limit the steps stay CTEs: slower, bounded.
+    async fn detail(
+        &self,
+        compiled: &CompiledMeasure,
+        what: &str,
+    ) -> Result<(Vec<RecordBatch>, SchemaRef)> {
+        let pool = &self.ctx.runtime_env().memory_pool;
+        let limited = matches!(pool.memory_limit(), MemoryLimit::Finite(_));
+        // Never shadow an extract, block or input: such a step stays a CTE.
+        let stages = compiled.staged(|name| !limited && !self.ctx.table_exist(name).unwrap_or(true));
+        let reservation = MemoryConsumer::new(format!("steps of {}", compiled.id)).register(pool);
+        let mut kept: Vec<&str> = Vec::new();
+        let result = async {
+            for stage in &stages {
+                let df = self.ctx.sql(&stage.sql).await?;
+                let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let batches = self.execute(df, what).await?;
+                if stage.name == "detail" {
+                    return Ok((batches, planned));
+                }
+                reservation.grow(batches.iter().map(|b| b.get_array_memory_size()).sum());
+                let schema = batches.first().map_or(planned, |b| b.schema());
+                self.ctx.register_table(
+                    stage.name.as_str(),
+                    Arc::new(self.mem_table(schema, batches)?),
+                )?;
+                kept.push(&stage.name);
+            }
+            unreachable!("the last stage is the detail")
+        }
+        .await;
+        for name in kept {
+            self.ctx.deregister_table(name)?;
+        }
+        result
+    }
+
+    /// An in-memory table of these batches, spread over the session's partitions so that
+    /// queries over it use every core (one partition would be read by one).
+    fn mem_table(&self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<MemTable> {
+        let n = self.ctx.copied_config().target_partitions().max(1);
+        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); n.min(batches.len()).max(1)];
+        let len = partitions.len();
+        for (i, b) in batches.into_iter().enumerate() {
+            partitions[i % len].push(b);
+        }
+        Ok(MemTable::try_new(schema, partitions)?)
     }
 
     /// The result rows of a detail table, of the units matching `filter` only when given.

@@ -231,19 +231,49 @@ pub fn check_file(path: &Path, extract: &Extract) -> Result<(u64, SchemaRef, Vec
     })
 }
 
+/// What one checked column showed in some rows: nulls where the contract forbids them, values
+/// it does not allow, and the first row (1-based, in the file) of each.
+#[derive(Clone, Default)]
+struct Seen {
+    nulls: u64,
+    first_null: u64,
+    bad: u64,
+    first_bad: u64,
+    bad_value: String,
+}
+
+impl Seen {
+    /// Fold in what a later stretch of rows showed (row groups are merged in file order, so the
+    /// first row of each finding stays the file's first).
+    fn merge(&mut self, later: Seen) {
+        if self.nulls == 0 {
+            self.first_null = later.first_null;
+        }
+        self.nulls += later.nulls;
+        if self.bad == 0 {
+            self.first_bad = later.first_bad;
+            self.bad_value = later.bad_value;
+        }
+        self.bad += later.bad;
+    }
+}
+
 /// Decode every column of the file and say where the contract's row rules (not null, coded
 /// values) are broken. Returns the number of rows in the file and the findings, in contract
 /// column order.
+///
+/// Row groups are decoded in parallel, one worker per core, each taking every n-th group: this
+/// pass reads every page of every column, so on a large extract it is one of a run's longest
+/// steps. The findings do not depend on the number of workers.
 pub fn check_rows(path: &Path, extract: &Extract) -> Result<(u64, Vec<FileFinding>)> {
-    let builder = open_parquet(path)?;
     let checked: Vec<&Column> = extract
         .columns
         .iter()
         .filter(|c| !c.nullable || c.allowed.is_some())
         .collect();
-    // Where each row group starts, to say where damaged data lies.
-    let group_starts: Vec<u64> = builder
-        .metadata()
+    let metadata = open_parquet(path)?.metadata().clone();
+    // Where each row group starts, to say where damaged data lies and which row a finding is.
+    let group_starts: Vec<u64> = metadata
         .row_groups()
         .iter()
         .scan(0u64, |start, g| {
@@ -252,32 +282,88 @@ pub fn check_rows(path: &Path, extract: &Extract) -> Result<(u64, Vec<FileFindin
             Some(this)
         })
         .collect();
-    // Every column, not only the checked ones: DataFusion will read them all later, and a damaged
-    // page must be found now, with the file's name.
-    let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| {
-        Error::contract(path, format!("damaged Parquet file: {e}; export it again"))
-    })?;
-
-    // Per checked column: (null rows, first, value rows, first, first bad value).
-    #[derive(Clone, Default)]
-    struct Seen {
-        nulls: u64,
-        first_null: u64,
-        bad: u64,
-        first_bad: u64,
-        bad_value: String,
-    }
+    let groups = group_starts.len();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, groups.max(1));
+    // Every group's rows and findings, indexed by group; a worker's panic is re-raised here, for
+    // `check_file` to turn into an error naming the file.
+    let mut per_group: Vec<Option<Result<(u64, Vec<Seen>)>>> = (0..groups).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (checked, group_starts) = (&checked, &group_starts);
+                scope.spawn(move || {
+                    (w..groups)
+                        .step_by(workers)
+                        .map(|g| (g, check_group(path, checked, g, group_starts[g])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(done) => {
+                    for (g, r) in done {
+                        per_group[g] = Some(r);
+                    }
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    let mut rows = 0;
     let mut seen = vec![Seen::default(); checked.len()];
-    let mut offset: u64 = 0;
+    for group in per_group {
+        let (n, found) = group.expect("every group checked")?;
+        rows += n;
+        for (s, later) in seen.iter_mut().zip(found) {
+            s.merge(later);
+        }
+    }
+    let mut findings = Vec::new();
+    for (col, s) in checked.iter().zip(seen) {
+        if s.nulls > 0 {
+            findings.push(FileFinding {
+                file: path.to_path_buf(),
+                rule: format!("{}.{}.null", extract.name, col.name),
+                rows: s.nulls,
+                first_row: s.first_null,
+                first_value: None,
+            });
+        }
+        if s.bad > 0 {
+            findings.push(FileFinding {
+                file: path.to_path_buf(),
+                rule: format!("{}.{}.value", extract.name, col.name),
+                rows: s.bad,
+                first_row: s.first_bad,
+                first_value: Some(s.bad_value),
+            });
+        }
+    }
+    Ok((rows, findings))
+}
+
+/// Decode one row group (every column, not only the checked ones: DataFusion will read them all
+/// later, and a damaged page must be found now, with the file's name), with `start` the file
+/// row before its first.
+fn check_group(path: &Path, checked: &[&Column], group: usize, start: u64) -> Result<(u64, Vec<Seen>)> {
+    let reader = open_parquet(path)?
+        .with_row_groups(vec![group])
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| Error::contract(path, format!("damaged Parquet file: {e}; export it again")))?;
+    let mut seen = vec![Seen::default(); checked.len()];
+    let mut offset = start;
     for batch in reader {
         let batch = batch.map_err(|e| {
-            let group = group_starts.iter().rposition(|s| *s <= offset).unwrap_or(0);
             Error::contract(
                 path,
                 format!(
                     "damaged Parquet data in row group {} (rows from {} on): {e}; export the file again",
                     group + 1,
-                    offset + 1
+                    start + 1
                 ),
             )
         })?;
@@ -313,28 +399,7 @@ pub fn check_rows(path: &Path, extract: &Extract) -> Result<(u64, Vec<FileFindin
         }
         offset += batch.num_rows() as u64;
     }
-    let mut findings = Vec::new();
-    for (col, s) in checked.iter().zip(seen) {
-        if s.nulls > 0 {
-            findings.push(FileFinding {
-                file: path.to_path_buf(),
-                rule: format!("{}.{}.null", extract.name, col.name),
-                rows: s.nulls,
-                first_row: s.first_null,
-                first_value: None,
-            });
-        }
-        if s.bad > 0 {
-            findings.push(FileFinding {
-                file: path.to_path_buf(),
-                rule: format!("{}.{}.value", extract.name, col.name),
-                rows: s.bad,
-                first_row: s.first_bad,
-                first_value: Some(s.bad_value),
-            });
-        }
-    }
-    Ok((offset, findings))
+    Ok((offset - start, seen))
 }
 
 fn as_strings(array: &ArrayRef) -> Result<StringArray> {
