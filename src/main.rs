@@ -660,8 +660,8 @@ async fn dispatch(command: Command) -> Result<()> {
                 &what,
             )
             .await?;
-            for (block, took) in &p.blocks {
-                eprintln!("building block {block}: {:.3} s", took.as_secs_f64());
+            for (step, took) in &p.blocks {
+                eprintln!("{step}: {:.3} s", took.as_secs_f64());
             }
             println!("{}", p.plan);
             eprintln!("{what}: {:.3} s", p.elapsed.as_secs_f64());

@@ -167,8 +167,11 @@ fn pretty(manifest: &Value) -> Result<String> {
 /// Output entries: path, size and hash; read from `root.join(path)` when a root is given (the
 /// staging directory a report is written into before it replaces the old one).
 fn outputs_json(outputs: &[PathBuf], root: Option<&Path>) -> Result<Vec<Value>> {
+    // By path, not in the order written: a run stages each measure's detail as it goes.
+    let mut outputs: Vec<&PathBuf> = outputs.iter().collect();
+    outputs.sort();
     outputs
-        .iter()
+        .into_iter()
         .map(|p| match root {
             Some(root) => {
                 let on_disk = root.join(p);

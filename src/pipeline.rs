@@ -135,9 +135,13 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     }
     timings.lap("building blocks");
 
+    // The output directory is written whole (see `output::Staged`): a failure or a kill leaves the
+    // previous outputs as they were, and no file of an earlier run (a measure not run now, an
+    // audience's benchmarks) lingers. Each measure's detail is staged as soon as it is computed
+    // and then freed, so a run holds one measure's member-level rows at a time.
+    let mut staged = Staged::begin(&opts.out, "run")?;
     let mut rows = Vec::new();
     let mut benchmarks = Vec::new();
-    let mut details = Vec::new();
     let mut notes = Vec::new();
     let mut not_reported = Vec::new();
     for m in &selected {
@@ -190,8 +194,20 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             .map(|b| opts.privacy.apply(b))
             .collect::<Result<Vec<_>>>()?;
         let schema = detail.first().map_or(run.detail_schema, |b| b.schema());
-        details.push((m.id.clone(), schema, detail));
         timings.lap(format!("measure {}", m.id));
+        // The two encodings at once, one per core: on member-month measures writing the detail
+        // takes about as long as computing it.
+        let (parquet, csv) = std::thread::scope(|s| {
+            let parquet = s.spawn(|| results::batches_to_parquet(schema.clone(), &detail));
+            let csv = results::batches_to_csv(schema.clone(), &detail);
+            (
+                parquet.join().expect("the Parquet writer does not panic"),
+                csv,
+            )
+        });
+        staged.write(format!("detail/{}.parquet", m.id), &parquet?)?;
+        staged.write(format!("detail/{}.csv", m.id), &csv?)?;
+        timings.lap(format!("write detail {}", m.id));
     }
     rows.sort_by(|a, b| a.measure.cmp(&b.measure));
     let claim_versions = engine.claim_versions().await?;
@@ -224,19 +240,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         timings,
     };
     bar.set_message("writing");
-    // The output directory is written whole (see `output::Staged`): a failure or a kill leaves the
-    // previous outputs as they were, and no file of an earlier run (a measure not run now, an
-    // audience's benchmarks) lingers. Each detail is freed once staged.
-    let mut staged = Staged::begin(&opts.out, "run")?;
     staged.write("summary.csv", results::to_csv(&summary.rows).as_bytes())?;
     staged.write("summary.parquet", &results::to_parquet(&summary.rows)?)?;
     staged.write("data_quality.csv", data_quality_csv(&summary).as_bytes())?;
-    for (id, schema, batches) in details {
-        let parquet = results::batches_to_parquet(schema.clone(), &batches)?;
-        staged.write(format!("detail/{id}.parquet"), &parquet)?;
-        let csv = results::batches_to_csv(schema, &batches)?;
-        staged.write(format!("detail/{id}.csv"), &csv)?;
-    }
     if opts.privacy.audience != Scope::All {
         benchmarks.sort_by(|a, b| a.measure.cmp(&b.measure));
         staged.write("benchmarks.csv", results::to_csv(&benchmarks).as_bytes())?;
@@ -329,7 +335,8 @@ pub async fn scan(opts: &RunOptions) -> Result<crate::engine::scan::ScanFloor> {
 
 /// A measure's or building block's plan as it ran (`hhq profile`).
 pub struct Profiled {
-    /// The blocks computed first (a measure's), and how long each took.
+    /// The blocks computed first (a measure's), then the steps of the measure kept for its
+    /// detail, and how long each took.
     pub blocks: Vec<(String, std::time::Duration)>,
     /// DataFusion's physical plan with each operator's metrics.
     pub plan: String,
@@ -348,16 +355,28 @@ pub async fn profile(opts: &RunOptions, what: &str) -> Result<Profiled> {
         opts.memory_limit,
     )
     .await?;
-    let (blocks, sql) = match defs.measures.iter().find(|m| m.id == what) {
+    let started = std::time::Instant::now();
+    let (blocks, plan) = match defs.measures.iter().find(|m| m.id == what) {
         Some(m) => {
             let period = choose_period(opts, engine.data_cutoff().await?)?;
-            let blocks = engine.materialize(&m.blocks()).await?;
+            let supplied = &engine.catalog().inputs;
+            let mut blocks: Vec<_> = engine
+                .materialize(&m.blocks_given(|input| supplied.contains(input)))
+                .await?
+                .into_iter()
+                .map(|(b, d)| (format!("building block {b}"), d))
+                .collect();
             let compiled = compile::compile(m, engine.catalog(), &period)?;
-            (blocks, compiled.detail_sql())
+            let (steps, plan) = engine.explain_measure(&compiled).await?;
+            blocks.extend(steps.into_iter().map(|(s, d)| (format!("step {s}"), d)));
+            (blocks, plan)
         }
-        None if defs.blocks.iter().any(|b| b.name == what) => {
-            (Vec::new(), format!("SELECT * FROM {what}"))
-        }
+        None if defs.blocks.iter().any(|b| b.name == what) => (
+            Vec::new(),
+            engine
+                .explain_analyze(&format!("SELECT * FROM {what}"), what)
+                .await?,
+        ),
         None => {
             return Err(Error::Usage(format!(
                 "`{what}` is neither a measure in {} nor a building block in {}",
@@ -366,8 +385,6 @@ pub async fn profile(opts: &RunOptions, what: &str) -> Result<Profiled> {
             )));
         }
     };
-    let started = std::time::Instant::now();
-    let plan = engine.explain_analyze(&sql, what).await?;
     Ok(Profiled {
         blocks,
         plan,
@@ -417,7 +434,11 @@ pub(crate) async fn materialize(
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<(String, std::time::Duration)>> {
     bar.set_message("building blocks");
-    let used: std::collections::BTreeSet<&str> = measures.iter().flat_map(|m| m.blocks()).collect();
+    let supplied = &engine.catalog().inputs;
+    let used: std::collections::BTreeSet<&str> = measures
+        .iter()
+        .flat_map(|m| m.blocks_given(|input| supplied.contains(input)))
+        .collect();
     let took = engine.materialize(&used).await?;
     bar.inc(1);
     Ok(took)
@@ -481,6 +502,14 @@ pub(crate) async fn quality_gate(
     .await
     .map_err(|e| engine.memory_error(e, "the data-quality profile"))?;
     let caveat = profile.gate()?;
+    // Extracts with no row set aside are read without testing every row again.
+    let clean: Vec<&str> = profile
+        .extracts
+        .iter()
+        .filter(|e| e.set_aside.is_empty() && e.used == e.read)
+        .map(|e| e.name)
+        .collect();
+    engine.skip_row_rules(&clean).await?;
     Ok((profile, caveat))
 }
 

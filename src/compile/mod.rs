@@ -202,7 +202,11 @@ GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
             }
             stages.push(Staged {
                 name: name.clone(),
-                sql: format!("{}\n{}SELECT * FROM {name}", self.header, with(i + 1, &kept)),
+                sql: format!(
+                    "{}\n{}SELECT * FROM {name}",
+                    self.header,
+                    with(i + 1, &kept)
+                ),
             });
             kept.push(name);
         }
@@ -529,9 +533,52 @@ fn condition_cte(
         .map(|a| a.rows(basis, period))
         .collect::<Vec<_>>()
         .join("\n    UNION ALL\n    ");
+    // Per unit and day first, then per unit: `count(DISTINCT …)` and `first_value(… ORDER BY …)`
+    // would make DataFusion aggregate unit by unit, where plain counts, sums and minimums run for
+    // all units at once. The first id is the least of the first day's ids: its date, written
+    // with a fixed width, leads the string whose minimum is taken.
     format!(
-        "{name} AS (\n  -- {comment}\n  SELECT unit_id, count(*) AS n, count(DISTINCT d) AS days, min(d) AS first_date,\n    \
-first_value(id ORDER BY d, id) AS first_id, sum(v) AS total\n  FROM (\n    {rows}\n  ) r\n  GROUP BY unit_id\n)"
+        "{name} AS (\n  -- {comment}\n  SELECT unit_id, sum(n) AS n, count(d) AS days, min(d) AS first_date,\n    \
+substr(min(to_char(d, '%Y-%m-%d') || id), 11) AS first_id, sum(total) AS total\n  FROM (\n    \
+SELECT unit_id, d, count(*) AS n, min(id) AS id, sum(v) AS total\n    FROM (\n    {rows}\n    ) r\n    \
+GROUP BY unit_id, d\n  ) per_day\n  GROUP BY unit_id\n)"
+    )
+}
+
+/// One enrolment interval per unit (`by`: expressions and their names), from `from` (an
+/// enrolment block aliased `c`, joined to the units): the interval ending last, then starting
+/// last, then by partner, MCO and population (nulls last), with its `mco_id`, `hhp_id` and
+/// `population`.
+///
+/// Not `row_number() OVER (PARTITION BY … ORDER BY …) = 1`: a window over a million small
+/// partitions is DataFusion's slowest operator, where an aggregate is one of its fastest. The
+/// order is written into one string whose minimum is the interval wanted: both dates as days
+/// before 9999-12-31 (fixed width, so later sorts first), then the three ids, each ended by
+/// chr(1), which sorts below any character of an id, so the strings order as the ids do; a null
+/// id is chr(1114111), the last character there is. The ids are read back from that string.
+fn pick(by: &[(&str, &str)], from: &str) -> String {
+    const NULL: &str = "chr(1114111)";
+    let days = |col: &str| {
+        format!("lpad(CAST(3652058 - (c.{col} - DATE '0001-01-01') AS VARCHAR), 7, '0')")
+    };
+    let key = format!(
+        "{} || {} || chr(1) || coalesce(c.hhp_id, {NULL}) || chr(1) || coalesce(c.mco_id, {NULL}) || chr(1) || coalesce(c.population, {NULL})",
+        days("end_date"),
+        days("start_date")
+    );
+    let select: Vec<String> = by.iter().map(|(e, n)| format!("{e} AS {n}")).collect();
+    let names: Vec<&str> = by.iter().map(|(_, n)| *n).collect();
+    let exprs: Vec<&str> = by.iter().map(|(e, _)| *e).collect();
+    let part = |i: usize| format!("nullif(split_part(k, chr(1), {i}), {NULL})");
+    format!(
+        "SELECT {}, {} AS hhp_id, {} AS mco_id, {} AS population FROM (\n      \
+SELECT {}, min({key}) AS k\n      FROM {from}\n      GROUP BY {}\n    ) keyed",
+        names.join(", "),
+        part(2),
+        part(3),
+        part(4),
+        select.join(", "),
+        exprs.join(", ")
     )
 }
 
@@ -559,7 +606,6 @@ pub fn compile(m: &Measure, catalog: &Catalog, period: &Period) -> Result<Compil
             )));
         }
     }
-    let pick = "row_number() OVER (PARTITION BY {part} ORDER BY c.end_date DESC, c.start_date DESC, c.hhp_id, c.mco_id, c.population) AS pick";
 
     // 1. Candidate units with their enrolment attributes on the anchor date.
     let mut ctes: Vec<String> = Vec::new();
@@ -574,10 +620,15 @@ pub fn compile(m: &Measure, catalog: &Catalog, period: &Period) -> Result<Compil
             ctes.push(format!(
                 "candidates AS (\n  -- members enrolled on the anchor date, {anchor}, with the interval covering it\n  \
 SELECT member_id AS unit_id, member_id, {a} AS anchor_date, CAST(NULL AS DATE) AS month_start,\n    \
-mco_id, hhp_id, population, true AS enrolled FROM (\n    SELECT c.*, {p}\n    \
-FROM {program} c WHERE c.start_date <= {a} AND c.end_date >= {a}\n  ) WHERE pick = 1\n)",
+mco_id, hhp_id, population, true AS enrolled FROM (\n    {p}\n  ) picked\n)",
+                p = pick(
+                    &[("c.member_id", "member_id")],
+                    &format!(
+                        "{program} c WHERE c.start_date <= {a} AND c.end_date >= {a}",
+                        a = date_lit(anchor)
+                    ),
+                ),
                 a = date_lit(anchor),
-                p = pick.replace("{part}", "c.member_id"),
             ));
         }
         Basis::MemberMonths => {
@@ -614,10 +665,15 @@ FROM {program} c WHERE c.start_date <= {a} AND c.end_date >= {a}\n  ) WHERE pick
             ctes.push(format!(
                 "candidates AS (\n  -- one row per member and month: the enrolment interval covering the month, latest first\n  \
 SELECT member_id || ':' || to_char(month_start, '%Y-%m') AS unit_id, member_id, count_date AS anchor_date, month_start,\n    \
-mco_id, hhp_id, population, true AS enrolled FROM (\n    \
-SELECT c.member_id, mo.month_start, mo.count_date, c.mco_id, c.hhp_id, c.population, {p}\n    \
-FROM {program} c JOIN months mo ON {covers}\n  ) WHERE pick = 1\n)",
-                p = pick.replace("{part}", "c.member_id, mo.month_start"),
+mco_id, hhp_id, population, true AS enrolled FROM (\n    {p}\n  ) picked\n)",
+                p = pick(
+                    &[
+                        ("c.member_id", "member_id"),
+                        ("mo.month_start", "month_start"),
+                        ("mo.count_date", "count_date"),
+                    ],
+                    &format!("{program} c JOIN months mo ON {covers}"),
+                ),
             ));
         }
         Basis::Events => {
@@ -681,10 +737,11 @@ THEN CAST(NULL AS DATE) ELSE ch.episode_start END AS repeat_of",
                 "candidates AS (\n  -- each event with the enrolment interval covering its date, if any\n  \
 SELECT e.unit_id, e.member_id, e.anchor_date, CAST(NULL AS DATE) AS month_start,\n    \
 en.mco_id, en.hhp_id, en.population, en.unit_id IS NOT NULL AS enrolled, {repeat}{sub_carry}\n  FROM events e{chain_join} LEFT JOIN (\n    \
-SELECT * FROM (\n      SELECT e2.unit_id, c.mco_id, c.hhp_id, c.population, {p}\n      \
-FROM events e2 JOIN {program} c ON c.member_id = e2.member_id AND c.start_date <= e2.anchor_date AND c.end_date >= e2.anchor_date\n    \
-) WHERE pick = 1\n  ) en ON en.unit_id = e.unit_id\n)",
-                p = pick.replace("{part}", "e2.unit_id"),
+{p}\n  ) en ON en.unit_id = e.unit_id\n)",
+                p = pick(
+                    &[("e2.unit_id", "unit_id")],
+                    &format!("events e2 JOIN {program} c ON c.member_id = e2.member_id AND c.start_date <= e2.anchor_date AND c.end_date >= e2.anchor_date"),
+                ),
             ));
         }
     }

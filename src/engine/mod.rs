@@ -130,6 +130,9 @@ pub struct Engine {
     pub data_dir: Option<PathBuf>,
     catalog: Catalog,
     memory: MemoryUse,
+    /// The building blocks, in dependency order, to define their views again (see
+    /// [`Engine::skip_row_rules`]).
+    blocks: Vec<Block>,
 }
 
 /// What the engine knows of its memory beyond the pool itself.
@@ -281,15 +284,7 @@ impl Engine {
         // Large value sets compile to a lookup function rather than an `IN` list.
         crate::compile::lookup::register(&ctx, &defs.value_sets);
         for block in &defs.blocks {
-            ctx.sql(&format!("CREATE VIEW {} AS\n{}", block.name, block.sql))
-                .await
-                .map_err(|e| Error::Definition {
-                    path: block.path.clone(),
-                    line: 1,
-                    column: 1,
-                    message: format!("building block `{}` does not plan: {e}", block.name),
-                    hint: None,
-                })?;
+            define_block(&ctx, block).await?;
             let schema = ctx.table(block.name.as_str()).await?.schema().clone();
             let columns = schema
                 .fields()
@@ -304,7 +299,36 @@ impl Engine {
             data_dir,
             catalog,
             memory: MemoryUse::default(),
+            blocks: defs.blocks.clone(),
         })
+    }
+
+    /// Read these extracts without their row rules: the data-quality profile found no row of
+    /// them to set aside, so the test every query would make of every row (a score of
+    /// predicates) cannot change a result. The building blocks' views are defined again, since
+    /// a view holds the plan of what it read when it was made.
+    pub async fn skip_row_rules(&self, clean: &[&str]) -> Result<()> {
+        if clean.is_empty() {
+            return Ok(());
+        }
+        for name in clean {
+            let extract = extract::contract::EXTRACTS
+                .iter()
+                .find(|e| e.name == *name)
+                .ok_or_else(|| Error::Usage(format!("no extract `{name}`")))?;
+            self.ctx.deregister_table(*name)?;
+            self.ctx
+                .sql(&format!(
+                    "CREATE VIEW {name} AS SELECT * FROM {}",
+                    extract::all_rows(extract)
+                ))
+                .await?;
+        }
+        for block in &self.blocks {
+            self.ctx.deregister_table(block.name.as_str())?;
+            define_block(&self.ctx, block).await?;
+        }
+        Ok(())
     }
 
     /// Compute these building blocks once and keep them in memory, so measures (and the many
@@ -424,15 +448,7 @@ impl Engine {
         let batches = self
             .collect_for(&format!("EXPLAIN ANALYZE {sql}"), what)
             .await?;
-        let mut out = String::new();
-        for b in &batches {
-            let plans = datafusion::arrow::compute::cast(b.column(1), &DataType::Utf8)?;
-            let plans = plans.as_string::<i32>();
-            for i in 0..plans.len() {
-                out.push_str(plans.value(i));
-            }
-        }
-        Ok(out)
+        plan_text(&batches)
     }
 
     /// Run a query; a memory limit too small for it is an error naming `what` (a measure).
@@ -574,20 +590,54 @@ impl Engine {
         compiled: &CompiledMeasure,
         what: &str,
     ) -> Result<(Vec<RecordBatch>, SchemaRef)> {
+        self.staged_detail(compiled, what, &mut Vec::new(), false)
+            .await
+    }
+
+    /// A measure as a run computes it, its detail query under `EXPLAIN ANALYZE` (`hhq profile`):
+    /// how long each kept step took, and the detail's plan with each operator's metrics.
+    pub async fn explain_measure(
+        &self,
+        compiled: &CompiledMeasure,
+    ) -> Result<(Vec<(String, std::time::Duration)>, String)> {
+        let mut took = Vec::new();
+        let what = format!("measure {}", compiled.id);
+        let (batches, _) = self.staged_detail(compiled, &what, &mut took, true).await?;
+        Ok((took, plan_text(&batches)?))
+    }
+
+    /// [`Engine::detail`], recording each kept step's time in `took`; with `explain`, the last
+    /// stage runs under `EXPLAIN ANALYZE` and its batches are the plan.
+    async fn staged_detail(
+        &self,
+        compiled: &CompiledMeasure,
+        what: &str,
+        took: &mut Vec<(String, std::time::Duration)>,
+        explain: bool,
+    ) -> Result<(Vec<RecordBatch>, SchemaRef)> {
         let pool = &self.ctx.runtime_env().memory_pool;
         let limited = matches!(pool.memory_limit(), MemoryLimit::Finite(_));
         // Never shadow an extract, block or input: such a step stays a CTE.
-        let stages = compiled.staged(|name| !limited && !self.ctx.table_exist(name).unwrap_or(true));
+        let stages =
+            compiled.staged(|name| !limited && !self.ctx.table_exist(name).unwrap_or(true));
         let reservation = MemoryConsumer::new(format!("steps of {}", compiled.id)).register(pool);
         let mut kept: Vec<&str> = Vec::new();
         let result = async {
             for stage in &stages {
-                let df = self.ctx.sql(&stage.sql).await?;
+                let last = stage.name == "detail";
+                let started = std::time::Instant::now();
+                let sql = if last && explain {
+                    format!("EXPLAIN ANALYZE {}", stage.sql)
+                } else {
+                    stage.sql.clone()
+                };
+                let df = self.ctx.sql(&sql).await?;
                 let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                 let batches = self.execute(df, what).await?;
-                if stage.name == "detail" {
+                if last {
                     return Ok((batches, planned));
                 }
+                took.push((stage.name.clone(), started.elapsed()));
                 reservation.grow(batches.iter().map(|b| b.get_array_memory_size()).sum());
                 let schema = batches.first().map_or(planned, |b| b.schema());
                 self.ctx.register_table(
@@ -640,6 +690,33 @@ impl Engine {
         };
         results::from_batches(compiled, &summary, &population)
     }
+}
+
+/// The plan column of `EXPLAIN ANALYZE`'s output.
+fn plan_text(batches: &[RecordBatch]) -> Result<String> {
+    let mut out = String::new();
+    for b in batches {
+        let plans = datafusion::arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+        let plans = plans.as_string::<i32>();
+        for i in 0..plans.len() {
+            out.push_str(plans.value(i));
+        }
+    }
+    Ok(out)
+}
+
+/// Define a building block's view.
+async fn define_block(ctx: &SessionContext, block: &Block) -> Result<()> {
+    ctx.sql(&format!("CREATE VIEW {} AS\n{}", block.name, block.sql))
+        .await
+        .map_err(|e| Error::Definition {
+            path: block.path.clone(),
+            line: 1,
+            column: 1,
+            message: format!("building block `{}` does not plan: {e}", block.name),
+            hint: None,
+        })?;
+    Ok(())
 }
 
 /// Register the optional input tables, empty when not supplied (so blocks over them plan);

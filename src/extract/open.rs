@@ -288,7 +288,7 @@ pub fn check_rows(path: &Path, extract: &Extract) -> Result<(u64, Vec<FileFindin
         .clamp(1, groups.max(1));
     // Every group's rows and findings, indexed by group; a worker's panic is re-raised here, for
     // `check_file` to turn into an error naming the file.
-    let mut per_group: Vec<Option<Result<(u64, Vec<Seen>)>>> = (0..groups).map(|_| None).collect();
+    let mut per_group: Vec<Option<Result<GroupChecked>>> = (0..groups).map(|_| None).collect();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
@@ -345,15 +345,20 @@ pub fn check_rows(path: &Path, extract: &Extract) -> Result<(u64, Vec<FileFindin
     Ok((rows, findings))
 }
 
+/// One row group's rows and what each checked column showed in them.
+type GroupChecked = (u64, Vec<Seen>);
+
 /// Decode one row group (every column, not only the checked ones: DataFusion will read them all
 /// later, and a damaged page must be found now, with the file's name), with `start` the file
 /// row before its first.
-fn check_group(path: &Path, checked: &[&Column], group: usize, start: u64) -> Result<(u64, Vec<Seen>)> {
+fn check_group(path: &Path, checked: &[&Column], group: usize, start: u64) -> Result<GroupChecked> {
     let reader = open_parquet(path)?
         .with_row_groups(vec![group])
         .with_batch_size(64 * 1024)
         .build()
-        .map_err(|e| Error::contract(path, format!("damaged Parquet file: {e}; export it again")))?;
+        .map_err(|e| {
+            Error::contract(path, format!("damaged Parquet file: {e}; export it again"))
+        })?;
     let mut seen = vec![Seen::default(); checked.len()];
     let mut offset = start;
     for batch in reader {

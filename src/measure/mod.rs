@@ -1029,13 +1029,22 @@ impl Measure {
 
     /// The building blocks the measure reads: its enrolment, events, exclusions and numerators.
     pub fn blocks(&self) -> std::collections::BTreeSet<&str> {
+        self.blocks_given(|_| true)
+    }
+
+    /// The building blocks the measure reads when only the optional inputs `supplied` says are
+    /// there: a numerator that needs a missing input is not computed, nor are its blocks.
+    pub fn blocks_given(
+        &self,
+        supplied: impl Fn(&str) -> bool,
+    ) -> std::collections::BTreeSet<&str> {
         let mut out = std::collections::BTreeSet::from([self.program.block()]);
         out.extend(self.events.iter().map(|e| e.block.value.as_str()));
-        let conditions = self
-            .exclusions
-            .iter()
-            .map(|x| &x.condition)
-            .chain(self.numerators().map(|(_, _, c)| c));
+        let conditions = self.exclusions.iter().map(|x| &x.condition).chain(
+            self.numerators()
+                .filter(|(_, c, _)| c.needs.as_ref().is_none_or(|n| supplied(&n.value)))
+                .map(|(_, _, c)| c),
+        );
         for c in conditions {
             out.extend(c.arms().map(|a| a.block.value.as_str()));
         }

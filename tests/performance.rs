@@ -1,0 +1,349 @@
+//! What the performance work rests on: a measure computed in stages (each shared step once) gives
+//! the detail its one statement gives; `hhq scan` reads exactly the columns the measures read;
+//! `hhq profile` and `hhq run --timings` say where the time goes; row groups checked in parallel
+//! find what a sequential read finds. (Speed itself is shown by `bench/scale.py`, never here.)
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::file::properties::WriterProperties;
+use hhq::compile;
+use hhq::engine::{Definitions, Engine};
+use hhq::period::Period;
+use hhq::pipeline::{self, RunOptions};
+
+fn hhq(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hhq"))
+        .args(args)
+        .current_dir(common::root())
+        .output()
+        .expect("hhq runs")
+}
+
+fn options(out: &Path) -> RunOptions {
+    RunOptions {
+        data: common::root().join("testdata"),
+        measures: common::root().join("measures"),
+        queries: common::root().join("queries"),
+        out: out.to_path_buf(),
+        period: Some("2025".parse().unwrap()),
+        only: Vec::new(),
+        risk_weights: None,
+        privacy: Default::default(),
+        quality: Default::default(),
+        memory_limit: None,
+    }
+}
+
+/// Rows of batches as text, in order: what two ways of computing a detail must agree on.
+fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let columns: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| datafusion::arrow::compute::cast(c, &DataType::Utf8).unwrap())
+            .collect();
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    let s = c.as_any().downcast_ref::<StringArray>().unwrap();
+                    if s.is_null(r) {
+                        "∅".to_string()
+                    } else {
+                        s.value(r).to_string()
+                    }
+                })
+                .collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_measure_computed_in_stages_gives_the_detail_of_its_one_statement() {
+    let root = common::root();
+    let defs = Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
+    let engine = Engine::open(&root.join("testdata"), &defs).await.unwrap();
+    let period: Period = "2025".parse().unwrap();
+    let mut staged_somewhere = false;
+    // One measure of each basis (IET-HH chains its events); tests/memory.rs compares every
+    // output of a run with a memory limit, where nothing is staged, with one without.
+    for m in defs
+        .measures
+        .iter()
+        .filter(|m| ["HH-ENGAGE", "FUH-HH", "IET-HH", "HH-FIRST"].contains(&m.id.as_str()))
+    {
+        let compiled = compile::compile(m, engine.catalog(), &period).unwrap();
+        let stages = compiled.staged(|_| true);
+        // The last stage is the detail; the others are steps read more than once.
+        assert_eq!(stages.last().unwrap().name, "detail", "{}", m.id);
+        for s in &stages[..stages.len() - 1] {
+            staged_somewhere = true;
+            assert!(
+                !stages
+                    .last()
+                    .unwrap()
+                    .sql
+                    .contains(&format!("{} AS (", s.name)),
+                "{}: the detail stage still defines the kept step `{}`",
+                m.id,
+                s.name
+            );
+        }
+        let one = engine
+            .collect_for(&compiled.detail_sql(), &m.id)
+            .await
+            .unwrap();
+        let run = engine.run(&compiled).await.unwrap();
+        let (a, b) = (rows(&one), rows(&run.detail));
+        assert!(!a.is_empty(), "{}: testdata gives a detail", m.id);
+        assert_eq!(a, b, "{}: staged detail differs", m.id);
+    }
+    assert!(staged_somewhere, "some measure reads a step more than once");
+    // Nothing a stage registered is left behind.
+    assert!(!engine.context().table_exist("candidates").unwrap());
+}
+
+#[test]
+fn a_step_named_like_an_existing_table_stays_a_cte() {
+    // `keep` declining every step: one stage, the whole detail query.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let root = common::root();
+        let defs = Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
+        let engine = Engine::offline(&defs).await.unwrap();
+        let m = defs.measures.iter().find(|m| m.id == "HH-ENGAGE").unwrap();
+        let compiled = compile::compile(m, engine.catalog(), &"2025".parse().unwrap()).unwrap();
+        let stages = compiled.staged(|_| false);
+        assert_eq!(stages.len(), 1);
+        assert!(stages[0].sql.contains("candidates AS ("));
+        let kept = compiled.staged(|name| name == "candidates");
+        assert_eq!(
+            kept.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["candidates", "detail"]
+        );
+        assert!(!kept[1].sql.contains("candidates AS ("));
+        assert!(kept[1].sql.contains("FROM candidates"));
+    });
+}
+
+#[tokio::test]
+async fn the_scan_floor_reads_the_columns_the_measures_read_and_every_row() {
+    let floor = pipeline::scan(&options(Path::new("unused"))).await.unwrap();
+    let claims = floor
+        .tables
+        .iter()
+        .find(|t| t.table == "claims__raw")
+        .expect("claims are read");
+    // Read by the measures' blocks: dates, codes, diagnoses; never read: the paid amount or the
+    // providers' NPIs.
+    for col in [
+        "member_id",
+        "claim_id",
+        "service_from",
+        "principal_dx",
+        "other_dx",
+    ] {
+        assert!(claims.columns.iter().any(|c| c == col), "{col} not read");
+    }
+    for col in ["paid_amount", "billing_npi", "rendering_npi"] {
+        assert!(!claims.columns.iter().any(|c| c == col), "{col} read");
+    }
+    assert!(claims.columns.len() < claims.of_columns);
+    // Every row of each file.
+    let defs = Definitions::load(
+        &common::root().join("measures"),
+        &common::root().join("queries"),
+    )
+    .unwrap();
+    let engine = Engine::open(&common::root().join("testdata"), &defs)
+        .await
+        .unwrap();
+    for t in &floor.tables {
+        let name = t.table.trim_end_matches("__raw");
+        let opened = engine.extracts.iter().find(|e| e.name == name).unwrap();
+        assert_eq!(t.rows, opened.rows, "{name}");
+    }
+    assert_eq!(
+        floor.rows(),
+        floor.tables.iter().map(|t| t.rows).sum::<u64>()
+    );
+}
+
+#[test]
+fn hhq_scan_prints_each_extract_and_the_floor() {
+    let out = hhq(&["scan", "--data", "testdata", "--period", "2025"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("claims__raw"), "{text}");
+    assert!(text.contains("scan floor: "), "{text}");
+}
+
+#[test]
+fn hhq_profile_shows_the_plan_with_metrics_and_the_steps() {
+    let out = hhq(&["profile", "HH-ENGAGE", "--data", "testdata"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = String::from_utf8(out.stdout).unwrap();
+    let steps = String::from_utf8(out.stderr).unwrap();
+    assert!(plan.contains("DataSourceExec") || plan.contains("MemoryExec"));
+    assert!(plan.contains("output_rows="), "metrics shown: {plan}");
+    assert!(steps.contains("building block hh_enrollment:"), "{steps}");
+    assert!(steps.contains("step candidates:"), "{steps}");
+    // A block on its own.
+    let out = hhq(&["profile", "ed_visits", "--data", "testdata"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DataSourceExec"));
+    // Neither a measure nor a block: a usage error naming both places looked in.
+    let out = hhq(&["profile", "NOPE", "--data", "testdata"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`NOPE` is neither a measure"), "{err}");
+}
+
+#[test]
+fn run_timings_list_every_stage_and_measure_and_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out = hhq(&[
+        "run",
+        "--data",
+        "testdata",
+        "--period",
+        "2025",
+        "--timings",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    let block = err.split("timings:\n").nth(1).expect("a timings block");
+    let lines: Vec<(f64, &str)> = block
+        .lines()
+        .map_while(|l| {
+            let (secs, stage) = l.trim_start().split_once(" s  ")?;
+            Some((secs.parse().ok()?, stage))
+        })
+        .collect();
+    let stages: Vec<&str> = lines.iter().map(|(_, s)| *s).collect();
+    for want in [
+        "data-quality profile",
+        "measure FUH-HH",
+        "write detail FUH-HH",
+        "measure PCR-HH",
+        "write outputs",
+        "total",
+    ] {
+        assert!(stages.contains(&want), "{want} missing: {stages:?}");
+    }
+    assert!(stages.iter().any(|s| s.starts_with("  building block ")));
+    // The total is the sum of the stages, parts (indented) not counted twice.
+    let sum: f64 = lines
+        .iter()
+        .filter(|(_, s)| !s.starts_with(' ') && *s != "total")
+        .map(|(d, _)| d)
+        .sum();
+    let total = lines.iter().find(|(_, s)| *s == "total").unwrap().0;
+    assert!((sum - total).abs() < 0.01, "{sum} vs {total}");
+}
+
+#[test]
+fn compile_with_extracts_prints_the_usable_row_views_first() {
+    let out = hhq(&[
+        "compile",
+        "FUH-HH",
+        "--sql",
+        "--extracts",
+        "--period",
+        "2025",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sql = String::from_utf8(out.stdout).unwrap();
+    let claims = sql.find("CREATE VIEW claims AS\nSELECT * FROM claims__all WHERE NOT (");
+    let block = sql.find("CREATE VIEW claims_final AS");
+    assert!(
+        claims.is_some() && block.is_some() && claims < block,
+        "{sql}"
+    );
+    for e in ["contacts", "members", "enrollment"] {
+        assert!(sql.contains(&format!("CREATE VIEW {e} AS\nSELECT * FROM {e}__all WHERE")));
+    }
+}
+
+#[test]
+fn row_groups_checked_in_parallel_find_the_first_row_of_the_file() {
+    // testdata's members rewritten in row groups of ten rows, with member_id null at rows 15 and
+    // 237 (1-based): both found, the first named, whatever worker found it.
+    let src = std::fs::File::open(common::root().join("testdata/members.parquet")).unwrap();
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(src)
+            .unwrap()
+            .build()
+            .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    let schema = batches[0].schema();
+    let all = datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap();
+    assert!(all.num_rows() >= 237);
+    let idx = schema.index_of("member_id").unwrap();
+    let ids = datafusion::arrow::compute::cast(all.column(idx), &DataType::Utf8).unwrap();
+    let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+    let nulled: StringArray = (0..ids.len())
+        .map(|i| (i != 14 && i != 236).then(|| ids.value(i).to_string()))
+        .collect();
+    let mut columns = all.columns().to_vec();
+    columns[idx] = Arc::new(nulled);
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            "member_id" => Field::new("member_id", DataType::Utf8, true),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("members.parquet");
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(10))
+        .build();
+    let mut w =
+        ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let extract = hhq::extract::contract::EXTRACTS
+        .iter()
+        .find(|e| e.name == "members")
+        .unwrap();
+    let (rows, findings) = hhq::extract::check_rows(&path, extract).unwrap();
+    assert_eq!(rows, all.num_rows() as u64);
+    let null = findings
+        .iter()
+        .find(|f| f.rule == "members.member_id.null")
+        .expect("the nulls are found");
+    assert_eq!((null.rows, null.first_row), (2, 15));
+}
