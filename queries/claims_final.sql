@@ -1,9 +1,13 @@
 -- Final claim lines: one row per line of the last version of each claim. A replacement
 -- supersedes the claim it names (and all of that claim's lines), a void removes it; chains of
 -- replacements resolve to the last one. Void transactions themselves are never final.
+--
+-- The ids superseded are a block of their own, computed once per run and kept in memory (a few
+-- percent of the claims). Written as a right join from them, so the query engine hashes those
+-- ids and streams the claim lines past: `NOT EXISTS` builds its hash table from the claim lines
+-- kept, every column of them, which at a state's scale is gigabytes per query.
 SELECT c.*
-FROM claims c
-WHERE c.adjustment <> 'void'
-  AND NOT EXISTS (
-    SELECT 1 FROM claims r WHERE r.replaces_claim_id = c.claim_id
-  )
+FROM superseded_claims s
+RIGHT JOIN claims c ON s.claim_id = c.claim_id
+WHERE s.claim_id IS NULL
+  AND c.adjustment <> 'void'

@@ -20,7 +20,7 @@
 //! | | [`quality`] | `hhq validate`: the data-quality checks, their policy, the profile and the gate before publishing |
 //! | measure model | [`measure`] | YAML → checked [`measure::Measure`]; value sets |
 //! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate) |
-//! | engine | [`engine`] | the DataFusion session and hhq's SQL functions; running a measure's detail, its aggregate and population |
+//! | engine | [`engine`] | the DataFusion session and hhq's SQL functions; building blocks computed once; running a measure's detail in stages, its aggregate and population; profiling and the scan floor |
 //! | results | [`results`] | the long-format result table, member-level detail files, writers |
 //! | | [`spc`] | statistical process control: p- and u-chart limits and special-cause signals |
 //! | | [`suppress`] | CMS small-cell suppression (primary and complementary) for published tables |

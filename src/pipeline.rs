@@ -371,12 +371,20 @@ pub async fn profile(opts: &RunOptions, what: &str) -> Result<Profiled> {
             blocks.extend(steps.into_iter().map(|(s, d)| (format!("step {s}"), d)));
             (blocks, plan)
         }
-        None if defs.blocks.iter().any(|b| b.name == what) => (
-            Vec::new(),
-            engine
+        None if defs.blocks.iter().any(|b| b.name == what) => {
+            // As in a run: the blocks marked `hhq: keep` first (not the block itself).
+            let kept: Vec<_> = engine
+                .materialize(&std::collections::BTreeSet::new())
+                .await?
+                .into_iter()
+                .filter(|(b, _)| !b.starts_with(&format!("{what} (")))
+                .map(|(b, d)| (format!("building block {b}"), d))
+                .collect();
+            let plan = engine
                 .explain_analyze(&format!("SELECT * FROM {what}"), what)
-                .await?,
-        ),
+                .await?;
+            (kept, plan)
+        }
         None => {
             return Err(Error::Usage(format!(
                 "`{what}` is neither a measure in {} nor a building block in {}",

@@ -27,6 +27,10 @@ pub struct Block {
     pub doc: String,
     /// The query with value sets expanded.
     pub sql: String,
+    /// Computed once per run even when no measure reads it directly (a `-- hhq: keep` line in
+    /// its leading comment): a small block that large ones read, such as the ids of superseded
+    /// claims, which the query engine can then hash instead of the claims.
+    pub keep: bool,
 }
 
 static MACRO: LazyLock<Regex> = LazyLock::new(|| {
@@ -127,9 +131,14 @@ pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
             .lines()
             .take_while(|l| l.trim_start().starts_with("--"))
             .map(|l| l.trim_start().trim_start_matches('-').trim())
+            .filter(|l| *l != "hhq: keep")
             .collect::<Vec<_>>()
             .join(" ");
         let sql = expand_value_sets(&path, text.trim_end().trim_end_matches(';'), sets)?;
+        let keep = text
+            .lines()
+            .take_while(|l| l.trim_start().starts_with("--"))
+            .any(|l| l.trim_start().trim_start_matches('-').trim() == "hhq: keep");
         by_name.insert(
             name.clone(),
             Block {
@@ -137,6 +146,7 @@ pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
                 path,
                 doc,
                 sql,
+                keep,
             },
         );
     }

@@ -331,9 +331,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Compute these building blocks once and keep them in memory, so measures (and the many
-    /// conditions of one measure) that read a block do not each recompute it from the claims.
-    /// Blocks are small next to the claims: a row per visit, stay or episode.
+    /// Compute these building blocks (and those marked `hhq: keep`) once and keep them in
+    /// memory, so measures (and the many conditions of one measure) that read a block do not
+    /// each recompute it from the claims. Blocks are small next to the claims: a row per visit,
+    /// stay or episode.
     ///
     /// Their memory is reserved in the pool, so operators see what is left. Under a memory limit
     /// blocks may take a quarter of it at most (the rest is for the queries, and sorts and
@@ -354,7 +355,15 @@ impl Engine {
         let held = self.memory.blocks.lock().expect("not poisoned").take();
         let reservation =
             held.unwrap_or_else(|| MemoryConsumer::new("materialised blocks").register(pool));
-        for name in names {
+        // In dependency order, so a block is read from the kept blocks it reads; blocks marked
+        // `hhq: keep` always, since larger ones read them.
+        let order: Vec<&str> = self
+            .blocks
+            .iter()
+            .filter(|b| b.keep || names.contains(b.name.as_str()))
+            .map(|b| b.name.as_str())
+            .collect();
+        for name in &order {
             if !self.catalog.blocks.contains_key(*name) {
                 continue;
             }
@@ -363,9 +372,16 @@ impl Engine {
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let batches = self
                 .execute(df, &format!("building block `{name}`"))
-                .await?;
-            took.push((name.to_string(), started.elapsed()));
+                .await?
+                .into_iter()
+                .map(compact)
+                .collect::<Result<Vec<_>>>()?;
             let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            took.push((
+                format!("{name} ({rows} rows, {})", format_size(bytes)),
+                started.elapsed(),
+            ));
             if reservation.size().saturating_add(bytes) > budget {
                 continue;
             }
@@ -633,7 +649,12 @@ impl Engine {
                 };
                 let df = self.ctx.sql(&sql).await?;
                 let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let batches = self.execute(df, what).await?;
+                let batches = self
+                    .execute(df, what)
+                    .await?
+                    .into_iter()
+                    .map(compact)
+                    .collect::<Result<Vec<_>>>()?;
                 if last {
                     return Ok((batches, planned));
                 }
@@ -690,6 +711,31 @@ impl Engine {
         };
         results::from_batches(compiled, &summary, &population)
     }
+}
+
+/// A copy of a batch that owns its buffers, no larger than its rows. What operators emit often
+/// shares buffers: an aggregate's output is sliced into batches of one array, and DataFusion
+/// reads Parquet strings as views into the decoded pages, which a filter or join keeps whole.
+/// A block of a hundred thousand rows picked from fifty million claim lines would then hold
+/// (and count, in the memory pool) every page its rows came from. Batches that are kept
+/// (blocks, a measure's steps, its detail) are copied once, compactly.
+pub(crate) fn compact(batch: RecordBatch) -> Result<RecordBatch> {
+    let rows = u32::try_from(batch.num_rows())
+        .map_err(|_| Error::Usage("a batch of more than 4 billion rows".into()))?;
+    let all = datafusion::arrow::array::UInt32Array::from_iter_values(0..rows);
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let copied = datafusion::arrow::compute::take(c.as_ref(), &all, None)?;
+            Ok(match copied.data_type() {
+                DataType::Utf8View => Arc::new(copied.as_string_view().gc()) as Arc<dyn Array>,
+                DataType::BinaryView => Arc::new(copied.as_binary_view().gc()) as Arc<dyn Array>,
+                _ => copied,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// The plan column of `EXPLAIN ANALYZE`'s output.
