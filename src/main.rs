@@ -43,6 +43,29 @@ struct MemoryArgs {
     memory_limit: Option<usize>,
 }
 
+/// Options for a command that reads the data and writes no run outputs (`scan`, `profile`,
+/// `explain`).
+fn reading(
+    data: PathBuf,
+    dirs: DefinitionDirs,
+    period: Option<Period>,
+    only: Vec<String>,
+    memory_limit: Option<usize>,
+) -> RunOptions {
+    RunOptions {
+        data,
+        measures: dirs.measures,
+        queries: dirs.queries,
+        out: PathBuf::new(),
+        period,
+        only,
+        risk_weights: None,
+        privacy: Default::default(),
+        quality: Default::default(),
+        memory_limit,
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the measures over a data directory and write the result table
@@ -604,19 +627,7 @@ async fn dispatch(command: Command) -> Result<()> {
             only,
             dirs,
         } => {
-            let floor = pipeline::scan(&RunOptions {
-                data,
-                measures: dirs.measures,
-                queries: dirs.queries,
-                out: PathBuf::new(),
-                period,
-                only,
-                risk_weights: None,
-                privacy: Default::default(),
-                quality: Default::default(),
-                memory_limit: None,
-            })
-            .await?;
+            let floor = pipeline::scan(&reading(data, dirs, period, only, None)).await?;
             for t in &floor.tables {
                 println!(
                     "{:<16} {:>3} of {:>3} columns {:>12} rows {:>9.3} s  ({})",
@@ -645,18 +656,7 @@ async fn dispatch(command: Command) -> Result<()> {
             dirs,
         } => {
             let p = pipeline::profile(
-                &RunOptions {
-                    data,
-                    measures: dirs.measures,
-                    queries: dirs.queries,
-                    out: PathBuf::new(),
-                    period,
-                    only: Vec::new(),
-                    risk_weights: None,
-                    privacy: Default::default(),
-                    quality: Default::default(),
-                    memory_limit: memory.memory_limit,
-                },
+                &reading(data, dirs, period, Vec::new(), memory.memory_limit),
                 &what,
             )
             .await?;
@@ -721,18 +721,7 @@ async fn dispatch(command: Command) -> Result<()> {
             dirs,
         } => {
             let e = pipeline::explain(
-                &RunOptions {
-                    data,
-                    measures: dirs.measures,
-                    queries: dirs.queries,
-                    out: PathBuf::new(),
-                    period,
-                    only: Vec::new(),
-                    risk_weights: None,
-                    privacy: Default::default(),
-                    quality: Default::default(),
-                    memory_limit: memory.memory_limit,
-                },
+                &reading(data, dirs, period, Vec::new(), memory.memory_limit),
                 &measure,
                 &member,
             )

@@ -114,11 +114,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     // Refuse an --out hhq may not replace before the work, not after.
     crate::output::check_replaceable(&opts.out, "run")?;
     let mut timings = Timings::start();
-    let defs = Definitions::load(&opts.measures, &opts.queries)?;
-    let inputs = crate::engine::Inputs {
-        risk_weights: opts.risk_weights.clone(),
-    };
-    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
+    let (defs, engine) = open(opts).await?;
     timings.lap("open extracts (schema, every page decoded, row rules)");
     // The gate first: a refused run computes nothing and writes nothing.
     let (quality, caveat) = quality_gate(&engine, &opts.quality, &opts.measures).await?;
@@ -318,11 +314,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
 /// time to read just those from the Parquet files (`hhq scan`). The extracts are opened (and so
 /// checked) first, as by a run; the data-quality profile is not run.
 pub async fn scan(opts: &RunOptions) -> Result<crate::engine::scan::ScanFloor> {
-    let defs = Definitions::load(&opts.measures, &opts.queries)?;
-    let inputs = crate::engine::Inputs {
-        risk_weights: opts.risk_weights.clone(),
-    };
-    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
+    let (defs, engine) = open(opts).await?;
     let cutoff = engine.data_cutoff().await?;
     let period = choose_period(opts, cutoff)?;
     let mut statements = Vec::new();
@@ -347,21 +339,13 @@ pub struct Profiled {
 /// blocks are computed first, as in a run; a block is computed from the extracts (and from the
 /// blocks it reads, as views).
 pub async fn profile(opts: &RunOptions, what: &str) -> Result<Profiled> {
-    let defs = Definitions::load(&opts.measures, &opts.queries)?;
-    let engine = Engine::open_limited(
-        &opts.data,
-        &defs,
-        &crate::engine::Inputs::default(),
-        opts.memory_limit,
-    )
-    .await?;
+    let (defs, engine) = open(opts).await?;
     let started = std::time::Instant::now();
     let (blocks, plan) = match defs.measures.iter().find(|m| m.id == what) {
         Some(m) => {
             let period = choose_period(opts, engine.data_cutoff().await?)?;
-            let supplied = &engine.catalog().inputs;
             let mut blocks: Vec<_> = engine
-                .materialize(&m.blocks_given(|input| supplied.contains(input)))
+                .materialize(&blocks_needed(&engine, &[m]))
                 .await?
                 .into_iter()
                 .map(|(b, d)| (format!("building block {b}"), d))
@@ -398,6 +382,30 @@ pub async fn profile(opts: &RunOptions, what: &str) -> Result<Profiled> {
         plan,
         elapsed: started.elapsed(),
     })
+}
+
+/// Load the definitions and open the data directory with the run's optional inputs and memory
+/// limit.
+async fn open(opts: &RunOptions) -> Result<(Definitions, Engine)> {
+    let defs = Definitions::load(&opts.measures, &opts.queries)?;
+    let inputs = crate::engine::Inputs {
+        risk_weights: opts.risk_weights.clone(),
+    };
+    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
+    Ok((defs, engine))
+}
+
+/// The building blocks these measures read, given the optional inputs supplied: a numerator
+/// that needs a missing input is not computed, nor its blocks.
+fn blocks_needed<'a>(
+    engine: &Engine,
+    measures: &[&'a crate::measure::Measure],
+) -> std::collections::BTreeSet<&'a str> {
+    let supplied = &engine.catalog().inputs;
+    measures
+        .iter()
+        .flat_map(|m| m.blocks_given(|input| supplied.contains(input)))
+        .collect()
 }
 
 /// The measures asked for (every one when `only` is empty); an unknown id is a usage error.
@@ -442,12 +450,7 @@ pub(crate) async fn materialize(
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<(String, std::time::Duration)>> {
     bar.set_message("building blocks");
-    let supplied = &engine.catalog().inputs;
-    let used: std::collections::BTreeSet<&str> = measures
-        .iter()
-        .flat_map(|m| m.blocks_given(|input| supplied.contains(input)))
-        .collect();
-    let took = engine.materialize(&used).await?;
+    let took = engine.materialize(&blocks_needed(engine, measures)).await?;
     bar.inc(1);
     Ok(took)
 }
