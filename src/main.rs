@@ -43,6 +43,14 @@ struct MemoryArgs {
     memory_limit: Option<usize>,
 }
 
+/// A count of at least one.
+fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{text}` is not a count of at least 1")),
+    }
+}
+
 /// Options for a command that reads the data and writes no run outputs (`scan`, `profile`,
 /// `explain`).
 fn reading(
@@ -63,6 +71,7 @@ fn reading(
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit,
+        members_per_pass: None,
     }
 }
 
@@ -103,6 +112,11 @@ enum Command {
         /// building blocks, each measure, writing) on stderr
         #[arg(long)]
         timings: bool,
+        /// Members computed at once: a larger population is computed in passes over ranges of
+        /// member ids, so memory follows the pass, not the state; the outputs are the same
+        #[arg(long, value_name = "N", default_value_t = hhq::pipeline::MEMBERS_PER_PASS,
+              value_parser = parse_count)]
+        members_per_pass: usize,
         #[command(flatten)]
         quality: QualityArgs,
         #[command(flatten)]
@@ -438,6 +452,7 @@ async fn dispatch(command: Command) -> Result<()> {
             pseudonymize,
             key_file,
             timings,
+            members_per_pass,
             quality,
             memory,
             dirs,
@@ -472,6 +487,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 privacy,
                 quality: quality.options(),
                 memory_limit: memory.memory_limit,
+                members_per_pass: Some(members_per_pass),
             })
             .await?;
             if let Some(caveat) = &s.caveat {

@@ -84,6 +84,23 @@ impl Staged {
         Ok(())
     }
 
+    /// Stage a file the caller writes itself (a stream too large to hold), at `rel` relative
+    /// to the output directory: the path to write it to.
+    pub fn file(&mut self, rel: impl Into<PathBuf>) -> Result<PathBuf> {
+        let rel = rel.into();
+        let path = self.dir.path().join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        self.written.push(rel);
+        Ok(path)
+    }
+
+    /// The staging directory, for scratch files that must be gone before [`Staged::publish`].
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Write `manifest.json` (its text made from the staging directory and the relative paths
     /// staged, so it can hash them), then replace `out` with the staging directory. Returns the
     /// relative paths written, the manifest last.

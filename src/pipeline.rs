@@ -32,7 +32,13 @@ pub struct RunOptions {
     /// Bytes DataFusion's operators may hold at once, spilling to disk beyond (`--memory-limit`);
     /// `None`: unbounded.
     pub memory_limit: Option<usize>,
+    /// Members computed at once (`--members-per-pass`); `None`: [`MEMBERS_PER_PASS`].
+    pub members_per_pass: Option<usize>,
 }
+
+/// Members a run computes at once by default: memory grows with the members of a pass, not of
+/// the state, and a pass of this size stays within a few gigabytes (docs/benchmarks.md).
+pub const MEMBERS_PER_PASS: usize = 250_000;
 
 /// What a run did, without member-level data.
 #[derive(Debug, Clone)]
@@ -63,6 +69,10 @@ pub struct RunSummary {
 #[derive(Debug, Clone, Default)]
 pub struct Timings {
     pub stages: Vec<(String, std::time::Duration)>,
+    /// Rows and bytes of each building block computed, summed over passes.
+    sizes: std::collections::BTreeMap<String, (usize, usize)>,
+    /// Time added to stages since the last lap.
+    added: std::time::Duration,
     last: Option<std::time::Instant>,
 }
 
@@ -70,22 +80,44 @@ impl Timings {
     pub fn start() -> Timings {
         Timings {
             stages: Vec::new(),
+            sizes: Default::default(),
+            added: std::time::Duration::ZERO,
             last: Some(std::time::Instant::now()),
         }
     }
 
-    /// The stage that ended now took the time since the previous one ended.
+    /// The stage that ended now took the time since the previous one ended, less what was
+    /// added to stages in between ([`Timings::add`]).
     pub fn lap(&mut self, stage: impl Into<String>) {
         let now = std::time::Instant::now();
         let since = self.last.map_or(std::time::Duration::ZERO, |t| now - t);
-        self.stages.push((stage.into(), since));
+        self.stages.push((
+            stage.into(),
+            since.saturating_sub(std::mem::take(&mut self.added)),
+        ));
         self.last = Some(now);
     }
 
-    /// A part of the stage in progress (a building block of "building blocks"): listed,
-    /// indented, before the stage and not counted again in the total.
-    pub fn part(&mut self, what: impl Into<String>, took: std::time::Duration) {
-        self.stages.push((format!("  {}", what.into()), took));
+    /// Time spent on a stage, added to what it took before (a stage done pass by pass); the
+    /// next lap counts the rest of the time since the last.
+    pub fn add(&mut self, stage: impl Into<String>, took: std::time::Duration) {
+        let stage = stage.into();
+        if !stage.starts_with(' ') {
+            self.added += took;
+        }
+        match self.stages.iter_mut().find(|(s, _)| *s == stage) {
+            Some((_, d)) => *d += took,
+            None => self.stages.push((stage, took)),
+        }
+    }
+
+    /// A building block computed (in a pass): listed, indented, before "building blocks" and not
+    /// counted again in the total; its time, rows and size summed over passes.
+    pub fn add_block(&mut self, built: &crate::engine::Built) {
+        self.add(format!("  building block {}", built.name), built.took);
+        let size = self.sizes.entry(built.name.clone()).or_default();
+        size.0 += built.rows;
+        size.1 += built.bytes;
     }
 
     pub fn total(&self) -> std::time::Duration {
@@ -101,7 +133,14 @@ impl Timings {
         let total = ("total".to_string(), self.total());
         let mut out = String::new();
         for (stage, d) in self.stages.iter().chain([&total]) {
-            out.push_str(&format!("{:>9.3} s  {stage}\n", d.as_secs_f64()));
+            let size = stage
+                .strip_prefix("  building block ")
+                .and_then(|b| self.sizes.get(b))
+                .map(|(rows, bytes)| {
+                    format!(" ({rows} rows, {})", crate::engine::format_size(*bytes))
+                })
+                .unwrap_or_default();
+            out.push_str(&format!("{:>9.3} s  {stage}{size}\n", d.as_secs_f64()));
         }
         out
     }
@@ -125,89 +164,96 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     timings.lap("data cut-off");
 
     let selected = select(&defs, &opts.only, &opts.measures)?;
-    let bar = progress(selected.len() as u64 + 1);
-    for (block, took) in materialize(&engine, &selected, &bar).await? {
-        timings.part(format!("building block {block}"), took);
-    }
-    timings.lap("building blocks");
-
-    // The output directory is written whole (see `output::Staged`): a failure or a kill leaves the
-    // previous outputs as they were, and no file of an earlier run (a measure not run now, an
-    // audience's benchmarks) lingers. Each measure's detail is staged as soon as it is computed
-    // and then freed, so a run holds one measure's member-level rows at a time.
-    let mut staged = Staged::begin(&opts.out, "run")?;
-    let mut rows = Vec::new();
-    let mut benchmarks = Vec::new();
+    let mut compiled = Vec::new();
     let mut notes = Vec::new();
     let mut not_reported = Vec::new();
     for m in &selected {
-        let compiled = compile::compile(m, engine.catalog(), &period)?;
-        if !compiled.not_reported.is_empty() {
-            let names: Vec<&str> = compiled
-                .not_reported
-                .iter()
-                .map(|(c, _)| c.as_str())
-                .collect();
-            let note = format!(
-                "{} not reported: no {} supplied (hhq run --risk-weights FILE); observed values only",
-                names.join(", "),
-                match compiled.not_reported[0].1.as_str() {
-                    "risk_weights" => "risk-weight table",
-                    other => other,
-                }
-            );
+        let c = compile::compile(m, engine.catalog(), &period)?;
+        if let Some(note) = not_reported_note(&c) {
             notes.push(format!("{}: {note}", m.id));
             not_reported.push((m.id.clone(), note));
         }
-        bar.set_message(m.id.clone());
-        let audience = &opts.privacy.audience;
-        let (run, mut viewed) = if *audience == Scope::All {
-            (engine.run(&compiled).await?, Vec::new())
-        } else {
-            let view = View {
-                scope: audience.clone(),
-                stratify: None,
-            };
-            engine.run_many(&compiled, &[view]).await?
-        };
-        bar.inc(1);
+        compiled.push(c);
+    }
+    let claim_versions = engine.claim_versions().await?;
+    timings.lap("claim versions");
+
+    // A state's members in passes of at most `members_per_pass`, so that memory follows the
+    // pass, not the state (see `detail`). Blocks marked `hhq: keep` are computed once, over
+    // every member (a replacement may name a claim filed under another member id).
+    let ranges = engine
+        .member_ranges(opts.members_per_pass.unwrap_or(MEMBERS_PER_PASS))
+        .await?;
+    if ranges.len() > 1 {
+        engine
+            .materialize(&std::collections::BTreeSet::new())
+            .await?;
+        timings.lap(format!("blocks kept for the run ({} passes)", ranges.len()));
+    }
+    let bar = progress((ranges.len() * (selected.len() + 1) + selected.len()) as u64);
+    // The output directory is written whole (see `output::Staged`): a failure or a kill leaves the
+    // previous outputs as they were, and no file of an earlier run (a measure not run now, an
+    // audience's benchmarks) lingers.
+    let mut staged = Staged::begin(&opts.out, "run")?;
+    let mut spool = crate::detail::Spool::new(staged.dir())?;
+    let mut planned_schemas = std::collections::BTreeMap::new();
+    for range in &ranges {
+        engine.focus(range).await?;
+        let started = std::time::Instant::now();
+        for built in materialize(&engine, &selected, &bar).await? {
+            timings.add_block(&built);
+        }
+        timings.add("building blocks", started.elapsed());
+        for c in &compiled {
+            bar.set_message(c.id.clone());
+            let started = std::time::Instant::now();
+            let (detail, planned) = engine.detail(c).await?;
+            spool.append(&c.id, &detail)?;
+            planned_schemas.insert(c.id.clone(), planned);
+            timings.add(format!("measure {}", c.id), started.elapsed());
+            bar.inc(1);
+        }
+    }
+    // The extracts' views over every member again (and the last pass's blocks freed).
+    engine.focus(&crate::engine::MemberRange::default()).await?;
+    timings.lap("member passes: views and progress");
+
+    let mut rows = Vec::new();
+    let mut benchmarks = Vec::new();
+    let audience = &opts.privacy.audience;
+    let views = match audience {
+        Scope::All => Vec::new(),
+        scope => vec![View {
+            scope: scope.clone(),
+            stratify: None,
+        }],
+    };
+    let partitions = engine.context().copied_config().target_partitions();
+    for c in &compiled {
+        bar.set_message(format!("writing {}", c.id));
+        let spooled = spool.finish(&c.id, &planned_schemas[&c.id])?;
+        let (all, mut viewed) = engine
+            .summarise(c, spooled.table(partitions)?, &views)
+            .await?;
         match viewed.pop() {
             // An audience's own rows; the whole population's only as aggregate benchmarks.
             Some(own) => {
                 rows.extend(own);
                 benchmarks.extend(
-                    run.rows
-                        .into_iter()
+                    all.into_iter()
                         .filter(|r| r.stratifier == "total" || r.stratifier == "mco"),
                 );
             }
-            None => rows.extend(run.rows),
+            None => rows.extend(all),
         }
-        // Measures in id order; each measure's rows keep the order `results` gave them.
-        let detail = run
-            .detail
-            .iter()
-            .map(|b| opts.privacy.apply(b))
-            .collect::<Result<Vec<_>>>()?;
-        let schema = detail.first().map_or(run.detail_schema, |b| b.schema());
-        timings.lap(format!("measure {}", m.id));
-        // The two encodings at once, one per core: on member-month measures writing the detail
-        // takes about as long as computing it.
-        let (parquet, csv) = std::thread::scope(|s| {
-            let parquet = s.spawn(|| results::batches_to_parquet(schema.clone(), &detail));
-            let csv = results::batches_to_csv(schema.clone(), &detail);
-            (
-                parquet.join().expect("the Parquet writer does not panic"),
-                csv,
-            )
-        });
-        staged.write(format!("detail/{}.parquet", m.id), &parquet?)?;
-        staged.write(format!("detail/{}.csv", m.id), &csv?)?;
-        timings.lap(format!("write detail {}", m.id));
+        let parquet = staged.file(format!("detail/{}.parquet", c.id))?;
+        let csv = staged.file(format!("detail/{}.csv", c.id))?;
+        spooled.write(&opts.privacy, &parquet, &csv)?;
+        timings.lap(format!("write detail {}", c.id));
+        bar.inc(1);
     }
+    drop(spool);
     rows.sort_by(|a, b| a.measure.cmp(&b.measure));
-    let claim_versions = engine.claim_versions().await?;
-    timings.lap("claim versions");
     let mut summary = RunSummary {
         period,
         cutoff,
@@ -348,7 +394,7 @@ pub async fn profile(opts: &RunOptions, what: &str) -> Result<Profiled> {
                 .materialize(&blocks_needed(&engine, &[m]))
                 .await?
                 .into_iter()
-                .map(|(b, d)| (format!("building block {b}"), d))
+                .map(|b| (format!("building block {b}"), b.took))
                 .collect();
             let compiled = compile::compile(m, engine.catalog(), &period)?;
             let (steps, plan) = engine.explain_measure(&compiled).await?;
@@ -361,8 +407,8 @@ pub async fn profile(opts: &RunOptions, what: &str) -> Result<Profiled> {
                 .materialize(&std::collections::BTreeSet::new())
                 .await?
                 .into_iter()
-                .filter(|(b, _)| !b.starts_with(&format!("{what} (")))
-                .map(|(b, d)| (format!("building block {b}"), d))
+                .filter(|b| b.name != what)
+                .map(|b| (format!("building block {b}"), b.took))
                 .collect();
             let plan = engine
                 .explain_analyze(&format!("SELECT * FROM {what}"), what)
@@ -382,6 +428,24 @@ pub async fn profile(opts: &RunOptions, what: &str) -> Result<Profiled> {
         plan,
         elapsed: started.elapsed(),
     })
+}
+
+/// Why some of a measure's components are not reported (an input not supplied), if any.
+fn not_reported_note(compiled: &compile::CompiledMeasure) -> Option<String> {
+    let (_, input) = compiled.not_reported.first()?;
+    let names: Vec<&str> = compiled
+        .not_reported
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .collect();
+    Some(format!(
+        "{} not reported: no {} supplied (hhq run --risk-weights FILE); observed values only",
+        names.join(", "),
+        match input.as_str() {
+            "risk_weights" => "risk-weight table",
+            other => other,
+        }
+    ))
 }
 
 /// Load the definitions and open the data directory with the run's optional inputs and memory
@@ -448,7 +512,7 @@ pub(crate) async fn materialize(
     engine: &Engine,
     measures: &[&crate::measure::Measure],
     bar: &indicatif::ProgressBar,
-) -> Result<Vec<(String, std::time::Duration)>> {
+) -> Result<Vec<crate::engine::Built>> {
     bar.set_message("building blocks");
     let took = engine.materialize(&blocks_needed(engine, measures)).await?;
     bar.inc(1);

@@ -310,7 +310,7 @@ fn writer_properties() -> WriterProperties {
 /// Batches as Parquet bytes, with fixed writer properties so the bytes are reproducible.
 pub fn batches_to_parquet(schema: SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties()))?;
+    let mut writer = parquet_writer(&mut buf, schema)?;
     for b in batches {
         writer.write(b)?;
     }
@@ -318,13 +318,30 @@ pub fn batches_to_parquet(schema: SchemaRef, batches: &[RecordBatch]) -> Result<
     Ok(buf)
 }
 
+/// A Parquet writer with hhq's fixed properties, so the same rows give the same bytes.
+pub fn parquet_writer<W: std::io::Write + Send>(
+    out: W,
+    schema: SchemaRef,
+) -> Result<ArrowWriter<W>> {
+    Ok(ArrowWriter::try_new(
+        out,
+        schema,
+        Some(writer_properties()),
+    )?)
+}
+
+/// A CSV writer as hhq writes detail: a header, dates ISO, nulls empty.
+pub fn csv_writer<W: std::io::Write>(out: W) -> datafusion::arrow::csv::Writer<W> {
+    datafusion::arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(out)
+}
+
 /// Batches as CSV bytes with a header (dates ISO, nulls empty).
 pub fn batches_to_csv(schema: SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     {
-        let mut writer = datafusion::arrow::csv::WriterBuilder::new()
-            .with_header(true)
-            .build(&mut buf);
+        let mut writer = csv_writer(&mut buf);
         if batches.is_empty() {
             writer.write(&RecordBatch::new_empty(schema))?;
         }

@@ -167,6 +167,7 @@ async fn explain_tells_each_step_for_one_member() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        members_per_pass: None,
     };
     let e = pipeline::explain(&opts, "HH-TCC", "P").await.unwrap();
     let text = hhq::report::explain_text(&e, "P");

@@ -312,6 +312,7 @@ async fn a_failed_run_leaves_the_previous_outputs_whole() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        members_per_pass: None,
     };
     hhq::pipeline::run(&opts).await.unwrap();
     let before = std::fs::read(dir.path().join("out/summary.csv")).unwrap();

@@ -263,6 +263,7 @@ async fn an_empty_age_band_is_still_reported() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        members_per_pass: None,
     })
     .await
     .unwrap();
@@ -322,6 +323,7 @@ async fn members_basis_with_continuous_enrollment() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        members_per_pass: None,
     })
     .await
     .unwrap();
@@ -389,6 +391,7 @@ async fn first_date_numerators_give_days_and_their_median() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        members_per_pass: None,
     })
     .await
     .unwrap();
@@ -428,6 +431,7 @@ async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        members_per_pass: None,
     };
     let s = pipeline::run(&opts(None)).await.unwrap();
     let components: std::collections::BTreeSet<&str> =
@@ -494,6 +498,7 @@ async fn the_manifest_fingerprints_inputs_and_outputs() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        members_per_pass: None,
     })
     .await
     .unwrap();

@@ -21,6 +21,7 @@ fn options(out: &Path, memory_limit: Option<usize>) -> RunOptions {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit,
+        members_per_pass: None,
     }
 }
 

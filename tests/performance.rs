@@ -38,6 +38,7 @@ fn options(out: &Path) -> RunOptions {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        members_per_pass: None,
     }
 }
 
@@ -346,4 +347,104 @@ fn row_groups_checked_in_parallel_find_the_first_row_of_the_file() {
         .find(|f| f.rule == "members.member_id.null")
         .expect("the nulls are found");
     assert_eq!((null.rows, null.first_row), (2, 15));
+}
+
+/// Every file of two output directories, by relative path.
+fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_run_in_member_passes_writes_what_one_pass_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let hhp = hhq::privacy::Privacy {
+        audience: hhq::engine::Scope::Hhp("HHP-02".into()),
+        pseudonymizer: Some(
+            hhq::privacy::Pseudonymizer::new(b"a key of at least sixteen bytes").unwrap(),
+        ),
+    };
+    // The whole state, and one partner's pseudonymised view (its rows aggregated from the
+    // spooled detail, the state's as benchmarks).
+    for (name, privacy) in [("state", Default::default()), ("hhp", hhp)] {
+        let one = dir.path().join(format!("{name}-one"));
+        let passes = dir.path().join(format!("{name}-passes"));
+        let single = pipeline::run(&RunOptions {
+            privacy: privacy.clone(),
+            ..options(&one)
+        })
+        .await
+        .unwrap();
+        // 300 members in passes of at most 70: five ranges of member ids.
+        let several = pipeline::run(&RunOptions {
+            privacy,
+            members_per_pass: Some(70),
+            ..options(&passes)
+        })
+        .await
+        .unwrap();
+        let stages = |s: &pipeline::RunSummary| -> Vec<String> {
+            s.timings.stages.iter().map(|(n, _)| n.clone()).collect()
+        };
+        assert!(stages(&several).contains(&"blocks kept for the run (5 passes)".to_string()));
+        assert!(!stages(&single).iter().any(|s| s.contains("passes)")));
+        assert!(!single.rows.is_empty());
+        assert_eq!(single.rows, several.rows);
+        let (a, b) = (files(&one), files(&passes));
+        assert!(
+            a.keys().any(|k| k.ends_with("IET-HH.parquet")),
+            "{:?}",
+            a.keys()
+        );
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        for (path, bytes) in &a {
+            assert!(
+                b[path] == *bytes,
+                "{name}: {path} differs between one pass and five"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn member_ranges_cover_every_id_in_order_and_split_the_members_evenly() {
+    let root = common::root();
+    let defs = Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
+    let engine = Engine::open(&root.join("testdata"), &defs).await.unwrap();
+    let one = engine.member_ranges(300).await.unwrap();
+    assert_eq!(one, vec![hhq::engine::MemberRange::default()]);
+    let ranges = engine.member_ranges(70).await.unwrap();
+    assert_eq!(ranges.len(), 5);
+    // Open at both ends, each range starting where the last stopped.
+    assert_eq!(ranges[0].from, None);
+    assert_eq!(ranges[4].to, None);
+    for w in ranges.windows(2) {
+        assert!(w[0].to.is_some() && w[0].to == w[1].from, "{ranges:?}");
+    }
+    // 300 members in five passes of 60.
+    let ids = engine
+        .texts("SELECT member_id FROM members ORDER BY member_id")
+        .await
+        .unwrap();
+    for r in &ranges {
+        let n = ids
+            .iter()
+            .filter(|id| {
+                r.from.as_ref().is_none_or(|f| *id >= f) && r.to.as_ref().is_none_or(|t| *id < t)
+            })
+            .count();
+        assert_eq!(n, 60, "{r:?}");
+    }
 }

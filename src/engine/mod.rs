@@ -133,6 +133,65 @@ pub struct Engine {
     /// The building blocks, in dependency order, to define their views again (see
     /// [`Engine::skip_row_rules`]).
     blocks: Vec<Block>,
+    /// How the extracts' views read their rows now.
+    views: Mutex<Views>,
+}
+
+/// A building block computed: its rows, their memory, and how long it took.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub name: String,
+    pub rows: usize,
+    pub bytes: usize,
+    pub took: std::time::Duration,
+}
+
+impl std::fmt::Display for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({} rows, {})",
+            self.name,
+            self.rows,
+            format_size(self.bytes)
+        )
+    }
+}
+
+/// How the extracts' views read the Parquet files: with or without their row rules, and over
+/// which members.
+#[derive(Debug, Clone, Default)]
+struct Views {
+    /// Extracts the data-quality profile found nothing to set aside in.
+    clean: BTreeSet<&'static str>,
+    range: MemberRange,
+}
+
+/// Member ids from `from` (inclusive) to `to` (exclusive), an open end unbounded: the members
+/// one pass of a run computes (see [`Engine::member_ranges`]). The default is every member.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberRange {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl MemberRange {
+    /// The SQL condition on `member_id`; `None` for every member.
+    fn filter(&self) -> Option<String> {
+        let lit = |v: &str| format!("'{}'", v.replace('\'', "''"));
+        let bounds: Vec<String> = [
+            self.from
+                .as_deref()
+                .map(|f| format!("member_id >= {}", lit(f))),
+            self.to
+                .as_deref()
+                .map(|t| format!("member_id < {}", lit(t))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!bounds.is_empty()).then(|| bounds.join(" AND "))
+    }
 }
 
 /// What the engine knows of its memory beyond the pool itself.
@@ -141,6 +200,8 @@ struct MemoryUse {
     /// The materialised blocks' share of the pool, held as long as the engine (see
     /// [`Engine::materialize`]).
     blocks: Mutex<Option<MemoryReservation>>,
+    /// The blocks kept in memory and their bytes in `blocks`' reservation.
+    kept: Mutex<std::collections::BTreeMap<String, usize>>,
     /// Bytes operators wrote to spill files, over every query run.
     spilled_bytes: AtomicUsize,
 }
@@ -300,34 +361,106 @@ impl Engine {
             catalog,
             memory: MemoryUse::default(),
             blocks: defs.blocks.clone(),
+            views: Mutex::new(Views::default()),
         })
     }
 
     /// Read these extracts without their row rules: the data-quality profile found no row of
     /// them to set aside, so the test every query would make of every row (a score of
-    /// predicates) cannot change a result. The building blocks' views are defined again, since
-    /// a view holds the plan of what it read when it was made.
+    /// predicates) cannot change a result.
     pub async fn skip_row_rules(&self, clean: &[&str]) -> Result<()> {
         if clean.is_empty() {
             return Ok(());
         }
+        let mut views = self.views.lock().expect("not poisoned").clone();
         for name in clean {
             let extract = extract::contract::EXTRACTS
                 .iter()
                 .find(|e| e.name == *name)
                 .ok_or_else(|| Error::Usage(format!("no extract `{name}`")))?;
-            self.ctx.deregister_table(*name)?;
+            views.clean.insert(extract.name);
+        }
+        self.define_views(views).await
+    }
+
+    /// Compute only these members from now on: the extracts' views read their rows, and the
+    /// building blocks kept for the members before are dropped (those marked `hhq: keep` were
+    /// computed over every member and stay). A run over more members than it should hold at
+    /// once computes them range by range (see [`Engine::member_ranges`]).
+    pub async fn focus(&self, range: &MemberRange) -> Result<()> {
+        let mut views = self.views.lock().expect("not poisoned").clone();
+        if views.range == *range {
+            return Ok(());
+        }
+        views.range = range.clone();
+        self.define_views(views).await
+    }
+
+    /// Member ranges of about `per_pass` members each (as many as the members extract lists,
+    /// in id order), together covering every possible id: one range when the members fit in one
+    /// pass. Ranges of ids, not a hash, so passes read only their members' row groups when the
+    /// extracts are sorted by member, and each pass's detail follows the last in id order.
+    pub async fn member_ranges(&self, per_pass: usize) -> Result<Vec<MemberRange>> {
+        let ids = self
+            .texts("SELECT DISTINCT member_id FROM members WHERE member_id IS NOT NULL ORDER BY member_id")
+            .await?;
+        let passes = ids.len().div_ceil(per_pass.max(1)).max(1);
+        let size = ids.len().div_ceil(passes).max(1);
+        let bounds: Vec<String> = (1..passes).map(|p| ids[p * size].clone()).collect();
+        Ok((0..passes)
+            .map(|p| MemberRange {
+                from: p.checked_sub(1).map(|q| bounds[q].clone()),
+                to: bounds.get(p).cloned(),
+            })
+            .collect())
+    }
+
+    /// Define the extracts' views as `views` says, then the building blocks again, since a view
+    /// holds the plan of what it read when it was made. Blocks kept for the run (`hhq: keep`)
+    /// stay; others kept are dropped, and their memory given back.
+    async fn define_views(&self, views: Views) -> Result<()> {
+        for opened in &self.extracts {
+            let extract = extract::contract::EXTRACTS
+                .iter()
+                .find(|e| e.name == opened.name)
+                .ok_or_else(|| Error::Usage(format!("no extract `{}`", opened.name)))?;
+            let mut conditions = Vec::new();
+            if !views.clean.contains(extract.name) {
+                conditions.push(extract::rules::usable_sql(extract));
+            }
+            conditions.extend(views.range.filter());
+            let filter = match conditions.is_empty() {
+                true => String::new(),
+                false => format!(" WHERE ({})", conditions.join(") AND (")),
+            };
+            self.ctx.deregister_table(extract.name)?;
             self.ctx
                 .sql(&format!(
-                    "CREATE VIEW {name} AS SELECT * FROM {}",
+                    "CREATE VIEW {} AS SELECT * FROM {}{filter}",
+                    extract.name,
                     extract::all_rows(extract)
                 ))
                 .await?;
         }
-        for block in &self.blocks {
+        // Blocks kept for the run stay; the others are views again, their memory given back.
+        let redefine: Vec<&Block> = {
+            let mut kept = self.memory.kept.lock().expect("not poisoned");
+            let redefine: Vec<&Block> = self
+                .blocks
+                .iter()
+                .filter(|b| !(b.keep && kept.contains_key(&b.name)))
+                .collect();
+            let freed: usize = redefine.iter().filter_map(|b| kept.remove(&b.name)).sum();
+            if let Some(r) = self.memory.blocks.lock().expect("not poisoned").as_mut() {
+                r.shrink(freed);
+            }
+            redefine
+        };
+        for block in redefine {
             self.ctx.deregister_table(block.name.as_str())?;
             define_block(&self.ctx, block).await?;
         }
+        *self.views.lock().expect("not poisoned") = views;
         Ok(())
     }
 
@@ -341,11 +474,8 @@ impl Engine {
     /// aggregations over little memory spill much): a block that does not fit stays a view,
     /// computed again by each query that reads it (slower, and bounded).
     ///
-    /// Returns how long each block took to compute, in the order computed.
-    pub async fn materialize(
-        &self,
-        names: &BTreeSet<&str>,
-    ) -> Result<Vec<(String, std::time::Duration)>> {
+    /// Returns each block computed, in the order computed.
+    pub async fn materialize(&self, names: &BTreeSet<&str>) -> Result<Vec<Built>> {
         let mut took = Vec::new();
         let pool = &self.ctx.runtime_env().memory_pool;
         let budget = match pool.memory_limit() {
@@ -363,8 +493,9 @@ impl Engine {
             .filter(|b| b.keep || names.contains(b.name.as_str()))
             .map(|b| b.name.as_str())
             .collect();
+        let mut kept = self.memory.kept.lock().expect("not poisoned").clone();
         for name in &order {
-            if !self.catalog.blocks.contains_key(*name) {
+            if kept.contains_key(*name) || !self.catalog.blocks.contains_key(*name) {
                 continue;
             }
             let started = std::time::Instant::now();
@@ -378,10 +509,12 @@ impl Engine {
                 .collect::<Result<Vec<_>>>()?;
             let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            took.push((
-                format!("{name} ({rows} rows, {})", format_size(bytes)),
-                started.elapsed(),
-            ));
+            took.push(Built {
+                name: name.to_string(),
+                rows,
+                bytes,
+                took: started.elapsed(),
+            });
             if reservation.size().saturating_add(bytes) > budget {
                 continue;
             }
@@ -390,8 +523,19 @@ impl Engine {
             self.ctx.deregister_table(*name)?;
             self.ctx
                 .register_table(*name, Arc::new(self.mem_table(schema, batches)?))?;
+            kept.insert(name.to_string(), bytes);
+            // A view holds the plan of what it read when it was made: the blocks after this
+            // one (claims_final after superseded_claims) would compute it again from the
+            // extracts. They are defined again, now reading the kept table.
+            for later in self.blocks.iter().skip_while(|b| b.name != *name).skip(1) {
+                if !kept.contains_key(later.name.as_str()) {
+                    self.ctx.deregister_table(later.name.as_str())?;
+                    define_block(&self.ctx, later).await?;
+                }
+            }
         }
         *self.memory.blocks.lock().expect("not poisoned") = Some(reservation);
+        *self.memory.kept.lock().expect("not poisoned") = kept;
         Ok(took)
     }
 
@@ -554,41 +698,14 @@ impl Engine {
         compiled: &CompiledMeasure,
         views: &[View],
     ) -> Result<(MeasureRun, Vec<Vec<ResultRow>>)> {
-        let what = format!("measure {}", compiled.id);
-        let (detail, planned) = self.detail(compiled, &what).await?;
+        let (detail, planned) = self.detail(compiled).await?;
         // The batches' schema can differ from the plan's in nullability; theirs is the truth.
         let schema = detail.first().map_or(planned, |b| b.schema());
-        // A name no extract or block can take (blocks are lower_snake_case file stems).
-        let table = format!("\"detail:{}\"", compiled.id);
-        self.ctx.register_table(
-            format!("detail:{}", compiled.id),
-            Arc::new(MemTable::try_new(schema.clone(), vec![detail.clone()])?),
-        )?;
-        let rows = self.aggregate(compiled, &table, None, true).await;
-        let mut viewed = Vec::new();
-        for view in views {
-            let mut c = compiled.clone();
-            if let Some(by) = &view.stratify {
-                c.stratify = by.clone();
-            }
-            let own = view.stratify.is_none();
-            let found = self
-                .aggregate(&c, &table, view.scope.filter().as_deref(), own)
-                .await;
-            match found {
-                Ok(rows) => viewed.push(rows),
-                Err(e) => {
-                    self.ctx
-                        .deregister_table(format!("detail:{}", compiled.id))?;
-                    return Err(e);
-                }
-            }
-        }
-        self.ctx
-            .deregister_table(format!("detail:{}", compiled.id))?;
+        let table = MemTable::try_new(schema.clone(), vec![detail.clone()])?;
+        let (rows, viewed) = self.summarise(compiled, Arc::new(table), views).await?;
         Ok((
             MeasureRun {
-                rows: rows?,
+                rows,
                 detail_schema: schema,
                 detail,
             },
@@ -596,17 +713,51 @@ impl Engine {
         ))
     }
 
-    /// A measure's member-level detail. DataFusion computes a common table expression again at
-    /// each reference, and a measure's candidates (or events, or units) are read by every
-    /// condition: so each step read more than once is computed once, kept as a table of its
-    /// name for the steps after it, and dropped when the detail is done
-    /// ([`CompiledMeasure::staged`]). Under a memory limit the steps stay CTEs: slower, bounded.
-    async fn detail(
+    /// The result rows of a measure's detail, given as a table (in memory, or the file a run
+    /// wrote pass by pass): for the whole population, then for each view.
+    pub async fn summarise(
         &self,
         compiled: &CompiledMeasure,
-        what: &str,
+        detail: Arc<dyn datafusion::catalog::TableProvider>,
+        views: &[View],
+    ) -> Result<(Vec<ResultRow>, Vec<Vec<ResultRow>>)> {
+        // A name no extract or block can take (blocks are lower_snake_case file stems).
+        let name = format!("detail:{}", compiled.id);
+        let table = format!("\"{name}\"");
+        self.ctx.register_table(name.as_str(), detail)?;
+        let result = async {
+            let rows = self.aggregate(compiled, &table, None, true).await?;
+            let mut viewed = Vec::new();
+            for view in views {
+                let mut c = compiled.clone();
+                if let Some(by) = &view.stratify {
+                    c.stratify = by.clone();
+                }
+                let own = view.stratify.is_none();
+                viewed.push(
+                    self.aggregate(&c, &table, view.scope.filter().as_deref(), own)
+                        .await?,
+                );
+            }
+            Ok((rows, viewed))
+        }
+        .await;
+        self.ctx.deregister_table(name)?;
+        result
+    }
+
+    /// A measure's member-level detail, and the schema its plan gives. DataFusion computes a
+    /// common table expression again at each reference, and a measure's candidates (or events,
+    /// or units) are read by every condition: so each step read more than once is computed
+    /// once, kept as a table of its name for the steps after it, and dropped when the detail is
+    /// done ([`CompiledMeasure::staged`]). Under a memory limit the steps stay CTEs: slower,
+    /// bounded.
+    pub async fn detail(
+        &self,
+        compiled: &CompiledMeasure,
     ) -> Result<(Vec<RecordBatch>, SchemaRef)> {
-        self.staged_detail(compiled, what, &mut Vec::new(), false)
+        let what = format!("measure {}", compiled.id);
+        self.staged_detail(compiled, &what, &mut Vec::new(), false)
             .await
     }
 

@@ -69,6 +69,7 @@ pub async fn run_deck(
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        members_per_pass: None,
     })
     .await
     .expect("run succeeds");

@@ -1,0 +1,276 @@
+//! Member-level detail across a run's passes. A run over more members than it holds at once
+//! computes them range by range (see [`crate::engine::Engine::member_ranges`]); each measure's
+//! detail from each pass is appended to a spool file (Arrow IPC, beside the staged outputs),
+//! the result rows are aggregated from that file as from one table, and the detail is then
+//! written out, Parquet and CSV, a batch at a time. So a run holds one pass's detail at most,
+//! never a measure's whole detail, and its outputs are those of one pass over every member: the
+//! passes are in member-id order and the detail is ordered by member first.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::BatchCoalescer;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::reader::FileReader;
+use datafusion::arrow::ipc::writer::{FileWriter, IpcWriteOptions};
+use datafusion::catalog::TableProvider;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+
+use crate::error::{Error, Result};
+use crate::privacy::Privacy;
+
+/// Rows per spooled batch (DataFusion's batch size).
+const BATCH_ROWS: usize = 8192;
+
+/// The spool files of a run's measures, in a temporary directory removed when dropped.
+pub struct Spool {
+    dir: tempfile::TempDir,
+    files: BTreeMap<String, Spooling>,
+}
+
+/// One measure's spool file being written.
+struct Spooling {
+    path: PathBuf,
+    writer: FileWriter<BufWriter<File>>,
+    /// Batches of [`BATCH_ROWS`] rows, whatever the passes gave: the Parquet writer cuts pages
+    /// by batch, so its bytes then do not depend on how many passes there were.
+    coalescer: BatchCoalescer,
+    /// The first batch's schema, every column nullable: what the file holds. Passes can
+    /// differ in the nullability their batches report (an empty block in one pass), never in
+    /// types.
+    spooled: SchemaRef,
+    /// The first batch's schema, a column nullable if any pass's batches said so: what the
+    /// outputs declare (as a run of one pass would).
+    seen: SchemaRef,
+}
+
+/// A measure's detail, every pass of it, in one file.
+pub struct Spooled {
+    path: PathBuf,
+    spooled: SchemaRef,
+    schema: SchemaRef,
+}
+
+impl Spool {
+    /// A spool in a new temporary directory inside `parent` (the staged outputs, so that a
+    /// killed run's spool is cleared with them).
+    pub fn new(parent: &Path) -> Result<Spool> {
+        let dir = tempfile::Builder::new()
+            .prefix(".spool-")
+            .tempdir_in(parent)
+            .map_err(|e| Error::io(parent, e))?;
+        Ok(Spool {
+            dir,
+            files: BTreeMap::new(),
+        })
+    }
+
+    /// Append one pass's detail of measure `id`.
+    pub fn append(&mut self, id: &str, batches: &[RecordBatch]) -> Result<()> {
+        for b in batches {
+            let s = match self.files.entry(id.to_string()) {
+                std::collections::btree_map::Entry::Occupied(s) => s.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    let path = self.dir.path().join(format!("{id}.arrow"));
+                    v.insert(Spooling::create(path, b.schema())?)
+                }
+            };
+            s.seen = widen(&s.seen, &b.schema());
+            let batch =
+                RecordBatch::try_new(s.spooled.clone(), b.columns().to_vec()).map_err(|e| {
+                    Error::Failed(format!(
+                        "measure {id}: a pass's detail differs in type: {e}"
+                    ))
+                })?;
+            s.coalescer.push_batch(batch)?;
+            while let Some(b) = s.coalescer.next_completed_batch() {
+                s.writer.write(&b)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Close measure `id`'s file: its detail is complete. With no rows in any pass, the file
+    /// is empty, with the schema its plan gives (`planned`).
+    pub fn finish(&mut self, id: &str, planned: &SchemaRef) -> Result<Spooled> {
+        let mut s = match self.files.remove(id) {
+            Some(s) => s,
+            None => Spooling::create(self.dir.path().join(format!("{id}.arrow")), planned.clone())?,
+        };
+        s.coalescer.finish_buffered_batch()?;
+        while let Some(b) = s.coalescer.next_completed_batch() {
+            s.writer.write(&b)?;
+        }
+        s.writer.finish()?;
+        Ok(Spooled {
+            path: s.path,
+            schema: s.seen,
+            spooled: s.spooled,
+        })
+    }
+}
+
+impl Spooling {
+    fn create(path: PathBuf, schema: SchemaRef) -> Result<Spooling> {
+        let spooled = nullable(&schema);
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        // LZ4: the spool is a fraction of the detail's size on disk for little time.
+        let options = IpcWriteOptions::default()
+            .try_with_compression(Some(datafusion::arrow::ipc::CompressionType::LZ4_FRAME))?;
+        let writer = FileWriter::try_new_with_options(BufWriter::new(file), &spooled, options)?;
+        Ok(Spooling {
+            path,
+            writer,
+            coalescer: BatchCoalescer::new(spooled.clone(), BATCH_ROWS),
+            spooled,
+            seen: schema,
+        })
+    }
+}
+
+impl Spooled {
+    /// The detail as a table for the engine to aggregate, read from the file a batch at a
+    /// time in `partitions` streams (batch `i` in stream `i % partitions`).
+    pub fn table(&self, partitions: usize) -> Result<Arc<dyn TableProvider>> {
+        let of = partitions.max(1);
+        let parts = (0..of)
+            .map(|part| {
+                Arc::new(SpoolPart {
+                    path: self.path.clone(),
+                    schema: self.spooled.clone(),
+                    part,
+                    of,
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
+        Ok(Arc::new(StreamingTable::try_new(
+            self.spooled.clone(),
+            parts,
+        )?))
+    }
+
+    /// Write the detail as `privacy` allows to `parquet` and `csv`, both at once (one per core),
+    /// a batch at a time; the spool file is removed after.
+    pub fn write(self, privacy: &Privacy, parquet: &Path, csv: &Path) -> Result<()> {
+        let empty = privacy.apply(&RecordBatch::new_empty(self.schema.clone()))?;
+        let out_schema = empty.schema();
+        let (a, b) = std::thread::scope(|s| {
+            let parquet = s.spawn(|| {
+                let file = File::create(parquet).map_err(|e| Error::io(parquet, e))?;
+                let mut w =
+                    crate::results::parquet_writer(BufWriter::new(file), out_schema.clone())?;
+                for batch in self.batches(privacy)? {
+                    w.write(&batch?)?;
+                }
+                w.close()?;
+                Ok::<_, Error>(())
+            });
+            let csv = (|| {
+                let file = File::create(csv).map_err(|e| Error::io(csv, e))?;
+                let mut w = crate::results::csv_writer(BufWriter::new(file));
+                // The header even when there are no rows.
+                w.write(&empty)?;
+                for batch in self.batches(privacy)? {
+                    w.write(&batch?)?;
+                }
+                Ok::<_, Error>(())
+            })();
+            (
+                parquet.join().expect("the Parquet writer does not panic"),
+                csv,
+            )
+        });
+        a?;
+        b?;
+        std::fs::remove_file(&self.path).map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// The spooled batches in order, with the outputs' schema, as `privacy` allows.
+    fn batches<'a>(
+        &'a self,
+        privacy: &'a Privacy,
+    ) -> Result<impl Iterator<Item = Result<RecordBatch>> + 'a> {
+        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let reader = FileReader::try_new(std::io::BufReader::new(file), None)?;
+        Ok(reader.map(move |b| {
+            let b = RecordBatch::try_new(self.schema.clone(), b?.columns().to_vec())?;
+            privacy.apply(&b)
+        }))
+    }
+}
+
+/// One stream of a spool file's batches: those whose index is `part` modulo `of`.
+#[derive(Debug)]
+struct SpoolPart {
+    path: PathBuf,
+    schema: SchemaRef,
+    part: usize,
+    of: usize,
+}
+
+impl PartitionStream for SpoolPart {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (part, of) = (self.part, self.of);
+        let reader = File::open(&self.path)
+            .map_err(DataFusionError::from)
+            .and_then(|f| Ok(FileReader::try_new(std::io::BufReader::new(f), None)?));
+        let mut next = part;
+        let mut reader = Some(reader);
+        let batches = std::iter::from_fn(move || match reader.as_mut()? {
+            Err(_) => reader.take().and_then(|r| r.err()).map(Err),
+            Ok(r) if next >= r.num_batches() => None,
+            Ok(r) => {
+                let batch = r
+                    .set_index(next)
+                    .and_then(|_| r.next().transpose())
+                    .map_err(DataFusionError::from);
+                next += of;
+                batch.transpose()
+            }
+        });
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::iter(batches),
+        ))
+    }
+}
+
+/// `schema` with every column nullable.
+fn nullable(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `a` with a column nullable where `b`'s is.
+fn widen(a: &SchemaRef, b: &SchemaRef) -> SchemaRef {
+    if a == b {
+        return a.clone();
+    }
+    let fields: Vec<Field> = a
+        .fields()
+        .iter()
+        .zip(b.fields())
+        .map(|(x, y)| {
+            x.as_ref()
+                .clone()
+                .with_nullable(x.is_nullable() || y.is_nullable())
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, a.metadata().clone()))
+}
