@@ -38,7 +38,7 @@ pub struct RunOptions {
 
 /// Members a run computes at once by default: memory grows with the members of a pass, not of
 /// the state, and a pass of this size stays within a few gigabytes (docs/benchmarks.md).
-pub const MEMBERS_PER_PASS: usize = 250_000;
+pub const MEMBERS_PER_PASS: usize = 100_000;
 
 /// What a run did, without member-level data.
 #[derive(Debug, Clone)]
