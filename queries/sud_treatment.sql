@@ -11,11 +11,18 @@ lines AS (
   SELECT c.member_id, c.claim_id, c.claim_type, c.service_from, c.admission_date,
     c.procedure_code, c.revenue_code, c.ndc, s.claim_id IS NOT NULL AS sud_dx
   FROM claims_final c LEFT JOIN sud_claims s ON s.claim_id = c.claim_id
-)
-SELECT member_id, treatment_date, claim_id AS treatment_id, min(kind) AS kind, claim_id AS source_id
-FROM (
-  SELECT member_id, claim_id, service_from AS treatment_date,
-    CASE WHEN in_value_set(ndc, 'mat_ndc') OR in_value_set(procedure_code, 'mat_procedure') THEN 'medication' ELSE 'visit' END AS kind
+),
+-- Both kinds of row come from one pass over the lines: DataFusion computes a CTE again at each
+-- reference, and a UNION of two selections from `lines` read the claims and their diagnoses
+-- twice. An inpatient line (the only kind of (b)) is grouped per claim, its date the earliest
+-- admission; another line per claim and service date. The two never share a group.
+qualifying AS (
+  SELECT member_id, claim_id, claim_type = 'inpatient' AS inpatient,
+    CASE WHEN claim_type = 'inpatient' THEN NULL ELSE service_from END AS service_date,
+    admission_date,
+    CASE WHEN claim_type = 'inpatient' THEN 'inpatient'
+      WHEN in_value_set(ndc, 'mat_ndc') OR in_value_set(procedure_code, 'mat_procedure') THEN 'medication'
+      ELSE 'visit' END AS kind
   FROM lines
   WHERE (claim_type = 'pharmacy' AND in_value_set(ndc, 'mat_ndc'))
     OR (claim_type IN ('outpatient', 'professional')
@@ -24,10 +31,15 @@ FROM (
       AND NOT coalesce(in_value_set(procedure_code, 'ed_procedure'), false)
       AND ((sud_dx AND (in_value_set(procedure_code, 'outpatient_visit') OR in_value_set(procedure_code, 'mental_health_visit')))
         OR in_value_set(procedure_code, 'sud_service') OR in_value_set(procedure_code, 'mat_procedure')))
-  UNION ALL
-  SELECT member_id, claim_id, min(admission_date) AS treatment_date, 'inpatient' AS kind
-  FROM lines
-  WHERE claim_type = 'inpatient' AND sud_dx AND admission_date IS NOT NULL
-  GROUP BY member_id, claim_id
+    OR (claim_type = 'inpatient' AND sud_dx AND admission_date IS NOT NULL)
+),
+per_claim AS (
+  SELECT member_id, claim_id,
+    CASE WHEN inpatient THEN min(admission_date) ELSE service_date END AS treatment_date,
+    min(kind) AS kind
+  FROM qualifying
+  GROUP BY member_id, claim_id, inpatient, service_date
 )
+SELECT member_id, treatment_date, claim_id AS treatment_id, min(kind) AS kind, claim_id AS source_id
+FROM per_claim
 GROUP BY member_id, treatment_date, claim_id
