@@ -568,23 +568,23 @@ pub(crate) async fn quality_gate(
     measures_dir: &std::path::Path,
 ) -> Result<(crate::quality::Profile, Option<String>)> {
     let policy = crate::quality::Policy::resolve(options.policy.as_deref(), measures_dir)?;
-    let profile = crate::quality::profile(
+    let what = "the data-quality profile";
+    let rows = crate::quality::count_rows(engine.context(), &engine.extracts)
+        .await
+        .map_err(|e| engine.memory_error(e, what))?;
+    // Extracts with no row set aside are read without testing every row again, by the checks
+    // too.
+    engine.skip_row_rules(&rows.clean()).await?;
+    let profile = crate::quality::check(
         engine.context(),
         &engine.extracts,
+        rows,
         &policy,
         options.as_of_or_today(),
     )
     .await
-    .map_err(|e| engine.memory_error(e, "the data-quality profile"))?;
+    .map_err(|e| engine.memory_error(e, what))?;
     let caveat = profile.gate()?;
-    // Extracts with no row set aside are read without testing every row again.
-    let clean: Vec<&str> = profile
-        .extracts
-        .iter()
-        .filter(|e| e.set_aside.is_empty() && e.used == e.read)
-        .map(|e| e.name)
-        .collect();
-    engine.skip_row_rules(&clean).await?;
     Ok((profile, caveat))
 }
 

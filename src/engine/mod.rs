@@ -556,18 +556,27 @@ impl Engine {
     /// Run a query to its batches, counting what its operators spilled. A memory limit too
     /// small for it is a usage error naming `what` ran out, not an engine failure.
     async fn execute(&self, df: DataFrame, what: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.execute_plan(df, what).await?.0)
+    }
+
+    /// [`Engine::execute`], also giving the physical plan as it ran, its metrics filled in.
+    async fn execute_plan(
+        &self,
+        df: DataFrame,
+        what: &str,
+    ) -> Result<(Vec<RecordBatch>, Arc<dyn ExecutionPlan>)> {
         let run = async {
             let plan = df.create_physical_plan().await?;
             let batches =
                 datafusion::physical_plan::collect(plan.clone(), self.ctx.task_ctx()).await?;
-            Ok::<_, DataFusionError>((batches, spilled(plan.as_ref())))
+            Ok::<_, DataFusionError>((batches, plan))
         };
         match run.await {
-            Ok((batches, spilled)) => {
+            Ok((batches, plan)) => {
                 self.memory
                     .spilled_bytes
-                    .fetch_add(spilled, Ordering::Relaxed);
-                Ok(batches)
+                    .fetch_add(spilled(plan.as_ref()), Ordering::Relaxed);
+                Ok((batches, plan))
             }
             Err(e) => Err(self.out_of_memory(e, what)),
         }
@@ -757,7 +766,7 @@ impl Engine {
         compiled: &CompiledMeasure,
     ) -> Result<(Vec<RecordBatch>, SchemaRef)> {
         let what = format!("measure {}", compiled.id);
-        self.staged_detail(compiled, &what, &mut Vec::new(), false)
+        self.staged_detail(compiled, &what, &mut Vec::new(), &mut None)
             .await
     }
 
@@ -768,20 +777,28 @@ impl Engine {
         compiled: &CompiledMeasure,
     ) -> Result<(Vec<(String, std::time::Duration)>, String)> {
         let mut took = Vec::new();
+        let mut plans = Some(String::new());
         let what = format!("measure {}", compiled.id);
-        let (batches, _) = self.staged_detail(compiled, &what, &mut took, true).await?;
-        Ok((took, plan_text(&batches)?))
+        let (batches, _) = self
+            .staged_detail(compiled, &what, &mut took, &mut plans)
+            .await?;
+        let mut text = plans.unwrap_or_default();
+        text.push_str("detail:\n");
+        text.push_str(&plan_text(&batches)?);
+        Ok((took, text))
     }
 
-    /// [`Engine::detail`], recording each kept step's time in `took`; with `explain`, the last
-    /// stage runs under `EXPLAIN ANALYZE` and its batches are the plan.
+    /// [`Engine::detail`], recording each kept step's time in `took`; with `plans` (profiling),
+    /// each kept step's physical plan with its metrics is appended to it and the last stage runs
+    /// under `EXPLAIN ANALYZE`, its batches the plan.
     async fn staged_detail(
         &self,
         compiled: &CompiledMeasure,
         what: &str,
         took: &mut Vec<(String, std::time::Duration)>,
-        explain: bool,
+        plans: &mut Option<String>,
     ) -> Result<(Vec<RecordBatch>, SchemaRef)> {
+        let explain = plans.is_some();
         let pool = &self.ctx.runtime_env().memory_pool;
         let limited = matches!(pool.memory_limit(), MemoryLimit::Finite(_));
         // Never shadow an extract, block or input: such a step stays a CTE.
@@ -800,16 +817,29 @@ impl Engine {
                 };
                 let df = self.ctx.sql(&sql).await?;
                 let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let batches = self
-                    .execute(df, what)
-                    .await?
+                let (batches, plan) = self.execute_plan(df, what).await?;
+                let batches = batches
                     .into_iter()
                     .map(compact)
                     .collect::<Result<Vec<_>>>()?;
                 if last {
                     return Ok((batches, planned));
                 }
-                took.push((stage.name.clone(), started.elapsed()));
+                let elapsed = started.elapsed();
+                if let Some(text) = plans.as_mut() {
+                    let shown =
+                        datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                            plan.as_ref(),
+                        )
+                        .indent(true)
+                        .to_string();
+                    text.push_str(&format!(
+                        "step {} ({:.3} s):\n{shown}\n",
+                        stage.name,
+                        elapsed.as_secs_f64()
+                    ));
+                }
+                took.push((stage.name.clone(), elapsed));
                 reservation.grow(batches.iter().map(|b| b.get_array_memory_size()).sum());
                 let schema = batches.first().map_or(planned, |b| b.schema());
                 self.ctx.register_table(

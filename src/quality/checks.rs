@@ -198,6 +198,36 @@ impl CheckDef {
         self.source = Source::Query { count, examples };
         self
     }
+
+    /// The check counts the rows of `rows` (a query selecting `x.*` of the extract, aliased
+    /// `x`) and keys its examples by them. Checks that look across rows are written as joins
+    /// here, not as subqueries in a row's test: DataFusion plans a subquery inside an
+    /// expression as a mark join whose hash table holds every row of the extract, where a join
+    /// or anti join builds on the smaller side (1.0 s against 0.15 s at 5 million claim lines).
+    fn counting_rows(self, rows: &str) -> CheckDef {
+        let key = key_sql(self.extract);
+        self.counting(
+            format!("SELECT count(*) FROM ({rows}) f"),
+            format!("SELECT DISTINCT {key} AS key FROM ({rows}) f ORDER BY key LIMIT 3"),
+        )
+    }
+}
+
+/// Rows of `extract` (as `x`) dated by `column` after their member's death date.
+fn after_death_rows(extract: &str, column: &str) -> String {
+    format!(
+        "SELECT x.* FROM {extract} x JOIN (SELECT member_id, max(death_date) AS death_date FROM members \
+         WHERE death_date IS NOT NULL GROUP BY member_id) m ON m.member_id = x.member_id \
+         WHERE x.{column} > m.death_date"
+    )
+}
+
+/// Claim lines (as `x`) of adjustment `kind` whose `replaces_claim_id` is no claim's id.
+fn names_missing_claim(kind: &str) -> String {
+    format!(
+        "SELECT x.* FROM claims x WHERE x.adjustment = '{kind}' AND x.replaces_claim_id IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.claim_id = x.replaces_claim_id)"
+    )
 }
 
 /// A check counting rows of `extract` where `bad` holds, with examples keyed by the row.
@@ -339,42 +369,50 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
                 "an inpatient claim line without `admission_date`",
                 "claim_type = 'inpatient' AND admission_date IS NULL",
             ));
-            out.push(flag(
-                "service_after_death",
-                "claims",
-                Plausibility,
-                Warning,
-                0.005,
-                "service begins after the member's `death_date`",
-                "service_from > (SELECT max(m.death_date) FROM members m WHERE m.member_id = claims.member_id)",
-            ));
+            out.push(
+                query(
+                    "service_after_death",
+                    "claims",
+                    Plausibility,
+                    Warning,
+                    0.005,
+                    "service begins after the member's `death_date`",
+                )
+                .counting_rows(&after_death_rows("claims", "service_from")),
+            );
             out.push(
                 query("duplicate_line", "claims", Plausibility, Error, 0.0, "the same `claim_id` and `line_number` on more than one row (each extra row counts)")
                 .counting(
-                "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM claims GROUP BY claim_id, line_number) g".into(),
+                // Rows less distinct keys: each extra row (a DISTINCT is about twice as fast
+                // as counting per key).
+                "SELECT (SELECT count(*) FROM claims) - (SELECT count(*) FROM (SELECT DISTINCT claim_id, line_number FROM claims) d)".into(),
                 "SELECT concat('claim ', claim_id, ' line ', CAST(line_number AS VARCHAR)) AS key FROM claims \
                  GROUP BY claim_id, line_number HAVING count(*) > 1 ORDER BY key LIMIT 3"
                     .into(),
                 )
             );
-            out.push(flag(
-                "replacement_without_original",
-                "claims",
-                Plausibility,
-                Warning,
-                0.01,
-                "a replacement names a claim not in the extract (it stands as the final version)",
-                "adjustment = 'replacement' AND replaces_claim_id NOT IN (SELECT claim_id FROM claims)",
-            ));
-            out.push(flag(
-                "void_of_missing_claim",
-                "claims",
-                Plausibility,
-                Warning,
-                0.01,
-                "a void names a claim not in the extract",
-                "adjustment = 'void' AND replaces_claim_id NOT IN (SELECT claim_id FROM claims)",
-            ));
+            out.push(
+                query(
+                    "replacement_without_original",
+                    "claims",
+                    Plausibility,
+                    Warning,
+                    0.01,
+                    "a replacement names a claim not in the extract (it stands as the final version)",
+                )
+                .counting_rows(&names_missing_claim("replacement")),
+            );
+            out.push(
+                query(
+                    "void_of_missing_claim",
+                    "claims",
+                    Plausibility,
+                    Warning,
+                    0.01,
+                    "a void names a claim not in the extract",
+                )
+                .counting_rows(&names_missing_claim("void")),
+            );
             out.push(unknown_member("claims"));
         }
         "contacts" => {
@@ -398,15 +436,17 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
                  AND e.span_type = 'health_home' AND e.start_date <= contacts.contact_date \
                  AND coalesce(e.end_date, DATE '9999-12-31') >= contacts.contact_date)",
             ));
-            out.push(flag(
-                "after_death",
-                "contacts",
-                Plausibility,
-                Warning,
-                0.005,
-                "a contact after the member's `death_date`",
-                "contact_date > (SELECT max(m.death_date) FROM members m WHERE m.member_id = contacts.member_id)",
-            ));
+            out.push(
+                query(
+                    "after_death",
+                    "contacts",
+                    Plausibility,
+                    Warning,
+                    0.005,
+                    "a contact after the member's `death_date`",
+                )
+                .counting_rows(&after_death_rows("contacts", "contact_date")),
+            );
             out.push(unknown_member("contacts"));
         }
         "members" => {
@@ -442,7 +482,7 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
             out.push(
                 query("overlapping_spans", "enrollment", Plausibility, Error, 0.0, "a span overlapping an earlier span of the same member and span type")
                 .counting(
-                format!("SELECT count(*) FROM ({OVERLAPS}) o WHERE overlaps"),
+                OVERLAPS_COUNT.into(),
                 format!(
                     "SELECT concat('member ', member_id, ' ', span_type, ' span from ', CAST(start_date AS VARCHAR)) AS key \
                      FROM ({OVERLAPS}) o WHERE overlaps ORDER BY key LIMIT 3"
@@ -470,15 +510,17 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
                 "a span starting after the as-of date (often a coming month's assignment)",
                 "start_date > {as_of}",
             ));
-            out.push(flag(
-                "span_after_death",
-                "enrollment",
-                Plausibility,
-                Warning,
-                0.01,
-                "a span starting after the member's `death_date` (no measure counts it: spans end at death)",
-                "start_date > (SELECT max(m.death_date) FROM members m WHERE m.member_id = enrollment.member_id)",
-            ));
+            out.push(
+                query(
+                    "span_after_death",
+                    "enrollment",
+                    Plausibility,
+                    Warning,
+                    0.01,
+                    "a span starting after the member's `death_date` (no measure counts it: spans end at death)",
+                )
+                .counting_rows(&after_death_rows("enrollment", "start_date")),
+            );
             out.push(unknown_member("enrollment"));
         }
         _ => {}
@@ -492,6 +534,19 @@ const OVERLAPS: &str = "SELECT member_id, span_type, start_date, \
      start_date <= max(coalesce(end_date, DATE '9999-12-31')) OVER (PARTITION BY member_id, span_type \
      ORDER BY start_date, end_date ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS overlaps \
      FROM enrollment";
+
+/// The number of spans [`OVERLAPS`] flags, without its window (a window over as many small
+/// partitions as members is four times slower): identical spans grouped, a group flagged whole
+/// when an earlier span (by start, then end) reaches its start, else all but its first.
+const OVERLAPS_COUNT: &str = "WITH g AS (SELECT member_id, span_type, start_date, \
+     coalesce(end_date, DATE '9999-12-31') AS end_date, count(*) AS n FROM enrollment GROUP BY 1, 2, 3, 4), \
+     hit AS (SELECT DISTINCT a.member_id, a.span_type, a.start_date, a.end_date FROM g a JOIN g b \
+     ON a.member_id = b.member_id AND a.span_type = b.span_type \
+     AND (b.start_date < a.start_date OR (b.start_date = a.start_date AND b.end_date < a.end_date)) \
+     AND b.end_date >= a.start_date) \
+     SELECT coalesce(sum(CASE WHEN h.member_id IS NULL THEN g.n - 1 ELSE g.n END), 0) FROM g LEFT JOIN hit h \
+     ON h.member_id = g.member_id AND h.span_type = g.span_type AND h.start_date = g.start_date \
+     AND h.end_date = g.end_date";
 
 fn unknown_member(extract: &'static str) -> CheckDef {
     flag(

@@ -467,7 +467,32 @@ pub async fn profile(
     policy: &Policy,
     as_of: NaiveDate,
 ) -> Result<Profile> {
-    let as_of_sql = format!("DATE '{}'", as_of.format("%Y-%m-%d"));
+    let rows = count_rows(ctx, extracts).await?;
+    check(ctx, extracts, rows, policy, as_of).await
+}
+
+/// The first half of [`profile`]: rows read, used and set aside, per extract and row rule.
+/// Between the halves a run reads the extracts with nothing to set aside without their row
+/// rules ([`RowCounts::clean`]), so the checks after do not test every row again.
+pub struct RowCounts {
+    rows_of: Vec<ExtractRows>,
+    rule_counts: BTreeMap<String, u64>,
+}
+
+impl RowCounts {
+    /// The extracts none of whose rows is set aside.
+    pub fn clean(&self) -> Vec<&'static str> {
+        self.rows_of
+            .iter()
+            .filter(|e| e.set_aside.is_empty() && e.used == e.read)
+            .map(|e| e.name)
+            .collect()
+    }
+}
+
+/// Count the rows of each extract, used and set aside by the first row rule they break, with
+/// each rule's own count: one scan per extract.
+pub async fn count_rows(ctx: &SessionContext, extracts: &[OpenedExtract]) -> Result<RowCounts> {
     let mut rows_of = Vec::new();
     // Rule counts per extract, from one scan: rows grouped by the first rule they break, with
     // each rule's own count (a row may break several) summed alongside.
@@ -525,7 +550,25 @@ pub async fn profile(
                 .collect(),
         });
     }
+    Ok(RowCounts {
+        rows_of,
+        rule_counts,
+    })
+}
 
+/// The second half of [`profile`]: every check of the catalogue, given the row counts.
+pub async fn check(
+    ctx: &SessionContext,
+    extracts: &[OpenedExtract],
+    rows: RowCounts,
+    policy: &Policy,
+    as_of: NaiveDate,
+) -> Result<Profile> {
+    let RowCounts {
+        rows_of,
+        rule_counts,
+    } = rows;
+    let as_of_sql = format!("DATE '{}'", as_of.format("%Y-%m-%d"));
     // Single-row flags, one scan per extract: a column per check.
     let all = catalogue();
     let mut flag_counts: BTreeMap<String, u64> = BTreeMap::new();
