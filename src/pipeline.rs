@@ -246,6 +246,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             }
             None => rows.extend(all),
         }
+        timings.lap(format!("summarise {}", c.id));
         let parquet = staged.file(format!("detail/{}.parquet", c.id))?;
         let csv = staged.file(format!("detail/{}.csv", c.id))?;
         spooled.write(&opts.privacy, &parquet, &csv)?;

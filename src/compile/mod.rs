@@ -370,8 +370,8 @@ impl Resolver<'_> {
         filter::check(self.m, f, block, alias, columns, &self.catalog.value_sets)
     }
 
-    /// The resolved pieces of a condition, one per `any_of:` arm; `after` gives the numerator
-    /// index of each earlier component.
+    /// The resolved pieces of a condition, one per `any_of:` arm; `after` gives the CTE
+    /// (`n<i>`) of each earlier numerator.
     fn condition(
         &self,
         c: &Condition,
@@ -539,7 +539,7 @@ fn condition_cte(
     // with a fixed width, leads the string whose minimum is taken.
     format!(
         "{name} AS (\n  -- {comment}\n  SELECT unit_id, sum(n) AS n, count(d) AS days, min(d) AS first_date,\n    \
-substr(min(to_char(d, '%Y-%m-%d') || id), 11) AS first_id, sum(total) AS total\n  FROM (\n    \
+substr(min(CAST(d AS VARCHAR) || id), 11) AS first_id, sum(total) AS total\n  FROM (\n    \
 SELECT unit_id, d, count(*) AS n, min(id) AS id, sum(v) AS total\n    FROM (\n    {rows}\n    ) r\n    \
 GROUP BY unit_id, d\n  ) per_day\n  GROUP BY unit_id\n)"
     )
@@ -664,7 +664,7 @@ mco_id, hhp_id, population, true AS enrolled FROM (\n    {p}\n  ) picked\n)",
             ));
             ctes.push(format!(
                 "candidates AS (\n  -- one row per member and month: the enrolment interval covering the month, latest first\n  \
-SELECT member_id || ':' || to_char(month_start, '%Y-%m') AS unit_id, member_id, count_date AS anchor_date, month_start,\n    \
+SELECT member_id || ':' || left(CAST(month_start AS VARCHAR), 7) AS unit_id, member_id, count_date AS anchor_date, month_start,\n    \
 mco_id, hhp_id, population, true AS enrolled FROM (\n    {p}\n  ) picked\n)",
                 p = pick(
                     &[
@@ -714,20 +714,41 @@ FROM {b} ev\n  WHERE ev.{d} >= {} AND ev.{d} <= {}{filter}\n)",
             ));
             let (chain_join, repeat) = match &e.first_within {
                 Some(days) => {
-                    ctes.push(format!(
-                        "events_chained AS (\n  -- the counted event each event belongs to: the first, then the first {n}+ days after the last counted\n  \
+                    // The counted event of a member and date is its first by id: a grouped
+                    // minimum, not row_number() over a window (DataFusion runs a window over a
+                    // partition per member and date about ten times slower).
+                    ctes.push(
+                        "events_first AS (\n  -- per member and date, the event that day counted (the first by id)\n  \
+SELECT member_id, anchor_date, min(unit_id) AS first_unit FROM events GROUP BY member_id, anchor_date\n)"
+                            .to_string(),
+                    );
+                    let first = "\n  JOIN events_first f ON f.member_id = e.member_id AND f.anchor_date = e.anchor_date";
+                    if days.value <= 1 {
+                        // A day or more apart: every date starts its own episode, so nothing
+                        // needs chaining (an ordered list per member was most of IET-HH's time).
+                        (
+                            first.to_string(),
+                            "CASE WHEN e.unit_id = f.first_unit THEN CAST(NULL AS DATE) ELSE e.anchor_date END AS repeat_of"
+                                .to_string(),
+                        )
+                    } else {
+                        ctes.push(format!(
+                            "events_chained AS (\n  -- the counted event each event belongs to: the first, then the first {n}+ days after the last counted\n  \
 SELECT unnest(ids) AS unit_id, unnest(hhq_episode_starts(dates, {n})) AS episode_start FROM (\n    \
 SELECT member_id, array_agg(unit_id ORDER BY anchor_date, unit_id) AS ids,\n      \
 array_agg(anchor_date ORDER BY anchor_date, unit_id) AS dates\n    FROM events GROUP BY member_id\n  )\n)",
-                        n = days.value
-                    ));
-                    (
-                        "\n  JOIN events_chained ch ON ch.unit_id = e.unit_id",
-                        "CASE WHEN row_number() OVER (PARTITION BY e.member_id, ch.episode_start ORDER BY e.anchor_date, e.unit_id) = 1 \
-THEN CAST(NULL AS DATE) ELSE ch.episode_start END AS repeat_of",
-                    )
+                            n = days.value
+                        ));
+                        // An episode starts on its counted event's date.
+                        (
+                            format!("\n  JOIN events_chained ch ON ch.unit_id = e.unit_id{first}"),
+                            "CASE WHEN e.anchor_date = ch.episode_start AND e.unit_id = f.first_unit \
+THEN CAST(NULL AS DATE) ELSE ch.episode_start END AS repeat_of"
+                                .to_string(),
+                        )
+                    }
                 }
-                None => ("", "CAST(NULL AS DATE) AS repeat_of"),
+                None => (String::new(), "CAST(NULL AS DATE) AS repeat_of".to_string()),
             };
             let sub_carry: String = subsets
                 .iter()
@@ -756,9 +777,14 @@ en.mco_id, en.hhp_id, en.population, en.unit_id IS NOT NULL AS enrolled, {repeat
 SELECT c.unit_id, greatest(e.start_date, {lo}) AS s, least(e.end_date, {hi}) AS t\n  \
 FROM candidates c JOIN {program} e ON e.member_id = c.member_id AND e.start_date <= {hi} AND e.end_date >= {lo}\n)"
         ));
+        // Each distinct span with the latest end among the spans before it (by start, then end):
+        // a join within the unit, not a window, which DataFusion runs over a partition per unit
+        // about ten times slower. A span repeated adds no gap, so spans are distinct first.
+        ctes.push("ce_distinct AS (\n  SELECT DISTINCT unit_id, s, t FROM ce_spans\n)".to_string());
         ctes.push(
-            "ce_ordered AS (\n  SELECT unit_id, s, t,\n    \
-max(t) OVER (PARTITION BY unit_id ORDER BY s, t ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_t\n  FROM ce_spans\n)"
+            "ce_ordered AS (\n  SELECT a.unit_id, a.s, a.t, max(b.t) AS prev_t\n  \
+FROM ce_distinct a LEFT JOIN ce_distinct b ON b.unit_id = a.unit_id AND (b.s < a.s OR (b.s = a.s AND b.t < a.t))\n  \
+GROUP BY a.unit_id, a.s, a.t\n)"
                 .to_string(),
         );
         ctes.push(format!(
@@ -821,19 +847,34 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
     let mut numerator_names = Vec::new();
     let mut numerator_is_first = Vec::new();
     let mut numerator_subset = Vec::new();
+    // Numerators whose rows are the same query (IET-HH's cohorts: one condition, then kept per
+    // cohort by a subset) are computed once: the later one reads the first's CTE under its own
+    // name, and conditions anchored on it are then the same query too.
+    let mut cte_of: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut computed: Vec<(String, usize)> = Vec::new();
     for (k, c, cond) in m.numerators() {
         if skipped(&c.name.value) {
             continue;
         }
         let i = num_cols.len();
-        let arms = r.condition(cond, &index_of)?;
-        ctes.push(condition_cte(
-            &format!("n{i}"),
-            &format!("numerator `{}`", c.name.value),
-            &arms,
-            m.basis,
-            period,
-        ));
+        let arms = r.condition(cond, &cte_of)?;
+        let query = condition_cte("", "", &arms, m.basis, period);
+        let same = computed.iter().find(|(q, _)| *q == query).map(|(_, j)| *j);
+        let cte = match same {
+            Some(j) => j,
+            None => {
+                ctes.push(condition_cte(
+                    &format!("n{i}"),
+                    &format!("numerator `{}`", c.name.value),
+                    &arms,
+                    m.basis,
+                    period,
+                ));
+                computed.push((query, i));
+                i
+            }
+        };
+        cte_of.insert(c.name.value.as_str(), cte);
         let value = match (&cond.aggregate, cond.at_least) {
             (Aggregate::Exists, Some(n)) => {
                 format!("CASE WHEN coalesce(n{i}.days, 0) >= {n} THEN 1 ELSE 0 END")
@@ -852,7 +893,11 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
         num_cols.push(format!(
             "{value} AS num_{i}, n{i}.first_date AS num_{i}_date, n{i}.first_id AS num_{i}_id"
         ));
-        num_joins.push(format!("LEFT JOIN n{i} ON n{i}.unit_id = u.unit_id"));
+        num_joins.push(if cte == i {
+            format!("LEFT JOIN n{i} ON n{i}.unit_id = u.unit_id")
+        } else {
+            format!("LEFT JOIN n{cte} AS n{i} ON n{i}.unit_id = u.unit_id")
+        });
         index_of.insert(c.name.value.as_str(), i);
         numerator_names.push(c.name.value.clone());
         numerator_is_first.push(cond.aggregate == Aggregate::First);
@@ -1102,6 +1147,8 @@ FROM {from} u{n_joins}\n)",
 /// A member's attributes on the date `on` (a SQL expression), from the members extract `p`: age
 /// in whole years, demographics (`unknown` when null) and the calendar strata.
 fn person_attributes(on: &str) -> String {
+    // month and quarter by to_char, not a cast to VARCHAR (which is Utf8View): the detail's
+    // Parquet keeps these columns as they were.
     format!(
         "CAST(date_part('year', {on}) - date_part('year', p.birth_date) AS INT) \
 - CASE WHEN date_part('month', {on}) * 100 + date_part('day', {on}) \
