@@ -233,9 +233,9 @@ def main():
     p.add_argument("--work-root", default="/tmp/hhq-bench/work")
     p.add_argument("--no-duckdb", action="store_true")
     p.add_argument("--no-report", action="store_true")
-    p.add_argument("--report-max", type=int, default=100_000,
-                   help="time the report only up to this many members (default 100000: at 1M "
-                        "the report's memory does not yet fit a 24 GB machine)")
+    p.add_argument("--report-max", type=int, default=1_000_000,
+                   help="time the report only up to this many members (default: every size; "
+                        "the report runs in member passes as the run does)")
     p.add_argument("--record", action="store_true", help="append the figures to bench/results.csv")
     args = p.parse_args()
     hhq = hhq_binary()

@@ -153,6 +153,11 @@ enum Command {
         /// Skip the PDF (HTML, tables and charts only)
         #[arg(long)]
         no_pdf: bool,
+        /// Members computed at once: a larger population is computed in passes over ranges of
+        /// member ids, so memory follows the pass, not the state; the report is the same
+        #[arg(long, value_name = "N", default_value_t = hhq::pipeline::MEMBERS_PER_PASS,
+              value_parser = parse_count)]
+        members_per_pass: usize,
         #[command(flatten)]
         quality: QualityArgs,
         #[command(flatten)]
@@ -381,6 +386,7 @@ async fn dispatch(command: Command) -> Result<()> {
             only,
             risk_weights,
             no_pdf,
+            members_per_pass,
             quality,
             memory,
             dirs,
@@ -411,6 +417,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 pdf: !no_pdf,
                 quality: quality.options(),
                 memory_limit: memory.memory_limit,
+                members_per_pass: Some(members_per_pass),
             })
             .await?;
             if let Some(caveat) = &s.caveat {

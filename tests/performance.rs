@@ -418,6 +418,50 @@ async fn a_run_in_member_passes_writes_what_one_pass_writes() {
     }
 }
 
+#[test]
+fn a_report_in_member_passes_is_the_report_of_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    // The state's report, and a partner's scorecard (its follow-up curves summed pass by pass,
+    // its worklist computed after the passes).
+    for (name, audience) in [("state", vec!["state"]), ("hhp", vec!["hhp", "HHP-02"])] {
+        let mut written = Vec::new();
+        for per_pass in ["300", "70"] {
+            let out = dir.path().join(format!("{name}-{per_pass}"));
+            let mut args = vec!["report"];
+            args.extend(&audience);
+            args.extend([
+                "--data",
+                "testdata",
+                "--no-pdf",
+                "--members-per-pass",
+                per_pass,
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            let run = hhq(&args);
+            assert!(
+                run.status.success(),
+                "{}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            written.push(files(&out));
+        }
+        let (a, b) = (&written[0], &written[1]);
+        assert!(
+            a.keys().any(|k| k.contains("followup_FUH-HH")),
+            "{:?}",
+            a.keys()
+        );
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        for (path, bytes) in a {
+            assert!(
+                b[path] == *bytes,
+                "{name}: {path} differs between one pass and five"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn member_ranges_cover_every_id_in_order_and_split_the_members_evenly() {
     let root = common::root();

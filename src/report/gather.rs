@@ -4,14 +4,17 @@
 //! cumulative curves; and, for a partner, its open follow-up gaps.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::{Datelike, Days, Months, NaiveDate};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
 
 use crate::compile;
-use crate::engine::{ClaimVersions, Engine, Scope, View};
+use crate::engine::{ClaimVersions, Engine, MemberRange, Scope, View};
 use crate::error::{Error, Result};
 use crate::extract::OpenedExtract;
 use crate::measure::{Measure, Stratifier};
@@ -218,6 +221,7 @@ pub async fn gather(
     audience: Audience,
     quarter: Quarter,
     cutoff: NaiveDate,
+    members_per_pass: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<Gathered> {
     let current = quarter.year_ending();
@@ -252,9 +256,13 @@ pub async fn gather(
     } else {
         Vec::new()
     };
-    for m in &measures {
-        bar.set_message(m.id.clone());
-        let mut d = MeasureData::default();
+    // Every measure for both years is compiled first, then the members are computed in passes
+    // over ranges of member ids, as a run's are (see `crate::detail`): each pass computes every
+    // measure and year for its members, so memory follows the pass, not the state. With one
+    // pass the details are held in memory; with more, each is spooled to disk pass by pass and
+    // aggregated from there.
+    let mut jobs = Vec::new();
+    for (mi, m) in measures.iter().enumerate() {
         for (period, is_current) in [(prior, false), (current, true)] {
             let compiled = compile::compile(m, engine.catalog(), &period)?;
             if is_current {
@@ -270,58 +278,107 @@ pub async fn gather(
                     ));
                 }
             }
-            let views = [
-                View {
-                    scope: scope.clone(),
-                    stratify: None,
-                },
-                View {
-                    scope: Scope::All,
-                    stratify: Some(vec![Stratifier::Quarter]),
-                },
-                View {
-                    scope: scope.clone(),
-                    stratify: Some(vec![Stratifier::Quarter]),
-                },
-            ];
-            let mut views = views.to_vec();
-            for id in &mcos {
-                views.push(View {
-                    scope: Scope::Mco(id.clone()),
-                    stratify: Some(vec![Stratifier::Quarter]),
-                });
-            }
-            let (run, mut viewed) = engine.run_many(&compiled, &views).await?;
-            for id in mcos.iter().rev() {
-                let rows = only_stratum(viewed.pop().expect("a view per MCO"), "quarter");
-                d.mco_quarters.entry(id.clone()).or_default().extend(rows);
-            }
-            let aq = viewed.pop().expect("three views");
-            let sq = viewed.pop().expect("three views");
-            let aud = viewed.pop().expect("three views");
-            d.state_quarters.extend(only_stratum(sq, "quarter"));
-            d.audience_quarters.extend(only_stratum(aq, "quarter"));
-            if is_current {
-                checks.extend(crate::cms::checks(&run.rows));
-                if is_follow_up(m) {
-                    d.followup = Some((
-                        curve(&run.detail, &Scope::All)?,
-                        curve(&run.detail, &scope)?,
-                    ));
-                }
-                d.state = run.rows;
-                d.audience = aud;
-            } else {
-                d.state_prior = run.rows;
-                d.audience_prior = aud;
-            }
+            jobs.push((mi, is_current, compiled));
         }
-        if let (Audience::Hhp(_), true) = (&audience, is_follow_up(m)) {
-            worklist.extend(open_gaps(engine, m, &scope, cutoff, &still_enrolled).await?);
-        }
-        bar.inc(1);
-        data.insert(m.id.clone(), d);
     }
+    let ranges = engine.member_ranges(members_per_pass).await?;
+    if ranges.len() > 1 {
+        // Blocks marked `hhq: keep` over every member, once (as a run does).
+        engine.materialize(&BTreeSet::new()).await?;
+    }
+    let selected: Vec<&Measure> = measures.iter().collect();
+    let mut spool = match ranges.len() {
+        1 => None,
+        _ => Some(crate::detail::Spool::new(&std::env::temp_dir())?),
+    };
+    let mut held: Vec<Option<Vec<RecordBatch>>> = vec![None; jobs.len()];
+    let mut planned: Vec<Option<SchemaRef>> = vec![None; jobs.len()];
+    let mut curves: BTreeMap<usize, (Curve, Curve)> = BTreeMap::new();
+    for range in &ranges {
+        engine.focus(range).await?;
+        crate::pipeline::materialize(engine, &selected, bar).await?;
+        for (k, (mi, is_current, compiled)) in jobs.iter().enumerate() {
+            bar.set_message(compiled.id.clone());
+            let (detail, plan) = engine.detail(compiled).await?;
+            if *is_current && is_follow_up(&measures[*mi]) {
+                let (all, own) = curves
+                    .entry(*mi)
+                    .or_insert_with(|| (Curve::new(), Curve::new()));
+                add_to_curve(all, &detail, &Scope::All)?;
+                add_to_curve(own, &detail, &scope)?;
+            }
+            match spool.as_mut() {
+                Some(s) => s.append(&format!("{k}"), &detail)?,
+                None => held[k] = Some(detail),
+            }
+            planned[k] = Some(plan);
+        }
+    }
+    // The extracts' views over every member again.
+    engine.focus(&MemberRange::default()).await?;
+    let partitions = engine.context().copied_config().target_partitions();
+    for (k, (mi, is_current, compiled)) in jobs.iter().enumerate() {
+        let m = &measures[*mi];
+        let plan = planned[k].clone().expect("every job computed");
+        let table: Arc<dyn TableProvider> = match (spool.as_mut(), held[k].take()) {
+            (Some(s), _) => s.finish(&format!("{k}"), &plan)?.table(partitions)?,
+            (None, detail) => {
+                let detail = detail.unwrap_or_default();
+                // The batches' schema can differ from the plan's in nullability; theirs is the
+                // truth.
+                let schema = detail.first().map_or(plan, |b| b.schema());
+                Arc::new(MemTable::try_new(schema, vec![detail])?)
+            }
+        };
+        let views = [
+            View {
+                scope: scope.clone(),
+                stratify: None,
+            },
+            View {
+                scope: Scope::All,
+                stratify: Some(vec![Stratifier::Quarter]),
+            },
+            View {
+                scope: scope.clone(),
+                stratify: Some(vec![Stratifier::Quarter]),
+            },
+        ];
+        let mut views = views.to_vec();
+        for id in &mcos {
+            views.push(View {
+                scope: Scope::Mco(id.clone()),
+                stratify: Some(vec![Stratifier::Quarter]),
+            });
+        }
+        let (rows, mut viewed) = engine.summarise(compiled, table, &views).await?;
+        let d = data
+            .entry(m.id.clone())
+            .or_insert_with(MeasureData::default);
+        for id in mcos.iter().rev() {
+            let rows = only_stratum(viewed.pop().expect("a view per MCO"), "quarter");
+            d.mco_quarters.entry(id.clone()).or_default().extend(rows);
+        }
+        let aq = viewed.pop().expect("three views");
+        let sq = viewed.pop().expect("three views");
+        let aud = viewed.pop().expect("three views");
+        d.state_quarters.extend(only_stratum(sq, "quarter"));
+        d.audience_quarters.extend(only_stratum(aq, "quarter"));
+        if *is_current {
+            checks.extend(crate::cms::checks(&rows));
+            d.followup = curves.remove(mi);
+            d.state = rows;
+            d.audience = aud;
+            if let (Audience::Hhp(_), true) = (&audience, is_follow_up(m)) {
+                worklist.extend(open_gaps(engine, m, &scope, cutoff, &still_enrolled).await?);
+            }
+            bar.inc(1);
+        } else {
+            d.state_prior = rows;
+            d.audience_prior = aud;
+        }
+    }
+    drop(spool);
     worklist.sort_by(|a, b| {
         (
             a.due_7,
@@ -387,12 +444,18 @@ fn in_scope(scope: &Scope, mco: Option<&str>, hhp: Option<&str>) -> bool {
     }
 }
 
-/// Days from the anchor to the first follow-up within 30 days, over the denominator's units.
-fn curve(detail: &[RecordBatch], scope: &Scope) -> Result<Curve> {
-    let mut c = Curve {
-        denominator: 0,
-        by_day: vec![0; 31],
-    };
+impl Curve {
+    fn new() -> Curve {
+        Curve {
+            denominator: 0,
+            by_day: vec![0; 31],
+        }
+    }
+}
+
+/// Add these units of the detail (a pass's) to `c`: days from the anchor to the first follow-up
+/// within 30 days, over the denominator's units.
+fn add_to_curve(c: &mut Curve, detail: &[RecordBatch], scope: &Scope) -> Result<()> {
     for b in detail {
         let (Some(inden), Some(anchor), Some(hit), Some(date), Some(mco), Some(hhp)) = (
             column(b, "in_denominator", &DataType::Boolean)?,
@@ -427,7 +490,7 @@ fn curve(detail: &[RecordBatch], scope: &Scope) -> Result<Curve> {
             }
         }
     }
-    Ok(c)
+    Ok(())
 }
 
 /// A partner's follow-ups still open at the cut-off: units anchored in the 30 days before it, not

@@ -47,6 +47,9 @@ pub struct ReportOptions {
     pub quality: crate::quality::QualityOptions,
     /// Bytes DataFusion's operators may hold at once (`--memory-limit`); `None`: unbounded.
     pub memory_limit: Option<usize>,
+    /// Members computed at once (`--members-per-pass`); `None`:
+    /// [`crate::pipeline::MEMBERS_PER_PASS`].
+    pub members_per_pass: Option<usize>,
 }
 
 /// What a report run wrote, without member-level data.
@@ -96,7 +99,6 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     let selected = crate::pipeline::select(&defs, &opts.only, &opts.measures)?;
     engine.check_scope(&opts.audience.scope()).await?;
     let bar = crate::pipeline::progress(selected.len() as u64 + 1);
-    crate::pipeline::materialize(&engine, &selected, &bar).await?;
     let (measure_files, block_files, value_set_files) =
         crate::pipeline::definition_files(&defs, &selected, &opts.measures)?;
     let measures: Vec<_> = selected.into_iter().cloned().collect();
@@ -106,6 +108,8 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         opts.audience.clone(),
         quarter,
         cutoff,
+        opts.members_per_pass
+            .unwrap_or(crate::pipeline::MEMBERS_PER_PASS),
         &bar,
     )
     .await?;
