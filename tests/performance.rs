@@ -421,9 +421,9 @@ async fn a_run_in_member_passes_writes_what_one_pass_writes() {
 #[test]
 fn a_report_in_member_passes_is_the_report_of_one_pass() {
     let dir = tempfile::tempdir().unwrap();
-    // The state's report, and a partner's scorecard (its follow-up curves summed pass by pass,
-    // its worklist computed after the passes).
-    for (name, audience) in [("state", vec!["state"]), ("hhp", vec!["hhp", "HHP-02"])] {
+    // A partner's scorecard: every view a report aggregates (the partner's, the state's and each
+    // MCO's quarters), its follow-up curves summed pass by pass, its worklist computed after.
+    for (name, audience) in [("hhp", vec!["hhp", "HHP-02"])] {
         let mut written = Vec::new();
         for per_pass in ["300", "70"] {
             let out = dir.path().join(format!("{name}-{per_pass}"));
