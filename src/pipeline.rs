@@ -181,13 +181,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     // A state's members in passes of at most `members_per_pass`, so that memory follows the
     // pass, not the state (see `detail`). Blocks marked `hhq: keep` are computed once, over
     // every member (a replacement may name a claim filed under another member id).
-    let ranges = engine
-        .member_ranges(opts.members_per_pass.unwrap_or(MEMBERS_PER_PASS))
-        .await?;
+    let ranges = member_passes(&engine, opts.members_per_pass.unwrap_or(MEMBERS_PER_PASS)).await?;
     if ranges.len() > 1 {
-        engine
-            .materialize(&std::collections::BTreeSet::new())
-            .await?;
         timings.lap(format!("blocks kept for the run ({} passes)", ranges.len()));
     }
     let bar = progress((ranges.len() * (selected.len() + 1) + selected.len()) as u64);
@@ -559,6 +554,22 @@ fn choose_period(opts: &RunOptions, cutoff: Option<NaiveDate>) -> Result<Period>
             opts.data.display()
         ))),
     }
+}
+
+/// The member ranges of a run or report in passes of about `per_pass` members; with more than
+/// one, the blocks marked `hhq: keep` are computed first, once over every member (a replacement
+/// may name a claim filed under another member id).
+pub(crate) async fn member_passes(
+    engine: &Engine,
+    per_pass: usize,
+) -> Result<Vec<crate::engine::MemberRange>> {
+    let ranges = engine.member_ranges(per_pass).await?;
+    if ranges.len() > 1 {
+        engine
+            .materialize(&std::collections::BTreeSet::new())
+            .await?;
+    }
+    Ok(ranges)
 }
 
 /// Profile the extracts and pass the publish gate: the profile, and the caveat to publish with

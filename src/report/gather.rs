@@ -281,11 +281,7 @@ pub async fn gather(
             jobs.push((mi, is_current, compiled));
         }
     }
-    let ranges = engine.member_ranges(members_per_pass).await?;
-    if ranges.len() > 1 {
-        // Blocks marked `hhq: keep` over every member, once (as a run does).
-        engine.materialize(&BTreeSet::new()).await?;
-    }
+    let ranges = crate::pipeline::member_passes(engine, members_per_pass).await?;
     let selected: Vec<&Measure> = measures.iter().collect();
     let mut spool = match ranges.len() {
         1 => None,
