@@ -202,6 +202,9 @@ struct MemoryUse {
     blocks: Mutex<Option<MemoryReservation>>,
     /// The blocks kept in memory and their bytes in `blocks`' reservation.
     kept: Mutex<std::collections::BTreeMap<String, usize>>,
+    /// Blocks kept for the run that have a `member_id`: held as `<name>__kept`, their name a
+    /// view of the rows of the pass's members (see [`Engine::focus`]).
+    by_member: Mutex<BTreeSet<String>>,
     /// Bytes operators wrote to spill files, over every query run.
     spilled_bytes: AtomicUsize,
 }
@@ -385,8 +388,9 @@ impl Engine {
 
     /// Compute only these members from now on: the extracts' views read their rows, and the
     /// building blocks kept for the members before are dropped (those marked `hhq: keep` were
-    /// computed over every member and stay). A run over more members than it should hold at
-    /// once computes them range by range (see [`Engine::member_ranges`]).
+    /// computed over every member and stay, read as their rows of these members when they have
+    /// a `member_id`). A run over more members than it should hold at once computes them range
+    /// by range (see [`Engine::member_ranges`]).
     pub async fn focus(&self, range: &MemberRange) -> Result<()> {
         let mut views = self.views.lock().expect("not poisoned").clone();
         if views.range == *range {
@@ -441,6 +445,14 @@ impl Engine {
                     extract::all_rows(extract)
                 ))
                 .await?;
+        }
+        // Blocks kept for the run with a member_id read their rows of the pass's members only:
+        // a pass's hash of the superseded claim ids is then a pass's, not the state's. Before
+        // the blocks that read them, which hold the plan of what they read.
+        let by_member = self.memory.by_member.lock().expect("not poisoned").clone();
+        for name in &by_member {
+            self.ctx.deregister_table(name.as_str())?;
+            self.ctx.sql(&member_view(name, &views.range)).await?;
         }
         // Blocks kept for the run stay; the others are views again, their memory given back.
         let redefine: Vec<&Block> = {
@@ -520,9 +532,22 @@ impl Engine {
             }
             reservation.grow(bytes);
             let schema = batches.first().map_or(schema, |b| b.schema());
+            let keep = self.blocks.iter().any(|b| b.name == *name && b.keep);
+            let table = Arc::new(self.mem_table(schema.clone(), batches)?);
             self.ctx.deregister_table(*name)?;
-            self.ctx
-                .register_table(*name, Arc::new(self.mem_table(schema, batches)?))?;
+            if keep && schema.column_with_name("member_id").is_some() {
+                let range = self.views.lock().expect("not poisoned").range.clone();
+                self.ctx.deregister_table(kept_table(name).as_str())?;
+                self.ctx.register_table(kept_table(name).as_str(), table)?;
+                self.ctx.sql(&member_view(name, &range)).await?;
+                self.memory
+                    .by_member
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(name.to_string());
+            } else {
+                self.ctx.register_table(*name, table)?;
+            }
             kept.insert(name.to_string(), bytes);
             // A view holds the plan of what it read when it was made: the blocks after this
             // one (claims_final after superseded_claims) would compute it again from the
@@ -933,6 +958,22 @@ fn plan_text(batches: &[RecordBatch]) -> Result<String> {
 }
 
 /// Define a building block's view.
+/// The table holding a block kept for the run whose name is a view over it.
+fn kept_table(name: &str) -> String {
+    format!("{name}__kept")
+}
+
+/// The view of a block kept for the run: its rows of the members of `range`.
+fn member_view(name: &str, range: &MemberRange) -> String {
+    let filter = range
+        .filter()
+        .map_or(String::new(), |f| format!(" WHERE {f}"));
+    format!(
+        "CREATE VIEW {name} AS SELECT * FROM {}{filter}",
+        kept_table(name)
+    )
+}
+
 async fn define_block(ctx: &SessionContext, block: &Block) -> Result<()> {
     ctx.sql(&format!("CREATE VIEW {} AS\n{}", block.name, block.sql))
         .await
