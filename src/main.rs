@@ -248,11 +248,17 @@ enum Command {
     /// Profile a measure or a building block: run it over the data under EXPLAIN ANALYZE and
     /// print the physical plan with each operator's rows, time and memory (no member data)
     #[command(
-        after_help = "Examples:\n  hhq profile FUH-HH --data testdata\n  hhq profile ed_visits --data testdata\n\nA measure is profiled as a run computes it: the building blocks it reads are computed first and held in memory (their own time is printed), then its member-level detail query runs."
+        after_help = "Examples:\n  hhq profile FUH-HH --data testdata\n  hhq profile ed_visits --data testdata\n  hhq profile ed_visits --data DATA --pass 3 --members-per-pass 100000\n\nA measure is profiled as a run computes it: the building blocks it reads are computed first and held in memory (their own time is printed), then its member-level detail query runs. With --pass, over the members of that pass of a run in passes (the blocks marked `hhq: keep` over every member first, as a run does)."
     )]
     Profile {
         /// Measure id or building-block name
         what: String,
+        /// Profile the members of this pass (1 for the first) of a run in passes
+        #[arg(long, value_name = "K", value_parser = parse_count)]
+        pass: Option<usize>,
+        /// Members per pass, as `hhq run --members-per-pass` (with --pass)
+        #[arg(long, value_name = "N", value_parser = parse_count, default_value_t = hhq::pipeline::MEMBERS_PER_PASS)]
+        members_per_pass: usize,
         /// Data directory holding the four extracts
         #[arg(long, default_value = "testdata")]
         data: PathBuf,
@@ -673,16 +679,16 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         Command::Profile {
             what,
+            pass,
+            members_per_pass,
             data,
             period,
             memory,
             dirs,
         } => {
-            let p = pipeline::profile(
-                &reading(data, dirs, period, Vec::new(), memory.memory_limit),
-                &what,
-            )
-            .await?;
+            let mut options = reading(data, dirs, period, Vec::new(), memory.memory_limit);
+            options.members_per_pass = Some(members_per_pass);
+            let p = pipeline::profile(&options, &what, pass).await?;
             for (step, took) in &p.blocks {
                 eprintln!("{step}: {:.3} s", took.as_secs_f64());
             }

@@ -380,9 +380,23 @@ pub struct Profiled {
 /// Run one measure's detail query, or one building block, under `EXPLAIN ANALYZE`. A measure's
 /// blocks are computed first, as in a run; a block is computed from the extracts (and from the
 /// blocks it reads, as views).
-pub async fn profile(opts: &RunOptions, what: &str) -> Result<Profiled> {
+///
+/// With `pass`, over the members of that pass (1-based) of a run in passes of
+/// `opts.members_per_pass`, the blocks marked `hhq: keep` computed over every member first.
+pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Result<Profiled> {
     let (defs, engine) = open(opts).await?;
     let started = std::time::Instant::now();
+    if let Some(k) = pass {
+        let per_pass = opts.members_per_pass.unwrap_or(MEMBERS_PER_PASS);
+        let ranges = member_passes(&engine, per_pass).await?;
+        let range = ranges.get(k.saturating_sub(1)).ok_or_else(|| {
+            Error::Usage(format!(
+                "--pass {k}: a run in passes of {per_pass} members makes {} pass(es) over these data",
+                ranges.len()
+            ))
+        })?;
+        engine.focus(range).await?;
+    }
     let (blocks, plan) = match defs.measures.iter().find(|m| m.id == what) {
         Some(m) => {
             let period = choose_period(opts, engine.data_cutoff().await?)?;

@@ -6,6 +6,7 @@
 //! whether a run may go on.
 //! Claim versions are resolved by the `claims_final` building block (`queries/claims_final.sql`).
 
+mod chunks;
 pub mod contract;
 pub mod csv;
 mod open;

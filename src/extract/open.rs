@@ -517,6 +517,10 @@ pub async fn open_extract(
         .ok_or_else(|| Error::contract(&location, "the path is not valid UTF-8; rename it"))?;
     ctx.register_parquet(&raw, location_str, ParquetReadOptions::default())
         .await?;
+    // Read in chunks every stream of a scan takes from one queue (see `chunks`).
+    let listing = ctx.table_provider(raw.as_str()).await?;
+    ctx.deregister_table(raw.as_str())?;
+    ctx.register_table(raw.as_str(), super::chunks::Chunked::wrap(listing))?;
     let table_schema = ctx.table_provider(raw.as_str()).await?.schema();
     let mut select = Vec::new();
     for field in table_schema.fields() {
