@@ -158,6 +158,12 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     // The gate first: a refused run computes nothing and writes nothing.
     let (quality, caveat) = quality_gate(&engine, &opts.quality, &opts.measures).await?;
     timings.lap("data-quality profile");
+    // The blocks marked `hhq: keep` first, over every member: the cut-off and the claim versions
+    // read claims_final, which reads them, and would each compute them again.
+    engine
+        .materialize(&std::collections::BTreeSet::new())
+        .await?;
+    timings.lap("blocks kept for the run");
     let cutoff = engine.data_cutoff().await?;
     let period = choose_period(opts, cutoff)?;
     engine.check_scope(&opts.privacy.audience).await?;
@@ -183,7 +189,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     // every member (a replacement may name a claim filed under another member id).
     let ranges = member_passes(&engine, opts.members_per_pass.unwrap_or(MEMBERS_PER_PASS)).await?;
     if ranges.len() > 1 {
-        timings.lap(format!("blocks kept for the run ({} passes)", ranges.len()));
+        timings.lap(format!("member ranges ({} passes)", ranges.len()));
     }
     let bar = progress((ranges.len() * (selected.len() + 1) + selected.len()) as u64);
     // The output directory is written whole (see `output::Staged`): a failure or a kill leaves the

@@ -398,7 +398,7 @@ async fn a_run_in_member_passes_writes_what_one_pass_writes() {
         let stages = |s: &pipeline::RunSummary| -> Vec<String> {
             s.timings.stages.iter().map(|(n, _)| n.clone()).collect()
         };
-        assert!(stages(&several).contains(&"blocks kept for the run (5 passes)".to_string()));
+        assert!(stages(&several).contains(&"member ranges (5 passes)".to_string()));
         assert!(!stages(&single).iter().any(|s| s.contains("passes)")));
         assert!(!single.rows.is_empty());
         assert_eq!(single.rows, several.rows);
