@@ -61,6 +61,10 @@ REWRITES = [
      "function only and the aggregate (same NULL-respecting semantics) is first(x ORDER BY y)"),
     ("last_value_aggregate", re.compile(r"\blast_value\("), "last(",
      "as first_value: the ordered aggregate is DuckDB's last(x ORDER BY y)"),
+    ("right_anti_join", re.compile(r"FROM (\w+) (\w+)\s+RIGHT ANTI JOIN (\w+) (\w+) ON"),
+     r"FROM \3 \4 ANTI JOIN \1 \2 ON",
+     "DuckDB has anti joins from the left only: `a RIGHT ANTI JOIN b` (rows of b matching no "
+     "row of a) is its `b ANTI JOIN a`"),
 ]
 
 
