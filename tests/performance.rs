@@ -219,6 +219,46 @@ fn hhq_profile_shows_the_plan_with_metrics_and_the_steps() {
 }
 
 #[test]
+fn hhq_profile_of_a_pass_reads_the_members_of_that_pass() {
+    // The rows the block's plan gives, from its top operator's metrics.
+    let rows = |extra: &[&str]| -> u64 {
+        let mut args = vec!["profile", "ed_visits", "--data", "testdata"];
+        args.extend_from_slice(extra);
+        let out = hhq(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plan = String::from_utf8(out.stdout).unwrap();
+        let top = plan.lines().next().unwrap();
+        let n = top.split("output_rows=").nth(1).unwrap();
+        n[..n.find(',').unwrap()]
+            .parse()
+            .unwrap_or_else(|_| panic!("{top}"))
+    };
+    // testdata's 300 members in passes of 150: two passes, their ED visits those of all.
+    let all = rows(&[]);
+    let first = rows(&["--pass", "1", "--members-per-pass", "150"]);
+    let second = rows(&["--pass", "2", "--members-per-pass", "150"]);
+    assert!(first > 0 && second > 0, "{first} {second}");
+    assert_eq!(first + second, all);
+    let out = hhq(&[
+        "profile",
+        "ed_visits",
+        "--data",
+        "testdata",
+        "--pass",
+        "3",
+        "--members-per-pass",
+        "150",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("makes 2 pass(es)"), "{err}");
+}
+
+#[test]
 fn run_timings_list_every_stage_and_measure_and_add_up() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
