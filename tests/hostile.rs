@@ -683,6 +683,43 @@ fn a_block_is_one_query_only() {
     }
 }
 
+#[test]
+fn a_right_join_with_a_null_test_is_refused_and_an_anti_join_is_not() {
+    // DataFusion 55 can move the null test across a swapped join: claims_final once kept no
+    // claim line that way (tests/measures.rs, superseded_versions_change_no_result…).
+    let e = block_error(
+        "-- an anti join written as an outer join\nSELECT c.*\nFROM superseded_claims s\n  \
+         right outer join claims c ON s.claim_id = c.claim_id\nWHERE s.claim_id is null",
+    );
+    assert_eq!(
+        e,
+        "<queries>/evil.sql:4:3: a `RIGHT JOIN` in a query that tests `IS NULL`: DataFusion 55 \
+         can move a null test on the optional side onto the other side's column of the same name \
+         and keep no row\n  hint: for the rows of `b` that match no row of `a`, write `a RIGHT \
+         ANTI JOIN b ON …` or `NOT EXISTS`; for an outer join, write `b LEFT JOIN a ON …`"
+    );
+    // The same rows as an anti join, or a left join, load; so does a right join without a null
+    // test, and a column named "right".
+    let dir = tempfile::tempdir().unwrap();
+    for (i, sql) in [
+        "SELECT c.* FROM superseded_claims s RIGHT ANTI JOIN claims c ON s.claim_id = c.claim_id",
+        "SELECT c.* FROM claims c LEFT JOIN superseded_claims s ON s.claim_id = c.claim_id \
+         WHERE s.claim_id IS NULL",
+        "SELECT c.* FROM superseded_claims s RIGHT JOIN claims c ON s.claim_id = c.claim_id",
+        "SELECT \"right\" FROM (SELECT 1 AS \"right\") t JOIN claims c ON true WHERE c.mco_id IS NULL",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(dir.path().join(format!("ok_{i}.sql")), sql).unwrap();
+    }
+    for f in std::fs::read_dir(common::root().join("queries")).unwrap() {
+        let p = f.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    Definitions::load_shared(&common::root().join("measures"), dir.path()).unwrap();
+}
+
 #[tokio::test]
 async fn a_block_reading_a_file_path_does_not_plan() {
     // A query may name only registered tables: DataFusion's URL tables are not enabled.

@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement as SQLStatement, Visit, Visitor};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use regex::Regex;
 
 use crate::error::{Error, Result};
@@ -253,7 +253,52 @@ pub fn check_query(path: &Path, text: &str) -> Result<()> {
             "`SELECT … INTO` creates a table; a building block is a query".into(),
         ));
     }
-    Ok(())
+    right_join_null_test(path, &tokens)
+}
+
+/// Refuse a `RIGHT [OUTER] JOIN` in a query that also tests `IS NULL`: when its estimates make
+/// DataFusion 55 swap the join's sides, it can move a null test on the optional side's column
+/// onto the preserved side's column of the same name, and the query silently keeps no row
+/// (claims_final did: see queries/claims_final.sql). A `LEFT JOIN` with the sides exchanged, or
+/// an anti join, says the same and is planned right.
+fn right_join_null_test(path: &Path, tokens: &[TokenWithSpan]) -> Result<()> {
+    let words: Vec<(String, (usize, usize))> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .map(|t| {
+            let word = match &t.token {
+                Token::Word(w) if w.quote_style.is_none() => w.value.to_uppercase(),
+                _ => String::new(),
+            };
+            (
+                word,
+                (t.span.start.line as usize, t.span.start.column as usize),
+            )
+        })
+        .collect();
+    let is = |i: usize, w: &str| words.get(i).is_some_and(|(x, _)| x == w);
+    let right_join = (0..words.len()).find(|&i| {
+        is(i, "RIGHT") && (is(i + 1, "JOIN") || (is(i + 1, "OUTER") && is(i + 2, "JOIN")))
+    });
+    let null_test = (0..words.len()).any(|i| is(i, "IS") && is(i + 1, "NULL"));
+    match right_join {
+        Some(i) if null_test => Err(Error::Definition {
+            path: path.to_path_buf(),
+            line: words[i].1.0,
+            column: words[i].1.1,
+            message:
+                "a `RIGHT JOIN` in a query that tests `IS NULL`: DataFusion 55 can move a null \
+                      test on the optional side onto the other side's column of the same name \
+                      and keep no row"
+                    .into(),
+            hint: Some(
+                "for the rows of `b` that match no row of `a`, write `a RIGHT ANTI JOIN b ON …` \
+                 or `NOT EXISTS`; for an outer join, write `b LEFT JOIN a ON …`"
+                    .into(),
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 static SQL_AT: LazyLock<Regex> =
