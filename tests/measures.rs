@@ -548,15 +548,8 @@ fn claims_with_version_chains(dir: &std::path::Path) -> u64 {
     use datafusion::arrow::datatypes::DataType;
     use std::sync::Arc;
 
-    let src = std::fs::File::open(common::root().join("testdata/claims.parquet")).unwrap();
-    let reader =
-        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(src)
-            .unwrap()
-            .build()
-            .unwrap();
-    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-    let schema = batches[0].schema();
-    let all = concat_batches(&schema, &batches).unwrap();
+    let all = common::read_parquet(&common::root().join("testdata/claims.parquet"));
+    let schema = all.schema();
     let text = |name: &str, b: &RecordBatch| -> StringArray {
         let c = cast(b.column(schema.index_of(name).unwrap()), &DataType::Utf8).unwrap();
         c.as_any().downcast_ref::<StringArray>().unwrap().clone()
@@ -642,26 +635,14 @@ async fn superseded_versions_change_no_result_even_when_most_claims_are_supersed
         .unwrap();
     }
     let added = claims_with_version_chains(data.path());
-    let run = |data: std::path::PathBuf, out: std::path::PathBuf| async move {
-        pipeline::run(&RunOptions {
-            data,
-            measures: common::root().join("measures"),
-            queries: common::root().join("queries"),
-            out,
-            period: Some(Period::year(2025)),
-            only: vec![],
-            risk_weights: None,
-            privacy: Default::default(),
-            quality: Default::default(),
-            memory_limit: None,
-            members_per_pass: None,
-        })
-        .await
-        .unwrap()
-    };
     let (plain_out, chained_out) = (data.path().join("plain"), data.path().join("chained"));
-    let plain = run(common::root().join("testdata"), plain_out.clone()).await;
-    let chained = run(data.path().to_path_buf(), chained_out.clone()).await;
+    let testdata = common::root().join("testdata");
+    let plain = pipeline::run(&common::run_options(&testdata, &plain_out))
+        .await
+        .unwrap();
+    let chained = pipeline::run(&common::run_options(data.path(), &chained_out))
+        .await
+        .unwrap();
     // Most claim lines superseded: far more superseded ids than a fifth of the lines (the
     // engine's default guess of what a filter keeps), the shape that made DataFusion swap the join.
     let (p, c) = (&plain.claim_versions, &chained.claim_versions);

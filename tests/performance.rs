@@ -339,15 +339,8 @@ fn compile_with_extracts_prints_the_usable_row_views_first() {
 fn row_groups_checked_in_parallel_find_the_first_row_of_the_file() {
     // testdata's members rewritten in row groups of ten rows, with member_id null at rows 15 and
     // 237 (1-based): both found, the first named, whatever worker found it.
-    let src = std::fs::File::open(common::root().join("testdata/members.parquet")).unwrap();
-    let reader =
-        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(src)
-            .unwrap()
-            .build()
-            .unwrap();
-    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-    let schema = batches[0].schema();
-    let all = datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap();
+    let all = common::read_parquet(&common::root().join("testdata/members.parquet"));
+    let schema = all.schema();
     assert!(all.num_rows() >= 237);
     let idx = schema.index_of("member_id").unwrap();
     let ids = datafusion::arrow::compute::cast(all.column(idx), &DataType::Utf8).unwrap();

@@ -957,7 +957,6 @@ fn plan_text(batches: &[RecordBatch]) -> Result<String> {
     Ok(out)
 }
 
-/// Define a building block's view.
 /// The table holding a block kept for the run whose name is a view over it.
 fn kept_table(name: &str) -> String {
     format!("{name}__kept")
@@ -974,6 +973,7 @@ fn member_view(name: &str, range: &MemberRange) -> String {
     )
 }
 
+/// Define a building block's view.
 async fn define_block(ctx: &SessionContext, block: &Block) -> Result<()> {
     ctx.sql(&format!("CREATE VIEW {} AS\n{}", block.name, block.sql))
         .await

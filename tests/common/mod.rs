@@ -48,6 +48,35 @@ pub fn minimal() -> tempfile::TempDir {
     )
 }
 
+/// Options to run every shipped measure for 2025 over `data`, writing to `out`.
+pub fn run_options(data: &Path, out: &Path) -> hhq::pipeline::RunOptions {
+    hhq::pipeline::RunOptions {
+        data: data.to_path_buf(),
+        measures: root().join("measures"),
+        queries: root().join("queries"),
+        out: out.to_path_buf(),
+        period: Some(hhq::period::Period::year(2025)),
+        only: Vec::new(),
+        risk_weights: None,
+        privacy: Default::default(),
+        quality: Default::default(),
+        memory_limit: None,
+        members_per_pass: None,
+    }
+}
+
+/// A Parquet file's rows as one batch.
+pub fn read_parquet(path: &Path) -> datafusion::arrow::array::RecordBatch {
+    let file = std::fs::File::open(path).expect("open the Parquet file");
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("a Parquet file")
+            .build()
+            .expect("a reader");
+    let batches: Vec<_> = reader.map(|b| b.expect("a batch")).collect();
+    datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("one schema")
+}
+
 /// Run the shipped measures `only` for 2025 over a deck; the temporary directory (outputs in
 /// `out/`) and the result rows.
 pub async fn run_deck(
@@ -59,17 +88,8 @@ pub async fn run_deck(
 ) -> (tempfile::TempDir, Vec<hhq::results::ResultRow>) {
     let data = data_dir(claims, contacts, members, enrollment);
     let s = hhq::pipeline::run(&hhq::pipeline::RunOptions {
-        data: data.path().to_path_buf(),
-        measures: root().join("measures"),
-        queries: root().join("queries"),
-        out: data.path().join("out"),
-        period: Some(hhq::period::Period::year(2025)),
         only: only.iter().map(|s| s.to_string()).collect(),
-        risk_weights: None,
-        privacy: Default::default(),
-        quality: Default::default(),
-        memory_limit: None,
-        members_per_pass: None,
+        ..run_options(data.path(), &data.path().join("out"))
     })
     .await
     .expect("run succeeds");
