@@ -8,9 +8,10 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::BatchCoalescer;
@@ -25,6 +26,8 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
 use crate::error::{Error, Result};
+
+mod csv;
 use crate::privacy::Privacy;
 
 /// Rows per spooled batch (DataFusion's batch size).
@@ -157,39 +160,85 @@ impl Spooled {
         )?))
     }
 
-    /// Write the detail as `privacy` allows to `parquet` and `csv`, both at once (one per core),
-    /// a batch at a time; the spool file is removed after.
+    /// Write the detail as `privacy` allows to `parquet` and `csv`, a batch at a time; the
+    /// spool file is removed after. The spool is read once; the Parquet writer takes each batch
+    /// on a thread of its own, and the CSV lines (most of the work: a statewide detail is
+    /// gigabytes of text) are formatted on every core, a batch each, and written in order.
     pub fn write(self, privacy: &Privacy, parquet: &Path, csv: &Path) -> Result<()> {
         let empty = privacy.apply(&RecordBatch::new_empty(self.schema.clone()))?;
         let out_schema = empty.schema();
-        let (a, b) = std::thread::scope(|s| {
-            let parquet = s.spawn(|| {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // A few batches in flight per thread: enough to keep each busy, a few MB each.
+        const QUEUED: usize = 2;
+        let read = std::thread::scope(|s| {
+            let (to_parquet, parquet_rx) = sync_channel::<RecordBatch>(QUEUED * workers);
+            let parquet_thread = s.spawn(move || {
                 let file = File::create(parquet).map_err(|e| Error::io(parquet, e))?;
-                let mut w =
-                    crate::results::parquet_writer(BufWriter::new(file), out_schema.clone())?;
-                for batch in self.batches(privacy)? {
-                    w.write(&batch?)?;
+                let mut w = crate::results::parquet_writer(BufWriter::new(file), out_schema)?;
+                for batch in parquet_rx {
+                    w.write(&batch)?;
                 }
                 w.close()?;
                 Ok::<_, Error>(())
             });
-            let csv = (|| {
+            // Batch `i` is formatted by worker `i % workers`, whose results come back in the
+            // order it took them: the writer reads the workers in turn and so writes in order.
+            let mut to_format = Vec::new();
+            let mut formatted = Vec::new();
+            for _ in 0..workers {
+                let (tx, rx) = sync_channel::<RecordBatch>(QUEUED);
+                let (done_tx, done_rx) = sync_channel::<Result<Vec<u8>>>(QUEUED);
+                s.spawn(move || {
+                    for batch in rx {
+                        let mut bytes = Vec::with_capacity(batch.num_rows() * 128);
+                        let result = csv::rows(&batch, &mut bytes)
+                            .map(|_| bytes)
+                            .map_err(Error::from);
+                        if done_tx.send(result).is_err() {
+                            break;
+                        }
+                    }
+                });
+                to_format.push(tx);
+                formatted.push(done_rx);
+            }
+            let csv_thread = s.spawn(move || {
                 let file = File::create(csv).map_err(|e| Error::io(csv, e))?;
-                let mut w = crate::results::csv_writer(BufWriter::new(file));
+                let mut out = BufWriter::new(file);
+                let mut head = Vec::new();
                 // The header even when there are no rows.
-                w.write(&empty)?;
-                for batch in self.batches(privacy)? {
-                    w.write(&batch?)?;
+                csv::header(&empty, &mut head);
+                out.write_all(&head).map_err(|e| Error::io(csv, e))?;
+                for i in 0.. {
+                    let Ok(bytes) = formatted[i % formatted.len()].recv() else {
+                        break;
+                    };
+                    out.write_all(&bytes?).map_err(|e| Error::io(csv, e))?;
+                }
+                out.flush().map_err(|e| Error::io(csv, e))?;
+                Ok::<_, Error>(())
+            });
+            let read = (|| {
+                for (i, batch) in self.batches(privacy)?.enumerate() {
+                    let batch = batch?;
+                    // A writer gone has failed: its error is the one to report.
+                    if to_parquet.send(batch.clone()).is_err()
+                        || to_format[i % workers].send(batch).is_err()
+                    {
+                        break;
+                    }
                 }
                 Ok::<_, Error>(())
             })();
-            (
-                parquet.join().expect("the Parquet writer does not panic"),
-                csv,
-            )
+            drop(to_parquet);
+            drop(to_format);
+            let parquet = parquet_thread
+                .join()
+                .expect("the Parquet writer does not panic");
+            let csv = csv_thread.join().expect("the CSV writer does not panic");
+            parquet.and(csv).and(read)
         });
-        a?;
-        b?;
+        read?;
         std::fs::remove_file(&self.path).map_err(|e| Error::io(&self.path, e))
     }
 
