@@ -205,6 +205,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             timings.add_block(&built);
         }
         timings.add("building blocks", started.elapsed());
+        engine.share_steps(&compiled);
         for c in &compiled {
             bar.set_message(c.id.clone());
             let started = std::time::Instant::now();

@@ -114,6 +114,65 @@ async fn every_measure_computed_in_stages_gives_the_detail_of_its_one_statement(
     assert!(!engine.context().table_exist("candidates").unwrap());
 }
 
+#[tokio::test]
+async fn a_step_measures_compute_alike_is_computed_once_and_freed_after_its_last_reader() {
+    let root = common::root();
+    let defs = Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
+    let engine = Engine::open(&root.join("testdata"), &defs).await.unwrap();
+    let period: Period = "2025".parse().unwrap();
+    // Three member-month measures counted on the 15th start from the same enrollee months;
+    // FUH-HH shares no step with them.
+    let compiled: Vec<_> = ["AMB-HH", "FUH-HH", "HH-ENGAGE", "IU-HH"]
+        .iter()
+        .map(|id| {
+            let m = defs.measures.iter().find(|m| m.id == *id).unwrap();
+            compile::compile(m, engine.catalog(), &period).unwrap()
+        })
+        .collect();
+    let key = |c: &compile::CompiledMeasure| {
+        c.staged(|_| true)
+            .into_iter()
+            .find(|s| s.name == "candidates")
+            .unwrap()
+            .key
+    };
+    assert_eq!(key(&compiled[0]), key(&compiled[2]));
+    assert_eq!(key(&compiled[0]), key(&compiled[3]));
+    assert_ne!(key(&compiled[0]), key(&compiled[1]));
+    // Each measure alone, nothing shared.
+    let mut alone = Vec::new();
+    for c in &compiled {
+        alone.push(rows(&engine.run(c).await.unwrap().detail));
+        assert_eq!(engine.steps_held(), 0);
+    }
+    engine.share_steps(&compiled);
+    let mut held = Vec::new();
+    for (c, expected) in compiled.iter().zip(&alone) {
+        let run = engine.run(c).await.unwrap();
+        assert_eq!(
+            &rows(&run.detail),
+            expected,
+            "{}: shared steps change it",
+            c.id
+        );
+        held.push(engine.steps_held());
+    }
+    // AMB-HH's enrollee months kept for HH-ENGAGE and IU-HH, freed once IU-HH has read them.
+    assert_eq!(held, [1, 1, 1, 0]);
+    // A new pass (the views change) starts with nothing shared.
+    engine.share_steps(&compiled);
+    engine.run(&compiled[0]).await.unwrap();
+    assert_eq!(engine.steps_held(), 1);
+    engine
+        .focus(&hhq::engine::MemberRange {
+            from: None,
+            to: Some("M9".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(engine.steps_held(), 0);
+}
+
 #[test]
 fn a_step_named_like_an_existing_table_stays_a_cte() {
     // `keep` declining every step: one stage, the whole detail query.

@@ -98,6 +98,10 @@ pub struct CompiledMeasure {
 pub struct Staged {
     pub name: String,
     pub sql: String,
+    /// What names this stage's rows across the measures of one run: its query without the
+    /// measure's header, after the keys of the stages kept before it (whose tables it may read).
+    /// Two measures' stages with one key compute the same rows over the same views.
+    pub key: String,
 }
 
 /// How many times later CTEs name `name` (comments aside).
@@ -182,7 +186,7 @@ GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
     /// (the engine declines one whose name a table already has, or that would not fit in memory);
     /// a stage it declines stays a CTE of the stages after it.
     pub fn staged(&self, mut keep: impl FnMut(&str) -> bool) -> Vec<Staged> {
-        let mut stages = Vec::new();
+        let mut stages: Vec<Staged> = Vec::new();
         let mut kept: Vec<&str> = Vec::new();
         let with = |upto: usize, kept: &[&str]| -> String {
             let ctes: Vec<&str> = self.steps[..upto]
@@ -200,26 +204,29 @@ GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
             if name == "detail" || references(name, &self.steps[i + 1..]) < 2 || !keep(name) {
                 continue;
             }
+            let body = format!("{}SELECT * FROM {name}", with(i + 1, &kept));
+            let key = match stages.last() {
+                Some(before) => format!("{}\n;\n{body}", before.key),
+                None => body.clone(),
+            };
             stages.push(Staged {
                 name: name.clone(),
-                sql: format!(
-                    "{}\n{}SELECT * FROM {name}",
-                    self.header,
-                    with(i + 1, &kept)
-                ),
+                sql: format!("{}\n{body}", self.header),
+                key,
             });
             kept.push(name);
         }
         let detail = self.detail_sql();
         let select = &detail[self.ctes.len()..];
+        let body = format!("{}{}", with(self.steps.len(), &kept), select.trim_start());
+        let key = match stages.last() {
+            Some(before) => format!("{}\n;\n{body}", before.key),
+            None => body.clone(),
+        };
         stages.push(Staged {
             name: "detail".into(),
-            sql: format!(
-                "{}\n{}{}",
-                self.header,
-                with(self.steps.len(), &kept),
-                select.trim_start()
-            ),
+            sql: format!("{}\n{body}", self.header),
+            key,
         });
         stages
     }

@@ -135,6 +135,21 @@ pub struct Engine {
     blocks: Vec<Block>,
     /// How the extracts' views read their rows now.
     views: Mutex<Views>,
+    /// Steps several measures of this pass compute alike (see [`Engine::share_steps`]).
+    shared: Mutex<SharedSteps>,
+}
+
+/// Steps (a measure's kept common table expressions) that more than one measure of a pass
+/// computes alike: three member-month measures start from the same enrollee months. The first
+/// measure to need one computes it; it is kept until the last has read it.
+#[derive(Default)]
+struct SharedSteps {
+    /// By [`crate::compile::Staged::key`]: how many of the pass's measures still to run read it.
+    uses: std::collections::HashMap<String, usize>,
+    /// Rows computed and still to be read, by key.
+    rows: std::collections::HashMap<String, (SchemaRef, Vec<RecordBatch>)>,
+    /// Their share of the memory pool.
+    reservation: Option<MemoryReservation>,
 }
 
 /// A building block computed: its rows, their memory, and how long it took.
@@ -365,6 +380,7 @@ impl Engine {
             memory: MemoryUse::default(),
             blocks: defs.blocks.clone(),
             views: Mutex::new(Views::default()),
+            shared: Mutex::default(),
         })
     }
 
@@ -400,6 +416,41 @@ impl Engine {
         self.define_views(views).await
     }
 
+    /// The measures this pass runs next, each once: a step two of them compute alike (the same
+    /// key) is computed by the first and kept for the others, then dropped after the last has
+    /// read it. Without it (or once the views change: [`Engine::focus`]) each measure computes its own steps.
+    /// Same rows either way: a step's key is its whole query, over the same views.
+    pub fn share_steps<'a>(&self, compiled: impl IntoIterator<Item = &'a CompiledMeasure>) {
+        let mut uses = std::collections::HashMap::new();
+        for c in compiled {
+            for stage in self.stages(c) {
+                if stage.name != "detail" {
+                    *uses.entry(stage.key).or_insert(0) += 1;
+                }
+            }
+        }
+        uses.retain(|_, n| *n > 1);
+        let pool = &self.ctx.runtime_env().memory_pool;
+        *self.shared.lock().expect("not poisoned") = SharedSteps {
+            uses,
+            rows: Default::default(),
+            reservation: Some(MemoryConsumer::new("steps shared by measures").register(pool)),
+        };
+    }
+
+    /// How many shared steps are held now, computed and still to be read.
+    pub fn steps_held(&self) -> usize {
+        self.shared.lock().expect("not poisoned").rows.len()
+    }
+
+    /// A measure's stages as this engine runs them: under a memory limit none is kept (steps
+    /// stay CTEs: slower, bounded), nor one whose name an extract, block or input has.
+    fn stages(&self, compiled: &CompiledMeasure) -> Vec<crate::compile::Staged> {
+        let pool = &self.ctx.runtime_env().memory_pool;
+        let limited = matches!(pool.memory_limit(), MemoryLimit::Finite(_));
+        compiled.staged(|name| !limited && !self.ctx.table_exist(name).unwrap_or(true))
+    }
+
     /// Member ranges of about `per_pass` members each (as many as the members extract lists,
     /// in id order), together covering every possible id: one range when the members fit in one
     /// pass. Ranges of ids, not a hash, so passes read only their members' row groups when the
@@ -423,6 +474,8 @@ impl Engine {
     /// holds the plan of what it read when it was made. Blocks kept for the run (`hhq: keep`)
     /// stay; others kept are dropped, and their memory given back.
     async fn define_views(&self, views: Views) -> Result<()> {
+        // Steps computed over the views before are not those of the views now.
+        *self.shared.lock().expect("not poisoned") = SharedSteps::default();
         for opened in &self.extracts {
             let extract = extract::contract::EXTRACTS
                 .iter()
@@ -825,48 +878,67 @@ impl Engine {
     ) -> Result<(Vec<RecordBatch>, SchemaRef)> {
         let explain = plans.is_some();
         let pool = &self.ctx.runtime_env().memory_pool;
-        let limited = matches!(pool.memory_limit(), MemoryLimit::Finite(_));
-        // Never shadow an extract, block or input: such a step stays a CTE.
-        let stages =
-            compiled.staged(|name| !limited && !self.ctx.table_exist(name).unwrap_or(true));
+        let stages = self.stages(compiled);
         let reservation = MemoryConsumer::new(format!("steps of {}", compiled.id)).register(pool);
         let mut kept: Vec<&str> = Vec::new();
         let result = async {
             for stage in &stages {
                 let last = stage.name == "detail";
                 let started = std::time::Instant::now();
-                let sql = if last && explain {
-                    format!("EXPLAIN ANALYZE {}", stage.sql)
-                } else {
-                    stage.sql.clone()
+                // A step another measure of the pass computed alike (not when profiling).
+                let shared = (!last && !explain)
+                    .then(|| {
+                        let shared = self.shared.lock().expect("not poisoned");
+                        shared.rows.get(&stage.key).cloned()
+                    })
+                    .flatten();
+                let (schema, batches) = match shared {
+                    Some(rows) => rows,
+                    None => {
+                        let sql = if last && explain {
+                            format!("EXPLAIN ANALYZE {}", stage.sql)
+                        } else {
+                            stage.sql.clone()
+                        };
+                        let df = self.ctx.sql(&sql).await?;
+                        let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                        let (batches, plan) = self.execute_plan(df, what).await?;
+                        let batches = batches
+                            .into_iter()
+                            .map(compact)
+                            .collect::<Result<Vec<_>>>()?;
+                        if last {
+                            return Ok((batches, planned));
+                        }
+                        if let Some(text) = plans.as_mut() {
+                            let shown = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                                plan.as_ref(),
+                            )
+                            .indent(true)
+                            .to_string();
+                            text.push_str(&format!(
+                                "step {} ({:.3} s):\n{shown}\n",
+                                stage.name,
+                                started.elapsed().as_secs_f64()
+                            ));
+                        }
+                        let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+                        let schema = batches.first().map_or(planned, |b| b.schema());
+                        let mut shared = self.shared.lock().expect("not poisoned");
+                        if !explain && shared.uses.contains_key(&stage.key) {
+                            if let Some(r) = &shared.reservation {
+                                r.grow(bytes);
+                            }
+                            shared
+                                .rows
+                                .insert(stage.key.clone(), (schema.clone(), batches.clone()));
+                        } else {
+                            reservation.grow(bytes);
+                        }
+                        (schema, batches)
+                    }
                 };
-                let df = self.ctx.sql(&sql).await?;
-                let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let (batches, plan) = self.execute_plan(df, what).await?;
-                let batches = batches
-                    .into_iter()
-                    .map(compact)
-                    .collect::<Result<Vec<_>>>()?;
-                if last {
-                    return Ok((batches, planned));
-                }
-                let elapsed = started.elapsed();
-                if let Some(text) = plans.as_mut() {
-                    let shown =
-                        datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
-                            plan.as_ref(),
-                        )
-                        .indent(true)
-                        .to_string();
-                    text.push_str(&format!(
-                        "step {} ({:.3} s):\n{shown}\n",
-                        stage.name,
-                        elapsed.as_secs_f64()
-                    ));
-                }
-                took.push((stage.name.clone(), elapsed));
-                reservation.grow(batches.iter().map(|b| b.get_array_memory_size()).sum());
-                let schema = batches.first().map_or(planned, |b| b.schema());
+                took.push((stage.name.clone(), started.elapsed()));
                 self.ctx.register_table(
                     stage.name.as_str(),
                     Arc::new(self.mem_table(schema, batches)?),
@@ -878,6 +950,25 @@ impl Engine {
         .await;
         for name in kept {
             self.ctx.deregister_table(name)?;
+        }
+        // This measure has read its shared steps: the last to read one frees it.
+        if !explain {
+            let mut guard = self.shared.lock().expect("not poisoned");
+            let shared = &mut *guard;
+            for stage in &stages {
+                let Some(n) = shared.uses.get_mut(&stage.key) else {
+                    continue;
+                };
+                *n -= 1;
+                if *n == 0 {
+                    shared.uses.remove(&stage.key);
+                    if let Some((_, batches)) = shared.rows.remove(&stage.key)
+                        && let Some(r) = &shared.reservation
+                    {
+                        r.shrink(batches.iter().map(|b| b.get_array_memory_size()).sum());
+                    }
+                }
+            }
         }
         result
     }

@@ -293,6 +293,7 @@ pub async fn gather(
     for range in &ranges {
         engine.focus(range).await?;
         crate::pipeline::materialize(engine, &selected, bar).await?;
+        engine.share_steps(jobs.iter().map(|(_, _, c)| c));
         for (k, (mi, is_current, compiled)) in jobs.iter().enumerate() {
             bar.set_message(compiled.id.clone());
             let (detail, plan) = engine.detail(compiled).await?;
