@@ -323,3 +323,124 @@ fn widen(a: &SchemaRef, b: &SchemaRef) -> SchemaRef {
         .collect();
     Arc::new(Schema::new_with_metadata(fields, a.metadata().clone()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{ArrayRef, Date32Array, Int64Array, StringArray};
+
+    /// Passes of uneven sizes, as a run's are.
+    fn passes() -> Vec<RecordBatch> {
+        let mut start = 0i64;
+        [5_000usize, 1, 12_000, 8_192, 333, 30_000, 7]
+            .iter()
+            .map(|&n| {
+                let ids: Vec<i64> = (start..start + n as i64).collect();
+                start += n as i64;
+                let members: Vec<String> = ids.iter().map(|i| format!("M{i:07}")).collect();
+                let notes: Vec<Option<String>> = ids
+                    .iter()
+                    .map(|i| (i % 3 != 0).then(|| format!("gap {i}, \"long\"")))
+                    .collect();
+                RecordBatch::try_from_iter([
+                    (
+                        "member_id",
+                        Arc::new(StringArray::from(members)) as ArrayRef,
+                    ),
+                    ("n", Arc::new(Int64Array::from(ids.clone())) as ArrayRef),
+                    (
+                        "anchor_date",
+                        Arc::new(Date32Array::from(
+                            ids.iter().map(|i| (i % 20_000) as i32).collect::<Vec<_>>(),
+                        )) as ArrayRef,
+                    ),
+                    ("why", Arc::new(StringArray::from(notes)) as ArrayRef),
+                ])
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_detail_is_written_in_the_order_spooled_the_csv_as_arrow_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::new(dir.path()).unwrap();
+        let batches = passes();
+        for b in &batches {
+            spool.append("M", std::slice::from_ref(b)).unwrap();
+        }
+        let spooled = spool.finish("M", &batches[0].schema()).unwrap();
+        let (parquet, csv) = (dir.path().join("M.parquet"), dir.path().join("M.csv"));
+        spooled.write(&Privacy::default(), &parquet, &csv).unwrap();
+        // Many batches, so every formatting thread takes several, and the lines must come back
+        // in the spool's order.
+        let mut expected = Vec::new();
+        {
+            let mut w = crate::results::csv_writer(&mut expected);
+            for b in &batches {
+                w.write(b).unwrap();
+            }
+        }
+        let written = std::fs::read(&csv).unwrap();
+        assert!(written == expected, "the CSV detail differs from arrow's");
+        let read: Vec<RecordBatch> =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                File::open(&parquet).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect();
+        let schema = read[0].schema();
+        let all = |bs: &[RecordBatch]| {
+            datafusion::arrow::compute::concat_batches(&schema, bs.iter()).unwrap()
+        };
+        let cast: Vec<RecordBatch> = batches
+            .iter()
+            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()).unwrap())
+            .collect();
+        assert_eq!(all(&read), all(&cast));
+        // The spool file is gone.
+        assert!(!spooled_path_exists(dir.path()));
+    }
+
+    #[test]
+    fn a_detail_with_no_rows_is_a_header_and_an_empty_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::new(dir.path()).unwrap();
+        let schema = passes()[0].schema();
+        let spooled = spool.finish("M", &schema).unwrap();
+        let (parquet, csv) = (dir.path().join("M.parquet"), dir.path().join("M.csv"));
+        spooled.write(&Privacy::default(), &parquet, &csv).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&csv).unwrap(),
+            "member_id,n,anchor_date,why\n"
+        );
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                File::open(&parquet).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(reader.metadata().file_metadata().num_rows(), 0);
+    }
+
+    fn spooled_path_exists(dir: &Path) -> bool {
+        walk(dir)
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "arrow"))
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
