@@ -27,19 +27,7 @@ fn hhq(args: &[&str]) -> std::process::Output {
 }
 
 fn options(out: &Path) -> RunOptions {
-    RunOptions {
-        data: common::root().join("testdata"),
-        measures: common::root().join("measures"),
-        queries: common::root().join("queries"),
-        out: out.to_path_buf(),
-        period: Some("2025".parse().unwrap()),
-        only: Vec::new(),
-        risk_weights: None,
-        privacy: Default::default(),
-        quality: Default::default(),
-        memory_limit: None,
-        members_per_pass: None,
-    }
+    common::run_options(&common::root().join("testdata"), out)
 }
 
 /// Rows of batches as text, in order: what two ways of computing a detail must agree on.

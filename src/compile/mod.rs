@@ -104,6 +104,14 @@ pub struct Staged {
     pub key: String,
 }
 
+/// The key of a stage whose query is `body`, after `stages` (see [`Staged::key`]).
+fn after(stages: &[Staged], body: &str) -> String {
+    match stages.last() {
+        Some(before) => format!("{}\n;\n{body}", before.key),
+        None => body.to_string(),
+    }
+}
+
 /// How many times later CTEs name `name` (comments aside).
 fn references(name: &str, later: &[(String, String)]) -> usize {
     let word = regex::Regex::new(&format!(r"\b{}\b", regex::escape(name))).expect("a valid regex");
@@ -205,10 +213,7 @@ GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
                 continue;
             }
             let body = format!("{}SELECT * FROM {name}", with(i + 1, &kept));
-            let key = match stages.last() {
-                Some(before) => format!("{}\n;\n{body}", before.key),
-                None => body.clone(),
-            };
+            let key = after(&stages, &body);
             stages.push(Staged {
                 name: name.clone(),
                 sql: format!("{}\n{body}", self.header),
@@ -219,10 +224,7 @@ GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
         let detail = self.detail_sql();
         let select = &detail[self.ctes.len()..];
         let body = format!("{}{}", with(self.steps.len(), &kept), select.trim_start());
-        let key = match stages.last() {
-            Some(before) => format!("{}\n;\n{body}", before.key),
-            None => body.clone(),
-        };
+        let key = after(&stages, &body);
         stages.push(Staged {
             name: "detail".into(),
             sql: format!("{}\n{body}", self.header),

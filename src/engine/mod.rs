@@ -21,6 +21,7 @@ use datafusion::execution::memory_pool::{
 };
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::compile::blocks::{self, Block};
@@ -150,6 +151,43 @@ struct SharedSteps {
     rows: std::collections::HashMap<String, (SchemaRef, Vec<RecordBatch>)>,
     /// Their share of the memory pool.
     reservation: Option<MemoryReservation>,
+}
+
+impl SharedSteps {
+    /// Keep a step's rows when another measure of the pass reads them too; whether kept.
+    fn keep(&mut self, key: &str, schema: &SchemaRef, batches: &[RecordBatch]) -> bool {
+        if !self.uses.contains_key(key) {
+            return false;
+        }
+        if let Some(r) = &self.reservation {
+            r.grow(bytes_of(batches));
+        }
+        self.rows
+            .insert(key.to_string(), (schema.clone(), batches.to_vec()));
+        true
+    }
+
+    /// A measure has read the step of this key: the last reader frees it.
+    fn read(&mut self, key: &str) {
+        let Some(n) = self.uses.get_mut(key) else {
+            return;
+        };
+        *n -= 1;
+        if *n > 0 {
+            return;
+        }
+        self.uses.remove(key);
+        if let Some((_, batches)) = self.rows.remove(key)
+            && let Some(r) = &self.reservation
+        {
+            r.shrink(bytes_of(&batches));
+        }
+    }
+}
+
+/// The memory batches hold.
+fn bytes_of(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(|b| b.get_array_memory_size()).sum()
 }
 
 /// A building block computed: its rows, their memory, and how long it took.
@@ -418,8 +456,8 @@ impl Engine {
 
     /// The measures this pass runs next, each once: a step two of them compute alike (the same
     /// key) is computed by the first and kept for the others, then dropped after the last has
-    /// read it. Without it (or once the views change: [`Engine::focus`]) each measure computes its own steps.
-    /// Same rows either way: a step's key is its whole query, over the same views.
+    /// read it. Without it (or once the views change: [`Engine::focus`]) each measure computes
+    /// its own steps. Same rows either way: a step's key is its whole query, over the same views.
     pub fn share_steps<'a>(&self, compiled: impl IntoIterator<Item = &'a CompiledMeasure>) {
         let mut uses = std::collections::HashMap::new();
         for c in compiled {
@@ -572,7 +610,7 @@ impl Engine {
                 .into_iter()
                 .map(compact)
                 .collect::<Result<Vec<_>>>()?;
-            let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+            let bytes = bytes_of(&batches);
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             took.push(Built {
                 name: name.to_string(),
@@ -911,29 +949,24 @@ impl Engine {
                             return Ok((batches, planned));
                         }
                         if let Some(text) = plans.as_mut() {
-                            let shown = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
-                                plan.as_ref(),
-                            )
-                            .indent(true)
-                            .to_string();
+                            let shown = DisplayableExecutionPlan::with_metrics(plan.as_ref())
+                                .indent(true)
+                                .to_string();
                             text.push_str(&format!(
                                 "step {} ({:.3} s):\n{shown}\n",
                                 stage.name,
                                 started.elapsed().as_secs_f64()
                             ));
                         }
-                        let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
                         let schema = batches.first().map_or(planned, |b| b.schema());
-                        let mut shared = self.shared.lock().expect("not poisoned");
-                        if !explain && shared.uses.contains_key(&stage.key) {
-                            if let Some(r) = &shared.reservation {
-                                r.grow(bytes);
-                            }
-                            shared
-                                .rows
-                                .insert(stage.key.clone(), (schema.clone(), batches.clone()));
-                        } else {
-                            reservation.grow(bytes);
+                        let kept_for_others = !explain
+                            && self
+                                .shared
+                                .lock()
+                                .expect("not poisoned")
+                                .keep(&stage.key, &schema, &batches);
+                        if !kept_for_others {
+                            reservation.grow(bytes_of(&batches));
                         }
                         (schema, batches)
                     }
@@ -951,23 +984,10 @@ impl Engine {
         for name in kept {
             self.ctx.deregister_table(name)?;
         }
-        // This measure has read its shared steps: the last to read one frees it.
         if !explain {
-            let mut guard = self.shared.lock().expect("not poisoned");
-            let shared = &mut *guard;
+            let mut shared = self.shared.lock().expect("not poisoned");
             for stage in &stages {
-                let Some(n) = shared.uses.get_mut(&stage.key) else {
-                    continue;
-                };
-                *n -= 1;
-                if *n == 0 {
-                    shared.uses.remove(&stage.key);
-                    if let Some((_, batches)) = shared.rows.remove(&stage.key)
-                        && let Some(r) = &shared.reservation
-                    {
-                        r.shrink(batches.iter().map(|b| b.get_array_memory_size()).sum());
-                    }
-                }
+                shared.read(&stage.key);
             }
         }
         result
