@@ -157,6 +157,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     timings.lap("open extracts (schema, every page decoded, row rules)");
     // The gate first: a refused run computes nothing and writes nothing.
     let (quality, caveat) = quality_gate(&engine, &opts.quality, &opts.measures).await?;
+    for (what, took) in &quality.took {
+        timings.add(format!("  {what}"), *took);
+    }
     timings.lap("data-quality profile");
     // The blocks marked `hhq: keep` first, over every member: the cut-off and the claim versions
     // read claims_final, which reads them, and would each compute them again.

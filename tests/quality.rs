@@ -17,23 +17,23 @@ fn as_of() -> NaiveDate {
     AS_OF.parse().unwrap()
 }
 
-/// Claims: 15 rows, 6 of them unusable (set aside), one problem planted per row.
-const CLAIMS: &str = "member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to,admission_date,discharge_date,principal_dx,procedure_code,revenue_code\n\
-M1,C1,1,outpatient,original,,2025-03-10,2025-03-10,,,F329,,0450\n\
-M1,C1,1,outpatient,original,,2025-03-10,2025-03-10,,,F329,,0450\n\
-M1,C2,1,inpatient,original,,2025-04-01,2025-04-05,2025-04-05,2025-04-01,F329,,0100\n\
-M1,C3,1,outpatient,original,,2025-05-10,2025-05-01,,,,,\n\
-M2,C4,1,professional,original,,2025-08-01,2025-08-01,,,,99213,\n\
-M1,C5,1,professional,replacement,C99,2025-02-01,2025-02-01,,,,99213,\n\
-M1,C6,1,professional,void,C98,2025-02-01,2025-02-01,,,,99213,\n\
-M1,C7,1,professional,void,,2025-02-01,2025-02-01,,,,99213,\n\
-M1,C8,1,professional,original,,2025-02-03,2025-02-03,,,F32.9,9921,\n\
-,C9,1,professional,original,,2025-02-04,2025-02-04,,,,99213,\n\
-M1,C10,1,inpatient,original,,2025-09-01,2025-09-03,,2025-09-03,F329,,0100\n\
-M7,C11,1,professional,original,,2025-02-02,2025-02-02,,,,99213,\n\
-M1,C12,1,professional,original,,2026-02-01,2026-02-01,,,,99213,\n\
-M1,C13,1,dental,original,,2025-02-05,2025-02-05,,,,,\n\
-,C14,1,dental,original,,2025-02-06,2025-02-06,,,,,\n";
+/// Claims: 15 rows, 6 of them unusable (set aside), one problem planted per row (C4 two).
+const CLAIMS: &str = "member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to,admission_date,discharge_date,principal_dx,procedure_code,revenue_code,other_dx\n\
+M1,C1,1,outpatient,original,,2025-03-10,2025-03-10,,,F329,,0450,\n\
+M1,C1,1,outpatient,original,,2025-03-10,2025-03-10,,,F329,,0450,\n\
+M1,C2,1,inpatient,original,,2025-04-01,2025-04-05,2025-04-05,2025-04-01,F329,,0100,\n\
+M1,C3,1,outpatient,original,,2025-05-10,2025-05-01,,,,,,\n\
+M2,C4,1,professional,original,,2025-08-01,2025-08-01,,,,99213,,F329|F33.1\n\
+M1,C5,1,professional,replacement,C99,2025-02-01,2025-02-01,,,,99213,,\n\
+M1,C6,1,professional,void,C98,2025-02-01,2025-02-01,,,,99213,,\n\
+M1,C7,1,professional,void,,2025-02-01,2025-02-01,,,,99213,,\n\
+M1,C8,1,professional,original,,2025-02-03,2025-02-03,,,F32.9,9921,,\n\
+,C9,1,professional,original,,2025-02-04,2025-02-04,,,,99213,,\n\
+M1,C10,1,inpatient,original,,2025-09-01,2025-09-03,,2025-09-03,F329,,0100,\n\
+M7,C11,1,professional,original,,2025-02-02,2025-02-02,,,,99213,,F329|F1020\n\
+M1,C12,1,professional,original,,2026-02-01,2026-02-01,,,,99213,,\n\
+M1,C13,1,dental,original,,2025-02-05,2025-02-05,,,,,,X\n\
+,C14,1,dental,original,,2025-02-06,2025-02-06,,,,,,\n";
 
 /// Contacts: 7 rows, 2 set aside.
 const CONTACTS: &str = "contact_id,member_id,contact_date,hhp_id,service,mode,reached\n\
@@ -88,6 +88,7 @@ fn expected_failing() -> BTreeMap<&'static str, u64> {
         ("claims.void_of_missing_claim", 1),        // C6 → C98
         ("claims.principal_dx.format", 1),          // C8 `F32.9`
         ("claims.procedure_code.format", 1),        // C8 `9921`
+        ("claims.other_dx.format", 1),              // C4 `F33.1` (C13's `X` is set aside)
         ("claims.inpatient_without_admission", 1),  // C10
         ("claims.unknown_member", 1),               // C11 (M7)
         ("claims.future_date", 1),                  // C12

@@ -4,6 +4,7 @@
 
 use crate::extract::contract::{EXTRACTS, Extract};
 use crate::extract::rules::{RowRule, RuleKind, row_rules};
+use crate::quality::formats::CodeFormat;
 
 /// What a check looks at, as in the data-quality literature (Kahn et al., 2016).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,6 +58,12 @@ pub enum Source {
     /// Rows of the extract where `bad` (SQL over one row, no subquery) holds; counted with the
     /// extract's other such checks in one scan.
     Flag { bad: String },
+    /// Rows whose `key` columns repeat an earlier row's (each extra row counts), counted by
+    /// [`super::duplicates::count`]; `label` renders a key's values as an example.
+    Duplicates {
+        key: &'static [&'static str],
+        label: fn(&[String]) -> String,
+    },
     /// The extract has no usable rows at all.
     Empty,
 }
@@ -87,73 +94,76 @@ pub(crate) fn key_sql(extract: &str) -> &'static str {
 }
 
 /// Formats of the code systems the contract names (no dots, no padding tricks).
-const FORMATS: &[(&str, &str, &str, &str)] = &[
-    // (extract, column, regex, what)
+const FORMATS: &[(&str, &str, CodeFormat, &str)] = &[
+    // (extract, column, format, what)
     (
         "claims",
         "principal_dx",
-        "^[A-Z][0-9][0-9A-Z]{1,5}$",
+        CodeFormat::Icd10Cm,
         "ICD-10-CM: a letter, a digit, then 1–5 letters or digits, no dot",
     ),
     (
         "claims",
         "procedure_code",
-        "^([0-9]{4}[0-9FTU]|[A-V][0-9]{4})$",
+        CodeFormat::Procedure,
         "CPT (five digits, or four and F/T/U) or HCPCS Level II (a letter and four digits)",
     ),
     (
         "claims",
         "revenue_code",
-        "^[0-9]{4}$",
+        CodeFormat::Revenue,
         "UB-04 revenue code: four digits (`0450`)",
     ),
     (
         "claims",
         "type_of_bill",
-        "^0?[0-9]{3}$",
+        CodeFormat::TypeOfBill,
         "UB-04 type of bill: three digits, optionally a leading zero",
     ),
     (
         "claims",
         "place_of_service",
-        "^[0-9]{2}$",
+        CodeFormat::TwoDigits,
         "CMS place of service: two digits",
     ),
     (
         "claims",
         "discharge_status",
-        "^[0-9]{2}$",
+        CodeFormat::TwoDigits,
         "UB-04 patient status: two digits",
     ),
     (
         "claims",
         "modifier_1",
-        "^[0-9A-Z]{2}$",
+        CodeFormat::Modifier,
         "procedure modifier: two letters or digits",
     ),
     (
         "claims",
         "modifier_2",
-        "^[0-9A-Z]{2}$",
+        CodeFormat::Modifier,
         "procedure modifier: two letters or digits",
     ),
-    ("claims", "billing_npi", "^[0-9]{10}$", "NPI: ten digits"),
-    ("claims", "rendering_npi", "^[0-9]{10}$", "NPI: ten digits"),
+    ("claims", "billing_npi", CodeFormat::Npi, "NPI: ten digits"),
+    (
+        "claims",
+        "rendering_npi",
+        CodeFormat::Npi,
+        "NPI: ten digits",
+    ),
     (
         "claims",
         "ndc",
-        "^[0-9]{11}$",
+        CodeFormat::Ndc,
         "NDC: eleven digits, no dashes",
     ),
     (
         "members",
         "county_fips",
-        "^[0-9]{5}$",
+        CodeFormat::CountyFips,
         "county FIPS: five digits",
     ),
 ];
-
-const ICD10: &str = "^[A-Z][0-9][0-9A-Z]{1,5}$";
 
 /// Date columns and the earliest believable value.
 const DATES: &[(&str, &[&str])] = &[
@@ -310,7 +320,7 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
             source: Source::Rule(rule),
         });
     }
-    for (_, col, regex, what) in FORMATS.iter().filter(|f| f.0 == name) {
+    for (_, col, format, what) in FORMATS.iter().filter(|f| f.0 == name) {
         out.push(flag(
             &format!("{col}.format"),
             name,
@@ -318,7 +328,10 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
             Error,
             0.01,
             &format!("`{col}` is not a {what}"),
-            &format!("{col} IS NOT NULL AND NOT regexp_like({col}, '{regex}')"),
+            &format!(
+                "{col} IS NOT NULL AND NOT hhq_code_format({col}, '{}')",
+                format.name()
+            ),
         ));
     }
     for (_, cols) in DATES.iter().filter(|d| d.0 == name) {
@@ -338,19 +351,16 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
     }
     match name {
         "claims" => {
-            let other_dx_bad = format!(
-                "SELECT DISTINCT claim_id, line_number, dx FROM (SELECT claim_id, line_number, unnest(other_dx) AS dx FROM claims) d \
-                 WHERE dx IS NOT NULL AND NOT regexp_like(dx, '{ICD10}')"
-            );
-            out.push(
-                query("other_dx.format", "claims", Conformance, Error, 0.01, "an `other_dx` entry is not an ICD-10-CM code (a letter, a digit, then 1–5 letters or digits, no dot)")
-                .counting(
-                format!("SELECT count(*) FROM (SELECT DISTINCT claim_id, line_number FROM ({other_dx_bad}) b)"),
-                format!(
-                    "SELECT DISTINCT concat('claim ', claim_id, ' line ', CAST(line_number AS VARCHAR)) AS key FROM ({other_dx_bad}) b ORDER BY key LIMIT 3"
-                ),
-                )
-            );
+            // A row whose list holds a malformed entry (a null entry is absent, not malformed).
+            out.push(flag(
+                "other_dx.format",
+                "claims",
+                Conformance,
+                Error,
+                0.01,
+                "an `other_dx` entry is not an ICD-10-CM code (a letter, a digit, then 1–5 letters or digits, no dot)",
+                "other_dx IS NOT NULL AND NOT hhq_code_format(other_dx, 'icd10_cm')",
+            ));
             out.push(flag(
                 "future_date",
                 "claims",
@@ -380,17 +390,20 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
                 )
                 .counting_rows(&after_death_rows("claims", "service_from")),
             );
-            out.push(
-                query("duplicate_line", "claims", Plausibility, Error, 0.0, "the same `claim_id` and `line_number` on more than one row (each extra row counts)")
-                .counting(
-                // Rows less distinct keys: each extra row (a DISTINCT is about twice as fast
-                // as counting per key).
-                "SELECT (SELECT count(*) FROM claims) - (SELECT count(*) FROM (SELECT DISTINCT claim_id, line_number FROM claims) d)".into(),
-                "SELECT concat('claim ', claim_id, ' line ', CAST(line_number AS VARCHAR)) AS key FROM claims \
-                 GROUP BY claim_id, line_number HAVING count(*) > 1 ORDER BY key LIMIT 3"
-                    .into(),
+            out.push(CheckDef {
+                source: Source::Duplicates {
+                    key: &["claim_id", "line_number"],
+                    label: |v| format!("claim {} line {}", v[0], v[1]),
+                },
+                ..query(
+                    "duplicate_line",
+                    "claims",
+                    Plausibility,
+                    Error,
+                    0.0,
+                    "the same `claim_id` and `line_number` on more than one row (each extra row counts)",
                 )
-            );
+            });
             out.push(
                 query(
                     "replacement_without_original",

@@ -13,6 +13,8 @@
 //! are written to the data-quality report for the data steward, never to the terminal.
 
 pub mod checks;
+mod duplicates;
+pub mod formats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -252,6 +254,9 @@ pub struct Profile {
     pub policy_path: Option<PathBuf>,
     pub checks: Vec<CheckResult>,
     pub extracts: Vec<ExtractRows>,
+    /// Wall time of each scan and check, in order (`--timings`; written nowhere else, so that
+    /// the outputs do not depend on the machine).
+    pub took: Vec<(String, std::time::Duration)>,
 }
 
 impl Profile {
@@ -477,6 +482,7 @@ pub async fn profile(
 pub struct RowCounts {
     rows_of: Vec<ExtractRows>,
     rule_counts: BTreeMap<String, u64>,
+    took: Vec<(String, std::time::Duration)>,
 }
 
 impl RowCounts {
@@ -497,7 +503,9 @@ pub async fn count_rows(ctx: &SessionContext, extracts: &[OpenedExtract]) -> Res
     // Rule counts per extract, from one scan: rows grouped by the first rule they break, with
     // each rule's own count (a row may break several) summed alongside.
     let mut rule_counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut took = Vec::new();
     for opened in extracts {
+        let started = std::time::Instant::now();
         let extract = EXTRACTS
             .iter()
             .find(|e| e.name == opened.name)
@@ -549,10 +557,15 @@ pub async fn count_rows(ctx: &SessionContext, extracts: &[OpenedExtract]) -> Res
                 .filter_map(|r| aside.get(&r.id).map(|n| (r.id.clone(), *n)))
                 .collect(),
         });
+        took.push((
+            format!("{}: rows and row rules", opened.name),
+            started.elapsed(),
+        ));
     }
     Ok(RowCounts {
         rows_of,
         rule_counts,
+        took,
     })
 }
 
@@ -567,8 +580,10 @@ pub async fn check(
     let RowCounts {
         rows_of,
         rule_counts,
+        mut took,
     } = rows;
     let as_of_sql = format!("DATE '{}'", as_of.format("%Y-%m-%d"));
+    formats::register(ctx);
     // Single-row flags, one scan per extract: a column per check.
     let all = catalogue();
     let mut flag_counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -584,6 +599,7 @@ pub async fn check(
         if flags.is_empty() {
             continue;
         }
+        let started = std::time::Instant::now();
         let sums: Vec<String> = flags
             .iter()
             .map(|(_, bad)| {
@@ -612,10 +628,15 @@ pub async fn check(
             }
             flag_counts.insert((*id).clone(), n);
         }
+        took.push((
+            format!("{}: single-row checks", opened.name),
+            started.elapsed(),
+        ));
     }
 
     let mut results = Vec::new();
     for def in all {
+        let started = std::time::Instant::now();
         let Some(rows) = rows_of.iter().find(|e| e.name == def.extract) else {
             continue;
         };
@@ -669,6 +690,10 @@ pub async fn check(
                 };
                 (rows.used, failing, examples, false)
             }
+            Source::Duplicates { key, label } => {
+                let found = duplicates::count(ctx, def.extract, key, *label, rows.used).await?;
+                (rows.used, found.extra_rows, found.examples, false)
+            }
             Source::Query { count: c, examples } => {
                 let failing = count(ctx, &c.replace("{as_of}", &as_of_sql)).await?;
                 let examples = if failing == 0 {
@@ -679,6 +704,13 @@ pub async fn check(
                 (rows.used, failing, examples, false)
             }
         };
+        if !matches!(
+            def.source,
+            Source::Empty | Source::Rule(_) | Source::Flag { .. }
+        ) || !examples.is_empty()
+        {
+            took.push((def.id.clone(), started.elapsed()));
+        }
         results.push(CheckResult {
             id: def.id,
             extract: def.extract,
@@ -698,6 +730,7 @@ pub async fn check(
         policy_path: policy.path.clone(),
         checks: results,
         extracts: rows_of,
+        took,
     })
 }
 
