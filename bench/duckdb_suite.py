@@ -44,6 +44,14 @@ SETTINGS = [
 MACROS = [
     ("to_char", "CREATE MACRO to_char(d, f) AS strftime(d, f)",
      "DataFusion's to_char(date, '%Y-%m') takes a chrono format, which is DuckDB's strftime"),
+    ("hhq_age", "CREATE MACRO hhq_age(b, d) AS CAST(date_part('year', d) - date_part('year', b) AS INT) "
+     "- CASE WHEN date_part('month', d) * 100 + date_part('day', d) "
+     "< date_part('month', b) * 100 + date_part('day', b) THEN 1 ELSE 0 END",
+     "hhq's age in whole years (src/engine/udf.rs), as the SQL it stands for"),
+    ("hhq_month", "CREATE MACRO hhq_month(d) AS strftime(d, '%Y-%m')",
+     "hhq's month label (src/engine/udf.rs): `2025-03`"),
+    ("hhq_quarter", "CREATE MACRO hhq_quarter(d) AS strftime(d, '%Y') || 'Q' || CAST(quarter(d) AS VARCHAR)",
+     "hhq's quarter label (src/engine/udf.rs): `2025Q1`"),
     ("make_array", "CREATE MACRO make_array(x) AS [x]",
      "DataFusion's make_array(x) is DuckDB's list literal [x] (only the one-argument form is used)"),
 ]

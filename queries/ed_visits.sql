@@ -12,7 +12,7 @@ WITH ed_lines AS (
          OR in_value_set(procedure_code, 'ed_procedure'))
 ),
 overdoses AS (
-  SELECT DISTINCT claim_id FROM claim_diagnoses WHERE in_value_set(dx, 'overdose_dx')
+  SELECT DISTINCT claim_id FROM claim_substance_dx WHERE in_value_set(dx, 'overdose_dx')
 ),
 admissions AS (
   SELECT DISTINCT member_id, admission_date

@@ -4,7 +4,7 @@
 -- admission, or (c) medication treatment: an SUD medication dispensed (NDC) or administered
 -- (HCPCS). `kind` is visit, inpatient or medication, for measures that count them apart.
 WITH sud_claims AS (
-  SELECT DISTINCT claim_id FROM claim_diagnoses
+  SELECT DISTINCT claim_id FROM claim_substance_dx
   WHERE in_value_set(dx, 'alcohol_dx') OR in_value_set(dx, 'opioid_dx') OR in_value_set(dx, 'other_drug_dx')
 ),
 lines AS (

@@ -1172,17 +1172,15 @@ FROM {from} u{n_joins}\n)",
 /// A member's attributes on the date `on` (a SQL expression), from the members extract `p`: age
 /// in whole years, demographics (`unknown` when null) and the calendar strata.
 fn person_attributes(on: &str) -> String {
-    // month and quarter by to_char, not a cast to VARCHAR (which is Utf8View): the detail's
-    // Parquet keeps these columns as they were.
+    // Age, month and quarter by hhq's functions (src/engine/udf.rs), equal to the `date_part`
+    // and `to_char` SQL they replace and some 20 times faster; text as Utf8, as before.
     format!(
-        "CAST(date_part('year', {on}) - date_part('year', p.birth_date) AS INT) \
-- CASE WHEN date_part('month', {on}) * 100 + date_part('day', {on}) \
-< date_part('month', p.birth_date) * 100 + date_part('day', p.birth_date) THEN 1 ELSE 0 END AS age,\n      \
+        "hhq_age(p.birth_date, {on}) AS age,\n      \
 coalesce(p.sex, 'unknown') AS sex, coalesce(p.race, 'unknown') AS race, coalesce(p.ethnicity, 'unknown') AS ethnicity,\n      \
 coalesce(p.county_fips, 'unknown') AS county,\n      \
 CASE WHEN p.rural IS NULL THEN 'unknown' WHEN p.rural THEN 'rural' ELSE 'urban' END AS rural,\n      \
-to_char({on}, '%Y-%m') AS month,\n      \
-to_char({on}, '%Y') || 'Q' || CAST((date_part('month', {on}) + 2) / 3 AS INT) AS quarter"
+hhq_month({on}) AS month,\n      \
+hhq_quarter({on}) AS quarter"
     )
 }
 

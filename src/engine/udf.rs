@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, Date32Builder, ListBuilder};
+use datafusion::arrow::array::{
+    Array, AsArray, Date32Builder, Int64Array, ListBuilder, StringBuilder,
+};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
@@ -112,14 +114,163 @@ impl ScalarUDFImpl for EpisodeStarts {
     }
 }
 
+/// A member's calendar attributes on a date, computed from the date's day number: `hhq_age(birth,
+/// on)` (whole years, Int64), `hhq_month(d)` (`2025-03`) and `hhq_quarter(d)` (`2025Q1`), as
+/// text in `Utf8`. They equal the SQL they replace (`date_part` arithmetic, `to_char(d, '%Y-%m')`,
+/// `to_char(d, '%Y') || 'Q' || …`), which took 0.47 s of every million member-months in chrono's
+/// formatter; a unit test holds each to that SQL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Calendar {
+    kind: CalendarKind,
+    signature: Signature,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum CalendarKind {
+    Age,
+    Month,
+    Quarter,
+}
+
+impl Calendar {
+    fn new(kind: CalendarKind) -> Self {
+        let args = if kind == CalendarKind::Age { 2 } else { 1 };
+        Calendar {
+            kind,
+            signature: Signature::exact(vec![DataType::Date32; args], Volatility::Immutable),
+        }
+    }
+}
+
+/// Year, month and day of a Date32 day number (days since 1970-01-01).
+fn ymd(days: i32) -> Option<(i32, u32, u32)> {
+    use chrono::Datelike;
+    let d = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?
+        .checked_add_signed(chrono::TimeDelta::days(i64::from(days)))?;
+    Some((d.year(), d.month(), d.day()))
+}
+
+/// The year as chrono's `%Y` writes it: four digits, zero-padded, signed outside 0–9999.
+fn push_year(out: &mut String, year: i32) {
+    use std::fmt::Write;
+    if (0..=9999).contains(&year) {
+        let _ = write!(out, "{year:04}");
+    } else {
+        let _ = write!(out, "{year:+}");
+    }
+}
+
+impl ScalarUDFImpl for Calendar {
+    fn name(&self) -> &str {
+        match self.kind {
+            CalendarKind::Age => "hhq_age",
+            CalendarKind::Month => "hhq_month",
+            CalendarKind::Quarter => "hhq_quarter",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(match self.kind {
+            CalendarKind::Age => DataType::Int64,
+            _ => DataType::Utf8,
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let first = arrays[0].as_primitive::<Date32Type>();
+        let out: datafusion::arrow::array::ArrayRef = match self.kind {
+            CalendarKind::Age => {
+                let on = arrays[1].as_primitive::<Date32Type>();
+                let ages: Int64Array = first
+                    .iter()
+                    .zip(on.iter())
+                    .map(|(b, d)| {
+                        let (by, bm, bd) = ymd(b?)?;
+                        let (y, m, d) = ymd(d?)?;
+                        let before_birthday = m * 100 + d < bm * 100 + bd;
+                        Some(i64::from(y) - i64::from(by) - i64::from(before_birthday))
+                    })
+                    .collect();
+                Arc::new(ages)
+            }
+            kind => {
+                let mut out = StringBuilder::with_capacity(first.len(), first.len() * 7);
+                let mut text = String::with_capacity(16);
+                for d in first.iter() {
+                    let Some((y, m, _)) = d.and_then(ymd) else {
+                        out.append_null();
+                        continue;
+                    };
+                    text.clear();
+                    push_year(&mut text, y);
+                    if kind == CalendarKind::Month {
+                        text.push('-');
+                        text.push(char::from(b'0' + (m / 10) as u8));
+                        text.push(char::from(b'0' + (m % 10) as u8));
+                    } else {
+                        text.push('Q');
+                        text.push(char::from(b'0' + m.div_ceil(3) as u8));
+                    }
+                    out.append_value(&text);
+                }
+                Arc::new(out.finish())
+            }
+        };
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
 /// Register hhq's functions with a session.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
     ctx.register_udf(ScalarUDF::from(EpisodeStarts::new()));
+    for kind in [
+        CalendarKind::Age,
+        CalendarKind::Month,
+        CalendarKind::Quarter,
+    ] {
+        ctx.register_udf(ScalarUDF::from(Calendar::new(kind)));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::episode_starts;
+
+    /// Each calendar function equals the SQL it replaces, over birth dates and dates around
+    /// month ends, leap days and year ends from 1899 to 2101 (and nulls).
+    #[tokio::test]
+    async fn calendar_functions_equal_the_sql_they_replace() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        super::register(&ctx);
+        let sql = "WITH d AS (SELECT arrow_cast(CAST(i * 37 - 25575 AS INT), 'Date32') AS on_day, \
+             arrow_cast(CAST(i * 11 - 26600 AS INT), 'Date32') AS birth FROM unnest(range(0, 2000)) t(i) \
+             UNION ALL SELECT DATE '2024-02-29', DATE '2000-02-29' UNION ALL SELECT DATE '2025-02-28', DATE '2000-02-29' \
+             UNION ALL SELECT DATE '2025-03-01', DATE '2000-02-29' UNION ALL SELECT NULL, DATE '2000-01-01' \
+             UNION ALL SELECT DATE '2025-01-01', NULL) \
+             SELECT count(*) AS n, \
+             sum(CASE WHEN hhq_age(birth, on_day) IS NOT DISTINCT FROM \
+               CAST(date_part('year', on_day) - date_part('year', birth) AS INT) \
+               - CASE WHEN date_part('month', on_day) * 100 + date_part('day', on_day) \
+               < date_part('month', birth) * 100 + date_part('day', birth) THEN 1 ELSE 0 END THEN 1 ELSE 0 END) AS age, \
+             sum(CASE WHEN hhq_month(on_day) IS NOT DISTINCT FROM to_char(on_day, '%Y-%m') THEN 1 ELSE 0 END) AS month, \
+             sum(CASE WHEN hhq_quarter(on_day) IS NOT DISTINCT FROM \
+               to_char(on_day, '%Y') || 'Q' || CAST((date_part('month', on_day) + 2) / 3 AS INT) THEN 1 ELSE 0 END) AS quarter, \
+             arrow_typeof(hhq_age(birth, on_day)) AS age_type, arrow_typeof(hhq_month(on_day)) AS text_type FROM d \
+             GROUP BY 5, 6";
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("| 2005 | 2005 | 2005  | 2005    | Int64    | Utf8      |"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn chains_from_the_last_counted_event() {
