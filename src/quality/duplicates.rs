@@ -71,15 +71,8 @@ async fn exact(
     label: fn(&[String]) -> String,
 ) -> Result<Duplicates> {
     let mut hashes = Vec::new();
-    let fields: Vec<SortField> = {
-        let df = ctx.sql(sql).await?;
-        df.schema()
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect()
-    };
-    let converter = RowConverter::new(fields)?;
+    // Made from the first batch with a repeated hash: the key's types as the scan gives them.
+    let mut converter: Option<RowConverter> = None;
     let mut seen: HashMap<Vec<u8>, (u64, String)> = HashMap::new();
     for_each_batch(ctx, sql, |batch| {
         hash_rows(batch.columns(), state, &mut hashes)?;
@@ -97,6 +90,15 @@ async fn exact(
             .iter()
             .map(|c| take(c, &picked, None))
             .collect::<std::result::Result<_, _>>()?;
+        let converter = match &mut converter {
+            Some(c) => c,
+            none => none.insert(RowConverter::new(
+                columns
+                    .iter()
+                    .map(|c| SortField::new(c.data_type().clone()))
+                    .collect(),
+            )?),
+        };
         let rows = converter.convert_columns(&columns)?;
         let options = FormatOptions::default();
         let formatters: Vec<ArrayFormatter> = columns
