@@ -52,6 +52,16 @@ MACROS = [
      "hhq's month label (src/engine/udf.rs): `2025-03`"),
     ("hhq_quarter", "CREATE MACRO hhq_quarter(d) AS strftime(d, '%Y') || 'Q' || CAST(quarter(d) AS VARCHAR)",
      "hhq's quarter label (src/engine/udf.rs): `2025Q1`"),
+    ("hhq_first_id", "CREATE MACRO hhq_first_id(d, id) AS "
+     "min(CASE WHEN d IS NOT NULL AND id IS NOT NULL THEN {'d': d, 'id': id} END)['id']",
+     "hhq's aggregate (src/engine/pick.rs): the id of the earliest date, the least of that day's; "
+     "DuckDB's minimum of a struct orders by its fields in turn"),
+    ("hhq_latest_span", "CREATE MACRO hhq_latest_span(s, e, h, m, p) AS "
+     "arg_min({'hhp_id': h, 'mco_id': m, 'population': p}, "
+     "CASE WHEN s IS NOT NULL AND e IS NOT NULL THEN {'e': DATE '9999-12-31' - e, 's': DATE '9999-12-31' - s, "
+     "'h': coalesce(h, chr(1114111)), 'm': coalesce(m, chr(1114111)), 'p': coalesce(p, chr(1114111))} END)",
+     "hhq's aggregate (src/engine/pick.rs): the interval ending last, then starting last, then by "
+     "partner, MCO and population, nulls last; DuckDB's arg_min with a struct key"),
     ("make_array", "CREATE MACRO make_array(x) AS [x]",
      "DataFusion's make_array(x) is DuckDB's list literal [x] (only the one-argument form is used)"),
 ]
@@ -77,9 +87,10 @@ REWRITES = [
 
 
 def episode_starts(lists, days):
-    """hhq_episode_starts(dates DATE[], days INT) -> DATE[], as src/engine/udf.rs: for ascending
-    dates, the date of the counted episode each belongs to; a date less than `days` after the
-    last counted one belongs to it, the next one `days` or more after starts a new episode."""
+    """hhq_episode_starts(dates DATE[], days INT) -> DATE[], as src/engine/udf.rs: for each date
+    (the list in any order), the date of the counted episode it belongs to; in date order a date
+    less than `days` after the last counted one belongs to it, the next one `days` or more after
+    starts a new episode."""
     if isinstance(lists, pa.ChunkedArray):
         lists = lists.combine_chunks()
     if isinstance(days, pa.ChunkedArray):
@@ -91,16 +102,16 @@ def episode_starts(lists, days):
     dates = lists.values.cast(pa.int32()).to_pylist()
     out = list(dates)
     for r in range(len(lists)):
-        start = None
-        for k in range(offsets[r], offsets[r + 1]):
-            d = dates[k]
-            if d is None:
-                raise ValueError("hhq_episode_starts: a date in the list is null")
-            if start is not None and d < dates[k - 1]:
-                raise ValueError("hhq_episode_starts: dates must be in ascending order")
+        row = dates[offsets[r]:offsets[r + 1]]
+        if any(d is None for d in row):
+            raise ValueError("hhq_episode_starts: a date in the list is null")
+        start, starts = None, {}
+        for d in sorted(set(row)):
             if start is None or d - start >= n:
                 start = d
-            out[k] = start
+            starts[d] = start
+        for k in range(offsets[r], offsets[r + 1]):
+            out[k] = starts[dates[k]]
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
                                     pa.array(out, pa.int32()).cast(pa.date32()),
                                     mask=lists.is_null())

@@ -1,6 +1,7 @@
 //! The engine: one DataFusion session holding the extracts (checked against the contract), the
 //! building blocks registered as views over them, and the execution of compiled measures.
 
+pub mod pick;
 pub mod scan;
 pub mod udf;
 
@@ -307,6 +308,9 @@ fn session(memory_limit: Option<usize>) -> Result<SessionContext> {
         .build_arc()?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     udf::register(&ctx);
+    pick::register(&ctx);
+    // Also for blocks and population queries, not only the data-quality profile.
+    crate::quality::formats::register(&ctx);
     Ok(ctx)
 }
 

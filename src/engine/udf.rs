@@ -11,10 +11,13 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-/// `hhq_episode_starts(dates, days)`: for a list of dates in ascending order, the date of the
-/// counted event each belongs to. The first date is counted; a date less than `days` days after
-/// the last counted one belongs to it; the next date at least `days` after starts a new one.
-/// (HEDIS "only the first ED visit in a 31-day period", which chains and so needs a loop.)
+/// `hhq_episode_starts(dates, days)`: for a list of dates, the date of the counted event each
+/// belongs to, in the list's order. In date order, the first date is counted; a date less than
+/// `days` days after the last counted one belongs to it; the next date at least `days` after
+/// starts a new one. (HEDIS "only the first ED visit in a 31-day period", which chains and so
+/// needs a loop.) The list need not be sorted, so that the compiled SQL can gather it with a
+/// plain `array_agg`: with `ORDER BY` DataFusion 55 aggregates group by group (1.4 s of FUM-HH's
+/// 1.6 s of work at 100k members, for 12,000 visits).
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct EpisodeStarts {
     signature: Signature,
@@ -38,19 +41,31 @@ fn list_of_dates() -> DataType {
     DataType::List(Arc::new(Field::new_list_field(DataType::Date32, true)))
 }
 
-/// The episode start of each date of one sorted list.
+/// The episode start of each date of one list, in the list's order.
 pub fn episode_starts(dates: &[i32], days: i32) -> Vec<i32> {
-    let mut out = Vec::with_capacity(dates.len());
+    // The start depends on the date alone (equal dates share it): chain the distinct dates in
+    // order, then look each date up.
+    let mut sorted = dates.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut starts = Vec::with_capacity(sorted.len());
     let mut start: Option<i32> = None;
-    for &d in dates {
+    for &d in &sorted {
         let s = match start {
             Some(s) if d - s < days => s,
             _ => d,
         };
         start = Some(s);
-        out.push(s);
+        starts.push(s);
     }
-    out
+    dates
+        .iter()
+        .map(|d| {
+            starts[sorted
+                .binary_search(d)
+                .expect("every date is in the sorted list")]
+        })
+        .collect()
 }
 
 impl ScalarUDFImpl for EpisodeStarts {
@@ -101,9 +116,6 @@ impl ScalarUDFImpl for EpisodeStarts {
             let values = values.as_primitive::<Date32Type>();
             if values.null_count() > 0 {
                 return exec_err!("hhq_episode_starts: a date in the list is null");
-            }
-            if values.values().windows(2).any(|w| w[0] > w[1]) {
-                return exec_err!("hhq_episode_starts: dates must be in ascending order");
             }
             for s in episode_starts(values.values(), days) {
                 out.values().append_value(s);
@@ -282,5 +294,10 @@ mod tests {
         );
         assert_eq!(episode_starts(&[5, 5], 31), vec![5, 5]);
         assert!(episode_starts(&[], 31).is_empty());
+        // In any order, each date gets the start it has in date order.
+        assert_eq!(
+            episode_starts(&[61, 0, 62, 31, 20, 40, 31], 31),
+            vec![31, 0, 62, 31, 0, 31, 31]
+        );
     }
 }
