@@ -12,9 +12,11 @@ use datafusion::arrow::array::{Array, ArrayRef, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
-use datafusion::parquet::file::metadata::PageIndexPolicy;
+use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use datafusion::parquet::file::reader::{ChunkReader, Length};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use super::contract::{Column, ColumnType, EXTRACTS, Extract};
@@ -203,6 +205,71 @@ fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     })
 }
 
+/// A Parquet file read as DataFusion reads it: each column chunk as its own byte range. A page
+/// whose header claims more bytes than its chunk holds then fails here, as an error, rather than
+/// in a query, where slicing the fetched chunk panics; the plain `File` reader reads on into the
+/// next chunk and lets such a page pass (a one-bit flip in a page header did: tests/hostile.rs).
+struct ChunkBounded {
+    file: File,
+    /// `(start, end)` of every column chunk, by start.
+    chunks: Vec<(u64, u64)>,
+}
+
+impl ChunkBounded {
+    fn new(file: File, metadata: &ParquetMetaData) -> Self {
+        let mut chunks: Vec<(u64, u64)> = metadata
+            .row_groups()
+            .iter()
+            .flat_map(|g| g.columns())
+            .map(|c| {
+                let (start, len) = c.byte_range();
+                (start, start.saturating_add(len))
+            })
+            .collect();
+        chunks.sort_unstable();
+        ChunkBounded { file, chunks }
+    }
+
+    /// Where reading from `at` must stop: the end of the column chunk holding it, or of the file
+    /// (the footer and page index lie outside every chunk).
+    fn end_of(&self, at: u64) -> u64 {
+        let after = self.chunks.partition_point(|(start, _)| *start <= at);
+        match after.checked_sub(1).map(|i| self.chunks[i]) {
+            Some((_, end)) if at < end => end,
+            _ => Length::len(&self.file),
+        }
+    }
+}
+
+impl Length for ChunkBounded {
+    fn len(&self) -> u64 {
+        Length::len(&self.file)
+    }
+}
+
+impl ChunkReader for ChunkBounded {
+    type T = std::io::Take<std::io::BufReader<File>>;
+
+    fn get_read(&self, start: u64) -> datafusion::parquet::errors::Result<Self::T> {
+        let end = self.end_of(start);
+        Ok(self.file.get_read(start)?.take(end.saturating_sub(start)))
+    }
+
+    fn get_bytes(
+        &self,
+        start: u64,
+        length: usize,
+    ) -> datafusion::parquet::errors::Result<bytes::Bytes> {
+        let end = start.saturating_add(length as u64);
+        if end > self.end_of(start) {
+            return Err(ParquetError::EOF(format!(
+                "bytes {start}..{end} run past the end of their column chunk"
+            )));
+        }
+        self.file.get_bytes(start, length)
+    }
+}
+
 /// Check one file of an extract against the contract (schema, then rows) and decode every page of
 /// it, so a damaged file is refused here, by name, rather than failing or panicking midway through
 /// a measure. Returns the number of rows and the file's Arrow schema.
@@ -352,7 +419,14 @@ type GroupChecked = (u64, Vec<Seen>);
 /// later, and a damaged page must be found now, with the file's name), with `start` the file
 /// row before its first.
 fn check_group(path: &Path, checked: &[&Column], group: usize, start: u64) -> Result<GroupChecked> {
-    let reader = open_parquet(path)?
+    let metadata = open_parquet(path)?.metadata().clone();
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let bounded = ChunkBounded::new(file, &metadata);
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let arrow_metadata = ArrowReaderMetadata::try_new(metadata, options).map_err(|e| {
+        Error::contract(path, format!("damaged Parquet file: {e}; export it again"))
+    })?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bounded, arrow_metadata)
         .with_row_groups(vec![group])
         .with_batch_size(64 * 1024)
         .build()
