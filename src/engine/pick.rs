@@ -429,6 +429,13 @@ impl GroupsAccumulator for Picks {
 #[derive(Debug)]
 struct One(Picks);
 
+impl One {
+    /// The one group's pick (unset before any row).
+    fn group(&self) -> Vec<Picked> {
+        vec![self.0.groups.first().cloned().unwrap_or_default()]
+    }
+}
+
 impl Accumulator for One {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let n = values.first().map_or(0, |v| v.len());
@@ -436,9 +443,7 @@ impl Accumulator for One {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let mut picked = self.0.groups.clone();
-        picked.resize_with(1, Picked::default);
-        ScalarValue::try_from_array(&self.0.result(&picked)?, 0)
+        ScalarValue::try_from_array(&self.0.result(&self.group())?, 0)
     }
 
     fn size(&self) -> usize {
@@ -446,10 +451,8 @@ impl Accumulator for One {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let mut picked = self.0.groups.clone();
-        picked.resize_with(1, Picked::default);
         self.0
-            .state_of(&picked)
+            .state_of(&self.group())
             .iter()
             .map(|a| ScalarValue::try_from_array(a, 0))
             .collect()
@@ -462,8 +465,12 @@ impl Accumulator for One {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::array::{AsArray, RecordBatch};
     use datafusion::prelude::SessionContext;
+
+    async fn query(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+        ctx.sql(sql).await.unwrap().collect().await.unwrap()
+    }
 
     /// Rows of `(unit, date, id)` with ties, nulls and many groups; the pick equals the string
     /// minimum it replaces, grouped and not, through partial and final aggregation (two
@@ -499,21 +506,20 @@ mod tests {
             };
             values.push(format!("({unit}, {date}, {id})"));
         }
-        ctx.sql(&format!(
-            "CREATE TABLE r (unit INT, d DATE, id VARCHAR) AS VALUES {}",
-            values.join(", ")
-        ))
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+        query(
+            &ctx,
+            &format!(
+                "CREATE TABLE r (unit INT, d DATE, id VARCHAR) AS VALUES {}",
+                values.join(", ")
+            ),
+        )
+        .await;
         for (group, order) in [("GROUP BY unit", "ORDER BY unit"), ("", "")] {
             let sql = format!(
                 "SELECT hhq_first_id(d, id) IS NOT DISTINCT FROM substr(min(CAST(d AS VARCHAR) || id), 11) AS same, \
                  hhq_first_id(d, id) AS got FROM r {group} {order}"
             );
-            let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            let batches = query(&ctx, &sql).await;
             let mut rows = 0;
             for b in &batches {
                 let same = b.column(0).as_boolean();
@@ -547,15 +553,14 @@ mod tests {
                 ids[(i as usize / 3) % 4]
             ));
         }
-        ctx.sql(&format!(
-            "CREATE TABLE s (unit INT, start_date DATE, end_date DATE, hhp_id VARCHAR, mco_id VARCHAR, population VARCHAR) AS VALUES {}",
-            values.join(", ")
-        ))
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+        query(
+            &ctx,
+            &format!(
+                "CREATE TABLE s (unit INT, start_date DATE, end_date DATE, hhp_id VARCHAR, mco_id VARCHAR, population VARCHAR) AS VALUES {}",
+                values.join(", ")
+            ),
+        )
+        .await;
         let sql = "WITH picked AS (
               SELECT unit, hhq_latest_span(start_date, end_date, hhp_id, mco_id, population) AS k
               FROM s GROUP BY unit),
@@ -569,7 +574,7 @@ mod tests {
                 AND (k['mco_id'] IS NOT DISTINCT FROM r.mco_id)
                 AND (k['population'] IS NOT DISTINCT FROM r.population) THEN 1 ELSE 0 END) AS same
             FROM picked p JOIN ranked r ON r.unit = p.unit AND r.r = 1";
-        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let batches = query(&ctx, sql).await;
         let b = &batches[0];
         let units = b
             .column(0)
