@@ -296,7 +296,7 @@ async fn filter_columns_never_clash_with_the_unit_columns() {
     let c = compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
     assert!(
         c.ctes
-            .contains("WHERE b.reached AND b.hhp_id IS NOT NULL AND b.member_id <> ''"),
+            .contains("AND (b.reached AND b.hhp_id IS NOT NULL AND b.member_id <> '')"),
         "{}",
         c.ctes
     );

@@ -117,16 +117,19 @@ async fn a_step_measures_compute_alike_is_computed_once_and_freed_after_its_last
             compile::compile(m, engine.catalog(), &period).unwrap()
         })
         .collect();
-    let key = |c: &compile::CompiledMeasure| {
-        c.staged(|_| true)
-            .into_iter()
-            .find(|s| s.name == "candidates")
-            .unwrap()
-            .key
-    };
-    assert_eq!(key(&compiled[0]), key(&compiled[2]));
-    assert_eq!(key(&compiled[0]), key(&compiled[3]));
-    assert_ne!(key(&compiled[0]), key(&compiled[1]));
+    // Their candidate months, and the units made from them (with the members' attributes).
+    for step in ["candidates", "units"] {
+        let key = |c: &compile::CompiledMeasure| {
+            c.staged(|_| true)
+                .into_iter()
+                .find(|s| s.name == step)
+                .unwrap()
+                .key
+        };
+        assert_eq!(key(&compiled[0]), key(&compiled[2]), "{step}");
+        assert_eq!(key(&compiled[0]), key(&compiled[3]), "{step}");
+        assert_ne!(key(&compiled[0]), key(&compiled[1]), "{step}");
+    }
     // Each measure alone, nothing shared.
     let mut alone = Vec::new();
     for c in &compiled {
@@ -145,12 +148,13 @@ async fn a_step_measures_compute_alike_is_computed_once_and_freed_after_its_last
         );
         held.push(engine.steps_held());
     }
-    // AMB-HH's enrollee months kept for HH-ENGAGE and IU-HH, freed once IU-HH has read them.
-    assert_eq!(held, [1, 1, 1, 0]);
+    // AMB-HH's enrollee months and units kept for HH-ENGAGE and IU-HH, freed once IU-HH has
+    // read them.
+    assert_eq!(held, [2, 2, 2, 0]);
     // A new pass (the views change) starts with nothing shared.
     engine.share_steps(&compiled);
     engine.run(&compiled[0]).await.unwrap();
-    assert_eq!(engine.steps_held(), 1);
+    assert_eq!(engine.steps_held(), 2);
     engine
         .focus(&hhq::engine::MemberRange {
             from: None,

@@ -105,7 +105,14 @@ pub struct Staged {
     /// measure's header, after the keys of the stages kept before it (whose tables it may read).
     /// Two measures' stages with one key compute the same rows over the same views.
     pub key: String,
+    /// The columns this stage's rows are ordered by, when it is ordered ([`DETAIL_ORDER`] for
+    /// the candidate units): the detail keeps that order through its joins, so the engine,
+    /// told of it, need not sort the wide detail rows again.
+    pub order: Option<&'static str>,
 }
+
+/// The order of the detail's rows, and of the candidate units it is made from.
+pub const DETAIL_ORDER: &str = "member_id, anchor_date, unit_id";
 
 /// The key of a stage whose query is `body`, after `stages` (see [`Staged::key`]).
 fn after(stages: &[Staged], body: &str) -> String {
@@ -155,7 +162,7 @@ impl CompiledMeasure {
             })
             .collect();
         format!(
-            "{}\nSELECT {DETAIL_COLUMNS}{nums}\nFROM detail\nORDER BY member_id, anchor_date, unit_id",
+            "{}\nSELECT {DETAIL_COLUMNS}{nums}\nFROM detail\nORDER BY {DETAIL_ORDER}",
             self.ctes
         )
     }
@@ -249,15 +256,27 @@ GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
             }
         };
         for (i, (name, _)) in self.steps.iter().enumerate() {
-            if name == "detail" || references(name, &self.steps[i + 1..]) < 2 || !keep(name) {
+            // The units (candidates with their attributes) are a stage even when read once:
+            // measures over the same units (AMB-HH, HH-ENGAGE and IU-HH count the same
+            // enrollee months) then compute them once (`Staged::key`), and they come before the
+            // numerators' steps so that their key is the same.
+            let units = name == "units";
+            if name == "detail"
+                || (references(name, &self.steps[i + 1..]) < 2 && !units)
+                || !keep(name)
+            {
                 continue;
             }
+            // The units, and the candidates they are made from, in the detail's order: the
+            // narrow rows sorted before the wide.
+            let order = (units || name == "candidates").then_some(DETAIL_ORDER);
             let body = format!("{}SELECT * FROM {name}", with(i + 1, &kept));
             let key = after(&stages, &body);
             stages.push(Staged {
                 name: name.clone(),
                 sql: format!("{}\n{body}", self.header),
                 key,
+                order,
             });
             kept.push(name);
         }
@@ -269,6 +288,7 @@ GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
             name: "detail".into(),
             sql: format!("{}\n{body}", self.header),
             key,
+            order: Some(DETAIL_ORDER),
         });
         stages
     }
@@ -516,6 +536,31 @@ struct ResolvedCondition {
 }
 
 impl ResolvedCondition {
+    /// The qualifying rows dated `from` to `to`, with their member and month (member-months).
+    fn month_rows(&self, from: NaiveDate, to: NaiveDate) -> String {
+        let filter = self
+            .filter
+            .as_ref()
+            .map(|f| format!(" AND ({f})"))
+            .unwrap_or_default();
+        let id = match &self.id {
+            Some(id) => format!("CAST(b.{id} AS VARCHAR)"),
+            None => "CAST(NULL AS VARCHAR)".to_string(),
+        };
+        let value = match &self.value {
+            Some(v) => format!("CAST(b.{v} AS DOUBLE)"),
+            None => "CAST(1 AS DOUBLE)".to_string(),
+        };
+        format!(
+            "SELECT b.member_id, CAST(date_trunc('month', b.{d}) AS DATE) AS month_start, b.{d} AS d, {id} AS id, {value} AS v\n      \
+FROM {block} b\n      WHERE b.{d} >= {} AND b.{d} <= {}{filter}",
+            date_lit(from),
+            date_lit(to),
+            d = self.date,
+            block = self.block,
+        )
+    }
+
     /// The qualifying rows of one arm: unit, date, evidence id and value.
     fn rows(&self, basis: Basis, period: &Period) -> String {
         let (anchor, after_join) = match self.after {
@@ -525,18 +570,25 @@ impl ResolvedCondition {
             ),
             None => ("c.anchor_date".to_string(), String::new()),
         };
+        // A window's bounds are computed once per unit, in `c`: in the join's condition they
+        // would be computed again for every pair of a member's units and rows (a date plus an
+        // interval is calendar arithmetic: most of IET-HH's time went there).
+        let mut units = format!("candidates c{after_join}");
         let mut join = match (basis, self.window) {
             // Equality on the month keeps this a hash join.
             (Basis::MemberMonths, _) => vec![format!(
                 "CAST(date_trunc('month', b.{d}) AS DATE) = c.month_start",
                 d = self.date
             )],
-            (_, Some(w)) => vec![format!(
-                "b.{d} >= {} AND b.{d} <= {}",
-                plus_days(&anchor, w.from),
-                plus_days(&anchor, w.to),
-                d = self.date
-            )],
+            (_, Some(w)) => {
+                units = format!(
+                    "(\n      SELECT c.unit_id, c.member_id, {} AS lo, {} AS hi\n      \
+FROM {units}\n    ) c",
+                    plus_days(&anchor, w.from),
+                    plus_days(&anchor, w.to),
+                );
+                vec![format!("b.{d} >= c.lo AND b.{d} <= c.hi", d = self.date)]
+            }
             // The event itself, whatever its date.
             (_, None) if self.key.is_some() => Vec::new(),
             // Members without a window: rows dated in the period.
@@ -566,7 +618,7 @@ impl ResolvedCondition {
         };
         format!(
             "SELECT c.unit_id, b.{d} AS d, {id} AS id, {value} AS v\n    \
-FROM candidates c{after_join} JOIN {block} b ON b.member_id = c.member_id{join}{filter}",
+FROM {units} JOIN {block} b ON b.member_id = c.member_id{join}{filter}",
             d = self.date,
             block = self.block,
         )
@@ -584,6 +636,9 @@ fn condition_cte(
     period: &Period,
     days: bool,
 ) -> String {
+    if basis == Basis::MemberMonths && arms.iter().all(|a| a.after.is_none() && a.key.is_none()) {
+        return month_condition_cte(name, comment, arms, period, days);
+    }
     let rows = arms
         .iter()
         .map(|a| a.rows(basis, period))
@@ -607,6 +662,47 @@ GROUP BY unit_id\n)"
 hhq_first_id(d, id) AS first_id, sum(total) AS total\n  FROM (\n    \
 SELECT unit_id, d, count(*) AS n, min(id) AS id, sum(v) AS total\n    FROM (\n    {rows}\n    ) r\n    \
 GROUP BY unit_id, d\n  ) per_day\n  GROUP BY unit_id\n)"
+    )
+}
+
+/// [`condition_cte`] for member-months: a row falls in the unit of its member and month, so
+/// the rows are aggregated per member and month first and the few aggregates joined to the
+/// units, not every row joined and then grouped by the built unit id (a month of Health Home
+/// contacts is millions of rows: the join copied each). Rows are read from the first month's
+/// first day to the last month's last day, as no other row meets a unit; the same results.
+fn month_condition_cte(
+    name: &str,
+    comment: &str,
+    arms: &[ResolvedCondition],
+    period: &Period,
+    days: bool,
+) -> String {
+    let months = period.months();
+    let from = months.first().map_or(period.start, |m| m.0);
+    let to = months.last().map_or(period.end, |m| m.1);
+    let rows = arms
+        .iter()
+        .map(|a| a.month_rows(from, to))
+        .collect::<Vec<_>>()
+        .join("\n      UNION ALL\n      ");
+    let per_month = if days {
+        format!(
+            "SELECT member_id, month_start, sum(n) AS n, count(d) AS days, min(d) AS first_date,\n      \
+hhq_first_id(d, id) AS first_id, sum(total) AS total\n    FROM (\n      \
+SELECT member_id, month_start, d, count(*) AS n, min(id) AS id, sum(v) AS total\n      FROM (\n      {rows}\n      ) r\n      \
+GROUP BY member_id, month_start, d\n    ) per_day\n    GROUP BY member_id, month_start"
+        )
+    } else {
+        format!(
+            "SELECT member_id, month_start, count(*) AS n, min(d) AS first_date,\n      \
+hhq_first_id(d, id) AS first_id, sum(v) AS total\n    FROM (\n      {rows}\n    ) r\n    \
+GROUP BY member_id, month_start"
+        )
+    };
+    let days_col = if days { " a.days," } else { "" };
+    format!(
+        "{name} AS (\n  -- {comment}\n  SELECT c.unit_id, a.n,{days_col} a.first_date, a.first_id, a.total\n  \
+FROM candidates c JOIN (\n    {per_month}\n  ) a ON a.member_id = c.member_id AND a.month_start = c.month_start\n)"
     )
 }
 
@@ -855,6 +951,10 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
         ));
     }
 
+    // The units come here, before the numerators' steps (see `CompiledMeasure::staged`); they
+    // are written at section 4 below.
+    let units_at = ctes.len();
+
     // 3. Exclusions and numerators: one CTE each.
     let mut cond_names = Vec::new();
     let none = BTreeMap::new();
@@ -935,12 +1035,12 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
         cte_of.insert(c.name.value.as_str(), cte);
         let value = match (&cond.aggregate, cond.at_least) {
             (Aggregate::Exists, Some(n)) => {
-                format!("CASE WHEN coalesce(n{i}.days, 0) >= {n} THEN 1 ELSE 0 END")
+                format!("CASE WHEN coalesce(n{cte}.days, 0) >= {n} THEN 1 ELSE 0 END")
             }
-            (Aggregate::Exists, None) => format!("CASE WHEN n{i}.n IS NULL THEN 0 ELSE 1 END"),
-            (Aggregate::Count, _) => format!("coalesce(n{i}.n, 0)"),
-            (Aggregate::Sum(_), _) => format!("coalesce(n{i}.total, 0)"),
-            (Aggregate::First, _) => format!("n{i}.first_date - u.anchor_date"),
+            (Aggregate::Exists, None) => format!("CASE WHEN n{cte}.n IS NULL THEN 0 ELSE 1 END"),
+            (Aggregate::Count, _) => format!("coalesce(n{cte}.n, 0)"),
+            (Aggregate::Sum(_), _) => format!("coalesce(n{cte}.total, 0)"),
+            (Aggregate::First, _) => format!("n{cte}.first_date - u.anchor_date"),
         };
         let in_subset = subsets.iter().any(|(s, _)| *s == k);
         let value = if in_subset {
@@ -949,13 +1049,13 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
             value
         };
         num_cols.push(format!(
-            "{value} AS num_{i}, n{i}.first_date AS num_{i}_date, n{i}.first_id AS num_{i}_id"
+            "{value} AS num_{i}, n{cte}.first_date AS num_{i}_date, n{cte}.first_id AS num_{i}_id"
         ));
-        num_joins.push(if cte == i {
-            format!("LEFT JOIN n{i} ON n{i}.unit_id = u.unit_id")
-        } else {
-            format!("LEFT JOIN n{cte} AS n{i} ON n{i}.unit_id = u.unit_id")
-        });
+        // A numerator computed by another's CTE reads that one's join: each join copies every
+        // column of the detail (IET-HH's eight numerators are two CTEs).
+        if cte == i {
+            num_joins.push(format!("LEFT JOIN n{i} ON n{i}.unit_id = u.unit_id"));
+        }
         index_of.insert(c.name.value.as_str(), i);
         numerator_names.push(c.name.value.clone());
         numerator_is_first.push(cond.aggregate == Aggregate::First);
@@ -1046,7 +1146,9 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
     } else {
         String::new()
     };
-    ctes.push(format!(
+    ctes.insert(
+        units_at,
+        format!(
         "units AS (\n  SELECT *, {band_case} AS age_band FROM (\n    \
 SELECT c.unit_id, c.member_id, c.anchor_date, c.month_start, c.enrolled{carried},\n      \
 coalesce(c.mco_id, 'FFS') AS mco, coalesce(c.hhp_id, 'none') AS hhp, coalesce(c.population, 'unknown') AS population,\n      \
@@ -1054,7 +1156,8 @@ coalesce(c.mco_id, 'FFS') AS mco, coalesce(c.hhp_id, 'none') AS hhp, coalesce(c.
 {ce_cols}\n    \
 FROM candidates c LEFT JOIN members p ON p.member_id = c.member_id{ce_join}\n  )\n)",
         attributes = person_attributes("c.anchor_date"),
-    ));
+    ),
+    );
 
     // 5. Why each unit is in or out.
     let mut reasons = Vec::new();

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
@@ -21,8 +22,10 @@ use datafusion::execution::memory_pool::{
     PeakRecordingPool, TrackConsumersPool, UnboundedMemoryPool,
 };
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::compile::blocks::{self, Block};
@@ -148,20 +151,20 @@ pub struct Engine {
 struct SharedSteps {
     /// By [`crate::compile::Staged::key`]: how many of the pass's measures still to run read it.
     uses: std::collections::HashMap<String, usize>,
-    /// Rows computed and still to be read, by key.
-    rows: std::collections::HashMap<String, (SchemaRef, Vec<RecordBatch>)>,
+    /// Rows computed and still to be read, by key (as [`Engine::mem_table`] takes them).
+    rows: std::collections::HashMap<String, (SchemaRef, Vec<Vec<RecordBatch>>)>,
     /// Their share of the memory pool.
     reservation: Option<MemoryReservation>,
 }
 
 impl SharedSteps {
     /// Keep a step's rows when another measure of the pass reads them too; whether kept.
-    fn keep(&mut self, key: &str, schema: &SchemaRef, batches: &[RecordBatch]) -> bool {
+    fn keep(&mut self, key: &str, schema: &SchemaRef, batches: &[Vec<RecordBatch>]) -> bool {
         if !self.uses.contains_key(key) {
             return false;
         }
         if let Some(r) = &self.reservation {
-            r.grow(bytes_of(batches));
+            r.grow(batches.iter().map(|p| bytes_of(p)).sum());
         }
         self.rows
             .insert(key.to_string(), (schema.clone(), batches.to_vec()));
@@ -181,7 +184,7 @@ impl SharedSteps {
         if let Some((_, batches)) = self.rows.remove(key)
             && let Some(r) = &self.reservation
         {
-            r.shrink(bytes_of(&batches));
+            r.shrink(batches.iter().map(|p| bytes_of(p)).sum());
         }
     }
 }
@@ -285,6 +288,15 @@ pub struct MemoryStats {
 /// failed at limits above the unbounded peak.
 fn session(memory_limit: Option<usize>) -> Result<SessionContext> {
     let mut config = SessionConfig::new().with_information_schema(false);
+    // A join builds one hash table of its smaller side (up to a pass's numerator rows) and
+    // streams the other past it, rather than hashing both sides into partitions: the other side
+    // is most often a measure's wide unit rows, which repartitioning copies, and a join that does
+    // not repartition keeps their order, so the detail is not sorted again (the candidate
+    // units are, once: `compile::Staged::order`). DataFusion's defaults, 1 MB and 128K rows,
+    // sent a numerator of 17,000 rows to a partitioned join.
+    let optimizer = &mut config.options_mut().optimizer;
+    optimizer.hash_join_single_partition_threshold = 128 << 20;
+    optimizer.hash_join_single_partition_threshold_rows = 1 << 20;
     let pool: Arc<dyn MemoryPool> = match memory_limit {
         None => Arc::new(UnboundedMemoryPool::default()),
         Some(limit) => {
@@ -944,14 +956,25 @@ impl Engine {
                         };
                         let df = self.ctx.sql(&sql).await?;
                         let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                        let (batches, plan) = self.execute_plan(df, what).await?;
-                        let batches = batches
-                            .into_iter()
-                            .map(compact)
-                            .collect::<Result<Vec<_>>>()?;
                         if last {
+                            let (batches, _) = self.execute_plan(df, what).await?;
+                            let batches = batches
+                                .into_iter()
+                                .map(compact)
+                                .collect::<Result<Vec<_>>>()?;
                             return Ok((batches, planned));
                         }
+                        let (parts, plan) = match stage.order {
+                            Some(order) => self.execute_sorted(df, order, what).await?,
+                            None => {
+                                let (batches, plan) = self.execute_plan(df, what).await?;
+                                (vec![batches], plan)
+                            }
+                        };
+                        let parts = parts
+                            .into_iter()
+                            .map(|p| p.into_iter().map(compact).collect::<Result<Vec<_>>>())
+                            .collect::<Result<Vec<_>>>()?;
                         if let Some(text) = plans.as_mut() {
                             let shown = DisplayableExecutionPlan::with_metrics(plan.as_ref())
                                 .indent(true)
@@ -962,23 +985,27 @@ impl Engine {
                                 started.elapsed().as_secs_f64()
                             ));
                         }
-                        let schema = batches.first().map_or(planned, |b| b.schema());
+                        let schema = parts
+                            .iter()
+                            .flatten()
+                            .next()
+                            .map_or(planned, |b| b.schema());
                         let kept_for_others = !explain
                             && self
                                 .shared
                                 .lock()
                                 .expect("not poisoned")
-                                .keep(&stage.key, &schema, &batches);
+                                .keep(&stage.key, &schema, &parts);
                         if !kept_for_others {
-                            reservation.grow(bytes_of(&batches));
+                            reservation.grow(parts.iter().map(|p| bytes_of(p)).sum());
                         }
-                        (schema, batches)
+                        (schema, parts)
                     }
                 };
                 took.push((stage.name.clone(), started.elapsed()));
                 self.ctx.register_table(
                     stage.name.as_str(),
-                    Arc::new(self.mem_table(schema, batches)?),
+                    Arc::new(self.ordered_table(schema, batches, stage.order)?),
                 )?;
                 kept.push(&stage.name);
             }
@@ -1007,6 +1034,79 @@ impl Engine {
             partitions[i % len].push(b);
         }
         Ok(MemTable::try_new(schema, partitions)?)
+    }
+
+    /// A step's rows as a table: with `order`, the partitions as computed, each in that order
+    /// (see [`Engine::execute_sorted`]), and the table says so, so that a query keeping the
+    /// order merges its partitions rather than sorting its rows again; without, as
+    /// [`Engine::mem_table`].
+    fn ordered_table(
+        &self,
+        schema: SchemaRef,
+        parts: Vec<Vec<RecordBatch>>,
+        order: Option<&str>,
+    ) -> Result<MemTable> {
+        let Some(order) = order else {
+            return self.mem_table(schema, parts.into_iter().flatten().collect());
+        };
+        let sort = order
+            .split(',')
+            .map(|c| datafusion::prelude::col(c.trim()).sort(true, false))
+            .collect();
+        Ok(MemTable::try_new(schema, parts)?.with_sort_order(vec![sort]))
+    }
+
+    /// [`Engine::execute_plan`], each output partition in `order` (ascending columns, nulls
+    /// last): as it comes when the plan keeps that order (a step over ordered steps), else
+    /// sorted partition by partition. Not merged into one: that copies every row once more,
+    /// and the detail's own ORDER BY merges the partitions at the end.
+    async fn execute_sorted(
+        &self,
+        df: DataFrame,
+        order: &str,
+        what: &str,
+    ) -> Result<(Vec<Vec<RecordBatch>>, Arc<dyn ExecutionPlan>)> {
+        let run = async {
+            let plan = df.create_physical_plan().await?;
+            let schema = plan.schema();
+            let sort = order
+                .split(',')
+                .map(|c| {
+                    let options = SortOptions {
+                        descending: false,
+                        nulls_first: false,
+                    };
+                    Ok(PhysicalSortExpr::new(
+                        datafusion::physical_expr::expressions::col(c.trim(), &schema)?,
+                        options,
+                    ))
+                })
+                .collect::<std::result::Result<Vec<_>, DataFusionError>>()?;
+            let plan: Arc<dyn ExecutionPlan> = if plan
+                .equivalence_properties()
+                .ordering_satisfy(sort.clone())?
+            {
+                plan
+            } else {
+                let ordering = LexOrdering::new(sort).ok_or_else(|| {
+                    DataFusionError::Internal(format!("no columns to order by in `{order}`"))
+                })?;
+                Arc::new(SortExec::new(ordering, plan).with_preserve_partitioning(true))
+            };
+            let parts =
+                datafusion::physical_plan::collect_partitioned(plan.clone(), self.ctx.task_ctx())
+                    .await?;
+            Ok::<_, DataFusionError>((parts, plan))
+        };
+        match run.await {
+            Ok((parts, plan)) => {
+                self.memory
+                    .spilled_bytes
+                    .fetch_add(spilled(plan.as_ref()), Ordering::Relaxed);
+                Ok((parts, plan))
+            }
+            Err(e) => Err(self.out_of_memory(e, what)),
+        }
     }
 
     /// The result rows of a detail table, of the units matching `filter` only when given.

@@ -6,7 +6,8 @@
 //! CPU where these take well under one). Why not the minimum of a string that spells the order
 //! (what the compiled SQL did before): building that string for every row was most of a
 //! member-month measure's candidates step. These compare dates as integers and strings in place,
-//! and copy a string only when a row beats its group's pick.
+//! and copy no string until the end: a pick points at its row, and the picked strings are
+//! gathered once, group by group.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, StringViewArray, StructArray,
 };
 use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::compute::interleave;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, FieldRef, Fields};
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -202,22 +204,45 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
     }
 }
 
-/// A group's pick so far.
-#[derive(Debug, Default, Clone)]
+/// A group's pick so far: its dates, and where its strings are (a held batch and row), so
+/// a row that beats the pick costs no copy of its strings.
+#[derive(Debug, Default, Clone, Copy)]
 struct Picked {
     set: bool,
     /// In comparison order (see [`Kind::date_order`]).
     dates: [i32; 2],
-    strings: [Option<Box<str>>; 3],
+    /// The batch of [`Picks::held`] and the row in it.
+    at: (u32, u32),
 }
+
+/// The string arguments of one batch, held while a pick points into it.
+type Held = Vec<StringViewArray>;
 
 /// The picks of every group.
 #[derive(Debug)]
 struct Picks {
     kind: Kind,
     groups: Vec<Picked>,
-    /// Bytes of the strings held.
+    /// The string arguments of every batch a pick was taken from (views share the batch's
+    /// buffers: holding them copies nothing). The output gathers each pick's strings from
+    /// here once, at the end.
+    held: Vec<Held>,
+    /// Bytes of the held arrays.
     heap: usize,
+}
+
+/// The string of argument `k` of a pick.
+fn text_of<'a>(held: &'a [Held], p: &Picked, k: usize) -> Option<&'a str> {
+    let a = &held[p.at.0 as usize][k];
+    let row = p.at.1 as usize;
+    a.is_valid(row).then(|| a.value(row))
+}
+
+fn bytes_held(strings: &Held) -> usize {
+    strings
+        .iter()
+        .map(|a| a.len() * 16 + a.data_buffers().iter().map(|b| b.len()).sum::<usize>())
+        .sum()
 }
 
 impl Picks {
@@ -225,6 +250,7 @@ impl Picks {
         Picks {
             kind,
             groups: Vec::new(),
+            held: Vec::new(),
             heap: 0,
         }
     }
@@ -255,11 +281,23 @@ impl Picks {
             .iter()
             .map(|&i| values[i].as_primitive::<Date32Type>())
             .collect();
-        let strings: Vec<&StringViewArray> =
-            values[nd..].iter().map(|a| a.as_string_view()).collect();
+        let Ok(batch) = u32::try_from(self.held.len()) else {
+            return plan_err!("{}: too many batches", kind.name());
+        };
+        // Held now so that rows of this batch compare with picks from it; let go below if
+        // no row of it is picked.
+        self.held.push(
+            values[nd..]
+                .iter()
+                .map(|a| a.as_string_view().clone())
+                .collect(),
+        );
+        let (held, groups) = (&self.held, &mut self.groups);
+        let strings = &held[batch as usize];
         let descending = kind.descending();
         // A first id needs its id; a span's ids may be null (they sort last).
         let id_required = kind == Kind::FirstId;
+        let mut picked_any = false;
         'rows: for (row, &g) in group_indices.iter().enumerate() {
             if let Some(f) = filter
                 && !(f.is_valid(row) && f.value(row))
@@ -273,53 +311,64 @@ impl Picks {
                 }
                 key[k] = d.value(row);
             }
-            let mut text: [Option<&str>; 3] = [None; 3];
-            for (k, s) in strings.iter().enumerate() {
-                text[k] = s.is_valid(row).then(|| s.value(row));
-            }
-            if id_required && text[0].is_none() {
+            if id_required && strings[0].is_null(row) {
                 continue;
             }
-            let cur = &mut self.groups[g];
-            if cur.set && !beats(&key[..nd], &text[..ns], cur, descending) {
+            let cur = groups[g];
+            if cur.set && !beats(&key[..nd], strings, row, held, &cur, descending) {
                 continue;
             }
-            cur.set = true;
-            cur.dates = key;
-            for (k, t) in text.iter().enumerate().take(ns) {
-                let held = cur.strings[k].as_ref().map_or(0, |s| s.len());
-                let new = t.map(Box::<str>::from);
-                self.heap = self.heap + new.as_ref().map_or(0, |s| s.len()) - held;
-                cur.strings[k] = new;
-            }
+            groups[g] = Picked {
+                set: true,
+                dates: key,
+                at: (batch, row as u32),
+            };
+            picked_any = true;
+        }
+        if picked_any {
+            self.heap += bytes_held(&self.held[batch as usize]);
+        } else {
+            self.held.pop();
         }
         Ok(())
     }
 
-    fn take(&mut self, emit_to: EmitTo) -> Vec<Picked> {
+    /// The picks of the groups `emit_to` names, taken out, with the batches they point into.
+    fn take(&mut self, emit_to: EmitTo) -> (Vec<Picked>, Vec<Held>) {
         let taken = emit_to.take_needed(&mut self.groups);
-        let bytes: usize = taken
+        let held = if self.groups.is_empty() {
+            self.heap = 0;
+            std::mem::take(&mut self.held)
+        } else {
+            // Groups left may point into any of them.
+            self.held.clone()
+        };
+        (taken, held)
+    }
+
+    /// Argument `k` of each pick, null where a group has none.
+    fn strings_of(picked: &[Picked], held: &[Held], k: usize) -> Result<ArrayRef> {
+        let none = StringViewArray::new_null(1);
+        let mut arrays: Vec<&dyn Array> = held.iter().map(|h| &h[k] as &dyn Array).collect();
+        arrays.push(&none);
+        let unset = (held.len(), 0);
+        let at: Vec<(usize, usize)> = picked
             .iter()
-            .flat_map(|p| p.strings.iter())
-            .map(|s| s.as_ref().map_or(0, |s| s.len()))
-            .sum();
-        self.heap -= bytes;
-        taken
+            .map(|p| match p.set {
+                true => (p.at.0 as usize, p.at.1 as usize),
+                false => unset,
+            })
+            .collect();
+        Ok(interleave(&arrays, &at)?)
     }
 
-    fn strings_of(picked: &[Picked], k: usize) -> ArrayRef {
-        Arc::new(StringViewArray::from_iter(
-            picked
-                .iter()
-                .map(|p| if p.set { p.strings[k].as_deref() } else { None }),
-        ))
-    }
-
-    fn result(&self, picked: &[Picked]) -> Result<ArrayRef> {
+    fn result(&self, picked: &[Picked], held: &[Held]) -> Result<ArrayRef> {
         Ok(match self.kind {
-            Kind::FirstId => Self::strings_of(picked, 0),
+            Kind::FirstId => Self::strings_of(picked, held, 0)?,
             Kind::LatestSpan => {
-                let columns = (0..3).map(|k| Self::strings_of(picked, k)).collect();
+                let columns = (0..3)
+                    .map(|k| Self::strings_of(picked, held, k))
+                    .collect::<Result<Vec<_>>>()?;
                 let nulls = NullBuffer::from_iter(picked.iter().map(|p| p.set));
                 Arc::new(StructArray::try_new(span_fields(), columns, Some(nulls))?)
             }
@@ -327,7 +376,7 @@ impl Picks {
     }
 
     /// The state: the arguments of each group's pick, in argument order.
-    fn state_of(&self, picked: &[Picked]) -> Vec<ArrayRef> {
+    fn state_of(&self, picked: &[Picked], held: &[Held]) -> Result<Vec<ArrayRef>> {
         let order = self.kind.date_order();
         let mut out: Vec<ArrayRef> = (0..self.kind.dates())
             .map(|arg| {
@@ -340,22 +389,32 @@ impl Picks {
                 )) as ArrayRef
             })
             .collect();
-        out.extend((0..self.kind.strings()).map(|k| Self::strings_of(picked, k)));
-        out
+        for k in 0..self.kind.strings() {
+            out.push(Self::strings_of(picked, held, k)?);
+        }
+        Ok(out)
     }
 }
 
-/// Whether a row's key orders before the group's pick: dates first (descending for a span),
-/// then the strings ascending with nulls last.
-fn beats(dates: &[i32], text: &[Option<&str>], cur: &Picked, descending: bool) -> bool {
+/// Whether row `row` of `strings`, with dates `dates`, orders before the group's pick `cur`:
+/// dates first (descending for a span), then the strings ascending with nulls last.
+fn beats(
+    dates: &[i32],
+    strings: &[StringViewArray],
+    row: usize,
+    held: &[Held],
+    cur: &Picked,
+    descending: bool,
+) -> bool {
     for (k, &d) in dates.iter().enumerate() {
         if d != cur.dates[k] {
             return (d > cur.dates[k]) == descending;
         }
     }
-    for (k, t) in text.iter().enumerate() {
-        match (t, cur.strings[k].as_deref()) {
-            (Some(a), Some(b)) if *a != b => return *a < b,
+    for (k, s) in strings.iter().enumerate() {
+        let t = s.is_valid(row).then(|| s.value(row));
+        match (t, text_of(held, cur, k)) {
+            (Some(a), Some(b)) if a != b => return a < b,
             (Some(_), None) => return true,
             (None, Some(_)) => return false,
             _ => {}
@@ -376,13 +435,13 @@ impl GroupsAccumulator for Picks {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let picked = self.take(emit_to);
-        self.result(&picked)
+        let (picked, held) = self.take(emit_to);
+        self.result(&picked, &held)
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let picked = self.take(emit_to);
-        Ok(self.state_of(&picked))
+        let (picked, held) = self.take(emit_to);
+        self.state_of(&picked, &held)
     }
 
     fn merge_batch(
@@ -432,18 +491,31 @@ struct One(Picks);
 impl One {
     /// The one group's pick (unset before any row).
     fn group(&self) -> Vec<Picked> {
-        vec![self.0.groups.first().cloned().unwrap_or_default()]
+        vec![self.0.groups.first().copied().unwrap_or_default()]
     }
 }
 
 impl Accumulator for One {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let n = values.first().map_or(0, |v| v.len());
-        self.0.offer(values, &vec![0; n], None, 1)
+        self.0.offer(values, &vec![0; n], None, 1)?;
+        // One pick points into one batch: hold that one only.
+        if self.0.held.len() > 1 {
+            let picked = self.group();
+            let strings = (0..self.0.kind.strings())
+                .map(|k| {
+                    Picks::strings_of(&picked, &self.0.held, k).map(|a| a.as_string_view().clone())
+                })
+                .collect::<Result<Held>>()?;
+            self.0.heap = bytes_held(&strings);
+            self.0.held = vec![strings];
+            self.0.groups[0].at = (0, 0);
+        }
+        Ok(())
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        ScalarValue::try_from_array(&self.0.result(&self.group())?, 0)
+        ScalarValue::try_from_array(&self.0.result(&self.group(), &self.0.held)?, 0)
     }
 
     fn size(&self) -> usize {
@@ -452,7 +524,7 @@ impl Accumulator for One {
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         self.0
-            .state_of(&self.group())
+            .state_of(&self.group(), &self.0.held)?
             .iter()
             .map(|a| ScalarValue::try_from_array(a, 0))
             .collect()
