@@ -809,7 +809,7 @@ mco_id, hhp_id, population, true AS enrolled FROM (\n    {p}\n  ) picked\n)",
             ));
             ctes.push(format!(
                 "candidates AS (\n  -- one row per member and month: the enrolment interval covering the month, latest first\n  \
-SELECT member_id || ':' || left(CAST(month_start AS VARCHAR), 7) AS unit_id, member_id, count_date AS anchor_date, month_start,\n    \
+SELECT member_id || ':' || hhq_month(month_start) AS unit_id, member_id, count_date AS anchor_date, month_start,\n    \
 mco_id, hhp_id, population, true AS enrolled FROM (\n    {p}\n  ) picked\n)",
                 p = pick(
                     &[

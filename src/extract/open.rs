@@ -195,14 +195,35 @@ fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     }
     file.rewind().map_err(|e| Error::io(path, e))?;
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-    ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).map_err(|e| {
-        Error::contract(
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).map_err(|e| {
+            Error::contract(
+                path,
+                format!(
+                    "damaged Parquet file: its footer (metadata) cannot be read: {e}; export it \
+                     again"
+                ),
+            )
+        })?;
+    // The rows the footer counts are not read by the row groups' reader, but DataFusion sizes
+    // the table from them (one flipped bit made a count that overflowed: tests/hostile.rs).
+    let metadata = builder.metadata();
+    let counted = metadata.file_metadata().num_rows();
+    let held: i128 = metadata
+        .row_groups()
+        .iter()
+        .map(|g| i128::from(g.num_rows()))
+        .sum();
+    if i128::from(counted) != held || metadata.row_groups().iter().any(|g| g.num_rows() < 0) {
+        return Err(Error::contract(
             path,
             format!(
-                "damaged Parquet file: its footer (metadata) cannot be read: {e}; export it again"
+                "damaged Parquet file: its footer counts {counted} rows but its row groups hold \
+                 {held}; export it again"
             ),
-        )
-    })
+        ));
+    }
+    Ok(builder)
 }
 
 /// A Parquet file read as DataFusion reads it: each column chunk as its own byte range. A page
