@@ -536,13 +536,8 @@ struct ResolvedCondition {
 }
 
 impl ResolvedCondition {
-    /// The qualifying rows dated `from` to `to`, with their member and month (member-months).
-    fn month_rows(&self, from: NaiveDate, to: NaiveDate) -> String {
-        let filter = self
-            .filter
-            .as_ref()
-            .map(|f| format!(" AND ({f})"))
-            .unwrap_or_default();
+    /// A row's evidence id and value as SQL over the block `b`.
+    fn id_and_value(&self) -> (String, String) {
         let id = match &self.id {
             Some(id) => format!("CAST(b.{id} AS VARCHAR)"),
             None => "CAST(NULL AS VARCHAR)".to_string(),
@@ -551,6 +546,17 @@ impl ResolvedCondition {
             Some(v) => format!("CAST(b.{v} AS DOUBLE)"),
             None => "CAST(1 AS DOUBLE)".to_string(),
         };
+        (id, value)
+    }
+
+    /// The qualifying rows dated `from` to `to`, with their member and month (member-months).
+    fn month_rows(&self, from: NaiveDate, to: NaiveDate) -> String {
+        let filter = self
+            .filter
+            .as_ref()
+            .map(|f| format!(" AND ({f})"))
+            .unwrap_or_default();
+        let (id, value) = self.id_and_value();
         format!(
             "SELECT b.member_id, CAST(date_trunc('month', b.{d}) AS DATE) AS month_start, b.{d} AS d, {id} AS id, {value} AS v\n      \
 FROM {block} b\n      WHERE b.{d} >= {} AND b.{d} <= {}{filter}",
@@ -608,14 +614,7 @@ FROM {units}\n    ) c",
             .as_ref()
             .map(|f| format!("\n    WHERE {f}"))
             .unwrap_or_default();
-        let id = match &self.id {
-            Some(id) => format!("CAST(b.{id} AS VARCHAR)"),
-            None => "CAST(NULL AS VARCHAR)".to_string(),
-        };
-        let value = match &self.value {
-            Some(v) => format!("CAST(b.{v} AS DOUBLE)"),
-            None => "CAST(1 AS DOUBLE)".to_string(),
-        };
+        let (id, value) = self.id_and_value();
         format!(
             "SELECT c.unit_id, b.{d} AS d, {id} AS id, {value} AS v\n    \
 FROM {units} JOIN {block} b ON b.member_id = c.member_id{join}{filter}",

@@ -1048,9 +1048,8 @@ impl Engine {
         let Some(order) = order else {
             return self.mem_table(schema, parts.into_iter().flatten().collect());
         };
-        let sort = order
-            .split(',')
-            .map(|c| datafusion::prelude::col(c.trim()).sort(true, false))
+        let sort = order_columns(order)
+            .map(|c| datafusion::prelude::col(c).sort(true, false))
             .collect();
         Ok(MemTable::try_new(schema, parts)?.with_sort_order(vec![sort]))
     }
@@ -1070,15 +1069,14 @@ impl Engine {
         let run = async {
             let plan = df.create_physical_plan().await?;
             let schema = plan.schema();
-            let sort = order
-                .split(',')
+            let sort = order_columns(order)
                 .map(|c| {
                     let options = SortOptions {
                         descending: false,
                         nulls_first: false,
                     };
                     Ok(PhysicalSortExpr::new(
-                        datafusion::physical_expr::expressions::col(c.trim(), &schema)?,
+                        datafusion::physical_expr::expressions::col(c, &schema)?,
                         options,
                     ))
                 })
@@ -1100,9 +1098,8 @@ impl Engine {
             return Ok((parts, plan));
         }
         let schema = plan.schema();
-        let columns: Vec<usize> = order
-            .split(',')
-            .map(|c| schema.index_of(c.trim()))
+        let columns: Vec<usize> = order_columns(order)
+            .map(|c| schema.index_of(c))
             .collect::<std::result::Result<_, _>>()?;
         let batch_size = self.ctx.copied_config().batch_size().max(1);
         let parts = parts
@@ -1193,6 +1190,11 @@ fn tight(c: &dyn Array) -> bool {
         _ => return false,
     };
     c.get_buffer_memory_size() <= 2 * needed + 4096
+}
+
+/// The columns of a stage's order (`compile::DETAIL_ORDER`: names joined by commas).
+fn order_columns(order: &str) -> impl Iterator<Item = &str> {
+    order.split(',').map(str::trim)
 }
 
 /// One partition's rows sorted by `columns` (ascending, nulls last), in batches of
