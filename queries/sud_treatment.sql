@@ -24,14 +24,18 @@ qualifying AS (
       WHEN in_value_set(ndc, 'mat_ndc') OR in_value_set(procedure_code, 'mat_procedure') THEN 'medication'
       ELSE 'visit' END AS kind
   FROM lines
+  -- The rarest test first in each branch: an AND tests its right side only on the rows its
+  -- left side keeps when they are few, and every line of the year is tested (tested in the
+  -- natural order, the code lists took 1.1 s per million lines). Where a visit's procedure code
+  -- is in a list, it is not null, so it is compared without coalesce.
   WHERE (claim_type = 'pharmacy' AND in_value_set(ndc, 'mat_ndc'))
-    OR (claim_type IN ('outpatient', 'professional')
-      AND coalesce(procedure_code, '') <> 'S0281'
-      AND NOT coalesce(in_value_set(revenue_code, 'ed_revenue'), false)
-      AND NOT coalesce(in_value_set(procedure_code, 'ed_procedure'), false)
-      AND ((sud_dx AND (in_value_set(procedure_code, 'outpatient_visit') OR in_value_set(procedure_code, 'mental_health_visit')))
-        OR in_value_set(procedure_code, 'sud_service') OR in_value_set(procedure_code, 'mat_procedure')))
-    OR (claim_type = 'inpatient' AND sud_dx AND admission_date IS NOT NULL)
+    OR (((sud_dx AND (in_value_set(procedure_code, 'outpatient_visit') OR in_value_set(procedure_code, 'mental_health_visit')))
+        OR in_value_set(procedure_code, 'sud_service') OR in_value_set(procedure_code, 'mat_procedure'))
+      AND claim_type IN ('outpatient', 'professional')
+      AND procedure_code <> 'S0281'
+      AND (revenue_code IS NULL OR NOT in_value_set(revenue_code, 'ed_revenue'))
+      AND NOT in_value_set(procedure_code, 'ed_procedure'))
+    OR (sud_dx AND claim_type = 'inpatient' AND admission_date IS NOT NULL)
 ),
 per_claim AS (
   SELECT member_id, claim_id,
