@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use hhq::detail::DetailCsv;
 use hhq::engine::{Definitions, Engine};
 use hhq::period::Period;
 use hhq::pipeline::{self, RunOptions};
@@ -72,6 +73,7 @@ fn reading(
         quality: Default::default(),
         memory_limit,
         members_per_pass: None,
+        detail_csv: Default::default(),
     }
 }
 
@@ -117,6 +119,11 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = hhq::pipeline::MEMBERS_PER_PASS,
               value_parser = parse_count)]
         members_per_pass: usize,
+        /// Also write each measure's member-level detail as CSV: `auto` when a spreadsheet can
+        /// open it (at most 1,048,575 rows), `always`, or `never`. The Parquet detail is always
+        /// written
+        #[arg(long, value_enum, value_name = "WHEN", default_value_t = DetailCsv::Auto)]
+        detail_csv: DetailCsv,
         #[command(flatten)]
         quality: QualityArgs,
         #[command(flatten)]
@@ -466,6 +473,7 @@ async fn dispatch(command: Command) -> Result<()> {
             key_file,
             timings,
             members_per_pass,
+            detail_csv,
             quality,
             memory,
             dirs,
@@ -501,6 +509,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 quality: quality.options(),
                 memory_limit: memory.memory_limit,
                 members_per_pass: Some(members_per_pass),
+                detail_csv,
             })
             .await?;
             if let Some(caveat) = &s.caveat {

@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub memory_limit: Option<usize>,
     /// Members computed at once (`--members-per-pass`); `None`: [`MEMBERS_PER_PASS`].
     pub members_per_pass: Option<usize>,
+    /// Which measures' detail is also written as CSV (`--detail-csv`).
+    pub detail_csv: crate::detail::DetailCsv,
 }
 
 /// Members a run computes at once by default: memory grows with the members of a pass, not of
@@ -234,6 +236,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         }],
     };
     let partitions = engine.context().copied_config().target_partitions();
+    let mut no_csv = Vec::new();
     for c in &compiled {
         bar.set_message(format!("writing {}", c.id));
         let spooled = spool.finish(&c.id, &planned_schemas[&c.id])?;
@@ -253,12 +256,27 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         }
         timings.lap(format!("summarise {}", c.id));
         let parquet = staged.file(format!("detail/{}.parquet", c.id))?;
-        let csv = staged.file(format!("detail/{}.csv", c.id))?;
-        spooled.write(&opts.privacy, &parquet, &csv)?;
+        let csv = if opts.detail_csv.writes(spooled.rows()) {
+            Some(staged.file(format!("detail/{}.csv", c.id))?)
+        } else {
+            if opts.detail_csv == crate::detail::DetailCsv::Auto {
+                no_csv.push(c.id.clone());
+            }
+            None
+        };
+        spooled.write(&opts.privacy, &parquet, csv.as_deref())?;
         timings.lap(format!("write detail {}", c.id));
         bar.inc(1);
     }
     drop(spool);
+    if !no_csv.is_empty() {
+        notes.push(format!(
+            "detail CSV not written for {}: more than {} rows, which no spreadsheet opens; \
+             the Parquet detail holds every row (hhq run --detail-csv always writes the CSV)",
+            no_csv.join(", "),
+            crate::detail::SPREADSHEET_ROWS
+        ));
+    }
     rows.sort_by(|a, b| a.measure.cmp(&b.measure));
     let mut summary = RunSummary {
         period,

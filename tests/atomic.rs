@@ -100,6 +100,21 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `--detail-csv never` writes a measure's detail as Parquet only; by default (`auto`) a detail a
+/// spreadsheet opens is written as CSV too. The manifest lists exactly what was written.
+#[test]
+fn the_detail_is_written_as_csv_when_a_spreadsheet_opens_it_or_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    run_ok(&out, &["--measure", "AMB-HH", "--detail-csv", "never"]);
+    let written = assert_whole(&out);
+    assert!(written.contains_key(Path::new("detail/AMB-HH.parquet")));
+    assert!(!written.contains_key(Path::new("detail/AMB-HH.csv")));
+    run_ok(&out, &["--measure", "AMB-HH"]);
+    let written = assert_whole(&out);
+    assert!(written.contains_key(Path::new("detail/AMB-HH.csv")));
+}
+
 #[test]
 fn a_rerun_replaces_the_directory_and_a_failed_run_leaves_it_as_it_was() {
     let dir = tempfile::tempdir().unwrap();

@@ -313,6 +313,7 @@ async fn a_failed_run_leaves_the_previous_outputs_whole() {
         quality: Default::default(),
         memory_limit: None,
         members_per_pass: None,
+        detail_csv: Default::default(),
     };
     hhq::pipeline::run(&opts).await.unwrap();
     let before = std::fs::read(dir.path().join("out/summary.csv")).unwrap();

@@ -53,6 +53,7 @@ struct Spooling {
     /// The first batch's schema, a column nullable if any pass's batches said so: what the
     /// outputs declare (as a run of one pass would).
     seen: SchemaRef,
+    rows: u64,
 }
 
 /// A measure's detail, every pass of it, in one file.
@@ -60,6 +61,34 @@ pub struct Spooled {
     path: PathBuf,
     spooled: SchemaRef,
     schema: SchemaRef,
+    rows: u64,
+}
+
+/// When a measure's member-level detail is also written as CSV (`hhq run --detail-csv`); the
+/// Parquet file is always written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DetailCsv {
+    /// When a spreadsheet can open it: at most [`SPREADSHEET_ROWS`] rows. A statewide year of
+    /// member-months is millions of rows, gigabytes of text no spreadsheet opens and a fifth of
+    /// the run's time to write; the Parquet file holds every row.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// Data rows a spreadsheet holds below its header (Excel's and LibreOffice's 1,048,576 rows).
+pub const SPREADSHEET_ROWS: u64 = 1_048_575;
+
+impl DetailCsv {
+    /// Whether a detail of `rows` rows is written as CSV.
+    pub fn writes(self, rows: u64) -> bool {
+        match self {
+            DetailCsv::Auto => rows <= SPREADSHEET_ROWS,
+            DetailCsv::Always => true,
+            DetailCsv::Never => false,
+        }
+    }
 }
 
 impl Spool {
@@ -93,6 +122,7 @@ impl Spool {
                         "measure {id}: a pass's detail differs in type: {e}"
                     ))
                 })?;
+            s.rows += batch.num_rows() as u64;
             s.coalescer.push_batch(batch)?;
             while let Some(b) = s.coalescer.next_completed_batch() {
                 s.writer.write(&b)?;
@@ -117,6 +147,7 @@ impl Spool {
             path: s.path,
             schema: s.seen,
             spooled: s.spooled,
+            rows: s.rows,
         })
     }
 }
@@ -135,11 +166,17 @@ impl Spooling {
             coalescer: BatchCoalescer::new(spooled.clone(), BATCH_ROWS),
             spooled,
             seen: schema,
+            rows: 0,
         })
     }
 }
 
 impl Spooled {
+    /// Rows of the detail, every pass's, before an audience's are kept.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
     /// The detail as a table for the engine to aggregate, read from the file a batch at a
     /// time in `partitions` streams (batch `i` in stream `i % partitions`).
     pub fn table(&self, partitions: usize) -> Result<Arc<dyn TableProvider>> {
@@ -160,14 +197,17 @@ impl Spooled {
         )?))
     }
 
-    /// Write the detail as `privacy` allows to `parquet` and `csv`, a batch at a time; the
-    /// spool file is removed after. The spool is read once; the Parquet writer takes each batch
+    /// Write the detail as `privacy` allows to `parquet` and, if given, `csv`, a batch at a time;
+    /// the spool file is removed after. The spool is read once; the Parquet writer takes each batch
     /// on a thread of its own, and the CSV lines (most of the work: a statewide detail is
     /// gigabytes of text) are formatted on every core, a batch each, and written in order.
-    pub fn write(self, privacy: &Privacy, parquet: &Path, csv: &Path) -> Result<()> {
+    pub fn write(self, privacy: &Privacy, parquet: &Path, csv: Option<&Path>) -> Result<()> {
         let empty = privacy.apply(&RecordBatch::new_empty(self.schema.clone()))?;
         let out_schema = empty.schema();
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = match csv {
+            Some(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            None => 0,
+        };
         // A few batches in flight per thread: enough to keep each busy, a few MB each.
         const QUEUED: usize = 2;
         let read = std::thread::scope(|s| {
@@ -202,29 +242,31 @@ impl Spooled {
                 to_format.push(tx);
                 formatted.push(done_rx);
             }
-            let csv_thread = s.spawn(move || {
-                let file = File::create(csv).map_err(|e| Error::io(csv, e))?;
-                let mut out = BufWriter::new(file);
-                let mut head = Vec::new();
-                // The header even when there are no rows.
-                csv::header(&empty, &mut head);
-                out.write_all(&head).map_err(|e| Error::io(csv, e))?;
-                for i in 0.. {
-                    let Ok(bytes) = formatted[i % formatted.len()].recv() else {
-                        break;
-                    };
-                    out.write_all(&bytes?).map_err(|e| Error::io(csv, e))?;
-                }
-                out.flush().map_err(|e| Error::io(csv, e))?;
-                Ok::<_, Error>(())
+            let csv_thread = csv.map(|csv| {
+                s.spawn(move || {
+                    let file = File::create(csv).map_err(|e| Error::io(csv, e))?;
+                    let mut out = BufWriter::new(file);
+                    let mut head = Vec::new();
+                    // The header even when there are no rows.
+                    csv::header(&empty, &mut head);
+                    out.write_all(&head).map_err(|e| Error::io(csv, e))?;
+                    for i in 0.. {
+                        let Ok(bytes) = formatted[i % formatted.len()].recv() else {
+                            break;
+                        };
+                        out.write_all(&bytes?).map_err(|e| Error::io(csv, e))?;
+                    }
+                    out.flush().map_err(|e| Error::io(csv, e))?;
+                    Ok::<_, Error>(())
+                })
             });
             let read = (|| {
                 for (i, batch) in self.batches(privacy)?.enumerate() {
                     let batch = batch?;
                     // A writer gone has failed: its error is the one to report.
-                    if to_parquet.send(batch.clone()).is_err()
-                        || to_format[i % workers].send(batch).is_err()
-                    {
+                    let csv_gone =
+                        workers > 0 && to_format[i % workers].send(batch.clone()).is_err();
+                    if to_parquet.send(batch).is_err() || csv_gone {
                         break;
                     }
                 }
@@ -235,7 +277,8 @@ impl Spooled {
             let parquet = parquet_thread
                 .join()
                 .expect("the Parquet writer does not panic");
-            let csv = csv_thread.join().expect("the CSV writer does not panic");
+            let csv =
+                csv_thread.map_or(Ok(()), |t| t.join().expect("the CSV writer does not panic"));
             parquet.and(csv).and(read)
         });
         read?;
@@ -371,7 +414,9 @@ mod tests {
         }
         let spooled = spool.finish("M", &batches[0].schema()).unwrap();
         let (parquet, csv) = (dir.path().join("M.parquet"), dir.path().join("M.csv"));
-        spooled.write(&Privacy::default(), &parquet, &csv).unwrap();
+        spooled
+            .write(&Privacy::default(), &parquet, Some(&csv))
+            .unwrap();
         // Many batches, so every formatting thread takes several, and the lines must come back
         // in the spool's order.
         let mut expected = Vec::new();
@@ -406,13 +451,51 @@ mod tests {
     }
 
     #[test]
+    fn csv_by_default_up_to_a_spreadsheets_rows() {
+        assert!(DetailCsv::Auto.writes(0));
+        assert!(DetailCsv::Auto.writes(1_048_575));
+        assert!(!DetailCsv::Auto.writes(1_048_576));
+        assert!(DetailCsv::Always.writes(10_000_000));
+        assert!(!DetailCsv::Never.writes(1));
+    }
+
+    #[test]
+    fn without_a_csv_path_only_the_parquet_detail_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::new(dir.path()).unwrap();
+        let batches = passes();
+        for b in &batches {
+            spool.append("M", std::slice::from_ref(b)).unwrap();
+        }
+        let spooled = spool.finish("M", &batches[0].schema()).unwrap();
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(spooled.rows(), rows as u64);
+        let parquet = dir.path().join("M.parquet");
+        spooled.write(&Privacy::default(), &parquet, None).unwrap();
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                File::open(&parquet).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(reader.metadata().file_metadata().num_rows(), rows as i64);
+        assert!(
+            !walk(dir.path())
+                .iter()
+                .any(|p| p.extension().is_some_and(|e| e == "csv"))
+        );
+        assert!(!spooled_path_exists(dir.path()));
+    }
+
+    #[test]
     fn a_detail_with_no_rows_is_a_header_and_an_empty_table() {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = Spool::new(dir.path()).unwrap();
         let schema = passes()[0].schema();
         let spooled = spool.finish("M", &schema).unwrap();
         let (parquet, csv) = (dir.path().join("M.parquet"), dir.path().join("M.csv"));
-        spooled.write(&Privacy::default(), &parquet, &csv).unwrap();
+        spooled
+            .write(&Privacy::default(), &parquet, Some(&csv))
+            .unwrap();
         assert_eq!(
             std::fs::read_to_string(&csv).unwrap(),
             "member_id,n,anchor_date,why\n"

@@ -62,6 +62,7 @@ pub fn run_options(data: &Path, out: &Path) -> hhq::pipeline::RunOptions {
         quality: Default::default(),
         memory_limit: None,
         members_per_pass: None,
+        detail_csv: Default::default(),
     }
 }
 
