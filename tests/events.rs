@@ -168,6 +168,7 @@ async fn explain_tells_each_step_for_one_member() {
         quality: Default::default(),
         memory_limit: None,
         members_per_pass: None,
+        detail_csv: Default::default(),
     };
     let e = pipeline::explain(&opts, "HH-TCC", "P").await.unwrap();
     let text = hhq::report::explain_text(&e, "P");

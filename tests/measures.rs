@@ -264,6 +264,7 @@ async fn an_empty_age_band_is_still_reported() {
         quality: Default::default(),
         memory_limit: None,
         members_per_pass: None,
+        detail_csv: Default::default(),
     })
     .await
     .unwrap();
@@ -324,6 +325,7 @@ async fn members_basis_with_continuous_enrollment() {
         quality: Default::default(),
         memory_limit: None,
         members_per_pass: None,
+        detail_csv: Default::default(),
     })
     .await
     .unwrap();
@@ -392,6 +394,7 @@ async fn first_date_numerators_give_days_and_their_median() {
         quality: Default::default(),
         memory_limit: None,
         members_per_pass: None,
+        detail_csv: Default::default(),
     })
     .await
     .unwrap();
@@ -432,6 +435,7 @@ async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
         quality: Default::default(),
         memory_limit: None,
         members_per_pass: None,
+        detail_csv: Default::default(),
     };
     let s = pipeline::run(&opts(None)).await.unwrap();
     let components: std::collections::BTreeSet<&str> =
@@ -499,6 +503,7 @@ async fn the_manifest_fingerprints_inputs_and_outputs() {
         quality: Default::default(),
         memory_limit: None,
         members_per_pass: None,
+        detail_csv: Default::default(),
     })
     .await
     .unwrap();

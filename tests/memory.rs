@@ -22,6 +22,7 @@ fn options(out: &Path, memory_limit: Option<usize>) -> RunOptions {
         quality: Default::default(),
         memory_limit,
         members_per_pass: None,
+        detail_csv: Default::default(),
     }
 }
 
