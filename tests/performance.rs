@@ -475,7 +475,6 @@ async fn a_run_in_member_passes_writes_what_one_pass_writes() {
         let several = pipeline::run(&RunOptions {
             privacy,
             members_per_pass: Some(70),
-            detail_csv: Default::default(),
             ..options(&passes)
         })
         .await
