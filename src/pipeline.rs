@@ -274,7 +274,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             "detail CSV not written for {}: more than {} rows, which no spreadsheet opens; \
              the Parquet detail holds every row (hhq run --detail-csv always writes the CSV)",
             no_csv.join(", "),
-            crate::detail::SPREADSHEET_ROWS
+            crate::report::doc::thousands(crate::detail::SPREADSHEET_ROWS as f64)
         ));
     }
     rows.sort_by(|a, b| a.measure.cmp(&b.measure));
