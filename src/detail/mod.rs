@@ -211,7 +211,7 @@ impl Spooled {
         // A few batches in flight per thread: enough to keep each busy, a few MB each.
         const QUEUED: usize = 2;
         let read = std::thread::scope(|s| {
-            let (to_parquet, parquet_rx) = sync_channel::<RecordBatch>(QUEUED * workers);
+            let (to_parquet, parquet_rx) = sync_channel::<RecordBatch>(QUEUED * workers.max(1));
             let parquet_thread = s.spawn(move || {
                 let file = File::create(parquet).map_err(|e| Error::io(parquet, e))?;
                 let mut w = crate::results::parquet_writer(BufWriter::new(file), out_schema)?;
