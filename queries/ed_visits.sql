@@ -30,7 +30,10 @@ per_claim AS (
     bool_or(in_value_set(e.principal_dx, 'chemical_dependency_dx')) AS chemical_dependency,
     bool_or(in_value_set(e.principal_dx, 'self_harm_dx')) AS self_harm,
     bool_or(o.claim_id IS NOT NULL) AS overdose,
-    bool_or(a.member_id IS NOT NULL) AS led_to_admission
+    -- `admission_date`, not the join key, so that the column the join's range condition reads
+    -- is read after it too: DataFusion 55's sort-merge join (under --memory-limit) panics when a
+    -- projection leaves out a column its filter reads (apache/datafusion#24593).
+    bool_or(a.admission_date IS NOT NULL) AS led_to_admission
   FROM ed_lines e
   LEFT JOIN overdoses o ON o.claim_id = e.claim_id
   LEFT JOIN admissions a

@@ -28,6 +28,7 @@ use datafusion::physical_plan::streaming::PartitionStream;
 use crate::error::{Error, Result};
 
 mod csv;
+mod parquet;
 use crate::privacy::Privacy;
 
 /// Rows per spooled batch (DataFusion's batch size).
@@ -199,22 +200,21 @@ impl Spooled {
 
     /// Write the detail as `privacy` allows to `parquet` and, if given, `csv`, a batch at a time;
     /// the spool file is removed after. The spool is read once; the Parquet writer takes each batch
-    /// on a thread of its own, and the CSV lines (most of the work: a statewide detail is
-    /// gigabytes of text) are formatted on every core, a batch each, and written in order.
+    /// on a thread of its own and encodes its columns on every core ([`parquet`]), and the CSV
+    /// lines are formatted on every core, a batch each, and written in order.
     pub fn write(self, privacy: &Privacy, parquet: &Path, csv: Option<&Path>) -> Result<()> {
         let empty = privacy.apply(&RecordBatch::new_empty(self.schema.clone()))?;
         let out_schema = empty.schema();
-        let workers = match csv {
-            Some(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            None => 0,
-        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = if csv.is_some() { cores } else { 0 };
         // A few batches in flight per thread: enough to keep each busy, a few MB each.
         const QUEUED: usize = 2;
         let read = std::thread::scope(|s| {
             let (to_parquet, parquet_rx) = sync_channel::<RecordBatch>(QUEUED * workers.max(1));
             let parquet_thread = s.spawn(move || {
                 let file = File::create(parquet).map_err(|e| Error::io(parquet, e))?;
-                let mut w = crate::results::parquet_writer(BufWriter::new(file), out_schema)?;
+                let mut w =
+                    parquet::ColumnParallelWriter::new(BufWriter::new(file), out_schema, cores)?;
                 for batch in parquet_rx {
                     w.write(&batch)?;
                 }
