@@ -754,17 +754,18 @@ fn a_set_of_a_thousand_codes_is_an_in_list_and_a_larger_one_a_lookup() {
     };
     let mut sets = hhq::measure::valueset::ValueSets::default();
     sets.add_csv(Path::new("a.csv"), &csv(1_000)).unwrap();
+    // Both guarded by the range the codes span.
     assert!(
         sets.get("big")
             .unwrap()
             .sql_predicate("dx")
-            .starts_with("dx IN ('Q000000', ")
+            .starts_with("(dx >= 'Q000000' AND dx < 'Q001000' AND dx IN ('Q000000', ")
     );
     let mut sets = hhq::measure::valueset::ValueSets::default();
     sets.add_csv(Path::new("a.csv"), &csv(1_001)).unwrap();
     assert_eq!(
         sets.get("big").unwrap().sql_predicate("dx"),
-        "hhq_value_set_contains(dx, 'big')"
+        "(dx >= 'Q000000' AND dx < 'Q001001' AND hhq_value_set_contains(dx, 'big'))"
     );
 }
 
