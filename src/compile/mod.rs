@@ -1311,9 +1311,10 @@ FROM {from} u\n)",
 
 /// The join of the units `u` to the evidence CTEs (exclusions, numerators), each keyed by
 /// `unit_id` and holding a unit's row only if it has evidence. Two or more are joined to each
-/// other first, on their few rows, and the units to them once: each join to the units copies
-/// every column of the detail (four joins were 0.4 s of AIF-HH's CPU per million units). The
-/// evidence CTEs keep their names, so a unit's evidence is read as from its own join.
+/// other first, on their rows (most often far fewer than the units'), and the units to them
+/// once: each join to the units copies every column of the detail (four joins were 0.4 s of
+/// AIF-HH's CPU per million units). The evidence CTEs keep their names, so a unit's evidence is
+/// read as from its own join.
 fn evidence_join(evidence: &[String]) -> String {
     match evidence {
         [] => String::new(),
