@@ -404,15 +404,22 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn the_detail_is_written_in_the_order_spooled_the_csv_as_arrow_writes_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut spool = Spool::new(dir.path()).unwrap();
-        let batches = passes();
-        for b in &batches {
+    /// `batches` spooled as measure `M`'s passes, one each, in a spool under `dir` (returned
+    /// too: its directory goes when it is dropped).
+    fn spool_passes(dir: &Path, batches: &[RecordBatch]) -> (Spool, Spooled) {
+        let mut spool = Spool::new(dir).unwrap();
+        for b in batches {
             spool.append("M", std::slice::from_ref(b)).unwrap();
         }
         let spooled = spool.finish("M", &batches[0].schema()).unwrap();
+        (spool, spooled)
+    }
+
+    #[test]
+    fn the_detail_is_written_in_the_order_spooled_the_csv_as_arrow_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let batches = passes();
+        let (_spool, spooled) = spool_passes(dir.path(), &batches);
         let (parquet, csv) = (dir.path().join("M.parquet"), dir.path().join("M.csv"));
         spooled
             .write(&Privacy::default(), &parquet, Some(&csv))
@@ -462,12 +469,8 @@ mod tests {
     #[test]
     fn without_a_csv_path_only_the_parquet_detail_is_written() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spool = Spool::new(dir.path()).unwrap();
         let batches = passes();
-        for b in &batches {
-            spool.append("M", std::slice::from_ref(b)).unwrap();
-        }
-        let spooled = spool.finish("M", &batches[0].schema()).unwrap();
+        let (_spool, spooled) = spool_passes(dir.path(), &batches);
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         assert_eq!(spooled.rows(), rows as u64);
         let parquet = dir.path().join("M.parquet");
