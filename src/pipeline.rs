@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
+use futures::StreamExt;
 
 use crate::compile;
 use crate::engine::{ClaimVersions, Definitions, Engine, Scope, View};
@@ -201,7 +202,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     // previous outputs as they were, and no file of an earlier run (a measure not run now, an
     // audience's benchmarks) lingers.
     let mut staged = Staged::begin(&opts.out, "run")?;
-    let mut spool = crate::detail::Spool::new(staged.dir())?;
+    let spool = std::sync::Arc::new(std::sync::Mutex::new(crate::detail::Spool::new(
+        staged.dir(),
+    )?));
     let mut planned_schemas = std::collections::BTreeMap::new();
     for range in &ranges {
         engine.focus(range).await?;
@@ -211,16 +214,38 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         }
         timings.add("building blocks", started.elapsed());
         engine.share_steps(&compiled);
-        for c in &compiled {
-            bar.set_message(c.id.clone());
-            let started = std::time::Instant::now();
-            let (detail, planned) = engine.detail(c).await?;
-            spool.append(&c.id, &detail)?;
+        // Measures side by side: one measure's steps leave a core idle much of the time (a
+        // hash table built, partitions merged, a small step's tail), which another fills.
+        // Each measure's detail is spooled on a thread of its own, as the next ones compute.
+        let started = std::time::Instant::now();
+        let mut details = futures::stream::iter(compiled.iter().map(|c| {
+            let (spool, bar, engine) = (&spool, &bar, &engine);
+            async move {
+                bar.set_message(c.id.clone());
+                let started = std::time::Instant::now();
+                let (detail, planned) = engine.detail(c).await?;
+                let (spool, id) = (spool.clone(), c.id.clone());
+                tokio::task::spawn_blocking(move || {
+                    spool.lock().expect("not poisoned").append(&id, &detail)
+                })
+                .await
+                .map_err(|e| Error::Failed(format!("spooling {}: {e}", c.id)))??;
+                Ok::<_, Error>((c, planned, started.elapsed()))
+            }
+        }))
+        .buffer_unordered(engine.measures_at_once());
+        while let Some(done) = details.next().await {
+            let (c, planned, took) = done?;
             planned_schemas.insert(c.id.clone(), planned);
-            timings.add(format!("measure {}", c.id), started.elapsed());
+            timings.add(format!("  measure {}", c.id), took);
             bar.inc(1);
         }
+        timings.add("measures", started.elapsed());
     }
+    let mut spool = std::sync::Arc::into_inner(spool)
+        .expect("every pass done")
+        .into_inner()
+        .expect("not poisoned");
     // The extracts' views over every member again (and the last pass's blocks freed).
     engine.focus(&crate::engine::MemberRange::default()).await?;
     timings.lap("member passes: views and progress");

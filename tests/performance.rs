@@ -151,6 +151,19 @@ async fn a_step_measures_compute_alike_is_computed_once_and_freed_after_its_last
     // AMB-HH's enrollee months and units kept for HH-ENGAGE and IU-HH, freed once IU-HH has
     // read them.
     assert_eq!(held, [2, 2, 2, 0]);
+    // Side by side, as a run computes them (each measure's steps in a session of its own, a
+    // shared step computed by one while the others wait): the same rows, nothing held after.
+    engine.share_steps(&compiled);
+    let together = futures::future::join_all(compiled.iter().map(|c| engine.run(c))).await;
+    for ((c, run), expected) in compiled.iter().zip(together).zip(&alone) {
+        assert_eq!(
+            &rows(&run.unwrap().detail),
+            expected,
+            "{}: side by side changes it",
+            c.id
+        );
+    }
+    assert_eq!(engine.steps_held(), 0);
     // A new pass (the views change) starts with nothing shared.
     engine.share_steps(&compiled);
     engine.run(&compiled[0]).await.unwrap();
@@ -340,9 +353,10 @@ fn run_timings_list_every_stage_and_measure_and_add_up() {
     let stages: Vec<&str> = lines.iter().map(|(_, s)| *s).collect();
     for want in [
         "data-quality profile",
-        "measure FUH-HH",
+        "measures",
+        "  measure FUH-HH",
         "write detail FUH-HH",
-        "measure PCR-HH",
+        "  measure PCR-HH",
         "write outputs",
         "total",
     ] {

@@ -1,6 +1,7 @@
 //! The engine: one DataFusion session holding the extracts (checked against the contract), the
 //! building blocks registered as views over them, and the execution of compiled measures.
 
+mod overlay;
 pub mod pick;
 pub mod scan;
 pub mod udf;
@@ -154,9 +155,19 @@ struct SharedSteps {
     rows: std::collections::HashMap<String, (SchemaRef, Vec<Vec<RecordBatch>>)>,
     /// Their share of the memory pool.
     reservation: Option<MemoryReservation>,
+    /// By key, held by the measure computing the step: a measure computed beside it waits for
+    /// the rows rather than computing them too.
+    computing: std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl SharedSteps {
+    /// The lock of a step other measures of the pass read too, if it is one.
+    fn lock(&mut self, key: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        self.uses
+            .contains_key(key)
+            .then(|| self.computing.entry(key.to_string()).or_default().clone())
+    }
+
     /// Keep a step's rows when another measure of the pass reads them too; whether kept.
     fn keep(&mut self, key: &str, schema: &SchemaRef, batches: &[Vec<RecordBatch>]) -> bool {
         if !self.uses.contains_key(key) {
@@ -180,6 +191,7 @@ impl SharedSteps {
             return;
         }
         self.uses.remove(key);
+        self.computing.remove(key);
         if let Some((_, batches)) = self.rows.remove(key)
             && let Some(r) = &self.reservation
         {
@@ -488,6 +500,7 @@ impl Engine {
             uses,
             rows: Default::default(),
             reservation: Some(MemoryConsumer::new("steps shared by measures").register(pool)),
+            computing: Default::default(),
         };
     }
 
@@ -502,6 +515,15 @@ impl Engine {
         let pool = &self.ctx.runtime_env().memory_pool;
         let limited = matches!(pool.memory_limit(), MemoryLimit::Finite(_));
         compiled.staged(|name| !limited && !self.ctx.table_exist(name).unwrap_or(true))
+    }
+
+    /// How many measures a pass computes side by side: two, or one under a memory limit (the
+    /// limit bounds one measure's operators, not two measures' at once).
+    pub fn measures_at_once(&self) -> usize {
+        match self.ctx.runtime_env().memory_pool.memory_limit() {
+            MemoryLimit::Finite(_) => 1,
+            _ => 2,
+        }
     }
 
     /// Member ranges of about `per_pass` members each (as many as the members extract lists,
@@ -933,11 +955,21 @@ impl Engine {
         let pool = &self.ctx.runtime_env().memory_pool;
         let stages = self.stages(compiled);
         let reservation = MemoryConsumer::new(format!("steps of {}", compiled.id)).register(pool);
-        let mut kept: Vec<&str> = Vec::new();
+        // The steps are tables of their CTE names in a session of the measure's own, so that
+        // measures computed side by side do not meet; dropped with it.
+        let ctx = overlay::session_over(&self.ctx);
         let result = async {
             for stage in &stages {
                 let last = stage.name == "detail";
                 let started = std::time::Instant::now();
+                // A step other measures of the pass read too: one computes it, the others wait.
+                let lock = (!last && !explain)
+                    .then(|| self.shared.lock().expect("not poisoned").lock(&stage.key))
+                    .flatten();
+                let _computing = match &lock {
+                    Some(lock) => Some(lock.lock().await),
+                    None => None,
+                };
                 // A step another measure of the pass computed alike (not when profiling).
                 let shared = (!last && !explain)
                     .then(|| {
@@ -953,7 +985,7 @@ impl Engine {
                         } else {
                             stage.sql.clone()
                         };
-                        let df = self.ctx.sql(&sql).await?;
+                        let df = ctx.sql(&sql).await?;
                         let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                         if last {
                             let (batches, _) = self.execute_plan(df, what).await?;
@@ -1002,18 +1034,15 @@ impl Engine {
                     }
                 };
                 took.push((stage.name.clone(), started.elapsed()));
-                self.ctx.register_table(
+                ctx.register_table(
                     stage.name.as_str(),
                     Arc::new(self.ordered_table(schema, batches, stage.order)?),
                 )?;
-                kept.push(&stage.name);
             }
             unreachable!("the last stage is the detail")
         }
         .await;
-        for name in kept {
-            self.ctx.deregister_table(name)?;
-        }
+        drop(ctx);
         if !explain {
             let mut shared = self.shared.lock().expect("not poisoned");
             for stage in &stages {
