@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use futures::StreamExt;
 
 use crate::compile;
-use crate::engine::{ClaimVersions, Definitions, Engine, Scope, View};
+use crate::engine::{ClaimVersions, Definitions, Engine, PassDetail, Scope, View};
 use crate::error::{Error, Result};
 use crate::extract::OpenedExtract;
 use crate::output::Staged;
@@ -214,31 +214,32 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         }
         timings.add("building blocks", started.elapsed());
         engine.share_steps(&compiled);
-        // Measures side by side: one measure's steps leave a core idle much of the time (a
-        // hash table built, partitions merged, a small step's tail), which another fills.
-        // Each measure's detail is spooled on a thread of its own, as the next ones compute.
+        // Each measure's detail spooled on a thread of its own, as the others compute; all of
+        // a pass's before the next pass's.
         let started = std::time::Instant::now();
-        let mut details = futures::stream::iter(compiled.iter().map(|c| {
-            let (spool, bar, engine) = (&spool, &bar, &engine);
-            async move {
-                bar.set_message(c.id.clone());
-                let started = std::time::Instant::now();
-                let (detail, planned) = engine.detail(c).await?;
-                let (spool, id) = (spool.clone(), c.id.clone());
-                tokio::task::spawn_blocking(move || {
-                    spool.lock().expect("not poisoned").append(&id, &detail)
-                })
-                .await
-                .map_err(|e| Error::Failed(format!("spooling {}: {e}", c.id)))??;
-                Ok::<_, Error>((c, planned, started.elapsed()))
-            }
-        }))
-        .buffer_unordered(engine.measures_at_once());
+        let mut details = engine.details(&compiled);
+        let mut spooling = Vec::new();
         while let Some(done) = details.next().await {
-            let (c, planned, took) = done?;
-            planned_schemas.insert(c.id.clone(), planned);
-            timings.add(format!("  measure {}", c.id), took);
+            let PassDetail {
+                index,
+                batches,
+                planned,
+                took,
+            } = done?;
+            let id = compiled[index].id.clone();
+            bar.set_message(id.clone());
+            planned_schemas.insert(id.clone(), planned);
+            timings.add(format!("  measure {id}"), took);
+            let spool = spool.clone();
+            spooling.push(tokio::task::spawn_blocking(move || {
+                spool.lock().expect("not poisoned").append(&id, &batches)
+            }));
             bar.inc(1);
+        }
+        for spooled in spooling {
+            spooled
+                .await
+                .map_err(|e| Error::Failed(format!("spooling a measure's detail: {e}")))??;
         }
         timings.add("measures", started.elapsed());
     }

@@ -31,6 +31,8 @@ pub struct Block {
     /// its leading comment): a small block that large ones read, such as the ids of superseded
     /// claims, which the query engine can then hash instead of the claims.
     pub keep: bool,
+    /// The other blocks its query names.
+    pub reads: Vec<String>,
 }
 
 static MACRO: LazyLock<Regex> = LazyLock::new(|| {
@@ -147,6 +149,7 @@ pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
                 doc,
                 sql,
                 keep,
+                reads: Vec::new(),
             },
         );
     }
@@ -344,7 +347,9 @@ fn order(mut pending: BTreeMap<String, Block>) -> Result<Vec<Block>> {
             });
         }
         for n in ready {
-            done.push(pending.remove(&n).expect("ready block"));
+            let mut block = pending.remove(&n).expect("ready block");
+            block.reads = deps[&n].clone();
+            done.push(block);
         }
     }
     Ok(done)

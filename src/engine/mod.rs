@@ -92,6 +92,17 @@ pub struct MeasureRun {
     pub detail: Vec<RecordBatch>,
 }
 
+/// One measure's member-level detail as a pass computed it ([`Engine::details`]).
+pub struct PassDetail {
+    /// The measure's place among those asked.
+    pub index: usize,
+    pub batches: Vec<RecordBatch>,
+    /// The schema its plan gives (the batches' may differ in nullability).
+    pub planned: SchemaRef,
+    /// How long it took, beside the others.
+    pub took: std::time::Duration,
+}
+
 /// Whose units a view counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
@@ -614,8 +625,12 @@ impl Engine {
     /// aggregations over little memory spill much): a block that does not fit stays a view,
     /// computed again by each query that reads it (slower, and bounded).
     ///
-    /// Returns each block computed, in the order computed.
+    /// Blocks that read none of the others still to compute are computed side by side, as
+    /// measures are ([`Engine::measures_at_once`]), then kept in dependency order.
+    ///
+    /// Returns each block computed, in dependency order.
     pub async fn materialize(&self, names: &BTreeSet<&str>) -> Result<Vec<Built>> {
+        use futures::StreamExt;
         let mut took = Vec::new();
         let pool = &self.ctx.runtime_env().memory_pool;
         let budget = match pool.memory_limit() {
@@ -625,71 +640,107 @@ impl Engine {
         let held = self.memory.blocks.lock().expect("not poisoned").take();
         let reservation =
             held.unwrap_or_else(|| MemoryConsumer::new("materialised blocks").register(pool));
+        let mut kept = self.memory.kept.lock().expect("not poisoned").clone();
         // In dependency order, so a block is read from the kept blocks it reads; blocks marked
         // `hhq: keep` always, since larger ones read them.
-        let order: Vec<&str> = self
+        let mut pending: Vec<&Block> = self
             .blocks
             .iter()
             .filter(|b| b.keep || names.contains(b.name.as_str()))
-            .map(|b| b.name.as_str())
+            .filter(|b| !kept.contains_key(&b.name) && self.catalog.blocks.contains_key(&b.name))
             .collect();
-        let mut kept = self.memory.kept.lock().expect("not poisoned").clone();
-        for name in &order {
-            if kept.contains_key(*name) || !self.catalog.blocks.contains_key(*name) {
-                continue;
+        while !pending.is_empty() {
+            // Those reading none still pending, directly or through a view; at least the first.
+            let mut wave: Vec<&Block> = pending
+                .iter()
+                .copied()
+                .filter(|b| !pending.iter().any(|p| self.block_reads(b, &p.name)))
+                .collect();
+            if wave.is_empty() {
+                wave.push(pending[0]);
             }
-            let started = std::time::Instant::now();
-            let df = self.ctx.table(*name).await?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let batches = self
-                .execute(df, &format!("building block `{name}`"))
-                .await?
-                .into_iter()
-                .map(compact)
-                .collect::<Result<Vec<_>>>()?;
-            let bytes = bytes_of(&batches);
-            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            took.push(Built {
-                name: name.to_string(),
-                rows,
-                bytes,
-                took: started.elapsed(),
-            });
-            if reservation.size().saturating_add(bytes) > budget {
-                continue;
+            pending.retain(|p| !wave.iter().any(|b| b.name == p.name));
+            let mut computed: Vec<Option<(Vec<RecordBatch>, SchemaRef, std::time::Duration)>> =
+                vec![None; wave.len()];
+            let mut computing =
+                futures::stream::iter(wave.iter().enumerate().map(|(i, block)| async move {
+                    let started = std::time::Instant::now();
+                    let df = self.ctx.table(block.name.as_str()).await?;
+                    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                    let batches = self
+                        .execute(df, &format!("building block `{}`", block.name))
+                        .await?
+                        .into_iter()
+                        .map(compact)
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok::<_, Error>((i, batches, schema, started.elapsed()))
+                }))
+                .buffer_unordered(self.measures_at_once());
+            while let Some(done) = computing.next().await {
+                let (i, batches, schema, elapsed) = done?;
+                computed[i] = Some((batches, schema, elapsed));
             }
-            reservation.grow(bytes);
-            let schema = batches.first().map_or(schema, |b| b.schema());
-            let keep = self.blocks.iter().any(|b| b.name == *name && b.keep);
-            let table = Arc::new(self.mem_table(schema.clone(), batches)?);
-            self.ctx.deregister_table(*name)?;
-            if keep && schema.column_with_name("member_id").is_some() {
-                let range = self.views.lock().expect("not poisoned").range.clone();
-                self.ctx.deregister_table(kept_table(name).as_str())?;
-                self.ctx.register_table(kept_table(name).as_str(), table)?;
-                self.ctx.sql(&member_view(name, &range)).await?;
-                self.memory
-                    .by_member
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(name.to_string());
-            } else {
-                self.ctx.register_table(*name, table)?;
+            drop(computing);
+            for (block, done) in wave.iter().zip(computed) {
+                let (batches, schema, elapsed) = done.expect("every block of the wave computed");
+                let name = block.name.as_str();
+                let bytes = bytes_of(&batches);
+                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                took.push(Built {
+                    name: name.to_string(),
+                    rows,
+                    bytes,
+                    took: elapsed,
+                });
+                if reservation.size().saturating_add(bytes) > budget {
+                    continue;
+                }
+                reservation.grow(bytes);
+                let schema = batches.first().map_or(schema, |b| b.schema());
+                let table = Arc::new(self.mem_table(schema.clone(), batches)?);
+                self.ctx.deregister_table(name)?;
+                if block.keep && schema.column_with_name("member_id").is_some() {
+                    let range = self.views.lock().expect("not poisoned").range.clone();
+                    self.ctx.deregister_table(kept_table(name).as_str())?;
+                    self.ctx.register_table(kept_table(name).as_str(), table)?;
+                    self.ctx.sql(&member_view(name, &range)).await?;
+                    self.memory
+                        .by_member
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(name.to_string());
+                } else {
+                    self.ctx.register_table(name, table)?;
+                }
+                kept.insert(name.to_string(), bytes);
             }
-            kept.insert(name.to_string(), bytes);
-            // A view holds the plan of what it read when it was made: the blocks after this
-            // one (claims_final after superseded_claims) would compute it again from the
-            // extracts. They are defined again, now reading the kept table.
-            for later in self.blocks.iter().skip_while(|b| b.name != *name).skip(1) {
-                if !kept.contains_key(later.name.as_str()) {
-                    self.ctx.deregister_table(later.name.as_str())?;
-                    define_block(&self.ctx, later).await?;
+            // A view holds the plan of what it read when it was made: the blocks after these
+            // (claims_final after superseded_claims) would compute them again from the
+            // extracts. They are defined again, now reading the kept tables.
+            if let Some(first) = wave.first() {
+                for later in self.blocks.iter().skip_while(|b| b.name != first.name) {
+                    if !kept.contains_key(later.name.as_str()) {
+                        self.ctx.deregister_table(later.name.as_str())?;
+                        define_block(&self.ctx, later).await?;
+                    }
                 }
             }
         }
         *self.memory.blocks.lock().expect("not poisoned") = Some(reservation);
         *self.memory.kept.lock().expect("not poisoned") = kept;
         Ok(took)
+    }
+
+    /// Whether `block` reads the block `name`, directly or through the blocks it reads.
+    fn block_reads(&self, block: &Block, name: &str) -> bool {
+        block.reads.iter().any(|r| {
+            r == name
+                || self
+                    .blocks
+                    .iter()
+                    .find(|b| &b.name == r)
+                    .is_some_and(|b| self.block_reads(b, name))
+        })
     }
 
     /// How much memory the engine has used so far.
@@ -921,6 +972,29 @@ impl Engine {
         let what = format!("measure {}", compiled.id);
         self.staged_detail(compiled, &what, &mut Vec::new(), &mut None)
             .await
+    }
+
+    /// The details of these measures, as a pass computes them: side by side (two at a time, or
+    /// one: [`Engine::measures_at_once`]), each given as it is done. One measure's steps leave a
+    /// core idle much of the time (a hash table built, partitions merged, a small step's tail),
+    /// which another measure fills. Each measure's steps are tables in a session of its own.
+    pub fn details<'a>(
+        &'a self,
+        compiled: impl IntoIterator<Item = &'a CompiledMeasure> + 'a,
+    ) -> impl futures::Stream<Item = Result<PassDetail>> + 'a {
+        use futures::StreamExt;
+        let jobs = compiled.into_iter().enumerate();
+        futures::stream::iter(jobs.map(move |(index, c)| async move {
+            let started = std::time::Instant::now();
+            let (batches, planned) = self.detail(c).await?;
+            Ok(PassDetail {
+                index,
+                batches,
+                planned,
+                took: started.elapsed(),
+            })
+        }))
+        .buffer_unordered(self.measures_at_once())
     }
 
     /// A measure as a run computes it, its detail query under `EXPLAIN ANALYZE` (`hhq profile`):

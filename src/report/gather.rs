@@ -12,6 +12,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
+use futures::StreamExt;
 
 use crate::compile;
 use crate::engine::{ClaimVersions, Engine, MemberRange, Scope, View};
@@ -294,9 +295,12 @@ pub async fn gather(
         engine.focus(range).await?;
         crate::pipeline::materialize(engine, &selected, bar).await?;
         engine.share_steps(jobs.iter().map(|(_, _, c)| c));
-        for (k, (mi, is_current, compiled)) in jobs.iter().enumerate() {
+        let mut details = engine.details(jobs.iter().map(|(_, _, c)| c));
+        while let Some(done) = details.next().await {
+            let done = done?;
+            let (k, detail, plan) = (done.index, done.batches, done.planned);
+            let (mi, is_current, compiled) = &jobs[k];
             bar.set_message(compiled.id.clone());
-            let (detail, plan) = engine.detail(compiled).await?;
             if *is_current && is_follow_up(&measures[*mi]) {
                 let (all, own) = curves
                     .entry(*mi)
