@@ -202,9 +202,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     // previous outputs as they were, and no file of an earlier run (a measure not run now, an
     // audience's benchmarks) lingers.
     let mut staged = Staged::begin(&opts.out, "run")?;
-    let spool = std::sync::Arc::new(std::sync::Mutex::new(crate::detail::Spool::new(
-        staged.dir(),
-    )?));
+    let mut spooler = crate::detail::Spooler::new(crate::detail::Spool::new(staged.dir())?);
     let mut planned_schemas = std::collections::BTreeMap::new();
     for range in &ranges {
         engine.focus(range).await?;
@@ -218,7 +216,6 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         // a pass's before the next pass's.
         let started = std::time::Instant::now();
         let mut details = engine.details(&compiled);
-        let mut spooling = Vec::new();
         while let Some(done) = details.next().await {
             let PassDetail {
                 index,
@@ -230,23 +227,13 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             bar.set_message(id.clone());
             planned_schemas.insert(id.clone(), planned);
             timings.add(format!("  measure {id}"), took);
-            let spool = spool.clone();
-            spooling.push(tokio::task::spawn_blocking(move || {
-                spool.lock().expect("not poisoned").append(&id, &batches)
-            }));
+            spooler.append(id, batches);
             bar.inc(1);
         }
-        for spooled in spooling {
-            spooled
-                .await
-                .map_err(|e| Error::Failed(format!("spooling a measure's detail: {e}")))??;
-        }
+        spooler.settle().await?;
         timings.add("measures", started.elapsed());
     }
-    let mut spool = std::sync::Arc::into_inner(spool)
-        .expect("every pass done")
-        .into_inner()
-        .expect("not poisoned");
+    let mut spool = spooler.finish().await?;
     // The extracts' views over every member again (and the last pass's blocks freed).
     engine.focus(&crate::engine::MemberRange::default()).await?;
     timings.lap("member passes: views and progress");

@@ -153,6 +153,49 @@ impl Spool {
     }
 }
 
+/// A [`Spool`] appended to on threads of their own, so that the engine goes on computing while a
+/// pass's details are compressed and written.
+pub struct Spooler {
+    spool: Arc<std::sync::Mutex<Spool>>,
+    appending: Vec<tokio::task::JoinHandle<Result<()>>>,
+}
+
+impl Spooler {
+    pub fn new(spool: Spool) -> Spooler {
+        Spooler {
+            spool: Arc::new(std::sync::Mutex::new(spool)),
+            appending: Vec::new(),
+        }
+    }
+
+    /// Append one pass's detail of measure `id` ([`Spool::append`]) on a thread of its own. A
+    /// measure's passes go in order only when each waits for the last: [`Spooler::settle`]
+    /// between passes.
+    pub fn append(&mut self, id: String, batches: Vec<RecordBatch>) {
+        let spool = self.spool.clone();
+        self.appending.push(tokio::task::spawn_blocking(move || {
+            spool.lock().expect("not poisoned").append(&id, &batches)
+        }));
+    }
+
+    /// Wait for every append so far; the first that failed is the error.
+    pub async fn settle(&mut self) -> Result<()> {
+        for appended in std::mem::take(&mut self.appending) {
+            appended
+                .await
+                .map_err(|e| Error::Failed(format!("spooling a measure's detail: {e}")))??;
+        }
+        Ok(())
+    }
+
+    /// The spool, every append done.
+    pub async fn finish(mut self) -> Result<Spool> {
+        self.settle().await?;
+        let spool = Arc::into_inner(self.spool).expect("every append settled");
+        Ok(spool.into_inner().expect("not poisoned"))
+    }
+}
+
 impl Spooling {
     fn create(path: PathBuf, schema: SchemaRef) -> Result<Spooling> {
         let spooled = nullable(&schema);

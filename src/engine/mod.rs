@@ -528,9 +528,9 @@ impl Engine {
         compiled.staged(|name| !limited && !self.ctx.table_exist(name).unwrap_or(true))
     }
 
-    /// How many measures a pass computes side by side: two, or one under a memory limit (the
-    /// limit bounds one measure's operators, not two measures' at once).
-    pub fn measures_at_once(&self) -> usize {
+    /// How many queries (measures of a pass, building blocks) the engine runs side by side: two,
+    /// or one under a memory limit (the limit bounds one query's operators, not two at once).
+    pub fn queries_at_once(&self) -> usize {
         match self.ctx.runtime_env().memory_pool.memory_limit() {
             MemoryLimit::Finite(_) => 1,
             _ => 2,
@@ -626,11 +626,10 @@ impl Engine {
     /// computed again by each query that reads it (slower, and bounded).
     ///
     /// Blocks that read none of the others still to compute are computed side by side, as
-    /// measures are ([`Engine::measures_at_once`]), then kept in dependency order.
+    /// measures are ([`Engine::queries_at_once`]), then kept in dependency order.
     ///
     /// Returns each block computed, in dependency order.
     pub async fn materialize(&self, names: &BTreeSet<&str>) -> Result<Vec<Built>> {
-        use futures::StreamExt;
         let mut took = Vec::new();
         let pool = &self.ctx.runtime_env().memory_pool;
         let budget = match pool.memory_limit() {
@@ -660,59 +659,18 @@ impl Engine {
                 wave.push(pending[0]);
             }
             pending.retain(|p| !wave.iter().any(|b| b.name == p.name));
-            let mut computed: Vec<Option<(Vec<RecordBatch>, SchemaRef, std::time::Duration)>> =
-                vec![None; wave.len()];
-            let mut computing =
-                futures::stream::iter(wave.iter().enumerate().map(|(i, block)| async move {
-                    let started = std::time::Instant::now();
-                    let df = self.ctx.table(block.name.as_str()).await?;
-                    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                    let batches = self
-                        .execute(df, &format!("building block `{}`", block.name))
-                        .await?
-                        .into_iter()
-                        .map(compact)
-                        .collect::<Result<Vec<_>>>()?;
-                    Ok::<_, Error>((i, batches, schema, started.elapsed()))
-                }))
-                .buffer_unordered(self.measures_at_once());
-            while let Some(done) = computing.next().await {
-                let (i, batches, schema, elapsed) = done?;
-                computed[i] = Some((batches, schema, elapsed));
-            }
-            drop(computing);
-            for (block, done) in wave.iter().zip(computed) {
-                let (batches, schema, elapsed) = done.expect("every block of the wave computed");
-                let name = block.name.as_str();
-                let bytes = bytes_of(&batches);
-                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-                took.push(Built {
-                    name: name.to_string(),
-                    rows,
-                    bytes,
-                    took: elapsed,
-                });
+            let computed = self
+                .side_by_side(wave.iter().map(|b| self.compute_block(b)).collect())
+                .await?;
+            for (block, (batches, built)) in wave.iter().zip(computed) {
+                let bytes = built.bytes;
+                took.push(built);
                 if reservation.size().saturating_add(bytes) > budget {
                     continue;
                 }
                 reservation.grow(bytes);
-                let schema = batches.first().map_or(schema, |b| b.schema());
-                let table = Arc::new(self.mem_table(schema.clone(), batches)?);
-                self.ctx.deregister_table(name)?;
-                if block.keep && schema.column_with_name("member_id").is_some() {
-                    let range = self.views.lock().expect("not poisoned").range.clone();
-                    self.ctx.deregister_table(kept_table(name).as_str())?;
-                    self.ctx.register_table(kept_table(name).as_str(), table)?;
-                    self.ctx.sql(&member_view(name, &range)).await?;
-                    self.memory
-                        .by_member
-                        .lock()
-                        .expect("not poisoned")
-                        .insert(name.to_string());
-                } else {
-                    self.ctx.register_table(name, table)?;
-                }
-                kept.insert(name.to_string(), bytes);
+                self.keep_block(block, batches).await?;
+                kept.insert(block.name.clone(), bytes);
             }
             // A view holds the plan of what it read when it was made: the blocks after these
             // (claims_final after superseded_claims) would compute them again from the
@@ -729,6 +687,73 @@ impl Engine {
         *self.memory.blocks.lock().expect("not poisoned") = Some(reservation);
         *self.memory.kept.lock().expect("not poisoned") = kept;
         Ok(took)
+    }
+
+    /// A building block's rows, compacted, and what it took.
+    async fn compute_block(&self, block: &Block) -> Result<(Vec<RecordBatch>, Built)> {
+        let started = std::time::Instant::now();
+        let df = self.ctx.table(block.name.as_str()).await?;
+        let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let mut batches = self
+            .execute(df, &format!("building block `{}`", block.name))
+            .await?
+            .into_iter()
+            .map(compact)
+            .collect::<Result<Vec<_>>>()?;
+        if batches.is_empty() {
+            // No rows: the table has the plan's schema.
+            batches.push(RecordBatch::new_empty(planned));
+        }
+        let built = Built {
+            name: block.name.clone(),
+            rows: batches.iter().map(|b| b.num_rows()).sum(),
+            bytes: bytes_of(&batches),
+            took: started.elapsed(),
+        };
+        Ok((batches, built))
+    }
+
+    /// A computed block registered as an in-memory table of its name; one marked `hhq: keep`
+    /// with a `member_id` as `<name>__kept`, its name a view of the pass's members.
+    async fn keep_block(&self, block: &Block, batches: Vec<RecordBatch>) -> Result<()> {
+        let name = block.name.as_str();
+        let schema = batches.first().expect("at least one batch").schema();
+        let table = Arc::new(self.mem_table(schema.clone(), batches)?);
+        self.ctx.deregister_table(name)?;
+        if block.keep && schema.column_with_name("member_id").is_some() {
+            let range = self.views.lock().expect("not poisoned").range.clone();
+            self.ctx.deregister_table(kept_table(name).as_str())?;
+            self.ctx.register_table(kept_table(name).as_str(), table)?;
+            self.ctx.sql(&member_view(name, &range)).await?;
+            self.memory
+                .by_member
+                .lock()
+                .expect("not poisoned")
+                .insert(name.to_string());
+        } else {
+            self.ctx.register_table(name, table)?;
+        }
+        Ok(())
+    }
+
+    /// These jobs run side by side ([`Engine::queries_at_once`]), their outputs in the order
+    /// given; the first error stops them.
+    async fn side_by_side<T>(
+        &self,
+        jobs: Vec<impl std::future::Future<Output = Result<T>>>,
+    ) -> Result<Vec<T>> {
+        use futures::StreamExt;
+        let mut done: Vec<Option<T>> = jobs.iter().map(|_| None).collect();
+        let numbered = jobs
+            .into_iter()
+            .enumerate()
+            .map(|(i, job)| async move { job.await.map(|t| (i, t)) });
+        let mut running = futures::stream::iter(numbered).buffer_unordered(self.queries_at_once());
+        while let Some(finished) = running.next().await {
+            let (i, t) = finished?;
+            done[i] = Some(t);
+        }
+        Ok(done.into_iter().flatten().collect())
     }
 
     /// Whether `block` reads the block `name`, directly or through the blocks it reads.
@@ -975,7 +1000,7 @@ impl Engine {
     }
 
     /// The details of these measures, as a pass computes them: side by side (two at a time, or
-    /// one: [`Engine::measures_at_once`]), each given as it is done. One measure's steps leave a
+    /// one: [`Engine::queries_at_once`]), each given as it is done. One measure's steps leave a
     /// core idle much of the time (a hash table built, partitions merged, a small step's tail),
     /// which another measure fills. Each measure's steps are tables in a session of its own.
     pub fn details<'a>(
@@ -994,7 +1019,7 @@ impl Engine {
                 took: started.elapsed(),
             })
         }))
-        .buffer_unordered(self.measures_at_once())
+        .buffer_unordered(self.queries_at_once())
     }
 
     /// A measure as a run computes it, its detail query under `EXPLAIN ANALYZE` (`hhq profile`):

@@ -284,9 +284,11 @@ pub async fn gather(
     }
     let ranges = crate::pipeline::member_passes(engine, members_per_pass).await?;
     let selected: Vec<&Measure> = measures.iter().collect();
-    let mut spool = match ranges.len() {
+    let mut spooler = match ranges.len() {
         1 => None,
-        _ => Some(crate::detail::Spool::new(&std::env::temp_dir())?),
+        _ => Some(crate::detail::Spooler::new(crate::detail::Spool::new(
+            &std::env::temp_dir(),
+        )?)),
     };
     let mut held: Vec<Option<Vec<RecordBatch>>> = vec![None; jobs.len()];
     let mut planned: Vec<Option<SchemaRef>> = vec![None; jobs.len()];
@@ -308,13 +310,20 @@ pub async fn gather(
                 add_to_curve(all, &detail, &Scope::All)?;
                 add_to_curve(own, &detail, &scope)?;
             }
-            match spool.as_mut() {
-                Some(s) => s.append(&format!("{k}"), &detail)?,
+            match spooler.as_mut() {
+                Some(s) => s.append(format!("{k}"), detail),
                 None => held[k] = Some(detail),
             }
             planned[k] = Some(plan);
         }
+        if let Some(s) = spooler.as_mut() {
+            s.settle().await?;
+        }
     }
+    let mut spool = match spooler {
+        Some(s) => Some(s.finish().await?),
+        None => None,
+    };
     // The extracts' views over every member again.
     engine.focus(&MemberRange::default()).await?;
     let partitions = engine.context().copied_config().target_partitions();
