@@ -413,41 +413,43 @@ fn widen(a: &SchemaRef, b: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, a.metadata().clone()))
 }
 
+/// Detail-like batches of these sizes (a member id repeated a dozen rows, a count, a date, a
+/// note with a comma and quotes or none), for the writers' tests.
+#[cfg(test)]
+fn uneven_batches(sizes: &[usize]) -> Vec<RecordBatch> {
+    use datafusion::arrow::array::{ArrayRef, Date32Array, Int64Array, StringArray};
+    let mut start = 0i64;
+    sizes
+        .iter()
+        .map(|&n| {
+            let ids: Vec<i64> = (start..start + n as i64).collect();
+            start += n as i64;
+            let members = ids.iter().map(|i| format!("M{:07}", i / 12));
+            let days = ids.iter().map(|i| (i % 20_000) as i32);
+            let notes = ids
+                .iter()
+                .map(|i| (i % 3 != 0).then(|| format!("gap {}, \"long\"", i % 5)));
+            let columns: [(&str, ArrayRef); 4] = [
+                (
+                    "member_id",
+                    Arc::new(StringArray::from_iter_values(members)),
+                ),
+                ("n", Arc::new(Int64Array::from(ids.clone()))),
+                ("anchor_date", Arc::new(Date32Array::from_iter_values(days))),
+                ("why", Arc::new(StringArray::from_iter(notes))),
+            ];
+            RecordBatch::try_from_iter(columns).expect("columns of one length")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{ArrayRef, Date32Array, Int64Array, StringArray};
 
     /// Passes of uneven sizes, as a run's are.
     fn passes() -> Vec<RecordBatch> {
-        let mut start = 0i64;
-        [5_000usize, 1, 12_000, 8_192, 333, 30_000, 7]
-            .iter()
-            .map(|&n| {
-                let ids: Vec<i64> = (start..start + n as i64).collect();
-                start += n as i64;
-                let members: Vec<String> = ids.iter().map(|i| format!("M{i:07}")).collect();
-                let notes: Vec<Option<String>> = ids
-                    .iter()
-                    .map(|i| (i % 3 != 0).then(|| format!("gap {i}, \"long\"")))
-                    .collect();
-                RecordBatch::try_from_iter([
-                    (
-                        "member_id",
-                        Arc::new(StringArray::from(members)) as ArrayRef,
-                    ),
-                    ("n", Arc::new(Int64Array::from(ids.clone())) as ArrayRef),
-                    (
-                        "anchor_date",
-                        Arc::new(Date32Array::from(
-                            ids.iter().map(|i| (i % 20_000) as i32).collect::<Vec<_>>(),
-                        )) as ArrayRef,
-                    ),
-                    ("why", Arc::new(StringArray::from(notes)) as ArrayRef),
-                ])
-                .unwrap()
-            })
-            .collect()
+        uneven_batches(&[5_000, 1, 12_000, 8_192, 333, 30_000, 7])
     }
 
     /// `batches` spooled as measure `M`'s passes, one each, in a spool under `dir` (returned

@@ -147,9 +147,6 @@ fn encode(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use datafusion::arrow::array::{ArrayRef, Date32Array, Int64Array, StringArray};
     use datafusion::parquet::basic::{Compression, ZstdLevel};
     use datafusion::parquet::file::properties::WriterProperties;
 
@@ -157,40 +154,7 @@ mod tests {
 
     /// Batches of uneven sizes, so row groups of 1,000 rows are cut inside batches.
     fn batches() -> Vec<RecordBatch> {
-        let mut start = 0i64;
-        [700usize, 1, 2_600, 299, 1_000, 0, 1_333]
-            .iter()
-            .map(|&n| {
-                let ids: Vec<i64> = (start..start + n as i64).collect();
-                start += n as i64;
-                RecordBatch::try_from_iter([
-                    (
-                        "member_id",
-                        Arc::new(StringArray::from(
-                            ids.iter()
-                                .map(|i| format!("M{:05}", i / 12))
-                                .collect::<Vec<_>>(),
-                        )) as ArrayRef,
-                    ),
-                    ("n", Arc::new(Int64Array::from(ids.clone())) as ArrayRef),
-                    (
-                        "day",
-                        Arc::new(Date32Array::from(
-                            ids.iter().map(|i| (i % 400) as i32).collect::<Vec<_>>(),
-                        )) as ArrayRef,
-                    ),
-                    (
-                        "why",
-                        Arc::new(StringArray::from(
-                            ids.iter()
-                                .map(|i| (i % 7 == 0).then(|| format!("gap {}", i % 5)))
-                                .collect::<Vec<_>>(),
-                        )) as ArrayRef,
-                    ),
-                ])
-                .unwrap()
-            })
-            .collect()
+        super::super::uneven_batches(&[700, 1, 2_600, 299, 1_000, 0, 1_333])
     }
 
     /// On one thread or several, the file is byte for byte `ArrowWriter`'s.
