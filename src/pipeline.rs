@@ -202,7 +202,21 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     // previous outputs as they were, and no file of an earlier run (a measure not run now, an
     // audience's benchmarks) lingers.
     let mut staged = Staged::begin(&opts.out, "run")?;
-    let mut spooler = crate::detail::Spooler::new(crate::detail::Spool::new(staged.dir())?);
+    let audience = &opts.privacy.audience;
+    let views = match audience {
+        Scope::All => Vec::new(),
+        scope => vec![View {
+            scope: scope.clone(),
+            stratify: None,
+        }],
+    };
+    // Each measure's Parquet detail is encoded as its passes are spooled.
+    let mut spool = crate::detail::Spool::new(staged.dir())?;
+    for c in &compiled {
+        let parquet = staged.file(format!("detail/{}.parquet", c.id))?;
+        spool.write_detail(&c.id, parquet, opts.privacy.clone());
+    }
+    let mut spooler = crate::detail::Spooler::new(spool);
     let mut planned_schemas = std::collections::BTreeMap::new();
     for range in &ranges {
         engine.focus(range).await?;
@@ -225,6 +239,12 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             } = done?;
             let id = compiled[index].id.clone();
             bar.set_message(id.clone());
+            if !spooler.keeps(&id) {
+                let read = engine
+                    .summary_columns(&compiled[index], planned.clone(), &views)
+                    .await?;
+                spooler.keep(&id, read);
+            }
             planned_schemas.insert(id.clone(), planned);
             timings.add(format!("  measure {id}"), took);
             spooler.append(id, batches);
@@ -240,14 +260,6 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
 
     let mut rows = Vec::new();
     let mut benchmarks = Vec::new();
-    let audience = &opts.privacy.audience;
-    let views = match audience {
-        Scope::All => Vec::new(),
-        scope => vec![View {
-            scope: scope.clone(),
-            stratify: None,
-        }],
-    };
     let partitions = engine.context().copied_config().target_partitions();
     let mut no_csv = Vec::new();
     for c in &compiled {
@@ -268,7 +280,6 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             None => rows.extend(all),
         }
         timings.lap(format!("summarise {}", c.id));
-        let parquet = staged.file(format!("detail/{}.parquet", c.id))?;
         let csv = if opts.detail_csv.writes(spooled.rows()) {
             Some(staged.file(format!("detail/{}.csv", c.id))?)
         } else {
@@ -277,7 +288,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             }
             None
         };
-        spooled.write(&opts.privacy, &parquet, csv.as_deref())?;
+        spooled.close(csv.as_deref())?;
         timings.lap(format!("write detail {}", c.id));
         bar.inc(1);
     }

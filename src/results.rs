@@ -12,7 +12,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 
 use crate::compile::{CompiledMeasure, Output, Source};
 use crate::error::{Error, Result};
@@ -301,10 +301,13 @@ fn days(d: NaiveDate) -> i32 {
 }
 
 fn writer_properties() -> WriterProperties {
+    writer_properties_builder().build()
+}
+
+fn writer_properties_builder() -> WriterPropertiesBuilder {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_created_by(format!("hhq {}", env!("CARGO_PKG_VERSION")))
-        .build()
 }
 
 /// Batches as Parquet bytes, with fixed writer properties so the bytes are reproducible.
@@ -329,6 +332,29 @@ pub fn parquet_writer<W: std::io::Write + Send>(
         Some(writer_properties()),
     )?)
 }
+
+/// The member-level detail's Parquet writer: hhq's fixed properties, with row groups of at most
+/// [`DETAIL_ROW_GROUP_ROWS`] rows (a run encodes every measure's detail at once, each holding
+/// its open row group's pages in memory: a million rows each was half a gigabyte at a state's
+/// scale), and no dictionary for the ids that are nearly unique per row (`unit_id`, and
+/// `member_id`, a dozen rows each in a member-month detail): their dictionaries only cost the
+/// hashing of every value, and sorted by member they compress as well without.
+pub fn detail_writer<W: std::io::Write + Send>(
+    out: W,
+    schema: SchemaRef,
+) -> Result<ArrowWriter<W>> {
+    let mut props =
+        writer_properties_builder().set_max_row_group_row_count(Some(DETAIL_ROW_GROUP_ROWS));
+    for id in ["unit_id", "member_id"] {
+        if schema.field_with_name(id).is_ok() {
+            props = props.set_column_dictionary_enabled(id.into(), false);
+        }
+    }
+    Ok(ArrowWriter::try_new(out, schema, Some(props.build()))?)
+}
+
+/// Rows per row group of a detail file (DuckDB's default is 122,880).
+pub const DETAIL_ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// A CSV writer as hhq writes detail: a header, dates ISO, nulls empty.
 pub fn csv_writer<W: std::io::Write>(out: W) -> datafusion::arrow::csv::Writer<W> {

@@ -1,8 +1,8 @@
 //! Member-level detail across a run's passes. A run over more members than it holds at once
 //! computes them range by range (see [`crate::engine::Engine::member_ranges`]); each measure's
 //! detail from each pass is appended to a spool file (Arrow IPC, beside the staged outputs),
-//! the result rows are aggregated from that file as from one table, and the detail is then
-//! written out, Parquet and CSV, a batch at a time. So a run holds one pass's detail at most,
+//! from which the result rows are aggregated as from one table, and, for a run, to the
+//! measure's Parquet detail, encoded as it comes. So a run holds one pass's detail at most,
 //! never a measure's whole detail, and its outputs are those of one pass over every member: the
 //! passes are in member-id order and the detail is ordered by member first.
 
@@ -18,12 +18,15 @@ use datafusion::arrow::compute::BatchCoalescer;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::{FileWriter, IpcWriteOptions};
-use datafusion::catalog::TableProvider;
-use datafusion::catalog::streaming::StreamingTable;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::TableType;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::streaming::StreamingTableExec;
 
 use crate::error::{Error, Result};
 
@@ -38,6 +41,9 @@ const BATCH_ROWS: usize = 8192;
 pub struct Spool {
     dir: tempfile::TempDir,
     files: BTreeMap<String, Spooling>,
+    /// The measures whose Parquet detail is written as they are appended: where, and as what
+    /// privacy allows.
+    details: BTreeMap<String, (PathBuf, Privacy)>,
 }
 
 /// One measure's spool file being written.
@@ -47,22 +53,58 @@ struct Spooling {
     /// Batches of [`BATCH_ROWS`] rows, whatever the passes gave: the Parquet writer cuts pages
     /// by batch, so its bytes then do not depend on how many passes there were.
     coalescer: BatchCoalescer,
-    /// The first batch's schema, every column nullable: what the file holds. Passes can
+    /// The first batch's schema, every column nullable: what the passes give. Passes can
     /// differ in the nullability their batches report (an empty block in one pass), never in
     /// types.
+    whole: SchemaRef,
+    /// The columns of `whole` the spool file holds (all, or those the summaries read), and
+    /// its schema.
+    kept: Option<Vec<usize>>,
     spooled: SchemaRef,
-    /// The first batch's schema, a column nullable if any pass's batches said so: what the
-    /// outputs declare (as a run of one pass would).
-    seen: SchemaRef,
+    /// The measure's Parquet detail, if the run writes it: every column nullable too, so that
+    /// its schema is known before the last pass and is the same however many passes there are.
+    detail: Option<DetailFile>,
     rows: u64,
 }
 
-/// A measure's detail, every pass of it, in one file.
+/// A measure's Parquet detail being written, a spooled batch at a time, as `privacy` allows.
+struct DetailFile {
+    path: PathBuf,
+    privacy: Privacy,
+    writer: parquet::ColumnParallelWriter<BufWriter<File>>,
+}
+
+impl DetailFile {
+    fn create(path: PathBuf, privacy: Privacy, spooled: &SchemaRef) -> Result<DetailFile> {
+        let schema = privacy
+            .apply(&RecordBatch::new_empty(spooled.clone()))?
+            .schema();
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let writer = parquet::ColumnParallelWriter::new(BufWriter::new(file), schema, cores)?;
+        Ok(DetailFile {
+            path,
+            privacy,
+            writer,
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(&self.privacy.apply(batch)?)
+    }
+
+    fn close(self) -> Result<PathBuf> {
+        self.writer.close()?;
+        Ok(self.path)
+    }
+}
+
+/// A measure's detail, every pass of it, in one file (and its Parquet detail, if written).
 pub struct Spooled {
     path: PathBuf,
     spooled: SchemaRef,
-    schema: SchemaRef,
     rows: u64,
+    detail: Option<PathBuf>,
 }
 
 /// When a measure's member-level detail is also written as CSV (`hhq run --detail-csv`); the
@@ -103,31 +145,59 @@ impl Spool {
         Ok(Spool {
             dir,
             files: BTreeMap::new(),
+            details: BTreeMap::new(),
         })
+    }
+
+    /// Write measure `id`'s detail to `parquet` as its passes are appended, as `privacy`
+    /// allows (call before its first append). Encoding a pass's detail while the engine
+    /// computes the next spares reading the whole spool back after the last pass.
+    pub fn write_detail(&mut self, id: &str, parquet: PathBuf, privacy: Privacy) {
+        self.details.insert(id.to_string(), (parquet, privacy));
+    }
+
+    fn create(&mut self, id: &str, schema: SchemaRef, keep: Option<&[String]>) -> Result<Spooling> {
+        let path = self.dir.path().join(format!("{id}.arrow"));
+        let kept = keep
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|n| schema.index_of(n))
+                    .collect::<std::result::Result<Vec<usize>, _>>()
+            })
+            .transpose()?;
+        Spooling::create(path, schema, kept, self.details.remove(id))
     }
 
     /// Append one pass's detail of measure `id`.
     pub fn append(&mut self, id: &str, batches: &[RecordBatch]) -> Result<()> {
+        self.append_keeping(id, batches, None)
+    }
+
+    /// [`Spool::append`], the spool file holding only the `keep` columns, as given at the
+    /// measure's first append (its Parquet detail holds every one): the summaries read a few of
+    /// a detail's columns, and the others need not be compressed into the spool.
+    pub fn append_keeping(
+        &mut self,
+        id: &str,
+        batches: &[RecordBatch],
+        keep: Option<&[String]>,
+    ) -> Result<()> {
         for b in batches {
-            let s = match self.files.entry(id.to_string()) {
-                std::collections::btree_map::Entry::Occupied(s) => s.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    let path = self.dir.path().join(format!("{id}.arrow"));
-                    v.insert(Spooling::create(path, b.schema())?)
-                }
-            };
-            s.seen = widen(&s.seen, &b.schema());
+            if !self.files.contains_key(id) {
+                let s = self.create(id, b.schema(), keep)?;
+                self.files.insert(id.to_string(), s);
+            }
+            let s = self.files.get_mut(id).expect("just made");
             let batch =
-                RecordBatch::try_new(s.spooled.clone(), b.columns().to_vec()).map_err(|e| {
+                RecordBatch::try_new(s.whole.clone(), b.columns().to_vec()).map_err(|e| {
                     Error::Failed(format!(
                         "measure {id}: a pass's detail differs in type: {e}"
                     ))
                 })?;
             s.rows += batch.num_rows() as u64;
             s.coalescer.push_batch(batch)?;
-            while let Some(b) = s.coalescer.next_completed_batch() {
-                s.writer.write(&b)?;
-            }
+            s.write_completed()?;
         }
         Ok(())
     }
@@ -137,18 +207,16 @@ impl Spool {
     pub fn finish(&mut self, id: &str, planned: &SchemaRef) -> Result<Spooled> {
         let mut s = match self.files.remove(id) {
             Some(s) => s,
-            None => Spooling::create(self.dir.path().join(format!("{id}.arrow")), planned.clone())?,
+            None => self.create(id, planned.clone(), None)?,
         };
         s.coalescer.finish_buffered_batch()?;
-        while let Some(b) = s.coalescer.next_completed_batch() {
-            s.writer.write(&b)?;
-        }
+        s.write_completed()?;
         s.writer.finish()?;
         Ok(Spooled {
             path: s.path,
-            schema: s.seen,
             spooled: s.spooled,
             rows: s.rows,
+            detail: s.detail.map(DetailFile::close).transpose()?,
         })
     }
 }
@@ -158,6 +226,8 @@ impl Spool {
 pub struct Spooler {
     spool: Arc<std::sync::Mutex<Spool>>,
     appending: Vec<tokio::task::JoinHandle<Result<()>>>,
+    /// The columns each measure's spool file keeps, if not all ([`Spool::append_keeping`]).
+    keeps: BTreeMap<String, Arc<Vec<String>>>,
 }
 
 impl Spooler {
@@ -165,7 +235,19 @@ impl Spooler {
         Spooler {
             spool: Arc::new(std::sync::Mutex::new(spool)),
             appending: Vec::new(),
+            keeps: BTreeMap::new(),
         }
+    }
+
+    /// Whether the columns measure `id`'s spool keeps are set.
+    pub fn keeps(&self, id: &str) -> bool {
+        self.keeps.contains_key(id)
+    }
+
+    /// Keep only these columns of measure `id`'s detail in its spool file (before its first
+    /// append; see [`Spool::append_keeping`]).
+    pub fn keep(&mut self, id: &str, columns: Vec<String>) {
+        self.keeps.insert(id.to_string(), Arc::new(columns));
     }
 
     /// Append one pass's detail of measure `id` ([`Spool::append`]) on a thread of its own. A
@@ -173,8 +255,13 @@ impl Spooler {
     /// between passes.
     pub fn append(&mut self, id: String, batches: Vec<RecordBatch>) {
         let spool = self.spool.clone();
+        let keep = self.keeps.get(&id).cloned();
         self.appending.push(tokio::task::spawn_blocking(move || {
-            spool.lock().expect("not poisoned").append(&id, &batches)
+            spool.lock().expect("not poisoned").append_keeping(
+                &id,
+                &batches,
+                keep.as_deref().map(|k| k.as_slice()),
+            )
         }));
     }
 
@@ -197,8 +284,17 @@ impl Spooler {
 }
 
 impl Spooling {
-    fn create(path: PathBuf, schema: SchemaRef) -> Result<Spooling> {
-        let spooled = nullable(&schema);
+    fn create(
+        path: PathBuf,
+        schema: SchemaRef,
+        kept: Option<Vec<usize>>,
+        detail: Option<(PathBuf, Privacy)>,
+    ) -> Result<Spooling> {
+        let whole = nullable(&schema);
+        let spooled = match &kept {
+            Some(k) => Arc::new(whole.project(k)?),
+            None => whole.clone(),
+        };
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
         // Zstandard at its fastest level: the spool is a fraction of the detail's size on disk,
         // and arrow reuses one (de)compression context for it. Its LZ4 frames allocate and clear
@@ -207,14 +303,33 @@ impl Spooling {
             .try_with_compression(Some(datafusion::arrow::ipc::CompressionType::ZSTD))?
             .try_with_compression_level(Some(1))?;
         let writer = FileWriter::try_new_with_options(BufWriter::new(file), &spooled, options)?;
+        let detail = detail
+            .map(|(path, privacy)| DetailFile::create(path, privacy, &whole))
+            .transpose()?;
         Ok(Spooling {
             path,
             writer,
-            coalescer: BatchCoalescer::new(spooled.clone(), BATCH_ROWS),
+            coalescer: BatchCoalescer::new(whole.clone(), BATCH_ROWS),
+            whole,
+            kept,
             spooled,
-            seen: schema,
+            detail,
             rows: 0,
         })
+    }
+
+    /// Write the batches the coalescer has completed to the spool and the detail.
+    fn write_completed(&mut self) -> Result<()> {
+        while let Some(b) = self.coalescer.next_completed_batch() {
+            match &self.kept {
+                Some(k) => self.writer.write(&b.project(k)?)?,
+                None => self.writer.write(&b)?,
+            }
+            if let Some(d) = self.detail.as_mut() {
+                d.write(&b)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -225,131 +340,155 @@ impl Spooled {
     }
 
     /// The detail as a table for the engine to aggregate, read from the file a batch at a
-    /// time in `partitions` streams (batch `i` in stream `i % partitions`).
+    /// time in `partitions` streams (batch `i` in stream `i % partitions`), only the columns a
+    /// query reads decoded.
     pub fn table(&self, partitions: usize) -> Result<Arc<dyn TableProvider>> {
-        let of = partitions.max(1);
+        Ok(Arc::new(SpoolTable {
+            path: self.path.clone(),
+            schema: self.spooled.clone(),
+            partitions: partitions.max(1),
+        }))
+    }
+
+    /// Done with the spooled detail: the measure's Parquet detail (written as it was appended)
+    /// also written as `csv`, if given, and the spool file removed. The CSV lines are formatted
+    /// on every core, a batch each, and written in order.
+    pub fn close(self, csv: Option<&Path>) -> Result<()> {
+        if let Some(csv) = csv {
+            let parquet = self.detail.as_deref().ok_or_else(|| {
+                Error::Failed("a CSV detail asked of a measure whose detail is not written".into())
+            })?;
+            write_csv(parquet, csv)?;
+        }
+        std::fs::remove_file(&self.path).map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// The Parquet detail `parquet` as CSV, the header even when there are no rows.
+fn write_csv(parquet: &Path, csv: &Path) -> Result<()> {
+    let file = File::open(parquet).map_err(|e| Error::io(parquet, e))?;
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
+            .with_batch_size(BATCH_ROWS)
+            .build()?;
+    use datafusion::arrow::array::RecordBatchReader;
+    let empty = RecordBatch::new_empty(reader.schema());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // A few batches in flight per thread: enough to keep each busy, a few MB each.
+    const QUEUED: usize = 2;
+    std::thread::scope(|s| {
+        // Batch `i` is formatted by worker `i % workers`, whose results come back in the order
+        // it took them: the writer reads the workers in turn and so writes in order.
+        let mut to_format = Vec::new();
+        let mut formatted = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = sync_channel::<RecordBatch>(QUEUED);
+            let (done_tx, done_rx) = sync_channel::<Result<Vec<u8>>>(QUEUED);
+            s.spawn(move || {
+                for batch in rx {
+                    let mut bytes = Vec::with_capacity(batch.num_rows() * 128);
+                    let result = csv::rows(&batch, &mut bytes)
+                        .map(|_| bytes)
+                        .map_err(Error::from);
+                    if done_tx.send(result).is_err() {
+                        break;
+                    }
+                }
+            });
+            to_format.push(tx);
+            formatted.push(done_rx);
+        }
+        let writer = s.spawn(move || {
+            let file = File::create(csv).map_err(|e| Error::io(csv, e))?;
+            let mut out = BufWriter::new(file);
+            let mut head = Vec::new();
+            csv::header(&empty, &mut head);
+            out.write_all(&head).map_err(|e| Error::io(csv, e))?;
+            for i in 0.. {
+                let Ok(bytes) = formatted[i % formatted.len()].recv() else {
+                    break;
+                };
+                out.write_all(&bytes?).map_err(|e| Error::io(csv, e))?;
+            }
+            out.flush().map_err(|e| Error::io(csv, e))?;
+            Ok::<_, Error>(())
+        });
+        let read = (|| {
+            for (i, batch) in reader.enumerate() {
+                // A writer gone has failed: its error is the one to report.
+                if to_format[i % workers].send(batch?).is_err() {
+                    break;
+                }
+            }
+            Ok::<_, Error>(())
+        })();
+        drop(to_format);
+        let written = writer.join().expect("the CSV writer does not panic");
+        written.and(read)
+    })
+}
+
+/// A spool file as a table. A summary reads a few of a detail's columns (its strata, flags and
+/// counts): the others are skipped in the file, not decompressed and checked (the unit ids and
+/// dates were most of a summary's time at a million members).
+#[derive(Debug)]
+struct SpoolTable {
+    path: PathBuf,
+    schema: SchemaRef,
+    partitions: usize,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for SpoolTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let schema = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        let of = self.partitions;
         let parts = (0..of)
             .map(|part| {
                 Arc::new(SpoolPart {
                     path: self.path.clone(),
-                    schema: self.spooled.clone(),
+                    schema: schema.clone(),
+                    projection: projection.cloned(),
                     part,
                     of,
                 }) as Arc<dyn PartitionStream>
             })
             .collect();
-        Ok(Arc::new(StreamingTable::try_new(
-            self.spooled.clone(),
+        Ok(Arc::new(StreamingTableExec::try_new(
+            schema,
             parts,
+            None,
+            Vec::new(),
+            false,
+            None,
         )?))
-    }
-
-    /// Write the detail as `privacy` allows to `parquet` and, if given, `csv`, a batch at a time;
-    /// the spool file is removed after. The spool is read once; the Parquet writer takes each batch
-    /// on a thread of its own and encodes its columns on every core ([`parquet`]), and the CSV
-    /// lines are formatted on every core, a batch each, and written in order.
-    pub fn write(self, privacy: &Privacy, parquet: &Path, csv: Option<&Path>) -> Result<()> {
-        let empty = privacy.apply(&RecordBatch::new_empty(self.schema.clone()))?;
-        let out_schema = empty.schema();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let workers = if csv.is_some() { cores } else { 0 };
-        // A few batches in flight per thread: enough to keep each busy, a few MB each.
-        const QUEUED: usize = 2;
-        let read = std::thread::scope(|s| {
-            let (to_parquet, parquet_rx) = sync_channel::<RecordBatch>(QUEUED * workers.max(1));
-            let parquet_thread = s.spawn(move || {
-                let file = File::create(parquet).map_err(|e| Error::io(parquet, e))?;
-                let mut w =
-                    parquet::ColumnParallelWriter::new(BufWriter::new(file), out_schema, cores)?;
-                for batch in parquet_rx {
-                    w.write(&batch)?;
-                }
-                w.close()?;
-                Ok::<_, Error>(())
-            });
-            // Batch `i` is formatted by worker `i % workers`, whose results come back in the
-            // order it took them: the writer reads the workers in turn and so writes in order.
-            let mut to_format = Vec::new();
-            let mut formatted = Vec::new();
-            for _ in 0..workers {
-                let (tx, rx) = sync_channel::<RecordBatch>(QUEUED);
-                let (done_tx, done_rx) = sync_channel::<Result<Vec<u8>>>(QUEUED);
-                s.spawn(move || {
-                    for batch in rx {
-                        let mut bytes = Vec::with_capacity(batch.num_rows() * 128);
-                        let result = csv::rows(&batch, &mut bytes)
-                            .map(|_| bytes)
-                            .map_err(Error::from);
-                        if done_tx.send(result).is_err() {
-                            break;
-                        }
-                    }
-                });
-                to_format.push(tx);
-                formatted.push(done_rx);
-            }
-            let csv_thread = csv.map(|csv| {
-                s.spawn(move || {
-                    let file = File::create(csv).map_err(|e| Error::io(csv, e))?;
-                    let mut out = BufWriter::new(file);
-                    let mut head = Vec::new();
-                    // The header even when there are no rows.
-                    csv::header(&empty, &mut head);
-                    out.write_all(&head).map_err(|e| Error::io(csv, e))?;
-                    for i in 0.. {
-                        let Ok(bytes) = formatted[i % formatted.len()].recv() else {
-                            break;
-                        };
-                        out.write_all(&bytes?).map_err(|e| Error::io(csv, e))?;
-                    }
-                    out.flush().map_err(|e| Error::io(csv, e))?;
-                    Ok::<_, Error>(())
-                })
-            });
-            let read = (|| {
-                for (i, batch) in self.batches(privacy)?.enumerate() {
-                    let batch = batch?;
-                    // A writer gone has failed: its error is the one to report.
-                    let csv_gone =
-                        workers > 0 && to_format[i % workers].send(batch.clone()).is_err();
-                    if to_parquet.send(batch).is_err() || csv_gone {
-                        break;
-                    }
-                }
-                Ok::<_, Error>(())
-            })();
-            drop(to_parquet);
-            drop(to_format);
-            let parquet = parquet_thread
-                .join()
-                .expect("the Parquet writer does not panic");
-            let csv =
-                csv_thread.map_or(Ok(()), |t| t.join().expect("the CSV writer does not panic"));
-            parquet.and(csv).and(read)
-        });
-        read?;
-        std::fs::remove_file(&self.path).map_err(|e| Error::io(&self.path, e))
-    }
-
-    /// The spooled batches in order, with the outputs' schema, as `privacy` allows.
-    fn batches<'a>(
-        &'a self,
-        privacy: &'a Privacy,
-    ) -> Result<impl Iterator<Item = Result<RecordBatch>> + 'a> {
-        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        let reader = FileReader::try_new(std::io::BufReader::new(file), None)?;
-        Ok(reader.map(move |b| {
-            let b = RecordBatch::try_new(self.schema.clone(), b?.columns().to_vec())?;
-            privacy.apply(&b)
-        }))
     }
 }
 
-/// One stream of a spool file's batches: those whose index is `part` modulo `of`.
+/// One stream of a spool file's batches: those whose index is `part` modulo `of`, with the
+/// `projection`'s columns only.
 #[derive(Debug)]
 struct SpoolPart {
     path: PathBuf,
     schema: SchemaRef,
+    projection: Option<Vec<usize>>,
     part: usize,
     of: usize,
 }
@@ -361,9 +500,10 @@ impl PartitionStream for SpoolPart {
 
     fn execute(&self, _: Arc<TaskContext>) -> SendableRecordBatchStream {
         let (part, of) = (self.part, self.of);
+        let projection = self.projection.clone();
         let reader = File::open(&self.path)
             .map_err(DataFusionError::from)
-            .and_then(|f| Ok(FileReader::try_new(std::io::BufReader::new(f), None)?));
+            .and_then(|f| Ok(FileReader::try_new(std::io::BufReader::new(f), projection)?));
         let mut next = part;
         let mut reader = Some(reader);
         let batches = std::iter::from_fn(move || match reader.as_mut()? {
@@ -393,24 +533,6 @@ fn nullable(schema: &SchemaRef) -> SchemaRef {
         .map(|f| f.as_ref().clone().with_nullable(true))
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
-}
-
-/// `a` with a column nullable where `b`'s is.
-fn widen(a: &SchemaRef, b: &SchemaRef) -> SchemaRef {
-    if a == b {
-        return a.clone();
-    }
-    let fields: Vec<Field> = a
-        .fields()
-        .iter()
-        .zip(b.fields())
-        .map(|(x, y)| {
-            x.as_ref()
-                .clone()
-                .with_nullable(x.is_nullable() || y.is_nullable())
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, a.metadata().clone()))
 }
 
 /// Detail-like batches of these sizes (a member id repeated a dozen rows, a count, a date, a
@@ -446,6 +568,7 @@ fn uneven_batches(sizes: &[usize]) -> Vec<RecordBatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::AsArray;
 
     /// Passes of uneven sizes, as a run's are.
     fn passes() -> Vec<RecordBatch> {
@@ -453,9 +576,10 @@ mod tests {
     }
 
     /// `batches` spooled as measure `M`'s passes, one each, in a spool under `dir` (returned
-    /// too: its directory goes when it is dropped).
+    /// too: its directory goes when it is dropped), its detail written to `M.parquet` there.
     fn spool_passes(dir: &Path, batches: &[RecordBatch]) -> (Spool, Spooled) {
         let mut spool = Spool::new(dir).unwrap();
+        spool.write_detail("M", dir.join("M.parquet"), Privacy::default());
         for b in batches {
             spool.append("M", std::slice::from_ref(b)).unwrap();
         }
@@ -469,9 +593,7 @@ mod tests {
         let batches = passes();
         let (_spool, spooled) = spool_passes(dir.path(), &batches);
         let (parquet, csv) = (dir.path().join("M.parquet"), dir.path().join("M.csv"));
-        spooled
-            .write(&Privacy::default(), &parquet, Some(&csv))
-            .unwrap();
+        spooled.close(Some(&csv)).unwrap();
         // Many batches, so every formatting thread takes several, and the lines must come back
         // in the spool's order.
         let mut expected = Vec::new();
@@ -506,6 +628,68 @@ mod tests {
     }
 
     #[test]
+    fn the_parquet_detail_is_the_same_bytes_however_the_passes_cut_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let batches = passes();
+        let (one, several) = (dir.path().join("one"), dir.path().join("several"));
+        std::fs::create_dir_all(&one).unwrap();
+        std::fs::create_dir_all(&several).unwrap();
+        let whole =
+            datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        // A pass whose plan says a column may be null, as an empty block's can: the file's
+        // schema was fixed at the first pass, so every column is declared nullable.
+        let nullable_pass = RecordBatch::try_new(
+            nullable(&batches[1].schema()),
+            batches[1].columns().to_vec(),
+        )
+        .unwrap();
+        let mut cut = batches.clone();
+        cut[1] = nullable_pass;
+        spool_passes(&one, &[whole]).1.close(None).unwrap();
+        spool_passes(&several, &cut).1.close(None).unwrap();
+        let read = |d: &Path| std::fs::read(d.join("M.parquet")).unwrap();
+        assert!(read(&one) == read(&several), "the passes changed the bytes");
+    }
+
+    #[tokio::test]
+    async fn a_query_of_the_spool_reads_the_columns_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let batches = passes();
+        let (_spool, spooled) = spool_passes(dir.path(), &batches);
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_table("d", spooled.table(3).unwrap()).unwrap();
+        let df = ctx
+            .sql("SELECT sum(n) AS n, count(why) AS why FROM d")
+            .await
+            .unwrap();
+        // The scan asks the spool for the two columns only.
+        let mut leaf = df.clone().create_physical_plan().await.unwrap();
+        while let Some(child) = leaf.children().first().map(|c| (*c).clone()) {
+            leaf = child;
+        }
+        let read: Vec<String> = leaf
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(read, ["n", "why"]);
+        let got = df.collect().await.unwrap();
+        let rows: i64 = batches.iter().map(|b| b.num_rows() as i64).sum();
+        let n = got[0]
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        assert_eq!(n.value(0), rows * (rows - 1) / 2);
+        let why = got[0]
+            .column(1)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        assert_eq!(
+            why.value(0),
+            (0..rows).filter(|i| i % 3 != 0).count() as i64
+        );
+    }
+
+    #[test]
     fn csv_by_default_up_to_a_spreadsheets_rows() {
         assert!(DetailCsv::Auto.writes(0));
         assert!(DetailCsv::Auto.writes(1_048_575));
@@ -522,7 +706,7 @@ mod tests {
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         assert_eq!(spooled.rows(), rows as u64);
         let parquet = dir.path().join("M.parquet");
-        spooled.write(&Privacy::default(), &parquet, None).unwrap();
+        spooled.close(None).unwrap();
         let reader =
             datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
                 File::open(&parquet).unwrap(),
@@ -541,12 +725,11 @@ mod tests {
     fn a_detail_with_no_rows_is_a_header_and_an_empty_table() {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = Spool::new(dir.path()).unwrap();
+        let (parquet, csv) = (dir.path().join("M.parquet"), dir.path().join("M.csv"));
+        spool.write_detail("M", parquet.clone(), Privacy::default());
         let schema = passes()[0].schema();
         let spooled = spool.finish("M", &schema).unwrap();
-        let (parquet, csv) = (dir.path().join("M.parquet"), dir.path().join("M.csv"));
-        spooled
-            .write(&Privacy::default(), &parquet, Some(&csv))
-            .unwrap();
+        spooled.close(Some(&csv)).unwrap();
         assert_eq!(
             std::fs::read_to_string(&csv).unwrap(),
             "member_id,n,anchor_date,why\n"

@@ -16,7 +16,7 @@ use datafusion::parquet::file::writer::SerializedFileWriter;
 
 use crate::error::{Error, Result};
 
-/// A Parquet file written as [`crate::results::parquet_writer`] writes it, each batch's
+/// A Parquet file written as [`crate::results::detail_writer`] writes it, each batch's
 /// columns encoded on `threads` threads.
 pub struct ColumnParallelWriter<W: Write + Send> {
     file: SerializedFileWriter<W>,
@@ -32,7 +32,7 @@ impl<W: Write + Send> ColumnParallelWriter<W> {
     /// The detail's writer for `out` (hhq's fixed properties).
     pub fn new(out: W, schema: SchemaRef, threads: usize) -> Result<Self> {
         Self::from_writer(
-            crate::results::parquet_writer(out, schema.clone())?,
+            crate::results::detail_writer(out, schema.clone())?,
             schema,
             threads,
         )

@@ -15,6 +15,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::{SortColumn, SortOptions, lexsort_to_indices};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
@@ -23,6 +24,7 @@ use datafusion::execution::memory_pool::{
     PeakRecordingPool, TrackConsumersPool, UnboundedMemoryPool,
 };
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_expr::PhysicalSortExpr;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
@@ -959,25 +961,66 @@ impl Engine {
         detail: Arc<dyn datafusion::catalog::TableProvider>,
         views: &[View],
     ) -> Result<(Vec<ResultRow>, Vec<Vec<ResultRow>>)> {
-        // A name no extract or block can take (blocks are lower_snake_case file stems).
-        let name = format!("detail:{}", compiled.id);
-        let table = format!("\"{name}\"");
+        let (name, table) = detail_table(compiled);
         self.ctx.register_table(name.as_str(), detail)?;
         let result = async {
-            let rows = self.aggregate(compiled, &table, None, true).await?;
-            let mut viewed = Vec::new();
-            for view in views {
-                let mut c = compiled.clone();
-                if let Some(by) = &view.stratify {
-                    c.stratify = by.clone();
-                }
-                let own = view.stratify.is_none();
-                viewed.push(
-                    self.aggregate(&c, &table, view.scope.filter().as_deref(), own)
-                        .await?,
-                );
+            let mut aggregates = Vec::new();
+            for (c, queries) in summary_queries(compiled, &table, views) {
+                let what = format!("measure {}", c.id);
+                let summary = self.collect_for(&queries.summary, &what).await?;
+                let population = match &queries.population {
+                    Some(sql) => self.collect_for(sql, &what).await?,
+                    None => Vec::new(),
+                };
+                aggregates.push(results::from_batches(&c, &summary, &population)?);
             }
-            Ok((rows, viewed))
+            let rows = aggregates.remove(0);
+            Ok((rows, aggregates))
+        }
+        .await;
+        self.ctx.deregister_table(name)?;
+        result
+    }
+
+    /// The columns of a measure's detail (of `schema`) that [`Engine::summarise`] reads for
+    /// these views: a spool need hold no others.
+    pub async fn summary_columns(
+        &self,
+        compiled: &CompiledMeasure,
+        schema: SchemaRef,
+        views: &[View],
+    ) -> Result<Vec<String>> {
+        let (name, table) = detail_table(compiled);
+        let empty = MemTable::try_new(schema.clone(), vec![Vec::new()])?;
+        self.ctx.register_table(name.as_str(), Arc::new(empty))?;
+        let result = async {
+            let mut read = BTreeSet::new();
+            for (_, queries) in summary_queries(compiled, &table, views) {
+                for sql in std::iter::once(&queries.summary).chain(&queries.population) {
+                    let plan = self.ctx.state().create_logical_plan(sql).await?;
+                    let plan = self.ctx.state().optimize(&plan)?;
+                    plan.apply(|node| {
+                        if let LogicalPlan::TableScan(scan) = node
+                            && scan.table_name.table() == name
+                        {
+                            read.extend(
+                                scan.projected_schema
+                                    .fields()
+                                    .iter()
+                                    .map(|f| f.name().clone()),
+                            );
+                        }
+                        Ok(TreeNodeRecursion::Continue)
+                    })?;
+                }
+            }
+            // In the detail's order.
+            Ok(schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|f| read.contains(f))
+                .collect())
         }
         .await;
         self.ctx.deregister_table(name)?;
@@ -1236,30 +1279,52 @@ impl Engine {
             .collect::<Result<Vec<_>>>()?;
         Ok((parts, plan))
     }
+}
 
-    /// The result rows of a detail table, of the units matching `filter` only when given.
-    async fn aggregate(
-        &self,
-        compiled: &CompiledMeasure,
-        table: &str,
-        filter: Option<&str>,
-        own_strata: bool,
-    ) -> Result<Vec<ResultRow>> {
-        let units = match filter {
+/// The session's name of a measure's detail table, and the name quoted for SQL: a name no
+/// extract or block can take (blocks are lower_snake_case file stems).
+fn detail_table(compiled: &CompiledMeasure) -> (String, String) {
+    let name = format!("detail:{}", compiled.id);
+    let quoted = format!("\"{name}\"");
+    (name, quoted)
+}
+
+/// The queries of one aggregate of a detail table.
+struct SummaryQueries {
+    summary: String,
+    /// Enrollee counts: they follow the measure's own strata; grouped another way, none apply.
+    population: Option<String>,
+}
+
+/// The queries [`Engine::summarise`] runs on detail `table`: the whole population's by the
+/// measure's own strata, then each view's, with the measure as each is compiled.
+fn summary_queries(
+    compiled: &CompiledMeasure,
+    table: &str,
+    views: &[View],
+) -> Vec<(CompiledMeasure, SummaryQueries)> {
+    let one = |c: CompiledMeasure, filter: Option<String>, own_strata: bool| {
+        let units = match &filter {
             Some(f) => format!("(SELECT * FROM {table} WHERE {f}) scoped"),
             None => table.to_string(),
         };
-        let what = format!("measure {}", compiled.id);
-        let summary = self
-            .collect_for(&compiled.summary_sql(&units), &what)
-            .await?;
-        // Enrollee counts follow the measure's own strata; grouped another way, none apply.
-        let population = match compiled.population_sql_where(table, filter) {
-            Some(sql) if own_strata => self.collect_for(&sql, &what).await?,
-            _ => Vec::new(),
+        let queries = SummaryQueries {
+            summary: c.summary_sql(&units),
+            population: c
+                .population_sql_where(table, filter.as_deref())
+                .filter(|_| own_strata),
         };
-        results::from_batches(compiled, &summary, &population)
+        (c, queries)
+    };
+    let mut all = vec![one(compiled.clone(), None, true)];
+    for view in views {
+        let mut c = compiled.clone();
+        if let Some(by) = &view.stratify {
+            c.stratify = by.clone();
+        }
+        all.push(one(c, view.scope.filter(), view.stratify.is_none()));
     }
+    all
 }
 
 /// A copy of a batch that owns its buffers, no larger than its rows. What operators emit often

@@ -282,6 +282,28 @@ pub async fn gather(
             jobs.push((mi, is_current, compiled));
         }
     }
+    // Every measure-year is aggregated for the audience, then by quarter for the state, the
+    // audience and each MCO.
+    let mut views = vec![
+        View {
+            scope: scope.clone(),
+            stratify: None,
+        },
+        View {
+            scope: Scope::All,
+            stratify: Some(vec![Stratifier::Quarter]),
+        },
+        View {
+            scope: scope.clone(),
+            stratify: Some(vec![Stratifier::Quarter]),
+        },
+    ];
+    for id in &mcos {
+        views.push(View {
+            scope: Scope::Mco(id.clone()),
+            stratify: Some(vec![Stratifier::Quarter]),
+        });
+    }
     let ranges = crate::pipeline::member_passes(engine, members_per_pass).await?;
     let selected: Vec<&Measure> = measures.iter().collect();
     let mut spooler = match ranges.len() {
@@ -311,7 +333,16 @@ pub async fn gather(
                 add_to_curve(own, &detail, &scope)?;
             }
             match spooler.as_mut() {
-                Some(s) => s.append(format!("{k}"), detail),
+                Some(s) => {
+                    let id = format!("{k}");
+                    if !s.keeps(&id) {
+                        let read = engine
+                            .summary_columns(compiled, plan.clone(), &views)
+                            .await?;
+                        s.keep(&id, read);
+                    }
+                    s.append(id, detail)
+                }
                 None => held[k] = Some(detail),
             }
             planned[k] = Some(plan);
@@ -340,27 +371,6 @@ pub async fn gather(
                 Arc::new(MemTable::try_new(schema, vec![detail])?)
             }
         };
-        let views = [
-            View {
-                scope: scope.clone(),
-                stratify: None,
-            },
-            View {
-                scope: Scope::All,
-                stratify: Some(vec![Stratifier::Quarter]),
-            },
-            View {
-                scope: scope.clone(),
-                stratify: Some(vec![Stratifier::Quarter]),
-            },
-        ];
-        let mut views = views.to_vec();
-        for id in &mcos {
-            views.push(View {
-                scope: Scope::Mco(id.clone()),
-                stratify: Some(vec![Stratifier::Quarter]),
-            });
-        }
         let (rows, mut viewed) = engine.summarise(compiled, table, &views).await?;
         let d = data
             .entry(m.id.clone())
