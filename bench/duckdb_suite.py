@@ -86,6 +86,38 @@ REWRITES = [
 ]
 
 
+def value_sets():
+    """The value sets of measures/valuesets/*.csv: name -> (codes, prefixes), as hhq reads them
+    (src/measure/valueset.rs: a code ending in `*` is a prefix)."""
+    sets = {}
+    for f in sorted((ROOT / "measures" / "valuesets").glob("*.csv")):
+        with open(f, newline="") as fh:
+            for row in csv.DictReader(fh):
+                codes, prefixes = sets.setdefault(row["value_set"], (set(), set()))
+                code = row["code"].strip()
+                (prefixes.add(code[:-1]) if code.endswith("*") else codes.add(code))
+    return sets
+
+
+def list_lookup(m):
+    """hhq_value_set_contains(list, 'name') over a list: whether any element is in the set, as
+    src/compile/lookup.rs; in DuckDB a list_filter with the set's IN lists."""
+    column, name = m.group(1), m.group(2)
+    codes, prefixes = VALUE_SETS[name]
+    quote = lambda vs: ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(vs))
+    tests = [f"x IN ({quote(codes)})"] if codes else []
+    for n in sorted({len(p) for p in prefixes}):
+        tests.append(f"left(x, {n}) IN ({quote(p for p in prefixes if len(p) == n)})")
+    return f"(len(list_filter({column}, lambda x: {' OR '.join(tests) or 'false'})) > 0)"
+
+
+VALUE_SETS = value_sets()
+REWRITES.append(
+    ("value_set_over_list", re.compile(r"hhq_value_set_contains\((\w+), '(\w+)'\)"), list_lookup,
+     "hhq's `any_in_value_set(list, 'set')` is its lookup function over a list (any element in "
+     "the set), which DuckDB has not: a list_filter with the set's codes and prefixes as IN lists"))
+
+
 def episode_starts(lists, days):
     """hhq_episode_starts(dates DATE[], days INT) -> DATE[], as src/engine/udf.rs: for each date
     (the list in any order), the date of the counted episode it belongs to; in date order a date

@@ -7,8 +7,35 @@
 -- members that was a third of the claim-based blocks' time. They are picked here once per run,
 -- over every member, and kept in memory (a few percent of the diagnoses); a pass reads the rows
 -- of its own members.
+--
+-- claim_diagnoses' query over the claim lines that name such a diagnosis, principal or other
+-- (`any_in_value_set` tests a line's list of other diagnoses in place): listing every diagnosis
+-- of every line to keep a few percent was most of this block's time.
 -- hhq: keep
-SELECT *
-FROM claim_diagnoses
-WHERE in_value_set(dx, 'alcohol_dx') OR in_value_set(dx, 'opioid_dx')
-  OR in_value_set(dx, 'other_drug_dx') OR in_value_set(dx, 'overdose_dx')
+WITH lines AS (
+  SELECT member_id, claim_id, claim_type, service_from, service_to, admission_date,
+    discharge_date, principal_dx, other_dx
+  FROM claims_final
+  WHERE claim_type <> 'pharmacy'
+    AND (procedure_code IS NULL OR procedure_code <> 'S0281')
+    AND (in_value_set(principal_dx, 'alcohol_dx') OR in_value_set(principal_dx, 'opioid_dx')
+      OR in_value_set(principal_dx, 'other_drug_dx') OR in_value_set(principal_dx, 'overdose_dx')
+      OR any_in_value_set(other_dx, 'alcohol_dx') OR any_in_value_set(other_dx, 'opioid_dx')
+      OR any_in_value_set(other_dx, 'other_drug_dx') OR any_in_value_set(other_dx, 'overdose_dx'))
+),
+line_dx AS (
+  SELECT member_id, claim_id, claim_type, service_from, service_to, admission_date, discharge_date,
+    unnest(CASE WHEN other_dx IS NULL THEN make_array(principal_dx)
+      ELSE array_prepend(principal_dx, other_dx) END) AS dx,
+    unnest(range(CAST(1 AS BIGINT), CAST(CASE WHEN other_dx IS NULL THEN 2 ELSE array_length(other_dx) + 2 END AS BIGINT))) AS position
+  FROM lines
+)
+SELECT member_id, claim_id, claim_type,
+  min(service_from) AS service_from, max(service_to) AS service_to,
+  min(admission_date) AS admission_date, max(discharge_date) AS discharge_date,
+  dx, CAST(min(position) AS INT) AS position, claim_id AS source_id
+FROM line_dx
+WHERE dx IS NOT NULL
+  AND (in_value_set(dx, 'alcohol_dx') OR in_value_set(dx, 'opioid_dx')
+    OR in_value_set(dx, 'other_drug_dx') OR in_value_set(dx, 'overdose_dx'))
+GROUP BY member_id, claim_id, claim_type, dx

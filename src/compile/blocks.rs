@@ -36,9 +36,11 @@ pub struct Block {
 }
 
 static MACRO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"in_value_set\s*\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*,\s*'([^']*)'\s*\)").unwrap()
+    Regex::new(r"\b(any_)?in_value_set\s*\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*,\s*'([^']*)'\s*\)")
+        .unwrap()
 });
-static MACRO_START: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"in_value_set\s*\(").unwrap());
+static MACRO_START: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(any_)?in_value_set\s*\(").unwrap());
 
 /// 1-based line and column of a byte offset.
 pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -48,7 +50,9 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Expand every `in_value_set(column, 'name')` in `sql`.
+/// Expand every `in_value_set(column, 'name')` in `sql`, and every
+/// `any_in_value_set(list_column, 'name')` (whether any element of a list holds a code of the
+/// set: a claim line's `other_dx`).
 pub fn expand_value_sets(path: &Path, sql: &str, sets: &ValueSets) -> Result<String> {
     let mut out = String::with_capacity(sql.len());
     let mut last = 0;
@@ -67,7 +71,7 @@ pub fn expand_value_sets(path: &Path, sql: &str, sets: &ValueSets) -> Result<Str
             });
         };
         let whole = call.get(0).expect("group 0");
-        let name = &call[2];
+        let name = &call[3];
         let set = sets.get(name).ok_or_else(|| Error::Definition {
             path: path.to_path_buf(),
             line,
@@ -76,7 +80,10 @@ pub fn expand_value_sets(path: &Path, sql: &str, sets: &ValueSets) -> Result<Str
             hint: Some(suggest(name, sets.names())),
         })?;
         out.push_str(&sql[last..whole.start()]);
-        out.push_str(&set.sql_predicate(&call[1]));
+        out.push_str(&match call.get(1) {
+            Some(_) => set.sql_list_predicate(&call[2]),
+            None => set.sql_predicate(&call[2]),
+        });
         last = whole.end();
     }
     out.push_str(&sql[last..]);
@@ -360,4 +367,32 @@ fn strip_comments(sql: &str) -> String {
         .map(|l| l.split("--").next().unwrap_or(""))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_set_over_a_list_is_the_lookup_over_a_scalar_the_in_lists() {
+        let mut sets = ValueSets::default();
+        sets.add_csv(
+            Path::new("v.csv"),
+            "value_set,code_system,code\nsud,ICD10CM,F10*\nsud,ICD10CM,T401\n",
+        )
+        .unwrap();
+        let sql = "principal_dx IS NULL OR in_value_set(principal_dx, 'sud') \
+                   OR any_in_value_set(other_dx, 'sud')";
+        let expanded = expand_value_sets(Path::new("q.sql"), sql, &sets).unwrap();
+        assert_eq!(
+            expanded,
+            "principal_dx IS NULL OR (principal_dx >= 'F10' AND principal_dx < 'T402' AND \
+             (principal_dx IN ('T401') OR left(principal_dx, 3) IN ('F10'))) \
+             OR hhq_value_set_contains(other_dx, 'sud')"
+        );
+        let unknown = expand_value_sets(Path::new("q.sql"), "any_in_value_set(dx, 'sux')", &sets)
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("unknown value set `sux`"), "{unknown}");
+    }
 }

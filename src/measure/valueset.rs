@@ -198,22 +198,40 @@ impl ValueSet {
         }
     }
 
+    /// A SQL predicate that is true when any element of the list `column` holds a code of this
+    /// set, false for an empty list, null for a null one: [`LOOKUP_FUNCTION`] over the list,
+    /// whatever the set's size (portable SQL has no test over a list's elements short of
+    /// listing them all).
+    pub fn sql_list_predicate(&self, column: &str) -> String {
+        format!(
+            "{LOOKUP_FUNCTION}({column}, '{}')",
+            self.name.replace('\'', "''")
+        )
+    }
+
     /// `lo <= column < hi` for the least string any code of the set starts with and a string
     /// above every one (the greatest code or prefix with its last character raised); `None`
     /// for an empty set. A superset of the set's codes: the lookup decides.
     fn range(&self, column: &str) -> Option<String> {
-        let all = || self.codes.iter().chain(&self.prefixes);
-        let lo = all().min()?;
+        let (lo, hi) = self.bounds()?;
         let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
-        let hi = all().map(|c| raised(c)).collect::<Option<Vec<String>>>();
-        Some(match hi.and_then(|h| h.into_iter().max()) {
+        Some(match hi {
             Some(hi) => format!(
                 "{column} >= {} AND {column} < {}",
-                literal(lo),
+                literal(&lo),
                 literal(&hi)
             ),
-            None => format!("{column} >= {}", literal(lo)),
+            None => format!("{column} >= {}", literal(&lo)),
         })
+    }
+
+    /// The range of [`Self::range`]: its least string, and the string above every one (none
+    /// when a code is past ASCII); `None` for an empty set.
+    pub(crate) fn bounds(&self) -> Option<(String, Option<String>)> {
+        let all = || self.codes.iter().chain(&self.prefixes);
+        let lo = all().min()?.clone();
+        let hi = all().map(|c| raised(c)).collect::<Option<Vec<String>>>();
+        Some((lo, hi.and_then(|h| h.into_iter().max())))
     }
 
     fn lookup(&self, column: &str) -> String {
