@@ -490,20 +490,24 @@ fn check_group(path: &Path, checked: &[&Column], group: usize, start: u64) -> Re
                 None => None,
             };
             let s = &mut seen[i];
-            for row in 0..array.len() {
-                let at = offset + row as u64 + 1;
-                if array.is_null(row) {
-                    if !col.nullable {
-                        if s.nulls == 0 {
-                            s.first_null = at;
-                        }
-                        s.nulls += 1;
+            // The validity bitmap read in place, not a dynamic call per row: most columns have
+            // no null at all, and this pass reads every row of every extract.
+            if !col.nullable
+                && let Some(nulls) = array.nulls().filter(|n| n.null_count() > 0)
+            {
+                for row in (0..nulls.len()).filter(|&r| nulls.is_null(r)) {
+                    if s.nulls == 0 {
+                        s.first_null = offset + row as u64 + 1;
                     }
-                } else if let (Some(allowed), Some(strings)) = (col.allowed, strings.as_ref()) {
-                    let v = strings.value(row);
+                    s.nulls += 1;
+                }
+            }
+            if let (Some(allowed), Some(strings)) = (col.allowed, strings.as_ref()) {
+                for (row, v) in strings.iter().enumerate() {
+                    let Some(v) = v else { continue };
                     if !allowed.contains(&v) {
                         if s.bad == 0 {
-                            s.first_bad = at;
+                            s.first_bad = offset + row as u64 + 1;
                             s.bad_value = v.to_string();
                         }
                         s.bad += 1;
