@@ -455,6 +455,29 @@ async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
     })
 }
 
+/// The (key, count) rows of `sql` as a map.
+async fn keyed_counts(ctx: &SessionContext, sql: &str) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for b in ctx.sql(sql).await?.collect().await? {
+        let keys = datafusion::arrow::compute::cast(
+            b.column(0),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )?;
+        let keys = keys.as_string::<i32>();
+        let n = datafusion::arrow::compute::cast(
+            b.column(1),
+            &datafusion::arrow::datatypes::DataType::Int64,
+        )?;
+        let n = n.as_primitive::<Int64Type>();
+        for row in 0..b.num_rows() {
+            if keys.is_valid(row) && n.is_valid(row) {
+                out.insert(keys.value(row).to_string(), n.value(row).max(0) as u64);
+            }
+        }
+    }
+    Ok(out)
+}
+
 async fn texts(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
     let batches = ctx.sql(sql).await?.collect().await?;
     let (_, rows) = crate::results::text_rows(&batches)?;
@@ -635,6 +658,8 @@ pub async fn check(
     }
 
     let mut results = Vec::new();
+    // The counts of queries several checks share, by query.
+    let mut shared: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for def in all {
         let started = std::time::Instant::now();
         let Some(rows) = rows_of.iter().find(|e| e.name == def.extract) else {
@@ -694,6 +719,24 @@ pub async fn check(
                 let found = duplicates::count(ctx, def.extract, key, *label, rows.used).await?;
                 (rows.used, found.extra_rows, found.examples, false)
             }
+            Source::Shared {
+                count: c,
+                key,
+                examples,
+            } => {
+                let sql = c.replace("{as_of}", &as_of_sql);
+                if !shared.contains_key(&sql) {
+                    let counts = keyed_counts(ctx, &sql).await?;
+                    shared.insert(sql.clone(), counts);
+                }
+                let failing = shared[&sql].get(key).copied().unwrap_or(0);
+                let examples = if failing == 0 {
+                    Vec::new()
+                } else {
+                    texts(ctx, &examples.replace("{as_of}", &as_of_sql)).await?
+                };
+                (rows.used, failing, examples, false)
+            }
             Source::Query { count: c, examples } => {
                 let failing = count(ctx, &c.replace("{as_of}", &as_of_sql)).await?;
                 let examples = if failing == 0 {
@@ -705,7 +748,10 @@ pub async fn check(
             }
         };
         // The checks with work of their own; the others were counted by the scans above.
-        if matches!(def.source, Source::Query { .. } | Source::Duplicates { .. }) {
+        if matches!(
+            def.source,
+            Source::Query { .. } | Source::Shared { .. } | Source::Duplicates { .. }
+        ) {
             took.push((def.id.clone(), started.elapsed()));
         }
         results.push(CheckResult {
