@@ -169,15 +169,11 @@ impl Spool {
         Spooling::create(path, schema, kept, self.details.remove(id))
     }
 
-    /// Append one pass's detail of measure `id`.
-    pub fn append(&mut self, id: &str, batches: &[RecordBatch]) -> Result<()> {
-        self.append_keeping(id, batches, None)
-    }
-
-    /// [`Spool::append`], the spool file holding only the `keep` columns, as given at the
-    /// measure's first append (its Parquet detail holds every one): the summaries read a few of
-    /// a detail's columns, and the others need not be compressed into the spool.
-    pub fn append_keeping(
+    /// Append one pass's detail of measure `id`, the spool file holding only the `keep`
+    /// columns if given at the measure's first append (its Parquet detail holds every one): the
+    /// summaries read a few of a detail's columns, and the others need not be compressed into
+    /// the spool.
+    pub fn append(
         &mut self,
         id: &str,
         batches: &[RecordBatch],
@@ -226,7 +222,7 @@ impl Spool {
 pub struct Spooler {
     spool: Arc<std::sync::Mutex<Spool>>,
     appending: Vec<tokio::task::JoinHandle<Result<()>>>,
-    /// The columns each measure's spool file keeps, if not all ([`Spool::append_keeping`]).
+    /// The columns each measure's spool file keeps, if not all ([`Spool::append`]).
     keeps: BTreeMap<String, Arc<Vec<String>>>,
 }
 
@@ -245,7 +241,7 @@ impl Spooler {
     }
 
     /// Keep only these columns of measure `id`'s detail in its spool file (before its first
-    /// append; see [`Spool::append_keeping`]).
+    /// append; see [`Spool::append`]).
     pub fn keep(&mut self, id: &str, columns: Vec<String>) {
         self.keeps.insert(id.to_string(), Arc::new(columns));
     }
@@ -257,7 +253,7 @@ impl Spooler {
         let spool = self.spool.clone();
         let keep = self.keeps.get(&id).cloned();
         self.appending.push(tokio::task::spawn_blocking(move || {
-            spool.lock().expect("not poisoned").append_keeping(
+            spool.lock().expect("not poisoned").append(
                 &id,
                 &batches,
                 keep.as_deref().map(|k| k.as_slice()),
@@ -581,7 +577,7 @@ mod tests {
         let mut spool = Spool::new(dir).unwrap();
         spool.write_detail("M", dir.join("M.parquet"), Privacy::default());
         for b in batches {
-            spool.append("M", std::slice::from_ref(b)).unwrap();
+            spool.append("M", std::slice::from_ref(b), None).unwrap();
         }
         let spooled = spool.finish("M", &batches[0].schema()).unwrap();
         (spool, spooled)
