@@ -100,10 +100,13 @@ def value_sets():
 
 
 def list_lookup(m):
-    """hhq_value_set_contains(list, 'name') over a list: whether any element is in the set, as
-    src/compile/lookup.rs; in DuckDB a list_filter with the set's IN lists."""
-    column, name = m.group(1), m.group(2)
-    codes, prefixes = VALUE_SETS[name]
+    """hhq_value_set_contains(list, 'name', ...) over a list: whether any element is in any of
+    the sets, as src/compile/lookup.rs; in DuckDB a list_filter with the sets' IN lists."""
+    column = m.group(1)
+    codes, prefixes = set(), set()
+    for name in re.findall(r"'(\w+)'", m.group(2)):
+        codes |= set(VALUE_SETS[name][0])
+        prefixes |= set(VALUE_SETS[name][1])
     quote = lambda vs: ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(vs))
     tests = [f"x IN ({quote(codes)})"] if codes else []
     for n in sorted({len(p) for p in prefixes}):
@@ -113,9 +116,11 @@ def list_lookup(m):
 
 VALUE_SETS = value_sets()
 REWRITES.append(
-    ("value_set_over_list", re.compile(r"hhq_value_set_contains\((\w+), '(\w+)'\)"), list_lookup,
-     "hhq's `any_in_value_set(list, 'set')` is its lookup function over a list (any element in "
-     "the set), which DuckDB has not: a list_filter with the set's codes and prefixes as IN lists"))
+    ("value_set_over_list", re.compile(r"hhq_value_set_contains\((\w+)((?:, '\w+')+)\)"),
+     list_lookup,
+     "hhq's `any_in_value_set(list, 'set', ...)` is its lookup function over a list (any element "
+     "in any of the sets), which DuckDB has not: a list_filter with the sets' codes and prefixes "
+     "as IN lists"))
 
 
 def episode_starts(lists, days):

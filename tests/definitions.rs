@@ -197,7 +197,10 @@ async fn the_event_example_compiles_and_plans() {
         sql.contains("ev.discharge_date <= DATE '2025-12-01'"),
         "{sql}"
     );
-    assert!(sql.contains("left(ev.principal_dx, 3) IN ('F20'"), "{sql}");
+    assert!(
+        sql.contains("(ev.principal_dx >= 'F20' AND ev.principal_dx < 'F26')"),
+        "{sql}"
+    );
     assert!(sql.contains("ce_spans AS"), "{sql}");
     engine.context().sql(&sql).await.unwrap();
     engine.context().sql(&c.detail_sql()).await.unwrap();

@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use regex::Regex;
 
 use crate::error::{Error, Result};
-use crate::measure::valueset::ValueSets;
+use crate::measure::valueset::{ValueSet, ValueSets};
 
 /// One building block, ready to register.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,9 +36,13 @@ pub struct Block {
 }
 
 static MACRO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(any_)?in_value_set\s*\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*,\s*'([^']*)'\s*\)")
-        .unwrap()
+    Regex::new(
+        r"\b(any_)?in_value_set\s*\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*,\s*('[^']*'(?:\s*,\s*'[^']*')*)\s*\)",
+    )
+    .unwrap()
 });
+/// One quoted name of a macro's list of value sets.
+static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"'([^']*)'").unwrap());
 static MACRO_START: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(any_)?in_value_set\s*\(").unwrap());
 
@@ -51,8 +55,8 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Expand every `in_value_set(column, 'name')` in `sql`, and every
-/// `any_in_value_set(list_column, 'name')` (whether any element of a list holds a code of the
-/// set: a claim line's `other_dx`).
+/// `any_in_value_set(list_column, 'name', ...)` (whether any element of a list holds a code of
+/// any of the sets: a claim line's `other_dx`, each element read once however many sets).
 pub fn expand_value_sets(path: &Path, sql: &str, sets: &ValueSets) -> Result<String> {
     let mut out = String::with_capacity(sql.len());
     let mut last = 0;
@@ -71,19 +75,34 @@ pub fn expand_value_sets(path: &Path, sql: &str, sets: &ValueSets) -> Result<Str
             });
         };
         let whole = call.get(0).expect("group 0");
-        let name = &call[3];
-        let set = sets.get(name).ok_or_else(|| Error::Definition {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message: format!("unknown value set `{name}`"),
-            hint: Some(suggest(name, sets.names())),
-        })?;
+        let mut named = Vec::new();
+        for name in NAME.captures_iter(&call[3]).map(|n| n[1].to_string()) {
+            let set = sets.get(&name).ok_or_else(|| Error::Definition {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: format!("unknown value set `{name}`"),
+                hint: Some(suggest(&name, sets.names())),
+            })?;
+            named.push(set);
+        }
         out.push_str(&sql[last..whole.start()]);
-        out.push_str(&match call.get(1) {
-            Some(_) => set.sql_list_predicate(&call[2]),
-            None => set.sql_predicate(&call[2]),
-        });
+        match (call.get(1), named.as_slice()) {
+            (Some(_), _) => out.push_str(&ValueSet::sql_list_predicate(&named, &call[2])),
+            (None, [set]) => out.push_str(&set.sql_predicate(&call[2])),
+            (None, _) => {
+                return Err(Error::Definition {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message: "in_value_set takes one value-set name".into(),
+                    hint: Some(
+                        "join two tests with OR; any_in_value_set(list, 'a', 'b') takes several"
+                            .into(),
+                    ),
+                });
+            }
+        }
         last = whole.end();
     }
     out.push_str(&sql[last..]);
@@ -378,7 +397,7 @@ mod tests {
         let mut sets = ValueSets::default();
         sets.add_csv(
             Path::new("v.csv"),
-            "value_set,code_system,code\nsud,ICD10CM,F10*\nsud,ICD10CM,T401\n",
+            "value_set,code_system,code\nsud,ICD10CM,F10*\nsud,ICD10CM,T401\nmh,ICD10CM,F20*\n",
         )
         .unwrap();
         let sql = "principal_dx IS NULL OR in_value_set(principal_dx, 'sud') \
@@ -387,12 +406,28 @@ mod tests {
         assert_eq!(
             expanded,
             "principal_dx IS NULL OR (principal_dx >= 'F10' AND principal_dx < 'T402' AND \
-             (principal_dx IN ('T401') OR left(principal_dx, 3) IN ('F10'))) \
+             (principal_dx IN ('T401') OR (principal_dx >= 'F10' AND principal_dx < 'F11'))) \
              OR hhq_value_set_contains(other_dx, 'sud')"
         );
-        let unknown = expand_value_sets(Path::new("q.sql"), "any_in_value_set(dx, 'sux')", &sets)
-            .unwrap_err()
-            .to_string();
+        let several = expand_value_sets(
+            Path::new("q.sql"),
+            "any_in_value_set(other_dx, 'sud',  'mh')",
+            &sets,
+        )
+        .unwrap();
+        assert_eq!(several, "hhq_value_set_contains(other_dx, 'sud', 'mh')");
+        let one_only =
+            expand_value_sets(Path::new("q.sql"), "in_value_set(dx, 'sud', 'mh')", &sets)
+                .unwrap_err()
+                .to_string();
+        assert!(one_only.contains("takes one value-set name"), "{one_only}");
+        let unknown = expand_value_sets(
+            Path::new("q.sql"),
+            "any_in_value_set(dx, 'mh', 'sux')",
+            &sets,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(unknown.contains("unknown value set `sux`"), "{unknown}");
     }
 }

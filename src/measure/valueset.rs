@@ -178,12 +178,18 @@ impl ValueSets {
 /// looked up by [`LOOKUP_FUNCTION`] (see `compile::lookup`), as long `IN` lists plan very slowly.
 pub const IN_LIST_MAX: usize = 1_000;
 
+/// The most ranges a set's prefixes are written as (see `ValueSet::prefix_ranges`); more are
+/// `left(code, n) IN` lists, as each range is two comparisons of every code the set's own range
+/// lets through.
+pub const PREFIX_RANGES_MAX: usize = 16;
+
 /// The SQL function that tests membership of a large value set.
 pub const LOOKUP_FUNCTION: &str = "hhq_value_set_contains";
 
 impl ValueSet {
     /// A SQL predicate that is true when `column` holds a code of this set: exact codes through
-    /// `IN`, prefixes grouped by length through `left(column, n) IN`, both hash lookups. A set
+    /// `IN`, prefixes as ranges (`column >= 'F12' AND column < 'F17'`) or, when there are many,
+    /// grouped by length through `left(column, n) IN`. A set
     /// larger than [`IN_LIST_MAX`] is a call of [`LOOKUP_FUNCTION`] instead.
     ///
     /// The lookup is guarded by the range the set's codes span (`column >= 'F10' AND column <
@@ -192,21 +198,26 @@ impl ValueSet {
     /// rather than on every diagnosis of the year (a quarter of a claim block's time).
     pub fn sql_predicate(&self, column: &str) -> String {
         let lookup = self.lookup(column);
+        // Prefixes that make one range and no other code: the range is the whole test.
+        if self.codes.is_empty() && self.prefix_ranges().is_some_and(|r| r.len() == 1) {
+            return lookup;
+        }
         match self.range(column) {
             Some(range) if lookup != "FALSE" => format!("({range} AND {lookup})"),
             _ => lookup,
         }
     }
 
-    /// A SQL predicate that is true when any element of the list `column` holds a code of this
-    /// set, false for an empty list, null for a null one: [`LOOKUP_FUNCTION`] over the list,
-    /// whatever the set's size (portable SQL has no test over a list's elements short of
-    /// listing them all).
-    pub fn sql_list_predicate(&self, column: &str) -> String {
-        format!(
-            "{LOOKUP_FUNCTION}({column}, '{}')",
-            self.name.replace('\'', "''")
-        )
+    /// A SQL predicate that is true when any element of the list `column` holds a code of any
+    /// of `sets`, false for an empty list, null for a null one: [`LOOKUP_FUNCTION`] over the
+    /// list, whatever the sets' sizes (portable SQL has no test over a list's elements short of
+    /// listing them all). One call for several sets reads each element once.
+    pub fn sql_list_predicate(sets: &[&ValueSet], column: &str) -> String {
+        let names: Vec<String> = sets
+            .iter()
+            .map(|s| format!("'{}'", s.name.replace('\'', "''")))
+            .collect();
+        format!("{LOOKUP_FUNCTION}({column}, {})", names.join(", "))
     }
 
     /// `lo <= column < hi` for the least string any code of the set starts with and a string
@@ -234,6 +245,36 @@ impl ValueSet {
         Some((lo, hi.and_then(|h| h.into_iter().max())))
     }
 
+    /// The set's prefixes as at most [`PREFIX_RANGES_MAX`] ranges `lo <= code < hi` (a
+    /// prefix `F12` is `F12 <= code < F13`, and adjacent prefixes join: `F12`..`F16` is one
+    /// range); `None` for more, or a prefix past ASCII. Two comparisons of string views, which
+    /// compare their inline first bytes, where `left(code, 3) IN (...)` cut a string and
+    /// hashed it for every code the set's range let through.
+    fn prefix_ranges(&self) -> Option<Vec<(String, String)>> {
+        let mut ranges: Vec<(String, String)> = Vec::new();
+        let mut spans = self
+            .prefixes
+            .iter()
+            .map(|p| Some((p.clone(), raised(p)?)))
+            .collect::<Option<Vec<_>>>()?;
+        spans.sort();
+        for (lo, hi) in spans {
+            match ranges.last_mut() {
+                Some(last) if lo <= last.1 => {
+                    if hi > last.1 {
+                        last.1 = hi;
+                    }
+                }
+                _ => ranges.push((lo, hi)),
+            }
+        }
+        (ranges.len() <= PREFIX_RANGES_MAX
+            && ranges
+                .iter()
+                .all(|(l, h)| !l.contains('\'') && !h.contains('\'')))
+        .then_some(ranges)
+    }
+
     fn lookup(&self, column: &str) -> String {
         if self.codes.len() + self.prefixes.len() > IN_LIST_MAX {
             return format!(
@@ -254,12 +295,21 @@ impl ValueSet {
                 quote(&self.codes.iter().collect())
             ));
         }
-        let mut by_len: BTreeMap<usize, Vec<&String>> = BTreeMap::new();
-        for p in &self.prefixes {
-            by_len.entry(p.len()).or_default().push(p);
-        }
-        for (len, prefixes) in by_len {
-            parts.push(format!("left({column}, {len}) IN ({})", quote(&prefixes)));
+        match self.prefix_ranges() {
+            Some(ranges) => {
+                for (lo, hi) in ranges {
+                    parts.push(format!("({column} >= '{lo}' AND {column} < '{hi}')"));
+                }
+            }
+            None => {
+                let mut by_len: BTreeMap<usize, Vec<&String>> = BTreeMap::new();
+                for p in &self.prefixes {
+                    by_len.entry(p.len()).or_default().push(p);
+                }
+                for (len, prefixes) in by_len {
+                    parts.push(format!("left({column}, {len}) IN ({})", quote(&prefixes)));
+                }
+            }
         }
         match parts.len() {
             0 => "FALSE".to_string(),
@@ -295,8 +345,99 @@ mod tests {
         .unwrap();
         assert_eq!(
             sets.get("mh").unwrap().sql_predicate("dx"),
-            "(dx >= 'F20' AND dx < 'F4' AND (dx IN ('F329') OR left(dx, 2) IN ('F3') OR left(dx, 3) IN ('F20')))"
+            "(dx >= 'F20' AND dx < 'F4' AND (dx IN ('F329') OR (dx >= 'F20' AND dx < 'F21') OR (dx >= 'F3' AND dx < 'F4')))"
         );
+    }
+
+    /// Adjacent prefixes make one range, and one range with no code is the whole test; more
+    /// ranges than `PREFIX_RANGES_MAX` are `left(...) IN` lists.
+    #[test]
+    fn prefixes_as_ranges_joined_when_adjacent() {
+        let mut sets = ValueSets::default();
+        let mut csv = String::from(
+            "value_set,code_system,code\nsud,ICD10CM,F12*\nsud,ICD10CM,F13*\nsud,ICD10CM,F14*\n\
+             sud,ICD10CM,F16*\nalc,ICD10CM,F10*\nalc,ICD10CM,F1020*\n",
+        );
+        for i in 0..=PREFIX_RANGES_MAX {
+            csv.push_str(&format!("many,ICD10CM,G{:02}*\n", 2 * i));
+        }
+        sets.add_csv(Path::new("v.csv"), &csv).unwrap();
+        assert_eq!(
+            sets.get("sud").unwrap().sql_predicate("dx"),
+            "(dx >= 'F12' AND dx < 'F17' AND ((dx >= 'F12' AND dx < 'F15') OR (dx >= 'F16' AND dx < 'F17')))"
+        );
+        assert_eq!(
+            sets.get("alc").unwrap().sql_predicate("dx"),
+            "(dx >= 'F10' AND dx < 'F11')"
+        );
+        let many = sets.get("many").unwrap().sql_predicate("dx");
+        assert!(many.contains("left(dx, 3) IN ('G00', 'G02'"), "{many}");
+    }
+
+    /// The predicate as DataFusion runs it holds exactly the set's codes and the strings that
+    /// start with its prefixes, over every string of up to three characters of an alphabet
+    /// around the bounds, for sets written as ranges, as `IN` lists and as both.
+    #[tokio::test]
+    async fn the_predicate_holds_exactly_the_set() {
+        use datafusion::arrow::array::{AsArray, RecordBatch, StringViewArray};
+        use std::sync::Arc;
+        let alphabet = ["", "0", "1", "2", "9", ":", "F", "G", "~", "\u{7f}"];
+        let mut strings = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = strings
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(longer);
+            strings.sort();
+            strings.dedup();
+        }
+        let cases: [(&[&str], &[&str]); 6] = [
+            (&[], &["F1", "F2"]),
+            (&["F0"], &["F1", "F19", "F9"]),
+            (&[], &["1", "10", "2", "29", "9~"]),
+            (&["~"], &["G\u{7f}", "G0"]),
+            (
+                &[],
+                &[
+                    "00", "02", "04", "06", "08", "10", "12", "14", "16", "18", "20", "22", "24",
+                    "26", "28", "30", "32", "34",
+                ],
+            ),
+            (&["F", "G1"], &[]),
+        ];
+        let ctx = datafusion::prelude::SessionContext::new();
+        let values = StringViewArray::from_iter_values(strings.iter());
+        let batch = RecordBatch::try_from_iter([("x", Arc::new(values) as _)]).unwrap();
+        ctx.register_batch("t", batch).unwrap();
+        for (codes, prefixes) in cases {
+            let set = ValueSet {
+                name: "s".into(),
+                code_system: "X".into(),
+                codes: codes.iter().map(|c| c.to_string()).collect(),
+                prefixes: prefixes.iter().map(|c| c.to_string()).collect(),
+                defined_at: (PathBuf::new(), 1),
+                replaces_illustrative: false,
+            };
+            let sql = format!(
+                "SELECT x, coalesce({}, false) FROM t ORDER BY x",
+                set.sql_predicate("x")
+            );
+            let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            for b in &batches {
+                let (xs, hits) = (b.column(0).as_string_view(), b.column(1).as_boolean());
+                for i in 0..b.num_rows() {
+                    let s = xs.value(i);
+                    let held = set.codes.iter().any(|c| c == s)
+                        || set.prefixes.iter().any(|p| s.starts_with(p.as_str()));
+                    assert_eq!(
+                        hits.value(i),
+                        held,
+                        "{s:?} in {codes:?} {prefixes:?}: {sql}"
+                    );
+                }
+            }
+        }
     }
 
     /// Every string the set holds (a code, or one starting with a prefix) is within the range
