@@ -199,7 +199,10 @@ impl ValueSet {
     pub fn sql_predicate(&self, column: &str) -> String {
         let lookup = self.lookup(column);
         // Prefixes that make one range and no other code: the range is the whole test.
-        if self.codes.is_empty() && self.prefix_ranges().is_some_and(|r| r.len() == 1) {
+        if self.codes.is_empty()
+            && self.prefixes.len() <= IN_LIST_MAX
+            && self.prefix_ranges().is_some_and(|r| r.len() == 1)
+        {
             return lookup;
         }
         match self.range(column) {
