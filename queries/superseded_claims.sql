@@ -1,6 +1,8 @@
 -- Superseded claims: one row per claim id that a later replacement or void names, with the member
--- the claim is filed under (a row for each, should one id be filed under two members). Final
--- claim lines are those of claims not in it (claims_final).
+-- the claim is filed under (a row for each, should one id be filed under two members) and how
+-- many of its lines (not voids) that member's rows hold. Final claim lines are those of claims
+-- not in it (claims_final); the run's count of superseded lines is the sum of `lines`, not
+-- another pass over every claim line.
 --
 -- Computed once per run over every member, since a replacement may be filed under another member
 -- id than the claim it names; kept in memory, and a pass over a range of members reads the rows
@@ -11,6 +13,8 @@ WITH named AS (
   FROM claims
   WHERE replaces_claim_id IS NOT NULL
 )
-SELECT DISTINCT c.member_id, c.claim_id
+SELECT c.member_id, c.claim_id,
+  CAST(sum(CASE WHEN c.adjustment <> 'void' THEN 1 ELSE 0 END) AS BIGINT) AS lines
 FROM named n
 JOIN claims c ON c.claim_id = n.named_id
+GROUP BY c.member_id, c.claim_id

@@ -878,20 +878,22 @@ impl Engine {
     pub async fn claim_versions(&self) -> Result<ClaimVersions> {
         let batches = self
             .collect_for(
+                // The superseded lines from the kept block's counts: counting claims_final
+                // probed every claim id against the superseded ones again (1.5 s at 1M).
                 "SELECT (SELECT count(*) FROM claims) AS lines_read, \
-                 (SELECT count(*) FROM claims_final) AS final_lines, \
+                 (SELECT CAST(coalesce(sum(lines), 0) AS BIGINT) FROM superseded_claims) AS superseded_lines, \
                  (SELECT count(*) FROM claims WHERE adjustment = 'void') AS void_lines",
                 "counting claim versions",
             )
             .await?;
         let b = &batches[0];
         let get = |i: usize| b.column(i).as_primitive::<Int64Type>().value(0) as u64;
-        let (lines_read, final_lines, void_lines) = (get(0), get(1), get(2));
+        let (lines_read, superseded_lines, void_lines) = (get(0), get(1), get(2));
         Ok(ClaimVersions {
             lines_read,
-            final_lines,
+            final_lines: lines_read.saturating_sub(superseded_lines + void_lines),
             void_lines,
-            superseded_lines: lines_read - final_lines - void_lines,
+            superseded_lines,
         })
     }
 
