@@ -98,10 +98,10 @@ impl Lookup {
     }
 }
 
-/// `hhq_value_set_contains(column, 'name')`: whether the column's value is in the value set; null
-/// for a null value, as `IN` gives. Given a list column (`any_in_value_set`), whether any of
-/// its elements is: a claim line's secondary diagnoses tested in place, not listed one row
-/// each first.
+/// `hhq_value_set_contains(column, 'name', ...)`: whether the column's value is in any of the
+/// named value sets; null for a null value, as `IN` gives. Given a list column
+/// (`any_in_value_set`), whether any of its elements is: a claim line's secondary diagnoses
+/// tested in place, not listed one row each first, each element read once for all the sets.
 #[derive(Debug)]
 pub struct ValueSetContains {
     signature: Signature,
@@ -312,6 +312,7 @@ mod tests {
             [Some(true), Some(false), Some(true), None, Some(false)]
         );
     }
+
     #[tokio::test]
     async fn several_sets_over_a_list_any_element_in_any_set() {
         let mut sets = ValueSets::default();
