@@ -366,17 +366,10 @@ mod tests {
              b,ICD10CM,F1099999999999\nc,ICD10CM,Z*\n",
         )
         .unwrap();
-        let alphabet = ["", "0", "1", "4", "9", "F", "T", "Z", "\0", "~"];
-        let mut values: Vec<String> = vec![String::new()];
-        for _ in 0..4 {
-            let longer: Vec<String> = values
-                .iter()
-                .flat_map(|v| alphabet.iter().map(move |a| format!("{v}{a}")))
-                .collect();
-            values.extend(longer);
-            values.sort();
-            values.dedup();
-        }
+        let mut values = crate::measure::valueset::strings_over(
+            &["", "0", "1", "4", "9", "F", "T", "Z", "\0", "~"],
+            4,
+        );
         let long: Vec<String> = values.iter().map(|v| format!("{v}099999999999")).collect();
         values.extend(long);
         let array = StringViewArray::from_iter_values(values.iter());

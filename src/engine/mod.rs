@@ -964,8 +964,7 @@ impl Engine {
         views: &[View],
     ) -> Result<(Vec<ResultRow>, Vec<Vec<ResultRow>>)> {
         let (name, table) = detail_table(compiled);
-        self.ctx.register_table(name.as_str(), detail)?;
-        let result = async {
+        self.over_detail(&name, detail, async {
             let mut aggregates = Vec::new();
             for (c, queries) in summary_queries(compiled, &table, views) {
                 let what = format!("measure {}", c.id);
@@ -978,8 +977,20 @@ impl Engine {
             }
             let rows = aggregates.remove(0);
             Ok((rows, aggregates))
-        }
-        .await;
+        })
+        .await
+    }
+
+    /// `work` run with `detail` registered as a measure's detail table `name`, which is
+    /// deregistered after it, whatever its outcome.
+    async fn over_detail<T>(
+        &self,
+        name: &str,
+        detail: Arc<dyn datafusion::catalog::TableProvider>,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.ctx.register_table(name, detail)?;
+        let result = work.await;
         self.ctx.deregister_table(name)?;
         result
     }
@@ -994,8 +1005,7 @@ impl Engine {
     ) -> Result<Vec<String>> {
         let (name, table) = detail_table(compiled);
         let empty = MemTable::try_new(schema.clone(), vec![Vec::new()])?;
-        self.ctx.register_table(name.as_str(), Arc::new(empty))?;
-        let result = async {
+        self.over_detail(&name, Arc::new(empty), async {
             let mut read = BTreeSet::new();
             for (_, queries) in summary_queries(compiled, &table, views) {
                 for sql in std::iter::once(&queries.summary).chain(&queries.population) {
@@ -1023,10 +1033,8 @@ impl Engine {
                 .map(|f| f.name().clone())
                 .filter(|f| read.contains(f))
                 .collect())
-        }
-        .await;
-        self.ctx.deregister_table(name)?;
-        result
+        })
+        .await
     }
 
     /// A measure's member-level detail, and the schema its plan gives. DataFusion computes a

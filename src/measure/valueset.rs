@@ -334,6 +334,23 @@ fn raised(s: &str) -> Option<String> {
     Some(out)
 }
 
+/// Every string of at most `len` pieces of `alphabet` (an empty piece makes shorter ones), in
+/// order, once each: the values around a set's bounds that its tests run over.
+#[cfg(test)]
+pub(crate) fn strings_over(alphabet: &[&str], len: usize) -> Vec<String> {
+    let mut strings = vec![String::new()];
+    for _ in 0..len {
+        let longer: Vec<String> = strings
+            .iter()
+            .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+            .collect();
+        strings.extend(longer);
+        strings.sort();
+        strings.dedup();
+    }
+    strings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,17 +401,7 @@ mod tests {
     async fn the_predicate_holds_exactly_the_set() {
         use datafusion::arrow::array::{AsArray, RecordBatch, StringViewArray};
         use std::sync::Arc;
-        let alphabet = ["", "0", "1", "2", "9", ":", "F", "G", "~", "\u{7f}"];
-        let mut strings = vec![String::new()];
-        for _ in 0..3 {
-            let longer: Vec<String> = strings
-                .iter()
-                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
-                .collect();
-            strings.extend(longer);
-            strings.sort();
-            strings.dedup();
-        }
+        let strings = strings_over(&["", "0", "1", "2", "9", ":", "F", "G", "~", "\u{7f}"], 3);
         let cases: [(&[&str], &[&str]); 6] = [
             (&[], &["F1", "F2"]),
             (&["F0"], &["F1", "F19", "F9"]),
@@ -448,17 +455,10 @@ mod tests {
     /// the codes' and the raised bounds'.
     #[test]
     fn the_range_holds_every_code_of_the_set() {
-        let alphabet = ['0', '1', '8', '9', ':', 'A', 'F', 'Z', '~', '\u{7f}', 'é'];
-        let mut strings = vec![String::new()];
-        for _ in 0..3 {
-            let longer: Vec<String> = strings
-                .iter()
-                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
-                .collect();
-            strings.extend(longer);
-        }
-        strings.sort();
-        strings.dedup();
+        let strings = strings_over(
+            &["0", "1", "8", "9", ":", "A", "F", "Z", "~", "\u{7f}", "é"],
+            3,
+        );
         let cases: [(&[&str], &[&str]); 5] = [
             (&["F1", "F19"], &[]),
             (&["9"], &["F", "1~"]),
