@@ -346,7 +346,7 @@ fn session(memory_limit: Option<usize>) -> Result<SessionContext> {
     udf::register(&ctx);
     pick::register(&ctx);
     // Also for blocks and population queries, not only the data-quality profile.
-    crate::quality::formats::register(&ctx);
+    crate::quality::register(&ctx);
     Ok(ctx)
 }
 

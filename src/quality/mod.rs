@@ -13,6 +13,7 @@
 //! are written to the data-quality report for the data steward, never to the terminal.
 
 pub mod checks;
+mod count;
 mod duplicates;
 pub mod formats;
 
@@ -487,6 +488,12 @@ async fn texts(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Register the profile's SQL functions (`hhq_code_format`, `hhq_count_true`) with a session.
+pub fn register(ctx: &SessionContext) {
+    formats::register(ctx);
+    count::register(ctx);
+}
+
 /// Profile the opened extracts (registered in `ctx` by [`crate::extract::open_all`]) under
 /// `policy`, with dates after `as_of` counted as future.
 pub async fn profile(
@@ -522,6 +529,7 @@ impl RowCounts {
 /// Count the rows of each extract, used and set aside by the first row rule they break, with
 /// each rule's own count: one scan per extract.
 pub async fn count_rows(ctx: &SessionContext, extracts: &[OpenedExtract]) -> Result<RowCounts> {
+    register(ctx);
     let mut rows_of = Vec::new();
     // Rule counts per extract, from one scan: rows grouped by the first rule they break, with
     // each rule's own count (a row may break several) summed alongside.
@@ -536,7 +544,7 @@ pub async fn count_rows(ctx: &SessionContext, extracts: &[OpenedExtract]) -> Res
         let rules = crate::extract::rules::row_rules(extract);
         let sums: Vec<String> = rules
             .iter()
-            .map(|r| format!(", sum(CASE WHEN {} THEN 1 ELSE 0 END)", r.sql()))
+            .map(|r| format!(", hhq_count_true({})", r.sql()))
             .collect();
         let sql = format!(
             "SELECT reason, count(*){} FROM (SELECT *, {} AS reason FROM {}) t GROUP BY reason ORDER BY reason",
@@ -606,7 +614,7 @@ pub async fn check(
         mut took,
     } = rows;
     let as_of_sql = format!("DATE '{}'", as_of.format("%Y-%m-%d"));
-    formats::register(ctx);
+    register(ctx);
     // Single-row flags, one scan per extract: a column per check.
     let all = catalogue();
     let mut flag_counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -625,12 +633,7 @@ pub async fn check(
         let started = std::time::Instant::now();
         let sums: Vec<String> = flags
             .iter()
-            .map(|(_, bad)| {
-                format!(
-                    "sum(CASE WHEN coalesce(({}), false) THEN 1 ELSE 0 END)",
-                    bad.replace("{as_of}", &as_of_sql)
-                )
-            })
+            .map(|(_, bad)| format!("hhq_count_true(({}))", bad.replace("{as_of}", &as_of_sql)))
             .collect();
         let batches = ctx
             .sql(&format!("SELECT {} FROM {}", sums.join(", "), opened.name))
