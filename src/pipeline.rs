@@ -218,6 +218,10 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     }
     let mut spooler = crate::detail::Spooler::new(spool);
     let mut planned_schemas = std::collections::BTreeMap::new();
+    // The order measures start in a pass: the longest in the pass before first, so that a pass
+    // does not end on a long measure running alone on one core while the other idles.
+    let mut order: Vec<usize> = (0..compiled.len()).collect();
+    let mut took_last = vec![std::time::Duration::ZERO; compiled.len()];
     for range in &ranges {
         engine.focus(range).await?;
         let started = std::time::Instant::now();
@@ -229,7 +233,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         // Each measure's detail spooled on a thread of its own, as the others compute; all of
         // a pass's before the next pass's.
         let started = std::time::Instant::now();
-        let mut details = engine.details(&compiled);
+        order.sort_by_key(|&i| std::cmp::Reverse(took_last[i]));
+        let mut details = engine.details(order.iter().map(|&i| &compiled[i]));
         while let Some(done) = details.next().await {
             let PassDetail {
                 index,
@@ -237,6 +242,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
                 planned,
                 took,
             } = done?;
+            let index = order[index];
+            took_last[index] = took;
             let id = compiled[index].id.clone();
             bar.set_message(id.clone());
             if !spooler.keeps(&id) {
