@@ -19,8 +19,7 @@ WITH lines AS (
   FROM claims_final
   WHERE claim_type <> 'pharmacy'
     AND (procedure_code IS NULL OR procedure_code <> 'S0281')
-    AND (in_value_set(principal_dx, 'alcohol_dx') OR in_value_set(principal_dx, 'opioid_dx')
-      OR in_value_set(principal_dx, 'other_drug_dx') OR in_value_set(principal_dx, 'overdose_dx')
+    AND (in_value_set(principal_dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx', 'overdose_dx')
       OR any_in_value_set(other_dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx', 'overdose_dx'))
 ),
 line_dx AS (
@@ -36,6 +35,5 @@ SELECT member_id, claim_id, claim_type,
   dx, CAST(min(position) AS INT) AS position, claim_id AS source_id
 FROM line_dx
 WHERE dx IS NOT NULL
-  AND (in_value_set(dx, 'alcohol_dx') OR in_value_set(dx, 'opioid_dx')
-    OR in_value_set(dx, 'other_drug_dx') OR in_value_set(dx, 'overdose_dx'))
+  AND in_value_set(dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx', 'overdose_dx')
 GROUP BY member_id, claim_id, claim_type, dx

@@ -16,5 +16,5 @@ SELECT
     OR coalesce(bool_or(in_value_set(principal_dx, 'mental_illness_dx')), false) AS mental_health_visit
 FROM claims_final
 WHERE claim_type IN ('outpatient', 'professional')
-  AND (in_value_set(procedure_code, 'outpatient_visit') OR in_value_set(procedure_code, 'mental_health_visit'))
+  AND in_value_set(procedure_code, 'outpatient_visit', 'mental_health_visit')
 GROUP BY member_id, service_from, claim_id

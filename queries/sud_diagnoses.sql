@@ -12,5 +12,5 @@ SELECT
   bool_or(in_value_set(dx, 'other_drug_dx')) AS other_drug,
   claim_id AS source_id
 FROM claim_substance_dx
-WHERE in_value_set(dx, 'alcohol_dx') OR in_value_set(dx, 'opioid_dx') OR in_value_set(dx, 'other_drug_dx')
+WHERE in_value_set(dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx')
 GROUP BY member_id, claim_id, claim_type, discharge_date, service_to, service_from

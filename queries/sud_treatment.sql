@@ -5,7 +5,7 @@
 -- (HCPCS). `kind` is visit, inpatient or medication, for measures that count them apart.
 WITH sud_claims AS (
   SELECT DISTINCT claim_id FROM claim_substance_dx
-  WHERE in_value_set(dx, 'alcohol_dx') OR in_value_set(dx, 'opioid_dx') OR in_value_set(dx, 'other_drug_dx')
+  WHERE in_value_set(dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx')
 ),
 lines AS (
   SELECT c.member_id, c.claim_id, c.claim_type, c.service_from, c.admission_date,
@@ -29,8 +29,8 @@ qualifying AS (
   -- natural order, the code lists took 1.1 s per million lines). Where a visit's procedure code
   -- is in a list, it is not null, so it is compared without coalesce.
   WHERE (claim_type = 'pharmacy' AND in_value_set(ndc, 'mat_ndc'))
-    OR (((sud_dx AND (in_value_set(procedure_code, 'outpatient_visit') OR in_value_set(procedure_code, 'mental_health_visit')))
-        OR in_value_set(procedure_code, 'sud_service') OR in_value_set(procedure_code, 'mat_procedure'))
+    OR (((sud_dx AND in_value_set(procedure_code, 'outpatient_visit', 'mental_health_visit'))
+        OR in_value_set(procedure_code, 'sud_service', 'mat_procedure'))
       AND claim_type IN ('outpatient', 'professional')
       AND procedure_code <> 'S0281'
       AND (revenue_code IS NULL OR NOT in_value_set(revenue_code, 'ed_revenue'))

@@ -54,7 +54,8 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Expand every `in_value_set(column, 'name')` in `sql`, and every
+/// Expand every `in_value_set(column, 'name', ...)` in `sql` (whether a column holds a code of
+/// any of the sets: one test over their union), and every
 /// `any_in_value_set(list_column, 'name', ...)` (whether any element of a list holds a code of
 /// any of the sets: a claim line's `other_dx`, each element read once however many sets).
 pub fn expand_value_sets(path: &Path, sql: &str, sets: &ValueSets) -> Result<String> {
@@ -70,7 +71,7 @@ pub fn expand_value_sets(path: &Path, sql: &str, sets: &ValueSets) -> Result<Str
                 path: path.to_path_buf(),
                 line,
                 column,
-                message: "in_value_set takes a column and a quoted value-set name".into(),
+                message: "in_value_set takes a column and quoted value-set names".into(),
                 hint: Some("write in_value_set(principal_dx, 'mental_illness_dx')".into()),
             });
         };
@@ -89,19 +90,7 @@ pub fn expand_value_sets(path: &Path, sql: &str, sets: &ValueSets) -> Result<Str
         out.push_str(&sql[last..whole.start()]);
         match (call.get(1), named.as_slice()) {
             (Some(_), _) => out.push_str(&ValueSet::sql_list_predicate(&named, &call[2])),
-            (None, [set]) => out.push_str(&set.sql_predicate(&call[2])),
-            (None, _) => {
-                return Err(Error::Definition {
-                    path: path.to_path_buf(),
-                    line,
-                    column,
-                    message: "in_value_set takes one value-set name".into(),
-                    hint: Some(
-                        "join two tests with OR; any_in_value_set(list, 'a', 'b') takes several"
-                            .into(),
-                    ),
-                });
-            }
+            (None, _) => out.push_str(&ValueSet::sql_any_predicate(&named, &call[2])),
         }
         last = whole.end();
     }
@@ -416,11 +405,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(several, "hhq_value_set_contains(other_dx, 'sud', 'mh')");
-        let one_only =
-            expand_value_sets(Path::new("q.sql"), "in_value_set(dx, 'sud', 'mh')", &sets)
-                .unwrap_err()
-                .to_string();
-        assert!(one_only.contains("takes one value-set name"), "{one_only}");
+        // A scalar in any of several sets: one predicate over their union.
+        let union =
+            expand_value_sets(Path::new("q.sql"), "in_value_set(dx, 'sud', 'mh')", &sets).unwrap();
+        assert_eq!(
+            union,
+            "(dx >= 'F10' AND dx < 'T402' AND (dx IN ('T401') OR (dx >= 'F10' AND dx < 'F11') \
+             OR (dx >= 'F20' AND dx < 'F21')))"
+        );
         let unknown = expand_value_sets(
             Path::new("q.sql"),
             "any_in_value_set(dx, 'mh', 'sux')",

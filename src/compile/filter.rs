@@ -95,28 +95,38 @@ pub fn check(
                     cols(),
                 )),
                 Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("in_value_set") => {
-                    let name = match &f.args {
-                        FunctionArguments::List(list) => list.args.get(1).and_then(|a| match a {
-                            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => {
-                                match &v.value {
-                                    Value::SingleQuotedString(s) => Some(s.clone()),
-                                    _ => None,
+                    // Every name after the column: a quoted name of a known set.
+                    let names: Option<Vec<String>> = match &f.args {
+                        FunctionArguments::List(list) if list.args.len() >= 2 => list.args[1..]
+                            .iter()
+                            .map(|a| match a {
+                                FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => {
+                                    match &v.value {
+                                        Value::SingleQuotedString(s) => Some(s.clone()),
+                                        _ => None,
+                                    }
                                 }
-                            }
-                            _ => None,
-                        }),
+                                _ => None,
+                            })
+                            .collect(),
                         _ => None,
                     };
-                    match name {
+                    match names {
                         None => Some((
-                            "in_value_set takes a column and a quoted value-set name".into(),
+                            "in_value_set takes a column and quoted value-set names".into(),
                             Some("in_value_set(principal_dx, 'mental_illness_dx')".into()),
                         )),
-                        Some(n) if self.sets.get(&n).is_none() => Some((
-                            format!("unknown value set `{n}`"),
-                            Some(suggest(&n, self.sets.names())),
-                        )),
-                        Some(_) => None,
+                        Some(names) => {
+                            names
+                                .into_iter()
+                                .find(|n| self.sets.get(n).is_none())
+                                .map(|n| {
+                                    (
+                                        format!("unknown value set `{n}`"),
+                                        Some(suggest(&n, self.sets.names())),
+                                    )
+                                })
+                        }
                     }
                 }
                 _ => None,

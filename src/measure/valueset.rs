@@ -211,6 +211,50 @@ impl ValueSet {
         }
     }
 
+    /// A SQL predicate that is true when `column` holds a code of any of `sets`: the
+    /// [`ValueSet::sql_predicate`] of their union, so a value is compared against one range and
+    /// one list (or looked up once), not once per set. A union larger than [`IN_LIST_MAX`] is one
+    /// [`LOOKUP_FUNCTION`] call naming every set, guarded by the union's range.
+    pub fn sql_any_predicate(sets: &[&ValueSet], column: &str) -> String {
+        let [first, rest @ ..] = sets else {
+            return "FALSE".to_string();
+        };
+        if rest.is_empty() {
+            return first.sql_predicate(column);
+        }
+        let mut union = ValueSet {
+            name: sets
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join("|"),
+            code_system: first.code_system.clone(),
+            codes: sets.iter().flat_map(|s| s.codes.iter().cloned()).collect(),
+            prefixes: sets
+                .iter()
+                .flat_map(|s| s.prefixes.iter().cloned())
+                .collect(),
+            defined_at: first.defined_at.clone(),
+            replaces_illustrative: false,
+        };
+        union.codes.sort();
+        union.codes.dedup();
+        union.prefixes.sort();
+        union.prefixes.dedup();
+        if union.codes.len() + union.prefixes.len() <= IN_LIST_MAX {
+            return union.sql_predicate(column);
+        }
+        let names: Vec<String> = sets
+            .iter()
+            .map(|s| format!("'{}'", s.name.replace('\'', "''")))
+            .collect();
+        let lookup = format!("{LOOKUP_FUNCTION}({column}, {})", names.join(", "));
+        match union.range(column) {
+            Some(range) => format!("({range} AND {lookup})"),
+            None => lookup,
+        }
+    }
+
     /// A SQL predicate that is true when any element of the list `column` holds a code of any
     /// of `sets`, false for an empty list, null for a null one: [`LOOKUP_FUNCTION`] over the
     /// list, whatever the sets' sizes (portable SQL has no test over a list's elements short of
@@ -420,6 +464,42 @@ mod tests {
         let values = StringViewArray::from_iter_values(strings.iter());
         let batch = RecordBatch::try_from_iter([("x", Arc::new(values) as _)]).unwrap();
         ctx.register_batch("t", batch).unwrap();
+        let set_of = |codes: &[&str], prefixes: &[&str]| ValueSet {
+            name: "s".into(),
+            code_system: "X".into(),
+            codes: codes.iter().map(|c| c.to_string()).collect(),
+            prefixes: prefixes.iter().map(|c| c.to_string()).collect(),
+            defined_at: (PathBuf::new(), 1),
+            replaces_illustrative: false,
+        };
+        // Any of two sets: every pair of the cases, as one predicate over their union.
+        for (i, (c1, p1)) in cases.iter().enumerate() {
+            for (c2, p2) in &cases[i + 1..] {
+                let (a, b) = (set_of(c1, p1), set_of(c2, p2));
+                let sql = format!(
+                    "SELECT x, coalesce({}, false) FROM t ORDER BY x",
+                    ValueSet::sql_any_predicate(&[&a, &b], "x")
+                );
+                let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+                let holds = |set: &ValueSet, s: &str| {
+                    set.codes.iter().any(|c| c == s)
+                        || set.prefixes.iter().any(|p| s.starts_with(p.as_str()))
+                };
+                let mut rows = 0;
+                for batch in &batches {
+                    let (xs, hits) = (
+                        batch.column(0).as_string_view(),
+                        batch.column(1).as_boolean(),
+                    );
+                    for r in 0..batch.num_rows() {
+                        let s = xs.value(r);
+                        assert_eq!(hits.value(r), holds(&a, s) || holds(&b, s), "{s:?}: {sql}");
+                        rows += 1;
+                    }
+                }
+                assert_eq!(rows, strings.len());
+            }
+        }
         for (codes, prefixes) in cases {
             let set = ValueSet {
                 name: "s".into(),
