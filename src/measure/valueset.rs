@@ -399,6 +399,23 @@ pub(crate) fn strings_over(alphabet: &[&str], len: usize) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// A test set of these codes and prefixes.
+    fn set_of(codes: &[&str], prefixes: &[&str]) -> ValueSet {
+        ValueSet {
+            name: "s".into(),
+            code_system: "X".into(),
+            codes: codes.iter().map(|c| c.to_string()).collect(),
+            prefixes: prefixes.iter().map(|c| c.to_string()).collect(),
+            defined_at: (PathBuf::new(), 1),
+            replaces_illustrative: false,
+        }
+    }
+
+    /// Whether the set holds `s`: one of its codes, or a string starting with one of its prefixes.
+    fn holds(set: &ValueSet, s: &str) -> bool {
+        set.codes.iter().any(|c| c == s) || set.prefixes.iter().any(|p| s.starts_with(p.as_str()))
+    }
+
     #[test]
     fn prefixes_and_codes_make_one_predicate() {
         let mut sets = ValueSets::default();
@@ -464,14 +481,6 @@ mod tests {
         let values = StringViewArray::from_iter_values(strings.iter());
         let batch = RecordBatch::try_from_iter([("x", Arc::new(values) as _)]).unwrap();
         ctx.register_batch("t", batch).unwrap();
-        let set_of = |codes: &[&str], prefixes: &[&str]| ValueSet {
-            name: "s".into(),
-            code_system: "X".into(),
-            codes: codes.iter().map(|c| c.to_string()).collect(),
-            prefixes: prefixes.iter().map(|c| c.to_string()).collect(),
-            defined_at: (PathBuf::new(), 1),
-            replaces_illustrative: false,
-        };
         // Any of two sets: every pair of the cases, as one predicate over their union.
         for (i, (c1, p1)) in cases.iter().enumerate() {
             for (c2, p2) in &cases[i + 1..] {
@@ -481,10 +490,6 @@ mod tests {
                     ValueSet::sql_any_predicate(&[&a, &b], "x")
                 );
                 let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-                let holds = |set: &ValueSet, s: &str| {
-                    set.codes.iter().any(|c| c == s)
-                        || set.prefixes.iter().any(|p| s.starts_with(p.as_str()))
-                };
                 let mut rows = 0;
                 for batch in &batches {
                     let (xs, hits) = (
@@ -501,14 +506,7 @@ mod tests {
             }
         }
         for (codes, prefixes) in cases {
-            let set = ValueSet {
-                name: "s".into(),
-                code_system: "X".into(),
-                codes: codes.iter().map(|c| c.to_string()).collect(),
-                prefixes: prefixes.iter().map(|c| c.to_string()).collect(),
-                defined_at: (PathBuf::new(), 1),
-                replaces_illustrative: false,
-            };
+            let set = set_of(codes, prefixes);
             let sql = format!(
                 "SELECT x, coalesce({}, false) FROM t ORDER BY x",
                 set.sql_predicate("x")
@@ -518,11 +516,9 @@ mod tests {
                 let (xs, hits) = (b.column(0).as_string_view(), b.column(1).as_boolean());
                 for i in 0..b.num_rows() {
                     let s = xs.value(i);
-                    let held = set.codes.iter().any(|c| c == s)
-                        || set.prefixes.iter().any(|p| s.starts_with(p.as_str()));
                     assert_eq!(
                         hits.value(i),
-                        held,
+                        holds(&set, s),
                         "{s:?} in {codes:?} {prefixes:?}: {sql}"
                     );
                 }
@@ -547,14 +543,7 @@ mod tests {
             (&["é", "F"], &["8"]),
         ];
         for (codes, prefixes) in cases {
-            let set = ValueSet {
-                name: "s".into(),
-                code_system: "X".into(),
-                codes: codes.iter().map(|c| c.to_string()).collect(),
-                prefixes: prefixes.iter().map(|c| c.to_string()).collect(),
-                defined_at: (PathBuf::new(), 1),
-                replaces_illustrative: false,
-            };
+            let set = set_of(codes, prefixes);
             let lo = set.codes.iter().chain(&set.prefixes).min().unwrap().clone();
             let hi = set
                 .codes
