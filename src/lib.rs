@@ -26,6 +26,7 @@
 //! | | [`spc`] | statistical process control: p- and u-chart limits and special-cause signals |
 //! | | [`suppress`] | CMS small-cell suppression (primary and complementary) for published tables |
 //! | | [`cms`] | the CMS reporting-system tables (numbers, and per-measure fields) and CMS's consistency checks |
+//! | | [`adhoc`] | `hhq sql` and `hhq query`: one read-only query over the extracts and blocks, an audience's members only when asked, written as a table, CSV, JSON or Parquet |
 //! | reports | [`report`] | what people read: the terminal table, `hhq explain`, and `hhq report state\|mco\|hhp` (gather → document → HTML, PDF, tables) |
 //! | | [`chart`] | the reports' charts (plotters → SVG with text as outlines, and PNG), identical on every machine |
 //!
@@ -35,6 +36,7 @@
 //! with hashes), [`output`] (atomic files, and whole output directories staged and swapped in)
 //! and [`pipeline`] (the main job, stage by stage).
 
+pub mod adhoc;
 pub mod chart;
 pub mod cms;
 pub mod compile;

@@ -17,7 +17,7 @@ use hhq::{Error, Result, compile, extract, report};
     name = "hhq",
     version,
     about = "Medicaid Health Home quality measures: YAML definitions, DataFusion over Parquet extracts",
-    after_help = "Start with `hhq run`: every measure on the synthetic data in testdata/."
+    after_help = "Start with `hhq run`: every measure on the synthetic data in testdata/.\n\nExit codes: 0 success; 1 a failure (unreadable or damaged data, a definition with problems, a failed check or deck); 2 a usage error (an unknown option, measure, MCO or partner, a query that does not parse or plan); 3 the extracts fail a data-quality check whose policy refuses to publish."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -306,8 +306,128 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// Run one SQL query over the extracts and building blocks, and print or write its rows
+    #[command(
+        after_help = "Examples:\n  hhq sql \"SELECT claim_type, count(*) AS lines FROM claims GROUP BY claim_type ORDER BY 1\"\n  hhq sql \"SELECT * FROM ed_visits WHERE visit_date >= DATE '2025-07-01'\" --format csv --out ed.csv\n  hhq sql \"SELECT count(*) FROM members\" --hhp HHP-03\n\nTables: claims, contacts, members, enrollment (the usable rows), claims__all and the like (every row, as read) and every building block of queries/ (claims_final, ed_visits, inpatient_stays, hh_services, ...). One read-only query: no CREATE, INSERT, COPY or SET.\n\nWith --mco or --hhp the extracts hold only the members that MCO or partner is ever assigned (any enrolment span).",
+        arg_required_else_help = true
+    )]
+    Sql {
+        /// The query
+        query: String,
+        #[command(flatten)]
+        adhoc: AdhocArgs,
+    },
+    /// Run the SQL query in a file (as `hhq sql`); errors name the file, line and column
+    #[command(
+        after_help = "Examples:\n  hhq query queries/examples/ed_visits_by_month.sql\n  hhq query queries/examples/members_without_contact.sql --mco MCO-A --format csv --out worklist.csv",
+        arg_required_else_help = true
+    )]
+    Query {
+        /// A file holding one SQL query
+        file: PathBuf,
+        #[command(flatten)]
+        adhoc: AdhocArgs,
+    },
     /// Print the extract contract as Markdown
+    #[command(after_help = "Example: hhq contract > contract.md")]
     Contract,
+    /// Print a shell completion script for hhq
+    #[command(
+        after_help = "Examples:\n  hhq completions bash > ~/.local/share/bash-completion/completions/hhq\n  hhq completions zsh > ~/.zfunc/_hhq\n  hhq completions fish > ~/.config/fish/completions/hhq.fish"
+    )]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages: hhq.1 and one per command (hhq-run.1, ...)
+    #[command(after_help = "Example: hhq man --out man && man -l man/hhq-run.1")]
+    Man {
+        /// Directory to write the pages to
+        #[arg(long, default_value = "man")]
+        out: PathBuf,
+    },
+}
+
+/// What `hhq sql` and `hhq query` read, whose members, and how they write the rows.
+#[derive(clap::Args, Clone)]
+struct AdhocArgs {
+    /// Data directory holding the four extracts
+    #[arg(long, default_value = "testdata")]
+    data: PathBuf,
+    /// How to write the rows
+    #[arg(long, value_enum, default_value_t = hhq::adhoc::Format::Table)]
+    format: hhq::adhoc::Format,
+    /// Write the rows to this file (atomically) rather than to standard output; needed for parquet
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Only this MCO's members in the extracts
+    #[arg(long, value_name = "ID", conflicts_with = "hhp")]
+    mco: Option<String>,
+    /// Only this partner's members in the extracts
+    #[arg(long, value_name = "ID")]
+    hhp: Option<String>,
+    /// Rows a table shows at most (csv, json and parquet write every row)
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    max_rows: usize,
+    #[command(flatten)]
+    memory: MemoryArgs,
+    #[command(flatten)]
+    dirs: DefinitionDirs,
+}
+
+impl AdhocArgs {
+    fn options(self) -> hhq::adhoc::AdhocOptions {
+        hhq::adhoc::AdhocOptions {
+            data: self.data,
+            measures: self.dirs.measures,
+            queries: self.dirs.queries,
+            scope: match (self.mco, self.hhp) {
+                (Some(id), _) => hhq::engine::Scope::Mco(id),
+                (_, Some(id)) => hhq::engine::Scope::Hhp(id),
+                _ => hhq::engine::Scope::All,
+            },
+            memory_limit: self.memory.memory_limit,
+            format: self.format,
+            out: self.out,
+            max_rows: self.max_rows,
+        }
+    }
+}
+
+/// Write `hhq.1` and a page per command (`hhq-run.1`, ...) to `dir`, each atomically; returns
+/// how many.
+fn write_man_pages(dir: &std::path::Path) -> Result<usize> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let render = |c: clap::Command, name: &str| -> Result<()> {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(c)
+            .render(&mut page)
+            .map_err(|source| Error::Io {
+                path: dir.join(name),
+                source,
+            })?;
+        hhq::output::write_atomic(&dir.join(name), &page)
+    };
+    let mut written = 0;
+    for sub in cmd.get_subcommands() {
+        let name = format!("hhq-{}", sub.get_name());
+        render(sub.clone().name(name.clone()), &format!("{name}.1"))?;
+        written += 1;
+    }
+    render(cmd, "hhq.1")?;
+    Ok(written + 1)
+}
+
+/// Run an ad hoc query and write its rows; the count goes to stderr when the rows go to a file.
+async fn adhoc(args: AdhocArgs, query: hhq::adhoc::Query) -> Result<()> {
+    let opts = args.options();
+    let rows = hhq::adhoc::run(&opts, &query).await?;
+    hhq::adhoc::write(&rows, &opts)?;
+    if let Some(out) = &opts.out {
+        eprintln!("wrote {} rows to {}", rows.count(), out.display());
+    }
+    Ok(())
 }
 
 /// The data-quality policy and as-of date; shared by validate, run and report.
@@ -776,6 +896,21 @@ async fn dispatch(command: Command) -> Result<()> {
             if failed > 0 {
                 return Err(Error::Failed(format!("{failed} deck case(s) failed")));
             }
+            Ok(())
+        }
+        Command::Sql { query, adhoc: args } => adhoc(args, hhq::adhoc::Query::inline(query)).await,
+        Command::Query { file, adhoc: args } => {
+            adhoc(args, hhq::adhoc::Query::from_file(&file)?).await
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "hhq", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { out } => {
+            let written = write_man_pages(&out)?;
+            eprintln!("wrote {written} manual pages to {}", out.display());
             Ok(())
         }
         Command::Contract => {

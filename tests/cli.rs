@@ -362,3 +362,221 @@ fn rolling_and_quarter_periods_run() {
     let csv = std::fs::read_to_string(out.path().join("summary.csv")).unwrap();
     assert!(csv.contains(",2025-04-01,2026-03-31,total,total,"), "{csv}");
 }
+
+/// A deck for ad hoc SQL, counted by hand: A1 and A2 are partner HHP-1's (MCO-A), B1 is HHP-2's
+/// (MCO-B). A1's claim C2 is voided by C2V, so its final lines are C1's two; A2 and B1 have one
+/// each. Final claim lines per member: A1 2, A2 1, B1 1.
+const ADHOC_CLAIMS: &str = "\
+member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to,procedure_code,principal_dx
+A1,C1,1,professional,original,,2025-03-01,2025-03-01,99213,F200
+A1,C1,2,professional,original,,2025-03-01,2025-03-01,90834,F200
+A1,C2,1,professional,original,,2025-04-01,2025-04-01,99213,F200
+A1,C2V,1,professional,void,C2,2025-04-01,2025-04-01,99213,F200
+A2,C3,1,professional,original,,2025-05-01,2025-05-01,99213,E119
+B1,C4,1,professional,original,,2025-06-01,2025-06-01,99214,I10
+";
+const ADHOC_CONTACTS: &str = "\
+contact_id,member_id,contact_date,hhp_id,service,mode,reached
+K1,A1,2025-03-02,HHP-1,care_management,phone,true
+K2,B1,2025-06-02,HHP-2,care_coordination,in_person,true
+";
+const ADHOC_MEMBERS: &str = "\
+member_id,birth_date,sex,death_date,dual_eligible
+A1,1980-01-01,F,,false
+A2,1975-01-01,M,,false
+B1,1990-01-01,F,,false
+";
+const ADHOC_ENROLLMENT: &str = "\
+member_id,span_type,start_date,end_date,mco_id,hhp_id,population,opted_out
+A1,medicaid,2024-01-01,,MCO-A,,,
+A1,health_home,2024-01-01,,MCO-A,HHP-1,SMI,false
+A2,medicaid,2024-01-01,,MCO-A,,,
+A2,health_home,2024-01-01,,MCO-A,HHP-1,CC,false
+B1,medicaid,2024-01-01,,MCO-B,,,
+B1,health_home,2024-01-01,,MCO-B,HHP-2,SMI,false
+";
+
+const FINAL_LINES: &str =
+    "SELECT member_id, count(*) AS lines FROM claims_final GROUP BY member_id ORDER BY member_id";
+
+#[test]
+fn sql_reads_extracts_and_blocks_in_every_format_and_scopes_audiences() {
+    let data = common::data_dir(
+        ADHOC_CLAIMS,
+        ADHOC_CONTACTS,
+        ADHOC_MEMBERS,
+        ADHOC_ENROLLMENT,
+    );
+    let d = data.path().to_str().unwrap();
+    let root = common::root();
+    let sql = |extra: &[&str]| {
+        let mut args = vec!["sql", FINAL_LINES, "--data", d];
+        args.extend_from_slice(extra);
+        let o = hhq(&args, &root);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(
+        sql(&["--format", "csv"]),
+        "member_id,lines\nA1,2\nA2,1\nB1,1\n"
+    );
+    // A partner's or an MCO's analyst sees its own members only.
+    assert_eq!(
+        sql(&["--format", "csv", "--hhp", "HHP-1"]),
+        "member_id,lines\nA1,2\nA2,1\n"
+    );
+    assert_eq!(
+        sql(&["--format", "csv", "--mco", "MCO-B"]),
+        "member_id,lines\nB1,1\n"
+    );
+    let json: serde_json::Value = serde_json::from_str(&sql(&["--format", "json"])).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([
+            {"member_id": "A1", "lines": 2},
+            {"member_id": "A2", "lines": 1},
+            {"member_id": "B1", "lines": 1}
+        ])
+    );
+    let table = sql(&["--max-rows", "2"]);
+    assert!(table.contains("A1") && table.contains("A2") && !table.contains("B1"));
+    assert!(
+        table.contains("1 more rows not shown (3 in all)"),
+        "{table}"
+    );
+
+    // Parquet goes to a file, written whole.
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("lines.parquet");
+    let o = hhq(
+        &[
+            "sql",
+            FINAL_LINES,
+            "--data",
+            d,
+            "--format",
+            "parquet",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+        &root,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("wrote 3 rows"));
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&file).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 3);
+}
+
+#[test]
+fn sql_refuses_writes_and_points_at_errors_in_query_files() {
+    let data = common::data_dir(
+        ADHOC_CLAIMS,
+        ADHOC_CONTACTS,
+        ADHOC_MEMBERS,
+        ADHOC_ENROLLMENT,
+    );
+    let d = data.path().to_str().unwrap();
+    let root = common::root();
+    let fails = |args: &[&str]| {
+        let o = hhq(args, &root);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = fails(&["sql", "CREATE TABLE x AS SELECT 1", "--data", d]);
+    assert!(e.contains("query:"), "{e}");
+    let e = fails(&["sql", "SELECT 1", "--data", d, "--format", "parquet"]);
+    assert!(e.contains("--out"), "{e}");
+    let e = fails(&["sql", "SELECT 1", "--data", d, "--hhp", "HHP-9"]);
+    assert!(e.contains("HHP-9") && e.contains("HHP-1"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.sql");
+    std::fs::write(&bad, "SELECT member_id\nFROM claims WHERE member_id = )\n").unwrap();
+    let e = fails(&["query", bad.to_str().unwrap(), "--data", d]);
+    assert!(e.contains("bad.sql:2:31:"), "{e}");
+    let unknown = dir.path().join("unknown.sql");
+    std::fs::write(&unknown, "SELECT * FROM claimz\n").unwrap();
+    let e = fails(&["query", unknown.to_str().unwrap(), "--data", d]);
+    assert!(
+        e.contains("unknown.sql:1:1:") && e.contains("claimz"),
+        "{e}"
+    );
+    assert!(e.contains("hint: the tables are"), "{e}");
+}
+
+#[test]
+fn example_queries_run_on_the_test_data() {
+    let root = common::root();
+    let mut ran = 0;
+    for entry in std::fs::read_dir(root.join("queries/examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "sql") {
+            continue;
+        }
+        let o = hhq(&["query", path.to_str().unwrap(), "--format", "csv"], &root);
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert!(text.lines().count() > 1, "{}: no rows", path.display());
+        ran += 1;
+    }
+    assert!(ran >= 4);
+}
+
+#[test]
+fn every_command_shows_an_example_and_completions_and_man_pages_follow_the_commands() {
+    let root = common::root();
+    let help = String::from_utf8(hhq(&["--help"], &root).stdout).unwrap();
+    assert!(help.contains("Exit codes: 0 success"), "{help}");
+    let commands: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        // A command's line starts two spaces in; a wrapped description's, further.
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 15, "{commands:?}");
+    for c in &commands {
+        let o = hhq(&[c, "--help"], &root);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains("Example"),
+            "`hhq {c} --help` shows no example:\n{text}"
+        );
+    }
+
+    let bash = String::from_utf8(hhq(&["completions", "bash"], &root).stdout).unwrap();
+    assert!(bash.contains("complete -F _hhq"), "{bash}");
+    for c in &commands {
+        assert!(bash.contains(&format!("hhq,{c})")), "no completion for {c}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let o = hhq(&["man", "--out", dir.path().to_str().unwrap()], &root);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(dir.path().join("hhq.1")).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH hhq"),
+        "{page}"
+    );
+    for c in &commands {
+        let page = std::fs::read_to_string(dir.path().join(format!("hhq-{c}.1"))).unwrap();
+        assert!(page.contains(&format!(".TH hhq-{c}")), "hhq-{c}.1:\n{page}");
+    }
+    let sql = std::fs::read_to_string(dir.path().join("hhq-sql.1")).unwrap();
+    assert!(sql.contains("format") && sql.contains("parquet"), "{sql}");
+}

@@ -124,6 +124,22 @@ impl Scope {
             Scope::Hhp(id) => Some(format!("hhp = {}", lit(id))),
         }
     }
+
+    /// The SQL condition on an extract row's `member_id`: one of the audience's members (an
+    /// enrolment span, of any type, with its MCO or partner); `None` for everyone.
+    fn members(&self) -> Option<String> {
+        let lit = |v: &str| format!("'{}'", v.replace('\'', "''"));
+        let (column, id) = match self {
+            Scope::All => return None,
+            Scope::Mco(id) => ("mco_id", id),
+            Scope::Hhp(id) => ("hhp_id", id),
+        };
+        Some(format!(
+            "member_id IN (SELECT member_id FROM {} WHERE {column} = {})",
+            extract::all_rows(&extract::contract::ENROLLMENT),
+            lit(id)
+        ))
+    }
 }
 
 /// One more aggregate of a measure's detail: an audience's units, grouped by the measure's own
@@ -246,6 +262,8 @@ struct Views {
     /// Extracts the data-quality profile found nothing to set aside in.
     clean: BTreeSet<&'static str>,
     range: MemberRange,
+    /// Only an audience's members (ad hoc SQL for an MCO or a partner: [`Engine::restrict`]).
+    audience: Scope,
 }
 
 /// Member ids from `from` (inclusive) to `to` (exclusive), an open end unbounded: the members
@@ -494,6 +512,18 @@ impl Engine {
         self.define_views(views).await
     }
 
+    /// Hold only this audience's members from now on: every extract's view reads the rows of
+    /// the members the enrollment extract ever assigns to the MCO or partner (any span), so that
+    /// ad hoc SQL for a partner never reaches another partner's members.
+    pub async fn restrict(&self, scope: &Scope) -> Result<()> {
+        let mut views = self.views.lock().expect("not poisoned").clone();
+        if views.audience == *scope {
+            return Ok(());
+        }
+        views.audience = scope.clone();
+        self.define_views(views).await
+    }
+
     /// The measures this pass runs next, each once: a step two of them compute alike (the same
     /// key) is computed by the first and kept for the others, then dropped after the last has
     /// read it. Without it (or once the views change: [`Engine::focus`]) each measure computes
@@ -574,6 +604,7 @@ impl Engine {
                 conditions.push(extract::rules::usable_sql(extract));
             }
             conditions.extend(views.range.filter());
+            conditions.extend(views.audience.members());
             let filter = match conditions.is_empty() {
                 true => String::new(),
                 false => format!(" WHERE ({})", conditions.join(") AND (")),

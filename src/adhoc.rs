@@ -1,0 +1,285 @@
+//! Ad hoc SQL (`hhq sql`, `hhq query`): one read-only query over the extracts (their usable
+//! rows, and `<extract>__all` for every row) and the building blocks, its rows written as a
+//! table, CSV, JSON or Parquet. It owns what a query may be (one `SELECT` or `WITH`, no DDL,
+//! DML or `SET`), where its errors point (the file, line and column of a query file), audience
+//! scoping (an MCO's or partner's members only) and the writers; the engine owns the session.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::context::SQLOptions;
+
+use crate::engine::{Definitions, Engine, Scope};
+use crate::error::{Error, Result};
+
+/// How the rows are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// A table for people, at most `--max-rows` rows of it on a terminal.
+    #[default]
+    Table,
+    /// Comma-separated values with a header row (RFC 4180 quoting).
+    Csv,
+    /// A JSON array of objects, one per row, dates as `YYYY-MM-DD`.
+    Json,
+    /// A Parquet file (with `--out`).
+    Parquet,
+}
+
+/// Where a query came from: its file (errors name its line and column) or the command line.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub text: String,
+    pub file: Option<PathBuf>,
+}
+
+impl Query {
+    /// A query file's text; an unreadable file names itself.
+    pub fn from_file(path: &Path) -> Result<Query> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Ok(Query {
+            text,
+            file: Some(path.to_path_buf()),
+        })
+    }
+
+    /// A query given on the command line.
+    pub fn inline(text: impl Into<String>) -> Query {
+        Query {
+            text: text.into(),
+            file: None,
+        }
+    }
+}
+
+/// What `hhq sql` and `hhq query` read and write.
+#[derive(Debug, Clone)]
+pub struct AdhocOptions {
+    pub data: PathBuf,
+    pub measures: PathBuf,
+    pub queries: PathBuf,
+    /// Whose members the extracts hold for the query: everyone's, an MCO's or a partner's.
+    pub scope: Scope,
+    pub memory_limit: Option<usize>,
+    pub format: Format,
+    /// A file to write (atomically); `None` writes to standard output.
+    pub out: Option<PathBuf>,
+    /// The most rows a table shows (the other formats write every row).
+    pub max_rows: usize,
+}
+
+/// A query's rows, and its schema (kept for a query with no rows).
+pub struct Rows {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Rows {
+    pub fn count(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+/// Open the data directory, scope it to the audience's members, and run the query.
+pub async fn run(opts: &AdhocOptions, query: &Query) -> Result<Rows> {
+    let defs = Definitions::load(&opts.measures, &opts.queries)?;
+    let engine = Engine::open_limited(
+        &opts.data,
+        &defs,
+        &crate::engine::Inputs::default(),
+        opts.memory_limit,
+    )
+    .await?;
+    engine.check_scope(&opts.scope).await?;
+    engine.restrict(&opts.scope).await?;
+    execute(&engine, query).await
+}
+
+/// Run one read-only query in the engine's session.
+pub async fn execute(engine: &Engine, query: &Query) -> Result<Rows> {
+    // Ad hoc SQL reads: it never defines, changes or drops a table, nor sets an option that
+    // the measures' own queries would then run under.
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let df = engine
+        .context()
+        .sql_with_options(&query.text, options)
+        .await
+        .map_err(|e| query_error(query, e))?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(|e| query_error(query, e))?;
+    Ok(Rows { schema, batches })
+}
+
+/// A query's error, pointing into its file when the parser said where. A wrong query is the
+/// user's input, as a wrong option is: a usage error (exit code 2), from a file or not.
+fn query_error(query: &Query, e: datafusion::error::DataFusionError) -> Error {
+    let message = e.strip_backtrace().to_string();
+    let Some(path) = &query.file else {
+        return Error::Usage(format!("query: {message}"));
+    };
+    let (line, column) = position(&message).unwrap_or((1, 1));
+    // Naming the tables helps when one was not found, not when the text does not parse.
+    let lost = message.contains("not found") || message.contains("No field named");
+    let located = Error::Definition {
+        path: path.clone(),
+        line,
+        column,
+        message,
+        hint: lost.then(|| {
+            "the tables are claims, contacts, members, enrollment (usable rows), \
+             <extract>__all (every row) and the building blocks of queries/"
+                .to_string()
+        }),
+    };
+    Error::Usage(located.to_string())
+}
+
+/// The `Line: L, Column: C` the SQL parser puts in its messages.
+fn position(message: &str) -> Option<(usize, usize)> {
+    let at = message.find("Line: ")?;
+    let rest = &message[at + "Line: ".len()..];
+    let line: usize = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let col_at = rest.find("Column: ")?;
+    let column: usize = rest[col_at + "Column: ".len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    Some((line, column))
+}
+
+/// The rows in `format`, as bytes: what `--out` or standard output receives.
+pub fn render(rows: &Rows, format: Format, max_rows: usize) -> Result<Vec<u8>> {
+    match format {
+        Format::Table => Ok(table(rows, max_rows)?.into_bytes()),
+        Format::Csv => {
+            let mut out = Vec::new();
+            {
+                let mut w = crate::results::csv_writer(&mut out);
+                if rows.batches.is_empty() {
+                    w.write(&RecordBatch::new_empty(rows.schema.clone()))?;
+                }
+                for b in &rows.batches {
+                    w.write(b)?;
+                }
+            }
+            Ok(out)
+        }
+        Format::Json => {
+            let mut w = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+            for b in &rows.batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+            let mut out = w.into_inner();
+            // An empty result is an empty array, not nothing.
+            if out.is_empty() {
+                out.extend_from_slice(b"[]");
+            }
+            out.push(b'\n');
+            Ok(out)
+        }
+        Format::Parquet => {
+            let mut out = Vec::new();
+            let props = datafusion::parquet::file::properties::WriterProperties::builder()
+                .set_compression(datafusion::parquet::basic::Compression::ZSTD(
+                    Default::default(),
+                ))
+                .build();
+            let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
+                &mut out,
+                rows.schema.clone(),
+                Some(props),
+            )?;
+            for b in &rows.batches {
+                w.write(b)?;
+            }
+            w.close()?;
+            Ok(out)
+        }
+    }
+}
+
+/// The rows as a table for a terminal: at most `max_rows`, and a line saying how many more.
+fn table(rows: &Rows, max_rows: usize) -> Result<String> {
+    let (columns, text) = crate::results::text_rows(&rows.batches)?;
+    let columns = if columns.is_empty() {
+        rows.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    } else {
+        columns
+    };
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(columns);
+    for row in text.iter().take(max_rows) {
+        t.add_row(row.iter().map(|v| v.as_deref().unwrap_or("")));
+    }
+    let mut out = format!("{t}\n");
+    let total = text.len();
+    if total > max_rows {
+        out.push_str(&format!(
+            "{} more rows not shown ({total} in all): --max-rows N, or --format csv\n",
+            total - max_rows
+        ));
+    } else {
+        out.push_str(&format!(
+            "{total} row{}\n",
+            if total == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(out)
+}
+
+/// Write the rows where the options say: a file atomically (a failed query leaves no partial
+/// file), or standard output. Parquet is binary and goes to a file only.
+pub fn write(rows: &Rows, opts: &AdhocOptions) -> Result<()> {
+    if opts.format == Format::Parquet && opts.out.is_none() {
+        return Err(Error::Usage(
+            "--format parquet writes a file: give --out FILE.parquet".into(),
+        ));
+    }
+    let bytes = render(rows, opts.format, opts.max_rows)?;
+    match &opts.out {
+        Some(path) => crate::output::write_atomic(path, &bytes),
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            match stdout.write_all(&bytes).and_then(|_| stdout.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Error::io("standard output", e))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parser_positions_are_read_from_messages() {
+        assert_eq!(
+            position(
+                "SQL error: ParserError(\"Expected: end of statement, found: x at Line: 3, Column: 14\")"
+            ),
+            Some((3, 14))
+        );
+        assert_eq!(position("Schema error: No field named y"), None);
+    }
+}
