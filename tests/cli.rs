@@ -396,17 +396,21 @@ B1,medicaid,2024-01-01,,MCO-B,,,
 B1,health_home,2024-01-01,,MCO-B,HHP-2,SMI,false
 ";
 
+fn adhoc_data() -> tempfile::TempDir {
+    common::data_dir(
+        ADHOC_CLAIMS,
+        ADHOC_CONTACTS,
+        ADHOC_MEMBERS,
+        ADHOC_ENROLLMENT,
+    )
+}
+
 const FINAL_LINES: &str =
     "SELECT member_id, count(*) AS lines FROM claims_final GROUP BY member_id ORDER BY member_id";
 
 #[test]
 fn sql_reads_extracts_and_blocks_in_every_format_and_scopes_audiences() {
-    let data = common::data_dir(
-        ADHOC_CLAIMS,
-        ADHOC_CONTACTS,
-        ADHOC_MEMBERS,
-        ADHOC_ENROLLMENT,
-    );
+    let data = adhoc_data();
     let d = data.path().to_str().unwrap();
     let root = common::root();
     let sql = |extra: &[&str]| {
@@ -476,12 +480,7 @@ fn sql_reads_extracts_and_blocks_in_every_format_and_scopes_audiences() {
 
 #[test]
 fn sql_refuses_writes_and_points_at_errors_in_query_files() {
-    let data = common::data_dir(
-        ADHOC_CLAIMS,
-        ADHOC_CONTACTS,
-        ADHOC_MEMBERS,
-        ADHOC_ENROLLMENT,
-    );
+    let data = adhoc_data();
     let d = data.path().to_str().unwrap();
     let root = common::root();
     let fails = |args: &[&str]| {
@@ -493,6 +492,16 @@ fn sql_refuses_writes_and_points_at_errors_in_query_files() {
     assert!(e.contains("query:"), "{e}");
     let e = fails(&["sql", "SELECT 1", "--data", d, "--format", "parquet"]);
     assert!(e.contains("--out"), "{e}");
+    // Every row, as read, is for the whole state: not for a partner.
+    let e = fails(&[
+        "sql",
+        "SELECT count(*) FROM claims__all",
+        "--data",
+        d,
+        "--hhp",
+        "HHP-1",
+    ]);
+    assert!(e.contains("claims__all"), "{e}");
     let e = fails(&["sql", "SELECT 1", "--data", d, "--hhp", "HHP-9"]);
     assert!(e.contains("HHP-9") && e.contains("HHP-1"), "{e}");
 
