@@ -27,6 +27,7 @@
 //! | | [`suppress`] | CMS small-cell suppression (primary and complementary) for published tables |
 //! | | [`cms`] | the CMS reporting-system tables (numbers, and per-measure fields) and CMS's consistency checks |
 //! | | [`adhoc`] | `hhq sql` and `hhq query`: one read-only query over the extracts and blocks, an audience's members only when asked, written as a table, CSV, JSON or Parquet |
+//! | | [`fhir`] | `hhq fhir`: a run's result table as FHIR R4 MeasureReports (a group per component, its strata), one Bundle |
 //! | reports | [`report`] | what people read: the terminal table, `hhq explain`, and `hhq report state\|mco\|hhp` (gather → document → HTML, PDF, tables) |
 //! | | [`chart`] | the reports' charts (plotters → SVG with text as outlines, and PNG), identical on every machine |
 //!
@@ -45,6 +46,7 @@ pub mod detail;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod fhir;
 pub mod manifest;
 pub mod measure;
 pub mod output;

@@ -328,6 +328,27 @@ enum Command {
         #[command(flatten)]
         adhoc: AdhocArgs,
     },
+    /// Export a run's results as FHIR R4 MeasureReports (type summary), one Bundle
+    #[command(
+        after_help = "Examples:\n  hhq run --out out && hhq fhir --run out\n  hhq fhir --run out --measure FUH-HH --out fuh.fhir.json\n  hhq fhir --run out --member M0000042 --out m42.fhir.json\n\nOne MeasureReport per measure the run holds: a group per component (numerator, denominator as the result table counts them: after exclusions; the rate as measureScore), a stratifier per stratification. The numbers are the run's, as cms_reporting.csv has them: not suppressed. With --member, one individual report per measure in which the member has a unit: per component their units, those excluded, their denominator and numerator."
+    )]
+    Fhir {
+        /// The output directory of `hhq run`
+        #[arg(long, default_value = "out")]
+        run: PathBuf,
+        /// Only this measure (repeatable)
+        #[arg(long = "measure", value_name = "ID")]
+        only: Vec<String>,
+        /// The Bundle's file
+        #[arg(long, default_value = "fhir/measure-reports.json")]
+        out: PathBuf,
+        /// One member's `individual` reports (from the run's member-level detail) instead of
+        /// the `summary` ones
+        #[arg(long, value_name = "ID")]
+        member: Option<String>,
+        #[command(flatten)]
+        dirs: DefinitionDirs,
+    },
     /// Print the extract contract as Markdown
     #[command(after_help = "Example: hhq contract > contract.md")]
     Contract,
@@ -901,6 +922,25 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Sql { query, adhoc: args } => adhoc(args, hhq::adhoc::Query::inline(query)).await,
         Command::Query { file, adhoc: args } => {
             adhoc(args, hhq::adhoc::Query::from_file(&file)?).await
+        }
+        Command::Fhir {
+            run,
+            only,
+            out,
+            member,
+            dirs,
+        } => {
+            let n = hhq::fhir::export(&hhq::fhir::FhirOptions {
+                run,
+                measures: dirs.measures,
+                queries: dirs.queries,
+                only,
+                out: out.clone(),
+                member,
+            })
+            .await?;
+            eprintln!("wrote {n} MeasureReports to {}", out.display());
+            Ok(())
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -589,3 +589,251 @@ fn every_command_shows_an_example_and_completions_and_man_pages_follow_the_comma
     let sql = std::fs::read_to_string(dir.path().join("hhq-sql.1")).unwrap();
     assert!(sql.contains("format") && sql.contains("parquet"), "{sql}");
 }
+
+/// The total row of a measure's component in a run's summary.csv: numerator, denominator, rate.
+fn summary_total(summary: &str, measure: &str, component: &str) -> (f64, f64, f64) {
+    let row = rows_of(summary)
+        .into_iter()
+        .find(|r| r[0] == measure && r[1] == component && r[4] == "total")
+        .unwrap_or_else(|| panic!("no total row of {measure} {component}"));
+    (
+        row[6].parse().unwrap(),
+        row[7].parse().unwrap(),
+        row[8].parse().unwrap(),
+    )
+}
+
+/// A group's population count by its code.
+fn population(group: &serde_json::Value, code: &str) -> i64 {
+    group["population"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"]["coding"][0]["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} in {group}"))["count"]
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+fn fhir_measure_reports_carry_the_result_table_and_are_valid_r4() {
+    let root = common::root();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut args = vec!["run", "--out", run.to_str().unwrap()];
+    for m in ["FUH-HH", "IU-HH", "HH-FIRST"] {
+        args.extend(["--measure", m]);
+    }
+    let o = hhq(&args, &root);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bundle_path = dir.path().join("fhir/reports.json");
+    let o = hhq(
+        &[
+            "fhir",
+            "--run",
+            run.to_str().unwrap(),
+            "--out",
+            bundle_path.to_str().unwrap(),
+        ],
+        &root,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = std::fs::read_to_string(run.join("summary.csv")).unwrap();
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&bundle_path).unwrap()).unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
+    let reports: Vec<&serde_json::Value> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .collect();
+    let ids: Vec<&str> = reports
+        .iter()
+        .map(|r| r["measure"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let report = |id: &str| {
+        *reports
+            .iter()
+            .find(|r| {
+                r["measure"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("urn:hhq:measure:{id}|"))
+            })
+            .unwrap()
+    };
+    let group = |id: &str, component: &str| {
+        report(id)["group"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["code"]["coding"][0]["code"] == component)
+            .unwrap()
+            .clone()
+    };
+
+    // FUH-HH's 7-day rate: the summary's total row, a percent, higher is better.
+    let fuh = report("FUH-HH");
+    assert_eq!(fuh["type"], "summary");
+    assert_eq!(fuh["period"]["start"], "2025-01-01");
+    assert_eq!(fuh["period"]["end"], "2025-12-31");
+    assert_eq!(fuh["improvementNotation"]["coding"][0]["code"], "increase");
+    let g = group("FUH-HH", "7_day");
+    let (n, d, rate) = summary_total(&summary, "FUH-HH", "7_day");
+    assert_eq!(population(&g, "numerator") as f64, n);
+    assert_eq!(population(&g, "denominator") as f64, d);
+    assert_eq!(g["measureScore"]["value"].as_f64().unwrap(), rate);
+    assert_eq!(g["measureScore"]["code"], "%");
+    // Every stratum of the summary, under its stratifier.
+    for stratifier in g["stratifier"].as_array().unwrap() {
+        let name = stratifier["code"][0]["text"].as_str().unwrap();
+        let expected = rows_of(&summary)
+            .into_iter()
+            .filter(|r| r[0] == "FUH-HH" && r[1] == "7_day" && r[4] == name)
+            .count();
+        assert_eq!(
+            stratifier["stratum"].as_array().unwrap().len(),
+            expected,
+            "{name}"
+        );
+    }
+    // IU-HH: fewer stays is better; the average stay is total days over discharges, in days.
+    assert_eq!(
+        report("IU-HH")["improvementNotation"]["coding"][0]["code"],
+        "decrease"
+    );
+    let alos = group("IU-HH", "total_alos");
+    let (days, _, _) = summary_total(&summary, "IU-HH", "total_days");
+    let (discharges, _, _) = summary_total(&summary, "IU-HH", "total_discharges");
+    assert_eq!(population(&alos, "numerator") as f64, days);
+    assert_eq!(population(&alos, "denominator") as f64, discharges);
+    assert_eq!(alos["measureScore"]["code"], "d");
+    assert!((alos["measureScore"]["value"].as_f64().unwrap() - days / discharges).abs() < 1e-9);
+
+    // Valid FHIR R4, and the validator does refuse what is not.
+    let validate = |path: &std::path::Path| {
+        Command::new(root.join("scripts/fhir-validate"))
+            .arg(path)
+            .output()
+            .expect("scripts/fhir-validate runs")
+    };
+    let o = validate(&bundle_path);
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("valid FHIR R4, 3 MeasureReport(s)"));
+    let mut broken = bundle.clone();
+    broken["entry"][0]["resource"]["group"][0]["population"][0]["count"] = "many".into();
+    let broken_path = dir.path().join("broken.json");
+    std::fs::write(&broken_path, serde_json::to_vec(&broken).unwrap()).unwrap();
+    assert!(!validate(&broken_path).status.success());
+
+    // One member's individual report counts their rows of the detail: counted here from the
+    // detail's CSV, for a member with a 7-day follow-up.
+    let detail = std::fs::read_to_string(run.join("detail/FUH-HH.csv")).unwrap();
+    let header: Vec<&str> = detail.lines().next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = detail
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let member = rows
+        .iter()
+        .find(|r| r[at("in_denominator")] == "true" && r[at("7_day")] == "1")
+        .expect("a member followed up within 7 days")[at("member_id")];
+    let theirs: Vec<&Vec<&str>> = rows
+        .iter()
+        .filter(|r| r[at("member_id")] == member)
+        .collect();
+    let counted: Vec<&&Vec<&str>> = theirs
+        .iter()
+        .filter(|r| r[at("in_denominator")] == "true" && !r[at("7_day")].is_empty())
+        .collect();
+    let followed: i64 = counted
+        .iter()
+        .map(|r| r[at("7_day")].parse::<i64>().unwrap())
+        .sum();
+    let excluded = theirs
+        .iter()
+        .filter(|r| !r[at("exclusion")].is_empty())
+        .count();
+    let one_path = dir.path().join("one.json");
+    let o = hhq(
+        &[
+            "fhir",
+            "--run",
+            run.to_str().unwrap(),
+            "--measure",
+            "FUH-HH",
+            "--member",
+            member,
+            "--out",
+            one_path.to_str().unwrap(),
+        ],
+        &root,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let one: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&one_path).unwrap()).unwrap();
+    let r = &one["entry"][0]["resource"];
+    assert_eq!(r["type"], "individual");
+    assert_eq!(r["subject"]["reference"], format!("Patient/{member}"));
+    let g = r["group"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["code"]["text"] == "7_day")
+        .unwrap();
+    assert_eq!(population(g, "initial-population"), theirs.len() as i64);
+    assert_eq!(population(g, "denominator-exclusion"), excluded as i64);
+    assert_eq!(population(g, "denominator"), counted.len() as i64);
+    assert_eq!(population(g, "numerator"), followed);
+    assert!(followed >= 1);
+    let o = validate(&one_path);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = hhq(
+        &[
+            "fhir",
+            "--run",
+            run.to_str().unwrap(),
+            "--member",
+            "NOBODY",
+            "--out",
+            "x.json",
+        ],
+        &root,
+    );
+    assert_eq!(o.status.code(), Some(2));
+
+    // A measure the run does not hold, or no run at all, is a usage error.
+    let o = hhq(
+        &[
+            "fhir",
+            "--run",
+            run.to_str().unwrap(),
+            "--measure",
+            "FUM-HH",
+            "--out",
+            "x.json",
+        ],
+        &root,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("FUM-HH"));
+    let o = hhq(
+        &[
+            "fhir",
+            "--run",
+            dir.path().join("nothing").to_str().unwrap(),
+        ],
+        &root,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("summary.csv"));
+}
