@@ -17,6 +17,7 @@
 //! | stage | module | owns |
 //! |---|---|---|
 //! | extracts | [`extract`] | the data contract; opening and checking Parquet files; row rules (rows set aside) |
+//! | | [`import`] | `hhq import`: other layouts (CSV, Parquet; TAF-like) into the contract by a mapping YAML, what it cannot translate counted |
 //! | | [`quality`] | `hhq validate`: the data-quality checks, their policy, the profile and the gate before publishing |
 //! | measure model | [`measure`] | YAML → checked [`measure::Measure`]; value sets |
 //! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate) |
@@ -47,6 +48,7 @@ pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod fhir;
+pub mod import;
 pub mod manifest;
 pub mod measure;
 pub mod output;

@@ -328,6 +328,22 @@ enum Command {
         #[command(flatten)]
         adhoc: AdhocArgs,
     },
+    /// Import extracts in another layout (CSV or Parquet) into a data directory, as a mapping
+    /// YAML says
+    #[command(
+        after_help = "Example: hhq import --mapping mappings/flat-csv.yaml --from exports/ --out data/\n\nWrites the four extracts as Parquet, import_report.csv (values the mapping could not translate or parse, set to null and counted with their first row and an example; source columns it does not read) and a manifest. The terminal shows counts only. Then: hhq validate --data data/"
+    )]
+    Import {
+        /// The mapping YAML
+        #[arg(long)]
+        mapping: PathBuf,
+        /// Directory of the source files the mapping names
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to write (replaced whole)
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Export a run's results as FHIR R4 MeasureReports (type summary), one Bundle
     #[command(
         after_help = "Examples:\n  hhq run --out out && hhq fhir --run out\n  hhq fhir --run out --measure FUH-HH --out fuh.fhir.json\n  hhq fhir --run out --member M0000042 --out m42.fhir.json\n\nOne MeasureReport per measure the run holds: a group per component (numerator, denominator as the result table counts them: after exclusions; the rate as measureScore), a stratifier per stratification. The numbers are the run's, as cms_reporting.csv has them: not suppressed. With --member, one individual report per measure in which the member has a unit: per component their units, those excluded, their denominator and numerator."
@@ -922,6 +938,30 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Sql { query, adhoc: args } => adhoc(args, hhq::adhoc::Query::inline(query)).await,
         Command::Query { file, adhoc: args } => {
             adhoc(args, hhq::adhoc::Query::from_file(&file)?).await
+        }
+        Command::Import { mapping, from, out } => {
+            let mapping = hhq::import::Mapping::load(&mapping)?;
+            let imported = hhq::import::import(&mapping, &from, &out)?;
+            for (extract, rows) in &imported.rows {
+                eprintln!("{extract}: {rows} rows");
+            }
+            let mut set_aside: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+            for f in imported.findings.iter().filter(|f| f.rows > 0) {
+                *set_aside.entry((&f.extract, &f.issue)).or_default() += f.rows;
+            }
+            for ((extract, issue), rows) in set_aside {
+                eprintln!("{extract}: {rows} values set to null ({issue}); see import_report.csv");
+            }
+            let unread = imported
+                .findings
+                .iter()
+                .filter(|f| f.issue == "unread_column")
+                .count();
+            if unread > 0 {
+                eprintln!("{unread} source columns not read; see import_report.csv");
+            }
+            eprintln!("wrote {} (mapping {})", out.display(), mapping.name);
+            Ok(())
         }
         Command::Fhir {
             run,

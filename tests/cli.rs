@@ -837,3 +837,162 @@ fn fhir_measure_reports_carry_the_result_table_and_are_valid_r4() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("summary.csv"));
 }
+
+/// The rows of a Parquet file as text, via hhq's own reader of query results.
+fn parquet_rows(path: &Path) -> Vec<Vec<Option<String>>> {
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(path).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
+    hhq::results::text_rows(&batches).unwrap().1
+}
+
+/// tests/import/flat/ holds, in the flat CSV layout, two members with four claim lines, two
+/// contacts and four enrolment spans, and three planted problems: claim line 3 has claim type
+/// `XX` (no such code in the mapping), claim line 4 a date in another format (`2025-04-01`), and
+/// contact 2 mode `TXT`; `EXTRA_NOTE` is a column no mapping reads.
+#[test]
+fn import_maps_a_flat_layout_and_counts_what_it_cannot_translate() {
+    let root = common::root();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = hhq(
+        &[
+            "import",
+            "--mapping",
+            "mappings/flat-csv.yaml",
+            "--from",
+            "tests/import/flat",
+            "--out",
+            data.to_str().unwrap(),
+        ],
+        &root,
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("claims: 4 rows") && stderr.contains("enrollment: 4 rows"),
+        "{stderr}"
+    );
+    // Counts on the terminal, never the values.
+    assert!(
+        !stderr.contains("TXT") && !stderr.contains("2025-04-01"),
+        "{stderr}"
+    );
+    let report = std::fs::read_to_string(data.join("import_report.csv")).unwrap();
+    assert_eq!(
+        report,
+        "extract,file,column,issue,rows,first_row,example\n\
+         claims,claims.csv,EXTRA_NOTE,unread_column,0,0,\n\
+         claims,claims.csv,claim_type,unmapped_value,1,3,XX\n\
+         claims,claims.csv,service_from,invalid_value,1,4,2025-04-01\n\
+         contacts,contacts.csv,mode,unmapped_value,1,2,TXT\n"
+    );
+    // The values translated and typed as the contract has them.
+    let claims = parquet_rows(&data.join("claims.parquet"));
+    assert_eq!(claims.len(), 4);
+    let contract_index = |name: &str| {
+        hhq::extract::contract::CLAIMS
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap()
+    };
+    let cell = |row: usize, name: &str| claims[row][contract_index(name)].clone();
+    assert_eq!(cell(0, "claim_type").as_deref(), Some("inpatient"));
+    assert_eq!(cell(0, "admission_date").as_deref(), Some("2025-03-01"));
+    assert_eq!(cell(0, "paid_amount").as_deref(), Some("1200.5"));
+    assert_eq!(cell(2, "claim_type"), None);
+    assert_eq!(
+        cell(2, "other_dx").as_deref(),
+        Some("[Z590, I10, E119, J45909]")
+    );
+    assert_eq!(cell(1, "other_dx"), None);
+    assert_eq!(cell(3, "service_from"), None);
+    assert_eq!(cell(3, "days_supply").as_deref(), Some("30"));
+    let members = parquet_rows(&data.join("members.parquet"));
+    assert_eq!(members[0][1].as_deref(), Some("1980-01-15"));
+
+    // The directory is one hhq reads: the line with no date of service is set aside by the
+    // contract's row rules, counted, not lost.
+    let count = |sql: &str| {
+        let o = hhq(
+            &[
+                "sql",
+                sql,
+                "--data",
+                data.to_str().unwrap(),
+                "--format",
+                "csv",
+            ],
+            &root,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(count("SELECT count(*) AS n FROM claims__all"), "4");
+    assert_eq!(count("SELECT count(*) AS n FROM claims"), "2");
+
+    // A mapping naming a column the contract lacks points at its line; a source column the
+    // mapping names but the file lacks names both.
+    let bad = dir.path().join("bad.yaml");
+    let text = std::fs::read_to_string(root.join("mappings/flat-csv.yaml")).unwrap();
+    std::fs::write(
+        &bad,
+        text.replace(
+            "        claim_id: CLAIM_ID\n",
+            "        claim_idd: CLAIM_ID\n",
+        ),
+    )
+    .unwrap();
+    let o = hhq(
+        &[
+            "import",
+            "--mapping",
+            bad.to_str().unwrap(),
+            "--from",
+            "tests/import/flat",
+            "--out",
+            dir.path().join("x").to_str().unwrap(),
+        ],
+        &root,
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    let line = text
+        .lines()
+        .position(|l| l.contains("claim_id: CLAIM_ID"))
+        .unwrap()
+        + 1;
+    assert!(
+        e.contains(&format!("bad.yaml:{line}:")) && e.contains("claim_idd"),
+        "{e}"
+    );
+    std::fs::write(&bad, text.replace("LINE_NO", "LINE_NUMBER")).unwrap();
+    let o = hhq(
+        &[
+            "import",
+            "--mapping",
+            bad.to_str().unwrap(),
+            "--from",
+            "tests/import/flat",
+            "--out",
+            dir.path().join("x").to_str().unwrap(),
+        ],
+        &root,
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("claims.csv") && e.contains("LINE_NUMBER"), "{e}");
+    assert!(
+        !dir.path().join("x").exists(),
+        "a failed import writes nothing"
+    );
+}

@@ -1226,7 +1226,7 @@ pub const YAML_MAX_DEPTH: usize = 32;
 pub const YAML_MAX_NODES: usize = 20_000;
 pub const YAML_MAX_REPLAYED_ALIAS_EVENTS: usize = 10_000;
 
-fn yaml_options() -> serde_saphyr::Options {
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: YAML_MAX_DEPTH,

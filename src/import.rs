@@ -1,0 +1,631 @@
+//! Importing extracts in other layouts (`hhq import`): a mapping YAML says, for each of the four
+//! contract extracts, which source files (CSV or Parquet) feed it and how each contract column
+//! comes from them: a source column, several (a list of diagnoses), a constant, a code
+//! translation, a date format. Several sources may feed one extract (a T-MSIS Analytic File's
+//! inpatient, other-services, long-term-care and pharmacy files all feed `claims`).
+//!
+//! Nothing is lost silently: a value the mapping cannot translate or parse becomes null and is
+//! counted, by extract, source and column, with its first row and an example
+//! (`import_report.csv`, for the data steward; the terminal shows counts only); source columns
+//! no mapping reads are listed. The output is a data directory `hhq validate` and `hhq run` read,
+//! written whole or not at all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, ListBuilder,
+    RecordBatch, StringBuilder,
+};
+use datafusion::arrow::datatypes::Schema;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::extract::contract::{Column, ColumnType, EXTRACTS, Extract};
+
+/// How one contract column comes from a source row.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawColumn {
+    /// A source column, taken as it is.
+    Name(String),
+    Spec(Spec),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    /// A source column.
+    column: Option<String>,
+    /// Several source columns, for a list (`other_dx`): the non-empty ones, in order.
+    columns: Option<Vec<String>>,
+    /// A constant, for every row.
+    value: Option<String>,
+    /// Source code → contract value; a code not here is counted and left null.
+    values: Option<BTreeMap<String, String>>,
+    /// The source's date format (chrono's `%Y`, `%m`, `%d`, ...), for a date column.
+    date_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    /// The file, relative to the source directory: `.csv` or `.parquet`.
+    file: String,
+    /// The default date format of this source's date columns.
+    date_format: Option<String>,
+    columns: BTreeMap<String, RawColumn>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMapping {
+    name: String,
+    #[allow(dead_code)]
+    description: Option<String>,
+    /// The default date format of every source (`%Y-%m-%d` when not given).
+    date_format: Option<String>,
+    extracts: BTreeMap<String, Vec<RawSource>>,
+}
+
+/// A checked mapping: for each contract extract, its sources.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub path: PathBuf,
+    pub name: String,
+    sources: Vec<(&'static Extract, Vec<Source>)>,
+}
+
+#[derive(Debug, Clone)]
+struct Source {
+    file: String,
+    /// Per contract column, in contract order: how it is made (`None`: null).
+    columns: Vec<Option<Spec>>,
+    date_format: String,
+}
+
+/// The 1-based line of the first line of `text` at or after `from` that starts (after spaces)
+/// with `key:`, for errors about a mapping's names (the YAML parser locates syntax errors).
+fn line_of(text: &str, key: &str, from: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, l)| {
+            let t = l.trim_start().trim_start_matches("- ");
+            t.starts_with(&format!("{key}:")) || t.starts_with(&format!("\"{key}\":"))
+        })
+        .map_or(1, |(i, _)| i + 1)
+}
+
+impl Mapping {
+    /// Read and check a mapping file: every extract of the contract is fed, every contract
+    /// column named exists, every column the contract requires is mapped, each column says one
+    /// way to make it.
+    pub fn load(path: &Path) -> Result<Mapping> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let raw: RawMapping = serde_saphyr::from_str_with_options(
+            &text,
+            crate::measure::yaml_options(),
+        )
+        .map_err(|e| match crate::measure::yaml_error(path, &e) {
+            Error::Definition {
+                path,
+                line,
+                column,
+                message,
+                ..
+            } if message.contains("RawColumn") => Error::Definition {
+                path,
+                line,
+                column,
+                message: "a column is made from a source column's name, or from a map \
+                                  of `column`, `columns`, `value`, `values`, `date_format`"
+                    .into(),
+                hint: Some(
+                    "quote codes YAML reads as booleans or numbers: \"N\", \"Y\", \"01\"".into(),
+                ),
+            },
+            other => other,
+        })?;
+        let wrong = |line: usize, message: String, hint: Option<String>| Error::Definition {
+            path: path.to_path_buf(),
+            line,
+            column: 1,
+            message,
+            hint,
+        };
+        for name in raw.extracts.keys() {
+            if !EXTRACTS.iter().any(|e| e.name == name) {
+                return Err(wrong(
+                    line_of(&text, name, 1),
+                    format!("no extract `{name}` in the contract"),
+                    Some("the extracts are claims, contacts, members, enrollment".into()),
+                ));
+            }
+        }
+        let global_dates = raw.date_format.clone().unwrap_or_else(|| "%Y-%m-%d".into());
+        let mut sources = Vec::new();
+        for extract in EXTRACTS.iter().copied() {
+            let Some(raws) = raw.extracts.get(extract.name) else {
+                return Err(wrong(
+                    line_of(&text, "extracts", 1),
+                    format!("the mapping feeds no `{}` extract", extract.name),
+                    Some("a data directory holds all four extracts".into()),
+                ));
+            };
+            let at = line_of(&text, extract.name, line_of(&text, "extracts", 1));
+            let mut checked = Vec::new();
+            for s in raws {
+                let from = line_of(&text, "file", at);
+                for (name, how) in &s.columns {
+                    let Some(col) = extract.column(name) else {
+                        return Err(wrong(
+                            line_of(&text, name, from),
+                            format!("no column `{name}` in the {} contract", extract.name),
+                            None,
+                        ));
+                    };
+                    let spec = spec_of(how);
+                    let ways = [
+                        spec.column.is_some(),
+                        spec.columns.is_some(),
+                        spec.value.is_some(),
+                    ]
+                    .iter()
+                    .filter(|w| **w)
+                    .count();
+                    if ways != 1 {
+                        return Err(wrong(
+                            line_of(&text, name, from),
+                            format!(
+                                "`{name}` needs one of `column`, `columns` or `value` ({ways} given)"
+                            ),
+                            None,
+                        ));
+                    }
+                    if spec.columns.is_some() && col.ty != ColumnType::StringList {
+                        return Err(wrong(
+                            line_of(&text, name, from),
+                            format!("`columns` makes a list; `{name}` is not one"),
+                            Some("map it from one `column`".into()),
+                        ));
+                    }
+                }
+                let mut columns = Vec::new();
+                for col in extract.columns {
+                    let spec = s.columns.get(col.name).map(spec_of);
+                    if spec.is_none() && !col.nullable {
+                        return Err(wrong(
+                            from,
+                            format!(
+                                "{} `{}` maps no `{}`, which the contract requires",
+                                extract.name, s.file, col.name
+                            ),
+                            None,
+                        ));
+                    }
+                    columns.push(spec);
+                }
+                checked.push(Source {
+                    file: s.file.clone(),
+                    columns,
+                    date_format: s
+                        .date_format
+                        .clone()
+                        .unwrap_or_else(|| global_dates.clone()),
+                });
+            }
+            sources.push((extract, checked));
+        }
+        Ok(Mapping {
+            path: path.to_path_buf(),
+            name: raw.name,
+            sources,
+        })
+    }
+}
+
+fn spec_of(how: &RawColumn) -> Spec {
+    match how {
+        RawColumn::Name(n) => Spec {
+            column: Some(n.clone()),
+            ..Spec::default()
+        },
+        RawColumn::Spec(s) => s.clone(),
+    }
+}
+
+/// What an import set aside or left unread, for `import_report.csv`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub extract: String,
+    pub file: String,
+    /// The contract column (or, for `unread_column`, the source column).
+    pub column: String,
+    /// `unmapped_value`, `invalid_value` or `unread_column`.
+    pub issue: String,
+    pub rows: u64,
+    /// 1-based data row of the source file (0 for `unread_column`).
+    pub first_row: u64,
+    /// The first value set aside (for the data steward; never printed on the terminal).
+    pub example: String,
+}
+
+/// What an import wrote: rows per extract and the findings.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub rows: Vec<(&'static str, u64)>,
+    pub findings: Vec<Finding>,
+}
+
+/// A source file's header and its rows as text cells (`None`: empty).
+type TextTable = (Vec<String>, Vec<Vec<Option<String>>>);
+
+/// The rows of one source file as text cells, with its header.
+fn read_source(path: &Path) -> Result<TextTable> {
+    let is_parquet = path.extension().is_some_and(|x| x == "parquet");
+    if !is_parquet {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_path(path)
+            .map_err(|e| Error::contract(path, format!("cannot read the CSV file: {e}")))?;
+        let headers: Vec<String> = reader
+            .headers()
+            .map_err(|e| Error::contract(path, format!("cannot read the CSV header: {e}")))?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        let mut rows = Vec::new();
+        for (i, r) in reader.records().enumerate() {
+            let r =
+                r.map_err(|e| Error::contract(path, format!("row {}: malformed CSV: {e}", i + 1)))?;
+            rows.push(
+                r.iter()
+                    .map(|c| (!c.is_empty()).then(|| c.to_string()))
+                    .collect(),
+            );
+        }
+        return Ok((headers, rows));
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| Error::contract(path, format!("not a readable Parquet file: {e}")))?
+            .build()?;
+    let mut headers = Vec::new();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        if headers.is_empty() {
+            headers = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+        }
+        let (_, text) = crate::results::text_rows(std::slice::from_ref(&batch))?;
+        rows.extend(text);
+    }
+    Ok((headers, rows))
+}
+
+/// Builds one contract column from text cells, counting what it sets aside.
+struct ColumnBuilder {
+    col: &'static Column,
+    array: Builder,
+    set_aside: BTreeMap<&'static str, (u64, u64, String)>,
+}
+
+enum Builder {
+    String(StringBuilder),
+    Date(Date32Builder),
+    Int(Int32Builder),
+    Double(Float64Builder),
+    Bool(BooleanBuilder),
+    List(ListBuilder<StringBuilder>),
+}
+
+impl ColumnBuilder {
+    fn new(col: &'static Column) -> ColumnBuilder {
+        let array = match col.ty {
+            ColumnType::String => Builder::String(StringBuilder::new()),
+            ColumnType::Date => Builder::Date(Date32Builder::new()),
+            ColumnType::Int32 => Builder::Int(Int32Builder::new()),
+            ColumnType::Double => Builder::Double(Float64Builder::new()),
+            ColumnType::Boolean => Builder::Bool(BooleanBuilder::new()),
+            ColumnType::StringList => Builder::List(ListBuilder::new(StringBuilder::new())),
+        };
+        ColumnBuilder {
+            col,
+            array,
+            set_aside: BTreeMap::new(),
+        }
+    }
+
+    fn aside(&mut self, issue: &'static str, row: u64, value: &str) {
+        let e = self
+            .set_aside
+            .entry(issue)
+            .or_insert((0, row, value.to_string()));
+        e.0 += 1;
+    }
+
+    /// Append one row's value: `cells` are the source cells it is made from (one, or several for
+    /// a list), already translated.
+    fn push(&mut self, cells: &[Option<String>], spec: &Spec, dates: &str, row: u64) {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        if let Builder::List(b) = &mut self.array {
+            let items: Vec<&String> = cells.iter().flatten().collect();
+            if items.is_empty() {
+                b.append_null();
+            } else {
+                for i in items {
+                    b.values().append_value(i);
+                }
+                b.append(true);
+            }
+            return;
+        }
+        let value = cells.first().cloned().flatten();
+        let Some(v) = value else {
+            match &mut self.array {
+                Builder::String(b) => b.append_null(),
+                Builder::Date(b) => b.append_null(),
+                Builder::Int(b) => b.append_null(),
+                Builder::Double(b) => b.append_null(),
+                Builder::Bool(b) => b.append_null(),
+                Builder::List(_) => unreachable!("lists above"),
+            }
+            return;
+        };
+        let format = spec.date_format.as_deref().unwrap_or(dates);
+        let parsed = match &mut self.array {
+            Builder::String(b) => {
+                let allowed = self.col.allowed.is_none_or(|a| a.contains(&v.as_str()));
+                if allowed {
+                    b.append_value(&v);
+                } else {
+                    b.append_null();
+                }
+                allowed
+            }
+            Builder::Date(b) => match NaiveDate::parse_from_str(&v, format) {
+                Ok(d) => {
+                    b.append_value((d - epoch).num_days() as i32);
+                    true
+                }
+                Err(_) => {
+                    b.append_null();
+                    false
+                }
+            },
+            Builder::Int(b) => match v.parse::<i32>() {
+                Ok(n) => {
+                    b.append_value(n);
+                    true
+                }
+                Err(_) => {
+                    b.append_null();
+                    false
+                }
+            },
+            Builder::Double(b) => match v.parse::<f64>() {
+                Ok(n) => {
+                    b.append_value(n);
+                    true
+                }
+                Err(_) => {
+                    b.append_null();
+                    false
+                }
+            },
+            Builder::Bool(b) => match v.to_ascii_lowercase().as_str() {
+                "true" | "t" | "1" | "y" | "yes" => {
+                    b.append_value(true);
+                    true
+                }
+                "false" | "f" | "0" | "n" | "no" => {
+                    b.append_value(false);
+                    true
+                }
+                _ => {
+                    b.append_null();
+                    false
+                }
+            },
+            Builder::List(_) => unreachable!("lists above"),
+        };
+        if !parsed {
+            self.aside("invalid_value", row, &v);
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match &mut self.array {
+            Builder::String(b) => Arc::new(b.finish()),
+            Builder::Date(b) => Arc::new(b.finish()),
+            Builder::Int(b) => Arc::new(b.finish()),
+            Builder::Double(b) => Arc::new(b.finish()),
+            Builder::Bool(b) => Arc::new(b.finish()),
+            Builder::List(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Import the sources in `from` as `mapping` says into the data directory `out` (replaced
+/// whole, with `import_report.csv` and a manifest).
+pub fn import(mapping: &Mapping, from: &Path, out: &Path) -> Result<Imported> {
+    let mut staged = crate::output::Staged::begin(out, "import")?;
+    let mut rows_of = Vec::new();
+    let mut findings = Vec::new();
+    let mut inputs = Vec::new();
+    for (extract, sources) in &mapping.sources {
+        let mut batches = Vec::new();
+        for source in sources {
+            let path = from.join(&source.file);
+            inputs.push(path.clone());
+            let (headers, rows) = read_source(&path)?;
+            let index = |name: &str| -> Result<usize> {
+                headers.iter().position(|h| h == name).ok_or_else(|| {
+                    Error::contract(
+                        &path,
+                        format!(
+                            "no column `{name}`, which {} maps from (columns: {})",
+                            mapping.path.display(),
+                            headers.join(", ")
+                        ),
+                    )
+                })
+            };
+            // Each contract column's source columns, checked against the header first.
+            let mut reads: Vec<Vec<usize>> = Vec::new();
+            for spec in &source.columns {
+                let names: Vec<&String> = match spec {
+                    Some(s) => s.column.iter().chain(s.columns.iter().flatten()).collect(),
+                    None => Vec::new(),
+                };
+                reads.push(names.iter().map(|n| index(n)).collect::<Result<_>>()?);
+            }
+            let read: BTreeSet<usize> = reads.iter().flatten().copied().collect();
+            for (i, h) in headers.iter().enumerate() {
+                if !read.contains(&i) {
+                    findings.push(Finding {
+                        extract: extract.name.into(),
+                        file: source.file.clone(),
+                        column: h.clone(),
+                        issue: "unread_column".into(),
+                        rows: 0,
+                        first_row: 0,
+                        example: String::new(),
+                    });
+                }
+            }
+            let mut builders: Vec<ColumnBuilder> =
+                extract.columns.iter().map(ColumnBuilder::new).collect();
+            for (r, row) in rows.iter().enumerate() {
+                let row_number = r as u64 + 1;
+                for ((b, spec), idx) in builders.iter_mut().zip(&source.columns).zip(&reads) {
+                    let Some(spec) = spec else {
+                        b.push(&[None], &Spec::default(), &source.date_format, row_number);
+                        continue;
+                    };
+                    let mut cells: Vec<Option<String>> = match &spec.value {
+                        Some(v) => vec![Some(v.clone())],
+                        None => idx.iter().map(|i| row.get(*i).cloned().flatten()).collect(),
+                    };
+                    if let Some(values) = &spec.values {
+                        for c in cells.iter_mut() {
+                            if let Some(v) = c.take() {
+                                match values.get(&v) {
+                                    Some(to) => *c = Some(to.clone()),
+                                    None => b.aside("unmapped_value", row_number, &v),
+                                }
+                            }
+                        }
+                    }
+                    b.push(&cells, spec, &source.date_format, row_number);
+                }
+            }
+            for b in builders.iter_mut() {
+                for (issue, (n, first, example)) in std::mem::take(&mut b.set_aside) {
+                    findings.push(Finding {
+                        extract: extract.name.into(),
+                        file: source.file.clone(),
+                        column: b.col.name.into(),
+                        issue: issue.into(),
+                        rows: n,
+                        first_row: first,
+                        example,
+                    });
+                }
+            }
+            let arrays: Vec<ArrayRef> = builders.iter_mut().map(ColumnBuilder::finish).collect();
+            batches.push(RecordBatch::try_new(nullable(extract), arrays)?);
+        }
+        let batch = datafusion::arrow::compute::concat_batches(&nullable(extract), &batches)?;
+        rows_of.push((extract.name, batch.num_rows() as u64));
+        let mut buf = Vec::new();
+        let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
+            &mut buf,
+            batch.schema(),
+            Some(
+                datafusion::parquet::file::properties::WriterProperties::builder()
+                    .set_compression(datafusion::parquet::basic::Compression::ZSTD(
+                        Default::default(),
+                    ))
+                    .build(),
+            ),
+        )?;
+        w.write(&batch)?;
+        w.close()?;
+        staged.write(format!("{}.parquet", extract.name), &buf)?;
+    }
+    findings.sort();
+    staged.write("import_report.csv", report_csv(&findings).as_bytes())?;
+    let mapping_path = mapping.path.clone();
+    staged.publish(|dir, written| {
+        let files: Vec<serde_json::Value> = written
+            .iter()
+            .map(|rel| {
+                Ok(serde_json::json!({
+                    "path": rel.display().to_string(),
+                    "sha256": crate::manifest::file_sha256(&dir.join(rel))?,
+                }))
+            })
+            .collect::<Result<_>>()?;
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "command": "import",
+            "mapping": mapping_path.display().to_string(),
+            "sources": inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "outputs": files,
+        }))
+        .map_err(|e| Error::Failed(format!("manifest: {e}")))?;
+        Ok(text + "\n")
+    })?;
+    Ok(Imported {
+        rows: rows_of,
+        findings,
+    })
+}
+
+/// The extract's schema with every field nullable (the contract's not-null rules are checked
+/// when the data directory is opened).
+fn nullable(extract: &Extract) -> Arc<Schema> {
+    Arc::new(Schema::new(
+        extract
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// `import_report.csv`: one row per finding.
+fn report_csv(findings: &[Finding]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "extract",
+        "file",
+        "column",
+        "issue",
+        "rows",
+        "first_row",
+        "example",
+    ]);
+    for f in findings {
+        let _ = w.write_record([
+            f.extract.as_str(),
+            f.file.as_str(),
+            f.column.as_str(),
+            f.issue.as_str(),
+            &f.rows.to_string(),
+            &f.first_row.to_string(),
+            f.example.as_str(),
+        ]);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
