@@ -192,10 +192,10 @@ pub fn render(rows: &Rows, format: Format, max_rows: usize) -> Result<Vec<u8>> {
             {
                 let mut w = crate::results::csv_writer(&mut out);
                 if rows.batches.is_empty() {
-                    w.write(&RecordBatch::new_empty(rows.schema.clone()))?;
+                    w.write(&flat(&RecordBatch::new_empty(rows.schema.clone()))?)?;
                 }
                 for b in &rows.batches {
-                    w.write(b)?;
+                    w.write(&flat(b)?)?;
                 }
             }
             Ok(out)
@@ -233,6 +233,35 @@ pub fn render(rows: &Rows, format: Format, max_rows: usize) -> Result<Vec<u8>> {
             Ok(out)
         }
     }
+}
+
+/// A batch CSV can hold: lists and other nested values as their text (`[F419, I10]`), as the
+/// table shows them; CSV has no nested type.
+fn flat(batch: &RecordBatch) -> Result<RecordBatch> {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_nested())
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if f.data_type().is_nested() {
+            fields.push(Field::new(f.name(), DataType::Utf8, true));
+            columns.push(datafusion::arrow::compute::cast(c, &DataType::Utf8)?);
+        } else {
+            fields.push(f.as_ref().clone());
+            columns.push(c.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// The rows as a table for a terminal: at most `max_rows`, and a line saying how many more.

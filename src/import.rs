@@ -43,7 +43,7 @@ struct Spec {
     columns: Option<Vec<String>>,
     /// A constant, for every row.
     value: Option<String>,
-    /// Source code → contract value; a code not here is counted and left null.
+    /// Source code → contract value (`""`: no value); a code not here is counted and left null.
     values: Option<BTreeMap<String, String>>,
     /// The source's date format (chrono's `%Y`, `%m`, `%d`, ...), for a date column.
     date_format: Option<String>,
@@ -520,6 +520,8 @@ pub fn import(mapping: &Mapping, from: &Path, out: &Path) -> Result<Imported> {
                         for c in cells.iter_mut() {
                             if let Some(v) = c.take() {
                                 match values.get(&v) {
+                                    // A code translated to "" means no value: null, not counted.
+                                    Some(to) if to.is_empty() => {}
                                     Some(to) => *c = Some(to.clone()),
                                     None => b.aside("unmapped_value", row_number, &v),
                                 }

@@ -996,3 +996,164 @@ fn import_maps_a_flat_layout_and_counts_what_it_cannot_translate() {
         "a failed import writes nothing"
     );
 }
+
+/// tests/import/taf/ holds the TAF-like files of two members: a replaced inpatient claim, a
+/// long-term-care stay, an outpatient (facility) and a professional claim, a pharmacy fill,
+/// TAF eligibility dates, and the state's Health Home spans and contacts. Planted: line 2 of the
+/// professional file has adjustment code `9`, which TAF's mapping does not know. B1 is Hispanic
+/// (TAF code 7: ethnicity known, race not) and dual (code 02).
+#[test]
+fn import_maps_a_taf_like_layout_from_several_files_per_extract() {
+    let root = common::root();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = hhq(
+        &[
+            "import",
+            "--mapping",
+            "mappings/taf-like.yaml",
+            "--from",
+            "tests/import/taf",
+            "--out",
+            data.to_str().unwrap(),
+        ],
+        &root,
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    for expected in [
+        "claims: 7 rows",
+        "contacts: 1 rows",
+        "members: 2 rows",
+        "enrollment: 4 rows",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(data.join("import_report.csv")).unwrap(),
+        "extract,file,column,issue,rows,first_row,example\n\
+         claims,taf_ot_professional.csv,adjustment,unmapped_value,1,2,9\n"
+    );
+    let csv = |sql: &str| {
+        let o = hhq(
+            &[
+                "sql",
+                sql,
+                "--data",
+                data.to_str().unwrap(),
+                "--format",
+                "csv",
+            ],
+            &root,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(
+        csv(
+            "SELECT claim_id, claim_type, adjustment, replaces_claim_id FROM claims__all ORDER BY claim_id, line_number"
+        ),
+        "claim_id,claim_type,adjustment,replaces_claim_id\n\
+         IP1,inpatient,original,\n\
+         IP1R,inpatient,replacement,IP1\n\
+         LT1,long_term_care,original,\n\
+         OT1,outpatient,original,\n\
+         OT2,professional,original,\n\
+         OT2,professional,,\n\
+         RX1,pharmacy,original,\n"
+    );
+    // The replacement supersedes IP1; the line with no adjustment is set aside, counted.
+    assert_eq!(
+        csv(
+            "SELECT claim_id, service_to, other_dx FROM claims_final WHERE claim_type = 'inpatient'"
+        ),
+        "claim_id,service_to,other_dx\nIP1R,2025-03-06,\"[F419, I10]\"\n"
+    );
+    assert_eq!(
+        csv("SELECT member_id, race, ethnicity, dual_eligible, birth_date FROM members ORDER BY 1"),
+        "member_id,race,ethnicity,dual_eligible,birth_date\n\
+         A1,white,not_hispanic,false,1980-01-15\n\
+         B1,,hispanic,true,1940-07-04\n"
+    );
+    assert_eq!(
+        csv(
+            "SELECT member_id, span_type, start_date, end_date, hhp_id FROM enrollment ORDER BY 1, 2, 3"
+        ),
+        "member_id,span_type,start_date,end_date,hhp_id\n\
+         A1,health_home,2024-01-01,,HHP-1\n\
+         A1,medicaid,2024-01-01,,\n\
+         B1,health_home,2024-02-01,2025-12-31,HHP-2\n\
+         B1,medicaid,2024-01-01,2025-12-31,\n"
+    );
+}
+
+/// A Parquet source, typed (dates as dates), feeds an extract as a CSV does: its values read as
+/// text (dates `YYYY-MM-DD`), translated as the mapping says. The Parquet file is written by
+/// `hhq sql` itself.
+#[test]
+fn import_reads_parquet_sources() {
+    let root = common::root();
+    let dir = tempfile::tempdir().unwrap();
+    let from = dir.path().join("from");
+    std::fs::create_dir_all(&from).unwrap();
+    for f in ["claims.csv", "contacts.csv", "enrollment.csv"] {
+        std::fs::copy(root.join("tests/import/flat").join(f), from.join(f)).unwrap();
+    }
+    let o = hhq(
+        &[
+            "sql",
+            "SELECT 'A1' AS \"MEMBER_ID\", DATE '1980-01-15' AS \"DOB\", 'F' AS \"SEX\", \
+             'N' AS \"DUAL\" UNION ALL SELECT 'B1', DATE '1990-07-04', 'X', 'Y' ORDER BY 1",
+            "--format",
+            "parquet",
+            "--out",
+            from.join("members.parquet").to_str().unwrap(),
+        ],
+        &root,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(root.join("mappings/flat-csv.yaml")).unwrap();
+    let members_at = text.find("  members:\n").unwrap();
+    let enrollment_at = text.find("  enrollment:\n").unwrap();
+    let mapping = format!(
+        "{}  members:\n    - file: members.parquet\n      date_format: \"%Y-%m-%d\"\n      columns:\n        member_id: MEMBER_ID\n        birth_date: DOB\n        sex: SEX\n        dual_eligible: DUAL\n{}",
+        &text[..members_at],
+        &text[enrollment_at..]
+    );
+    let mapping_path = dir.path().join("mixed.yaml");
+    std::fs::write(&mapping_path, mapping).unwrap();
+    let data = dir.path().join("data");
+    let o = hhq(
+        &[
+            "import",
+            "--mapping",
+            mapping_path.to_str().unwrap(),
+            "--from",
+            from.to_str().unwrap(),
+            "--out",
+            data.to_str().unwrap(),
+        ],
+        &root,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = std::fs::read_to_string(data.join("import_report.csv")).unwrap();
+    assert!(
+        report.contains("members,members.parquet,sex,invalid_value,1,2,X\n"),
+        "{report}"
+    );
+    let o = hhq(
+        &[
+            "sql",
+            "SELECT member_id, birth_date, sex, dual_eligible FROM members__all ORDER BY 1",
+            "--data",
+            data.to_str().unwrap(),
+            "--format",
+            "csv",
+        ],
+        &root,
+    );
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "member_id,birth_date,sex,dual_eligible\nA1,1980-01-15,F,false\nB1,1990-07-04,,true\n"
+    );
+}
