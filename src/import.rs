@@ -382,60 +382,37 @@ impl ColumnBuilder {
             return;
         };
         let format = spec.date_format.as_deref().unwrap_or(dates);
+        // Each builder takes the parsed value or a null; `parsed` says whether the text was one.
         let parsed = match &mut self.array {
             Builder::String(b) => {
                 let allowed = self.col.allowed.is_none_or(|a| a.contains(&v.as_str()));
-                if allowed {
-                    b.append_value(&v);
-                } else {
-                    b.append_null();
-                }
+                b.append_option(allowed.then_some(v.as_str()));
                 allowed
             }
-            Builder::Date(b) => match NaiveDate::parse_from_str(&v, format) {
-                Ok(d) => {
-                    b.append_value((d - epoch).num_days() as i32);
-                    true
-                }
-                Err(_) => {
-                    b.append_null();
-                    false
-                }
-            },
-            Builder::Int(b) => match v.parse::<i32>() {
-                Ok(n) => {
-                    b.append_value(n);
-                    true
-                }
-                Err(_) => {
-                    b.append_null();
-                    false
-                }
-            },
-            Builder::Double(b) => match v.parse::<f64>() {
-                Ok(n) => {
-                    b.append_value(n);
-                    true
-                }
-                Err(_) => {
-                    b.append_null();
-                    false
-                }
-            },
-            Builder::Bool(b) => match v.to_ascii_lowercase().as_str() {
-                "true" | "t" | "1" | "y" | "yes" => {
-                    b.append_value(true);
-                    true
-                }
-                "false" | "f" | "0" | "n" | "no" => {
-                    b.append_value(false);
-                    true
-                }
-                _ => {
-                    b.append_null();
-                    false
-                }
-            },
+            Builder::Date(b) => {
+                let d = NaiveDate::parse_from_str(&v, format).ok();
+                b.append_option(d.map(|d| (d - epoch).num_days() as i32));
+                d.is_some()
+            }
+            Builder::Int(b) => {
+                let n = v.parse::<i32>().ok();
+                b.append_option(n);
+                n.is_some()
+            }
+            Builder::Double(b) => {
+                let n = v.parse::<f64>().ok();
+                b.append_option(n);
+                n.is_some()
+            }
+            Builder::Bool(b) => {
+                let flag = match v.to_ascii_lowercase().as_str() {
+                    "true" | "t" | "1" | "y" | "yes" => Some(true),
+                    "false" | "f" | "0" | "n" | "no" => Some(false),
+                    _ => None,
+                };
+                b.append_option(flag);
+                flag.is_some()
+            }
             Builder::List(_) => unreachable!("lists above"),
         };
         if !parsed {

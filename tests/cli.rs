@@ -838,6 +838,26 @@ fn fhir_measure_reports_carry_the_result_table_and_are_valid_r4() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("summary.csv"));
 }
 
+/// `hhq import` with this mapping and source directory into `out`; its stderr, after asserting
+/// it succeeded.
+fn import(mapping: &str, from: &str, out: &Path) -> String {
+    let o = hhq(
+        &[
+            "import",
+            "--mapping",
+            mapping,
+            "--from",
+            from,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &common::root(),
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    stderr
+}
+
 /// The rows of a Parquet file as text, via hhq's own reader of query results.
 fn parquet_rows(path: &Path) -> Vec<Vec<Option<String>>> {
     let reader =
@@ -860,20 +880,7 @@ fn import_maps_a_flat_layout_and_counts_what_it_cannot_translate() {
     let root = common::root();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let o = hhq(
-        &[
-            "import",
-            "--mapping",
-            "mappings/flat-csv.yaml",
-            "--from",
-            "tests/import/flat",
-            "--out",
-            data.to_str().unwrap(),
-        ],
-        &root,
-    );
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
+    let stderr = import("mappings/flat-csv.yaml", "tests/import/flat", &data);
     assert!(
         stderr.contains("claims: 4 rows") && stderr.contains("enrollment: 4 rows"),
         "{stderr}"
@@ -1007,20 +1014,7 @@ fn import_maps_a_taf_like_layout_from_several_files_per_extract() {
     let root = common::root();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let o = hhq(
-        &[
-            "import",
-            "--mapping",
-            "mappings/taf-like.yaml",
-            "--from",
-            "tests/import/taf",
-            "--out",
-            data.to_str().unwrap(),
-        ],
-        &root,
-    );
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
+    let stderr = import("mappings/taf-like.yaml", "tests/import/taf", &data);
     for expected in [
         "claims: 7 rows",
         "contacts: 1 rows",
@@ -1123,19 +1117,11 @@ fn import_reads_parquet_sources() {
     let mapping_path = dir.path().join("mixed.yaml");
     std::fs::write(&mapping_path, mapping).unwrap();
     let data = dir.path().join("data");
-    let o = hhq(
-        &[
-            "import",
-            "--mapping",
-            mapping_path.to_str().unwrap(),
-            "--from",
-            from.to_str().unwrap(),
-            "--out",
-            data.to_str().unwrap(),
-        ],
-        &root,
+    import(
+        mapping_path.to_str().unwrap(),
+        from.to_str().unwrap(),
+        &data,
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let report = std::fs::read_to_string(data.join("import_report.csv")).unwrap();
     assert!(
         report.contains("members,members.parquet,sex,invalid_value,1,2,X\n"),
