@@ -71,7 +71,7 @@ pub fn bundle(run_dir: &Path, measures: &[&Measure]) -> Result<Value> {
     let path = run_dir.join("summary.csv");
     if !path.is_file() {
         return Err(Error::Usage(format!(
-            "no {} : give --run the output directory of `hhq run`",
+            "no {}: give --run the output directory of `hhq run`",
             path.display()
         )));
     }
