@@ -4,6 +4,8 @@
 //! The code is laid out as the data flows:
 //!
 //! ```text
+//!  other layouts ──► import (mapping YAML) ──┐
+//!                                            ▼
 //!  Parquet extracts ──► extract ──► (views: claims, contacts, members, enrollment: usable rows)
 //!                          │             │
 //!                          └─► quality (profile, rows set aside by reason, the publish gate)
@@ -12,6 +14,8 @@
 //!                                        ▼
 //!  measures/*.yaml ─► measure ──► compile ──► SQL ──► engine ──► results ──► report
 //!  (+ valuesets/)     (Measure)   (Catalog)            (DataFusion)  (summary.csv/.parquet)
+//!                                                        ▲        └─► fhir (MeasureReports)
+//!  ad hoc SQL (hhq sql, hhq query) ──► adhoc ────────────┘
 //! ```
 //!
 //! | stage | module | owns |
