@@ -260,56 +260,93 @@ pub struct Imported {
     pub findings: Vec<Finding>,
 }
 
-/// A source file's header and its rows as text cells (`None`: empty).
-type TextTable = (Vec<String>, Vec<Vec<Option<String>>>);
+/// Rows are read, translated and written this many at a time: a source of any size is held a
+/// chunk at a time (a state's TAF files run to tens of millions of lines).
+const CHUNK_ROWS: usize = 65_536;
 
-/// The rows of one source file as text cells, with its header.
-fn read_source(path: &Path) -> Result<TextTable> {
-    let is_parquet = path.extension().is_some_and(|x| x == "parquet");
-    if !is_parquet {
-        let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .from_path(path)
-            .map_err(|e| Error::contract(path, format!("cannot read the CSV file: {e}")))?;
-        let headers: Vec<String> = reader
-            .headers()
-            .map_err(|e| Error::contract(path, format!("cannot read the CSV header: {e}")))?
-            .iter()
-            .map(str::to_string)
-            .collect();
-        let mut rows = Vec::new();
-        for (i, r) in reader.records().enumerate() {
-            let r =
-                r.map_err(|e| Error::contract(path, format!("row {}: malformed CSV: {e}", i + 1)))?;
-            rows.push(
-                r.iter()
-                    .map(|c| (!c.is_empty()).then(|| c.to_string()))
-                    .collect(),
-            );
-        }
-        return Ok((headers, rows));
-    }
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader =
-        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| Error::contract(path, format!("not a readable Parquet file: {e}")))?
-            .build()?;
-    let mut headers = Vec::new();
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch?;
-        if headers.is_empty() {
-            headers = batch
+/// One source file, read a chunk of rows at a time as text cells (`None`: empty).
+struct SourceRows {
+    headers: Vec<String>,
+    reader: Reader,
+    path: PathBuf,
+    /// Data rows read so far.
+    read: u64,
+}
+
+enum Reader {
+    Csv(csv::Reader<std::fs::File>),
+    Parquet(datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader),
+}
+
+impl SourceRows {
+    fn open(path: &Path) -> Result<SourceRows> {
+        let (headers, reader) = if path.extension().is_some_and(|x| x == "parquet") {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let builder =
+                datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                    file,
+                )
+                .map_err(|e| Error::contract(path, format!("not a readable Parquet file: {e}")))?;
+            let headers = builder
                 .schema()
                 .fields()
                 .iter()
                 .map(|f| f.name().clone())
                 .collect();
-        }
-        let (_, text) = crate::results::text_rows(std::slice::from_ref(&batch))?;
-        rows.extend(text);
+            let reader = builder.with_batch_size(CHUNK_ROWS).build()?;
+            (headers, Reader::Parquet(reader))
+        } else {
+            let mut reader = csv::ReaderBuilder::new()
+                .trim(csv::Trim::All)
+                .from_path(path)
+                .map_err(|e| Error::contract(path, format!("cannot read the CSV file: {e}")))?;
+            let headers = reader
+                .headers()
+                .map_err(|e| Error::contract(path, format!("cannot read the CSV header: {e}")))?
+                .iter()
+                .map(str::to_string)
+                .collect();
+            (headers, Reader::Csv(reader))
+        };
+        Ok(SourceRows {
+            headers,
+            reader,
+            path: path.to_path_buf(),
+            read: 0,
+        })
     }
-    Ok((headers, rows))
+
+    /// The next rows, up to [`CHUNK_ROWS`]; none at the end of the file.
+    fn next_chunk(&mut self) -> Result<Vec<Vec<Option<String>>>> {
+        let rows = match &mut self.reader {
+            Reader::Csv(reader) => {
+                let mut rows = Vec::new();
+                for r in reader.records().take(CHUNK_ROWS) {
+                    let r = r.map_err(|e| {
+                        Error::contract(
+                            &self.path,
+                            format!(
+                                "row {}: malformed CSV: {e}",
+                                self.read + rows.len() as u64 + 1
+                            ),
+                        )
+                    })?;
+                    rows.push(
+                        r.iter()
+                            .map(|c| (!c.is_empty()).then(|| c.to_string()))
+                            .collect(),
+                    );
+                }
+                rows
+            }
+            Reader::Parquet(reader) => match reader.next() {
+                Some(batch) => crate::results::text_rows(std::slice::from_ref(&batch?))?.1,
+                None => Vec::new(),
+            },
+        };
+        self.read += rows.len() as u64;
+        Ok(rows)
+    }
 }
 
 /// Builds one contract column from text cells, counting what it sets aside.
@@ -440,11 +477,22 @@ pub fn import(mapping: &Mapping, from: &Path, out: &Path) -> Result<Imported> {
     let mut findings = Vec::new();
     let mut inputs = Vec::new();
     for (extract, sources) in &mapping.sources {
-        let mut batches = Vec::new();
+        let schema = nullable(extract);
+        let parquet = staged.file(format!("{}.parquet", extract.name))?;
+        let file = std::fs::File::create(&parquet).map_err(|e| Error::io(&parquet, e))?;
+        let props = datafusion::parquet::file::properties::WriterProperties::builder()
+            .set_compression(datafusion::parquet::basic::Compression::ZSTD(
+                Default::default(),
+            ))
+            .build();
+        let mut writer =
+            datafusion::parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+        let mut rows_written = 0;
         for source in sources {
             let path = from.join(&source.file);
             inputs.push(path.clone());
-            let (headers, rows) = read_source(&path)?;
+            let mut rows = SourceRows::open(&path)?;
+            let headers = rows.headers.clone();
             let index = |name: &str| -> Result<usize> {
                 headers.iter().position(|h| h == name).ok_or_else(|| {
                     Error::contract(
@@ -480,67 +528,68 @@ pub fn import(mapping: &Mapping, from: &Path, out: &Path) -> Result<Imported> {
                     });
                 }
             }
-            let mut builders: Vec<ColumnBuilder> =
-                extract.columns.iter().map(ColumnBuilder::new).collect();
-            for (r, row) in rows.iter().enumerate() {
-                let row_number = r as u64 + 1;
-                for ((b, spec), idx) in builders.iter_mut().zip(&source.columns).zip(&reads) {
-                    let Some(spec) = spec else {
-                        b.push(&[None], &Spec::default(), &source.date_format, row_number);
-                        continue;
-                    };
-                    let mut cells: Vec<Option<String>> = match &spec.value {
-                        Some(v) => vec![Some(v.clone())],
-                        None => idx.iter().map(|i| row.get(*i).cloned().flatten()).collect(),
-                    };
-                    if let Some(values) = &spec.values {
-                        for c in cells.iter_mut() {
-                            if let Some(v) = c.take() {
-                                match values.get(&v) {
-                                    // A code translated to "" means no value: null, not counted.
-                                    Some(to) if to.is_empty() => {}
-                                    Some(to) => *c = Some(to.clone()),
-                                    None => b.aside("unmapped_value", row_number, &v),
+            // What the source's chunks set aside, by contract column and issue: counts added,
+            // the first row and example kept from the first chunk that had one.
+            let mut aside: BTreeMap<(usize, &'static str), (u64, u64, String)> = BTreeMap::new();
+            loop {
+                let before = rows.read;
+                let chunk = rows.next_chunk()?;
+                if chunk.is_empty() {
+                    break;
+                }
+                let mut builders: Vec<ColumnBuilder> =
+                    extract.columns.iter().map(ColumnBuilder::new).collect();
+                for (r, row) in chunk.iter().enumerate() {
+                    let row_number = before + r as u64 + 1;
+                    for ((b, spec), idx) in builders.iter_mut().zip(&source.columns).zip(&reads) {
+                        let Some(spec) = spec else {
+                            b.push(&[None], &Spec::default(), &source.date_format, row_number);
+                            continue;
+                        };
+                        let mut cells: Vec<Option<String>> = match &spec.value {
+                            Some(v) => vec![Some(v.clone())],
+                            None => idx.iter().map(|i| row.get(*i).cloned().flatten()).collect(),
+                        };
+                        if let Some(values) = &spec.values {
+                            for c in cells.iter_mut() {
+                                if let Some(v) = c.take() {
+                                    match values.get(&v) {
+                                        // A code translated to "" means no value: null, not
+                                        // counted.
+                                        Some(to) if to.is_empty() => {}
+                                        Some(to) => *c = Some(to.clone()),
+                                        None => b.aside("unmapped_value", row_number, &v),
+                                    }
                                 }
                             }
                         }
+                        b.push(&cells, spec, &source.date_format, row_number);
                     }
-                    b.push(&cells, spec, &source.date_format, row_number);
                 }
-            }
-            for b in builders.iter_mut() {
-                for (issue, (n, first, example)) in std::mem::take(&mut b.set_aside) {
-                    findings.push(Finding {
-                        extract: extract.name.into(),
-                        file: source.file.clone(),
-                        column: b.col.name.into(),
-                        issue: issue.into(),
-                        rows: n,
-                        first_row: first,
-                        example,
-                    });
+                for (i, b) in builders.iter_mut().enumerate() {
+                    for (issue, (n, first, example)) in std::mem::take(&mut b.set_aside) {
+                        aside.entry((i, issue)).or_insert((0, first, example)).0 += n;
+                    }
                 }
+                let arrays: Vec<ArrayRef> =
+                    builders.iter_mut().map(ColumnBuilder::finish).collect();
+                writer.write(&RecordBatch::try_new(schema.clone(), arrays)?)?;
+                rows_written += chunk.len() as u64;
             }
-            let arrays: Vec<ArrayRef> = builders.iter_mut().map(ColumnBuilder::finish).collect();
-            batches.push(RecordBatch::try_new(nullable(extract), arrays)?);
+            for ((i, issue), (n, first, example)) in aside {
+                findings.push(Finding {
+                    extract: extract.name.into(),
+                    file: source.file.clone(),
+                    column: extract.columns[i].name.into(),
+                    issue: issue.into(),
+                    rows: n,
+                    first_row: first,
+                    example,
+                });
+            }
         }
-        let batch = datafusion::arrow::compute::concat_batches(&nullable(extract), &batches)?;
-        rows_of.push((extract.name, batch.num_rows() as u64));
-        let mut buf = Vec::new();
-        let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
-            &mut buf,
-            batch.schema(),
-            Some(
-                datafusion::parquet::file::properties::WriterProperties::builder()
-                    .set_compression(datafusion::parquet::basic::Compression::ZSTD(
-                        Default::default(),
-                    ))
-                    .build(),
-            ),
-        )?;
-        w.write(&batch)?;
-        w.close()?;
-        staged.write(format!("{}.parquet", extract.name), &buf)?;
+        writer.close()?;
+        rows_of.push((extract.name, rows_written));
     }
     findings.sort();
     staged.write("import_report.csv", report_csv(&findings).as_bytes())?;

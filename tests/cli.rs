@@ -858,6 +858,23 @@ fn import(mapping: &str, from: &str, out: &Path) -> String {
     stderr
 }
 
+/// `hhq sql` over a data directory, as CSV, after asserting it succeeded.
+fn sql_csv(data: &Path, sql: &str) -> String {
+    let o = hhq(
+        &[
+            "sql",
+            sql,
+            "--data",
+            data.to_str().unwrap(),
+            "--format",
+            "csv",
+        ],
+        &common::root(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
 /// The rows of a Parquet file as text, via hhq's own reader of query results.
 fn parquet_rows(path: &Path) -> Vec<Vec<Option<String>>> {
     let reader =
@@ -926,26 +943,7 @@ fn import_maps_a_flat_layout_and_counts_what_it_cannot_translate() {
 
     // The directory is one hhq reads: the line with no date of service is set aside by the
     // contract's row rules, counted, not lost.
-    let count = |sql: &str| {
-        let o = hhq(
-            &[
-                "sql",
-                sql,
-                "--data",
-                data.to_str().unwrap(),
-                "--format",
-                "csv",
-            ],
-            &root,
-        );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout)
-            .unwrap()
-            .lines()
-            .nth(1)
-            .unwrap()
-            .to_string()
-    };
+    let count = |sql: &str| sql_csv(&data, sql).lines().nth(1).unwrap().to_string();
     assert_eq!(count("SELECT count(*) AS n FROM claims__all"), "4");
     assert_eq!(count("SELECT count(*) AS n FROM claims"), "2");
 
@@ -1011,7 +1009,6 @@ fn import_maps_a_flat_layout_and_counts_what_it_cannot_translate() {
 /// (TAF code 7: ethnicity known, race not) and dual (code 02).
 #[test]
 fn import_maps_a_taf_like_layout_from_several_files_per_extract() {
-    let root = common::root();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let stderr = import("mappings/taf-like.yaml", "tests/import/taf", &data);
@@ -1028,21 +1025,7 @@ fn import_maps_a_taf_like_layout_from_several_files_per_extract() {
         "extract,file,column,issue,rows,first_row,example\n\
          claims,taf_ot_professional.csv,adjustment,unmapped_value,1,2,9\n"
     );
-    let csv = |sql: &str| {
-        let o = hhq(
-            &[
-                "sql",
-                sql,
-                "--data",
-                data.to_str().unwrap(),
-                "--format",
-                "csv",
-            ],
-            &root,
-        );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout).unwrap()
-    };
+    let csv = |sql: &str| sql_csv(&data, sql);
     assert_eq!(
         csv(
             "SELECT claim_id, claim_type, adjustment, replaces_claim_id FROM claims__all ORDER BY claim_id, line_number"
@@ -1127,19 +1110,11 @@ fn import_reads_parquet_sources() {
         report.contains("members,members.parquet,sex,invalid_value,1,2,X\n"),
         "{report}"
     );
-    let o = hhq(
-        &[
-            "sql",
-            "SELECT member_id, birth_date, sex, dual_eligible FROM members__all ORDER BY 1",
-            "--data",
-            data.to_str().unwrap(),
-            "--format",
-            "csv",
-        ],
-        &root,
-    );
     assert_eq!(
-        String::from_utf8(o.stdout).unwrap(),
+        sql_csv(
+            &data,
+            "SELECT member_id, birth_date, sex, dual_eligible FROM members__all ORDER BY 1"
+        ),
         "member_id,birth_date,sex,dual_eligible\nA1,1980-01-15,F,false\nB1,1990-07-04,,true\n"
     );
 }
