@@ -48,6 +48,8 @@ pub mod cms;
 pub mod compile;
 pub mod decks;
 pub mod detail;
+#[cfg(feature = "ballista")]
+pub mod distributed;
 pub mod engine;
 pub mod error;
 pub mod extract;

@@ -44,6 +44,17 @@ struct MemoryArgs {
     memory_limit: Option<usize>,
 }
 
+/// Where the queries run; shared by the commands that compute measures for outputs.
+#[derive(clap::Args, Clone)]
+struct EngineArgs {
+    /// Where the queries run: `local` (this process), `standalone` (a Ballista scheduler and
+    /// executor in this process) or `ballista://HOST:PORT` (a cluster of `hhq cluster` nodes).
+    /// The last two need hhq built with `--features ballista` (docs/distributed.md)
+    #[arg(long, value_name = "ENGINE", default_value = "local",
+          value_parser = |s: &str| s.parse::<hhq::engine::Backend>())]
+    engine: hhq::engine::Backend,
+}
+
 /// A count of at least one.
 fn parse_count(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
@@ -72,6 +83,7 @@ fn reading(
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit,
+        engine: Default::default(),
         members_per_pass: None,
         detail_csv: Default::default(),
     }
@@ -129,6 +141,8 @@ enum Command {
         #[command(flatten)]
         memory: MemoryArgs,
         #[command(flatten)]
+        engine: EngineArgs,
+        #[command(flatten)]
         dirs: DefinitionDirs,
     },
     /// Write a published report: HTML, PDF, the tables and charts behind it, and a manifest
@@ -169,6 +183,8 @@ enum Command {
         quality: QualityArgs,
         #[command(flatten)]
         memory: MemoryArgs,
+        #[command(flatten)]
+        engine: EngineArgs,
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
@@ -383,6 +399,91 @@ enum Command {
         #[arg(long, default_value = "man")]
         out: PathBuf,
     },
+    /// Run a node of a Ballista cluster that computes hhq's measures (`--engine
+    /// ballista://HOST:PORT`): every node registers hhq's SQL functions
+    #[cfg(feature = "ballista")]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  hhq cluster scheduler --port 50050 &\n  hhq cluster executor --scheduler localhost:50050 &\n  hhq run --engine ballista://localhost:50050 --data /shared/extracts --out out/run\n\nEvery node must read the extracts at the same absolute path (docs/distributed.md)."
+    )]
+    Cluster(ClusterCommand),
+}
+
+/// The nodes of a Ballista cluster.
+#[cfg(feature = "ballista")]
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// The scheduler: plans each query into stages and hands their tasks to executors
+    #[command(after_help = "Example: hhq cluster scheduler --bind 0.0.0.0 --port 50050")]
+    Scheduler {
+        /// Address to listen on
+        #[arg(long, default_value = "0.0.0.0")]
+        bind: String,
+        /// Port to listen on
+        #[arg(long, default_value_t = 50050)]
+        port: u16,
+    },
+    /// An executor: runs the tasks the scheduler hands it, serving its shuffle files to the
+    /// others
+    #[command(
+        after_help = "Example: hhq cluster executor --scheduler sched.internal:50050 --port 50051 --concurrent-tasks 8"
+    )]
+    Executor {
+        /// The scheduler, HOST:PORT
+        #[arg(long, value_name = "HOST:PORT", default_value = "localhost:50050")]
+        scheduler: String,
+        /// Address to listen on
+        #[arg(long, default_value = "0.0.0.0")]
+        bind: String,
+        /// Port of its Arrow Flight service (shuffle files)
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// Port of its gRPC service
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Host name the scheduler and other executors reach it at (default: this host's)
+        #[arg(long, value_name = "HOST")]
+        external_host: Option<String>,
+        /// Tasks run at once (default: one per core)
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        concurrent_tasks: usize,
+        /// Directory for shuffle files (default: a temporary directory)
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<String>,
+    },
+}
+
+/// Serve as a cluster node until stopped.
+#[cfg(feature = "ballista")]
+async fn cluster(command: ClusterCommand) -> Result<()> {
+    match command {
+        ClusterCommand::Scheduler { bind, port } => hhq::distributed::scheduler(&bind, port).await,
+        ClusterCommand::Executor {
+            scheduler,
+            bind,
+            port,
+            grpc_port,
+            external_host,
+            concurrent_tasks,
+            work_dir,
+        } => {
+            let (host, scheduler_port) = scheduler
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                .ok_or_else(|| Error::Usage(format!("--scheduler `{scheduler}`: use HOST:PORT")))?;
+            hhq::distributed::executor(hhq::distributed::ExecutorOptions {
+                scheduler_host: host,
+                scheduler_port,
+                bind,
+                port,
+                grpc_port,
+                external_host,
+                concurrent_tasks,
+                work_dir,
+            })
+            .await
+        }
+    }
 }
 
 /// What `hhq sql` and `hhq query` read, whose members, and how they write the rows.
@@ -487,8 +588,35 @@ impl QualityArgs {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Warnings, but not Ballista's complaint that a stage's metrics do not line up with its plan
+/// (logged as an error for every plan with a shuffle; nothing is wrong with the results).
+#[cfg(feature = "ballista")]
+const LOG_DEFAULT: &str = "warn,ballista_scheduler::display=off";
+
+fn main() -> ExitCode {
+    #[cfg_attr(not(feature = "ballista"), allow(unused_mut))]
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    #[cfg(feature = "ballista")]
+    {
+        // The distributed engine logs through `log`: warnings unless RUST_LOG says otherwise.
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(LOG_DEFAULT))
+            .init();
+        // A measure's plan is a deep tree, which protobuf encodes and decodes recursively on
+        // the client, the scheduler and the executors (threads of this runtime): 2 MiB, tokio's
+        // default, overflows.
+        runtime.thread_stack_size(64 << 20);
+    }
+    match runtime.build() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     match dispatch(Cli::parse().command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -559,6 +687,7 @@ async fn dispatch(command: Command) -> Result<()> {
             members_per_pass,
             quality,
             memory,
+            engine,
             dirs,
         } => {
             let audience = match (audience, id) {
@@ -587,6 +716,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 pdf: !no_pdf,
                 quality: quality.options(),
                 memory_limit: memory.memory_limit,
+                engine: engine.engine,
                 members_per_pass: Some(members_per_pass),
             })
             .await?;
@@ -633,6 +763,7 @@ async fn dispatch(command: Command) -> Result<()> {
             detail_csv,
             quality,
             memory,
+            engine,
             dirs,
         } => {
             let privacy = hhq::privacy::Privacy {
@@ -665,6 +796,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 privacy,
                 quality: quality.options(),
                 memory_limit: memory.memory_limit,
+                engine: engine.engine,
                 members_per_pass: Some(members_per_pass),
                 detail_csv,
             })
@@ -988,6 +1120,8 @@ async fn dispatch(command: Command) -> Result<()> {
             clap_complete::generate(shell, &mut cmd, "hhq", &mut std::io::stdout());
             Ok(())
         }
+        #[cfg(feature = "ballista")]
+        Command::Cluster(command) => cluster(command).await,
         Command::Man { out } => {
             let written = write_man_pages(&out)?;
             eprintln!("wrote {written} manual pages to {}", out.display());

@@ -33,6 +33,8 @@ pub struct RunOptions {
     /// Bytes DataFusion's operators may hold at once, spilling to disk beyond (`--memory-limit`);
     /// `None`: unbounded.
     pub memory_limit: Option<usize>,
+    /// Where the queries run (`--engine`): this process or a Ballista cluster.
+    pub engine: crate::engine::Backend,
     /// Members computed at once (`--members-per-pass`); `None`: [`MEMBERS_PER_PASS`].
     pub members_per_pass: Option<usize>,
     /// Which measures' detail is also written as CSV (`--detail-csv`).
@@ -527,7 +529,8 @@ async fn open(opts: &RunOptions) -> Result<(Definitions, Engine)> {
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
-    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
+    let engine =
+        Engine::open_on(&opts.data, &defs, &inputs, opts.memory_limit, &opts.engine).await?;
     Ok((defs, engine))
 }
 

@@ -167,6 +167,7 @@ async fn explain_tells_each_step_for_one_member() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        engine: Default::default(),
         members_per_pass: None,
         detail_csv: Default::default(),
     };

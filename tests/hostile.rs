@@ -312,6 +312,7 @@ async fn a_failed_run_leaves_the_previous_outputs_whole() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        engine: Default::default(),
         members_per_pass: None,
         detail_csv: Default::default(),
     };

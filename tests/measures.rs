@@ -263,6 +263,7 @@ async fn an_empty_age_band_is_still_reported() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        engine: Default::default(),
         members_per_pass: None,
         detail_csv: Default::default(),
     })
@@ -324,6 +325,7 @@ async fn members_basis_with_continuous_enrollment() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        engine: Default::default(),
         members_per_pass: None,
         detail_csv: Default::default(),
     })
@@ -393,6 +395,7 @@ async fn first_date_numerators_give_days_and_their_median() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        engine: Default::default(),
         members_per_pass: None,
         detail_csv: Default::default(),
     })
@@ -434,6 +437,7 @@ async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        engine: Default::default(),
         members_per_pass: None,
         detail_csv: Default::default(),
     };
@@ -502,6 +506,7 @@ async fn the_manifest_fingerprints_inputs_and_outputs() {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        engine: Default::default(),
         members_per_pass: None,
         detail_csv: Default::default(),
     })

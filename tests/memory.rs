@@ -21,6 +21,7 @@ fn options(out: &Path, memory_limit: Option<usize>) -> RunOptions {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit,
+        engine: Default::default(),
         members_per_pass: None,
         detail_csv: Default::default(),
     }

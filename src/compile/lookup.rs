@@ -251,6 +251,54 @@ fn any_in(lists: &ListArray, hit: impl Fn(usize) -> bool) -> BooleanArray {
         .collect()
 }
 
+/// A registered lookup's sets as bytes, for the distributed engine's codec: JSON, each set's
+/// codes and prefixes in order, so that the same sets give the same bytes. `None` for any other
+/// function.
+pub(crate) fn to_wire(udf: &ScalarUDF) -> Option<Vec<u8>> {
+    let f = udf.inner().downcast_ref::<ValueSetContains>()?;
+    let sets: BTreeMap<&str, (Vec<&str>, Vec<&str>)> = f
+        .sets
+        .iter()
+        .map(|(name, l)| {
+            let mut codes: Vec<&str> = l.codes.iter().map(String::as_str).collect();
+            codes.sort_unstable();
+            let mut prefixes: Vec<&str> =
+                l.prefixes.values().flatten().map(String::as_str).collect();
+            prefixes.sort_unstable();
+            (name.as_str(), (codes, prefixes))
+        })
+        .collect();
+    serde_json::to_vec(&sets).ok()
+}
+
+/// The lookup [`to_wire`] encoded.
+pub(crate) fn from_wire(bytes: &[u8]) -> Result<ScalarUDF> {
+    type Wire = BTreeMap<String, (Vec<String>, Vec<String>)>;
+    let sets: Wire = serde_json::from_slice(bytes).map_err(|e| {
+        datafusion::error::DataFusionError::Internal(format!(
+            "{LOOKUP_FUNCTION}: the value sets sent with the plan do not read: {e}"
+        ))
+    })?;
+    let lookups = sets
+        .into_iter()
+        .map(|(name, (codes, prefixes))| {
+            let set = ValueSet {
+                name: name.clone(),
+                code_system: String::new(),
+                codes,
+                prefixes,
+                defined_at: (std::path::PathBuf::new(), 0),
+                replaces_illustrative: false,
+            };
+            (name, Lookup::new(&set))
+        })
+        .collect();
+    Ok(ScalarUDF::from(ValueSetContains {
+        signature: Signature::variadic_any(Volatility::Immutable),
+        sets: Arc::new(lookups),
+    }))
+}
+
 /// Register the lookup over `sets` with a session (every set, so a filter may name any).
 pub fn register(ctx: &SessionContext, sets: &ValueSets) {
     let lookups = sets

@@ -151,6 +151,78 @@ pub struct View {
     pub stratify: Option<Vec<crate::measure::Stratifier>>,
 }
 
+/// Where a run's queries execute (`--engine`): this process, or an Apache Ballista cluster
+/// (built with the cargo feature `ballista`; docs/distributed.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// DataFusion in this process.
+    #[default]
+    Local,
+    /// A Ballista scheduler and executor started in this process.
+    Standalone,
+    /// The Ballista scheduler at this URL (`ballista://HOST:PORT`).
+    Remote(String),
+}
+
+impl Backend {
+    /// Whether queries run in this process.
+    pub fn is_local(&self) -> bool {
+        *self == Backend::Local
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Local => f.write_str("local"),
+            Backend::Standalone => f.write_str("standalone"),
+            Backend::Remote(url) => f.write_str(url),
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Backend, String> {
+        match s {
+            "local" => Ok(Backend::Local),
+            "standalone" => Ok(Backend::Standalone),
+            url if url.starts_with("ballista://") || url.starts_with("df://") => {
+                let rest = url.split_once("://").map_or("", |(_, r)| r);
+                let (host, port) = rest.rsplit_once(':').unwrap_or((rest, ""));
+                if host.is_empty() || port.parse::<u16>().is_err() {
+                    return Err(format!(
+                        "`{url}` is not a scheduler address: use ballista://HOST:PORT"
+                    ));
+                }
+                Ok(Backend::Remote(url.to_string()))
+            }
+            other => Err(format!(
+                "`{other}` is not an engine: use local, standalone or ballista://HOST:PORT"
+            )),
+        }
+    }
+}
+
+/// The client session on `backend` over the local one (which it is, for [`Backend::Local`]).
+async fn connect(backend: &Backend, local: &SessionContext) -> Result<SessionContext> {
+    if backend.is_local() {
+        return Ok(local.clone());
+    }
+    #[cfg(feature = "ballista")]
+    {
+        crate::distributed::connect(backend, local).await
+    }
+    #[cfg(not(feature = "ballista"))]
+    {
+        Err(Error::Usage(format!(
+            "--engine {backend}: this hhq was built without the distributed engine; build it \
+             with `cargo build --release --features ballista` (docs/distributed.md)"
+        )))
+    }
+}
+
 /// Optional inputs beside the extracts.
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
@@ -159,7 +231,12 @@ pub struct Inputs {
 }
 
 pub struct Engine {
+    /// Where queries over the extracts run: the local session, or a cluster's client session.
     ctx: SessionContext,
+    /// This process's session: a measure's detail, once computed, is summarised here (a spooled
+    /// detail is a table of this process, which no cluster reads).
+    local: SessionContext,
+    backend: Backend,
     pub extracts: Vec<OpenedExtract>,
     pub data_dir: Option<PathBuf>,
     catalog: Catalog,
@@ -429,10 +506,38 @@ impl Engine {
         inputs: &Inputs,
         memory_limit: Option<usize>,
     ) -> Result<Engine> {
-        let ctx = session(memory_limit)?;
-        let extracts = extract::open_all(&ctx, data_dir).await?;
+        Self::open_on(data_dir, defs, inputs, memory_limit, &Backend::Local).await
+    }
+
+    /// [`Engine::open_limited`] with queries run on `backend`. On a cluster, the extracts are
+    /// DataFusion's Parquet tables at their absolute paths (every node must read the same
+    /// path), building blocks and a measure's steps stay views and CTEs (nothing is held in
+    /// this process's memory between queries), and one pass computes every member.
+    pub async fn open_on(
+        data_dir: &Path,
+        defs: &Definitions,
+        inputs: &Inputs,
+        memory_limit: Option<usize>,
+        backend: &Backend,
+    ) -> Result<Engine> {
+        let local = session(memory_limit)?;
+        let ctx = connect(backend, &local).await?;
+        let extracts = extract::open_all_as(&ctx, data_dir, backend.is_local()).await?;
         let supplied = register_inputs(&ctx, inputs)?;
-        Self::finish(ctx, extracts, Some(data_dir.to_path_buf()), defs, supplied).await
+        let mut engine =
+            Self::finish(ctx, extracts, Some(data_dir.to_path_buf()), defs, supplied).await?;
+        if !backend.is_local() {
+            udf::register(&local);
+            pick::register(&local);
+            engine.local = local;
+            engine.backend = backend.clone();
+        }
+        Ok(engine)
+    }
+
+    /// Where this engine's queries run.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// An engine over empty extracts with the contract's schemas: enough to check and compile
@@ -469,6 +574,8 @@ impl Engine {
             catalog.blocks.insert(block.name.clone(), columns);
         }
         Ok(Engine {
+            local: ctx.clone(),
+            backend: Backend::Local,
             ctx,
             extracts,
             data_dir,
@@ -557,7 +664,8 @@ impl Engine {
     fn stages(&self, compiled: &CompiledMeasure) -> Vec<crate::compile::Staged> {
         let pool = &self.ctx.runtime_env().memory_pool;
         let limited = matches!(pool.memory_limit(), MemoryLimit::Finite(_));
-        compiled.staged(|name| !limited && !self.ctx.table_exist(name).unwrap_or(true))
+        let kept = !limited && self.backend.is_local();
+        compiled.staged(|name| kept && !self.ctx.table_exist(name).unwrap_or(true))
     }
 
     /// How many queries (measures of a pass, building blocks) the engine runs side by side: two,
@@ -574,6 +682,11 @@ impl Engine {
     /// pass. Ranges of ids, not a hash, so passes read only their members' row groups when the
     /// extracts are sorted by member, and each pass's detail follows the last in id order.
     pub async fn member_ranges(&self, per_pass: usize) -> Result<Vec<MemberRange>> {
+        // A cluster holds no block between queries (see `materialize`): a pass would read the
+        // blocks kept for the run as its own members' rows, not the state's.
+        if !self.backend.is_local() {
+            return Ok(vec![MemberRange::default()]);
+        }
         let ids = self
             .texts("SELECT DISTINCT member_id FROM members WHERE member_id IS NOT NULL ORDER BY member_id")
             .await?;
@@ -663,6 +776,10 @@ impl Engine {
     ///
     /// Returns each block computed, in dependency order.
     pub async fn materialize(&self, names: &BTreeSet<&str>) -> Result<Vec<Built>> {
+        // On a cluster the blocks stay views: rows held here would travel with every plan.
+        if !self.backend.is_local() {
+            return Ok(Vec::new());
+        }
         let mut took = Vec::new();
         let pool = &self.ctx.runtime_env().memory_pool;
         let budget = match pool.memory_limit() {
@@ -828,9 +945,10 @@ impl Engine {
         what: &str,
     ) -> Result<(Vec<RecordBatch>, Arc<dyn ExecutionPlan>)> {
         let run = async {
+            // The session the frame was planned in: this process's or the cluster client's.
+            let task = Arc::new(df.task_ctx());
             let plan = df.create_physical_plan().await?;
-            let batches =
-                datafusion::physical_plan::collect(plan.clone(), self.ctx.task_ctx()).await?;
+            let batches = datafusion::physical_plan::collect(plan.clone(), task).await?;
             Ok::<_, DataFusionError>((batches, plan))
         };
         match run.await {
@@ -885,6 +1003,12 @@ impl Engine {
     /// Run a query; a memory limit too small for it is an error naming `what` (a measure).
     pub async fn collect_for(&self, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
         self.execute(self.ctx.sql(sql).await?, what).await
+    }
+
+    /// [`Engine::collect_for`] in this process's session, over tables of this process (a
+    /// measure's detail), wherever the engine's other queries run.
+    async fn collect_local(&self, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+        self.execute(self.local.sql(sql).await?, what).await
     }
 
     /// The last date with data (claims or contacts), if any.
@@ -999,9 +1123,9 @@ impl Engine {
             let mut aggregates = Vec::new();
             for (c, queries) in summary_queries(compiled, &table, views) {
                 let what = format!("measure {}", c.id);
-                let summary = self.collect_for(&queries.summary, &what).await?;
+                let summary = self.collect_local(&queries.summary, &what).await?;
                 let population = match &queries.population {
-                    Some(sql) => self.collect_for(sql, &what).await?,
+                    Some(sql) => self.collect_local(sql, &what).await?,
                     None => Vec::new(),
                 };
                 aggregates.push(results::from_batches(&c, &summary, &population)?);
@@ -1020,9 +1144,9 @@ impl Engine {
         detail: Arc<dyn datafusion::catalog::TableProvider>,
         work: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        self.ctx.register_table(name, detail)?;
+        self.local.register_table(name, detail)?;
         let result = work.await;
-        self.ctx.deregister_table(name)?;
+        self.local.deregister_table(name)?;
         result
     }
 
@@ -1040,8 +1164,8 @@ impl Engine {
             let mut read = BTreeSet::new();
             for (_, queries) in summary_queries(compiled, &table, views) {
                 for sql in std::iter::once(&queries.summary).chain(&queries.population) {
-                    let plan = self.ctx.state().create_logical_plan(sql).await?;
-                    let plan = self.ctx.state().optimize(&plan)?;
+                    let plan = self.local.state().create_logical_plan(sql).await?;
+                    let plan = self.local.state().optimize(&plan)?;
                     plan.apply(|node| {
                         if let LogicalPlan::TableScan(scan) = node
                             && scan.table_name.table() == name

@@ -624,6 +624,17 @@ pub async fn open_extract(
     dir: &Path,
     extract: &'static Extract,
 ) -> Result<OpenedExtract> {
+    open_extract_as(ctx, dir, extract, true).await
+}
+
+/// [`open_extract`], read in shared chunks (`chunked`, one process) or as DataFusion's own
+/// Parquet table, which a distributed engine can send to other nodes.
+async fn open_extract_as(
+    ctx: &SessionContext,
+    dir: &Path,
+    extract: &'static Extract,
+    chunked: bool,
+) -> Result<OpenedExtract> {
     let (location, files) = locate(dir, extract)?;
     let mut rows = 0;
     let mut findings = Vec::new();
@@ -638,15 +649,24 @@ pub async fn open_extract(
     check_not_empty(&location, extract, files.len(), rows)?;
 
     let raw = format!("{}__raw", extract.name);
-    let location_str = location
+    // Other nodes of a cluster resolve a relative path against their own working directory.
+    let registered = match chunked {
+        true => location.clone(),
+        false => std::path::absolute(&location).map_err(|e| {
+            Error::contract(&location, format!("cannot make the path absolute: {e}"))
+        })?,
+    };
+    let location_str = registered
         .to_str()
         .ok_or_else(|| Error::contract(&location, "the path is not valid UTF-8; rename it"))?;
     ctx.register_parquet(&raw, location_str, ParquetReadOptions::default())
         .await?;
     // Read in chunks every stream of a scan takes from one queue (see `chunks`).
-    let listing = ctx.table_provider(raw.as_str()).await?;
-    ctx.deregister_table(raw.as_str())?;
-    ctx.register_table(raw.as_str(), super::chunks::Chunked::wrap(listing))?;
+    if chunked {
+        let listing = ctx.table_provider(raw.as_str()).await?;
+        ctx.deregister_table(raw.as_str())?;
+        ctx.register_table(raw.as_str(), super::chunks::Chunked::wrap(listing))?;
+    }
     let table_schema = ctx.table_provider(raw.as_str()).await?.schema();
     let mut select = Vec::new();
     for field in table_schema.fields() {
@@ -711,12 +731,21 @@ fn sql_type(ty: ColumnType) -> &'static str {
 
 /// Open all four extracts of a data directory.
 pub async fn open_all(ctx: &SessionContext, dir: &Path) -> Result<Vec<OpenedExtract>> {
+    open_all_as(ctx, dir, true).await
+}
+
+/// [`open_all`], chunked or not (see [`open_extract_as`]).
+pub async fn open_all_as(
+    ctx: &SessionContext,
+    dir: &Path,
+    chunked: bool,
+) -> Result<Vec<OpenedExtract>> {
     if !dir.is_dir() {
         return Err(Error::contract(dir, "no such data directory"));
     }
     let mut opened = Vec::with_capacity(EXTRACTS.len());
     for extract in EXTRACTS {
-        opened.push(open_extract(ctx, dir, extract).await?);
+        opened.push(open_extract_as(ctx, dir, extract, chunked).await?);
     }
     Ok(opened)
 }

@@ -47,6 +47,8 @@ pub struct ReportOptions {
     pub quality: crate::quality::QualityOptions,
     /// Bytes DataFusion's operators may hold at once (`--memory-limit`); `None`: unbounded.
     pub memory_limit: Option<usize>,
+    /// Where the queries run (`--engine`): this process or a Ballista cluster.
+    pub engine: crate::engine::Backend,
     /// Members computed at once (`--members-per-pass`); `None`:
     /// [`crate::pipeline::MEMBERS_PER_PASS`].
     pub members_per_pass: Option<usize>,
@@ -78,7 +80,8 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
-    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
+    let engine =
+        Engine::open_on(&opts.data, &defs, &inputs, opts.memory_limit, &opts.engine).await?;
     // The gate first: a refused report computes nothing and writes nothing.
     let (quality, caveat) =
         crate::pipeline::quality_gate(&engine, &opts.quality, &opts.measures).await?;

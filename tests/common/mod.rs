@@ -61,6 +61,7 @@ pub fn run_options(data: &Path, out: &Path) -> hhq::pipeline::RunOptions {
         privacy: Default::default(),
         quality: Default::default(),
         memory_limit: None,
+        engine: Default::default(),
         members_per_pass: None,
         detail_csv: Default::default(),
     }

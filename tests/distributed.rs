@@ -1,0 +1,253 @@
+//! The distributed engine (cargo feature `ballista`): a Ballista scheduler and executor started
+//! on localhost with `hhq cluster`, the full suite of measures run on them over the committed
+//! test data and over a synthetic state of 100,000 members, and every output a measure's
+//! results make (the result table, the CMS tables, the data-quality profile, each measure's
+//! member-level detail) identical to the local engine's. `--engine standalone` (a scheduler and
+//! executor inside the run) is held to the same on the test data.
+#![cfg(feature = "ballista")]
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hhq::engine::Backend;
+
+/// A cluster node, stopped when dropped (also when a test fails).
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn node(args: &[&str], log: &Path) -> Node {
+    let log = std::fs::File::create(log).unwrap();
+    Node(
+        Command::new(env!("CARGO_BIN_EXE_hhq"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("hhq cluster starts"),
+    )
+}
+
+/// Wait until something listens on `port`.
+fn listening(port: u16, what: &str, log: &Path) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the {what} did not listen on {port}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A scheduler and one executor (two tasks at once) on localhost: the scheduler's address.
+fn cluster(logs: &Path) -> (Vec<Node>, String) {
+    let (sched, flight, grpc) = (free_port(), free_port(), free_port());
+    let sched_log = logs.join("scheduler.log");
+    let scheduler = node(
+        &[
+            "cluster",
+            "scheduler",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &sched.to_string(),
+        ],
+        &sched_log,
+    );
+    listening(sched, "scheduler", &sched_log);
+    let exec_log = logs.join("executor.log");
+    let executor = node(
+        &[
+            "cluster",
+            "executor",
+            "--scheduler",
+            &format!("127.0.0.1:{sched}"),
+            "--bind",
+            "127.0.0.1",
+            "--external-host",
+            "127.0.0.1",
+            "--port",
+            &flight.to_string(),
+            "--grpc-port",
+            &grpc.to_string(),
+            "--concurrent-tasks",
+            "2",
+        ],
+        &exec_log,
+    );
+    listening(flight, "executor", &exec_log);
+    (
+        vec![executor, scheduler],
+        format!("ballista://127.0.0.1:{sched}"),
+    )
+}
+
+/// `hhq run` of every measure over `data` into `out` on `engine`.
+fn run(data: &Path, out: &Path, engine: &str) {
+    let o = Command::new(env!("CARGO_BIN_EXE_hhq"))
+        .args(["run", "--period", "2025", "--engine", engine, "--data"])
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .current_dir(common::root())
+        .output()
+        .expect("hhq runs");
+    assert!(
+        o.status.success(),
+        "hhq run --engine {engine}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A Parquet file's rows, each value as text (string views and strings alike), in file order.
+fn parquet_rows(path: &Path) -> Vec<String> {
+    let file = std::fs::File::open(path).unwrap();
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+    let options = datafusion::arrow::util::display::FormatOptions::default().with_null("∅");
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| {
+                datafusion::arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options)
+                    .unwrap()
+            })
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
+            rows.push(cells.join("|"));
+        }
+    }
+    rows
+}
+
+/// Every output of `a` a measure's results make is the same in `b`: tables byte for byte, each
+/// detail's columns and rows value for value. (The manifest differs: it records the engine's
+/// options and the outputs' hashes, which the detail's Parquet string encoding changes.)
+fn same_results(a: &Path, b: &Path) {
+    for table in [
+        "summary.csv",
+        "cms_reporting.csv",
+        "cms_measures.csv",
+        "cms_checks.csv",
+        "data_quality.csv",
+        "data_quality_checks.csv",
+    ] {
+        let (x, y) = (
+            std::fs::read_to_string(a.join(table)).unwrap(),
+            std::fs::read_to_string(b.join(table)).unwrap(),
+        );
+        assert!(x.lines().count() > 1, "{table} has rows");
+        if x != y {
+            let first = x.lines().zip(y.lines()).find(|(p, q)| p != q);
+            panic!("{table} differs, first at {first:?}");
+        }
+    }
+    let mut details: Vec<PathBuf> = std::fs::read_dir(a.join("detail"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    details.sort();
+    assert!(details.len() >= 10, "a detail per measure: {details:?}");
+    for detail in details {
+        let name = detail.file_name().unwrap();
+        let (x, y) = (
+            parquet_rows(&detail),
+            parquet_rows(&b.join("detail").join(name)),
+        );
+        assert!(!x.is_empty(), "{name:?} has rows");
+        assert_eq!(x.len(), y.len(), "{name:?}: rows");
+        if let Some((i, (p, q))) = x.iter().zip(&y).enumerate().find(|(_, (p, q))| p != q) {
+            panic!("{name:?} differs at row {i}:\n local {p}\n ballista {q}");
+        }
+    }
+}
+
+#[test]
+fn the_engine_option_reads_local_standalone_and_a_scheduler_address() {
+    assert_eq!("local".parse::<Backend>(), Ok(Backend::Local));
+    assert_eq!("standalone".parse::<Backend>(), Ok(Backend::Standalone));
+    assert_eq!(
+        "ballista://sched:50050".parse::<Backend>(),
+        Ok(Backend::Remote("ballista://sched:50050".into()))
+    );
+    for bad in ["ballista://sched", "ballista://:50050", "spark://x:1", ""] {
+        assert!(bad.parse::<Backend>().is_err(), "{bad}");
+    }
+}
+
+/// The test data and a state of 100,000 members, each on a cluster of `hhq cluster` nodes and in
+/// this process: the same results.
+#[test]
+fn a_cluster_computes_what_the_local_engine_does() {
+    let work = tempfile::tempdir().unwrap();
+    let (_nodes, scheduler) = cluster(work.path());
+    let testdata = common::root().join("testdata");
+    run(&testdata, &work.path().join("local"), "local");
+    run(&testdata, &work.path().join("cluster"), &scheduler);
+    same_results(&work.path().join("local"), &work.path().join("cluster"));
+
+    let data = work.path().join("m100000");
+    let o = Command::new(env!("CARGO_BIN_EXE_hhq"))
+        .args([
+            "synth",
+            "--members",
+            "100000",
+            "--seed",
+            "7",
+            "--start-year",
+            "2025",
+            "--years",
+            "1",
+            "--out",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run(&data, &work.path().join("local-100k"), "local");
+    run(&data, &work.path().join("cluster-100k"), &scheduler);
+    same_results(
+        &work.path().join("local-100k"),
+        &work.path().join("cluster-100k"),
+    );
+}
+
+/// A scheduler and executor inside the run (`--engine standalone`): the same results.
+#[test]
+fn standalone_computes_what_the_local_engine_does() {
+    let work = tempfile::tempdir().unwrap();
+    let testdata = common::root().join("testdata");
+    run(&testdata, &work.path().join("local"), "local");
+    run(&testdata, &work.path().join("standalone"), "standalone");
+    same_results(&work.path().join("local"), &work.path().join("standalone"));
+}
