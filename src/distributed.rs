@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
+use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
@@ -291,7 +292,12 @@ pub(crate) async fn connect(backend: &Backend, local: &SessionContext) -> Result
     // DataFusion's dynamic join filters meet the same assertion when the scheduler orders a
     // join's inputs by the sizes of finished stages: off (they prune, they change no result).
     // Round-robin repartitioning the scheduler turns off itself, with a warning per query.
-    let mut config = with_codecs(state.config().clone())
+    // Ballista's settings for a cluster first (strings read as `Utf8`, not views: Arrow IPC
+    // sends a view array's whole buffers with each slice of it, which multiplied a block of
+    // 300 MB into 16 GB on the client), before the codecs mark the config as upgraded.
+    let upgraded =
+        ballista::prelude::SessionConfigExt::upgrade_for_ballista(state.config().clone());
+    let mut config = with_codecs(upgraded)
         .with_ballista_adaptive_query_planner(false)
         .with_round_robin_repartition(false);
     let optimizer = &mut config.options_mut().optimizer;
@@ -305,7 +311,7 @@ pub(crate) async fn connect(backend: &Backend, local: &SessionContext) -> Result
     let ctx = match backend {
         Backend::Local => return Ok(local.clone()),
         Backend::Standalone => SessionContext::standalone_with_state(state).await,
-        Backend::Remote(url) => SessionContext::remote_with_state(url, state).await,
+        Backend::Remote { url, .. } => SessionContext::remote_with_state(url, state).await,
     };
     let ctx = ctx.map_err(|e| Error::Usage(format!("cannot start the {backend} engine: {e}")))?;
     // Ballista's session replaces the lists of functions with its own: hhq's again.
@@ -323,7 +329,10 @@ pub async fn scheduler(bind: &str, port: u16) -> Result<()> {
     let mut config = SchedulerConfig::default()
         .with_hostname(bind.to_string())
         .with_port(port)
-        .with_override_session_builder(Arc::new(node_state));
+        .with_override_session_builder(Arc::new(node_state))
+        // The scheduler hands tasks to executors as stages become ready, rather than waiting
+        // for each executor's next poll: a measure is a chain of many short stages.
+        .with_scheduler_policy(TaskSchedulingPolicy::PushStaged);
     config.bind_host = bind.to_string();
     config.override_logical_codec = Some(Arc::new(LogicalCodec::default()));
     config.override_physical_codec = Some(Arc::new(PhysicalCodec::default()));
@@ -370,6 +379,7 @@ pub async fn executor(opts: ExecutorOptions) -> Result<()> {
         grpc_port: opts.grpc_port,
         external_host: opts.external_host,
         vcores: opts.concurrent_tasks,
+        task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
         work_dir: opts.work_dir,
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&state))),
         override_config_producer: Some(Arc::new(

@@ -53,6 +53,24 @@ struct EngineArgs {
     #[arg(long, value_name = "ENGINE", default_value = "local",
           value_parser = |s: &str| s.parse::<hhq::engine::Backend>())]
     engine: hhq::engine::Backend,
+    /// With `--engine ballista://HOST:PORT`: a directory every node of the cluster reads at the
+    /// same path, where the run writes the building blocks and steps it keeps between queries
+    /// (default, for a scheduler on this host: a temporary directory)
+    #[arg(long, value_name = "DIR")]
+    scratch: Option<PathBuf>,
+}
+
+impl EngineArgs {
+    fn backend(self) -> Result<hhq::engine::Backend> {
+        use hhq::engine::Backend;
+        match (self.engine, self.scratch) {
+            (Backend::Remote { url, .. }, scratch) => Ok(Backend::Remote { url, scratch }),
+            (other, None) => Ok(other),
+            (other, Some(_)) => Err(Error::Usage(format!(
+                "--scratch is for a cluster (--engine ballista://HOST:PORT), not --engine {other}"
+            ))),
+        }
+    }
 }
 
 /// A count of at least one.
@@ -716,7 +734,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 pdf: !no_pdf,
                 quality: quality.options(),
                 memory_limit: memory.memory_limit,
-                engine: engine.engine,
+                engine: engine.backend()?,
                 members_per_pass: Some(members_per_pass),
             })
             .await?;
@@ -796,7 +814,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 privacy,
                 quality: quality.options(),
                 memory_limit: memory.memory_limit,
-                engine: engine.engine,
+                engine: engine.backend()?,
                 members_per_pass: Some(members_per_pass),
                 detail_csv,
             })

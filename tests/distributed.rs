@@ -198,7 +198,10 @@ fn the_engine_option_reads_local_standalone_and_a_scheduler_address() {
     assert_eq!("standalone".parse::<Backend>(), Ok(Backend::Standalone));
     assert_eq!(
         "ballista://sched:50050".parse::<Backend>(),
-        Ok(Backend::Remote("ballista://sched:50050".into()))
+        Ok(Backend::Remote {
+            url: "ballista://sched:50050".into(),
+            scratch: None
+        })
     );
     for bad in ["ballista://sched", "ballista://:50050", "spark://x:1", ""] {
         assert!(bad.parse::<Backend>().is_err(), "{bad}");

@@ -160,14 +160,48 @@ pub enum Backend {
     Local,
     /// A Ballista scheduler and executor started in this process.
     Standalone,
-    /// The Ballista scheduler at this URL (`ballista://HOST:PORT`).
-    Remote(String),
+    /// The Ballista scheduler at this URL (`ballista://HOST:PORT`), and the directory every
+    /// node reads at the same path where the client writes the tables it keeps between queries
+    /// (`--scratch`; a temporary directory when the whole cluster is on this host).
+    Remote {
+        url: String,
+        scratch: Option<PathBuf>,
+    },
 }
 
 impl Backend {
     /// Whether queries run in this process.
     pub fn is_local(&self) -> bool {
         *self == Backend::Local
+    }
+
+    /// Where a cluster's client writes the tables it keeps between queries: `--scratch`, or a
+    /// new temporary directory when every node is on this host (`standalone`, or a scheduler
+    /// at `localhost`); `None` for a local run. A remote cluster needs `--scratch`.
+    fn scratch(&self) -> Result<Option<tempfile::TempDir>> {
+        let base = match self {
+            Backend::Local => return Ok(None),
+            Backend::Standalone => std::env::temp_dir(),
+            Backend::Remote {
+                scratch: Some(dir), ..
+            } => dir.clone(),
+            Backend::Remote { url, scratch: None } => {
+                let host = url.split_once("://").map_or("", |(_, r)| r);
+                let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+                if !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+                    return Err(Error::Usage(format!(
+                        "--engine {url}: give --scratch DIR, a directory every node of the \
+                         cluster reads at the same path (docs/distributed.md)"
+                    )));
+                }
+                std::env::temp_dir()
+            }
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("hhq-scratch-")
+            .tempdir_in(&base)
+            .map_err(|e| Error::Usage(format!("--scratch {}: {e}", base.display())))?;
+        Ok(Some(dir))
     }
 }
 
@@ -176,7 +210,7 @@ impl std::fmt::Display for Backend {
         match self {
             Backend::Local => f.write_str("local"),
             Backend::Standalone => f.write_str("standalone"),
-            Backend::Remote(url) => f.write_str(url),
+            Backend::Remote { url, .. } => f.write_str(url),
         }
     }
 }
@@ -196,7 +230,10 @@ impl std::str::FromStr for Backend {
                         "`{url}` is not a scheduler address: use ballista://HOST:PORT"
                     ));
                 }
-                Ok(Backend::Remote(url.to_string()))
+                Ok(Backend::Remote {
+                    url: url.to_string(),
+                    scratch: None,
+                })
             }
             other => Err(format!(
                 "`{other}` is not an engine: use local, standalone or ballista://HOST:PORT"
@@ -237,6 +274,10 @@ pub struct Engine {
     /// detail is a table of this process, which no cluster reads).
     local: SessionContext,
     backend: Backend,
+    /// On a cluster, where the tables kept between queries are written (see
+    /// [`Engine::kept_table`]), removed with the engine; and how many were written.
+    scratch: Option<tempfile::TempDir>,
+    scratch_files: AtomicUsize,
     pub extracts: Vec<OpenedExtract>,
     pub data_dir: Option<PathBuf>,
     catalog: Catalog,
@@ -511,8 +552,8 @@ impl Engine {
 
     /// [`Engine::open_limited`] with queries run on `backend`. On a cluster, the extracts are
     /// DataFusion's Parquet tables at their absolute paths (every node must read the same
-    /// path), building blocks and a measure's steps stay views and CTEs (nothing is held in
-    /// this process's memory between queries), and one pass computes every member.
+    /// path), the building blocks and steps kept between queries are Parquet files in the
+    /// scratch directory ([`Engine::kept_table`]), and one pass computes every member.
     pub async fn open_on(
         data_dir: &Path,
         defs: &Definitions,
@@ -531,6 +572,7 @@ impl Engine {
             pick::register(&local);
             engine.local = local;
             engine.backend = backend.clone();
+            engine.scratch = backend.scratch()?;
         }
         Ok(engine)
     }
@@ -576,6 +618,8 @@ impl Engine {
         Ok(Engine {
             local: ctx.clone(),
             backend: Backend::Local,
+            scratch: None,
+            scratch_files: AtomicUsize::new(0),
             ctx,
             extracts,
             data_dir,
@@ -664,8 +708,7 @@ impl Engine {
     fn stages(&self, compiled: &CompiledMeasure) -> Vec<crate::compile::Staged> {
         let pool = &self.ctx.runtime_env().memory_pool;
         let limited = matches!(pool.memory_limit(), MemoryLimit::Finite(_));
-        let kept = !limited && self.backend.is_local();
-        compiled.staged(|name| kept && !self.ctx.table_exist(name).unwrap_or(true))
+        compiled.staged(|name| !limited && !self.ctx.table_exist(name).unwrap_or(true))
     }
 
     /// How many queries (measures of a pass, building blocks) the engine runs side by side: two,
@@ -776,10 +819,6 @@ impl Engine {
     ///
     /// Returns each block computed, in dependency order.
     pub async fn materialize(&self, names: &BTreeSet<&str>) -> Result<Vec<Built>> {
-        // On a cluster the blocks stay views: rows held here would travel with every plan.
-        if !self.backend.is_local() {
-            return Ok(Vec::new());
-        }
         let mut took = Vec::new();
         let pool = &self.ctx.runtime_env().memory_pool;
         let budget = match pool.memory_limit() {
@@ -868,7 +907,7 @@ impl Engine {
     async fn keep_block(&self, block: &Block, batches: Vec<RecordBatch>) -> Result<()> {
         let name = block.name.as_str();
         let schema = batches.first().expect("at least one batch").schema();
-        let table = Arc::new(self.mem_table(schema.clone(), batches)?);
+        let table = self.kept_table(schema.clone(), vec![batches], None)?;
         self.ctx.deregister_table(name)?;
         if block.keep && schema.column_with_name("member_id").is_some() {
             let range = self.views.lock().expect("not poisoned").range.clone();
@@ -1343,7 +1382,7 @@ impl Engine {
                 took.push((stage.name.clone(), started.elapsed()));
                 ctx.register_table(
                     stage.name.as_str(),
-                    Arc::new(self.ordered_table(schema, batches, stage.order)?),
+                    self.kept_table(schema, batches, stage.order)?,
                 )?;
             }
             unreachable!("the last stage is the detail")
@@ -1357,6 +1396,44 @@ impl Engine {
             }
         }
         result
+    }
+
+    /// A table of rows kept between queries (a building block, a measure's step): in memory
+    /// ([`Engine::ordered_table`]); on a cluster, a Parquet file in the scratch directory, which
+    /// every node reads, since rows held by the client would travel inside every plan.
+    fn kept_table(
+        &self,
+        schema: SchemaRef,
+        parts: Vec<Vec<RecordBatch>>,
+        order: Option<&str>,
+    ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+        use datafusion::datasource::file_format::parquet::ParquetFormat;
+        use datafusion::datasource::listing::{
+            ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+        };
+        let Some(dir) = &self.scratch else {
+            return Ok(Arc::new(self.ordered_table(schema, parts, order)?));
+        };
+        let n = self.scratch_files.fetch_add(1, Ordering::Relaxed);
+        let path = dir.path().join(format!("{n:06}.parquet"));
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::File::create(&path).map_err(io)?;
+        let mut writer =
+            datafusion::parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
+                .map_err(DataFusionError::from)?;
+        for batch in parts.iter().flatten() {
+            writer.write(batch).map_err(DataFusionError::from)?;
+        }
+        writer.close().map_err(DataFusionError::from)?;
+        let url = ListingTableUrl::parse(path.to_string_lossy())?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()));
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(schema);
+        Ok(Arc::new(ListingTable::try_new(config)?))
     }
 
     /// An in-memory table of these batches, spread over the session's partitions so that
