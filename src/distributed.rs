@@ -300,7 +300,19 @@ pub(crate) async fn connect(backend: &Backend, local: &SessionContext) -> Result
     let mut config = with_codecs(upgraded)
         .with_ballista_adaptive_query_planner(false)
         .with_round_robin_repartition(false);
+    // Joins as in a local run (hash joins, the smaller side of up to 128 MB broadcast whole):
+    // Ballista's defaults, sort-merge joins and small broadcasts, sort millions of claim lines
+    // for each join, five times the local run's time at 100,000 members.
+    let local_optimizer = &state.config().options().optimizer;
+    let (prefer_hash, single_bytes, single_rows) = (
+        local_optimizer.prefer_hash_join,
+        local_optimizer.hash_join_single_partition_threshold,
+        local_optimizer.hash_join_single_partition_threshold_rows,
+    );
     let optimizer = &mut config.options_mut().optimizer;
+    optimizer.prefer_hash_join = prefer_hash;
+    optimizer.hash_join_single_partition_threshold = single_bytes;
+    optimizer.hash_join_single_partition_threshold_rows = single_rows;
     optimizer.enable_dynamic_filter_pushdown = false;
     optimizer.enable_join_dynamic_filter_pushdown = false;
     optimizer.enable_topk_dynamic_filter_pushdown = false;
@@ -399,6 +411,7 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{Int32Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::execution::FunctionRegistry;
 
     /// The lookup's codes travel with it: the decoded function answers as the registered one.
     #[test]
