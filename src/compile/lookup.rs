@@ -254,6 +254,7 @@ fn any_in(lists: &ListArray, hit: impl Fn(usize) -> bool) -> BooleanArray {
 /// A registered lookup's sets as bytes, for the distributed engine's codec: JSON, each set's
 /// codes and prefixes in order, so that the same sets give the same bytes. `None` for any other
 /// function.
+#[cfg(feature = "ballista")]
 pub(crate) fn to_wire(udf: &ScalarUDF) -> Option<Vec<u8>> {
     let f = udf.inner().downcast_ref::<ValueSetContains>()?;
     let sets: BTreeMap<&str, (Vec<&str>, Vec<&str>)> = f
@@ -272,6 +273,7 @@ pub(crate) fn to_wire(udf: &ScalarUDF) -> Option<Vec<u8>> {
 }
 
 /// The lookup [`to_wire`] encoded.
+#[cfg(feature = "ballista")]
 pub(crate) fn from_wire(bytes: &[u8]) -> Result<ScalarUDF> {
     type Wire = BTreeMap<String, (Vec<String>, Vec<String>)>;
     let sets: Wire = serde_json::from_slice(bytes).map_err(|e| {
