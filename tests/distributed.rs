@@ -261,3 +261,28 @@ fn standalone_computes_what_the_local_engine_does() {
     run(&testdata, &work.path().join("standalone"), "standalone");
     same_results(&work.path().join("local"), &work.path().join("standalone"));
 }
+
+/// A cluster on other hosts needs a scratch directory they all read; `--scratch` is for a
+/// cluster only. Both are usage errors (exit 2) that say what to give.
+#[test]
+fn a_remote_cluster_without_a_shared_scratch_directory_is_refused() {
+    let out = tempfile::tempdir().unwrap();
+    let hhq = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hhq"))
+            .args(args)
+            .arg("--out")
+            .arg(out.path().join("run"))
+            .current_dir(common::root())
+            .output()
+            .unwrap()
+    };
+    let o = hhq(&["run", "--engine", "ballista://sched.example:50050"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("give --scratch DIR"), "{stderr}");
+    let o = hhq(&["run", "--engine", "local", "--scratch", "/tmp"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--scratch is for a cluster"), "{stderr}");
+    assert!(!out.path().join("run").exists(), "nothing written");
+}
