@@ -19,7 +19,6 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, ListBuilder,
     RecordBatch, StringBuilder,
 };
-use datafusion::arrow::datatypes::Schema;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -477,7 +476,7 @@ pub fn import(mapping: &Mapping, from: &Path, out: &Path) -> Result<Imported> {
     let mut findings = Vec::new();
     let mut inputs = Vec::new();
     for (extract, sources) in &mapping.sources {
-        let schema = nullable(extract);
+        let schema = extract.nullable_schema();
         let parquet = staged.file(format!("{}.parquet", extract.name))?;
         let file = std::fs::File::create(&parquet).map_err(|e| Error::io(&parquet, e))?;
         let props = datafusion::parquet::file::properties::WriterProperties::builder()
@@ -617,19 +616,6 @@ pub fn import(mapping: &Mapping, from: &Path, out: &Path) -> Result<Imported> {
         rows: rows_of,
         findings,
     })
-}
-
-/// The extract's schema with every field nullable (the contract's not-null rules are checked
-/// when the data directory is opened).
-fn nullable(extract: &Extract) -> Arc<Schema> {
-    Arc::new(Schema::new(
-        extract
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
-    ))
 }
 
 /// `import_report.csv`: one row per finding.

@@ -112,6 +112,17 @@ impl Extract {
                 .collect::<Vec<_>>(),
         ))
     }
+
+    /// [`Extract::schema`] with every field nullable, as most producers write them: the
+    /// contract's not-null rules are checked on the data when the extract is opened.
+    pub fn nullable_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(c.name, c.ty.arrow(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
 }
 
 const fn col(name: &'static str, ty: ColumnType, nullable: bool, meaning: &'static str) -> Column {

@@ -133,17 +133,8 @@ pub fn csv_to_batch(path: &Path, extract: &Extract, text: &str) -> Result<Record
         };
         arrays.push(array);
     }
-    // Every field nullable, as most producers write them: the contract's not-null rules are
-    // checked on the data when the extract is opened, and a test deck may break them on purpose.
-    let schema = datafusion::arrow::datatypes::Schema::new(
-        extract
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
-    );
-    Ok(RecordBatch::try_new(Arc::new(schema), arrays)?)
+    // A test deck may break the not-null rules on purpose: they are checked on opening.
+    Ok(RecordBatch::try_new(extract.nullable_schema(), arrays)?)
 }
 
 /// Write one batch as a Parquet file, atomically.
