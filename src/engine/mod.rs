@@ -15,6 +15,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::{SortColumn, SortOptions, lexsort_to_indices};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
+use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
@@ -298,8 +299,8 @@ pub struct Engine {
 struct SharedSteps {
     /// By [`crate::compile::Staged::key`]: how many of the pass's measures still to run read it.
     uses: std::collections::HashMap<String, usize>,
-    /// Rows computed and still to be read, by key (as [`Engine::mem_table`] takes them).
-    rows: std::collections::HashMap<String, (SchemaRef, Vec<Vec<RecordBatch>>)>,
+    /// Steps computed and still to be read, by key: their tables and the memory they hold.
+    rows: std::collections::HashMap<String, (Arc<dyn TableProvider>, usize)>,
     /// Their share of the memory pool.
     reservation: Option<MemoryReservation>,
     /// By key, held by the measure computing the step: a measure computed beside it waits for
@@ -315,16 +316,16 @@ impl SharedSteps {
             .then(|| self.computing.entry(key.to_string()).or_default().clone())
     }
 
-    /// Keep a step's rows when another measure of the pass reads them too; whether kept.
-    fn keep(&mut self, key: &str, schema: &SchemaRef, batches: &[Vec<RecordBatch>]) -> bool {
+    /// Keep a step's table (holding `bytes` of memory) when another measure of the pass reads
+    /// it too; whether kept.
+    fn keep(&mut self, key: &str, table: &Arc<dyn TableProvider>, bytes: usize) -> bool {
         if !self.uses.contains_key(key) {
             return false;
         }
         if let Some(r) = &self.reservation {
-            r.grow(batches.iter().map(|p| bytes_of(p)).sum());
+            r.grow(bytes);
         }
-        self.rows
-            .insert(key.to_string(), (schema.clone(), batches.to_vec()));
+        self.rows.insert(key.to_string(), (table.clone(), bytes));
         true
     }
 
@@ -339,10 +340,10 @@ impl SharedSteps {
         }
         self.uses.remove(key);
         self.computing.remove(key);
-        if let Some((_, batches)) = self.rows.remove(key)
+        if let Some((_, bytes)) = self.rows.remove(key)
             && let Some(r) = &self.reservation
         {
-            r.shrink(batches.iter().map(|p| bytes_of(p)).sum());
+            r.shrink(bytes);
         }
     }
 }
@@ -851,14 +852,19 @@ impl Engine {
             let computed = self
                 .side_by_side(wave.iter().map(|b| self.compute_block(b)).collect())
                 .await?;
-            for (block, (batches, built)) in wave.iter().zip(computed) {
-                let bytes = built.bytes;
+            for (block, (table, built)) in wave.iter().zip(computed) {
+                // Blocks on a cluster are on disk: no share of this process's memory.
+                let bytes = if self.scratch.is_some() {
+                    0
+                } else {
+                    built.bytes
+                };
                 took.push(built);
                 if reservation.size().saturating_add(bytes) > budget {
                     continue;
                 }
                 reservation.grow(bytes);
-                self.keep_block(block, batches).await?;
+                self.keep_block(block, table).await?;
                 kept.insert(block.name.clone(), bytes);
             }
             // A view holds the plan of what it read when it was made: the blocks after these
@@ -878,13 +884,25 @@ impl Engine {
         Ok(took)
     }
 
-    /// A building block's rows, compacted, and what it took.
-    async fn compute_block(&self, block: &Block) -> Result<(Vec<RecordBatch>, Built)> {
+    /// A building block computed, as a table (in memory; on a cluster, written to the scratch
+    /// space by the executors: [`Engine::write_kept`]), and what it took.
+    async fn compute_block(&self, block: &Block) -> Result<(Arc<dyn TableProvider>, Built)> {
         let started = std::time::Instant::now();
         let df = self.ctx.table(block.name.as_str()).await?;
+        let what = format!("building block `{}`", block.name);
+        if self.scratch.is_some() {
+            let (table, rows, bytes) = self.write_kept(df, &what).await?;
+            let built = Built {
+                name: block.name.clone(),
+                rows,
+                bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+                took: started.elapsed(),
+            };
+            return Ok((table, built));
+        }
         let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let mut batches = self
-            .execute(df, &format!("building block `{}`", block.name))
+            .execute(df, &what)
             .await?
             .into_iter()
             .map(compact)
@@ -899,17 +917,17 @@ impl Engine {
             bytes: bytes_of(&batches),
             took: started.elapsed(),
         };
-        Ok((batches, built))
+        let schema = batches[0].schema();
+        Ok((Arc::new(self.mem_table(schema, batches)?), built))
     }
 
-    /// A computed block registered as an in-memory table of its name; one marked `hhq: keep`
-    /// with a `member_id` as `<name>__kept`, its name a view of the pass's members.
-    async fn keep_block(&self, block: &Block, batches: Vec<RecordBatch>) -> Result<()> {
+    /// A computed block's table registered under its name; one marked `hhq: keep` with a
+    /// `member_id` as `<name>__kept`, its name a view of the pass's members.
+    async fn keep_block(&self, block: &Block, table: Arc<dyn TableProvider>) -> Result<()> {
         let name = block.name.as_str();
-        let schema = batches.first().expect("at least one batch").schema();
-        let table = self.kept_table(schema.clone(), vec![batches], None)?;
+        let by_member = table.schema().column_with_name("member_id").is_some();
         self.ctx.deregister_table(name)?;
-        if block.keep && schema.column_with_name("member_id").is_some() {
+        if block.keep && by_member {
             let range = self.views.lock().expect("not poisoned").range.clone();
             self.ctx.deregister_table(kept_table(name).as_str())?;
             self.ctx.register_table(kept_table(name).as_str(), table)?;
@@ -1154,7 +1172,7 @@ impl Engine {
     pub async fn summarise(
         &self,
         compiled: &CompiledMeasure,
-        detail: Arc<dyn datafusion::catalog::TableProvider>,
+        detail: Arc<dyn TableProvider>,
         views: &[View],
     ) -> Result<(Vec<ResultRow>, Vec<Vec<ResultRow>>)> {
         let (name, table) = detail_table(compiled);
@@ -1180,7 +1198,7 @@ impl Engine {
     async fn over_detail<T>(
         &self,
         name: &str,
-        detail: Arc<dyn datafusion::catalog::TableProvider>,
+        detail: Arc<dyn TableProvider>,
         work: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         self.local.register_table(name, detail)?;
@@ -1323,8 +1341,8 @@ impl Engine {
                         shared.rows.get(&stage.key).cloned()
                     })
                     .flatten();
-                let (schema, batches) = match shared {
-                    Some(rows) => rows,
+                let table = match shared {
+                    Some((table, _)) => table,
                     None => {
                         let sql = if last && explain {
                             format!("EXPLAIN ANALYZE {}", stage.sql)
@@ -1341,49 +1359,39 @@ impl Engine {
                                 .collect::<Result<Vec<_>>>()?;
                             return Ok((batches, planned));
                         }
-                        let (parts, plan) = match stage.order {
-                            Some(order) => self.execute_sorted(df, order, what).await?,
-                            None => {
-                                let (batches, plan) = self.execute_plan(df, what).await?;
-                                (vec![batches], plan)
+                        let (table, bytes) = match self.scratch.is_some() {
+                            true => (self.write_kept(df, what).await?.0, 0),
+                            false => {
+                                let (table, bytes, plan) =
+                                    self.step_in_memory(df, stage.order, what).await?;
+                                if let Some(text) = plans.as_mut() {
+                                    let shown =
+                                        DisplayableExecutionPlan::with_metrics(plan.as_ref())
+                                            .indent(true)
+                                            .to_string();
+                                    text.push_str(&format!(
+                                        "step {} ({:.3} s):\n{shown}\n",
+                                        stage.name,
+                                        started.elapsed().as_secs_f64()
+                                    ));
+                                }
+                                (table, bytes)
                             }
                         };
-                        let parts = parts
-                            .into_iter()
-                            .map(|p| p.into_iter().map(compact).collect::<Result<Vec<_>>>())
-                            .collect::<Result<Vec<_>>>()?;
-                        if let Some(text) = plans.as_mut() {
-                            let shown = DisplayableExecutionPlan::with_metrics(plan.as_ref())
-                                .indent(true)
-                                .to_string();
-                            text.push_str(&format!(
-                                "step {} ({:.3} s):\n{shown}\n",
-                                stage.name,
-                                started.elapsed().as_secs_f64()
-                            ));
-                        }
-                        let schema = parts
-                            .iter()
-                            .flatten()
-                            .next()
-                            .map_or(planned, |b| b.schema());
                         let kept_for_others = !explain
                             && self
                                 .shared
                                 .lock()
                                 .expect("not poisoned")
-                                .keep(&stage.key, &schema, &parts);
+                                .keep(&stage.key, &table, bytes);
                         if !kept_for_others {
-                            reservation.grow(parts.iter().map(|p| bytes_of(p)).sum());
+                            reservation.grow(bytes);
                         }
-                        (schema, parts)
+                        table
                     }
                 };
                 took.push((stage.name.clone(), started.elapsed()));
-                ctx.register_table(
-                    stage.name.as_str(),
-                    self.kept_table(schema, batches, stage.order)?,
-                )?;
+                ctx.register_table(stage.name.as_str(), table)?;
             }
             unreachable!("the last stage is the detail")
         }
@@ -1398,42 +1406,92 @@ impl Engine {
         result
     }
 
-    /// A table of rows kept between queries (a building block, a measure's step): in memory
-    /// ([`Engine::ordered_table`]); on a cluster, a Parquet file in the scratch directory, which
-    /// every node reads, since rows held by the client would travel inside every plan.
-    fn kept_table(
+    /// A measure's step computed here: its rows compacted, kept in memory as
+    /// [`Engine::ordered_table`] in `order`; the memory they hold, and the plan as it ran.
+    async fn step_in_memory(
         &self,
-        schema: SchemaRef,
-        parts: Vec<Vec<RecordBatch>>,
+        df: DataFrame,
         order: Option<&str>,
-    ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+        what: &str,
+    ) -> Result<(Arc<dyn TableProvider>, usize, Arc<dyn ExecutionPlan>)> {
+        let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let (parts, plan) = match order {
+            Some(order) => self.execute_sorted(df, order, what).await?,
+            None => {
+                let (batches, plan) = self.execute_plan(df, what).await?;
+                (vec![batches], plan)
+            }
+        };
+        let parts = parts
+            .into_iter()
+            .map(|p| p.into_iter().map(compact).collect::<Result<Vec<_>>>())
+            .collect::<Result<Vec<_>>>()?;
+        let schema = parts
+            .iter()
+            .flatten()
+            .next()
+            .map_or(planned, |b| b.schema());
+        let bytes = parts.iter().map(|p| bytes_of(p)).sum();
+        let table = self.ordered_table(schema, parts, order)?;
+        Ok((Arc::new(table), bytes, plan))
+    }
+
+    /// On a cluster, rows kept between queries (a building block, a measure's step): written
+    /// as Parquet by the executors into a directory of the scratch space, which every node
+    /// reads, and a table over them; the rows never pass through this process (a block held
+    /// here would travel inside every plan that reads it). The rows written, and their bytes
+    /// on disk.
+    async fn write_kept(
+        &self,
+        df: DataFrame,
+        what: &str,
+    ) -> Result<(Arc<dyn TableProvider>, usize, u64)> {
+        use datafusion::dataframe::DataFrameWriteOptions;
         use datafusion::datasource::file_format::parquet::ParquetFormat;
         use datafusion::datasource::listing::{
             ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
         };
-        let Some(dir) = &self.scratch else {
-            return Ok(Arc::new(self.ordered_table(schema, parts, order)?));
-        };
+        let dir = self
+            .scratch
+            .as_ref()
+            .expect("a cluster has a scratch directory");
         let n = self.scratch_files.fetch_add(1, Ordering::Relaxed);
-        let path = dir.path().join(format!("{n:06}.parquet"));
-        let io = |source| Error::Io {
+        let path = dir.path().join(format!("{n:06}"));
+        std::fs::create_dir_all(&path).map_err(|source| Error::Io {
             path: path.clone(),
             source,
-        };
-        let file = std::fs::File::create(&path).map_err(io)?;
-        let mut writer =
-            datafusion::parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
-                .map_err(DataFusionError::from)?;
-        for batch in parts.iter().flatten() {
-            writer.write(batch).map_err(DataFusionError::from)?;
-        }
-        writer.close().map_err(DataFusionError::from)?;
-        let url = ListingTableUrl::parse(path.to_string_lossy())?;
+        })?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        // A trailing separator: a directory of files, as many as the writers make.
+        let url = format!("{}/", path.display());
+        let written = df
+            .write_parquet(&url, DataFrameWriteOptions::new(), None)
+            .await
+            .map_err(|e| self.out_of_memory(e, what))?;
+        let rows = written
+            .iter()
+            .filter(|b| b.num_columns() > 0)
+            .map(|b| {
+                let counts = datafusion::arrow::compute::cast(b.column(0), &DataType::UInt64)?;
+                Ok(datafusion::arrow::compute::sum(
+                    counts.as_primitive::<datafusion::arrow::datatypes::UInt64Type>(),
+                )
+                .unwrap_or(0) as usize)
+            })
+            .sum::<std::result::Result<usize, DataFusionError>>()?;
+        let bytes = std::fs::read_dir(&path)
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()));
-        let config = ListingTableConfig::new(url)
+        let config = ListingTableConfig::new(ListingTableUrl::parse(&url)?)
             .with_listing_options(options)
             .with_schema(schema);
-        Ok(Arc::new(ListingTable::try_new(config)?))
+        Ok((Arc::new(ListingTable::try_new(config)?), rows, bytes))
     }
 
     /// An in-memory table of these batches, spread over the session's partitions so that

@@ -8,6 +8,8 @@
 //! process), and the `hhq cluster scheduler|executor` processes, whose sessions register hhq's
 //! functions so that any plan a client sends can run on them.
 
+mod compact;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -66,6 +68,10 @@ fn functions() -> Functions {
 
 /// The first bytes of a table hhq's codec wrote, so that decoding tells its own from Ballista's.
 const MEM_TABLE_MAGIC: &[u8] = b"hhq-memtable-ipc:";
+
+/// The encoding of a [`compact::CompactViewsExec`] (it has no settings; its input travels as
+/// its child).
+const COMPACT_VIEWS_MAGIC: &[u8] = b"hhq-compact-views";
 
 /// Ballista's logical codec, and hhq's functions and in-memory tables.
 #[derive(Debug)]
@@ -235,7 +241,32 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.inner.try_decode(buf, inputs, ctx, proto_converter)
+        use ballista_core::execution_plans::ShuffleWriterExec;
+        use compact::CompactViewsExec;
+        use datafusion::physical_plan::execution_plan::{
+            ChildrenPropertiesMode, ReplaceChildrenOptions,
+        };
+        if buf == COMPACT_VIEWS_MAGIC {
+            return match inputs {
+                [input] => Ok(Arc::new(CompactViewsExec::new(input.clone()))),
+                _ => Err(DataFusionError::Internal(
+                    "CompactViewsExec has one input".into(),
+                )),
+            };
+        }
+        let node = self.inner.try_decode(buf, inputs, ctx, proto_converter)?;
+        // A stage's writer (the root of the plan an executor runs): its input compacted, as
+        // Arrow IPC writes a view column's buffers whole with each batch (see `compact`).
+        // Ballista's sort shuffle compacts its own batches.
+        if node.is::<ShuffleWriterExec>()
+            && let [input] = node.children().as_slice()
+            && !input.is::<CompactViewsExec>()
+        {
+            let input = Arc::new(CompactViewsExec::new((*input).clone()));
+            let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
+            return node.replace_children(vec![input], options);
+        }
+        Ok(node)
     }
 
     fn try_encode(
@@ -244,6 +275,10 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> DfResult<()> {
+        if node.is::<compact::CompactViewsExec>() {
+            buf.extend_from_slice(COMPACT_VIEWS_MAGIC);
+            return Ok(());
+        }
         self.inner.try_encode(node, buf, proto_converter)
     }
 
@@ -300,19 +335,18 @@ pub(crate) async fn connect(backend: &Backend, local: &SessionContext) -> Result
     let mut config = with_codecs(upgraded)
         .with_ballista_adaptive_query_planner(false)
         .with_round_robin_repartition(false);
-    // Joins as in a local run (hash joins, the smaller side of up to 128 MB broadcast whole):
-    // Ballista's defaults, sort-merge joins and small broadcasts, sort millions of claim lines
-    // for each join, five times the local run's time at 100,000 members.
-    let local_optimizer = &state.config().options().optimizer;
-    let (prefer_hash, single_bytes, single_rows) = (
-        local_optimizer.prefer_hash_join,
-        local_optimizer.hash_join_single_partition_threshold,
-        local_optimizer.hash_join_single_partition_threshold_rows,
-    );
+    // Hash joins, as in a local run: Ballista's default, sort-merge joins, sorts millions of
+    // claim lines for each join (five times the local run's time at 100,000 members). Each
+    // planned partitioned: Ballista itself broadcasts a small side where that is safe (up to
+    // 128 MB). A join DataFusion plans as `CollectLeft` whose build side's unmatched rows count
+    // (LEFT, FULL, semi and anti joins) Ballista replans partitioned, without giving an operator
+    // above it that reads one partition (a `count(*)`, a Parquet writer) the others: it drops
+    // them (hh_enrollment's `count(*)`: 172 rows of 360).
+    let prefer_hash = state.config().options().optimizer.prefer_hash_join;
     let optimizer = &mut config.options_mut().optimizer;
     optimizer.prefer_hash_join = prefer_hash;
-    optimizer.hash_join_single_partition_threshold = single_bytes;
-    optimizer.hash_join_single_partition_threshold_rows = single_rows;
+    optimizer.hash_join_single_partition_threshold = 0;
+    optimizer.hash_join_single_partition_threshold_rows = 0;
     optimizer.enable_dynamic_filter_pushdown = false;
     optimizer.enable_join_dynamic_filter_pushdown = false;
     optimizer.enable_topk_dynamic_filter_pushdown = false;
@@ -488,5 +522,44 @@ mod tests {
             })
             .sum();
         assert_eq!(rows, 4);
+    }
+    /// An executor decoding a stage finds its writer's input compacted (`compact`), and a plan
+    /// holding the compaction encodes and decodes once more without a second one.
+    #[test]
+    fn a_stage_writer_decodes_with_its_input_compacted() {
+        use ballista_core::execution_plans::ShuffleWriterExec;
+        use datafusion::physical_plan::empty::EmptyExec;
+        use datafusion_proto::bytes::{
+            physical_plan_from_bytes_with_extension_codec,
+            physical_plan_to_bytes_with_extension_codec,
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "id",
+            DataType::Utf8View,
+            true,
+        )]));
+        let input = Arc::new(EmptyExec::new(schema));
+        let writer = ShuffleWriterExec::try_new("job".into(), 1, input, "/tmp".into()).unwrap();
+        let codec = PhysicalCodec::default();
+        let ctx = SessionContext::new();
+        let round_trip = |plan: Arc<dyn ExecutionPlan>| {
+            let bytes = physical_plan_to_bytes_with_extension_codec(plan, &codec).unwrap();
+            physical_plan_from_bytes_with_extension_codec(&bytes, &ctx.task_ctx(), &codec).unwrap()
+        };
+        let names = |plan: &Arc<dyn ExecutionPlan>| {
+            let mut names = vec![plan.name().to_string()];
+            let mut at = plan.clone();
+            while let Some(child) = at.children().first().map(|c| (*c).clone()) {
+                names.push(child.name().to_string());
+                at = child;
+            }
+            names
+        };
+        let once = round_trip(Arc::new(writer));
+        assert_eq!(
+            names(&once),
+            ["ShuffleWriterExec", "CompactViewsExec", "EmptyExec"]
+        );
+        assert_eq!(names(&round_trip(once.clone())), names(&once));
     }
 }
