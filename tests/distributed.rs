@@ -286,3 +286,59 @@ fn a_remote_cluster_without_a_shared_scratch_directory_is_refused() {
     assert!(stderr.contains("--scratch is for a cluster"), "{stderr}");
     assert!(!out.path().join("run").exists(), "nothing written");
 }
+
+/// Operators that read one partition (a `count(*)` of a single aggregate) above each kind of
+/// join, on a cluster and in this process: the same counts. Ballista replans a `CollectLeft`
+/// LEFT join partitioned, and an aggregate above it read its first partition only (172 rows
+/// of 360) until joins were planned partitioned from the start.
+#[tokio::test(flavor = "multi_thread")]
+async fn counts_above_every_kind_of_join_match_the_local_engine() {
+    use hhq::engine::{Definitions, Engine, Inputs};
+    let root = common::root();
+    let defs = Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
+    let open = |backend: Backend| {
+        let (defs, root) = (&defs, &root);
+        async move {
+            Engine::open_on(
+                &root.join("testdata"),
+                defs,
+                &Inputs::default(),
+                None,
+                &backend,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let (local, cluster) = (open(Backend::Local).await, open(Backend::Standalone).await);
+    // The raw extracts: exact statistics, so the smaller side is planned to be collected.
+    let spans = "(SELECT * FROM enrollment__raw WHERE span_type = 'health_home') h";
+    let joined = |join: &str| {
+        format!(
+            "SELECT count(*) AS n FROM {spans} {join} members__raw p ON p.member_id = h.member_id"
+        )
+    };
+    let queries = [
+        joined("JOIN"),
+        joined("LEFT JOIN"),
+        joined("RIGHT JOIN"),
+        joined("FULL JOIN"),
+        format!(
+            "SELECT count(*) AS n FROM {spans} WHERE EXISTS (SELECT 1 FROM members__raw p WHERE p.member_id = h.member_id)"
+        ),
+        format!(
+            "SELECT count(*) AS n FROM {spans} WHERE NOT EXISTS (SELECT 1 FROM members__raw p WHERE p.member_id = h.member_id AND p.death_date IS NOT NULL)"
+        ),
+    ];
+    for sql in queries {
+        let count = |batches: Vec<datafusion::arrow::record_batch::RecordBatch>| {
+            use datafusion::arrow::array::AsArray;
+            use datafusion::arrow::datatypes::Int64Type;
+            batches[0].column(0).as_primitive::<Int64Type>().value(0)
+        };
+        let here = count(local.collect_for(&sql, "a join").await.unwrap());
+        let there = count(cluster.collect_for(&sql, "a join").await.unwrap());
+        assert!(here > 0, "{sql}");
+        assert_eq!(here, there, "{sql}");
+    }
+}
