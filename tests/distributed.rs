@@ -221,8 +221,6 @@ fn a_cluster_computes_what_the_local_engine_does() {
 
 /// A state of 100,000 members on the cluster and in this process: the same results.
 #[test]
-#[ignore = "issue 8, open: at 100,000 members the cluster client's memory grows past 16 GB \
-            while it collects the blocks it keeps; run with --ignored once that is fixed"]
 fn a_cluster_computes_what_the_local_engine_does_at_100k_members() {
     let work = tempfile::tempdir().unwrap();
     let (_nodes, scheduler) = cluster(work.path());

@@ -276,7 +276,7 @@ pub struct Engine {
     local: SessionContext,
     backend: Backend,
     /// On a cluster, where the tables kept between queries are written (see
-    /// [`Engine::kept_table`]), removed with the engine; and how many were written.
+    /// [`Engine::write_kept`]), removed with the engine; and how many were written.
     scratch: Option<tempfile::TempDir>,
     scratch_files: AtomicUsize,
     pub extracts: Vec<OpenedExtract>,
@@ -554,7 +554,7 @@ impl Engine {
     /// [`Engine::open_limited`] with queries run on `backend`. On a cluster, the extracts are
     /// DataFusion's Parquet tables at their absolute paths (every node must read the same
     /// path), the building blocks and steps kept between queries are Parquet files in the
-    /// scratch directory ([`Engine::kept_table`]), and one pass computes every member.
+    /// scratch directory ([`Engine::write_kept`]), and one pass computes every member.
     pub async fn open_on(
         data_dir: &Path,
         defs: &Definitions,
