@@ -1457,10 +1457,11 @@ impl Engine {
             .expect("a cluster has a scratch directory");
         let n = self.scratch_files.fetch_add(1, Ordering::Relaxed);
         let path = dir.path().join(format!("{n:06}"));
-        std::fs::create_dir_all(&path).map_err(|source| Error::Io {
+        let io = |source| Error::Io {
             path: path.clone(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(&path).map_err(io)?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         // A trailing separator: a directory of files, as many as the writers make.
         let url = format!("{}/", path.display());
@@ -1480,10 +1481,7 @@ impl Engine {
             })
             .sum::<std::result::Result<usize, DataFusionError>>()?;
         let bytes = std::fs::read_dir(&path)
-            .map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?
+            .map_err(io)?
             .filter_map(|e| e.ok()?.metadata().ok())
             .map(|m| m.len())
             .sum();
