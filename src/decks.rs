@@ -125,6 +125,9 @@ fn deck_error(path: &Path, at: &Located<String>, message: String) -> Error {
 /// Run one deck against the loaded definitions.
 pub async fn run_deck(path: &Path, defs: &Definitions) -> Result<Vec<CaseResult>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    if crate::cohort::deck::is_cohort_deck(&text) {
+        return crate::cohort::deck::run_deck(path, &text, defs).await;
+    }
     let raw: RawDeck = serde_saphyr::from_str(&text).map_err(|e| Error::Definition {
         path: path.to_path_buf(),
         line: e.location().map_or(1, |l| l.line() as usize),

@@ -47,6 +47,7 @@
 pub mod adhoc;
 pub mod chart;
 pub mod cms;
+pub mod cohort;
 pub mod compile;
 pub mod decks;
 pub mod detail;

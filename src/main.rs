@@ -340,6 +340,38 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// Find the members a Health Home should serve: target populations (SMI, chronic conditions)
+    /// and high-risk flags, from the definitions of <measures>/cohorts/
+    #[command(
+        after_help = "Examples:\n  hhq cohort\n  hhq cohort --mco MCO-A --as-of 2025-12-31 --out out/cohort-mco-a\n  hhq cohort --hhp HHP-03 --pseudonymize --key-file key.txt\n\nWrites not_enrolled.csv (qualifying, not in a Health Home, with the evidence claims), no_longer_qualify.csv (enrolled, no longer meeting their population's rule), both_populations.csv (qualifying for both: the member must choose), worklist.csv (enrolled members, high-risk first, every flag with its rule and claims), evidence.csv, rules.csv, and summary.csv (counts per MCO and partner under CMS small-cell suppression). A partner sees only its own enrolled members and no outreach list."
+    )]
+    Cohort {
+        /// Data directory holding the four extracts
+        #[arg(long, default_value = "testdata")]
+        data: PathBuf,
+        /// The last day of every look-back (default: the last date with data)
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<chrono::NaiveDate>,
+        /// Output directory
+        #[arg(long, default_value = "out/cohort")]
+        out: PathBuf,
+        /// Only this MCO's members (its members on the as-of date)
+        #[arg(long, value_name = "ID", conflicts_with = "hhp")]
+        mco: Option<String>,
+        /// Only this partner's enrolled members
+        #[arg(long, value_name = "ID")]
+        hhp: Option<String>,
+        /// Replace member ids with keyed pseudonyms (HMAC-SHA-256); key from --key-file or HHQ_PSEUDONYM_KEY
+        #[arg(long)]
+        pseudonymize: bool,
+        /// File holding the pseudonymisation key (at least 16 bytes)
+        #[arg(long, value_name = "FILE", requires = "pseudonymize")]
+        key_file: Option<PathBuf>,
+        #[command(flatten)]
+        memory: MemoryArgs,
+        #[command(flatten)]
+        dirs: DefinitionDirs,
+    },
     /// Run one SQL query over the extracts and building blocks, and print or write its rows
     #[command(
         after_help = "Examples:\n  hhq sql \"SELECT claim_type, count(*) AS lines FROM claims GROUP BY claim_type ORDER BY 1\"\n  hhq sql \"SELECT * FROM ed_visits WHERE visit_date >= DATE '2025-07-01'\" --format csv --out ed.csv\n  hhq sql \"SELECT count(*) FROM members\" --hhp HHP-03\n\nTables: claims, contacts, members, enrollment (the usable rows), claims__all and the like (every row, as read) and every building block of queries/ (claims_final, ed_visits, inpatient_stays, hh_services, ...). One read-only query: no CREATE, INSERT, COPY or SET.\n\nWith --mco or --hhp the extracts hold only the members that MCO or partner is ever assigned (any enrolment span).",
@@ -586,6 +618,32 @@ async fn adhoc(args: AdhocArgs, query: hhq::adhoc::Query) -> Result<()> {
     Ok(())
 }
 
+/// Whose members an output holds, and whether their ids are pseudonymised.
+fn privacy(
+    mco: Option<String>,
+    hhp: Option<String>,
+    pseudonymize: bool,
+    key_file: Option<PathBuf>,
+) -> Result<hhq::privacy::Privacy> {
+    Ok(hhq::privacy::Privacy {
+        audience: match (mco, hhp) {
+            (Some(id), _) => hhq::engine::Scope::Mco(id),
+            (_, Some(id)) => hhq::engine::Scope::Hhp(id),
+            _ => hhq::engine::Scope::All,
+        },
+        pseudonymizer: match (pseudonymize, key_file) {
+            (false, _) => None,
+            (true, Some(f)) => Some(hhq::privacy::Pseudonymizer::from_file(&f)?),
+            (true, None) => Some(hhq::privacy::Pseudonymizer::from_env()?.ok_or_else(|| {
+                Error::Usage(format!(
+                    "--pseudonymize needs a key: --key-file FILE or {}",
+                    hhq::privacy::KEY_ENV
+                ))
+            })?),
+        },
+    })
+}
+
 /// The data-quality policy and as-of date; shared by validate, run and report.
 #[derive(clap::Args, Clone)]
 struct QualityArgs {
@@ -784,25 +842,7 @@ async fn dispatch(command: Command) -> Result<()> {
             engine,
             dirs,
         } => {
-            let privacy = hhq::privacy::Privacy {
-                audience: match (mco, hhp) {
-                    (Some(id), _) => hhq::engine::Scope::Mco(id),
-                    (_, Some(id)) => hhq::engine::Scope::Hhp(id),
-                    _ => hhq::engine::Scope::All,
-                },
-                pseudonymizer: match (pseudonymize, key_file) {
-                    (false, _) => None,
-                    (true, Some(f)) => Some(hhq::privacy::Pseudonymizer::from_file(&f)?),
-                    (true, None) => {
-                        Some(hhq::privacy::Pseudonymizer::from_env()?.ok_or_else(|| {
-                            Error::Usage(format!(
-                                "--pseudonymize needs a key: --key-file FILE or {}",
-                                hhq::privacy::KEY_ENV
-                            ))
-                        })?)
-                    }
-                },
-            };
+            let privacy = privacy(mco, hhp, pseudonymize, key_file)?;
             let s = pipeline::run(&RunOptions {
                 data,
                 measures: dirs.measures,
@@ -937,6 +977,53 @@ async fn dispatch(command: Command) -> Result<()> {
                 s.contacts,
                 s.enrollment_spans,
                 s.deaths
+            );
+            Ok(())
+        }
+        Command::Cohort {
+            data,
+            as_of,
+            out,
+            mco,
+            hhp,
+            pseudonymize,
+            key_file,
+            memory,
+            dirs,
+        } => {
+            let opts = hhq::cohort::lists::CohortOptions {
+                data,
+                measures: dirs.measures,
+                queries: dirs.queries,
+                out,
+                as_of,
+                privacy: privacy(mco, hhp, pseudonymize, key_file)?,
+                memory_limit: memory.memory_limit,
+            };
+            let report = hhq::cohort::lists::command(&opts).await?;
+            println!(
+                "as of {}: {} members eligible{}",
+                report.as_of,
+                report.members,
+                match &opts.privacy.audience {
+                    hhq::engine::Scope::All => String::new(),
+                    hhq::engine::Scope::Mco(id) => format!(" with MCO {id}"),
+                    hhq::engine::Scope::Hhp(id) => format!(" enrolled with partner {id}"),
+                }
+            );
+            for (list, n) in &report.counts {
+                println!("  {list:<18} {n:>7} members");
+            }
+            if report.not_eligible_with_evidence > 0 {
+                println!(
+                    "  {} members with evidence were not eligible for Medicaid on {} and are on no list",
+                    report.not_eligible_with_evidence, report.as_of
+                );
+            }
+            println!(
+                "wrote {} files to {}",
+                report.written.len(),
+                opts.out.display()
             );
             Ok(())
         }

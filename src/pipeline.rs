@@ -818,5 +818,64 @@ pub async fn check(
             Err(e) => report.problems.push(e),
         }
     }
+    // Cohort and risk-flag definitions: each file alone, then compiled and planned.
+    let cohort_dir = measures_dir.join("cohorts");
+    if cohort_dir.is_dir() {
+        let as_of = period.end;
+        let mut seen: Vec<crate::cohort::Definition> = Vec::new();
+        for path in paths_in(&cohort_dir)? {
+            let checked = check_cohort(&path, &seen, &engine, as_of).await;
+            match checked {
+                Ok(d) => {
+                    let version = match &d {
+                        crate::cohort::Definition::Cohort(c) => c.version.clone(),
+                        crate::cohort::Definition::Flags(f) => f.version.clone(),
+                    };
+                    report.passed.push((d.id().to_string(), version, path));
+                    seen.push(d);
+                }
+                Err(e) => report.problems.push(e),
+            }
+        }
+    }
     Ok(report)
+}
+
+/// One cohort or risk-flag file: parsed, its id not taken, compiled and planned.
+async fn check_cohort(
+    path: &std::path::Path,
+    seen: &[crate::cohort::Definition],
+    engine: &Engine,
+    as_of: chrono::NaiveDate,
+) -> Result<crate::cohort::Definition> {
+    let d = crate::cohort::Definition::load(path)?;
+    let at = |message: String, hint: Option<String>| Error::Definition {
+        path: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        message,
+        hint,
+    };
+    if let Some(o) = seen.iter().find(|o| o.id() == d.id()) {
+        return Err(at(
+            format!("id `{}` is also defined in {}", d.id(), o.path().display()),
+            None,
+        ));
+    }
+    let c = crate::cohort::query::compile(std::slice::from_ref(&d), engine.catalog(), as_of)?;
+    for sql in [Some(&c.evidence), c.last_seen.as_ref(), Some(&c.population)]
+        .into_iter()
+        .flatten()
+    {
+        engine.context().sql(sql).await.map_err(|e| {
+            at(
+                format!("the compiled query does not plan: {e}"),
+                Some(
+                    "a `where` expression may call an unknown function or compare unlike types"
+                        .into(),
+                ),
+            )
+        })?;
+    }
+    Ok(d)
 }

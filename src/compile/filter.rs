@@ -16,13 +16,13 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::blocks::{expand_value_sets, suggest};
 use crate::error::{Error, Result};
+use crate::measure::Located;
 use crate::measure::valueset::ValueSets;
-use crate::measure::{Located, Measure};
 
 /// Check a filter and return its SQL with every column qualified by `alias` (so a block column
 /// never clashes with one of the unit it is joined to) and value sets expanded.
 pub fn check(
-    m: &Measure,
+    path: &Path,
     filter: &Located<String>,
     block: &str,
     alias: &str,
@@ -30,7 +30,7 @@ pub fn check(
     sets: &ValueSets,
 ) -> Result<String> {
     let err = |message: String, hint: Option<String>| Error::Definition {
-        path: m.path.clone(),
+        path: path.to_path_buf(),
         line: filter.line,
         column: filter.column,
         message,
@@ -165,7 +165,7 @@ pub fn check(
         ControlFlow::<()>::Continue(())
     });
     // Value sets expand as in building blocks.
-    expand_value_sets(Path::new(&m.path), &expr.to_string(), sets).map_err(|e| match e {
+    expand_value_sets(path, &expr.to_string(), sets).map_err(|e| match e {
         Error::Definition { message, hint, .. } => err(message, hint),
         other => other,
     })

@@ -8,7 +8,7 @@
 //! The engine runs the detail once, keeps it (it is the member-level output), and aggregates it.
 
 pub mod blocks;
-mod filter;
+pub(crate) mod filter;
 pub mod lookup;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -436,7 +436,14 @@ impl Resolver<'_> {
         alias: &str,
         columns: &[(String, DataType)],
     ) -> Result<String> {
-        filter::check(self.m, f, block, alias, columns, &self.catalog.value_sets)
+        filter::check(
+            &self.m.path,
+            f,
+            block,
+            alias,
+            columns,
+            &self.catalog.value_sets,
+        )
     }
 
     /// The resolved pieces of a condition, one per `any_of:` arm; `after` gives the CTE

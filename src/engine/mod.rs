@@ -45,6 +45,8 @@ pub struct Definitions {
     pub measures: Vec<Measure>,
     pub value_sets: ValueSets,
     pub blocks: Vec<Block>,
+    /// Cohort and risk-flag definitions (`<measures>/cohorts/`).
+    pub cohorts: Vec<crate::cohort::Definition>,
 }
 
 impl Definitions {
@@ -53,6 +55,7 @@ impl Definitions {
     pub fn load(measures_dir: &Path, queries_dir: &Path) -> Result<Definitions> {
         Ok(Definitions {
             measures: measure::load_dir(measures_dir)?,
+            cohorts: crate::cohort::model::load_dir(&measures_dir.join("cohorts"))?,
             ..Definitions::load_shared(measures_dir, queries_dir)?
         })
     }
@@ -67,6 +70,7 @@ impl Definitions {
         };
         Ok(Definitions {
             measures: Vec::new(),
+            cohorts: Vec::new(),
             blocks: blocks::load_dir(queries_dir, &value_sets)?,
             value_sets,
         })

@@ -1,0 +1,715 @@
+//! What `hhq cohort` writes: the member lists an MCO works from, a partner's worklist sorted by
+//! need, the evidence behind every line, the rules as run, and a published summary under CMS
+//! small-cell suppression. Every list holds only the audience's members; ids may be
+//! pseudonymised.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+
+use super::{CohortRun, Definition, Evidence, Member, Threshold};
+use crate::engine::{Definitions, Engine, Scope};
+use crate::error::{Error, Result};
+use crate::privacy::Privacy;
+use crate::results::ResultRow;
+use crate::suppress::{PublishedRow, suppress};
+
+/// The lists a member can be on.
+pub const LISTS: [&str; 4] = [
+    "not_enrolled",
+    "no_longer_qualify",
+    "both_populations",
+    "worklist",
+];
+
+/// Whether a member belongs to the audience: its MCO, or its partner, on the as-of date.
+pub fn in_scope(m: &Member, scope: &Scope) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::Mco(id) => m.mco.as_deref() == Some(id.as_str()),
+        Scope::Hhp(id) => m.hhp.as_deref() == Some(id.as_str()),
+    }
+}
+
+/// The lists a member is on (of [`LISTS`]).
+pub fn lists_of(run: &CohortRun, m: &Member) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if !m.enrolled() && !m.qualifies.is_empty() {
+        out.push("not_enrolled");
+    }
+    if let Some(p) = &m.population
+        && let Some(c) = run.cohort_of(p)
+        && !m.qualifies.contains(&c.id)
+    {
+        out.push("no_longer_qualify");
+    }
+    if m.qualifies.len() >= 2 {
+        out.push("both_populations");
+    }
+    if m.enrolled() && run.flag_set().is_some() {
+        out.push("worklist");
+    }
+    out
+}
+
+/// Evidence by (member, definition, criterion).
+type Index<'a> = BTreeMap<(&'a str, &'a str, &'a str), Vec<&'a Evidence>>;
+
+fn index(run: &CohortRun) -> Index<'_> {
+    let mut idx: Index = BTreeMap::new();
+    for e in &run.evidence {
+        idx.entry((&e.member_id, &e.definition, &e.criterion))
+            .or_default()
+            .push(e);
+    }
+    idx
+}
+
+/// At most this many pieces of evidence are written out in a list's text (all are in
+/// `evidence.csv`).
+const SHOWN: usize = 3;
+
+/// What one criterion found for a member, in words: `smi_primary_dx: 2 (C1 2025-01-05 F209;
+/// C7 2025-06-01 F209)`, with `, needs at least 2` when it falls short and the last row seen
+/// for one met by an absence.
+fn found(idx: &Index, m: &Member, def: &Definition, c: &super::Criterion) -> String {
+    let hit = m.hit(def.id(), &c.name.value);
+    let rows = idx
+        .get(&(m.member_id.as_str(), def.id(), c.name.value.as_str()))
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut ids: Vec<&Evidence> = Vec::new();
+    for e in rows {
+        if !ids.iter().any(|x| x.id == e.id) {
+            ids.push(e);
+        }
+    }
+    let shown: Vec<String> = ids
+        .iter()
+        .take(SHOWN)
+        .map(|e| match &e.code {
+            Some(code) => format!("{} {} {code}", e.id, e.date),
+            None => format!("{} {}", e.id, e.date),
+        })
+        .collect();
+    let more = ids.len().saturating_sub(SHOWN);
+    let mut text = format!("{}: {}", c.name.value, hit.n);
+    if !shown.is_empty() {
+        text.push_str(&format!(" ({}", shown.join("; ")));
+        if more > 0 {
+            text.push_str(&format!("; {more} more"));
+        }
+        text.push(')');
+    }
+    let lookback = c.lookback.unwrap_or(def.lookback());
+    match c.threshold {
+        Threshold::AtLeast(k) if hit.n < u64::from(k) => {
+            text.push_str(&format!(", needs at least {k}"));
+        }
+        Threshold::FewerThan(k) if hit.n < u64::from(k) => {
+            if hit.n == 0 {
+                text = format!("{}: none", c.name.value);
+            }
+            text.push_str(&format!(
+                " in the last {}; {}",
+                lookback.describe(),
+                match hit.last_seen {
+                    Some(d) => format!("the last one {d}"),
+                    None => "none on record".into(),
+                }
+            ));
+        }
+        _ => {}
+    }
+    text
+}
+
+/// The criteria of `def` the member has evidence for (and, for absences, those met), joined.
+fn findings(idx: &Index, m: &Member, def: &Definition, only_met: bool) -> String {
+    let text = def
+        .criteria()
+        .iter()
+        .filter(|c| {
+            let n = m.hit(def.id(), &c.name.value).n;
+            let met = c.threshold.met(n);
+            match c.threshold {
+                Threshold::AtLeast(_) => n > 0 && (met || !only_met),
+                Threshold::FewerThan(_) => met,
+            }
+        })
+        .map(|c| found(idx, m, def, c))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    if text.is_empty() {
+        format!(
+            "no evidence in the look-back ({})",
+            def.lookback().describe()
+        )
+    } else {
+        text
+    }
+}
+
+/// A CSV file as bytes.
+fn csv_bytes(header: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| Error::Usage(format!("writing CSV: {e}"));
+    w.write_record(header).map_err(err)?;
+    for r in rows {
+        w.write_record(r).map_err(err)?;
+    }
+    w.into_inner()
+        .map_err(|e| Error::Usage(format!("writing CSV: {e}")))
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.clone().unwrap_or_default()
+}
+
+fn opt_date(d: Option<NaiveDate>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
+/// The files of a cohort run for an audience, by relative path.
+pub fn files(run: &CohortRun, privacy: &Privacy) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let idx = index(run);
+    let scope = &privacy.audience;
+    let id = |m: &Member| match &privacy.pseudonymizer {
+        Some(p) => p.pseudonym(&m.member_id),
+        None => m.member_id.clone(),
+    };
+    let members: Vec<&Member> = run.members.iter().filter(|m| in_scope(m, scope)).collect();
+    let on = |m: &Member, list: &str| lists_of(run, m).contains(&list);
+    let cohort_defs: Vec<&Definition> = run
+        .definitions
+        .iter()
+        .filter(|d| matches!(d, Definition::Cohort(_)))
+        .collect();
+    let mut out: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+
+    // Qualifying, not in a Health Home: an MCO's outreach list (a partner has none of these).
+    if !matches!(scope, Scope::Hhp(_)) {
+        let mut rows: Vec<Vec<String>> = members
+            .iter()
+            .filter(|m| on(m, "not_enrolled"))
+            .map(|m| {
+                vec![
+                    id(m),
+                    m.mco.clone().unwrap_or_else(|| "FFS".into()),
+                    m.qualifies.join(";"),
+                    opt_date(m.opted_out_on),
+                    cohort_defs
+                        .iter()
+                        .filter(|d| m.qualifies.iter().any(|q| q == d.id()))
+                        .map(|d| format!("{}: {}", d.id(), findings(&idx, m, d, true)))
+                        .collect::<Vec<_>>()
+                        .join(" || "),
+                ]
+            })
+            .collect();
+        rows.sort();
+        out.push((
+            "not_enrolled.csv".into(),
+            csv_bytes(
+                &["member_id", "mco", "qualifies", "opted_out_on", "evidence"],
+                &rows,
+            )?,
+        ));
+    }
+
+    // Enrolled, no longer meeting their population's rule.
+    let mut rows: Vec<Vec<String>> = members
+        .iter()
+        .filter(|m| on(m, "no_longer_qualify"))
+        .map(|m| {
+            let p = m.population.as_deref().unwrap_or_default();
+            let c = run.cohort_of(p).expect("on the list only with a cohort");
+            let def = run
+                .definitions
+                .iter()
+                .find(|d| d.id() == c.id)
+                .expect("its own definition");
+            vec![
+                id(m),
+                m.mco.clone().unwrap_or_else(|| "FFS".into()),
+                opt(&m.hhp),
+                p.to_string(),
+                opt_date(m.hh_since),
+                c.qualifies.describe(),
+                findings(&idx, m, def, false),
+                m.qualifies.join(";"),
+            ]
+        })
+        .collect();
+    rows.sort();
+    out.push((
+        "no_longer_qualify.csv".into(),
+        csv_bytes(
+            &[
+                "member_id",
+                "mco",
+                "hhp",
+                "population",
+                "hh_since",
+                "rule",
+                "found",
+                "qualifies_instead",
+            ],
+            &rows,
+        )?,
+    ));
+
+    // Qualifying for two populations: the member must choose one Health Home type.
+    let mut rows: Vec<Vec<String>> = members
+        .iter()
+        .filter(|m| on(m, "both_populations"))
+        .map(|m| {
+            vec![
+                id(m),
+                m.mco.clone().unwrap_or_else(|| "FFS".into()),
+                opt(&m.hhp),
+                opt(&m.population),
+                m.qualifies.join(";"),
+                cohort_defs
+                    .iter()
+                    .filter(|d| m.qualifies.iter().any(|q| q == d.id()))
+                    .map(|d| format!("{}: {}", d.id(), findings(&idx, m, d, true)))
+                    .collect::<Vec<_>>()
+                    .join(" || "),
+            ]
+        })
+        .collect();
+    rows.sort();
+    out.push((
+        "both_populations.csv".into(),
+        csv_bytes(
+            &[
+                "member_id",
+                "mco",
+                "hhp",
+                "enrolled_population",
+                "qualifies",
+                "evidence",
+            ],
+            &rows,
+        )?,
+    ));
+
+    // The worklist: enrolled members, most in need first.
+    if let Some(f) = run.flag_set() {
+        let def = run
+            .definitions
+            .iter()
+            .find(|d| d.id() == f.id)
+            .expect("its own definition");
+        let mut keyed: Vec<((bool, usize, u64), Vec<String>)> = members
+            .iter()
+            .filter(|m| on(m, "worklist"))
+            .map(|m| {
+                let counts: Vec<u64> = f
+                    .flags
+                    .iter()
+                    .map(|c| m.hit(&f.id, &c.name.value).n)
+                    .collect();
+                // Events behind the raised "at least" flags: among equals, more use first.
+                let events: u64 = f
+                    .flags
+                    .iter()
+                    .zip(&counts)
+                    .filter(|(c, n)| {
+                        matches!(c.threshold, Threshold::AtLeast(_)) && c.threshold.met(**n)
+                    })
+                    .map(|(_, n)| n)
+                    .sum();
+                let mut row = vec![
+                    id(m),
+                    m.mco.clone().unwrap_or_else(|| "FFS".into()),
+                    opt(&m.hhp),
+                    opt(&m.population),
+                    opt_date(m.hh_since),
+                    m.high_risk.to_string(),
+                    m.flags.len().to_string(),
+                    m.flags.join(";"),
+                ];
+                row.extend(counts.iter().map(u64::to_string));
+                row.push(findings(&idx, m, def, true));
+                ((m.high_risk, m.flags.len(), events), row)
+            })
+            .collect();
+        keyed.sort_by(|(ka, ra), (kb, rb)| kb.cmp(ka).then_with(|| ra[0].cmp(&rb[0])));
+        let mut header: Vec<String> = [
+            "rank",
+            "member_id",
+            "mco",
+            "hhp",
+            "population",
+            "hh_since",
+            "high_risk",
+            "flags_raised",
+            "flags",
+        ]
+        .map(String::from)
+        .to_vec();
+        header.extend(f.flags.iter().map(|c| format!("{}_count", c.name.value)));
+        header.push("evidence".into());
+        let rows: Vec<Vec<String>> = keyed
+            .into_iter()
+            .enumerate()
+            .map(|(i, (_, row))| {
+                let mut r = vec![(i + 1).to_string()];
+                r.extend(row);
+                r
+            })
+            .collect();
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        out.push(("worklist.csv".into(), csv_bytes(&header, &rows)?));
+    }
+
+    // Every piece of evidence of the listed members.
+    let listed: std::collections::BTreeSet<&str> = members
+        .iter()
+        .filter(|m| !lists_of(run, m).is_empty())
+        .map(|m| m.member_id.as_str())
+        .collect();
+    let mut rows: Vec<Vec<String>> = run
+        .evidence
+        .iter()
+        .filter(|e| listed.contains(e.member_id.as_str()))
+        .map(|e| {
+            vec![
+                match &privacy.pseudonymizer {
+                    Some(p) => p.pseudonym(&e.member_id),
+                    None => e.member_id.clone(),
+                },
+                e.definition.clone(),
+                e.criterion.clone(),
+                e.date.to_string(),
+                e.id.clone(),
+                opt(&e.code),
+            ]
+        })
+        .collect();
+    rows.sort();
+    out.push((
+        "evidence.csv".into(),
+        csv_bytes(
+            &["member_id", "definition", "criterion", "date", "id", "code"],
+            &rows,
+        )?,
+    ));
+
+    // The rules as run, so a reader can check each line of a list against them.
+    let mut rows = Vec::new();
+    for d in &run.definitions {
+        let (kind, rule) = match d {
+            Definition::Cohort(c) => ("cohort", c.qualifies.describe()),
+            Definition::Flags(f) => ("risk_flags", f.high_risk.describe()),
+        };
+        for c in d.criteria() {
+            let lb = c.lookback.unwrap_or(d.lookback());
+            rows.push(vec![
+                d.id().to_string(),
+                kind.to_string(),
+                c.name.value.clone(),
+                c.description.clone().unwrap_or_default().trim().to_string(),
+                c.block.value.clone(),
+                c.filter
+                    .as_ref()
+                    .map(|f| f.value.trim().to_string())
+                    .unwrap_or_default(),
+                c.threshold.describe(),
+                lb.start(run.as_of).to_string(),
+                run.as_of.to_string(),
+                rule.clone(),
+            ]);
+        }
+    }
+    out.push((
+        "rules.csv".into(),
+        csv_bytes(
+            &[
+                "definition",
+                "kind",
+                "criterion",
+                "description",
+                "building_block",
+                "where",
+                "threshold",
+                "from",
+                "to",
+                "rule",
+            ],
+            &rows,
+        )?,
+    ));
+
+    out.push((
+        "summary.csv".into(),
+        summary_csv(&suppress(&summary(run, scope)))?,
+    ));
+    out.sort();
+    Ok(out)
+}
+
+/// The counts behind the lists, per definition, as result rows (numerator of a denominator):
+/// the total and each MCO (and partner and population, for enrolled members).
+pub fn summary(run: &CohortRun, scope: &Scope) -> Vec<ResultRow> {
+    let members: Vec<&Member> = run.members.iter().filter(|m| in_scope(m, scope)).collect();
+    let mut rows = Vec::new();
+    let mco = |m: &Member| m.mco.clone().unwrap_or_else(|| "FFS".into());
+    let hhp = |m: &Member| m.hhp.clone().unwrap_or_else(|| "none".into());
+    let pop = |m: &Member| m.population.clone().unwrap_or_else(|| "none".into());
+    type By<'a> = (&'static str, &'a dyn Fn(&Member) -> String);
+    let mut add = |measure: &str,
+                   start: NaiveDate,
+                   component: &str,
+                   strata: &[By],
+                   den: &dyn Fn(&Member) -> bool,
+                   num: &dyn Fn(&Member) -> bool| {
+        let mut groups: BTreeMap<(usize, String), (f64, f64)> = BTreeMap::new();
+        for m in members.iter().filter(|m| den(m)) {
+            let n = if num(m) { 1.0 } else { 0.0 };
+            let e = groups.entry((0, "total".into())).or_default();
+            e.0 += n;
+            e.1 += 1.0;
+            for (i, (_, f)) in strata.iter().enumerate() {
+                let e = groups.entry((i + 1, f(m))).or_default();
+                e.0 += n;
+                e.1 += 1.0;
+            }
+        }
+        if groups.is_empty() {
+            groups.insert((0, "total".into()), (0.0, 0.0));
+        }
+        for ((i, stratum), (n, d)) in groups {
+            rows.push(ResultRow {
+                measure: measure.to_string(),
+                component: component.to_string(),
+                period_start: start,
+                period_end: run.as_of,
+                stratifier: if i == 0 { "total" } else { strata[i - 1].0 }.to_string(),
+                stratum,
+                numerator: n,
+                denominator: d,
+                rate: (d > 0.0).then(|| n / d * 100.0),
+                unit: "percent".into(),
+            });
+        }
+    };
+    for c in run.cohorts() {
+        let start = c.lookback.start(run.as_of);
+        let q = |m: &Member| m.qualifies.contains(&c.id);
+        add(&c.id, start, "qualifying", &[("mco", &mco)], &|_| true, &q);
+        add(
+            &c.id,
+            start,
+            "qualifying_not_enrolled",
+            &[("mco", &mco)],
+            &q,
+            &|m| !m.enrolled(),
+        );
+        add(
+            &c.id,
+            start,
+            "qualifying_both_populations",
+            &[("mco", &mco)],
+            &q,
+            &|m| m.qualifies.len() >= 2,
+        );
+        add(
+            &c.id,
+            start,
+            "enrolled_not_qualifying",
+            &[("mco", &mco), ("hhp", &hhp)],
+            &|m| m.population.as_deref() == Some(c.population.as_str()),
+            &|m| !q(m),
+        );
+    }
+    if let Some(f) = run.flag_set() {
+        let start = f.lookback.start(run.as_of);
+        let strata: [By; 3] = [("mco", &mco), ("hhp", &hhp), ("population", &pop)];
+        add(
+            &f.id,
+            start,
+            "high_risk",
+            &strata,
+            &|m| m.enrolled(),
+            &|m| m.high_risk,
+        );
+        for flag in &f.flags {
+            let name = flag.name.value.as_str();
+            add(&f.id, start, name, &strata, &|m| m.enrolled(), &|m| {
+                m.flags.iter().any(|x| x == name)
+            });
+        }
+    }
+    rows
+}
+
+/// The published summary: `DS` for a suppressed figure, with the reason.
+fn summary_csv(rows: &[PublishedRow]) -> Result<Vec<u8>> {
+    let show = |v: std::result::Result<f64, crate::suppress::Reason>| match v {
+        Ok(x) => format!("{x}"),
+        Err(_) => "DS".into(),
+    };
+    let out: Vec<Vec<String>> = rows
+        .iter()
+        .map(|p| {
+            let reasons: Vec<&str> = [
+                p.numerator.err(),
+                p.denominator.err(),
+                p.rate.as_ref().err().copied(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|r| r.name())
+            .collect();
+            let mut reasons = reasons;
+            reasons.dedup();
+            vec![
+                p.row.measure.clone(),
+                p.row.component.clone(),
+                p.row.period_start.to_string(),
+                p.row.period_end.to_string(),
+                p.row.stratifier.clone(),
+                p.row.stratum.clone(),
+                show(p.numerator),
+                show(p.denominator),
+                match p.rate {
+                    Ok(Some(r)) => format!("{r}"),
+                    Ok(None) => String::new(),
+                    Err(_) => "DS".into(),
+                },
+                p.row.unit.clone(),
+                reasons.join("; "),
+            ]
+        })
+        .collect();
+    csv_bytes(
+        &[
+            "measure",
+            "component",
+            "period_start",
+            "period_end",
+            "stratifier",
+            "stratum",
+            "numerator",
+            "denominator",
+            "rate",
+            "unit",
+            "suppressed",
+        ],
+        &out,
+    )
+}
+
+/// What `hhq cohort` is asked.
+#[derive(Debug, Clone)]
+pub struct CohortOptions {
+    pub data: PathBuf,
+    pub measures: PathBuf,
+    pub queries: PathBuf,
+    pub out: PathBuf,
+    /// The last day of every look-back (default: the last date with data).
+    pub as_of: Option<NaiveDate>,
+    pub privacy: Privacy,
+    pub memory_limit: Option<usize>,
+}
+
+/// What a cohort run did, for the terminal.
+#[derive(Debug, Clone)]
+pub struct CohortReport {
+    pub as_of: NaiveDate,
+    /// (list, members on it) for the audience.
+    pub counts: Vec<(&'static str, usize)>,
+    pub members: usize,
+    pub not_eligible_with_evidence: usize,
+    pub written: Vec<PathBuf>,
+}
+
+/// `hhq cohort`: run the definitions of `<measures>/cohorts/` and write the lists, atomically.
+pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
+    let defs = Definitions::load(&opts.measures, &opts.queries)?;
+    let definitions = defs.cohorts.clone();
+    if definitions.is_empty() {
+        return Err(Error::Usage(format!(
+            "no cohort or risk-flag definitions in {}",
+            opts.measures.join("cohorts").display()
+        )));
+    }
+    crate::output::check_replaceable(&opts.out, "cohort")?;
+    let engine = Engine::open_limited(
+        &opts.data,
+        &defs,
+        &crate::engine::Inputs::default(),
+        opts.memory_limit,
+    )
+    .await?;
+    engine.check_scope(&opts.privacy.audience).await?;
+    engine.restrict(&opts.privacy.audience).await?;
+    let as_of = match opts.as_of {
+        Some(d) => d,
+        None => engine.data_cutoff().await?.ok_or_else(|| {
+            Error::Usage("the data hold no dated claim or contact: give --as-of".into())
+        })?,
+    };
+    let run = super::run(&engine, &definitions, as_of).await?;
+    let files = files(&run, &opts.privacy)?;
+    let mut staged = crate::output::Staged::begin(&opts.out, "cohort")?;
+    for (rel, bytes) in &files {
+        staged.write(rel, bytes)?;
+    }
+    let mut defs_json = Vec::new();
+    for d in &definitions {
+        defs_json.push(serde_json::json!({
+            "id": d.id(),
+            "file": d.path().display().to_string(),
+            "sha256": crate::manifest::file_sha256(d.path())?,
+        }));
+    }
+    let manifest = serde_json::to_string_pretty(&serde_json::json!({
+        "command": "cohort",
+        "as_of": as_of.to_string(),
+        "options": {
+            "data": opts.data.display().to_string(),
+            "measures": opts.measures.display().to_string(),
+            "queries": opts.queries.display().to_string(),
+            "audience": match &opts.privacy.audience {
+                Scope::All => None,
+                Scope::Mco(id) => Some(format!("mco {id}")),
+                Scope::Hhp(id) => Some(format!("hhp {id}")),
+            },
+            "pseudonymised": opts.privacy.pseudonymizer.is_some(),
+        },
+        "definitions": defs_json,
+    }))
+    .map_err(|e| Error::Usage(format!("writing the manifest: {e}")))?;
+    let written = staged
+        .publish(|root, names| crate::manifest::with_outputs(&manifest, names, Some(root)))?;
+    let scoped: Vec<&Member> = run
+        .members
+        .iter()
+        .filter(|m| in_scope(m, &opts.privacy.audience))
+        .collect();
+    let counts = LISTS
+        .iter()
+        .filter(|l| !(**l == "not_enrolled" && matches!(opts.privacy.audience, Scope::Hhp(_))))
+        .map(|l| {
+            (
+                *l,
+                scoped
+                    .iter()
+                    .filter(|m| lists_of(&run, m).contains(l))
+                    .count(),
+            )
+        })
+        .collect();
+    Ok(CohortReport {
+        as_of,
+        counts,
+        members: scoped.len(),
+        not_eligible_with_evidence: run.not_eligible_with_evidence,
+        written,
+    })
+}

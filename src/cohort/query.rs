@@ -1,0 +1,226 @@
+//! Cohort definitions compiled to SQL over the building blocks: one statement for the evidence
+//! (every row that counts toward any criterion, in its look-back), one for the last row before
+//! the look-back of criteria met by an absence, and one for the population on the as-of date.
+//! Names are resolved against the catalog here, so a wrong block, column or value set is an
+//! error at its line and column in the definition file.
+
+use chrono::NaiveDate;
+use datafusion::arrow::datatypes::DataType;
+
+use super::model::{Criterion, Definition, Threshold};
+use crate::compile::Catalog;
+use crate::compile::blocks::suggest;
+use crate::error::{Error, Result};
+use crate::measure::Located;
+
+/// The SQL of a cohort run, for one as-of date.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledCohorts {
+    pub as_of: NaiveDate,
+    /// `member_id, definition, criterion, evidence_id, evidence_date, evidence_code`: distinct
+    /// rows, one per piece of evidence.
+    pub evidence: String,
+    /// `member_id, definition, criterion, last_date`: for criteria met by an absence, the latest
+    /// qualifying row on or before the as-of date, whenever it was. `None` when there are none.
+    pub last_seen: Option<String>,
+    /// `member_id, mco, hhp, population, hh_since, opted_out_on`: members eligible for Medicaid
+    /// on the as-of date, with their Health Home assignment on it, if any.
+    pub population: String,
+}
+
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn date(d: NaiveDate) -> String {
+    format!("DATE '{}'", d.format("%Y-%m-%d"))
+}
+
+struct Resolver<'a> {
+    def: &'a Definition,
+    catalog: &'a Catalog,
+}
+
+impl Resolver<'_> {
+    fn err(&self, at: &Located<String>, message: String, hint: Option<String>) -> Error {
+        Error::Definition {
+            path: self.def.path().to_path_buf(),
+            line: at.line,
+            column: at.column,
+            message,
+            hint,
+        }
+    }
+
+    fn block(&self, name: &Located<String>) -> Result<&[(String, DataType)]> {
+        self.catalog
+            .blocks
+            .get(&name.value)
+            .map(Vec::as_slice)
+            .ok_or_else(|| {
+                self.err(
+                    name,
+                    format!("unknown building block `{}`", name.value),
+                    Some(format!(
+                        "{} (building blocks are the .sql files of queries/)",
+                        suggest(&name.value, self.catalog.blocks.keys().map(String::as_str))
+                    )),
+                )
+            })
+    }
+
+    fn column<'c>(
+        &self,
+        block: &Located<String>,
+        columns: &'c [(String, DataType)],
+        col: &Located<String>,
+    ) -> Result<&'c DataType> {
+        columns
+            .iter()
+            .find(|(c, _)| c == &col.value)
+            .map(|(_, t)| t)
+            .ok_or_else(|| {
+                self.err(
+                    col,
+                    format!(
+                        "building block `{}` has no column `{}`",
+                        block.value, col.value
+                    ),
+                    Some(suggest(&col.value, columns.iter().map(|(c, _)| c.as_str()))),
+                )
+            })
+    }
+
+    /// The rows of one criterion in `[from, to]`, as evidence columns.
+    fn rows(&self, c: &Criterion, from: Option<NaiveDate>, to: NaiveDate) -> Result<String> {
+        let columns = self.block(&c.block)?;
+        let t = self.column(&c.block, columns, &c.date)?;
+        if t != &DataType::Date32 {
+            return Err(self.err(
+                &c.date,
+                format!("column `{}` is {t}, not a date", c.date.value),
+                None,
+            ));
+        }
+        let default_id = Located {
+            value: "source_id".to_string(),
+            line: c.block.line,
+            column: c.block.column,
+        };
+        let id = c.id.as_ref().unwrap_or(&default_id);
+        self.column(&c.block, columns, id).map_err(|e| match (&c.id, e) {
+            (None, Error::Definition { path, line, column, .. }) => Error::Definition {
+                path,
+                line,
+                column,
+                message: format!(
+                    "building block `{}` has no `source_id`: name the column to count with `id:`",
+                    c.block.value
+                ),
+                hint: None,
+            },
+            (_, e) => e,
+        })?;
+        let show = match &c.show {
+            Some(s) => {
+                self.column(&c.block, columns, s)?;
+                format!("CAST(b.{} AS VARCHAR)", ident(&s.value))
+            }
+            None => "CAST(NULL AS VARCHAR)".into(),
+        };
+        let mut conditions = vec![match from {
+            Some(from) => format!(
+                "b.{d} BETWEEN {} AND {}",
+                date(from),
+                date(to),
+                d = ident(&c.date.value)
+            ),
+            None => format!("b.{} <= {}", ident(&c.date.value), date(to)),
+        }];
+        if let Some(f) = &c.filter {
+            let sql = crate::compile::filter::check(
+                self.def.path(),
+                f,
+                &c.block.value,
+                "b",
+                columns,
+                &self.catalog.value_sets,
+            )?;
+            conditions.push(format!("coalesce(({sql}), false)"));
+        }
+        Ok(format!(
+            "SELECT b.member_id, {def} AS definition, {crit} AS criterion, \
+             CAST(b.{id} AS VARCHAR) AS evidence_id, b.{d} AS evidence_date, {show} AS evidence_code \
+             FROM {block} b WHERE {cond}",
+            def = lit(self.def.id()),
+            crit = lit(&c.name.value),
+            id = ident(&id.value),
+            d = ident(&c.date.value),
+            block = ident(&c.block.value),
+            cond = conditions.join(" AND "),
+        ))
+    }
+}
+
+/// Compile every definition for the look-backs ending on `as_of`.
+pub fn compile(
+    defs: &[Definition],
+    catalog: &Catalog,
+    as_of: NaiveDate,
+) -> Result<CompiledCohorts> {
+    let mut evidence = Vec::new();
+    let mut last_seen = Vec::new();
+    for def in defs {
+        let r = Resolver { def, catalog };
+        for c in def.criteria() {
+            let from = c.lookback.unwrap_or(def.lookback()).start(as_of);
+            evidence.push(r.rows(c, Some(from), as_of)?);
+            if matches!(c.threshold, Threshold::FewerThan(_)) {
+                last_seen.push(format!(
+                    "SELECT member_id, definition, criterion, max(evidence_date) AS last_date \
+                     FROM ({}) GROUP BY member_id, definition, criterion",
+                    r.rows(c, None, as_of)?
+                ));
+            }
+        }
+    }
+    if evidence.is_empty() {
+        return Err(Error::Usage(
+            "no cohort or risk-flag definitions (measures/cohorts/*.yaml)".into(),
+        ));
+    }
+    let a = date(as_of);
+    // The interval covering the as-of date; of several, the one ending latest (as member months
+    // do), then by id, so the answer never depends on row order.
+    let population = format!(
+        "WITH elig AS (\
+           SELECT member_id, mco_id, row_number() OVER (PARTITION BY member_id \
+             ORDER BY end_date DESC, start_date DESC, mco_id) AS k \
+           FROM medicaid_enrollment WHERE {a} BETWEEN start_date AND end_date), \
+         hh AS (\
+           SELECT member_id, mco_id, hhp_id, population, start_date, row_number() OVER (PARTITION BY member_id \
+             ORDER BY end_date DESC, start_date DESC, hhp_id) AS k \
+           FROM hh_enrollment WHERE {a} BETWEEN start_date AND end_date), \
+         opted AS (\
+           SELECT member_id, max(end_date) AS opted_out_on FROM enrollment \
+           WHERE span_type = 'health_home' AND opted_out AND end_date < {a} GROUP BY member_id) \
+         SELECT e.member_id, coalesce(h.mco_id, e.mco_id) AS mco, h.hhp_id AS hhp, \
+           h.population, h.start_date AS hh_since, o.opted_out_on \
+         FROM elig e LEFT JOIN hh h ON h.member_id = e.member_id AND h.k = 1 \
+         LEFT JOIN opted o ON o.member_id = e.member_id \
+         WHERE e.k = 1"
+    );
+    Ok(CompiledCohorts {
+        as_of,
+        evidence: format!(
+            "SELECT DISTINCT * FROM (\n{}\n)",
+            evidence.join("\nUNION ALL\n")
+        ),
+        last_seen: (!last_seen.is_empty()).then(|| last_seen.join("\nUNION ALL\n")),
+        population,
+    })
+}
