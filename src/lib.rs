@@ -16,7 +16,9 @@
 //!  (+ valuesets/)     (Measure)   (Catalog)            (DataFusion)  (summary.csv/.parquet)
 //!                                                        ▲  │     └─► fhir (MeasureReports)
 //!  ad hoc SQL (hhq sql, hhq query) ──► adhoc ────────────┘  └─► distributed (Ballista cluster,
-//!                                                                  feature `ballista`)
+//!                                                        ▲         feature `ballista`)
+//!  measures/cohorts/*.yaml ─► cohort::model ─► cohort::query ─► (engine) ─► cohort (rules per
+//!  (SMI, CC, HIGH-RISK)                                          member) ─► cohort::lists
 //! ```
 //!
 //! | stage | module | owns |
@@ -28,6 +30,7 @@
 //! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate) |
 //! | engine | [`engine`] | the DataFusion session and hhq's SQL functions; building blocks computed once; running a measure's detail in stages (two measures side by side, each in a session of its own), its aggregate and population; profiling and the scan floor |
 //! | | `distributed` | (feature `ballista`) the same queries on an Apache Ballista cluster: codecs carrying hhq's functions (the value-set lookup with its codes) and in-memory tables to the scheduler and executors; each stage's output compacted before Arrow IPC (`distributed::compact`); the client session (`--engine`, `standalone` in process); `hhq cluster scheduler\|executor` |
+//! | | [`cohort`] | `hhq cohort`: target populations (SMI, chronic conditions) and high-risk flags as YAML criteria over blocks with look-backs and rules; per member the criteria met and the claims behind them; lists per MCO (qualifying not enrolled, enrolled no longer qualifying, both populations), a partner's worklist sorted by need, a suppressed summary; cohort test decks |
 //! | | [`detail`] | member-level detail of a run's passes: written to Parquet as it comes (columns encoded on every core), the columns the summaries read spooled and aggregated as one table, CSV formatted on every core |
 //! | results | [`results`] | the long-format result table, member-level detail files, writers |
 //! | | [`spc`] | statistical process control: p- and u-chart limits and special-cause signals |
