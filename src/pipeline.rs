@@ -863,10 +863,8 @@ async fn check_cohort(
         ));
     }
     let c = crate::cohort::query::compile(std::slice::from_ref(&d), engine.catalog(), as_of)?;
-    for sql in [Some(&c.evidence), c.last_seen.as_ref(), Some(&c.population)]
-        .into_iter()
-        .flatten()
-    {
+    // The evidence and last-seen queries read the narrowed tables, made only in a run.
+    for sql in c.narrow.iter().map(|(_, sql)| sql).chain([&c.population]) {
         engine.context().sql(sql).await.map_err(|e| {
             at(
                 format!("the compiled query does not plan: {e}"),

@@ -80,13 +80,14 @@ async fn the_good_definition_compiles_and_plans() {
     let as_of = chrono::NaiveDate::from_ymd_opt(2025, 12, 31).unwrap();
     let c = query::compile(&[d], engine.catalog(), as_of).unwrap();
     // The 12 months ending on the as-of date, both ends included.
+    // Both criteria read one block: one scan, a flag per criterion.
+    assert_eq!(c.narrow.len(), 1, "{:?}", c.narrow);
+    let (_, narrow) = &c.narrow[0];
     assert!(
-        c.evidence
-            .contains("BETWEEN DATE '2025-01-01' AND DATE '2025-12-31'"),
-        "{}",
-        c.evidence
+        narrow.contains("BETWEEN DATE '2025-01-01' AND DATE '2025-12-31'"),
+        "{narrow}"
     );
-    engine.context().sql(&c.evidence).await.unwrap();
+    engine.context().sql(narrow).await.unwrap();
     engine.context().sql(&c.population).await.unwrap();
 }
 
@@ -99,11 +100,17 @@ async fn the_shipped_definitions_compile() {
     let engine = Engine::offline(&defs).await.unwrap();
     let as_of = chrono::NaiveDate::from_ymd_opt(2025, 12, 31).unwrap();
     let c = query::compile(&defs.cohorts, engine.catalog(), as_of).unwrap();
-    engine.context().sql(&c.evidence).await.unwrap();
+    // One scan per block read: claim_diagnoses, ed_visits, inpatient_stays, readmissions,
+    // hh_services.
+    assert_eq!(c.narrow.len(), 5, "{:?}", c.narrow);
+    for (_, sql) in &c.narrow {
+        engine.context().sql(sql).await.unwrap();
+    }
     // The no-contact flag looks back 60 days, not the set's 12 months.
     assert!(
-        c.evidence
-            .contains("DATE '2025-11-02' AND DATE '2025-12-31'")
+        c.narrow
+            .iter()
+            .any(|(_, s)| s.contains("DATE '2025-11-02' AND DATE '2025-12-31'"))
     );
     assert!(c.last_seen.is_some());
 }

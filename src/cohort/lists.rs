@@ -53,47 +53,61 @@ pub fn lists_of(run: &CohortRun, m: &Member) -> Vec<&'static str> {
     out
 }
 
-/// Evidence by (member, definition, criterion).
-type Index<'a> = BTreeMap<(&'a str, &'a str, &'a str), Vec<&'a Evidence>>;
-
-fn index(run: &CohortRun) -> Index<'_> {
-    let mut idx: Index = BTreeMap::new();
-    for e in &run.evidence {
-        idx.entry((&e.member_id, &e.definition, &e.criterion))
-            .or_default()
-            .push(e);
+/// The (member, definition, criterion) whose evidence backs an audience's lists: the met
+/// criteria of the cohorts a member qualifies for (not enrolled, both populations), every
+/// criterion found of the enrolled population's cohort (no longer qualifying: what is there and
+/// what falls short), and the raised flags (worklist).
+pub fn wanted<'a>(run: &'a CohortRun, scope: &Scope) -> Vec<(&'a str, &'a str, &'a str)> {
+    let mut out = std::collections::BTreeSet::new();
+    for m in run.members.iter().filter(|m| in_scope(m, scope)) {
+        let lists = lists_of(run, m);
+        let mut add = |d: &'a Definition, pick: &dyn Fn(&super::Criterion) -> bool| {
+            for c in d.criteria() {
+                if m.hit(d.id(), &c.name.value).n > 0 && pick(c) {
+                    out.insert((m.member_id.as_str(), d.id(), c.name.value.as_str()));
+                }
+            }
+        };
+        for d in &run.definitions {
+            match d {
+                Definition::Cohort(c) => {
+                    let qualifying = (lists.contains(&"not_enrolled")
+                        || lists.contains(&"both_populations"))
+                        && m.qualifies.contains(&c.id);
+                    if qualifying {
+                        add(d, &|x| x.threshold.met(m.hit(d.id(), &x.name.value).n));
+                    }
+                    if lists.contains(&"no_longer_qualify")
+                        && m.population.as_deref() == Some(c.population.as_str())
+                    {
+                        add(d, &|_| true);
+                    }
+                }
+                Definition::Flags(_) => {
+                    if lists.contains(&"worklist") {
+                        add(d, &|x| m.flags.contains(&x.name.value));
+                    }
+                }
+            }
+        }
     }
-    idx
+    out.into_iter().collect()
 }
-
-/// At most this many pieces of evidence are written out in a list's text (all are in
-/// `evidence.csv`).
-const SHOWN: usize = 3;
 
 /// What one criterion found for a member, in words: `smi_primary_dx: 2 (C1 2025-01-05 F209;
 /// C7 2025-06-01 F209)`, with `, needs at least 2` when it falls short and the last row seen
 /// for one met by an absence.
-fn found(idx: &Index, m: &Member, def: &Definition, c: &super::Criterion) -> String {
+fn found(m: &Member, def: &Definition, c: &super::Criterion) -> String {
     let hit = m.hit(def.id(), &c.name.value);
-    let rows = idx
-        .get(&(m.member_id.as_str(), def.id(), c.name.value.as_str()))
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let mut ids: Vec<&Evidence> = Vec::new();
-    for e in rows {
-        if !ids.iter().any(|x| x.id == e.id) {
-            ids.push(e);
-        }
-    }
-    let shown: Vec<String> = ids
+    let shown: Vec<String> = hit
+        .shown
         .iter()
-        .take(SHOWN)
         .map(|e| match &e.code {
             Some(code) => format!("{} {} {code}", e.id, e.date),
             None => format!("{} {}", e.id, e.date),
         })
         .collect();
-    let more = ids.len().saturating_sub(SHOWN);
+    let more = hit.n.saturating_sub(shown.len() as u64);
     let mut text = format!("{}: {}", c.name.value, hit.n);
     if !shown.is_empty() {
         text.push_str(&format!(" ({}", shown.join("; ")));
@@ -126,7 +140,7 @@ fn found(idx: &Index, m: &Member, def: &Definition, c: &super::Criterion) -> Str
 }
 
 /// The criteria of `def` the member has evidence for (and, for absences, those met), joined.
-fn findings(idx: &Index, m: &Member, def: &Definition, only_met: bool) -> String {
+fn findings(m: &Member, def: &Definition, only_met: bool) -> String {
     let text = def
         .criteria()
         .iter()
@@ -138,7 +152,7 @@ fn findings(idx: &Index, m: &Member, def: &Definition, only_met: bool) -> String
                 Threshold::FewerThan(_) => met,
             }
         })
-        .map(|c| found(idx, m, def, c))
+        .map(|c| found(m, def, c))
         .collect::<Vec<_>>()
         .join(" | ");
     if text.is_empty() {
@@ -172,8 +186,12 @@ fn opt_date(d: Option<NaiveDate>) -> String {
 }
 
 /// The files of a cohort run for an audience, by relative path.
-pub fn files(run: &CohortRun, privacy: &Privacy) -> Result<Vec<(PathBuf, Vec<u8>)>> {
-    let idx = index(run);
+/// `evidence`: what [`wanted`] names, from [`super::evidence`].
+pub fn files(
+    run: &CohortRun,
+    privacy: &Privacy,
+    evidence: &[Evidence],
+) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let scope = &privacy.audience;
     let id = |m: &Member| match &privacy.pseudonymizer {
         Some(p) => p.pseudonym(&m.member_id),
@@ -202,7 +220,7 @@ pub fn files(run: &CohortRun, privacy: &Privacy) -> Result<Vec<(PathBuf, Vec<u8>
                     cohort_defs
                         .iter()
                         .filter(|d| m.qualifies.iter().any(|q| q == d.id()))
-                        .map(|d| format!("{}: {}", d.id(), findings(&idx, m, d, true)))
+                        .map(|d| format!("{}: {}", d.id(), findings(m, d, true)))
                         .collect::<Vec<_>>()
                         .join(" || "),
                 ]
@@ -237,7 +255,7 @@ pub fn files(run: &CohortRun, privacy: &Privacy) -> Result<Vec<(PathBuf, Vec<u8>
                 p.to_string(),
                 opt_date(m.hh_since),
                 c.qualifies.describe(),
-                findings(&idx, m, def, false),
+                findings(m, def, false),
                 m.qualifies.join(";"),
             ]
         })
@@ -274,7 +292,7 @@ pub fn files(run: &CohortRun, privacy: &Privacy) -> Result<Vec<(PathBuf, Vec<u8>
                 cohort_defs
                     .iter()
                     .filter(|d| m.qualifies.iter().any(|q| q == d.id()))
-                    .map(|d| format!("{}: {}", d.id(), findings(&idx, m, d, true)))
+                    .map(|d| format!("{}: {}", d.id(), findings(m, d, true)))
                     .collect::<Vec<_>>()
                     .join(" || "),
             ]
@@ -333,7 +351,7 @@ pub fn files(run: &CohortRun, privacy: &Privacy) -> Result<Vec<(PathBuf, Vec<u8>
                     m.flags.join(";"),
                 ];
                 row.extend(counts.iter().map(u64::to_string));
-                row.push(findings(&idx, m, def, true));
+                row.push(findings(m, def, true));
                 ((m.high_risk, m.flags.len(), events), row)
             })
             .collect();
@@ -366,16 +384,9 @@ pub fn files(run: &CohortRun, privacy: &Privacy) -> Result<Vec<(PathBuf, Vec<u8>
         out.push(("worklist.csv".into(), csv_bytes(&header, &rows)?));
     }
 
-    // Every piece of evidence of the listed members.
-    let listed: std::collections::BTreeSet<&str> = members
+    // Every piece of evidence behind the lists.
+    let mut rows: Vec<Vec<String>> = evidence
         .iter()
-        .filter(|m| !lists_of(run, m).is_empty())
-        .map(|m| m.member_id.as_str())
-        .collect();
-    let mut rows: Vec<Vec<String>> = run
-        .evidence
-        .iter()
-        .filter(|e| listed.contains(e.member_id.as_str()))
         .map(|e| {
             vec![
                 match &privacy.pseudonymizer {
@@ -655,7 +666,8 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         })?,
     };
     let run = super::run(&engine, &definitions, as_of).await?;
-    let files = files(&run, &opts.privacy)?;
+    let evidence = super::evidence(&engine, &run, &wanted(&run, &opts.privacy.audience)).await?;
+    let files = files(&run, &opts.privacy, &evidence)?;
     let mut staged = crate::output::Staged::begin(&opts.out, "cohort")?;
     for (rel, bytes) in &files {
         staged.write(rel, bytes)?;

@@ -25,8 +25,12 @@ pub mod query;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::Date32Type;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
+use datafusion::datasource::MemTable;
 
 pub use model::{Cohort, Criterion, Definition, FlagSet, Lookback, Rule, Threshold};
 pub use query::CompiledCohorts;
@@ -41,9 +45,14 @@ pub struct Hit {
     pub n: u64,
     pub first: Option<NaiveDate>,
     pub last: Option<NaiveDate>,
+    /// The earliest pieces of evidence (at most [`SHOWN`], one per id), for the lists' text.
+    pub shown: Vec<Evidence>,
     /// For criteria met by an absence: the latest qualifying row on or before the as-of date.
     pub last_seen: Option<NaiveDate>,
 }
+
+/// How many pieces of evidence a list's text names per criterion (all are in `evidence.csv`).
+pub const SHOWN: usize = 3;
 
 /// One member of the population on the as-of date, with everything the rules decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,8 +106,9 @@ pub struct CohortRun {
     pub definitions: Vec<Definition>,
     /// Members eligible on the as-of date, by member id.
     pub members: Vec<Member>,
-    /// Evidence of those members, sorted by member, definition, criterion, date, id.
-    pub evidence: Vec<Evidence>,
+    /// The SQL run; its narrowed tables stay registered in the engine, so the evidence of
+    /// listed members can be read back ([`evidence`]).
+    pub compiled: CompiledCohorts,
     /// Members with evidence who were not eligible for Medicaid on the as-of date, so are on
     /// no list (counted, never dropped silently).
     pub not_eligible_with_evidence: usize,
@@ -131,16 +141,18 @@ fn date_at(col: &dyn Array, i: usize) -> Option<NaiveDate> {
         .then(|| NaiveDate::from_num_days_from_ce_opt(d.value(i) + 719_163).expect("date in range"))
 }
 
-fn text_at(col: &dyn Array, i: usize) -> Option<String> {
-    if col.is_null(i) {
-        return None;
-    }
-    let s = datafusion::arrow::compute::cast(
-        &col.slice(i, 1),
-        &datafusion::arrow::datatypes::DataType::Utf8,
-    )
-    .expect("a string column casts to Utf8");
-    Some(s.as_string::<i32>().value(0).to_string())
+/// A column as UTF-8 strings, converted once (views, dictionaries and the like).
+fn strings(col: &ArrayRef) -> Result<StringArray> {
+    Ok(cast(col, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+fn text(col: &StringArray, i: usize) -> Option<String> {
+    (!col.is_null(i)).then(|| col.value(i).to_string())
+}
+
+/// The evidence query's rows grouped as one statement reads them.
+fn over_evidence(compiled: &CompiledCohorts, select: &str) -> String {
+    format!("{select} FROM ({}) AS e", compiled.evidence)
 }
 
 /// Compile and run `defs` in `engine` for look-backs ending on `as_of`, and evaluate every rule.
@@ -151,15 +163,21 @@ pub async fn run(engine: &Engine, defs: &[Definition], as_of: NaiveDate) -> Resu
         .await?;
     let mut members: BTreeMap<String, Member> = BTreeMap::new();
     for b in &population {
+        let (ids, mco, hhp, pop) = (
+            strings(b.column(0))?,
+            strings(b.column(1))?,
+            strings(b.column(2))?,
+            strings(b.column(3))?,
+        );
         for i in 0..b.num_rows() {
-            let id = text_at(b.column(0).as_ref(), i).unwrap_or_default();
+            let id = text(&ids, i).unwrap_or_default();
             members.insert(
                 id.clone(),
                 Member {
                     member_id: id,
-                    mco: text_at(b.column(1).as_ref(), i),
-                    hhp: text_at(b.column(2).as_ref(), i),
-                    population: text_at(b.column(3).as_ref(), i),
+                    mco: text(&mco, i),
+                    hhp: text(&hhp, i),
+                    population: text(&pop, i),
                     hh_since: date_at(b.column(4).as_ref(), i),
                     opted_out_on: date_at(b.column(5).as_ref(), i),
                     hits: BTreeMap::new(),
@@ -171,60 +189,110 @@ pub async fn run(engine: &Engine, defs: &[Definition], as_of: NaiveDate) -> Resu
         }
     }
 
-    let rows = engine
-        .collect_for(&compiled.evidence, "the cohort evidence")
+    // Each block read once, its rows that may count kept for the queries below.
+    for (name, sql) in &compiled.narrow {
+        let batches = engine.collect_for(sql, "the cohort criteria").await?;
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => engine.context().sql(sql).await?.schema().inner().clone(),
+        };
+        let table = MemTable::try_new(schema, vec![batches])?;
+        engine.context().deregister_table(name.as_str())?;
+        engine
+            .context()
+            .register_table(name.as_str(), Arc::new(table))?;
+    }
+
+    // Counted by distinct id: a claim with two qualifying diagnoses is one claim.
+    let counts = engine
+        .collect_for(
+            &over_evidence(
+                &compiled,
+                "SELECT member_id, definition, criterion, count(DISTINCT evidence_id) AS n, \
+                 min(evidence_date) AS first, max(evidence_date) AS last",
+            )
+            .replace(") AS e", ") AS e GROUP BY member_id, definition, criterion"),
+            "counting the cohort evidence",
+        )
         .await?;
-    let mut evidence = Vec::new();
     let mut outside: BTreeSet<String> = BTreeSet::new();
-    for b in &rows {
+    for b in &counts {
+        let (ids, defs_col, crits) = (
+            strings(b.column(0))?,
+            strings(b.column(1))?,
+            strings(b.column(2))?,
+        );
+        let n = cast(b.column(3), &DataType::Int64)?;
+        let n = n.as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
-            let member_id = text_at(b.column(0).as_ref(), i).unwrap_or_default();
-            if !members.contains_key(&member_id) {
-                outside.insert(member_id);
+            let id = text(&ids, i).unwrap_or_default();
+            let Some(m) = members.get_mut(&id) else {
+                outside.insert(id);
                 continue;
-            }
-            evidence.push(Evidence {
-                member_id,
-                definition: text_at(b.column(1).as_ref(), i).unwrap_or_default(),
-                criterion: text_at(b.column(2).as_ref(), i).unwrap_or_default(),
-                id: text_at(b.column(3).as_ref(), i).unwrap_or_default(),
-                date: date_at(b.column(4).as_ref(), i).expect("evidence rows are dated"),
-                code: text_at(b.column(5).as_ref(), i),
-            });
+            };
+            m.hits.insert(
+                (
+                    text(&defs_col, i).unwrap_or_default(),
+                    text(&crits, i).unwrap_or_default(),
+                ),
+                Hit {
+                    n: n.value(i) as u64,
+                    first: date_at(b.column(4).as_ref(), i),
+                    last: date_at(b.column(5).as_ref(), i),
+                    ..Hit::default()
+                },
+            );
         }
     }
-    evidence.sort();
-    // Counted by distinct id: a claim with two qualifying diagnoses is one claim.
-    let mut ids: BTreeMap<(String, String, String), BTreeSet<&str>> = BTreeMap::new();
-    for e in &evidence {
-        let key = (
-            e.member_id.clone(),
-            e.definition.clone(),
-            e.criterion.clone(),
-        );
-        ids.entry(key.clone()).or_default().insert(&e.id);
-        let m = members.get_mut(&e.member_id).expect("kept above");
-        let h = m.hits.entry((key.1, key.2)).or_default();
-        h.first = Some(h.first.map_or(e.date, |d| d.min(e.date)));
-        h.last = Some(h.last.map_or(e.date, |d| d.max(e.date)));
+    // The earliest pieces of evidence per criterion, one per id, for the lists' text.
+    let shown = engine
+        .collect_for(
+            &format!(
+                "SELECT member_id, definition, criterion, evidence_id, d, code FROM (\
+                   SELECT *, row_number() OVER (PARTITION BY member_id, definition, criterion \
+                     ORDER BY d, evidence_id) AS k FROM ({})) WHERE k <= {SHOWN}",
+                over_evidence(
+                    &compiled,
+                    "SELECT member_id, definition, criterion, evidence_id, \
+                     min(evidence_date) AS d, min(evidence_code) AS code"
+                )
+                .replace(
+                    ") AS e",
+                    ") AS e GROUP BY member_id, definition, criterion, evidence_id"
+                )
+            ),
+            "the first evidence of each criterion",
+        )
+        .await?;
+    for e in evidence_of(&shown)? {
+        if let Some(m) = members.get_mut(&e.member_id)
+            && let Some(h) = m.hits.get_mut(&(e.definition.clone(), e.criterion.clone()))
+        {
+            h.shown.push(e);
+        }
     }
-    for ((member, def, crit), set) in ids {
-        let m = members.get_mut(&member).expect("kept above");
-        m.hits.get_mut(&(def, crit)).expect("made above").n = set.len() as u64;
+    for m in members.values_mut() {
+        for h in m.hits.values_mut() {
+            h.shown.sort();
+        }
     }
     if let Some(sql) = &compiled.last_seen {
         for b in &engine
-            .collect_for(sql, "the last contact before the look-back")
+            .collect_for(sql, "the last row before the look-back")
             .await?
         {
+            let (ids, defs_col, crits) = (
+                strings(b.column(0))?,
+                strings(b.column(1))?,
+                strings(b.column(2))?,
+            );
             for i in 0..b.num_rows() {
-                let member_id = text_at(b.column(0).as_ref(), i).unwrap_or_default();
-                let Some(m) = members.get_mut(&member_id) else {
+                let Some(m) = members.get_mut(ids.value(i)) else {
                     continue;
                 };
                 let key = (
-                    text_at(b.column(1).as_ref(), i).unwrap_or_default(),
-                    text_at(b.column(2).as_ref(), i).unwrap_or_default(),
+                    text(&defs_col, i).unwrap_or_default(),
+                    text(&crits, i).unwrap_or_default(),
                 );
                 m.hits.entry(key).or_default().last_seen = date_at(b.column(3).as_ref(), i);
             }
@@ -238,9 +306,74 @@ pub async fn run(engine: &Engine, defs: &[Definition], as_of: NaiveDate) -> Resu
         as_of,
         definitions: defs.to_vec(),
         members: members.into_values().collect(),
-        evidence,
+        compiled,
         not_eligible_with_evidence: outside.len(),
     })
+}
+
+/// Evidence rows (`member_id, definition, criterion, id, date, code`) as [`Evidence`].
+fn evidence_of(batches: &[RecordBatch]) -> Result<Vec<Evidence>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let cols: Vec<StringArray> = [0, 1, 2, 3, 5]
+            .into_iter()
+            .map(|i| strings(b.column(i)))
+            .collect::<Result<_>>()?;
+        for i in 0..b.num_rows() {
+            out.push(Evidence {
+                member_id: text(&cols[0], i).unwrap_or_default(),
+                definition: text(&cols[1], i).unwrap_or_default(),
+                criterion: text(&cols[2], i).unwrap_or_default(),
+                id: text(&cols[3], i).unwrap_or_default(),
+                date: date_at(b.column(4).as_ref(), i).expect("evidence rows are dated"),
+                code: text(&cols[4], i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every piece of evidence of these (member, definition, criterion) triples, sorted; read back
+/// from the tables [`run`] left registered in `engine`.
+pub async fn evidence(
+    engine: &Engine,
+    run: &CohortRun,
+    wanted: &[(&str, &str, &str)],
+) -> Result<Vec<Evidence>> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |k: usize| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(wanted.iter().map(
+            |w| match k {
+                0 => w.0,
+                1 => w.1,
+                _ => w.2,
+            },
+        )))
+    };
+    let batch = RecordBatch::try_from_iter(vec![
+        ("w_member", column(0)),
+        ("w_definition", column(1)),
+        ("w_criterion", column(2)),
+    ])?;
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+    let ctx = engine.context();
+    ctx.deregister_table("hhq_cohort_wanted")?;
+    ctx.register_table("hhq_cohort_wanted", Arc::new(table))?;
+    let sql = format!(
+        "SELECT e.member_id, e.definition, e.criterion, e.evidence_id, e.evidence_date, e.evidence_code \
+         FROM ({}) AS e JOIN hhq_cohort_wanted w ON e.member_id = w.w_member \
+           AND e.definition = w.w_definition AND e.criterion = w.w_criterion",
+        run.compiled.evidence
+    );
+    let batches = engine
+        .collect_for(&sql, "the evidence of the listed members")
+        .await?;
+    ctx.deregister_table("hhq_cohort_wanted")?;
+    let mut out = evidence_of(&batches)?;
+    out.sort();
+    Ok(out)
 }
 
 /// Apply every rule to one member: the cohorts it qualifies for, and (enrolled members only)

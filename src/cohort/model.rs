@@ -136,7 +136,12 @@ impl Rule {
                 .join(", ")
         };
         match self {
-            Rule::AtLeast { n, of, .. } if of.len() == 1 && *n == 1 => of[0].value.clone(),
+            // A single criterion named as itself reads as its name; a group keeps its name.
+            Rule::AtLeast { n: 1, of, written }
+                if of.len() == 1 && written == &[of[0].value.clone()] =>
+            {
+                of[0].value.clone()
+            }
             Rule::AtLeast { n, written, .. } => format!("at least {n} of ({})", written.join(", ")),
             Rule::NoneOf(of) => format!("none of ({})", list(of)),
             Rule::AllOf(rules) => rules
@@ -692,4 +697,91 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Definition>> {
         out.push(d);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn a_lookback_ends_on_the_as_of_date_with_both_ends_included() {
+        assert_eq!(Lookback::Days(60).start(d(2025, 12, 31)), d(2025, 11, 2));
+        assert_eq!(Lookback::Days(1).start(d(2025, 12, 31)), d(2025, 12, 31));
+        assert_eq!(Lookback::Months(12).start(d(2025, 12, 31)), d(2025, 1, 1));
+        assert_eq!(Lookback::Months(12).start(d(2026, 3, 31)), d(2025, 4, 1));
+        // A day the earlier month lacks is its last day: Feb 28, so the look-back starts Mar 1.
+        assert_eq!(Lookback::Months(1).start(d(2025, 3, 31)), d(2025, 3, 1));
+        // Leap day: twelve months before 2025-02-28 is 2024-02-28.
+        assert_eq!(Lookback::Months(12).start(d(2025, 2, 28)), d(2024, 2, 29));
+    }
+
+    #[test]
+    fn thresholds_and_rules_hold_as_written() {
+        assert!(Threshold::AtLeast(2).met(2) && !Threshold::AtLeast(2).met(1));
+        assert!(Threshold::FewerThan(1).met(0) && !Threshold::FewerThan(1).met(1));
+        let text = r#"id: CC
+kind: cohort
+title: t
+version: '1'
+source: s
+population: CC
+lookback: {months: 12}
+groups:
+  conditions: [a, b, c]
+  risks: [r]
+criteria:
+  - {name: a, from: x, date: d}
+  - {name: b, from: x, date: d}
+  - {name: c, from: x, date: d}
+  - {name: r, from: x, date: d}
+qualifies:
+  any_of:
+    - {at_least: 2, of: [conditions]}
+    - all_of: [{of: [conditions]}, {of: [risks]}]
+"#;
+        let Definition::Cohort(c) = Definition::parse(Path::new("t.yaml"), text).unwrap() else {
+            panic!("a cohort");
+        };
+        let holds = |met: &[&str]| c.qualifies.holds(&|n: &str| met.contains(&n));
+        assert!(holds(&["a", "c"]));
+        assert!(holds(&["b", "r"]));
+        assert!(!holds(&["b"]));
+        assert!(!holds(&["r"]));
+        assert!(!holds(&[]));
+        assert_eq!(
+            c.qualifies.describe(),
+            "either [at least 2 of (conditions)] or [at least 1 of (conditions) and at least 1 of (risks)]"
+        );
+    }
+
+    #[test]
+    fn risk_flags_default_to_any_flag_and_refuse_cohort_keys() {
+        let text = r#"id: HR
+kind: risk_flags
+title: t
+version: '1'
+source: s
+lookback: {days: 365}
+flags:
+  - {name: ed, from: x, date: d, at_least: 3}
+  - {name: quiet, from: x, date: d, fewer_than: 1, lookback: {days: 60}}
+"#;
+        let Definition::Flags(f) = Definition::parse(Path::new("t.yaml"), text).unwrap() else {
+            panic!("flags");
+        };
+        assert!(f.high_risk.holds(&|n: &str| n == "quiet"));
+        assert!(!f.high_risk.holds(&|_: &str| false));
+        assert_eq!(f.flags[1].lookback, Some(Lookback::Days(60)));
+        let e = Definition::parse(Path::new("t.yaml"), &format!("{text}population: SMI\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.yaml:2:7: `population:` does not belong in a `kind: risk_flags`"),
+            "{e}"
+        );
+    }
 }

@@ -17,11 +17,17 @@ use crate::measure::Located;
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledCohorts {
     pub as_of: NaiveDate,
-    /// `member_id, definition, criterion, evidence_id, evidence_date, evidence_code`: distinct
-    /// rows, one per piece of evidence.
+    /// Per building block read: a table name and the query filling it, one scan of the block
+    /// keeping the rows any criterion may count, with a flag per criterion (`c<k>`, and `l<k>`
+    /// for criteria met by an absence: any such row up to the as-of date). Many criteria read
+    /// one block (eleven read `claim_diagnoses`); each would otherwise scan it again.
+    pub narrow: Vec<(String, String)>,
+    /// Over the narrowed tables: `member_id, definition, criterion, evidence_id, evidence_date,
+    /// evidence_code`, one row per piece of evidence.
     pub evidence: String,
-    /// `member_id, definition, criterion, last_date`: for criteria met by an absence, the latest
-    /// qualifying row on or before the as-of date, whenever it was. `None` when there are none.
+    /// Over the narrowed tables: `member_id, definition, criterion, last_date`, for criteria met
+    /// by an absence, the latest qualifying row on or before the as-of date, whenever it was.
+    /// `None` when there are none.
     pub last_seen: Option<String>,
     /// `member_id, mco, hhp, population, hh_since, opted_out_on`: members eligible for Medicaid
     /// on the as-of date, with their Health Home assignment on it, if any.
@@ -95,8 +101,9 @@ impl Resolver<'_> {
             })
     }
 
-    /// The rows of one criterion in `[from, to]`, as evidence columns.
-    fn rows(&self, c: &Criterion, from: Option<NaiveDate>, to: NaiveDate) -> Result<String> {
+    /// One criterion's columns (date, id, shown code) and its condition for `[from, to]` (no
+    /// lower bound when `from` is `None`), over the block aliased `b`.
+    fn parts(&self, c: &Criterion, from: Option<NaiveDate>, to: NaiveDate) -> Result<Parts> {
         let columns = self.block(&c.block)?;
         let t = self.column(&c.block, columns, &c.date)?;
         if t != &DataType::Date32 {
@@ -152,17 +159,37 @@ impl Resolver<'_> {
             )?;
             conditions.push(format!("coalesce(({sql}), false)"));
         }
-        Ok(format!(
-            "SELECT b.member_id, {def} AS definition, {crit} AS criterion, \
-             CAST(b.{id} AS VARCHAR) AS evidence_id, b.{d} AS evidence_date, {show} AS evidence_code \
-             FROM {block} b WHERE {cond}",
-            def = lit(self.def.id()),
-            crit = lit(&c.name.value),
-            id = ident(&id.value),
-            d = ident(&c.date.value),
-            block = ident(&c.block.value),
-            cond = conditions.join(" AND "),
-        ))
+        Ok(Parts {
+            date: format!("b.{}", ident(&c.date.value)),
+            id: format!("CAST(b.{} AS VARCHAR)", ident(&id.value)),
+            show,
+            condition: conditions.join(" AND "),
+        })
+    }
+}
+
+struct Parts {
+    date: String,
+    id: String,
+    show: String,
+    condition: String,
+}
+
+/// The columns of one narrowed table: each distinct expression once, by alias.
+#[derive(Default)]
+struct Narrowed {
+    columns: Vec<(String, String)>,
+    conditions: Vec<String>,
+}
+
+impl Narrowed {
+    fn alias(&mut self, expr: &str, prefix: &str) -> String {
+        if let Some((_, a)) = self.columns.iter().find(|(e, _)| e == expr) {
+            return a.clone();
+        }
+        let a = format!("{prefix}{}", self.columns.len());
+        self.columns.push((expr.to_string(), a.clone()));
+        a
     }
 }
 
@@ -172,22 +199,73 @@ pub fn compile(
     catalog: &Catalog,
     as_of: NaiveDate,
 ) -> Result<CompiledCohorts> {
+    let mut blocks: Vec<(String, Narrowed)> = Vec::new();
     let mut evidence = Vec::new();
     let mut last_seen = Vec::new();
     for def in defs {
         let r = Resolver { def, catalog };
         for c in def.criteria() {
             let from = c.lookback.unwrap_or(def.lookback()).start(as_of);
-            evidence.push(r.rows(c, Some(from), as_of)?);
+            let j = match blocks.iter().position(|(b, _)| *b == c.block.value) {
+                Some(j) => j,
+                None => {
+                    blocks.push((c.block.value.clone(), Narrowed::default()));
+                    blocks.len() - 1
+                }
+            };
+            let table = format!("hhq_cohort_rows_{j}");
+            let n = &mut blocks[j].1;
+            let p = r.parts(c, Some(from), as_of)?;
+            let (d, i, s) = (
+                n.alias(&p.date, "d"),
+                n.alias(&p.id, "i"),
+                n.alias(&p.show, "s"),
+            );
+            let flag = n.alias(&p.condition, "c");
+            n.conditions.push(p.condition);
+            evidence.push(format!(
+                "SELECT member_id, {def} AS definition, {crit} AS criterion, {i} AS evidence_id, \
+                 {d} AS evidence_date, {s} AS evidence_code FROM {table} WHERE {flag}",
+                def = lit(def.id()),
+                crit = lit(&c.name.value),
+            ));
             if matches!(c.threshold, Threshold::FewerThan(_)) {
+                let all = r.parts(c, None, as_of)?;
+                let flag = n.alias(&all.condition, "c");
+                n.conditions.push(all.condition);
                 last_seen.push(format!(
-                    "SELECT member_id, definition, criterion, max(evidence_date) AS last_date \
-                     FROM ({}) GROUP BY member_id, definition, criterion",
-                    r.rows(c, None, as_of)?
+                    "SELECT member_id, {def} AS definition, {crit} AS criterion, max({d}) AS last_date \
+                     FROM {table} WHERE {flag} GROUP BY member_id",
+                    def = lit(def.id()),
+                    crit = lit(&c.name.value),
                 ));
             }
         }
     }
+    let narrow = blocks
+        .iter()
+        .enumerate()
+        .map(|(j, (block, n))| {
+            let columns: Vec<String> = n
+                .columns
+                .iter()
+                .map(|(e, a)| format!("{e} AS {a}"))
+                .collect();
+            (
+                format!("hhq_cohort_rows_{j}"),
+                format!(
+                    "SELECT b.member_id, {} FROM {} b WHERE {}",
+                    columns.join(", "),
+                    ident(block),
+                    n.conditions
+                        .iter()
+                        .map(|c| format!("({c})"))
+                        .collect::<Vec<_>>()
+                        .join(" OR ")
+                ),
+            )
+        })
+        .collect();
     if evidence.is_empty() {
         return Err(Error::Usage(
             "no cohort or risk-flag definitions (measures/cohorts/*.yaml)".into(),
@@ -216,6 +294,7 @@ pub fn compile(
     );
     Ok(CompiledCohorts {
         as_of,
+        narrow,
         evidence: format!(
             "SELECT DISTINCT * FROM (\n{}\n)",
             evidence.join("\nUNION ALL\n")
