@@ -1014,6 +1014,12 @@ async fn dispatch(command: Command) -> Result<()> {
             for (list, n) in &report.counts {
                 println!("  {list:<18} {n:>7} members");
             }
+            if report.rows_set_aside > 0 {
+                println!(
+                    "  {} rows of the extracts set aside by the data-quality row rules (data_quality_rows.csv)",
+                    report.rows_set_aside
+                );
+            }
             if report.not_eligible_with_evidence > 0 {
                 println!(
                     "  {} members with evidence were not eligible for Medicaid on {} and are on no list",

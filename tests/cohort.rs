@@ -259,6 +259,7 @@ fn cohort_lists_on_testdata_are_scoped_suppressed_and_reproducible() {
         "evidence.csv",
         "rules.csv",
         "summary.csv",
+        "data_quality_rows.csv",
         "manifest.json",
     ] {
         assert!(names.contains(f), "{f} missing: {names:?}");
@@ -298,7 +299,7 @@ fn cohort_lists_on_testdata_are_scoped_suppressed_and_reproducible() {
         // Every raised flag is named in the evidence with its count.
         for flag in r[col(&wh, "flags")].split(';') {
             assert!(
-                r[col(&wh, "evidence")].contains(&format!("{flag}: ")),
+                r[col(&wh, "evidence")].contains(&format!("{flag} [")),
                 "{r:?}"
             );
         }

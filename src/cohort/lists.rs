@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
-use super::{CohortRun, Definition, Evidence, Member, Threshold};
+use super::{CohortRun, Definition, Member, Threshold};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+
 use crate::engine::{Definitions, Engine, Scope};
 use crate::error::{Error, Result};
 use crate::privacy::Privacy;
@@ -57,14 +60,18 @@ pub fn lists_of(run: &CohortRun, m: &Member) -> Vec<&'static str> {
 /// criteria of the cohorts a member qualifies for (not enrolled, both populations), every
 /// criterion found of the enrolled population's cohort (no longer qualifying: what is there and
 /// what falls short), and the raised flags (worklist).
-pub fn wanted<'a>(run: &'a CohortRun, scope: &Scope) -> Vec<(&'a str, &'a str, &'a str)> {
+pub fn wanted(run: &CohortRun, scope: &Scope) -> Vec<(String, String, String)> {
     let mut out = std::collections::BTreeSet::new();
     for m in run.members.iter().filter(|m| in_scope(m, scope)) {
         let lists = lists_of(run, m);
-        let mut add = |d: &'a Definition, pick: &dyn Fn(&super::Criterion) -> bool| {
+        let mut add = |d: &Definition, pick: &dyn Fn(&super::Criterion) -> bool| {
             for c in d.criteria() {
                 if m.hit(d.id(), &c.name.value).n > 0 && pick(c) {
-                    out.insert((m.member_id.as_str(), d.id(), c.name.value.as_str()));
+                    out.insert((
+                        m.member_id.clone(),
+                        d.id().to_string(),
+                        c.name.value.clone(),
+                    ));
                 }
             }
         };
@@ -94,47 +101,47 @@ pub fn wanted<'a>(run: &'a CohortRun, scope: &Scope) -> Vec<(&'a str, &'a str, &
     out.into_iter().collect()
 }
 
-/// What one criterion found for a member, in words: `smi_primary_dx: 2 (C1 2025-01-05 F209;
-/// C7 2025-06-01 F209)`, with `, needs at least 2` when it falls short and the last row seen
-/// for one met by an absence.
+/// What one criterion found for a member, in words, with its threshold so a line reads alone:
+/// `smi_primary_dx [at least 1 in 12 months]: 2 (C1 2025-01-05 F209; C7 2025-06-01 F209)`;
+/// `, not met` when it falls short; for one met by an absence, the last row ever seen:
+/// `no_recent_contact [none in 60 days]: none; the last one 2025-07-01`.
 fn found(m: &Member, def: &Definition, c: &super::Criterion) -> String {
     let hit = m.hit(def.id(), &c.name.value);
-    let shown: Vec<String> = hit
-        .shown
-        .iter()
-        .map(|e| match &e.code {
-            Some(code) => format!("{} {} {code}", e.id, e.date),
-            None => format!("{} {}", e.id, e.date),
-        })
-        .collect();
-    let more = hit.n.saturating_sub(shown.len() as u64);
-    let mut text = format!("{}: {}", c.name.value, hit.n);
-    if !shown.is_empty() {
-        text.push_str(&format!(" ({}", shown.join("; ")));
-        if more > 0 {
-            text.push_str(&format!("; {more} more"));
-        }
-        text.push(')');
-    }
     let lookback = c.lookback.unwrap_or(def.lookback());
-    match c.threshold {
-        Threshold::AtLeast(k) if hit.n < u64::from(k) => {
-            text.push_str(&format!(", needs at least {k}"));
-        }
-        Threshold::FewerThan(k) if hit.n < u64::from(k) => {
-            if hit.n == 0 {
-                text = format!("{}: none", c.name.value);
+    let mut text = format!(
+        "{} [{} in {}]: ",
+        c.name.value,
+        c.threshold.describe(),
+        lookback.describe()
+    );
+    if hit.n == 0 {
+        text.push_str("none");
+    } else {
+        text.push_str(&hit.n.to_string());
+        let shown: Vec<String> = hit
+            .shown
+            .iter()
+            .map(|e| match &e.code {
+                Some(code) => format!("{} {} {code}", e.id, e.date),
+                None => format!("{} {}", e.id, e.date),
+            })
+            .collect();
+        let more = hit.n.saturating_sub(shown.len() as u64);
+        if !shown.is_empty() {
+            text.push_str(&format!(" ({}", shown.join("; ")));
+            if more > 0 {
+                text.push_str(&format!("; {more} more"));
             }
-            text.push_str(&format!(
-                " in the last {}; {}",
-                lookback.describe(),
-                match hit.last_seen {
-                    Some(d) => format!("the last one {d}"),
-                    None => "none on record".into(),
-                }
-            ));
+            text.push(')');
         }
-        _ => {}
+    }
+    if !c.threshold.met(hit.n) {
+        text.push_str(", not met");
+    } else if matches!(c.threshold, Threshold::FewerThan(_)) {
+        text.push_str(&match hit.last_seen {
+            Some(d) => format!("; the last one {d}"),
+            None => "; none on record".into(),
+        });
     }
     text
 }
@@ -190,7 +197,7 @@ fn opt_date(d: Option<NaiveDate>) -> String {
 pub fn files(
     run: &CohortRun,
     privacy: &Privacy,
-    evidence: &[Evidence],
+    evidence: &RecordBatch,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let scope = &privacy.audience;
     let id = |m: &Member| match &privacy.pseudonymizer {
@@ -213,8 +220,8 @@ pub fn files(
             .filter(|m| on(m, "not_enrolled"))
             .map(|m| {
                 vec![
-                    id(m),
                     m.mco.clone().unwrap_or_else(|| "FFS".into()),
+                    id(m),
                     m.qualifies.join(";"),
                     opt_date(m.opted_out_on),
                     cohort_defs
@@ -230,7 +237,7 @@ pub fn files(
         out.push((
             "not_enrolled.csv".into(),
             csv_bytes(
-                &["member_id", "mco", "qualifies", "opted_out_on", "evidence"],
+                &["mco", "member_id", "qualifies", "opted_out_on", "evidence"],
                 &rows,
             )?,
         ));
@@ -249,8 +256,8 @@ pub fn files(
                 .find(|d| d.id() == c.id)
                 .expect("its own definition");
             vec![
-                id(m),
                 m.mco.clone().unwrap_or_else(|| "FFS".into()),
+                id(m),
                 opt(&m.hhp),
                 p.to_string(),
                 opt_date(m.hh_since),
@@ -265,8 +272,8 @@ pub fn files(
         "no_longer_qualify.csv".into(),
         csv_bytes(
             &[
-                "member_id",
                 "mco",
+                "member_id",
                 "hhp",
                 "population",
                 "hh_since",
@@ -284,8 +291,8 @@ pub fn files(
         .filter(|m| on(m, "both_populations"))
         .map(|m| {
             vec![
-                id(m),
                 m.mco.clone().unwrap_or_else(|| "FFS".into()),
+                id(m),
                 opt(&m.hhp),
                 opt(&m.population),
                 m.qualifies.join(";"),
@@ -384,30 +391,25 @@ pub fn files(
         out.push(("worklist.csv".into(), csv_bytes(&header, &rows)?));
     }
 
-    // Every piece of evidence behind the lists.
-    let mut rows: Vec<Vec<String>> = evidence
-        .iter()
-        .map(|e| {
-            vec![
-                match &privacy.pseudonymizer {
-                    Some(p) => p.pseudonym(&e.member_id),
-                    None => e.member_id.clone(),
-                },
-                e.definition.clone(),
-                e.criterion.clone(),
-                e.date.to_string(),
-                e.id.clone(),
-                opt(&e.code),
-            ]
-        })
-        .collect();
-    rows.sort();
+    // Every piece of evidence behind the lists, written from Arrow as the query sorted it
+    // (again by pseudonym when ids are pseudonymised, so the order tells nothing of the ids).
+    let evidence = match &privacy.pseudonymizer {
+        None => evidence.clone(),
+        Some(p) => {
+            let named = p.apply(evidence)?;
+            let sort: Vec<SortColumn> = (0..5)
+                .map(|i| SortColumn {
+                    values: named.column(i).clone(),
+                    options: None,
+                })
+                .collect();
+            let order = lexsort_to_indices(&sort, None)?;
+            take_record_batch(&named, &order)?
+        }
+    };
     out.push((
         "evidence.csv".into(),
-        csv_bytes(
-            &["member_id", "definition", "criterion", "date", "id", "code"],
-            &rows,
-        )?,
+        crate::results::batches_to_csv(evidence.schema(), &[evidence])?,
     ));
 
     // The rules as run, so a reader can check each line of a list against them.
@@ -632,6 +634,8 @@ pub struct CohortOptions {
 #[derive(Debug, Clone)]
 pub struct CohortReport {
     pub as_of: NaiveDate,
+    /// Rows of the extracts set aside by the row rules (`data_quality_rows.csv`).
+    pub rows_set_aside: u64,
     /// (list, members on it) for the audience.
     pub counts: Vec<(&'static str, usize)>,
     pub members: usize,
@@ -658,6 +662,23 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
     )
     .await?;
     engine.check_scope(&opts.privacy.audience).await?;
+    // Rows set aside by the row rules are counted before anything is read, and written out:
+    // nothing is dropped silently. Extracts with none are then read without the rules.
+    let rows = crate::quality::count_rows(engine.context(), &engine.extracts).await?;
+    engine.skip_row_rules(&rows.clean()).await?;
+    let mut set_aside = vec![vec!["extract".to_string(), "rows".into(), "what".into()]];
+    for e in rows.extracts() {
+        set_aside.push(vec![e.name.into(), e.read.to_string(), "read".into()]);
+        for (rule, n) in &e.set_aside {
+            set_aside.push(vec![
+                e.name.into(),
+                n.to_string(),
+                format!("set aside: {rule}"),
+            ]);
+        }
+        set_aside.push(vec![e.name.into(), e.used.to_string(), "used".into()]);
+    }
+    let rows_set_aside: u64 = rows.extracts().iter().map(|e| e.read - e.used).sum();
     engine.restrict(&opts.privacy.audience).await?;
     let as_of = match opts.as_of {
         Some(d) => d,
@@ -665,9 +686,15 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
             Error::Usage("the data hold no dated claim or contact: give --as-of".into())
         })?,
     };
-    let run = super::run(&engine, &definitions, as_of).await?;
-    let evidence = super::evidence(&engine, &run, &wanted(&run, &opts.privacy.audience)).await?;
-    let files = files(&run, &opts.privacy, &evidence)?;
+    let mut run = super::run(&engine, &definitions, as_of).await?;
+    let wanted = wanted(&run, &opts.privacy.audience);
+    let evidence = super::evidence(&engine, &mut run, &wanted).await?;
+    let mut files = files(&run, &opts.privacy, &evidence)?;
+    files.push((
+        "data_quality_rows.csv".into(),
+        csv_bytes(&["extract", "rows", "what"], &set_aside[1..])?,
+    ));
+    files.sort();
     let mut staged = crate::output::Staged::begin(&opts.out, "cohort")?;
     for (rel, bytes) in &files {
         staged.write(rel, bytes)?;
@@ -718,6 +745,7 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         })
         .collect();
     Ok(CohortReport {
+        rows_set_aside,
         as_of,
         counts,
         members: scoped.len(),

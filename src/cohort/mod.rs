@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
 use datafusion::datasource::MemTable;
 
@@ -45,10 +45,19 @@ pub struct Hit {
     pub n: u64,
     pub first: Option<NaiveDate>,
     pub last: Option<NaiveDate>,
-    /// The earliest pieces of evidence (at most [`SHOWN`], one per id), for the lists' text.
-    pub shown: Vec<Evidence>,
+    /// The earliest pieces of evidence (at most [`SHOWN`], one per id), for the lists' text;
+    /// filled by [`evidence`] for the criteria a list shows.
+    pub shown: Vec<Shown>,
     /// For criteria met by an absence: the latest qualifying row on or before the as-of date.
     pub last_seen: Option<NaiveDate>,
+}
+
+/// A piece of evidence as a list names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Shown {
+    pub date: NaiveDate,
+    pub id: String,
+    pub code: Option<String>,
 }
 
 /// How many pieces of evidence a list's text names per criterion (all are in `evidence.csv`).
@@ -86,17 +95,6 @@ impl Member {
     pub fn enrolled(&self) -> bool {
         self.population.is_some()
     }
-}
-
-/// One piece of evidence: a row that counted toward a criterion.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Evidence {
-    pub member_id: String,
-    pub definition: String,
-    pub criterion: String,
-    pub date: NaiveDate,
-    pub id: String,
-    pub code: Option<String>,
 }
 
 /// The outcome of a cohort run.
@@ -150,14 +148,13 @@ fn text(col: &StringArray, i: usize) -> Option<String> {
     (!col.is_null(i)).then(|| col.value(i).to_string())
 }
 
-/// The evidence query's rows grouped as one statement reads them.
-fn over_evidence(compiled: &CompiledCohorts, select: &str) -> String {
-    format!("{select} FROM ({}) AS e", compiled.evidence)
-}
-
 /// Compile and run `defs` in `engine` for look-backs ending on `as_of`, and evaluate every rule.
 pub async fn run(engine: &Engine, defs: &[Definition], as_of: NaiveDate) -> Result<CohortRun> {
     let compiled = query::compile(defs, engine.catalog(), as_of)?;
+    let names: Vec<(String, String)> = query::criteria(defs)
+        .into_iter()
+        .map(|(d, c)| (d.id().to_string(), c.name.value.clone()))
+        .collect();
     let population = engine
         .collect_for(&compiled.population, "the cohort population")
         .await?;
@@ -203,77 +200,41 @@ pub async fn run(engine: &Engine, defs: &[Definition], as_of: NaiveDate) -> Resu
             .register_table(name.as_str(), Arc::new(table))?;
     }
 
-    // Counted by distinct id: a claim with two qualifying diagnoses is one claim.
+    // Counted by distinct id (a claim with two qualifying diagnoses is one claim): grouped by
+    // id first, then counted, which DataFusion does faster than `count(DISTINCT)`.
     let counts = engine
         .collect_for(
-            &over_evidence(
-                &compiled,
-                "SELECT member_id, definition, criterion, count(DISTINCT evidence_id) AS n, \
-                 min(evidence_date) AS first, max(evidence_date) AS last",
-            )
-            .replace(") AS e", ") AS e GROUP BY member_id, definition, criterion"),
+            &format!(
+                "SELECT member_id, criterion, count(*) AS n, min(d) AS first, max(d) AS last \
+                 FROM (SELECT member_id, criterion, evidence_id, min(evidence_date) AS d \
+                   FROM ({}) AS e GROUP BY member_id, criterion, evidence_id) AS ids \
+                 GROUP BY member_id, criterion",
+                compiled.evidence
+            ),
             "counting the cohort evidence",
         )
         .await?;
     let mut outside: BTreeSet<String> = BTreeSet::new();
     for b in &counts {
-        let (ids, defs_col, crits) = (
-            strings(b.column(0))?,
-            strings(b.column(1))?,
-            strings(b.column(2))?,
-        );
-        let n = cast(b.column(3), &DataType::Int64)?;
+        let ids = strings(b.column(0))?;
+        let crit = cast(b.column(1), &DataType::Int64)?;
+        let crit = crit.as_primitive::<Int64Type>();
+        let n = cast(b.column(2), &DataType::Int64)?;
         let n = n.as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
-            let id = text(&ids, i).unwrap_or_default();
-            let Some(m) = members.get_mut(&id) else {
-                outside.insert(id);
+            let Some(m) = members.get_mut(ids.value(i)) else {
+                outside.insert(ids.value(i).to_string());
                 continue;
             };
             m.hits.insert(
-                (
-                    text(&defs_col, i).unwrap_or_default(),
-                    text(&crits, i).unwrap_or_default(),
-                ),
+                names[crit.value(i) as usize].clone(),
                 Hit {
                     n: n.value(i) as u64,
-                    first: date_at(b.column(4).as_ref(), i),
-                    last: date_at(b.column(5).as_ref(), i),
+                    first: date_at(b.column(3).as_ref(), i),
+                    last: date_at(b.column(4).as_ref(), i),
                     ..Hit::default()
                 },
             );
-        }
-    }
-    // The earliest pieces of evidence per criterion, one per id, for the lists' text.
-    let shown = engine
-        .collect_for(
-            &format!(
-                "SELECT member_id, definition, criterion, evidence_id, d, code FROM (\
-                   SELECT *, row_number() OVER (PARTITION BY member_id, definition, criterion \
-                     ORDER BY d, evidence_id) AS k FROM ({})) WHERE k <= {SHOWN}",
-                over_evidence(
-                    &compiled,
-                    "SELECT member_id, definition, criterion, evidence_id, \
-                     min(evidence_date) AS d, min(evidence_code) AS code"
-                )
-                .replace(
-                    ") AS e",
-                    ") AS e GROUP BY member_id, definition, criterion, evidence_id"
-                )
-            ),
-            "the first evidence of each criterion",
-        )
-        .await?;
-    for e in evidence_of(&shown)? {
-        if let Some(m) = members.get_mut(&e.member_id)
-            && let Some(h) = m.hits.get_mut(&(e.definition.clone(), e.criterion.clone()))
-        {
-            h.shown.push(e);
-        }
-    }
-    for m in members.values_mut() {
-        for h in m.hits.values_mut() {
-            h.shown.sort();
         }
     }
     if let Some(sql) = &compiled.last_seen {
@@ -281,20 +242,17 @@ pub async fn run(engine: &Engine, defs: &[Definition], as_of: NaiveDate) -> Resu
             .collect_for(sql, "the last row before the look-back")
             .await?
         {
-            let (ids, defs_col, crits) = (
-                strings(b.column(0))?,
-                strings(b.column(1))?,
-                strings(b.column(2))?,
-            );
+            let ids = strings(b.column(0))?;
+            let crit = cast(b.column(1), &DataType::Int64)?;
+            let crit = crit.as_primitive::<Int64Type>();
             for i in 0..b.num_rows() {
                 let Some(m) = members.get_mut(ids.value(i)) else {
                     continue;
                 };
-                let key = (
-                    text(&defs_col, i).unwrap_or_default(),
-                    text(&crits, i).unwrap_or_default(),
-                );
-                m.hits.entry(key).or_default().last_seen = date_at(b.column(3).as_ref(), i);
+                m.hits
+                    .entry(names[crit.value(i) as usize].clone())
+                    .or_default()
+                    .last_seen = date_at(b.column(2).as_ref(), i);
             }
         }
     }
@@ -311,69 +269,103 @@ pub async fn run(engine: &Engine, defs: &[Definition], as_of: NaiveDate) -> Resu
     })
 }
 
-/// Evidence rows (`member_id, definition, criterion, id, date, code`) as [`Evidence`].
-fn evidence_of(batches: &[RecordBatch]) -> Result<Vec<Evidence>> {
-    let mut out = Vec::new();
-    for b in batches {
-        let cols: Vec<StringArray> = [0, 1, 2, 3, 5]
-            .into_iter()
-            .map(|i| strings(b.column(i)))
-            .collect::<Result<_>>()?;
-        for i in 0..b.num_rows() {
-            out.push(Evidence {
-                member_id: text(&cols[0], i).unwrap_or_default(),
-                definition: text(&cols[1], i).unwrap_or_default(),
-                criterion: text(&cols[2], i).unwrap_or_default(),
-                id: text(&cols[3], i).unwrap_or_default(),
-                date: date_at(b.column(4).as_ref(), i).expect("evidence rows are dated"),
-                code: text(&cols[4], i),
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Every piece of evidence of these (member, definition, criterion) triples, sorted; read back
-/// from the tables [`run`] left registered in `engine`.
+/// Every piece of evidence of these (member, definition, criterion) triples, read back from the
+/// tables [`run`] left registered in `engine`, as one batch sorted by member, definition,
+/// criterion, date and id (`member_id, definition, criterion, date, id, code`); the first of each
+/// criterion become the members' [`Hit::shown`].
 pub async fn evidence(
     engine: &Engine,
-    run: &CohortRun,
-    wanted: &[(&str, &str, &str)],
-) -> Result<Vec<Evidence>> {
-    if wanted.is_empty() {
-        return Ok(Vec::new());
-    }
-    let column = |k: usize| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(wanted.iter().map(
-            |w| match k {
-                0 => w.0,
-                1 => w.1,
-                _ => w.2,
-            },
-        )))
+    run: &mut CohortRun,
+    wanted: &[(String, String, String)],
+) -> Result<RecordBatch> {
+    let criteria = query::criteria(&run.definitions);
+    let index = |d: &str, c: &str| {
+        criteria
+            .iter()
+            .position(|(x, y)| x.id() == d && y.name.value == c)
+            .expect("a criterion of the run") as i32
     };
-    let batch = RecordBatch::try_from_iter(vec![
-        ("w_member", column(0)),
-        ("w_definition", column(1)),
-        ("w_criterion", column(2)),
+    let wanted_batch = RecordBatch::try_from_iter(vec![
+        (
+            "w_member",
+            Arc::new(StringArray::from_iter_values(
+                wanted.iter().map(|w| w.0.as_str()),
+            )) as ArrayRef,
+        ),
+        (
+            "w_criterion",
+            Arc::new(Int32Array::from_iter_values(
+                wanted.iter().map(|w| index(&w.1, &w.2)),
+            )) as ArrayRef,
+        ),
     ])?;
-    let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
     let ctx = engine.context();
+    let table = MemTable::try_new(wanted_batch.schema(), vec![vec![wanted_batch]])?;
     ctx.deregister_table("hhq_cohort_wanted")?;
     ctx.register_table("hhq_cohort_wanted", Arc::new(table))?;
+    // Definition and criterion names by number, joined in rather than carried by every row.
+    let names: Vec<String> = criteria
+        .iter()
+        .enumerate()
+        .map(|(k, (d, c))| format!("({k}, {}, {})", lit(d.id()), lit(&c.name.value)))
+        .collect();
     let sql = format!(
-        "SELECT e.member_id, e.definition, e.criterion, e.evidence_id, e.evidence_date, e.evidence_code \
-         FROM ({}) AS e JOIN hhq_cohort_wanted w ON e.member_id = w.w_member \
-           AND e.definition = w.w_definition AND e.criterion = w.w_criterion",
-        run.compiled.evidence
+        "SELECT e.member_id, n.definition, n.criterion, e.evidence_date AS date, \
+           e.evidence_id AS id, e.evidence_code AS code \
+         FROM (SELECT DISTINCT * FROM ({}) AS x) AS e \
+         JOIN hhq_cohort_wanted w ON e.member_id = w.w_member AND e.criterion = w.w_criterion \
+         JOIN (VALUES {}) AS n(k, definition, criterion) ON CAST(e.criterion AS BIGINT) = n.k \
+         ORDER BY e.member_id, e.criterion, date, id, code",
+        run.compiled.evidence,
+        names.join(", ")
     );
     let batches = engine
         .collect_for(&sql, "the evidence of the listed members")
         .await?;
     ctx.deregister_table("hhq_cohort_wanted")?;
-    let mut out = evidence_of(&batches)?;
-    out.sort();
-    Ok(out)
+    let schema = match batches.first() {
+        Some(b) => b.schema(),
+        None => ctx.sql(&sql).await?.schema().inner().clone(),
+    };
+    let batch = concat_batches(&schema, &batches)?;
+    let cols: Vec<StringArray> = [0, 1, 2, 4, 5]
+        .into_iter()
+        .map(|i| strings(batch.column(i)))
+        .collect::<Result<_>>()?;
+    let by_id: BTreeMap<&str, usize> = run
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.member_id.as_str(), i))
+        .collect();
+    let mut place: Vec<(usize, (String, String), Shown)> = Vec::new();
+    for i in 0..batch.num_rows() {
+        let Some(&m) = by_id.get(cols[0].value(i)) else {
+            continue;
+        };
+        place.push((
+            m,
+            (cols[1].value(i).to_string(), cols[2].value(i).to_string()),
+            Shown {
+                date: date_at(batch.column(3).as_ref(), i).expect("evidence rows are dated"),
+                id: cols[3].value(i).to_string(),
+                code: text(&cols[4], i),
+            },
+        ));
+    }
+    for (m, key, shown) in place {
+        if let Some(h) = run.members[m].hits.get_mut(&key)
+            && h.shown.len() < SHOWN
+            && !h.shown.iter().any(|s| s.id == shown.id)
+        {
+            h.shown.push(shown);
+        }
+    }
+    Ok(batch)
+}
+
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// Apply every rule to one member: the cohorts it qualifies for, and (enrolled members only)

@@ -22,10 +22,11 @@ pub struct CompiledCohorts {
     /// for criteria met by an absence: any such row up to the as-of date). Many criteria read
     /// one block (eleven read `claim_diagnoses`); each would otherwise scan it again.
     pub narrow: Vec<(String, String)>,
-    /// Over the narrowed tables: `member_id, definition, criterion, evidence_id, evidence_date,
-    /// evidence_code`, one row per piece of evidence.
+    /// Over the narrowed tables: `member_id, criterion, evidence_id, evidence_date,
+    /// evidence_code`, a row per piece of evidence; `criterion` is the criterion's place among
+    /// every definition's criteria in order ([`criteria`]), a small integer that groups fast.
     pub evidence: String,
-    /// Over the narrowed tables: `member_id, definition, criterion, last_date`, for criteria met
+    /// Over the narrowed tables: `member_id, criterion, last_date`, for criteria met
     /// by an absence, the latest qualifying row on or before the as-of date, whenever it was.
     /// `None` when there are none.
     pub last_seen: Option<String>,
@@ -34,8 +35,12 @@ pub struct CompiledCohorts {
     pub population: String,
 }
 
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+/// Every definition's criteria in order, as (definition, criterion): the `criterion` numbers
+/// of the evidence.
+pub fn criteria(defs: &[Definition]) -> Vec<(&Definition, &Criterion)> {
+    defs.iter()
+        .flat_map(|d| d.criteria().iter().map(move |c| (d, c)))
+        .collect()
 }
 
 fn ident(s: &str) -> String {
@@ -202,6 +207,7 @@ pub fn compile(
     let mut blocks: Vec<(String, Narrowed)> = Vec::new();
     let mut evidence = Vec::new();
     let mut last_seen = Vec::new();
+    let mut k = 0usize;
     for def in defs {
         let r = Resolver { def, catalog };
         for c in def.criteria() {
@@ -224,22 +230,19 @@ pub fn compile(
             let flag = n.alias(&p.condition, "c");
             n.conditions.push(p.condition);
             evidence.push(format!(
-                "SELECT member_id, {def} AS definition, {crit} AS criterion, {i} AS evidence_id, \
-                 {d} AS evidence_date, {s} AS evidence_code FROM {table} WHERE {flag}",
-                def = lit(def.id()),
-                crit = lit(&c.name.value),
+                "SELECT member_id, CAST({k} AS INT) AS criterion, {i} AS evidence_id, \
+                 {d} AS evidence_date, {s} AS evidence_code FROM {table} WHERE {flag}"
             ));
             if matches!(c.threshold, Threshold::FewerThan(_)) {
                 let all = r.parts(c, None, as_of)?;
                 let flag = n.alias(&all.condition, "c");
                 n.conditions.push(all.condition);
                 last_seen.push(format!(
-                    "SELECT member_id, {def} AS definition, {crit} AS criterion, max({d}) AS last_date \
-                     FROM {table} WHERE {flag} GROUP BY member_id",
-                    def = lit(def.id()),
-                    crit = lit(&c.name.value),
+                    "SELECT member_id, CAST({k} AS INT) AS criterion, max({d}) AS last_date \
+                     FROM {table} WHERE {flag} GROUP BY member_id"
                 ));
             }
+            k += 1;
         }
     }
     let narrow = blocks
@@ -295,10 +298,7 @@ pub fn compile(
     Ok(CompiledCohorts {
         as_of,
         narrow,
-        evidence: format!(
-            "SELECT DISTINCT * FROM (\n{}\n)",
-            evidence.join("\nUNION ALL\n")
-        ),
+        evidence: evidence.join("\nUNION ALL\n"),
         last_seen: (!last_seen.is_empty()).then(|| last_seen.join("\nUNION ALL\n")),
         population,
     })

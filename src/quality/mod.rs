@@ -516,6 +516,11 @@ pub struct RowCounts {
 }
 
 impl RowCounts {
+    /// Rows read, used and set aside, per extract.
+    pub fn extracts(&self) -> &[ExtractRows] {
+        &self.rows_of
+    }
+
     /// The extracts none of whose rows is set aside.
     pub fn clean(&self) -> Vec<&'static str> {
         self.rows_of
