@@ -310,8 +310,8 @@ pub fn files(
         "both_populations.csv".into(),
         csv_bytes(
             &[
-                "member_id",
                 "mco",
+                "member_id",
                 "hhp",
                 "enrolled_population",
                 "qualifies",
