@@ -122,6 +122,32 @@ fn deck_error(path: &Path, at: &Located<String>, message: String) -> Error {
     }
 }
 
+/// A deck's extracts (CSV text) written as Parquet into a new temporary directory, so the deck
+/// goes through the same contract checks as real data; a missing one is empty.
+pub(crate) fn write_extracts(
+    path: &Path,
+    claims: Option<&str>,
+    contacts: Option<&str>,
+    members: &str,
+    enrollment: &str,
+) -> Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let extracts: [(&Extract, Option<&str>); 4] = [
+        (&CLAIMS, claims),
+        (&CONTACTS, contacts),
+        (&MEMBERS, Some(members)),
+        (&ENROLLMENT, Some(enrollment)),
+    ];
+    for (extract, csv) in extracts {
+        let batch = csv_to_batch(path, extract, csv.unwrap_or("member_id\n"))?;
+        write_parquet(
+            &dir.path().join(format!("{}.parquet", extract.name)),
+            &batch,
+        )?;
+    }
+    Ok(dir)
+}
+
 /// Run one deck against the loaded definitions.
 pub async fn run_deck(path: &Path, defs: &Definitions) -> Result<Vec<CaseResult>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -158,22 +184,13 @@ pub async fn run_deck(path: &Path, defs: &Definitions) -> Result<Vec<CaseResult>
         .parse()
         .map_err(|e: Error| deck_error(path, &period_at, e.to_string()))?;
 
-    // The extracts, written as Parquet so the deck goes through the same contract checks.
-    let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let extracts: [(&Extract, Option<&str>); 4] = [
-        (&CLAIMS, raw.claims.as_deref()),
-        (&CONTACTS, raw.contacts.as_deref()),
-        (&MEMBERS, Some(raw.members.as_str())),
-        (&ENROLLMENT, Some(raw.enrollment.as_str())),
-    ];
-    for (extract, csv) in extracts {
-        let csv = csv.unwrap_or("member_id\n");
-        let batch = csv_to_batch(path, extract, csv)?;
-        write_parquet(
-            &dir.path().join(format!("{}.parquet", extract.name)),
-            &batch,
-        )?;
-    }
+    let dir = write_extracts(
+        path,
+        raw.claims.as_deref(),
+        raw.contacts.as_deref(),
+        &raw.members,
+        &raw.enrollment,
+    )?;
     let mut inputs = Inputs::default();
     if let Some(csv) = &raw.risk_weights {
         let file = dir.path().join("risk_weights.csv");

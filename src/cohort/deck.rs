@@ -14,8 +14,6 @@ use super::lists::lists_of;
 use crate::decks::CaseResult;
 use crate::engine::{Definitions, Engine, Inputs};
 use crate::error::{Error, Result};
-use crate::extract::contract::{CLAIMS, CONTACTS, ENROLLMENT, Extract, MEMBERS};
-use crate::extract::csv::{csv_to_batch, write_parquet};
 use crate::measure::Located;
 
 #[derive(Deserialize)]
@@ -102,20 +100,13 @@ pub async fn run_deck(path: &Path, text: &str, defs: &Definitions) -> Result<Vec
         )
     })?;
 
-    let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let extracts: [(&Extract, Option<&str>); 4] = [
-        (&CLAIMS, raw.claims.as_deref()),
-        (&CONTACTS, raw.contacts.as_deref()),
-        (&MEMBERS, Some(raw.members.as_str())),
-        (&ENROLLMENT, Some(raw.enrollment.as_str())),
-    ];
-    for (extract, csv) in extracts {
-        let batch = csv_to_batch(path, extract, csv.unwrap_or("member_id\n"))?;
-        write_parquet(
-            &dir.path().join(format!("{}.parquet", extract.name)),
-            &batch,
-        )?;
-    }
+    let dir = crate::decks::write_extracts(
+        path,
+        raw.claims.as_deref(),
+        raw.contacts.as_deref(),
+        &raw.members,
+        &raw.enrollment,
+    )?;
     let engine = Engine::open_with(dir.path(), defs, &Inputs::default()).await?;
     let run = super::run(&engine, &tested, as_of).await?;
     let label = tested.iter().map(|d| d.id()).collect::<Vec<_>>().join(", ");

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::error::{Error, Result};
-use crate::measure::{Located, MAX_MEASURE_BYTES, read_definition, utf8, yaml_error, yaml_options};
+use crate::measure::{
+    Errs, Located, MAX_MEASURE_BYTES, read_definition, utf8, yaml_error, yaml_options,
+};
 
 /// How far back from the as-of date claims count, both ends included: `{days: 365}` is the 365
 /// days ending on the as-of date, `{months: 12}` the day after the same date a year earlier up
@@ -290,21 +292,6 @@ struct RawRule {
     none_of: Option<Vec<Spanned<String>>>,
     all_of: Option<Vec<Spanned<RawRule>>>,
     any_of: Option<Vec<Spanned<RawRule>>>,
-}
-
-/// Builds located errors for one file.
-struct Errs<'a>(&'a Path);
-
-impl Errs<'_> {
-    fn at<T>(&self, at: &Located<T>, message: impl Into<String>, hint: Option<&str>) -> Error {
-        Error::Definition {
-            path: self.0.to_path_buf(),
-            line: at.line,
-            column: at.column,
-            message: message.into(),
-            hint: hint.map(str::to_string),
-        }
-    }
 }
 
 fn located<T>(s: &Spanned<T>) -> Located<()> {

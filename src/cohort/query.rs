@@ -9,7 +9,6 @@ use datafusion::arrow::datatypes::DataType;
 
 use super::model::{Criterion, Definition, Threshold};
 use crate::compile::Catalog;
-use crate::compile::blocks::suggest;
 use crate::error::{Error, Result};
 use crate::measure::Located;
 
@@ -68,20 +67,7 @@ impl Resolver<'_> {
     }
 
     fn block(&self, name: &Located<String>) -> Result<&[(String, DataType)]> {
-        self.catalog
-            .blocks
-            .get(&name.value)
-            .map(Vec::as_slice)
-            .ok_or_else(|| {
-                self.err(
-                    name,
-                    format!("unknown building block `{}`", name.value),
-                    Some(format!(
-                        "{} (building blocks are the .sql files of queries/)",
-                        suggest(&name.value, self.catalog.blocks.keys().map(String::as_str))
-                    )),
-                )
-            })
+        crate::compile::block_columns(self.catalog, self.def.path(), name)
     }
 
     fn column<'c>(
@@ -90,20 +76,7 @@ impl Resolver<'_> {
         columns: &'c [(String, DataType)],
         col: &Located<String>,
     ) -> Result<&'c DataType> {
-        columns
-            .iter()
-            .find(|(c, _)| c == &col.value)
-            .map(|(_, t)| t)
-            .ok_or_else(|| {
-                self.err(
-                    col,
-                    format!(
-                        "building block `{}` has no column `{}`",
-                        block.value, col.value
-                    ),
-                    Some(suggest(&col.value, columns.iter().map(|(c, _)| c.as_str()))),
-                )
-            })
+        crate::compile::block_column(self.def.path(), block, columns, col)
     }
 
     /// One criterion's columns (date, id, shown code) and its condition for `[from, to]` (no

@@ -355,6 +355,54 @@ struct Resolver<'a> {
     catalog: &'a Catalog,
 }
 
+/// A building block's columns; an unknown block is an error at its place in `path`.
+pub(crate) fn block_columns<'c>(
+    catalog: &'c Catalog,
+    path: &std::path::Path,
+    name: &Located<String>,
+) -> Result<&'c [(String, DataType)]> {
+    catalog
+        .blocks
+        .get(&name.value)
+        .map(Vec::as_slice)
+        .ok_or_else(|| Error::Definition {
+            path: path.to_path_buf(),
+            line: name.line,
+            column: name.column,
+            message: format!("unknown building block `{}`", name.value),
+            hint: Some(format!(
+                "{} (building blocks are the .sql files of queries/)",
+                blocks::suggest(&name.value, catalog.blocks.keys().map(String::as_str))
+            )),
+        })
+}
+
+/// A column's type in a block's columns; an unknown column is an error at its place in `path`.
+pub(crate) fn block_column<'c>(
+    path: &std::path::Path,
+    block: &Located<String>,
+    columns: &'c [(String, DataType)],
+    col: &Located<String>,
+) -> Result<&'c DataType> {
+    columns
+        .iter()
+        .find(|(c, _)| c == &col.value)
+        .map(|(_, t)| t)
+        .ok_or_else(|| Error::Definition {
+            path: path.to_path_buf(),
+            line: col.line,
+            column: col.column,
+            message: format!(
+                "building block `{}` has no column `{}`",
+                block.value, col.value
+            ),
+            hint: Some(blocks::suggest(
+                &col.value,
+                columns.iter().map(|(c, _)| c.as_str()),
+            )),
+        })
+}
+
 impl Resolver<'_> {
     fn err(&self, at: &Located<String>, message: String, hint: Option<String>) -> Error {
         Error::Definition {
@@ -367,23 +415,7 @@ impl Resolver<'_> {
     }
 
     fn block(&self, name: &Located<String>) -> Result<&[(String, DataType)]> {
-        self.catalog
-            .blocks
-            .get(&name.value)
-            .map(Vec::as_slice)
-            .ok_or_else(|| {
-                self.err(
-                    name,
-                    format!("unknown building block `{}`", name.value),
-                    Some(format!(
-                        "{} (building blocks are the .sql files of queries/)",
-                        blocks::suggest(
-                            &name.value,
-                            self.catalog.blocks.keys().map(String::as_str)
-                        )
-                    )),
-                )
-            })
+        block_columns(self.catalog, &self.m.path, name)
     }
 
     fn column<'c>(
@@ -392,23 +424,7 @@ impl Resolver<'_> {
         columns: &'c [(String, DataType)],
         col: &Located<String>,
     ) -> Result<&'c DataType> {
-        columns
-            .iter()
-            .find(|(c, _)| c == &col.value)
-            .map(|(_, t)| t)
-            .ok_or_else(|| {
-                self.err(
-                    col,
-                    format!(
-                        "building block `{}` has no column `{}`",
-                        block.value, col.value
-                    ),
-                    Some(blocks::suggest(
-                        &col.value,
-                        columns.iter().map(|(c, _)| c.as_str()),
-                    )),
-                )
-            })
+        block_column(&self.m.path, block, columns, col)
     }
 
     fn date_column(

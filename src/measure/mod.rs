@@ -528,10 +528,15 @@ struct RawRatio {
 }
 
 /// Builds located errors for one file.
-struct Errs<'a>(&'a Path);
+pub(crate) struct Errs<'a>(pub(crate) &'a Path);
 
 impl Errs<'_> {
-    fn at<T>(&self, at: &Located<T>, message: impl Into<String>, hint: Option<&str>) -> Error {
+    pub(crate) fn at<T>(
+        &self,
+        at: &Located<T>,
+        message: impl Into<String>,
+        hint: Option<&str>,
+    ) -> Error {
         Error::Definition {
             path: self.0.to_path_buf(),
             line: at.line,
