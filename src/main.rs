@@ -367,6 +367,11 @@ enum Command {
         /// File holding the pseudonymisation key (at least 16 bytes)
         #[arg(long, value_name = "FILE", requires = "pseudonymize")]
         key_file: Option<PathBuf>,
+        /// Members computed at once: more are computed in passes over ranges of member ids, so
+        /// memory follows the pass; the outputs are the same
+        #[arg(long, value_name = "N", default_value_t = hhq::pipeline::MEMBERS_PER_PASS,
+              value_parser = parse_count)]
+        members_per_pass: usize,
         #[command(flatten)]
         memory: MemoryArgs,
         #[command(flatten)]
@@ -988,10 +993,12 @@ async fn dispatch(command: Command) -> Result<()> {
             hhp,
             pseudonymize,
             key_file,
+            members_per_pass,
             memory,
             dirs,
         } => {
             let opts = hhq::cohort::lists::CohortOptions {
+                members_per_pass,
                 data,
                 measures: dirs.measures,
                 queries: dirs.queries,

@@ -433,3 +433,36 @@ fn a_failed_cohort_run_leaves_the_previous_outputs() {
     );
     assert_eq!(std::fs::read(out.join("worklist.csv")).unwrap(), before);
 }
+
+/// Computed in passes over member ranges (eight here), the outputs are the same bytes as in one.
+#[test]
+fn cohort_lists_in_passes_are_the_lists_of_one_pass() {
+    let root = common::root();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec!["cohort", "--mco", "MCO-A", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = hhq(&args, &root);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let one = run("one", &[]);
+    let passes = run("passes", &["--members-per-pass", "40"]);
+    let mut compared = 0;
+    for e in std::fs::read_dir(&one).unwrap() {
+        let name = e.unwrap().file_name();
+        if name == "manifest.json" {
+            continue;
+        }
+        assert_eq!(
+            std::fs::read(one.join(&name)).unwrap(),
+            std::fs::read(passes.join(&name)).unwrap(),
+            "{name:?} differs"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 8);
+    let (_, work) = records(&passes.join("worklist.csv"));
+    assert!(work.len() > 40, "more members than one pass holds");
+}

@@ -628,6 +628,8 @@ pub struct CohortOptions {
     pub as_of: Option<NaiveDate>,
     pub privacy: Privacy,
     pub memory_limit: Option<usize>,
+    /// Members computed at once; more are computed in passes over ranges of member ids.
+    pub members_per_pass: usize,
 }
 
 /// What a cohort run did, for the terminal.
@@ -686,9 +688,26 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
             Error::Usage("the data hold no dated claim or contact: give --as-of".into())
         })?,
     };
-    let mut run = super::run(&engine, &definitions, as_of).await?;
-    let wanted = wanted(&run, &opts.privacy.audience);
-    let evidence = super::evidence(&engine, &mut run, &wanted).await?;
+    // Passes over member ranges, as `hhq run` makes them: memory follows the pass. Every rule
+    // is about one member, so the passes' members and evidence, in id order, are the whole.
+    let ranges = crate::pipeline::member_passes(&engine, opts.members_per_pass).await?;
+    let mut parts: Vec<CohortRun> = Vec::new();
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    for range in &ranges {
+        engine.focus(range).await?;
+        let mut part = super::run(&engine, &definitions, as_of).await?;
+        let wanted = wanted(&part, &opts.privacy.audience);
+        batches.push(super::evidence(&engine, &mut part, &wanted).await?);
+        parts.push(part);
+    }
+    let evidence = datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches)?;
+    let mut run = parts.pop().expect("one pass at least");
+    for part in parts.iter_mut().rev() {
+        run.not_eligible_with_evidence += part.not_eligible_with_evidence;
+        let later = std::mem::take(&mut run.members);
+        run.members = std::mem::take(&mut part.members);
+        run.members.extend(later);
+    }
     let mut files = files(&run, &opts.privacy, &evidence)?;
     files.push((
         "data_quality_rows.csv".into(),
