@@ -172,6 +172,16 @@ fn findings(m: &Member, def: &Definition, only_met: bool) -> String {
     }
 }
 
+/// The met criteria of each cohort the member qualifies for: `SMI: … || CC: …`.
+fn qualifying_evidence(m: &Member, cohorts: &[&Definition]) -> String {
+    cohorts
+        .iter()
+        .filter(|d| m.qualifies.iter().any(|q| q == d.id()))
+        .map(|d| format!("{}: {}", d.id(), findings(m, d, true)))
+        .collect::<Vec<_>>()
+        .join(" || ")
+}
+
 /// A CSV file as bytes.
 fn csv_bytes(header: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -224,12 +234,7 @@ pub fn files(
                     id(m),
                     m.qualifies.join(";"),
                     opt_date(m.opted_out_on),
-                    cohort_defs
-                        .iter()
-                        .filter(|d| m.qualifies.iter().any(|q| q == d.id()))
-                        .map(|d| format!("{}: {}", d.id(), findings(m, d, true)))
-                        .collect::<Vec<_>>()
-                        .join(" || "),
+                    qualifying_evidence(m, &cohort_defs),
                 ]
             })
             .collect();
@@ -296,12 +301,7 @@ pub fn files(
                 opt(&m.hhp),
                 opt(&m.population),
                 m.qualifies.join(";"),
-                cohort_defs
-                    .iter()
-                    .filter(|d| m.qualifies.iter().any(|q| q == d.id()))
-                    .map(|d| format!("{}: {}", d.id(), findings(m, d, true)))
-                    .collect::<Vec<_>>()
-                    .join(" || "),
+                qualifying_evidence(m, &cohort_defs),
             ]
         })
         .collect();
