@@ -214,8 +214,19 @@ pub fn files(
         Some(p) => p.pseudonym(&m.member_id),
         None => m.member_id.clone(),
     };
-    let members: Vec<&Member> = run.members.iter().filter(|m| in_scope(m, scope)).collect();
-    let on = |m: &Member, list: &str| lists_of(run, m).contains(&list);
+    // Each member's lists, decided once.
+    let members: Vec<(&Member, Vec<&str>)> = run
+        .members
+        .iter()
+        .filter(|m| in_scope(m, scope))
+        .map(|m| (m, lists_of(run, m)))
+        .collect();
+    let on = |list: &'static str| {
+        members
+            .iter()
+            .filter(move |(_, l)| l.contains(&list))
+            .map(|(m, _)| *m)
+    };
     let cohort_defs: Vec<&Definition> = run
         .definitions
         .iter()
@@ -225,9 +236,7 @@ pub fn files(
 
     // Qualifying, not in a Health Home: an MCO's outreach list (a partner has none of these).
     if !matches!(scope, Scope::Hhp(_)) {
-        let mut rows: Vec<Vec<String>> = members
-            .iter()
-            .filter(|m| on(m, "not_enrolled"))
+        let mut rows: Vec<Vec<String>> = on("not_enrolled")
             .map(|m| {
                 vec![
                     m.mco.clone().unwrap_or_else(|| "FFS".into()),
@@ -249,9 +258,7 @@ pub fn files(
     }
 
     // Enrolled, no longer meeting their population's rule.
-    let mut rows: Vec<Vec<String>> = members
-        .iter()
-        .filter(|m| on(m, "no_longer_qualify"))
+    let mut rows: Vec<Vec<String>> = on("no_longer_qualify")
         .map(|m| {
             let p = m.population.as_deref().unwrap_or_default();
             let c = run.cohort_of(p).expect("on the list only with a cohort");
@@ -291,9 +298,7 @@ pub fn files(
     ));
 
     // Qualifying for two populations: the member must choose one Health Home type.
-    let mut rows: Vec<Vec<String>> = members
-        .iter()
-        .filter(|m| on(m, "both_populations"))
+    let mut rows: Vec<Vec<String>> = on("both_populations")
         .map(|m| {
             vec![
                 m.mco.clone().unwrap_or_else(|| "FFS".into()),
@@ -328,9 +333,7 @@ pub fn files(
             .iter()
             .find(|d| d.id() == f.id)
             .expect("its own definition");
-        let mut keyed: Vec<((bool, usize, u64), Vec<String>)> = members
-            .iter()
-            .filter(|m| on(m, "worklist"))
+        let mut keyed: Vec<((bool, usize, u64), Vec<String>)> = on("worklist")
             .map(|m| {
                 let counts: Vec<u64> = f
                     .flags

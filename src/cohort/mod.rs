@@ -43,8 +43,6 @@ use crate::error::Result;
 pub struct Hit {
     /// Distinct evidence ids (claims, visits, contacts) in the look-back.
     pub n: u64,
-    pub first: Option<NaiveDate>,
-    pub last: Option<NaiveDate>,
     /// The earliest pieces of evidence (at most [`SHOWN`], one per id), for the lists' text;
     /// filled by [`evidence`] for the criteria a list shows.
     pub shown: Vec<Shown>,
@@ -85,11 +83,16 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn hit(&self, def: &str, criterion: &str) -> Hit {
+    /// What a criterion found for the member (nothing, when it found nothing).
+    pub fn hit(&self, def: &str, criterion: &str) -> &Hit {
+        static NOTHING: Hit = Hit {
+            n: 0,
+            shown: Vec::new(),
+            last_seen: None,
+        };
         self.hits
             .get(&(def.to_string(), criterion.to_string()))
-            .cloned()
-            .unwrap_or_default()
+            .unwrap_or(&NOTHING)
     }
 
     pub fn enrolled(&self) -> bool {
@@ -205,8 +208,8 @@ pub async fn run(engine: &Engine, defs: &[Definition], as_of: NaiveDate) -> Resu
     let counts = engine
         .collect_for(
             &format!(
-                "SELECT member_id, criterion, count(*) AS n, min(d) AS first, max(d) AS last \
-                 FROM (SELECT member_id, criterion, evidence_id, min(evidence_date) AS d \
+                "SELECT member_id, criterion, count(*) AS n \
+                 FROM (SELECT member_id, criterion, evidence_id \
                    FROM ({}) AS e GROUP BY member_id, criterion, evidence_id) AS ids \
                  GROUP BY member_id, criterion",
                 compiled.evidence
@@ -230,8 +233,6 @@ pub async fn run(engine: &Engine, defs: &[Definition], as_of: NaiveDate) -> Resu
                 names[crit.value(i) as usize].clone(),
                 Hit {
                     n: n.value(i) as u64,
-                    first: date_at(b.column(3).as_ref(), i),
-                    last: date_at(b.column(4).as_ref(), i),
                     ..Hit::default()
                 },
             );

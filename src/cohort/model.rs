@@ -108,15 +108,6 @@ pub enum Rule {
 }
 
 impl Rule {
-    /// Every criterion name the rule refers to, with where.
-    pub fn names(&self) -> Vec<&Located<String>> {
-        match self {
-            Rule::AtLeast { of, .. } => of.iter().collect(),
-            Rule::NoneOf(of) => of.iter().collect(),
-            Rule::AllOf(rules) | Rule::AnyOf(rules) => rules.iter().flat_map(Rule::names).collect(),
-        }
-    }
-
     /// Whether the rule holds, given which criteria are met.
     pub fn holds(&self, met: &dyn Fn(&str) -> bool) -> bool {
         match self {
