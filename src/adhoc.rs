@@ -82,45 +82,21 @@ impl Rows {
     }
 }
 
-/// Open the data directory, scope it to the audience's members, and run the query.
+/// Open the data directory holding the audience's members only, and run the query. A scoped
+/// session has no table of other members at all ([`Engine::open_scoped`]): nothing to deny by
+/// name.
 pub async fn run(opts: &AdhocOptions, query: &Query) -> Result<Rows> {
     let defs = Definitions::load(&opts.measures, &opts.queries)?;
-    let engine = Engine::open_limited(
+    let engine = Engine::open_scoped(
         &opts.data,
         &defs,
         &crate::engine::Inputs::default(),
         opts.memory_limit,
+        &crate::engine::Backend::Local,
+        &opts.scope,
     )
     .await?;
-    engine.check_scope(&opts.scope).await?;
-    engine.restrict(&opts.scope).await?;
-    check_reads(&engine, query, &opts.scope)?;
     execute(&engine, query).await
-}
-
-/// For an audience, the query may read the extracts' views and the blocks over them, which hold
-/// the audience's members only, but not `<extract>__all`: every member's rows, as read.
-fn check_reads(engine: &Engine, query: &Query, scope: &Scope) -> Result<()> {
-    if *scope == Scope::All {
-        return Ok(());
-    }
-    let state = engine.context().state();
-    let dialect = state.config().options().sql_parser.dialect;
-    let statement = state
-        .sql_to_statement(&query.text, &dialect)
-        .map_err(|e| query_error(query, e))?;
-    let tables = state
-        .resolve_table_references(&statement)
-        .map_err(|e| query_error(query, e))?;
-    match tables.iter().find(|t| t.table().ends_with("__all")) {
-        Some(t) => Err(Error::Usage(format!(
-            "`{}` holds every member's rows; with --mco or --hhp a query reads the extracts \
-             (claims, contacts, members, enrollment) and the building blocks, which hold that \
-             audience's members only",
-            t.table()
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// Run one read-only query in the engine's session.

@@ -154,9 +154,84 @@ impl Timings {
 /// Run the measures and write `summary.csv`, `summary.parquet`, `data_quality.csv` and the
 /// member-level `detail/<ID>.parquet` and `.csv` to `opts.out`, which is replaced whole. Nothing
 /// is written unless every measure succeeded.
+///
+/// For an audience (`--mco`, `--hhp`) the run is two: the state's, in a session of its own whose
+/// only output is its published rates (`benchmarks.csv`: total and MCO rates, suppressed as every
+/// published cell), and the audience's, in a session that holds the audience's members only
+/// ([`Engine::open_scoped`]), over the state's period and data cut-off.
 pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     // Refuse an --out hhq may not replace before the work, not after.
     crate::output::check_replaceable(&opts.out, "run")?;
+    if opts.privacy.audience == Scope::All {
+        return run_in(opts, None).await;
+    }
+    let scratch = tempfile::tempdir().map_err(|e| Error::io(&std::env::temp_dir(), e))?;
+    let state_opts = RunOptions {
+        out: scratch.path().join("state"),
+        privacy: crate::privacy::Privacy::default(),
+        detail_csv: crate::detail::DetailCsv::Never,
+        ..opts.clone()
+    };
+    let state = run_in(&state_opts, None).await?;
+    let mut summary = run_in(opts, Some(&state)).await?;
+    let took = state
+        .timings
+        .stages
+        .iter()
+        .filter(|(stage, _)| !stage.starts_with(' '))
+        .map(|(_, took)| *took)
+        .sum();
+    summary
+        .timings
+        .stages
+        .insert(0, ("the state's run (benchmarks)".into(), took));
+    Ok(summary)
+}
+
+/// The published benchmarks of an audience's run: the state's total and per-MCO rates of each
+/// measure, as rates only and suppressed by CMS's rule (`DS`). Counts are left out: a state or
+/// MCO count less the audience's own would give the rest's counts, small ones included.
+fn benchmarks_csv(state: &[ResultRow]) -> String {
+    let rows: Vec<ResultRow> = state
+        .iter()
+        .filter(|r| r.stratifier == "total" || r.stratifier == "mco")
+        .cloned()
+        .collect();
+    let mut published = crate::suppress::suppress(&rows);
+    published.sort_by(|a, b| {
+        (&a.row.measure, &a.row.component, a.row.period_start).cmp(&(
+            &b.row.measure,
+            &b.row.component,
+            b.row.period_start,
+        ))
+    });
+    let mut out =
+        String::from("measure,component,period_start,period_end,stratifier,stratum,rate,unit\n");
+    for p in published {
+        let r = &p.row;
+        let rate = match p.rate {
+            Ok(Some(x)) => x.to_string(),
+            Ok(None) => String::new(),
+            Err(_) => "DS".to_string(),
+        };
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{}\n",
+            results::csv_field(&r.measure),
+            results::csv_field(&r.component),
+            r.period_start,
+            r.period_end,
+            results::csv_field(&r.stratifier),
+            results::csv_field(&r.stratum),
+            rate,
+            results::csv_field(&r.unit)
+        ));
+    }
+    out
+}
+
+/// One run in one session: the state's (`state: None`), or an audience's in a scoped session
+/// over the period and cut-off of the state's run given.
+async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSummary> {
     let mut timings = Timings::start();
     let (defs, engine) = open(opts).await?;
     timings.lap("open extracts (schema, every page decoded, row rules)");
@@ -172,9 +247,16 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         .materialize(&std::collections::BTreeSet::new())
         .await?;
     timings.lap("blocks kept for the run");
-    let cutoff = engine.data_cutoff().await?;
-    let period = choose_period(opts, cutoff)?;
-    engine.check_scope(&opts.privacy.audience).await?;
+    // An audience's period and cut-off are the state's: its own members' latest claim is not
+    // the end of the data.
+    let cutoff = match state {
+        Some(s) => s.cutoff,
+        None => engine.data_cutoff().await?,
+    };
+    let period = match state {
+        Some(s) => s.period,
+        None => choose_period(opts, cutoff)?,
+    };
     timings.lap("data cut-off");
 
     let selected = select(&defs, &opts.only, &opts.measures)?;
@@ -268,7 +350,6 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     timings.lap("member passes: views and progress");
 
     let mut rows = Vec::new();
-    let mut benchmarks = Vec::new();
     let partitions = engine.context().copied_config().target_partitions();
     let mut no_csv = Vec::new();
     for c in &compiled {
@@ -278,14 +359,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
             .summarise(c, spooled.table(partitions)?, &views)
             .await?;
         match viewed.pop() {
-            // An audience's own rows; the whole population's only as aggregate benchmarks.
-            Some(own) => {
-                rows.extend(own);
-                benchmarks.extend(
-                    all.into_iter()
-                        .filter(|r| r.stratifier == "total" || r.stratifier == "mco"),
-                );
-            }
+            // An audience's own units; the session's others are its members' units attributed
+            // to another MCO or partner, which are not its to publish.
+            Some(own) => rows.extend(own),
             None => rows.extend(all),
         }
         timings.lap(format!("summarise {}", c.id));
@@ -342,9 +418,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     staged.write("summary.csv", results::to_csv(&summary.rows).as_bytes())?;
     staged.write("summary.parquet", &results::to_parquet(&summary.rows)?)?;
     staged.write("data_quality.csv", data_quality_csv(&summary).as_bytes())?;
-    if opts.privacy.audience != Scope::All {
-        benchmarks.sort_by(|a, b| a.measure.cmp(&b.measure));
-        staged.write("benchmarks.csv", results::to_csv(&benchmarks).as_bytes())?;
+    if let Some(state) = state {
+        staged.write("benchmarks.csv", benchmarks_csv(&state.rows).as_bytes())?;
     }
     staged.write(
         "cms_reporting.csv",
@@ -529,8 +604,15 @@ async fn open(opts: &RunOptions) -> Result<(Definitions, Engine)> {
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
-    let engine =
-        Engine::open_on(&opts.data, &defs, &inputs, opts.memory_limit, &opts.engine).await?;
+    let engine = Engine::open_scoped(
+        &opts.data,
+        &defs,
+        &inputs,
+        opts.memory_limit,
+        &opts.engine,
+        &opts.privacy.audience,
+    )
+    .await?;
     Ok((defs, engine))
 }
 

@@ -96,7 +96,10 @@ impl Pseudonymizer {
         format!("P{hex}")
     }
 
-    /// The batch with its `member_id` column replaced by pseudonyms.
+    /// The batch with its `member_id` column replaced by pseudonyms, and with them every
+    /// identifier hhq derives from a row's member id: a text cell equal to it (a member-level
+    /// unit's `unit_id`) or beginning with it and `:` (a member month's, `M…:2025-01`). Every
+    /// text column is written as `Utf8`, so the schema written follows from the schema read.
     pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let Ok(i) = batch.schema().index_of("member_id") else {
             return Ok(batch.clone());
@@ -106,25 +109,61 @@ impl Pseudonymizer {
         let pseudonyms: StringArray = (0..ids.len())
             .map(|r| (!ids.is_null(r)).then(|| self.pseudonym(ids.value(r))))
             .collect();
-        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-        columns[i] = Arc::new(pseudonyms);
-        let fields: Vec<Field> = batch
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+        let mut fields: Vec<Field> = Vec::with_capacity(batch.num_columns());
+        for (j, (f, c)) in batch
             .schema()
             .fields()
             .iter()
+            .zip(batch.columns())
             .enumerate()
-            .map(|(j, f)| {
-                if j == i {
-                    Field::new("member_id", DataType::Utf8, f.is_nullable())
-                } else {
-                    f.as_ref().clone()
-                }
-            })
-            .collect();
+        {
+            if j == i {
+                columns.push(Arc::new(pseudonyms.clone()));
+                fields.push(Field::new("member_id", DataType::Utf8, f.is_nullable()));
+            } else if is_text(f.data_type()) {
+                let text = cast(c, &DataType::Utf8)?;
+                let text = text.as_string::<i32>();
+                let masked: StringArray = (0..text.len())
+                    .map(|r| {
+                        if text.is_null(r) {
+                            return None;
+                        }
+                        let v = text.value(r);
+                        if ids.is_null(r) {
+                            return Some(v.to_string());
+                        }
+                        let id = ids.value(r);
+                        Some(match v.strip_prefix(id) {
+                            Some("") => pseudonyms.value(r).to_string(),
+                            Some(rest) if rest.starts_with(':') => {
+                                format!("{}{rest}", pseudonyms.value(r))
+                            }
+                            _ => v.to_string(),
+                        })
+                    })
+                    .collect();
+                columns.push(Arc::new(masked));
+                fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
+            } else {
+                columns.push(c.clone());
+                fields.push(f.as_ref().clone());
+            }
+        }
         Ok(RecordBatch::try_new(
             Arc::new(Schema::new(fields)),
             columns,
         )?)
+    }
+}
+
+/// Whether a column holds text that may carry an id (`Utf8`, `LargeUtf8`, `Utf8View`, or a
+/// dictionary of them).
+fn is_text(ty: &DataType) -> bool {
+    match ty {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_text(v),
+        _ => false,
     }
 }
 
@@ -155,6 +194,7 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![
             Field::new("member_id", DataType::Utf8, false),
             Field::new("hhp", DataType::Utf8, true),
+            Field::new("unit_id", DataType::Utf8View, false),
         ]));
         RecordBatch::try_new(
             schema,
@@ -164,6 +204,11 @@ mod tests {
                     Some("HHP-01"),
                     Some("HHP-02"),
                     None,
+                ])),
+                Arc::new(datafusion::arrow::array::StringViewArray::from(vec![
+                    "M1:2025-01",
+                    "M2",
+                    "M10:2025-01",
                 ])),
             ],
         )
@@ -189,6 +234,14 @@ mod tests {
         assert_eq!(hex, "5bdcc146");
         let out = a.apply(&batch()).unwrap();
         let ids = out.column(0).as_string::<i32>();
+        let units = out.column(2).as_string::<i32>();
+        assert_eq!(units.value(0), format!("{}:2025-01", a.pseudonym("M1")));
+        assert_eq!(units.value(1), a.pseudonym("M2"));
+        assert_eq!(
+            units.value(2),
+            "M10:2025-01",
+            "another member's id is not this row's"
+        );
         assert_eq!(ids.value(0), a.pseudonym("M1"));
         assert_eq!(ids.value(0), ids.value(2));
         assert_eq!(out.column(1).len(), 3);

@@ -492,16 +492,16 @@ fn sql_refuses_writes_and_points_at_errors_in_query_files() {
     assert!(e.contains("query:"), "{e}");
     let e = fails(&["sql", "SELECT 1", "--data", d, "--format", "parquet"]);
     assert!(e.contains("--out"), "{e}");
-    // Every row, as read, is for the whole state: not for a partner.
+    // A partner's session has no Parquet table of every member (tests/privacy.rs).
     let e = fails(&[
         "sql",
-        "SELECT count(*) FROM claims__all",
+        "SELECT count(*) FROM claims__raw",
         "--data",
         d,
         "--hhp",
         "HHP-1",
     ]);
-    assert!(e.contains("claims__all"), "{e}");
+    assert!(e.contains("claims__raw") && e.contains("not found"), "{e}");
     let e = fails(&["sql", "SELECT 1", "--data", d, "--hhp", "HHP-9"]);
     assert!(e.contains("HHP-9") && e.contains("HHP-1"), "{e}");
 

@@ -659,14 +659,15 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         )));
     }
     crate::output::check_replaceable(&opts.out, "cohort")?;
-    let engine = Engine::open_limited(
+    let engine = Engine::open_scoped(
         &opts.data,
         &defs,
         &crate::engine::Inputs::default(),
         opts.memory_limit,
+        &crate::engine::Backend::Local,
+        &opts.privacy.audience,
     )
     .await?;
-    engine.check_scope(&opts.privacy.audience).await?;
     // Rows set aside by the row rules are counted before anything is read, and written out:
     // nothing is dropped silently. Extracts with none are then read without the rules.
     let rows = crate::quality::count_rows(engine.context(), &engine.extracts).await?;
@@ -684,7 +685,6 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         set_aside.push(vec![e.name.into(), e.used.to_string(), "used".into()]);
     }
     let rows_set_aside: u64 = rows.extracts().iter().map(|e| e.read - e.used).sum();
-    engine.restrict(&opts.privacy.audience).await?;
     let as_of = match opts.as_of {
         Some(d) => d,
         None => engine.data_cutoff().await?.ok_or_else(|| {

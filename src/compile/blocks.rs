@@ -168,7 +168,72 @@ pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
             },
         );
     }
-    order(by_name)
+    let blocks = order(by_name)?;
+    check_reads(&blocks)?;
+    Ok(blocks)
+}
+
+/// The tables a building block may read besides other blocks: the optional inputs.
+pub const INPUT_TABLES: &[&str] = &["risk_weights"];
+
+/// A building block reads the extracts' views of usable rows (`claims`, `contacts`, `members`,
+/// `enrollment`), other blocks and the optional inputs, by their bare names, and nothing else:
+/// never `<extract>__all` (rows the data-quality rules set aside) nor a name of another schema or
+/// catalogue. In an audience's session those views hold its members only, so a block cannot
+/// reach beyond them whatever it names; this check makes a block that tries an error at load,
+/// at its file, line and column, rather than a difference between sessions.
+fn check_reads(blocks: &[Block]) -> Result<()> {
+    let allowed: Vec<&str> = crate::extract::contract::EXTRACTS
+        .iter()
+        .map(|e| e.name)
+        .chain(blocks.iter().map(|b| b.name.as_str()))
+        .chain(INPUT_TABLES.iter().copied())
+        .collect();
+    for block in blocks {
+        let Ok(mut statements) = DFParser::parse_sql(&block.sql) else {
+            continue; // `check_query` has already named the parse error.
+        };
+        let Some(statement) = statements.pop_front() else {
+            continue;
+        };
+        let (tables, _ctes) = datafusion::sql::resolve::resolve_table_references(&statement, true)?;
+        for t in tables {
+            let bare = matches!(t, datafusion::common::TableReference::Bare { .. });
+            let name = t.table();
+            if bare && allowed.contains(&name) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&block.path).unwrap_or_default();
+            let at = Regex::new(&format!(r"(?i)\b{}\b", regex::escape(name)))
+                .ok()
+                .and_then(|re| re.find(&text))
+                .map_or((1, 1), |m| line_col(&text, m.start()));
+            let what = if name.ends_with("__all") || name.ends_with("__raw") {
+                format!(
+                    "building block `{}` reads `{t}`, every row of an extract as read, the rows \
+                     the data-quality rules set aside included",
+                    block.name
+                )
+            } else {
+                format!(
+                    "building block `{}` reads `{t}`, which is not an extract, a building block \
+                     or an input",
+                    block.name
+                )
+            };
+            return Err(Error::Definition {
+                path: block.path.clone(),
+                line: at.0,
+                column: at.1,
+                message: what,
+                hint: Some(format!(
+                    "a block reads the extracts' usable rows, other blocks and inputs by name: {}",
+                    suggest(name, allowed.iter().copied())
+                )),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The largest building-block file read: the shipped ones are a few KiB.

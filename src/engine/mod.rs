@@ -122,29 +122,110 @@ pub enum Scope {
 impl Scope {
     /// The SQL condition on a unit's (or enrollee's) attributes; `None` for everyone.
     fn filter(&self) -> Option<String> {
-        let lit = |v: &str| format!("'{}'", v.replace('\'', "''"));
         match self {
             Scope::All => None,
-            Scope::Mco(id) => Some(format!("mco = {}", lit(id))),
-            Scope::Hhp(id) => Some(format!("hhp = {}", lit(id))),
+            Scope::Mco(id) => Some(format!("mco = {}", sql_literal(id))),
+            Scope::Hhp(id) => Some(format!("hhp = {}", sql_literal(id))),
         }
     }
 
     /// The SQL condition on an extract row's `member_id`: one of the audience's members (an
     /// enrolment span, of any type, with its MCO or partner); `None` for everyone.
     fn members(&self) -> Option<String> {
-        let lit = |v: &str| format!("'{}'", v.replace('\'', "''"));
-        let (column, id) = match self {
-            Scope::All => return None,
-            Scope::Mco(id) => ("mco_id", id),
-            Scope::Hhp(id) => ("hhp_id", id),
-        };
+        let (column, id) = self.column()?;
         Some(format!(
             "member_id IN (SELECT member_id FROM {} WHERE {column} = {})",
             extract::all_rows(&extract::contract::ENROLLMENT),
-            lit(id)
+            sql_literal(id)
         ))
     }
+
+    /// The enrollment column that names the audience, and its id.
+    fn column(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Scope::All => None,
+            Scope::Mco(id) => Some(("mco_id", id)),
+            Scope::Hhp(id) => Some(("hhp_id", id)),
+        }
+    }
+}
+
+fn sql_literal(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+/// An MCO or partner the enrollment extract has never heard of is a typo, not an empty
+/// audience: the error names the known ones.
+async fn check_scope(ctx: &SessionContext, scope: &Scope) -> Result<()> {
+    let Some((column, id)) = scope.column() else {
+        return Ok(());
+    };
+    let what = if column == "mco_id" { "MCO" } else { "partner" };
+    let batches = ctx
+        .sql(&format!(
+            "SELECT DISTINCT {column} AS id FROM enrollment WHERE {column} IS NOT NULL ORDER BY 1"
+        ))
+        .await?
+        .collect()
+        .await?;
+    let (_, rows) = results::text_rows(&batches)?;
+    let known: Vec<String> = rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    if known.iter().any(|k| k == id) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "no {what} `{id}` in the enrollment extract; known: {}",
+        known.join(", ")
+    )))
+}
+
+/// The names the extracts are registered under, and nothing else of them: `<extract>__all`
+/// (every row, typed) and `<extract>` (its usable rows). Their Parquet tables (`__raw`) are
+/// held inside these views' plans only.
+pub fn extract_names() -> Vec<String> {
+    extract::contract::EXTRACTS
+        .iter()
+        .flat_map(|e| [e.name.to_string(), extract::all_rows(e)])
+        .collect()
+}
+
+/// Leave in the session only the audience's rows. For an audience, each extract's
+/// `<extract>__all` becomes a view of its rows of the audience's members (the plan holds the
+/// Parquet table and the enrollment it was filtered by, which no name reaches any more) and its
+/// usable rows a view over that. The Parquet tables (`<extract>__raw`) are removed from the
+/// catalogue for every session but the state's own, whose scan floor reads them by name.
+async fn seal(ctx: &SessionContext, scope: &Scope) -> Result<()> {
+    let Some(members) = scope.members() else {
+        return Ok(());
+    };
+    let mut scoped = Vec::new();
+    for e in extract::contract::EXTRACTS {
+        let name = format!("{}__scoped", e.name);
+        ctx.sql(&format!(
+            "CREATE VIEW {name} AS SELECT * FROM {} WHERE {members}",
+            extract::all_rows(e)
+        ))
+        .await?;
+        scoped.push((e, ctx.table_provider(name.as_str()).await?));
+        ctx.deregister_table(name.as_str())?;
+    }
+    for (e, provider) in scoped {
+        ctx.deregister_table(format!("{}__raw", e.name).as_str())?;
+        ctx.deregister_table(extract::all_rows(e).as_str())?;
+        ctx.deregister_table(e.name)?;
+        ctx.register_table(extract::all_rows(e).as_str(), provider)?;
+        ctx.sql(&format!(
+            "CREATE VIEW {} AS SELECT * FROM {} WHERE {}",
+            e.name,
+            extract::all_rows(e),
+            extract::rules::usable_sql(e)
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// One more aggregate of a measure's detail: an audience's units, grouped by the measure's own
@@ -292,6 +373,8 @@ pub struct Engine {
     blocks: Vec<Block>,
     /// How the extracts' views read their rows now.
     views: Mutex<Views>,
+    /// Whose members the session holds (see [`Engine::open_scoped`]).
+    scope: Scope,
     /// Steps several measures of this pass compute alike (see [`Engine::share_steps`]).
     shared: Mutex<SharedSteps>,
 }
@@ -385,8 +468,6 @@ struct Views {
     /// Extracts the data-quality profile found nothing to set aside in.
     clean: BTreeSet<&'static str>,
     range: MemberRange,
-    /// Only an audience's members (ad hoc SQL for an MCO or a partner: [`Engine::restrict`]).
-    audience: Scope,
 }
 
 /// Member ids from `from` (inclusive) to `to` (exclusive), an open end unbounded: the members
@@ -566,12 +647,30 @@ impl Engine {
         memory_limit: Option<usize>,
         backend: &Backend,
     ) -> Result<Engine> {
+        Self::open_scoped(data_dir, defs, inputs, memory_limit, backend, &Scope::All).await
+    }
+
+    /// [`Engine::open_on`] holding one audience's members only, by construction: the session is
+    /// built over the rows of the members the enrollment extract ever assigns to the MCO or
+    /// partner (any span), and nothing else is registered in it (see [`seal`]). Every query of
+    /// it (blocks, measures, ad hoc SQL, cohorts) can reach only those members' rows.
+    pub async fn open_scoped(
+        data_dir: &Path,
+        defs: &Definitions,
+        inputs: &Inputs,
+        memory_limit: Option<usize>,
+        backend: &Backend,
+        scope: &Scope,
+    ) -> Result<Engine> {
         let local = session(memory_limit)?;
         let ctx = connect(backend, &local).await?;
         let extracts = extract::open_all_as(&ctx, data_dir, backend.is_local()).await?;
+        check_scope(&ctx, scope).await?;
+        seal(&ctx, scope).await?;
         let supplied = register_inputs(&ctx, inputs)?;
         let mut engine =
             Self::finish(ctx, extracts, Some(data_dir.to_path_buf()), defs, supplied).await?;
+        engine.scope = scope.clone();
         if !backend.is_local() {
             udf::register(&local);
             pick::register(&local);
@@ -632,6 +731,7 @@ impl Engine {
             memory: MemoryUse::default(),
             blocks: defs.blocks.clone(),
             views: Mutex::new(Views::default()),
+            scope: Scope::All,
             shared: Mutex::default(),
         })
     }
@@ -668,16 +768,9 @@ impl Engine {
         self.define_views(views).await
     }
 
-    /// Hold only this audience's members from now on: every extract's view reads the rows of
-    /// the members the enrollment extract ever assigns to the MCO or partner (any span), so that
-    /// ad hoc SQL for a partner never reaches another partner's members.
-    pub async fn restrict(&self, scope: &Scope) -> Result<()> {
-        let mut views = self.views.lock().expect("not poisoned").clone();
-        if views.audience == *scope {
-            return Ok(());
-        }
-        views.audience = scope.clone();
-        self.define_views(views).await
+    /// Whose members this engine holds ([`Engine::open_scoped`]).
+    pub fn scope(&self) -> &Scope {
+        &self.scope
     }
 
     /// The measures this pass runs next, each once: a step two of them compute alike (the same
@@ -765,7 +858,6 @@ impl Engine {
                 conditions.push(extract::rules::usable_sql(extract));
             }
             conditions.extend(views.range.filter());
-            conditions.extend(views.audience.members());
             let filter = match conditions.is_empty() {
                 true => String::new(),
                 false => format!(" WHERE ({})", conditions.join(") AND (")),
@@ -1120,28 +1212,6 @@ impl Engine {
             .into_iter()
             .filter_map(|r| r.into_iter().next().flatten())
             .collect())
-    }
-
-    /// An MCO or partner the enrollment extract has never heard of is a typo, not an empty
-    /// audience: the error names the known ones.
-    pub async fn check_scope(&self, scope: &Scope) -> Result<()> {
-        let (column, id, what) = match scope {
-            Scope::All => return Ok(()),
-            Scope::Mco(id) => ("mco_id", id, "MCO"),
-            Scope::Hhp(id) => ("hhp_id", id, "partner"),
-        };
-        let known = self
-            .texts(&format!(
-                "SELECT DISTINCT {column} AS id FROM enrollment WHERE {column} IS NOT NULL ORDER BY 1"
-            ))
-            .await?;
-        if known.iter().any(|k| k == id) {
-            return Ok(());
-        }
-        Err(Error::Usage(format!(
-            "no {what} `{id}` in the enrollment extract; known: {}",
-            known.join(", ")
-        )))
     }
 
     /// Run one compiled measure: the member-level detail once, then its aggregate.

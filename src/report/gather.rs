@@ -214,10 +214,15 @@ fn is_follow_up(m: &Measure) -> bool {
         .all(|c| m.components.iter().any(|x| x.name.value == *c))
 }
 
-/// Run what the report needs. `measures` are those to report, `engine` holds the extracts with
-/// the blocks they use materialised.
+/// Run what the report needs. `measures` are those to report; `state` holds every member's
+/// extracts, `own` (for an MCO's or partner's report) a session of that audience's members only
+/// ([`Engine::open_scoped`]). The state's session gives the state's and each MCO's aggregates,
+/// never an audience's; the audience's figures, follow-up curve and worklist come from its own
+/// session, where no other member's row exists.
+#[allow(clippy::too_many_arguments)]
 pub async fn gather(
-    engine: &Engine,
+    state: &Engine,
+    own: Option<&Engine>,
     measures: Vec<Measure>,
     audience: Audience,
     quarter: Quarter,
@@ -231,6 +236,15 @@ pub async fn gather(
         end: current.start - Days::new(1),
     };
     let scope = audience.scope();
+    let own = match (&scope, own) {
+        (Scope::All, _) => state,
+        (_, Some(own)) => own,
+        (_, None) => {
+            return Err(Error::Usage(
+                "an audience's report needs a session of its own members".into(),
+            ));
+        }
+    };
     let mut data = BTreeMap::new();
     let mut checks = Vec::new();
     let mut worklist = Vec::new();
@@ -238,34 +252,30 @@ pub async fn gather(
     // Members whose Health Home span runs through the cut-off: for them, a continuous-enrolment
     // shortfall is only the data ending, not a gap (the worklist's rule).
     let still_enrolled: BTreeSet<String> = if matches!(audience, Audience::Hhp(_)) {
-        engine
-            .texts(&format!(
-                "SELECT DISTINCT member_id FROM enrollment WHERE span_type = 'health_home' \
-                 AND start_date <= DATE '{cutoff}' AND (end_date IS NULL OR end_date >= DATE '{cutoff}')"
-            ))
-            .await?
-            .into_iter()
-            .collect()
+        own.texts(&format!(
+            "SELECT DISTINCT member_id FROM enrollment WHERE span_type = 'health_home' \
+             AND start_date <= DATE '{cutoff}' AND (end_date IS NULL OR end_date >= DATE '{cutoff}')"
+        ))
+        .await?
+        .into_iter()
+        .collect()
     } else {
         BTreeSet::new()
     };
     // A scorecard sets its trend beside its main MCO's: every MCO's quarters are kept.
     let mcos: Vec<String> = if matches!(audience, Audience::Hhp(_)) {
-        engine
+        state
             .texts("SELECT DISTINCT mco_id FROM enrollment WHERE mco_id IS NOT NULL ORDER BY 1")
             .await?
     } else {
         Vec::new()
     };
-    // Every measure for both years is compiled first, then the members are computed in passes
-    // over ranges of member ids, as a run's are (see `crate::detail`): each pass computes every
-    // measure and year for its members, so memory follows the pass, not the state. With one
-    // pass the details are held in memory; with more, each is spooled to disk pass by pass and
-    // aggregated from there.
+    // Every measure for both years is compiled first (both sessions have the same blocks and
+    // inputs, so the same catalogue).
     let mut jobs = Vec::new();
     for (mi, m) in measures.iter().enumerate() {
         for (period, is_current) in [(prior, false), (current, true)] {
-            let compiled = compile::compile(m, engine.catalog(), &period)?;
+            let compiled = compile::compile(m, state.catalog(), &period)?;
             if is_current {
                 for (component, input) in &compiled.not_reported {
                     notes.push(format!(
@@ -282,96 +292,73 @@ pub async fn gather(
             jobs.push((mi, is_current, compiled));
         }
     }
-    // Every measure-year is aggregated for the audience, then by quarter for the state, the
-    // audience and each MCO.
-    let mut views = vec![
+    // The state's session: its quarters and each MCO's (a scorecard's benchmarks).
+    let mut state_views = vec![View {
+        scope: Scope::All,
+        stratify: Some(vec![Stratifier::Quarter]),
+    }];
+    for id in &mcos {
+        state_views.push(View {
+            scope: Scope::Mco(id.clone()),
+            stratify: Some(vec![Stratifier::Quarter]),
+        });
+    }
+    // The audience's session: its units by the measure's strata and by quarter.
+    let own_views = vec![
         View {
             scope: scope.clone(),
             stratify: None,
-        },
-        View {
-            scope: Scope::All,
-            stratify: Some(vec![Stratifier::Quarter]),
         },
         View {
             scope: scope.clone(),
             stratify: Some(vec![Stratifier::Quarter]),
         },
     ];
-    for id in &mcos {
-        views.push(View {
-            scope: Scope::Mco(id.clone()),
-            stratify: Some(vec![Stratifier::Quarter]),
-        });
-    }
-    let ranges = crate::pipeline::member_passes(engine, members_per_pass).await?;
-    let selected: Vec<&Measure> = measures.iter().collect();
-    let mut spooler = match ranges.len() {
-        1 => None,
-        _ => Some(crate::detail::Spooler::new(crate::detail::Spool::new(
-            &std::env::temp_dir(),
-        )?)),
+    let follow_ups: BTreeSet<usize> = measures
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| is_follow_up(m))
+        .map(|(i, _)| i)
+        .collect();
+    let mut state_done = compute(
+        state,
+        &measures,
+        &jobs,
+        &state_views,
+        &Scope::All,
+        &follow_ups,
+        members_per_pass,
+        bar,
+    )
+    .await?;
+    let mut own_done = match scope {
+        Scope::All => None,
+        _ => Some(
+            compute(
+                own,
+                &measures,
+                &jobs,
+                &own_views,
+                &scope,
+                &follow_ups,
+                members_per_pass,
+                bar,
+            )
+            .await?,
+        ),
     };
-    let mut held: Vec<Option<Vec<RecordBatch>>> = vec![None; jobs.len()];
-    let mut planned: Vec<Option<SchemaRef>> = vec![None; jobs.len()];
-    let mut curves: BTreeMap<usize, (Curve, Curve)> = BTreeMap::new();
-    for range in &ranges {
-        engine.focus(range).await?;
-        crate::pipeline::materialize(engine, &selected, bar).await?;
-        engine.share_steps(jobs.iter().map(|(_, _, c)| c));
-        let mut details = engine.details(jobs.iter().map(|(_, _, c)| c));
-        while let Some(done) = details.next().await {
-            let done = done?;
-            let (k, detail, plan) = (done.index, done.batches, done.planned);
-            let (mi, is_current, compiled) = &jobs[k];
-            bar.set_message(compiled.id.clone());
-            if *is_current && is_follow_up(&measures[*mi]) {
-                let (all, own) = curves
-                    .entry(*mi)
-                    .or_insert_with(|| (Curve::new(), Curve::new()));
-                add_to_curve(all, &detail, &Scope::All)?;
-                add_to_curve(own, &detail, &scope)?;
-            }
-            match spooler.as_mut() {
-                Some(s) => {
-                    let id = format!("{k}");
-                    if !s.keeps(&id) {
-                        let read = engine
-                            .summary_columns(compiled, plan.clone(), &views)
-                            .await?;
-                        s.keep(&id, read);
-                    }
-                    s.append(id, detail)
-                }
-                None => held[k] = Some(detail),
-            }
-            planned[k] = Some(plan);
-        }
-        if let Some(s) = spooler.as_mut() {
-            s.settle().await?;
-        }
-    }
-    let mut spool = match spooler {
-        Some(s) => Some(s.finish().await?),
-        None => None,
-    };
-    // The extracts' views over every member again.
-    engine.focus(&MemberRange::default()).await?;
-    let partitions = engine.context().copied_config().target_partitions();
-    for (k, (mi, is_current, compiled)) in jobs.iter().enumerate() {
+    for (k, (mi, is_current, _)) in jobs.iter().enumerate() {
         let m = &measures[*mi];
-        let plan = planned[k].clone().expect("every job computed");
-        let table: Arc<dyn TableProvider> = match (spool.as_mut(), held[k].take()) {
-            (Some(s), _) => s.finish(&format!("{k}"), &plan)?.table(partitions)?,
-            (None, detail) => {
-                let detail = detail.unwrap_or_default();
-                // The batches' schema can differ from the plan's in nullability; theirs is the
-                // truth.
-                let schema = detail.first().map_or(plan, |b| b.schema());
-                Arc::new(MemTable::try_new(schema, vec![detail])?)
+        let (rows, mut viewed) = std::mem::take(&mut state_done.summaries[k]);
+        let (aud, aq) = match own_done.as_mut() {
+            Some(o) => {
+                let (_, mut own_viewed) = std::mem::take(&mut o.summaries[k]);
+                let aq = own_viewed.pop().expect("two views");
+                (own_viewed.pop().expect("two views"), aq)
             }
+            // The state's own report: its audience is the state.
+            None => (rows.clone(), viewed[0].clone()),
         };
-        let (rows, mut viewed) = engine.summarise(compiled, table, &views).await?;
         let d = data
             .entry(m.id.clone())
             .or_insert_with(MeasureData::default);
@@ -379,18 +366,21 @@ pub async fn gather(
             let rows = only_stratum(viewed.pop().expect("a view per MCO"), "quarter");
             d.mco_quarters.entry(id.clone()).or_default().extend(rows);
         }
-        let aq = viewed.pop().expect("three views");
-        let sq = viewed.pop().expect("three views");
-        let aud = viewed.pop().expect("three views");
+        let sq = viewed.pop().expect("the state's quarters");
         d.state_quarters.extend(only_stratum(sq, "quarter"));
         d.audience_quarters.extend(only_stratum(aq, "quarter"));
         if *is_current {
             checks.extend(crate::cms::checks(&rows));
-            d.followup = curves.remove(mi);
+            let all = state_done.curves.remove(mi);
+            let mine = match own_done.as_mut() {
+                Some(o) => o.curves.remove(mi),
+                None => all.clone(),
+            };
+            d.followup = all.zip(mine);
             d.state = rows;
             d.audience = aud;
             if let (Audience::Hhp(_), true) = (&audience, is_follow_up(m)) {
-                worklist.extend(open_gaps(engine, m, &scope, cutoff, &still_enrolled).await?);
+                worklist.extend(open_gaps(own, m, &scope, cutoff, &still_enrolled).await?);
             }
             bar.inc(1);
         } else {
@@ -398,7 +388,6 @@ pub async fn gather(
             d.audience_prior = aud;
         }
     }
-    drop(spool);
     worklist.sort_by(|a, b| {
         (
             a.due_7,
@@ -421,8 +410,8 @@ pub async fn gather(
         current,
         prior,
         cutoff,
-        extracts: engine.extracts.clone(),
-        claim_versions: engine.claim_versions().await?,
+        extracts: state.extracts.clone(),
+        claim_versions: state.claim_versions().await?,
         measures,
         data,
         worklist,
@@ -431,6 +420,98 @@ pub async fn gather(
         quality: None,
         caveat: None,
     })
+}
+
+/// What one session computed for a report: per job, the rows of its whole population and of
+/// each view; per follow-up measure, the report year's curve of `curve_scope`'s units.
+struct Computed {
+    summaries: Vec<(Vec<ResultRow>, Vec<Vec<ResultRow>>)>,
+    curves: BTreeMap<usize, Curve>,
+}
+
+/// Compute every job in one session, its members in passes over ranges of member ids as a run's
+/// are (see `crate::detail`): each pass computes every measure and year for its members, so
+/// memory follows the pass, not the state. With one pass the details are held in memory; with
+/// more, each is spooled to disk pass by pass and aggregated from there.
+#[allow(clippy::too_many_arguments)]
+async fn compute(
+    engine: &Engine,
+    measures: &[Measure],
+    jobs: &[(usize, bool, compile::CompiledMeasure)],
+    views: &[View],
+    curve_scope: &Scope,
+    follow_ups: &BTreeSet<usize>,
+    members_per_pass: usize,
+    bar: &indicatif::ProgressBar,
+) -> Result<Computed> {
+    let ranges = crate::pipeline::member_passes(engine, members_per_pass).await?;
+    let selected: Vec<&Measure> = measures.iter().collect();
+    let mut spooler = match ranges.len() {
+        1 => None,
+        _ => Some(crate::detail::Spooler::new(crate::detail::Spool::new(
+            &std::env::temp_dir(),
+        )?)),
+    };
+    let mut held: Vec<Option<Vec<RecordBatch>>> = vec![None; jobs.len()];
+    let mut planned: Vec<Option<SchemaRef>> = vec![None; jobs.len()];
+    let mut curves: BTreeMap<usize, Curve> = BTreeMap::new();
+    for range in &ranges {
+        engine.focus(range).await?;
+        crate::pipeline::materialize(engine, &selected, bar).await?;
+        engine.share_steps(jobs.iter().map(|(_, _, c)| c));
+        let mut details = engine.details(jobs.iter().map(|(_, _, c)| c));
+        while let Some(done) = details.next().await {
+            let done = done?;
+            let (k, detail, plan) = (done.index, done.batches, done.planned);
+            let (mi, is_current, compiled) = &jobs[k];
+            bar.set_message(compiled.id.clone());
+            if *is_current && follow_ups.contains(mi) {
+                let curve = curves.entry(*mi).or_insert_with(Curve::new);
+                add_to_curve(curve, &detail, curve_scope)?;
+            }
+            match spooler.as_mut() {
+                Some(s) => {
+                    let id = format!("{k}");
+                    if !s.keeps(&id) {
+                        let read = engine
+                            .summary_columns(compiled, plan.clone(), views)
+                            .await?;
+                        s.keep(&id, read);
+                    }
+                    s.append(id, detail)
+                }
+                None => held[k] = Some(detail),
+            }
+            planned[k] = Some(plan);
+        }
+        if let Some(s) = spooler.as_mut() {
+            s.settle().await?;
+        }
+    }
+    let mut spool = match spooler {
+        Some(s) => Some(s.finish().await?),
+        None => None,
+    };
+    // The extracts' views over every member again.
+    engine.focus(&MemberRange::default()).await?;
+    let partitions = engine.context().copied_config().target_partitions();
+    let mut summaries = Vec::with_capacity(jobs.len());
+    for (k, (_, _, compiled)) in jobs.iter().enumerate() {
+        let plan = planned[k].clone().expect("every job computed");
+        let table: Arc<dyn TableProvider> = match (spool.as_mut(), held[k].take()) {
+            (Some(s), _) => s.finish(&format!("{k}"), &plan)?.table(partitions)?,
+            (None, detail) => {
+                let detail = detail.unwrap_or_default();
+                // The batches' schema can differ from the plan's in nullability; theirs is the
+                // truth.
+                let schema = detail.first().map_or(plan, |b| b.schema());
+                Arc::new(MemTable::try_new(schema, vec![detail])?)
+            }
+        };
+        summaries.push(engine.summarise(compiled, table, views).await?);
+    }
+    drop(spool);
+    Ok(Computed { summaries, curves })
 }
 
 fn only_stratum(rows: Vec<ResultRow>, stratifier: &str) -> Vec<ResultRow> {

@@ -100,13 +100,29 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         )));
     }
     let selected = crate::pipeline::select(&defs, &opts.only, &opts.measures)?;
-    engine.check_scope(&opts.audience.scope()).await?;
+    // An MCO's or partner's figures are computed in a session holding its members only; the
+    // state's session gives only the state's and MCOs' aggregates, published suppressed.
+    let own = match opts.audience {
+        Audience::State => None,
+        _ => Some(
+            Engine::open_scoped(
+                &opts.data,
+                &defs,
+                &inputs,
+                opts.memory_limit,
+                &opts.engine,
+                &opts.audience.scope(),
+            )
+            .await?,
+        ),
+    };
     let bar = crate::pipeline::progress(selected.len() as u64 + 1);
     let (measure_files, block_files, value_set_files) =
         crate::pipeline::definition_files(&defs, &selected, &opts.measures)?;
     let measures: Vec<_> = selected.into_iter().cloned().collect();
     let mut gathered = gather::gather(
         &engine,
+        own.as_ref(),
         measures.clone(),
         opts.audience.clone(),
         quarter,
