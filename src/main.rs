@@ -379,7 +379,7 @@ enum Command {
     },
     /// Run one SQL query over the extracts and building blocks, and print or write its rows
     #[command(
-        after_help = "Examples:\n  hhq sql \"SELECT claim_type, count(*) AS lines FROM claims GROUP BY claim_type ORDER BY 1\"\n  hhq sql \"SELECT * FROM ed_visits WHERE visit_date >= DATE '2025-07-01'\" --format csv --out ed.csv\n  hhq sql \"SELECT count(*) FROM members\" --hhp HHP-03\n\nTables: claims, contacts, members, enrollment (the usable rows), claims__all and the like (every row, as read) and every building block of queries/ (claims_final, ed_visits, inpatient_stays, hh_services, ...). One read-only query: no CREATE, INSERT, COPY or SET.\n\nWith --mco or --hhp the extracts hold only the members that MCO or partner is ever assigned (any enrolment span).",
+        after_help = "Examples:\n  hhq sql \"SELECT claim_type, count(*) AS lines FROM claims GROUP BY claim_type ORDER BY 1\"\n  hhq sql \"SELECT * FROM ed_visits WHERE visit_date >= DATE '2025-07-01'\" --format csv --out ed.csv\n  hhq sql \"SELECT count(*) FROM members\" --hhp HHP-03\n\nTables: claims, contacts, members, enrollment (the usable rows), claims__all and the like (every row, as read) and every building block of queries/ (claims_final, ed_visits, inpatient_stays, hh_services, ...). One read-only query: no CREATE, INSERT, COPY or SET.\n\nWith --mco or --hhp the session is opened over the members that MCO or partner is ever assigned (any enrolment span) and holds nothing else: every table, __all included, has their rows only.",
         arg_required_else_help = true
     )]
     Sql {

@@ -728,24 +728,71 @@ fn a_right_join_with_a_null_test_is_refused_and_an_anti_join_is_not() {
     Definitions::load_shared(&common::root().join("measures"), dir.path()).unwrap();
 }
 
-#[tokio::test]
-async fn a_block_reading_a_file_path_does_not_plan() {
-    // A query may name only registered tables: DataFusion's URL tables are not enabled.
+#[test]
+fn a_block_reads_only_extracts_blocks_and_inputs() {
+    // A block names the extracts' usable rows, other blocks and inputs; a file path, every row
+    // as read (`__all`, `__raw`), another schema's name or an unknown name is refused at load,
+    // where it is written.
+    for (sql, name, at, says) in [
+        (
+            "SELECT * FROM '/etc/passwd'",
+            "/etc/passwd",
+            "1:16",
+            "which is not an extract",
+        ),
+        (
+            "SELECT *\nFROM claims__all",
+            "claims__all",
+            "2:6",
+            "every row of an extract",
+        ),
+        (
+            "SELECT * FROM claims c\nJOIN enrollment__raw e USING (member_id)",
+            "enrollment__raw",
+            "2:6",
+            "every row of an extract",
+        ),
+        (
+            "SELECT * FROM datafusion.public.claims",
+            "datafusion.public.claims",
+            "1:15",
+            "which is not an extract",
+        ),
+        (
+            "SELECT * FROM information_schema.tables",
+            "information_schema.tables",
+            "1:15",
+            "which is not an extract",
+        ),
+        (
+            "WITH c AS (SELECT * FROM clams) SELECT * FROM c",
+            "clams",
+            "1:26",
+            "did you mean `claims`?",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("evil.sql"), sql).unwrap();
+        let e = Definitions::load_shared(&common::root().join("measures"), dir.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:{at}: building block `evil` reads `{name}`",
+                dir.path().join("evil.sql").display()
+            )) && e.contains(says),
+            "{sql}: {e}"
+        );
+    }
+    // A CTE's own name is not a table.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("evil.sql"), "SELECT * FROM '/etc/passwd'").unwrap();
-    let defs = Definitions::load_shared(&common::root().join("measures"), dir.path()).unwrap();
-    let e = Engine::offline(&defs)
-        .await
-        .err()
-        .expect("does not plan")
-        .to_string();
-    assert!(
-        e.starts_with(&format!(
-            "{}:1:1: building block `evil` does not plan: ",
-            dir.path().join("evil.sql").display()
-        )) && e.contains("/etc/passwd' not found"),
-        "{e}"
-    );
+    std::fs::write(
+        dir.path().join("fine.sql"),
+        "WITH c AS (SELECT * FROM claims) SELECT * FROM c JOIN risk_weights r ON true",
+    )
+    .unwrap();
+    Definitions::load_shared(&common::root().join("measures"), dir.path()).unwrap();
 }
 
 // ---- Value sets --------------------------------------------------------------------------------

@@ -204,7 +204,16 @@ fn check_reads(blocks: &[Block]) -> Result<()> {
                 continue;
             }
             let text = std::fs::read_to_string(&block.path).unwrap_or_default();
-            let at = Regex::new(&format!(r"(?i)\b{}\b", regex::escape(name)))
+            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            let edge = |c| if word(c) { r"\b" } else { "" };
+            let written = t.to_string();
+            let pattern = format!(
+                "(?i){}{}{}",
+                edge(written.chars().next()),
+                regex::escape(&written),
+                edge(written.chars().last())
+            );
+            let at = Regex::new(&pattern)
                 .ok()
                 .and_then(|re| re.find(&text))
                 .map_or((1, 1), |m| line_col(&text, m.start()));
@@ -228,7 +237,7 @@ fn check_reads(blocks: &[Block]) -> Result<()> {
                 message: what,
                 hint: Some(format!(
                     "a block reads the extracts' usable rows, other blocks and inputs by name: {}",
-                    suggest(name, allowed.iter().copied())
+                    suggest(name, allowed.iter().copied().filter(|n| *n != block.name))
                 )),
             });
         }
