@@ -189,12 +189,15 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
 }
 
 /// The published benchmarks of an audience's run: the state's total and per-MCO rates of each
-/// measure, as rates only and suppressed by CMS's rule (`DS`). Counts are left out: a state or
-/// MCO count less the audience's own would give the rest's counts, small ones included.
+/// measure, as rates only and suppressed by CMS's rule (`DS`). Counts are left out (numerators,
+/// denominators and count components): a state or MCO count less the audience's own would give
+/// the rest's counts, small ones included.
 fn benchmarks_csv(state: &[ResultRow]) -> String {
     let rows: Vec<ResultRow> = state
         .iter()
         .filter(|r| r.stratifier == "total" || r.stratifier == "mco")
+        // A count component's "rate" is its count: less the audience's own, the rest's.
+        .filter(|r| r.unit != "count")
         .cloned()
         .collect();
     let mut published = crate::suppress::suppress(&rows);

@@ -95,6 +95,11 @@ fn a_partner_run_holds_its_members_and_aggregate_benchmarks_only() {
     let s = column(&hb, "stratifier");
     assert!(!bench.is_empty());
     assert!(bench.iter().all(|r| r[s] == "total" || r[s] == "mco"));
+    let unit = column(&hb, "unit");
+    assert!(
+        bench.iter().all(|r| r[unit] != "count"),
+        "a count is no benchmark"
+    );
     assert!(
         !hb.iter().any(|h| h == "numerator" || h == "denominator"),
         "{hb:?}"
@@ -109,7 +114,9 @@ fn a_partner_run_holds_its_members_and_aggregate_benchmarks_only() {
         let n: f64 = r[column(&ha, "numerator")].parse().unwrap();
         let d: f64 = r[column(&ha, "denominator")].parse().unwrap();
         let rate = &b[column(&hb, "rate")];
-        if (1.0..=10.0).contains(&n) || (1.0..=10.0).contains(&d) || d < 30.0 {
+        if d == 0.0 {
+            assert_eq!(rate, "", "{b:?}: no rate over no unit");
+        } else if (1.0..=10.0).contains(&n) || d < 30.0 {
             assert_eq!(rate, "DS", "{b:?} over {n}/{d}");
         }
         if rate == "DS" {
