@@ -27,13 +27,14 @@ impl Lookback {
     /// The first day of the look-back ending on `as_of`.
     pub fn start(self, as_of: chrono::NaiveDate) -> chrono::NaiveDate {
         match self {
-            Lookback::Days(n) => as_of - chrono::Duration::days(i64::from(n) - 1),
-            Lookback::Months(n) => {
-                as_of
-                    .checked_sub_months(chrono::Months::new(n))
-                    .unwrap_or(chrono::NaiveDate::MIN)
-                    + chrono::Duration::days(1)
-            }
+            // Checked: a look-back of billions of days reaches past chrono's first date.
+            Lookback::Days(n) => as_of
+                .checked_sub_signed(chrono::Duration::days(i64::from(n) - 1))
+                .unwrap_or(chrono::NaiveDate::MIN),
+            Lookback::Months(n) => as_of
+                .checked_sub_months(chrono::Months::new(n))
+                .and_then(|d| d.checked_add_signed(chrono::Duration::days(1)))
+                .unwrap_or(chrono::NaiveDate::MIN),
         }
     }
 
