@@ -689,8 +689,14 @@ mod tests {
     #[test]
     fn a_look_back_past_the_calendar_starts_at_its_first_day() {
         let as_of = d(2025, 12, 31);
-        assert_eq!(Lookback::Days(u32::MAX).start(as_of), chrono::NaiveDate::MIN);
-        assert_eq!(Lookback::Months(u32::MAX).start(as_of), chrono::NaiveDate::MIN);
+        assert_eq!(
+            Lookback::Days(u32::MAX).start(as_of),
+            chrono::NaiveDate::MIN
+        );
+        assert_eq!(
+            Lookback::Months(u32::MAX).start(as_of),
+            chrono::NaiveDate::MIN
+        );
         assert_eq!(Lookback::Days(1).start(as_of), as_of);
         assert_eq!(Lookback::Months(12).start(as_of), d(2025, 1, 1));
     }
