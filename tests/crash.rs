@@ -291,7 +291,7 @@ fn add_dated_row(dir: &Path, name: &str, id: (&str, &str), dates: &[&str], day: 
 }
 
 /// The shipped test data with claims and contacts dated int32's maximum and minimum and day
-/// 100,000,000 (the year 275,760, past chrono's range).
+/// 100,000,000 (the year 275,760, past chrono's range), and a member and a span at int32's end.
 fn testdata_with_extreme_dates() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&common::root().join("testdata"), dir.path());
@@ -320,6 +320,24 @@ fn testdata_with_extreme_dates() -> tempfile::TempDir {
         &["contact_date"],
         100_000_000,
     );
+    // A member born on int32's last day, and a span starting then (the examples of the rows set
+    // aside name a span by its start date).
+    add_dated_row(
+        d,
+        "members",
+        ("member_id", "X-MAX"),
+        &["birth_date"],
+        i32::MAX,
+    );
+    add_dated_row(
+        d,
+        "enrollment",
+        ("member_id", "X-MAX"),
+        &["start_date"],
+        i32::MAX,
+    );
+    // One member in 301 is more than the 0.1% a refusing policy allows: publish under a caveat.
+    std::fs::write(d.join("policy.yaml"), "on_failure: caveat\nchecks: {}\n").unwrap();
     dir
 }
 
@@ -332,6 +350,8 @@ fn claims_and_contacts_dated_int32_max_or_day_100_million_are_set_aside_in_a_run
         "run",
         "--data",
         s(data.path()),
+        "--quality-policy",
+        s(&data.path().join("policy.yaml")),
         "--measure",
         "FUH-HH",
         "--measure",
@@ -344,7 +364,12 @@ fn claims_and_contacts_dated_int32_max_or_day_100_million_are_set_aside_in_a_run
         "{code}\n{err}"
     );
     let quality = std::fs::read_to_string(out.path().join("data_quality.csv")).unwrap();
-    for (extract, n) in [("claims", 3), ("contacts", 2)] {
+    for (extract, n) in [
+        ("claims", 3),
+        ("contacts", 2),
+        ("members", 1),
+        ("enrollment", 1),
+    ] {
         assert!(
             quality.contains(&format!(
                 "{extract},set_aside,{n},{extract}.date_out_of_range\n"
@@ -366,6 +391,8 @@ fn a_report_over_claims_and_contacts_dated_int32_max_is_made() {
         "--no-pdf",
         "--data",
         s(data.path()),
+        "--quality-policy",
+        s(&data.path().join("policy.yaml")),
         "--measure",
         "FUH-HH",
         "--out",

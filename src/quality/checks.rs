@@ -95,8 +95,12 @@ pub(crate) fn key_sql(extract: &str) -> &'static str {
         "claims" => "concat('claim ', claim_id, ' line ', CAST(line_number AS VARCHAR))",
         "contacts" => "concat('contact ', contact_id)",
         "members" => "concat('member ', member_id)",
+        // A start date outside the believable range (a row set aside for it) as its day number:
+        // Arrow cannot write a day past chrono's calendar as a date, and the query would fail.
         _ => {
-            "concat('member ', member_id, ' ', span_type, ' span from ', CAST(start_date AS VARCHAR))"
+            "concat('member ', member_id, ' ', span_type, ' span from ', CASE WHEN start_date \
+             BETWEEN DATE '1900-01-01' AND DATE '2200-12-31' THEN CAST(start_date AS VARCHAR) \
+             ELSE concat('day ', CAST(CAST(start_date AS INT) AS VARCHAR)) END)"
         }
     }
 }
