@@ -40,8 +40,10 @@ pub enum RuleKind {
 pub const FIRST_DATE: &str = "1900-01-01";
 /// The latest date an extract may hold. Far beyond any export's horizon; it keeps every date
 /// that reaches a measure, and the days and months added to it, within what the query engine
-/// and chrono can compute with (an `int32` day number can lie 5.8 million years away, past
-/// chrono's range, and a day added to `i32::MAX` overflows).
+/// and chrono can compute with: an `int32` day number can lie 5.8 million years away, past
+/// chrono's range, and a day added to `i32::MAX` overflows; DataFusion's `date_trunc` and casts
+/// to timestamps hold nanoseconds, which end on 2262-04-11. (An open span is a null `end_date`,
+/// not `9999-12-31`, which this sets aside.)
 pub const LAST_DATE: &str = "2200-12-31";
 
 /// The day numbers (days since 1970-01-01, as Arrow's `Date32` holds them) of
