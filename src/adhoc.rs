@@ -11,6 +11,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::context::SQLOptions;
 
+use crate::compile::depth::{self, Refused, TooDeep};
 use crate::engine::{Definitions, Engine, Scope};
 use crate::error::{Error, Result};
 
@@ -96,11 +97,59 @@ pub async fn run(opts: &AdhocOptions, query: &Query) -> Result<Rows> {
         &opts.scope,
     )
     .await?;
+    check_depth(&engine, query)?;
     execute(&engine, query).await
+}
+
+/// Refuse a query longer, or nested deeper, than the query engine can plan without overflowing
+/// its stack, which would abort hhq (see `compile::depth`). Parsed on a stack of its own; a query
+/// that does not parse is reported from that parse, as its partial tree could be too deep to drop
+/// on this thread.
+fn check_depth(engine: &Engine, query: &Query) -> Result<()> {
+    let at = |(line, column): (usize, usize), message: String, hint: String| {
+        Error::Usage(match &query.file {
+            Some(path) => Error::Definition {
+                path: path.clone(),
+                line,
+                column,
+                message,
+                hint: Some(hint),
+            }
+            .to_string(),
+            None => format!("query:{line}:{column}: {message}\n  hint: {hint}"),
+        })
+    };
+    if query.text.len() > depth::MAX_SQL_BYTES {
+        return Err(at(
+            (1, 1),
+            format!(
+                "the query is {} bytes; an ad hoc query may be at most {} bytes",
+                query.text.len(),
+                depth::MAX_SQL_BYTES
+            ),
+            "is it the right file? a query that long is better split into building blocks".into(),
+        ));
+    }
+    let state = engine.context().state();
+    let dialect = state.config().options().sql_parser.dialect;
+    match depth::parse_statements(|| {
+        state
+            .sql_to_statement(&query.text, &dialect)
+            .map(|s| [s].into())
+    }) {
+        Ok(_) => Ok(()),
+        Err(Refused::Parse(e)) => Err(query_error(query, e)),
+        Err(Refused::TooDeep(deep)) => Err(at(
+            deep.at.unwrap_or((1, 1)),
+            deep.message(),
+            TooDeep::hint(),
+        )),
+    }
 }
 
 /// Run one read-only query in the engine's session.
 pub async fn execute(engine: &Engine, query: &Query) -> Result<Rows> {
+    check_depth(engine, query)?;
     // Ad hoc SQL reads: it never defines, changes or drops a table, nor sets an option that
     // the measures' own queries would then run under.
     let options = SQLOptions::new()

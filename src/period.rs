@@ -15,6 +15,9 @@ pub struct Period {
     pub end: NaiveDate,
 }
 
+/// The years a period may fall in.
+const YEARS: std::ops::RangeInclusive<i32> = 1900..=2999;
+
 fn month_end(first: NaiveDate) -> NaiveDate {
     first + Months::new(1) - chrono::Days::new(1)
 }
@@ -22,6 +25,14 @@ fn month_end(first: NaiveDate) -> NaiveDate {
 impl Period {
     /// Whole months from `start` (a first of month) to `end` (a last of month).
     pub fn new(start: NaiveDate, end: NaiveDate) -> Result<Period, Error> {
+        // Month arithmetic near chrono's last representable date would overflow.
+        if !(YEARS.contains(&start.year()) && YEARS.contains(&end.year())) {
+            return Err(Error::Usage(format!(
+                "period {start}..{end} is not within the years {}..{}",
+                YEARS.start(),
+                YEARS.end()
+            )));
+        }
         if start.day() != 1 {
             return Err(Error::Usage(format!(
                 "period start {start} is not the first day of a month"
@@ -87,6 +98,9 @@ impl FromStr for Period {
         if let Some(month) = s.strip_prefix("rolling:") {
             let last =
                 NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").map_err(|_| bad())?;
+            if !YEARS.contains(&last.year()) {
+                return Err(bad());
+            }
             return Ok(Period {
                 start: last - Months::new(11),
                 end: month_end(last),
@@ -100,7 +114,7 @@ impl FromStr for Period {
         if let Some((y, q)) = s.split_once(['Q', 'q']) {
             let y: i32 = y.parse().map_err(|_| bad())?;
             let q: u32 = q.parse().map_err(|_| bad())?;
-            if !(1..=4).contains(&q) || !(1900..=2999).contains(&y) {
+            if !(1..=4).contains(&q) || !YEARS.contains(&y) {
                 return Err(bad());
             }
             let start = NaiveDate::from_ymd_opt(y, 3 * q - 2, 1).expect("valid quarter");
@@ -110,7 +124,7 @@ impl FromStr for Period {
             });
         }
         let y: i32 = s.parse().map_err(|_| bad())?;
-        if !(1900..=2999).contains(&y) {
+        if !YEARS.contains(&y) {
             return Err(bad());
         }
         Ok(Period::year(y))
@@ -140,6 +154,10 @@ mod tests {
         assert_eq!((r.start, r.end), (d("2024-07-01"), d("2025-06-30")));
         assert_eq!(r.months().len(), 12);
         assert!("rolling:2025-13".parse::<Period>().is_err());
+        // Dates at chrono's ends: refused, not an overflow in month arithmetic.
+        assert!("rolling:+262142-12".parse::<Period>().is_err());
+        assert!("rolling:-262143-01".parse::<Period>().is_err());
+        assert!("+262142-01-01..+262142-12-31".parse::<Period>().is_err());
     }
 
     #[test]

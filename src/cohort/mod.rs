@@ -136,10 +136,22 @@ impl CohortRun {
     }
 }
 
-fn date_at(col: &dyn Array, i: usize) -> Option<NaiveDate> {
-    let d = col.as_primitive::<Date32Type>();
-    (!d.is_null(i))
-        .then(|| NaiveDate::from_num_days_from_ce_opt(d.value(i) + 719_163).expect("date in range"))
+/// Row `i` of date column `c` of a result batch of `what`; a day hhq cannot compute with is an
+/// error naming the column.
+fn date_at(
+    engine: &Engine,
+    b: &RecordBatch,
+    c: usize,
+    i: usize,
+    what: &str,
+) -> Result<Option<NaiveDate>> {
+    let d = b.column(c).as_primitive::<Date32Type>();
+    if d.is_null(i) {
+        return Ok(None);
+    }
+    engine
+        .result_date(d.value(i), b.schema().field(c).name(), what)
+        .map(Some)
 }
 
 /// A column as UTF-8 strings, converted once (views, dictionaries and the like).
@@ -178,8 +190,8 @@ pub async fn run(engine: &Engine, defs: &[Definition], as_of: NaiveDate) -> Resu
                     mco: text(&mco, i),
                     hhp: text(&hhp, i),
                     population: text(&pop, i),
-                    hh_since: date_at(b.column(4).as_ref(), i),
-                    opted_out_on: date_at(b.column(5).as_ref(), i),
+                    hh_since: date_at(engine, b, 4, i, "the cohort population")?,
+                    opted_out_on: date_at(engine, b, 5, i, "the cohort population")?,
                     hits: BTreeMap::new(),
                     qualifies: Vec::new(),
                     flags: Vec::new(),
@@ -253,7 +265,7 @@ pub async fn run(engine: &Engine, defs: &[Definition], as_of: NaiveDate) -> Resu
                 m.hits
                     .entry(names[crit.value(i) as usize].clone())
                     .or_default()
-                    .last_seen = date_at(b.column(2).as_ref(), i);
+                    .last_seen = date_at(engine, b, 2, i, "the last row before the look-back")?;
             }
         }
     }
@@ -348,7 +360,11 @@ pub async fn evidence(
             m,
             (cols[1].value(i).to_string(), cols[2].value(i).to_string()),
             Shown {
-                date: date_at(batch.column(3).as_ref(), i).expect("evidence rows are dated"),
+                date: match date_at(engine, &batch, 3, i, "the evidence of the listed members")? {
+                    Some(d) => d,
+                    // Evidence rows are dated: a row without one shows nothing.
+                    None => continue,
+                },
                 id: cols[3].value(i).to_string(),
                 code: text(&cols[4], i),
             },

@@ -27,13 +27,14 @@ impl Lookback {
     /// The first day of the look-back ending on `as_of`.
     pub fn start(self, as_of: chrono::NaiveDate) -> chrono::NaiveDate {
         match self {
-            Lookback::Days(n) => as_of - chrono::Duration::days(i64::from(n) - 1),
-            Lookback::Months(n) => {
-                as_of
-                    .checked_sub_months(chrono::Months::new(n))
-                    .unwrap_or(chrono::NaiveDate::MIN)
-                    + chrono::Duration::days(1)
-            }
+            // Checked: a look-back of billions of days reaches past chrono's first date.
+            Lookback::Days(n) => as_of
+                .checked_sub_signed(chrono::Duration::days(i64::from(n) - 1))
+                .unwrap_or(chrono::NaiveDate::MIN),
+            Lookback::Months(n) => as_of
+                .checked_sub_months(chrono::Months::new(n))
+                .and_then(|d| d.checked_add_signed(chrono::Duration::days(1)))
+                .unwrap_or(chrono::NaiveDate::MIN),
         }
     }
 
@@ -683,6 +684,21 @@ mod tests {
 
     fn d(y: i32, m: u32, day: u32) -> chrono::NaiveDate {
         chrono::NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn a_look_back_past_the_calendar_starts_at_its_first_day() {
+        let as_of = d(2025, 12, 31);
+        assert_eq!(
+            Lookback::Days(u32::MAX).start(as_of),
+            chrono::NaiveDate::MIN
+        );
+        assert_eq!(
+            Lookback::Months(u32::MAX).start(as_of),
+            chrono::NaiveDate::MIN
+        );
+        assert_eq!(Lookback::Days(1).start(as_of), as_of);
+        assert_eq!(Lookback::Months(12).start(as_of), d(2025, 1, 1));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use regex::Regex;
 
+use super::depth::{Refused, TooDeep};
 use crate::error::{Error, Result};
 use crate::measure::valueset::{ValueSet, ValueSets};
 
@@ -292,14 +293,24 @@ pub fn check_query(path: &Path, text: &str) -> Result<()> {
             _ => {}
         }
     }
-    let statements = DFParser::parse_sql(text).map_err(|e| {
-        let message = e.strip_backtrace();
-        let at = SQL_AT
-            .captures(&message)
-            .map(|c| (c[1].parse().unwrap_or(1), c[2].parse().unwrap_or(1)))
-            .unwrap_or((1, 1));
-        err(at, format!("the SQL does not parse: {message}"))
-    })?;
+    let statements =
+        super::depth::parse_statements(|| DFParser::parse_sql(text)).map_err(|e| match e {
+            Refused::Parse(e) => {
+                let message = e.strip_backtrace();
+                let at = SQL_AT
+                    .captures(&message)
+                    .map(|c| (c[1].parse().unwrap_or(1), c[2].parse().unwrap_or(1)))
+                    .unwrap_or((1, 1));
+                err(at, format!("the SQL does not parse: {message}"))
+            }
+            Refused::TooDeep(deep) => Error::Definition {
+                path: path.to_path_buf(),
+                line: deep.at.map_or(1, |a| a.0),
+                column: deep.at.map_or(1, |a| a.1),
+                message: deep.message(),
+                hint: Some(TooDeep::hint()),
+            },
+        })?;
     let start = |i: usize| starts.get(i).cloned().unwrap_or(((1, 1), String::new()));
     if statements.is_empty() {
         return Err(err((1, 1), "the file holds no query".into()));

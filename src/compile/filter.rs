@@ -10,11 +10,9 @@ use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Value, Visit, Visitor,
     visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::blocks::{expand_value_sets, suggest};
+use super::depth::{self, Refused, TooDeep};
 use crate::error::{Error, Result};
 use crate::measure::Located;
 use crate::measure::valueset::ValueSets;
@@ -36,20 +34,16 @@ pub fn check(
         message,
         hint,
     };
-    let dialect = GenericDialect {};
-    let mut expr = Parser::new(&dialect)
-        .try_with_sql(&filter.value)
-        .and_then(|mut p| {
-            let e = p.parse_expr()?;
-            p.expect_token(&Token::EOF)?;
-            Ok(e)
-        })
-        .map_err(|e| {
-            err(
-                format!("the `where` expression does not parse: {e}"),
-                Some("write one SQL expression over the block's columns, e.g. `reached AND mode <> 'mail'`".into()),
-            )
-        })?;
+    let mut expr = depth::parse_expr(&filter.value).map_err(|e| match e {
+        Refused::Parse(e) => err(
+            format!("the `where` expression does not parse: {e}"),
+            Some("write one SQL expression over the block's columns, e.g. `reached AND mode <> 'mail'`".into()),
+        ),
+        Refused::TooDeep(deep) => err(
+            format!("the `where` expression of `{block}`: {}", deep.message()),
+            Some(TooDeep::hint()),
+        ),
+    })?;
 
     struct Check<'a> {
         columns: &'a [(String, DataType)],

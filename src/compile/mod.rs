@@ -8,6 +8,7 @@
 //! The engine runs the detail once, keeps it (it is the member-level output), and aggregates it.
 
 pub mod blocks;
+pub mod depth;
 pub(crate) mod filter;
 pub mod lookup;
 

@@ -1164,22 +1164,68 @@ impl Engine {
         self.execute(self.local.sql(sql).await?, what).await
     }
 
-    /// The last date with data (claims or contacts), if any.
+    /// The last date with data (claims or contacts), if any. A date outside the extracts'
+    /// believable range (which the row rules set aside) is an error naming its extract and
+    /// column: every period, quarter and follow-up window is computed from this date.
     pub async fn data_cutoff(&self) -> Result<Option<NaiveDate>> {
         let batches = self
             .collect_for(
-                "SELECT max(d) AS d FROM (SELECT max(service_to) AS d FROM claims_final \
-                 UNION ALL SELECT max(contact_date) AS d FROM contacts)",
+                "SELECT (SELECT max(service_to) FROM claims_final) AS claims, \
+                 (SELECT max(contact_date) FROM contacts) AS contacts",
                 "the last date of the data (over claims_final)",
             )
             .await?;
         let Some(batch) = batches.first().filter(|b| b.num_rows() > 0) else {
             return Ok(None);
         };
-        let col = batch.column(0).as_primitive::<Date32Type>();
-        Ok((!col.is_null(0)).then(|| {
-            NaiveDate::from_num_days_from_ce_opt(col.value(0) + 719_163).expect("date in range")
-        }))
+        let mut last = None;
+        for (i, (extract, column)) in [("claims", "service_to"), ("contacts", "contact_date")]
+            .into_iter()
+            .enumerate()
+        {
+            let col = batch.column(i).as_primitive::<Date32Type>();
+            if col.is_null(0) {
+                continue;
+            }
+            let day = col.value(0);
+            let date = extract::rules::date_of_day(day).ok_or_else(|| {
+                let location = self
+                    .extracts
+                    .iter()
+                    .find(|e| e.name == extract)
+                    .map_or_else(|| PathBuf::from(extract), |e| e.location.clone());
+                Error::contract(
+                    location,
+                    format!(
+                        "column `{column}` holds day {day} (counted from 1970-01-01), outside \
+                         {}..{}, where no row should reach a measure; check the export",
+                        extract::rules::FIRST_DATE,
+                        extract::rules::LAST_DATE
+                    ),
+                )
+            })?;
+            last = last.max(Some(date));
+        }
+        Ok(last)
+    }
+
+    /// A `Date32` value of a query's result (`column` of `what`) as a date. A day outside the
+    /// extracts' believable range cannot come from a usable row (the row rules set such dates
+    /// aside), but a block's arithmetic could still make one: an error naming the data, the
+    /// query and the column, never a panic in the arithmetic that follows.
+    pub fn result_date(&self, day: i32, column: &str, what: &str) -> Result<NaiveDate> {
+        extract::rules::date_of_day(day).ok_or_else(|| {
+            Error::contract(
+                self.data_dir.clone().unwrap_or_default(),
+                format!(
+                    "{what}: column `{column}` holds day {day} (counted from 1970-01-01), \
+                     outside {}..{}; check the dates of the extracts and the building blocks \
+                     that compute it",
+                    extract::rules::FIRST_DATE,
+                    extract::rules::LAST_DATE
+                ),
+            )
+        })
     }
 
     /// How claim versions resolved.

@@ -53,7 +53,8 @@ pub fn episode_starts(dates: &[i32], days: i32) -> Vec<i32> {
     let mut start: Option<i32> = None;
     for &d in &sorted {
         let s = match start {
-            Some(s) if d - s < days => s,
+            // In i64: the dates of a list can lie further apart than an i32 holds.
+            Some(s) if i64::from(d) - i64::from(s) < i64::from(days) => s,
             _ => d,
         };
         start = Some(s);
@@ -269,6 +270,15 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
 #[cfg(test)]
 mod tests {
     use super::episode_starts;
+
+    #[test]
+    fn episodes_of_dates_at_the_ends_of_int32_do_not_overflow() {
+        assert_eq!(
+            episode_starts(&[i32::MIN, i32::MAX, i32::MAX - 3], 30),
+            vec![i32::MIN, i32::MAX - 3, i32::MAX - 3]
+        );
+        assert_eq!(super::ymd(i32::MAX).0, 5_881_580);
+    }
 
     /// Each calendar function equals the SQL it replaces, over birth dates and dates around
     /// month ends, leap days and year ends from 1899 to 2101 (and nulls).

@@ -6,7 +6,7 @@
 //! Whether a run may go on with rows set aside is the data-quality policy's call
 //! ([`crate::quality`]); these rules only say which rows and why.
 
-use super::contract::Extract;
+use super::contract::{ColumnType, Extract};
 
 /// One rule over one row.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,32 @@ pub enum RuleKind {
     Value,
     /// Columns of one row contradict each other.
     Contradiction,
+    /// A date outside any believable range ([`FIRST_DATE`]..=[`LAST_DATE`]).
+    Range,
+}
+
+/// The earliest date an extract may hold: no member, claim or span of a Health Home is older.
+pub const FIRST_DATE: &str = "1900-01-01";
+/// The latest date an extract may hold. Far beyond any export's horizon; it keeps every date
+/// that reaches a measure, and the days and months added to it, within what the query engine
+/// and chrono can compute with: an `int32` day number can lie 5.8 million years away, past
+/// chrono's range, and a day added to `i32::MAX` overflows; DataFusion's `date_trunc` and casts
+/// to timestamps hold nanoseconds, which end on 2262-04-11. (An open span is a null `end_date`,
+/// not `9999-12-31`, which this sets aside.)
+pub const LAST_DATE: &str = "2200-12-31";
+
+/// The day numbers (days since 1970-01-01, as Arrow's `Date32` holds them) of
+/// [`FIRST_DATE`]..=[`LAST_DATE`].
+pub const DAY_RANGE: std::ops::RangeInclusive<i32> = -25_567..=84_370;
+
+/// A `Date32` day number as a date, if it lies within [`DAY_RANGE`]: hhq's arithmetic on data
+/// dates starts from this, so it never meets a date it cannot compute with.
+pub fn date_of_day(day: i32) -> Option<chrono::NaiveDate> {
+    if !DAY_RANGE.contains(&day) {
+        return None;
+    }
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?
+        .checked_add_signed(chrono::TimeDelta::days(day.into()))
 }
 
 impl RowRule {
@@ -82,6 +108,39 @@ pub fn row_rules(extract: &Extract) -> Vec<RowRule> {
                 c = quote(col.name)
             ),
             kind: RuleKind::Value,
+        });
+    }
+    // A date no export means (a sentinel, a corrupt value, a day number past the calendar): set
+    // aside before any measure's date arithmetic can meet it.
+    let dates: Vec<&str> = extract
+        .columns
+        .iter()
+        .filter(|c| c.ty == ColumnType::Date)
+        .map(|c| c.name)
+        .collect();
+    if !dates.is_empty() {
+        rules.push(RowRule {
+            id: format!("{}.date_out_of_range", extract.name),
+            column: None,
+            what: format!(
+                "a date before {FIRST_DATE} or after {LAST_DATE} in {}",
+                dates
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            predicate: dates
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{c} < DATE '{FIRST_DATE}' OR {c} > DATE '{LAST_DATE}'",
+                        c = quote(c)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" OR "),
+            kind: RuleKind::Range,
         });
     }
     let mut contradiction = |id: &str, what: &str, predicate: &str| {
@@ -160,6 +219,29 @@ pub fn usable_sql(extract: &Extract) -> String {
 mod tests {
     use super::*;
     use crate::extract::contract::EXTRACTS;
+
+    #[test]
+    fn the_day_range_is_first_to_last_date() {
+        let day = |s: &str| {
+            (s.parse::<chrono::NaiveDate>().unwrap() - chrono::NaiveDate::default()).num_days()
+        };
+        assert_eq!(i64::from(*DAY_RANGE.start()), day(FIRST_DATE));
+        assert_eq!(i64::from(*DAY_RANGE.end()), day(LAST_DATE));
+        assert_eq!(
+            date_of_day(*DAY_RANGE.end()).map(|d| d.to_string()),
+            Some(LAST_DATE.into())
+        );
+        for day in [
+            i32::MIN,
+            i32::MAX,
+            100_000_000,
+            -100_000_000,
+            84_371,
+            -25_568,
+        ] {
+            assert_eq!(date_of_day(day), None, "{day}");
+        }
+    }
 
     #[test]
     fn ids_are_unique_and_every_required_column_has_a_rule() {

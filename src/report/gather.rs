@@ -585,7 +585,9 @@ fn add_to_curve(c: &mut Curve, detail: &[RecordBatch], scope: &Scope) -> Result<
             if hit.is_null(i) || hit.value(i) == 0 || date.is_null(i) || anchor.is_null(i) {
                 continue;
             }
-            let days = i64::from(date.value(i) - anchor.value(i)).clamp(0, 30) as usize;
+            // In i64: two i32 day numbers can differ by more than an i32 holds.
+            let days =
+                (i64::from(date.value(i)) - i64::from(anchor.value(i))).clamp(0, 30) as usize;
             for n in &mut c.by_day[days..] {
                 *n += 1;
             }
@@ -646,8 +648,11 @@ async fn open_gaps(
             if anchor.is_null(i) || !in_scope(scope, text_at(&mco, i), text_at(&hhp, i)) {
                 continue;
             }
-            let a = NaiveDate::from_num_days_from_ce_opt(anchor.value(i) + 719_163)
-                .expect("date in range");
+            let a = engine.result_date(
+                anchor.value(i),
+                "anchor_date",
+                &format!("the open follow-ups of {}", m.id),
+            )?;
             let done = !hit.is_null(i) && hit.value(i) > 0;
             let member_id = text_at(&member, i).unwrap_or("");
             let open_reason = match text_at(&inel, i) {
@@ -665,6 +670,7 @@ async fn open_gaps(
                 member_id: member_id.to_string(),
                 event_id: text_at(&unit, i).unwrap_or("").to_string(),
                 anchor_date: a,
+                // `a` is within 1900..2200 (`result_date`): these cannot overflow.
                 due_7: a + Days::new(7),
                 due_30: a + Days::new(30),
             });
