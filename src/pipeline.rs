@@ -172,7 +172,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         .materialize(&std::collections::BTreeSet::new())
         .await?;
     timings.lap("blocks kept for the run");
-    let cutoff = engine.data_cutoff().await?;
+    let cutoff = engine.data_cutoff(quality.as_of).await?;
     let period = choose_period(opts, cutoff)?;
     engine.check_scope(&opts.privacy.audience).await?;
     timings.lap("data cut-off");
@@ -418,7 +418,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
 /// checked) first, as by a run; the data-quality profile is not run.
 pub async fn scan(opts: &RunOptions) -> Result<crate::engine::scan::ScanFloor> {
     let (defs, engine) = open(opts).await?;
-    let cutoff = engine.data_cutoff().await?;
+    let cutoff = engine.data_cutoff(opts.quality.as_of_or_today()).await?;
     let period = choose_period(opts, cutoff)?;
     let mut statements = Vec::new();
     for m in select(&defs, &opts.only, &opts.measures)? {
@@ -463,7 +463,10 @@ pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Resu
     }
     let (blocks, plan) = match defs.measures.iter().find(|m| m.id == what) {
         Some(m) => {
-            let period = choose_period(opts, engine.data_cutoff().await?)?;
+            let period = choose_period(
+                opts,
+                engine.data_cutoff(opts.quality.as_of_or_today()).await?,
+            )?;
             let mut blocks: Vec<_> = engine
                 .materialize(&blocks_needed(&engine, &[m]))
                 .await?
@@ -629,7 +632,7 @@ fn choose_period(opts: &RunOptions, cutoff: Option<NaiveDate>) -> Result<Period>
             Ok(Period::latest_full_year(c))
         }
         _ => Err(Error::Usage(format!(
-            "{}: no dated claims or contacts to choose a period from; pass --period",
+            "{}: no claims or contacts dated on or before the as-of date to choose a period from; pass --period",
             opts.data.display()
         ))),
     }
@@ -728,7 +731,10 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
         risk_weights: opts.risk_weights.clone(),
     };
     let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
-    let period = choose_period(opts, engine.data_cutoff().await?)?;
+    let period = choose_period(
+        opts,
+        engine.data_cutoff(opts.quality.as_of_or_today()).await?,
+    )?;
     let compiled = compile::compile(&measure, engine.catalog(), &period)?;
     let sql = format!(
         "SELECT * FROM (\n{}\n) d WHERE d.member_id = '{}' ORDER BY d.anchor_date, d.unit_id",

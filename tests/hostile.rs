@@ -262,6 +262,32 @@ async fn an_extra_column_in_one_part_reads_as_null_in_the_others() {
 }
 
 #[tokio::test]
+async fn a_column_named_twice_is_refused_naming_it() {
+    // Two `member_id` columns: a query would read the first and silently ignore the second.
+    let dir = common::minimal();
+    let batch = claims_batch("M1,C1,1,outpatient,original,2025-03-10,2025-03-10\n");
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns = batch.columns().to_vec();
+    fields.push(Field::new("member_id", DataType::Utf8, true));
+    columns.push(Arc::new(StringArray::from(vec!["M2"])));
+    let twice = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    hhq::extract::csv::write_parquet(&dir.path().join("claims.parquet"), &twice).unwrap();
+    let n = twice.num_columns();
+    assert_eq!(
+        open_error(dir.path()).await,
+        format!(
+            "<data>/claims.parquet: column `member_id` appears twice (again as column {n} of \
+             {n}); a query could read only one of them: export the file with each column once"
+        )
+    );
+}
+
+#[tokio::test]
 async fn an_empty_claims_extract_is_refused() {
     let dir = common::minimal();
     common::write_csv(
@@ -540,6 +566,40 @@ fn a_second_document_is_refused() {
     insta::assert_snapshot!(parse_error(&format!("{GOOD}---\n{GOOD}")), @r"
     measures/m.yaml:16:1: more than one YAML document (`---`)
       hint: a measure file holds one measure; put the next one in a file of its own
+    ");
+}
+
+#[test]
+fn an_id_too_long_for_a_file_name_is_refused_at_its_place() {
+    // A measure's id names its detail file (`detail/<id>.parquet`); 300 characters would fail
+    // only when the run writes, with `File name too long`.
+    let long = "A".repeat(300);
+    insta::assert_snapshot!(parse_error(&GOOD.replace("id: TEST-1", &format!("id: {long}"))), @r"
+    measures/m.yaml:1:5: measure id is 300 characters long; ids name output files, so an id may be at most 64
+      hint: for example `AMB-HH`
+    ");
+    let longest = "A".repeat(hhq::measure::MAX_ID_LEN);
+    Measure::parse(
+        Path::new("m.yaml"),
+        &GOOD.replace("id: TEST-1", &format!("id: {longest}")),
+    )
+    .unwrap();
+    // A path in an id is refused too.
+    insta::assert_snapshot!(parse_error(&GOOD.replace("id: TEST-1", "id: ../../x")), @r#"
+    measures/m.yaml:1:5: measure id "../../x" must be letters, digits, `-` or `_`
+      hint: for example `AMB-HH`
+    "#);
+    // Cohort and risk-flag ids name nothing yet, but are held to the same rule.
+    let smi = std::fs::read_to_string(common::root().join("measures/cohorts/smi.yaml")).unwrap();
+    let msg = hhq::cohort::Definition::parse(
+        Path::new("cohorts/smi.yaml"),
+        &smi.replace("\nid: SMI\n", &format!("\nid: {long}\n")),
+    )
+    .unwrap_err()
+    .to_string();
+    insta::assert_snapshot!(msg, @r"
+    cohorts/smi.yaml:4:5: id is 300 characters long; ids name output files, so an id may be at most 64
+      hint: for example `SMI`
     ");
 }
 

@@ -1072,12 +1072,18 @@ impl Engine {
         self.execute(self.local.sql(sql).await?, what).await
     }
 
-    /// The last date with data (claims or contacts), if any.
-    pub async fn data_cutoff(&self) -> Result<Option<NaiveDate>> {
+    /// The last date with data (claims or contacts) on or before `as_of`, if any. Rows set aside
+    /// are not in the views; a date after `as_of` (`9999-12-31`, a typo) is not believable as
+    /// the end of the data, so it is passed over here too, and cannot move the default period:
+    /// the profile's `future_date` checks count and report those rows.
+    pub async fn data_cutoff(&self, as_of: NaiveDate) -> Result<Option<NaiveDate>> {
         let batches = self
             .collect_for(
-                "SELECT max(d) AS d FROM (SELECT max(service_to) AS d FROM claims_final \
-                 UNION ALL SELECT max(contact_date) AS d FROM contacts)",
+                &format!(
+                    "SELECT max(d) AS d FROM (SELECT max(service_to) AS d FROM claims_final \
+                     WHERE service_to <= DATE '{as_of}' UNION ALL SELECT max(contact_date) AS d \
+                     FROM contacts WHERE contact_date <= DATE '{as_of}')"
+                ),
                 "the last date of the data (over claims_final)",
             )
             .await?;
@@ -1087,6 +1093,23 @@ impl Engine {
         let col = batch.column(0).as_primitive::<Date32Type>();
         Ok((!col.is_null(0)).then(|| {
             NaiveDate::from_num_days_from_ce_opt(col.value(0) + 719_163).expect("date in range")
+        }))
+    }
+
+    /// Final claim lines and contacts dated after `as_of`, which [`Engine::data_cutoff`]
+    /// passes over.
+    pub async fn dated_after(&self, as_of: NaiveDate) -> Result<u64> {
+        let batches = self
+            .collect_for(
+                &format!(
+                    "SELECT (SELECT count(*) FROM claims_final WHERE service_to > DATE '{as_of}') \
+                     + (SELECT count(*) FROM contacts WHERE contact_date > DATE '{as_of}')"
+                ),
+                "counting dates after the as-of date",
+            )
+            .await?;
+        Ok(batches.first().filter(|b| b.num_rows() > 0).map_or(0, |b| {
+            b.column(0).as_primitive::<Int64Type>().value(0).max(0) as u64
         }))
     }
 

@@ -401,7 +401,7 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
                 Plausibility,
                 Warning,
                 0.0,
-                "a service, admission or discharge date after the as-of date",
+                "a service, admission or discharge date after the as-of date (the data cut-off passes over it)",
                 "service_from > {as_of} OR service_to > {as_of} OR admission_date > {as_of} OR discharge_date > {as_of}",
             ));
             out.push(flag(
@@ -477,7 +477,7 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
                 Plausibility,
                 Warning,
                 0.0,
-                "`contact_date` after the as-of date",
+                "`contact_date` after the as-of date (the data cut-off passes over it)",
                 "contact_date > {as_of}",
             ));
             out.push(flag(
