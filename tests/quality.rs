@@ -623,3 +623,179 @@ fn validate_and_a_report_nested_in_out_do_not_block_a_run_into_out() {
         "the nested validation is kept"
     );
 }
+
+/// The shipped test data with `claims` as two part files: testdata's own, and `extra` (claim
+/// lines as CSV, cast to the types of testdata's columns).
+fn testdata_plus_claims(extra: &str) -> tempfile::TempDir {
+    use datafusion::arrow::array::{RecordBatch, new_null_array};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let dir = tempfile::tempdir().unwrap();
+    for extract in ["contacts", "members", "enrollment"] {
+        let name = format!("{extract}.parquet");
+        std::fs::copy(
+            common::root().join("testdata").join(&name),
+            dir.path().join(&name),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir(dir.path().join("claims")).unwrap();
+    let shipped = common::root().join("testdata/claims.parquet");
+    std::fs::copy(&shipped, dir.path().join("claims/part-1.parquet")).unwrap();
+    let schema = common::read_parquet(&shipped).schema();
+    let lines =
+        hhq::extract::csv::csv_to_batch(Path::new("x"), &hhq::extract::contract::CLAIMS, extra)
+            .unwrap();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match lines.column_by_name(f.name()) {
+            Some(c) => datafusion::arrow::compute::cast(c, f.data_type()).unwrap(),
+            None => new_null_array(f.data_type(), lines.num_rows()),
+        })
+        .collect();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let batch = RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns).unwrap();
+    hhq::extract::csv::write_parquet(&dir.path().join("claims/part-2.parquet"), &batch).unwrap();
+    dir
+}
+
+/// The line `hhq run` prints with the period and the data cut-off.
+fn period_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("period "))
+        .unwrap_or_else(|| panic!("no period line in {stderr}"))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn lines_dated_9999_move_neither_the_period_nor_the_cut_off_and_are_warned_of() {
+    let mut extra = String::from(
+        "member_id,claim_id,line_number,claim_type,adjustment,service_from,service_to\n",
+    );
+    for i in 1..=20 {
+        extra.push_str(&format!(
+            "M0000001,FUTURE-{i},1,professional,original,9999-12-31,9999-12-31\n"
+        ));
+    }
+    let data = testdata_plus_claims(&extra);
+    let out = tempfile::tempdir().unwrap();
+    let run = |data: &Path, as_of: Option<&str>| {
+        let dest = out.path().join("run");
+        let mut args = vec![
+            "run",
+            "--measure",
+            "AMB-HH",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            dest.to_str().unwrap(),
+        ];
+        if let Some(d) = as_of {
+            args.extend(["--as-of", d]);
+        }
+        let o = hhq(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{stderr}");
+        stderr
+    };
+    let alone = run(&common::root().join("testdata"), None);
+    assert_eq!(
+        period_line(&alone),
+        "period 2025-01-01..2025-12-31 (data through 2026-03-31)"
+    );
+    let with_future = run(data.path(), None);
+    assert_eq!(period_line(&with_future), period_line(&alone));
+    // The lines are counted and warned of on the terminal, not only in a CSV.
+    assert!(
+        with_future.lines().any(|l| l.starts_with(
+            "warning: claims.future_date: 20 of 43507 rows (0.05%; at most 0% allowed; as of "
+        )),
+        "{with_future}"
+    );
+    // An as-of date before the data's end is the cut-off's bound: the period is the last full
+    // year before it.
+    let earlier = run(data.path(), Some("2025-09-30"));
+    assert_eq!(
+        period_line(&earlier),
+        "period 2024-01-01..2024-12-31 (data through 2025-09-30)"
+    );
+
+    // `hhq validate` warns of them on stderr too.
+    let o = hhq(&[
+        "validate",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--out",
+        out.path().join("validate").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: claims.future_date: 20 of 43507 rows"),
+        "{stderr}"
+    );
+
+    // `hhq cohort` without --as-of looks back from the last date with data up to today.
+    let o = hhq(&[
+        "cohort",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--out",
+        out.path().join("cohort").to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.starts_with("as of 2026-03-31: "), "{stdout}");
+    assert!(
+        stderr.contains("warning: 20 claim lines and contacts dated after today"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rows_set_aside_are_warned_of_by_rule_on_the_terminal() {
+    let data = deck();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "on_failure: caveat\n").unwrap();
+    let o = hhq(&[
+        "run",
+        "--measure",
+        "AMB-HH",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--period",
+        "2025",
+        "--as-of",
+        AS_OF,
+        "--quality-policy",
+        policy.to_str().unwrap(),
+        "--out",
+        dir.path().join("run").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: claims: 2 rows set aside by claims.member_id.null: `member_id` is null, \
+             but the contract requires it\n"
+        ),
+        "{stderr}"
+    );
+    // Counts only: no member or claim id.
+    assert!(
+        !stderr.contains("M1") && !stderr.contains("C1 "),
+        "{stderr}"
+    );
+}

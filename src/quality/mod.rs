@@ -397,8 +397,8 @@ impl Profile {
 }
 
 /// Rows set aside, one line per extract and rule, with the count and what the rule says:
-/// `claims: 2 rows set aside: `member_id` is null, but the contract requires it
-/// (claims.member_id.null)`. Counts only, for the terminal.
+/// `claims: 2 rows set aside by claims.member_id.null: `member_id` is null, but the contract
+/// requires it`. Counts only, for the terminal.
 pub fn set_aside_lines(extracts: &[ExtractRows]) -> Vec<String> {
     let all = catalogue();
     extracts
@@ -409,10 +409,10 @@ pub fn set_aside_lines(extracts: &[ExtractRows]) -> Vec<String> {
                 .iter()
                 .find(|c| &c.id == rule)
                 .map_or(String::new(), |c| {
-                    format!("{}: ", c.what.replace(" (the row is set aside)", ""))
+                    format!(": {}", c.what.replace(" (the row is set aside)", ""))
                 });
             format!(
-                "{name}: {n} row{} set aside: {what}({rule})",
+                "{name}: {n} row{} set aside by {rule}{what}",
                 if *n == 1 { "" } else { "s" }
             )
         })
@@ -432,18 +432,18 @@ impl Profile {
             .filter(|c| !c.sets_aside && matches!(c.status(), Status::Warn | Status::Fail))
         {
             out.push(format!(
-                "{}: {} of {} rows ({}; at most {} allowed): {}{}",
+                "{}: {} of {} rows ({}; at most {} allowed{}): {}",
                 c.id,
                 c.failing,
                 c.rows,
                 percent(c.share()),
                 percent(c.max_share),
-                c.what,
                 if c.what.contains("as-of date") {
-                    format!(" ({})", self.as_of)
+                    format!("; as of {}", self.as_of)
                 } else {
                     String::new()
-                }
+                },
+                c.what,
             ));
         }
         out
