@@ -799,3 +799,75 @@ fn rows_set_aside_are_warned_of_by_rule_on_the_terminal() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn replacement_loops_and_self_replacements_are_counted_and_resolved() {
+    // A loop of two, one of three (M3 with two lines), a claim naming itself, a normal chain,
+    // and a loop that a claim outside it replaces.
+    let data = common::data_dir(
+        "member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to\n\
+         M1,L1,1,outpatient,replacement,L2,2025-05-01,2025-05-01\n\
+         M1,L2,1,outpatient,replacement,L1,2025-05-01,2025-05-01\n\
+         M1,M1,1,outpatient,replacement,M2,2025-05-02,2025-05-02\n\
+         M1,M2,1,outpatient,replacement,M3,2025-05-02,2025-05-02\n\
+         M1,M3,1,outpatient,replacement,M1,2025-05-02,2025-05-02\n\
+         M1,M3,2,outpatient,replacement,M1,2025-05-02,2025-05-02\n\
+         M1,S1,1,outpatient,replacement,S1,2025-05-03,2025-05-03\n\
+         M1,N1,1,outpatient,original,,2025-05-04,2025-05-04\n\
+         M1,N2,1,outpatient,replacement,N1,2025-05-04,2025-05-04\n\
+         M1,O1,1,outpatient,replacement,O2,2025-05-05,2025-05-05\n\
+         M1,O2,1,outpatient,replacement,O1,2025-05-05,2025-05-05\n\
+         M1,O3,1,outpatient,replacement,O1,2025-05-05,2025-05-05\n",
+        "contact_id,member_id,contact_date,hhp_id,service,mode,reached\n",
+        "member_id,birth_date,sex,dual_eligible\nM1,1990-06-01,F,false\n",
+        "member_id,span_type,start_date,end_date,mco_id,hhp_id,population,opted_out\n\
+         M1,medicaid,2024-01-01,,MCO-A,,,\n",
+    );
+    let profile = hhq::quality::validate(data.path(), &Policy::default(), as_of())
+        .await
+        .unwrap();
+    let check = |id: &str| profile.checks.iter().find(|c| c.id == id).unwrap().clone();
+    let loops = check("claims.replacement_loop");
+    assert_eq!((loops.failing, loops.status()), (8, Status::Warn));
+    assert_eq!(
+        loops.examples,
+        ["claim L1 line 1", "claim L2 line 1", "claim M1 line 1"]
+    );
+    let own = check("claims.self_replacement");
+    assert_eq!(
+        (own.failing, own.examples),
+        (1, vec!["claim S1 line 1".to_string()])
+    );
+    assert!(
+        profile
+            .warning_lines()
+            .iter()
+            .any(|l| l.starts_with("claims.replacement_loop: 8 of 12 rows")),
+        "{:?}",
+        profile.warning_lines()
+    );
+
+    // The final versions: L2 and M3 stand in their loops, S1 as an original, N2 ends its chain,
+    // O3 replaces a loop.
+    let defs = hhq::engine::Definitions::load(
+        &common::root().join("measures"),
+        &common::root().join("queries"),
+    )
+    .unwrap();
+    let engine = hhq::engine::Engine::open(data.path(), &defs).await.unwrap();
+    let final_ids = engine
+        .texts("SELECT DISTINCT claim_id FROM claims_final ORDER BY claim_id")
+        .await
+        .unwrap();
+    assert_eq!(final_ids, ["L2", "M3", "N2", "O3", "S1"]);
+    let v = engine.claim_versions().await.unwrap();
+    assert_eq!(
+        (
+            v.lines_read,
+            v.final_lines,
+            v.superseded_lines,
+            v.void_lines
+        ),
+        (12, 6, 6, 0)
+    );
+}

@@ -1,6 +1,7 @@
 //! The engine: one DataFusion session holding the extracts (checked against the contract), the
 //! building blocks registered as views over them, and the execution of compiled measures.
 
+pub mod loops;
 mod overlay;
 pub mod pick;
 pub mod scan;

@@ -542,8 +542,11 @@ async fn texts(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Register the profile's SQL functions (`hhq_code_format`, `hhq_count_true`) with a session.
+/// Register the profile's SQL functions (`hhq_code_format`, `hhq_count_true`, the loop
+/// aggregates) with a session.
 pub fn register(ctx: &SessionContext) {
+    // `claims.replacement_loop` finds loops as claims_final resolves them.
+    crate::engine::loops::register(ctx);
     formats::register(ctx);
     count::register(ctx);
 }
