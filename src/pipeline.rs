@@ -783,6 +783,19 @@ pub async fn check(
         blocks: defs.blocks.len(),
         value_sets: defs.value_sets.names().count(),
     };
+    // Each block planned and optimized, as a run plans it: a cast of a constant that overflows
+    // fails there, not midway through a run.
+    for b in &defs.blocks {
+        if let Err(e) = optimized_plan(&engine, &format!("SELECT * FROM {}", b.name)).await {
+            report.problems.push(Error::Definition {
+                path: b.path.clone(),
+                line: 1,
+                column: 1,
+                message: format!("building block `{}` does not plan: {e}", b.name),
+                hint: None,
+            });
+        }
+    }
     let mut seen: Vec<Measure> = Vec::new();
     for path in paths_in(measures_dir)? {
         let m = match Measure::load(&path) {
@@ -797,6 +810,8 @@ pub async fn check(
             continue;
         }
         let planned = match compile::compile(&m, engine.catalog(), &period) {
+            // Logical planning only: the optimizer takes seconds over a measure, and each
+            // filter was planned and simplified when it compiled.
             Ok(c) => engine
                 .context()
                 .sql(&c.detail_sql())
@@ -845,6 +860,13 @@ pub async fn check(
         }
     }
     Ok(report)
+}
+
+/// Plan a query as a run would, without running it: logical plan and optimizer (whose
+/// simplification computes constants, and refuses a cast of one that overflows).
+async fn optimized_plan(engine: &Engine, sql: &str) -> datafusion::error::Result<()> {
+    engine.context().sql(sql).await?.into_optimized_plan()?;
+    Ok(())
 }
 
 /// One cohort or risk-flag file: parsed, its id not taken, compiled and planned.

@@ -10,6 +10,7 @@
 pub mod blocks;
 pub(crate) mod filter;
 pub mod lookup;
+mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
 
