@@ -62,6 +62,9 @@ MACROS = [
      "'h': coalesce(h, chr(1114111)), 'm': coalesce(m, chr(1114111)), 'p': coalesce(p, chr(1114111))} END)",
      "hhq's aggregate (src/engine/pick.rs): the interval ending last, then starting last, then by "
      "partner, MCO and population, nulls last; DuckDB's arg_min with a struct key"),
+    ("hhq_loop_standing", "CREATE MACRO hhq_loop_standing(a, b) AS list_filter(list(a), x -> false)",
+     "hhq's aggregate (src/engine/loops.rs): the version that stands in each loop of replacements; "
+     "an empty list here, since the synthetic data hold no loop (a DuckDB macro cannot walk a graph)"),
     ("make_array", "CREATE MACRO make_array(x) AS [x]",
      "DataFusion's make_array(x) is DuckDB's list literal [x] (only the one-argument form is used)"),
 ]

@@ -1,6 +1,8 @@
 -- Final claim lines: one row per line of the last version of each claim. A replacement
 -- supersedes the claim it names (and all of that claim's lines), a void removes it; chains of
--- replacements resolve to the last one. Void transactions themselves are never final.
+-- replacements resolve to the last one. Void transactions themselves are never final. A claim
+-- naming itself stands as an original; of a loop of replacements, the version with the greatest
+-- claim id stands (superseded_claims says why).
 --
 -- The ids superseded are a block of their own, computed once per run and kept in memory (a few
 -- percent of the claims). An anti join from them, so the query engine hashes those ids and

@@ -739,6 +739,9 @@ async fn dispatch(command: Command) -> Result<()> {
             let profile = hhq::quality::validate(&data, &policy, options.as_of_or_today()).await?;
             let written = hhq::quality::write_report(&profile, &out)?;
             print!("{}", hhq::quality::terminal(&profile));
+            for w in profile.warning_lines() {
+                eprintln!("warning: {w}");
+            }
             eprintln!(
                 "wrote {}",
                 written
@@ -783,7 +786,10 @@ async fn dispatch(command: Command) -> Result<()> {
                 (_, None) => return Err(Error::Usage("an MCO or partner id is needed".into())),
             };
             let quarter = quarter.as_deref().map(report::Quarter::parse).transpose()?;
-            let out = out.unwrap_or_else(|| report::default_out(&audience, quarter));
+            let out = match out {
+                Some(out) => out,
+                None => report::default_out(&audience, quarter)?,
+            };
             let scorecard = matches!(audience, report::Audience::Hhp(_));
             let s = report::write(&report::ReportOptions {
                 data,
@@ -803,6 +809,9 @@ async fn dispatch(command: Command) -> Result<()> {
             .await?;
             if let Some(caveat) = &s.caveat {
                 eprintln!("warning: {caveat} (printed on the report's cover)");
+            }
+            for w in &s.warnings {
+                eprintln!("warning: {w}");
             }
             eprintln!(
                 "report for the year ending {}: {} measures, {} tables, {} charts, {} suppressed cells{}",
@@ -867,6 +876,9 @@ async fn dispatch(command: Command) -> Result<()> {
             if let Some(caveat) = &s.caveat {
                 eprintln!("warning: {caveat} (see data_quality_checks.csv)");
             }
+            for w in s.quality.warning_lines() {
+                eprintln!("warning: {w}");
+            }
             println!("{}", report::table(&s.rows));
             let c = s.claim_versions;
             eprintln!(
@@ -889,25 +901,6 @@ async fn dispatch(command: Command) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let aside: Vec<String> = s
-                .quality
-                .extracts
-                .iter()
-                .filter(|e| !e.set_aside.is_empty())
-                .map(|e| {
-                    format!(
-                        "{} {}",
-                        e.name,
-                        e.set_aside.iter().map(|(_, n)| n).sum::<u64>()
-                    )
-                })
-                .collect();
-            if !aside.is_empty() {
-                eprintln!(
-                    "rows set aside for data quality: {} (by rule in data_quality.csv)",
-                    aside.join(", ")
-                );
-            }
             eprintln!(
                 "claim lines used: {} = {} final + {} superseded + {} void",
                 c.lines_read, c.final_lines, c.superseded_lines, c.void_lines
@@ -1018,6 +1011,9 @@ async fn dispatch(command: Command) -> Result<()> {
                     hhq::engine::Scope::Hhp(id) => format!(" enrolled with partner {id}"),
                 }
             );
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
             for (list, n) in &report.counts {
                 println!("  {list:<18} {n:>7} members");
             }

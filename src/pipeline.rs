@@ -254,7 +254,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     // the end of the data.
     let cutoff = match state {
         Some(s) => s.cutoff,
-        None => engine.data_cutoff().await?,
+        None => engine.data_cutoff(quality.as_of).await?,
     };
     let period = match state {
         Some(s) => s.period,
@@ -496,7 +496,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
 /// checked) first, as by a run; the data-quality profile is not run.
 pub async fn scan(opts: &RunOptions) -> Result<crate::engine::scan::ScanFloor> {
     let (defs, engine) = open(opts).await?;
-    let cutoff = engine.data_cutoff().await?;
+    let cutoff = engine.data_cutoff(opts.quality.as_of_or_today()).await?;
     let period = choose_period(opts, cutoff)?;
     let mut statements = Vec::new();
     for m in select(&defs, &opts.only, &opts.measures)? {
@@ -541,7 +541,10 @@ pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Resu
     }
     let (blocks, plan) = match defs.measures.iter().find(|m| m.id == what) {
         Some(m) => {
-            let period = choose_period(opts, engine.data_cutoff().await?)?;
+            let period = choose_period(
+                opts,
+                engine.data_cutoff(opts.quality.as_of_or_today()).await?,
+            )?;
             let mut blocks: Vec<_> = engine
                 .materialize(&blocks_needed(&engine, &[m]))
                 .await?
@@ -714,7 +717,7 @@ fn choose_period(opts: &RunOptions, cutoff: Option<NaiveDate>) -> Result<Period>
             Ok(Period::latest_full_year(c))
         }
         _ => Err(Error::Usage(format!(
-            "{}: no dated claims or contacts to choose a period from; pass --period",
+            "{}: no claims or contacts dated on or before the as-of date to choose a period from; pass --period",
             opts.data.display()
         ))),
     }
@@ -813,7 +816,10 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
         risk_weights: opts.risk_weights.clone(),
     };
     let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
-    let period = choose_period(opts, engine.data_cutoff().await?)?;
+    let period = choose_period(
+        opts,
+        engine.data_cutoff(opts.quality.as_of_or_today()).await?,
+    )?;
     let compiled = compile::compile(&measure, engine.catalog(), &period)?;
     let sql = format!(
         "SELECT * FROM (\n{}\n) d WHERE d.member_id = '{}' ORDER BY d.anchor_date, d.unit_id",
@@ -862,6 +868,19 @@ pub async fn check(
         blocks: defs.blocks.len(),
         value_sets: defs.value_sets.names().count(),
     };
+    // Each block planned and optimized, as a run plans it: a cast of a constant that overflows
+    // fails there, not midway through a run.
+    for b in &defs.blocks {
+        if let Err(e) = optimized_plan(&engine, &format!("SELECT * FROM {}", b.name)).await {
+            report.problems.push(Error::Definition {
+                path: b.path.clone(),
+                line: 1,
+                column: 1,
+                message: format!("building block `{}` does not plan: {e}", b.name),
+                hint: None,
+            });
+        }
+    }
     let mut seen: Vec<Measure> = Vec::new();
     for path in paths_in(measures_dir)? {
         let m = match Measure::load(&path) {
@@ -876,6 +895,8 @@ pub async fn check(
             continue;
         }
         let planned = match compile::compile(&m, engine.catalog(), &period) {
+            // Logical planning only: the optimizer takes seconds over a measure, and each
+            // filter was planned and simplified when it compiled.
             Ok(c) => engine
                 .context()
                 .sql(&c.detail_sql())
@@ -924,6 +945,13 @@ pub async fn check(
         }
     }
     Ok(report)
+}
+
+/// Plan a query as a run would, without running it: logical plan and optimizer (whose
+/// simplification computes constants, and refuses a cast of one that overflows).
+async fn optimized_plan(engine: &Engine, sql: &str) -> datafusion::error::Result<()> {
+    engine.context().sql(sql).await?.into_optimized_plan()?;
+    Ok(())
 }
 
 /// One cohort or risk-flag file: parsed, its id not taken, compiled and planned.

@@ -262,6 +262,32 @@ async fn an_extra_column_in_one_part_reads_as_null_in_the_others() {
 }
 
 #[tokio::test]
+async fn a_column_named_twice_is_refused_naming_it() {
+    // Two `member_id` columns: a query would read the first and silently ignore the second.
+    let dir = common::minimal();
+    let batch = claims_batch("M1,C1,1,outpatient,original,2025-03-10,2025-03-10\n");
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns = batch.columns().to_vec();
+    fields.push(Field::new("member_id", DataType::Utf8, true));
+    columns.push(Arc::new(StringArray::from(vec!["M2"])));
+    let twice = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    hhq::extract::csv::write_parquet(&dir.path().join("claims.parquet"), &twice).unwrap();
+    let n = twice.num_columns();
+    assert_eq!(
+        open_error(dir.path()).await,
+        format!(
+            "<data>/claims.parquet: column `member_id` appears twice (again as column {n} of \
+             {n}); a query could read only one of them: export the file with each column once"
+        )
+    );
+}
+
+#[tokio::test]
 async fn an_empty_claims_extract_is_refused() {
     let dir = common::minimal();
     common::write_csv(
@@ -544,6 +570,40 @@ fn a_second_document_is_refused() {
 }
 
 #[test]
+fn an_id_too_long_for_a_file_name_is_refused_at_its_place() {
+    // A measure's id names its detail file (`detail/<id>.parquet`); 300 characters would fail
+    // only when the run writes, with `File name too long`.
+    let long = "A".repeat(300);
+    insta::assert_snapshot!(parse_error(&GOOD.replace("id: TEST-1", &format!("id: {long}"))), @r"
+    measures/m.yaml:1:5: measure id is 300 characters long; ids name output files, so an id may be at most 64
+      hint: for example `AMB-HH`
+    ");
+    let longest = "A".repeat(hhq::measure::MAX_ID_LEN);
+    Measure::parse(
+        Path::new("m.yaml"),
+        &GOOD.replace("id: TEST-1", &format!("id: {longest}")),
+    )
+    .unwrap();
+    // A path in an id is refused too.
+    insta::assert_snapshot!(parse_error(&GOOD.replace("id: TEST-1", "id: ../../x")), @r#"
+    measures/m.yaml:1:5: measure id "../../x" must be letters, digits, `-` or `_`
+      hint: for example `AMB-HH`
+    "#);
+    // Cohort and risk-flag ids name nothing yet, but are held to the same rule.
+    let smi = std::fs::read_to_string(common::root().join("measures/cohorts/smi.yaml")).unwrap();
+    let msg = hhq::cohort::Definition::parse(
+        Path::new("cohorts/smi.yaml"),
+        &smi.replace("\nid: SMI\n", &format!("\nid: {long}\n")),
+    )
+    .unwrap_err()
+    .to_string();
+    insta::assert_snapshot!(msg, @r"
+    cohorts/smi.yaml:4:5: id is 300 characters long; ids name output files, so an id may be at most 64
+      hint: for example `SMI`
+    ");
+}
+
+#[test]
 fn a_file_not_in_utf8_is_named_with_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.yaml");
@@ -616,21 +676,124 @@ async fn a_filter_cannot_break_out_of_its_parentheses() {
 #[tokio::test]
 async fn a_filter_calling_a_table_function_does_not_plan() {
     // Functions are allowed in filters; none of DataFusion's scalar functions touches a file,
-    // and table functions are not functions of a row: the measure does not plan.
-    let engine = offline().await;
-    let yaml = GOOD.replace(
-        "NOT led_to_admission",
-        "\"read_csv('/etc/passwd') IS NULL\"",
+    // and table functions are not functions of a row: the filter does not plan, at its place.
+    let msg = filter_error("read_csv('/etc/passwd') IS NULL").await;
+    assert!(
+        msg.starts_with(
+            "measures/m.yaml:15:14: in the `where` expression of `ed_visits`: the `where` \
+             expression does not plan: Error during planning: Invalid function 'read_csv'"
+        ),
+        "{msg}"
     );
-    let m = Measure::parse(Path::new("measures/m.yaml"), &yaml).unwrap();
-    let c = hhq::compile::compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
-    let e = engine
-        .context()
-        .sql(&c.detail_sql())
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("Invalid function 'read_csv'"), "{e}");
+}
+
+/// The message of a filter refused when the measure compiles, after `measures/m.yaml:15:14: in
+/// the `where` expression of `ed_visits`: ` (the filter's place, asserted here).
+async fn planned_error(filter: &str) -> String {
+    let msg = filter_error(filter).await;
+    let at = "measures/m.yaml:15:14: in the `where` expression of `ed_visits`: ";
+    assert!(msg.starts_with(at), "{filter}: {msg}");
+    msg[at.len()..].lines().next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_filter_that_is_not_a_test_is_refused_at_its_place() {
+    assert_eq!(
+        planned_error("1").await,
+        "the `where` expression's value is of type Int64, not true or false"
+    );
+    assert_eq!(
+        planned_error("visit_date").await,
+        "the `where` expression's value is of type Date32, not true or false"
+    );
+}
+
+#[tokio::test]
+async fn a_filter_with_an_aggregate_or_a_window_function_is_refused_at_its_place() {
+    assert_eq!(
+        planned_error("count(*) > 1").await,
+        "`count` is an aggregate function; a `where` expression tests one row"
+    );
+    assert_eq!(
+        planned_error("row_number() OVER (ORDER BY visit_date) = 1").await,
+        "`row_number` is a window function; a `where` expression tests one row"
+    );
+}
+
+#[tokio::test]
+async fn a_filter_with_a_parameter_is_refused_at_its_place() {
+    for p in ["$1", "?"] {
+        assert_eq!(
+            planned_error(&format!("member_id = {p}")).await,
+            format!("`{p}` is a parameter, which nothing fills in a `where` expression")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_filter_whose_constant_part_fails_is_refused_at_its_place() {
+    // DataFusion's simplifier leaves `1/0` for every row to fail on at run time, so each
+    // constant part is computed once when the filter is planned.
+    assert_eq!(
+        planned_error("1/0 = 1").await,
+        "the `where` expression cannot be computed: Arrow error: Divide by zero error"
+    );
+    assert_eq!(
+        planned_error("NOT mental_health OR 1/0 = 1").await,
+        "the `where` expression cannot be computed: Arrow error: Divide by zero error"
+    );
+    assert_eq!(
+        planned_error("CAST(300 AS TINYINT) = 1").await,
+        "the `where` expression cannot be computed: Arrow error: Cast error: Can't cast value \
+         300 to type Int8"
+    );
+    assert_eq!(
+        planned_error("visit_date = 'not a date'").await,
+        "the `where` expression cannot be computed: Arrow error: Cast error: Cannot cast string \
+         'not a date' to value of Date32 type"
+    );
+}
+
+#[tokio::test]
+async fn a_filter_with_an_unknown_function_or_unlike_types_is_refused_at_its_place() {
+    assert!(
+        planned_error("no_such_function(visit_date)")
+            .await
+            .starts_with(
+                "the `where` expression does not plan: Error during planning: Invalid function \
+                 'no_such_function'"
+            )
+    );
+    assert_eq!(
+        planned_error("'a' + 1 = 2").await,
+        "the `where` expression compares or combines unlike types: Error during planning: \
+         Cannot coerce arithmetic expression Utf8 + Int64 to valid types"
+    );
+    // An unknown column is refused before planning, with the block's columns.
+    let msg = filter_error("no_such_column > 1").await;
+    assert!(
+        msg.starts_with(
+            "measures/m.yaml:15:14: in the `where` expression of `ed_visits`: unknown column \
+             `no_such_column`"
+        ),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn filters_that_plan_still_compile() {
+    // A comparison with a date literal, a value set over a list, a volatile function.
+    let engine = offline().await;
+    for f in [
+        "visit_date > '2025-01-01' AND NOT led_to_admission",
+        "random() < 2 OR mental_health",
+        "coalesce(mental_health, false)",
+    ] {
+        let yaml = GOOD.replace("NOT led_to_admission", &format!("{f:?}"));
+        let m = Measure::parse(Path::new("measures/m.yaml"), &yaml).unwrap();
+        hhq::compile::compile(&m, engine.catalog(), &Period::year(2025))
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
 }
 
 /// The shipped blocks plus one more, `evil.sql`; the error of loading them.
@@ -893,4 +1056,39 @@ fn a_value_set_file_not_in_utf8_is_named_with_line_and_column() {
     <vs>/licensed.csv:2:26: the file is not UTF-8 text: byte 0xE9 cannot start a character here
       hint: save the file as UTF-8 (Latin-1 or Windows-1252 files need converting)
     ");
+}
+
+#[tokio::test]
+async fn check_plans_every_block_as_a_run_would() {
+    // A constant cast that overflows plans as a view; the optimizer refuses it, so `hhq check`
+    // does, at the block's file.
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(common::root().join("queries")).unwrap() {
+        let p = f.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(
+        dir.path().join("evil.sql"),
+        "SELECT member_id, CAST(300 AS TINYINT) AS x FROM claims",
+    )
+    .unwrap();
+    let report = hhq::pipeline::check(&common::root().join("measures"), dir.path())
+        .await
+        .unwrap();
+    let problems: Vec<String> = report
+        .problems
+        .iter()
+        .map(|p| {
+            p.to_string()
+                .replace(&dir.path().display().to_string(), "<queries>")
+        })
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("<queries>/evil.sql:1:1: building block `evil` does not plan: ")
+            && problems[0].contains("Can't cast value 300 to type Int8"),
+        "{problems:?}"
+    );
 }

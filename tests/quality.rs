@@ -623,3 +623,251 @@ fn validate_and_a_report_nested_in_out_do_not_block_a_run_into_out() {
         "the nested validation is kept"
     );
 }
+
+/// The shipped test data with `claims` as two part files: testdata's own, and `extra` (claim
+/// lines as CSV, cast to the types of testdata's columns).
+fn testdata_plus_claims(extra: &str) -> tempfile::TempDir {
+    use datafusion::arrow::array::{RecordBatch, new_null_array};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let dir = tempfile::tempdir().unwrap();
+    for extract in ["contacts", "members", "enrollment"] {
+        let name = format!("{extract}.parquet");
+        std::fs::copy(
+            common::root().join("testdata").join(&name),
+            dir.path().join(&name),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir(dir.path().join("claims")).unwrap();
+    let shipped = common::root().join("testdata/claims.parquet");
+    std::fs::copy(&shipped, dir.path().join("claims/part-1.parquet")).unwrap();
+    let schema = common::read_parquet(&shipped).schema();
+    let lines =
+        hhq::extract::csv::csv_to_batch(Path::new("x"), &hhq::extract::contract::CLAIMS, extra)
+            .unwrap();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match lines.column_by_name(f.name()) {
+            Some(c) => datafusion::arrow::compute::cast(c, f.data_type()).unwrap(),
+            None => new_null_array(f.data_type(), lines.num_rows()),
+        })
+        .collect();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let batch = RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns).unwrap();
+    hhq::extract::csv::write_parquet(&dir.path().join("claims/part-2.parquet"), &batch).unwrap();
+    dir
+}
+
+/// The line `hhq run` prints with the period and the data cut-off.
+fn period_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("period "))
+        .unwrap_or_else(|| panic!("no period line in {stderr}"))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn lines_dated_9999_move_neither_the_period_nor_the_cut_off_and_are_warned_of() {
+    let mut extra = String::from(
+        "member_id,claim_id,line_number,claim_type,adjustment,service_from,service_to\n",
+    );
+    for i in 1..=20 {
+        extra.push_str(&format!(
+            "M0000001,FUTURE-{i},1,professional,original,9999-12-31,9999-12-31\n"
+        ));
+    }
+    let data = testdata_plus_claims(&extra);
+    let out = tempfile::tempdir().unwrap();
+    let run = |data: &Path, as_of: Option<&str>| {
+        let dest = out.path().join("run");
+        let mut args = vec![
+            "run",
+            "--measure",
+            "AMB-HH",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            dest.to_str().unwrap(),
+        ];
+        if let Some(d) = as_of {
+            args.extend(["--as-of", d]);
+        }
+        let o = hhq(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{stderr}");
+        stderr
+    };
+    let alone = run(&common::root().join("testdata"), None);
+    assert_eq!(
+        period_line(&alone),
+        "period 2025-01-01..2025-12-31 (data through 2026-03-31)"
+    );
+    let with_future = run(data.path(), None);
+    assert_eq!(period_line(&with_future), period_line(&alone));
+    // The lines are counted and warned of on the terminal, not only in a CSV.
+    assert!(
+        with_future.lines().any(|l| l.starts_with(
+            "warning: claims.future_date: 20 of 43507 rows (0.05%; at most 0% allowed; as of "
+        )),
+        "{with_future}"
+    );
+    // An as-of date before the data's end is the cut-off's bound: the period is the last full
+    // year before it.
+    let earlier = run(data.path(), Some("2025-09-30"));
+    assert_eq!(
+        period_line(&earlier),
+        "period 2024-01-01..2024-12-31 (data through 2025-09-30)"
+    );
+
+    // `hhq validate` warns of them on stderr too.
+    let o = hhq(&[
+        "validate",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--out",
+        out.path().join("validate").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: claims.future_date: 20 of 43507 rows"),
+        "{stderr}"
+    );
+
+    // `hhq cohort` without --as-of looks back from the last date with data up to today.
+    let o = hhq(&[
+        "cohort",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--out",
+        out.path().join("cohort").to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.starts_with("as of 2026-03-31: "), "{stdout}");
+    assert!(
+        stderr.contains("warning: 20 claim lines and contacts dated after today"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rows_set_aside_are_warned_of_by_rule_on_the_terminal() {
+    let data = deck();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "on_failure: caveat\n").unwrap();
+    let o = hhq(&[
+        "run",
+        "--measure",
+        "AMB-HH",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--period",
+        "2025",
+        "--as-of",
+        AS_OF,
+        "--quality-policy",
+        policy.to_str().unwrap(),
+        "--out",
+        dir.path().join("run").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: claims: 2 rows set aside by claims.member_id.null: `member_id` is null, \
+             but the contract requires it\n"
+        ),
+        "{stderr}"
+    );
+    // Counts only: no member or claim id.
+    assert!(
+        !stderr.contains("M1") && !stderr.contains("C1 "),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn replacement_loops_and_self_replacements_are_counted_and_resolved() {
+    // A loop of two, one of three (M3 with two lines), a claim naming itself, a normal chain,
+    // and a loop that a claim outside it replaces.
+    let data = common::data_dir(
+        "member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to\n\
+         M1,L1,1,outpatient,replacement,L2,2025-05-01,2025-05-01\n\
+         M1,L2,1,outpatient,replacement,L1,2025-05-01,2025-05-01\n\
+         M1,M1,1,outpatient,replacement,M2,2025-05-02,2025-05-02\n\
+         M1,M2,1,outpatient,replacement,M3,2025-05-02,2025-05-02\n\
+         M1,M3,1,outpatient,replacement,M1,2025-05-02,2025-05-02\n\
+         M1,M3,2,outpatient,replacement,M1,2025-05-02,2025-05-02\n\
+         M1,S1,1,outpatient,replacement,S1,2025-05-03,2025-05-03\n\
+         M1,N1,1,outpatient,original,,2025-05-04,2025-05-04\n\
+         M1,N2,1,outpatient,replacement,N1,2025-05-04,2025-05-04\n\
+         M1,O1,1,outpatient,replacement,O2,2025-05-05,2025-05-05\n\
+         M1,O2,1,outpatient,replacement,O1,2025-05-05,2025-05-05\n\
+         M1,O3,1,outpatient,replacement,O1,2025-05-05,2025-05-05\n",
+        "contact_id,member_id,contact_date,hhp_id,service,mode,reached\n",
+        "member_id,birth_date,sex,dual_eligible\nM1,1990-06-01,F,false\n",
+        "member_id,span_type,start_date,end_date,mco_id,hhp_id,population,opted_out\n\
+         M1,medicaid,2024-01-01,,MCO-A,,,\n",
+    );
+    let profile = hhq::quality::validate(data.path(), &Policy::default(), as_of())
+        .await
+        .unwrap();
+    let check = |id: &str| profile.checks.iter().find(|c| c.id == id).unwrap().clone();
+    let loops = check("claims.replacement_loop");
+    assert_eq!((loops.failing, loops.status()), (8, Status::Warn));
+    assert_eq!(
+        loops.examples,
+        ["claim L1 line 1", "claim L2 line 1", "claim M1 line 1"]
+    );
+    let own = check("claims.self_replacement");
+    assert_eq!(
+        (own.failing, own.examples),
+        (1, vec!["claim S1 line 1".to_string()])
+    );
+    assert!(
+        profile
+            .warning_lines()
+            .iter()
+            .any(|l| l.starts_with("claims.replacement_loop: 8 of 12 rows")),
+        "{:?}",
+        profile.warning_lines()
+    );
+
+    // The final versions: L2 and M3 stand in their loops, S1 as an original, N2 ends its chain,
+    // O3 replaces a loop.
+    let defs = hhq::engine::Definitions::load(
+        &common::root().join("measures"),
+        &common::root().join("queries"),
+    )
+    .unwrap();
+    let engine = hhq::engine::Engine::open(data.path(), &defs).await.unwrap();
+    let final_ids = engine
+        .texts("SELECT DISTINCT claim_id FROM claims_final ORDER BY claim_id")
+        .await
+        .unwrap();
+    assert_eq!(final_ids, ["L2", "M3", "N2", "O3", "S1"]);
+    let v = engine.claim_versions().await.unwrap();
+    assert_eq!(
+        (
+            v.lines_read,
+            v.final_lines,
+            v.superseded_lines,
+            v.void_lines
+        ),
+        (12, 6, 6, 0)
+    );
+}

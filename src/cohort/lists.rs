@@ -646,6 +646,8 @@ pub struct CohortReport {
     pub members: usize,
     pub not_eligible_with_evidence: usize,
     pub written: Vec<PathBuf>,
+    /// What the terminal warns of, counts only: rows set aside by rule, dates passed over.
+    pub warnings: Vec<String>,
 }
 
 /// `hhq cohort`: run the definitions of `<measures>/cohorts/` and write the lists, atomically.
@@ -685,11 +687,24 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         set_aside.push(vec![e.name.into(), e.used.to_string(), "used".into()]);
     }
     let rows_set_aside: u64 = rows.extracts().iter().map(|e| e.read - e.used).sum();
+    let mut warnings = crate::quality::set_aside_lines(rows.extracts());
     let as_of = match opts.as_of {
         Some(d) => d,
-        None => engine.data_cutoff().await?.ok_or_else(|| {
-            Error::Usage("the data hold no dated claim or contact: give --as-of".into())
-        })?,
+        None => {
+            // The last date with data, up to today: a line dated 9999-12-31 must not move
+            // every look-back into the future.
+            let today = chrono::Utc::now().date_naive();
+            let later = engine.dated_after(today).await?;
+            if later > 0 {
+                warnings.push(format!(
+                    "{later} claim lines and contacts dated after today ({today}) passed over \
+                     in choosing the as-of date (the last date with data); give --as-of"
+                ));
+            }
+            engine.data_cutoff(today).await?.ok_or_else(|| {
+                Error::Usage("the data hold no dated claim or contact: give --as-of".into())
+            })?
+        }
     };
     // Passes over member ranges, as `hhq run` makes them: memory follows the pass. Every rule
     // is about one member, so the passes' members and evidence, in id order, are the whole.
@@ -773,5 +788,6 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         members: scoped.len(),
         not_eligible_with_evidence: run.not_eligible_with_evidence,
         written,
+        warnings,
     })
 }

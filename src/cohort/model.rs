@@ -475,18 +475,7 @@ impl Definition {
             .map_err(|e| yaml_error(path, &e))?;
         let errs = Errs(path);
         let id = Located::from(raw.id);
-        if id.value.is_empty()
-            || !id
-                .value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(errs.at(
-                &id,
-                format!("id {:?} must be letters, digits, `-` or `_`", id.value),
-                Some("for example `SMI`"),
-            ));
-        }
+        crate::measure::check_id(&errs, &id, "id", "SMI")?;
         let kind = Located::from(raw.kind);
         let lookback = lookback(&errs, raw.lookback)?;
         let (criteria_raw, rule_raw, rule_key, misplaced) = match kind.value {

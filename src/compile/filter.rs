@@ -159,8 +159,12 @@ pub fn check(
         ControlFlow::<()>::Continue(())
     });
     // Value sets expand as in building blocks.
-    expand_value_sets(path, &expr.to_string(), sets).map_err(|e| match e {
+    let sql = expand_value_sets(path, &expr.to_string(), sets).map_err(|e| match e {
         Error::Definition { message, hint, .. } => err(message, hint),
         other => other,
-    })
+    })?;
+    // Planned as a run plans it, so what would fail there fails here, at the filter.
+    super::plan::filter(&sql, alias, columns)
+        .map_err(|(p, hint)| err(format!("in the `where` expression of `{block}`: {p}"), hint))?;
+    Ok(sql)
 }

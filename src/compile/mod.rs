@@ -11,6 +11,7 @@ pub mod blocks;
 pub mod depth;
 pub(crate) mod filter;
 pub mod lookup;
+mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
 

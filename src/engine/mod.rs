@@ -1,6 +1,7 @@
 //! The engine: one DataFusion session holding the extracts (checked against the contract), the
 //! building blocks registered as views over them, and the execution of compiled measures.
 
+pub mod loops;
 mod overlay;
 pub mod pick;
 pub mod scan;
@@ -1164,14 +1165,21 @@ impl Engine {
         self.execute(self.local.sql(sql).await?, what).await
     }
 
-    /// The last date with data (claims or contacts), if any. A date outside the extracts'
-    /// believable range (which the row rules set aside) is an error naming its extract and
-    /// column: every period, quarter and follow-up window is computed from this date.
-    pub async fn data_cutoff(&self) -> Result<Option<NaiveDate>> {
+    /// The last date with data (claims or contacts) on or before `as_of`, if any. Rows set aside
+    /// are not in the views; a date after `as_of` (`9999-12-31`, a typo) is not believable as
+    /// the end of the data, so it is passed over here too, and cannot move the default period:
+    /// the profile's `future_date` checks count and report those rows. A date outside the
+    /// extracts' believable range (which the row rules set aside) is an error naming its extract
+    /// and column: every period, quarter and follow-up window is computed from this date.
+    pub async fn data_cutoff(&self, as_of: NaiveDate) -> Result<Option<NaiveDate>> {
         let batches = self
             .collect_for(
-                "SELECT (SELECT max(service_to) FROM claims_final) AS claims, \
-                 (SELECT max(contact_date) FROM contacts) AS contacts",
+                &format!(
+                    "SELECT (SELECT max(service_to) FROM claims_final \
+                     WHERE service_to <= DATE '{as_of}') AS claims, \
+                     (SELECT max(contact_date) FROM contacts \
+                     WHERE contact_date <= DATE '{as_of}') AS contacts"
+                ),
                 "the last date of the data (over claims_final)",
             )
             .await?;
@@ -1226,6 +1234,23 @@ impl Engine {
                 ),
             )
         })
+    }
+
+    /// Final claim lines and contacts dated after `as_of`, which [`Engine::data_cutoff`]
+    /// passes over.
+    pub async fn dated_after(&self, as_of: NaiveDate) -> Result<u64> {
+        let batches = self
+            .collect_for(
+                &format!(
+                    "SELECT (SELECT count(*) FROM claims_final WHERE service_to > DATE '{as_of}') \
+                     + (SELECT count(*) FROM contacts WHERE contact_date > DATE '{as_of}')"
+                ),
+                "counting dates after the as-of date",
+            )
+            .await?;
+        Ok(batches.first().filter(|b| b.num_rows() > 0).map_or(0, |b| {
+            b.column(0).as_primitive::<Int64Type>().value(0).max(0) as u64
+        }))
     }
 
     /// How claim versions resolved.

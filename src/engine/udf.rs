@@ -257,6 +257,7 @@ impl ScalarUDFImpl for Calendar {
 
 /// Register hhq's functions with a session.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
+    super::loops::register(ctx);
     ctx.register_udf(ScalarUDF::from(EpisodeStarts::new()));
     for kind in [
         CalendarKind::Age,

@@ -300,6 +300,7 @@ pub fn check_file(path: &Path, extract: &Extract) -> Result<(u64, SchemaRef, Vec
     type Checked = (u64, SchemaRef, Vec<FileFinding>);
     let checked = catch_unwind(AssertUnwindSafe(|| -> Result<Checked> {
         let schema = open_parquet(path)?.schema().clone();
+        check_unique_columns(path, &schema)?;
         check_schema(path, extract, &schema)?;
         let (rows, findings) = check_rows(path, extract)?;
         Ok((rows, schema, findings))
@@ -317,6 +318,27 @@ pub fn check_file(path: &Path, extract: &Extract) -> Result<(u64, SchemaRef, Vec
             ),
         ))
     })
+}
+
+/// Refuse a file that names a column twice: a query would read the first and never the other,
+/// so which values a measure saw would depend on the writer's column order.
+fn check_unique_columns(path: &Path, schema: &Schema) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, field) in schema.fields().iter().enumerate() {
+        if !seen.insert(field.name().as_str()) {
+            return Err(Error::contract(
+                path,
+                format!(
+                    "column `{}` appears twice (again as column {} of {}); a query could read \
+                     only one of them: export the file with each column once",
+                    field.name(),
+                    i + 1,
+                    schema.fields().len()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What one checked column showed in some rows: nulls where the contract forbids them, values

@@ -528,6 +528,41 @@ struct RawRatio {
 }
 
 /// Builds located errors for one file.
+/// The longest id a definition may have. Ids become file names (`detail/<id>.parquet`, a
+/// report's `trend_<id>.csv`), which most file systems cap at 255 bytes; 64 leaves room for
+/// what is added and is far longer than any measure's name needs.
+pub const MAX_ID_LEN: usize = 64;
+
+/// An id is refused at its line and column unless it is 1 to [`MAX_ID_LEN`] ASCII letters,
+/// digits, `-` or `_`: it names files, so it may hold no path separator and no dot.
+pub(crate) fn check_id(errs: &Errs, id: &Located<String>, what: &str, example: &str) -> Result<()> {
+    let hint = format!("for example `{example}`");
+    if id.value.is_empty()
+        || !id
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(errs.at(
+            id,
+            format!("{what} {:?} must be letters, digits, `-` or `_`", id.value),
+            Some(&hint),
+        ));
+    }
+    if id.value.len() > MAX_ID_LEN {
+        return Err(errs.at(
+            id,
+            format!(
+                "{what} is {} characters long; ids name output files, so an id may be at \
+                 most {MAX_ID_LEN}",
+                id.value.len()
+            ),
+            Some(&hint),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) struct Errs<'a>(pub(crate) &'a Path);
 
 impl Errs<'_> {
@@ -693,21 +728,7 @@ impl Measure {
         let errs = Errs(path);
 
         let id = Located::from(raw.id);
-        if id.value.is_empty()
-            || !id
-                .value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(errs.at(
-                &id,
-                format!(
-                    "measure id {:?} must be letters, digits, `-` or `_`",
-                    id.value
-                ),
-                Some("for example `AMB-HH`"),
-            ));
-        }
+        check_id(&errs, &id, "measure id", "AMB-HH")?;
         let basis = Located::from(raw.basis);
 
         let member_months = match raw.member_months {

@@ -254,6 +254,16 @@ fn names_missing_claim(kind: &str) -> String {
 const NAMES_MISSING_CLAIM: &str = "x.replaces_claim_id IS NOT NULL \
      AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.claim_id = x.replaces_claim_id)";
 
+/// The claims on a loop of replacements, found as `queries/claim_links.sql` and
+/// `superseded_claims.sql` find them: links of a claim to another (not to itself), of which only
+/// those into a claim that itself names one can close a loop.
+const LOOP_CLAIMS: &str = "SELECT unnest(ids) AS claim_id FROM (\
+     SELECT hhq_loop_claims(l.claim_id, l.named_id) AS ids FROM (SELECT DISTINCT claim_id, \
+     replaces_claim_id AS named_id FROM claims WHERE replaces_claim_id IS NOT NULL \
+     AND replaces_claim_id <> claim_id) l JOIN (SELECT DISTINCT claim_id FROM claims \
+     WHERE replaces_claim_id IS NOT NULL AND replaces_claim_id <> claim_id) naming \
+     ON naming.claim_id = l.named_id) loops";
+
 /// Replacements and voids naming a missing claim, counted per adjustment in one query: each
 /// asks every claim id whether it is named, so the two checks share the anti join.
 fn names_missing_claim_counts() -> String {
@@ -375,7 +385,7 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
                 Plausibility,
                 Warning,
                 0.0,
-                "a service, admission or discharge date after the as-of date",
+                "a service, admission or discharge date after the as-of date (the data cut-off passes over it)",
                 "service_from > {as_of} OR service_to > {as_of} OR admission_date > {as_of} OR discharge_date > {as_of}",
             ));
             out.push(flag(
@@ -442,6 +452,29 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
                     "void",
                 ),
             );
+            out.push(flag(
+                "self_replacement",
+                "claims",
+                Plausibility,
+                Warning,
+                0.0,
+                "a claim names itself in `replaces_claim_id` (it stands as an original)",
+                "replaces_claim_id = claim_id",
+            ));
+            out.push(
+                query(
+                    "replacement_loop",
+                    "claims",
+                    Plausibility,
+                    Warning,
+                    0.0,
+                    "a claim on a loop of replacements (A replaces B, B replaces A); of a loop no \
+                     other claim names, the greatest claim id stands",
+                )
+                .counting_rows(&format!(
+                    "SELECT x.* FROM claims x JOIN ({LOOP_CLAIMS}) o ON o.claim_id = x.claim_id"
+                )),
+            );
             out.push(unknown_member("claims"));
         }
         "contacts" => {
@@ -451,7 +484,7 @@ fn of_extract(extract: &'static Extract) -> Vec<CheckDef> {
                 Plausibility,
                 Warning,
                 0.0,
-                "`contact_date` after the as-of date",
+                "`contact_date` after the as-of date (the data cut-off passes over it)",
                 "contact_date > {as_of}",
             ));
             out.push(flag(

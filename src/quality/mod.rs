@@ -396,6 +396,60 @@ impl Profile {
     }
 }
 
+/// Rows set aside, one line per extract and rule, with the count and what the rule says:
+/// `claims: 2 rows set aside by claims.member_id.null: `member_id` is null, but the contract
+/// requires it`. Counts only, for the terminal.
+pub fn set_aside_lines(extracts: &[ExtractRows]) -> Vec<String> {
+    let all = catalogue();
+    extracts
+        .iter()
+        .flat_map(|e| e.set_aside.iter().map(move |(rule, n)| (e.name, rule, n)))
+        .map(|(name, rule, n)| {
+            let what = all
+                .iter()
+                .find(|c| &c.id == rule)
+                .map_or(String::new(), |c| {
+                    format!(": {}", c.what.replace(" (the row is set aside)", ""))
+                });
+            format!(
+                "{name}: {n} row{} set aside by {rule}{what}",
+                if *n == 1 { "" } else { "s" }
+            )
+        })
+        .collect()
+}
+
+impl Profile {
+    /// What a command that went on prints as warnings, one line each: the rows set aside by
+    /// rule, then every check over its threshold (a warning, or an error let through by
+    /// `on_failure: caveat`). Counts only: example keys stay in `hhq validate`'s report.
+    pub fn warning_lines(&self) -> Vec<String> {
+        let mut out = set_aside_lines(&self.extracts);
+        for c in self
+            .checks
+            .iter()
+            // Rows set aside are listed above, by rule.
+            .filter(|c| !c.sets_aside && matches!(c.status(), Status::Warn | Status::Fail))
+        {
+            out.push(format!(
+                "{}: {} of {} rows ({}; at most {} allowed{}): {}",
+                c.id,
+                c.failing,
+                c.rows,
+                percent(c.share()),
+                percent(c.max_share),
+                if c.what.contains("as-of date") {
+                    format!("; as of {}", self.as_of)
+                } else {
+                    String::new()
+                },
+                c.what,
+            ));
+        }
+        out
+    }
+}
+
 /// The catalogue as a Markdown table (`hhq validate --list`, and docs/data-quality.md, which a
 /// test holds to it): id, category, default severity and threshold, whether rows are set aside.
 pub fn catalogue_markdown() -> String {
@@ -488,8 +542,11 @@ async fn texts(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Register the profile's SQL functions (`hhq_code_format`, `hhq_count_true`) with a session.
+/// Register the profile's SQL functions (`hhq_code_format`, `hhq_count_true`, the loop
+/// aggregates) with a session.
 pub fn register(ctx: &SessionContext) {
+    // `claims.replacement_loop` finds loops as claims_final resolves them.
+    crate::engine::loops::register(ctx);
     formats::register(ctx);
     count::register(ctx);
 }

@@ -68,6 +68,9 @@ pub struct ReportSummary {
     pub suppressed_cells: usize,
     /// The data-quality caveat on the cover, if checks failed and the policy allowed publishing.
     pub caveat: Option<String>,
+    /// What the terminal warns of (counts only): rows set aside by rule, checks over their
+    /// thresholds, components not reported, CMS consistency checks that fail.
+    pub warnings: Vec<String>,
 }
 
 /// Compute, lay out and write a report into `opts.out`: `report.html`, `report.pdf`,
@@ -85,7 +88,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     // The gate first: a refused report computes nothing and writes nothing.
     let (quality, caveat) =
         crate::pipeline::quality_gate(&engine, &opts.quality, &opts.measures).await?;
-    let cutoff = engine.data_cutoff().await?.ok_or_else(|| {
+    let cutoff = engine.data_cutoff(quality.as_of).await?.ok_or_else(|| {
         Error::Usage(format!(
             "{}: no dated claims or contacts to report on",
             opts.data.display()
@@ -217,13 +220,46 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         open_gaps: gathered.worklist.len(),
         suppressed_cells,
         caveat: gathered.caveat.clone(),
+        warnings: warnings(&gathered),
     })
 }
 
+/// The report's warnings for the terminal; the report itself shows each in its sections.
+fn warnings(g: &gather::Gathered) -> Vec<String> {
+    let mut out = g
+        .quality
+        .as_ref()
+        .map(|q| q.warning_lines())
+        .unwrap_or_default();
+    out.extend(g.notes.iter().cloned());
+    let failed = g.checks.iter().filter(|c| !c.passed).count();
+    if failed > 0 {
+        out.push(format!(
+            "CMS checks: {failed} of {} fail (listed in the report)",
+            g.checks.len()
+        ));
+    }
+    out
+}
+
 /// The default output directory of a report: `out/report-<kind>[-<id>]-<quarter>`.
-pub fn default_out(audience: &Audience, quarter: Option<Quarter>) -> PathBuf {
+/// An id that is not a safe file name (a `/`, `..`, more than
+/// [`crate::measure::MAX_ID_LEN`] characters) is a usage error, not a path.
+pub fn default_out(audience: &Audience, quarter: Option<Quarter>) -> Result<PathBuf> {
     let mut name = format!("report-{}", audience.kind());
     if let Some(id) = audience.id() {
+        if id.is_empty()
+            || id.len() > crate::measure::MAX_ID_LEN
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Error::Usage(format!(
+                "the id {id:?} cannot name the default output directory (at most {} letters, \
+                 digits, `-` or `_`): give --out",
+                crate::measure::MAX_ID_LEN
+            )));
+        }
         name.push('-');
         name.push_str(id);
     }
@@ -231,5 +267,5 @@ pub fn default_out(audience: &Audience, quarter: Option<Quarter>) -> PathBuf {
         name.push('-');
         name.push_str(&q.to_string());
     }
-    Path::new("out").join(name)
+    Ok(Path::new("out").join(name))
 }
