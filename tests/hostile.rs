@@ -336,6 +336,123 @@ async fn a_failed_run_leaves_the_previous_outputs_whole() {
     );
 }
 
+/// The first `rows` of testdata's claims written to `path` with at most `per_group` rows in each
+/// row group (one, as an export tool that flushes after every row writes them).
+fn claims_in_row_groups(path: &Path, rows: usize, per_group: usize) -> usize {
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::file::properties::WriterProperties;
+    let all = common::read_parquet(&common::root().join("testdata/claims.parquet"));
+    let rows = rows.min(all.num_rows());
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(per_group))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = ArrowWriter::try_new(file, all.schema(), Some(props)).unwrap();
+    // A group at a time: the writer splits a larger batch by recursing once per row group.
+    for start in (0..rows).step_by(per_group) {
+        w.write(&all.slice(start, per_group.min(rows - start)))
+            .unwrap();
+    }
+    w.close().unwrap().row_groups().len()
+}
+
+/// testdata with its first 10,000 claim lines, in row groups of `per_group` rows.
+fn testdata_in_row_groups(per_group: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    testdata_claims_in_groups(dir.path(), 10_000, per_group);
+    dir
+}
+
+/// testdata in `dir`, its first `rows` claim lines in row groups of `per_group` rows.
+fn testdata_claims_in_groups(dir: &Path, rows: usize, per_group: usize) {
+    for name in ["contacts", "members", "enrollment"] {
+        let file = format!("{name}.parquet");
+        std::fs::copy(common::root().join("testdata").join(&file), dir.join(&file)).unwrap();
+    }
+    let groups = claims_in_row_groups(&dir.join("claims.parquet"), rows, per_group);
+    assert_eq!(groups, rows.div_ceil(per_group));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_one_row_row_groups_open_and_count() {
+    // Each file's footer is read once, when the extracts are checked, and handed to DataFusion:
+    // read again per row group, a file of 1,207 row groups took 445 s to open (issue 33; figures
+    // in docs/benchmarks.md).
+    let many = testdata_in_row_groups(1);
+    let ctx = SessionContext::new();
+    let opened = hhq::extract::open_all(&ctx, many.path()).await.unwrap();
+    assert_eq!(opened[0].rows, 10_000);
+    let batches = ctx
+        .sql("SELECT count(*) AS n FROM claims__all")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let (_, rows) = hhq::results::text_rows(&batches).unwrap();
+    assert_eq!(rows[0][0].as_deref(), Some("10000"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_over_a_thousand_row_groups_is_the_run_over_one() {
+    // The issue's file had row groups of 10 rows. A run (the data-quality profile, the blocks
+    // and a claims measure, every query reading every row group) gives what the same claim
+    // lines in one row group give.
+    let mut summaries = Vec::new();
+    for per_group in [10, 10_000] {
+        let dir = testdata_in_row_groups(per_group);
+        let out = dir.path().join("out");
+        let options = hhq::pipeline::RunOptions {
+            only: vec!["AMB-HH".into()],
+            ..common::run_options(dir.path(), &out)
+        };
+        let s = hhq::pipeline::run(&options).await.unwrap();
+        assert_eq!(s.extracts[0].rows, 10_000);
+        assert!(s.rows.iter().any(|r| r.denominator > 0.0));
+        summaries.push(std::fs::read_to_string(out.join("summary.csv")).unwrap());
+    }
+    assert_eq!(summaries[0], summaries[1]);
+}
+
+/// The figures of `bench/row-groups.sh`: the time to open (check every file of) testdata with
+/// its claims in 1,000 and 10,000 row groups (`ROW_GROUPS`, e.g. `1000,10000`), then to count
+/// them. A benchmark, not a test: run with `--ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: bench/row-groups.sh"]
+async fn row_groups_open_time() {
+    let counts = std::env::var("ROW_GROUPS").unwrap_or_else(|_| "1000,10000".into());
+    let temp = tempfile::tempdir().unwrap();
+    // `ROW_GROUPS_DATA`: where to keep the data directories (`groups-N`), for timing hhq itself.
+    let root = std::env::var_os("ROW_GROUPS_DATA").map_or(temp.path().to_path_buf(), Into::into);
+    for groups in counts
+        .split(',')
+        .map(|g| g.trim().parse::<usize>().unwrap())
+    {
+        let dir = root.join(format!("groups-{groups}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rows = groups.max(10_000);
+        testdata_claims_in_groups(&dir, rows, rows.div_ceil(groups));
+        let ctx = SessionContext::new();
+        let started = std::time::Instant::now();
+        let opened = hhq::extract::open_all(&ctx, &dir).await.unwrap();
+        let open = started.elapsed();
+        let started = std::time::Instant::now();
+        ctx.sql("SELECT count(*) FROM claims")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let count = started.elapsed();
+        println!(
+            "row_groups={groups} claim_rows={} open_s={:.2} count_s={:.2}",
+            opened[0].rows,
+            open.as_secs_f64(),
+            count.as_secs_f64()
+        );
+    }
+}
+
 /// One change to a file's bytes.
 #[derive(Debug, Clone)]
 enum Damage {
