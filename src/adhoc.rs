@@ -189,14 +189,10 @@ pub fn render(rows: &Rows, format: Format, max_rows: usize) -> Result<Vec<u8>> {
         Format::Table => Ok(table(rows, max_rows)?.into_bytes()),
         Format::Csv => {
             let mut out = Vec::new();
-            {
-                let mut w = crate::results::csv_writer(&mut out);
-                if rows.batches.is_empty() {
-                    w.write(&flat(&RecordBatch::new_empty(rows.schema.clone()))?)?;
-                }
-                for b in &rows.batches {
-                    w.write(&flat(b)?)?;
-                }
+            let header = flat(&RecordBatch::new_empty(rows.schema.clone()))?;
+            crate::detail::csv::header(&header, &mut out);
+            for b in &rows.batches {
+                crate::detail::csv::rows(&flat(b)?, &mut out)?;
             }
             Ok(out)
         }
@@ -278,9 +274,13 @@ fn table(rows: &Rows, max_rows: usize) -> Result<String> {
     };
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(columns);
+    // Values from the data are shown, never obeyed: an escape sequence in a name is text here.
+    t.set_header(columns.iter().map(|c| crate::escape::terminal(c)));
     for row in text.iter().take(max_rows) {
-        t.add_row(row.iter().map(|v| v.as_deref().unwrap_or("")));
+        t.add_row(
+            row.iter()
+                .map(|v| crate::escape::terminal(v.as_deref().unwrap_or(""))),
+        );
     }
     let mut out = format!("{t}\n");
     let total = text.len();
@@ -310,8 +310,16 @@ pub fn write(rows: &Rows, opts: &AdhocOptions) -> Result<()> {
     match &opts.out {
         Some(path) => crate::output::write_atomic(path, &bytes),
         None => {
-            use std::io::Write;
+            use std::io::{IsTerminal, Write};
             let mut stdout = std::io::stdout().lock();
+            // CSV or JSON read on a terminal: control characters from the data shown, not
+            // obeyed (a pipe or a file gets the data as it is).
+            let bytes = match std::str::from_utf8(&bytes) {
+                Ok(text) if stdout.is_terminal() => {
+                    crate::escape::terminal(text).into_owned().into_bytes()
+                }
+                _ => bytes,
+            };
             // A closed pipe (`| head`) is the reader's choice, not an error.
             match stdout.write_all(&bytes).and_then(|_| stdout.flush()) {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {

@@ -701,7 +701,8 @@ async fn run() -> ExitCode {
     match dispatch(Cli::parse().command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Messages quote values from the data: shown, never obeyed by the terminal.
+            eprintln!("error: {}", hhq::escape::terminal(&e.to_string()));
             match e {
                 Error::Usage(_) => ExitCode::from(2),
                 Error::Quality(_) => ExitCode::from(3),
@@ -944,10 +945,11 @@ async fn dispatch(command: Command) -> Result<()> {
                     s.cms_checks.len()
                 );
                 for c in failing.iter().take(10) {
-                    eprintln!(
+                    let line = format!(
                         "  {} {} {}={}: {} ({})",
                         c.measure, c.component, c.stratifier, c.stratum, c.check, c.detail
                     );
+                    eprintln!("{}", hhq::escape::terminal_line(&line));
                 }
             }
             eprintln!(

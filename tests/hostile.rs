@@ -527,6 +527,135 @@ proptest::proptest! {
     }
 }
 
+// ---- Values that act where they are shown: spreadsheets and terminals ------------------------
+
+/// Member ids a spreadsheet would run as formulas, and an MCO whose id recolours a terminal.
+const FORMULA_IDS: [&str; 4] = [
+    "=HYPERLINK(\"http://x.example/\",\"see\")",
+    "+1",
+    "@SUM(A1:A9)",
+    "-2+3",
+];
+const RED_MCO: &str = "\u{1b}[31mMCO-A";
+
+/// A data directory whose members have the ids above, each with an ED visit, all with MCO
+/// [`RED_MCO`].
+fn hostile_ids() -> tempfile::TempDir {
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut claims = String::from(
+        "member_id,claim_id,line_number,claim_type,adjustment,service_from,service_to,revenue_code\n",
+    );
+    let mut contacts =
+        String::from("contact_id,member_id,contact_date,hhp_id,service,mode,reached\n");
+    let mut members = String::from("member_id,birth_date,sex,dual_eligible\n");
+    let mut enrollment = String::from(
+        "member_id,span_type,start_date,end_date,mco_id,hhp_id,population,opted_out\n",
+    );
+    for (i, id) in FORMULA_IDS.iter().enumerate() {
+        let id = q(id);
+        let mco = q(RED_MCO);
+        claims.push_str(&format!(
+            "{id},C{i},1,outpatient,original,2025-03-10,2025-03-10,0450\n"
+        ));
+        contacts.push_str(&format!(
+            "K{i},{id},2025-01-05,HHP-1,care_management,phone,true\n"
+        ));
+        members.push_str(&format!("{id},1990-06-01,F,false\n"));
+        enrollment.push_str(&format!(
+            "{id},medicaid,2024-01-01,,{mco},,,\n{id},health_home,2025-01-01,,{mco},HHP-1,SMI,false\n"
+        ));
+    }
+    common::data_dir(&claims, &contacts, &members, &enrollment)
+}
+
+/// Every cell of a CSV file that a spreadsheet would take for a formula (a number is not one).
+fn formula_cells(bytes: &[u8]) -> Vec<String> {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes);
+    r.records()
+        .flat_map(|rec| rec.unwrap().iter().map(String::from).collect::<Vec<_>>())
+        .filter(|c| {
+            c.as_bytes()
+                .first()
+                .is_some_and(|&b| hhq::escape::formula_start(b))
+                && c.parse::<f64>().is_err()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ids_a_spreadsheet_would_run_are_quoted_in_every_csv_and_escapes_are_not_obeyed() {
+    let dir = hostile_ids();
+    let out = dir.path().join("out");
+    let s = hhq::pipeline::run(&hhq::pipeline::RunOptions {
+        only: vec!["AMB-HH".into()],
+        detail_csv: hhq::detail::DetailCsv::Always,
+        ..common::run_options(dir.path(), &out)
+    })
+    .await
+    .unwrap();
+    // The detail has every member, each id behind a quote.
+    let detail = std::fs::read(out.join("detail/AMB-HH.csv")).unwrap();
+    let text = String::from_utf8(detail.clone()).unwrap();
+    for id in FORMULA_IDS {
+        let (_, rows) = common::read_csv(&detail);
+        assert!(
+            rows.iter()
+                .any(|r| r.iter().any(|c| *c == format!("'{id}"))),
+            "{id} in {text}"
+        );
+    }
+    let mut csvs = vec![out.join("detail/AMB-HH.csv")];
+    for f in std::fs::read_dir(&out).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|x| x == "csv") {
+            csvs.push(p);
+        }
+    }
+    assert!(csvs.len() > 4, "{csvs:?}");
+    for p in &csvs {
+        let cells = formula_cells(&std::fs::read(p).unwrap());
+        assert!(cells.is_empty(), "{}: {cells:?}", p.display());
+    }
+    // The MCO stratum is in the result table; on the terminal its escape is text.
+    assert!(s.rows.iter().any(|r| r.stratum == RED_MCO));
+    let shown = hhq::report::table(&s.rows).to_string();
+    assert!(
+        !shown.contains('\u{1b}') && shown.contains("\\u{1b}[31mMCO-A"),
+        "{shown}"
+    );
+
+    // `hhq sql`: a table escapes, CSV quotes formulas, and an error quoting a value escapes it.
+    let sql = |query: &str, format: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hhq"))
+            .args(["sql", query, "--format", format, "--data"])
+            .arg(dir.path())
+            .current_dir(common::root())
+            .output()
+            .unwrap()
+    };
+    let q = "SELECT member_id, mco_id, -1.5 AS x FROM enrollment ORDER BY member_id";
+    let table = sql(q, "table");
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        !table.contains('\u{1b}') && table.contains("\\u{1b}[31mMCO-A"),
+        "{table}"
+    );
+    let csv = sql(q, "csv");
+    assert!(csv.status.success());
+    assert!(formula_cells(&csv.stdout).is_empty());
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(csv.contains("'+1,\u{1b}[31mMCO-A,-1.5\n"), "{csv}");
+    let failed = sql("SELECT CAST(mco_id AS INT) FROM enrollment", "table");
+    let err = String::from_utf8(failed.stderr).unwrap();
+    assert!(!failed.status.success());
+    assert!(
+        !err.contains('\u{1b}') && err.contains("\\u{1b}[31mMCO-A"),
+        "{err}"
+    );
+}
+
 // ---- Measure files -----------------------------------------------------------------------------
 
 use hhq::engine::{Definitions, Engine};

@@ -366,9 +366,10 @@ impl Profile {
                 &format!("{:.4}", 100.0 * c.share()),
                 &format!("{:.4}", 100.0 * c.max_share),
                 if c.sets_aside { "yes" } else { "no" },
-                &c.what,
+                &crate::escape::csv_text(&c.what),
                 &if examples {
-                    c.examples.join("; ")
+                    // Example keys are values from the extracts.
+                    crate::escape::csv_text(&c.examples.join("; ")).into_owned()
                 } else {
                     String::new()
                 },
