@@ -656,6 +656,84 @@ async fn ids_a_spreadsheet_would_run_are_quoted_in_every_csv_and_escapes_are_not
     );
 }
 
+// ---- Files that are not files: FIFOs, devices, directories ------------------------------------
+
+/// A named pipe at `path` (nothing writes to it: reading it would wait for ever).
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
+#[test]
+fn a_key_file_must_be_a_small_regular_file() {
+    use hhq::privacy::Pseudonymizer;
+    let dir = tempfile::tempdir().unwrap();
+    let error = |path: &Path| {
+        Pseudonymizer::from_file(path)
+            .expect_err("refused")
+            .to_string()
+            .replace(&dir.path().display().to_string(), "<dir>")
+    };
+    let fifo = dir.path().join("key.fifo");
+    mkfifo(&fifo);
+    let zero = dir.path().join("key");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let hint = "not a regular file: write the key into a file (e.g. `head -c 32 /dev/urandom | base64 > key`)";
+    assert_eq!(
+        error(&fifo),
+        format!("<dir>/key.fifo: the key file is a named pipe (FIFO), {hint}")
+    );
+    assert_eq!(
+        error(&zero),
+        format!("<dir>/key: the key file is a character device, {hint}")
+    );
+    assert_eq!(
+        error(dir.path()),
+        format!("<dir>: the key file is a directory, {hint}")
+    );
+    let big = dir.path().join("big");
+    std::fs::write(&big, "k".repeat(4097)).unwrap();
+    assert_eq!(
+        error(&big),
+        "<dir>/big: the key file is larger than 4096 bytes; a key is 16 to a few hundred bytes: \
+         is it the right file?"
+    );
+    let good = dir.path().join("good");
+    std::fs::write(&good, format!("{}\n", "k".repeat(4095))).unwrap();
+    Pseudonymizer::from_file(&good).unwrap();
+}
+
+#[tokio::test]
+async fn an_extract_that_is_a_fifo_or_a_device_is_named_not_missing() {
+    let dir = common::minimal();
+    let claims = dir.path().join("claims.parquet");
+    std::fs::remove_file(&claims).unwrap();
+    mkfifo(&claims);
+    let tail = "not a regular file: an extract is a Parquet file, or a directory named after the \
+                extract (without `.parquet`) holding Parquet part files; copy the export into a file";
+    assert_eq!(
+        open_error(dir.path()).await,
+        format!("<data>/claims.parquet: a named pipe (FIFO), {tail}")
+    );
+    std::fs::remove_file(&claims).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &claims).unwrap();
+    assert_eq!(
+        open_error(dir.path()).await,
+        format!("<data>/claims.parquet: a character device, {tail}")
+    );
+    // A part file too.
+    std::fs::remove_file(&claims).unwrap();
+    std::fs::create_dir(dir.path().join("claims")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("claims/part-1.parquet")).unwrap();
+    assert_eq!(
+        open_error(dir.path()).await,
+        format!("<data>/claims/part-1.parquet: a character device, {tail}")
+    );
+}
+
 // ---- Measure files -----------------------------------------------------------------------------
 
 use hhq::engine::{Definitions, Engine};

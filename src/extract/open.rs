@@ -44,6 +44,11 @@ pub struct OpenedExtract {
 pub fn locate(dir: &Path, extract: &Extract) -> Result<(PathBuf, Vec<PathBuf>)> {
     let file = dir.join(format!("{}.parquet", extract.name));
     let folder = dir.join(extract.name);
+    // A FIFO would make the check wait for a writer, and `/dev/zero` would be read without end:
+    // an extract is a regular file (a symbolic link to one is fine).
+    if let Ok(meta) = std::fs::metadata(&file) {
+        check_regular(&file, &meta.file_type())?;
+    }
     match (file.is_file(), folder.is_dir()) {
         (true, true) => Err(Error::contract(
             dir,
@@ -58,6 +63,8 @@ pub fn locate(dir: &Path, extract: &Extract) -> Result<(PathBuf, Vec<PathBuf>)> 
             for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
                 let path = entry.map_err(|e| Error::io(&folder, e))?.path();
                 if path.extension().is_some_and(|x| x == "parquet") {
+                    let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+                    check_regular(&path, &meta.file_type())?;
                     parts.push(path);
                 }
             }
@@ -83,6 +90,23 @@ pub fn locate(dir: &Path, extract: &Extract) -> Result<(PathBuf, Vec<PathBuf>)> 
             ),
         )),
     }
+}
+
+/// An extract file that is not a regular file (a FIFO, a device, a socket, a directory named
+/// `.parquet`) is refused by name, not taken for a missing extract nor read.
+fn check_regular(path: &Path, kind: &std::fs::FileType) -> Result<()> {
+    if kind.is_file() {
+        return Ok(());
+    }
+    Err(Error::contract(
+        path,
+        format!(
+            "{}, not a regular file: an extract is a Parquet file, or a directory named after \
+             the extract (without `.parquet`) holding Parquet part files; copy the export into \
+             a file",
+            crate::output::file_kind(kind)
+        ),
+    ))
 }
 
 /// Check a file's schema against the contract: every contract column present with an accepted
