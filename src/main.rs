@@ -562,6 +562,10 @@ struct AdhocArgs {
     /// Rows a table shows at most (csv, json and parquet write every row)
     #[arg(long, value_name = "N", default_value_t = 50)]
     max_rows: usize,
+    /// Stop the query after this long: 30s, 5m, 2h, 1h30m
+    #[arg(long, value_name = "DURATION", default_value = "10m",
+          value_parser = hhq::adhoc::parse_duration)]
+    timeout: std::time::Duration,
     #[command(flatten)]
     memory: MemoryArgs,
     #[command(flatten)]
@@ -583,6 +587,7 @@ impl AdhocArgs {
             format: self.format,
             out: self.out,
             max_rows: self.max_rows,
+            timeout: self.timeout,
         }
     }
 }

@@ -734,6 +734,27 @@ async fn an_extract_that_is_a_fifo_or_a_device_is_named_not_missing() {
     );
 }
 
+#[test]
+fn a_recursive_query_without_an_end_is_stopped_by_its_time_limit() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hhq"))
+        .args([
+            "sql",
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+            "--timeout",
+            "3s",
+        ])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err,
+        "error: the query was stopped after 3s, its time limit; give it longer with --timeout \
+         (e.g. --timeout 30m), or look for a recursive query that never ends\n"
+    );
+}
+
 // ---- Measure files -----------------------------------------------------------------------------
 
 use hhq::engine::{Definitions, Engine};
