@@ -889,6 +889,63 @@ fn a_second_document_is_refused() {
 }
 
 #[test]
+fn a_yaml_tag_is_an_error_at_its_place_in_every_kind_of_definition() {
+    // Tags the parser does not know were dropped without a word, and the node read as if plain.
+    let tagged = |text: &str| text.replacen("title: Test", "title: !include secrets.yaml", 1);
+    let msg = parse_error(&tagged(GOOD));
+    assert!(
+        msg.starts_with("measures/m.yaml:2:17: the YAML tag `!include` is not supported")
+            && msg.contains("hint: hhq reads plain YAML: remove the tag"),
+        "{msg}"
+    );
+    for tag in ["!!python/object:os.system", "!custom"] {
+        let msg = parse_error(&GOOD.replacen("title: Test", &format!("title: {tag} Test"), 1));
+        assert!(
+            msg.starts_with("measures/m.yaml:2:")
+                && msg.contains(": the YAML tag `")
+                && msg.contains("is not supported"),
+            "{tag}: {msg}"
+        );
+    }
+    // A cohort definition, a mapping and a data-quality policy alike.
+    let cohort = std::fs::read_to_string(common::root().join("measures/cohorts/smi.yaml")).unwrap();
+    let cohort = cohort.replacen("kind: cohort", "kind: !include cohort", 1);
+    let msg = hhq::cohort::Definition::parse(Path::new("smi.yaml"), &cohort)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        msg.contains("the YAML tag `!include` is not supported"),
+        "{msg}"
+    );
+    let line = cohort.lines().position(|l| l.starts_with("kind:")).unwrap() + 1;
+    assert!(msg.starts_with(&format!("smi.yaml:{line}:")), "{msg}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = std::fs::read_to_string(common::root().join("mappings/flat-csv.yaml")).unwrap();
+    let path = dir.path().join("m.yaml");
+    std::fs::write(&path, mapping.replacen("name: ", "name: !include ", 1)).unwrap();
+    let msg = hhq::import::Mapping::load(&path)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        msg.contains("the YAML tag `!include` is not supported"),
+        "{msg}"
+    );
+
+    let msg = hhq::quality::Policy::parse(Path::new("policy.yaml"), "on_failure: !include x\n")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        msg.starts_with("policy.yaml:1:")
+            && msg.contains(": the YAML tag `!include` is not supported"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn a_file_not_in_utf8_is_named_with_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.yaml");

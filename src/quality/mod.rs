@@ -123,7 +123,8 @@ impl Policy {
                 checks: BTreeMap::new(),
             }
         } else {
-            serde_saphyr::from_str(text).map_err(|e| crate::measure::yaml_error(path, &e))?
+            serde_saphyr::from_str_with_options(text, crate::measure::yaml_options())
+                .map_err(|e| crate::measure::yaml_error(path, &e))?
         };
         let known: Vec<String> = catalogue().into_iter().map(|c| c.id).collect();
         let mut overrides = BTreeMap::new();
