@@ -5,6 +5,11 @@
 //! `=HYPERLINK("https://…")` in a CSV that a coordinator opens in a spreadsheet is a formula
 //! run on their machine, and a name holding `ESC [ 2 J` printed on a terminal clears it (or
 //! worse, on terminals that answer escape sequences).
+//!
+//! Every CSV hhq writes has its text cells neutralised, those read by machines too
+//! (`cms_reporting.csv`, `cms_measures.csv`, `summary.csv`): a person may open any of them in a
+//! spreadsheet, and a cell beginning `=` is as dangerous there. hhq's own ids and strata never
+//! begin with these characters, so only values from the data change; figures are never touched.
 
 use std::borrow::Cow;
 
