@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -69,6 +70,69 @@ pub struct AdhocOptions {
     pub out: Option<PathBuf>,
     /// The most rows a table shows (the other formats write every row).
     pub max_rows: usize,
+    /// How long the query may run before it is stopped ([`DEFAULT_TIMEOUT`]).
+    pub timeout: Duration,
+}
+
+/// How long an ad hoc query may run unless `--timeout` says otherwise (`hhq sql`'s default): a recursive query without
+/// an end, or a join of everything with everything, would otherwise run until someone notices.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// A duration as people write it: `30s`, `5m`, `2h`, `1h30m` (a bare number is seconds). Zero is
+/// refused: it would stop every query before it starts.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration: write e.g. 30s, 5m, 2h or 1h30m");
+    let t = text.trim();
+    let seconds = match t.parse::<u64>() {
+        Ok(seconds) => seconds,
+        Err(_) => {
+            let mut total = 0u64;
+            let mut number = String::new();
+            for c in t.chars() {
+                if c.is_ascii_digit() {
+                    number.push(c);
+                    continue;
+                }
+                let unit = match c {
+                    's' => 1,
+                    'm' => 60,
+                    'h' => 3600,
+                    'd' => 86_400,
+                    _ => return Err(bad()),
+                };
+                let n: u64 = number.parse().map_err(|_| bad())?;
+                total = n
+                    .checked_mul(unit)
+                    .and_then(|s| total.checked_add(s))
+                    .ok_or_else(bad)?;
+                number.clear();
+            }
+            if !number.is_empty() {
+                return Err(bad());
+            }
+            total
+        }
+    };
+    match seconds {
+        0 => Err(bad()),
+        s => Ok(Duration::from_secs(s)),
+    }
+}
+
+/// `90 s` → `1m30s`, as `--timeout` takes it.
+fn show_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    let mut out = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if out.is_empty() {
+        out = format!("{}ms", d.as_millis());
+    }
+    out
 }
 
 /// A query's rows, and its schema (kept for a query with no rows).
@@ -98,7 +162,7 @@ pub async fn run(opts: &AdhocOptions, query: &Query) -> Result<Rows> {
     )
     .await?;
     check_depth(&engine, query)?;
-    execute(&engine, query).await
+    execute(&engine, query, opts.timeout).await
 }
 
 /// Refuse a query longer, or nested deeper, than the query engine can plan without overflowing
@@ -147,8 +211,8 @@ fn check_depth(engine: &Engine, query: &Query) -> Result<()> {
     }
 }
 
-/// Run one read-only query in the engine's session.
-pub async fn execute(engine: &Engine, query: &Query) -> Result<Rows> {
+/// Run one read-only query in the engine's session, for at most `timeout`.
+pub async fn execute(engine: &Engine, query: &Query, timeout: Duration) -> Result<Rows> {
     check_depth(engine, query)?;
     // Ad hoc SQL reads: it never defines, changes or drops a table, nor sets an option that
     // the measures' own queries would then run under.
@@ -162,7 +226,18 @@ pub async fn execute(engine: &Engine, query: &Query) -> Result<Rows> {
         .await
         .map_err(|e| query_error(query, e))?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await.map_err(|e| query_error(query, e))?;
+    // When the time is up the collecting future is dropped, and with it the query's streams and
+    // the tasks they spawned: the query stops, it does not run on unseen.
+    let batches = tokio::time::timeout(timeout, df.collect())
+        .await
+        .map_err(|_| {
+            Error::Usage(format!(
+                "the query was stopped after {}, its time limit; give it longer with \
+                 --timeout (e.g. --timeout 30m), or look for a recursive query that never ends",
+                show_duration(timeout)
+            ))
+        })?
+        .map_err(|e| query_error(query, e))?;
     Ok(Rows { schema, batches })
 }
 
@@ -214,14 +289,10 @@ pub fn render(rows: &Rows, format: Format, max_rows: usize) -> Result<Vec<u8>> {
         Format::Table => Ok(table(rows, max_rows)?.into_bytes()),
         Format::Csv => {
             let mut out = Vec::new();
-            {
-                let mut w = crate::results::csv_writer(&mut out);
-                if rows.batches.is_empty() {
-                    w.write(&flat(&RecordBatch::new_empty(rows.schema.clone()))?)?;
-                }
-                for b in &rows.batches {
-                    w.write(&flat(b)?)?;
-                }
+            let header = flat(&RecordBatch::new_empty(rows.schema.clone()))?;
+            crate::detail::csv::header(&header, &mut out);
+            for b in &rows.batches {
+                crate::detail::csv::rows(&flat(b)?, &mut out)?;
             }
             Ok(out)
         }
@@ -303,9 +374,13 @@ fn table(rows: &Rows, max_rows: usize) -> Result<String> {
     };
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(columns);
+    // Values from the data are shown, never obeyed: an escape sequence in a name is text here.
+    t.set_header(columns.iter().map(|c| crate::escape::terminal(c)));
     for row in text.iter().take(max_rows) {
-        t.add_row(row.iter().map(|v| v.as_deref().unwrap_or("")));
+        t.add_row(
+            row.iter()
+                .map(|v| crate::escape::terminal(v.as_deref().unwrap_or(""))),
+        );
     }
     let mut out = format!("{t}\n");
     let total = text.len();
@@ -335,8 +410,16 @@ pub fn write(rows: &Rows, opts: &AdhocOptions) -> Result<()> {
     match &opts.out {
         Some(path) => crate::output::write_atomic(path, &bytes),
         None => {
-            use std::io::Write;
+            use std::io::{IsTerminal, Write};
             let mut stdout = std::io::stdout().lock();
+            // CSV or JSON read on a terminal: control characters from the data shown, not
+            // obeyed (a pipe or a file gets the data as it is).
+            let bytes = match std::str::from_utf8(&bytes) {
+                Ok(text) if stdout.is_terminal() => {
+                    crate::escape::terminal(text).into_owned().into_bytes()
+                }
+                _ => bytes,
+            };
             // A closed pipe (`| head`) is the reader's choice, not an error.
             match stdout.write_all(&bytes).and_then(|_| stdout.flush()) {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
@@ -351,6 +434,20 @@ pub fn write(rows: &Rows, opts: &AdhocOptions) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_read_as_people_write_them() {
+        let secs = |t: &str| parse_duration(t).map(|d| d.as_secs());
+        assert_eq!(secs("30s"), Ok(30));
+        assert_eq!(secs("5m"), Ok(300));
+        assert_eq!(secs("1h30m"), Ok(5400));
+        assert_eq!(secs("45"), Ok(45));
+        for bad in ["", "0", "0s", "5x", "m", "10m5", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(show_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(show_duration(Duration::from_millis(500)), "500ms");
+    }
 
     #[test]
     fn parser_positions_are_read_from_messages() {

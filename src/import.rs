@@ -631,14 +631,17 @@ fn report_csv(findings: &[Finding]) -> String {
         "example",
     ]);
     for f in findings {
+        // File and column names and the example come from the source: text a spreadsheet must
+        // not run.
+        use crate::escape::csv_text;
         let _ = w.write_record([
             f.extract.as_str(),
-            f.file.as_str(),
-            f.column.as_str(),
+            &csv_text(&f.file),
+            &csv_text(&f.column),
             f.issue.as_str(),
             &f.rows.to_string(),
             &f.first_row.to_string(),
-            f.example.as_str(),
+            &csv_text(&f.example),
         ]);
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()

@@ -58,6 +58,7 @@ pub mod detail;
 pub mod distributed;
 pub mod engine;
 pub mod error;
+pub mod escape;
 pub mod extract;
 pub mod fhir;
 pub mod import;

@@ -562,6 +562,10 @@ struct AdhocArgs {
     /// Rows a table shows at most (csv, json and parquet write every row)
     #[arg(long, value_name = "N", default_value_t = 50)]
     max_rows: usize,
+    /// Stop the query after this long: 30s, 5m, 2h, 1h30m
+    #[arg(long, value_name = "DURATION", default_value = "10m",
+          value_parser = hhq::adhoc::parse_duration)]
+    timeout: std::time::Duration,
     #[command(flatten)]
     memory: MemoryArgs,
     #[command(flatten)]
@@ -583,6 +587,7 @@ impl AdhocArgs {
             format: self.format,
             out: self.out,
             max_rows: self.max_rows,
+            timeout: self.timeout,
         }
     }
 }
@@ -701,7 +706,8 @@ async fn run() -> ExitCode {
     match dispatch(Cli::parse().command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Messages quote values from the data: shown, never obeyed by the terminal.
+            eprintln!("error: {}", hhq::escape::terminal(&e.to_string()));
             match e {
                 Error::Usage(_) => ExitCode::from(2),
                 Error::Quality(_) => ExitCode::from(3),
@@ -937,10 +943,11 @@ async fn dispatch(command: Command) -> Result<()> {
                     s.cms_checks.len()
                 );
                 for c in failing.iter().take(10) {
-                    eprintln!(
+                    let line = format!(
                         "  {} {} {}={}: {} ({})",
                         c.measure, c.component, c.stratifier, c.stratum, c.check, c.detail
                     );
+                    eprintln!("{}", hhq::escape::terminal_line(&line));
                 }
             }
             eprintln!(

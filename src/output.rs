@@ -284,6 +284,28 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// What a path that is not a regular file is, in words, for an error: a key file or an extract
+/// that is `/dev/zero`, a FIFO or a directory.
+pub fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a named pipe (FIFO)";
+        } else if kind.is_char_device() {
+            return "a character device";
+        } else if kind.is_block_device() {
+            return "a block device";
+        } else if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    "not a regular file"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

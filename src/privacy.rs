@@ -21,6 +21,9 @@ pub const KEY_ENV: &str = "HHQ_PSEUDONYM_KEY";
 /// Fewer bytes than this is a password, not a key.
 const MIN_KEY_BYTES: usize = 16;
 
+/// A key file larger than this is not a key file.
+pub const MAX_KEY_FILE_BYTES: u64 = 4096;
+
 /// What member-level outputs may show: whose units, and whether ids are pseudonymised.
 #[derive(Debug, Clone, Default)]
 pub struct Privacy {
@@ -65,9 +68,34 @@ impl Pseudonymizer {
         Ok(Pseudonymizer { key: key.to_vec() })
     }
 
-    /// The key from a file (surrounding whitespace ignored).
+    /// The key from a file (surrounding whitespace ignored): a regular file of at most
+    /// [`MAX_KEY_FILE_BYTES`]. `/dev/zero` would be read until memory runs out and a FIFO would
+    /// wait for a writer, so the file's type is checked before it is opened, and it is read
+    /// through a limit, so a file swapped in between cannot be read without end either.
     pub fn from_file(path: &std::path::Path) -> Result<Pseudonymizer> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        use std::io::Read;
+        let kind = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .file_type();
+        if !kind.is_file() {
+            return Err(Error::Usage(format!(
+                "{}: the key file is {}, not a regular file: write the key into a file \
+                 (e.g. `head -c 32 /dev/urandom | base64 > key`)",
+                path.display(),
+                crate::output::file_kind(&kind)
+            )));
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| Error::io(path, e))?;
+        if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+            return Err(Error::Usage(format!(
+                "{}: the key file is larger than {MAX_KEY_FILE_BYTES} bytes; a key is 16 to a \
+                 few hundred bytes: is it the right file?",
+                path.display()
+            )));
+        }
         Pseudonymizer::new(&bytes).map_err(|e| match e {
             Error::Usage(m) => Error::Usage(format!("{}: {m}", path.display())),
             other => other,

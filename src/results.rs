@@ -248,12 +248,14 @@ pub fn sort(rows: &mut [ResultRow], components: &[String], age_bands: &[String])
 const HEADER: &str =
     "measure,component,period_start,period_end,stratifier,stratum,numerator,denominator,rate,unit";
 
-/// A CSV field, quoted when it holds a comma, quote or newline.
+/// A text CSV field: after a `'` when a spreadsheet would read it as a formula
+/// ([`crate::escape::csv_text`]), quoted when it holds a comma, quote or line break.
 pub(crate) fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
+    let s = crate::escape::csv_text(s);
+    if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s.into_owned()
     }
 }
 
@@ -356,24 +358,13 @@ pub fn detail_writer<W: std::io::Write + Send>(
 /// Rows per row group of a detail file (DuckDB's default is 122,880).
 pub const DETAIL_ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// A CSV writer as hhq writes detail: a header, dates ISO, nulls empty.
-pub fn csv_writer<W: std::io::Write>(out: W) -> datafusion::arrow::csv::Writer<W> {
-    datafusion::arrow::csv::WriterBuilder::new()
-        .with_header(true)
-        .build(out)
-}
-
-/// Batches as CSV bytes with a header (dates ISO, nulls empty).
+/// Batches as CSV bytes with a header (dates ISO, nulls empty, text a spreadsheet would run
+/// quoted: `crate::detail::csv`).
 pub fn batches_to_csv(schema: SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
-    {
-        let mut writer = csv_writer(&mut buf);
-        if batches.is_empty() {
-            writer.write(&RecordBatch::new_empty(schema))?;
-        }
-        for b in batches {
-            writer.write(b)?;
-        }
+    crate::detail::csv::header(&RecordBatch::new_empty(schema), &mut buf);
+    for b in batches {
+        crate::detail::csv::rows(b, &mut buf)?;
     }
     Ok(buf)
 }

@@ -534,7 +534,7 @@ proptest! {
     fn random_ad_hoc_sql_over_extreme_dates_never_panics(q in query()) {
         let (_, engine) = extreme_engine();
         let query = hhq::adhoc::Query::inline(q.clone());
-        let rows = no_panic("the query", || runtime().block_on(hhq::adhoc::execute(engine, &query)))?;
+        let rows = no_panic("the query", || runtime().block_on(hhq::adhoc::execute(engine, &query, std::time::Duration::from_secs(600))))?;
         if let Ok(rows) = rows {
             for format in [hhq::adhoc::Format::Table, hhq::adhoc::Format::Csv, hhq::adhoc::Format::Json] {
                 let _ = no_panic("writing the rows", || hhq::adhoc::render(&rows, format, 20))?;
@@ -552,6 +552,7 @@ fn the_extreme_engine_holds_dates_past_the_calendar() {
             &hhq::adhoc::Query::inline(
                 "SELECT CAST(max(service_from) AS BIGINT) AS d FROM claims__all",
             ),
+            std::time::Duration::from_secs(600),
         ))
         .unwrap();
     let d = cast(rows.batches[0].column(0), &DataType::Int64).unwrap();

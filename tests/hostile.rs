@@ -362,6 +362,123 @@ async fn a_failed_run_leaves_the_previous_outputs_whole() {
     );
 }
 
+/// The first `rows` of testdata's claims written to `path` with at most `per_group` rows in each
+/// row group (one, as an export tool that flushes after every row writes them).
+fn claims_in_row_groups(path: &Path, rows: usize, per_group: usize) -> usize {
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::file::properties::WriterProperties;
+    let all = common::read_parquet(&common::root().join("testdata/claims.parquet"));
+    let rows = rows.min(all.num_rows());
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(per_group))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = ArrowWriter::try_new(file, all.schema(), Some(props)).unwrap();
+    // A group at a time: the writer splits a larger batch by recursing once per row group.
+    for start in (0..rows).step_by(per_group) {
+        w.write(&all.slice(start, per_group.min(rows - start)))
+            .unwrap();
+    }
+    w.close().unwrap().row_groups().len()
+}
+
+/// testdata with its first 10,000 claim lines, in row groups of `per_group` rows.
+fn testdata_in_row_groups(per_group: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    testdata_claims_in_groups(dir.path(), 10_000, per_group);
+    dir
+}
+
+/// testdata in `dir`, its first `rows` claim lines in row groups of `per_group` rows.
+fn testdata_claims_in_groups(dir: &Path, rows: usize, per_group: usize) {
+    for name in ["contacts", "members", "enrollment"] {
+        let file = format!("{name}.parquet");
+        std::fs::copy(common::root().join("testdata").join(&file), dir.join(&file)).unwrap();
+    }
+    let groups = claims_in_row_groups(&dir.join("claims.parquet"), rows, per_group);
+    assert_eq!(groups, rows.div_ceil(per_group));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_one_row_row_groups_open_and_count() {
+    // Each file's footer is read once, when the extracts are checked, and handed to DataFusion:
+    // read again per row group, a file of 1,207 row groups took 445 s to open (issue 33; figures
+    // in docs/benchmarks.md).
+    let many = testdata_in_row_groups(1);
+    let ctx = SessionContext::new();
+    let opened = hhq::extract::open_all(&ctx, many.path()).await.unwrap();
+    assert_eq!(opened[0].rows, 10_000);
+    let batches = ctx
+        .sql("SELECT count(*) AS n FROM claims__all")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let (_, rows) = hhq::results::text_rows(&batches).unwrap();
+    assert_eq!(rows[0][0].as_deref(), Some("10000"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_over_a_thousand_row_groups_is_the_run_over_one() {
+    // The issue's file had row groups of 10 rows. A run (the data-quality profile, the blocks
+    // and a claims measure, every query reading every row group) gives what the same claim
+    // lines in one row group give.
+    let mut summaries = Vec::new();
+    for per_group in [10, 10_000] {
+        let dir = testdata_in_row_groups(per_group);
+        let out = dir.path().join("out");
+        let options = hhq::pipeline::RunOptions {
+            only: vec!["AMB-HH".into()],
+            ..common::run_options(dir.path(), &out)
+        };
+        let s = hhq::pipeline::run(&options).await.unwrap();
+        assert_eq!(s.extracts[0].rows, 10_000);
+        assert!(s.rows.iter().any(|r| r.denominator > 0.0));
+        summaries.push(std::fs::read_to_string(out.join("summary.csv")).unwrap());
+    }
+    assert_eq!(summaries[0], summaries[1]);
+}
+
+/// The figures of `bench/row-groups.sh`: the time to open (check every file of) testdata with
+/// its claims in 1,000 and 10,000 row groups (`ROW_GROUPS`, e.g. `1000,10000`), then to count
+/// them. A benchmark, not a test: run with `--ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: bench/row-groups.sh"]
+async fn row_groups_open_time() {
+    let counts = std::env::var("ROW_GROUPS").unwrap_or_else(|_| "1000,10000".into());
+    let temp = tempfile::tempdir().unwrap();
+    // `ROW_GROUPS_DATA`: where to keep the data directories (`groups-N`), for timing hhq itself.
+    let root = std::env::var_os("ROW_GROUPS_DATA").map_or(temp.path().to_path_buf(), Into::into);
+    for groups in counts
+        .split(',')
+        .map(|g| g.trim().parse::<usize>().unwrap())
+    {
+        let dir = root.join(format!("groups-{groups}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rows = groups.max(10_000);
+        testdata_claims_in_groups(&dir, rows, rows.div_ceil(groups));
+        let ctx = SessionContext::new();
+        let started = std::time::Instant::now();
+        let opened = hhq::extract::open_all(&ctx, &dir).await.unwrap();
+        let open = started.elapsed();
+        let started = std::time::Instant::now();
+        ctx.sql("SELECT count(*) FROM claims")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let count = started.elapsed();
+        println!(
+            "row_groups={groups} claim_rows={} open_s={:.2} count_s={:.2}",
+            opened[0].rows,
+            open.as_secs_f64(),
+            count.as_secs_f64()
+        );
+    }
+}
+
 /// One change to a file's bytes.
 #[derive(Debug, Clone)]
 enum Damage {
@@ -434,6 +551,234 @@ proptest::proptest! {
             ),
         }
     }
+}
+
+// ---- Values that act where they are shown: spreadsheets and terminals ------------------------
+
+/// Member ids a spreadsheet would run as formulas, and an MCO whose id recolours a terminal.
+const FORMULA_IDS: [&str; 4] = [
+    "=HYPERLINK(\"http://x.example/\",\"see\")",
+    "+1",
+    "@SUM(A1:A9)",
+    "-2+3",
+];
+const RED_MCO: &str = "\u{1b}[31mMCO-A";
+
+/// A data directory whose members have the ids above, each with an ED visit, all with MCO
+/// [`RED_MCO`].
+fn hostile_ids() -> tempfile::TempDir {
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut claims = String::from(
+        "member_id,claim_id,line_number,claim_type,adjustment,service_from,service_to,revenue_code\n",
+    );
+    let mut contacts =
+        String::from("contact_id,member_id,contact_date,hhp_id,service,mode,reached\n");
+    let mut members = String::from("member_id,birth_date,sex,dual_eligible\n");
+    let mut enrollment = String::from(
+        "member_id,span_type,start_date,end_date,mco_id,hhp_id,population,opted_out\n",
+    );
+    for (i, id) in FORMULA_IDS.iter().enumerate() {
+        let id = q(id);
+        let mco = q(RED_MCO);
+        claims.push_str(&format!(
+            "{id},C{i},1,outpatient,original,2025-03-10,2025-03-10,0450\n"
+        ));
+        contacts.push_str(&format!(
+            "K{i},{id},2025-01-05,HHP-1,care_management,phone,true\n"
+        ));
+        members.push_str(&format!("{id},1990-06-01,F,false\n"));
+        enrollment.push_str(&format!(
+            "{id},medicaid,2024-01-01,,{mco},,,\n{id},health_home,2025-01-01,,{mco},HHP-1,SMI,false\n"
+        ));
+    }
+    common::data_dir(&claims, &contacts, &members, &enrollment)
+}
+
+/// Every cell of a CSV file that a spreadsheet would take for a formula (a number is not one).
+fn formula_cells(bytes: &[u8]) -> Vec<String> {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes);
+    r.records()
+        .flat_map(|rec| rec.unwrap().iter().map(String::from).collect::<Vec<_>>())
+        .filter(|c| {
+            c.as_bytes()
+                .first()
+                .is_some_and(|&b| hhq::escape::formula_start(b))
+                && c.parse::<f64>().is_err()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ids_a_spreadsheet_would_run_are_quoted_in_every_csv_and_escapes_are_not_obeyed() {
+    let dir = hostile_ids();
+    let out = dir.path().join("out");
+    let s = hhq::pipeline::run(&hhq::pipeline::RunOptions {
+        only: vec!["AMB-HH".into()],
+        detail_csv: hhq::detail::DetailCsv::Always,
+        ..common::run_options(dir.path(), &out)
+    })
+    .await
+    .unwrap();
+    // The detail has every member, each id behind a quote.
+    let detail = std::fs::read(out.join("detail/AMB-HH.csv")).unwrap();
+    let text = String::from_utf8(detail.clone()).unwrap();
+    for id in FORMULA_IDS {
+        let (_, rows) = common::read_csv(&detail);
+        assert!(
+            rows.iter()
+                .any(|r| r.iter().any(|c| *c == format!("'{id}"))),
+            "{id} in {text}"
+        );
+    }
+    let mut csvs = vec![out.join("detail/AMB-HH.csv")];
+    for f in std::fs::read_dir(&out).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|x| x == "csv") {
+            csvs.push(p);
+        }
+    }
+    assert!(csvs.len() > 4, "{csvs:?}");
+    for p in &csvs {
+        let cells = formula_cells(&std::fs::read(p).unwrap());
+        assert!(cells.is_empty(), "{}: {cells:?}", p.display());
+    }
+    // The MCO stratum is in the result table; on the terminal its escape is text.
+    assert!(s.rows.iter().any(|r| r.stratum == RED_MCO));
+    let shown = hhq::report::table(&s.rows).to_string();
+    assert!(
+        !shown.contains('\u{1b}') && shown.contains("\\u{1b}[31mMCO-A"),
+        "{shown}"
+    );
+
+    // `hhq sql`: a table escapes, CSV quotes formulas, and an error quoting a value escapes it.
+    let sql = |query: &str, format: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hhq"))
+            .args(["sql", query, "--format", format, "--data"])
+            .arg(dir.path())
+            .current_dir(common::root())
+            .output()
+            .unwrap()
+    };
+    let q = "SELECT member_id, mco_id, -1.5 AS x FROM enrollment ORDER BY member_id";
+    let table = sql(q, "table");
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        !table.contains('\u{1b}') && table.contains("\\u{1b}[31mMCO-A"),
+        "{table}"
+    );
+    let csv = sql(q, "csv");
+    assert!(csv.status.success());
+    assert!(formula_cells(&csv.stdout).is_empty());
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(csv.contains("'+1,\u{1b}[31mMCO-A,-1.5\n"), "{csv}");
+    let failed = sql("SELECT CAST(mco_id AS INT) FROM enrollment", "table");
+    let err = String::from_utf8(failed.stderr).unwrap();
+    assert!(!failed.status.success());
+    assert!(
+        !err.contains('\u{1b}') && err.contains("\\u{1b}[31mMCO-A"),
+        "{err}"
+    );
+}
+
+// ---- Files that are not files: FIFOs, devices, directories ------------------------------------
+
+/// A named pipe at `path` (nothing writes to it: reading it would wait for ever).
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
+#[test]
+fn a_key_file_must_be_a_small_regular_file() {
+    use hhq::privacy::Pseudonymizer;
+    let dir = tempfile::tempdir().unwrap();
+    let error = |path: &Path| {
+        Pseudonymizer::from_file(path)
+            .expect_err("refused")
+            .to_string()
+            .replace(&dir.path().display().to_string(), "<dir>")
+    };
+    let fifo = dir.path().join("key.fifo");
+    mkfifo(&fifo);
+    let zero = dir.path().join("key");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let hint = "not a regular file: write the key into a file (e.g. `head -c 32 /dev/urandom | base64 > key`)";
+    assert_eq!(
+        error(&fifo),
+        format!("<dir>/key.fifo: the key file is a named pipe (FIFO), {hint}")
+    );
+    assert_eq!(
+        error(&zero),
+        format!("<dir>/key: the key file is a character device, {hint}")
+    );
+    assert_eq!(
+        error(dir.path()),
+        format!("<dir>: the key file is a directory, {hint}")
+    );
+    let big = dir.path().join("big");
+    std::fs::write(&big, "k".repeat(4097)).unwrap();
+    assert_eq!(
+        error(&big),
+        "<dir>/big: the key file is larger than 4096 bytes; a key is 16 to a few hundred bytes: \
+         is it the right file?"
+    );
+    let good = dir.path().join("good");
+    std::fs::write(&good, format!("{}\n", "k".repeat(4095))).unwrap();
+    Pseudonymizer::from_file(&good).unwrap();
+}
+
+#[tokio::test]
+async fn an_extract_that_is_a_fifo_or_a_device_is_named_not_missing() {
+    let dir = common::minimal();
+    let claims = dir.path().join("claims.parquet");
+    std::fs::remove_file(&claims).unwrap();
+    mkfifo(&claims);
+    let tail = "not a regular file: an extract is a Parquet file, or a directory named after the \
+                extract (without `.parquet`) holding Parquet part files; copy the export into a file";
+    assert_eq!(
+        open_error(dir.path()).await,
+        format!("<data>/claims.parquet: a named pipe (FIFO), {tail}")
+    );
+    std::fs::remove_file(&claims).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &claims).unwrap();
+    assert_eq!(
+        open_error(dir.path()).await,
+        format!("<data>/claims.parquet: a character device, {tail}")
+    );
+    // A part file too.
+    std::fs::remove_file(&claims).unwrap();
+    std::fs::create_dir(dir.path().join("claims")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("claims/part-1.parquet")).unwrap();
+    assert_eq!(
+        open_error(dir.path()).await,
+        format!("<data>/claims/part-1.parquet: a character device, {tail}")
+    );
+}
+
+#[test]
+fn a_recursive_query_without_an_end_is_stopped_by_its_time_limit() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hhq"))
+        .args([
+            "sql",
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+            "--timeout",
+            "3s",
+        ])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err,
+        "error: the query was stopped after 3s, its time limit; give it longer with --timeout \
+         (e.g. --timeout 30m), or look for a recursive query that never ends\n"
+    );
 }
 
 // ---- Measure files -----------------------------------------------------------------------------
@@ -601,6 +946,63 @@ fn an_id_too_long_for_a_file_name_is_refused_at_its_place() {
     cohorts/smi.yaml:4:5: id is 300 characters long; ids name output files, so an id may be at most 64
       hint: for example `SMI`
     ");
+}
+
+#[test]
+fn a_yaml_tag_is_an_error_at_its_place_in_every_kind_of_definition() {
+    // Tags the parser does not know were dropped without a word, and the node read as if plain.
+    let tagged = |text: &str| text.replacen("title: Test", "title: !include secrets.yaml", 1);
+    let msg = parse_error(&tagged(GOOD));
+    assert!(
+        msg.starts_with("measures/m.yaml:2:17: the YAML tag `!include` is not supported")
+            && msg.contains("hint: hhq reads plain YAML: remove the tag"),
+        "{msg}"
+    );
+    for tag in ["!!python/object:os.system", "!custom"] {
+        let msg = parse_error(&GOOD.replacen("title: Test", &format!("title: {tag} Test"), 1));
+        assert!(
+            msg.starts_with("measures/m.yaml:2:")
+                && msg.contains(": the YAML tag `")
+                && msg.contains("is not supported"),
+            "{tag}: {msg}"
+        );
+    }
+    // A cohort definition, a mapping and a data-quality policy alike.
+    let cohort = std::fs::read_to_string(common::root().join("measures/cohorts/smi.yaml")).unwrap();
+    let cohort = cohort.replacen("kind: cohort", "kind: !include cohort", 1);
+    let msg = hhq::cohort::Definition::parse(Path::new("smi.yaml"), &cohort)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        msg.contains("the YAML tag `!include` is not supported"),
+        "{msg}"
+    );
+    let line = cohort.lines().position(|l| l.starts_with("kind:")).unwrap() + 1;
+    assert!(msg.starts_with(&format!("smi.yaml:{line}:")), "{msg}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = std::fs::read_to_string(common::root().join("mappings/flat-csv.yaml")).unwrap();
+    let path = dir.path().join("m.yaml");
+    std::fs::write(&path, mapping.replacen("name: ", "name: !include ", 1)).unwrap();
+    let msg = hhq::import::Mapping::load(&path)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        msg.contains("the YAML tag `!include` is not supported"),
+        "{msg}"
+    );
+
+    let msg = hhq::quality::Policy::parse(Path::new("policy.yaml"), "on_failure: !include x\n")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        msg.starts_with("policy.yaml:1:")
+            && msg.contains(": the YAML tag `!include` is not supported"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -244,6 +244,9 @@ fn pseudonyms_replace_member_ids_and_the_key_is_written_nowhere() {
 
 use hhq::engine::{Backend, Definitions, Engine, Inputs, Scope};
 
+/// Time each query may take.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
@@ -410,7 +413,7 @@ fn no_query_of_a_scoped_session_reaches_another_member() {
         for sql in queries(&tables) {
             let query = hhq::adhoc::Query::inline(sql.clone());
             // An error (a table not found) is fine; rows must hold the audience's members only.
-            if let Ok(rows) = rt.block_on(hhq::adhoc::execute(&engine, &query)) {
+            if let Ok(rows) = rt.block_on(hhq::adhoc::execute(&engine, &query, LIMIT)) {
                 let ids = member_ids(&rows.batches);
                 let outside: Vec<&String> = ids.difference(&audience).collect();
                 assert!(
@@ -462,7 +465,7 @@ proptest::proptest! {
             _ => format!("WITH RECURSIVE r AS (SELECT * FROM {} ) SELECT * FROM r", named[0]),
         };
         let query = hhq::adhoc::Query::inline(sql.clone());
-        if let Ok(rows) = rt.block_on(hhq::adhoc::execute(&engine, &query)) {
+        if let Ok(rows) = rt.block_on(hhq::adhoc::execute(&engine, &query, LIMIT)) {
             let ids = member_ids(&rows.batches);
             let outside: Vec<&String> = ids.difference(&audience).collect();
             proptest::prop_assert!(outside.is_empty(), "{}: {:?}", sql, outside);

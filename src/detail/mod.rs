@@ -30,7 +30,7 @@ use datafusion::physical_plan::streaming::StreamingTableExec;
 
 use crate::error::{Error, Result};
 
-mod csv;
+pub(crate) mod csv;
 mod parquet;
 use crate::privacy::Privacy;
 
@@ -594,7 +594,9 @@ mod tests {
         // in the spool's order.
         let mut expected = Vec::new();
         {
-            let mut w = crate::results::csv_writer(&mut expected);
+            let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut expected);
             for b in &batches {
                 w.write(b).unwrap();
             }

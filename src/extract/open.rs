@@ -11,6 +11,11 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, StringViewArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
+use datafusion::execution::cache::cache_manager::CachedFileMetadataEntry;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::object_store::ObjectStoreExt;
 use datafusion::parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -39,6 +44,11 @@ pub struct OpenedExtract {
 pub fn locate(dir: &Path, extract: &Extract) -> Result<(PathBuf, Vec<PathBuf>)> {
     let file = dir.join(format!("{}.parquet", extract.name));
     let folder = dir.join(extract.name);
+    // A FIFO would make the check wait for a writer, and `/dev/zero` would be read without end:
+    // an extract is a regular file (a symbolic link to one is fine).
+    if let Ok(meta) = std::fs::metadata(&file) {
+        check_regular(&file, &meta.file_type())?;
+    }
     match (file.is_file(), folder.is_dir()) {
         (true, true) => Err(Error::contract(
             dir,
@@ -53,6 +63,8 @@ pub fn locate(dir: &Path, extract: &Extract) -> Result<(PathBuf, Vec<PathBuf>)> 
             for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
                 let path = entry.map_err(|e| Error::io(&folder, e))?.path();
                 if path.extension().is_some_and(|x| x == "parquet") {
+                    let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+                    check_regular(&path, &meta.file_type())?;
                     parts.push(path);
                 }
             }
@@ -78,6 +90,23 @@ pub fn locate(dir: &Path, extract: &Extract) -> Result<(PathBuf, Vec<PathBuf>)> 
             ),
         )),
     }
+}
+
+/// An extract file that is not a regular file (a FIFO, a device, a socket, a directory named
+/// `.parquet`) is refused by name, not taken for a missing extract nor read.
+fn check_regular(path: &Path, kind: &std::fs::FileType) -> Result<()> {
+    if kind.is_file() {
+        return Ok(());
+    }
+    Err(Error::contract(
+        path,
+        format!(
+            "{}, not a regular file: an extract is a Parquet file, or a directory named after \
+             the extract (without `.parquet`) holding Parquet part files; copy the export into \
+             a file",
+            crate::output::file_kind(kind)
+        ),
+    ))
 }
 
 /// Check a file's schema against the contract: every contract column present with an accepted
@@ -230,14 +259,20 @@ fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
 /// whose header claims more bytes than its chunk holds then fails here, as an error, rather than
 /// in a query, where slicing the fetched chunk panics; the plain `File` reader reads on into the
 /// next chunk and lets such a page pass (a one-bit flip in a page header did: tests/hostile.rs).
+#[derive(Clone)]
 struct ChunkBounded {
-    file: File,
-    /// `(start, end)` of every column chunk, by start.
-    chunks: Vec<(u64, u64)>,
+    /// One worker's file, shared by the readers of its row groups, one after another.
+    file: Arc<File>,
+    /// The file's length, read once (each `Length::len` of a `File` is a system call).
+    len: u64,
+    /// `(start, end)` of every column chunk, by start: made once per file and shared by the
+    /// workers (made per row group, it cost time quadratic in the row groups).
+    chunks: Arc<[(u64, u64)]>,
 }
 
 impl ChunkBounded {
-    fn new(file: File, metadata: &ParquetMetaData) -> Self {
+    /// Every column chunk's byte range, by start.
+    fn chunk_ranges(metadata: &ParquetMetaData) -> Arc<[(u64, u64)]> {
         let mut chunks: Vec<(u64, u64)> = metadata
             .row_groups()
             .iter()
@@ -248,7 +283,18 @@ impl ChunkBounded {
             })
             .collect();
         chunks.sort_unstable();
-        ChunkBounded { file, chunks }
+        chunks.into()
+    }
+
+    fn new(path: &Path, chunks: Arc<[(u64, u64)]>) -> Result<Self> {
+        // A file of its own per reader: `File`'s reads seek a descriptor that clones share.
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        Ok(ChunkBounded {
+            file: Arc::new(file),
+            len,
+            chunks,
+        })
     }
 
     /// Where reading from `at` must stop: the end of the column chunk holding it, or of the file
@@ -257,14 +303,14 @@ impl ChunkBounded {
         let after = self.chunks.partition_point(|(start, _)| *start <= at);
         match after.checked_sub(1).map(|i| self.chunks[i]) {
             Some((_, end)) if at < end => end,
-            _ => Length::len(&self.file),
+            _ => self.len,
         }
     }
 }
 
 impl Length for ChunkBounded {
     fn len(&self) -> u64 {
-        Length::len(&self.file)
+        self.len
     }
 }
 
@@ -295,15 +341,35 @@ impl ChunkReader for ChunkBounded {
 /// it, so a damaged file is refused here, by name, rather than failing or panicking midway through
 /// a measure. Returns the number of rows and the file's Arrow schema.
 pub fn check_file(path: &Path, extract: &Extract) -> Result<(u64, SchemaRef, Vec<FileFinding>)> {
+    let c = checked_file(path, extract)?;
+    Ok((c.rows, c.schema, c.findings))
+}
+
+/// One file as [`check_file`] checked it, and its footer.
+struct CheckedFile {
+    rows: u64,
+    schema: SchemaRef,
+    findings: Vec<FileFinding>,
+    footer: Arc<ParquetMetaData>,
+}
+
+fn checked_file(path: &Path, extract: &Extract) -> Result<CheckedFile> {
     // The parquet crate does not promise never to panic on corrupt input; a panic must become an
     // error naming the file, not end hhq.
-    type Checked = (u64, SchemaRef, Vec<FileFinding>);
-    let checked = catch_unwind(AssertUnwindSafe(|| -> Result<Checked> {
-        let schema = open_parquet(path)?.schema().clone();
+    let checked = catch_unwind(AssertUnwindSafe(|| -> Result<CheckedFile> {
+        // The footer is read once and shared by every row group's reader: read again per row
+        // group, a file of many small row groups took time quadratic in them to open.
+        let builder = open_parquet(path)?;
+        let schema = builder.schema().clone();
         check_unique_columns(path, &schema)?;
         check_schema(path, extract, &schema)?;
-        let (rows, findings) = check_rows(path, extract)?;
-        Ok((rows, schema, findings))
+        let (rows, findings) = check_rows_of(path, extract, builder.metadata())?;
+        Ok(CheckedFile {
+            rows,
+            schema,
+            findings,
+            footer: builder.metadata().clone(),
+        })
     }));
     checked.unwrap_or_else(|panic| {
         let what = panic
@@ -337,6 +403,40 @@ fn check_unique_columns(path: &Path, schema: &Schema) -> Result<()> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Hand DataFusion the footers the checks decoded, in its session's cache of file metadata, so
+/// that neither registering the files nor any scan decodes them again. A scan reads a file in
+/// chunks (`chunks`), each of which asks for the footer; DataFusion's cache keeps no footer
+/// larger than its limit (50 MB), and one of 10,000 row groups is larger, so the limit is raised
+/// by what each footer holds: without it, a file of 10,000 one-row row groups had its 48 MB
+/// footer decoded by every chunk of every query.
+async fn share_footers(
+    ctx: &SessionContext,
+    files: &[PathBuf],
+    footers: Vec<Arc<ParquetMetaData>>,
+) -> Result<()> {
+    let runtime = ctx.runtime_env();
+    let store = runtime.object_store(ObjectStoreUrl::local_filesystem())?;
+    let cache = runtime.cache_manager.get_file_metadata_cache();
+    for (file, footer) in files.iter().zip(footers) {
+        let Some(name) = file.to_str() else {
+            continue;
+        };
+        // The key DataFusion's listing gives the file.
+        let url = ListingTableUrl::parse(name)?;
+        let meta = store
+            .head(url.prefix())
+            .await
+            .map_err(datafusion::error::DataFusionError::from)?;
+        let size = footer.memory_size();
+        cache.update_cache_limit(cache.cache_limit().saturating_add(size));
+        cache.put(
+            &meta.location.clone(),
+            CachedFileMetadataEntry::new(meta, Arc::new(CachedParquetMetaData::new(footer))),
+        );
     }
     Ok(())
 }
@@ -376,12 +476,20 @@ impl Seen {
 /// pass reads every page of every column, so on a large extract it is one of a run's longest
 /// steps. The findings do not depend on the number of workers.
 pub fn check_rows(path: &Path, extract: &Extract) -> Result<(u64, Vec<FileFinding>)> {
+    check_rows_of(path, extract, open_parquet(path)?.metadata())
+}
+
+/// [`check_rows`] with the file's footer already read.
+fn check_rows_of(
+    path: &Path,
+    extract: &Extract,
+    metadata: &Arc<ParquetMetaData>,
+) -> Result<(u64, Vec<FileFinding>)> {
     let checked: Vec<&Column> = extract
         .columns
         .iter()
         .filter(|c| !c.nullable || c.allowed.is_some())
         .collect();
-    let metadata = open_parquet(path)?.metadata().clone();
     // Where each row group starts, to say where damaged data lies and which row a finding is.
     let group_starts: Vec<u64> = metadata
         .row_groups()
@@ -396,17 +504,26 @@ pub fn check_rows(path: &Path, extract: &Extract) -> Result<(u64, Vec<FileFindin
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, groups.max(1));
+    let reading = Reading::new(path, metadata)?;
+    let files = (0..workers)
+        .map(|_| ChunkBounded::new(path, reading.chunks.clone()))
+        .collect::<Result<Vec<_>>>()?;
     // Every group's rows and findings, indexed by group; a worker's panic is re-raised here, for
     // `check_file` to turn into an error naming the file.
     let mut per_group: Vec<Option<Result<GroupChecked>>> = (0..groups).map(|_| None).collect();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let (checked, group_starts) = (&checked, &group_starts);
+        let handles: Vec<_> = files
+            .into_iter()
+            .enumerate()
+            .map(|(w, file)| {
+                let (checked, group_starts, reading) = (&checked, &group_starts, &reading);
                 scope.spawn(move || {
                     (w..groups)
                         .step_by(workers)
-                        .map(|g| (g, check_group(path, checked, g, group_starts[g])))
+                        .map(|g| {
+                            let start = group_starts[g];
+                            (g, check_group(path, &file, reading, checked, g, start))
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -458,38 +575,60 @@ pub fn check_rows(path: &Path, extract: &Extract) -> Result<(u64, Vec<FileFindin
 /// One row group's rows and what each checked column showed in them.
 type GroupChecked = (u64, Vec<Seen>);
 
+/// What every row group's reader of one file shares: the footer as the Arrow reader reads it,
+/// and the column chunks' byte ranges.
+struct Reading {
+    metadata: ArrowReaderMetadata,
+    chunks: Arc<[(u64, u64)]>,
+}
+
+impl Reading {
+    fn new(path: &Path, metadata: &Arc<ParquetMetaData>) -> Result<Self> {
+        let damaged = |e: ParquetError| {
+            Error::contract(path, format!("damaged Parquet file: {e}; export it again"))
+        };
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let plain =
+            ArrowReaderMetadata::try_new(metadata.clone(), options.clone()).map_err(damaged)?;
+        // Strings decoded as views, as DataFusion reads them: every byte is still decoded and its
+        // UTF-8 checked, but not copied out of the page (a third of this pass's time).
+        let views = Arc::new(Schema::new_with_metadata(
+            plain
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_data_type(as_view(f.data_type())))
+                .collect::<Vec<_>>(),
+            plain.schema().metadata().clone(),
+        ));
+        let metadata = ArrowReaderMetadata::try_new(metadata.clone(), options.with_schema(views))
+            .map_err(damaged)?;
+        Ok(Reading {
+            chunks: ChunkBounded::chunk_ranges(metadata.metadata()),
+            metadata,
+        })
+    }
+}
+
 /// Decode one row group (every column, not only the checked ones: DataFusion will read them all
 /// later, and a damaged page must be found now, with the file's name), with `start` the file
 /// row before its first.
-fn check_group(path: &Path, checked: &[&Column], group: usize, start: u64) -> Result<GroupChecked> {
-    let metadata = open_parquet(path)?.metadata().clone();
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let bounded = ChunkBounded::new(file, &metadata);
-    let damaged = |e: ParquetError| {
-        Error::contract(path, format!("damaged Parquet file: {e}; export it again"))
-    };
-    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-    let plain = ArrowReaderMetadata::try_new(metadata.clone(), options.clone()).map_err(damaged)?;
-    // Strings decoded as views, as DataFusion reads them: every byte is still decoded and its
-    // UTF-8 checked, but not copied out of the page (a third of this pass's time).
-    let views = Arc::new(Schema::new_with_metadata(
-        plain
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_data_type(as_view(f.data_type())))
-            .collect::<Vec<_>>(),
-        plain.schema().metadata().clone(),
-    ));
-    let arrow_metadata =
-        ArrowReaderMetadata::try_new(metadata, options.with_schema(views)).map_err(damaged)?;
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bounded, arrow_metadata)
-        .with_row_groups(vec![group])
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| {
-            Error::contract(path, format!("damaged Parquet file: {e}; export it again"))
-        })?;
+fn check_group(
+    path: &Path,
+    bounded: &ChunkBounded,
+    reading: &Reading,
+    checked: &[&Column],
+    group: usize,
+    start: u64,
+) -> Result<GroupChecked> {
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+        bounded.clone(),
+        reading.metadata.clone(),
+    )
+    .with_row_groups(vec![group])
+    .with_batch_size(64 * 1024)
+    .build()
+    .map_err(|e| Error::contract(path, format!("damaged Parquet file: {e}; export it again")))?;
     let mut seen = vec![Seen::default(); checked.len()];
     let mut offset = start;
     for batch in reader {
@@ -661,11 +800,13 @@ async fn open_extract_as(
     let mut rows = 0;
     let mut findings = Vec::new();
     let mut schemas = Vec::with_capacity(files.len());
+    let mut footers = Vec::with_capacity(files.len());
     for file in &files {
-        let (n, schema, found) = check_file(file, extract)?;
-        rows += n;
-        schemas.push(schema);
-        findings.extend(found);
+        let checked = checked_file(file, extract)?;
+        rows += checked.rows;
+        schemas.push(checked.schema);
+        findings.extend(checked.findings);
+        footers.push(checked.footer);
     }
     check_parts_agree(&files, &schemas)?;
     check_not_empty(&location, extract, files.len(), rows)?;
@@ -681,6 +822,7 @@ async fn open_extract_as(
     let location_str = registered
         .to_str()
         .ok_or_else(|| Error::contract(&location, "the path is not valid UTF-8; rename it"))?;
+    share_footers(ctx, &files, footers).await?;
     ctx.register_parquet(&raw, location_str, ParquetReadOptions::default())
         .await?;
     // Read in chunks every stream of a scan takes from one queue (see `chunks`).

@@ -1270,6 +1270,9 @@ pub(crate) fn yaml_options() -> serde_saphyr::Options {
             max_total_replayed_events: YAML_MAX_REPLAYED_ALIAS_EVENTS,
             max_replay_stack_depth: YAML_MAX_DEPTH,
         },
+        // A tag the parser does not know (`!include`, `!!python/object`, any `!tag`) was
+        // silently dropped and the node read as if untagged: an error at its place instead.
+        reject_unsupported_tags: true,
     }
 }
 
@@ -1413,6 +1416,10 @@ fn yaml_limit(e: &serde_saphyr::Error, message: &str) -> Option<(String, String)
                 None => "a key appears twice in one mapping".into(),
             },
             "keep one of them: YAML does not merge repeated keys".into(),
+        ),
+        E::UnsupportedTag { tag, .. } => (
+            format!("the YAML tag `{tag}` is not supported"),
+            "hhq reads plain YAML: remove the tag (no file is included, no object is made)".into(),
         ),
         _ if message.contains("recursion limit exceeded") => deep(),
         _ if message.contains(" tab") => (

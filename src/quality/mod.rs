@@ -123,7 +123,8 @@ impl Policy {
                 checks: BTreeMap::new(),
             }
         } else {
-            serde_saphyr::from_str(text).map_err(|e| crate::measure::yaml_error(path, &e))?
+            serde_saphyr::from_str_with_options(text, crate::measure::yaml_options())
+                .map_err(|e| crate::measure::yaml_error(path, &e))?
         };
         let known: Vec<String> = catalogue().into_iter().map(|c| c.id).collect();
         let mut overrides = BTreeMap::new();
@@ -366,9 +367,10 @@ impl Profile {
                 &format!("{:.4}", 100.0 * c.share()),
                 &format!("{:.4}", 100.0 * c.max_share),
                 if c.sets_aside { "yes" } else { "no" },
-                &c.what,
+                &crate::escape::csv_text(&c.what),
                 &if examples {
-                    c.examples.join("; ")
+                    // Example keys are values from the extracts.
+                    crate::escape::csv_text(&c.examples.join("; ")).into_owned()
                 } else {
                     String::new()
                 },

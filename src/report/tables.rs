@@ -14,11 +14,19 @@ use crate::report::doc::{Cell, Table};
 pub fn to_csv(t: &Table) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let err = |e: csv::Error| crate::error::Error::Report(format!("table {}: {e}", t.id));
-    w.write_record(t.columns.iter().map(|c| c.name.as_str()))
-        .map_err(err)?;
+    w.write_record(
+        t.columns
+            .iter()
+            .map(|c| crate::escape::csv_text(&c.name).into_owned()),
+    )
+    .map_err(err)?;
     for row in &t.rows {
-        w.write_record(row.iter().map(|c| c.display()))
-            .map_err(err)?;
+        // Text a spreadsheet would run is quoted; a figure's minus sign is not a formula.
+        w.write_record(row.iter().map(|c| match c {
+            Cell::Text { text } => crate::escape::csv_text(text).into_owned(),
+            other => other.display().to_string(),
+        }))
+        .map_err(err)?;
     }
     w.into_inner()
         .map_err(|e| crate::error::Error::Report(format!("table {}: {e}", t.id)))

@@ -24,16 +24,18 @@ pub fn table(rows: &[ResultRow]) -> Table {
         "rate",
         "unit",
     ]);
+    use crate::escape::terminal;
     for r in rows {
+        // Strata are values from the extracts (MCO and partner ids): shown, never obeyed.
         t.add_row(vec![
-            Cell::new(&r.measure),
-            Cell::new(&r.component),
-            Cell::new(&r.stratifier),
-            Cell::new(&r.stratum),
+            Cell::new(terminal(&r.measure)),
+            Cell::new(terminal(&r.component)),
+            Cell::new(terminal(&r.stratifier)),
+            Cell::new(terminal(&r.stratum)),
             Cell::new(r.numerator).set_alignment(CellAlignment::Right),
             Cell::new(r.denominator).set_alignment(CellAlignment::Right),
             Cell::new(display_rate(r.rate)).set_alignment(CellAlignment::Right),
-            Cell::new(&r.unit),
+            Cell::new(terminal(&r.unit)),
         ]);
     }
     t
@@ -42,6 +44,11 @@ pub fn table(rows: &[ResultRow]) -> Table {
 /// `hhq explain`: for one member, each unit of the measure, whether it is in the denominator or
 /// why not, and the evidence (dates and ids) behind each numerator.
 pub fn explain_text(e: &crate::pipeline::Explanation, member: &str) -> String {
+    // The member's rows are values from the extracts: shown on the terminal, never obeyed.
+    crate::escape::terminal(&explain_lines(e, member)).into_owned()
+}
+
+fn explain_lines(e: &crate::pipeline::Explanation, member: &str) -> String {
     use std::fmt::Write;
     let m = &e.measure;
     let mut out = String::new();
