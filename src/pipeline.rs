@@ -165,7 +165,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     if opts.privacy.audience == Scope::All {
         return run_in(opts, None).await;
     }
-    let scratch = tempfile::tempdir().map_err(|e| Error::io(&std::env::temp_dir(), e))?;
+    let scratch = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let state_opts = RunOptions {
         out: scratch.path().join("state"),
         privacy: crate::privacy::Privacy::default(),

@@ -971,8 +971,7 @@ fn a_yaml_tag_is_an_error_at_its_place_in_every_kind_of_definition() {
     let cohort = std::fs::read_to_string(common::root().join("measures/cohorts/smi.yaml")).unwrap();
     let cohort = cohort.replacen("kind: cohort", "kind: !include cohort", 1);
     let msg = hhq::cohort::Definition::parse(Path::new("smi.yaml"), &cohort)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(
         msg.contains("the YAML tag `!include` is not supported"),
@@ -986,8 +985,7 @@ fn a_yaml_tag_is_an_error_at_its_place_in_every_kind_of_definition() {
     let path = dir.path().join("m.yaml");
     std::fs::write(&path, mapping.replacen("name: ", "name: !include ", 1)).unwrap();
     let msg = hhq::import::Mapping::load(&path)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(
         msg.contains("the YAML tag `!include` is not supported"),
@@ -995,8 +993,7 @@ fn a_yaml_tag_is_an_error_at_its_place_in_every_kind_of_definition() {
     );
 
     let msg = hhq::quality::Policy::parse(Path::new("policy.yaml"), "on_failure: !include x\n")
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(
         msg.starts_with("policy.yaml:1:")
@@ -1339,8 +1336,7 @@ fn a_block_reads_only_extracts_blocks_and_inputs() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("evil.sql"), sql).unwrap();
         let e = Definitions::load_shared(&common::root().join("measures"), dir.path())
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(
             e.starts_with(&format!(

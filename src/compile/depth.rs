@@ -395,7 +395,7 @@ pub fn drop_statement(statement: DFStatement) {
 struct Detach {
     depth: usize,
     exprs: Vec<Expr>,
-    bodies: Vec<Box<SetExpr>>,
+    bodies: Vec<SetExpr>,
 }
 
 impl Detach {
@@ -408,10 +408,10 @@ impl Detach {
             if let Some(mut e) = self.exprs.pop() {
                 let _ = VisitMut::visit(&mut e, &mut self);
             } else if let Some(body) = self.bodies.pop() {
-                match *body {
+                match body {
                     SetExpr::SetOperation { left, right, .. } => {
-                        self.bodies.push(left);
-                        self.bodies.push(right);
+                        self.bodies.push(*left);
+                        self.bodies.push(*right);
                     }
                     mut other => {
                         let _ = VisitMut::visit(&mut other, &mut self);
@@ -449,7 +449,7 @@ impl VisitorMut for Detach {
                 rows: Vec::new(),
             });
             self.bodies
-                .push(std::mem::replace(&mut query.body, Box::new(empty)));
+                .push(*std::mem::replace(&mut query.body, Box::new(empty)));
         }
         ControlFlow::Continue(())
     }

@@ -466,7 +466,7 @@ async fn compute(
             let (mi, is_current, compiled) = &jobs[k];
             bar.set_message(compiled.id.clone());
             if *is_current && follow_ups.contains(mi) {
-                let curve = curves.entry(*mi).or_insert_with(Curve::new);
+                let curve = curves.entry(*mi).or_insert_with(Curve::zeros);
                 add_to_curve(curve, &detail, curve_scope)?;
             }
             match spooler.as_mut() {
@@ -546,7 +546,8 @@ fn in_scope(scope: &Scope, mco: Option<&str>, hhp: Option<&str>) -> bool {
 }
 
 impl Curve {
-    fn new() -> Curve {
+    /// No unit yet, and a count for each of days 0 to 30.
+    fn zeros() -> Curve {
         Curve {
             denominator: 0,
             by_day: vec![0; 31],
