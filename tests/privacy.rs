@@ -177,20 +177,12 @@ fn pseudonyms_replace_member_ids_and_the_key_is_written_nowhere() {
     );
 
     // Neither a member id nor the key is in any file written.
-    let mut stack = vec![masked.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let bytes = std::fs::read(&p).unwrap();
-            let text = String::from_utf8_lossy(&bytes);
-            assert!(!text.contains(key), "{} holds the key", p.display());
-            if let Some(id) = ids.iter().find(|id| text.contains(id.as_str())) {
-                panic!("{} holds the member id {id}", p.display());
-            }
+    for p in common::files_under(&masked) {
+        let bytes = std::fs::read(&p).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(key), "{} holds the key", p.display());
+        if let Some(id) = ids.iter().find(|id| text.contains(id.as_str())) {
+            panic!("{} holds the member id {id}", p.display());
         }
     }
 
@@ -532,23 +524,6 @@ fn texts_of(path: &Path) -> Vec<String> {
     out
 }
 
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 #[test]
 fn no_output_of_a_pseudonymised_run_holds_a_member_id() {
     use datafusion::arrow::array::{Array, AsArray};
@@ -583,7 +558,7 @@ fn no_output_of_a_pseudonymised_run_holds_a_member_id() {
         let mut args = args.clone();
         args.extend(["--pseudonymize", "--out", out.to_str().unwrap()]);
         ok(&hhq(&args, &[("HHQ_PSEUDONYM_KEY", key)]));
-        let files = files_under(out);
+        let files = common::files_under(out);
         assert!(files.len() > 5, "{args:?}: {files:?}");
         let mut pseudonyms = 0;
         for f in &files {

@@ -374,8 +374,6 @@ pub struct Engine {
     blocks: Vec<Block>,
     /// How the extracts' views read their rows now.
     views: Mutex<Views>,
-    /// Whose members the session holds (see [`Engine::open_scoped`]).
-    scope: Scope,
     /// Steps several measures of this pass compute alike (see [`Engine::share_steps`]).
     shared: Mutex<SharedSteps>,
 }
@@ -671,7 +669,6 @@ impl Engine {
         let supplied = register_inputs(&ctx, inputs)?;
         let mut engine =
             Self::finish(ctx, extracts, Some(data_dir.to_path_buf()), defs, supplied).await?;
-        engine.scope = scope.clone();
         if !backend.is_local() {
             udf::register(&local);
             pick::register(&local);
@@ -732,7 +729,6 @@ impl Engine {
             memory: MemoryUse::default(),
             blocks: defs.blocks.clone(),
             views: Mutex::new(Views::default()),
-            scope: Scope::All,
             shared: Mutex::default(),
         })
     }
@@ -767,11 +763,6 @@ impl Engine {
         }
         views.range = range.clone();
         self.define_views(views).await
-    }
-
-    /// Whose members this engine holds ([`Engine::open_scoped`]).
-    pub fn scope(&self) -> &Scope {
-        &self.scope
     }
 
     /// The measures this pass runs next, each once: a step two of them compute alike (the same
