@@ -145,10 +145,10 @@ enum Command {
         #[arg(long)]
         timings: bool,
         /// Members computed at once: a larger population is computed in passes over ranges of
-        /// member ids, so memory follows the pass, not the state; the outputs are the same
-        #[arg(long, value_name = "N", default_value_t = hhq::pipeline::MEMBERS_PER_PASS,
-              value_parser = parse_count)]
-        members_per_pass: usize,
+        /// member ids, so memory follows the pass, not the state; the outputs are the same.
+        /// Default 100,000; under --memory-limit as many as the limit holds (docs/memory.md)
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        members_per_pass: Option<usize>,
         /// Also write each measure's member-level detail as CSV: `auto` when a spreadsheet can
         /// open it (at most 1,048,575 rows), `always`, or `never`. The Parquet detail is always
         /// written
@@ -194,9 +194,8 @@ enum Command {
         no_pdf: bool,
         /// Members computed at once: a larger population is computed in passes over ranges of
         /// member ids, so memory follows the pass, not the state; the report is the same
-        #[arg(long, value_name = "N", default_value_t = hhq::pipeline::MEMBERS_PER_PASS,
-              value_parser = parse_count)]
-        members_per_pass: usize,
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        members_per_pass: Option<usize>,
         #[command(flatten)]
         quality: QualityArgs,
         #[command(flatten)]
@@ -298,8 +297,8 @@ enum Command {
         #[arg(long, value_name = "K", value_parser = parse_count)]
         pass: Option<usize>,
         /// Members per pass, as `hhq run --members-per-pass` (with --pass)
-        #[arg(long, value_name = "N", value_parser = parse_count, default_value_t = hhq::pipeline::MEMBERS_PER_PASS)]
-        members_per_pass: usize,
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        members_per_pass: Option<usize>,
         /// Data directory holding the four extracts
         #[arg(long, default_value = "testdata")]
         data: PathBuf,
@@ -369,9 +368,8 @@ enum Command {
         key_file: Option<PathBuf>,
         /// Members computed at once: more are computed in passes over ranges of member ids, so
         /// memory follows the pass; the outputs are the same
-        #[arg(long, value_name = "N", default_value_t = hhq::pipeline::MEMBERS_PER_PASS,
-              value_parser = parse_count)]
-        members_per_pass: usize,
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        members_per_pass: Option<usize>,
         #[command(flatten)]
         memory: MemoryArgs,
         #[command(flatten)]
@@ -810,7 +808,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 quality: quality.options(),
                 memory_limit: memory.memory_limit,
                 engine: engine.backend()?,
-                members_per_pass: Some(members_per_pass),
+                members_per_pass,
             })
             .await?;
             if let Some(caveat) = &s.caveat {
@@ -875,7 +873,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 quality: quality.options(),
                 memory_limit: memory.memory_limit,
                 engine: engine.backend()?,
-                members_per_pass: Some(members_per_pass),
+                members_per_pass,
                 detail_csv,
             })
             .await?;
@@ -1106,7 +1104,7 @@ async fn dispatch(command: Command) -> Result<()> {
             dirs,
         } => {
             let mut options = reading(data, dirs, period, Vec::new(), memory.memory_limit);
-            options.members_per_pass = Some(members_per_pass);
+            options.members_per_pass = members_per_pass;
             let p = pipeline::profile(&options, &what, pass).await?;
             for (step, took) in &p.blocks {
                 eprintln!("{step}: {:.3} s", took.as_secs_f64());

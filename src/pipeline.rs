@@ -43,7 +43,7 @@ pub struct RunOptions {
 
 /// Members a run computes at once by default: memory grows with the members of a pass, not of
 /// the state, and a pass of this size stays within a few gigabytes (docs/benchmarks.md).
-pub const MEMBERS_PER_PASS: usize = 100_000;
+pub use crate::engine::MEMBERS_PER_PASS;
 
 /// What a run did, without member-level data.
 #[derive(Debug, Clone)]
@@ -280,7 +280,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     // A state's members in passes of at most `members_per_pass`, so that memory follows the
     // pass, not the state (see `detail`). Blocks marked `hhq: keep` are computed once, over
     // every member (a replacement may name a claim filed under another member id).
-    let ranges = member_passes(&engine, opts.members_per_pass.unwrap_or(MEMBERS_PER_PASS)).await?;
+    let ranges = member_passes(&engine, opts.members_per_pass).await?;
     if ranges.len() > 1 {
         timings.lap(format!("member ranges ({} passes)", ranges.len()));
     }
@@ -529,11 +529,10 @@ pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Resu
     engine.skip_row_rules(&rows.clean()).await?;
     let started = std::time::Instant::now();
     if let Some(k) = pass {
-        let per_pass = opts.members_per_pass.unwrap_or(MEMBERS_PER_PASS);
-        let ranges = member_passes(&engine, per_pass).await?;
+        let ranges = member_passes(&engine, opts.members_per_pass).await?;
         let range = ranges.get(k.saturating_sub(1)).ok_or_else(|| {
             Error::Usage(format!(
-                "--pass {k}: a run in passes of {per_pass} members makes {} pass(es) over these data",
+                "--pass {k}: a run over these data makes {} pass(es)",
                 ranges.len()
             ))
         })?;
@@ -728,7 +727,7 @@ fn choose_period(opts: &RunOptions, cutoff: Option<NaiveDate>) -> Result<Period>
 /// may name a claim filed under another member id).
 pub(crate) async fn member_passes(
     engine: &Engine,
-    per_pass: usize,
+    per_pass: Option<usize>,
 ) -> Result<Vec<crate::engine::MemberRange>> {
     let ranges = engine.member_ranges(per_pass).await?;
     if ranges.len() > 1 {

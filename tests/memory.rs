@@ -97,10 +97,12 @@ async fn a_sort_larger_than_the_limit_spills() {
         .unwrap();
     let expected = free.collect_for(sql, "a sort").await.unwrap();
     let free_peak = free.memory_stats().peak_reserved;
-    // Two partitions each sort at least one 2 MB batch (the usable-rows filter coalesces them).
-    let limit = 12 << 20;
+    // Two partitions each sort at least one 2 MB batch (the usable-rows filter coalesces them),
+    // each within half the pool while both hold memory, and the merges of what they spilled and
+    // of the two partitions need room beside them: at 12 MB the final merge finds none.
+    let limit = 16 << 20;
     assert!(
-        free_peak > 2 * limit,
+        free_peak > limit + limit / 2,
         "the sort held only {free_peak} bytes"
     );
     let tight = hhq::engine::Engine::open_limited(&data, &defs, &inputs, Some(limit))
@@ -149,4 +151,47 @@ fn a_size_that_is_not_one_is_a_usage_error() {
             "{command:?}: {stderr}"
         );
     }
+}
+
+/// Under a limit a run computes as many members at once as the limit holds at
+/// `BYTES_PER_ROW` per row of their extracts, between the floor and the default; without one,
+/// the default.
+#[tokio::test]
+async fn a_limit_sets_the_members_per_pass_from_the_rows_per_member() {
+    use hhq::engine::{BYTES_PER_ROW, Engine, MEMBERS_PER_PASS, MIN_MEMBERS_PER_PASS};
+    let defs = hhq::engine::Definitions::load(
+        &common::root().join("measures"),
+        &common::root().join("queries"),
+    )
+    .unwrap();
+    let data = common::root().join("testdata");
+    let inputs = hhq::engine::Inputs::default();
+    let free = Engine::open_limited(&data, &defs, &inputs, None)
+        .await
+        .unwrap();
+    assert_eq!(free.pass_size(10), MEMBERS_PER_PASS);
+    let rows: u64 = free.extracts.iter().map(|e| e.rows).sum();
+    assert!(rows > 10_000, "{rows} rows");
+    // Ten members holding every row of the test data: a member has a tenth of them.
+    let per_member = rows as usize / 10 * BYTES_PER_ROW;
+    for (limit, expected) in [
+        (per_member * 2_500, 2_500),
+        (per_member * 2_500 + per_member / 2, 2_500),
+        (per_member * 10, MIN_MEMBERS_PER_PASS),
+        (per_member * 1_000_000, MEMBERS_PER_PASS),
+    ] {
+        let tight = Engine::open_limited(&data, &defs, &inputs, Some(limit))
+            .await
+            .unwrap();
+        let got = tight.pass_size(10);
+        assert!(
+            got.abs_diff(expected) <= 1,
+            "limit {limit}: {got} members per pass, not {expected}"
+        );
+    }
+    // The ranges follow: 300 members under the default make one pass.
+    let one = Engine::open_limited(&data, &defs, &inputs, Some(64 << 20))
+        .await
+        .unwrap();
+    assert_eq!(one.member_ranges(None).await.unwrap().len(), 1);
 }

@@ -571,9 +571,9 @@ async fn member_ranges_cover_every_id_in_order_and_split_the_members_evenly() {
     let root = common::root();
     let defs = Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
     let engine = Engine::open(&root.join("testdata"), &defs).await.unwrap();
-    let one = engine.member_ranges(300).await.unwrap();
+    let one = engine.member_ranges(Some(300)).await.unwrap();
     assert_eq!(one, vec![hhq::engine::MemberRange::default()]);
-    let ranges = engine.member_ranges(70).await.unwrap();
+    let ranges = engine.member_ranges(Some(70)).await.unwrap();
     assert_eq!(ranges.len(), 5);
     // Open at both ends, each range starting where the last stopped.
     assert_eq!(ranges[0].from, None);

@@ -635,8 +635,9 @@ pub struct CohortOptions {
     pub as_of: Option<NaiveDate>,
     pub privacy: Privacy,
     pub memory_limit: Option<usize>,
-    /// Members computed at once; more are computed in passes over ranges of member ids.
-    pub members_per_pass: usize,
+    /// Members computed at once (`None`: as `hhq run` chooses); more are computed in passes
+    /// over ranges of member ids.
+    pub members_per_pass: Option<usize>,
 }
 
 /// What a cohort run did, for the terminal.

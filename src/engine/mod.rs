@@ -4,6 +4,7 @@
 pub mod loops;
 mod overlay;
 pub mod pick;
+mod pool;
 pub mod scan;
 pub mod udf;
 
@@ -22,8 +23,8 @@ use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::{
-    GreedyMemoryPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
-    PeakRecordingPool, TrackConsumersPool, UnboundedMemoryPool,
+    MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, PeakRecordingPool,
+    TrackConsumersPool, UnboundedMemoryPool,
 };
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
@@ -524,6 +525,18 @@ pub struct MemoryStats {
     pub spilled_bytes: usize,
 }
 
+/// Members a run computes at once, when neither `--members-per-pass` nor a memory limit says
+/// otherwise.
+pub const MEMBERS_PER_PASS: usize = 100_000;
+
+/// The pool memory a pass is given per row of its members' extracts under a memory limit
+/// (with its blocks, sorts' double reservations and merges): see docs/memory.md.
+pub const BYTES_PER_ROW: usize = 512;
+
+/// The fewest members per pass a memory limit makes: below it the passes' fixed costs (every
+/// pass reads the extracts' row groups and plans every measure) dominate.
+pub const MIN_MEMBERS_PER_PASS: usize = 1_000;
+
 /// The DataFusion session: hhq's SQL functions, and a memory pool. Without a limit the pool is
 /// unbounded (DataFusion's default, only counted). With one it is a [`GreedyMemoryPool`]:
 /// operators reserve first come, first served, and sorts and aggregations that cannot grow spill
@@ -554,7 +567,7 @@ fn session(memory_limit: Option<usize>) -> Result<SessionContext> {
             // The tracker names the operators holding most when an allocation fails, so the
             // error says what needs the memory (a sort, a window, a join's buffer).
             Arc::new(TrackConsumersPool::new(
-                GreedyMemoryPool::new(limit),
+                pool::SharePool::new(limit),
                 std::num::NonZeroUsize::new(3).expect("non-zero"),
             ))
         }
@@ -801,6 +814,21 @@ impl Engine {
         compiled.staged(|name| !limited && !self.ctx.table_exist(name).unwrap_or(true))
     }
 
+    /// Members per pass when none is asked for, of `members`: [`MEMBERS_PER_PASS`], and under a
+    /// memory limit no more than the limit holds at [`BYTES_PER_ROW`] for each of their rows
+    /// (of every extract, in the proportion the data has): a pass whose sorts and joins fit in
+    /// the pool runs without spilling, and one far larger spills more than DataFusion's merges
+    /// can hold. Never fewer than [`MIN_MEMBERS_PER_PASS`].
+    pub fn pass_size(&self, members: usize) -> usize {
+        let MemoryLimit::Finite(limit) = self.ctx.runtime_env().memory_pool.memory_limit() else {
+            return MEMBERS_PER_PASS;
+        };
+        let rows: u64 = self.extracts.iter().map(|e| e.rows).sum();
+        let rows_per_member = (rows as f64 / members.max(1) as f64).max(1.0);
+        let fits = (limit as f64 / (rows_per_member * BYTES_PER_ROW as f64)) as usize;
+        fits.clamp(MIN_MEMBERS_PER_PASS, MEMBERS_PER_PASS)
+    }
+
     /// How many queries (measures of a pass, building blocks) the engine runs side by side: two,
     /// or one under a memory limit (the limit bounds one query's operators, not two at once).
     pub fn queries_at_once(&self) -> usize {
@@ -814,7 +842,8 @@ impl Engine {
     /// in id order), together covering every possible id: one range when the members fit in one
     /// pass. Ranges of ids, not a hash, so passes read only their members' row groups when the
     /// extracts are sorted by member, and each pass's detail follows the last in id order.
-    pub async fn member_ranges(&self, per_pass: usize) -> Result<Vec<MemberRange>> {
+    /// `None`: [`MEMBERS_PER_PASS`], or under a memory limit [`Engine::pass_size`].
+    pub async fn member_ranges(&self, per_pass: Option<usize>) -> Result<Vec<MemberRange>> {
         // A cluster holds no block between queries (see `materialize`): a pass would read the
         // blocks kept for the run as its own members' rows, not the state's.
         if !self.backend.is_local() {
@@ -823,6 +852,7 @@ impl Engine {
         let ids = self
             .texts("SELECT DISTINCT member_id FROM members WHERE member_id IS NOT NULL ORDER BY member_id")
             .await?;
+        let per_pass = per_pass.unwrap_or_else(|| self.pass_size(ids.len()));
         let passes = ids.len().div_ceil(per_pass.max(1)).max(1);
         let size = ids.len().div_ceil(passes).max(1);
         let bounds: Vec<String> = (1..passes).map(|p| ids[p * size].clone()).collect();

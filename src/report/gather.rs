@@ -227,7 +227,7 @@ pub async fn gather(
     audience: Audience,
     quarter: Quarter,
     cutoff: NaiveDate,
-    members_per_pass: usize,
+    members_per_pass: Option<usize>,
     bar: &indicatif::ProgressBar,
 ) -> Result<Gathered> {
     let current = quarter.year_ending();
@@ -441,7 +441,7 @@ async fn compute(
     views: &[View],
     curve_scope: &Scope,
     follow_ups: &BTreeSet<usize>,
-    members_per_pass: usize,
+    members_per_pass: Option<usize>,
     bar: &indicatif::ProgressBar,
 ) -> Result<Computed> {
     let ranges = crate::pipeline::member_passes(engine, members_per_pass).await?;

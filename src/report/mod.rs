@@ -130,8 +130,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         opts.audience.clone(),
         quarter,
         cutoff,
-        opts.members_per_pass
-            .unwrap_or(crate::pipeline::MEMBERS_PER_PASS),
+        opts.members_per_pass,
         &bar,
     )
     .await?;
