@@ -508,6 +508,9 @@ struct MemoryUse {
     /// Blocks kept for the run that have a `member_id`: held as `<name>__kept`, their name a
     /// view of the rows of the pass's members (see [`Engine::focus`]).
     by_member: Mutex<BTreeSet<String>>,
+    /// Blocks marked `hhq: keep` computed over every member and kept for the run: they stay
+    /// from pass to pass. A block computed within a pass holds that pass's members only.
+    for_run: Mutex<BTreeSet<String>>,
     /// Bytes operators wrote to spill files, over every query run.
     spilled_bytes: AtomicUsize,
 }
@@ -538,12 +541,10 @@ pub const BYTES_PER_ROW: usize = 512;
 pub const MIN_MEMBERS_PER_PASS: usize = 1_000;
 
 /// The DataFusion session: hhq's SQL functions, and a memory pool. Without a limit the pool is
-/// unbounded (DataFusion's default, only counted). With one it is a [`GreedyMemoryPool`]:
-/// operators reserve first come, first served, and sorts and aggregations that cannot grow spill
-/// to a temporary directory (under `TMPDIR`). Hash joins cannot spill, so under a limit joins are
-/// sort-merge joins (their inputs sorted, which spills). Not a `FairSpillPool`: a measure's plan
-/// has dozens of sorts, and an even share of the pool each was too small for one batch, so runs
-/// failed at limits above the unbounded peak.
+/// unbounded (DataFusion's default, only counted). With one it is a [`pool::SharePool`]: sorts
+/// and aggregations share it evenly among those holding memory, and spill to a temporary
+/// directory (under `TMPDIR`) beyond their share. Hash joins cannot spill, so under a limit joins
+/// are sort-merge joins (their inputs sorted, which spills).
 fn session(memory_limit: Option<usize>) -> Result<SessionContext> {
     let mut config = SessionConfig::new().with_information_schema(false);
     // A join builds one hash table of its smaller side (up to a pass's numerator rows) and
@@ -903,11 +904,12 @@ impl Engine {
         }
         // Blocks kept for the run stay; the others are views again, their memory given back.
         let redefine: Vec<&Block> = {
+            let for_run = self.memory.for_run.lock().expect("not poisoned").clone();
             let mut kept = self.memory.kept.lock().expect("not poisoned");
             let redefine: Vec<&Block> = self
                 .blocks
                 .iter()
-                .filter(|b| !(b.keep && kept.contains_key(&b.name)))
+                .filter(|b| !for_run.contains(&b.name))
                 .collect();
             let freed: usize = redefine.iter().filter_map(|b| kept.remove(&b.name)).sum();
             if let Some(r) = self.memory.blocks.lock().expect("not poisoned").as_mut() {
@@ -948,6 +950,12 @@ impl Engine {
         let reservation =
             held.unwrap_or_else(|| MemoryConsumer::new("materialised blocks").register(pool));
         let mut kept = self.memory.kept.lock().expect("not poisoned").clone();
+        // Over every member (before the passes, or a run of one pass), blocks marked `hhq: keep`
+        // are kept for the run whatever their size: some are right only over every member (a
+        // replacement claim may be filed under another member than the claim it supersedes), and
+        // a pass reads them. Within a pass they are blocks of the pass like any other.
+        let over_everyone =
+            self.views.lock().expect("not poisoned").range == MemberRange::default();
         // In dependency order, so a block is read from the kept blocks it reads; blocks marked
         // `hhq: keep` always, since larger ones read them.
         let mut pending: Vec<&Block> = self
@@ -978,12 +986,20 @@ impl Engine {
                     built.bytes
                 };
                 took.push(built);
-                if reservation.size().saturating_add(bytes) > budget {
+                let for_run = block.keep && over_everyone;
+                if !for_run && reservation.size().saturating_add(bytes) > budget {
                     continue;
                 }
                 reservation.grow(bytes);
-                self.keep_block(block, table).await?;
+                self.keep_block(block, table, for_run).await?;
                 kept.insert(block.name.clone(), bytes);
+                if for_run {
+                    self.memory
+                        .for_run
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(block.name.clone());
+                }
             }
             // A view holds the plan of what it read when it was made: the blocks after these
             // (claims_final after superseded_claims) would compute them again from the
@@ -1039,13 +1055,18 @@ impl Engine {
         Ok((Arc::new(self.mem_table(schema, batches)?), built))
     }
 
-    /// A computed block's table registered under its name; one marked `hhq: keep` with a
+    /// A computed block's table registered under its name; one kept for the run with a
     /// `member_id` as `<name>__kept`, its name a view of the pass's members.
-    async fn keep_block(&self, block: &Block, table: Arc<dyn TableProvider>) -> Result<()> {
+    async fn keep_block(
+        &self,
+        block: &Block,
+        table: Arc<dyn TableProvider>,
+        for_run: bool,
+    ) -> Result<()> {
         let name = block.name.as_str();
         let by_member = table.schema().column_with_name("member_id").is_some();
         self.ctx.deregister_table(name)?;
-        if block.keep && by_member {
+        if for_run && by_member {
             let range = self.views.lock().expect("not poisoned").range.clone();
             self.ctx.deregister_table(kept_table(name).as_str())?;
             self.ctx.register_table(kept_table(name).as_str(), table)?;
