@@ -81,16 +81,24 @@ async fn a_run_under_a_limit_below_its_working_set_completes_with_the_same_outpu
     assert_eq!(unlimited.rows, limited.rows);
 }
 
-/// A sort larger than the limit spills to disk and returns what an unlimited sort does.
-#[tokio::test]
-async fn a_sort_larger_than_the_limit_spills() {
+/// The shipped definitions, the test data and no optional inputs.
+fn testdata() -> (
+    hhq::engine::Definitions,
+    std::path::PathBuf,
+    hhq::engine::Inputs,
+) {
     let defs = hhq::engine::Definitions::load(
         &common::root().join("measures"),
         &common::root().join("queries"),
     )
     .unwrap();
-    let data = common::root().join("testdata");
-    let inputs = hhq::engine::Inputs::default();
+    (defs, common::root().join("testdata"), Default::default())
+}
+
+/// A sort larger than the limit spills to disk and returns what an unlimited sort does.
+#[tokio::test]
+async fn a_sort_larger_than_the_limit_spills() {
+    let (defs, data, inputs) = testdata();
     let sql = "SELECT member_id, claim_id, line_number, service_from FROM claims \
                ORDER BY member_id, claim_id, line_number, adjustment";
     let free = hhq::engine::Engine::open_limited(&data, &defs, &inputs, None)
@@ -160,13 +168,7 @@ fn a_size_that_is_not_one_is_a_usage_error() {
 #[tokio::test]
 async fn a_limit_sets_the_members_per_pass_from_the_rows_per_member() {
     use hhq::engine::{BYTES_PER_ROW, Engine, MEMBERS_PER_PASS, MIN_MEMBERS_PER_PASS};
-    let defs = hhq::engine::Definitions::load(
-        &common::root().join("measures"),
-        &common::root().join("queries"),
-    )
-    .unwrap();
-    let data = common::root().join("testdata");
-    let inputs = hhq::engine::Inputs::default();
+    let (defs, data, inputs) = testdata();
     let free = Engine::open_limited(&data, &defs, &inputs, None)
         .await
         .unwrap();

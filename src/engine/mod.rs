@@ -479,6 +479,11 @@ pub struct MemberRange {
 }
 
 impl MemberRange {
+    /// Whether `id` is in the range (the member ids a pass computes).
+    pub fn contains(&self, id: &str) -> bool {
+        self.from.as_deref().is_none_or(|f| id >= f) && self.to.as_deref().is_none_or(|t| id < t)
+    }
+
     /// The SQL condition on `member_id`; `None` for every member.
     fn filter(&self) -> Option<String> {
         let lit = |v: &str| format!("'{}'", v.replace('\'', "''"));

@@ -72,15 +72,11 @@ impl fmt::Display for SharePool {
         write!(
             f,
             "share(used: {}, pool_size: {}, spilling consumers holding memory: {})",
-            human(state.used()),
-            human(self.size),
+            crate::engine::format_size(state.used()),
+            crate::engine::format_size(self.size),
             state.spilling.len()
         )
     }
-}
-
-fn human(bytes: usize) -> String {
-    crate::engine::format_size(bytes)
 }
 
 fn add(state: &mut State, consumer: &MemoryConsumer, bytes: usize) {
@@ -144,10 +140,10 @@ impl MemoryPool for SharePool {
             return Err(DataFusionError::ResourcesExhausted(format!(
                 "Failed to allocate additional {} for {} with {} already allocated for this \
                  reservation - {} remain available to it in the total memory pool: {}",
-                human(additional),
+                crate::engine::format_size(additional),
                 consumer.name(),
-                human(reservation.size()),
-                human(allowed),
+                crate::engine::format_size(reservation.size()),
+                crate::engine::format_size(allowed),
                 self
             )));
         }
