@@ -230,15 +230,21 @@ enum Command {
         dirs: DefinitionDirs,
     },
     /// Print the SQL a measure compiles to (or its query plan)
-    #[command(after_help = "Example: hhq compile AMB-HH --sql --period 2025")]
+    #[command(
+        after_help = "Examples: hhq compile AMB-HH --sql --period 2025\n          hhq compile FUM-HH --steps"
+    )]
     Compile {
         /// Measure id
         measure: String,
         #[arg(long, default_value = "2025")]
         period: Period,
         /// Print SQL: the building-block views, then one statement (the default)
-        #[arg(long, conflicts_with_all = ["plan", "detail"])]
+        #[arg(long, conflicts_with_all = ["plan", "detail", "steps"])]
         sql: bool,
+        /// Print the measure's plan: its steps in order, what each computes and reads, the
+        /// order units are judged in, the numerator columns and what each component reports
+        #[arg(long, conflicts_with_all = ["plan", "detail", "extracts"])]
+        steps: bool,
         /// Print the optimised logical plan instead of SQL
         #[arg(long)]
         plan: bool,
@@ -1117,6 +1123,7 @@ async fn dispatch(command: Command) -> Result<()> {
             measure,
             period,
             sql: _,
+            steps,
             plan,
             detail,
             extracts,
@@ -1130,6 +1137,10 @@ async fn dispatch(command: Command) -> Result<()> {
                 .ok_or_else(|| Error::Usage(format!("no measure `{measure}`")))?;
             let engine = Engine::offline(&defs).await?;
             let compiled = compile::compile(m, engine.catalog(), &period)?;
+            if steps {
+                print!("{}", compiled.plan());
+                return Ok(());
+            }
             let statement = if detail {
                 compiled.detail_sql()
             } else {

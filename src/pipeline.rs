@@ -792,6 +792,8 @@ pub fn data_quality_csv(s: &RunSummary) -> String {
 pub struct Explanation {
     pub measure: crate::measure::Measure,
     pub period: Period,
+    /// The rules that set a unit outside the denominator, in the order they are judged.
+    pub order: Vec<String>,
     /// The detail rows of the member, columns cast to text (None for null).
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Option<String>>>,
@@ -821,15 +823,16 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
     )?;
     let compiled = compile::compile(&measure, engine.catalog(), &period)?;
     let sql = format!(
-        "SELECT * FROM (\n{}\n) d WHERE d.member_id = '{}' ORDER BY d.anchor_date, d.unit_id",
+        "SELECT * FROM (\n{}\n) d WHERE d.member_id = {} ORDER BY d.anchor_date, d.unit_id",
         compiled.detail_sql(),
-        member_id.replace('\'', "''")
+        compile::sql::string(member_id)
     );
     let batches = engine
         .collect_for(&sql, &format!("measure {measure_id}"))
         .await?;
     let (columns, rows) = results::text_rows(&batches)?;
     Ok(Explanation {
+        order: compiled.plan().order(),
         measure,
         period,
         columns,

@@ -438,3 +438,72 @@ async fn outlier_components_need_the_outlier_rule() {
       hint: e.g. `outliers: {min_units: 4}`
     ");
 }
+
+#[tokio::test]
+async fn plan_of_every_shipped_measure() {
+    // The plan each shipped measure compiles to, step by step: what each step computes and
+    // reads, the numerator columns and what each component reports. A change to what a measure
+    // computes shows here before it shows in the SQL.
+    let (defs, engine) = offline().await;
+    for m in &defs.measures {
+        let c = compile(m, engine.catalog(), &Period::year(2025)).unwrap();
+        insta::assert_snapshot!(format!("plan_{}", m.id), c.plan().to_string());
+    }
+}
+
+#[tokio::test]
+async fn a_building_block_may_not_take_the_name_of_a_step() {
+    for name in ["units", "detail", "ce", "n0", "x12"] {
+        let queries = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(common::root().join("queries")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "sql") {
+                std::fs::copy(&p, queries.path().join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        std::fs::write(
+            queries.path().join(format!("{name}.sql")),
+            "SELECT member_id FROM members",
+        )
+        .unwrap();
+        let err = Definitions::load(&common::root().join("measures"), queries.path())
+            .expect_err("a block named like a step")
+            .to_string();
+        assert!(
+            err.contains(&format!("{name}.sql:1:1: `{name}` is the name of a step")),
+            "{err}"
+        );
+    }
+    // Names that only look alike are blocks like any other.
+    for name in ["n", "x1a", "units2", "n_0"] {
+        assert!(!hhq::compile::ir::is_step_name(name), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn names_and_text_from_a_measure_cannot_change_its_query() {
+    // An exclusion named with a quote, and a title and a component name that would end the
+    // comment they are written in: each stays text.
+    let yaml = EVENTS
+        .replace("title: ", "title: \"Two lines\\nSELECT 1; --\" # ")
+        .replace(
+            "name: nonacute_readmission",
+            "name: \"it's' OR true OR 'x\"",
+        )
+        .replace("name: days\n", "name: \"da\\\"ys\\n) x\"\n")
+        .replace("numerator: days,", "numerator: \"da\\\"ys\\n) x\",");
+    let (_, engine) = offline().await;
+    let m = Measure::parse(Path::new("t.yaml"), &yaml).unwrap();
+    let c = compile(&m, engine.catalog(), &Period::year(2025)).unwrap();
+    let sql = c.detail_sql();
+    assert!(
+        sql.starts_with("-- TEST-2 1 (Two lines SELECT 1; --)"),
+        "{sql}"
+    );
+    assert!(sql.contains("THEN 'it''s'' OR true OR ''x'"), "{sql}");
+    assert!(sql.contains("-- numerator `da\"ys ) x`"), "{sql}");
+    assert!(sql.contains("num_2 AS \"da\"\"ys\n) x\""), "{sql}");
+    // And the query plans: nothing in it became SQL.
+    engine.context().sql(&sql).await.unwrap();
+    engine.context().sql(&c.standalone_sql()).await.unwrap();
+}

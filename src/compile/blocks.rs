@@ -142,6 +142,21 @@ pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
                 hint: None,
             });
         }
+        if super::ir::is_step_name(&name) {
+            return Err(Error::Definition {
+                path: path.clone(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "`{name}` is the name of a step of every compiled measure; inside a measure's \
+                     query the step would hide the building block"
+                ),
+                hint: Some(format!(
+                    "rename the file (taken: {}, and x or n followed by digits)",
+                    super::ir::STEP_NAMES.join(", ")
+                )),
+            });
+        }
         let bytes = crate::measure::read_definition(&path, MAX_BLOCK_BYTES)?;
         let text = crate::measure::utf8(&path, bytes)?;
         check_query(&path, &text)?;

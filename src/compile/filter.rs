@@ -164,7 +164,7 @@ pub fn check(
         other => other,
     })?;
     // Planned as a run plans it, so what would fail there fails here, at the filter.
-    super::plan::filter(&sql, alias, columns)
+    super::filter_plan::filter(&sql, alias, columns)
         .map_err(|(p, hint)| err(format!("in the `where` expression of `{block}`: {p}"), hint))?;
     Ok(sql)
 }

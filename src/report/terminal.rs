@@ -61,6 +61,10 @@ fn explain_lines(e: &crate::pipeline::Explanation, member: &str) -> String {
         e.period,
         m.basis.name()
     );
+    let _ = writeln!(out, "judged in this order, the first that applies named:");
+    for (i, rule) in e.order.iter().enumerate() {
+        let _ = writeln!(out, "  {}. {rule}", i + 1);
+    }
     if e.rows.is_empty() {
         let _ = writeln!(
             out,

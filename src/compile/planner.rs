@@ -1,0 +1,396 @@
+//! Planning: a checked [`Measure`], its names resolved against the [`Catalog`], becomes a
+//! [`MeasurePlan`] for one period: the steps in the order the measure's rules apply, what each
+//! numerator column is, and what each component reports.
+
+use std::collections::BTreeMap;
+
+use super::ir::{
+    ConditionQuery, Ineligible, MeasurePlan, Numerator, Population, Role, Step, StepKind, Value,
+};
+use super::resolve::Resolver;
+use super::{Catalog, Output, Source};
+use crate::error::{Error, Result};
+use crate::measure::{Aggregate, Anchor, Basis, ComponentKind, Measure, MonthRule};
+use crate::period::Period;
+
+fn step(name: impl Into<String>, kind: StepKind) -> Step {
+    Step {
+        name: name.into(),
+        kind,
+    }
+}
+
+/// The columns an enrolment block must have.
+const ENROLLMENT_COLUMNS: [&str; 6] = [
+    "member_id",
+    "start_date",
+    "end_date",
+    "mco_id",
+    "hhp_id",
+    "population",
+];
+
+/// Plan a measure for a period against the catalog.
+pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePlan> {
+    let r = Resolver { m, catalog };
+    let program = m.program.block().to_string();
+    let enrollment = catalog.blocks.get(&program).ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: the measure needs the building block `{program}` (queries/{program}.sql)",
+            m.path.display()
+        ))
+    })?;
+    for col in ENROLLMENT_COLUMNS {
+        if !enrollment.iter().any(|(c, _)| c == col) {
+            return Err(Error::Usage(format!(
+                "building block `{program}` lacks column `{col}`"
+            )));
+        }
+    }
+
+    // 1. Candidate units with their enrolment attributes on the anchor date.
+    let mut steps: Vec<Step> = Vec::new();
+    // Components counting a subset of the events.
+    let mut subsets: Vec<usize> = Vec::new();
+    match m.basis {
+        Basis::Members => {
+            let anchor = match m.anchor {
+                Anchor::PeriodEnd => period.end,
+                Anchor::PeriodStart => period.start,
+            };
+            steps.push(step(
+                "candidates",
+                StepKind::MemberCandidates {
+                    program: program.clone(),
+                    anchor,
+                },
+            ));
+        }
+        Basis::MemberMonths => {
+            let months = period
+                .months()
+                .iter()
+                .map(|&(start, end)| {
+                    let count = match m.member_months.rule {
+                        MonthRule::CountDay => {
+                            start + chrono::Days::new(u64::from(m.member_months.count_day) - 1)
+                        }
+                        MonthRule::AnyDay => end,
+                    };
+                    (start, end, count)
+                })
+                .collect();
+            steps.push(step(
+                "months",
+                StepKind::Months {
+                    rule: m.member_months.rule,
+                    months,
+                },
+            ));
+            steps.push(step(
+                "candidates",
+                StepKind::MonthCandidates {
+                    program: program.clone(),
+                    rule: m.member_months.rule,
+                },
+            ));
+        }
+        Basis::Events => {
+            let e = m.events.as_ref().expect("events basis has events");
+            let columns = r.block(&e.block)?;
+            r.column(&e.block, columns, &e.id)?;
+            r.date_column(&e.block, columns, &e.date)?;
+            let filter = e
+                .filter
+                .as_ref()
+                .map(|f| r.filter(f, &e.block.value, "ev", columns))
+                .transpose()?;
+            let mut tests = Vec::new();
+            for (k, c) in m.components.iter().enumerate() {
+                if let Some(f) = &c.subset {
+                    tests.push((k, r.filter(f, &e.block.value, "ev", columns)?));
+                    subsets.push(k);
+                }
+            }
+            steps.push(step(
+                "events",
+                StepKind::Events {
+                    block: e.block.value.clone(),
+                    id: e.id.value.clone(),
+                    date: e.date.value.clone(),
+                    filter,
+                    subsets: tests,
+                    from: period.start + chrono::Duration::days(i64::from(e.start_offset)),
+                    to: period.end + chrono::Duration::days(i64::from(e.end_offset)),
+                },
+            ));
+            let first_within = e.first_within.as_ref().map(|d| d.value);
+            if let Some(days) = first_within {
+                // The counted event of a member and date is its first by id: a grouped minimum,
+                // not row_number() over a window (DataFusion runs a window over a partition per
+                // member and date about ten times slower).
+                steps.push(step("events_first", StepKind::EventsFirst));
+                if days > 1 {
+                    steps.push(step("events_chained", StepKind::EventsChained { days }));
+                }
+            }
+            steps.push(step(
+                "candidates",
+                StepKind::EventCandidates {
+                    program: program.clone(),
+                    first_within,
+                    subsets: subsets.clone(),
+                },
+            ));
+        }
+    }
+
+    // 2. Continuous enrolment around the anchor: gaps counted and measured.
+    if let Some(ce) = &m.continuous {
+        let (from, to) = (ce.window.from, ce.window.to);
+        steps.push(step(
+            "ce_spans",
+            StepKind::CeSpans {
+                program: program.clone(),
+                from,
+                to,
+            },
+        ));
+        steps.push(step("ce_distinct", StepKind::CeDistinct));
+        steps.push(step("ce_ordered", StepKind::CeOrdered));
+        steps.push(step("ce", StepKind::Ce { from, to }));
+    }
+
+    // 3. The units: age and band at the anchor, demographics, calendar strata. They come before
+    // the numerators' steps, so that measures over the same units plan them alike up to here
+    // (see `CompiledMeasure::staged`).
+    steps.push(step(
+        "units",
+        StepKind::Units {
+            bands: m.age_bands.clone(),
+            carried: (m.basis == Basis::Events).then(|| subsets.clone()),
+            ce: m.continuous.is_some(),
+        },
+    ));
+
+    // 4. Exclusions and numerators: one step each.
+    let none = BTreeMap::new();
+    let mut exclusions = Vec::new();
+    for (i, x) in m.exclusions.iter().enumerate() {
+        let name = format!("x{i}");
+        let query = ConditionQuery {
+            arms: r.condition(&x.condition, &none)?,
+            basis: m.basis,
+            period: *period,
+            days: false,
+        };
+        steps.push(step(
+            &name,
+            StepKind::Condition {
+                role: Role::Exclusion(x.name.value.clone()),
+                query,
+            },
+        ));
+        exclusions.push((x.name.value.clone(), name));
+    }
+    // Components whose optional input is missing are left out, with ratios over them.
+    let mut not_reported: Vec<(String, String)> = Vec::new();
+    for c in &m.components {
+        if let Some(n) = &c.needs
+            && !catalog.inputs.contains(&n.value)
+        {
+            not_reported.push((c.name.value.clone(), n.value.clone()));
+        }
+    }
+    for c in &m.components {
+        if let ComponentKind::Ratio {
+            numerator,
+            denominator,
+        } = &c.kind
+            && let Some((_, input)) = not_reported
+                .iter()
+                .find(|(n, _)| *n == numerator.value || *n == denominator.value)
+                .cloned()
+            && !not_reported.iter().any(|(n, _)| *n == c.name.value)
+        {
+            not_reported.push((c.name.value.clone(), input));
+        }
+    }
+    let skipped = |name: &str| not_reported.iter().any(|(n, _)| n == name);
+    let mut numerators: Vec<Numerator> = Vec::new();
+    let mut index_of: BTreeMap<&str, usize> = BTreeMap::new();
+    // Numerators whose evidence is the same query (IET-HH's cohorts: one condition, then kept
+    // per cohort by a subset) are one step: the later reads the first's, and conditions
+    // anchored on it are then the same query too.
+    let mut step_of: BTreeMap<&str, String> = BTreeMap::new();
+    let mut computed: Vec<(ConditionQuery, String)> = Vec::new();
+    let mut evidence: Vec<String> = exclusions.iter().map(|(_, s)| s.clone()).collect();
+    for (k, c, cond) in m.numerators() {
+        if skipped(&c.name.value) {
+            continue;
+        }
+        let i = numerators.len();
+        let arms = r.condition(cond, &step_of)?;
+        let whole = arms.iter().all(|a| a.whole);
+        let query = ConditionQuery {
+            arms,
+            basis: m.basis,
+            period: *period,
+            // Days on which rows fall are counted only for `at_least`.
+            days: matches!(cond.aggregate, Aggregate::Exists) && cond.at_least.is_some(),
+        };
+        let name = match computed.iter().find(|(q, _)| *q == query) {
+            Some((_, name)) => name.clone(),
+            None => {
+                let name = format!("n{i}");
+                computed.push((query.clone(), name.clone()));
+                steps.push(step(
+                    &name,
+                    StepKind::Condition {
+                        role: Role::Numerator(c.name.value.clone()),
+                        query,
+                    },
+                ));
+                evidence.push(name.clone());
+                name
+            }
+        };
+        step_of.insert(c.name.value.as_str(), name.clone());
+        let value = match (&cond.aggregate, cond.at_least) {
+            (Aggregate::Exists, Some(n)) => Value::AtLeastDays(n),
+            (Aggregate::Exists, None) => Value::Exists,
+            (Aggregate::Count, _) => Value::Count,
+            (Aggregate::Sum(_), _) => Value::Sum,
+            (Aggregate::First, _) => Value::DaysToFirst,
+        };
+        index_of.insert(c.name.value.as_str(), i);
+        numerators.push(Numerator {
+            name: c.name.value.clone(),
+            step: name,
+            value,
+            subset: subsets.contains(&k).then_some(k),
+            whole,
+        });
+    }
+
+    // 5. Why each unit is in or out, in this order.
+    let mut ineligible = Vec::new();
+    if let Some(days) = m.events.as_ref().and_then(|e| e.first_within.as_ref()) {
+        ineligible.push(Ineligible::Repeat { days: days.value });
+    }
+    ineligible.extend([Ineligible::NotEnrolled, Ineligible::AgeOutsideBands]);
+    if let Some(ce) = &m.continuous {
+        ineligible.push(Ineligible::NotContinuous {
+            max_gaps: ce.max_gaps,
+            max_gap_days: ce.max_gap_days,
+        });
+    }
+    steps.push(step(
+        "judged",
+        StepKind::Judged {
+            ineligible,
+            exclusions,
+            numerators: numerators.clone(),
+            evidence,
+        },
+    ));
+    if m.outliers.is_some() {
+        steps.push(step("counted", StepKind::Counted));
+    }
+    steps.push(step(
+        "detail",
+        StepKind::Detail {
+            outliers: m.outliers,
+            numerators: numerators.len(),
+        },
+    ));
+
+    let components = outputs(m, &numerators, &index_of, &skipped);
+    // 6. The population: members of the programme in the period, by age on its last day.
+    let population = m
+        .components
+        .iter()
+        .any(|c| matches!(c.kind, ComponentKind::Enrollees { .. }))
+        .then(|| Population {
+            program: program.clone(),
+        });
+    Ok(MeasurePlan {
+        id: m.id.clone(),
+        version: m.version.clone(),
+        title: m.title.clone(),
+        basis: m.basis,
+        period: *period,
+        steps,
+        numerators,
+        components,
+        stratify: m.stratify.clone(),
+        age_bands: m.age_bands.clone(),
+        not_reported,
+        population,
+    })
+}
+
+/// What each reported component is: which numbers of the detail and population it divides.
+fn outputs(
+    m: &Measure,
+    numerators: &[Numerator],
+    index_of: &BTreeMap<&str, usize>,
+    skipped: &dyn Fn(&str) -> bool,
+) -> Vec<(String, crate::measure::Unit, Output)> {
+    let source = |name: &str| -> Source {
+        let c = m
+            .components
+            .iter()
+            .find(|c| c.name.value == name)
+            .expect("references checked by the model");
+        match &c.kind {
+            ComponentKind::Denominator => Source::Denominator,
+            ComponentKind::Enrollees { outliers: false } => Source::Enrollees,
+            ComponentKind::Enrollees { outliers: true } => Source::Outliers,
+            _ => Source::Numerator(index_of[name]),
+        }
+    };
+    let mut outputs = Vec::new();
+    for c in &m.components {
+        if skipped(&c.name.value) {
+            continue;
+        }
+        let output = match &c.kind {
+            ComponentKind::Numerator(cond) if cond.aggregate == Aggregate::First => {
+                Output::Median(index_of[c.name.value.as_str()])
+            }
+            ComponentKind::Numerator(_) => {
+                let i = index_of[c.name.value.as_str()];
+                Output::Rate {
+                    numerator: Source::Numerator(i),
+                    denominator: if numerators[i].subset.is_some() {
+                        Source::SubsetDenominator(i)
+                    } else {
+                        Source::Denominator
+                    },
+                }
+            }
+            ComponentKind::Ratio {
+                numerator,
+                denominator,
+            } => Output::Rate {
+                numerator: source(&numerator.value),
+                denominator: source(&denominator.value),
+            },
+            ComponentKind::Denominator => Output::Rate {
+                numerator: Source::Denominator,
+                denominator: Source::Denominator,
+            },
+            ComponentKind::Enrollees { outliers } => Output::Rate {
+                numerator: if *outliers {
+                    Source::Outliers
+                } else {
+                    Source::Enrollees
+                },
+                denominator: Source::Enrollees,
+            },
+        };
+        outputs.push((c.name.value.clone(), c.unit, output));
+    }
+    outputs
+}
