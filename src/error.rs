@@ -22,6 +22,10 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// Several problems with definitions, each located, in the order found.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<Error>),
+
     /// A command-line argument is invalid.
     #[error("{0}")]
     Usage(String),
@@ -55,6 +59,30 @@ pub enum Error {
 }
 
 impl Error {
+    /// One error for `problems`, in the order of the files' lines: the problem itself when
+    /// there is one.
+    pub(crate) fn many(mut problems: Vec<Error>) -> Self {
+        problems.sort_by_key(|e| match e {
+            Error::Definition {
+                path, line, column, ..
+            } => Some((path.clone(), *line, *column)),
+            _ => None,
+        });
+        if problems.len() == 1 {
+            problems.remove(0)
+        } else {
+            Error::Many(problems)
+        }
+    }
+
+    /// The problems this error reports, one by one.
+    pub fn problems(self) -> Vec<Error> {
+        match self {
+            Error::Many(v) => v.into_iter().flat_map(Error::problems).collect(),
+            e => vec![e],
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

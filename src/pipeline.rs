@@ -888,7 +888,7 @@ pub async fn check(
         let m = match Measure::load(&path) {
             Ok(m) => m,
             Err(e) => {
-                report.problems.push(e);
+                report.problems.extend(e.problems());
                 continue;
             }
         };
@@ -899,21 +899,7 @@ pub async fn check(
         let planned = match compile::compile(&m, engine.catalog(), &period) {
             // Logical planning only: the optimizer takes seconds over a measure, and each
             // filter was planned and simplified when it compiled.
-            Ok(c) => engine
-                .context()
-                .sql(&c.detail_sql())
-                .await
-                .map(|_| ())
-                .map_err(|e| Error::Definition {
-                    path: m.path.clone(),
-                    line: 1,
-                    column: 1,
-                    message: format!("the compiled query does not plan: {e}"),
-                    hint: Some(
-                        "a `where` expression may call an unknown function or compare unlike types"
-                            .into(),
-                    ),
-                }),
+            Ok(c) => plan_compiled(&engine, &m, &c).await,
             Err(e) => Err(e),
         };
         match planned {
@@ -923,7 +909,7 @@ pub async fn check(
                     .push((m.id.clone(), m.version.clone(), m.path.clone()));
                 seen.push(m);
             }
-            Err(e) => report.problems.push(e),
+            Err(e) => report.problems.extend(e.problems()),
         }
     }
     // Cohort and risk-flag definitions: each file alone, then compiled and planned.
@@ -947,6 +933,56 @@ pub async fn check(
         }
     }
     Ok(report)
+}
+
+/// Plan a compiled measure's detail query (logically) in the engine's session; when it does not
+/// plan, the error is at the line and column of the part of the measure at fault.
+pub async fn plan_compiled(
+    engine: &Engine,
+    m: &crate::measure::Measure,
+    c: &compile::CompiledMeasure,
+) -> Result<()> {
+    match engine.context().sql(&c.detail_sql()).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(unplanned_step(engine, m, c, e).await),
+    }
+}
+
+/// Why a compiled measure does not plan, at the line and column of the part of the measure the
+/// first step that does not plan comes from (each step planned with those before it).
+async fn unplanned_step(
+    engine: &Engine,
+    m: &crate::measure::Measure,
+    c: &compile::CompiledMeasure,
+    whole: datafusion::error::DataFusionError,
+) -> Error {
+    let steps = &c.plan().steps;
+    let mut failed = None;
+    for (i, step) in steps.iter().enumerate() {
+        if let Err(e) = engine.context().sql(&c.step_sql(i)).await {
+            failed = Some((step, e));
+            break;
+        }
+    }
+    let (step, e) = match failed {
+        Some((step, e)) => (Some(step), e),
+        None => (None, whole),
+    };
+    let (line, column) = step.map_or((m.basis_at.line, m.basis_at.column), |s| s.at);
+    Error::Definition {
+        path: m.path.clone(),
+        line,
+        column,
+        message: match step {
+            Some(s) => format!("step `{}` of the compiled query does not plan: {e}", s.name),
+            None => format!("the compiled query does not plan: {e}"),
+        },
+        hint: Some(
+            "a `where` expression may call an unknown function or compare unlike types; \
+             `hhq compile <id> --steps` lists the steps"
+                .into(),
+        ),
+    }
 }
 
 /// Plan a query as a run would, without running it: logical plan and optimizer (whose

@@ -507,3 +507,78 @@ async fn names_and_text_from_a_measure_cannot_change_its_query() {
     engine.context().sql(&sql).await.unwrap();
     engine.context().sql(&c.standalone_sql()).await.unwrap();
 }
+
+#[tokio::test]
+async fn check_reports_every_problem_of_a_file() {
+    // Three problems the file alone shows, and two only the catalogue shows: all are reported,
+    // each at its own line and column.
+    let yaml = format!(
+        "{GOOD}  - name: ed_visits\n    unit: percent\n    numerator: {{exists: ed_visits, date: visit_date}}\nexclusions:\n  - exists: ed_visits\n    date: visit_date\n"
+    )
+    .replace("[\"0-17\", \"18+\"]", "[\"0-17\", \"18+\", \"old\"]");
+    let msg = error_of(&yaml).await;
+    insta::assert_snapshot!(msg, @r#"
+    measures/test.yaml:7:28: age band "old" is not `MIN-MAX` or `MIN+`
+      hint: for example `0-17`, `18-64`, `65+`
+    measures/test.yaml:16:11: component `ed_visits` is defined twice
+    measures/test.yaml:20:13: every exclusion needs a `name:` (it is the reason kept per unit)
+    "#);
+    let yaml = GOOD.replace("date: visit_date", "date: visit_dat").replace(
+        "components:\n",
+        "exclusions:\n  - name: x\n    exists: nowhere\n    date: d\ncomponents:\n",
+    );
+    let msg = error_of(&yaml).await;
+    insta::assert_snapshot!(msg, @r#"
+    measures/test.yaml:11:13: unknown building block `nowhere`
+      hint: known: claim_diagnoses, claim_links, claim_substance_dx, claims_final, deaths, ed_visits, hh_assignments, hh_enrollment, hh_services, inpatient_stays, institution_months, medicaid_enrollment, outpatient_visits, pcr_expected, readmissions, sud_diagnoses, sud_treatment, superseded_claims (building blocks are the .sql files of queries/)
+    measures/test.yaml:18:13: building block `ed_visits` has no column `visit_dat`
+      hint: did you mean `visit_date`?
+    "#);
+}
+
+#[tokio::test]
+async fn a_step_that_does_not_plan_is_reported_at_its_place_in_the_measure() {
+    // A block the catalogue knows but the session does not have: the step reading it is the
+    // first that does not plan, and the error points at the condition naming it.
+    let (_, engine) = offline().await;
+    let mut catalog = engine.catalog().clone();
+    catalog
+        .blocks
+        .insert("ghost_rows".into(), catalog.blocks["hh_services"].clone());
+    let yaml = GOOD.replace(
+        "components:\n",
+        "exclusions:\n  - name: haunted\n    exists: ghost_rows\n    date: service_date\ncomponents:\n",
+    );
+    let m = Measure::parse(Path::new("measures/test.yaml"), &yaml).unwrap();
+    let c = compile(&m, &catalog, &Period::year(2025)).unwrap();
+    let err = hhq::pipeline::plan_compiled(&engine, &m, &c)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("measures/test.yaml:10:11: step `x0` of the compiled query does not plan"),
+        "{err}"
+    );
+    assert!(err.contains("ghost_rows"), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_enrolment_block_is_a_definition_problem_at_the_enrolment() {
+    let (_, engine) = offline().await;
+    let mut catalog = engine.catalog().clone();
+    catalog.blocks.remove("medicaid_enrollment");
+    let yaml = GOOD.replace(
+        "basis: member_months\n",
+        "basis: member_months\nenrollment: {in: medicaid}\n",
+    );
+    let m = Measure::parse(Path::new("measures/test.yaml"), &yaml).unwrap();
+    let err = compile(&m, &catalog, &Period::year(2025)).unwrap_err();
+    assert!(
+        matches!(err, hhq::error::Error::Definition { line: 7, .. }),
+        "{err}"
+    );
+    insta::assert_snapshot!(err.to_string(), @r#"
+    measures/test.yaml:7:18: the measure's enrolment needs the building block `medicaid_enrollment`
+      hint: add queries/medicaid_enrollment.sql
+    "#);
+}

@@ -176,6 +176,10 @@ async fn explain_tells_each_step_for_one_member() {
     insta::assert_snapshot!(text, @r"
     HH-TCC 2025.1 — Health Home Transitional Care - Contact after an Inpatient Discharge
     member P, period 2025-01-01..2025-12-31, basis events
+    judged in this order, the first that applies named:
+      1. not enrolled on the anchor date
+      2. age outside the age bands
+      3. exclusion `died_within_30_days`
 
     event S1 — anchor 2025-03-10, age 45 (18-64), MCO-A / HHP-1 / SMI
       in the denominator

@@ -70,6 +70,10 @@ pub struct MeasurePlan {
 pub struct Step {
     pub name: String,
     pub kind: StepKind,
+    /// The line and column of the measure file the step comes from (the events' block, an
+    /// exclusion's or a component's name, else the basis): where a step that does not plan is
+    /// reported.
+    pub at: (usize, usize),
 }
 
 /// What a step computes, with everything its SQL is written from: two steps of one kind with

@@ -129,6 +129,17 @@ impl CompiledMeasure {
         &self.plan
     }
 
+    /// The query of the plan's steps up to step `i`, selecting its rows: planned step by step,
+    /// the first that does not plan names the part of the measure at fault.
+    pub fn step_sql(&self, i: usize) -> String {
+        format!(
+            "{}\nWITH {}\nSELECT * FROM {}",
+            self.header,
+            self.rendered[..=i].join(",\n"),
+            self.plan.steps[i].name
+        )
+    }
+
     /// The `SELECT` of the member-level detail from the `detail` step.
     fn detail_select(&self) -> String {
         let nums: String = self

@@ -10,13 +10,14 @@ use super::ir::{
 use super::resolve::Resolver;
 use super::{Catalog, Output, Source};
 use crate::error::{Error, Result};
-use crate::measure::{Aggregate, Anchor, Basis, ComponentKind, Measure, MonthRule};
+use crate::measure::{Aggregate, Anchor, Basis, ComponentKind, Located, Measure, MonthRule};
 use crate::period::Period;
 
-fn step(name: impl Into<String>, kind: StepKind) -> Step {
+fn step<T>(name: impl Into<String>, kind: StepKind, at: &Located<T>) -> Step {
     Step {
         name: name.into(),
         kind,
+        at: (at.line, at.column),
     }
 }
 
@@ -30,23 +31,41 @@ const ENROLLMENT_COLUMNS: [&str; 6] = [
     "population",
 ];
 
-/// Plan a measure for a period against the catalog.
+/// Plan a measure for a period against the catalog; every problem found is reported, each at
+/// its line and column in the measure's file.
 pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePlan> {
     let r = Resolver { m, catalog };
+    let mut problems: Vec<Error> = Vec::new();
     let program = m.program.block().to_string();
-    let enrollment = catalog.blocks.get(&program).ok_or_else(|| {
-        Error::Usage(format!(
-            "{}: the measure needs the building block `{program}` (queries/{program}.sql)",
-            m.path.display()
-        ))
-    })?;
-    for col in ENROLLMENT_COLUMNS {
-        if !enrollment.iter().any(|(c, _)| c == col) {
-            return Err(Error::Usage(format!(
-                "building block `{program}` lacks column `{col}`"
-            )));
+    let located = |message: String, hint: Option<String>| Error::Definition {
+        path: m.path.clone(),
+        line: m.program_at.line,
+        column: m.program_at.column,
+        message,
+        hint,
+    };
+    match catalog.blocks.get(&program) {
+        None => problems.push(located(
+            format!("the measure's enrolment needs the building block `{program}`"),
+            Some(format!("add queries/{program}.sql")),
+        )),
+        Some(enrollment) => {
+            for col in ENROLLMENT_COLUMNS {
+                if !enrollment.iter().any(|(c, _)| c == col) {
+                    problems.push(located(
+                        format!(
+                            "building block `{program}` lacks column `{col}`, which enrolment needs"
+                        ),
+                        Some(format!(
+                            "an enrolment block has {}",
+                            ENROLLMENT_COLUMNS.join(", ")
+                        )),
+                    ));
+                }
+            }
         }
     }
+    let basis_at = &m.basis_at;
 
     // 1. Candidate units with their enrolment attributes on the anchor date.
     let mut steps: Vec<Step> = Vec::new();
@@ -64,6 +83,7 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
                     program: program.clone(),
                     anchor,
                 },
+                basis_at,
             ));
         }
         Basis::MemberMonths => {
@@ -86,6 +106,7 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
                     rule: m.member_months.rule,
                     months,
                 },
+                basis_at,
             ));
             steps.push(step(
                 "candidates",
@@ -93,23 +114,27 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
                     program: program.clone(),
                     rule: m.member_months.rule,
                 },
+                basis_at,
             ));
         }
         Basis::Events => {
             let e = m.events.as_ref().expect("events basis has events");
-            let columns = r.block(&e.block)?;
-            r.column(&e.block, columns, &e.id)?;
-            r.date_column(&e.block, columns, &e.date)?;
-            let filter = e
-                .filter
-                .as_ref()
-                .map(|f| r.filter(f, &e.block.value, "ev", columns))
-                .transpose()?;
+            let mut filter = None;
             let mut tests = Vec::new();
-            for (k, c) in m.components.iter().enumerate() {
-                if let Some(f) = &c.subset {
-                    tests.push((k, r.filter(f, &e.block.value, "ev", columns)?));
-                    subsets.push(k);
+            if let Some(columns) = note(&mut problems, r.block(&e.block)) {
+                note(&mut problems, r.column(&e.block, columns, &e.id));
+                note(&mut problems, r.date_column(&e.block, columns, &e.date));
+                if let Some(f) = &e.filter {
+                    filter = note(&mut problems, r.filter(f, &e.block.value, "ev", columns));
+                }
+                for (k, c) in m.components.iter().enumerate() {
+                    if let Some(f) = &c.subset
+                        && let Some(test) =
+                            note(&mut problems, r.filter(f, &e.block.value, "ev", columns))
+                    {
+                        tests.push((k, test));
+                        subsets.push(k);
+                    }
                 }
             }
             steps.push(step(
@@ -123,15 +148,17 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
                     from: period.start + chrono::Duration::days(i64::from(e.start_offset)),
                     to: period.end + chrono::Duration::days(i64::from(e.end_offset)),
                 },
+                &e.block,
             ));
             let first_within = e.first_within.as_ref().map(|d| d.value);
             if let Some(days) = first_within {
                 // The counted event of a member and date is its first by id: a grouped minimum,
                 // not row_number() over a window (DataFusion runs a window over a partition per
                 // member and date about ten times slower).
-                steps.push(step("events_first", StepKind::EventsFirst));
+                let at = e.first_within.as_ref().expect("first_within is set");
+                steps.push(step("events_first", StepKind::EventsFirst, at));
                 if days > 1 {
-                    steps.push(step("events_chained", StepKind::EventsChained { days }));
+                    steps.push(step("events_chained", StepKind::EventsChained { days }, at));
                 }
             }
             steps.push(step(
@@ -141,6 +168,7 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
                     first_within,
                     subsets: subsets.clone(),
                 },
+                basis_at,
             ));
         }
     }
@@ -148,6 +176,7 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
     // 2. Continuous enrolment around the anchor: gaps counted and measured.
     if let Some(ce) = &m.continuous {
         let (from, to) = (ce.window.from, ce.window.to);
+        let at = &m.program_at;
         steps.push(step(
             "ce_spans",
             StepKind::CeSpans {
@@ -155,10 +184,11 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
                 from,
                 to,
             },
+            at,
         ));
-        steps.push(step("ce_distinct", StepKind::CeDistinct));
-        steps.push(step("ce_ordered", StepKind::CeOrdered));
-        steps.push(step("ce", StepKind::Ce { from, to }));
+        steps.push(step("ce_distinct", StepKind::CeDistinct, at));
+        steps.push(step("ce_ordered", StepKind::CeOrdered, at));
+        steps.push(step("ce", StepKind::Ce { from, to }, at));
     }
 
     // 3. The units: age and band at the anchor, demographics, calendar strata. They come before
@@ -171,6 +201,7 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
             carried: (m.basis == Basis::Events).then(|| subsets.clone()),
             ce: m.continuous.is_some(),
         },
+        basis_at,
     ));
 
     // 4. Exclusions and numerators: one step each.
@@ -178,8 +209,11 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
     let mut exclusions = Vec::new();
     for (i, x) in m.exclusions.iter().enumerate() {
         let name = format!("x{i}");
+        let Some(arms) = note(&mut problems, r.condition(&x.condition, &none)) else {
+            continue;
+        };
         let query = ConditionQuery {
-            arms: r.condition(&x.condition, &none)?,
+            arms,
             basis: m.basis,
             period: *period,
             days: false,
@@ -190,6 +224,7 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
                 role: Role::Exclusion(x.name.value.clone()),
                 query,
             },
+            &x.name,
         ));
         exclusions.push((x.name.value.clone(), name));
     }
@@ -224,13 +259,27 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
     // anchored on it are then the same query too.
     let mut step_of: BTreeMap<&str, String> = BTreeMap::new();
     let mut computed: Vec<(ConditionQuery, String)> = Vec::new();
+    let mut failed: std::collections::BTreeSet<&str> = Default::default();
     let mut evidence: Vec<String> = exclusions.iter().map(|(_, s)| s.clone()).collect();
     for (k, c, cond) in m.numerators() {
         if skipped(&c.name.value) {
             continue;
         }
         let i = numerators.len();
-        let arms = r.condition(cond, &step_of)?;
+        // A numerator counted after one that did not resolve is not resolved either: its
+        // `after:` would be reported as naming nothing, which is not its problem.
+        if cond.arms().any(|a| {
+            a.after
+                .as_ref()
+                .is_some_and(|x| failed.contains(x.value.as_str()))
+        }) {
+            failed.insert(c.name.value.as_str());
+            continue;
+        }
+        let Some(arms) = note(&mut problems, r.condition(cond, &step_of)) else {
+            failed.insert(c.name.value.as_str());
+            continue;
+        };
         let whole = arms.iter().all(|a| a.whole);
         let query = ConditionQuery {
             arms,
@@ -250,6 +299,7 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
                         role: Role::Numerator(c.name.value.clone()),
                         query,
                     },
+                    &c.name,
                 ));
                 evidence.push(name.clone());
                 name
@@ -293,9 +343,10 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
             numerators: numerators.clone(),
             evidence,
         },
+        basis_at,
     ));
     if m.outliers.is_some() {
-        steps.push(step("counted", StepKind::Counted));
+        steps.push(step("counted", StepKind::Counted, basis_at));
     }
     steps.push(step(
         "detail",
@@ -303,7 +354,11 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
             outliers: m.outliers,
             numerators: numerators.len(),
         },
+        basis_at,
     ));
+    if !problems.is_empty() {
+        return Err(Error::many(problems));
+    }
 
     let components = outputs(m, &numerators, &index_of, &skipped);
     // 6. The population: members of the programme in the period, by age on its last day.
@@ -328,6 +383,11 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
         not_reported,
         population,
     })
+}
+
+/// `result`'s value, or `None` with its error noted.
+fn note<T>(problems: &mut Vec<Error>, result: Result<T>) -> Option<T> {
+    result.map_err(|e| problems.push(e)).ok()
 }
 
 /// What each reported component is: which numbers of the detail and population it divides.

@@ -381,6 +381,10 @@ pub struct Measure {
     pub events: Option<Events>,
     pub anchor: Anchor,
     pub program: Program,
+    /// Where the file says so: `enrollment: {in: …}`, or `basis:` when it does not.
+    pub program_at: Located<()>,
+    /// Where the file states its basis: what a step that comes from no one key points at.
+    pub basis_at: Located<()>,
     pub continuous: Option<Continuous>,
     pub age_bands: Vec<AgeBand>,
     pub stratify: Vec<Stratifier>,
@@ -452,7 +456,7 @@ struct RawEvents {
 #[serde(deny_unknown_fields)]
 struct RawEnrollment {
     #[serde(rename = "in")]
-    program: Option<Program>,
+    program: Option<Spanned<Program>>,
     continuous: Option<RawContinuous>,
 }
 
@@ -726,9 +730,14 @@ impl Measure {
         let raw: RawMeasure = serde_saphyr::from_str_with_options(text, yaml_options())
             .map_err(|e| yaml_error(path, &e))?;
         let errs = Errs(path);
+        // Every problem the file alone shows, not only the first: each is noted and the check
+        // goes on with the rest.
+        let mut problems: Vec<Error> = Vec::new();
 
         let id = Located::from(raw.id);
-        check_id(&errs, &id, "measure id", "AMB-HH")?;
+        if let Err(e) = check_id(&errs, &id, "measure id", "AMB-HH") {
+            problems.push(e);
+        }
         let basis = Located::from(raw.basis);
 
         let member_months = match raw.member_months {
@@ -741,7 +750,7 @@ impl Measure {
                     (MonthRule::CountDay, None) => 15,
                     (MonthRule::CountDay, Some(d)) => {
                         if !(1..=28).contains(&d.value) {
-                            return Err(errs.at(
+                            problems.push(errs.at(
                                 &d,
                                 format!("count_day {} is not a day every month has", d.value),
                                 Some("use a day from 1 to 28"),
@@ -750,11 +759,12 @@ impl Measure {
                         d.value
                     }
                     (MonthRule::AnyDay, Some(d)) => {
-                        return Err(errs.at(
+                        problems.push(errs.at(
                             &d,
                             "count_day applies only to `rule: count_day`",
                             Some("remove count_day, or set `rule: count_day`"),
                         ));
+                        1
                     }
                     (MonthRule::AnyDay, None) => 1,
                 };
@@ -775,24 +785,26 @@ impl Measure {
                 end_offset: e.end_offset,
                 first_within: match e.first_within.map(Located::from) {
                     Some(d) if d.value == 0 => {
-                        return Err(errs.at(
+                        problems.push(errs.at(
                             &d,
                             "`first_within: 0` keeps nothing apart",
                             Some("e.g. `first_within: 31` for one ED visit per 31 days"),
                         ));
+                        None
                     }
                     d => d,
                 },
             }),
             (Basis::Events, None) => {
-                return Err(errs.at(
+                problems.push(errs.at(
                     &basis,
                     "`basis: events` needs an `events:` section naming the building block",
                     Some("events: {from: acute_discharges, id: stay_id, date: discharge_date}"),
                 ));
+                None
             }
             (_, Some(_)) => {
-                return Err(errs.at(
+                problems.push(errs.at(
                     &basis,
                     format!(
                         "`events:` applies only to `basis: events`, not {}",
@@ -800,19 +812,20 @@ impl Measure {
                     ),
                     None,
                 ));
+                None
             }
             (_, None) => None,
         };
 
         let (program, continuous) = match raw.enrollment {
-            None => (Program::HealthHome, None),
+            None => (None, None),
             Some(e) => {
                 let continuous = match e.continuous {
                     None => None,
                     Some(c) => {
                         let to = Located::from(c.to);
                         if to.value < c.from {
-                            return Err(errs.at(
+                            problems.push(errs.at(
                                 &to,
                                 format!(
                                     "continuous enrollment ends (day {}) before it starts (day {})",
@@ -831,11 +844,11 @@ impl Measure {
                         })
                     }
                 };
-                (e.program.unwrap_or(Program::HealthHome), continuous)
+                (e.program.map(Located::from), continuous)
             }
         };
         if continuous.is_some() && basis.value == Basis::MemberMonths {
-            return Err(errs.at(
+            problems.push(errs.at(
                 &basis,
                 "continuous enrollment does not apply to member months",
                 Some("a member month is itself a month of enrolment"),
@@ -845,17 +858,18 @@ impl Measure {
         let mut age_bands: Vec<AgeBand> = Vec::new();
         for band in raw.age_bands {
             let band = Located::from(band);
-            let parsed = parse_band(&band.value).ok_or_else(|| {
-                errs.at(
+            let Some(parsed) = parse_band(&band.value) else {
+                problems.push(errs.at(
                     &band,
                     format!("age band {:?} is not `MIN-MAX` or `MIN+`", band.value),
                     Some("for example `0-17`, `18-64`, `65+`"),
-                )
-            })?;
+                ));
+                continue;
+            };
             if let Some(prev) = age_bands.last() {
                 let follows = prev.max.map(|m| m + 1);
                 if follows != Some(parsed.min) {
-                    return Err(errs.at(
+                    problems.push(errs.at(
                         &band,
                         format!(
                             "age band {:?} does not start right after {:?}",
@@ -868,7 +882,7 @@ impl Measure {
             age_bands.push(parsed);
         }
         if age_bands.is_empty() {
-            return Err(errs.at(&id, "a measure needs at least one age band", None));
+            problems.push(errs.at(&id, "a measure needs at least one age band", None));
         }
 
         let mut stratify = raw.stratify;
@@ -878,21 +892,37 @@ impl Measure {
         let mut exclusions: Vec<Exclusion> = Vec::new();
         for mut x in raw.exclusions {
             let Some(name) = x.name.take().map(Located::from) else {
-                return Err(errs.at(
-                    &id,
+                // At the exclusion's first key that has a place, else the measure's id.
+                let place = [&x.exists, &x.count, &x.first, &x.over, &x.date]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .map_or((id.line, id.column), |s| {
+                        let l = Located::from(s.clone());
+                        (l.line, l.column)
+                    });
+                problems.push(errs.at(
+                    &at(place),
                     "every exclusion needs a `name:` (it is the reason kept per unit)",
                     None,
                 ));
+                continue;
             };
             if exclusions.iter().any(|o| o.name.value == name.value) {
-                return Err(errs.at(
+                problems.push(errs.at(
                     &name,
                     format!("exclusion `{}` is defined twice", name.value),
                     None,
                 ));
             }
             let description = x.description.take();
-            let condition = condition(&errs, &name, x)?;
+            let condition = match condition(&errs, &name, x) {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(e);
+                    continue;
+                }
+            };
             exclusions.push(Exclusion {
                 name,
                 description,
@@ -901,10 +931,13 @@ impl Measure {
         }
 
         let mut components: Vec<Component> = Vec::new();
+        // Components whose own definition failed: what names them is not checked again, so a
+        // problem is reported once, where it is.
+        let mut failed: Vec<String> = Vec::new();
         for c in raw.components {
             let name = Located::from(c.name);
             if components.iter().any(|o| o.name.value == name.value) {
-                return Err(errs.at(
+                problems.push(errs.at(
                     &name,
                     format!("component `{}` is defined twice", name.value),
                     None,
@@ -913,13 +946,21 @@ impl Measure {
             let kind = match (c.numerator, c.ratio, c.denominator, c.enrollees) {
                 (Some(mut n), None, None, None) => {
                     if let Some(extra) = n.name.take().map(Located::from) {
-                        return Err(errs.at(
+                        problems.push(errs.at(
                             &extra,
                             "a numerator takes its name from the component; remove `name:`",
                             None,
                         ));
+                        continue;
                     }
-                    ComponentKind::Numerator(Box::new(condition(&errs, &name, n)?))
+                    match condition(&errs, &name, n) {
+                        Ok(c) => ComponentKind::Numerator(Box::new(c)),
+                        Err(e) => {
+                            problems.push(e);
+                            failed.push(name.value);
+                            continue;
+                        }
+                    }
                 }
                 (None, Some(r), None, None) => ComponentKind::Ratio {
                     numerator: r.numerator.into(),
@@ -930,7 +971,7 @@ impl Measure {
                     outliers: e.outliers,
                 },
                 _ => {
-                    return Err(errs.at(
+                    problems.push(errs.at(
                         &name,
                         format!(
                             "component `{}` needs exactly one of `numerator:`, `ratio:`, `denominator:` or `enrollees:`",
@@ -938,6 +979,8 @@ impl Measure {
                         ),
                         None,
                     ));
+                    failed.push(name.value);
+                    continue;
                 }
             };
             let shape = match &kind {
@@ -954,7 +997,7 @@ impl Measure {
                 _ => c.unit == Unit::Count,
             };
             if !fits {
-                return Err(errs.at(
+                problems.push(errs.at(
                     &name,
                     format!(
                         "component `{}`: unit {} does not fit a {shape} component",
@@ -968,7 +1011,7 @@ impl Measure {
             if let Some(w) = &subset
                 && (basis.value != Basis::Events || shape != "numerator")
             {
-                return Err(errs.at(
+                problems.push(errs.at(
                     w,
                     format!(
                         "component `{}`: a `where:` subset applies to numerators of `basis: events`",
@@ -979,14 +1022,14 @@ impl Measure {
             }
             if let ComponentKind::Enrollees { outliers } = kind {
                 if basis.value != Basis::Events {
-                    return Err(errs.at(
+                    problems.push(errs.at(
                         &name,
                         "`enrollees:` components belong to `basis: events` measures",
                         Some("a members-basis measure counts members in its denominator already"),
                     ));
                 }
                 if outliers && raw.outliers.is_none() {
-                    return Err(errs.at(
+                    problems.push(errs.at(
                         &name,
                         "`enrollees: {outliers: true}` needs the measure's `outliers:` rule",
                         Some("e.g. `outliers: {min_units: 4}`"),
@@ -997,7 +1040,7 @@ impl Measure {
             if let Some(n) = &needs
                 && !OPTIONAL_INPUTS.contains(&n.value.as_str())
             {
-                return Err(errs.at(
+                problems.push(errs.at(
                     n,
                     format!("unknown optional input `{}`", n.value),
                     Some(&format!("known inputs: {}", OPTIONAL_INPUTS.join(", "))),
@@ -1012,15 +1055,22 @@ impl Measure {
             });
         }
         if components.is_empty() {
-            return Err(errs.at(&id, "a measure needs at least one component", None));
+            problems.push(errs.at(&id, "a measure needs at least one component", None));
         }
-        check_components(&errs, basis.value, &exclusions, &components)?;
+        check_components(
+            &errs,
+            basis.value,
+            &exclusions,
+            &components,
+            &failed,
+            &mut problems,
+        );
         let outliers = match raw.outliers {
             None => None,
             Some(o) => {
                 let n = Located::from(o.min_units);
                 if basis.value != Basis::Events || n.value < 2 {
-                    return Err(errs.at(
+                    problems.push(errs.at(
                         &n,
                         "`outliers:` applies to `basis: events`, with `min_units` of 2 or more",
                         Some("PCR: `outliers: {min_units: 4}` sets aside members with 4+ index stays"),
@@ -1030,6 +1080,9 @@ impl Measure {
             }
         };
 
+        if !problems.is_empty() {
+            return Err(Error::many(problems));
+        }
         Ok(Measure {
             path: path.to_path_buf(),
             id: id.value,
@@ -1042,7 +1095,11 @@ impl Measure {
             member_months,
             events,
             anchor: raw.anchor.unwrap_or(Anchor::PeriodEnd),
-            program,
+            program: program.as_ref().map_or(Program::HealthHome, |p| p.value),
+            program_at: at(program
+                .as_ref()
+                .map_or((basis.line, basis.column), |p| (p.line, p.column))),
+            basis_at: at((basis.line, basis.column)),
             continuous,
             age_bands,
             stratify,
@@ -1096,7 +1153,9 @@ fn check_components(
     basis: Basis,
     exclusions: &[Exclusion],
     components: &[Component],
-) -> Result<()> {
+    failed: &[String],
+    problems: &mut Vec<Error>,
+) {
     let conditions = exclusions
         .iter()
         .map(|x| (&x.name, &x.condition))
@@ -1106,18 +1165,20 @@ fn check_components(
         }))
         .flat_map(|(name, cond)| cond.arms().map(move |arm| (name, arm)));
     for (name, cond) in conditions {
-        if let Some(a) = &cond.after {
+        if let Some(a) = &cond.after
+            && !failed.contains(&a.value)
+        {
             let position = components.iter().position(|c| c.name == *name);
             let target = components.iter().position(|c| {
                 c.name.value == a.value && matches!(c.kind, ComponentKind::Numerator(_))
             });
             match (basis, target, position) {
                 (Basis::MemberMonths, _, _) => {
-                    return Err(errs.at(a, "`after:` does not apply to member months", None));
+                    problems.push(errs.at(a, "`after:` does not apply to member months", None));
                 }
                 (_, Some(t), Some(p)) if t < p => {}
                 _ => {
-                    return Err(errs.at(
+                    problems.push(errs.at(
                         a,
                         format!(
                             "`after: {}` must name a numerator component listed before `{}`",
@@ -1130,14 +1191,14 @@ fn check_components(
         }
         match (basis, &cond.window) {
             (Basis::MemberMonths, Some(w)) => {
-                return Err(errs.at(
+                problems.push(errs.at(
                     w,
                     format!("`{}`: a window does not apply to member months", name.value),
                     Some("rows are counted in the month they fall in; remove `window:`"),
                 ));
             }
             (Basis::Events, None) if cond.key.is_none() => {
-                return Err(errs.at(
+                problems.push(errs.at(
                     name,
                     format!(
                         "`{}` needs a `window:` relative to the event date",
@@ -1156,6 +1217,9 @@ fn check_components(
         } = &c.kind
         {
             for r in [numerator, denominator] {
+                if failed.contains(&r.value) {
+                    continue;
+                }
                 let target = components.iter().find(|o| o.name.value == r.value);
                 match target.map(|t| &t.kind) {
                     Some(
@@ -1164,7 +1228,7 @@ fn check_components(
                         | ComponentKind::Enrollees { .. },
                     ) => {}
                     Some(ComponentKind::Ratio { .. }) => {
-                        return Err(errs.at(
+                        problems.push(errs.at(
                             r,
                             format!(
                                 "`{}` is itself a ratio; a ratio divides numerators",
@@ -1174,7 +1238,7 @@ fn check_components(
                         ));
                     }
                     None => {
-                        return Err(errs.at(
+                        problems.push(errs.at(
                             r,
                             format!("no numerator component `{}` in this measure", r.value),
                             Some(&format!(
@@ -1208,7 +1272,7 @@ fn check_components(
                 && let (Some(wa), Some(wb)) = (&ca.window, &cb.window)
                 && (wa.value.from < wb.value.from || wa.value.to > wb.value.to)
             {
-                return Err(errs.at(
+                problems.push(errs.at(
                     wa,
                     format!(
                         "`{}` looks at days {}..{}, outside its sibling `{}` (days {}..{}): its rate could exceed the longer window's",
@@ -1219,7 +1283,15 @@ fn check_components(
             }
         }
     }
-    Ok(())
+}
+
+/// A place in a file.
+fn at((line, column): (usize, usize)) -> Located<()> {
+    Located {
+        value: (),
+        line,
+        column,
+    }
 }
 
 fn parse_band(s: &str) -> Option<AgeBand> {
