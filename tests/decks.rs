@@ -27,6 +27,31 @@ async fn every_shipped_deck_passes() {
 }
 
 #[tokio::test]
+async fn every_construct_deck_passes() {
+    // Each construct of the measure language, in a small measure of its own, proven by a deck
+    // written from the specification sentence it expresses (tests/constructs/).
+    let dir = common::constructs_dir();
+    let cases = run_dir(dir.path(), &common::root().join("queries"))
+        .await
+        .unwrap();
+    let failed: Vec<String> = cases
+        .iter()
+        .filter_map(|c| {
+            c.failure.as_ref().map(|f| {
+                let deck = c.deck.file_name().unwrap().to_string_lossy();
+                format!("{deck}:{} {}: {f}", c.line, c.case)
+            })
+        })
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    let decks: std::collections::BTreeSet<_> = cases.iter().map(|c| c.deck.clone()).collect();
+    let fixtures = std::fs::read_dir(common::root().join("tests/constructs/decks"))
+        .unwrap()
+        .count();
+    assert_eq!(decks.len(), fixtures, "every construct's deck ran");
+}
+
+#[tokio::test]
 async fn a_wrong_expectation_fails() {
     let root = common::root();
     let deck = std::fs::read_to_string(root.join("measures/decks/hh-tcc.yaml")).unwrap();

@@ -452,6 +452,20 @@ async fn plan_of_every_shipped_measure() {
 }
 
 #[tokio::test]
+async fn plan_of_every_construct() {
+    // One small measure per construct of the language (tests/constructs/): its plan shows the
+    // steps the construct adds and the order units are judged in.
+    let dir = common::constructs_dir();
+    let defs = Definitions::load(dir.path(), &common::root().join("queries")).unwrap();
+    let engine = Engine::offline(&defs).await.unwrap();
+    for m in &defs.measures {
+        let c = compile(m, engine.catalog(), &Period::year(2025)).unwrap();
+        insta::assert_snapshot!(format!("construct_{}", m.id), c.plan().to_string());
+        engine.context().sql(&c.detail_sql()).await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn a_building_block_may_not_take_the_name_of_a_step() {
     for name in ["units", "detail", "ce", "n0", "x12"] {
         let queries = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 
 use super::resolve::Arm;
 use super::{Output, Source};
-use crate::measure::{AgeBand, Basis, MonthRule, Stratifier, Unit};
+use crate::measure::{AgeBand, Basis, MonthRule, Segment, Stratifier, Unit};
 use crate::period::Period;
 
 /// The names of the steps a plan may have besides the evidence steps `x<i>` and `n<i>`, and of
@@ -23,9 +23,11 @@ pub const STEP_NAMES: &[&str] = &[
     "events_first",
     "events_chained",
     "candidates",
+    "ce_windows",
     "ce_spans",
     "ce_distinct",
     "ce_ordered",
+    "ce_gaps",
     "ce",
     "units",
     "judged",
@@ -112,14 +114,18 @@ pub enum StepKind {
         first_within: Option<u32>,
         subsets: Vec<usize>,
     },
-    /// Enrolment intervals clipped to days `from..to` around the anchor.
-    CeSpans { program: String, from: i32, to: i32 },
+    /// Per unit, each continuous-enrolment segment's first and last day.
+    CeWindows { segments: Vec<Segment> },
+    /// Enrolment intervals clipped to each segment.
+    CeSpans { program: String },
     /// The distinct clipped intervals.
     CeDistinct,
-    /// Each interval with the latest end before it.
+    /// Each interval with the latest end before it in its segment.
     CeOrdered,
-    /// Per unit: gaps in days `from..to` and the longest.
-    Ce { from: i32, to: i32 },
+    /// Per unit and segment: the gaps, the longest, and why the segment fails, if it does.
+    CeGaps,
+    /// Per unit: why it is not continuously enrolled (the segments that fail), or null.
+    Ce { segments: usize },
     /// Age and band at the anchor, demographics, calendar strata; `carried` are the event
     /// columns kept (the repeat date and the subset flags), `ce` whether gaps are joined.
     Units {
@@ -167,7 +173,7 @@ pub struct ConditionQuery {
 }
 
 /// A reason a unit is not in the measure, as judged in the order of [`StepKind::Judged`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ineligible {
     /// Within `days` of the event counted before it (`first_within`).
     Repeat {
@@ -176,8 +182,7 @@ pub enum Ineligible {
     NotEnrolled,
     AgeOutsideBands,
     NotContinuous {
-        max_gaps: u32,
-        max_gap_days: u32,
+        segments: Vec<Segment>,
     },
 }
 
@@ -272,10 +277,12 @@ impl StepKind {
                 r.extend(["events", program.as_str()]);
                 r
             }
-            StepKind::CeSpans { program, .. } => vec!["candidates", program],
+            StepKind::CeWindows { segments } => vec!["candidates"; segments.len()],
+            StepKind::CeSpans { program } => vec!["ce_windows", program],
             StepKind::CeDistinct => vec!["ce_spans"],
             StepKind::CeOrdered => vec!["ce_distinct", "ce_distinct"],
-            StepKind::Ce { .. } => vec!["candidates", "ce_ordered"],
+            StepKind::CeGaps => vec!["ce_windows", "ce_ordered"],
+            StepKind::Ce { .. } => vec!["ce_gaps"],
             StepKind::Units { ce, .. } => {
                 let mut r = vec!["candidates", "members"];
                 if *ce {
@@ -346,14 +353,24 @@ impl fmt::Display for Ineligible {
             }
             Ineligible::NotEnrolled => write!(f, "not enrolled on the anchor date"),
             Ineligible::AgeOutsideBands => write!(f, "age outside the age bands"),
-            Ineligible::NotContinuous {
-                max_gaps,
-                max_gap_days,
-            } => write!(
+            Ineligible::NotContinuous { segments } => write!(
                 f,
-                "not continuously enrolled (more than {max_gaps} gap(s) or one over {max_gap_days} days)"
+                "not continuously enrolled: {}",
+                segments
+                    .iter()
+                    .map(|s| format!("days {}..{} {}", s.window.from, s.window.to, allowed(s)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
         }
+    }
+}
+
+/// The gaps a segment allows, in words.
+pub(crate) fn allowed(s: &Segment) -> String {
+    match (s.max_gaps, s.max_gap_days) {
+        (0, _) | (_, 0) => "with no gap".to_string(),
+        (g, d) => format!("with at most {g} gap(s), none over {d} days"),
     }
 }
 
@@ -446,12 +463,19 @@ fn describe(kind: &StepKind) -> String {
             ),
             None => "every event with its enrolment".into(),
         },
-        StepKind::CeSpans { from, to, .. } => {
-            format!("enrolment clipped to days {from}..{to} of the anchor")
-        }
+        StepKind::CeWindows { segments } => format!(
+            "continuous-enrolment segments: {}",
+            segments
+                .iter()
+                .map(|s| format!("days {}..{} {}", s.window.from, s.window.to, allowed(s)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        StepKind::CeSpans { .. } => "enrolment clipped to each segment".into(),
         StepKind::CeDistinct => "distinct clipped intervals".into(),
         StepKind::CeOrdered => "each interval with the latest end before it".into(),
-        StepKind::Ce { from, to } => format!("gaps in days {from}..{to} and the longest"),
+        StepKind::CeGaps => "per segment, the gaps and the longest".into(),
+        StepKind::Ce { .. } => "per unit, the segments that fail".into(),
         StepKind::Units { bands, .. } => format!(
             "age at the anchor in bands {}; demographics; calendar strata",
             bands

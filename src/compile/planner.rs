@@ -175,20 +175,31 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
 
     // 2. Continuous enrolment around the anchor: gaps counted and measured.
     if let Some(ce) = &m.continuous {
-        let (from, to) = (ce.window.from, ce.window.to);
         let at = &m.program_at;
+        steps.push(step(
+            "ce_windows",
+            StepKind::CeWindows {
+                segments: ce.segments.clone(),
+            },
+            at,
+        ));
         steps.push(step(
             "ce_spans",
             StepKind::CeSpans {
                 program: program.clone(),
-                from,
-                to,
             },
             at,
         ));
         steps.push(step("ce_distinct", StepKind::CeDistinct, at));
         steps.push(step("ce_ordered", StepKind::CeOrdered, at));
-        steps.push(step("ce", StepKind::Ce { from, to }, at));
+        steps.push(step("ce_gaps", StepKind::CeGaps, at));
+        steps.push(step(
+            "ce",
+            StepKind::Ce {
+                segments: ce.segments.len(),
+            },
+            at,
+        ));
     }
 
     // 3. The units: age and band at the anchor, demographics, calendar strata. They come before
@@ -328,11 +339,13 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
     if let Some(days) = m.events.as_ref().and_then(|e| e.first_within.as_ref()) {
         ineligible.push(Ineligible::Repeat { days: days.value });
     }
-    ineligible.extend([Ineligible::NotEnrolled, Ineligible::AgeOutsideBands]);
+    if m.on_anchor {
+        ineligible.push(Ineligible::NotEnrolled);
+    }
+    ineligible.push(Ineligible::AgeOutsideBands);
     if let Some(ce) = &m.continuous {
         ineligible.push(Ineligible::NotContinuous {
-            max_gaps: ce.max_gaps,
-            max_gap_days: ce.max_gap_days,
+            segments: ce.segments.clone(),
         });
     }
     steps.push(step(

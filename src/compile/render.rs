@@ -160,57 +160,95 @@ en.mco_id, en.hhp_id, en.population, en.unit_id IS NOT NULL AS enrolled, {repeat
                     ),
                 )
             }
-            StepKind::CeSpans { program, from, to } => {
-                let lo = sql::plus_days("c.anchor_date", *from);
-                let hi = sql::plus_days("c.anchor_date", *to);
+            // One row per unit and segment, its first and last day and the gaps it allows.
+            StepKind::CeWindows { segments } => {
+                let rows = segments
+                    .iter()
+                    .enumerate()
+                    .map(|(k, seg)| {
+                        let (from, to) = (seg.window.from, seg.window.to);
+                        format!(
+                            "SELECT c.unit_id, c.member_id, {k} AS seg, {} AS lo, {} AS hi, {len} AS len,\n    \
+{g} AS max_gaps, {d} AS max_gap_days, 'days {from}..{to}' AS days\n  FROM candidates c",
+                            sql::plus_days("c.anchor_date", from),
+                            sql::plus_days("c.anchor_date", to),
+                            len = i64::from(to) - i64::from(from) + 1,
+                            g = seg.max_gaps,
+                            d = seg.max_gap_days,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n  UNION ALL\n  ");
                 format!(
-                    "{name} AS (\n  -- enrolment intervals clipped to days {from}..{to} around the anchor\n  \
-SELECT c.unit_id, greatest(e.start_date, {lo}) AS s, least(e.end_date, {hi}) AS t\n  \
-FROM candidates c JOIN {} e ON e.member_id = c.member_id AND e.start_date <= {hi} AND e.end_date >= {lo}\n)",
-                    ident(program)
+                    "{name} AS (\n  -- per unit, each continuous-enrolment segment: {}\n  {rows}\n)",
+                    segments
+                        .iter()
+                        .map(|s| format!(
+                            "days {}..{} {}",
+                            s.window.from,
+                            s.window.to,
+                            super::ir::allowed(s)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 )
             }
+            StepKind::CeSpans { program } => format!(
+                "{name} AS (\n  -- enrolment intervals clipped to each segment\n  \
+SELECT w.unit_id, w.seg, greatest(e.start_date, w.lo) AS s, least(e.end_date, w.hi) AS t\n  \
+FROM ce_windows w JOIN {} e ON e.member_id = w.member_id AND e.start_date <= w.hi AND e.end_date >= w.lo\n)",
+                ident(program)
+            ),
             // A span repeated adds no gap, so spans are distinct first.
             StepKind::CeDistinct => {
-                format!("{name} AS (\n  SELECT DISTINCT unit_id, s, t FROM ce_spans\n)")
+                format!("{name} AS (\n  SELECT DISTINCT unit_id, seg, s, t FROM ce_spans\n)")
             }
-            // Each distinct span with the latest end among the spans before it (by start, then
-            // end): a join within the unit, not a window, which DataFusion runs over a partition
-            // per unit about ten times slower.
+            // Each distinct span with the latest end among the spans before it in its segment
+            // (by start, then end): a join within the unit, not a window, which DataFusion runs
+            // over a partition per unit about ten times slower.
             StepKind::CeOrdered => format!(
-                "{name} AS (\n  SELECT a.unit_id, a.s, a.t, max(b.t) AS prev_t\n  \
-FROM ce_distinct a LEFT JOIN ce_distinct b ON b.unit_id = a.unit_id AND (b.s < a.s OR (b.s = a.s AND b.t < a.t))\n  \
-GROUP BY a.unit_id, a.s, a.t\n)"
+                "{name} AS (\n  SELECT a.unit_id, a.seg, a.s, a.t, max(b.t) AS prev_t\n  \
+FROM ce_distinct a LEFT JOIN ce_distinct b ON b.unit_id = a.unit_id AND b.seg = a.seg AND (b.s < a.s OR (b.s = a.s AND b.t < a.t))\n  \
+GROUP BY a.unit_id, a.seg, a.s, a.t\n)"
             ),
-            StepKind::Ce { from, to } => {
-                let lo = sql::plus_days("c.anchor_date", *from);
-                let hi = sql::plus_days("c.anchor_date", *to);
+            // A gap is a run of days without enrolment at the segment's start, middle or end;
+            // a segment with no enrolment at all is one gap as long as the segment.
+            StepKind::CeGaps => format!(
+                "{name} AS (\n  -- per unit and segment: the gaps and the longest, in days\n  \
+SELECT unit_id, seg, days, max_gaps, max_gap_days, gaps, longest_gap FROM (\n    \
+SELECT w.unit_id, w.seg, w.days, w.max_gaps, w.max_gap_days,\n      \
+CASE WHEN g.unit_id IS NULL THEN 1 ELSE g.inner_gaps\n        \
++ CASE WHEN g.first_s > w.lo THEN 1 ELSE 0 END + CASE WHEN g.last_t < w.hi THEN 1 ELSE 0 END END AS gaps,\n      \
+CASE WHEN g.unit_id IS NULL THEN w.len ELSE greatest(g.inner_max,\n        \
+CASE WHEN g.first_s > w.lo THEN g.first_s - w.lo ELSE 0 END,\n        \
+CASE WHEN g.last_t < w.hi THEN w.hi - g.last_t ELSE 0 END) END AS longest_gap\n    \
+FROM ce_windows w LEFT JOIN (\n      SELECT unit_id, seg, min(s) AS first_s, max(t) AS last_t,\n        \
+sum(CASE WHEN prev_t IS NOT NULL AND s > prev_t + INTERVAL '1 day' THEN 1 ELSE 0 END) AS inner_gaps,\n        \
+max(CASE WHEN prev_t IS NOT NULL AND s > prev_t + INTERVAL '1 day' THEN s - prev_t - 1 ELSE 0 END) AS inner_max\n      \
+FROM ce_ordered GROUP BY unit_id, seg\n    ) g ON g.unit_id = w.unit_id AND g.seg = w.seg\n  ) x\n)"
+            ),
+            StepKind::Ce { segments } => {
+                let whys: Vec<String> = (0..*segments)
+                    .map(|k| {
+                        format!(
+                            "max(CASE WHEN seg = {k} AND (gaps > max_gaps OR longest_gap > max_gap_days) THEN days || ': ' || CAST(gaps AS VARCHAR) || ' gap(s), longest ' || CAST(longest_gap AS VARCHAR) || ' days' END)"
+                        )
+                    })
+                    .collect();
                 format!(
-                    "{name} AS (\n  -- per unit: the number of gaps in the window and the longest, in days\n  \
-SELECT c.unit_id,\n    \
-CASE WHEN g.unit_id IS NULL THEN 1 ELSE g.inner_gaps\n      \
-+ CASE WHEN g.first_s > {lo} THEN 1 ELSE 0 END + CASE WHEN g.last_t < {hi} THEN 1 ELSE 0 END END AS gaps,\n    \
-CASE WHEN g.unit_id IS NULL THEN {len} ELSE greatest(g.inner_max,\n      \
-CASE WHEN g.first_s > {lo} THEN g.first_s - ({lo}) ELSE 0 END,\n      \
-CASE WHEN g.last_t < {hi} THEN ({hi}) - g.last_t ELSE 0 END) END AS longest_gap\n  \
-FROM candidates c LEFT JOIN (\n    SELECT unit_id, min(s) AS first_s, max(t) AS last_t,\n      \
-sum(CASE WHEN prev_t IS NOT NULL AND s > prev_t + INTERVAL '1 day' THEN 1 ELSE 0 END) AS inner_gaps,\n      \
-max(CASE WHEN prev_t IS NOT NULL AND s > prev_t + INTERVAL '1 day' THEN s - prev_t - 1 ELSE 0 END) AS inner_max\n    \
-FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
-                    len = i64::from(*to) - i64::from(*from) + 1,
+                    "{name} AS (\n  -- per unit: the segments that fail, or null when every one holds\n  \
+SELECT unit_id, nullif(concat_ws('; ', {}), '') AS ce_why\n  FROM ce_gaps GROUP BY unit_id\n)",
+                    whys.join(",\n    ")
                 )
             }
             StepKind::Units { bands, carried, ce } => {
                 let (ce_join, ce_cols) = if *ce {
                     (
                         "\n    LEFT JOIN ce ON ce.unit_id = c.unit_id",
-                        "ce.gaps, ce.longest_gap",
+                        ",\n      ce.ce_why",
                     )
                 } else {
-                    (
-                        "",
-                        "CAST(0 AS BIGINT) AS gaps, CAST(0 AS BIGINT) AS longest_gap",
-                    )
+                    ("", "")
                 };
                 let carried: String = match carried {
                     Some(subsets) => std::iter::once(", c.repeat_of".to_string())
@@ -222,8 +260,7 @@ FROM ce_ordered GROUP BY unit_id\n  ) g ON g.unit_id = c.unit_id\n)",
                     "{name} AS (\n  SELECT *, {band_case} AS age_band FROM (\n    \
 SELECT c.unit_id, c.member_id, c.anchor_date, c.month_start, c.enrolled{carried},\n      \
 coalesce(c.mco_id, 'FFS') AS mco, coalesce(c.hhp_id, 'none') AS hhp, coalesce(c.population, 'unknown') AS population,\n      \
-{attributes},\n      \
-{ce_cols}\n    \
+{attributes}{ce_cols}\n    \
 FROM candidates c LEFT JOIN members p ON p.member_id = c.member_id{ce_join}\n  )\n)",
                     band_case = band_case(bands),
                     attributes = person_attributes("c.anchor_date"),
@@ -470,12 +507,9 @@ fn judged(
                 "WHEN NOT u.enrolled THEN 'not enrolled on the anchor date'".to_string()
             }
             Ineligible::AgeOutsideBands => "WHEN u.age_band IS NULL THEN 'age ' || CAST(u.age AS VARCHAR) || ' outside the age bands'".to_string(),
-            Ineligible::NotContinuous {
-                max_gaps,
-                max_gap_days,
-            } => format!(
-                "WHEN u.gaps > {max_gaps} OR u.longest_gap > {max_gap_days} THEN 'not continuously enrolled: ' || CAST(u.gaps AS VARCHAR) || ' gap(s), longest ' || CAST(u.longest_gap AS VARCHAR) || ' days'"
-            ),
+            Ineligible::NotContinuous { .. } => {
+                "WHEN u.ce_why IS NOT NULL THEN 'not continuously enrolled: ' || u.ce_why".to_string()
+            }
         })
         .collect();
     let ineligible = format!("CASE {} END", reasons.join(" "));

@@ -356,9 +356,18 @@ pub struct Events {
     pub first_within: Option<Located<u32>>,
 }
 
-/// Continuous enrolment around the anchor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Continuous enrolment around the anchor: one or more segments of days, each with the gaps it
+/// allows (HEDIS PCR: one gap of up to 45 days in the 365 days before the discharge, and none
+/// from the discharge through 30 days after).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Continuous {
+    /// In order of their days; they do not overlap.
+    pub segments: Vec<Segment>,
+}
+
+/// Days relative to the anchor over which enrolment is judged, and the gaps allowed in them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
     pub window: Window,
     /// How many gaps are allowed.
     pub max_gaps: u32,
@@ -381,6 +390,9 @@ pub struct Measure {
     pub events: Option<Events>,
     pub anchor: Anchor,
     pub program: Program,
+    /// Whether a unit must be enrolled on its anchor date (the default, and what gives it its
+    /// MCO and partner); `false` leaves enrolment to the continuous-enrolment segments.
+    pub on_anchor: bool,
     /// Where the file says so: `enrollment: {in: …}`, or `basis:` when it does not.
     pub program_at: Located<()>,
     /// Where the file states its basis: what a step that comes from no one key points at.
@@ -457,13 +469,25 @@ struct RawEvents {
 struct RawEnrollment {
     #[serde(rename = "in")]
     program: Option<Spanned<Program>>,
-    continuous: Option<RawContinuous>,
+    on_anchor: Option<Spanned<bool>>,
+    continuous: Option<Spanned<RawContinuous>>,
+}
+
+/// One segment (`from`, `to`, the gaps allowed), or `segments:` listing several.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContinuous {
+    from: Option<Spanned<i32>>,
+    to: Option<Spanned<i32>>,
+    max_gaps: Option<u32>,
+    max_gap_days: Option<u32>,
+    segments: Option<Vec<RawSegment>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawContinuous {
-    from: i32,
+struct RawSegment {
+    from: Spanned<i32>,
     to: Spanned<i32>,
     #[serde(default)]
     max_gaps: u32,
@@ -817,36 +841,32 @@ impl Measure {
             (_, None) => None,
         };
 
-        let (program, continuous) = match raw.enrollment {
-            None => (None, None),
+        let (program, on_anchor, continuous) = match raw.enrollment {
+            None => (None, None, None),
             Some(e) => {
-                let continuous = match e.continuous {
-                    None => None,
-                    Some(c) => {
-                        let to = Located::from(c.to);
-                        if to.value < c.from {
-                            problems.push(errs.at(
-                                &to,
-                                format!(
-                                    "continuous enrollment ends (day {}) before it starts (day {})",
-                                    to.value, c.from
-                                ),
-                                Some("days are relative to the anchor; e.g. from: -364, to: 0"),
-                            ));
-                        }
-                        Some(Continuous {
-                            window: Window {
-                                from: c.from,
-                                to: to.value,
-                            },
-                            max_gaps: c.max_gaps,
-                            max_gap_days: c.max_gap_days,
-                        })
-                    }
-                };
-                (e.program.map(Located::from), continuous)
+                let continuous = e
+                    .continuous
+                    .map(|c| continuous(&errs, Located::from(c), &mut problems));
+                (
+                    e.program.map(Located::from),
+                    e.on_anchor.map(Located::from),
+                    continuous.flatten(),
+                )
             }
         };
+        if let Some(o) = &on_anchor
+            && !o.value
+            && basis.value != Basis::Events
+        {
+            problems.push(errs.at(
+                o,
+                format!(
+                    "`on_anchor: false` applies to `basis: events`; a unit of {} is enrolled on its anchor date by what it is",
+                    basis.value.name()
+                ),
+                None,
+            ));
+        }
         if continuous.is_some() && basis.value == Basis::MemberMonths {
             problems.push(errs.at(
                 &basis,
@@ -1096,6 +1116,7 @@ impl Measure {
             events,
             anchor: raw.anchor.unwrap_or(Anchor::PeriodEnd),
             program: program.as_ref().map_or(Program::HealthHome, |p| p.value),
+            on_anchor: on_anchor.is_none_or(|o| o.value),
             program_at: at(program
                 .as_ref()
                 .map_or((basis.line, basis.column), |p| (p.line, p.column))),
@@ -1283,6 +1304,101 @@ fn check_components(
             }
         }
     }
+}
+
+/// Continuous enrolment: one segment, or `segments:`, each ending no earlier than it starts and
+/// after the one before; problems are noted and `None` returned.
+fn continuous(
+    errs: &Errs,
+    raw: Located<RawContinuous>,
+    problems: &mut Vec<Error>,
+) -> Option<Continuous> {
+    let at = Located {
+        value: (),
+        line: raw.line,
+        column: raw.column,
+    };
+    let raw_at = &at;
+    let c = raw.value;
+    let single =
+        c.from.is_some() || c.to.is_some() || c.max_gaps.is_some() || c.max_gap_days.is_some();
+    let raws: Vec<RawSegment> = match (c.segments, single) {
+        (Some(list), false) => list,
+        (None, true) => match (c.from, c.to) {
+            (Some(from), Some(to)) => vec![RawSegment {
+                from,
+                to,
+                max_gaps: c.max_gaps.unwrap_or(0),
+                max_gap_days: c.max_gap_days.unwrap_or(0),
+            }],
+            _ => {
+                problems.push(errs.at(
+                    raw_at,
+                    "continuous enrollment needs `from:` and `to:`, days relative to the anchor",
+                    Some("e.g. `continuous: {from: 0, to: 30}`, or `segments:` listing several"),
+                ));
+                return None;
+            }
+        },
+        (Some(_), true) => {
+            problems.push(errs.at(
+                raw_at,
+                "continuous enrollment is either one segment (`from:`, `to:`, gaps) or `segments:`, not both",
+                None,
+            ));
+            return None;
+        }
+        (None, false) => {
+            problems.push(errs.at(
+                raw_at,
+                "continuous enrollment needs `from:` and `to:`, or `segments:`",
+                None,
+            ));
+            return None;
+        }
+    };
+    if raws.is_empty() {
+        problems.push(errs.at(raw_at, "`segments:` needs at least one segment", None));
+        return None;
+    }
+    let mut segments: Vec<Segment> = Vec::new();
+    let before = problems.len();
+    for r in raws {
+        let (from, to) = (Located::from(r.from), Located::from(r.to));
+        if to.value < from.value {
+            problems.push(errs.at(
+                &to,
+                format!(
+                    "continuous enrollment ends (day {}) before it starts (day {})",
+                    to.value, from.value
+                ),
+                Some("days are relative to the anchor; e.g. from: -364, to: 0"),
+            ));
+            continue;
+        }
+        if let Some(prev) = segments.last()
+            && from.value <= prev.window.to
+        {
+            problems.push(errs.at(
+                &from,
+                format!(
+                    "this segment starts on day {}, within the one before (days {}..{})",
+                    from.value, prev.window.from, prev.window.to
+                ),
+                Some("list segments in order of their days, without overlaps"),
+            ));
+            continue;
+        }
+        segments.push(Segment {
+            window: Window {
+                from: from.value,
+                to: to.value,
+            },
+            max_gaps: r.max_gaps,
+            max_gap_days: r.max_gap_days,
+        });
+    }
+    (problems.len() == before).then_some(Continuous { segments })
 }
 
 /// A place in a file.

@@ -158,3 +158,26 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// A measures directory holding the construct fixtures of `tests/constructs/` (one small measure
+/// per construct of the measure language, each with its deck) and the shipped value sets.
+pub fn constructs_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = root().join("tests/constructs");
+    for sub in ["", "decks"] {
+        std::fs::create_dir_all(dir.path().join(sub)).expect("dir");
+        for e in std::fs::read_dir(src.join(sub)).expect("constructs") {
+            let p = e.expect("entry").path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                std::fs::copy(&p, dir.path().join(sub).join(p.file_name().unwrap())).expect("copy");
+            }
+        }
+    }
+    std::fs::create_dir(dir.path().join("valuesets")).expect("valuesets dir");
+    std::fs::copy(
+        root().join("measures/valuesets/illustrative.csv"),
+        dir.path().join("valuesets/illustrative.csv"),
+    )
+    .expect("copy value sets");
+    dir
+}
