@@ -596,3 +596,39 @@ async fn a_missing_enrolment_block_is_a_definition_problem_at_the_enrolment() {
       hint: add queries/medicaid_enrollment.sql
     "#);
 }
+
+#[tokio::test]
+async fn where_the_new_constructs_do_not_apply() {
+    // Attribution on member months, on an exclusion and inside an `any_of:` arm; overlapping
+    // segments; `first_within` that keeps nothing apart; `on_anchor: false` off the events basis.
+    let months = GOOD.replace(
+        "      where: NOT led_to_admission\n",
+        "      where: NOT led_to_admission\n      attribute: nearest_preceding\n",
+    );
+    let exclusion = EVENTS.replace(
+        "    where: NOT acute\n",
+        "    where: NOT acute\n    attribute: nearest_preceding\n",
+    );
+    let segments = EVENTS.replace(
+        "continuous: {from: 0, to: 30, max_gaps: 0, max_gap_days: 0}",
+        "on_anchor: false\n  continuous:\n    segments:\n      - {from: -30, to: 0}\n      - {from: 0, to: 30}",
+    );
+    let first = EVENTS.replace(
+        "  end_offset: -30\n",
+        "  end_offset: -30\n  first_within: {days: 0, among: eligible}\n",
+    );
+    let mut all = String::new();
+    for yaml in [months, exclusion, segments, first] {
+        all.push_str(&error_of(&yaml).await);
+        all.push('\n');
+    }
+    insta::assert_snapshot!(all, @r#"
+    measures/test.yaml:16:18: `ed_visits`: `attribute: nearest_preceding` applies to `basis: events`
+      hint: a member's or a member month's rows have one unit to count toward
+    measures/test.yaml:24:16: `attribute:` applies to numerators: an exclusion removes every unit it finds
+    measures/test.yaml:19:16: this segment starts on day 0, within the one before (days -30..0)
+      hint: list segments in order of their days, without overlaps
+    measures/test.yaml:13:17: `first_within: 0` keeps nothing apart
+      hint: e.g. `first_within: 31` for one ED visit per 31 days
+    "#);
+}

@@ -30,6 +30,10 @@ pub const STEP_NAMES: &[&str] = &[
     "ce_gaps",
     "ce",
     "units",
+    "eligible",
+    "eligible_first",
+    "eligible_chained",
+    "deduped",
     "judged",
     "counted",
     "detail",
@@ -135,6 +139,28 @@ pub enum StepKind {
     },
     /// An exclusion's or a numerator's evidence per unit.
     Condition { role: Role, query: ConditionQuery },
+    /// Why a unit is not in the measure (in the order judged) and which exclusion removed it,
+    /// before the numerators: for a measure whose later steps count only eligible units
+    /// (`first_within` among eligible events, numerators attributed to the nearest unit).
+    Eligible {
+        ineligible: Vec<Ineligible>,
+        /// (exclusion name, its step), in the measure's order: the first that applies is kept.
+        exclusions: Vec<(String, String)>,
+    },
+    /// Per member and date, the eligible event counted that day (the least id).
+    EligibleFirst,
+    /// Each eligible event's counted event: the first, then the first `days` or more after the
+    /// last counted.
+    EligibleChained { days: u32 },
+    /// The eligible events not counted, set outside the denominator as repeats.
+    Deduped { days: u32 },
+    /// The numerator columns of each unit judged in step `from`.
+    Scored {
+        from: String,
+        numerators: Vec<Numerator>,
+        /// The numerators' evidence steps joined to the units.
+        evidence: Vec<String>,
+    },
     /// Why a unit is not in the measure, in the order judged; which exclusion removed it; the
     /// numerator columns.
     Judged {
@@ -170,6 +196,9 @@ pub struct ConditionQuery {
     pub period: Period,
     /// Count the distinct days the rows fall on (`at_least`).
     pub days: bool,
+    /// With a step name: each row counts only toward the unit in that step's denominator whose
+    /// anchor date is the latest of those whose window holds it (`attribute: nearest_preceding`).
+    pub nearest_among: Option<String>,
 }
 
 /// A reason a unit is not in the measure, as judged in the order of [`StepKind::Judged`].
@@ -236,10 +265,17 @@ impl MeasurePlan {
                     ineligible,
                     exclusions,
                     ..
+                }
+                | StepKind::Eligible {
+                    ineligible,
+                    exclusions,
                 } => {
                     order.extend(ineligible.iter().map(ToString::to_string));
                     order.extend(exclusions.iter().map(|(n, _)| format!("exclusion `{n}`")));
                 }
+                StepKind::Deduped { days } => order.push(format!(
+                    "within {days} days of an eligible event counted before (only events eligible so far are kept apart)"
+                )),
                 StepKind::Detail {
                     outliers: Some(n), ..
                 } => order.push(format!(
@@ -302,6 +338,7 @@ impl StepKind {
                         .flat_map(|a| {
                             ["candidates"]
                                 .into_iter()
+                                .chain(query.nearest_among.as_deref())
                                 .chain(a.after.as_deref())
                                 .chain([a.block.as_str()])
                         })
@@ -309,6 +346,21 @@ impl StepKind {
                 }
             }
             StepKind::Judged { evidence, .. } => std::iter::once("units")
+                .chain(evidence.iter().map(String::as_str))
+                .collect(),
+            StepKind::Eligible { exclusions, .. } => std::iter::once("units")
+                .chain(exclusions.iter().map(|(_, s)| s.as_str()))
+                .collect(),
+            StepKind::EligibleFirst | StepKind::EligibleChained { .. } => vec!["eligible"],
+            StepKind::Deduped { days } => {
+                let mut r = vec!["eligible"];
+                if *days > 1 {
+                    r.push("eligible_chained");
+                }
+                r.push("eligible_first");
+                r
+            }
+            StepKind::Scored { from, evidence, .. } => std::iter::once(from.as_str())
                 .chain(evidence.iter().map(String::as_str))
                 .collect(),
             StepKind::Counted => vec!["judged"],
@@ -490,10 +542,48 @@ fn describe(kind: &StepKind) -> String {
                 Role::Numerator(n) => format!("numerator `{n}`"),
             };
             let days = if query.days { ", distinct days" } else { "" };
-            format!("{what}: {}{days}", arms(query))
+            let nearest = match &query.nearest_among {
+                Some(among) => format!(
+                    "; each row counted toward the latest unit of {among}'s denominator holding it"
+                ),
+                None => String::new(),
+            };
+            format!("{what}: {}{days}{nearest}", arms(query))
         }
         StepKind::Judged { evidence, .. } => format!(
             "per unit, the first rule that applies (the order below), and the numerator columns from {}",
+            if evidence.is_empty() {
+                "none".to_string()
+            } else {
+                evidence.join(", ")
+            }
+        ),
+        StepKind::Eligible { exclusions, .. } => format!(
+            "per unit, the first rule that applies (the order below) up to the exclusions{}",
+            if exclusions.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    exclusions
+                        .iter()
+                        .map(|(_, s)| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ),
+        StepKind::EligibleFirst => {
+            "per member and date, the eligible event counted (least id)".into()
+        }
+        StepKind::EligibleChained { days } => format!(
+            "each eligible event's counted event: the first, then the first {days}+ days after"
+        ),
+        StepKind::Deduped { days } => {
+            format!("eligible events within {days} days of one counted before are repeats")
+        }
+        StepKind::Scored { evidence, .. } => format!(
+            "per unit, the numerator columns from {}",
             if evidence.is_empty() {
                 "none".to_string()
             } else {

@@ -10,7 +10,9 @@ use super::ir::{
 use super::resolve::Resolver;
 use super::{Catalog, Output, Source};
 use crate::error::{Error, Result};
-use crate::measure::{Aggregate, Anchor, Basis, ComponentKind, Located, Measure, MonthRule};
+use crate::measure::{
+    Aggregate, Among, Anchor, Attribute, Basis, ComponentKind, Located, Measure, MonthRule,
+};
 use crate::period::Period;
 
 fn step<T>(name: impl Into<String>, kind: StepKind, at: &Located<T>) -> Step {
@@ -150,12 +152,18 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
                 },
                 &e.block,
             ));
-            let first_within = e.first_within.as_ref().map(|d| d.value);
+            // Events kept apart before anything else is judged; among eligible events it is done
+            // after the exclusions (below).
+            let first_within = e
+                .first_within
+                .as_ref()
+                .filter(|f| f.among == Among::All)
+                .map(|f| f.days.value);
             if let Some(days) = first_within {
                 // The counted event of a member and date is its first by id: a grouped minimum,
                 // not row_number() over a window (DataFusion runs a window over a partition per
                 // member and date about ten times slower).
-                let at = e.first_within.as_ref().expect("first_within is set");
+                let at = &e.first_within.as_ref().expect("first_within is set").days;
                 steps.push(step("events_first", StepKind::EventsFirst, at));
                 if days > 1 {
                     steps.push(step("events_chained", StepKind::EventsChained { days }, at));
@@ -215,6 +223,26 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
         basis_at,
     ));
 
+    // Why a unit is not in the measure, in the order judged (the exclusions follow).
+    let repeat_first = m
+        .events
+        .as_ref()
+        .and_then(|e| e.first_within.as_ref())
+        .filter(|f| f.among == Among::All);
+    let mut ineligible = Vec::new();
+    if let Some(f) = repeat_first {
+        ineligible.push(Ineligible::Repeat { days: f.days.value });
+    }
+    if m.on_anchor {
+        ineligible.push(Ineligible::NotEnrolled);
+    }
+    ineligible.push(Ineligible::AgeOutsideBands);
+    if let Some(ce) = &m.continuous {
+        ineligible.push(Ineligible::NotContinuous {
+            segments: ce.segments.clone(),
+        });
+    }
+
     // 4. Exclusions and numerators: one step each.
     let none = BTreeMap::new();
     let mut exclusions = Vec::new();
@@ -228,6 +256,7 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
             basis: m.basis,
             period: *period,
             days: false,
+            nearest_among: None,
         };
         steps.push(step(
             &name,
@@ -239,6 +268,45 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
         ));
         exclusions.push((x.name.value.clone(), name));
     }
+    // Eligibility judged before the numerators, when a later step counts eligible units only:
+    // events kept apart among eligible events, numerators counted toward the nearest eligible
+    // unit. `judged_in` names the step whose units are judged.
+    let dedup = m
+        .events
+        .as_ref()
+        .and_then(|e| e.first_within.as_ref())
+        .filter(|f| f.among == Among::Eligible);
+    let attributes = m
+        .numerators()
+        .any(|(_, _, c)| c.attribute.value == Attribute::NearestPreceding);
+    let judged_in = if dedup.is_some() || attributes {
+        steps.push(step(
+            "eligible",
+            StepKind::Eligible {
+                ineligible: ineligible.clone(),
+                exclusions: exclusions.clone(),
+            },
+            basis_at,
+        ));
+        match dedup {
+            Some(f) => {
+                let days = f.days.value;
+                steps.push(step("eligible_first", StepKind::EligibleFirst, &f.days));
+                if days > 1 {
+                    steps.push(step(
+                        "eligible_chained",
+                        StepKind::EligibleChained { days },
+                        &f.days,
+                    ));
+                }
+                steps.push(step("deduped", StepKind::Deduped { days }, &f.days));
+                Some("deduped")
+            }
+            None => Some("eligible"),
+        }
+    } else {
+        None
+    };
     // Components whose optional input is missing are left out, with ratios over them.
     let mut not_reported: Vec<(String, String)> = Vec::new();
     for c in &m.components {
@@ -298,7 +366,28 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
             period: *period,
             // Days on which rows fall are counted only for `at_least`.
             days: matches!(cond.aggregate, Aggregate::Exists) && cond.at_least.is_some(),
+            nearest_among: (cond.attribute.value == Attribute::NearestPreceding).then(|| {
+                judged_in
+                    .expect("attribution judges eligibility first")
+                    .to_string()
+            }),
         };
+        if query.nearest_among.is_some()
+            && let Some(arm) = query.arms.iter().find(|a| a.id.is_none())
+        {
+            problems.push(r.err(
+                &Located {
+                    value: arm.block.clone(),
+                    line: cond.attribute.line,
+                    column: cond.attribute.column,
+                },
+                format!(
+                    "`attribute: nearest_preceding` needs each row's id: `{}` has no `source_id`; name one with `id:`",
+                    arm.block
+                ),
+                None,
+            ));
+        }
         let name = match computed.iter().find(|(q, _)| *q == query) {
             Some((_, name)) => name.clone(),
             None => {
@@ -334,30 +423,20 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
         });
     }
 
-    // 5. Why each unit is in or out, in this order.
-    let mut ineligible = Vec::new();
-    if let Some(days) = m.events.as_ref().and_then(|e| e.first_within.as_ref()) {
-        ineligible.push(Ineligible::Repeat { days: days.value });
-    }
-    if m.on_anchor {
-        ineligible.push(Ineligible::NotEnrolled);
-    }
-    ineligible.push(Ineligible::AgeOutsideBands);
-    if let Some(ce) = &m.continuous {
-        ineligible.push(Ineligible::NotContinuous {
-            segments: ce.segments.clone(),
-        });
-    }
-    steps.push(step(
-        "judged",
-        StepKind::Judged {
+    let judged = match judged_in {
+        Some(from) => StepKind::Scored {
+            from: from.to_string(),
+            numerators: numerators.clone(),
+            evidence: evidence.split_off(exclusions.len()),
+        },
+        None => StepKind::Judged {
             ineligible,
             exclusions,
             numerators: numerators.clone(),
             evidence,
         },
-        basis_at,
-    ));
+    };
+    steps.push(step("judged", judged, basis_at));
     if m.outliers.is_some() {
         steps.push(step("counted", StepKind::Counted, basis_at));
     }

@@ -278,7 +278,52 @@ FROM candidates c LEFT JOIN members p ON p.member_id = c.member_id{ce_join}\n  )
                 exclusions,
                 numerators,
                 evidence,
-            } => judged(name, ineligible, exclusions, numerators, evidence),
+            } => judged(name, ineligible, exclusions, numerators, evidence, "units"),
+            StepKind::Eligible {
+                ineligible,
+                exclusions,
+            } => {
+                let evidence: Vec<String> = exclusions.iter().map(|(_, s)| s.clone()).collect();
+                judged(name, ineligible, exclusions, &[], &evidence, "units")
+            }
+            StepKind::EligibleFirst => format!(
+                "{name} AS (\n  -- per member and date, the eligible event that day counted (the first by id)\n  \
+SELECT member_id, anchor_date, min(unit_id) AS first_unit FROM eligible\n  \
+WHERE ineligible IS NULL AND exclusion IS NULL GROUP BY member_id, anchor_date\n)"
+            ),
+            StepKind::EligibleChained { days } => format!(
+                "{name} AS (\n  -- the counted event each eligible event belongs to: the first, then the first {days}+ days after the last counted\n  \
+SELECT unnest(ids) AS unit_id, unnest(hhq_episode_starts(dates, {days})) AS episode_start FROM (\n    \
+SELECT member_id, array_agg(unit_id) AS ids, array_agg(anchor_date) AS dates\n    \
+FROM eligible WHERE ineligible IS NULL AND exclusion IS NULL GROUP BY member_id\n  )\n)"
+            ),
+            StepKind::Deduped { days } => {
+                let eligible = "u.ineligible IS NULL AND u.exclusion IS NULL";
+                let (join, rep) = if *days > 1 {
+                    (
+                        "\n    LEFT JOIN eligible_chained ch ON ch.unit_id = u.unit_id",
+                        "CASE WHEN u.anchor_date = ch.episode_start AND u.unit_id = f.first_unit THEN CAST(NULL AS DATE) ELSE ch.episode_start END",
+                    )
+                } else {
+                    (
+                        "",
+                        "CASE WHEN u.unit_id = f.first_unit THEN CAST(NULL AS DATE) ELSE u.anchor_date END",
+                    )
+                };
+                format!(
+                    "{name} AS (\n  -- of the eligible events, those within {days} days of one counted before are repeats\n  \
+SELECT u.* EXCLUDE (ineligible, repeat_of, rep),\n    \
+CASE WHEN u.rep IS NOT NULL THEN 'within {days} days of the counted event on ' || CAST(u.rep AS VARCHAR) ELSE u.ineligible END AS ineligible,\n    \
+u.rep AS repeat_of\n  FROM (\n    \
+SELECT u.*, CASE WHEN {eligible} THEN {rep} END AS rep\n    FROM eligible u{join}\n    \
+LEFT JOIN eligible_first f ON f.member_id = u.member_id AND f.anchor_date = u.anchor_date\n  ) u\n)"
+                )
+            }
+            StepKind::Scored {
+                from,
+                numerators,
+                evidence,
+            } => judged(name, &[], &[], numerators, evidence, from),
             StepKind::Counted => format!(
                 "{name} AS (\n  -- per member: units that would be in the denominator\n  \
 SELECT u.*, sum(CASE WHEN u.ineligible IS NULL AND u.exclusion IS NULL THEN 1 ELSE 0 END)\n    \
@@ -362,8 +407,10 @@ FROM {block} b\n      WHERE b.{d} >= {} AND b.{d} <= {}{filter}",
         )
     }
 
-    /// The qualifying rows of one arm: unit, date, evidence id and value.
-    fn rows(&self, basis: Basis, period: &Period) -> String {
+    /// The qualifying rows of one arm: unit, date, evidence id and value; with `nearest`, only
+    /// for the units in that step's denominator, with each unit's member and anchor date (`m`,
+    /// `a`) to attribute the row by.
+    fn rows(&self, basis: Basis, period: &Period, nearest: Option<&str>) -> String {
         let d = ident(&self.date);
         let (anchor, after_join) = match &self.after {
             Some(step) => (
@@ -375,15 +422,26 @@ FROM {block} b\n      WHERE b.{d} >= {} AND b.{d} <= {}{filter}",
         // A window's bounds are computed once per unit, in `c`: in the join's condition they
         // would be computed again for every pair of a member's units and rows (a date plus an
         // interval is calendar arithmetic: most of IET-HH's time went there).
-        let mut units = format!("candidates c{after_join}");
+        let eligible = match nearest {
+            Some(step) => format!(
+                " JOIN {step} e ON e.unit_id = c.unit_id AND e.ineligible IS NULL AND e.exclusion IS NULL"
+            ),
+            None => String::new(),
+        };
+        let mut units = format!("candidates c{eligible}{after_join}");
         let mut join = match (basis, self.window) {
             // Equality on the month keeps this a hash join.
             (Basis::MemberMonths, _) => vec![format!(
                 "CAST(date_trunc('month', b.{d}) AS DATE) = c.month_start"
             )],
             (_, Some(w)) => {
+                let anchor_col = if nearest.is_some() {
+                    ", c.anchor_date"
+                } else {
+                    ""
+                };
                 units = format!(
-                    "(\n      SELECT c.unit_id, c.member_id, {} AS lo, {} AS hi\n      \
+                    "(\n      SELECT c.unit_id, c.member_id{anchor_col}, {} AS lo, {} AS hi\n      \
 FROM {units}\n    ) c",
                     sql::plus_days(&anchor, w.from),
                     sql::plus_days(&anchor, w.to),
@@ -409,8 +467,13 @@ FROM {units}\n    ) c",
             .map(|f| format!("\n    WHERE {f}"))
             .unwrap_or_default();
         let (id, value) = self.id_and_value();
+        let by = if nearest.is_some() {
+            ", c.member_id AS m, c.anchor_date AS a"
+        } else {
+            ""
+        };
         format!(
-            "SELECT c.unit_id, b.{d} AS d, {id} AS id, {value} AS v\n    \
+            "SELECT c.unit_id, b.{d} AS d, {id} AS id, {value} AS v{by}\n    \
 FROM {units} JOIN {block} b ON b.member_id = c.member_id{join}{filter}",
             block = ident(&self.block),
         )
@@ -424,12 +487,22 @@ fn condition(name: &str, comment: &str, q: &ConditionQuery) -> String {
     if q.by_month() {
         return month_condition(name, comment, q);
     }
-    let rows = q
+    let mut rows = q
         .arms
         .iter()
-        .map(|a| a.rows(q.basis, &q.period))
+        .map(|a| a.rows(q.basis, &q.period, q.nearest_among.as_deref()))
         .collect::<Vec<_>>()
         .join("\n    UNION ALL\n    ");
+    if q.nearest_among.is_some() {
+        // A row (a member's evidence id on its date) counts toward one unit: the latest anchor
+        // among those whose window holds it, then the greatest unit id (so ties are settled the
+        // same way every run).
+        rows = format!(
+            "SELECT unit_id, d, id, v FROM (\n      \
+SELECT r.*, row_number() OVER (PARTITION BY r.m, r.id, r.d ORDER BY r.a DESC, r.unit_id DESC) AS nearest\n      \
+FROM (\n    {rows}\n      ) r\n    ) attributed WHERE nearest = 1"
+        );
+    }
     // The first id is the least of the first day's ids (`hhq_first_id`, see engine::pick: a
     // grouped aggregate, where `first_value(… ORDER BY …)` compares row by row).
     if !q.days {
@@ -488,14 +561,16 @@ FROM candidates c JOIN (\n    {per_month}\n  ) a ON a.member_id = c.member_id AN
 }
 
 /// The `judged` step: the reasons a unit is not in the measure, in order, the exclusion that
-/// removed it (the first listed), and the numerator columns, over the units joined to the
-/// evidence steps.
+/// removed it (the first listed), and the numerator columns, over the units of step `from`
+/// joined to the evidence steps. With no reasons it adds the numerator columns alone (the units
+/// were judged in `from`); with no numerators, the reasons alone (the `eligible` step).
 fn judged(
     name: &str,
     ineligible: &[Ineligible],
     exclusions: &[(String, String)],
     numerators: &[Numerator],
     evidence: &[String],
+    from: &str,
 ) -> String {
     let reasons: Vec<String> = ineligible
         .iter()
@@ -567,10 +642,16 @@ fn judged(
     } else {
         format!(",\n    {}", num_cols.join(",\n    "))
     };
+    let judged = if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", {ineligible} AS ineligible,\n    \
+{exclusion} AS exclusion, {exclusion_date} AS exclusion_date, {exclusion_id} AS exclusion_id"
+        )
+    };
     format!(
-        "{name} AS (\n  SELECT u.*, {ineligible} AS ineligible,\n    \
-{exclusion} AS exclusion, {exclusion_date} AS exclusion_date, {exclusion_id} AS exclusion_id{num_select}\n  \
-FROM units u{}\n)",
+        "{name} AS (\n  SELECT u.*{judged}{num_select}\n  FROM {from} u{}\n)",
         evidence_join(evidence)
     )
 }

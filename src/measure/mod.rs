@@ -240,6 +240,8 @@ pub struct Condition {
     pub after: Option<Located<String>>,
     /// For `exists:`: qualifying rows on at least this many different days.
     pub at_least: Option<u32>,
+    /// Which units a row counts toward (`attribute:`).
+    pub attribute: Located<Attribute>,
     /// Further `exists:` arms: the unit qualifies when any arm does (`any_of:`).
     pub alternatives: Vec<Condition>,
 }
@@ -353,7 +355,38 @@ pub struct Events {
     /// Of a member's events less than this many days after a counted one, only the counted one
     /// stays (HEDIS: "the first of several ED visits in a 31-day period"); chained, so the next
     /// event counted is the first on or after that many days.
-    pub first_within: Option<Located<u32>>,
+    pub first_within: Option<FirstWithin>,
+}
+
+/// `first_within`: of a member's events less than `days` apart, only the first counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstWithin {
+    pub days: Located<u32>,
+    pub among: Among,
+}
+
+/// Which events `first_within` keeps apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Among {
+    /// Every event of the block, before anything else is judged (`first_within: 31`).
+    All,
+    /// The events still in the denominator once enrolment, age, continuous enrolment and the
+    /// exclusions are judged (HEDIS FUM and FUA: each ED visit is assessed for exclusions before
+    /// multiple visits are removed).
+    Eligible,
+}
+
+/// Which units a numerator's row counts toward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attribute {
+    /// Every unit whose window holds the row.
+    #[default]
+    Each,
+    /// Only the unit in the denominator whose anchor date is latest among those whose window holds
+    /// the row (HEDIS PCR: a readmission within 30 days of two index stays counts toward the last).
+    NearestPreceding,
 }
 
 /// Continuous enrolment around the anchor: one or more segments of days, each with the gaps it
@@ -461,7 +494,15 @@ struct RawEvents {
     /// Days relative to the period end the events stop (e.g. -30 for December 1).
     #[serde(default)]
     end_offset: i32,
-    first_within: Option<Spanned<u32>>,
+    first_within: Option<Spanned<RawFirstWithin>>,
+}
+
+/// `first_within: 31`, or `first_within: {days: 31, among: eligible}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawFirstWithin {
+    Days(u32),
+    Stated { days: u32, among: Among },
 }
 
 #[derive(Deserialize)]
@@ -517,6 +558,7 @@ struct RawCondition {
     key: Option<Spanned<String>>,
     after: Option<Spanned<String>>,
     at_least: Option<Spanned<u32>>,
+    attribute: Option<Spanned<Attribute>>,
 }
 
 #[derive(Deserialize)]
@@ -613,6 +655,8 @@ impl Errs<'_> {
 fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Result<Condition> {
     if let Some(arms) = raw.any_of.take() {
         let arms = Located::from(arms);
+        // Which units a row counts toward is said once, for the rows of every arm.
+        let attribute = raw.attribute.take().map(Located::from);
         let alone = raw.exists.is_none()
             && raw.count.is_none()
             && raw.sum.is_none()
@@ -642,6 +686,13 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
             if let Some(extra) = arm.name.take().map(Located::from) {
                 return Err(errs.at(&extra, "an `any_of:` arm takes no `name:`", None));
             }
+            if let Some(extra) = arm.attribute.take().map(Located::from) {
+                return Err(errs.at(
+                    &extra,
+                    "`attribute:` applies to the rows of every arm: put it beside `any_of:`",
+                    None,
+                ));
+            }
             let c = condition(errs, owner, arm)?;
             if c.aggregate != Aggregate::Exists || !c.alternatives.is_empty() {
                 return Err(errs.at(
@@ -657,6 +708,9 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
         }
         let mut first = conditions.remove(0);
         first.alternatives = conditions;
+        if let Some(a) = attribute {
+            first.attribute = a;
+        }
         return Ok(first);
     }
     let aggregate_and_block = match (raw.exists, raw.count, raw.sum, raw.over, raw.first) {
@@ -724,6 +778,11 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
             Some("e.g. `window: {from: 1, to: 34}`"),
         ));
     }
+    let attribute = raw.attribute.map(Located::from).unwrap_or(Located {
+        value: Attribute::Each,
+        line: date.line,
+        column: date.column,
+    });
     Ok(Condition {
         aggregate: aggregate_and_block.0,
         block: aggregate_and_block.1,
@@ -734,6 +793,7 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
         key: raw.key.map(Located::from),
         after,
         at_least: at_least.map(|n| n.value),
+        attribute,
         alternatives: Vec::new(),
     })
 }
@@ -807,17 +867,26 @@ impl Measure {
                 filter: e.filter.map(Located::from),
                 start_offset: e.start_offset,
                 end_offset: e.end_offset,
-                first_within: match e.first_within.map(Located::from) {
-                    Some(d) if d.value == 0 => {
+                first_within: e.first_within.map(Located::from).and_then(|f| {
+                    let (days, among) = match f.value {
+                        RawFirstWithin::Days(d) => (d, Among::All),
+                        RawFirstWithin::Stated { days, among } => (days, among),
+                    };
+                    let days = Located {
+                        value: days,
+                        line: f.line,
+                        column: f.column,
+                    };
+                    if days.value == 0 {
                         problems.push(errs.at(
-                            &d,
+                            &days,
                             "`first_within: 0` keeps nothing apart",
                             Some("e.g. `first_within: 31` for one ED visit per 31 days"),
                         ));
-                        None
+                        return None;
                     }
-                    d => d,
-                },
+                    Some(FirstWithin { days, among })
+                }),
             }),
             (Basis::Events, None) => {
                 problems.push(errs.at(
@@ -943,6 +1012,13 @@ impl Measure {
                     continue;
                 }
             };
+            if condition.attribute.value != Attribute::Each {
+                problems.push(errs.at(
+                    &condition.attribute,
+                    "`attribute:` applies to numerators: an exclusion removes every unit it finds",
+                    None,
+                ));
+            }
             exclusions.push(Exclusion {
                 name,
                 description,
@@ -1209,6 +1285,16 @@ fn check_components(
                     ));
                 }
             }
+        }
+        if cond.attribute.value == Attribute::NearestPreceding && basis != Basis::Events {
+            problems.push(errs.at(
+                &cond.attribute,
+                format!(
+                    "`{}`: `attribute: nearest_preceding` applies to `basis: events`",
+                    name.value
+                ),
+                Some("a member's or a member month's rows have one unit to count toward"),
+            ));
         }
         match (basis, &cond.window) {
             (Basis::MemberMonths, Some(w)) => {
