@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 
 use super::resolve::Arm;
 use super::{Output, Source};
-use crate::measure::{AgeBand, Basis, MonthRule, Segment, Stratifier, Unit};
+use crate::measure::{AgeBand, Basis, CountBy, MonthRule, Segment, Stratifier, Unit};
 use crate::period::Period;
 
 /// The names of the steps a plan may have besides the evidence steps `x<i>` and `n<i>`, and of
@@ -194,8 +194,14 @@ pub struct ConditionQuery {
     pub arms: Vec<Arm>,
     pub basis: Basis,
     pub period: Period,
-    /// Count the distinct days the rows fall on (`at_least`).
+    /// Count the distinct days the rows fall on (`at_least`), or with `providers` the distinct
+    /// days and providers.
     pub days: bool,
+    pub providers: bool,
+    /// Keep whether a row satisfies the count alone (`suffices:`).
+    pub suffices: bool,
+    /// Keep only units with rows in every arm (`all_of:`).
+    pub all: bool,
     /// With a step name: each row counts only toward the unit in that step's denominator whose
     /// anchor date is the latest of those whose window holds it (`attribute: nearest_preceding`).
     pub nearest_among: Option<String>,
@@ -218,8 +224,9 @@ pub enum Ineligible {
 /// How a numerator's evidence becomes its value per unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Value {
-    /// 1 with rows on at least this many distinct days.
-    AtLeastDays(u32),
+    /// 1 with at least `n` rows counted as `by` says, or (with `suffices`) one row that
+    /// suffices.
+    AtLeast { n: u32, by: CountBy, suffices: bool },
     /// 1 with any row.
     Exists,
     Count,
@@ -429,7 +436,19 @@ pub(crate) fn allowed(s: &Segment) -> String {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::AtLeastDays(n) => write!(f, "1 with rows on {n}+ distinct days"),
+            Value::AtLeast { n, by, suffices } => {
+                match by {
+                    CountBy::Day => write!(f, "1 with rows on {n}+ distinct days")?,
+                    CountBy::DayProvider => {
+                        write!(f, "1 with rows on {n}+ distinct days and providers")?
+                    }
+                    CountBy::Event => write!(f, "1 with {n}+ rows")?,
+                }
+                if *suffices {
+                    write!(f, ", or one row that suffices")?;
+                }
+                Ok(())
+            }
             Value::Exists => write!(f, "1 with any row"),
             Value::Count => write!(f, "the rows counted"),
             Value::Sum => write!(f, "the sum"),
@@ -461,6 +480,7 @@ fn describe(kind: &StepKind) -> String {
                         format!(" days {}..{} after {after}'s first date", w.from, w.to)
                     }
                     (Some(w), None, _) => format!(" days {}..{} of the anchor", w.from, w.to),
+                    (None, _, _) if a.in_period => " in the measurement period".into(),
                     (None, _, Some(k)) => format!(" where {k} is the unit"),
                     (None, _, None) if q.basis == Basis::MemberMonths => {
                         " in the unit's month".into()
@@ -471,7 +491,7 @@ fn describe(kind: &StepKind) -> String {
                 format!("{}.{}{window}{filter}", a.block, a.date)
             })
             .collect::<Vec<_>>()
-            .join(" or ")
+            .join(if q.all { " and " } else { " or " })
     };
     match kind {
         StepKind::Months { rule, months } => {
@@ -541,7 +561,16 @@ fn describe(kind: &StepKind) -> String {
                 Role::Exclusion(n) => format!("exclusion `{n}`"),
                 Role::Numerator(n) => format!("numerator `{n}`"),
             };
-            let days = if query.days { ", distinct days" } else { "" };
+            let days = match (query.days, query.providers) {
+                (true, true) => ", distinct days and providers",
+                (true, false) => ", distinct days",
+                _ => "",
+            };
+            let days = format!(
+                "{days}{}{}",
+                if query.all { ", every arm needed" } else { "" },
+                if query.suffices { ", rows that suffice marked" } else { "" }
+            );
             let nearest = match &query.nearest_among {
                 Some(among) => format!(
                     "; each row counted toward the latest unit of {among}'s denominator holding it"

@@ -11,7 +11,8 @@ use super::resolve::Resolver;
 use super::{Catalog, Output, Source};
 use crate::error::{Error, Result};
 use crate::measure::{
-    Aggregate, Among, Anchor, Attribute, Basis, ComponentKind, Located, Measure, MonthRule,
+    Aggregate, Among, Anchor, Attribute, Basis, Combine, ComponentKind, CountBy, Located,
+    Measure, MonthRule,
 };
 use crate::period::Period;
 
@@ -256,6 +257,9 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
             basis: m.basis,
             period: *period,
             days: false,
+            providers: false,
+            suffices: false,
+            all: x.condition.combine == Combine::All,
             nearest_among: None,
         };
         steps.push(step(
@@ -361,17 +365,21 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
         };
         let whole = arms.iter().all(|a| a.whole);
         let query = ConditionQuery {
+            suffices: arms.iter().any(|a| a.suffices.is_some()),
             arms,
             basis: m.basis,
             period: *period,
-            // Days on which rows fall are counted only for `at_least`.
-            days: matches!(cond.aggregate, Aggregate::Exists) && cond.at_least.is_some(),
+            // Days (and providers) on which rows fall are counted only for `at_least`.
+            days: cond.at_least.is_some() && cond.by != CountBy::Event,
+            providers: cond.at_least.is_some() && cond.by == CountBy::DayProvider,
+            all: cond.combine == Combine::All,
             nearest_among: (cond.attribute.value == Attribute::NearestPreceding).then(|| {
                 judged_in
                     .expect("attribution judges eligibility first")
                     .to_string()
             }),
         };
+        let query_suffices = query.suffices;
         if query.nearest_among.is_some()
             && let Some(arm) = query.arms.iter().find(|a| a.id.is_none())
         {
@@ -407,7 +415,11 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
         };
         step_of.insert(c.name.value.as_str(), name.clone());
         let value = match (&cond.aggregate, cond.at_least) {
-            (Aggregate::Exists, Some(n)) => Value::AtLeastDays(n),
+            (Aggregate::Exists, Some(n)) => Value::AtLeast {
+                n,
+                by: cond.by,
+                suffices: query_suffices,
+            },
             (Aggregate::Exists, None) => Value::Exists,
             (Aggregate::Count, _) => Value::Count,
             (Aggregate::Sum(_), _) => Value::Sum,

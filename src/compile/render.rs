@@ -9,7 +9,7 @@ use super::ir::{
 };
 use super::resolve::Arm;
 use super::sql::{self, ident};
-use crate::measure::{AgeBand, Basis, MonthRule, Stratifier};
+use crate::measure::{AgeBand, Basis, CountBy, MonthRule, Stratifier};
 use crate::period::Period;
 
 /// The comment line heading a measure's query.
@@ -410,7 +410,7 @@ FROM {block} b\n      WHERE b.{d} >= {} AND b.{d} <= {}{filter}",
     /// The qualifying rows of one arm: unit, date, evidence id and value; with `nearest`, only
     /// for the units in that step's denominator, with each unit's member and anchor date (`m`,
     /// `a`) to attribute the row by.
-    fn rows(&self, basis: Basis, period: &Period, nearest: Option<&str>) -> String {
+    fn rows(&self, basis: Basis, period: &Period, nearest: Option<&str>, extra: &str) -> String {
         let d = ident(&self.date);
         let (anchor, after_join) = match &self.after {
             Some(step) => (
@@ -449,7 +449,7 @@ FROM {units}\n    ) c",
                 vec![format!("b.{d} >= c.lo AND b.{d} <= c.hi")]
             }
             // The event itself, whatever its date.
-            (_, None) if self.key.is_some() => Vec::new(),
+            (_, None) if self.key.is_some() && !self.in_period => Vec::new(),
             // Members without a window: rows dated in the period.
             (_, None) => vec![format!(
                 "b.{d} >= {} AND b.{d} <= {}",
@@ -473,7 +473,7 @@ FROM {units}\n    ) c",
             ""
         };
         format!(
-            "SELECT c.unit_id, b.{d} AS d, {id} AS id, {value} AS v{by}\n    \
+            "SELECT c.unit_id, b.{d} AS d, {id} AS id, {value} AS v{by}{extra}\n    \
 FROM {units} JOIN {block} b ON b.member_id = c.member_id{join}{filter}",
             block = ident(&self.block),
         )
@@ -490,19 +490,55 @@ fn condition(name: &str, comment: &str, q: &ConditionQuery) -> String {
     let mut rows = q
         .arms
         .iter()
-        .map(|a| a.rows(q.basis, &q.period, q.nearest_among.as_deref()))
+        .enumerate()
+        .map(|(k, a)| {
+            // Columns a count or a combination needs: the arm (`all_of:`), the provider
+            // (`by: day_provider`), whether the row suffices alone (`suffices:`).
+            let mut extra = String::new();
+            if q.all {
+                extra.push_str(&format!(", {k} AS g"));
+            }
+            if q.providers {
+                let p = a.provider.as_deref().expect("day_provider arms name a provider");
+                extra.push_str(&format!(", CAST(b.{} AS VARCHAR) AS p", ident(p)));
+            }
+            if q.suffices {
+                match &a.suffices {
+                    Some(f) => extra.push_str(&format!(", coalesce({f}, false) AS s")),
+                    None => extra.push_str(", false AS s"),
+                }
+            }
+            a.rows(q.basis, &q.period, q.nearest_among.as_deref(), &extra)
+        })
         .collect::<Vec<_>>()
         .join("\n    UNION ALL\n    ");
+    let carried = format!(
+        "{}{}{}",
+        if q.all { ", g" } else { "" },
+        if q.providers { ", p" } else { "" },
+        if q.suffices { ", s" } else { "" }
+    );
     if q.nearest_among.is_some() {
         // A row (a member's evidence id on its date) counts toward one unit: the latest anchor
         // among those whose window holds it, then the greatest unit id (so ties are settled the
         // same way every run).
         rows = format!(
-            "SELECT unit_id, d, id, v FROM (\n      \
+            "SELECT unit_id, d, id, v{carried} FROM (\n      \
 SELECT r.*, row_number() OVER (PARTITION BY r.m, r.id, r.d ORDER BY r.a DESC, r.unit_id DESC) AS nearest\n      \
 FROM (\n    {rows}\n      ) r\n    ) attributed WHERE nearest = 1"
         );
     }
+    let sufficed = if q.suffices {
+        ", bool_or(s) AS sufficed"
+    } else {
+        ""
+    };
+    // Every arm found a row: the arms counted apart.
+    let every = if q.all {
+        format!("\n  HAVING count(DISTINCT g) = {}", q.arms.len())
+    } else {
+        String::new()
+    };
     // The first id is the least of the first day's ids (`hhq_first_id`, see engine::pick: a
     // grouped aggregate, where `first_value(… ORDER BY …)` compares row by row).
     if !q.days {
@@ -510,17 +546,21 @@ FROM (\n    {rows}\n      ) r\n    ) attributed WHERE nearest = 1"
         // (a member-month measure spent 60% of its time there).
         return format!(
             "{name} AS (\n  -- {comment}\n  SELECT unit_id, count(*) AS n, min(d) AS first_date,\n    \
-hhq_first_id(d, id) AS first_id, sum(v) AS total\n  FROM (\n    {rows}\n  ) r\n  \
-GROUP BY unit_id\n)"
+hhq_first_id(d, id) AS first_id, sum(v) AS total{sufficed}\n  FROM (\n    {rows}\n  ) r\n  \
+GROUP BY unit_id{every}\n)"
         );
     }
-    // Per unit and day first, then per unit: `count(DISTINCT d)` would make DataFusion aggregate
-    // unit by unit.
+    // Per unit and day (and provider) first, then per unit: `count(DISTINCT d)` would make
+    // DataFusion aggregate unit by unit.
+    let (by_provider, per_day_s) = (
+        if q.providers { ", p" } else { "" },
+        if q.suffices { ", bool_or(s) AS s" } else { "" },
+    );
     format!(
         "{name} AS (\n  -- {comment}\n  SELECT unit_id, sum(n) AS n, count(d) AS days, min(d) AS first_date,\n    \
-hhq_first_id(d, id) AS first_id, sum(total) AS total\n  FROM (\n    \
-SELECT unit_id, d, count(*) AS n, min(id) AS id, sum(v) AS total\n    FROM (\n    {rows}\n    ) r\n    \
-GROUP BY unit_id, d\n  ) per_day\n  GROUP BY unit_id\n)"
+hhq_first_id(d, id) AS first_id, sum(total) AS total{sufficed}\n  FROM (\n    \
+SELECT unit_id, d{by_provider}, count(*) AS n, min(id) AS id, sum(v) AS total{per_day_s}\n    FROM (\n    {rows}\n    ) r\n    \
+GROUP BY unit_id, d{by_provider}\n  ) per_day\n  GROUP BY unit_id\n)"
     )
 }
 
@@ -620,8 +660,21 @@ fn judged(
         .map(|(i, n)| {
             let s = &n.step;
             let value = match n.value {
-                Value::AtLeastDays(k) => {
-                    format!("CASE WHEN coalesce({s}.days, 0) >= {k} THEN 1 ELSE 0 END")
+                Value::AtLeast {
+                    n: k,
+                    by,
+                    suffices,
+                } => {
+                    let counted = match by {
+                        CountBy::Day | CountBy::DayProvider => "days",
+                        CountBy::Event => "n",
+                    };
+                    let alone = if suffices {
+                        format!(" OR coalesce({s}.sufficed, false)")
+                    } else {
+                        String::new()
+                    };
+                    format!("CASE WHEN coalesce({s}.{counted}, 0) >= {k}{alone} THEN 1 ELSE 0 END")
                 }
                 Value::Exists => format!("CASE WHEN {s}.n IS NULL THEN 0 ELSE 1 END"),
                 Value::Count => format!("coalesce({s}.n, 0)"),

@@ -8,7 +8,7 @@ use datafusion::arrow::datatypes::DataType;
 
 use super::{Catalog, blocks, filter};
 use crate::error::{Error, Result};
-use crate::measure::{Aggregate, Condition, Located, Measure, Window};
+use crate::measure::{Aggregate, Condition, CountBy, Located, Measure, Window};
 
 /// A building block's columns; an unknown block is an error at its place in `path`.
 pub(crate) fn block_columns<'c>(
@@ -65,6 +65,8 @@ pub struct Arm {
     pub block: String,
     pub date: String,
     pub window: Option<Window>,
+    /// Rows dated in the measurement period (`window: period`).
+    pub in_period: bool,
     /// The checked filter, columns qualified by `b`, value sets expanded.
     pub filter: Option<String>,
     /// The column kept as evidence (`source_id` when the block has one and none is named).
@@ -77,6 +79,10 @@ pub struct Arm {
     pub after: Option<String>,
     /// Every value it sums is a whole number (it counts, or sums an integer column).
     pub whole: bool,
+    /// The provider column (`by: day_provider`).
+    pub provider: Option<String>,
+    /// The checked filter a row passes to satisfy `at_least:` alone (`suffices:`).
+    pub suffices: Option<String>,
 }
 
 /// Resolves one measure's names against a catalog.
@@ -147,10 +153,10 @@ impl Resolver<'_> {
     /// A condition's arms, one per `any_of:` arm; `steps` names the step of each earlier
     /// numerator (for `after:`).
     pub fn condition(&self, c: &Condition, steps: &BTreeMap<&str, String>) -> Result<Vec<Arm>> {
-        c.arms().map(|arm| self.arm(arm, steps)).collect()
+        c.arms().map(|arm| self.arm(arm, steps, c.by)).collect()
     }
 
-    fn arm(&self, c: &Condition, steps: &BTreeMap<&str, String>) -> Result<Arm> {
+    fn arm(&self, c: &Condition, steps: &BTreeMap<&str, String>, by: CountBy) -> Result<Arm> {
         let columns = self.block(&c.block)?;
         if !columns.iter().any(|(n, _)| n == "member_id") {
             return Err(self.err(
@@ -213,10 +219,42 @@ impl Resolver<'_> {
             ),
             None => None,
         };
+        let provider = match (&c.provider, by) {
+            (Some(p), CountBy::DayProvider) => {
+                self.column(&c.block, columns, p)?;
+                Some(p.value.clone())
+            }
+            (Some(p), _) => {
+                return Err(self.err(
+                    p,
+                    "`provider:` is read only when `at_least:` counts `by: day_provider`".into(),
+                    None,
+                ));
+            }
+            (None, CountBy::DayProvider) => {
+                return Err(self.err(
+                    &c.block,
+                    format!(
+                        "`by: day_provider` needs `provider:`, the column of `{}` naming the provider",
+                        c.block.value
+                    ),
+                    None,
+                ));
+            }
+            (None, _) => None,
+        };
+        let suffices = c
+            .suffices
+            .as_ref()
+            .map(|f| self.filter(f, &c.block.value, "b", columns))
+            .transpose()?;
         Ok(Arm {
+            provider,
+            suffices,
             block: c.block.value.clone(),
             date: c.date.value.clone(),
             window: c.window.as_ref().map(|w| w.value),
+            in_period: c.in_period.is_some(),
             filter,
             id,
             value,

@@ -229,6 +229,9 @@ pub struct Condition {
     pub block: Located<String>,
     pub date: Located<String>,
     pub window: Option<Located<Window>>,
+    /// `window: period`: rows dated any time in the measurement period, whatever the anchor
+    /// (HEDIS: "any time during the measurement year").
+    pub in_period: Option<Located<()>>,
     pub filter: Option<Located<String>>,
     /// The block column whose value is kept as evidence (default `source_id` when present).
     pub id: Option<Located<String>>,
@@ -238,8 +241,17 @@ pub struct Condition {
     /// The window counts from the first date of this earlier numerator component instead of the
     /// anchor (engagement after initiation); units without it have no rows.
     pub after: Option<Located<String>>,
-    /// For `exists:`: qualifying rows on at least this many different days.
+    /// For `exists:`: at least this many qualifying rows, counted as `by` says.
     pub at_least: Option<u32>,
+    /// What `at_least` counts (`by:`).
+    pub by: CountBy,
+    /// A column of the block naming the provider (`by: day_provider`).
+    pub provider: Option<Located<String>>,
+    /// A filter over the block: one row passing it satisfies `at_least` alone (`suffices:`).
+    pub suffices: Option<Located<String>>,
+    /// Whether the unit qualifies when any arm finds a row (`any_of:`) or only when every arm
+    /// does (`all_of:`).
+    pub combine: Combine,
     /// Which units a row counts toward (`attribute:`).
     pub attribute: Located<Attribute>,
     /// Further `exists:` arms: the unit qualifies when any arm does (`any_of:`).
@@ -377,6 +389,29 @@ pub enum Among {
     Eligible,
 }
 
+/// What `at_least: N` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CountBy {
+    /// Distinct days with a qualifying row.
+    #[default]
+    Day,
+    /// Distinct days and providers: two rows of one day with two providers are two.
+    DayProvider,
+    /// Qualifying rows: a visit and a medication on one day are two.
+    Event,
+}
+
+/// How the arms of a condition combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Combine {
+    /// `any_of:` (or one condition): any arm's rows.
+    #[default]
+    Any,
+    /// `all_of:`: the unit qualifies only when every arm finds a row.
+    All,
+}
+
 /// Which units a numerator's row counts toward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -497,6 +532,20 @@ struct RawEvents {
     first_within: Option<Spanned<RawFirstWithin>>,
 }
 
+/// `window: {from: 1, to: 30}`, or `window: period`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawWindow {
+    Days(Window),
+    Named(NamedWindow),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum NamedWindow {
+    Period,
+}
+
 /// `first_within: 31`, or `first_within: {days: 31, among: eligible}`.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -551,14 +600,18 @@ struct RawCondition {
     first: Option<Spanned<String>>,
     any_of: Option<Spanned<Vec<RawCondition>>>,
     date: Option<Spanned<String>>,
-    window: Option<Spanned<Window>>,
+    window: Option<Spanned<RawWindow>>,
     #[serde(rename = "where")]
     filter: Option<Spanned<String>>,
     id: Option<Spanned<String>>,
     key: Option<Spanned<String>>,
     after: Option<Spanned<String>>,
     at_least: Option<Spanned<u32>>,
+    by: Option<Spanned<CountBy>>,
+    provider: Option<Spanned<String>>,
+    suffices: Option<Spanned<String>>,
     attribute: Option<Spanned<Attribute>>,
+    all_of: Option<Spanned<Vec<RawCondition>>>,
 }
 
 #[derive(Deserialize)]
@@ -653,10 +706,28 @@ impl Errs<'_> {
 }
 
 fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Result<Condition> {
-    if let Some(arms) = raw.any_of.take() {
-        let arms = Located::from(arms);
-        // Which units a row counts toward is said once, for the rows of every arm.
+    let combined = match (raw.any_of.take(), raw.all_of.take()) {
+        (Some(arms), None) => Some((Combine::Any, Located::from(arms))),
+        (None, Some(arms)) => Some((Combine::All, Located::from(arms))),
+        (Some(_), Some(all)) => {
+            return Err(errs.at(
+                &Located::from(all),
+                "`any_of:` and `all_of:` in one condition: write one of them",
+                Some("an arm may not nest them either; use a filter for finer logic"),
+            ));
+        }
+        (None, None) => None,
+    };
+    if let Some((combine, arms)) = combined {
+        let key = match combine {
+            Combine::Any => "any_of",
+            Combine::All => "all_of",
+        };
+        // Which units a row counts toward, and how many rows are needed, are said once, for
+        // the rows of every arm.
         let attribute = raw.attribute.take().map(Located::from);
+        let at_least = raw.at_least.take().map(Located::from);
+        let by = raw.by.take().map(Located::from);
         let alone = raw.exists.is_none()
             && raw.count.is_none()
             && raw.sum.is_none()
@@ -668,11 +739,14 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
             && raw.id.is_none()
             && raw.key.is_none()
             && raw.after.is_none()
-            && raw.at_least.is_none();
+            && raw.provider.is_none()
+            && raw.suffices.is_none();
         if !alone {
             return Err(errs.at(
                 &arms,
-                "`any_of:` stands alone: put `exists:`, `date:`, `window:` and the rest in each arm",
+                format!(
+                    "`{key}:` stands alone (beside it only `attribute:`, `at_least:` and `by:`): put `exists:`, `date:`, `window:` and the rest in each arm"
+                ),
                 None,
             ));
         }
@@ -684,33 +758,58 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
         };
         for mut arm in arms.value {
             if let Some(extra) = arm.name.take().map(Located::from) {
-                return Err(errs.at(&extra, "an `any_of:` arm takes no `name:`", None));
+                return Err(errs.at(&extra, format!("an `{key}:` arm takes no `name:`"), None));
             }
-            if let Some(extra) = arm.attribute.take().map(Located::from) {
-                return Err(errs.at(
-                    &extra,
-                    "`attribute:` applies to the rows of every arm: put it beside `any_of:`",
-                    None,
-                ));
+            for (extra, what) in [
+                (arm.attribute.take().map(|a| Located::from(a).map_unit()), "attribute"),
+                (arm.at_least.take().map(|a| Located::from(a).map_unit()), "at_least"),
+                (arm.by.take().map(|a| Located::from(a).map_unit()), "by"),
+            ] {
+                if let Some(extra) = extra {
+                    return Err(errs.at(
+                        &extra,
+                        format!("`{what}:` applies to the rows of every arm: put it beside `{key}:`"),
+                        None,
+                    ));
+                }
             }
             let c = condition(errs, owner, arm)?;
             if c.aggregate != Aggregate::Exists || !c.alternatives.is_empty() {
                 return Err(errs.at(
                     &c.block,
-                    "each `any_of:` arm is one `exists:` condition",
-                    Some("the unit qualifies when any arm finds a row"),
+                    format!("each `{key}:` arm is one `exists:` condition"),
+                    Some(match combine {
+                        Combine::Any => "the unit qualifies when any arm finds a row",
+                        Combine::All => "the unit qualifies when every arm finds a row",
+                    }),
                 ));
             }
             conditions.push(c);
         }
         if conditions.is_empty() {
-            return Err(errs.at(&at, "`any_of:` needs at least one arm", None));
+            return Err(errs.at(&at, format!("`{key}:` needs at least one arm"), None));
+        }
+        if combine == Combine::All
+            && let Some(n) = &at_least
+        {
+            return Err(errs.at(
+                n,
+                "`at_least:` counts the rows of `any_of:` arms; with `all_of:` every arm needs one row",
+                None,
+            ));
         }
         let mut first = conditions.remove(0);
         first.alternatives = conditions;
+        first.combine = combine;
         if let Some(a) = attribute {
             first.attribute = a;
         }
+        let suffices = first
+            .arms()
+            .find_map(|a| a.suffices.as_ref().map(Located::map_unit));
+        let (at_least, by) = count(errs, at_least, by, suffices)?;
+        first.at_least = at_least;
+        first.by = by;
         return Ok(first);
     }
     let aggregate_and_block = match (raw.exists, raw.count, raw.sum, raw.over, raw.first) {
@@ -746,7 +845,33 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
             None,
         ));
     };
-    let window = raw.window.map(Located::from);
+    let (window, in_period) = match raw.window.map(Located::from) {
+        None => (None, None),
+        Some(Located {
+            value: RawWindow::Days(w),
+            line,
+            column,
+        }) => (
+            Some(Located {
+                value: w,
+                line,
+                column,
+            }),
+            None,
+        ),
+        Some(Located {
+            value: RawWindow::Named(NamedWindow::Period),
+            line,
+            column,
+        }) => (
+            None,
+            Some(Located {
+                value: (),
+                line,
+                column,
+            }),
+        ),
+    };
     if let Some(w) = &window
         && w.value.to < w.value.from
     {
@@ -760,21 +885,25 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
         ));
     }
     let at_least = raw.at_least.map(Located::from);
-    if let Some(n) = &at_least {
-        if aggregate_and_block.0 != Aggregate::Exists {
-            return Err(errs.at(n, "`at_least:` applies to `exists:` conditions", None));
-        }
-        if n.value == 0 {
-            return Err(errs.at(n, "`at_least: 0` is always true", Some("use 1 or more")));
-        }
+    if let Some(n) = &at_least
+        && aggregate_and_block.0 != Aggregate::Exists
+    {
+        return Err(errs.at(n, "`at_least:` applies to `exists:` conditions", None));
     }
+    let suffices = raw.suffices.map(Located::from);
+    let (at_least, by) = count(
+        errs,
+        at_least,
+        raw.by.map(Located::from),
+        suffices.as_ref().map(Located::map_unit),
+    )?;
     let after = raw.after.map(Located::from);
     if let Some(a) = &after
         && window.is_none()
     {
         return Err(errs.at(
             a,
-            "`after:` needs a `window:` counted from that component's first date",
+            "`after:` needs a `window:` of days counted from that component's first date",
             Some("e.g. `window: {from: 1, to: 34}`"),
         ));
     }
@@ -788,14 +917,58 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
         block: aggregate_and_block.1,
         date,
         window,
+        in_period,
         filter: raw.filter.map(Located::from),
         id: raw.id.map(Located::from),
         key: raw.key.map(Located::from),
         after,
-        at_least: at_least.map(|n| n.value),
+        at_least,
+        by,
+        provider: raw.provider.map(Located::from),
+        suffices,
+        combine: Combine::Any,
         attribute,
         alternatives: Vec::new(),
     })
+}
+
+/// `at_least:` and what it counts: `by:` and `suffices:` (in the arms) need it; `at_least: 0`
+/// is always true.
+fn count(
+    errs: &Errs,
+    at_least: Option<Located<u32>>,
+    by: Option<Located<CountBy>>,
+    suffices: Option<Located<()>>,
+) -> Result<(Option<u32>, CountBy)> {
+    if let Some(n) = &at_least
+        && n.value == 0
+    {
+        return Err(errs.at(n, "`at_least: 0` is always true", Some("use 1 or more")));
+    }
+    if at_least.is_none() {
+        if let Some(b) = &by {
+            return Err(errs.at(b, "`by:` says what `at_least:` counts; add `at_least:`", None));
+        }
+        if let Some(s) = &suffices {
+            return Err(errs.at(
+                s,
+                "`suffices:` satisfies an `at_least:` count alone; without `at_least:` any row suffices",
+                None,
+            ));
+        }
+    }
+    Ok((at_least.map(|n| n.value), by.map_or(CountBy::Day, |b| b.value)))
+}
+
+impl<T> Located<T> {
+    /// The place alone.
+    pub fn map_unit(&self) -> Located<()> {
+        Located {
+            value: (),
+            line: self.line,
+            column: self.column,
+        }
+    }
 }
 
 impl Measure {
@@ -1296,6 +1469,29 @@ fn check_components(
                 Some("a member's or a member month's rows have one unit to count toward"),
             ));
         }
+        if basis == Basis::MemberMonths
+            && (cond.by != CountBy::Day
+                || cond.suffices.is_some()
+                || cond.combine == Combine::All)
+        {
+            problems.push(errs.at(
+                &cond.block,
+                format!(
+                    "`{}`: on member months rows are counted by day in their month; `by:`, `suffices:` and `all_of:` apply to events and members",
+                    name.value
+                ),
+                None,
+            ));
+        }
+        if let Some(p) = &cond.in_period
+            && basis == Basis::MemberMonths
+        {
+            problems.push(errs.at(
+                p,
+                format!("`{}`: a window does not apply to member months", name.value),
+                Some("rows are counted in the month they fall in; remove `window:`"),
+            ));
+        }
         match (basis, &cond.window) {
             (Basis::MemberMonths, Some(w)) => {
                 problems.push(errs.at(
@@ -1304,7 +1500,7 @@ fn check_components(
                     Some("rows are counted in the month they fall in; remove `window:`"),
                 ));
             }
-            (Basis::Events, None) if cond.key.is_none() => {
+            (Basis::Events, None) if cond.key.is_none() && cond.in_period.is_none() => {
                 problems.push(errs.at(
                     name,
                     format!(
