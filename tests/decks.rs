@@ -31,7 +31,7 @@ async fn every_construct_deck_passes() {
     // Each construct of the measure language, in a small measure of its own, proven by a deck
     // written from the specification sentence it expresses (tests/constructs/).
     let dir = common::constructs_dir();
-    let cases = run_dir(dir.path(), &common::root().join("queries"))
+    let cases = run_dir(&dir.path().join("measures"), &dir.path().join("queries"))
         .await
         .unwrap();
     let failed: Vec<String> = cases

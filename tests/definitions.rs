@@ -456,7 +456,8 @@ async fn plan_of_every_construct() {
     // One small measure per construct of the language (tests/constructs/): its plan shows the
     // steps the construct adds and the order units are judged in.
     let dir = common::constructs_dir();
-    let defs = Definitions::load(dir.path(), &common::root().join("queries")).unwrap();
+    let defs =
+        Definitions::load(&dir.path().join("measures"), &dir.path().join("queries")).unwrap();
     let engine = Engine::offline(&defs).await.unwrap();
     for m in &defs.measures {
         let c = compile(m, engine.catalog(), &Period::year(2025)).unwrap();
@@ -630,5 +631,49 @@ async fn where_the_new_constructs_do_not_apply() {
       hint: list segments in order of their days, without overlaps
     measures/test.yaml:13:17: `first_within: 0` keeps nothing apart
       hint: e.g. `first_within: 31` for one ED visit per 31 days
+    "#);
+}
+
+#[tokio::test]
+async fn windows_counts_and_unit_columns_are_checked() {
+    // `of:` a column that is no date, and without a window; `by:` without `at_least:`; `provider:` without `by: day_provider`;
+    // `unit.` on member months; a unit column the events' block lacks; `all_of:` counted.
+    let of = EVENTS.replace(
+        "      window: {from: 1, to: 7}\n",
+        "      window: {from: 1, to: 7}\n      of: discharge_status\n",
+    );
+    let no_window = EVENTS.replace(
+        "    window: {from: 1, to: 30}\n    where: NOT acute\n",
+        "    of: admission_date\n    where: NOT acute\n",
+    );
+    let by = EVENTS.replace(
+        "      window: {from: 1, to: 7}\n",
+        "      window: {from: 1, to: 7}\n      by: event\n",
+    );
+    let provider = EVENTS.replace(
+        "      window: {from: 1, to: 7}\n",
+        "      window: {from: 1, to: 7}\n      provider: member_id\n",
+    );
+    let months = GOOD.replace(
+        "NOT led_to_admission",
+        "NOT led_to_admission AND unit.member_id = member_id",
+    );
+    let unknown = EVENTS.replace(
+        "    where: NOT acute\n",
+        "    where: NOT acute AND unit.nothing = 1\n",
+    );
+    let mut all = String::new();
+    for yaml in [of, no_window, by, provider, months, unknown] {
+        all.push_str(&error_of(&yaml).await);
+        all.push('\n');
+    }
+    insta::assert_snapshot!(all, @r#"
+    measures/test.yaml:31:11: column `discharge_status` is Utf8, not a date
+    measures/test.yaml:22:9: `of:` names the date a `window:` of days counts from; add `window:`
+    measures/test.yaml:31:11: `by:` says what `at_least:` counts; add `at_least:`
+    measures/test.yaml:31:17: `provider:` is read only when `at_least:` counts `by: day_provider`
+    measures/test.yaml:15:14: in the `where` expression of `ed_visits`: `unit.member_id`: only a condition of `basis: events` has a unit with columns of its own
+    measures/test.yaml:23:12: in the `where` expression of `inpatient_stays`: `unit.nothing`: the events' block `inpatient_stays` has no column `nothing`
+      hint: known: stay_id, member_id, admission_date, discharge_date, discharge_status, principal_dx, acute, institutional, psychiatric, claims, length_of_stay, source_id
     "#);
 }

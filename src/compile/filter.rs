@@ -27,6 +27,25 @@ pub fn check(
     columns: &[(String, DataType)],
     sets: &ValueSets,
 ) -> Result<String> {
+    check_with_unit(path, filter, block, alias, columns, sets, None).map(|(sql, _)| sql)
+}
+
+/// The prefix of the unit's own columns in the compiled query: `unit.substance` in a filter is
+/// `c.unit_substance` there.
+pub const UNIT_PREFIX: &str = "unit_";
+
+/// [`check`], where the filter may also name the unit's own columns as `unit.<column>` (the
+/// events' block, `unit`: its name and columns): they are written `c.unit_<column>`, and the ones
+/// named are returned with the SQL.
+pub fn check_with_unit(
+    path: &Path,
+    filter: &Located<String>,
+    block: &str,
+    alias: &str,
+    columns: &[(String, DataType)],
+    sets: &ValueSets,
+    unit: Option<(&str, &[(String, DataType)])>,
+) -> Result<(String, Vec<String>)> {
     let err = |message: String, hint: Option<String>| Error::Definition {
         path: path.to_path_buf(),
         line: filter.line,
@@ -48,6 +67,7 @@ pub fn check(
     struct Check<'a> {
         columns: &'a [(String, DataType)],
         sets: &'a ValueSets,
+        unit: Option<(&'a str, &'a [(String, DataType)])>,
         problem: Option<(String, Option<String>)>,
     }
     impl Check<'_> {
@@ -76,6 +96,32 @@ pub fn check(
                             cols().unwrap_or_default()
                         )),
                     ))
+                }
+                Expr::CompoundIdentifier(parts) if parts.len() == 2 && parts[0].value == "unit" => {
+                    match self.unit {
+                        None => Some((
+                            format!(
+                                "`unit.{}`: only a condition of `basis: events` has a unit with columns of its own",
+                                parts[1].value
+                            ),
+                            None,
+                        )),
+                        Some((events, unit_columns)) => (!unit_columns
+                            .iter()
+                            .any(|(c, _)| c == &parts[1].value))
+                        .then(|| {
+                            (
+                                format!(
+                                    "`unit.{}`: the events' block `{events}` has no column `{}`",
+                                    parts[1].value, parts[1].value
+                                ),
+                                Some(suggest(
+                                    &parts[1].value,
+                                    unit_columns.iter().map(|(c, _)| c.as_str()),
+                                )),
+                            )
+                        }),
+                    }
                 }
                 Expr::CompoundIdentifier(parts) => Some((
                     format!(
@@ -142,6 +188,7 @@ pub fn check(
     let mut check = Check {
         columns,
         sets,
+        unit,
         problem: None,
     };
     let _ = expr.visit(&mut check);
@@ -151,10 +198,23 @@ pub fn check(
             hint,
         ));
     }
+    let mut used: Vec<String> = Vec::new();
     let _ = visit_expressions_mut(&mut expr, |e| {
-        if let Expr::Identifier(id) = e {
-            let qualified = Expr::CompoundIdentifier(vec![Ident::new(alias), id.clone()]);
-            *e = qualified;
+        match e {
+            Expr::Identifier(id) => {
+                *e = Expr::CompoundIdentifier(vec![Ident::new(alias), id.clone()]);
+            }
+            Expr::CompoundIdentifier(parts) if parts.len() == 2 && parts[0].value == "unit" => {
+                let column = parts[1].value.clone();
+                *e = Expr::CompoundIdentifier(vec![
+                    Ident::new("c"),
+                    Ident::with_quote('"', format!("{UNIT_PREFIX}{column}")),
+                ]);
+                if !used.contains(&column) {
+                    used.push(column);
+                }
+            }
+            _ => {}
         }
         ControlFlow::<()>::Continue(())
     });
@@ -164,7 +224,16 @@ pub fn check(
         other => other,
     })?;
     // Planned as a run plans it, so what would fail there fails here, at the filter.
-    super::filter_plan::filter(&sql, alias, columns)
+    let unit_columns: Vec<(String, DataType)> = unit
+        .map(|(_, cols)| {
+            cols.iter()
+                .filter(|(c, _)| used.contains(c))
+                .map(|(c, t)| (format!("{UNIT_PREFIX}{c}"), t.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let unit = (!unit_columns.is_empty()).then_some(("c", unit_columns.as_slice()));
+    super::filter_plan::filter(&sql, alias, columns, unit)
         .map_err(|(p, hint)| err(format!("in the `where` expression of `{block}`: {p}"), hint))?;
-    Ok(sql)
+    Ok((sql, used))
 }

@@ -43,17 +43,31 @@ pub(crate) fn filter(
     sql: &str,
     alias: &str,
     columns: &[(String, DataType)],
+    unit: Option<(&str, &[(String, DataType)])>,
 ) -> std::result::Result<(), Problem> {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(n, t)| Field::new(n, t.clone(), true))
-        .collect();
-    let schema = DFSchema::try_from_qualified_schema(alias, &Schema::new(fields)).map_err(|e| {
-        (
-            format!("the block's columns do not make a schema: {e}"),
-            None,
-        )
-    })?;
+    let qualified = |alias: &str, columns: &[(String, DataType)]| {
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|(n, t)| Field::new(n, t.clone(), true))
+            .collect();
+        DFSchema::try_from_qualified_schema(alias, &Schema::new(fields)).map_err(|e| {
+            (
+                format!("the block's columns do not make a schema: {e}"),
+                None,
+            )
+        })
+    };
+    let mut schema = qualified(alias, columns)?;
+    // The unit's own columns (`unit.<column>`), as the compiled query names them.
+    if let Some((unit_alias, unit_columns)) = unit {
+        let unit_schema = qualified(unit_alias, unit_columns)?;
+        schema = schema.join(&unit_schema).map_err(|e| {
+            (
+                format!("the unit's columns do not make a schema: {e}"),
+                None,
+            )
+        })?;
+    }
     let state = state();
     let expr = state.create_logical_expr(sql, &schema).map_err(|e| {
         (

@@ -22,6 +22,7 @@ pub const STEP_NAMES: &[&str] = &[
     "events",
     "events_first",
     "events_chained",
+    "event_refs",
     "candidates",
     "ce_windows",
     "ce_spans",
@@ -105,6 +106,17 @@ pub enum StepKind {
         subsets: Vec<(usize, String)>,
         from: NaiveDate,
         to: NaiveDate,
+    },
+    /// Per event, the columns of its row that conditions read (`unit.<column>`, `of:`): the
+    /// least value of each, as an event id may have several rows.
+    EventRefs {
+        block: String,
+        id: String,
+        date: String,
+        filter: Option<String>,
+        from: NaiveDate,
+        to: NaiveDate,
+        columns: Vec<String>,
     },
     /// Per member and date, the event counted that day (the least id).
     EventsFirst,
@@ -202,6 +214,9 @@ pub struct ConditionQuery {
     pub suffices: bool,
     /// Keep only units with rows in every arm (`all_of:`).
     pub all: bool,
+    /// Keep the day the first row ends (`first_end`), which a later `after: {…, at: end}`
+    /// counts from.
+    pub ends: bool,
     /// With a step name: each row counts only toward the unit in that step's denominator whose
     /// anchor date is the latest of those whose window holds it (`attribute: nearest_preceding`).
     pub nearest_among: Option<String>,
@@ -226,7 +241,11 @@ pub enum Ineligible {
 pub enum Value {
     /// 1 with at least `n` rows counted as `by` says, or (with `suffices`) one row that
     /// suffices.
-    AtLeast { n: u32, by: CountBy, suffices: bool },
+    AtLeast {
+        n: u32,
+        by: CountBy,
+        suffices: bool,
+    },
     /// 1 with any row.
     Exists,
     Count,
@@ -304,6 +323,7 @@ impl StepKind {
             StepKind::MemberCandidates { program, .. } => vec![program],
             StepKind::MonthCandidates { program, .. } => vec![program, "months"],
             StepKind::Events { block, .. } => vec![block],
+            StepKind::EventRefs { block, .. } => vec![block],
             StepKind::EventsFirst | StepKind::EventsChained { .. } => vec!["events"],
             StepKind::EventCandidates {
                 program,
@@ -345,6 +365,7 @@ impl StepKind {
                         .flat_map(|a| {
                             ["candidates"]
                                 .into_iter()
+                                .chain((!a.unit_columns.is_empty()).then_some("event_refs"))
                                 .chain(query.nearest_among.as_deref())
                                 .chain(a.after.as_deref())
                                 .chain([a.block.as_str()])
@@ -476,10 +497,19 @@ fn describe(kind: &StepKind) -> String {
             .iter()
             .map(|a| {
                 let window = match (a.window, &a.after, &a.key) {
-                    (Some(w), Some(after), _) => {
-                        format!(" days {}..{} after {after}'s first date", w.from, w.to)
-                    }
-                    (Some(w), None, _) => format!(" days {}..{} of the anchor", w.from, w.to),
+                    (Some(w), Some(after), _) => format!(
+                        " days {}..{} after {after}'s first {}",
+                        w.from,
+                        w.to,
+                        if a.after_end { "row's end" } else { "date" }
+                    ),
+                    (Some(w), None, _) => match &a.of {
+                        Some(of) => format!(
+                            " days {}..{} of the unit's {of} (the anchor where it has none)",
+                            w.from, w.to
+                        ),
+                        None => format!(" days {}..{} of the anchor", w.from, w.to),
+                    },
                     (None, _, _) if a.in_period => " in the measurement period".into(),
                     (None, _, Some(k)) => format!(" where {k} is the unit"),
                     (None, _, None) if q.basis == Basis::MemberMonths => {
@@ -525,6 +555,9 @@ fn describe(kind: &StepKind) -> String {
                 format!(", {} subset flag(s)", subsets.len())
             }
         ),
+        StepKind::EventRefs { columns, .. } => {
+            format!("per event, its {} for the conditions", columns.join(", "))
+        }
         StepKind::EventsFirst => "per member and date, the event counted (least id)".into(),
         StepKind::EventsChained { days } => {
             format!("each event's counted event: the first, then the first {days}+ days after")
@@ -569,7 +602,11 @@ fn describe(kind: &StepKind) -> String {
             let days = format!(
                 "{days}{}{}",
                 if query.all { ", every arm needed" } else { "" },
-                if query.suffices { ", rows that suffice marked" } else { "" }
+                if query.suffices {
+                    ", rows that suffice marked"
+                } else {
+                    ""
+                }
             );
             let nearest = match &query.nearest_among {
                 Some(among) => format!(

@@ -11,8 +11,8 @@ use super::resolve::Resolver;
 use super::{Catalog, Output, Source};
 use crate::error::{Error, Result};
 use crate::measure::{
-    Aggregate, Among, Anchor, Attribute, Basis, Combine, ComponentKind, CountBy, Located,
-    Measure, MonthRule,
+    Aggregate, Among, Anchor, Attribute, Basis, Combine, ComponentKind, CountBy, Located, Measure,
+    MonthRule,
 };
 use crate::period::Period;
 
@@ -72,6 +72,8 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
 
     // 1. Candidate units with their enrolment attributes on the anchor date.
     let mut steps: Vec<Step> = Vec::new();
+    // Where the step of the events' own columns goes, should a condition read them.
+    let mut refs_at = None;
     // Components counting a subset of the events.
     let mut subsets: Vec<usize> = Vec::new();
     match m.basis {
@@ -170,6 +172,7 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
                     steps.push(step("events_chained", StepKind::EventsChained { days }, at));
                 }
             }
+            refs_at = Some((steps.len(), e));
             steps.push(step(
                 "candidates",
                 StepKind::EventCandidates {
@@ -259,6 +262,7 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
             days: false,
             providers: false,
             suffices: false,
+            ends: false,
             all: x.condition.combine == Combine::All,
             nearest_among: None,
         };
@@ -343,6 +347,13 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
     let mut step_of: BTreeMap<&str, String> = BTreeMap::new();
     let mut computed: Vec<(ConditionQuery, String)> = Vec::new();
     let mut failed: std::collections::BTreeSet<&str> = Default::default();
+    // Numerators a later one counts from the end of (`after: {…, at: end}`).
+    let ends_of: std::collections::BTreeSet<&str> = m
+        .numerators()
+        .flat_map(|(_, _, c)| c.arms())
+        .filter(|a| a.after_at == crate::measure::AfterAt::End)
+        .filter_map(|a| a.after.as_ref().map(|x| x.value.as_str()))
+        .collect();
     let mut evidence: Vec<String> = exclusions.iter().map(|(_, s)| s.clone()).collect();
     for (k, c, cond) in m.numerators() {
         if skipped(&c.name.value) {
@@ -373,6 +384,7 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
             days: cond.at_least.is_some() && cond.by != CountBy::Event,
             providers: cond.at_least.is_some() && cond.by == CountBy::DayProvider,
             all: cond.combine == Combine::All,
+            ends: ends_of.contains(c.name.value.as_str()),
             nearest_among: (cond.attribute.value == Attribute::NearestPreceding).then(|| {
                 judged_in
                     .expect("attribution judges eligibility first")
@@ -435,6 +447,49 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
         });
     }
 
+    // The events' own columns the conditions read, in a step before the first of them.
+    let mut columns: Vec<String> = Vec::new();
+    for s in &steps {
+        if let StepKind::Condition { query, .. } = &s.kind {
+            for c in query.arms.iter().flat_map(|a| &a.unit_columns) {
+                if !columns.contains(c) {
+                    columns.push(c.clone());
+                }
+            }
+        }
+    }
+    let events = steps
+        .iter()
+        .find(|s| s.name == "events")
+        .map(|s| s.kind.clone());
+    if let (Some((at, e)), false) = (refs_at, columns.is_empty())
+        && let Some(StepKind::Events {
+            block,
+            id,
+            date,
+            filter,
+            from,
+            to,
+            ..
+        }) = events
+    {
+        steps.insert(
+            at,
+            step(
+                "event_refs",
+                StepKind::EventRefs {
+                    block,
+                    id,
+                    date,
+                    filter,
+                    from,
+                    to,
+                    columns,
+                },
+                &e.block,
+            ),
+        );
+    }
     let judged = match judged_in {
         Some(from) => StepKind::Scored {
             from: from.to_string(),

@@ -109,6 +109,32 @@ FROM {b} ev\n  WHERE ev.{d} >= {} AND ev.{d} <= {}{filter}\n)",
                     sql::date(*to),
                 )
             }
+            StepKind::EventRefs {
+                block,
+                id,
+                date,
+                filter,
+                from,
+                to,
+                columns,
+            } => {
+                let filter = filter
+                    .as_ref()
+                    .map(|f| format!(" AND ({f})"))
+                    .unwrap_or_default();
+                let (b, id, d) = (ident(block), ident(id), ident(date));
+                let cols: String = columns
+                    .iter()
+                    .map(|c| format!(", min(ev.{}) AS {}", ident(c), ident(c)))
+                    .collect();
+                format!(
+                    "{name} AS (\n  -- per event, the columns of its row the conditions read\n  \
+SELECT CAST(ev.{id} AS VARCHAR) AS unit_id{cols}\n  \
+FROM {b} ev\n  WHERE ev.{d} >= {} AND ev.{d} <= {}{filter}\n  GROUP BY CAST(ev.{id} AS VARCHAR)\n)",
+                    sql::date(*from),
+                    sql::date(*to),
+                )
+            }
             StepKind::EventsFirst => format!(
                 "{name} AS (\n  -- per member and date, the event that day counted (the first by id)\n  \
 SELECT member_id, anchor_date, min(unit_id) AS first_unit FROM events GROUP BY member_id, anchor_date\n)"
@@ -412,12 +438,21 @@ FROM {block} b\n      WHERE b.{d} >= {} AND b.{d} <= {}{filter}",
     /// `a`) to attribute the row by.
     fn rows(&self, basis: Basis, period: &Period, nearest: Option<&str>, extra: &str) -> String {
         let d = ident(&self.date);
-        let (anchor, after_join) = match &self.after {
-            Some(step) => (
-                "a.first_date".to_string(),
+        let unit_col = |c: &str| ident(&format!("{}{c}", super::filter::UNIT_PREFIX)).into_owned();
+        let (anchor, after_join) = match (&self.after, &self.of) {
+            (Some(step), _) => (
+                if self.after_end {
+                    "a.first_end".to_string()
+                } else {
+                    "a.first_date".to_string()
+                },
                 format!(" JOIN {step} a ON a.unit_id = c.unit_id"),
             ),
-            None => ("c.anchor_date".to_string(), String::new()),
+            (None, Some(of)) => (
+                format!("coalesce(c.{}, c.anchor_date)", unit_col(of)),
+                String::new(),
+            ),
+            (None, None) => ("c.anchor_date".to_string(), String::new()),
         };
         // A window's bounds are computed once per unit, in `c`: in the join's condition they
         // would be computed again for every pair of a member's units and rows (a date plus an
@@ -428,18 +463,33 @@ FROM {block} b\n      WHERE b.{d} >= {} AND b.{d} <= {}{filter}",
             ),
             None => String::new(),
         };
-        let mut units = format!("candidates c{eligible}{after_join}");
+        // The unit's own columns the arm reads, carried on the units as `unit_<column>`.
+        let base = if self.unit_columns.is_empty() {
+            "candidates c".to_string()
+        } else {
+            format!(
+                "(\n      SELECT c.*{} FROM candidates c JOIN event_refs ev ON ev.unit_id = c.unit_id\n    ) c",
+                self.unit_columns
+                    .iter()
+                    .map(|u| format!(", ev.{} AS {}", ident(u), unit_col(u)))
+                    .collect::<String>()
+            )
+        };
+        let mut units = format!("{base}{eligible}{after_join}");
         let mut join = match (basis, self.window) {
             // Equality on the month keeps this a hash join.
             (Basis::MemberMonths, _) => vec![format!(
                 "CAST(date_trunc('month', b.{d}) AS DATE) = c.month_start"
             )],
             (_, Some(w)) => {
-                let anchor_col = if nearest.is_some() {
-                    ", c.anchor_date"
+                let mut anchor_col = if nearest.is_some() {
+                    ", c.anchor_date".to_string()
                 } else {
-                    ""
+                    String::new()
                 };
+                for u in &self.unit_columns {
+                    anchor_col.push_str(&format!(", c.{}", unit_col(u)));
+                }
                 units = format!(
                     "(\n      SELECT c.unit_id, c.member_id{anchor_col}, {} AS lo, {} AS hi\n      \
 FROM {units}\n    ) c",
@@ -499,13 +549,24 @@ fn condition(name: &str, comment: &str, q: &ConditionQuery) -> String {
                 extra.push_str(&format!(", {k} AS g"));
             }
             if q.providers {
-                let p = a.provider.as_deref().expect("day_provider arms name a provider");
+                let p = a
+                    .provider
+                    .as_deref()
+                    .expect("day_provider arms name a provider");
                 extra.push_str(&format!(", CAST(b.{} AS VARCHAR) AS p", ident(p)));
             }
+            if q.ends {
+                extra.push_str(&format!(
+                    ", b.{} AS e",
+                    ident(a.end.as_deref().unwrap_or(&a.date))
+                ));
+            }
             if q.suffices {
+                // Null where unknown or absent, in every arm alike: a union's arms must agree
+                // on whether a column may be null.
                 match &a.suffices {
-                    Some(f) => extra.push_str(&format!(", coalesce({f}, false) AS s")),
-                    None => extra.push_str(", false AS s"),
+                    Some(f) => extra.push_str(&format!(", CAST(({f}) AS BOOLEAN) AS s")),
+                    None => extra.push_str(", CAST(NULL AS BOOLEAN) AS s"),
                 }
             }
             a.rows(q.basis, &q.period, q.nearest_among.as_deref(), &extra)
@@ -513,7 +574,8 @@ fn condition(name: &str, comment: &str, q: &ConditionQuery) -> String {
         .collect::<Vec<_>>()
         .join("\n    UNION ALL\n    ");
     let carried = format!(
-        "{}{}{}",
+        "{}{}{}{}",
+        if q.ends { ", e" } else { "" },
         if q.all { ", g" } else { "" },
         if q.providers { ", p" } else { "" },
         if q.suffices { ", s" } else { "" }
@@ -528,11 +590,21 @@ SELECT r.*, row_number() OVER (PARTITION BY r.m, r.id, r.d ORDER BY r.a DESC, r.
 FROM (\n    {rows}\n      ) r\n    ) attributed WHERE nearest = 1"
         );
     }
-    let sufficed = if q.suffices {
-        ", bool_or(s) AS sufficed"
-    } else {
-        ""
-    };
+    // The day the first row ends: of the first day's rows, the latest end (an inpatient
+    // initiation's discharge over a visit the same day).
+    let sufficed = format!(
+        "{}{}",
+        if q.suffices {
+            ", bool_or(s) AS sufficed"
+        } else {
+            ""
+        },
+        if q.ends {
+            ", first_value(e ORDER BY d, e DESC) AS first_end"
+        } else {
+            ""
+        }
+    );
     // Every arm found a row: the arms counted apart.
     let every = if q.all {
         format!("\n  HAVING count(DISTINCT g) = {}", q.arms.len())
@@ -554,7 +626,11 @@ GROUP BY unit_id{every}\n)"
     // DataFusion aggregate unit by unit.
     let (by_provider, per_day_s) = (
         if q.providers { ", p" } else { "" },
-        if q.suffices { ", bool_or(s) AS s" } else { "" },
+        format!(
+            "{}{}",
+            if q.suffices { ", bool_or(s) AS s" } else { "" },
+            if q.ends { ", max(e) AS e" } else { "" }
+        ),
     );
     format!(
         "{name} AS (\n  -- {comment}\n  SELECT unit_id, sum(n) AS n, count(d) AS days, min(d) AS first_date,\n    \
@@ -660,11 +736,7 @@ fn judged(
         .map(|(i, n)| {
             let s = &n.step;
             let value = match n.value {
-                Value::AtLeast {
-                    n: k,
-                    by,
-                    suffices,
-                } => {
+                Value::AtLeast { n: k, by, suffices } => {
                     let counted = match by {
                         CountBy::Day | CountBy::DayProvider => "days",
                         CountBy::Event => "n",

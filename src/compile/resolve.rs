@@ -8,7 +8,7 @@ use datafusion::arrow::datatypes::DataType;
 
 use super::{Catalog, blocks, filter};
 use crate::error::{Error, Result};
-use crate::measure::{Aggregate, Condition, CountBy, Located, Measure, Window};
+use crate::measure::{AfterAt, Aggregate, Condition, CountBy, Located, Measure, Window};
 
 /// A building block's columns; an unknown block is an error at its place in `path`.
 pub(crate) fn block_columns<'c>(
@@ -77,12 +77,20 @@ pub struct Arm {
     pub key: Option<String>,
     /// The window counts from the first date of this earlier numerator's step, not the anchor.
     pub after: Option<String>,
+    /// ...from the day that step's first row ends (`after: {…, at: end}`).
+    pub after_end: bool,
+    /// The column holding a row's last day (`end:`), read when a later numerator counts from it.
+    pub end: Option<String>,
     /// Every value it sums is a whole number (it counts, or sums an integer column).
     pub whole: bool,
     /// The provider column (`by: day_provider`).
     pub provider: Option<String>,
     /// The checked filter a row passes to satisfy `at_least:` alone (`suffices:`).
     pub suffices: Option<String>,
+    /// The date column of the unit's event the window counts from (`of:`).
+    pub of: Option<String>,
+    /// The columns of the unit's event the arm reads (`unit.<column>` in its filters, `of:`).
+    pub unit_columns: Vec<String>,
 }
 
 /// Resolves one measure's names against a catalog.
@@ -132,6 +140,32 @@ impl Resolver<'_> {
         Ok(())
     }
 
+    /// The events' block and its columns, for filters that name the unit's own columns.
+    fn unit(&self) -> Option<(&str, &[(String, DataType)])> {
+        let e = self.m.events.as_ref()?;
+        let columns = self.catalog.blocks.get(&e.block.value)?;
+        Some((e.block.value.as_str(), columns.as_slice()))
+    }
+
+    /// A condition's filter as checked SQL over the block `b`, which may name the unit's own
+    /// columns (`unit.<column>`); the SQL and the unit columns it names.
+    fn condition_filter(
+        &self,
+        f: &Located<String>,
+        block: &str,
+        columns: &[(String, DataType)],
+    ) -> Result<(String, Vec<String>)> {
+        filter::check_with_unit(
+            &self.m.path,
+            f,
+            block,
+            "b",
+            columns,
+            &self.catalog.value_sets,
+            self.unit(),
+        )
+    }
+
     /// A filter as checked SQL: columns qualified by `alias`, value sets expanded.
     pub fn filter(
         &self,
@@ -166,10 +200,22 @@ impl Resolver<'_> {
             ));
         }
         self.date_column(&c.block, columns, &c.date)?;
+        let mut unit_columns: Vec<String> = Vec::new();
+        let mut read = |(sql, used): (String, Vec<String>)| {
+            for u in used {
+                if !unit_columns.contains(&u) {
+                    unit_columns.push(u);
+                }
+            }
+            sql
+        };
         let filter = c
             .filter
             .as_ref()
-            .map(|f| self.filter(f, &c.block.value, "b", columns))
+            .map(|f| {
+                self.condition_filter(f, &c.block.value, columns)
+                    .map(&mut read)
+            })
             .transpose()?;
         let id = match &c.id {
             Some(id) => {
@@ -246,9 +292,41 @@ impl Resolver<'_> {
         let suffices = c
             .suffices
             .as_ref()
-            .map(|f| self.filter(f, &c.block.value, "b", columns))
+            .map(|f| {
+                self.condition_filter(f, &c.block.value, columns)
+                    .map(&mut read)
+            })
             .transpose()?;
+        let of = match &c.of {
+            Some(o) => {
+                let (events, unit) = self
+                    .unit()
+                    .ok_or_else(|| self.err(o, "`of:` applies to `basis: events`".into(), None))?;
+                let events = Located {
+                    value: events.to_string(),
+                    line: o.line,
+                    column: o.column,
+                };
+                self.date_column(&events, unit, o)?;
+                if !unit_columns.contains(&o.value) {
+                    unit_columns.push(o.value.clone());
+                }
+                Some(o.value.clone())
+            }
+            None => None,
+        };
+        let end = match &c.end {
+            Some(e) => {
+                self.date_column(&c.block, columns, e)?;
+                Some(e.value.clone())
+            }
+            None => None,
+        };
         Ok(Arm {
+            after_end: c.after_at == AfterAt::End,
+            end,
+            of,
+            unit_columns,
             provider,
             suffices,
             block: c.block.value.clone(),

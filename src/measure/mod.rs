@@ -229,6 +229,9 @@ pub struct Condition {
     pub block: Located<String>,
     pub date: Located<String>,
     pub window: Option<Located<Window>>,
+    /// The window counts from this date column of the unit's event instead of the anchor, where
+    /// the event has one (IET: an inpatient episode's admission date).
+    pub of: Option<Located<String>>,
     /// `window: period`: rows dated any time in the measurement period, whatever the anchor
     /// (HEDIS: "any time during the measurement year").
     pub in_period: Option<Located<()>>,
@@ -241,6 +244,12 @@ pub struct Condition {
     /// The window counts from the first date of this earlier numerator component instead of the
     /// anchor (engagement after initiation); units without it have no rows.
     pub after: Option<Located<String>>,
+    /// Which date of that numerator's first row the window counts from (`after: {component,
+    /// at: end}`: the day it ends, an inpatient initiation's discharge).
+    pub after_at: AfterAt,
+    /// The block's column holding a row's last day, for a later `after: {…, at: end}` (default:
+    /// the row's date).
+    pub end: Option<Located<String>>,
     /// For `exists:`: at least this many qualifying rows, counted as `by` says.
     pub at_least: Option<u32>,
     /// What `at_least` counts (`by:`).
@@ -389,6 +398,17 @@ pub enum Among {
     Eligible,
 }
 
+/// Which date of an earlier numerator's first row `after:` counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterAt {
+    /// Its date (`after: initiation`).
+    #[default]
+    First,
+    /// The day it ends (its `end:` column).
+    End,
+}
+
 /// What `at_least: N` counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -532,6 +552,14 @@ struct RawEvents {
     first_within: Option<Spanned<RawFirstWithin>>,
 }
 
+/// `after: initiation`, or `after: {component: initiation, at: end}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawAfter {
+    Component(String),
+    Stated { component: String, at: AfterAt },
+}
+
 /// `window: {from: 1, to: 30}`, or `window: period`.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -605,13 +633,15 @@ struct RawCondition {
     filter: Option<Spanned<String>>,
     id: Option<Spanned<String>>,
     key: Option<Spanned<String>>,
-    after: Option<Spanned<String>>,
+    after: Option<Spanned<RawAfter>>,
+    end: Option<Spanned<String>>,
     at_least: Option<Spanned<u32>>,
     by: Option<Spanned<CountBy>>,
     provider: Option<Spanned<String>>,
     suffices: Option<Spanned<String>>,
     attribute: Option<Spanned<Attribute>>,
     all_of: Option<Spanned<Vec<RawCondition>>>,
+    of: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -740,7 +770,9 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
             && raw.key.is_none()
             && raw.after.is_none()
             && raw.provider.is_none()
-            && raw.suffices.is_none();
+            && raw.suffices.is_none()
+            && raw.of.is_none()
+            && raw.end.is_none();
         if !alone {
             return Err(errs.at(
                 &arms,
@@ -761,19 +793,30 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
                 return Err(errs.at(&extra, format!("an `{key}:` arm takes no `name:`"), None));
             }
             for (extra, what) in [
-                (arm.attribute.take().map(|a| Located::from(a).map_unit()), "attribute"),
-                (arm.at_least.take().map(|a| Located::from(a).map_unit()), "at_least"),
+                (
+                    arm.attribute.take().map(|a| Located::from(a).map_unit()),
+                    "attribute",
+                ),
+                (
+                    arm.at_least.take().map(|a| Located::from(a).map_unit()),
+                    "at_least",
+                ),
                 (arm.by.take().map(|a| Located::from(a).map_unit()), "by"),
             ] {
                 if let Some(extra) = extra {
                     return Err(errs.at(
                         &extra,
-                        format!("`{what}:` applies to the rows of every arm: put it beside `{key}:`"),
+                        format!(
+                            "`{what}:` applies to the rows of every arm: put it beside `{key}:`"
+                        ),
                         None,
                     ));
                 }
             }
-            let c = condition(errs, owner, arm)?;
+            // An arm's `suffices:` is checked with the count beside the arms.
+            let suffices = arm.suffices.take().map(Located::from);
+            let mut c = condition(errs, owner, arm)?;
+            c.suffices = suffices;
             if c.aggregate != Aggregate::Exists || !c.alternatives.is_empty() {
                 return Err(errs.at(
                     &c.block,
@@ -897,7 +940,40 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
         raw.by.map(Located::from),
         suffices.as_ref().map(Located::map_unit),
     )?;
-    let after = raw.after.map(Located::from);
+    let of = raw.of.map(Located::from);
+    if let Some(o) = &of
+        && window.is_none()
+    {
+        return Err(errs.at(
+            o,
+            "`of:` names the date a `window:` of days counts from; add `window:`",
+            None,
+        ));
+    }
+    let (after, after_at) = match raw.after.map(Located::from) {
+        None => (None, AfterAt::First),
+        Some(a) => {
+            let (component, at) = match a.value {
+                RawAfter::Component(c) => (c, AfterAt::First),
+                RawAfter::Stated { component, at } => (component, at),
+            };
+            (
+                Some(Located {
+                    value: component,
+                    line: a.line,
+                    column: a.column,
+                }),
+                at,
+            )
+        }
+    };
+    if let (Some(o), Some(_)) = (&of, &after) {
+        return Err(errs.at(
+            o,
+            "`of:` and `after:` each say what the window counts from: keep one",
+            None,
+        ));
+    }
     if let Some(a) = &after
         && window.is_none()
     {
@@ -918,6 +994,9 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
         date,
         window,
         in_period,
+        of,
+        after_at,
+        end: raw.end.map(Located::from),
         filter: raw.filter.map(Located::from),
         id: raw.id.map(Located::from),
         key: raw.key.map(Located::from),
@@ -947,7 +1026,11 @@ fn count(
     }
     if at_least.is_none() {
         if let Some(b) = &by {
-            return Err(errs.at(b, "`by:` says what `at_least:` counts; add `at_least:`", None));
+            return Err(errs.at(
+                b,
+                "`by:` says what `at_least:` counts; add `at_least:`",
+                None,
+            ));
         }
         if let Some(s) = &suffices {
             return Err(errs.at(
@@ -957,7 +1040,10 @@ fn count(
             ));
         }
     }
-    Ok((at_least.map(|n| n.value), by.map_or(CountBy::Day, |b| b.value)))
+    Ok((
+        at_least.map(|n| n.value),
+        by.map_or(CountBy::Day, |b| b.value),
+    ))
 }
 
 impl<T> Located<T> {
@@ -1470,14 +1556,24 @@ fn check_components(
             ));
         }
         if basis == Basis::MemberMonths
-            && (cond.by != CountBy::Day
-                || cond.suffices.is_some()
-                || cond.combine == Combine::All)
+            && (cond.by != CountBy::Day || cond.suffices.is_some() || cond.combine == Combine::All)
         {
             problems.push(errs.at(
                 &cond.block,
                 format!(
                     "`{}`: on member months rows are counted by day in their month; `by:`, `suffices:` and `all_of:` apply to events and members",
+                    name.value
+                ),
+                None,
+            ));
+        }
+        if let Some(o) = &cond.of
+            && basis != Basis::Events
+        {
+            problems.push(errs.at(
+                o,
+                format!(
+                    "`{}`: `of:` names a date of the unit's event; it applies to `basis: events`",
                     name.value
                 ),
                 None,

@@ -159,25 +159,31 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// A measures directory holding the construct fixtures of `tests/constructs/` (one small measure
-/// per construct of the measure language, each with its deck) and the shipped value sets.
+/// The construct fixtures of `tests/constructs/` (one small measure per construct of the measure
+/// language, each with its deck) as a definitions directory: `measures/` (with the shipped value
+/// sets) and `queries/` (the shipped building blocks and the fixtures' own).
 pub fn constructs_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = root().join("tests/constructs");
-    for sub in ["", "decks"] {
-        std::fs::create_dir_all(dir.path().join(sub)).expect("dir");
-        for e in std::fs::read_dir(src.join(sub)).expect("constructs") {
+    let copy = |from: &Path, to: &Path, ext: &str| {
+        std::fs::create_dir_all(to).expect("dir");
+        for e in std::fs::read_dir(from).expect("readable") {
             let p = e.expect("entry").path();
-            if p.extension().is_some_and(|x| x == "yaml") {
-                std::fs::copy(&p, dir.path().join(sub).join(p.file_name().unwrap())).expect("copy");
+            if p.extension().is_some_and(|x| x == ext) {
+                std::fs::copy(&p, to.join(p.file_name().unwrap())).expect("copy");
             }
         }
-    }
-    std::fs::create_dir(dir.path().join("valuesets")).expect("valuesets dir");
-    std::fs::copy(
-        root().join("measures/valuesets/illustrative.csv"),
-        dir.path().join("valuesets/illustrative.csv"),
-    )
-    .expect("copy value sets");
+    };
+    let measures = dir.path().join("measures");
+    copy(&src, &measures, "yaml");
+    copy(&src.join("decks"), &measures.join("decks"), "yaml");
+    copy(
+        &root().join("measures/valuesets"),
+        &measures.join("valuesets"),
+        "csv",
+    );
+    let queries = dir.path().join("queries");
+    copy(&root().join("queries"), &queries, "sql");
+    copy(&src.join("queries"), &queries, "sql");
     dir
 }
