@@ -343,7 +343,7 @@ async fn members_basis_with_continuous_enrollment() {
     let detail = std::fs::read_to_string(out.join("detail/TEST-MEMBERS.csv")).unwrap();
     let f = detail.lines().find(|l| l.starts_with("F,")).unwrap();
     assert!(
-        f.contains("not continuously enrolled: 1 gap(s), longest 61 days"),
+        f.contains("not continuously enrolled: days -364..0: 1 gap(s), longest 61 days"),
         "{f}"
     );
     assert_eq!(detail.lines().count(), 1 + 3, "{detail}");

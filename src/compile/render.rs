@@ -241,17 +241,16 @@ GROUP BY a.unit_id, a.seg, a.s, a.t\n)"
             // a segment with no enrolment at all is one gap as long as the segment.
             StepKind::CeGaps => format!(
                 "{name} AS (\n  -- per unit and segment: the gaps and the longest, in days\n  \
-SELECT unit_id, seg, days, max_gaps, max_gap_days, gaps, longest_gap FROM (\n    \
-SELECT w.unit_id, w.seg, w.days, w.max_gaps, w.max_gap_days,\n      \
-CASE WHEN g.unit_id IS NULL THEN 1 ELSE g.inner_gaps\n        \
-+ CASE WHEN g.first_s > w.lo THEN 1 ELSE 0 END + CASE WHEN g.last_t < w.hi THEN 1 ELSE 0 END END AS gaps,\n      \
-CASE WHEN g.unit_id IS NULL THEN w.len ELSE greatest(g.inner_max,\n        \
-CASE WHEN g.first_s > w.lo THEN g.first_s - w.lo ELSE 0 END,\n        \
-CASE WHEN g.last_t < w.hi THEN w.hi - g.last_t ELSE 0 END) END AS longest_gap\n    \
-FROM ce_windows w LEFT JOIN (\n      SELECT unit_id, seg, min(s) AS first_s, max(t) AS last_t,\n        \
-sum(CASE WHEN prev_t IS NOT NULL AND s > prev_t + INTERVAL '1 day' THEN 1 ELSE 0 END) AS inner_gaps,\n        \
-max(CASE WHEN prev_t IS NOT NULL AND s > prev_t + INTERVAL '1 day' THEN s - prev_t - 1 ELSE 0 END) AS inner_max\n      \
-FROM ce_ordered GROUP BY unit_id, seg\n    ) g ON g.unit_id = w.unit_id AND g.seg = w.seg\n  ) x\n)"
+SELECT w.unit_id, w.seg, w.days, w.max_gaps, w.max_gap_days,\n    \
+CASE WHEN g.unit_id IS NULL THEN 1 ELSE g.inner_gaps\n      \
++ CASE WHEN g.first_s > w.lo THEN 1 ELSE 0 END + CASE WHEN g.last_t < w.hi THEN 1 ELSE 0 END END AS gaps,\n    \
+CASE WHEN g.unit_id IS NULL THEN w.len ELSE greatest(g.inner_max,\n      \
+CASE WHEN g.first_s > w.lo THEN g.first_s - w.lo ELSE 0 END,\n      \
+CASE WHEN g.last_t < w.hi THEN w.hi - g.last_t ELSE 0 END) END AS longest_gap\n  \
+FROM ce_windows w LEFT JOIN (\n    SELECT unit_id, seg, min(s) AS first_s, max(t) AS last_t,\n      \
+sum(CASE WHEN prev_t IS NOT NULL AND s > prev_t + INTERVAL '1 day' THEN 1 ELSE 0 END) AS inner_gaps,\n      \
+max(CASE WHEN prev_t IS NOT NULL AND s > prev_t + INTERVAL '1 day' THEN s - prev_t - 1 ELSE 0 END) AS inner_max\n    \
+FROM ce_ordered GROUP BY unit_id, seg\n  ) g ON g.unit_id = w.unit_id AND g.seg = w.seg\n)"
             ),
             StepKind::Ce { segments } => {
                 let whys: Vec<String> = (0..*segments)

@@ -787,7 +787,7 @@ impl Engine {
     /// The measures this pass runs next, each once: a step two of them compute alike (the same
     /// key) is computed by the first and kept for the others, then dropped after the last has
     /// read it. Without it (or once the views change: [`Engine::focus`]) each measure computes
-    /// its own steps. Same rows either way: a step's key is its whole query, over the same views.
+    /// its own steps. Same rows either way: a step's key is its plan, over the same views.
     pub fn share_steps<'a>(&self, compiled: impl IntoIterator<Item = &'a CompiledMeasure>) {
         let mut uses = std::collections::HashMap::new();
         for c in compiled {

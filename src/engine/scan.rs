@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use super::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One extract's share of the floor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,32 +42,59 @@ impl ScanFloor {
     }
 }
 
+/// The stack of the thread [`Engine::columns_read`] plans on.
+const PLAN_STACK: usize = 64 << 20;
+
+/// [`Engine::columns_read`]'s work, on its thread: planned in the session `ctx` (planning reads
+/// no data, so it needs nothing of the runtime but a thread to run on).
+async fn read_columns(
+    ctx: SessionContext,
+    statements: Vec<String>,
+) -> Result<BTreeMap<String, BTreeSet<String>>> {
+    let mut read: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for sql in &statements {
+        let plan = ctx.sql(sql).await?.into_optimized_plan()?;
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let table = scan.table_name.table().to_string();
+                // Only the extracts' files: materialised blocks and inputs are not reads of the
+                // extracts.
+                if table.ends_with("__raw") {
+                    let columns = read.entry(table).or_default();
+                    for f in scan.projected_schema.fields() {
+                        columns.insert(f.name().clone());
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+    }
+    Ok(read)
+}
+
 impl Engine {
     /// The Parquet tables and columns these statements read, after DataFusion's optimiser has
     /// pushed projections down to the scans (views and subqueries included).
+    ///
+    /// A measure's whole statement, every step and building-block view inlined, is a deep plan,
+    /// and DataFusion's planner, optimiser and the plan's drop recurse along it: they run on a
+    /// thread with a stack of [`PLAN_STACK`] (as the binary's runtime threads have), whatever
+    /// thread calls this (a test's has 2 MiB).
     pub async fn columns_read(
         &self,
         statements: &[String],
     ) -> Result<BTreeMap<String, BTreeSet<String>>> {
-        let mut read: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for sql in statements {
-            let plan = self.ctx.sql(sql).await?.into_optimized_plan()?;
-            plan.apply_with_subqueries(|node| {
-                if let LogicalPlan::TableScan(scan) = node {
-                    let table = scan.table_name.table().to_string();
-                    // Only the extracts' files: materialised blocks and inputs are not reads of
-                    // the extracts.
-                    if table.ends_with("__raw") {
-                        let columns = read.entry(table).or_default();
-                        for f in scan.projected_schema.fields() {
-                            columns.insert(f.name().clone());
-                        }
-                    }
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })?;
-        }
-        Ok(read)
+        let ctx = self.ctx.clone();
+        let statements = statements.to_vec();
+        let handle = tokio::runtime::Handle::current();
+        let planner = std::thread::Builder::new()
+            .name("hhq-plan".into())
+            .stack_size(PLAN_STACK)
+            .spawn(move || handle.block_on(read_columns(ctx, statements)))
+            .map_err(|e| Error::io("a planning thread", e))?;
+        planner
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 
     /// Read these columns of each table from its files, every row, keeping nothing: the floor
