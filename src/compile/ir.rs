@@ -138,10 +138,10 @@ pub enum StepKind {
     CeDistinct,
     /// Each interval with the latest end before it in its segment.
     CeOrdered,
-    /// Per unit and segment: the gaps, the longest, and why the segment fails, if it does.
-    CeGaps,
+    /// Per unit and segment: the gaps and the longest.
+    CeGaps { segments: Vec<Segment> },
     /// Per unit: why it is not continuously enrolled (the segments that fail), or null.
-    Ce { segments: usize },
+    Ce { segments: Vec<Segment> },
     /// Age and band at the anchor, demographics, calendar strata; `carried` are the event
     /// columns kept (the repeat date and the subset flags), `ce` whether gaps are joined.
     Units {
@@ -344,7 +344,7 @@ impl StepKind {
             StepKind::CeSpans { program } => vec!["ce_windows", program],
             StepKind::CeDistinct => vec!["ce_spans"],
             StepKind::CeOrdered => vec!["ce_distinct", "ce_distinct"],
-            StepKind::CeGaps => vec!["ce_windows", "ce_ordered"],
+            StepKind::CeGaps { .. } => vec!["ce_windows", "ce_ordered"],
             StepKind::Ce { .. } => vec!["ce_gaps"],
             StepKind::Units { ce, .. } => {
                 let mut r = vec!["candidates", "members"];
@@ -579,7 +579,7 @@ fn describe(kind: &StepKind) -> String {
         StepKind::CeSpans { .. } => "enrolment clipped to each segment".into(),
         StepKind::CeDistinct => "distinct clipped intervals".into(),
         StepKind::CeOrdered => "each interval with the latest end before it".into(),
-        StepKind::CeGaps => "per segment, the gaps and the longest".into(),
+        StepKind::CeGaps { .. } => "per segment, the gaps and the longest".into(),
         StepKind::Ce { .. } => "per unit, the segments that fail".into(),
         StepKind::Units { bands, .. } => format!(
             "age at the anchor in bands {}; demographics; calendar strata",

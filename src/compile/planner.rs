@@ -204,11 +204,17 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
         ));
         steps.push(step("ce_distinct", StepKind::CeDistinct, at));
         steps.push(step("ce_ordered", StepKind::CeOrdered, at));
-        steps.push(step("ce_gaps", StepKind::CeGaps, at));
+        steps.push(step(
+            "ce_gaps",
+            StepKind::CeGaps {
+                segments: ce.segments.clone(),
+            },
+            at,
+        ));
         steps.push(step(
             "ce",
             StepKind::Ce {
-                segments: ce.segments.len(),
+                segments: ce.segments.clone(),
             },
             at,
         ));

@@ -9,7 +9,7 @@ use super::ir::{
 };
 use super::resolve::Arm;
 use super::sql::{self, ident};
-use crate::measure::{AgeBand, Basis, CountBy, MonthRule, Stratifier};
+use crate::measure::{AgeBand, Basis, CountBy, MonthRule, Segment, Stratifier};
 use crate::period::Period;
 
 /// The comment line heading a measure's query.
@@ -194,13 +194,9 @@ en.mco_id, en.hhp_id, en.population, en.unit_id IS NOT NULL AS enrolled, {repeat
                     .map(|(k, seg)| {
                         let (from, to) = (seg.window.from, seg.window.to);
                         format!(
-                            "SELECT c.unit_id, c.member_id, {k} AS seg, {} AS lo, {} AS hi, {len} AS len,\n    \
-{g} AS max_gaps, {d} AS max_gap_days, 'days {from}..{to}' AS days\n  FROM candidates c",
+                            "SELECT c.unit_id, c.member_id, {k} AS seg, {} AS lo, {} AS hi FROM candidates c",
                             sql::plus_days("c.anchor_date", from),
                             sql::plus_days("c.anchor_date", to),
-                            len = i64::from(to) - i64::from(from) + 1,
-                            g = seg.max_gaps,
-                            d = seg.max_gap_days,
                         )
                     })
                     .collect::<Vec<_>>()
@@ -239,24 +235,33 @@ GROUP BY a.unit_id, a.seg, a.s, a.t\n)"
             ),
             // A gap is a run of days without enrolment at the segment's start, middle or end;
             // a segment with no enrolment at all is one gap as long as the segment.
-            StepKind::CeGaps => format!(
+            StepKind::CeGaps { segments } => format!(
                 "{name} AS (\n  -- per unit and segment: the gaps and the longest, in days\n  \
-SELECT w.unit_id, w.seg, w.days, w.max_gaps, w.max_gap_days,\n    \
+SELECT w.unit_id, w.seg,\n    \
 CASE WHEN g.unit_id IS NULL THEN 1 ELSE g.inner_gaps\n      \
 + CASE WHEN g.first_s > w.lo THEN 1 ELSE 0 END + CASE WHEN g.last_t < w.hi THEN 1 ELSE 0 END END AS gaps,\n    \
-CASE WHEN g.unit_id IS NULL THEN w.len ELSE greatest(g.inner_max,\n      \
+CASE WHEN g.unit_id IS NULL THEN {len} ELSE greatest(g.inner_max,\n      \
 CASE WHEN g.first_s > w.lo THEN g.first_s - w.lo ELSE 0 END,\n      \
 CASE WHEN g.last_t < w.hi THEN w.hi - g.last_t ELSE 0 END) END AS longest_gap\n  \
 FROM ce_windows w LEFT JOIN (\n    SELECT unit_id, seg, min(s) AS first_s, max(t) AS last_t,\n      \
 sum(CASE WHEN prev_t IS NOT NULL AND s > prev_t + INTERVAL '1 day' THEN 1 ELSE 0 END) AS inner_gaps,\n      \
 max(CASE WHEN prev_t IS NOT NULL AND s > prev_t + INTERVAL '1 day' THEN s - prev_t - 1 ELSE 0 END) AS inner_max\n    \
-FROM ce_ordered GROUP BY unit_id, seg\n  ) g ON g.unit_id = w.unit_id AND g.seg = w.seg\n)"
+FROM ce_ordered GROUP BY unit_id, seg\n  ) g ON g.unit_id = w.unit_id AND g.seg = w.seg\n)",
+                len = per_segment(segments, |s| {
+                    (i64::from(s.window.to) - i64::from(s.window.from) + 1).to_string()
+                }),
             ),
             StepKind::Ce { segments } => {
-                let whys: Vec<String> = (0..*segments)
-                    .map(|k| {
+                let whys: Vec<String> = segments
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| {
                         format!(
-                            "max(CASE WHEN seg = {k} AND (gaps > max_gaps OR longest_gap > max_gap_days) THEN days || ': ' || CAST(gaps AS VARCHAR) || ' gap(s), longest ' || CAST(longest_gap AS VARCHAR) || ' days' END)"
+                            "max(CASE WHEN seg = {k} AND (gaps > {g} OR longest_gap > {d}) THEN 'days {from}..{to}: ' || CAST(gaps AS VARCHAR) || ' gap(s), longest ' || CAST(longest_gap AS VARCHAR) || ' days' END)",
+                            g = s.max_gaps,
+                            d = s.max_gap_days,
+                            from = s.window.from,
+                            to = s.window.to,
                         )
                     })
                     .collect();
@@ -359,6 +364,22 @@ OVER (PARTITION BY u.member_id) AS member_units\n  FROM judged u\n)"
                 numerators,
             } => detail(name, *outliers, *numerators),
         }
+    }
+}
+
+/// A value per continuous-enrolment segment as SQL over the segment's index `w.seg`: the value
+/// itself when there is one segment.
+fn per_segment(segments: &[Segment], value: impl Fn(&Segment) -> String) -> String {
+    match segments {
+        [one] => value(one),
+        many => format!(
+            "CASE w.seg {} END",
+            many.iter()
+                .enumerate()
+                .map(|(k, s)| format!("WHEN {k} THEN {}", value(s)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
     }
 }
 
