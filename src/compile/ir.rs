@@ -96,26 +96,16 @@ pub enum StepKind {
     MemberCandidates { program: String, anchor: NaiveDate },
     /// One unit per member and month, with the interval covering the month.
     MonthCandidates { program: String, rule: MonthRule },
-    /// The rows of the events' block dated `from` to `to` that pass its filter, with a flag per
-    /// component subset: (component index, checked SQL of the test).
+    /// The events' rows, with a flag per component subset: (component index, checked SQL of
+    /// the test).
     Events {
-        block: String,
-        id: String,
-        date: String,
-        filter: Option<String>,
+        source: EventSource,
         subsets: Vec<(usize, String)>,
-        from: NaiveDate,
-        to: NaiveDate,
     },
     /// Per event, the columns of its row that conditions read (`unit.<column>`, `of:`): the
     /// least value of each, as an event id may have several rows.
     EventRefs {
-        block: String,
-        id: String,
-        date: String,
-        filter: Option<String>,
-        from: NaiveDate,
-        to: NaiveDate,
+        source: EventSource,
         columns: Vec<String>,
     },
     /// Per member and date, the event counted that day (the least id).
@@ -190,6 +180,18 @@ pub enum StepKind {
         outliers: Option<u32>,
         numerators: usize,
     },
+}
+
+/// The rows of the events' block that are the measure's events: dated `from` to `to`, passing
+/// its filter (checked SQL over the block aliased `ev`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSource {
+    pub block: String,
+    pub id: String,
+    pub date: String,
+    pub filter: Option<String>,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
 }
 
 /// Whose evidence a condition step is.
@@ -322,8 +324,9 @@ impl StepKind {
             StepKind::Months { .. } => vec![],
             StepKind::MemberCandidates { program, .. } => vec![program],
             StepKind::MonthCandidates { program, .. } => vec![program, "months"],
-            StepKind::Events { block, .. } => vec![block],
-            StepKind::EventRefs { block, .. } => vec![block],
+            StepKind::Events { source, .. } | StepKind::EventRefs { source, .. } => {
+                vec![&source.block]
+            }
             StepKind::EventsFirst | StepKind::EventsChained { .. } => vec!["events"],
             StepKind::EventCandidates {
                 program,
@@ -538,17 +541,17 @@ fn describe(kind: &StepKind) -> String {
             format!("members enrolled on {anchor}, the interval covering it")
         }
         StepKind::MonthCandidates { .. } => "one unit per member and month enrolled".into(),
-        StepKind::Events {
-            block,
-            date,
-            filter,
-            subsets,
-            from,
-            to,
-            ..
-        } => format!(
-            "rows of {block} with {date} {from}..{to}{}{}",
-            if filter.is_some() { ", filtered" } else { "" },
+        StepKind::Events { source, subsets } => format!(
+            "rows of {} with {} {}..{}{}{}",
+            source.block,
+            source.date,
+            source.from,
+            source.to,
+            if source.filter.is_some() {
+                ", filtered"
+            } else {
+                ""
+            },
             if subsets.is_empty() {
                 String::new()
             } else {

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::ir::{
-    ConditionQuery, Ineligible, MeasurePlan, Numerator, Population, Role, Step, StepKind, Value,
+    ConditionQuery, EventSource, Ineligible, MeasurePlan, Numerator, Population, Role, Step,
+    StepKind, Value,
 };
 use super::resolve::Resolver;
 use super::{Catalog, Output, Source};
@@ -142,16 +143,19 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
                     }
                 }
             }
+            let source = EventSource {
+                block: e.block.value.clone(),
+                id: e.id.value.clone(),
+                date: e.date.value.clone(),
+                filter,
+                from: period.start + chrono::Duration::days(i64::from(e.start_offset)),
+                to: period.end + chrono::Duration::days(i64::from(e.end_offset)),
+            };
             steps.push(step(
                 "events",
                 StepKind::Events {
-                    block: e.block.value.clone(),
-                    id: e.id.value.clone(),
-                    date: e.date.value.clone(),
-                    filter,
+                    source: source.clone(),
                     subsets: tests,
-                    from: period.start + chrono::Duration::days(i64::from(e.start_offset)),
-                    to: period.end + chrono::Duration::days(i64::from(e.end_offset)),
                 },
                 &e.block,
             ));
@@ -172,7 +176,7 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
                     steps.push(step("events_chained", StepKind::EventsChained { days }, at));
                 }
             }
-            refs_at = Some((steps.len(), e));
+            refs_at = Some((steps.len(), source, &e.block));
             steps.push(step(
                 "candidates",
                 StepKind::EventCandidates {
@@ -464,36 +468,10 @@ pub fn plan(m: &Measure, catalog: &Catalog, period: &Period) -> Result<MeasurePl
             }
         }
     }
-    let events = steps
-        .iter()
-        .find(|s| s.name == "events")
-        .map(|s| s.kind.clone());
-    if let (Some((at, e)), false) = (refs_at, columns.is_empty())
-        && let Some(StepKind::Events {
-            block,
-            id,
-            date,
-            filter,
-            from,
-            to,
-            ..
-        }) = events
-    {
+    if let (Some((at, source, block)), false) = (refs_at, columns.is_empty()) {
         steps.insert(
             at,
-            step(
-                "event_refs",
-                StepKind::EventRefs {
-                    block,
-                    id,
-                    date,
-                    filter,
-                    from,
-                    to,
-                    columns,
-                },
-                &e.block,
-            ),
+            step("event_refs", StepKind::EventRefs { source, columns }, block),
         );
     }
     let judged = match judged_in {

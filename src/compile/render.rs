@@ -5,7 +5,8 @@
 use chrono::NaiveDate;
 
 use super::ir::{
-    ConditionQuery, Ineligible, MeasurePlan, Numerator, Population, Role, Step, StepKind, Value,
+    ConditionQuery, EventSource, Ineligible, MeasurePlan, Numerator, Population, Role, Step,
+    StepKind, Value,
 };
 use super::resolve::Arm;
 use super::sql::{self, ident};
@@ -82,57 +83,32 @@ mco_id, hhp_id, population, true AS enrolled FROM (\n    {p}\n  ) picked\n)",
                     ),
                 )
             }
-            StepKind::Events {
-                block,
-                id,
-                date,
-                filter,
-                subsets,
-                from,
-                to,
-            } => {
-                let filter = filter
-                    .as_ref()
-                    .map(|f| format!(" AND ({f})"))
-                    .unwrap_or_default();
+            StepKind::Events { source, subsets } => {
                 let sub_cols: String = subsets
                     .iter()
                     .map(|(k, test)| format!(", coalesce({test}, false) AS sub_{k}"))
                     .collect();
-                let (b, id, d) = (ident(block), ident(id), ident(date));
                 format!(
-                    "{name} AS (\n  -- rows of `{}` dated {from} to {to}\n  \
-SELECT DISTINCT CAST(ev.{id} AS VARCHAR) AS unit_id, ev.member_id, ev.{d} AS anchor_date{sub_cols}\n  \
-FROM {b} ev\n  WHERE ev.{d} >= {} AND ev.{d} <= {}{filter}\n)",
-                    sql::comment(block),
-                    sql::date(*from),
-                    sql::date(*to),
+                    "{name} AS (\n  -- rows of `{}` dated {} to {}\n  \
+SELECT DISTINCT CAST(ev.{} AS VARCHAR) AS unit_id, ev.member_id, ev.{} AS anchor_date{sub_cols}\n  {}\n)",
+                    sql::comment(&source.block),
+                    source.from,
+                    source.to,
+                    ident(&source.id),
+                    ident(&source.date),
+                    events_from(source),
                 )
             }
-            StepKind::EventRefs {
-                block,
-                id,
-                date,
-                filter,
-                from,
-                to,
-                columns,
-            } => {
-                let filter = filter
-                    .as_ref()
-                    .map(|f| format!(" AND ({f})"))
-                    .unwrap_or_default();
-                let (b, id, d) = (ident(block), ident(id), ident(date));
+            StepKind::EventRefs { source, columns } => {
                 let cols: String = columns
                     .iter()
                     .map(|c| format!(", min(ev.{}) AS {}", ident(c), ident(c)))
                     .collect();
+                let id = ident(&source.id);
                 format!(
                     "{name} AS (\n  -- per event, the columns of its row the conditions read\n  \
-SELECT CAST(ev.{id} AS VARCHAR) AS unit_id{cols}\n  \
-FROM {b} ev\n  WHERE ev.{d} >= {} AND ev.{d} <= {}{filter}\n  GROUP BY CAST(ev.{id} AS VARCHAR)\n)",
-                    sql::date(*from),
-                    sql::date(*to),
+SELECT CAST(ev.{id} AS VARCHAR) AS unit_id{cols}\n  {}\n  GROUP BY CAST(ev.{id} AS VARCHAR)\n)",
+                    events_from(source),
                 )
             }
             StepKind::EventsFirst => format!(
@@ -365,6 +341,22 @@ OVER (PARTITION BY u.member_id) AS member_units\n  FROM judged u\n)"
             } => detail(name, *outliers, *numerators),
         }
     }
+}
+
+/// `FROM … WHERE …` of the events' rows, the block aliased `ev`.
+fn events_from(source: &EventSource) -> String {
+    let d = ident(&source.date);
+    let filter = source
+        .filter
+        .as_ref()
+        .map(|f| format!(" AND ({f})"))
+        .unwrap_or_default();
+    format!(
+        "FROM {} ev\n  WHERE ev.{d} >= {} AND ev.{d} <= {}{filter}",
+        ident(&source.block),
+        sql::date(source.from),
+        sql::date(source.to),
+    )
 }
 
 /// A value per continuous-enrolment segment as SQL over the segment's index `w.seg`: the value
