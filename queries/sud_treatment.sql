@@ -1,16 +1,23 @@
 -- Substance-use treatment: one row per member, date and claim of (a) an outpatient or
--- professional service with an SUD diagnosis in any position or an SUD service code (not an ED
--- visit, not the S0281 payment), (b) an inpatient admission with an SUD diagnosis, dated on
--- admission, or (c) medication treatment: an SUD medication dispensed (NDC) or administered
--- (HCPCS). `kind` is visit, inpatient or medication, for measures that count them apart.
-WITH sud_claims AS (
-  SELECT DISTINCT claim_id FROM claim_substance_dx
-  WHERE in_value_set(dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx')
+-- professional service with an SUD or overdose diagnosis in any position or an SUD service code
+-- (not an ED visit, not the S0281 payment), (b) an inpatient admission with an SUD diagnosis,
+-- dated on admission, or (c) medication treatment: an SUD medication dispensed (NDC) or
+-- administered (HCPCS). `kind` is visit, inpatient or medication, for measures that count them
+-- apart; `sud_dx` and `overdose_dx` say whether the claim carries an alcohol, opioid or
+-- other-drug diagnosis, or an overdose one, in any position: HEDIS FUA counts a visit with either,
+-- IET only one with an SUD diagnosis.
+WITH dx_claims AS (
+  SELECT claim_id,
+    bool_or(in_value_set(dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx')) AS sud_dx,
+    bool_or(in_value_set(dx, 'overdose_dx')) AS overdose_dx
+  FROM claim_substance_dx
+  GROUP BY claim_id
 ),
 lines AS (
   SELECT c.member_id, c.claim_id, c.claim_type, c.service_from, c.admission_date,
-    c.procedure_code, c.revenue_code, c.ndc, s.claim_id IS NOT NULL AS sud_dx
-  FROM claims_final c LEFT JOIN sud_claims s ON s.claim_id = c.claim_id
+    c.procedure_code, c.revenue_code, c.ndc,
+    coalesce(s.sud_dx, false) AS sud_dx, coalesce(s.overdose_dx, false) AS overdose_dx
+  FROM claims_final c LEFT JOIN dx_claims s ON s.claim_id = c.claim_id
 ),
 -- Both kinds of row come from one pass over the lines: DataFusion computes a CTE again at each
 -- reference, and a UNION of two selections from `lines` read the claims and their diagnoses
@@ -19,7 +26,7 @@ lines AS (
 qualifying AS (
   SELECT member_id, claim_id, claim_type = 'inpatient' AS inpatient,
     CASE WHEN claim_type = 'inpatient' THEN NULL ELSE service_from END AS service_date,
-    admission_date,
+    admission_date, sud_dx, overdose_dx,
     CASE WHEN claim_type = 'inpatient' THEN 'inpatient'
       WHEN in_value_set(ndc, 'mat_ndc') OR in_value_set(procedure_code, 'mat_procedure') THEN 'medication'
       ELSE 'visit' END AS kind
@@ -29,7 +36,8 @@ qualifying AS (
   -- natural order, the code lists took 1.1 s per million lines). Where a visit's procedure code
   -- is in a list, it is not null, so it is compared without coalesce.
   WHERE (claim_type = 'pharmacy' AND in_value_set(ndc, 'mat_ndc'))
-    OR (((sud_dx AND in_value_set(procedure_code, 'outpatient_visit', 'mental_health_visit'))
+    OR ((((sud_dx OR overdose_dx)
+          AND in_value_set(procedure_code, 'outpatient_visit', 'mental_health_visit'))
         OR in_value_set(procedure_code, 'sud_service', 'mat_procedure'))
       AND claim_type IN ('outpatient', 'professional')
       AND procedure_code <> 'S0281'
@@ -40,10 +48,11 @@ qualifying AS (
 per_claim AS (
   SELECT member_id, claim_id,
     CASE WHEN inpatient THEN min(admission_date) ELSE service_date END AS treatment_date,
-    min(kind) AS kind
+    min(kind) AS kind, bool_or(sud_dx) AS sud_dx, bool_or(overdose_dx) AS overdose_dx
   FROM qualifying
   GROUP BY member_id, claim_id, inpatient, service_date
 )
-SELECT member_id, treatment_date, claim_id AS treatment_id, min(kind) AS kind, claim_id AS source_id
+SELECT member_id, treatment_date, claim_id AS treatment_id, min(kind) AS kind,
+  bool_or(sud_dx) AS sud_dx, bool_or(overdose_dx) AS overdose_dx, claim_id AS source_id
 FROM per_claim
 GROUP BY member_id, treatment_date, claim_id
