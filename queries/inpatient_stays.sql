@@ -1,7 +1,9 @@
 -- Inpatient stays: one row per stay from final inpatient claims, with direct transfers merged.
 -- A claim admitted on or the day after the discharge of an earlier claim of the same acuity
 -- (acute or nonacute) continues that stay, which then ends at the last discharge; its id is
--- the first claim's, its discharge status and principal diagnosis the last claim's. Nonacute
+-- the first claim's, its discharge status and principal diagnosis the last claim's, and
+-- `principal_dxs` lists every merged claim's principal diagnosis (HEDIS PCR judges its exclusions
+-- on the original stay and every transfer stay). Nonacute
 -- stays (skilled nursing, rehabilitation, residential, by type of bill or revenue code) are
 -- kept apart so a measure can tell a transfer to a nonacute setting. length_of_stay counts a
 -- same-day stay as one day. Long-term-care claims are nonacute stays too; `institutional` marks
@@ -52,6 +54,7 @@ stays AS (
     CASE WHEN bool_or(still_admitted) THEN NULL ELSE max(discharge_date) END AS discharge_date,
     last_value(discharge_status ORDER BY discharge_date, claim_id) AS discharge_status,
     last_value(principal_dx ORDER BY discharge_date, claim_id) AS principal_dx,
+    array_agg(principal_dx ORDER BY admission_date, claim_id) AS principal_dxs,
     acute,
     bool_or(institutional) AS institutional,
     bool_or(psych_revenue) AS psych_revenue,
@@ -60,7 +63,8 @@ stays AS (
   FROM numbered
   GROUP BY member_id, acute, stay_number
 )
-SELECT stay_id, member_id, admission_date, discharge_date, discharge_status, principal_dx, acute, institutional,
+SELECT stay_id, member_id, admission_date, discharge_date, discharge_status, principal_dx,
+  principal_dxs, acute, institutional,
   acute AND (psych_revenue OR coalesce(in_value_set(principal_dx, 'mental_illness_dx'), false)) AS psychiatric,
   claims, length_of_stay, stay_id AS source_id
 FROM stays
