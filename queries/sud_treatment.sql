@@ -5,7 +5,12 @@
 -- administered (HCPCS). `kind` is visit, inpatient or medication, for measures that count them
 -- apart; `sud_dx` and `overdose_dx` say whether the claim carries an alcohol, opioid or
 -- other-drug diagnosis, or an overdose one, in any position: HEDIS FUA counts a visit with either,
--- IET only one with an SUD diagnosis.
+-- IET only one with an SUD diagnosis. For IET: `end_date` (an admission's discharge, else the
+-- treatment date), `provider` (rendering, else billing NPI), `alcohol_medication` and
+-- `opioid_medication` (the medication treats that disorder: HEDIS counts it only in its own
+-- cohort), `long_acting` (a long-acting medication, enough alone for engagement) and
+-- `event_provider` (the provider for a visit, the claim for a medication, so that counting days
+-- and providers counts a visit and a medication on one day as two events).
 WITH dx_claims AS (
   SELECT claim_id,
     bool_or(in_value_set(dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx')) AS sud_dx,
@@ -14,7 +19,8 @@ WITH dx_claims AS (
   GROUP BY claim_id
 ),
 lines AS (
-  SELECT c.member_id, c.claim_id, c.claim_type, c.service_from, c.admission_date,
+  SELECT c.member_id, c.claim_id, c.claim_type, c.service_from, c.service_to, c.admission_date,
+    c.discharge_date, coalesce(c.rendering_npi, c.billing_npi) AS provider,
     c.procedure_code, c.revenue_code, c.ndc,
     coalesce(s.sud_dx, false) AS sud_dx, coalesce(s.overdose_dx, false) AS overdose_dx
   FROM claims_final c LEFT JOIN dx_claims s ON s.claim_id = c.claim_id
@@ -26,7 +32,13 @@ lines AS (
 qualifying AS (
   SELECT member_id, claim_id, claim_type = 'inpatient' AS inpatient,
     CASE WHEN claim_type = 'inpatient' THEN NULL ELSE service_from END AS service_date,
-    admission_date, sud_dx, overdose_dx,
+    admission_date, coalesce(discharge_date, service_to) AS end_date, provider, sud_dx, overdose_dx,
+    coalesce(in_value_set(ndc, 'aud_medication')
+      OR in_value_set(procedure_code, 'aud_medication_procedure'), false) AS aud_medication,
+    coalesce(in_value_set(ndc, 'oud_medication')
+      OR in_value_set(procedure_code, 'oud_medication_procedure'), false) AS oud_medication,
+    coalesce(in_value_set(ndc, 'long_acting_medication')
+      OR in_value_set(procedure_code, 'long_acting_procedure'), false) AS long_acting,
     CASE WHEN claim_type = 'inpatient' THEN 'inpatient'
       WHEN in_value_set(ndc, 'mat_ndc') OR in_value_set(procedure_code, 'mat_procedure') THEN 'medication'
       ELSE 'visit' END AS kind
@@ -48,11 +60,21 @@ qualifying AS (
 per_claim AS (
   SELECT member_id, claim_id,
     CASE WHEN inpatient THEN min(admission_date) ELSE service_date END AS treatment_date,
-    min(kind) AS kind, bool_or(sud_dx) AS sud_dx, bool_or(overdose_dx) AS overdose_dx
+    CASE WHEN inpatient THEN max(end_date) ELSE service_date END AS end_date,
+    min(provider) AS provider,
+    min(kind) AS kind, bool_or(sud_dx) AS sud_dx, bool_or(overdose_dx) AS overdose_dx,
+    bool_or(aud_medication) AS aud_medication, bool_or(oud_medication) AS oud_medication,
+    bool_or(long_acting) AS long_acting
   FROM qualifying
   GROUP BY member_id, claim_id, inpatient, service_date
 )
-SELECT member_id, treatment_date, claim_id AS treatment_id, min(kind) AS kind,
-  bool_or(sud_dx) AS sud_dx, bool_or(overdose_dx) AS overdose_dx, claim_id AS source_id
+SELECT member_id, treatment_date, max(end_date) AS end_date, claim_id AS treatment_id,
+  min(kind) AS kind, bool_or(sud_dx) AS sud_dx, bool_or(overdose_dx) AS overdose_dx,
+  min(provider) AS provider,
+  bool_or(aud_medication) AS alcohol_medication, bool_or(oud_medication) AS opioid_medication,
+  bool_or(long_acting) AS long_acting,
+  CASE WHEN min(kind) = 'medication' THEN concat('medication ', claim_id) ELSE min(provider) END
+    AS event_provider,
+  claim_id AS source_id
 FROM per_claim
 GROUP BY member_id, treatment_date, claim_id
