@@ -91,7 +91,10 @@ impl MeasureReport {
                 Program::Medicaid => "Medicaid enrollees (dual eligibles included)".into(),
             },
             delivery_systems: systems.join(", "),
-            deviations: m.reporting.deviations.clone().unwrap_or_default(),
+            deviations: match m.reporting.all_deviations() {
+                d if d.is_empty() => "none".into(),
+                d => d.join(" "),
+            },
             notes: notes.join(" "),
         }
     }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::compile;
+use crate::conformance::CaseTag;
 use crate::engine::{Definitions, Engine, Inputs};
 use crate::error::{Error, Result};
 use crate::extract::contract::{CLAIMS, CONTACTS, ENROLLMENT, Extract, MEMBERS};
@@ -58,6 +59,9 @@ struct RawExpect {
     age_band: Option<String>,
     hhp: Option<String>,
     mco: Option<String>,
+    /// The rules of the measure's rule file (`measures/conformance/`) this case tests.
+    #[serde(default)]
+    rules: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +74,8 @@ struct RawTotal {
     stratum: String,
     numerator: f64,
     denominator: f64,
+    #[serde(default)]
+    rules: Vec<String>,
 }
 
 /// Equal up to the rounding of a sum of probabilities (decks write expected values to 6 places).
@@ -100,6 +106,76 @@ pub fn deck_paths(measures_dir: &Path) -> Result<Vec<PathBuf>> {
         return Ok(Vec::new());
     }
     crate::measure::paths_in(&dir)
+}
+
+/// The cases of every measure deck of `measures_dir/decks/` that name the rules they test
+/// (`rules:`), without running them.
+pub fn rule_tags(measures_dir: &Path) -> Result<Vec<CaseTag>> {
+    let mut out = Vec::new();
+    for path in deck_paths(measures_dir)? {
+        out.extend(deck_rule_tags(&path)?);
+    }
+    Ok(out)
+}
+
+fn deck_rule_tags(path: &Path) -> Result<Vec<CaseTag>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    if crate::cohort::deck::is_cohort_deck(&text) {
+        return Ok(Vec::new());
+    }
+    let raw = parse(path, &text)?;
+    let measure = raw.measure.value;
+    let mut cases = Vec::new();
+    for e in raw.expect {
+        let (case, line) = match (e.unit, e.absent) {
+            (Some(u), _) => {
+                let u = Located::from(u);
+                (u.value, u.line)
+            }
+            (None, Some(a)) => {
+                let a = Located::from(a);
+                (format!("absent {}", a.value), a.line)
+            }
+            (None, None) => continue,
+        };
+        if !e.rules.is_empty() {
+            cases.push(CaseTag {
+                deck: path.to_path_buf(),
+                measure: measure.clone(),
+                case,
+                line,
+                rules: e.rules,
+            });
+        }
+    }
+    for t in raw.totals {
+        if !t.rules.is_empty() {
+            let c = Located::from(t.component);
+            cases.push(CaseTag {
+                deck: path.to_path_buf(),
+                measure: measure.clone(),
+                case: format!("total {}", c.value),
+                line: c.line,
+                rules: t.rules,
+            });
+        }
+    }
+    Ok(cases)
+}
+
+fn parse(path: &Path, text: &str) -> Result<RawDeck> {
+    serde_saphyr::from_str(text).map_err(|e| Error::Definition {
+        path: path.to_path_buf(),
+        line: e.location().map_or(1, |l| l.line() as usize),
+        column: e.location().map_or(1, |l| l.column() as usize),
+        message: e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid YAML")
+            .to_string(),
+        hint: None,
+    })
 }
 
 /// Run every deck of `measures_dir/decks/`.
@@ -154,18 +230,7 @@ pub async fn run_deck(path: &Path, defs: &Definitions) -> Result<Vec<CaseResult>
     if crate::cohort::deck::is_cohort_deck(&text) {
         return crate::cohort::deck::run_deck(path, &text, defs).await;
     }
-    let raw: RawDeck = serde_saphyr::from_str(&text).map_err(|e| Error::Definition {
-        path: path.to_path_buf(),
-        line: e.location().map_or(1, |l| l.line() as usize),
-        column: e.location().map_or(1, |l| l.column() as usize),
-        message: e
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or("invalid YAML")
-            .to_string(),
-        hint: None,
-    })?;
+    let raw = parse(path, &text)?;
     let measure_at = Located::from(raw.measure);
     let measure = defs
         .measures

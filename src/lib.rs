@@ -43,7 +43,8 @@
 //!
 //! Around them: [`period`] (measurement periods), [`privacy`] (audience scoping and keyed
 //! pseudonyms of member ids), [`synth`] (synthetic extracts), [`decks`]
-//! (hand-built test decks with expected outcomes), [`manifest`] (what produced a run's outputs,
+//! (hand-built test decks with expected outcomes), [`conformance`] (each measure's
+//! specification rules, the YAML line and deck cases of each, and the deviations they make), [`manifest`] (what produced a run's outputs,
 //! with hashes), [`output`] (atomic files, and whole output directories staged and swapped in)
 //! and [`pipeline`] (the main job, stage by stage).
 
@@ -52,6 +53,7 @@ pub mod chart;
 pub mod cms;
 pub mod cohort;
 pub mod compile;
+pub mod conformance;
 pub mod decks;
 pub mod detail;
 #[cfg(feature = "ballista")]

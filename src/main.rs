@@ -324,6 +324,23 @@ enum Command {
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
+    /// The conformance matrix: each measure's specification rules, the YAML line that states
+    /// each, the deck cases that test it and its status (as specified, a reading, a Health Home
+    /// rule, not implemented)
+    #[command(after_help = "Example: hhq conformance --out docs/conformance.md
+
+Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1 when a rule hhq implements has no deck case, or when --out's file differs from the matrix (nothing is written).")]
+    Conformance {
+        /// Write the matrix (Markdown) here instead of to the terminal
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Check only: every implemented rule has a deck case and --out's file is current
+        #[arg(long)]
+        check: bool,
+        /// Directory of measure YAML files, with rules in its conformance/ and decks in decks/
+        #[arg(long, default_value = "measures")]
+        measures: PathBuf,
+    },
     /// Profile the extracts before any measure runs: completeness, conformance and plausibility
     /// checks, each with its severity and threshold, and the rows set aside by reason
     #[command(
@@ -1196,6 +1213,50 @@ async fn dispatch(command: Command) -> Result<()> {
                 return Err(Error::Failed(format!("{failed} deck case(s) failed")));
             }
             Ok(())
+        }
+        Command::Conformance {
+            out,
+            check,
+            measures,
+        } => {
+            let defs = hhq::measure::load_dir(&measures)?;
+            let mut matrix = hhq::conformance::load(&measures, &defs)?;
+            matrix.attach(hhq::decks::rule_tags(&measures)?)?;
+            let text = matrix.markdown();
+            let gaps = matrix.gaps();
+            for g in &gaps {
+                eprintln!("hhq: {g}");
+            }
+            if check {
+                let mut failures = gaps.len();
+                if let Some(out) = &out {
+                    let current = std::fs::read_to_string(out).unwrap_or_default();
+                    if current != text {
+                        eprintln!(
+                            "hhq: {} is not the current matrix; run `hhq conformance --out {}`",
+                            out.display(),
+                            out.display()
+                        );
+                        failures += 1;
+                    }
+                }
+                if failures > 0 {
+                    return Err(Error::Failed(format!("{failures} conformance problem(s)")));
+                }
+                return Ok(());
+            }
+            match out {
+                Some(out) => hhq::output::write_atomic(&out, text.as_bytes())?,
+                None => print!("{text}"),
+            }
+            if gaps.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Failed(format!(
+                    "{} rule(s) without a deck case",
+                    gaps.len()
+                )))
+            }
         }
         Command::Sql { query, adhoc: args } => adhoc(args, hhq::adhoc::Query::inline(query)).await,
         Command::Query { file, adhoc: args } => {

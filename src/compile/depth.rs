@@ -555,6 +555,8 @@ mod tests {
                 let Some((key, filter)) = line.split_once("where: ") else {
                     continue;
                 };
+                // A YAML comment after the filter is not part of it.
+                let filter = filter.split(" #").next().unwrap_or(filter);
                 let mut filter = filter.trim().trim_matches('"').to_string();
                 if filter.starts_with('>') || filter.starts_with('|') {
                     // A block scalar: the lines indented deeper than the key.

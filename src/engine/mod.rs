@@ -55,8 +55,13 @@ impl Definitions {
     /// Load measures from `measures_dir` (value sets from its `valuesets/`) and building blocks
     /// from `queries_dir`.
     pub fn load(measures_dir: &Path, queries_dir: &Path) -> Result<Definitions> {
+        let mut measures = measure::load_dir(measures_dir)?;
+        let rules = crate::conformance::load(measures_dir, &measures)?;
+        for m in &mut measures {
+            m.reporting.rule_deviations = rules.deviations(&m.id);
+        }
         Ok(Definitions {
-            measures: measure::load_dir(measures_dir)?,
+            measures,
             cohorts: crate::cohort::model::load_dir(&measures_dir.join("cohorts"))?,
             ..Definitions::load_shared(measures_dir, queries_dir)?
         })

@@ -332,6 +332,21 @@ pub struct Reporting {
     /// Anything else the state wants CMS to read.
     #[serde(default)]
     pub notes: Option<String>,
+    /// The deviations the measure's rule file lists (readings, Health Home rules, rules not
+    /// implemented: `measures/conformance/`), filled in when the definitions load.
+    #[serde(skip)]
+    pub rule_deviations: Vec<String>,
+}
+
+impl Reporting {
+    /// Every deviation from the specification: the measure's own words, then its rule file's.
+    pub fn all_deviations(&self) -> Vec<String> {
+        self.deviations
+            .iter()
+            .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
+            .chain(self.rule_deviations.iter().cloned())
+            .collect()
+    }
 }
 
 /// Where a measure's data come from, as CMS's reporting system asks.

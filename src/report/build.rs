@@ -56,6 +56,25 @@ pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
             format!("hhq {}", env!("CARGO_PKG_VERSION")),
         ),
     ];
+    let deviating: Vec<String> = g
+        .measures
+        .iter()
+        .filter_map(|m| {
+            let n = m.reporting.all_deviations().len();
+            (n > 0).then(|| format!("{} ({n})", m.id))
+        })
+        .collect();
+    cover.push((
+        "Deviations from the specifications".to_string(),
+        if deviating.is_empty() {
+            "none".to_string()
+        } else {
+            format!(
+                "{} (the number of deviations); each is stated under Methods",
+                deviating.join(", ")
+            )
+        },
+    ));
     cover.push((
         "Measure versions".to_string(),
         g.measures
@@ -1231,10 +1250,10 @@ fn methods(g: &Gathered) -> Section {
         }
         items.push((
             "Deviations from the CMS specification".into(),
-            m.reporting
-                .deviations
-                .clone()
-                .unwrap_or_else(|| "none".into()),
+            match m.reporting.all_deviations() {
+                d if d.is_empty() => "none".into(),
+                d => d.join(" "),
+            },
         ));
         if let Some(n) = &m.reporting.notes {
             items.push(("Notes".into(), n.clone()));
