@@ -57,8 +57,12 @@ fn rows(batches: &[RecordBatch]) -> Vec<String> {
     out
 }
 
-#[tokio::test]
-async fn every_measure_computed_in_stages_gives_the_detail_of_its_one_statement() {
+#[test]
+fn every_measure_computed_in_stages_gives_the_detail_of_its_one_statement() {
+    common::with_big_stack(every_measure_staged_body);
+}
+
+async fn every_measure_staged_body() {
     let root = common::root();
     let defs = Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
     let engine = Engine::open(&root.join("testdata"), &defs).await.unwrap();

@@ -187,3 +187,28 @@ pub fn constructs_dir() -> tempfile::TempDir {
     copy(&src.join("queries"), &queries, "sql");
     dir
 }
+
+/// Run an async test body on a thread with the stack hhq's own runtime threads have (64 MiB,
+/// `src/main.rs`): planning a measure's whole detail as one statement recurses deeper than a
+/// test thread's 2 MiB.
+pub fn with_big_stack<F, Fut>(f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let handle = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_stack_size(64 << 20)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(f())
+        })
+        .unwrap();
+    if let Err(panic) = handle.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
