@@ -94,6 +94,18 @@ fn a_rule_without_a_case_or_a_line_is_reported() {
         assert!(e.contains(want), "{e}");
         assert!(e.contains("conformance/hh-tcc.yaml:"), "{e}");
     }
+    // What a run reads: a stale `at:` does not stop a locally edited measure from running, and
+    // its deviations are still reported.
+    std::fs::write(
+        m.join("conformance/hh-tcc.yaml"),
+        rules("    at: \"window\"\n", "reading\n    note: why"),
+    )
+    .unwrap();
+    let reporting = hhq::conformance::load_for_reporting(&m, &measures).unwrap();
+    assert_eq!(
+        reporting.deviations("HH-TCC"),
+        vec!["A reading (s, r): why"]
+    );
     // A case naming an unknown rule.
     std::fs::write(
         m.join("conformance/hh-tcc.yaml"),

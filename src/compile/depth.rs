@@ -555,6 +555,10 @@ mod tests {
                 let Some((key, filter)) = line.split_once("where: ") else {
                     continue;
                 };
+                // Only a `where:` key (rule files quote filters inside their `at:` texts).
+                if !matches!(key.trim(), "" | "-") {
+                    continue;
+                }
                 // A YAML comment after the filter is not part of it.
                 let filter = filter.split(" #").next().unwrap_or(filter);
                 let mut filter = filter.trim().trim_matches('"').to_string();
