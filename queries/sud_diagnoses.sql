@@ -24,28 +24,16 @@ WITH dx AS (
     CASE WHEN claim_type = 'inpatient' THEN min(admission_date) END AS admission_date,
     bool_or(in_value_set(dx, 'alcohol_dx')) AS alcohol,
     bool_or(in_value_set(dx, 'opioid_dx')) AS opioid,
-    bool_or(in_value_set(dx, 'other_drug_dx')) AS other_drug
+    bool_or(in_value_set(dx, 'other_drug_dx')) AS other_drug,
+    bool_or(ed) AS ed, bool_or(visit) AS visit, min(provider) AS provider
   FROM claim_substance_dx
   WHERE in_value_set(dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx')
   GROUP BY member_id, claim_id, claim_type
 ),
-claim_lines AS (
-  SELECT claim_id,
-    coalesce(bool_or(in_value_set(revenue_code, 'ed_revenue')
-      OR in_value_set(procedure_code, 'ed_procedure')), false) AS ed,
-    coalesce(bool_or((in_value_set(procedure_code, 'outpatient_visit', 'mental_health_visit',
-        'sud_service', 'mat_procedure', 'ed_procedure')
-      OR in_value_set(revenue_code, 'ed_revenue', 'outpatient_revenue'))
-      AND (place_of_service IS NULL OR place_of_service <> '81')), false) AS visit,
-    min(coalesce(rendering_npi, billing_npi)) AS provider
-  FROM claims_final
-  WHERE claim_id IN (SELECT claim_id FROM dx)
-  GROUP BY claim_id
-),
 rows AS (
-  SELECT d.*, coalesce(l.ed, false) AS ed, d.inpatient OR coalesce(l.visit, false) AS visit,
-    l.provider
-  FROM dx d LEFT JOIN claim_lines l ON l.claim_id = d.claim_id
+  SELECT member_id, claim_id, inpatient, service_date, admission_date, alcohol, opioid,
+    other_drug, coalesce(ed, false) AS ed, inpatient OR coalesce(visit, false) AS visit, provider
+  FROM dx
 ),
 -- The stay a visit resulted in: the first admission on the visit's date or the next day.
 resulted AS (
