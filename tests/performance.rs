@@ -213,18 +213,21 @@ async fn the_scan_floor_reads_the_columns_the_measures_read_and_every_row() {
         .iter()
         .find(|t| t.table == "claims__raw")
         .expect("claims are read");
-    // Read by the measures' blocks: dates, codes, diagnoses; never read: the paid amount or the
-    // providers' NPIs.
+    // Read by the measures' blocks: dates, codes, diagnoses, the providers' NPIs (IET: a
+    // same-day initiation needs another provider); never read: the paid amount or the NDC's
+    // days of supply.
     for col in [
         "member_id",
         "claim_id",
         "service_from",
         "principal_dx",
         "other_dx",
+        "rendering_npi",
+        "billing_npi",
     ] {
         assert!(claims.columns.iter().any(|c| c == col), "{col} not read");
     }
-    for col in ["paid_amount", "billing_npi", "rendering_npi"] {
+    for col in ["paid_amount", "days_supply"] {
         assert!(!claims.columns.iter().any(|c| c == col), "{col} read");
     }
     assert!(claims.columns.len() < claims.of_columns);
