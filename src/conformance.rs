@@ -186,18 +186,8 @@ fn load_with(measures_dir: &Path, measures: &[Measure], check_lines: bool) -> Re
     };
     for path in paths {
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let raw: RawFile = serde_saphyr::from_str(&text).map_err(|e| {
-            definition_error(
-                &path,
-                e.location().map_or(1, |l| l.line() as usize),
-                e.location().map_or(1, |l| l.column() as usize),
-                e.to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("invalid YAML")
-                    .into(),
-            )
-        })?;
+        let raw: RawFile = serde_saphyr::from_str(&text)
+            .map_err(|e| crate::measure::plain_yaml_error(&path, &e))?;
         let measure_at = Located::from(raw.measure);
         let Some(measure_path) = measures
             .iter()
@@ -221,8 +211,12 @@ fn load_with(measures_dir: &Path, measures: &[Measure], check_lines: bool) -> Re
             ));
             continue;
         }
-        let measure_text =
-            std::fs::read_to_string(measure_path).map_err(|e| Error::io(measure_path, e))?;
+        // Only the matrix needs the lines; a run reads just the statuses and notes.
+        let measure_text = if check_lines {
+            std::fs::read_to_string(measure_path).map_err(|e| Error::io(measure_path, e))?
+        } else {
+            String::new()
+        };
         let mut rules = Vec::new();
         for r in raw.rules {
             let id = Located::from(r.id);
@@ -249,6 +243,7 @@ fn load_with(measures_dir: &Path, measures: &[Measure], check_lines: bool) -> Re
                 ));
             }
             let line = match r.at {
+                Some(_) if !check_lines => None,
                 Some(at) => {
                     let (line, column) = (
                         at.referenced.line() as usize,
@@ -256,7 +251,6 @@ fn load_with(measures_dir: &Path, measures: &[Measure], check_lines: bool) -> Re
                     );
                     match locate(&measure_text, &at.value) {
                         Ok(l) => Some(l),
-                        Err(_) if !check_lines => None,
                         Err(why) => {
                             problems.push(definition_error(
                                 &path,

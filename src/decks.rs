@@ -164,18 +164,7 @@ fn deck_rule_tags(path: &Path) -> Result<Vec<CaseTag>> {
 }
 
 fn parse(path: &Path, text: &str) -> Result<RawDeck> {
-    serde_saphyr::from_str(text).map_err(|e| Error::Definition {
-        path: path.to_path_buf(),
-        line: e.location().map_or(1, |l| l.line() as usize),
-        column: e.location().map_or(1, |l| l.column() as usize),
-        message: e
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or("invalid YAML")
-            .to_string(),
-        hint: None,
-    })
+    serde_saphyr::from_str(text).map_err(|e| crate::measure::plain_yaml_error(path, &e))
 }
 
 /// Run every deck of `measures_dir/decks/`.

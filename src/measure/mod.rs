@@ -1904,6 +1904,23 @@ pub(crate) fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
     })
 }
 
+/// A YAML or shape error of a file that is not a measure (a deck, a rule file): located, the
+/// library's first line as the message, no hint about a measure's keys.
+pub(crate) fn plain_yaml_error(path: &Path, e: &serde_saphyr::Error) -> Error {
+    Error::Definition {
+        path: path.to_path_buf(),
+        line: e.location().map_or(1, |l| l.line() as usize),
+        column: e.location().map_or(1, |l| l.column() as usize),
+        message: e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid YAML")
+            .to_string(),
+        hint: None,
+    }
+}
+
 /// Turn a YAML or shape error into a located definition error.
 pub(crate) fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> Error {
     let (line, column) = e
