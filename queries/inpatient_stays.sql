@@ -8,11 +8,16 @@
 -- kept apart so a measure can tell a transfer to a nonacute setting. length_of_stay counts a
 -- same-day stay as one day. Long-term-care claims are nonacute stays too; `institutional` marks
 -- stays in a nursing or intermediate care facility (AIF-HH), by type of bill or claim type.
+-- `self_harm_any_dx`: an intentional self-harm diagnosis in any position on any merged claim
+-- (HEDIS MY2025 FUH); `psychiatric_residential`: a psychiatric residential treatment stay (a
+-- residential psychiatric revenue code, or place of service 56), which MY2025 FUH and FUM no
+-- longer count as a nonacute admission.
 WITH lines AS (
   SELECT member_id, claim_id, admission_date,
     coalesce(discharge_date, service_to) AS discharge_date,
     discharge_date IS NULL AS still_admitted,
-    discharge_status, principal_dx, type_of_bill, revenue_code, claim_type
+    discharge_status, principal_dx, other_dx, type_of_bill, revenue_code, place_of_service,
+    claim_type
   FROM claims_final
   WHERE claim_type IN ('inpatient', 'long_term_care') AND admission_date IS NOT NULL
 ),
@@ -28,7 +33,11 @@ claims AS (
       OR claim_type = 'long_term_care'), false) AS acute,
     coalesce(bool_or(in_value_set(type_of_bill, 'institution_bill_type')
       OR claim_type = 'long_term_care'), false) AS institutional,
-    coalesce(bool_or(in_value_set(revenue_code, 'psychiatric_revenue')), false) AS psych_revenue
+    coalesce(bool_or(in_value_set(revenue_code, 'psychiatric_revenue')), false) AS psych_revenue,
+    coalesce(bool_or(in_value_set(principal_dx, 'self_harm_dx')
+      OR any_in_value_set(other_dx, 'self_harm_dx')), false) AS self_harm_any,
+    coalesce(bool_or(in_value_set(revenue_code, 'psychiatric_residential_revenue')
+      OR in_value_set(place_of_service, 'psychiatric_residential_pos')), false) AS psych_residential
   FROM lines
   GROUP BY member_id, claim_id
 ),
@@ -58,13 +67,15 @@ stays AS (
     acute,
     bool_or(institutional) AS institutional,
     bool_or(psych_revenue) AS psych_revenue,
+    bool_or(self_harm_any) AS self_harm_any_dx,
+    bool_or(psych_residential) AS psychiatric_residential,
     count(*) AS claims,
     greatest(max(discharge_date) - min(admission_date), 1) AS length_of_stay
   FROM numbered
   GROUP BY member_id, acute, stay_number
 )
 SELECT stay_id, member_id, admission_date, discharge_date, discharge_status, principal_dx,
-  principal_dxs, acute, institutional,
+  principal_dxs, acute, institutional, self_harm_any_dx, psychiatric_residential,
   acute AND (psych_revenue OR coalesce(in_value_set(principal_dx, 'mental_illness_dx'), false)) AS psychiatric,
   claims, length_of_stay, stay_id AS source_id
 FROM stays

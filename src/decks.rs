@@ -15,7 +15,7 @@ use crate::engine::{Definitions, Engine, Inputs};
 use crate::error::{Error, Result};
 use crate::extract::contract::{CLAIMS, CONTACTS, ENROLLMENT, Extract, MEMBERS};
 use crate::extract::csv::{csv_to_batch, write_parquet};
-use crate::measure::Located;
+use crate::measure::{Located, Spec};
 use crate::period::Period;
 use crate::results;
 
@@ -24,6 +24,9 @@ use crate::results;
 struct RawDeck {
     measure: Spanned<String>,
     period: Spanned<String>,
+    /// The specification year the measure follows in this deck (default: the run's, newest).
+    #[serde(default)]
+    spec: Option<Spanned<String>>,
     #[serde(default)]
     #[allow(dead_code)] // for readers of the deck
     description: Option<String>,
@@ -125,6 +128,10 @@ fn deck_rule_tags(path: &Path) -> Result<Vec<CaseTag>> {
     }
     let raw = parse(path, &text)?;
     let measure = raw.measure.value;
+    let spec = match spec_of(path, raw.spec)? {
+        Some(Spec::Year(y)) => Some(y),
+        _ => None,
+    };
     let mut cases = Vec::new();
     for e in raw.expect {
         let (case, line) = match (e.unit, e.absent) {
@@ -145,6 +152,7 @@ fn deck_rule_tags(path: &Path) -> Result<Vec<CaseTag>> {
                 case,
                 line,
                 rules: e.rules,
+                spec,
             });
         }
     }
@@ -157,6 +165,7 @@ fn deck_rule_tags(path: &Path) -> Result<Vec<CaseTag>> {
                 case: format!("total {}", c.value),
                 line: c.line,
                 rules: t.rules,
+                spec,
             });
         }
     }
@@ -169,12 +178,51 @@ fn parse(path: &Path, text: &str) -> Result<RawDeck> {
 
 /// Run every deck of `measures_dir/decks/`.
 pub async fn run_dir(measures_dir: &Path, queries_dir: &Path) -> Result<Vec<CaseResult>> {
-    let defs = Definitions::load(measures_dir, queries_dir)?;
+    run_dir_spec(measures_dir, queries_dir, Spec::Newest).await
+}
+
+/// As [`run_dir`]; a deck that names no `spec:` year follows `spec`.
+pub async fn run_dir_spec(
+    measures_dir: &Path,
+    queries_dir: &Path,
+    spec: Spec,
+) -> Result<Vec<CaseResult>> {
+    // The definitions of each year a deck asks for, loaded once.
+    let mut defs: Vec<(Spec, Definitions)> = Vec::new();
     let mut out = Vec::new();
     for path in deck_paths(measures_dir)? {
-        out.extend(run_deck(&path, &defs).await?);
+        let want = deck_spec(&path)?.unwrap_or(spec);
+        if !defs.iter().any(|(s, _)| *s == want) {
+            defs.push((
+                want,
+                Definitions::load_spec(measures_dir, queries_dir, want)?,
+            ));
+        }
+        let (_, d) = defs.iter().find(|(s, _)| *s == want).expect("loaded above");
+        out.extend(run_deck(&path, d).await?);
     }
     Ok(out)
+}
+
+/// The `spec:` year a deck names, if any (cohort decks name none).
+fn deck_spec(path: &Path) -> Result<Option<Spec>> {
+    #[derive(Deserialize)]
+    struct Head {
+        spec: Option<Spanned<String>>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let head: Head =
+        serde_saphyr::from_str(&text).map_err(|e| crate::measure::plain_yaml_error(path, &e))?;
+    spec_of(path, head.spec)
+}
+
+/// A deck's `spec:` as a year, an error at its place when it is not one.
+fn spec_of(path: &Path, spec: Option<Spanned<String>>) -> Result<Option<Spec>> {
+    spec.map(|s| {
+        let at = Located::from(s);
+        Spec::parse(&at.value).map_err(|m| deck_error(path, &at, m))
+    })
+    .transpose()
 }
 
 fn deck_error(path: &Path, at: &Located<String>, message: String) -> Error {

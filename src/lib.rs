@@ -74,6 +74,7 @@ pub mod quality;
 pub mod report;
 pub mod results;
 pub mod spc;
+pub mod specdiff;
 pub mod suppress;
 pub mod synth;
 

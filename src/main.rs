@@ -33,6 +33,10 @@ struct DefinitionDirs {
     /// Directory of building-block SQL files
     #[arg(long, default_value = "queries")]
     queries: PathBuf,
+    /// The specification year the measures follow, e.g. 2024 or 2025 (a measure states its text
+    /// per year where the specification changed; default: each measure's newest)
+    #[arg(long, value_name = "YEAR", default_value = "newest", value_parser = hhq::measure::Spec::parse)]
+    spec: hhq::measure::Spec,
 }
 
 /// How much memory the query engine may use; shared by the commands that run measures.
@@ -73,6 +77,14 @@ impl EngineArgs {
     }
 }
 
+/// A specification year (2025 or MY2025), for `diff-spec`.
+fn spec_year(text: &str) -> Result<u16, String> {
+    match hhq::measure::Spec::parse(text)? {
+        hhq::measure::Spec::Year(y) => Ok(y),
+        hhq::measure::Spec::Newest => Err("name a year, e.g. 2025".into()),
+    }
+}
+
 /// A count of at least one.
 fn parse_count(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
@@ -91,6 +103,7 @@ fn reading(
     memory_limit: Option<usize>,
 ) -> RunOptions {
     RunOptions {
+        spec: dirs.spec,
         data,
         measures: dirs.measures,
         queries: dirs.queries,
@@ -329,17 +342,40 @@ enum Command {
     /// rule, not implemented)
     #[command(after_help = "Example: hhq conformance --out docs/conformance.md
 
-Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1 when a rule hhq implements has no deck case, or when --out's file differs from the matrix (nothing is written).")]
+Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1 when a rule hhq implements has fewer than three deck cases, or when --out's file differs from the matrix (nothing is written).")]
     Conformance {
         /// Write the matrix (Markdown) here instead of to the terminal
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Check only: every implemented rule has a deck case and --out's file is current
+        /// Check only: every implemented rule has three deck cases and --out's file is current
         #[arg(long)]
         check: bool,
         /// Directory of measure YAML files, with rules in its conformance/ and decks in decks/
         #[arg(long, default_value = "measures")]
         measures: PathBuf,
+    },
+    /// What changes between two specification years of a measure: its texts that differ, the
+    /// rules of one year only, and over a data directory the units and rates that change, and why
+    #[command(
+        after_help = "Example: hhq diff-spec FUH-HH 2024 2025 --data testdata\n\nWithout --data, only the definitions are compared. The period defaults to the second year (a year's data compared under both specifications)."
+    )]
+    DiffSpec {
+        /// The measure id, e.g. FUH-HH
+        measure: String,
+        /// The first specification year, e.g. 2024
+        #[arg(value_parser = spec_year)]
+        a: u16,
+        /// The second specification year, e.g. 2025
+        #[arg(value_parser = spec_year)]
+        b: u16,
+        /// Data directory to run the measure over under both years
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Measurement period for --data: 2025, 2025Q3 or a date range (default: the second year)
+        #[arg(long)]
+        period: Option<String>,
+        #[command(flatten)]
+        dirs: DefinitionDirs,
     },
     /// Profile the extracts before any measure runs: completeness, conformance and plausibility
     /// checks, each with its severity and threshold, and the rows set aside by reason
@@ -819,6 +855,7 @@ async fn dispatch(command: Command) -> Result<()> {
             };
             let scorecard = matches!(audience, report::Audience::Hhp(_));
             let s = report::write(&report::ReportOptions {
+                spec: dirs.spec,
                 data,
                 measures: dirs.measures,
                 queries: dirs.queries,
@@ -885,6 +922,7 @@ async fn dispatch(command: Command) -> Result<()> {
         } => {
             let privacy = privacy(mco, hhp, pseudonymize, key_file)?;
             let s = pipeline::run(&RunOptions {
+                spec: dirs.spec,
                 data,
                 measures: dirs.measures,
                 queries: dirs.queries,
@@ -1074,11 +1112,13 @@ async fn dispatch(command: Command) -> Result<()> {
                 println!("{problem}");
             }
             println!(
-                "{} measures passed, {} problems; {} building blocks, {} value sets",
+                "{} measures passed, {} problems; {} building blocks, {} value sets ({} licensed, {} illustrative)",
                 report.passed.len(),
                 report.problems.len(),
                 report.blocks,
-                report.value_sets
+                report.value_sets,
+                report.licensed_value_sets,
+                report.value_sets - report.licensed_value_sets
             );
             if report.problems.is_empty() {
                 Ok(())
@@ -1146,7 +1186,7 @@ async fn dispatch(command: Command) -> Result<()> {
             extracts,
             dirs,
         } => {
-            let defs = Definitions::load(&dirs.measures, &dirs.queries)?;
+            let defs = Definitions::load_spec(&dirs.measures, &dirs.queries, dirs.spec)?;
             let m = defs
                 .measures
                 .iter()
@@ -1205,13 +1245,33 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         Command::Test { dir, dirs } => {
             let measures = dir.unwrap_or(dirs.measures);
-            let cases = hhq::decks::run_dir(&measures, &dirs.queries).await?;
+            let cases = hhq::decks::run_dir_spec(&measures, &dirs.queries, dirs.spec).await?;
             println!("{}", report::deck_table(&cases));
             let failed = cases.iter().filter(|c| c.failure.is_some()).count();
             println!("{} passed, {} failed", cases.len() - failed, failed);
             if failed > 0 {
                 return Err(Error::Failed(format!("{failed} deck case(s) failed")));
             }
+            Ok(())
+        }
+        Command::DiffSpec {
+            measure,
+            a,
+            b,
+            data,
+            period,
+            dirs,
+        } => {
+            let mut diff = hhq::specdiff::texts_and_rules(&dirs.measures, &measure, a, b)?;
+            if let Some(data) = data {
+                let period: Period = match period {
+                    Some(p) => p.parse()?,
+                    None => Period::year(i32::from(b)),
+                };
+                hhq::specdiff::units(&mut diff, &data, &dirs.measures, &dirs.queries, &period)
+                    .await?;
+            }
+            print!("{}", diff.render());
             Ok(())
         }
         Command::Conformance {
@@ -1253,7 +1313,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 Ok(())
             } else {
                 Err(Error::Failed(format!(
-                    "{} rule(s) without a deck case",
+                    "{} rule(s) with fewer than three deck cases",
                     gaps.len()
                 )))
             }

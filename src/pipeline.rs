@@ -19,6 +19,8 @@ pub struct RunOptions {
     pub data: PathBuf,
     pub measures: PathBuf,
     pub queries: PathBuf,
+    /// The specification year the measures follow (`--spec`); the default, each measure's newest.
+    pub spec: crate::measure::Spec,
     pub out: PathBuf,
     /// `None`: the latest full calendar year in the data.
     pub period: Option<Period>,
@@ -605,7 +607,7 @@ fn not_reported_note(compiled: &compile::CompiledMeasure) -> Option<String> {
 /// Load the definitions and open the data directory with the run's optional inputs and memory
 /// limit.
 async fn open(opts: &RunOptions) -> Result<(Definitions, Engine)> {
-    let defs = Definitions::load(&opts.measures, &opts.queries)?;
+    let defs = Definitions::load_spec(&opts.measures, &opts.queries, opts.spec)?;
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
@@ -801,7 +803,7 @@ pub struct Explanation {
 
 /// Run one measure's detail for one member.
 pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Result<Explanation> {
-    let defs = Definitions::load(&opts.measures, &opts.queries)?;
+    let defs = Definitions::load_spec(&opts.measures, &opts.queries, opts.spec)?;
     let measure = defs
         .measures
         .iter()
@@ -848,6 +850,8 @@ pub struct CheckReport {
     pub problems: Vec<Error>,
     pub blocks: usize,
     pub value_sets: usize,
+    /// Of them, those from licensed (or other non-illustrative) files.
+    pub licensed_value_sets: usize,
 }
 
 /// Lint every measure of `measures_dir` against the building blocks and value sets, without
@@ -869,6 +873,15 @@ pub async fn check(
         problems: Vec::new(),
         blocks: defs.blocks.len(),
         value_sets: defs.value_sets.names().count(),
+        licensed_value_sets: defs
+            .value_sets
+            .names()
+            .filter(|n| {
+                defs.value_sets
+                    .get(n)
+                    .is_some_and(|s| s.replaces_illustrative)
+            })
+            .count(),
     };
     // Each block planned and optimized, as a run plans it: a cast of a constant that overflows
     // fails there, not midway through a run.
@@ -896,12 +909,27 @@ pub async fn check(
             report.problems.push(e);
             continue;
         }
-        let planned = match compile::compile(&m, engine.catalog(), &period) {
-            // Logical planning only: the optimizer takes seconds over a measure, and each
-            // filter was planned and simplified when it compiled.
-            Ok(c) => plan_compiled(&engine, &m, &c).await,
-            Err(e) => Err(e),
-        };
+        // Each specification year the file states text for, the newest as loaded.
+        let mut planned = Ok(());
+        let years = m.spec_years.iter().rev().skip(1);
+        let earlier: Vec<Result<Measure>> = years
+            .map(|y| Measure::load_spec(&path, crate::measure::Spec::Year(*y)))
+            .collect();
+        for one in std::iter::once(Ok(m.clone())).chain(earlier) {
+            let step = match one {
+                Ok(one) => match compile::compile(&one, engine.catalog(), &period) {
+                    // Logical planning only: the optimizer takes seconds over a measure, and
+                    // each filter was planned and simplified when it compiled.
+                    Ok(c) => plan_compiled(&engine, &one, &c).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            if step.is_err() {
+                planned = step;
+                break;
+            }
+        }
         match planned {
             Ok(()) => {
                 report

@@ -545,7 +545,7 @@ async fn check_reports_every_problem_of_a_file() {
     let msg = error_of(&yaml).await;
     insta::assert_snapshot!(msg, @r#"
     measures/test.yaml:11:13: unknown building block `nowhere`
-      hint: known: claim_diagnoses, claim_links, claim_substance_dx, claims_final, deaths, ed_visits, hh_assignments, hh_enrollment, hh_services, hospice, inpatient_stays, institution_months, medicaid_enrollment, outpatient_visits, pcr_expected, readmissions, residential_treatment, sud_diagnoses, sud_treatment, superseded_claims (building blocks are the .sql files of queries/)
+      hint: known: claim_diagnoses, claim_links, claim_substance_dx, claims_final, deaths, ed_visits, hh_assignments, hh_enrollment, hh_services, hospice, inpatient_stays, institution_months, medicaid_enrollment, mh_followup_services, outpatient_visits, pcr_expected, readmissions, residential_treatment, sud_diagnoses, sud_treatment, superseded_claims (building blocks are the .sql files of queries/)
     measures/test.yaml:18:13: building block `ed_visits` has no column `visit_dat`
       hint: did you mean `visit_date`?
     "#);
@@ -674,6 +674,6 @@ async fn windows_counts_and_unit_columns_are_checked() {
     measures/test.yaml:31:17: `provider:` is read only when `at_least:` counts `by: day_provider`
     measures/test.yaml:15:14: in the `where` expression of `ed_visits`: `unit.member_id`: only a condition of `basis: events` has a unit with columns of its own
     measures/test.yaml:23:12: in the `where` expression of `inpatient_stays`: `unit.nothing`: the events' block `inpatient_stays` has no column `nothing`
-      hint: known: stay_id, member_id, admission_date, discharge_date, discharge_status, principal_dx, principal_dxs, acute, institutional, psychiatric, claims, length_of_stay, source_id
+      hint: known: stay_id, member_id, admission_date, discharge_date, discharge_status, principal_dx, principal_dxs, acute, institutional, self_harm_any_dx, psychiatric_residential, psychiatric, claims, length_of_stay, source_id
     "#);
 }

@@ -157,6 +157,7 @@ async fn detail_keeps_every_unit_with_the_reason_and_evidence() {
 async fn explain_tells_each_step_for_one_member() {
     let data = common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT);
     let opts = RunOptions {
+        spec: Default::default(),
         data: data.path().to_path_buf(),
         measures: common::root().join("measures"),
         queries: common::root().join("queries"),

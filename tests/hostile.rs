@@ -328,6 +328,7 @@ async fn an_empty_contacts_extract_is_allowed() {
 async fn a_failed_run_leaves_the_previous_outputs_whole() {
     let dir = common::minimal();
     let opts = hhq::pipeline::RunOptions {
+        spec: Default::default(),
         data: dir.path().to_path_buf(),
         measures: common::root().join("measures"),
         queries: common::root().join("queries"),

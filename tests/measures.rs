@@ -253,6 +253,7 @@ async fn an_empty_age_band_is_still_reported() {
             .as_str(),
     );
     let s = pipeline::run(&RunOptions {
+        spec: Default::default(),
         data: data.path().to_path_buf(),
         measures: common::root().join("measures"),
         queries: common::root().join("queries"),
@@ -315,6 +316,7 @@ async fn members_basis_with_continuous_enrollment() {
     let defs = common::measures_dir_with(MEMBERS_MEASURE);
     let out = data.path().join("out");
     let s = pipeline::run(&RunOptions {
+        spec: Default::default(),
         data: data.path().to_path_buf(),
         measures: defs.path().to_path_buf(),
         queries: common::root().join("queries"),
@@ -385,6 +387,7 @@ async fn first_date_numerators_give_days_and_their_median() {
     let data = common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT);
     let defs = common::measures_dir_with(FIRST_MEASURE);
     let s = pipeline::run(&RunOptions {
+        spec: Default::default(),
         data: data.path().to_path_buf(),
         measures: defs.path().to_path_buf(),
         queries: common::root().join("queries"),
@@ -427,6 +430,7 @@ async fn first_date_numerators_give_days_and_their_median() {
 async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
     let out = tempfile::tempdir().unwrap();
     let opts = |risk_weights: Option<std::path::PathBuf>| RunOptions {
+        spec: Default::default(),
         data: common::root().join("testdata"),
         measures: common::root().join("measures"),
         queries: common::root().join("queries"),
@@ -496,6 +500,7 @@ async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
 async fn the_manifest_fingerprints_inputs_and_outputs() {
     let out = tempfile::tempdir().unwrap();
     let s = pipeline::run(&RunOptions {
+        spec: Default::default(),
         data: common::root().join("testdata"),
         measures: common::root().join("measures"),
         queries: common::root().join("queries"),

@@ -14,6 +14,7 @@ fn options(out: &Path, memory_limit: Option<usize>) -> RunOptions {
         data: common::root().join("testdata"),
         measures: common::root().join("measures"),
         queries: common::root().join("queries"),
+        spec: Default::default(),
         out: out.to_path_buf(),
         period: None,
         only: Vec::new(),

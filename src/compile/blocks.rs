@@ -34,6 +34,24 @@ pub struct Block {
     pub keep: bool,
     /// The other blocks its query names.
     pub reads: Vec<String>,
+    /// The value sets its query names (`in_value_set(…, 'name')`), in name order.
+    pub value_sets: Vec<String>,
+}
+
+/// The value sets a query or filter names through `in_value_set` / `any_in_value_set`, in
+/// name order.
+pub fn value_sets_named(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = MACRO
+        .captures_iter(text)
+        .flat_map(|c| {
+            NAME.captures_iter(&c[3])
+                .map(|n| n[1].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 static MACRO: LazyLock<Regex> = LazyLock::new(|| {
@@ -181,6 +199,7 @@ pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
                 sql,
                 keep,
                 reads: Vec::new(),
+                value_sets: value_sets_named(&text),
             },
         );
     }

@@ -291,6 +291,7 @@ pub(crate) fn from_wire(bytes: &[u8]) -> Result<ScalarUDF> {
                 prefixes,
                 defined_at: (std::path::PathBuf::new(), 0),
                 replaces_illustrative: false,
+                oids: Vec::new(),
             };
             (name, Lookup::new(&set))
         })

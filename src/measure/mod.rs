@@ -3,12 +3,16 @@
 //! later stages can point back into the file. Names of building blocks and columns are resolved by
 //! the compiler, which knows the catalog; this stage checks only what the file alone can tell.
 
+pub mod licensed;
+pub mod spec;
 pub mod valueset;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
+
+pub use spec::Spec;
 
 use crate::error::{Error, Result};
 
@@ -336,6 +340,10 @@ pub struct Reporting {
     /// implemented: `measures/conformance/`), filled in when the definitions load.
     #[serde(skip)]
     pub rule_deviations: Vec<String>,
+    /// The value sets the measure reads that are hhq's illustrative ones rather than licensed,
+    /// filled in when the definitions load; empty once licensed files replace them all.
+    #[serde(skip)]
+    pub illustrative_value_sets: Vec<String>,
 }
 
 impl Reporting {
@@ -344,8 +352,25 @@ impl Reporting {
         self.deviations
             .iter()
             .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
+            .chain(self.illustrative_deviation())
             .chain(self.rule_deviations.iter().cloned())
             .collect()
+    }
+
+    /// The deviation illustrative value sets make, if the measure reads any.
+    fn illustrative_deviation(&self) -> Option<String> {
+        let sets = &self.illustrative_value_sets;
+        (!sets.is_empty()).then(|| {
+            format!(
+                "Illustrative value sets: {} value set{} the measure reads {} hhq's illustrative \
+                 ones (measures/valuesets/illustrative*.csv), built from public code systems, not \
+                 the licensed value sets: {}",
+                sets.len(),
+                if sets.len() == 1 { "" } else { "s" },
+                if sets.len() == 1 { "is" } else { "are" },
+                sets.join(", ")
+            )
+        })
     }
 }
 
@@ -485,6 +510,12 @@ pub struct Measure {
     pub id: String,
     pub title: String,
     pub version: String,
+    /// The specification years the file states text for (`where: {2024: …, 2025: …}`); empty
+    /// when it reads alike for every year.
+    pub spec_years: Vec<u16>,
+    /// The year this definition follows: the year a run asked for, else the newest of
+    /// `spec_years` (none when the measure names no year and the run asked for the newest).
+    pub spec_year: Option<u16>,
     pub source: String,
     pub description: Option<String>,
     pub better: Better,
@@ -516,10 +547,10 @@ pub struct Measure {
 struct RawMeasure {
     id: Spanned<String>,
     title: String,
-    version: String,
-    source: String,
+    version: spec::ByYear,
+    source: spec::ByYear,
     #[serde(default)]
-    description: Option<String>,
+    description: Option<spec::ByYear>,
     better: Better,
     basis: Spanned<Basis>,
     member_months: Option<RawMemberMonths>,
@@ -557,7 +588,7 @@ struct RawEvents {
     id: Spanned<String>,
     date: Spanned<String>,
     #[serde(rename = "where")]
-    filter: Option<Spanned<String>>,
+    filter: Option<spec::ByYear>,
     /// Days after the period start the events begin (default 0).
     #[serde(default)]
     start_offset: i32,
@@ -645,7 +676,7 @@ struct RawCondition {
     date: Option<Spanned<String>>,
     window: Option<Spanned<RawWindow>>,
     #[serde(rename = "where")]
-    filter: Option<Spanned<String>>,
+    filter: Option<spec::ByYear>,
     id: Option<Spanned<String>>,
     key: Option<Spanned<String>>,
     after: Option<Spanned<RawAfter>>,
@@ -1012,7 +1043,7 @@ fn condition(errs: &Errs, owner: &Located<String>, mut raw: RawCondition) -> Res
         of,
         after_at,
         end: raw.end.map(Located::from),
-        filter: raw.filter.map(Located::from),
+        filter: raw.filter.map(spec::ByYear::into_located),
         id: raw.id.map(Located::from),
         key: raw.key.map(Located::from),
         after,
@@ -1075,19 +1106,31 @@ impl<T> Located<T> {
 impl Measure {
     /// Read and check one measure file.
     pub fn load(path: &Path) -> Result<Measure> {
-        let bytes = read_definition(path, MAX_MEASURE_BYTES)?;
-        let text = utf8(path, bytes)?;
-        Measure::parse(path, &text)
+        Measure::load_spec(path, Spec::Newest)
     }
 
-    /// Parse and check measure YAML; `path` names the file in errors.
+    /// Parse and check measure YAML, following each value's newest specification year; `path`
+    /// names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Measure> {
+        Measure::parse_spec(path, text, Spec::Newest)
+    }
+
+    /// Read and check one measure file for one specification year.
+    pub fn load_spec(path: &Path, spec: Spec) -> Result<Measure> {
+        let bytes = read_definition(path, MAX_MEASURE_BYTES)?;
+        let text = utf8(path, bytes)?;
+        Measure::parse_spec(path, &text, spec)
+    }
+
+    /// As [`Measure::parse`], for one specification year.
+    pub fn parse_spec(path: &Path, text: &str, spec: Spec) -> Result<Measure> {
         if text.len() > MAX_MEASURE_BYTES {
             return Err(too_large(path, text.len() as u64, MAX_MEASURE_BYTES));
         }
-        let raw: RawMeasure = serde_saphyr::from_str_with_options(text, yaml_options())
+        let mut raw: RawMeasure = serde_saphyr::from_str_with_options(text, yaml_options())
             .map_err(|e| yaml_error(path, &e))?;
         let errs = Errs(path);
+        let (spec_years, spec_year) = select_years(&errs, &mut raw, spec)?;
         // Every problem the file alone shows, not only the first: each is noted and the check
         // goes on with the rest.
         let mut problems: Vec<Error> = Vec::new();
@@ -1138,7 +1181,7 @@ impl Measure {
                 block: e.from.into(),
                 id: e.id.into(),
                 date: e.date.into(),
-                filter: e.filter.map(Located::from),
+                filter: e.filter.map(spec::ByYear::into_located),
                 start_offset: e.start_offset,
                 end_offset: e.end_offset,
                 first_within: e.first_within.map(Located::from).and_then(|f| {
@@ -1457,9 +1500,11 @@ impl Measure {
             path: path.to_path_buf(),
             id: id.value,
             title: raw.title,
-            version: raw.version,
-            source: raw.source,
-            description: raw.description,
+            version: raw.version.into_located().value,
+            spec_years,
+            spec_year,
+            source: raw.source.into_located().value,
+            description: raw.description.map(|d| d.into_located().value),
             better: raw.better,
             basis: basis.value,
             member_months,
@@ -1484,6 +1529,32 @@ impl Measure {
     /// The building blocks the measure reads: its enrolment, events, exclusions and numerators.
     pub fn blocks(&self) -> std::collections::BTreeSet<&str> {
         self.blocks_given(|_| true)
+    }
+
+    /// Every filter text of the measure: the events', and each exclusion's and numerator's (with
+    /// their arms, `suffices:` and component subsets).
+    pub fn filter_texts(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .events
+            .iter()
+            .filter_map(|e| e.filter.as_ref().map(|f| f.value.as_str()))
+            .collect();
+        let conditions = self
+            .exclusions
+            .iter()
+            .map(|x| &x.condition)
+            .chain(self.numerators().map(|(_, _, c)| c));
+        for c in conditions {
+            for a in c.arms() {
+                out.extend(a.filter.iter().chain(&a.suffices).map(|f| f.value.as_str()));
+            }
+        }
+        out.extend(
+            self.components
+                .iter()
+                .filter_map(|c| c.subset.as_ref().map(|s| s.value.as_str())),
+        );
+        out
     }
 
     /// The building blocks the measure reads when only the optional inputs `supplied` says are
@@ -2078,13 +2149,76 @@ pub fn duplicate_id(m: &Measure, earlier: &[Measure]) -> Option<Error> {
 
 /// Load every measure of a directory, in file-name order; the first problem is an error.
 pub fn load_dir(dir: &Path) -> Result<Vec<Measure>> {
+    load_dir_spec(dir, Spec::Newest)
+}
+
+/// As [`load_dir`], each measure for one specification year.
+pub fn load_dir_spec(dir: &Path, spec: Spec) -> Result<Vec<Measure>> {
     let mut measures: Vec<Measure> = Vec::new();
     for p in paths_in(dir)? {
-        let m = Measure::load(&p)?;
+        let m = Measure::load_spec(&p, spec)?;
         if let Some(e) = duplicate_id(&m, &measures) {
             return Err(e);
         }
         measures.push(m);
     }
     Ok(measures)
+}
+
+/// Keep, in every value stated per specification year, the text `spec` selects; the years the
+/// file names and the year the definition then follows.
+fn select_years(errs: &Errs, raw: &mut RawMeasure, spec: Spec) -> Result<(Vec<u16>, Option<u16>)> {
+    let mut values: Vec<&mut spec::ByYear> = vec![&mut raw.version, &mut raw.source];
+    if let Some(d) = raw.description.as_mut() {
+        values.push(d);
+    }
+    if let Some(f) = raw.events.as_mut().and_then(|e| e.filter.as_mut()) {
+        values.push(f);
+    }
+    fn walk<'a>(c: &'a mut RawCondition, out: &mut Vec<&'a mut spec::ByYear>) {
+        if let Some(f) = c.filter.as_mut() {
+            out.push(f);
+        }
+        for arms in [c.any_of.as_mut(), c.all_of.as_mut()].into_iter().flatten() {
+            for arm in arms.value.iter_mut() {
+                walk(arm, out);
+            }
+        }
+    }
+    for c in raw.exclusions.iter_mut() {
+        walk(c, &mut values);
+    }
+    for c in raw
+        .components
+        .iter_mut()
+        .filter_map(|c| c.numerator.as_mut())
+    {
+        walk(c, &mut values);
+    }
+    let mut years: Vec<u16> = values.iter().flat_map(|v| v.years()).collect();
+    years.sort_unstable();
+    years.dedup();
+    let mut problems = Vec::new();
+    for v in values {
+        if let Err(first) = v.select(spec) {
+            let at = Located {
+                value: (),
+                line: v.line,
+                column: v.column,
+            };
+            problems.push(errs.at(
+                &at,
+                format!("no text for {spec} here: the first year stated is {first}"),
+                Some("run an earlier year's measures with --spec, or add the year's text"),
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::many(problems));
+    }
+    let year = match spec {
+        Spec::Year(y) => Some(y),
+        Spec::Newest => years.last().copied(),
+    };
+    Ok((years, year))
 }

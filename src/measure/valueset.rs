@@ -18,6 +18,8 @@ pub struct ValueSet {
     pub defined_at: (PathBuf, usize),
     /// Whether it came from a licensed (non-illustrative) file.
     pub replaces_illustrative: bool,
+    /// The OIDs of the licensed value sets it was built from (through the crosswalk).
+    pub oids: Vec<String>,
 }
 
 /// The largest value-set file read: a licensed file with every HEDIS value set is tens of MiB.
@@ -58,7 +60,18 @@ impl ValueSets {
     /// other file (a licensed value-set file) replaces the illustrative set of the same name
     /// whole, so measures need no edit. Two non-illustrative files may not define one set.
     pub fn load_dir(dir: &Path) -> Result<ValueSets> {
+        ValueSets::load_dir_spec(dir, crate::measure::Spec::Newest)
+    }
+
+    /// As [`Self::load_dir`], for one specification year. A file in the licensed layout
+    /// (`Value Set Name`, `Value Set OID`, `Code`, `Code System`, the year: see
+    /// [`crate::measure::licensed`]) is read through `crosswalk.csv`: each hhq set the crosswalk
+    /// names is built from the licensed codes of the year (the newest year the files hold, by
+    /// default), replacing the illustrative set, and must come out non-empty.
+    pub fn load_dir_spec(dir: &Path, spec: crate::measure::Spec) -> Result<ValueSets> {
+        use crate::measure::licensed;
         let mut paths = files_in(dir)?;
+        paths.retain(|p| p.file_name().is_none_or(|n| n != licensed::CROSSWALK));
         let illustrative = |p: &Path| {
             p.file_name()
                 .and_then(|n| n.to_str())
@@ -67,11 +80,75 @@ impl ValueSets {
         // Licensed files last, so their sets replace the illustrative ones.
         paths.sort_by_key(|p| (!illustrative(p), p.clone()));
         let mut sets = ValueSets::default();
+        let mut licensed_codes = Vec::new();
         for p in paths {
             let bytes = super::read_definition(&p, MAX_VALUE_SET_FILE_BYTES)?;
             let text = super::utf8(&p, bytes)?;
             let replacing = !illustrative(&p);
+            if replacing && licensed::is_licensed_header(text.lines().next().unwrap_or_default()) {
+                licensed_codes.extend(licensed::read(&p, &text)?);
+                continue;
+            }
             sets.add_csv_replacing(&p, &text, replacing)?;
+        }
+        if licensed_codes.is_empty() {
+            return Ok(sets);
+        }
+        let year = match spec {
+            crate::measure::Spec::Year(y) => y,
+            crate::measure::Spec::Newest => {
+                licensed_codes.iter().map(|c| c.year).max().expect("some")
+            }
+        };
+        let cw_path = dir.join(licensed::CROSSWALK);
+        if !cw_path.is_file() {
+            return Err(Error::Definition {
+                path: licensed_codes[0].file.clone(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "a licensed value-set file needs {} to say which hhq value set takes which licensed one",
+                    cw_path.display()
+                ),
+                hint: None,
+            });
+        }
+        let cw_text = super::utf8(
+            &cw_path,
+            super::read_definition(&cw_path, MAX_VALUE_SET_FILE_BYTES)?,
+        )?;
+        let mappings = licensed::read_crosswalk(&cw_path, &cw_text)?;
+        for r in licensed::resolve(&cw_path, &mappings, &licensed_codes, year)? {
+            if let Some(prev) = sets.sets.get(&r.name)
+                && prev.replaces_illustrative
+            {
+                return Err(Error::Definition {
+                    path: cw_path.clone(),
+                    line: r.line,
+                    column: 1,
+                    message: format!(
+                        "value set `{}` is also defined in {}",
+                        r.name,
+                        prev.defined_at.0.display()
+                    ),
+                    hint: None,
+                });
+            }
+            let mut codes = r.codes;
+            codes.sort();
+            codes.dedup();
+            sets.sets.insert(
+                r.name.clone(),
+                ValueSet {
+                    name: r.name,
+                    code_system: r.code_system,
+                    codes,
+                    prefixes: Vec::new(),
+                    defined_at: (cw_path.clone(), r.line),
+                    replaces_illustrative: true,
+                    oids: r.oids,
+                },
+            );
         }
         Ok(sets)
     }
@@ -236,6 +313,7 @@ impl ValueSet {
                 .collect(),
             defined_at: first.defined_at.clone(),
             replaces_illustrative: false,
+            oids: Vec::new(),
         };
         union.codes.sort();
         union.codes.dedup();
@@ -408,6 +486,7 @@ mod tests {
             prefixes: prefixes.iter().map(|c| c.to_string()).collect(),
             defined_at: (PathBuf::new(), 1),
             replaces_illustrative: false,
+            oids: Vec::new(),
         }
     }
 
@@ -589,6 +668,52 @@ mod tests {
         .unwrap();
         let e = ValueSets::load_dir(dir.path()).unwrap_err().to_string();
         assert!(e.contains("already defined"), "{e}");
+    }
+
+    #[test]
+    fn licensed_files_build_the_crosswalk_sets_for_the_year() {
+        use crate::measure::Spec;
+        let dir = tempfile::tempdir().unwrap();
+        let w = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        w(
+            "illustrative.csv",
+            "value_set,code_system,code\nmh,ICD10CM,F20*\ned_revenue,UBREV,0450\nown,POS,52\n",
+        );
+        w(
+            "hedis-my2025-vsd.csv",
+            "Value Set Name,Value Set OID,Value Set Version,Code,Definition,Code System\n\
+             Mental Illness,2.16.1,2025-03-31,F20.0,x,ICD10CM\n\
+             Mental Illness,2.16.1,2025-03-31,F31.9,x,ICD10CM\n\
+             ED,2.16.2,2025-03-31,0451,x,UBREV\n\
+             ED,2.16.2,2025-03-31,99283,x,CPT\n",
+        );
+        // Without the crosswalk the licensed file cannot be read into hhq's sets.
+        let e = ValueSets::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("crosswalk.csv"), "{e}");
+        w(
+            "crosswalk.csv",
+            "value_set,licensed_value_sets,code_systems\nmh,Mental Illness,ICD10CM\ned_revenue,ED,UBREV\n",
+        );
+        let sets = ValueSets::load_dir(dir.path()).unwrap();
+        let mh = sets.get("mh").unwrap();
+        assert_eq!(mh.codes, vec!["F200", "F319"]);
+        assert!(mh.prefixes.is_empty() && mh.replaces_illustrative);
+        assert_eq!(mh.oids, vec!["2.16.1"]);
+        assert_eq!(sets.get("ed_revenue").unwrap().codes, vec!["0451"]);
+        // A set the crosswalk does not name stays illustrative.
+        assert!(!sets.get("own").unwrap().replaces_illustrative);
+        // The files hold 2025 only: a MY2024 run has no codes, and the error names the line.
+        let e = ValueSets::load_dir_spec(dir.path(), Spec::Year(2024))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("crosswalk.csv:2") && e.contains("MY2024"), "{e}");
+        // A crosswalk name the licensed files lack is an error, not an empty set.
+        w(
+            "crosswalk.csv",
+            "value_set,licensed_value_sets,code_systems\nmh,Mental Illnes,ICD10CM\n",
+        );
+        let e = ValueSets::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("`Mental Illnes`"), "{e}");
     }
 
     #[test]

@@ -79,7 +79,10 @@ pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
         "Measure versions".to_string(),
         g.measures
             .iter()
-            .map(|m| format!("{} {}", m.id, m.version))
+            .map(|m| match m.spec_year {
+                Some(y) => format!("{} {} (MY{y} specification)", m.id, m.version),
+                None => format!("{} {}", m.id, m.version),
+            })
             .collect::<Vec<_>>()
             .join(", "),
     ));

@@ -34,6 +34,8 @@ pub struct ReportOptions {
     pub data: PathBuf,
     pub measures: PathBuf,
     pub queries: PathBuf,
+    /// The specification year the measures follow (`--spec`); the default, each measure's newest.
+    pub spec: crate::measure::Spec,
     pub risk_weights: Option<PathBuf>,
     /// Measure ids to report; empty reports all.
     pub only: Vec<String>,
@@ -79,7 +81,7 @@ pub struct ReportSummary {
 pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     // Refuse a directory hhq may not replace before the work, not after.
     crate::output::check_replaceable(&opts.out, "report")?;
-    let defs = Definitions::load(&opts.measures, &opts.queries)?;
+    let defs = Definitions::load_spec(&opts.measures, &opts.queries, opts.spec)?;
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };

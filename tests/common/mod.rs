@@ -53,6 +53,7 @@ pub fn run_options(data: &Path, out: &Path) -> hhq::pipeline::RunOptions {
     hhq::pipeline::RunOptions {
         data: data.to_path_buf(),
         measures: root().join("measures"),
+        spec: Default::default(),
         queries: root().join("queries"),
         out: out.to_path_buf(),
         period: Some(hhq::period::Period::year(2025)),
