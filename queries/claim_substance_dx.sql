@@ -15,9 +15,12 @@
 --
 -- Each row also says, from the lines that name the diagnosis, whether the claim is an ED visit
 -- (`ed`), whether it is a visit of the kinds HEDIS IET opens an episode with (`visit`: an office,
--- behavioural-health, SUD-service, opioid-treatment or ED code, or a clinic revenue code, not at
--- a laboratory, place of service 81), and its provider (rendering, else billing, NPI): read here,
--- in the one pass, so that sud_diagnoses need not read the claim lines again.
+-- behavioural-health, SUD-service, opioid-treatment or ED code, a clinic revenue code, or a
+-- substance-use counseling and surveillance diagnosis, not at a laboratory, place of service
+-- 81), and its provider (rendering, else billing, NPI): read here, in the one pass, so that
+-- sud_diagnoses need not read the claim lines again. Substance-use counseling and surveillance
+-- diagnoses (`sud_counseling_dx`, HEDIS FUA's and IET's "Substance Abuse Counseling and
+-- Surveillance" route) are listed too.
 -- hhq: keep
 WITH lines AS (
   SELECT member_id, claim_id, claim_type, service_from, service_to, admission_date,
@@ -26,14 +29,18 @@ WITH lines AS (
       OR in_value_set(procedure_code, 'ed_procedure'), false) AS ed,
     coalesce((in_value_set(procedure_code, 'outpatient_visit', 'mental_health_visit',
         'sud_service', 'mat_procedure', 'ed_procedure')
-      OR in_value_set(revenue_code, 'ed_revenue', 'outpatient_revenue'))
+      OR in_value_set(revenue_code, 'ed_revenue', 'outpatient_revenue')
+      OR in_value_set(principal_dx, 'sud_counseling_dx')
+      OR any_in_value_set(other_dx, 'sud_counseling_dx'))
       AND (place_of_service IS NULL OR place_of_service <> '81'), false) AS visit,
     coalesce(rendering_npi, billing_npi) AS provider
   FROM claims_final
   WHERE claim_type <> 'pharmacy'
     AND (procedure_code IS NULL OR procedure_code <> 'S0281')
-    AND (in_value_set(principal_dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx', 'overdose_dx')
-      OR any_in_value_set(other_dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx', 'overdose_dx'))
+    AND (in_value_set(principal_dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx', 'overdose_dx',
+        'sud_counseling_dx')
+      OR any_in_value_set(other_dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx', 'overdose_dx',
+        'sud_counseling_dx'))
 ),
 line_dx AS (
   SELECT member_id, claim_id, claim_type, service_from, service_to, admission_date, discharge_date,
@@ -51,5 +58,6 @@ SELECT member_id, claim_id, claim_type,
   claim_id AS source_id
 FROM line_dx
 WHERE dx IS NOT NULL
-  AND in_value_set(dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx', 'overdose_dx')
+  AND in_value_set(dx, 'alcohol_dx', 'opioid_dx', 'other_drug_dx', 'overdose_dx',
+    'sud_counseling_dx')
 GROUP BY member_id, claim_id, claim_type, dx
