@@ -424,7 +424,7 @@ impl ConditionQuery {
             && self
                 .arms
                 .iter()
-                .all(|a| a.after.is_none() && a.key.is_none())
+                .all(|a| a.after.is_none() && a.key.is_none() && !a.in_period)
     }
 }
 

@@ -489,6 +489,13 @@ FROM {block} b\n      WHERE b.{d} >= {} AND b.{d} <= {}{filter}",
         };
         let mut units = format!("{base}{eligible}{after_join}");
         let mut join = match (basis, self.window) {
+            // `window: period` on member months: a row anywhere in the period (a hospice stay
+            // in the year excludes every month of it).
+            (Basis::MemberMonths, _) if self.in_period => vec![format!(
+                "b.{d} >= {} AND b.{d} <= {}",
+                sql::date(period.start),
+                sql::date(period.end),
+            )],
             // Equality on the month keeps this a hash join.
             (Basis::MemberMonths, _) => vec![format!(
                 "CAST(date_trunc('month', b.{d}) AS DATE) = c.month_start"

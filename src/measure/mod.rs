@@ -1665,21 +1665,14 @@ fn check_components(
                 None,
             ));
         }
-        if let Some(p) = &cond.in_period
-            && basis == Basis::MemberMonths
-        {
-            problems.push(errs.at(
-                p,
-                format!("`{}`: a window does not apply to member months", name.value),
-                Some("rows are counted in the month they fall in; remove `window:`"),
-            ));
-        }
         match (basis, &cond.window) {
             (Basis::MemberMonths, Some(w)) => {
                 problems.push(errs.at(
                     w,
-                    format!("`{}`: a window does not apply to member months", name.value),
-                    Some("rows are counted in the month they fall in; remove `window:`"),
+                    format!("`{}`: a window of days does not apply to member months", name.value),
+                    Some(
+                        "rows are counted in the month they fall in; remove `window:`, or write `window: period` for a row anywhere in the period",
+                    ),
                 ));
             }
             (Basis::Events, None) if cond.key.is_none() && cond.in_period.is_none() => {
