@@ -34,7 +34,7 @@
 //! | | [`detail`] | member-level detail of a run's passes: written to Parquet as it comes (columns encoded on every core), the columns the summaries read spooled and aggregated as one table, CSV formatted on every core |
 //! | results | [`results`] | the long-format result table, member-level detail files, writers |
 //! | | [`spc`] | statistical process control: p- and u-chart limits and special-cause signals |
-//! | | [`suppress`] | CMS small-cell suppression (primary and complementary) for published tables |
+//! | | [`suppress`] | CMS small-cell suppression for published tables: primary, then an audit of what the table's equations (strata and quarters adding up, shared denominators, denominator less numerator) let a reader work out, with complementary cells hidden until no count of 1 to 10 can be |
 //! | | [`cms`] | the CMS reporting-system tables (numbers, and per-measure fields) and CMS's consistency checks |
 //! | | [`adhoc`] | `hhq sql` and `hhq query`: one read-only query over the extracts and blocks, an audience's members only when asked, written as a table, CSV, JSON or Parquet |
 //! | | [`fhir`] | `hhq fhir`: a run's result table as FHIR R4 MeasureReports (a group per component, its strata), one Bundle |

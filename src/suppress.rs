@@ -2,14 +2,27 @@
 //! nor any figure from which one can be worked out; a rate whose denominator is under 30 is not
 //! shown. Zero may be shown.
 //!
-//! A published table is the rows of one measure, component and period: the total and, per
-//! stratifier, strata that add up to it. Suppression runs in two passes:
-//! 1. primary: a numerator or denominator from 1 to 10 is hidden, with the rate (a rate and a
-//!    shown denominator give the numerator back); a denominator from 1 to 10 hides the whole row;
-//!    a denominator under 30 hides the rate;
-//! 2. complementary: within a stratifier, when exactly one cell of a column is hidden and the
-//!    total is shown, the hidden one is the total minus the others; so the smallest other
-//!    non-zero cell is hidden too (and its rate). Repeated until nothing changes.
+//! A published table is the rows of one measure and period: every component's total and, per
+//! stratifier, strata that add up to it (quarters are a stratifier of their year). What a reader
+//! can do with it is linear algebra: each stratifier gives, per component and column, the
+//! equation "the strata add up to the total"; two columns equal in every row (components sharing
+//! a denominator, a count component's numerator and denominator) are one figure. Suppression:
+//! 1. primary: a numerator or denominator from 1 to 10 is hidden, with the rate; a denominator
+//!    from 1 to 10 hides the whole row; a percentage whose denominator less its numerator (the
+//!    units without the outcome) is 1 to 10 hides its numerator; a rate over fewer than 30 is
+//!    hidden with its numerator (the two shown would give it back);
+//! 2. the audit: a hidden figure is recoverable when its column is in the span of the equations
+//!    restricted to the hidden cells. No count of 1 to 10 may be recoverable: a hidden cell, or a
+//!    count made of cells: a percentage's units without the outcome, the difference of
+//!    two nested numerators over one denominator (followed up in 30 days but not in 7), the hidden
+//!    strata of an equation whose total is shown. While one is, the smallest shown cell of an
+//!    equation that reaches it is hidden too (complementary suppression).
+//!
+//! Which of two hidden cells is the small one must not show: every hidden count reads `DS` alike.
+//! A rate hidden because its shown denominator is under 30 reads `SD`, and so does its numerator.
+//! That rule is about reliability, not disclosure: such a numerator is protected only when it is
+//! itself 1 to 10, and a rate it hides may still follow from other components (a length of stay
+//! from its days and discharges).
 
 use std::collections::BTreeMap;
 
@@ -23,22 +36,43 @@ pub const MIN_RATE_DENOMINATOR: f64 = 30.0;
 /// Why a figure is hidden.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
-    /// A count from 1 to 10.
+    /// A count from 1 to 10, or a figure that gives one with a shown figure.
     SmallCell,
-    /// Hidden so that a small cell cannot be worked out from the total.
+    /// Hidden so that a small cell cannot be worked out from the others.
     Complementary,
-    /// A rate over fewer than 30.
+    /// A rate over fewer than 30 (and its numerator, which would give it back).
     SmallDenominator,
 }
 
 impl Reason {
+    /// The marker a published cell shows: `DS` (data suppressed: a small count, or a figure that
+    /// would give one back; the two are not told apart) or `SD` (small denominator).
+    pub fn marker(self) -> &'static str {
+        match self {
+            Reason::SmallCell | Reason::Complementary => "DS",
+            Reason::SmallDenominator => "SD",
+        }
+    }
+
+    /// The reason as published: primary and complementary suppression read alike.
     pub fn name(self) -> &'static str {
         match self {
-            Reason::SmallCell => "count 1-10",
-            Reason::Complementary => "complementary",
+            Reason::SmallCell | Reason::Complementary => "small count",
             Reason::SmallDenominator => "denominator under 30",
         }
     }
+}
+
+/// The legend of the markers, for every report and table that shows them.
+pub fn legend() -> String {
+    format!(
+        "DS = data suppressed: a count from 1 to {n}, or a figure from which one could be worked \
+         out (by difference from a total, from the other strata or quarters, or from the \
+         denominator). SD = small denominator: the rate, and the numerator that would give it \
+         back, are not shown when the denominator is under {d}. Zero may be shown.",
+        n = SMALL_CELL,
+        d = MIN_RATE_DENOMINATOR
+    )
 }
 
 /// A result row as published: each figure shown or hidden with the reason.
@@ -54,137 +88,482 @@ fn small(x: f64) -> bool {
     x > 0.0 && x <= SMALL_CELL
 }
 
+/// A percentage: the numerator's units are some of the denominator's.
+fn nested_in_denominator(unit: &str) -> bool {
+    unit == "percent"
+}
+
+/// Numerators that count units or events (so a difference of two is a count too).
+fn counts_units(unit: &str) -> bool {
+    matches!(
+        unit,
+        "percent" | "per_1000_member_months" | "per_1000_members" | "count"
+    )
+}
+
 /// Apply suppression to result rows (any mix of measures, components and periods).
 pub fn suppress(rows: &[ResultRow]) -> Vec<PublishedRow> {
-    let mut out: Vec<PublishedRow> = rows
-        .iter()
-        .map(|r| {
-            let mut p = PublishedRow {
-                row: r.clone(),
-                numerator: Ok(r.numerator),
-                denominator: Ok(r.denominator),
-                rate: Ok(r.rate),
-            };
-            if small(r.denominator) {
-                p.denominator = Err(Reason::SmallCell);
-                p.numerator = Err(Reason::SmallCell);
-                p.rate = Err(Reason::SmallCell);
-            }
-            if small(r.numerator) {
-                p.numerator = Err(Reason::SmallCell);
-                p.rate = Err(Reason::SmallCell);
-            }
-            // The rule is about reliability: counts of 11 or more may stand beside a hidden
-            // rate. A count component's "rate" is its numerator, so it has no rate to hide.
-            if p.rate.is_ok()
-                && r.rate.is_some()
-                && r.denominator < MIN_RATE_DENOMINATOR
-                && r.unit != "count"
-            {
-                p.rate = Err(Reason::SmallDenominator);
-            }
-            p
-        })
-        .collect();
-
-    // Tables: (measure, component, period) -> stratifier -> row indexes; the total row apart.
-    type Key = (String, String, chrono::NaiveDate, chrono::NaiveDate);
-    let mut totals: BTreeMap<Key, usize> = BTreeMap::new();
-    let mut groups: BTreeMap<(Key, String), Vec<usize>> = BTreeMap::new();
+    let mut out: Vec<PublishedRow> = rows.iter().map(primary).collect();
+    let mut tables: BTreeMap<(&str, chrono::NaiveDate, chrono::NaiveDate), Vec<usize>> =
+        BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
-        let key = (
-            r.measure.clone(),
-            r.component.clone(),
-            r.period_start,
-            r.period_end,
-        );
-        if r.stratifier == "total" {
-            totals.insert(key, i);
-        } else {
-            groups
-                .entry((key, r.stratifier.clone()))
-                .or_default()
-                .push(i);
+        tables
+            .entry((r.measure.as_str(), r.period_start, r.period_end))
+            .or_default()
+            .push(i);
+    }
+    for members in tables.values() {
+        Table::new(rows, members).audit(rows, &mut out);
+    }
+    for p in &mut out {
+        finish(p);
+    }
+    out
+}
+
+fn primary(r: &ResultRow) -> PublishedRow {
+    let mut p = PublishedRow {
+        row: r.clone(),
+        numerator: Ok(r.numerator),
+        denominator: Ok(r.denominator),
+        rate: Ok(r.rate),
+    };
+    if small(r.denominator) {
+        p.denominator = Err(Reason::SmallCell);
+        p.numerator = Err(Reason::SmallCell);
+        p.rate = Err(Reason::SmallCell);
+    }
+    if small(r.numerator) {
+        p.numerator = Err(Reason::SmallCell);
+        p.rate = Err(Reason::SmallCell);
+    }
+    // The units without the outcome: 1 to 10 of them is a small cell too.
+    if nested_in_denominator(&r.unit)
+        && p.numerator.is_ok()
+        && p.denominator.is_ok()
+        && small(r.denominator - r.numerator)
+    {
+        p.numerator = Err(Reason::SmallCell);
+        p.rate = Err(Reason::SmallCell);
+    }
+    // A count component's "rate" is its numerator, so it has no rate to hide.
+    if r.rate.is_some() && r.denominator < MIN_RATE_DENOMINATOR && r.unit != "count" {
+        if p.rate.is_ok() {
+            p.rate = Err(Reason::SmallDenominator);
+        }
+        if p.numerator.is_ok() {
+            p.numerator = Err(Reason::SmallDenominator);
         }
     }
-    loop {
-        let mut changed = false;
-        for ((key, _), members) in &groups {
-            let Some(&t) = totals.get(key) else { continue };
-            for column in [Column::Numerator, Column::Denominator] {
-                if column.get(&out[t]).is_err() {
-                    continue;
-                }
-                let hidden = members
-                    .iter()
-                    .filter(|&&i| column.get(&out[i]).is_err())
-                    .count();
-                if hidden != 1 {
-                    continue;
-                }
-                // Hide the smallest shown non-zero cell (ties: the first in row order).
-                let pick = members
-                    .iter()
-                    .filter(|&&i| column.get(&out[i]).is_ok_and(|v| v > 0.0))
-                    .min_by(|&&a, &&b| {
-                        column
-                            .value(&rows[a])
-                            .total_cmp(&column.value(&rows[b]))
-                            .then(a.cmp(&b))
-                    });
-                if let Some(&i) = pick {
-                    column.hide(&mut out[i]);
-                    changed = true;
-                }
-                // With no other non-zero cell the hidden one equals the total minus zeros:
-                // the total itself must go.
-                else {
-                    column.hide(&mut out[t]);
-                    changed = true;
-                }
-            }
+    p
+}
+
+/// A rate needs both its counts; a row whose shown denominator is under 30 reads `SD` in every
+/// hidden figure but the denominator, whatever hid it (else `DS` there would mark a small count).
+fn finish(p: &mut PublishedRow) {
+    let needed = if p.row.unit == "count" {
+        p.numerator
+    } else {
+        p.numerator.and(p.denominator)
+    };
+    if p.rate.is_ok()
+        && let Err(why) = needed
+    {
+        p.rate = Err(why);
+    }
+    let sd = p.denominator.is_ok()
+        && p.row.rate.is_some()
+        && p.row.denominator < MIN_RATE_DENOMINATOR
+        && p.row.unit != "count";
+    if sd {
+        if p.numerator.is_err() {
+            p.numerator = Err(Reason::SmallDenominator);
         }
-        if !changed {
-            return out;
+        if p.rate.is_err() {
+            p.rate = Err(Reason::SmallDenominator);
         }
     }
 }
 
-#[derive(Clone, Copy)]
-enum Column {
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Col {
     Numerator,
     Denominator,
 }
 
-impl Column {
-    fn get(self, p: &PublishedRow) -> Result<f64, Reason> {
-        match self {
-            Column::Numerator => p.numerator,
-            Column::Denominator => p.denominator,
+/// A cell: a row's numerator or denominator.
+type Var = (usize, Col);
+
+/// One published table's cells and what links them.
+struct Table {
+    vars: Vec<Var>,
+    /// Linear equations over `vars` (indexes into it), each term a coefficient.
+    equations: Vec<Vec<(usize, f64)>>,
+    /// For each equation from a stratifier, its total (shown or not, the hidden parts' sum is
+    /// known when the total is shown).
+    totals: Vec<Option<usize>>,
+    /// Counts made of several cells that must not be recoverable when 1 to 10.
+    protected: Vec<Vec<(usize, f64)>>,
+}
+
+fn value(rows: &[ResultRow], (row, col): Var) -> f64 {
+    match col {
+        Col::Numerator => rows[row].numerator,
+        Col::Denominator => rows[row].denominator,
+    }
+}
+
+fn shown(out: &[PublishedRow], (row, col): Var) -> bool {
+    match col {
+        Col::Numerator => out[row].numerator.is_ok(),
+        Col::Denominator => out[row].denominator.is_ok(),
+    }
+}
+
+fn hide(out: &mut [PublishedRow], (row, col): Var) {
+    let p = &mut out[row];
+    match col {
+        Col::Numerator => p.numerator = Err(Reason::Complementary),
+        Col::Denominator => {
+            p.denominator = Err(Reason::Complementary);
+            if p.numerator.is_ok() {
+                p.numerator = Err(Reason::Complementary);
+            }
         }
     }
-
-    fn value(self, r: &ResultRow) -> f64 {
-        match self {
-            Column::Numerator => r.numerator,
-            Column::Denominator => r.denominator,
-        }
+    if p.rate.is_ok() {
+        p.rate = Err(Reason::Complementary);
     }
+}
 
-    fn hide(self, p: &mut PublishedRow) {
-        match self {
-            Column::Numerator => p.numerator = Err(Reason::Complementary),
-            Column::Denominator => {
-                p.denominator = Err(Reason::Complementary);
-                // A shown numerator and rate would give the denominator back.
-                if p.numerator.is_ok() {
-                    p.numerator = Err(Reason::Complementary);
+impl Table {
+    fn new(rows: &[ResultRow], members: &[usize]) -> Table {
+        let mut vars = Vec::new();
+        let mut index = BTreeMap::new();
+        for &i in members {
+            for col in [Col::Numerator, Col::Denominator] {
+                index.insert((i, col), vars.len());
+                vars.push((i, col));
+            }
+        }
+        let mut equations = Vec::new();
+        let mut totals = Vec::new();
+        // Per component: the total row and each stratifier's strata.
+        type Strata<'a> = BTreeMap<&'a str, Vec<usize>>;
+        let mut components: BTreeMap<&str, (Option<usize>, Strata)> = BTreeMap::new();
+        for &i in members {
+            let r = &rows[i];
+            let c = components.entry(r.component.as_str()).or_default();
+            if r.stratifier == "total" {
+                c.0 = Some(i);
+            } else {
+                c.1.entry(r.stratifier.as_str()).or_default().push(i);
+            }
+        }
+        for (total, strata) in components.values() {
+            let Some(t) = *total else { continue };
+            for parts in strata.values() {
+                for col in [Col::Numerator, Col::Denominator] {
+                    let mut e: Vec<(usize, f64)> =
+                        parts.iter().map(|&i| (index[&(i, col)], 1.0)).collect();
+                    e.push((index[&(t, col)], -1.0));
+                    equations.push(e);
+                    totals.push(Some(index[&(t, col)]));
                 }
             }
         }
-        if p.rate.is_ok() {
-            p.rate = Err(Reason::Complementary);
+        // Columns: a component's numerators or denominators by (stratifier, stratum).
+        type Key<'a> = (&'a str, &'a str);
+        let mut columns: BTreeMap<(&str, Col), BTreeMap<Key, usize>> = BTreeMap::new();
+        for &i in members {
+            let r = &rows[i];
+            for col in [Col::Numerator, Col::Denominator] {
+                columns
+                    .entry((r.component.as_str(), col))
+                    .or_default()
+                    .insert((r.stratifier.as_str(), r.stratum.as_str()), i);
+            }
         }
+        let same_rows = |a: &BTreeMap<Key, usize>, b: &BTreeMap<Key, usize>| {
+            a.len() == b.len() && a.keys().eq(b.keys())
+        };
+        let keys: Vec<&(&str, Col)> = columns.keys().collect();
+        for (x, ka) in keys.iter().enumerate() {
+            for kb in &keys[x + 1..] {
+                let (a, b) = (&columns[*ka], &columns[*kb]);
+                if !same_rows(a, b) {
+                    continue;
+                }
+                let equal = a
+                    .iter()
+                    .all(|(k, &i)| value(rows, (i, ka.1)) == value(rows, (b[k], kb.1)));
+                if equal {
+                    for (k, &i) in a {
+                        equations
+                            .push(vec![(index[&(i, ka.1)], 1.0), (index[&(b[k], kb.1)], -1.0)]);
+                        totals.push(None);
+                    }
+                }
+            }
+        }
+        let mut protected = Vec::new();
+        for &i in members {
+            if nested_in_denominator(&rows[i].unit) {
+                protected.push(vec![
+                    (index[&(i, Col::Denominator)], 1.0),
+                    (index[&(i, Col::Numerator)], -1.0),
+                ]);
+            }
+        }
+        // Nested numerators: one denominator, one numerator never above the other.
+        let numerators: Vec<&str> = columns
+            .keys()
+            .filter(|(_, col)| *col == Col::Numerator)
+            .map(|(c, _)| *c)
+            .collect();
+        for &a in &numerators {
+            for &b in &numerators {
+                let (na, nb) = (
+                    &columns[&(a, Col::Numerator)],
+                    &columns[&(b, Col::Numerator)],
+                );
+                let db = &columns[&(b, Col::Denominator)];
+                if a == b || !same_rows(na, nb) {
+                    continue;
+                }
+                let unit_ok = na
+                    .values()
+                    .chain(nb.values())
+                    .all(|&i| counts_units(&rows[i].unit));
+                let nested = na.iter().all(|(k, &i)| {
+                    rows[i].denominator == rows[db[k]].denominator
+                        && rows[i].numerator <= rows[nb[k]].numerator
+                });
+                let strictly = na
+                    .iter()
+                    .any(|(k, &i)| rows[i].numerator < rows[nb[k]].numerator);
+                if unit_ok && nested && strictly {
+                    for (k, &i) in na {
+                        protected.push(vec![
+                            (index[&(nb[k], Col::Numerator)], 1.0),
+                            (index[&(i, Col::Numerator)], -1.0),
+                        ]);
+                    }
+                }
+            }
+        }
+        Table {
+            vars,
+            equations,
+            totals,
+            protected,
+        }
+    }
+
+    fn value_of(&self, rows: &[ResultRow], f: &[(usize, f64)]) -> f64 {
+        f.iter().map(|&(v, c)| c * value(rows, self.vars[v])).sum()
+    }
+
+    /// Hide cells until no hidden figure of the table can be worked out.
+    fn audit(&self, rows: &[ResultRow], out: &mut [PublishedRow]) {
+        // Each round hides one more cell, so this ends; the bound only guards against a bug.
+        for _ in 0..=self.vars.len() {
+            let hidden: Vec<bool> = self.vars.iter().map(|&v| !shown(out, v)).collect();
+            let span = Span::of(&self.equations, &hidden);
+            let Some(reach) = self.violation(rows, &hidden, &span) else {
+                return;
+            };
+            match self.complement(rows, out, &reach) {
+                Some(v) => hide(out, self.vars[v]),
+                None => return,
+            }
+        }
+    }
+
+    /// The cells of the first figure that can be worked out and must not be, if any.
+    fn violation(&self, rows: &[ResultRow], hidden: &[bool], span: &Span) -> Option<Vec<usize>> {
+        for (v, &h) in hidden.iter().enumerate() {
+            if h && small(value(rows, self.vars[v])) && span.contains(&[(v, 1.0)]) {
+                return Some(vec![v]);
+            }
+        }
+        for f in &self.protected {
+            if small(self.value_of(rows, f)) && span.contains(f) {
+                return Some(f.iter().map(|&(v, _)| v).collect());
+            }
+        }
+        for (e, total) in self.equations.iter().zip(&self.totals) {
+            let Some(t) = *total else { continue };
+            if hidden[t] {
+                continue;
+            }
+            let parts: f64 = e
+                .iter()
+                .filter(|&&(v, _)| v != t && hidden[v])
+                .map(|&(v, _)| value(rows, self.vars[v]))
+                .sum();
+            if small(parts) {
+                return Some(e.iter().map(|&(v, _)| v).collect());
+            }
+        }
+        None
+    }
+
+    /// The cell to hide so that a figure reached by `reach` cannot be worked out: the smallest
+    /// shown non-zero part of an equation that links to one of its cells through hidden cells
+    /// (else such an equation's total, else a shown cell of the figure itself).
+    fn complement(
+        &self,
+        rows: &[ResultRow],
+        out: &[PublishedRow],
+        reach: &[usize],
+    ) -> Option<usize> {
+        // Only equations connected to the figure through hidden cells take part in working it
+        // out (shown cells are constants).
+        let mut linked: Vec<bool> = vec![false; self.vars.len()];
+        for &v in reach {
+            linked[v] = true;
+        }
+        let mut used = vec![false; self.equations.len()];
+        loop {
+            let mut grew = false;
+            for (i, e) in self.equations.iter().enumerate() {
+                if used[i] || !e.iter().any(|&(v, _)| linked[v]) {
+                    continue;
+                }
+                used[i] = true;
+                grew = true;
+                for &(v, _) in e {
+                    if !shown(out, self.vars[v]) {
+                        linked[v] = true;
+                    }
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        let touching: Vec<&Vec<(usize, f64)>> = self
+            .equations
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| **u)
+            .map(|(e, _)| e)
+            .collect();
+        let is_total = |v: usize| self.totals.contains(&Some(v));
+        let smallest = |pick: &dyn Fn(usize) -> bool| {
+            touching
+                .iter()
+                .flat_map(|e| e.iter().map(|&(v, _)| v))
+                .filter(|&v| shown(out, self.vars[v]) && pick(v))
+                .min_by(|&a, &b| {
+                    value(rows, self.vars[a])
+                        .total_cmp(&value(rows, self.vars[b]))
+                        .then(a.cmp(&b))
+                })
+        };
+        let nonzero = |v: usize| value(rows, self.vars[v]) != 0.0;
+        smallest(&|v| nonzero(v) && !is_total(v))
+            .or_else(|| smallest(&|v| nonzero(v)))
+            .or_else(|| {
+                reach
+                    .iter()
+                    .copied()
+                    .filter(|&v| shown(out, self.vars[v]))
+                    .max_by_key(|&v| self.vars[v].1)
+            })
+            .or_else(|| smallest(&|_| true))
+    }
+}
+
+/// The row space of the equations restricted to the hidden cells, in reduced row echelon form:
+/// what a reader can work out about hidden cells from the shown ones.
+struct Span {
+    /// A cell's column among the hidden ones.
+    column: Vec<Option<usize>>,
+    /// Basis rows over the hidden cells, each with its pivot column.
+    rows: Vec<(usize, Vec<f64>)>,
+}
+
+const EPS: f64 = 1e-9;
+
+impl Span {
+    fn of(equations: &[Vec<(usize, f64)>], hidden: &[bool]) -> Span {
+        let mut column = vec![None; hidden.len()];
+        let mut n = 0;
+        for (v, &h) in hidden.iter().enumerate() {
+            if h {
+                column[v] = Some(n);
+                n += 1;
+            }
+        }
+        let mut m: Vec<Vec<f64>> = equations
+            .iter()
+            .map(|e| {
+                let mut r = vec![0.0; n];
+                for &(v, c) in e {
+                    if let Some(j) = column[v] {
+                        r[j] += c;
+                    }
+                }
+                r
+            })
+            .filter(|r| r.iter().any(|x| x.abs() > EPS))
+            .collect();
+        let mut pivots = Vec::new();
+        for col in 0..n {
+            let row = pivots.len();
+            if row == m.len() {
+                break;
+            }
+            let p = (row..m.len())
+                .max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))
+                .expect("rows left");
+            if m[p][col].abs() < EPS {
+                continue;
+            }
+            m.swap(row, p);
+            let pivot = m[row][col];
+            for x in &mut m[row] {
+                *x /= pivot;
+            }
+            let prow = m[row].clone();
+            for (r, other) in m.iter_mut().enumerate() {
+                let k = other[col];
+                if r != row && k.abs() > EPS {
+                    for (x, y) in other.iter_mut().zip(&prow) {
+                        *x -= k * y;
+                    }
+                }
+            }
+            pivots.push(col);
+        }
+        m.truncate(pivots.len());
+        Span {
+            column,
+            rows: pivots.into_iter().zip(m).collect(),
+        }
+    }
+
+    /// Whether the figure `f` (a combination of cells) is known: its part over hidden cells is in
+    /// the span (its shown cells are known anyway).
+    fn contains(&self, f: &[(usize, f64)]) -> bool {
+        let n = self.column.iter().flatten().count();
+        let mut r = vec![0.0; n];
+        for &(v, c) in f {
+            if let Some(j) = self.column[v] {
+                r[j] += c;
+            }
+        }
+        for (pivot, b) in &self.rows {
+            let k = r[*pivot];
+            if k.abs() > EPS {
+                for (x, y) in r.iter_mut().zip(b) {
+                    *x -= k * y;
+                }
+            }
+        }
+        r.iter().all(|x| x.abs() < EPS)
     }
 }
 
@@ -222,13 +601,79 @@ mod tests {
     }
 
     #[test]
-    fn rates_over_fewer_than_thirty_are_hidden() {
+    fn rates_over_fewer_than_thirty_are_hidden_with_the_numerator_that_gives_them_back() {
         let p = suppress(&[row("total", "total", 15.0, 29.0)]);
-        assert_eq!(p[0].numerator, Ok(15.0));
+        assert_eq!(p[0].numerator, Err(Reason::SmallDenominator));
         assert_eq!(p[0].denominator, Ok(29.0));
         assert_eq!(p[0].rate, Err(Reason::SmallDenominator));
         let p = suppress(&[row("total", "total", 15.0, 30.0)]);
         assert_eq!(p[0].rate, Ok(Some(50.0)));
+        // A small numerator over a small denominator reads SD too: DS would say it is small.
+        let p = suppress(&[row("total", "total", 4.0, 25.0)]);
+        assert_eq!(p[0].numerator, Err(Reason::SmallDenominator));
+        assert_eq!(p[0].numerator.unwrap_err().marker(), "SD");
+    }
+
+    #[test]
+    fn units_without_the_outcome_are_a_count_too() {
+        // 59 of 67: 8 without follow-up.
+        let p = suppress(&[row("total", "total", 59.0, 67.0)]);
+        assert!(p[0].numerator.is_err() && p[0].rate.is_err());
+        assert_eq!(p[0].denominator, Ok(67.0));
+        let p = suppress(&[row("total", "total", 56.0, 67.0)]);
+        assert_eq!(p[0].numerator, Ok(56.0));
+        // Not for a rate per 1,000: admissions are not some of the member months.
+        let mut r = row("total", "total", 59.0, 67.0);
+        r.unit = "per_1000_member_months".into();
+        assert_eq!(suppress(&[r])[0].numerator, Ok(59.0));
+    }
+
+    #[test]
+    fn nested_numerators_over_one_denominator_hide_a_small_difference() {
+        // 7-day 40 of 100, 30-day 45 of 100: 5 followed up between day 8 and day 30.
+        let rows = [
+            row("total", "total", 40.0, 100.0),
+            crate::results::test_row("30_day", "total", "total", 45.0, 100.0),
+        ];
+        let p = suppress(&rows);
+        assert!(p[0].numerator.is_err() || p[1].numerator.is_err(), "{p:?}");
+        assert_eq!(p[0].denominator, Ok(100.0));
+    }
+
+    #[test]
+    fn a_shared_denominator_is_one_figure() {
+        // The 7-day stratum's denominator hidden (small) would be the 30-day one's, if shown.
+        let rows = [
+            row("total", "total", 20.0, 100.0),
+            row("mco", "A", 3.0, 8.0),
+            row("mco", "B", 17.0, 92.0),
+            crate::results::test_row("30_day", "total", "total", 60.0, 100.0),
+            crate::results::test_row("30_day", "mco", "A", 6.0, 8.0),
+            crate::results::test_row("30_day", "mco", "B", 54.0, 92.0),
+        ];
+        let p = suppress(&rows);
+        for i in [1, 4] {
+            assert!(p[i].denominator.is_err(), "{i}: {p:?}");
+        }
+        for i in [2, 5] {
+            assert!(p[i].denominator.is_err(), "{i}: 100 - 8 otherwise");
+        }
+    }
+
+    #[test]
+    fn two_hidden_strata_summing_to_a_small_count_take_a_third() {
+        // 3 + 4 hidden beside a shown total would publish 7 for the pair.
+        let rows = [
+            row("total", "total", 80.0, 400.0),
+            row("age_band", "0-17", 3.0, 100.0),
+            row("age_band", "18-64", 4.0, 100.0),
+            row("age_band", "65+", 30.0, 100.0),
+            row("age_band", "unknown", 43.0, 100.0),
+        ];
+        let p = suppress(&rows);
+        assert!(p[1].numerator.is_err() && p[2].numerator.is_err());
+        assert_eq!(p[3].numerator, Err(Reason::Complementary));
+        assert_eq!(p[4].numerator, Ok(43.0));
     }
 
     #[test]

@@ -318,3 +318,264 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Suppression: no count from 1 to 10 can be worked out from a published table.
+
+/// An exact fraction (the checker must not share the library's floating point).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Q(i128, i128);
+
+impl Q {
+    fn int(n: i128) -> Q {
+        Q(n, 1)
+    }
+    fn norm(self) -> Q {
+        fn gcd(a: i128, b: i128) -> i128 {
+            if b == 0 { a.abs() } else { gcd(b, a % b) }
+        }
+        let g = gcd(self.0, self.1).max(1);
+        let s = if self.1 < 0 { -1 } else { 1 };
+        Q(s * self.0 / g, s * self.1 / g)
+    }
+    fn zero(self) -> bool {
+        self.0 == 0
+    }
+    fn sub(self, o: Q) -> Q {
+        Q(self.0 * o.1 - o.0 * self.1, self.1 * o.1).norm()
+    }
+    fn mul(self, o: Q) -> Q {
+        Q(self.0 * o.0, self.1 * o.1).norm()
+    }
+    fn div(self, o: Q) -> Q {
+        Q(self.0 * o.1, self.1 * o.0).norm()
+    }
+}
+
+/// The rank of integer rows, exactly.
+fn rank(rows: &[Vec<i128>]) -> usize {
+    let mut m: Vec<Vec<Q>> = rows
+        .iter()
+        .map(|r| r.iter().map(|&x| Q::int(x)).collect())
+        .collect();
+    let cols = m.first().map_or(0, Vec::len);
+    let mut rank = 0;
+    for c in 0..cols {
+        let Some(p) = (rank..m.len()).find(|&r| !m[r][c].zero()) else {
+            continue;
+        };
+        m.swap(rank, p);
+        let pivot = m[rank].clone();
+        for (r, row) in m.iter_mut().enumerate() {
+            if r != rank && !row[c].zero() {
+                let k = row[c].div(pivot[c]);
+                for (x, y) in row.iter_mut().zip(&pivot) {
+                    *x = x.sub(k.mul(*y));
+                }
+            }
+        }
+        rank += 1;
+    }
+    rank
+}
+
+/// A random table: one or two components (the second's numerators at least the first's, over
+/// the same denominators, as 7- and 30-day follow-up), one to three stratifiers, two to five
+/// strata each, counts leaning small.
+#[derive(Debug, Clone)]
+struct RandomTable {
+    /// Per stratifier, per stratum: (denominator, first numerator, second numerator).
+    strata: Vec<Vec<(i128, i128, i128)>>,
+    two: bool,
+}
+
+fn random_table() -> impl Strategy<Value = RandomTable> {
+    let cell = (0i128..70)
+        .prop_flat_map(|d| (Just(d), 0..=d))
+        .prop_flat_map(|(d, n)| (Just(d), Just(n), n..=d));
+    let stratifier = proptest::collection::vec(cell, 2..6);
+    (proptest::collection::vec(stratifier, 1..4), any::<bool>())
+        .prop_map(|(strata, two)| RandomTable { strata, two })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Every table the suppression publishes, read by someone who knows that strata add up to
+    /// the total and that the components share their denominators: no cell from 1 to 10 (a
+    /// numerator, a denominator, the units without the outcome, the units in the second
+    /// numerator only, the hidden strata of a shown total together) is determined by the shown
+    /// cells. Checked in exact arithmetic: a figure is determined when its coefficients over the
+    /// hidden cells are in the row space of the equations over the hidden cells.
+    #[test]
+    fn no_small_count_is_recoverable_from_a_published_table(t in random_table()) {
+        use hhq::results::ResultRow;
+        // The strata of the first stratifier decide the total; the others are rescaled to
+        // partition the same total by moving their last stratum.
+        let first = &t.strata[0];
+        let total = first.iter().fold((0, 0, 0), |a, c| (a.0 + c.0, a.1 + c.1, a.2 + c.2));
+        let mut strata: Vec<Vec<(i128, i128, i128)>> = vec![first.clone()];
+        for s in &t.strata[1..] {
+            // Scale down to fit, then the last stratum takes the rest (keeping 30-day >= 7-day).
+            let mut cells: Vec<(i128, i128, i128)> = Vec::new();
+            let mut left = total;
+            for (i, c) in s.iter().enumerate() {
+                if i + 1 == s.len() {
+                    cells.push(left);
+                    break;
+                }
+                let d = c.0.min(left.0);
+                let n1 = c.1.min(d).min(left.1);
+                let n2 = c.2.min(d).max(n1).min(left.2).max(n1);
+                // The rest must stay consistent: n1 <= n2 <= d for what is left.
+                let rest = (left.0 - d, left.1 - n1, left.2 - n2);
+                if rest.1 > rest.2 || rest.2 > rest.0 {
+                    cells.push(left);
+                    left = (0, 0, 0);
+                    continue;
+                }
+                cells.push((d, n1, n2));
+                left = rest;
+            }
+            strata.push(cells);
+        }
+        let components: Vec<&str> = if t.two { vec!["7_day", "30_day"] } else { vec!["7_day"] };
+        let date = |m, d| chrono::NaiveDate::from_ymd_opt(2025, m, d).unwrap();
+        let mk = |component: &str, stratifier: &str, stratum: String, d: i128, n: i128| ResultRow {
+            measure: "FUH-HH".into(),
+            component: component.into(),
+            period_start: date(1, 1),
+            period_end: date(12, 31),
+            stratifier: stratifier.into(),
+            stratum,
+            numerator: n as f64,
+            denominator: d as f64,
+            rate: (d > 0).then(|| n as f64 / d as f64 * 100.0),
+            unit: "percent".into(),
+        };
+        // Rows and, per row, its (d, n) and (component, stratifier) for the equations.
+        let mut rows = Vec::new();
+        let mut layout: Vec<(usize, Option<usize>)> = Vec::new(); // (component, stratifier)
+        for (ci, c) in components.iter().enumerate() {
+            let pick = |x: (i128, i128, i128)| (x.0, if ci == 0 { x.1 } else { x.2 });
+            let (d, n) = pick(total);
+            rows.push(mk(c, "total", "total".into(), d, n));
+            layout.push((ci, None));
+            for (si, s) in strata.iter().enumerate() {
+                for (k, &x) in s.iter().enumerate() {
+                    let (d, n) = pick(x);
+                    rows.push(mk(c, &format!("s{si}"), format!("k{k}"), d, n));
+                    layout.push((ci, Some(si)));
+                }
+            }
+        }
+        let published = hhq::suppress::suppress(&rows);
+        // Cells: 2 per row (numerator 2i, denominator 2i+1).
+        let nvars = rows.len() * 2;
+        let val = |v: usize| {
+            let r = &rows[v / 2];
+            (if v.is_multiple_of(2) { r.numerator } else { r.denominator }) as i128
+        };
+        let hidden: Vec<bool> = (0..nvars)
+            .map(|v| {
+                let p = &published[v / 2];
+                if v.is_multiple_of(2) { p.numerator.is_err() } else { p.denominator.is_err() }
+            })
+            .collect();
+        // A shown rate must come with both counts (else it gives the hidden one back).
+        for p in &published {
+            if p.rate.is_ok() && p.row.rate.is_some() {
+                prop_assert!(p.numerator.is_ok() && p.denominator.is_ok(), "{p:?}");
+            }
+            if p.row.denominator > 0.0 && p.row.denominator < 30.0 {
+                prop_assert!(p.rate.is_err(), "{p:?}");
+            }
+        }
+        // Equations the reader knows.
+        let mut eqs: Vec<Vec<i128>> = Vec::new();
+        let per_component = rows.len() / components.len();
+        for ci in 0..components.len() {
+            let base = ci * per_component;
+            for si in 0..strata.len() {
+                for col in 0..2 {
+                    let mut e = vec![0i128; nvars];
+                    e[2 * base + col] = -1;
+                    for (i, l) in layout.iter().enumerate() {
+                        if l.0 == ci && l.1 == Some(si) {
+                            e[2 * i + col] = 1;
+                        }
+                    }
+                    eqs.push(e);
+                }
+            }
+        }
+        if components.len() == 2 {
+            for i in 0..per_component {
+                let mut e = vec![0i128; nvars];
+                e[2 * i + 1] = 1;
+                e[2 * (i + per_component) + 1] = -1;
+                eqs.push(e);
+            }
+        }
+        let restricted = |f: &[i128]| -> Vec<i128> {
+            f.iter().zip(&hidden).map(|(&x, &h)| if h { x } else { 0 }).collect()
+        };
+        let a: Vec<Vec<i128>> = eqs.iter().map(|e| restricted(e)).collect();
+        let base_rank = rank(&a);
+        let determined = |f: &[i128]| {
+            let fh = restricted(f);
+            if fh.iter().all(|&x| x == 0) {
+                return true;
+            }
+            let mut with = a.clone();
+            with.push(fh);
+            rank(&with) == base_rank
+        };
+        let value = |f: &[i128]| f.iter().enumerate().map(|(v, &c)| c * val(v)).sum::<i128>();
+        let mut targets: Vec<(String, Vec<i128>)> = Vec::new();
+        for v in 0..nvars {
+            let mut f = vec![0i128; nvars];
+            f[v] = 1;
+            targets.push((format!("cell {v}"), f));
+        }
+        for i in 0..rows.len() {
+            let mut f = vec![0i128; nvars];
+            f[2 * i + 1] = 1;
+            f[2 * i] = -1;
+            targets.push((format!("row {i} denominator less numerator"), f));
+        }
+        if components.len() == 2 {
+            for i in 0..per_component {
+                let mut f = vec![0i128; nvars];
+                f[2 * (i + per_component)] = 1;
+                f[2 * i] = -1;
+                targets.push((format!("row {i} second numerator less first"), f));
+            }
+        }
+        for e in &eqs {
+            // The total's cell is the one with -1; with it shown, the hidden parts' sum is known.
+            if let Some(t) = e.iter().position(|&x| x == -1)
+                && !hidden[t]
+                && e.iter().filter(|&&x| x == 1).count() > 1
+            {
+                let f: Vec<i128> = e
+                    .iter()
+                    .enumerate()
+                    .map(|(v, &x)| if x == 1 && hidden[v] { 1 } else { 0 })
+                    .collect();
+                targets.push(("hidden strata of a shown total".into(), f));
+            }
+        }
+        for (what, f) in &targets {
+            let v = value(f);
+            if (1..=10).contains(&v) {
+                prop_assert!(
+                    !determined(f),
+                    "{what} = {v} can be worked out\nrows: {:#?}\npublished: {:#?}",
+                    rows.iter().map(|r| format!("{} {} {} {}/{}", r.component, r.stratifier, r.stratum, r.numerator, r.denominator)).collect::<Vec<_>>(),
+                    published.iter().map(|p| format!("{:?} {:?}", p.numerator, p.denominator)).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+}

@@ -567,11 +567,11 @@ pub fn summary(run: &CohortRun, scope: &Scope) -> Vec<ResultRow> {
     rows
 }
 
-/// The published summary: `DS` for a suppressed figure, with the reason.
+/// The published summary: `DS` or `SD` for a suppressed figure, with the published reason.
 fn summary_csv(rows: &[PublishedRow]) -> Result<Vec<u8>> {
     let show = |v: std::result::Result<f64, crate::suppress::Reason>| match v {
         Ok(x) => format!("{x}"),
-        Err(_) => "DS".into(),
+        Err(why) => why.marker().into(),
     };
     let out: Vec<Vec<String>> = rows
         .iter()
@@ -599,7 +599,7 @@ fn summary_csv(rows: &[PublishedRow]) -> Result<Vec<u8>> {
                 match p.rate {
                     Ok(Some(r)) => format!("{r}"),
                     Ok(None) => String::new(),
-                    Err(_) => "DS".into(),
+                    Err(why) => why.marker().into(),
                 },
                 p.row.unit.clone(),
                 reasons.join("; "),

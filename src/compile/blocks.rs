@@ -3,7 +3,7 @@
 //! `in_value_set(column, 'name')`, which is expanded here into plain, portable SQL, so the text
 //! that runs is the text `hhq compile` shows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
@@ -447,14 +447,17 @@ fn order(mut pending: BTreeMap<String, Block>) -> Result<Vec<Block>> {
     let deps: BTreeMap<String, Vec<String>> = pending
         .values()
         .map(|b| {
+            // Block names are identifiers, so a whole-word match is membership in the set of the
+            // SQL's words (one pass per block rather than a regex per pair of blocks).
+            let sql = strip_comments(&b.sql);
+            let words: BTreeSet<&str> = sql
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .collect();
             let used = names
                 .iter()
                 .filter(|n| *n != &b.name)
-                .filter(|n| {
-                    Regex::new(&format!(r"\b{}\b", regex::escape(n)))
-                        .expect("escaped name")
-                        .is_match(&strip_comments(&b.sql))
-                })
+                .filter(|n| words.contains(n.as_str()))
                 .cloned()
                 .collect();
             (b.name.clone(), used)

@@ -147,30 +147,26 @@ struct Published {
     mco_quarters: BTreeMap<String, Vec<PublishedRow>>,
 }
 
-/// Quarter rows are suppressed together with their year's total, so that no hidden quarter is
-/// the total minus the shown ones.
-fn with_totals(parts: &[ResultRow], years: &[&[ResultRow]]) -> Vec<PublishedRow> {
-    let mut rows: Vec<ResultRow> = years
-        .iter()
-        .flat_map(|y| y.iter())
-        .filter(|r| r.stratifier == "total")
-        .cloned()
-        .collect();
-    rows.extend(parts.iter().cloned());
-    suppress::suppress(&rows)
-        .into_iter()
-        .filter(|p| p.row.stratifier != "total")
-        .collect()
+/// Rows published together are suppressed together: a year's strata and its quarters add up to
+/// its total, and a total that one view hides must not be shown by another.
+fn jointly(views: [&[ResultRow]; 3]) -> [Vec<PublishedRow>; 3] {
+    let rows: Vec<ResultRow> = views.iter().flat_map(|v| v.iter().cloned()).collect();
+    let mut published = suppress::suppress(&rows).into_iter();
+    views.map(|v| published.by_ref().take(v.len()).collect())
 }
 
 impl Published {
     fn of(d: &MeasureData) -> Published {
+        let [state, _, state_quarters] = jointly([&d.state, &d.state_prior, &d.state_quarters]);
+        let [audience, audience_prior, audience_quarters] =
+            jointly([&d.audience, &d.audience_prior, &d.audience_quarters]);
         Published {
-            state: suppress::suppress(&d.state),
-            audience: suppress::suppress(&d.audience),
-            audience_prior: suppress::suppress(&d.audience_prior),
-            state_quarters: with_totals(&d.state_quarters, &[&d.state, &d.state_prior]),
-            audience_quarters: with_totals(&d.audience_quarters, &[&d.audience, &d.audience_prior]),
+            state,
+            audience,
+            audience_prior,
+            state_quarters,
+            audience_quarters,
+            // Benchmarks, shown as rates only.
             mco_quarters: d
                 .mco_quarters
                 .iter()
@@ -216,7 +212,7 @@ fn directional(unit: &str) -> bool {
 fn rate_cell(p: Option<&PublishedRow>) -> Cell {
     match p.map(|p| &p.rate) {
         Some(Ok(Some(r))) => Cell::decimal(*r, decimals(&p.expect("some").row.unit)),
-        Some(Err(why)) => Cell::suppressed(why.name()),
+        Some(Err(why)) => Cell::suppressed(*why),
         _ => Cell::Empty,
     }
 }
@@ -224,7 +220,7 @@ fn rate_cell(p: Option<&PublishedRow>) -> Cell {
 fn count_cell(v: Option<&std::result::Result<f64, suppress::Reason>>) -> Cell {
     match v {
         Some(Ok(x)) => Cell::count(*x),
-        Some(Err(why)) => Cell::suppressed(why.name()),
+        Some(Err(why)) => Cell::suppressed(*why),
         None => Cell::Empty,
     }
 }
@@ -307,10 +303,8 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
         ],
         rows: Vec::new(),
         note: Some(format!(
-            "{} = data suppressed: a count from 1 to 10, a rate over fewer than 30, or a cell \
-             hidden so that a small one cannot be worked out. Change is this year's rate minus the \
-             prior year's, in the measure's unit.",
-            crate::report::doc::SUPPRESSED
+            "{} Change is this year's rate minus the prior year's, in the measure's unit.",
+            suppress::legend()
         )),
     };
     // Benchmarks beside an MCO's or a partner's own rate: the state's, and a partner's main MCO.
@@ -873,7 +867,7 @@ fn control_chart(
         data.rows.push(vec![
             Cell::text(&pt.label),
             match (r.map(|r| &r.rate), pt.value) {
-                (Some(Err(why)), _) => Cell::suppressed(why.name()),
+                (Some(Err(why)), _) => Cell::suppressed(*why),
                 (_, Some(v)) => Cell::decimal(v, dec),
                 _ => Cell::Empty,
             },
@@ -939,9 +933,9 @@ fn followup_curve(g: &Gathered, m: &Measure, state: &Curve, audience: &Curve) ->
         let mut values = Vec::new();
         for (day, n) in c.by_day.iter().enumerate() {
             let cell = if !shown {
-                Cell::suppressed(suppress::Reason::SmallDenominator.name())
+                Cell::suppressed(suppress::Reason::SmallDenominator)
             } else if !days[day] {
-                Cell::suppressed(suppress::Reason::SmallCell.name())
+                Cell::suppressed(suppress::Reason::SmallCell)
             } else {
                 let v = *n as f64 * 100.0 / c.denominator as f64;
                 values.push((day, v));
@@ -1207,13 +1201,25 @@ fn methods(g: &Gathered) -> Section {
         Block::Paragraph {
             text: format!(
                 "Every published table, chart and file follows CMS's small-cell rule: no count \
-                 from 1 to {} is shown, nor the rate computed from it; no rate is shown over a \
-                 denominator under {}; and where one cell of a table is hidden, the next smallest \
-                 is hidden too (complementary suppression) so that no hidden count can be worked \
-                 out from the total and the others. Suppressed cells read {}. Zero may be shown.",
-                suppress::SMALL_CELL,
-                suppress::MIN_RATE_DENOMINATOR,
-                crate::report::doc::SUPPRESSED
+                 from 1 to {n} is shown, nor any figure from which one can be worked out; no rate \
+                 is shown over a denominator under {d}. A table (one measure and year: every \
+                 component's total, its strata and its quarters) is checked as a reader would \
+                 use it: strata and quarters add up to their total, components that share a \
+                 denominator share it in every stratum, and a percentage's denominator less its \
+                 numerator counts the units without the outcome. No hidden count, no count of \
+                 units without the outcome, no difference between two nested numerators over one \
+                 denominator (followed up within 30 days but not within 7) and no sum of the \
+                 hidden strata of a shown total may be 1 to {n} and determined by the shown \
+                 cells (linear algebra over the table's equations); where one is, the smallest \
+                 shown cell linked to it is hidden too (complementary suppression), until none \
+                 is. A rate over fewer than {d} is hidden with its numerator, which with the \
+                 denominator would give it back; this rule is about reliability, so such a rate \
+                 may still follow from other components (a length of stay from its days and \
+                 discharges). Benchmarks beside an MCO's or a partner's own \
+                 figures (the state's, its MCOs') are rates only. {legend}",
+                n = suppress::SMALL_CELL,
+                d = suppress::MIN_RATE_DENOMINATOR,
+                legend = suppress::legend()
             ),
         },
         Block::Heading {

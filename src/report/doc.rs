@@ -111,8 +111,10 @@ impl Column {
     }
 }
 
-/// What a suppressed cell shows, in every output: CMS's "data suppressed".
+/// What a cell hidden for a small count shows, in every output: CMS's "data suppressed".
 pub const SUPPRESSED: &str = "DS";
+/// What a rate hidden for a small denominator (and its numerator) shows.
+pub const SMALL_DENOMINATOR: &str = "SD";
 
 /// One cell.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -126,8 +128,10 @@ pub enum Cell {
         value: f64,
         text: String,
     },
-    /// Hidden by the small-cell rule; `reason` says which part of it.
+    /// Hidden by the small-cell rule: `marker` is what it reads (`DS`, `SD`), `reason` the
+    /// published reason (which never tells a small count from the cell hidden to protect it).
     Suppressed {
+        marker: String,
         reason: String,
     },
     /// Nothing to show (no denominator, not applicable).
@@ -162,9 +166,10 @@ impl Cell {
         }
     }
 
-    pub fn suppressed(reason: &str) -> Cell {
+    pub fn suppressed(why: crate::suppress::Reason) -> Cell {
         Cell::Suppressed {
-            reason: reason.into(),
+            marker: why.marker().into(),
+            reason: why.name().into(),
         }
     }
 
@@ -172,7 +177,7 @@ impl Cell {
     pub fn display(&self) -> &str {
         match self {
             Cell::Text { text } | Cell::Number { text, .. } => text,
-            Cell::Suppressed { .. } => SUPPRESSED,
+            Cell::Suppressed { marker, .. } => marker,
             Cell::Empty => "",
         }
     }
@@ -239,7 +244,10 @@ mod tests {
 
     #[test]
     fn suppressed_cells_read_ds_everywhere() {
-        assert_eq!(Cell::suppressed("count 1-10").display(), "DS");
+        use crate::suppress::Reason;
+        assert_eq!(Cell::suppressed(Reason::SmallCell).display(), "DS");
+        assert_eq!(Cell::suppressed(Reason::Complementary).display(), "DS");
+        assert_eq!(Cell::suppressed(Reason::SmallDenominator).display(), "SD");
         assert_eq!(Cell::count(12.0).display(), "12");
         assert_eq!(Cell::decimal(45.78, 1).display(), "45.8");
         assert_eq!(Cell::Empty.display(), "");

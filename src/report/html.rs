@@ -20,10 +20,10 @@ fn cell(c: &Cell, numeric: bool) -> Value {
         _ if numeric => "num",
         _ => "",
     };
-    // One title for every hidden cell: naming the reason would tell a reader which hidden cell
-    // is the small one and which hides it.
+    // The published reason only: it never tells a small count from the cell hidden to protect
+    // it.
     let title = match c {
-        Cell::Suppressed { .. } => "data suppressed".to_string(),
+        Cell::Suppressed { reason, .. } => format!("suppressed: {reason}"),
         _ => String::new(),
     };
     json!({ "text": c.display(), "class": class, "title": title })
@@ -119,7 +119,10 @@ mod tests {
                         id: "t".into(),
                         title: "T".into(),
                         columns: vec![Column::text("a", "A"), Column::number("b", "B")],
-                        rows: vec![vec![Cell::text("x"), Cell::suppressed("count 1-10")]],
+                        rows: vec![vec![
+                            Cell::text("x"),
+                            Cell::suppressed(crate::suppress::Reason::SmallCell),
+                        ]],
                         note: Some("n".into()),
                     }),
                     Block::Figure(Figure {
@@ -148,7 +151,7 @@ mod tests {
             html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\"><path d=\"M0 0\"/></svg>")
         );
         assert!(html.contains("<h2>At a glance</h2>"));
-        assert!(html.contains(r#"<td class="num ds" title="data suppressed">DS</td>"#));
+        assert!(html.contains(r#"<td class="num ds" title="suppressed: small count">DS</td>"#));
         // Self-contained: nothing is fetched.
         assert!(!html.contains("http://") || !html.contains("src=\"http"));
         assert!(html.contains("data:font/ttf;base64,"));

@@ -400,8 +400,8 @@ mod tests {
                         Cell::decimal(10.0, 1),
                     ];
                     if i == 1 {
-                        row[2] = Cell::suppressed("count 1-10");
-                        row[3] = Cell::suppressed("complementary");
+                        row[2] = Cell::suppressed(crate::suppress::Reason::SmallCell);
+                        row[3] = Cell::suppressed(crate::suppress::Reason::Complementary);
                     }
                     row
                 })

@@ -92,7 +92,10 @@ mod tests {
             columns: vec![Column::text("measure", "M"), Column::number("rate", "R")],
             rows: vec![
                 vec![Cell::text("A, \"quoted\""), Cell::decimal(45.78, 1)],
-                vec![Cell::text("B"), Cell::suppressed("count 1-10")],
+                vec![
+                    Cell::text("B"),
+                    Cell::suppressed(crate::suppress::Reason::SmallCell),
+                ],
             ],
             note: None,
         }
