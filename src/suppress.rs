@@ -284,9 +284,7 @@ impl Table {
                     .insert((r.stratifier.as_str(), r.stratum.as_str()), i);
             }
         }
-        let same_rows = |a: &BTreeMap<Key, usize>, b: &BTreeMap<Key, usize>| {
-            a.len() == b.len() && a.keys().eq(b.keys())
-        };
+        let same_rows = |a: &BTreeMap<Key, usize>, b: &BTreeMap<Key, usize>| a.keys().eq(b.keys());
         let keys: Vec<&(&str, Col)> = columns.keys().collect();
         for (x, ka) in keys.iter().enumerate() {
             for kb in &keys[x + 1..] {
@@ -481,6 +479,8 @@ impl Table {
 struct Span {
     /// A cell's column among the hidden ones.
     column: Vec<Option<usize>>,
+    /// How many cells are hidden.
+    width: usize,
     /// Basis rows over the hidden cells, each with its pivot column.
     rows: Vec<(usize, Vec<f64>)>,
 }
@@ -541,6 +541,7 @@ impl Span {
         m.truncate(pivots.len());
         Span {
             column,
+            width: n,
             rows: pivots.into_iter().zip(m).collect(),
         }
     }
@@ -548,8 +549,7 @@ impl Span {
     /// Whether the figure `f` (a combination of cells) is known: its part over hidden cells is in
     /// the span (its shown cells are known anyway).
     fn contains(&self, f: &[(usize, f64)]) -> bool {
-        let n = self.column.iter().flatten().count();
-        let mut r = vec![0.0; n];
+        let mut r = vec![0.0; self.width];
         for &(v, c) in f {
             if let Some(j) = self.column[v] {
                 r[j] += c;
