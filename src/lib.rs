@@ -25,6 +25,7 @@
 //! |---|---|---|
 //! | extracts | [`extract`] | the data contract; opening and checking Parquet files; row rules (rows set aside) |
 //! | | [`import`] | `hhq import`: other layouts (CSV, Parquet; TAF-like) into the contract by a mapping YAML, what it cannot translate counted |
+//! | | [`coverage`] | the period and each measure's reach (look-backs, follow-up) checked against the days the data covers, before anything is computed: refused, cut to the data's last whole month with a caveat, or not reportable |
 //! | | [`quality`] | `hhq validate`: the data-quality checks, their policy, the profile and the gate before publishing |
 //! | measure model | [`measure`] | YAML → checked [`measure::Measure`]; value sets |
 //! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate) |
@@ -54,6 +55,7 @@ pub mod cms;
 pub mod cohort;
 pub mod compile;
 pub mod conformance;
+pub mod coverage;
 pub mod decks;
 pub mod detail;
 #[cfg(feature = "ballista")]

@@ -52,6 +52,8 @@ pub use crate::engine::MEMBERS_PER_PASS;
 pub struct RunSummary {
     pub period: Period,
     pub cutoff: Option<NaiveDate>,
+    /// The claims' first day: look-backs before it cannot be computed.
+    pub data_first: Option<NaiveDate>,
     pub extracts: Vec<OpenedExtract>,
     pub claim_versions: ClaimVersions,
     pub measures: Vec<(String, String)>,
@@ -258,16 +260,55 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
         Some(s) => s.cutoff,
         None => engine.data_cutoff(quality.as_of).await?,
     };
-    let period = match state {
-        Some(s) => s.period,
-        None => choose_period(opts, cutoff)?,
+    let data_first = match state {
+        Some(s) => s.data_first,
+        None => engine.data_first_day().await?,
+    };
+    // The period within the data (refused, or cut to the data's last whole month with a
+    // caveat, as the policy says), checked before anything is computed.
+    let (period, partial) = match (state, cutoff) {
+        (Some(s), _) => (s.period, None),
+        (None, Some(last)) => {
+            let policy =
+                crate::quality::Policy::resolve(opts.quality.policy.as_deref(), &opts.measures)?;
+            crate::coverage::period(
+                choose_period(opts, cutoff)?,
+                crate::coverage::Coverage {
+                    first: data_first,
+                    last,
+                },
+                &policy,
+            )?
+        }
+        (None, None) => (choose_period(opts, cutoff)?, None),
+    };
+    let caveat = match (caveat, partial) {
+        (Some(a), Some(b)) => Some(format!("{a} {b}")),
+        (a, b) => a.or(b),
     };
     timings.lap("data cut-off");
 
-    let selected = select(&defs, &opts.only, &opts.measures)?;
+    let mut selected = select(&defs, &opts.only, &opts.measures)?;
     let mut compiled = Vec::new();
     let mut notes = Vec::new();
     let mut not_reported = Vec::new();
+    // A measure whose look-back or follow-up reaches outside the data is not computed: no number
+    // stands for it, and the outputs say why.
+    let mut uncovered = Vec::new();
+    if let Some(last) = cutoff {
+        let data = crate::coverage::Coverage {
+            first: data_first,
+            last,
+        };
+        selected.retain(|m| match crate::coverage::measure(m, &period, data) {
+            Some(why) => {
+                notes.push(format!("{}: {why}", m.id));
+                uncovered.push((*m, why));
+                false
+            }
+            None => true,
+        });
+    }
     for m in &selected {
         let c = compile::compile(m, engine.catalog(), &period)?;
         if let Some(note) = not_reported_note(&c) {
@@ -391,10 +432,24 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
             crate::report::doc::thousands(crate::detail::SPREADSHEET_ROWS as f64)
         ));
     }
+    // Components whose own windows read outside the data: computed, never published.
+    if let Some(last) = cutoff {
+        let data = crate::coverage::Coverage {
+            first: data_first,
+            last,
+        };
+        for m in &selected {
+            for (component, why) in crate::coverage::components(m, &period, data) {
+                rows.retain(|r| !(r.measure == m.id && r.component == component));
+                notes.push(format!("{} {component}: {why}", m.id));
+            }
+        }
+    }
     rows.sort_by(|a, b| a.measure.cmp(&b.measure));
     let mut summary = RunSummary {
         period,
         cutoff,
+        data_first,
         extracts: engine.extracts.clone(),
         claim_versions,
         measures: selected
@@ -404,6 +459,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
         cms_checks: crate::cms::checks(&rows),
         cms_measures: selected
             .iter()
+            .copied()
             .map(|m| {
                 let note = not_reported
                     .iter()
@@ -411,6 +467,9 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
                     .map(|(_, n)| n.as_str());
                 crate::cms::MeasureReport::new(m, &period, cutoff, &rows, note)
             })
+            .chain(uncovered.iter().map(|&(m, ref why)| {
+                crate::cms::MeasureReport::new(m, &period, cutoff, &rows, Some(why))
+            }))
             .collect(),
         notes,
         rows,

@@ -1268,6 +1268,24 @@ impl Engine {
         self.execute(self.local.sql(sql).await?, what).await
     }
 
+    /// The first day of the claims (their earliest `service_from`), if any: a measure whose
+    /// look-back reaches before it cannot be computed for that period.
+    pub async fn data_first_day(&self) -> Result<Option<NaiveDate>> {
+        let batches = self
+            .collect_for(
+                "SELECT min(service_from) AS first FROM claims_final",
+                "the first date of the data (over claims_final)",
+            )
+            .await?;
+        let Some(batch) = batches.first().filter(|b| b.num_rows() > 0) else {
+            return Ok(None);
+        };
+        let col = batch.column(0).as_primitive::<Date32Type>();
+        Ok((!col.is_null(0))
+            .then(|| extract::rules::date_of_day(col.value(0)))
+            .flatten())
+    }
+
     /// The last date with data (claims or contacts) on or before `as_of`, if any. Rows set aside
     /// are not in the views; a date after `as_of` (`9999-12-31`, a typo) is not believable as
     /// the end of the data, so it is passed over here too, and cannot move the default period:

@@ -4,6 +4,7 @@
 //! the compiler, which knows the catalog; this stage checks only what the file alone can tell.
 
 pub mod licensed;
+pub mod reach;
 pub mod spec;
 pub mod valueset;
 

@@ -64,6 +64,9 @@ pub enum OnFailure {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub on_failure: OnFailure,
+    /// What a period the claims do not cover to its end does: refused, or measured to the
+    /// data's last day with a caveat (year to date).
+    pub partial_period: OnFailure,
     /// The file the policy came from, if any (the manifest hashes it).
     pub path: Option<PathBuf>,
     overrides: BTreeMap<String, (Option<Severity>, Option<f64>)>,
@@ -74,6 +77,8 @@ pub struct Policy {
 struct RawPolicy {
     #[serde(default)]
     on_failure: Option<OnFailure>,
+    #[serde(default)]
+    partial_period: Option<OnFailure>,
     #[serde(default)]
     checks: BTreeMap<String, Spanned<RawOverride>>,
 }
@@ -120,6 +125,7 @@ impl Policy {
         let raw: RawPolicy = if text.trim().is_empty() {
             RawPolicy {
                 on_failure: None,
+                partial_period: None,
                 checks: BTreeMap::new(),
             }
         } else {
@@ -163,6 +169,7 @@ impl Policy {
         }
         Ok(Policy {
             on_failure: raw.on_failure.unwrap_or_default(),
+            partial_period: raw.partial_period.unwrap_or_default(),
             path: Some(path.to_path_buf()),
             overrides,
         })

@@ -181,6 +181,57 @@ pub struct Gap {
     pub due_30: NaiveDate,
 }
 
+/// A measure (or component) whose reach the data does not cover for a year has no figures for
+/// it: its rows of that year are dropped, and a note says why.
+fn drop_uncovered(
+    d: &mut MeasureData,
+    m: &Measure,
+    period: &Period,
+    coverage: crate::coverage::Coverage,
+    year: &str,
+    notes: &mut Vec<String>,
+) {
+    let whole = crate::coverage::measure(m, period, coverage);
+    let parts = if whole.is_some() {
+        Vec::new()
+    } else {
+        crate::coverage::components(m, period, coverage)
+    };
+    if whole.is_none() && parts.is_empty() {
+        return;
+    }
+    let gone = |r: &ResultRow| {
+        r.period_start == period.start
+            && (whole.is_some() || parts.iter().any(|(c, _)| *c == r.component))
+    };
+    for rows in [
+        &mut d.state,
+        &mut d.state_prior,
+        &mut d.audience,
+        &mut d.audience_prior,
+        &mut d.state_quarters,
+        &mut d.audience_quarters,
+    ]
+    .into_iter()
+    .chain(d.mco_quarters.values_mut())
+    {
+        rows.retain(|r| !gone(r));
+    }
+    match whole {
+        Some(why) => {
+            if d.state.is_empty() {
+                d.followup = None;
+            }
+            notes.push(format!("{} ({year}): {why}", m.id));
+        }
+        None => {
+            for (c, why) in parts {
+                notes.push(format!("{} {c} ({year}): {why}", m.id));
+            }
+        }
+    }
+}
+
 /// Everything a report is built from.
 #[derive(Debug, Clone)]
 pub struct Gathered {
@@ -234,6 +285,20 @@ pub async fn gather(
     let prior = Period {
         start: current.start - Months::new(12),
         end: current.start - Days::new(1),
+    };
+    if current.end > cutoff {
+        return Err(Error::Usage(format!(
+            "the year ending {quarter} ({} to {}) ends after the data's last day, {cutoff}: \
+             choose a quarter ending on or before it (the default is the latest with {} days of \
+             claims run-out)",
+            current.start,
+            current.end,
+            crate::cms::RUN_OUT_DAYS
+        )));
+    }
+    let coverage = crate::coverage::Coverage {
+        first: state.data_first_day().await?,
+        last: cutoff,
     };
     let scope = audience.scope();
     let own = match (&scope, own) {
@@ -386,6 +451,13 @@ pub async fn gather(
         } else {
             d.state_prior = rows;
             d.audience_prior = aud;
+        }
+    }
+    for m in &measures {
+        if let Some(d) = data.get_mut(&m.id) {
+            for (period, year) in [(current, "report year"), (prior, "year before")] {
+                drop_uncovered(d, m, &period, coverage, year, &mut notes);
+            }
         }
     }
     worklist.sort_by(|a, b| {
