@@ -127,10 +127,9 @@ mod tests {
     }
 
     fn policy(partial: OnFailure) -> Policy {
-        Policy {
-            partial_period: partial,
-            ..Policy::default()
-        }
+        let mut p = Policy::default();
+        p.partial_period = partial;
+        p
     }
 
     #[test]

@@ -136,6 +136,9 @@ pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
     })
 }
 
+/// What the at-a-glance table reads for a component the data do not cover (CMS's "not reported").
+const NOT_REPORTABLE: &str = "NR";
+
 /// One measure's rows after suppression, per view.
 struct Published {
     state: Vec<PublishedRow>,
@@ -303,7 +306,9 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
         ],
         rows: Vec::new(),
         note: Some(format!(
-            "{} Change is this year's rate minus the prior year's, in the measure's unit.",
+            "{} {NOT_REPORTABLE}: not reportable, the data do not cover the measure's look-back \
+             or follow-up for the year (the notes say which). Change is this year's rate minus \
+             the prior year's, in the measure's unit.",
             suppress::legend()
         )),
     };
@@ -322,7 +327,21 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
         for c in &m.components {
             let name = &c.name.value;
             let now = find(&p.audience, name, "total", "total");
-            let Some(now) = now else { continue };
+            let Some(now) = now else {
+                // Not reportable: the data do not cover its windows (the notes say why).
+                if g.data[&m.id].not_reportable.contains_key(name) {
+                    let unit = unit_of(m, name).map(|u| u.name()).unwrap_or("");
+                    let mut row = vec![
+                        Cell::text(&m.id),
+                        Cell::text(name),
+                        Cell::text(unit_words(unit)),
+                        Cell::text(NOT_REPORTABLE),
+                    ];
+                    row.resize(t.columns.len(), Cell::Empty);
+                    t.rows.push(row);
+                }
+                continue;
+            };
             let before = find(&p.audience_prior, name, "total", "total");
             let directed = directional(&now.row.unit);
             let (change, direction) = match (shown_rate(Some(now)), shown_rate(before)) {

@@ -160,6 +160,9 @@ pub struct MeasureData {
     /// `7_day` and `30_day` components: (denominator, count followed up by day 0..=30), state and
     /// audience, report year.
     pub followup: Option<(Curve, Curve)>,
+    /// Components of the report year the data does not cover (component → why): shown as `NR`,
+    /// never as a number.
+    pub not_reportable: BTreeMap<String, String>,
 }
 
 /// A cumulative follow-up curve: units in the denominator, and of them followed up by each day.
@@ -217,16 +220,25 @@ fn drop_uncovered(
     {
         rows.retain(|r| !gone(r));
     }
+    let current = year == "report year";
     match whole {
         Some(why) => {
             if d.state.is_empty() {
                 d.followup = None;
+            }
+            if current {
+                for c in &m.components {
+                    d.not_reportable.insert(c.name.value.clone(), why.clone());
+                }
             }
             notes.push(format!("{} ({year}): {why}", m.id));
         }
         None => {
             for (c, why) in parts {
                 notes.push(format!("{} {c} ({year}): {why}", m.id));
+                if current {
+                    d.not_reportable.insert(c, why);
+                }
             }
         }
     }
