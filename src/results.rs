@@ -34,6 +34,22 @@ pub struct ResultRow {
     /// `None` when the denominator is zero.
     pub rate: Option<f64>,
     pub unit: String,
+    /// How the units are spread over members, when the numerator and denominator are sums over
+    /// the detail's units: intervals account for a member's repeated units with it. Not part of
+    /// the published table.
+    pub spread: Option<Spread>,
+}
+
+/// The members behind a row and the second moments of their per-member sums: `xx` of the
+/// denominator's, `xy` of the numerator's times the denominator's, `yy` of the numerator's.
+/// Enough for the variance of the ratio estimator numerator / denominator with members as
+/// clusters ([`crate::report`]'s intervals).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub members: f64,
+    pub xx: f64,
+    pub xy: f64,
+    pub yy: f64,
 }
 
 /// Order of stratifiers in outputs: the total first, then as a report reads them.
@@ -57,6 +73,9 @@ struct Stratum {
     medians: Vec<Option<f64>>,
     enrollees: f64,
     outliers: f64,
+    clusters: Option<f64>,
+    /// Moment column → value (`m_denominator_num_0`).
+    moments: BTreeMap<String, f64>,
 }
 
 /// Turn a compiled measure's summary (stratifier, stratum, denominator, num_0..) and, when it
@@ -124,6 +143,25 @@ pub fn from_batches(
             strata.entry(key.clone()).or_insert_with(blank).denominator =
                 denominator[r].unwrap_or(0.0);
         }
+        // The cell summary's member moments, when it has them.
+        if batch.column_by_name("clusters").is_some() {
+            let clusters = read(batch, "clusters")?;
+            let moments = compiled
+                .moments()
+                .into_iter()
+                .map(|(a, b)| {
+                    let name = Source::moment(a, b);
+                    read(batch, &name).map(|v| (name, v))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for (r, key) in keys.iter().enumerate() {
+                let s = strata.entry(key.clone()).or_insert_with(blank);
+                s.clusters = Some(clusters[r].unwrap_or(0.0));
+                for (name, v) in &moments {
+                    s.moments.insert(name.clone(), v[r].unwrap_or(0.0));
+                }
+            }
+        }
     }
     for batch in population {
         let keys = keys(batch)?;
@@ -155,20 +193,39 @@ pub fn from_batches(
             Source::Enrollees => s.enrollees,
             Source::Outliers => s.outliers,
         };
+        let spread = |numerator: Source, denominator: Source| -> Option<Spread> {
+            let m = |a: Source, b: Source| {
+                let (a, b) = if a.column() <= b.column() {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
+                s.moments.get(&Source::moment(a, b)).copied()
+            };
+            Some(Spread {
+                members: s.clusters?,
+                xx: m(denominator, denominator)?,
+                xy: m(numerator, denominator)?,
+                yy: m(numerator, numerator)?,
+            })
+        };
         for (name, unit, output) in &compiled.components {
             let result = match *output {
                 Output::Rate {
                     numerator,
                     denominator,
-                } => row(
-                    compiled,
-                    name,
-                    *unit,
-                    stratifier,
-                    stratum,
-                    value(numerator),
-                    value(denominator),
-                ),
+                } => ResultRow {
+                    spread: spread(numerator, denominator),
+                    ..row(
+                        compiled,
+                        name,
+                        *unit,
+                        stratifier,
+                        stratum,
+                        value(numerator),
+                        value(denominator),
+                    )
+                },
                 Output::Median(i) => {
                     // The rate is the median days among the units that have a first row.
                     let mut r = row(
@@ -217,6 +274,7 @@ fn row(
             (denominator > 0.0).then(|| numerator / denominator * unit.scale())
         },
         unit: unit.name().to_string(),
+        spread: None,
     }
 }
 
@@ -466,5 +524,6 @@ pub(crate) fn test_row(
         denominator,
         rate: (denominator > 0.0).then(|| numerator / denominator * 100.0),
         unit: "percent".into(),
+        spread: None,
     }
 }

@@ -54,24 +54,67 @@ pub struct Chart {
     pub kind: Kind,
     pub centre: Option<f64>,
     pub points: Vec<Point>,
+    /// Laney's σz when the points vary more than binomial (Poisson) chance allows (σz > 1):
+    /// the limits are then a p′ (u′) chart's, each point's sigma times σz.
+    pub laney: Option<f64>,
+}
+
+/// The median moving range of two over this estimates sigma (Wheeler's robust constant): one
+/// wild quarter, the very thing a chart is for, cannot widen every limit as it would the mean.
+const MEDIAN_MR: f64 = 0.954;
+
+/// Laney's σz over the points with a value: the median moving range of their z-scores
+/// ((value − centre) / sigma), over 0.954. `None` with fewer than three such points (two
+/// moving ranges), or no variation to scale.
+fn sigma_z(z: &[f64]) -> Option<f64> {
+    if z.len() < 3 {
+        return None;
+    }
+    let mut mr: Vec<f64> = z.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
+    mr.sort_by(f64::total_cmp);
+    let mid = mr.len() / 2;
+    let median = if mr.len() % 2 == 1 {
+        mr[mid]
+    } else {
+        (mr[mid - 1] + mr[mid]) / 2.0
+    };
+    let s = median / MEDIAN_MR;
+    (s.is_finite() && s > 0.0).then_some(s)
 }
 
 /// Compute a chart from (label, numerator, denominator) per period, in time order. A period
 /// with a zero denominator has no value and takes part in no run.
+///
+/// Large denominators make the classical limits so narrow that the ordinary variation between
+/// quarters (case mix, seasons) shows as special causes. Laney's adjustment measures that
+/// variation from the points themselves (σz) and, where it exceeds chance (σz > 1), widens each
+/// limit by it: a p′ or u′ chart. Where it does not, the classical chart stands.
 pub fn chart(kind: Kind, periods: &[(String, f64, f64)]) -> Chart {
     let (num, den) = periods
         .iter()
         .fold((0.0, 0.0), |(n, d), (_, a, b)| (n + a, d + b));
     let centre = (den > 0.0).then(|| num / den);
+    let sigma = |c: f64, d: f64| match kind {
+        Kind::P => (c * (1.0 - c) / d).sqrt(),
+        Kind::U => (c / d).sqrt(),
+    };
+    let z: Vec<f64> = match centre {
+        Some(c) => periods
+            .iter()
+            .filter(|(_, _, d)| *d > 0.0)
+            .map(|(_, n, d)| (n / d - c) / sigma(c, *d))
+            .filter(|z| z.is_finite())
+            .collect(),
+        None => Vec::new(),
+    };
+    let laney = sigma_z(&z).filter(|s| *s > 1.0);
+    let widen = laney.unwrap_or(1.0);
     let mut points: Vec<Point> = periods
         .iter()
         .map(|(label, n, d)| {
             let value = (*d > 0.0).then(|| n / d);
             let sigma = match (centre, *d > 0.0) {
-                (Some(c), true) => Some(match kind {
-                    Kind::P => (c * (1.0 - c) / d).sqrt(),
-                    Kind::U => (c / d).sqrt(),
-                }),
+                (Some(c), true) => Some(sigma(c, *d) * widen),
                 _ => None,
             };
             let (lower, upper) = match (centre, sigma) {
@@ -157,6 +200,7 @@ pub fn chart(kind: Kind, periods: &[(String, f64, f64)]) -> Chart {
         kind,
         centre,
         points,
+        laney,
     }
 }
 
@@ -221,6 +265,54 @@ mod tests {
         let c = chart(Kind::P, &periods(&v));
         assert!(c.points[5].signals.contains(&Signal::Trend));
         assert!(!c.points[4].signals.contains(&Signal::Trend));
+    }
+
+    #[test]
+    fn large_denominators_take_laneys_limits_and_a_real_shift_still_signals() {
+        // Quarters of 20,000 member months between 38% and 44%: ordinary variation that the
+        // classical limits (about ±1 point) call special causes in 7 of 8 quarters.
+        let pct = [38.0, 42.0, 39.0, 44.0, 40.0, 43.0, 38.0, 42.0];
+        let v: Vec<(f64, f64)> = pct.iter().map(|p| (p * 200.0, 20000.0)).collect();
+        let c = chart(Kind::P, &periods(&v));
+        let sz = c.laney.expect("over-dispersed");
+        assert!(sz > 2.0, "{sz}");
+        let beyond = |c: &Chart| {
+            c.points
+                .iter()
+                .filter(|p| p.signals.contains(&Signal::BeyondLimit))
+                .count()
+        };
+        assert_eq!(beyond(&c), 0);
+        // The classical limits, by hand: 7 of the 8 quarters fall outside them.
+        let centre = c.centre.unwrap();
+        let sigma = (centre * (1.0 - centre) / 20000.0).sqrt();
+        let outside = pct
+            .iter()
+            .filter(|p| (*p / 100.0 - centre).abs() > 3.0 * sigma)
+            .count();
+        assert_eq!(outside, 7);
+        let u = c.points[0].upper.unwrap();
+        assert!((u - (centre + 3.0 * sigma * sz)).abs() < 1e-12);
+        // A step to 60% in the last quarter is still a special cause: one wild quarter does
+        // not widen the limits enough to hide itself (the median moving range).
+        let mut v = v.clone();
+        v[7] = (0.60 * 20000.0, 20000.0);
+        let c = chart(Kind::P, &periods(&v));
+        assert!(c.points[7].signals.contains(&Signal::BeyondLimit));
+    }
+
+    #[test]
+    fn chance_variation_keeps_the_classical_limits() {
+        // Binomial-sized variation (σz ≤ 1): no adjustment, limits exactly the p-chart's.
+        let v = [(25.0, 100.0), (27.0, 100.0), (24.0, 100.0), (26.0, 100.0)];
+        let c = chart(Kind::P, &periods(&v));
+        assert_eq!(c.laney, None);
+        let centre = c.centre.unwrap();
+        let sigma = (centre * (1.0 - centre) / 100.0).sqrt();
+        assert!((c.points[0].upper.unwrap() - (centre + 3.0 * sigma)).abs() < 1e-12);
+        // Too few points to judge: two.
+        let c = chart(Kind::U, &periods(&[(50.0, 1000.0), (90.0, 1000.0)]));
+        assert_eq!(c.laney, None);
     }
 
     #[test]

@@ -452,6 +452,7 @@ proptest! {
             denominator: d as f64,
             rate: (d > 0).then(|| n as f64 / d as f64 * 100.0),
             unit: "percent".into(),
+            spread: None,
         };
         // Rows and, per row, its (d, n) and (component, stratifier) for the equations.
         let mut rows = Vec::new();

@@ -514,6 +514,7 @@ pub fn summary(run: &CohortRun, scope: &Scope) -> Vec<ResultRow> {
                 denominator: d,
                 rate: (d > 0.0).then(|| n / d * 100.0),
                 unit: "percent".into(),
+                spread: None,
             });
         }
     };

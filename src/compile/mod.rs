@@ -41,7 +41,7 @@ pub struct Catalog {
 }
 
 /// A number per stratum that a component's numerator or denominator is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Source {
     /// `num_<i>` summed over the denominator.
     Numerator(usize),
@@ -53,6 +53,34 @@ pub enum Source {
     Enrollees,
     /// Of those, the members set aside as outliers.
     Outliers,
+}
+
+impl Source {
+    /// Whether the number is a sum over the detail's units (so each member's share of it is
+    /// known): not so for the population query's enrollees.
+    pub fn per_unit(self) -> bool {
+        matches!(
+            self,
+            Source::Numerator(_) | Source::SubsetDenominator(_) | Source::Denominator
+        )
+    }
+
+    /// The summary's column holding the number.
+    pub fn column(self) -> String {
+        match self {
+            Source::Numerator(i) => format!("num_{i}"),
+            Source::SubsetDenominator(i) => format!("den_{i}"),
+            Source::Denominator => "denominator".into(),
+            Source::Enrollees => "enrollees".into(),
+            Source::Outliers => "outliers".into(),
+        }
+    }
+
+    /// The summary's column holding the sum over members of the product of two of their
+    /// per-member sums (`m_denominator_num_0`).
+    pub fn moment(a: Source, b: Source) -> String {
+        format!("m_{}_{}", a.column(), b.column())
+    }
 }
 
 /// What one component reports.
@@ -177,7 +205,7 @@ impl CompiledMeasure {
             .iter()
             .zip(&self.numerator_whole)
             .all(|(first, whole)| !first && *whole);
-        if !strata.is_empty() && additive {
+        if additive {
             return self.summary_by_cells(detail_table, named, &strata);
         }
         let sums = self
@@ -207,14 +235,18 @@ GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
     }
 
     /// [`Self::summary`] when every aggregate is a count or a sum: the units are counted once
-    /// per cell of the strata (a few hundred cells), and the grouping sets add up the cells.
-    /// `GROUPING SETS` over the units themselves hashes every unit once per set (five times for
-    /// a measure with four stratifiers: 0.5 s of every million member-months). Sums of sums
-    /// are exact: only whole numbers are summed (see `numerator_whole`). A count becomes a sum that is null
-    /// where no unit is counted, hence the `coalesce`.
+    /// per member and cell of the strata, and the grouping sets add up each member's cells, so
+    /// that every stratum also carries its members' second moments ([`Source::moment`]): the
+    /// clusters of repeated units (a member's months, days, discharges) that intervals account
+    /// for. `GROUPING SETS` over the units themselves would hash every unit once per set; over
+    /// member-cells it hashes far fewer rows (a member's twelve months are one). Sums of sums
+    /// are exact: only whole numbers are summed (see `numerator_whole`). A count becomes a sum
+    /// that is null where no unit is counted, hence the `coalesce`.
     fn summary_by_cells(&self, detail_table: &str, named: bool, strata: &[&str]) -> String {
-        let (stratifier_case, stratum_case, sets) = render::grouping(&self.stratify);
-        let mut inner = String::new();
+        let (stratifier_case, stratum_case, sets) =
+            render::grouping_within(&self.stratify, "member_id");
+        let mut cells = String::new();
+        let mut members = String::new();
         let mut outer = String::new();
         for (i, n) in self.numerator_names.iter().enumerate() {
             let col = if named {
@@ -222,20 +254,65 @@ GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
             } else {
                 format!("num_{i}")
             };
-            inner.push_str(&format!(", sum({col}) AS num_{i}"));
+            cells.push_str(&format!(", sum({col}) AS num_{i}"));
+            members.push_str(&format!(", sum(num_{i}) AS num_{i}"));
             outer.push_str(&format!(", sum(num_{i}) AS num_{i}"));
             if self.numerator_subset[i] {
-                inner.push_str(&format!(", count({col}) AS den_{i}"));
+                cells.push_str(&format!(", count({col}) AS den_{i}"));
+                members.push_str(&format!(", sum(den_{i}) AS den_{i}"));
                 outer.push_str(&format!(", coalesce(sum(den_{i}), 0) AS den_{i}"));
             }
         }
-        let by = strata.join(", ");
+        outer.push_str(", count(*) AS clusters");
+        for (a, b) in self.moments() {
+            outer.push_str(&format!(
+                ", sum(CAST({} AS DOUBLE) * CAST({} AS DOUBLE)) AS {}",
+                a.column(),
+                b.column(),
+                Source::moment(a, b)
+            ));
+        }
+        let by: String = strata.iter().map(|s| format!("{s}, ")).collect();
         format!(
-            "SELECT {stratifier_case} AS stratifier,\n  {stratum_case} AS stratum,\n  \
-coalesce(sum(denominator), 0) AS denominator{outer}\nFROM (\n  \
-SELECT {by}, count(*) AS denominator{inner}\n  FROM {detail_table}\n  WHERE in_denominator\n  GROUP BY {by}\n) cells\n\
-GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum"
+            "SELECT stratifier, stratum,\n  coalesce(sum(denominator), 0) AS denominator{outer}\n\
+FROM (\n  SELECT {stratifier_case} AS stratifier,\n    {stratum_case} AS stratum,\n    member_id, \
+sum(denominator) AS denominator{members}\n  FROM (\n    \
+SELECT {by}member_id, count(*) AS denominator{cells}\n    FROM {detail_table}\n    WHERE in_denominator\n    \
+GROUP BY {by}member_id\n  ) cells\n  GROUP BY GROUPING SETS ({sets})\n) members\n\
+GROUP BY stratifier, stratum\nORDER BY stratifier, stratum"
         )
+    }
+
+    /// The pairs of per-member sums whose products the cell summary adds up: for each rate
+    /// component over units of the detail, its denominator's square, the product of its
+    /// numerator and denominator and its numerator's square.
+    pub fn moments(&self) -> Vec<(Source, Source)> {
+        let mut pairs = Vec::new();
+        for (_, _, output) in &self.components {
+            if let Output::Rate {
+                numerator,
+                denominator,
+            } = *output
+                && numerator.per_unit()
+                && denominator.per_unit()
+            {
+                for pair in [
+                    (denominator, denominator),
+                    (numerator, denominator),
+                    (numerator, numerator),
+                ] {
+                    let pair = if pair.0.column() <= pair.1.column() {
+                        pair
+                    } else {
+                        (pair.1, pair.0)
+                    };
+                    if !pairs.contains(&pair) {
+                        pairs.push(pair);
+                    }
+                }
+            }
+        }
+        pairs
     }
 
     /// The detail query in stages, for an engine that (like DataFusion) computes a common table

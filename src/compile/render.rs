@@ -908,6 +908,16 @@ pub fn grouping(stratify: &[Stratifier]) -> (String, String, String) {
     (stratifier_case, stratum_case, sets)
 }
 
+/// [`grouping`] with `within` (a column) in every set: the rows of each stratum by that column.
+pub fn grouping_within(stratify: &[Stratifier], within: &str) -> (String, String, String) {
+    let (stratifier_case, stratum_case, _) = grouping(stratify);
+    let sets = std::iter::once(format!("({within})"))
+        .chain(stratify.iter().map(|s| format!("({within}, {})", s.name())))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (stratifier_case, stratum_case, sets)
+}
+
 /// Enrollees and outliers by stratum: each member enrolled in the programme on any day of the
 /// period, with the latest interval's MCO, partner and population and the age on the period's
 /// last day; outliers are members with a unit excluded as `outlier` in `detail_table`. `scope`,

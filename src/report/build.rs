@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::chart::{self, Estimate, Series};
 use crate::error::Result;
-use crate::measure::{Better, Measure, Unit};
+use crate::measure::{Better, Measure, Stratifier, Unit};
 use crate::report::doc::{Block, Cell, Column, Document, Figure, Section, Table};
 use crate::report::gather::{Audience, Curve, Gathered, MeasureData};
 use crate::report::stats;
@@ -228,6 +228,22 @@ fn count_cell(v: Option<&std::result::Result<f64, suppress::Reason>>) -> Cell {
     }
 }
 
+/// `x` rounded half away from zero to `dec` places, as the tables show it.
+fn round_to(x: f64, dec: usize) -> f64 {
+    let f = 10f64.powi(dec as i32);
+    (x * f).round() / f
+}
+
+/// The variance of a published row's rate (with its design effect), when its figures are shown.
+fn variance(p: &PublishedRow) -> Option<f64> {
+    match (&p.numerator, &p.denominator, &p.rate) {
+        (Ok(n), Ok(d), Ok(Some(_))) => {
+            stats::rate_variance(&p.row.unit, *n, *d, p.row.spread.as_ref())
+        }
+        _ => None,
+    }
+}
+
 fn shown_rate(p: Option<&PublishedRow>) -> Option<f64> {
     match p.map(|p| &p.rate) {
         Some(Ok(Some(r))) => Some(*r),
@@ -238,7 +254,9 @@ fn shown_rate(p: Option<&PublishedRow>) -> Option<f64> {
 /// The interval of a published row, when its figures are shown.
 fn interval(p: &PublishedRow) -> Option<(f64, f64)> {
     match (&p.numerator, &p.denominator, &p.rate) {
-        (Ok(n), Ok(d), Ok(Some(_))) => stats::interval(&p.row.unit, *n, *d),
+        (Ok(n), Ok(d), Ok(Some(_))) => {
+            stats::interval_clustered(&p.row.unit, *n, *d, p.row.spread.as_ref())
+        }
         _ => None,
     }
 }
@@ -346,17 +364,17 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
             let directed = directional(&now.row.unit);
             let (change, direction) = match (shown_rate(Some(now)), shown_rate(before)) {
                 (Some(a), Some(b)) if directed => {
-                    let d = a - b;
+                    // The change of the rates as shown, so the columns agree as read.
                     let dec = decimals(&now.row.unit);
-                    let tiny = 0.5 * 10f64.powi(-(dec as i32));
-                    let dir = if d.abs() < tiny {
-                        "no change"
-                    } else if (d > 0.0) == higher_is_better(m, &now.row.unit) {
-                        "improved"
-                    } else {
-                        "worsened"
+                    let d = round_to(a, dec) - round_to(b, dec);
+                    let verdict = match (variance(now), before.and_then(variance)) {
+                        (Some(va), Some(vb)) => {
+                            stats::change((a, va), (b, vb), higher_is_better(m, &now.row.unit))
+                                .name()
+                        }
+                        _ => "not tested",
                     };
-                    (Cell::decimal(d, dec), Cell::text(dir))
+                    (Cell::decimal(d, dec), Cell::text(verdict))
                 }
                 _ => (Cell::Empty, Cell::Empty),
             };
@@ -402,7 +420,7 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                 text: format!(
                     "Each measure over the twelve months ending {} ({} to {}) for {}, beside the \
                      twelve months before. Direction reads the change against the measure's \
-                     better direction.",
+                     better direction, where a test at the 5% level finds one (Methods).",
                     g.quarter,
                     g.current.start,
                     g.current.end,
@@ -566,6 +584,9 @@ fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) ->
         blocks.push(Block::Figure(followup_curve(g, m, state, audience)?));
     }
     blocks.push(Block::Table(age_table(m, p)));
+    if let Some(head) = &head {
+        blocks.push(Block::Table(demographics_table(g, m, head, p)));
+    }
     Ok(Section {
         id: format!("measure-{}", m.id),
         title: format!("{} — {}", m.id, m.title),
@@ -799,7 +820,8 @@ fn comparison(
         id: format!("compare_{}", m.id),
         title,
         caption: "Dots are rates, bars their 95% confidence intervals (Wilson for percentages, \
-                  Poisson for rates per 1,000); the line is the state rate. Suppressed units have \
+                  Poisson for rates per 1,000, members as clusters: see Methods); the line is \
+                  the state rate. Suppressed units have \
                   no dot."
             .into(),
         svg: r.svg,
@@ -854,6 +876,7 @@ fn control_chart(
     let computed = crate::spc::chart(kind, &periods);
     let scaled = crate::spc::Chart {
         kind: computed.kind,
+        laney: computed.laney,
         centre: computed.centre.map(|c| c * scale),
         points: computed
             .points
@@ -905,9 +928,11 @@ fn control_chart(
     let title = format!(
         "{} {head}: {} by quarter",
         m.id,
-        match kind {
-            crate::spc::Kind::P => "p-chart",
-            crate::spc::Kind::U => "u-chart",
+        match (kind, computed.laney) {
+            (crate::spc::Kind::P, None) => "p-chart",
+            (crate::spc::Kind::U, None) => "u-chart",
+            (crate::spc::Kind::P, Some(_)) => "p′-chart (Laney)",
+            (crate::spc::Kind::U, Some(_)) => "u′-chart (Laney)",
         }
     );
     let r = chart::spc(&title, unit_words(unit), &scaled)?;
@@ -917,9 +942,16 @@ fn control_chart(
         title,
         caption: format!(
             "Statistical process control for {}: centre line over both years, 3-sigma limits for \
-             each quarter's size; signals are a point beyond a limit, {} in a row on one side \
+             each quarter's size{}; signals are a point beyond a limit, {} in a row on one side \
              of the centre, or {} rising or falling. Suppressed quarters take no part.",
             audience_label(g),
+            match computed.laney {
+                Some(sz) => format!(
+                    ", widened by Laney's σz = {sz:.2} (the quarters vary more than chance \
+                     alone at their sizes would make them)"
+                ),
+                None => String::new(),
+            },
             crate::spc::SHIFT_RUN,
             crate::spc::TREND_RUN
         ),
@@ -1048,6 +1080,65 @@ fn age_table(m: &Measure, p: &Published) -> Table {
                 Cell::text(&c.name.value),
                 Cell::text(&r.row.stratum),
                 rate_cell(Some(r)),
+                count_cell(Some(&r.numerator)),
+                count_cell(Some(&r.denominator)),
+            ]);
+        }
+    }
+    t
+}
+
+/// What a demographic stratifier is called in a table.
+fn stratifier_label(s: &str) -> &str {
+    match s {
+        "sex" => "Sex",
+        "race" => "Race",
+        "ethnicity" => "Ethnicity",
+        "rural" => "Rurality",
+        "county" => "County (FIPS)",
+        other => other,
+    }
+}
+
+/// The headline component by the members' sex, race, ethnicity and rurality (and county in the
+/// state's report), with intervals: where the programme serves some groups less well.
+fn demographics_table(g: &Gathered, m: &Measure, head: &str, p: &Published) -> Table {
+    let mut t = Table {
+        id: format!("demographics_{}", m.id),
+        title: format!("{} {head} by demographics, year ending {}", m.id, g.quarter),
+        columns: vec![
+            Column::text("stratifier", "Stratifier"),
+            Column::text("stratum", "Group"),
+            Column::number("rate", "Rate"),
+            Column::number("lower_95", "95% CI low"),
+            Column::number("upper_95", "95% CI high"),
+            Column::number("numerator", "Numerator"),
+            Column::number("denominator", "Denominator"),
+        ],
+        rows: Vec::new(),
+        note: Some(format!(
+            "As the extracts record them (`unknown` where not recorded). {}",
+            suppress::legend()
+        )),
+    };
+    let order = crate::report::gather::DEMOGRAPHICS
+        .iter()
+        .chain([&Stratifier::County])
+        .map(|s| s.name());
+    for stratifier in order {
+        for r in p
+            .audience
+            .iter()
+            .filter(|r| r.row.component == head && r.row.stratifier == stratifier)
+        {
+            let ci = interval(r);
+            let dec = decimals(&r.row.unit);
+            t.rows.push(vec![
+                Cell::text(stratifier_label(stratifier)),
+                Cell::text(&r.row.stratum),
+                rate_cell(Some(r)),
+                ci.map_or(Cell::Empty, |(l, _)| Cell::decimal(l, dec)),
+                ci.map_or(Cell::Empty, |(_, u)| Cell::decimal(u, dec)),
                 count_cell(Some(&r.numerator)),
                 count_cell(Some(&r.denominator)),
             ]);
@@ -1195,6 +1286,22 @@ fn data_quality(g: &Gathered) -> Section {
     }
 }
 
+/// The statistical methods' sources, as the methods appendix cites them.
+const REFERENCES: [&str; 8] = [
+    "Breslow NE, Day NE. Statistical Methods in Cancer Research, vol. II. IARC, 1987 (Byar's \
+     approximation).",
+    "Cochran WG. Sampling Techniques, 3rd ed. Wiley, 1977 (ratio estimators).",
+    "Korn EL, Graubard BI. Confidence intervals for proportions with small expected number of \
+     positive counts estimated from survey data. Survey Methodology 1998;24:193-201.",
+    "Laney DB. Improved control charts for attributes. Quality Engineering 2002;14:531-537.",
+    "Montgomery DC. Introduction to Statistical Quality Control, 8th ed. Wiley, 2019.",
+    "Newcombe RG. Two-sided confidence intervals for the single proportion: comparison of seven \
+     methods. Statistics in Medicine 1998;17:857-872.",
+    "Wheeler DJ. Advanced Topics in Statistical Process Control. SPC Press, 1995.",
+    "Wilson EB. Probable inference, the law of succession, and statistical inference. Journal \
+     of the American Statistical Association 1927;22:209-212.",
+];
+
 fn methods(g: &Gathered) -> Section {
     let mut blocks = vec![
         Block::Heading {
@@ -1245,11 +1352,53 @@ fn methods(g: &Gathered) -> Section {
             text: "Confidence intervals and comparisons".into(),
         },
         Block::Paragraph {
-            text: "Percentages carry Wilson score 95% intervals; rates per 1,000 carry Byar's \
-                   approximation to the exact Poisson interval. A unit is better or worse than the \
-                   state when its interval lies wholly on one side of the state rate. Ratios, \
-                   medians and lengths of stay carry no interval."
+            text: "Percentages carry Wilson score 95% intervals (Wilson 1927; Newcombe 1998); \
+                   rates per 1,000 carry Byar's approximation to the exact Poisson interval \
+                   (Breslow and Day 1987). A member contributes several units to many measures \
+                   (twelve member months, several discharges or stays), and a member's units \
+                   are alike, so they are not independent: each interval takes the members as \
+                   clusters. The variance of the rate is the ratio estimator's with members as \
+                   clusters (Taylor linearisation; Cochran 1977, section 6.3), its ratio to the \
+                   variance for independent units is the design effect (never taken below 1), \
+                   and the interval is Wilson's or Byar's over the effective sample (the counts \
+                   divided by the design effect; Korn and Graubard 1998). Average lengths of \
+                   stay carry a normal interval on the same cluster variance. Ratios of \
+                   observed to expected readmissions and medians carry none (no variance of the \
+                   expected counts is supplied; a median's needs the units themselves). A unit \
+                   is better or worse than the state when its interval lies wholly on one side \
+                   of the state rate."
                 .into(),
+        },
+        Block::Paragraph {
+            text: "A change from the year before is called improved or worsened only when a \
+                 two-sided z-test at the 5% level finds it (the difference over the square root \
+                 of the two years' variances, each with its design effect); otherwise it reads \
+                 no significant change. The years are treated as independent although many \
+                 members are in both; their rates correlate positively, so the test is \
+                 conservative. Components without a variance read not tested. Rates are \
+                 rounded half away from zero to the places shown (one; ratios two) and a \
+                 change is the difference of the rates as shown, so the columns agree as read."
+                .into(),
+        },
+        Block::Paragraph {
+            text: format!(
+                "Control charts are p-charts (shares) and u-charts (rates per 1,000) by quarter \
+                 with 3-sigma limits for each quarter's size (Montgomery 2019). With large \
+                 denominators those limits are so narrow that the ordinary variation between \
+                 quarters shows as special causes; where the quarters' z-scores vary more than \
+                 chance (Laney's σz over 1, from their median moving range over 0.954, robust to \
+                 one wild quarter; Laney 2002, Wheeler 1995) the limits are widened by σz: a \
+                 p′- or u′-chart, named so on the chart. Signals: a point beyond a limit, {} in \
+                 a row on one side of the centre, {} in a row rising or falling.",
+                crate::spc::SHIFT_RUN,
+                crate::spc::TREND_RUN
+            ),
+        },
+        Block::Heading {
+            text: "References".into(),
+        },
+        Block::List {
+            items: REFERENCES.iter().map(|r| r.to_string()).collect(),
         },
         Block::Heading {
             text: "Audiences".into(),

@@ -380,7 +380,26 @@ pub async fn gather(
             stratify: Some(vec![Stratifier::Quarter]),
         });
     }
-    // The audience's session: its units by the measure's strata and by quarter.
+    // The audience's units by its members' demographics: from the state's session for the
+    // state's report (its audience), from the audience's own otherwise.
+    let demographics = View {
+        scope: scope.clone(),
+        stratify: Some(DEMOGRAPHICS.to_vec()),
+    };
+    let state_report = scope == Scope::All;
+    if state_report {
+        state_views.push(View {
+            stratify: Some(
+                DEMOGRAPHICS
+                    .iter()
+                    .copied()
+                    .chain([Stratifier::County])
+                    .collect(),
+            ),
+            ..demographics.clone()
+        });
+    }
+    // The audience's session: its units by the measure's strata, by quarter, by demographics.
     let own_views = vec![
         View {
             scope: scope.clone(),
@@ -390,6 +409,7 @@ pub async fn gather(
             scope: scope.clone(),
             stratify: Some(vec![Stratifier::Quarter]),
         },
+        demographics,
     ];
     let follow_ups: BTreeSet<usize> = measures
         .iter()
@@ -426,16 +446,28 @@ pub async fn gather(
     };
     for (k, (mi, is_current, _)) in jobs.iter().enumerate() {
         let m = &measures[*mi];
-        let (rows, mut viewed) = std::mem::take(&mut state_done.summaries[k]);
-        let (aud, aq) = match own_done.as_mut() {
+        let (mut rows, mut viewed) = std::mem::take(&mut state_done.summaries[k]);
+        let (mut aud, aq) = match own_done.as_mut() {
             Some(o) => {
                 let (_, mut own_viewed) = std::mem::take(&mut o.summaries[k]);
-                let aq = own_viewed.pop().expect("two views");
-                (own_viewed.pop().expect("two views"), aq)
+                let by_demographics = own_viewed.pop().expect("three views");
+                let aq = own_viewed.pop().expect("three views");
+                let mut aud = own_viewed.pop().expect("three views");
+                aud.extend(strata_only(by_demographics));
+                (aud, aq)
             }
-            // The state's own report: its audience is the state.
-            None => (rows.clone(), viewed[0].clone()),
+            // The state's own report: its audience is the state, with its demographics.
+            None => {
+                let by_demographics = strata_only(viewed.pop().expect("the demographics view"));
+                rows.extend(by_demographics);
+                (rows.clone(), viewed[0].clone())
+            }
         };
+        // Rows in the measure's order: the demographic strata after its own.
+        let components: Vec<String> = m.components.iter().map(|c| c.name.value.clone()).collect();
+        let bands: Vec<String> = m.age_bands.iter().map(|b| b.label.clone()).collect();
+        crate::results::sort(&mut rows, &components, &bands);
+        crate::results::sort(&mut aud, &components, &bands);
         let d = data
             .entry(m.id.clone())
             .or_insert_with(MeasureData::default);
@@ -596,6 +628,22 @@ async fn compute(
     }
     drop(spool);
     Ok(Computed { summaries, curves })
+}
+
+/// The demographic strata every report breaks its audience's figures down by (the state's adds
+/// county); under the same suppression as the rest of its table.
+pub const DEMOGRAPHICS: [Stratifier; 4] = [
+    Stratifier::Sex,
+    Stratifier::Race,
+    Stratifier::Ethnicity,
+    Stratifier::Rural,
+];
+
+/// A view's strata without its total (the measure's own rows have it).
+fn strata_only(rows: Vec<ResultRow>) -> Vec<ResultRow> {
+    rows.into_iter()
+        .filter(|r| r.stratifier != "total")
+        .collect()
 }
 
 fn only_stratum(rows: Vec<ResultRow>, stratifier: &str) -> Vec<ResultRow> {
