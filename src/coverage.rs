@@ -19,6 +19,33 @@ pub struct Coverage {
     pub last: NaiveDate,
 }
 
+impl Coverage {
+    /// The coverage the data show (`found_first` to `found_last`), or what the options state
+    /// (`--data-from`, `--data-through`) where they do.
+    pub fn of(
+        found_first: Option<NaiveDate>,
+        found_last: NaiveDate,
+        opts: &crate::quality::QualityOptions,
+    ) -> Coverage {
+        Coverage {
+            first: opts.data_from.or(found_first),
+            last: opts.data_through.unwrap_or(found_last),
+        }
+    }
+}
+
+/// The coverage the options state, for a manifest's options (only what was stated, so a run
+/// without them records what it always did).
+pub fn stated(opts: &crate::quality::QualityOptions) -> Vec<(&'static str, serde_json::Value)> {
+    [
+        ("data_from", opts.data_from),
+        ("data_through", opts.data_through),
+    ]
+    .into_iter()
+    .filter_map(|(k, d)| d.map(|d| (k, serde_json::json!(d.to_string()))))
+    .collect()
+}
+
 /// The period to measure: the one asked for when the data covers it; when the data ends before
 /// it does and the policy says `partial_period: caveat`, its months up to the data's last whole
 /// month, with the caveat to publish. Otherwise an error that says why and what to do.

@@ -209,6 +209,16 @@ enum Command {
         /// member ids, so memory follows the pass, not the state; the report is the same
         #[arg(long, value_name = "N", value_parser = parse_count)]
         members_per_pass: Option<usize>,
+        /// The programme's name for the title and cover (e.g. "KanCare Health Homes")
+        #[arg(long, value_name = "NAME")]
+        programme: Option<String>,
+        /// The state's name for the cover (e.g. Kansas)
+        #[arg(long, value_name = "NAME")]
+        state: Option<String>,
+        /// Targets to measure the rates against (CSV: measure,component,target[,source]; the
+        /// target in the component's unit)
+        #[arg(long, value_name = "FILE")]
+        targets: Option<PathBuf>,
         #[command(flatten)]
         quality: QualityArgs,
         #[command(flatten)]
@@ -720,6 +730,14 @@ struct QualityArgs {
     /// Dates after this day count as future in the data-quality checks (default: today)
     #[arg(long, value_name = "YYYY-MM-DD")]
     as_of: Option<chrono::NaiveDate>,
+    /// The first day the extracts cover, where it is known (default: the claims' first day);
+    /// look-backs before it are not reportable
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    data_from: Option<chrono::NaiveDate>,
+    /// The last day the extracts are complete through, where it is known (default: the last
+    /// dated claim or contact); periods and follow-up after it are refused or not reportable
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    data_through: Option<chrono::NaiveDate>,
 }
 
 impl QualityArgs {
@@ -727,6 +745,8 @@ impl QualityArgs {
         hhq::quality::QualityOptions {
             policy: self.quality_policy,
             as_of: self.as_of,
+            data_from: self.data_from,
+            data_through: self.data_through,
         }
     }
 }
@@ -832,6 +852,9 @@ async fn dispatch(command: Command) -> Result<()> {
             risk_weights,
             no_pdf,
             members_per_pass,
+            programme,
+            state,
+            targets,
             quality,
             memory,
             engine,
@@ -869,6 +892,8 @@ async fn dispatch(command: Command) -> Result<()> {
                 memory_limit: memory.memory_limit,
                 engine: engine.backend()?,
                 members_per_pass,
+                publisher: report::Publisher { programme, state },
+                targets,
             })
             .await?;
             if let Some(caveat) = &s.caveat {

@@ -273,10 +273,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
                 crate::quality::Policy::resolve(opts.quality.policy.as_deref(), &opts.measures)?;
             crate::coverage::period(
                 choose_period(opts, cutoff)?,
-                crate::coverage::Coverage {
-                    first: data_first,
-                    last,
-                },
+                crate::coverage::Coverage::of(data_first, last, &opts.quality),
                 &policy,
             )?
         }
@@ -296,10 +293,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     // stands for it, and the outputs say why.
     let mut uncovered = Vec::new();
     if let Some(last) = cutoff {
-        let data = crate::coverage::Coverage {
-            first: data_first,
-            last,
-        };
+        let data = crate::coverage::Coverage::of(data_first, last, &opts.quality);
         selected.retain(|m| match crate::coverage::measure(m, &period, data) {
             Some(why) => {
                 notes.push(format!("{}: {why}", m.id));
@@ -434,10 +428,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     }
     // Components whose own windows read outside the data: computed, never published.
     if let Some(last) = cutoff {
-        let data = crate::coverage::Coverage {
-            first: data_first,
-            last,
-        };
+        let data = crate::coverage::Coverage::of(data_first, last, &opts.quality);
         for m in &selected {
             for (component, why) in crate::coverage::components(m, &period, data) {
                 rows.retain(|r| !(r.measure == m.id && r.component == component));
@@ -537,7 +528,10 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
                 "pseudonymised",
                 serde_json::json!(opts.privacy.pseudonymizer.is_some()),
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(crate::coverage::stated(&opts.quality))
+        .collect(),
         measures: measures_files,
         blocks: block_files,
         value_set_files,

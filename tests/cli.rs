@@ -363,6 +363,58 @@ fn rolling_and_quarter_periods_run() {
     assert!(csv.contains(",2025-04-01,2026-03-31,total,total,"), "{csv}");
 }
 
+#[test]
+fn periods_the_data_do_not_cover_are_refused_or_cut_with_a_caveat() {
+    let root = common::root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--measure",
+            "HH-ENGAGE",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        hhq(&args, &root)
+    };
+    // testdata end 2026-03-31: a year after them, and a year running past them, are refused.
+    let o = run(&["--period", "2027"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("starts after the data's last day, 2026-03-31"),
+        "{err}"
+    );
+    let o = run(&["--period", "2026"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("partial_period: caveat"), "{err}");
+    assert!(!out.exists(), "nothing is written when refused");
+
+    // With the policy's caveat: measured to the last whole month, and said so.
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "partial_period: caveat\n").unwrap();
+    let o = run(&[
+        "--period",
+        "2026",
+        "--quality-policy",
+        policy.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Partial period"), "{err}");
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert!(csv.contains(",2026-01-01,2026-03-31,total,total,"), "{csv}");
+
+    // A data holder may state the extracts' span: then the year is theirs to measure.
+    let o = run(&["--period", "2026", "--data-through", "2026-12-31"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert!(csv.contains(",2026-01-01,2026-12-31,total,total,"), "{csv}");
+}
+
 /// A deck for ad hoc SQL, counted by hand: A1 and A2 are partner HHP-1's (MCO-A), B1 is HHP-2's
 /// (MCO-B). A1's claim C2 is voided by C2V, so its final lines are C1's two; A2 and B1 have one
 /// each. Final claim lines per member: A1 2, A2 1, B1 1.

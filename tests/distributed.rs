@@ -161,7 +161,9 @@ fn same_results(a: &Path, b: &Path, parquet_values: bool) {
         .filter(|n| n.ends_with(".csv"))
         .collect();
     details.sort();
-    assert!(details.len() >= 10, "a detail per measure: {details:?}");
+    // Each measure the data cover for 2025: on data that begin in 2025, PCR-HH's and IET-HH's
+    // look-backs are outside them, so those two are not reportable and not computed.
+    assert!(details.len() >= 9, "a detail per measure: {details:?}");
     let tables = [
         "summary.csv",
         "cms_reporting.csv",

@@ -166,7 +166,7 @@ async fn explain_tells_each_step_for_one_member() {
         only: vec![],
         risk_weights: None,
         privacy: Default::default(),
-        quality: Default::default(),
+        quality: common::stated_coverage(),
         memory_limit: None,
         engine: Default::default(),
         members_per_pass: None,

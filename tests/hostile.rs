@@ -337,7 +337,7 @@ async fn a_failed_run_leaves_the_previous_outputs_whole() {
         only: vec!["AMB-HH".into()],
         risk_weights: None,
         privacy: Default::default(),
-        quality: Default::default(),
+        quality: common::stated_coverage(),
         memory_limit: None,
         engine: Default::default(),
         members_per_pass: None,

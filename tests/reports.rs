@@ -351,3 +351,72 @@ fn a_report_directory_is_replaced_whole_and_nothing_else_is() {
         .collect();
     assert_eq!(beside, ["r"]);
 }
+
+#[test]
+fn a_report_names_its_programme_and_judges_rates_against_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let targets = dir.path().join("targets.csv");
+    // Rates of about 47 ED visits per 1,000 member months and 60% of months engaged: the first
+    // target far below (lower is better, so well short of it), the second far below too
+    // (higher is better, so met).
+    std::fs::write(
+        &targets,
+        "measure,component,target,source\nAMB-HH,ed_visits,5,state goal 2025\nHH-ENGAGE,engaged_months,1,national median\n",
+    )
+    .unwrap();
+    let out = dir.path().join("mco");
+    let t = targets.to_str().unwrap();
+    let args = [
+        "mco",
+        "MCO-A",
+        "--no-pdf",
+        "--measure",
+        "AMB-HH",
+        "--measure",
+        "HH-ENGAGE",
+        "--programme",
+        "KanCare Health Homes",
+        "--state",
+        "Kansas",
+        "--targets",
+        t,
+    ];
+    report(&args, &out);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("KanCare Health Homes quality report — MCO-A"));
+    assert!(html.contains("KanCare Health Homes, Kansas"));
+    for heading in [
+        "Changes since the year before",
+        "Against the state",
+        "Against targets",
+    ] {
+        assert!(html.contains(heading), "no {heading:?}");
+    }
+    assert!(html.contains("against a target of 5.0 per 1,000 member months (state goal 2025): short of it, significantly"), "{html}");
+    assert!(html.contains("against a target of 1.0% (national median): meets it"));
+    // The manifest records the targets file by hash.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["options"]["targets"]["sha256"],
+        hhq::manifest::file_sha256(&targets).unwrap()
+    );
+
+    // A mistake in the file stops the report before anything is computed, at its line.
+    std::fs::write(
+        &targets,
+        "measure,component,target\nAMB-HH,ed_visits,5\nAMB-HH,er_visits,5\n",
+    )
+    .unwrap();
+    let mut all = vec!["report"];
+    all.extend_from_slice(&args);
+    let bad = dir.path().join("bad");
+    all.extend_from_slice(&["--out", bad.to_str().unwrap()]);
+    let o = hhq(&all);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("targets.csv:3:") && err.contains("er_visits"),
+        "{err}"
+    );
+}

@@ -40,6 +40,10 @@ pub struct QualityOptions {
     pub policy: Option<PathBuf>,
     /// `None`: today (UTC). Dates after it count as future.
     pub as_of: Option<NaiveDate>,
+    /// The days the extracts are known to cover, where the data holder states them (their
+    /// extraction's span): `None`, the claims' first day and the data's last day.
+    pub data_from: Option<NaiveDate>,
+    pub data_through: Option<NaiveDate>,
 }
 
 impl QualityOptions {

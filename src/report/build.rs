@@ -19,12 +19,31 @@ pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
         Audience::Mco(id) => format!("Managed care organisation {id}"),
         Audience::Hhp(id) => format!("Health Home partner {id}"),
     };
+    let programme = g
+        .publisher
+        .programme
+        .clone()
+        .unwrap_or_else(|| "Health Home".to_string());
     let title = match &g.audience {
-        Audience::State => "Health Home quality report".to_string(),
-        Audience::Mco(id) => format!("Health Home quality report — {id}"),
-        Audience::Hhp(id) => format!("Health Home partner scorecard — {id}"),
+        Audience::State => format!("{programme} quality report"),
+        Audience::Mco(id) => format!("{programme} quality report — {id}"),
+        Audience::Hhp(id) => format!("{programme} partner scorecard — {id}"),
     };
-    let mut cover = vec![
+    let mut cover = Vec::new();
+    if g.publisher.programme.is_some() || g.publisher.state.is_some() {
+        cover.push((
+            "Programme".to_string(),
+            [
+                g.publisher.programme.as_deref(),
+                g.publisher.state.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", "),
+        ));
+    }
+    cover.extend([
         ("Audience".to_string(), who),
         ("Report quarter".to_string(), g.quarter.to_string()),
         (
@@ -55,7 +74,11 @@ pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
             "Tool".to_string(),
             format!("hhq {}", env!("CARGO_PKG_VERSION")),
         ),
-    ];
+    ]);
+    let caveats = cover_caveats(g);
+    if !caveats.is_empty() {
+        cover.push(("Caveats".to_string(), caveats.join(" ")));
+    }
     let deviating: Vec<String> = g
         .measures
         .iter()
@@ -93,7 +116,7 @@ pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
         .map(|(id, d)| (id.as_str(), Published::of(d)))
         .collect();
 
-    let mut sections = vec![at_a_glance(g, &published)];
+    let mut sections = vec![summary(g, &published), at_a_glance(g, &published)];
     if let Audience::Hhp(id) = &g.audience {
         sections.push(worklist(g, id));
     }
@@ -134,6 +157,253 @@ pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
         caveat: g.caveat.clone(),
         sections,
     })
+}
+
+/// What a reader must know before reading any figure: value sets that are not the licensed
+/// ones, components the data do not cover, and where the full list of readings is.
+fn cover_caveats(g: &Gathered) -> Vec<String> {
+    let mut out = Vec::new();
+    let illustrative: Vec<&str> = g
+        .measures
+        .iter()
+        .filter(|m| !m.reporting.illustrative_value_sets.is_empty())
+        .map(|m| m.id.as_str())
+        .collect();
+    if !illustrative.is_empty() {
+        out.push(format!(
+            "{} read hhq's illustrative value sets, not NCQA's licensed ones: their figures show \
+             how the measures work and are not comparable with HEDIS or Core Set results.",
+            illustrative.join(", ")
+        ));
+    }
+    let not_reportable: Vec<String> = g
+        .data
+        .iter()
+        .flat_map(|(id, d)| d.not_reportable.keys().map(move |c| format!("{id} {c}")))
+        .collect();
+    if !not_reportable.is_empty() {
+        out.push(format!(
+            "Not reportable for this year, the data not covering their windows: {}.",
+            not_reportable.join(", ")
+        ));
+    }
+    if g.measures
+        .iter()
+        .any(|m| !m.reporting.all_deviations().is_empty())
+    {
+        out.push(
+            "Where a measure departs from or reads its specification, Methods says how.".into(),
+        );
+    }
+    out
+}
+
+/// One published component of the headline table, judged: its rate now and before, the
+/// change's verdict, how it compares with the state and with its target.
+struct Judged<'a> {
+    measure: &'a Measure,
+    component: &'a str,
+    now: &'a PublishedRow,
+    before: Option<&'a PublishedRow>,
+}
+
+impl Judged<'_> {
+    fn unit(&self) -> &str {
+        &self.now.row.unit
+    }
+
+    fn shown(&self, x: f64) -> String {
+        let dec = decimals(self.unit());
+        let unit = match self.unit() {
+            "percent" => "%".to_string(),
+            "days" => " days".to_string(),
+            "ratio" | "count" => String::new(),
+            u => format!(" {}", unit_words(u)),
+        };
+        format!("{}{unit}", thousands_decimal(x, dec))
+    }
+
+    fn change(&self) -> Option<stats::Change> {
+        let (a, b) = (shown_rate(Some(self.now))?, shown_rate(self.before)?);
+        if !directional(self.unit()) {
+            return None;
+        }
+        let (va, vb) = (variance(self.now)?, variance(self.before?)?);
+        Some(stats::change(
+            (a, va),
+            (b, vb),
+            higher_is_better(self.measure, self.unit()),
+        ))
+    }
+}
+
+/// `x` to `dec` places with thousands separators.
+fn thousands_decimal(x: f64, dec: usize) -> String {
+    match Cell::decimal(x, dec) {
+        Cell::Number { text, .. } => text,
+        _ => format!("{x:.dec$}"),
+    }
+}
+
+/// The executive summary: what moved, how the audience compares with the state, which rates
+/// meet their targets. Only published figures are named; counts never.
+fn summary(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
+    let mut judged = Vec::new();
+    let (mut total, mut hidden) = (0, 0);
+    for m in &g.measures {
+        let p = &published[m.id.as_str()];
+        for c in &m.components {
+            let name = c.name.value.as_str();
+            if !directional(c.unit.name()) {
+                continue;
+            }
+            total += 1;
+            match find(&p.audience, name, "total", "total") {
+                Some(now) if shown_rate(Some(now)).is_some() => judged.push(Judged {
+                    measure: m,
+                    component: name,
+                    now,
+                    before: find(&p.audience_prior, name, "total", "total"),
+                }),
+                _ => hidden += 1,
+            }
+        }
+    }
+    let mut blocks = vec![Block::Paragraph {
+        text: format!(
+            "{} over the twelve months ending {} ({} to {}): {} of {} rates are published; the \
+             other {} are suppressed under CMS's small-cell rule or not reportable. Changes are \
+             named only where a test at the 5% level finds them (Methods).",
+            match &g.audience {
+                Audience::State => "Every Health Home member".to_string(),
+                Audience::Mco(id) => format!("The members of {id}"),
+                Audience::Hhp(id) => format!("The members assigned to {id}"),
+            },
+            g.quarter,
+            g.current.start,
+            g.current.end,
+            total - hidden,
+            total,
+            hidden
+        ),
+    }];
+    let moved: Vec<String> = judged
+        .iter()
+        .filter_map(|j| {
+            let c = j.change()?;
+            (c != stats::Change::NoSignificantChange).then(|| {
+                format!(
+                    "{} {}: {} against {} the year before, {}.",
+                    j.measure.id,
+                    j.component,
+                    j.shown(shown_rate(Some(j.now)).expect("shown")),
+                    j.shown(shown_rate(j.before).expect("shown")),
+                    c.name()
+                )
+            })
+        })
+        .collect();
+    blocks.push(Block::Heading {
+        text: "Changes since the year before".into(),
+    });
+    blocks.push(if moved.is_empty() {
+        Block::Paragraph {
+            text: "No published rate changed significantly since the year before.".into(),
+        }
+    } else {
+        Block::List { items: moved }
+    });
+    if g.audience != Audience::State {
+        let against: Vec<String> = judged
+            .iter()
+            .filter_map(|j| {
+                let state = shown_rate(find(
+                    &published[j.measure.id.as_str()].state,
+                    j.component,
+                    "total",
+                    "total",
+                ))?;
+                let ci = interval(j.now)?;
+                let v = stats::versus(ci, state, higher_is_better(j.measure, j.unit()));
+                (v != stats::Versus::NoDifference).then(|| {
+                    format!(
+                        "{} {}: {} against the state's {}, {}.",
+                        j.measure.id,
+                        j.component,
+                        j.shown(shown_rate(Some(j.now)).expect("shown")),
+                        j.shown(state),
+                        v.name()
+                    )
+                })
+            })
+            .collect();
+        blocks.push(Block::Heading {
+            text: "Against the state".into(),
+        });
+        blocks.push(if against.is_empty() {
+            Block::Paragraph {
+                text: "No published rate differs significantly from the state's (its 95% \
+                       interval holds the state rate)."
+                    .into(),
+            }
+        } else {
+            Block::List { items: against }
+        });
+    }
+    if !g.targets.is_empty() {
+        let mut items = Vec::new();
+        for t in &g.targets {
+            let Some(j) = judged
+                .iter()
+                .find(|j| j.measure.id == t.measure && j.component == t.component)
+            else {
+                items.push(format!(
+                    "{} {}: target {}; the rate is not published.",
+                    t.measure, t.component, t.value
+                ));
+                continue;
+            };
+            let rate = shown_rate(Some(j.now)).expect("shown");
+            let higher = higher_is_better(j.measure, j.unit());
+            let meets = if higher {
+                rate >= t.value
+            } else {
+                rate <= t.value
+            };
+            let verdict = if meets {
+                "meets it".to_string()
+            } else {
+                match interval(j.now) {
+                    Some((l, u)) if (higher && u < t.value) || (!higher && l > t.value) => {
+                        "short of it, significantly (its 95% interval excludes the target)".into()
+                    }
+                    Some(_) => "short of it, within its 95% interval".into(),
+                    None => "short of it".into(),
+                }
+            };
+            items.push(format!(
+                "{} {}: {} against a target of {}{}: {verdict}.",
+                t.measure,
+                t.component,
+                j.shown(rate),
+                j.shown(t.value),
+                if t.source.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", t.source)
+                }
+            ));
+        }
+        blocks.push(Block::Heading {
+            text: "Against targets".into(),
+        });
+        blocks.push(Block::List { items });
+    }
+    Section {
+        id: "summary".into(),
+        title: "Summary".into(),
+        blocks,
+    }
 }
 
 /// What the at-a-glance table reads for a component the data do not cover (CMS's "not reported").

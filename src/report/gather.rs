@@ -266,6 +266,10 @@ pub struct Gathered {
     pub quality: Option<crate::quality::Profile>,
     /// The caveat to print on the cover when checks failed and the policy allowed publishing.
     pub caveat: Option<String>,
+    /// The programme and state the report is published for.
+    pub publisher: crate::report::Publisher,
+    /// Targets the rates are measured against, for the measures reported.
+    pub targets: Vec<crate::report::targets::Target>,
 }
 
 /// Components of a follow-up measure.
@@ -290,6 +294,7 @@ pub async fn gather(
     audience: Audience,
     quarter: Quarter,
     cutoff: NaiveDate,
+    quality: &crate::quality::QualityOptions,
     members_per_pass: Option<usize>,
     bar: &indicatif::ProgressBar,
 ) -> Result<Gathered> {
@@ -298,20 +303,18 @@ pub async fn gather(
         start: current.start - Months::new(12),
         end: current.start - Days::new(1),
     };
-    if current.end > cutoff {
+    let coverage = crate::coverage::Coverage::of(state.data_first_day().await?, cutoff, quality);
+    if current.end > coverage.last {
         return Err(Error::Usage(format!(
-            "the year ending {quarter} ({} to {}) ends after the data's last day, {cutoff}: \
+            "the year ending {quarter} ({} to {}) ends after the data's last day, {}: \
              choose a quarter ending on or before it (the default is the latest with {} days of \
              claims run-out)",
             current.start,
             current.end,
+            coverage.last,
             crate::cms::RUN_OUT_DAYS
         )));
     }
-    let coverage = crate::coverage::Coverage {
-        first: state.data_first_day().await?,
-        last: cutoff,
-    };
     let scope = audience.scope();
     let own = match (&scope, own) {
         (Scope::All, _) => state,
@@ -535,6 +538,8 @@ pub async fn gather(
         notes,
         quality: None,
         caveat: None,
+        publisher: Default::default(),
+        targets: Vec::new(),
     })
 }
 

@@ -20,6 +20,7 @@ pub mod build;
 pub mod gather;
 pub mod html;
 pub mod tables;
+pub mod targets;
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +55,19 @@ pub struct ReportOptions {
     /// Members computed at once (`--members-per-pass`); `None`:
     /// [`crate::pipeline::MEMBERS_PER_PASS`].
     pub members_per_pass: Option<usize>,
+    /// Who publishes: the programme's and the state's names for the title and cover.
+    pub publisher: Publisher,
+    /// Targets to measure the rates against (`--targets FILE`).
+    pub targets: Option<PathBuf>,
+}
+
+/// The programme and state a report is published for (`--programme`, `--state`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Publisher {
+    /// "KanCare Health Homes"; without it, "Health Home programme".
+    pub programme: Option<String>,
+    /// "Kansas".
+    pub state: Option<String>,
 }
 
 /// What a report run wrote, without member-level data.
@@ -99,12 +113,16 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     let quarter = opts
         .quarter
         .unwrap_or_else(|| Quarter::latest_final(cutoff));
-    if quarter.last_day() > cutoff {
-        return Err(Error::Usage(format!(
-            "quarter {quarter} ends after the data does ({cutoff})"
-        )));
-    }
     let selected = crate::pipeline::select(&defs, &opts.only, &opts.measures)?;
+    // A bad targets file fails before anything is computed.
+    let targets = match &opts.targets {
+        Some(path) => targets::load(
+            path,
+            &defs.measures,
+            &selected.iter().map(|m| (*m).clone()).collect::<Vec<_>>(),
+        )?,
+        None => Vec::new(),
+    };
     // An MCO's or partner's figures are computed in a session holding its members only; the
     // state's session gives only the state's and MCOs' aggregates, published suppressed.
     let own = match opts.audience {
@@ -132,12 +150,15 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         opts.audience.clone(),
         quarter,
         cutoff,
+        &opts.quality,
         opts.members_per_pass,
         &bar,
     )
     .await?;
     gathered.quality = Some(quality);
     gathered.caveat = caveat;
+    gathered.publisher = opts.publisher.clone();
+    gathered.targets = targets;
 
     bar.set_message("laying out");
     // The inputs' hashes (extracts included) are computed once: for the appendix here, and for
@@ -164,7 +185,22 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
             ("quarter", serde_json::json!(quarter.to_string())),
             ("only", serde_json::json!(opts.only)),
             ("pdf", serde_json::json!(opts.pdf)),
-        ],
+            ("programme", serde_json::json!(opts.publisher.programme)),
+            ("state", serde_json::json!(opts.publisher.state)),
+            (
+                "targets",
+                match &opts.targets {
+                    Some(p) => serde_json::json!({
+                        "file": p.display().to_string(),
+                        "sha256": crate::manifest::file_sha256(p)?,
+                    }),
+                    None => serde_json::Value::Null,
+                },
+            ),
+        ]
+        .into_iter()
+        .chain(crate::coverage::stated(&opts.quality))
+        .collect(),
         measures: measure_files,
         blocks: block_files,
         value_set_files,

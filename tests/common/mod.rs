@@ -48,6 +48,21 @@ pub fn minimal() -> tempfile::TempDir {
     )
 }
 
+/// Hand-built decks hold only the rows their cases need, so their first and last rows are not
+/// where the data begin and end: the coverage is stated, as a data holder would state an
+/// extract's (2024 through 2026, so 2025's look-backs and follow-up are covered).
+pub fn stated_coverage() -> hhq::quality::QualityOptions {
+    hhq::quality::QualityOptions {
+        data_from: chrono::NaiveDate::from_ymd_opt(2024, 1, 1),
+        data_through: chrono::NaiveDate::from_ymd_opt(2026, 12, 31),
+        ..Default::default()
+    }
+}
+
+/// The command-line options stating [`stated_coverage`].
+pub const STATED_COVERAGE: [&str; 4] =
+    ["--data-from", "2024-01-01", "--data-through", "2026-12-31"];
+
 /// Options to run every shipped measure for 2025 over `data`, writing to `out`.
 pub fn run_options(data: &Path, out: &Path) -> hhq::pipeline::RunOptions {
     hhq::pipeline::RunOptions {
@@ -60,7 +75,7 @@ pub fn run_options(data: &Path, out: &Path) -> hhq::pipeline::RunOptions {
         only: Vec::new(),
         risk_weights: None,
         privacy: Default::default(),
-        quality: Default::default(),
+        quality: stated_coverage(),
         memory_limit: None,
         engine: Default::default(),
         members_per_pass: None,
