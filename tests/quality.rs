@@ -343,6 +343,11 @@ fn a_caveat_policy_publishes_counts_and_reconciles() {
         "2025",
         "--as-of",
         AS_OF,
+        // The deck's stated span (as common::stated_coverage): it holds only its cases' rows.
+        "--data-from",
+        "2024-01-01",
+        "--data-through",
+        "2026-12-31",
         "--quality-policy",
         policy.to_str().unwrap(),
         "--out",
@@ -782,6 +787,11 @@ fn rows_set_aside_are_warned_of_by_rule_on_the_terminal() {
         "2025",
         "--as-of",
         AS_OF,
+        // The deck's stated span (as common::stated_coverage): it holds only its cases' rows.
+        "--data-from",
+        "2024-01-01",
+        "--data-through",
+        "2026-12-31",
         "--quality-policy",
         policy.to_str().unwrap(),
         "--out",
