@@ -264,18 +264,16 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
         Some(s) => s.data_first,
         None => engine.data_first_day().await?,
     };
+    let coverage =
+        cutoff.map(|last| crate::coverage::Coverage::of(data_first, last, &opts.quality));
     // The period within the data (refused, or cut to the data's last whole month with a
     // caveat, as the policy says), checked before anything is computed.
-    let (period, partial) = match (state, cutoff) {
+    let (period, partial) = match (state, coverage) {
         (Some(s), _) => (s.period, None),
-        (None, Some(last)) => {
+        (None, Some(data)) => {
             let policy =
                 crate::quality::Policy::resolve(opts.quality.policy.as_deref(), &opts.measures)?;
-            crate::coverage::period(
-                choose_period(opts, cutoff)?,
-                crate::coverage::Coverage::of(data_first, last, &opts.quality),
-                &policy,
-            )?
+            crate::coverage::period(choose_period(opts, cutoff)?, data, &policy)?
         }
         (None, None) => (choose_period(opts, cutoff)?, None),
     };
@@ -292,8 +290,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     // A measure whose look-back or follow-up reaches outside the data is not computed: no number
     // stands for it, and the outputs say why.
     let mut uncovered = Vec::new();
-    if let Some(last) = cutoff {
-        let data = crate::coverage::Coverage::of(data_first, last, &opts.quality);
+    if let Some(data) = coverage {
         selected.retain(|m| match crate::coverage::measure(m, &period, data) {
             Some(why) => {
                 notes.push(format!("{}: {why}", m.id));
@@ -427,8 +424,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
         ));
     }
     // Components whose own windows read outside the data: computed, never published.
-    if let Some(last) = cutoff {
-        let data = crate::coverage::Coverage::of(data_first, last, &opts.quality);
+    if let Some(data) = coverage {
         for m in &selected {
             for (component, why) in crate::coverage::components(m, &period, data) {
                 rows.retain(|r| !(r.measure == m.id && r.component == component));

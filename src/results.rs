@@ -194,14 +194,7 @@ pub fn from_batches(
             Source::Outliers => s.outliers,
         };
         let spread = |numerator: Source, denominator: Source| -> Option<Spread> {
-            let m = |a: Source, b: Source| {
-                let (a, b) = if a.column() <= b.column() {
-                    (a, b)
-                } else {
-                    (b, a)
-                };
-                s.moments.get(&Source::moment(a, b)).copied()
-            };
+            let m = |a: Source, b: Source| s.moments.get(&Source::moment(a, b)).copied();
             Some(Spread {
                 members: s.clusters?,
                 xx: m(denominator, denominator)?,

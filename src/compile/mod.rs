@@ -77,9 +77,19 @@ impl Source {
     }
 
     /// The summary's column holding the sum over members of the product of two of their
-    /// per-member sums (`m_denominator_num_0`).
+    /// per-member sums (`m_denominator_num_0`), one name whichever order the two are given in.
     pub fn moment(a: Source, b: Source) -> String {
+        let (a, b) = Source::pair(a, b);
         format!("m_{}_{}", a.column(), b.column())
+    }
+
+    /// Two sources in the order of their columns' names: one pair whichever order they come in.
+    pub fn pair(a: Source, b: Source) -> (Source, Source) {
+        if a.column() <= b.column() {
+            (a, b)
+        } else {
+            (b, a)
+        }
     }
 }
 
@@ -301,11 +311,7 @@ GROUP BY stratifier, stratum\nORDER BY stratifier, stratum"
                     (numerator, denominator),
                     (numerator, numerator),
                 ] {
-                    let pair = if pair.0.column() <= pair.1.column() {
-                        pair
-                    } else {
-                        (pair.1, pair.0)
-                    };
+                    let pair = Source::pair(pair.0, pair.1);
                     if !pairs.contains(&pair) {
                         pairs.push(pair);
                     }

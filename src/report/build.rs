@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::chart::{self, Estimate, Series};
 use crate::error::Result;
 use crate::measure::{Better, Measure, Stratifier, Unit};
-use crate::report::doc::{Block, Cell, Column, Document, Figure, Section, Table};
+use crate::report::doc::{self, Block, Cell, Column, Document, Figure, Section, Table};
 use crate::report::gather::{Audience, Curve, Gathered, MeasureData};
 use crate::report::stats;
 use crate::results::ResultRow;
@@ -223,18 +223,21 @@ impl Judged<'_> {
         format!("{}{unit}", thousands_decimal(x, dec))
     }
 
-    fn change(&self) -> Option<stats::Change> {
-        let (a, b) = (shown_rate(Some(self.now))?, shown_rate(self.before)?);
-        if !directional(self.unit()) {
-            return None;
-        }
-        let (va, vb) = (variance(self.now)?, variance(self.before?)?);
-        Some(stats::change(
-            (a, va),
-            (b, vb),
-            higher_is_better(self.measure, self.unit()),
-        ))
+    fn rate(&self) -> f64 {
+        shown_rate(Some(self.now)).expect("only published rates are judged")
     }
+}
+
+/// The verdict on a component's change since the year before, when both rates are published
+/// and have variances (`None`: not tested).
+fn change(m: &Measure, now: &PublishedRow, before: Option<&PublishedRow>) -> Option<stats::Change> {
+    let (a, b) = (shown_rate(Some(now))?, shown_rate(before)?);
+    let (va, vb) = (variance(now)?, variance(before?)?);
+    Some(stats::change(
+        (a, va),
+        (b, vb),
+        higher_is_better(m, &now.row.unit),
+    ))
 }
 
 /// `x` to `dec` places with thousands separators.
@@ -290,13 +293,13 @@ fn summary(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
     let moved: Vec<String> = judged
         .iter()
         .filter_map(|j| {
-            let c = j.change()?;
+            let c = change(j.measure, j.now, j.before)?;
             (c != stats::Change::NoSignificantChange).then(|| {
                 format!(
                     "{} {}: {} against {} the year before, {}.",
                     j.measure.id,
                     j.component,
-                    j.shown(shown_rate(Some(j.now)).expect("shown")),
+                    j.shown(j.rate()),
                     j.shown(shown_rate(j.before).expect("shown")),
                     c.name()
                 )
@@ -330,7 +333,7 @@ fn summary(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                         "{} {}: {} against the state's {}, {}.",
                         j.measure.id,
                         j.component,
-                        j.shown(shown_rate(Some(j.now)).expect("shown")),
+                        j.shown(j.rate()),
                         j.shown(state),
                         v.name()
                     )
@@ -363,7 +366,7 @@ fn summary(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                 ));
                 continue;
             };
-            let rate = shown_rate(Some(j.now)).expect("shown");
+            let rate = j.rate();
             let higher = higher_is_better(j.measure, j.unit());
             let meets = if higher {
                 rate >= t.value
@@ -498,12 +501,6 @@ fn count_cell(v: Option<&std::result::Result<f64, suppress::Reason>>) -> Cell {
     }
 }
 
-/// `x` rounded half away from zero to `dec` places, as the tables show it.
-fn round_to(x: f64, dec: usize) -> f64 {
-    let f = 10f64.powi(dec as i32);
-    (x * f).round() / f
-}
-
 /// The variance of a published row's rate (with its design effect), when its figures are shown.
 fn variance(p: &PublishedRow) -> Option<f64> {
     match (&p.numerator, &p.denominator, &p.rate) {
@@ -636,14 +633,8 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                 (Some(a), Some(b)) if directed => {
                     // The change of the rates as shown, so the columns agree as read.
                     let dec = decimals(&now.row.unit);
-                    let d = round_to(a, dec) - round_to(b, dec);
-                    let verdict = match (variance(now), before.and_then(variance)) {
-                        (Some(va), Some(vb)) => {
-                            stats::change((a, va), (b, vb), higher_is_better(m, &now.row.unit))
-                                .name()
-                        }
-                        _ => "not tested",
-                    };
+                    let d = doc::round(a, dec) - doc::round(b, dec);
+                    let verdict = change(m, now, before).map_or("not tested", |c| c.name());
                     (Cell::decimal(d, dec), Cell::text(verdict))
                 }
                 _ => (Cell::Empty, Cell::Empty),

@@ -138,6 +138,12 @@ pub enum Cell {
     Empty,
 }
 
+/// `x` rounded half away from zero to `decimals` places: what a table shows of it.
+pub fn round(x: f64, decimals: usize) -> f64 {
+    let scale = 10f64.powi(decimals as i32);
+    (x * scale).round() / scale
+}
+
 impl Cell {
     pub fn text(s: impl Into<String>) -> Cell {
         Cell::Text { text: s.into() }
@@ -154,8 +160,7 @@ impl Cell {
     /// A rate or ratio with `decimals` places. The value is rounded too, so the typed tables
     /// carry what the report shows (no more precision, nothing a sum's last bit could change).
     pub fn decimal(x: f64, decimals: usize) -> Cell {
-        let scale = 10f64.powi(decimals as i32);
-        let mut value = (x * scale).round() / scale;
+        let mut value = round(x, decimals);
         if value == 0.0 {
             // No "-0.0".
             value = 0.0;
