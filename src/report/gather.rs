@@ -456,13 +456,19 @@ pub async fn gather(
                 let by_demographics = own_viewed.pop().expect("three views");
                 let aq = own_viewed.pop().expect("three views");
                 let mut aud = own_viewed.pop().expect("three views");
-                aud.extend(strata_only(by_demographics));
+                // Published for the report year only: the year before's would only take part
+                // in its suppression, hiding what need not be hidden.
+                if *is_current {
+                    aud.extend(strata_only(by_demographics));
+                }
                 (aud, aq)
             }
             // The state's own report: its audience is the state, with its demographics.
             None => {
                 let by_demographics = strata_only(viewed.pop().expect("the demographics view"));
-                rows.extend(by_demographics);
+                if *is_current {
+                    rows.extend(by_demographics);
+                }
                 (rows.clone(), viewed[0].clone())
             }
         };
