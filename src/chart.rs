@@ -21,12 +21,75 @@ use crate::error::{Error, Result};
 use crate::spc::{self, Signal};
 
 /// A chart drawn both ways: SVG with every glyph as an outline path (no `<text>`, no font
-/// lookup) and PNG.
+/// lookup) and PNG, with its text alternative.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
+    /// Carries the title and [`Rendered::desc`] as its `<title>` and `<desc>`, and `role="img"`.
     pub svg: String,
     /// Twice the SVG's logical size, on white.
     pub png: Vec<u8>,
+    /// What the chart shows, in words: for screen readers and wherever the picture is not seen.
+    pub desc: String,
+}
+
+/// A chart, or why there is none: a chart with nothing to draw is not drawn, and the report
+/// says so in one line instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drawing {
+    Chart(Rendered),
+    Empty(Empty),
+}
+
+/// Why a chart has nothing to draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Empty {
+    NoData,
+    AllSuppressed,
+}
+
+impl std::fmt::Display for Empty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Empty::NoData => "no data to draw",
+            Empty::AllSuppressed => "every value is suppressed, so there is nothing to draw",
+        })
+    }
+}
+
+impl Drawing {
+    /// The chart, when there is one.
+    pub fn chart(&self) -> Option<&Rendered> {
+        match self {
+            Drawing::Chart(r) => Some(r),
+            Drawing::Empty(_) => None,
+        }
+    }
+}
+
+/// Whom a line, a curve or a row stands for. Each role keeps one colour in every chart, so a
+/// report's MCOs and partners look the same from chart to chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The MCO or partner the report is for: vermillion, drawn thicker and on top, its label
+    /// bold.
+    Own,
+    /// The state as a whole: near-black.
+    State,
+    /// An MCO, by its place in the report's sorted list of MCOs.
+    Mco(usize),
+    /// Any other unit (the partners compared in a state or MCO report): grey.
+    Other,
+}
+
+impl Role {
+    fn colour(self) -> RGBColor {
+        match self {
+            Role::Own => ACCENT,
+            Role::State => INK,
+            Role::Mco(i) => MCO_COLOURS[i % MCO_COLOURS.len()],
+            Role::Other => AXIS,
+        }
+    }
 }
 
 /// One line of a trend chart; `None` points are gaps (suppressed or missing).
@@ -34,8 +97,8 @@ pub struct Rendered {
 pub struct Series {
     pub label: String,
     pub values: Vec<Option<f64>>,
-    /// Drawn thicker, with larger points, on top of the others.
-    pub emphasis: bool,
+    /// Its colour; [`Role::Own`] is drawn thicker, with larger points, on top of the others.
+    pub role: Role,
 }
 
 /// One estimate with its 95% interval.
@@ -45,8 +108,8 @@ pub struct Estimate {
     pub value: Option<f64>,
     pub lower: Option<f64>,
     pub upper: Option<f64>,
-    /// Drawn in the accent colour with a bold label (e.g. the partner reading the report).
-    pub highlight: bool,
+    /// Its colour; [`Role::Own`] has a bold label and value.
+    pub role: Role,
 }
 
 /// Logical size of a chart; a dot plot's height grows with its rows.
@@ -55,21 +118,18 @@ pub const HEIGHT: u32 = 360;
 /// The PNG's pixels per logical pixel.
 pub const PNG_SCALE: u32 = 2;
 
-const NO_DATA: &str = "no data";
-const ALL_SUPPRESSED: &str = "all values suppressed";
-
 // ---------------------------------------------------------------------------------------------
 // Trend
 
 /// Trend over periods (x labels like "2024Q1"), several series (e.g. this partner, its MCO, the
 /// state), with a legend when there is more than one. Period labels are thinned when they would
-/// overlap; values beyond the labels get blank ones.
+/// overlap; values beyond the labels get blank ones. The value axis is fitted to the values.
 pub fn trend(
     title: &str,
     y_label: &str,
     x_labels: &[String],
     series: &[Series],
-) -> Result<Rendered> {
+) -> Result<Drawing> {
     let n = series
         .iter()
         .map(|s| s.values.len())
@@ -86,20 +146,50 @@ pub fn trend(
         .collect();
     if lines.iter().flatten().all(Option::is_none) {
         let suppressed = series.iter().any(|s| !s.values.is_empty());
-        return empty(title, if suppressed { ALL_SUPPRESSED } else { NO_DATA });
+        return Ok(Drawing::Empty(if suppressed {
+            Empty::AllSuppressed
+        } else {
+            Empty::NoData
+        }));
     }
-    render((WIDTH, HEIGHT), |root| {
+    let (y, step) = value_axis(
+        lines.iter().flatten().flatten().copied(),
+        None,
+        "",
+        y_label,
+        true,
+    );
+    let d = decimals(step) + 1;
+    let label_at = |i: usize| {
+        x_labels
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("#{}", i + 1))
+    };
+    let mut desc = format!(
+        "Line chart of {} periods{}{}.",
+        n,
+        match (x_labels.first(), x_labels.get(n - 1)) {
+            (Some(a), Some(b)) if n > 1 => format!(", {a} to {b}"),
+            _ => String::new(),
+        },
+        y.scale_note()
+    );
+    for (s, line) in series.iter().zip(&lines) {
+        desc.push(' ');
+        desc.push_str(&series_words(&s.label, line, &label_at, d));
+    }
+    render((WIDTH, HEIGHT), title, desc, |root| {
         let keys: Vec<Key> = if series.len() > 1 {
             series
                 .iter()
-                .enumerate()
-                .map(|(i, s)| Key {
+                .map(|s| Key {
                     label: s.label.clone(),
                     swatch: Swatch::Line {
-                        color: colour(i),
-                        width: if s.emphasis { 3 } else { 2 },
+                        color: s.role.colour(),
+                        width: if s.role == Role::Own { 3 } else { 2 },
                         dashed: false,
-                        marker: Some((Marker::Circle, colour(i))),
+                        marker: Some((Marker::Circle, s.role.colour())),
                     },
                 })
                 .collect()
@@ -107,27 +197,73 @@ pub fn trend(
             Vec::new()
         };
         let top = header(root, title, &keys)?;
-        let (y, _) = value_axis(lines.iter().flatten().flatten().copied(), None, "", y_label);
         let x = period_axis(x_labels, n, plot_width(&y));
         let chart = axes(root, top, &x, &y)?;
-        // Emphasised series last, so they lie on top.
+        // The report's own series last, so it lies on top.
         let order = (0..series.len())
-            .filter(|&i| !series[i].emphasis)
-            .chain((0..series.len()).filter(|&i| series[i].emphasis));
+            .filter(|&i| series[i].role != Role::Own)
+            .chain((0..series.len()).filter(|&i| series[i].role == Role::Own));
         for i in order {
-            let (width, radius) = if series[i].emphasis { (3, 4) } else { (2, 3) };
+            let (width, radius) = if series[i].role == Role::Own {
+                (3, 4)
+            } else {
+                (2, 3)
+            };
+            let color = series[i].role.colour();
             let points: Vec<Option<(i32, i32)>> = lines[i]
                 .iter()
                 .enumerate()
                 .map(|(x, v)| v.map(|v| chart.backend_coord(&(x as f64, v))))
                 .collect();
-            polyline(root, &points, colour(i), width)?;
+            polyline(root, &points, color, width)?;
             for p in points.iter().flatten() {
-                marker(root, Marker::Circle, *p, radius, colour(i))?;
+                marker(root, Marker::Circle, *p, radius, color)?;
             }
         }
         Ok(())
     })
+}
+
+/// One series in words: first and last shown values, lowest and highest, periods not shown.
+fn series_words(
+    label: &str,
+    values: &[Option<f64>],
+    label_at: &dyn Fn(usize) -> String,
+    d: usize,
+) -> String {
+    let shown: Vec<(usize, f64)> = values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (i, v)))
+        .collect();
+    let hidden = values.len() - shown.len();
+    let gaps = match hidden {
+        0 => String::new(),
+        1 => "; 1 period suppressed or missing".to_string(),
+        k => format!("; {k} periods suppressed or missing"),
+    };
+    let at = |(i, v): (usize, f64)| format!("{} in {}", number(v, d), label_at(i));
+    match (shown.first(), shown.last()) {
+        (Some(&a), Some(&b)) if shown.len() > 1 => {
+            let low = shown
+                .iter()
+                .copied()
+                .fold(a, |m, p| if p.1 < m.1 { p } else { m });
+            let high = shown
+                .iter()
+                .copied()
+                .fold(a, |m, p| if p.1 > m.1 { p } else { m });
+            format!(
+                "{label}: from {} to {}, lowest {}, highest {}{gaps}.",
+                at(a),
+                at(b),
+                at(low),
+                at(high)
+            )
+        }
+        (Some(&a), _) => format!("{label}: {}{gaps}.", at(a)),
+        _ => format!("{label}: every period suppressed or missing."),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,18 +277,18 @@ pub const MAX_ROWS: usize = 400;
 /// Comparison dot plot: one row per unit (MCO or partner) in the order given, a dot and a
 /// horizontal bar for its interval, the value and interval printed on the right, and a dashed
 /// vertical reference line (e.g. the state rate) labelled with its name and value. Rows with
-/// value `None` are listed with the text "suppressed".
+/// value `None` are listed with the text "suppressed". The axis is fitted to the values.
 pub fn dot_plot(
     title: &str,
     x_label: &str,
     items: &[Estimate],
     reference: Option<(&str, f64)>,
-) -> Result<Rendered> {
+) -> Result<Drawing> {
     if items.is_empty() {
-        return empty(title, NO_DATA);
+        return Ok(Drawing::Empty(Empty::NoData));
     }
     if items.iter().all(|e| finite(e.value).is_none()) {
-        return empty(title, ALL_SUPPRESSED);
+        return Ok(Drawing::Empty(Empty::AllSuppressed));
     }
     if items.len() > MAX_ROWS {
         return Err(failure(format!(
@@ -161,22 +297,24 @@ pub fn dot_plot(
         )));
     }
     let reference = reference.filter(|(_, v)| v.is_finite());
+    let values = items
+        .iter()
+        .flat_map(|e| [e.value, e.lower, e.upper])
+        .chain([reference.map(|r| r.1)])
+        .filter_map(finite);
+    let (x, step) = value_axis(values, None, "", x_label, true);
+    let decimals = decimals(step) + 1;
+    let texts: Vec<String> = items.iter().map(|e| estimate_text(e, decimals)).collect();
+    let desc = dot_plot_words(items, &texts, reference, decimals, &x);
+
     let rows = items.len() as i32;
     let plot_top = HEADER + if reference.is_some() { 22 } else { 0 };
     let x_axis_height = x_area(&Axis::blank(x_label));
     let height = plot_top + rows * ROW + x_axis_height + MARGIN_BOTTOM;
-    render((WIDTH, height as u32), |root| {
+    render((WIDTH, height as u32), title, desc, |root| {
         header(root, title, &[])?;
-        let values = items
-            .iter()
-            .flat_map(|e| [e.value, e.lower, e.upper])
-            .chain([reference.map(|r| r.1)])
-            .filter_map(finite);
-        let (x, step) = value_axis(values, None, "", x_label);
-        let decimals = decimals(step) + 1;
-
         // Left: the unit labels; right: value and interval.
-        let label_font = |e: &Estimate| match (e.highlight, finite(e.value).is_some()) {
+        let label_font = |e: &Estimate| match (e.role == Role::Own, finite(e.value).is_some()) {
             (true, _) => LABEL_BOLD,
             (false, true) => LABEL,
             (false, false) => LABEL_MUTED,
@@ -186,11 +324,10 @@ pub fn dot_plot(
             .map(|e| text_width(&e.label, label_font(e)))
             .fold(0.0, f64::max)
             .min(220.0);
-        let texts: Vec<String> = items.iter().map(|e| estimate_text(e, decimals)).collect();
         let text_width_right = items
             .iter()
             .zip(&texts)
-            .map(|(e, t)| text_width(t, if e.highlight { TICK_BOLD } else { TICK }))
+            .map(|(e, t)| text_width(t, if e.role == Role::Own { TICK_BOLD } else { TICK }))
             .fold(0.0, f64::max);
         let left = MARGIN_SIDE + label_width.ceil() as i32 + 14;
         let right = MARGIN_SIDE + text_width_right.ceil() as i32 + 14;
@@ -233,7 +370,12 @@ pub fn dot_plot(
 
         if let Some((name, value)) = reference {
             let px = chart.backend_coord(&(value, 0.0)).0;
-            dashed(root, &[(px, y_top - 4), (px, y_bottom)], INK, 1)?;
+            dashed(
+                root,
+                &[(px, y_top - 4), (px, y_bottom)],
+                Role::State.colour(),
+                1,
+            )?;
             let text = format!("{name} {}", number(value, decimals));
             let half = (text_width(&text, TICK_BOLD) / 2.0).ceil() as i32;
             let cx = px.clamp((x0 + half).min(x1), (x1 - half).max(x0));
@@ -245,7 +387,7 @@ pub fn dot_plot(
             let py = chart.backend_coord(&(x.lo, y)).1;
             let label = fit(&e.label, label_font(e), label_width);
             text_at(root, &label, (MARGIN_SIDE, py), label_font(e), HPos::Left)?;
-            let color = if e.highlight { ACCENT } else { colour(0) };
+            let color = e.role.colour();
             let Some(v) = finite(e.value) else {
                 text_at(root, "suppressed", (x0 + 8, py), TICK_MUTED, HPos::Left)?;
                 continue;
@@ -260,11 +402,63 @@ pub fn dot_plot(
                 segment(root, (b, py - 4), (b, py + 4), color, 2)?;
             }
             marker(root, Marker::Circle, chart.backend_coord(&(v, y)), 5, color)?;
-            let font = if e.highlight { TICK_BOLD } else { TICK };
+            let font = if e.role == Role::Own { TICK_BOLD } else { TICK };
             text_at(root, value_text, (x1 + 14, py), font, HPos::Left)?;
         }
         Ok(())
     })
+}
+
+/// A dot plot in words: every row's value and interval, and which lie wholly above or below the
+/// reference.
+fn dot_plot_words(
+    items: &[Estimate],
+    texts: &[String],
+    reference: Option<(&str, f64)>,
+    d: usize,
+    x: &Axis,
+) -> String {
+    let mut out = format!(
+        "Dot plot of {} rows with 95% intervals{}{}.",
+        items.len(),
+        reference.map_or(String::new(), |(n, v)| format!(
+            ", against {n} at {}",
+            number(v, d)
+        )),
+        x.scale_note()
+    );
+    let rows: Vec<String> = items
+        .iter()
+        .zip(texts)
+        .map(|(e, t)| {
+            if t.is_empty() {
+                format!("{} suppressed", e.label)
+            } else {
+                format!("{} {t}", e.label)
+            }
+        })
+        .collect();
+    out.push_str(&format!(" {}.", rows.join("; ")));
+    if let Some((name, v)) = reference {
+        let side = |above: bool| -> Vec<&str> {
+            items
+                .iter()
+                .filter(|e| match (finite(e.lower), finite(e.upper)) {
+                    (Some(lo), Some(_)) if above => lo > v,
+                    (Some(_), Some(hi)) if !above => hi < v,
+                    _ => false,
+                })
+                .map(|e| e.label.as_str())
+                .collect()
+        };
+        for (above, word) in [(true, "above"), (false, "below")] {
+            let units = side(above);
+            if !units.is_empty() {
+                out.push_str(&format!(" Wholly {word} {name}: {}.", units.join(", ")));
+            }
+        }
+    }
+    out
 }
 
 /// "54.3 (48.1–60.2)", or the value alone without both bounds; nothing when suppressed.
@@ -285,16 +479,21 @@ fn estimate_text(e: &Estimate, decimals: usize) -> String {
 // SPC
 
 /// SPC chart (p or u) from [`spc::Chart`]: the centre line, each point's 3-sigma limits as dashed
-/// step lines, the points joined, and points with a signal marked by colour and shape with a
-/// legend of the signal kinds that occur. Values are drawn as they are: scale the chart first
-/// for the unit of `y_label` (a p-chart's proportions times 100 for percent, a u-chart's rate
-/// times 1,000 for per 1,000). A point with several signals shows the first of: beyond a limit,
-/// shift, trend. A point without a value (suppressed, or no denominator) is a gap; its limits
-/// are still drawn.
-pub fn spc(title: &str, y_label: &str, chart: &spc::Chart) -> Result<Rendered> {
+/// step lines, the points joined in the colour of `role`, and points with a signal marked by
+/// shape and colour with a legend of the signal kinds that occur. Values are drawn as they are:
+/// scale the chart first for the unit of `y_label` (a p-chart's proportions times 100 for
+/// percent, a u-chart's rate times 1,000 for per 1,000). A point with several signals shows the
+/// first of: beyond a limit, shift, trend. A point without a value (suppressed, or no
+/// denominator) is a gap; its limits are still drawn. The value axis is fitted to the values
+/// and limits.
+pub fn spc(title: &str, y_label: &str, chart: &spc::Chart, role: Role) -> Result<Drawing> {
     let values: Vec<Option<f64>> = chart.points.iter().map(|p| finite(p.value)).collect();
     if values.iter().all(Option::is_none) {
-        return empty(title, NO_DATA);
+        return Ok(Drawing::Empty(if chart.points.is_empty() {
+            Empty::NoData
+        } else {
+            Empty::AllSuppressed
+        }));
     }
     let lower: Vec<Option<f64>> = chart.points.iter().map(|p| finite(p.lower)).collect();
     let upper: Vec<Option<f64>> = chart.points.iter().map(|p| finite(p.upper)).collect();
@@ -302,24 +501,53 @@ pub fn spc(title: &str, y_label: &str, chart: &spc::Chart) -> Result<Rendered> {
     let signal = |p: &spc::Point| SIGNALS.iter().find(|s| p.signals.contains(&s.0)).copied();
     let labels: Vec<String> = chart.points.iter().map(|p| p.label.clone()).collect();
     let n = chart.points.len();
+    let all = values.iter().chain(&lower).chain(&upper).chain([&centre]);
+    let (y, step) = value_axis(all.flatten().copied(), None, "", y_label, true);
+    let d = decimals(step) + 1;
 
-    render((WIDTH, HEIGHT), |root| {
-        let all = values.iter().chain(&lower).chain(&upper).chain([&centre]);
-        let (y, step) = value_axis(all.flatten().copied(), None, "", y_label);
+    let label_at = |i: usize| labels.get(i).cloned().unwrap_or_default();
+    let mut desc = format!(
+        "Control chart of {n} periods{}{}. {}",
+        match (labels.first(), labels.last()) {
+            (Some(a), Some(b)) if n > 1 => format!(", {a} to {b}"),
+            _ => String::new(),
+        },
+        y.scale_note(),
+        series_words("Observed", &values, &label_at, d)
+    );
+    if let Some(c) = centre {
+        desc.push_str(&format!(" Centre line {}.", number(c, d)));
+    }
+    let flagged: Vec<String> = chart
+        .points
+        .iter()
+        .filter(|p| !p.signals.is_empty())
+        .map(|p| {
+            let kinds: Vec<&str> = p.signals.iter().map(|s| s.name()).collect();
+            format!("{} ({})", p.label, kinds.join(", "))
+        })
+        .collect();
+    if flagged.is_empty() {
+        desc.push_str(" No special-cause signals.");
+    } else {
+        desc.push_str(&format!(" Signals: {}.", flagged.join("; ")));
+    }
+
+    render((WIDTH, HEIGHT), title, desc, |root| {
         let mut keys = vec![Key {
             label: "Observed".into(),
             swatch: Swatch::Line {
-                color: colour(0),
+                color: role.colour(),
                 width: 2,
                 dashed: false,
-                marker: Some((Marker::Circle, colour(0))),
+                marker: Some((Marker::Circle, role.colour())),
             },
         }];
         if let Some(c) = centre {
             keys.push(Key {
-                label: format!("Centre line {}", number(c, decimals(step) + 1)),
+                label: format!("Centre line {}", number(c, d)),
                 swatch: Swatch::Line {
-                    color: INK,
+                    color: CENTRE,
                     width: 2,
                     dashed: false,
                     marker: None,
@@ -371,28 +599,29 @@ pub fn spc(title: &str, y_label: &str, chart: &spc::Chart) -> Result<Rendered> {
             }
         }
         if let Some(c) = centre {
-            segment(root, px(-0.5, c), px(n as f64 - 0.5, c), INK, 2)?;
+            segment(root, px(-0.5, c), px(n as f64 - 0.5, c), CENTRE, 2)?;
         }
         let points: Vec<Option<(i32, i32)>> = values
             .iter()
             .enumerate()
             .map(|(i, v)| v.map(|v| px(i as f64, v)))
             .collect();
-        polyline(root, &points, colour(0), 2)?;
+        polyline(root, &points, role.colour(), 2)?;
         for (p, point) in points.iter().zip(&chart.points) {
             let Some(p) = *p else { continue };
             match signal(point) {
-                Some((_, m, color)) => marker(root, m, p, 5, color)?,
-                None => marker(root, Marker::Circle, p, 3, colour(0))?,
+                Some((_, m, color)) => marker(root, m, p, 6, color)?,
+                None => marker(root, Marker::Circle, p, 3, role.colour())?,
             }
         }
         Ok(())
     })
 }
 
-/// Signal kinds in the order a point shows them, with their marker and colour.
+/// Signal kinds in the order a point shows them, with their marker and colour (shapes differ,
+/// so the colours need not tell them apart).
 const SIGNALS: [(Signal, Marker, RGBColor); 3] = [
-    (Signal::BeyondLimit, Marker::Circle, ACCENT),
+    (Signal::BeyondLimit, Marker::Circle, SIGNAL_RED),
     (Signal::Shift, Marker::Square, ORANGE),
     (Signal::Trend, Marker::Triangle, PURPLE),
 ];
@@ -428,35 +657,93 @@ fn capitalised(s: &str) -> String {
 /// Days drawn on a cumulative follow-up curve: 0 (the discharge) to 30.
 pub const FOLLOW_UP_DAYS: usize = 30;
 
+/// One cumulative follow-up curve: 31 values for days 0 to 30 (`f64` or `Option<f64>`; extra
+/// values are ignored; missing, `None` or non-finite ones are days not shown, e.g. suppressed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Curve<V> {
+    pub label: String,
+    pub values: Vec<V>,
+    pub role: Role,
+}
+
 /// Cumulative follow-up curve: the share (0 to 100 %) followed up by each day 0 to 30 after
 /// discharge, one curve per series, dashed marks at day 7 and day 30 labelled "7 days" and
-/// "30 days". Each curve has 31 values, `f64` or `Option<f64>`; extra values are ignored, and
-/// missing, `None` (e.g. suppressed days) or non-finite ones are gaps.
+/// "30 days". A day not shown after one that is carries the last shown share over, drawn dashed
+/// (a cumulative share never falls, so the true value is at least that), with a legend entry
+/// saying so; days before the first shown one are not drawn.
 pub fn cumulative<V: Copy + Into<Option<f64>>>(
     title: &str,
-    curves: &[(String, Vec<V>)],
-) -> Result<Rendered> {
+    curves: &[Curve<V>],
+) -> Result<Drawing> {
     let lines: Vec<Vec<Option<f64>>> = curves
         .iter()
-        .map(|(_, v)| {
-            v.iter()
+        .map(|c| {
+            let mut line: Vec<Option<f64>> = c
+                .values
+                .iter()
                 .take(FOLLOW_UP_DAYS + 1)
                 .map(|v| finite((*v).into()))
-                .collect()
+                .collect();
+            line.resize(FOLLOW_UP_DAYS + 1, None);
+            line
         })
         .collect();
     if lines.iter().flatten().all(Option::is_none) {
-        return empty(title, NO_DATA);
+        return Ok(Drawing::Empty(
+            if curves.iter().any(|c| !c.values.is_empty()) {
+                Empty::AllSuppressed
+            } else {
+                Empty::NoData
+            },
+        ));
     }
-    render((WIDTH, HEIGHT), |root| {
-        let keys: Vec<Key> = if curves.len() > 1 {
+    // Each day's drawn value and whether it is carried over from an earlier day.
+    let drawn: Vec<Vec<Option<(f64, bool)>>> = lines
+        .iter()
+        .map(|line| {
+            let mut last = None;
+            line.iter()
+                .map(|v| match v {
+                    Some(v) => {
+                        last = Some(*v);
+                        Some((*v, false))
+                    }
+                    None => last.map(|l| (l, true)),
+                })
+                .collect()
+        })
+        .collect();
+    let carried = drawn.iter().flatten().flatten().any(|(_, c)| *c);
+    let mut desc = format!(
+        "Cumulative share followed up by each day after the event, days 0 to {FOLLOW_UP_DAYS}."
+    );
+    for ((c, line), shown) in curves.iter().zip(&drawn).zip(&lines) {
+        let at = |day: usize| match line.get(day).copied().flatten() {
+            Some((v, false)) => format!("{}%", number(v, 1)),
+            Some((v, true)) => format!("at least {}%", number(v, 1)),
+            None => "suppressed".to_string(),
+        };
+        let hidden = shown.iter().filter(|v| v.is_none()).count();
+        desc.push_str(&format!(
+            " {}: by day 7 {}, by day 30 {}{}.",
+            c.label,
+            at(7),
+            at(30),
+            match hidden {
+                0 => String::new(),
+                1 => " (1 day suppressed)".to_string(),
+                k => format!(" ({k} days suppressed)"),
+            }
+        ));
+    }
+    render((WIDTH, HEIGHT), title, desc, |root| {
+        let mut keys: Vec<Key> = if curves.len() > 1 {
             curves
                 .iter()
-                .enumerate()
-                .map(|(i, (label, _))| Key {
-                    label: label.clone(),
+                .map(|c| Key {
+                    label: c.label.clone(),
                     swatch: Swatch::Line {
-                        color: colour(i),
+                        color: c.role.colour(),
                         width: 2,
                         dashed: false,
                         marker: None,
@@ -466,10 +753,21 @@ pub fn cumulative<V: Copy + Into<Option<f64>>>(
         } else {
             Vec::new()
         };
+        if carried {
+            keys.push(Key {
+                label: "suppressed days: last shown share carried over".into(),
+                swatch: Swatch::Line {
+                    color: MUTED,
+                    width: 2,
+                    dashed: true,
+                    marker: None,
+                },
+            });
+        }
         // Room above the plot for the day marks' labels.
         let top = header(root, title, &keys)? + 14;
         let values = lines.iter().flatten().flatten().copied().chain([100.0]);
-        let (y, _) = value_axis(values, Some(100.0), "%", "Followed up");
+        let (y, _) = value_axis(values, Some(100.0), "%", "Followed up", false);
         let x = Axis {
             lo: -0.6,
             hi: FOLLOW_UP_DAYS as f64 + 0.6,
@@ -479,6 +777,7 @@ pub fn cumulative<V: Copy + Into<Option<f64>>>(
                 .collect(),
             desc: "Days after the discharge or ED visit".into(),
             x_grid: false,
+            from: None,
         };
         let chart = axes(root, top, &x, &y)?;
         let (y_top, y_bottom) = (
@@ -493,13 +792,42 @@ pub fn cumulative<V: Copy + Into<Option<f64>>>(
             dashed(root, &[(px, y_top - 12), (px, y_bottom)], INK, 1)?;
             text_at(root, text, (px + dx, y_top - 8), TICK_BOLD, anchor)?;
         }
-        for (i, line) in lines.iter().enumerate() {
-            let points: Vec<Option<(i32, i32)>> = line
-                .iter()
-                .enumerate()
-                .map(|(d, v)| v.map(|v| chart.backend_coord(&(d as f64, v))))
-                .collect();
-            polyline(root, &points, colour(i), 2)?;
+        for (c, line) in curves.iter().zip(&drawn) {
+            let color = c.role.colour();
+            let at = |d: usize, v: f64| chart.backend_coord(&(d as f64, v));
+            // Shown days joined solid; a carried stretch dashed from the last shown day on.
+            let mut solid: Vec<Option<(i32, i32)>> = Vec::new();
+            for (d, v) in line.iter().enumerate() {
+                solid.push(match v {
+                    Some((v, false)) => Some(at(d, *v)),
+                    _ => None,
+                });
+            }
+            polyline(root, &solid, color, 2)?;
+            // Shown days marked, so a reader tells them from the carried ones.
+            for p in solid.iter().flatten() {
+                marker(root, Marker::Circle, *p, 2, color)?;
+            }
+            let mut d = 0;
+            while d < line.len() {
+                if let Some((v, true)) = line[d] {
+                    let start = d.saturating_sub(1);
+                    let mut end = d;
+                    while end + 1 < line.len() && matches!(line[end + 1], Some((_, true))) {
+                        end += 1;
+                    }
+                    // To the next shown day, when there is one, the step up included.
+                    let mut path = vec![at(start, v), at(end, v)];
+                    if let Some(Some((next, false))) = line.get(end + 1) {
+                        path.push(at(end + 1, v));
+                        path.push(at(end + 1, *next));
+                    }
+                    dashed(root, &path, color, 2)?;
+                    d = end + 1;
+                } else {
+                    d += 1;
+                }
+            }
         }
         Ok(())
     })
@@ -520,16 +848,17 @@ const PALETTE: [RGBColor; 6] = [
 const ACCENT: RGBColor = PALETTE[1];
 const ORANGE: RGBColor = PALETTE[3];
 const PURPLE: RGBColor = PALETTE[5];
+/// The MCOs' colours, in the order of the report's MCOs: none is the own unit's or the state's.
+const MCO_COLOURS: [RGBColor; 4] = [PALETTE[0], PALETTE[2], PALETTE[5], PALETTE[4]];
+/// A point beyond a control limit (drawn as a larger circle, so shape tells it too).
+const SIGNAL_RED: RGBColor = RGBColor(0xB2, 0x00, 0x00);
+const CENTRE: RGBColor = RGBColor(0x66, 0x66, 0x66);
 const INK: RGBColor = RGBColor(0x33, 0x33, 0x33);
 const AXIS: RGBColor = RGBColor(0x59, 0x59, 0x59);
 const MUTED: RGBColor = RGBColor(0x80, 0x80, 0x80);
 const LIMIT: RGBColor = RGBColor(0x8C, 0x8C, 0x8C);
 const GRID: RGBColor = RGBColor(0xE3, 0xE3, 0xE3);
 const BAND: RGBColor = RGBColor(0xF5, 0xF5, 0xF5);
-
-fn colour(i: usize) -> RGBColor {
-    PALETTE[i % PALETTE.len()]
-}
 
 /// A text style: size in logical pixels (the SVG font-size), weight and colour.
 #[derive(Clone, Copy)]
@@ -546,7 +875,6 @@ const LABEL_MUTED: Font = font(12.0, false, MUTED);
 const TICK: Font = font(11.0, false, INK);
 const TICK_BOLD: Font = font(11.0, true, INK);
 const TICK_MUTED: Font = font(11.0, false, MUTED);
-const NOTE: Font = font(14.0, false, MUTED);
 
 const fn font(size: f64, bold: bool, color: RGBColor) -> Font {
     Font { size, bold, color }
@@ -580,8 +908,13 @@ const HEADER: i32 = 44;
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type Plot<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<Ticked, Ticked>>;
 
-/// Draw on a white SVG canvas, then finish it.
-fn render(size: (u32, u32), draw: impl FnOnce(&Area<'_>) -> Result<()>) -> Result<Rendered> {
+/// Draw on a white SVG canvas, then finish it with its title and description.
+fn render(
+    size: (u32, u32),
+    title: &str,
+    desc: String,
+    draw: impl FnOnce(&Area<'_>) -> Result<()>,
+) -> Result<Drawing> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
@@ -589,27 +922,7 @@ fn render(size: (u32, u32), draw: impl FnOnce(&Area<'_>) -> Result<()>) -> Resul
         draw(&root)?;
         root.present().map_err(failure)?;
     }
-    finish(&svg)
-}
-
-/// The title and a framed message instead of a chart.
-fn empty(title: &str, message: &str) -> Result<Rendered> {
-    render((WIDTH, HEIGHT), |root| {
-        let top = header(root, title, &[])?;
-        let (right, bottom) = (
-            WIDTH as i32 - MARGIN_SIDE,
-            HEIGHT as i32 - MARGIN_BOTTOM - 6,
-        );
-        let frame = Rectangle::new([(MARGIN_SIDE, top), (right, bottom)], GRID.stroke_width(1));
-        root.draw(&frame).map_err(failure)?;
-        text_at(
-            root,
-            message,
-            (WIDTH as i32 / 2, (top + bottom) / 2),
-            NOTE,
-            HPos::Center,
-        )
-    })
+    finish(&svg, title, desc).map(Drawing::Chart)
 }
 
 /// Text vertically centred on `y` (on the height of its capitals and digits).
@@ -772,6 +1085,8 @@ struct Axis {
     ticks: Vec<(f64, String)>,
     desc: String,
     x_grid: bool,
+    /// Where a fitted value axis starts, when not at zero.
+    from: Option<String>,
 }
 
 impl Axis {
@@ -782,7 +1097,15 @@ impl Axis {
             ticks: Vec::new(),
             desc: desc.to_owned(),
             x_grid: false,
+            from: None,
         }
+    }
+
+    /// ", the value axis starting at 40 (not zero)" for a fitted axis; nothing otherwise.
+    fn scale_note(&self) -> String {
+        self.from.as_ref().map_or(String::new(), |f| {
+            format!(", the value axis starting at {f}, not zero")
+        })
     }
 
     fn coord(&self) -> Ticked {
@@ -866,21 +1189,74 @@ fn plot_width(y: &Axis) -> f64 {
     f64::from(WIDTH as i32 - 2 * MARGIN_SIDE - y_area(y) - 4)
 }
 
-/// The value axis: from 0 (or below, for negative values) to a round number above the largest
-/// value with some headroom, never above `cap` unless values are; about five ticks. Returns
-/// the step between ticks too.
+/// The value axis: about five ticks at a round step, a round number above the largest value
+/// with some headroom (never above `cap` unless values are), and below from 0 (or below, for
+/// negative values). With `fit`, non-negative values whose range lies far from zero get an axis
+/// starting at a round number below the smallest instead, so differences between units are seen;
+/// [`Axis::scale_note`] then says where it starts, and the description says so too. Returns the
+/// step between ticks too.
 fn value_axis(
     values: impl Iterator<Item = f64>,
     cap: Option<f64>,
     suffix: &str,
     desc: &str,
+    fit: bool,
 ) -> (Axis, f64) {
-    let (min, max) = values.fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
-    let (lo, mut hi) = (min, max);
-    // Nothing but zeros (or one value at 0): a unit scale, the value on its floor.
+    let values: Vec<f64> = values.collect();
+    let (min, max) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(*v), b.max(*v))
+        });
+    let (min, max) = if values.is_empty() {
+        (0.0, 0.0)
+    } else {
+        (min, max)
+    };
+    let zero_based = scale(min.min(0.0), max.max(0.0), cap, max);
+    let mut chosen = zero_based;
+    if fit && min > 0.0 {
+        let fitted = scale(min, max, cap, max);
+        // Fitted only when starting at zero would leave more than a third of the plot empty.
+        if fitted.0 > 0.0 && fitted.0 > (fitted.1 - fitted.0) / 2.0 {
+            chosen = fitted;
+        }
+    }
+    let (lo, top, step) = chosen;
+    let d = decimals(step);
+    let count = ((top - lo) / step + 1e-9).floor() as usize;
+    let ticks = (0..=count)
+        .map(|i| lo + i as f64 * step)
+        .map(|t| (t, format!("{}{suffix}", number(t, d))))
+        .collect();
+    let mut desc = desc.to_owned();
+    let from = (lo > 0.0).then(|| format!("{}{suffix}", number(lo, d)));
+    if let Some(from) = &from {
+        desc = format!("{desc} (axis from {from})");
+    }
+    let axis = Axis {
+        lo,
+        hi: top,
+        ticks,
+        desc,
+        x_grid: false,
+        from,
+    };
+    (axis, step)
+}
+
+/// A round range (low, top, step) for values from `lo` to `hi`: the step 1, 2, 2.5 or 5 times a
+/// power of ten giving about five ticks, some headroom above, `cap` respected unless `max` is
+/// above it.
+fn scale(lo: f64, hi: f64, cap: Option<f64>, max: f64) -> (f64, f64, f64) {
+    let (mut lo, mut hi) = (lo, hi);
+    // Nothing but one value: a unit scale from zero, or a tenth either side of it.
     let flat = hi - lo < 1e-12;
-    if flat {
-        hi = lo + 1.0;
+    if flat && lo == 0.0 {
+        hi = 1.0;
+    } else if flat {
+        let pad = (lo.abs() / 10.0).max(1e-9);
+        (lo, hi) = (lo - pad, hi + pad);
     }
     let raw = (hi - lo) / 5.0;
     let magnitude = 10f64.powf(raw.log10().floor());
@@ -889,9 +1265,9 @@ fn value_axis(
         .map(|m| m * magnitude)
         .find(|s| *s >= raw * (1.0 - 1e-9))
         .unwrap_or(10.0 * magnitude);
-    let lo = (lo / step + 1e-9).floor() * step;
+    let low = (lo / step + 1e-9).floor() * step;
     let mut top = (hi / step - 1e-9).ceil() * step;
-    if !flat && hi > top - 0.04 * (top - lo) {
+    if !flat && hi > top - 0.04 * (top - low) {
         top += step;
     }
     if let Some(cap) = cap
@@ -899,20 +1275,7 @@ fn value_axis(
     {
         top = top.min(cap).max(hi);
     }
-    let d = decimals(step);
-    let count = ((top - lo) / step + 1e-9).floor() as usize;
-    let ticks = (0..=count)
-        .map(|i| lo + i as f64 * step)
-        .map(|t| (t, format!("{}{suffix}", number(t, d))))
-        .collect();
-    let axis = Axis {
-        lo,
-        hi: top,
-        ticks,
-        desc: desc.to_owned(),
-        x_grid: false,
-    };
-    (axis, step)
+    (low, top, step)
 }
 
 /// Periods on the x axis at 0, 1, …; labels thinned to every k-th so they do not overlap.
@@ -934,6 +1297,7 @@ fn period_axis(labels: &[String], n: usize, plot_width: f64) -> Axis {
         ticks,
         desc: String::new(),
         x_grid: false,
+        from: None,
     }
 }
 
@@ -1105,8 +1469,9 @@ fn svg_options() -> usvg::Options<'static> {
     }
 }
 
-/// plotters' SVG → the same SVG with text as outlines, and its PNG at [`PNG_SCALE`].
-fn finish(svg: &str) -> Result<Rendered> {
+/// plotters' SVG → the same SVG with text as outlines, `role="img"`, the title and description
+/// as `<title>` and `<desc>`, and its PNG at [`PNG_SCALE`].
+fn finish(svg: &str, title: &str, desc: String) -> Result<Rendered> {
     let tree = usvg::Tree::from_str(svg, &svg_options()).map_err(failure)?;
     // Hundredths of a logical pixel are below what any screen or printer shows, and rounding
     // there keeps the file small and the same wherever floating point differs in its last bits.
@@ -1120,8 +1485,24 @@ fn finish(svg: &str) -> Result<Rendered> {
     }
     let size = tree.size();
     // A viewBox lets the SVG scale to its container (usvg writes only width and height).
-    let view_box = format!("<svg viewBox=\"0 0 {} {}\" ", size.width(), size.height());
-    let outlined = outlined.replacen("<svg ", &view_box, 1);
+    let open = format!(
+        "<svg role=\"img\" viewBox=\"0 0 {} {}\" ",
+        size.width(),
+        size.height()
+    );
+    let mut outlined = outlined.replacen("<svg ", &open, 1);
+    // The accessible name and description: the first children of the root element.
+    let Some(end) = outlined.find('>') else {
+        return Err(failure("usvg wrote no root element"));
+    };
+    outlined.insert_str(
+        end + 1,
+        &format!(
+            "\n<title>{}</title>\n<desc>{}</desc>",
+            escape(title),
+            escape(&desc)
+        ),
+    );
     let scale = PNG_SCALE as f32;
     let (w, h) = (
         (size.width() * scale).ceil() as u32,
@@ -1135,7 +1516,11 @@ fn finish(svg: &str) -> Result<Rendered> {
         &mut pixmap.as_mut(),
     );
     let png = pixmap.encode_png().map_err(failure)?;
-    Ok(Rendered { svg: outlined, png })
+    Ok(Rendered {
+        svg: outlined,
+        png,
+        desc,
+    })
 }
 
 /// Drawing and conversion errors.
@@ -1160,18 +1545,43 @@ mod tests {
 
     #[test]
     fn value_axis_starts_at_zero_with_round_headroom() {
-        let (axis, step) = value_axis([41.0, 65.0].into_iter(), None, "", "");
+        let (axis, step) = value_axis([41.0, 65.0].into_iter(), None, "", "", false);
         assert_eq!((axis.lo, axis.hi, step), (0.0, 80.0, 20.0));
         assert_eq!(axis.ticks.last().map(|t| t.1.as_str()), Some("80"));
         // Negative values take the axis below zero; zeros alone get a unit scale.
-        let (axis, _) = value_axis([-3.5, 1.0].into_iter(), None, "", "");
+        let (axis, _) = value_axis([-3.5, 1.0].into_iter(), None, "", "", false);
         assert!(axis.lo <= -3.5 && axis.hi >= 1.0);
-        let (axis, _) = value_axis([0.0].into_iter(), None, "", "");
+        let (axis, _) = value_axis([0.0].into_iter(), None, "", "", false);
         assert_eq!((axis.lo, axis.hi), (0.0, 1.0));
         // A share never runs past 100 %.
-        let (axis, _) = value_axis([99.0, 100.0].into_iter(), Some(100.0), "%", "");
+        let (axis, _) = value_axis([99.0, 100.0].into_iter(), Some(100.0), "%", "", false);
         assert_eq!(axis.hi, 100.0);
         assert_eq!(axis.ticks.last().map(|t| t.1.as_str()), Some("100%"));
+    }
+
+    #[test]
+    fn a_fitted_axis_starts_near_the_values_and_says_so() {
+        // Rates from 41 to 65: zero would leave most of the plot empty.
+        let (axis, step) = value_axis([41.0, 65.0].into_iter(), None, "", "Percent", true);
+        assert_eq!((axis.lo, axis.hi, step), (40.0, 70.0, 5.0));
+        assert_eq!(axis.desc, "Percent (axis from 40)");
+        assert!(axis.scale_note().contains("starting at 40"));
+        // Values from 5 to 65 stay on a zero-based axis, without a note.
+        let (axis, _) = value_axis([5.0, 65.0].into_iter(), None, "", "Percent", true);
+        assert_eq!(axis.lo, 0.0);
+        assert_eq!(axis.desc, "Percent");
+        assert!(axis.scale_note().is_empty());
+        // One value far from zero: centred, never a zero-height range.
+        let (axis, _) = value_axis([50.0, 50.0].into_iter(), None, "", "", true);
+        assert!(axis.lo < 50.0 && axis.hi > 50.0 && axis.lo > 0.0);
+        // A share near 100 keeps its cap.
+        let (axis, _) = value_axis([96.0, 99.5].into_iter(), Some(100.0), "%", "", true);
+        assert!(
+            axis.lo > 90.0 && axis.hi == 100.0,
+            "{} {}",
+            axis.lo,
+            axis.hi
+        );
     }
 
     #[test]

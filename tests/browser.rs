@@ -1,10 +1,13 @@
 //! The reports as people see them: each of `hhq report state|mco|hhp` on the committed test data,
 //! opened in headless Chromium. The screenshot must not be blank; the page must carry the
 //! report's headings, one inline SVG per chart and every unsuppressed rate of the at-a-glance
-//! table; every page of the PDF must render (pdftoppm) and have ink on it.
+//! table, and pass the axe-core accessibility checker (WCAG 2.1 A and AA, and axe's best
+//! practices) with no violation; every page of the PDF must render (pdftoppm) and have ink on
+//! it, no two words of the PDF's text may overlap, and no page may hold only a remnant of the
+//! page before (a table's last rows or its note, under a quarter of a page and no heading).
 //!
-//! Chromium and poppler-utils come from `scripts/install-browser`, which the test runs itself when
-//! either is missing; if that fails, the test fails with the script's message. On a failure the
+//! Chromium, poppler-utils and axe-core come from `scripts/install-browser`, which the test runs
+//! itself when one is missing; if that fails, the test fails with the script's message. On a failure the
 //! report and what the test made of it (screenshot, DOM, page images) are kept in
 //! `<target>/browser-test/<report>/`.
 
@@ -32,6 +35,9 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--hide-scrollbars",
     "--force-device-scale-factor=1",
 ];
+/// axe-core as `scripts/install-browser` installs it (the version pinned in
+/// `scripts/axe/package-lock.json`).
+const AXE: &str = "scripts/axe/node_modules/axe-core/axe.min.js";
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(120);
 const REPORT_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -160,8 +166,152 @@ fn problems_of(expect: &Expect, tools: &Tools, out: &Path, work: &Path, tmp: &Pa
         Err(e) => problems.push(format!("dumping the DOM: {e}")),
     }
 
+    problems.extend(accessibility_problems(tools, &html, work, tmp));
     problems.extend(pdf_problems(tools, &out.join("report.pdf"), work));
     problems.extend(pdf_text_problems(tools, out, work));
+    problems.extend(pdf_layout_problems(tools, &out.join("report.pdf"), work));
+    problems
+}
+
+/// axe-core's violations on the HTML report: the checker and a runner are put at the end of a
+/// copy of the page, which Chromium loads and dumps once the run has written its findings into
+/// the DOM.
+fn accessibility_problems(tools: &Tools, html: &Path, work: &Path, tmp: &Path) -> Vec<String> {
+    const RUNNER: &str = r#"
+axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}, resultTypes: ['violations']})
+  .then(function (r) {
+    return r.violations.map(function (v) {
+      return v.id + ' (' + v.impact + ', ' + v.nodes.length + ' elements, e.g. ' +
+        v.nodes.slice(0, 3).map(function (n) { return n.target.join(' '); }).join(' | ') + '): ' + v.help;
+    }).join('
+') || 'none';
+  }, function (e) { return 'axe failed: ' + e; })
+  .then(function (text) {
+    var out = document.createElement('pre');
+    out.id = 'axe-violations';
+    out.textContent = text;
+    document.body.appendChild(out);
+  });
+"#;
+    let Ok(page) = fs::read_to_string(html) else {
+        return vec![format!("cannot read {}", html.display())];
+    };
+    let axe = match fs::read_to_string(&tools.axe) {
+        Ok(axe) => axe,
+        Err(e) => return vec![format!("cannot read {}: {e}", tools.axe.display())],
+    };
+    let at = page.rfind("</body>").unwrap_or(page.len());
+    let checked = work.join("axe.html");
+    fs::write(
+        &checked,
+        format!(
+            "{}<script>{axe}</script><script>{RUNNER}</script>{}",
+            &page[..at],
+            &page[at..]
+        ),
+    )
+    .unwrap();
+    let mut chrome = chromium(tools, tmp, "axe");
+    chrome
+        .arg("--virtual-time-budget=60000")
+        .arg("--dump-dom")
+        .arg(file_url(&checked));
+    if let Err(e) = run(chrome, &work.join("axe"), BROWSER_TIMEOUT) {
+        return vec![format!("running axe-core: {e}")];
+    }
+    let dom = fs::read_to_string(work.join("axe.stdout")).unwrap_or_default();
+    let found = Regex::new(r#"(?s)<pre id="axe-violations">(.*?)</pre>"#)
+        .unwrap()
+        .captures(&dom)
+        .map(|c| c[1].to_string());
+    match found.as_deref() {
+        None => vec!["axe-core wrote no findings into the page (did it run?)".into()],
+        Some("none") => Vec::new(),
+        Some(text) => text
+            .lines()
+            .map(|l| {
+                format!(
+                    "accessibility: {}",
+                    l.replace("&gt;", ">").replace("&amp;", "&")
+                )
+            })
+            .collect(),
+    }
+}
+
+/// One word of the PDF's text and its box, in points.
+struct Word {
+    text: String,
+    x0: f64,
+    y0: f64,
+    x1: f64,
+    y1: f64,
+}
+
+/// Words of the PDF whose boxes overlap (text drawn over text, e.g. a header run into the next
+/// column), and pages holding only a remnant: below a quarter of the page's body filled, with
+/// no heading on it.
+fn pdf_layout_problems(tools: &Tools, pdf: &Path, work: &Path) -> Vec<String> {
+    let mut text = Command::new(&tools.pdftotext);
+    text.arg("-bbox").arg(pdf).arg("-");
+    if let Err(e) = run(text, &work.join("pdftotext-bbox"), BROWSER_TIMEOUT) {
+        return vec![format!("pdftotext -bbox: {e}")];
+    }
+    let xhtml = fs::read_to_string(work.join("pdftotext-bbox.stdout")).unwrap_or_default();
+    let page_re = Regex::new(r#"<page width="([\d.]+)" height="([\d.]+)">"#).unwrap();
+    let word_re = Regex::new(
+        r#"<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>"#,
+    )
+    .unwrap();
+    let starts: Vec<(usize, f64)> = page_re
+        .captures_iter(&xhtml)
+        .map(|c| (c.get(0).unwrap().start(), c[2].parse().unwrap()))
+        .collect();
+    if starts.is_empty() {
+        return vec![format!("{}: pdftotext -bbox found no pages", pdf.display())];
+    }
+    let mut problems = Vec::new();
+    for (i, &(start, height)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(xhtml.len(), |s| s.0);
+        let words: Vec<Word> = word_re
+            .captures_iter(&xhtml[start..end])
+            .map(|c| Word {
+                x0: c[1].parse().unwrap(),
+                y0: c[2].parse().unwrap(),
+                x1: c[3].parse().unwrap(),
+                y1: c[4].parse().unwrap(),
+                text: c[5].to_string(),
+            })
+            .collect();
+        let page = i + 1;
+        for (a, w) in words.iter().enumerate() {
+            for v in &words[a + 1..] {
+                let dx = w.x1.min(v.x1) - w.x0.max(v.x0);
+                let dy = w.y1.min(v.y1) - w.y0.max(v.y0);
+                if dx > 0.5 && dy > 0.5 {
+                    problems.push(format!(
+                        "PDF page {page}: {:?} and {:?} overlap",
+                        w.text, v.text
+                    ));
+                }
+            }
+        }
+        // The body: between the 2 cm margins (57 pt), the footer below them left out.
+        let margin = 57.0;
+        let body: Vec<&Word> = words.iter().filter(|w| w.y0 < height - margin).collect();
+        let lowest = body.iter().map(|w| w.y1).fold(margin, f64::max);
+        let filled = (lowest - margin) / (height - 2.0 * margin);
+        // Headings are set at 12 pt and more, body text and tables at 10 pt and less.
+        let heading = body.iter().any(|w| w.y1 - w.y0 > 13.0);
+        if page > 1 && !heading && filled < 0.25 {
+            let start: Vec<&str> = body.iter().take(12).map(|w| w.text.as_str()).collect();
+            problems.push(format!(
+                "PDF page {page} holds only a remnant ({:.0}% of the page, no heading): {}",
+                filled * 100.0,
+                start.join(" ")
+            ));
+        }
+    }
     problems
 }
 
@@ -339,6 +489,8 @@ struct Tools {
     pdftoppm: PathBuf,
     pdfinfo: PathBuf,
     pdftotext: PathBuf,
+    /// axe-core's script, installed by npm under `scripts/axe/`.
+    axe: PathBuf,
 }
 
 /// The browser and poppler's tools, installed by `scripts/install-browser` when missing (once per
@@ -390,6 +542,9 @@ fn find_tools() -> Result<Tools, String> {
         pdftoppm: on_path("pdftoppm").ok_or_else(|| missing("pdftoppm"))?,
         pdfinfo: on_path("pdfinfo").ok_or_else(|| missing("pdfinfo"))?,
         pdftotext: on_path("pdftotext").ok_or_else(|| missing("pdftotext"))?,
+        axe: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(AXE))
+            .filter(|p| p.is_file())
+            .ok_or_else(|| missing(AXE))?,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::chart::{self, Estimate, Series};
+use crate::chart::{self, Estimate, Role, Series};
 use crate::error::Result;
 use crate::measure::{Better, Measure, Stratifier, Unit};
 use crate::report::doc::{self, Block, Cell, Column, Document, Figure, Section, Table};
@@ -133,18 +133,16 @@ pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
     sections.push(Section {
         id: "manifest".into(),
         title: "Manifest".into(),
-        blocks: vec![
-            Block::Paragraph {
-                text: "What this report was computed from: tool version, options, the SHA-256 of \
+        blocks: vec![Block::Paragraph {
+            text: "What this report was computed from: tool version, options, the SHA-256 of \
                        every measure, building-block and value-set file, and each extract's files, \
                        rows and content hash. The same inputs give the same report, byte for byte; \
                        manifest.json beside the report also lists the hash of every output."
-                    .into(),
-            },
-            Block::Code {
-                text: manifest.to_string(),
-            },
-        ],
+                .into(),
+        }]
+        .into_iter()
+        .chain(manifest_blocks(manifest)?)
+        .collect(),
     });
     Ok(Document {
         kind: g.audience.kind().into(),
@@ -855,6 +853,147 @@ fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) ->
     })
 }
 
+/// The colour role of the report's own unit: the state in the state report.
+fn own_role(g: &Gathered) -> Role {
+    match g.audience {
+        Audience::State => Role::State,
+        _ => Role::Own,
+    }
+}
+
+/// An MCO's colour role: its place among every MCO the report's measures name, so it is the
+/// same in every chart.
+fn mco_role(g: &Gathered, mco: &str) -> Role {
+    let mcos: std::collections::BTreeSet<&str> = g
+        .data
+        .values()
+        .flat_map(|d| &d.state)
+        .filter(|r| r.stratifier == "mco")
+        .map(|r| r.stratum.as_str())
+        .collect();
+    Role::Mco(mcos.iter().position(|m| *m == mco).unwrap_or(0))
+}
+
+/// The manifest (inputs only) as the appendix shows it: the run's facts, then a table each of
+/// extracts, measures, building blocks and value sets with their hashes.
+fn manifest_blocks(manifest: &str) -> Result<Vec<Block>> {
+    use serde_json::Value;
+    let m: Value = serde_json::from_str(manifest)
+        .map_err(|e| crate::Error::Report(format!("the run's manifest: {e}")))?;
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".to_string(),
+        other => other.to_string(),
+    };
+    let at = |v: &Value, key: &str| v.get(key).map(text).unwrap_or_default();
+    let mut facts: Vec<(String, String)> = vec![
+        (
+            "Tool".into(),
+            format!("{} {}", at(&m["tool"], "name"), at(&m["tool"], "version")),
+        ),
+        ("Command".into(), format!("hhq {}", at(&m, "command"))),
+        (
+            "Period".into(),
+            format!(
+                "{} to {}",
+                at(&m["period"], "start"),
+                at(&m["period"], "end")
+            ),
+        ),
+        ("Data cut-off".into(), at(&m, "data_cutoff")),
+    ];
+    if let Some(options) = m["options"].as_object() {
+        let set: Vec<String> = options
+            .iter()
+            .filter(|(_, v)| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
+            .map(|(k, v)| format!("{k} = {}", text(v)))
+            .collect();
+        facts.push(("Options".into(), set.join("; ")));
+    }
+    let q = &m["data_quality"];
+    if q.is_object() {
+        facts.push((
+            "Data-quality policy".into(),
+            format!(
+                "{} (SHA-256 {}): {} checks, {} failed, on failure {}",
+                at(&q["policy"], "file"),
+                at(&q["policy"], "sha256"),
+                at(q, "checks"),
+                q["failed"].as_array().map_or(0, Vec::len),
+                at(q, "on_failure")
+            ),
+        ));
+    }
+    facts.push((
+        "Risk weights".into(),
+        match &m["risk_weights"] {
+            Value::Null => "none supplied".into(),
+            v => format!("{} (SHA-256 {})", at(v, "file"), at(v, "sha256")),
+        },
+    ));
+    let mut blocks = vec![Block::Facts { items: facts }];
+    let rows = |key: &str| m[key].as_array().cloned().unwrap_or_default();
+    let table = |id: &str, title: &str, columns: &[(&str, &str)], rows: Vec<Vec<Cell>>| Table {
+        id: format!("manifest_{id}"),
+        title: title.into(),
+        columns: columns.iter().map(|(n, l)| Column::text(n, l)).collect(),
+        rows,
+        note: None,
+    };
+    let mut extracts = Vec::new();
+    for e in rows("extracts") {
+        for f in e["files"].as_array().into_iter().flatten() {
+            extracts.push(vec![
+                Cell::text(at(&e, "name")),
+                Cell::text(at(f, "file")),
+                Cell::text(doc::thousands(e["rows"].as_f64().unwrap_or(0.0))),
+                Cell::text(at(f, "sha256")),
+            ]);
+        }
+    }
+    blocks.push(Block::Table(table(
+        "extracts",
+        "Extracts",
+        &[
+            ("extract", "Extract"),
+            ("file", "File"),
+            ("rows", "Rows"),
+            ("sha256", "SHA-256"),
+        ],
+        extracts,
+    )));
+    let listed = |key: &str, with: &[&str]| -> Vec<Vec<Cell>> {
+        rows(key)
+            .iter()
+            .map(|r| with.iter().map(|k| Cell::text(at(r, k))).collect())
+            .collect()
+    };
+    blocks.push(Block::Table(table(
+        "measures",
+        "Measure definitions",
+        &[
+            ("id", "Measure"),
+            ("version", "Version"),
+            ("file", "File"),
+            ("sha256", "SHA-256"),
+        ],
+        listed("measures", &["id", "version", "file", "sha256"]),
+    )));
+    blocks.push(Block::Table(table(
+        "building_blocks",
+        "Building blocks",
+        &[("name", "Block"), ("file", "File"), ("sha256", "SHA-256")],
+        listed("building_blocks", &["name", "file", "sha256"]),
+    )));
+    blocks.push(Block::Table(table(
+        "value_sets",
+        "Value sets",
+        &[("file", "File"), ("sha256", "SHA-256")],
+        listed("value_sets", &["file", "sha256"]),
+    )));
+    Ok(blocks)
+}
+
 fn audience_label(g: &Gathered) -> String {
     match &g.audience {
         Audience::State => "State".into(),
@@ -885,18 +1024,19 @@ fn trend(g: &Gathered, m: &Measure, head: &str, unit: &str, p: &Published) -> Re
     let mut lines = vec![(
         audience_label(g),
         series_of(&p.audience_quarters, head, &quarters),
-        true,
+        own_role(g),
     )];
     if let Some(mco) = main_mco(p, head).filter(|_| matches!(g.audience, Audience::Hhp(_)))
         && let Some(rows) = p.mco_quarters.get(&mco)
     {
-        lines.push((mco.clone(), series_of(rows, head, &quarters), false));
+        let role = mco_role(g, &mco);
+        lines.push((mco.clone(), series_of(rows, head, &quarters), role));
     }
     if g.audience != Audience::State {
         lines.push((
             "State".into(),
             series_of(&p.state_quarters, head, &quarters),
-            false,
+            Role::State,
         ));
     }
     let mut data = Table {
@@ -913,11 +1053,11 @@ fn trend(g: &Gathered, m: &Measure, head: &str, unit: &str, p: &Published) -> Re
         note: None,
     };
     let mut series = Vec::new();
-    for (label, points, emphasis) in &lines {
+    for (label, points, role) in &lines {
         for (q, pt) in quarters.iter().zip(points) {
             // Beside an MCO's or partner's own counts, the state's would give the rest of the
             // state by subtraction, unsuppressed: its line is rates only.
-            let counts = *emphasis || g.audience == Audience::State;
+            let counts = *role == own_role(g) || g.audience == Audience::State;
             data.rows.push(vec![
                 Cell::text(q),
                 Cell::text(label),
@@ -937,24 +1077,23 @@ fn trend(g: &Gathered, m: &Measure, head: &str, unit: &str, p: &Published) -> Re
         series.push(Series {
             label: label.clone(),
             values: points.iter().map(|p| shown_rate(*p)).collect(),
-            emphasis: *emphasis,
+            role: *role,
         });
     }
     let title = format!("{} {} by quarter", m.id, head);
-    let r = chart::trend(&title, unit_words(unit), &quarters, &series)?;
-    Ok(Figure {
-        id: format!("trend_{}", m.id),
+    let drawing = chart::trend(&title, unit_words(unit), &quarters, &series)?;
+    Ok(Figure::new(
+        format!("trend_{}", m.id),
         title,
-        caption: format!(
+        format!(
             "Each point counts the units (discharges, visits, member months) dated in the \
              quarter, under the annual measurement of the year that holds it. Missing points are \
              suppressed. Better is {}.",
             better(m)
         ),
-        svg: r.svg,
-        png: r.png,
+        drawing,
         data,
-    })
+    ))
 }
 
 /// MCOs and partners (state report), the MCO's partners (MCO report), or the partner beside its
@@ -967,6 +1106,7 @@ fn comparison(
     p: &Published,
 ) -> Result<Option<Figure>> {
     let state = shown_rate(find(&p.state, head, "total", "total"));
+    // (level, row, whether it is the report's own unit)
     let mut picks: Vec<(&str, &PublishedRow, bool)> = Vec::new();
     fn strata<'a>(rows: &'a [PublishedRow], head: &str, s: &str) -> Vec<&'a PublishedRow> {
         rows.iter()
@@ -1062,33 +1202,38 @@ fn comparison(
             },
             Cell::text(vs),
         ]);
+        let role = if *highlight {
+            own_role(g)
+        } else if r.row.stratifier == "mco" {
+            mco_role(g, &r.row.stratum)
+        } else {
+            Role::Other
+        };
         items.push(Estimate {
             label: name,
             value: shown_rate(Some(r)),
             lower: ci.map(|c| c.0),
             upper: ci.map(|c| c.1),
-            highlight: *highlight,
+            role,
         });
     }
     let title = format!("{} {head}: comparison with 95% intervals", m.id);
-    let r = chart::dot_plot(
+    let drawing = chart::dot_plot(
         &title,
         unit_words(unit),
         &items,
         state.map(|s| ("State", s)),
     )?;
-    Ok(Some(Figure {
-        id: format!("compare_{}", m.id),
+    Ok(Some(Figure::new(
+        format!("compare_{}", m.id),
         title,
-        caption: "Dots are rates, bars their 95% confidence intervals (Wilson for percentages, \
-                  Poisson for rates per 1,000, members as clusters: see Methods); the line is \
-                  the state rate. Suppressed units have \
-                  no dot."
+        "Dots are rates, bars their 95% confidence intervals (Wilson for percentages, \
+         Poisson for rates per 1,000, members as clusters: see Methods); the line is the state \
+         rate. Suppressed units have no dot."
             .into(),
-        svg: r.svg,
-        png: r.png,
+        drawing,
         data,
-    }))
+    )))
 }
 
 /// A p-chart (percentages) or u-chart (rates per 1,000) of the audience's headline by quarter over
@@ -1196,12 +1341,11 @@ fn control_chart(
             (crate::spc::Kind::U, Some(_)) => "u′-chart (Laney)",
         }
     );
-    let r = chart::spc(&title, unit_words(unit), &scaled)?;
-    let _ = g;
-    Ok(Some(Figure {
-        id: format!("spc_{}", m.id),
+    let drawing = chart::spc(&title, unit_words(unit), &scaled, own_role(g))?;
+    Ok(Some(Figure::new(
+        format!("spc_{}", m.id),
         title,
-        caption: format!(
+        format!(
             "Statistical process control for {}: centre line over both years, 3-sigma limits for \
              each quarter's size{}; signals are a point beyond a limit, {} in a row on one side \
              of the centre, or {} rising or falling. Suppressed quarters take no part.",
@@ -1216,18 +1360,17 @@ fn control_chart(
             crate::spc::SHIFT_RUN,
             crate::spc::TREND_RUN
         ),
-        svg: r.svg,
-        png: r.png,
+        drawing,
         data,
-    }))
+    )))
 }
 
 /// Share followed up by each day 0..=30. A curve over fewer than 30 is not drawn; days are shown
 /// by [`shown_days`].
 fn followup_curve(g: &Gathered, m: &Measure, state: &Curve, audience: &Curve) -> Result<Figure> {
-    let mut curves: Vec<(String, &Curve)> = vec![(audience_label(g), audience)];
+    let mut curves: Vec<(String, &Curve, Role)> = vec![(audience_label(g), audience, own_role(g))];
     if g.audience != Audience::State {
-        curves.push(("State".into(), state));
+        curves.push(("State".into(), state, Role::State));
     }
     let mut data = Table {
         id: format!("followup_{}", m.id),
@@ -1237,7 +1380,7 @@ fn followup_curve(g: &Gathered, m: &Measure, state: &Curve, audience: &Curve) ->
         note: None,
     };
     let mut drawn = Vec::new();
-    for (label, c) in &curves {
+    for (label, c, role) in &curves {
         data.columns
             .push(Column::number(&format!("percent_{}", slug(label)), label));
         let shown = c.denominator as f64 >= suppress::MIN_RATE_DENOMINATOR;
@@ -1260,23 +1403,26 @@ fn followup_curve(g: &Gathered, m: &Measure, state: &Curve, audience: &Curve) ->
             for (day, v) in values {
                 full[day] = Some(v);
             }
-            drawn.push((label.clone(), full));
+            drawn.push(chart::Curve {
+                label: label.clone(),
+                values: full,
+                role: *role,
+            });
         }
     }
     let title = format!("{}: cumulative follow-up, days 0 to 30", m.id);
-    let r = chart::cumulative(&title, &drawn)?;
-    Ok(Figure {
-        id: format!("followup_{}", m.id),
+    let drawing = chart::cumulative(&title, &drawn)?;
+    Ok(Figure::new(
+        format!("followup_{}", m.id),
         title,
-        caption: "Share of the denominator with a qualifying follow-up by each day after the \
-                  discharge or visit; the marks are the 7- and 30-day deadlines. A day is drawn \
-                  only when the members followed up since the previous drawn day number 0 or \
-                  more than 10."
+        "Share of the denominator with a qualifying follow-up by each day after the discharge \
+         or visit; the marks are the 7- and 30-day deadlines. A day is shown only when the \
+         members followed up since the previous shown day number 0 or more than 10; a day not \
+         shown carries the last shown share over (dashed), the least the true share can be."
             .into(),
-        svg: r.svg,
-        png: r.png,
+        drawing,
         data,
-    })
+    ))
 }
 
 /// Which days of a cumulative count may be shown. Each shown count differs from the previous
@@ -1386,12 +1532,19 @@ fn demographics_table(g: &Gathered, m: &Measure, head: &str, p: &Published) -> T
         .iter()
         .chain([&Stratifier::County])
         .map(|s| s.name());
+    // Counties are many and mostly small: one whose rate is suppressed is named in the note
+    // rather than given a row of marks.
+    let mut hidden_counties = Vec::new();
     for stratifier in order {
         for r in p
             .audience
             .iter()
             .filter(|r| r.row.component == head && r.row.stratifier == stratifier)
         {
+            if stratifier == Stratifier::County.name() && r.rate.is_err() {
+                hidden_counties.push(r.row.stratum.clone());
+                continue;
+            }
             let ci = interval(r);
             let dec = decimals(&r.row.unit);
             t.rows.push(vec![
@@ -1404,6 +1557,14 @@ fn demographics_table(g: &Gathered, m: &Measure, head: &str, p: &Published) -> T
                 count_cell(Some(&r.denominator)),
             ]);
         }
+    }
+    if !hidden_counties.is_empty() {
+        t.note = t.note.map(|n| {
+            format!(
+                "Counties (FIPS) whose rate is suppressed, not listed: {}. {n}",
+                hidden_counties.join(", ")
+            )
+        });
     }
     t
 }

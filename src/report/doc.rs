@@ -55,20 +55,49 @@ pub enum Block {
     },
 }
 
-/// A chart: the SVG (text as outlines) and the table of the data it draws.
+/// A chart: the SVG (text as outlines) and the table of the data it draws. A chart with
+/// nothing to draw has no SVG: the report shows its title and `desc` as one line instead.
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure {
     /// File stem under `charts/` and `tables/`.
     pub id: String,
     pub title: String,
     pub caption: String,
-    pub svg: String,
+    /// What the chart shows in words (its text alternative), or why there is no chart.
+    pub desc: String,
+    /// The chart, its title and `desc` inside as `<title>` and `<desc>`; `None` when empty.
+    pub svg: Option<String>,
     /// The same drawing as PNG; written to `charts/`, not rendered into HTML.
     #[serde(skip)]
     pub png: Vec<u8>,
     /// The figures behind the chart, written to `tables/<id>.csv|parquet`.
     #[serde(skip)]
     pub data: Table,
+}
+
+impl Figure {
+    /// A figure from what [`crate::chart`] drew.
+    pub fn new(
+        id: String,
+        title: String,
+        caption: String,
+        drawing: crate::chart::Drawing,
+        data: Table,
+    ) -> Figure {
+        let (desc, svg, png) = match drawing {
+            crate::chart::Drawing::Chart(r) => (r.desc, Some(r.svg), r.png),
+            crate::chart::Drawing::Empty(why) => (why.to_string(), None, Vec::new()),
+        };
+        Figure {
+            id,
+            title,
+            caption,
+            desc,
+            svg,
+            png,
+            data,
+        }
+    }
 }
 
 /// A table as published.

@@ -60,6 +60,7 @@ fn block(b: &Block) -> Value {
             "id": f.id,
             "title": f.title,
             "caption": f.caption,
+            "desc": f.desc,
             "svg": f.svg,
         }),
         other => serde_json::to_value(other).unwrap_or(Value::Null),
@@ -129,8 +130,11 @@ mod tests {
                         id: "f".into(),
                         title: "F".into(),
                         caption: "c".into(),
-                        svg: "<svg xmlns=\"http://www.w3.org/2000/svg\"><path d=\"M0 0\"/></svg>"
-                            .into(),
+                        desc: "d".into(),
+                        svg: Some(
+                            "<svg xmlns=\"http://www.w3.org/2000/svg\"><path d=\"M0 0\"/></svg>"
+                                .into(),
+                        ),
                         png: Vec::new(),
                         data: Table::default(),
                     }),

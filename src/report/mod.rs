@@ -231,9 +231,11 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         files.push((stem.with_extension("parquet"), tables::to_parquet(t)?));
     }
     let figures = doc.figures();
+    // A chart with nothing to draw has no files; its table is still written.
     for f in &figures {
+        let Some(svg) = &f.svg else { continue };
         let stem = Path::new("charts").join(&f.id);
-        files.push((stem.with_extension("svg"), f.svg.clone().into_bytes()));
+        files.push((stem.with_extension("svg"), svg.clone().into_bytes()));
         files.push((stem.with_extension("png"), f.png.clone()));
     }
     bar.set_message("writing");

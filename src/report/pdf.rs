@@ -72,7 +72,7 @@ const PREAMBLE: &str = r##"
   if facts.len() > 0 { hhq-facts(facts) }
 }
 
-#let hhq-table(title, note, headers, numeric, rows) = block(width: 100%, above: 1.2em, below: 1.2em, {
+#let hhq-table-body(title, note, headers, numeric, rows) = {
   let n = headers.len()
   if title != "" { block(sticky: true, below: 0.5em, text(size: 9pt, weight: "bold", title)) }
   if n > 0 {
@@ -89,18 +89,31 @@ const PREAMBLE: &str = r##"
     )
   }
   if note != none { block(above: 0.45em, text(size: 7.5pt, fill: luma(70), note)) }
-})
+}
 
-#let hhq-figure(path, title, caption) = block(width: 100%, breakable: false, above: 1.2em, below: 1.2em, {
+// A table that fits on one page is never split: it moves whole to the next page, its title and
+// note with it. A longer one breaks, its header repeated.
+#let hhq-table(title, note, headers, numeric, rows) = context {
+  let body = hhq-table-body(title, note, headers, numeric, rows)
+  let width = page.width - 4cm
+  let fits = measure(block(width: width, body)).height < page.height - 4.6cm
+  block(width: 100%, above: 1.2em, below: 1.2em, breakable: not fits, body)
+}
+
+#let hhq-figure(path, title, caption, desc) = block(width: 100%, breakable: false, above: 1.2em, below: 1.2em, {
   if title != "" { block(below: 0.5em, text(size: 9pt, weight: "bold", title)) }
+  let alt = title + ". " + desc
   layout(size => {
-    let img = image(path, format: "svg", width: size.width, alt: title)
+    let img = image(path, format: "svg", width: size.width, alt: alt)
     if measure(img).height > 13cm {
-      align(center, image(path, format: "svg", height: 13cm, alt: title))
+      align(center, image(path, format: "svg", height: 13cm, alt: alt))
     } else { img }
   })
   if caption != "" { block(above: 0.5em, text(size: 8pt, fill: luma(60), caption)) }
 })
+
+#let hhq-no-figure(title, why) = block(width: 100%, above: 1em, below: 1em,
+  text(size: 9pt, [#text(weight: "bold", title): #why.]))
 
 #let hhq-code(body) = block(width: 100%, fill: luma(246), inset: 6pt, radius: 2pt, breakable: true,
   raw(body, block: true))
@@ -278,14 +291,11 @@ fn table_source(table: &Table) -> String {
         .max()
         .unwrap_or(0);
     let column = |i: usize| table.columns.get(i);
-    let headers = array((0..width).map(|i| lit(column(i).map_or("", |c| &c.label))));
+    let headers = array((0..width).map(|i| lit(&soft_breaks(column(i).map_or("", |c| &c.label)))));
     let numeric = array((0..width).map(|i| column(i).is_some_and(|c| c.numeric).to_string()));
-    let rows = array(
-        table
-            .rows
-            .iter()
-            .map(|row| array((0..width).map(|i| lit(row.get(i).map_or("", |c| c.display()))))),
-    );
+    let rows = array(table.rows.iter().map(|row| {
+        array((0..width).map(|i| lit(&soft_breaks(row.get(i).map_or("", |c| c.display())))))
+    }));
     let note = table.note.as_deref().map_or("none".to_string(), lit);
     format!(
         "#hhq-table({}, {note}, {headers}, {numeric}, {rows})",
@@ -294,12 +304,16 @@ fn table_source(table: &Table) -> String {
 }
 
 fn figure_source(f: &Figure, figure: &mut dyn FnMut(&str) -> String) -> String {
-    let path = figure(&f.svg);
+    let Some(svg) = &f.svg else {
+        return format!("#hhq-no-figure({}, {})", lit(&f.title), lit(&f.desc));
+    };
+    let path = figure(svg);
     format!(
-        "#hhq-figure({}, {}, {})",
+        "#hhq-figure({}, {}, {}, {})",
         lit(&path),
         lit(&f.title),
-        lit(&f.caption)
+        lit(&f.caption),
+        lit(&f.desc)
     )
 }
 
@@ -341,6 +355,21 @@ fn breakable(s: &str) -> String {
             run += 1;
         }
         out.push(c);
+    }
+    out
+}
+
+/// `s` with a zero-width space after each `_` and `/` between letters: an identifier
+/// (`engagement_alcohol`, a file path) may wrap in a narrow column instead of running into the
+/// next one.
+fn soft_breaks(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if matches!(c, '_' | '/') && chars.peek().is_some_and(|n| n.is_alphanumeric()) {
+            out.push('\u{200b}');
+        }
     }
     out
 }
@@ -437,7 +466,8 @@ mod tests {
                             id: "fuh-trend".into(),
                             title: "FUH-HH over time".into(),
                             caption: "7-day rate by quarter.".into(),
-                            svg: SVG.into(),
+                            desc: "A rising line.".into(),
+                            svg: Some(SVG.into()),
                             png: Vec::new(),
                             data: Table::default(),
                         }),
@@ -549,6 +579,11 @@ mod tests {
         let long = "x".repeat(2 * RUN + 1);
         assert_eq!(breakable(&long).matches('\u{200b}').count(), 2);
         assert_eq!(breakable(&"a".repeat(64)), "a".repeat(64));
+        assert_eq!(
+            soft_breaks("engagement_alcohol"),
+            "engagement_\u{200b}alcohol"
+        );
+        assert_eq!(soft_breaks("a/b_ c_"), "a/\u{200b}b_ c_");
     }
 
     #[test]
