@@ -426,7 +426,7 @@ fn fitted_axes_show_differences_and_say_where_they_start() {
         Some(("State", 57.5)),
     ));
     assert!(
-        r.desc.contains("the value axis starting at 40, not zero"),
+        r.desc.contains("the value axis starting at 45, not zero"),
         "{}",
         r.desc
     );
