@@ -910,7 +910,11 @@ async fn dispatch(command: Command) -> Result<()> {
                 s.figures,
                 s.suppressed_cells,
                 if scorecard {
-                    format!(", {} open follow-up gaps", s.open_gaps)
+                    format!(
+                        ", {} {} with a follow-up open",
+                        s.open_gaps,
+                        if s.open_gaps == 1 { "event" } else { "events" }
+                    )
                 } else {
                     String::new()
                 }

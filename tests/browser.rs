@@ -169,7 +169,7 @@ fn problems_of(expect: &Expect, tools: &Tools, out: &Path, work: &Path, tmp: &Pa
     problems.extend(accessibility_problems(tools, &html, work, tmp));
     problems.extend(pdf_problems(tools, &out.join("report.pdf"), work));
     problems.extend(pdf_text_problems(tools, out, work));
-    problems.extend(pdf_layout_problems(tools, &out.join("report.pdf"), work));
+    problems.extend(pdf_layout_problems(tools, out, work));
     problems
 }
 
@@ -183,8 +183,7 @@ axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a
     return r.violations.map(function (v) {
       return v.id + ' (' + v.impact + ', ' + v.nodes.length + ' elements, e.g. ' +
         v.nodes.slice(0, 3).map(function (n) { return n.target.join(' '); }).join(' | ') + '): ' + v.help;
-    }).join('
-') || 'none';
+    }).join('\n') || 'none';
   }, function (e) { return 'axe failed: ' + e; })
   .then(function (text) {
     var out = document.createElement('pre');
@@ -249,9 +248,32 @@ struct Word {
 }
 
 /// Words of the PDF whose boxes overlap (text drawn over text, e.g. a header run into the next
-/// column), and pages holding only a remnant: below a quarter of the page's body filled, with
-/// no heading on it.
-fn pdf_layout_problems(tools: &Tools, pdf: &Path, work: &Path) -> Vec<String> {
+/// column), and pages holding only a remnant: below a quarter of the page's body filled, with no
+/// heading on it, and not starting with the title of a table or figure (a table moved whole to
+/// a page of its own is no remnant; its last rows or its note alone are).
+fn pdf_layout_problems(tools: &Tools, out: &Path, work: &Path) -> Vec<String> {
+    let pdf = &out.join("report.pdf");
+    let html = fs::read_to_string(out.join("report.html")).unwrap_or_default();
+    let normal = |s: &str| -> String {
+        s.replace('\u{200b}', "")
+            .replace("&amp;", "&")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#x27;", "'")
+            .replace("&#39;", "'")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let titles: Vec<String> = Regex::new(
+        r#"(?s)<caption>(.*?)</caption>|<figcaption><strong>(.*?)\.</strong>|<p class="no-figure"[^>]*><strong>(.*?)</strong>"#,
+    )
+    .unwrap()
+    .captures_iter(&html)
+    .filter_map(|c| c.iter().skip(1).flatten().next().map(|m| normal(m.as_str())))
+    .filter(|t| !t.is_empty())
+    .collect();
     let mut text = Command::new(&tools.pdftotext);
     text.arg("-bbox").arg(pdf).arg("-");
     if let Err(e) = run(text, &work.join("pdftotext-bbox"), BROWSER_TIMEOUT) {
@@ -303,8 +325,13 @@ fn pdf_layout_problems(tools: &Tools, pdf: &Path, work: &Path) -> Vec<String> {
         let filled = (lowest - margin) / (height - 2.0 * margin);
         // Headings are set at 12 pt and more, body text and tables at 10 pt and less.
         let heading = body.iter().any(|w| w.y1 - w.y0 > 13.0);
-        if page > 1 && !heading && filled < 0.25 {
-            let start: Vec<&str> = body.iter().take(12).map(|w| w.text.as_str()).collect();
+        let start: Vec<&str> = body.iter().take(12).map(|w| w.text.as_str()).collect();
+        let opening = normal(&start.join(" "));
+        let titled = titles.iter().any(|t| {
+            let n = t.len().min(opening.len()).min(40);
+            n >= 10 && t.get(..n).is_some_and(|p| opening.starts_with(p))
+        });
+        if page > 1 && !heading && !titled && filled < 0.25 {
             problems.push(format!(
                 "PDF page {page} holds only a remnant ({:.0}% of the page, no heading): {}",
                 filled * 100.0,

@@ -148,12 +148,32 @@ fn state_report_is_suppressed_consistent_and_reproducible() {
     for f in ["report.html", "manifest.json", "tables/at_a_glance.csv"] {
         assert!(first.contains_key(Path::new(f)), "no {f}");
     }
-    // Every table and chart has its CSV, Parquet, SVG and PNG.
+    // Every table and chart has its CSV, Parquet, SVG and PNG; a figure with nothing to draw is
+    // one line of text in the page, with its table but no chart files.
     let charts: Vec<&PathBuf> = first
         .keys()
         .filter(|p| p.starts_with("charts") && p.extension().is_some_and(|e| e == "svg"))
         .collect();
-    assert!(charts.len() >= 11 * 2, "only {} charts", charts.len());
+    let page = std::str::from_utf8(&first[Path::new("report.html")]).unwrap();
+    let figures: Vec<&str> = page
+        .split("id=\"figure-")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    assert!(figures.len() >= 11 * 2, "only {} figures", figures.len());
+    for id in &figures {
+        let drawn = first.contains_key(Path::new(&format!("charts/{id}.svg")));
+        let line = page.contains(&format!("<p class=\"no-figure\" id=\"figure-{id}\">"));
+        assert!(drawn != line, "figure {id}: a chart and a line, or neither");
+        assert!(
+            first.contains_key(Path::new(&format!("tables/{id}.csv"))),
+            "{id}: no table"
+        );
+    }
+    assert_eq!(
+        charts.len(),
+        figures.len() - page.matches("<p class=\"no-figure\"").count()
+    );
     for svg in &charts {
         let stem = svg.file_stem().unwrap().to_str().unwrap();
         for f in [
@@ -243,6 +263,57 @@ fn partner_scorecard_holds_only_its_members() {
             r[member]
         );
     }
+    // One row per event, each with its claim's facility and principal diagnosis, the measures it
+    // is open in, and the member's MCO on the cut-off date, as the extracts have them.
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mut events = std::collections::BTreeSet::new();
+    for r in &rows {
+        let claim = &r[col("event_id")];
+        assert!(
+            events.insert((r[member].clone(), claim.clone())),
+            "event {claim} of {} listed twice",
+            r[member]
+        );
+        let on_claim = testdata_rows(&format!(
+            "SELECT DISTINCT billing_npi, principal_dx FROM claims WHERE claim_id = '{claim}'"
+        ));
+        assert!(
+            on_claim
+                .iter()
+                .any(|c| c[0].as_deref() == Some(&r[col("facility_npi")][..])),
+            "{claim}: facility {} is not its billing NPI ({on_claim:?})",
+            r[col("facility_npi")]
+        );
+        assert!(
+            on_claim
+                .iter()
+                .any(|c| c[1].as_deref() == Some(&r[col("diagnosis")][..])),
+            "{claim}: diagnosis {} is not its principal diagnosis ({on_claim:?})",
+            r[col("diagnosis")]
+        );
+        let open_in: Vec<&str> = r[col("measures")].split(", ").collect();
+        assert!(
+            !open_in.is_empty()
+                && open_in
+                    .iter()
+                    .all(|m| ["FUH-HH", "FUM-HH", "FUA-HH", "HH-TCC"].contains(m)),
+            "{claim}: open in {open_in:?}"
+        );
+        let mcos: Vec<Option<String>> = testdata_rows(&format!(
+            "SELECT DISTINCT mco_id FROM enrollment WHERE member_id = '{}' AND mco_id IS NOT NULL \
+             AND start_date <= DATE '2026-03-31' AND (end_date IS NULL OR end_date >= DATE '2026-03-31')",
+            r[member]
+        ))
+        .into_iter()
+        .map(|c| c[0].clone())
+        .collect();
+        let now = &r[col("current_mco")];
+        assert!(
+            mcos.iter().any(|m| m.as_deref() == Some(now)) || (mcos.is_empty() && now == "—"),
+            "{}: MCO now {now}, enrolment says {mcos:?}",
+            r[member]
+        );
+    }
     // No table of the scorecard names another partner.
     for (path, bytes) in &all {
         if path.extension().is_some_and(|e| e == "csv") {
@@ -258,6 +329,22 @@ fn partner_scorecard_holds_only_its_members() {
 }
 
 /// Members with any Health Home span at the partner, read from the extract with DataFusion.
+/// Rows of a query over the committed test data's four extracts, as text.
+fn testdata_rows(sql: &str) -> Vec<Vec<Option<String>>> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ctx = datafusion::prelude::SessionContext::new();
+        for name in ["claims", "contacts", "members", "enrollment"] {
+            let path = common::root().join(format!("testdata/{name}.parquet"));
+            ctx.register_parquet(name, path.to_str().unwrap(), Default::default())
+                .await
+                .unwrap();
+        }
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        hhq::results::text_rows(&batches).unwrap().1
+    })
+}
+
 fn assigned_members(hhp: &str) -> std::collections::BTreeSet<String> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

@@ -208,7 +208,8 @@ impl Scope {
     }
 }
 
-fn sql_literal(v: &str) -> String {
+/// A SQL string literal of `v`: quoted, its quotes doubled.
+pub fn sql_literal(v: &str) -> String {
     format!("'{}'", v.replace('\'', "''"))
 }
 

@@ -671,6 +671,14 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
             }
         }
     }
+    // What is left out goes in the table's note, so it stays with the table on the page.
+    if !g.notes.is_empty() {
+        t.note = Some(format!(
+            "{} {}.",
+            t.note.take().unwrap_or_default(),
+            g.notes.join(". ")
+        ));
+    }
     Section {
         id: "at-a-glance".into(),
         title: "At a glance".into(),
@@ -691,12 +699,7 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                 ),
             },
             Block::Table(t),
-        ]
-        .into_iter()
-        .chain((!g.notes.is_empty()).then(|| Block::List {
-            items: g.notes.clone(),
-        }))
-        .collect(),
+        ],
     }
 }
 
@@ -717,20 +720,27 @@ fn main_mco(p: &Published, component: &str) -> Option<String> {
 fn worklist(g: &Gathered, id: &str) -> Section {
     let mut t = Table {
         id: "worklist".into(),
-        title: format!("Open follow-up gaps of {id}'s members as of {}", g.cutoff),
+        title: format!("Open follow-ups of {id}'s members as of {}", g.cutoff),
         columns: vec![
-            Column::text("measure", "Measure"),
             Column::text("member_id", "Member"),
-            Column::text("event_id", "Discharge or visit"),
+            Column::text("event", "Event"),
+            Column::text("event_id", "Claim"),
             Column::text("event_date", "Date"),
+            Column::text("facility_npi", "Facility (NPI)"),
+            Column::text("diagnosis", "Diagnosis"),
+            Column::text("measures", "Open in"),
             Column::text("due_7_day", "7-day follow-up due"),
             Column::text("due_30_day", "30-day follow-up due"),
             Column::text("status", "Status"),
+            Column::text("current_mco", "MCO now"),
         ],
         rows: Vec::new(),
         note: Some(
-            "Member-level: for the partner's own care team only. A gap is open when the 30-day \
-             window has not closed at the cut-off and no qualifying follow-up is in the data yet."
+            "Member-level: for the partner's own care team only. One row per discharge or ED \
+             visit, with the measures it is open in. A follow-up is open when the 30-day window \
+             has not closed at the cut-off and no qualifying follow-up is in the data yet. \
+             Facility: the billing provider on the event's claim; diagnosis: its principal \
+             diagnosis (ICD-10-CM); MCO now: the member's MCO on the cut-off date."
                 .into(),
         ),
     };
@@ -740,21 +750,27 @@ fn worklist(g: &Gathered, id: &str) -> Section {
         } else {
             "open"
         };
+        let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
         t.rows.push(vec![
-            Cell::text(&gap.measure),
             Cell::text(&gap.member_id),
+            Cell::text(&gap.event),
             Cell::text(&gap.event_id),
             Cell::text(gap.anchor_date.to_string()),
+            Cell::text(or_none(&gap.facility)),
+            Cell::text(or_none(&gap.diagnosis)),
+            Cell::text(gap.measures.join(", ")),
             Cell::text(gap.due_7.to_string()),
             Cell::text(gap.due_30.to_string()),
             Cell::text(status),
+            Cell::text(or_none(&gap.current_mco)),
         ]);
     }
     let mut blocks = vec![Block::Paragraph {
         text: format!(
-            "{} open follow-up{} as of the data cut-off, soonest due first. Only {id}'s own \
-             members appear here.",
+            "{} discharge{} and ED visit{} with a follow-up still open at the data cut-off, \
+             soonest due first. Only {id}'s own members appear here.",
             g.worklist.len(),
+            if g.worklist.len() == 1 { "" } else { "s" },
             if g.worklist.len() == 1 { "" } else { "s" }
         ),
     }];
@@ -1815,6 +1831,21 @@ fn methods(g: &Gathered) -> Section {
                 crate::spc::SHIFT_RUN,
                 crate::spc::TREND_RUN
             ),
+        },
+        Block::Heading {
+            text: "Charts".into(),
+        },
+        Block::Paragraph {
+            text: "A value axis starts at zero unless that would leave more than a third of the \
+                   plot empty; it then starts at a round number below the smallest value and its \
+                   label says where (\"axis from 40\"), so differences between units can be \
+                   seen but must not be read as ratios. Each unit keeps one colour throughout the \
+                   report: the report's own MCO or partner vermillion, the state near-black, each \
+                   MCO its own colour, other partners grey. A follow-up curve's day hidden by \
+                   suppression carries the last shown share over, dashed: the true share is at \
+                   least that. A chart whose every value is suppressed is not drawn; a line says \
+                   so."
+            .into(),
         },
         Block::Heading {
             text: "References".into(),

@@ -172,16 +172,28 @@ pub struct Curve {
     pub by_day: Vec<u64>,
 }
 
-/// One open follow-up gap of a partner's member.
+/// One event (a discharge or an ED visit) of a partner's member with a follow-up still open: one
+/// row of the worklist, whichever measures it is open in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gap {
-    pub measure: String,
+    /// The measures the event is open in, sorted.
+    pub measures: Vec<String>,
     pub member_id: String,
+    /// The event's id: its (first) claim's id.
     pub event_id: String,
+    /// "inpatient discharge" or "ED visit" (or the building block's name).
+    pub event: String,
     /// Discharge or visit date.
     pub anchor_date: NaiveDate,
     pub due_7: NaiveDate,
     pub due_30: NaiveDate,
+    /// The billing provider's NPI on the event's claim.
+    pub facility: Option<String>,
+    /// The event claim's principal diagnosis (ICD-10-CM).
+    pub diagnosis: Option<String>,
+    /// The member's MCO at the cut-off, from the enrolment extract; none when no span with an
+    /// MCO covers it.
+    pub current_mco: Option<String>,
 }
 
 /// A measure (or component) whose reach the data does not cover for a year has no figures for
@@ -513,20 +525,25 @@ pub async fn gather(
             }
         }
     }
+    let mut worklist = if worklist.is_empty() {
+        worklist
+    } else {
+        describe_events(own, worklist, cutoff).await?
+    };
     worklist.sort_by(|a, b| {
         (
             a.due_7,
             a.anchor_date,
-            &a.measure,
             &a.member_id,
             &a.event_id,
+            &a.measures,
         )
             .cmp(&(
                 b.due_7,
                 b.anchor_date,
-                &b.measure,
                 &b.member_id,
                 &b.event_id,
+                &b.measures,
             ))
     });
     Ok(Gathered {
@@ -810,17 +827,110 @@ async fn open_gaps(
                 continue;
             }
             gaps.push(Gap {
-                measure: m.id.clone(),
+                measures: vec![m.id.clone()],
                 member_id: member_id.to_string(),
                 event_id: text_at(&unit, i).unwrap_or("").to_string(),
+                event: match m.events.as_ref().map(|e| e.block.value.as_str()) {
+                    Some("inpatient_stays") => "inpatient discharge".into(),
+                    Some("ed_visits") => "ED visit".into(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                },
                 anchor_date: a,
                 // `a` is within 1900..2200 (`result_date`): these cannot overflow.
                 due_7: a + Days::new(7),
                 due_30: a + Days::new(30),
+                facility: None,
+                diagnosis: None,
+                current_mco: None,
             });
         }
     }
     Ok(gaps)
+}
+
+/// One row per event: the gaps of one member's event (a discharge open in FUH-HH and HH-TCC, an
+/// ED visit open in FUM-HH and FUA-HH) merged, each with what the care team needs to act on it —
+/// the facility and diagnosis of the event's claim and the member's MCO at the cut-off — read
+/// from the partner's own session.
+async fn describe_events(engine: &Engine, gaps: Vec<Gap>, cutoff: NaiveDate) -> Result<Vec<Gap>> {
+    let mut events: BTreeMap<(String, String, NaiveDate), Gap> = BTreeMap::new();
+    for g in gaps {
+        let key = (g.member_id.clone(), g.event_id.clone(), g.anchor_date);
+        match events.get_mut(&key) {
+            Some(e) => {
+                e.measures.extend(g.measures);
+                e.measures.sort();
+                e.measures.dedup();
+            }
+            None => {
+                events.insert(key, g);
+            }
+        }
+    }
+    let list = |ids: BTreeSet<&str>| {
+        ids.into_iter()
+            .map(crate::engine::sql_literal)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let claims = list(events.values().map(|g| g.event_id.as_str()).collect());
+    let (_, rows) = crate::results::text_rows(
+        &engine
+            .collect_for(
+                &format!(
+                    "SELECT claim_id, min(billing_npi), min(CASE WHEN line_number = 1 THEN \
+                     principal_dx END), min(principal_dx) FROM claims WHERE claim_id IN ({claims}) \
+                     GROUP BY claim_id"
+                ),
+                "the worklist's facilities and diagnoses",
+            )
+            .await?,
+    )?;
+    let described: BTreeMap<String, (Option<String>, Option<String>)> = rows
+        .into_iter()
+        .filter_map(|r| {
+            let mut r = r.into_iter();
+            let id = r.next().flatten()?;
+            let npi = r.next().flatten();
+            let first_line = r.next().flatten();
+            let any_line = r.next().flatten();
+            Some((id, (npi, first_line.or(any_line))))
+        })
+        .collect();
+    let members = list(events.values().map(|g| g.member_id.as_str()).collect());
+    // The Medicaid span's MCO where one covers the cut-off, else a Health Home span's.
+    let (_, rows) = crate::results::text_rows(
+        &engine
+            .collect_for(
+                &format!(
+                    "SELECT member_id, mco_id FROM enrollment WHERE member_id IN ({members}) \
+                     AND mco_id IS NOT NULL AND start_date <= DATE '{cutoff}' \
+                     AND (end_date IS NULL OR end_date >= DATE '{cutoff}') \
+                     ORDER BY member_id, CASE WHEN span_type = 'medicaid' THEN 0 ELSE 1 END, \
+                     start_date DESC, mco_id"
+                ),
+                "the worklist members' MCOs",
+            )
+            .await?,
+    )?;
+    let mut mcos: BTreeMap<String, String> = BTreeMap::new();
+    for r in rows {
+        if let [Some(member), Some(mco)] = &r[..] {
+            mcos.entry(member.clone()).or_insert_with(|| mco.clone());
+        }
+    }
+    Ok(events
+        .into_values()
+        .map(|mut g| {
+            if let Some((npi, dx)) = described.get(&g.event_id) {
+                g.facility = npi.clone();
+                g.diagnosis = dx.clone();
+            }
+            g.current_mco = mcos.get(&g.member_id).cloned();
+            g
+        })
+        .collect())
 }
 
 #[cfg(test)]

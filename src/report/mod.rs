@@ -76,9 +76,10 @@ pub struct ReportSummary {
     pub quarter: Quarter,
     pub files: Vec<PathBuf>,
     pub measures: usize,
+    /// Charts drawn (a figure with nothing to draw is a line of text, not counted).
     pub figures: usize,
     pub tables: usize,
-    /// Open gaps in a partner's worklist.
+    /// Events (discharges, ED visits) in a partner's worklist.
     pub open_gaps: usize,
     /// Suppressed cells across the report's tables.
     pub suppressed_cells: usize,
@@ -254,7 +255,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         quarter,
         files: written.iter().map(|p| opts.out.join(p)).collect(),
         measures: measures.len(),
-        figures: figures.len(),
+        figures: figures.iter().filter(|f| f.svg.is_some()).count(),
         tables: tables.len(),
         open_gaps: gathered.worklist.len(),
         suppressed_cells,

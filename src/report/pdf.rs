@@ -72,32 +72,47 @@ const PREAMBLE: &str = r##"
   if facts.len() > 0 { hhq-facts(facts) }
 }
 
-#let hhq-table-body(title, note, headers, numeric, rows) = {
+#let hhq-table-body(title, note, headers, numeric, rows, compact) = {
   let n = headers.len()
   if title != "" { block(sticky: true, below: 0.5em, text(size: 9pt, weight: "bold", title)) }
   if n > 0 {
-    set text(size: if n > 8 { 7pt } else { 8pt })
-    set par(leading: 0.45em)
+    // Many columns: smaller text, and words that still do not fit their column are hyphenated
+    // rather than run into the next one. Compact: smaller still, rows closer.
+    let size = if compact { 6pt } else if n > 10 { 6.5pt } else if n > 8 { 7pt } else { 8pt }
+    set text(size: size, hyphenate: n > 10)
+    set par(leading: if compact { 0.35em } else { 0.45em })
     table(
       columns: (auto,) * n,
       align: (x, y) => (if numeric.at(x) { right } else { left }) + (if y == 0 { bottom } else { top }),
       stroke: (x, y) => if y == 0 { (bottom: 0.7pt + luma(60)) } else { (bottom: 0.3pt + luma(215)) },
       fill: (x, y) => if y == 0 { luma(232) } else if calc.even(y) { luma(246) },
-      inset: (x: 4pt, y: 3pt),
+      inset: (x: 4pt, y: if compact { 1.6pt } else { 3pt }),
       table.header(..headers.map(h => text(weight: "bold", h))),
       ..rows.flatten(),
+      // The note as the table's last row, so a page break never leaves it alone on a page.
+      ..if note != none {
+        (table.footer(repeat: false, table.cell(colspan: n, fill: white, stroke: none,
+          inset: (x: 0pt, top: 4pt, bottom: 0pt),
+          text(size: 7.5pt, fill: luma(70), hyphenate: false, note))),)
+      } else { () },
     )
-  }
-  if note != none { block(above: 0.45em, text(size: 7.5pt, fill: luma(70), note)) }
+  } else if note != none { block(above: 0.45em, text(size: 7.5pt, fill: luma(70), note)) }
 }
 
 // A table that fits on one page is never split: it moves whole to the next page, its title and
-// note with it. A longer one breaks, its header repeated.
+// note with it. One that fits only set compactly is set so; a longer one breaks, its header
+// repeated.
 #let hhq-table(title, note, headers, numeric, rows) = context {
-  let body = hhq-table-body(title, note, headers, numeric, rows)
   let width = page.width - 4cm
-  let fits = measure(block(width: width, body)).height < page.height - 4.6cm
-  block(width: 100%, above: 1.2em, below: 1.2em, breakable: not fits, body)
+  let room = page.height - 4.6cm
+  let body = hhq-table-body(title, note, headers, numeric, rows, false)
+  let compact = hhq-table-body(title, note, headers, numeric, rows, true)
+  let (chosen, fits) = if measure(block(width: width, body)).height < room {
+    (body, true)
+  } else if measure(block(width: width, compact)).height < room {
+    (compact, true)
+  } else { (body, false) }
+  block(width: 100%, above: 1.2em, below: 1.2em, breakable: not fits, chosen)
 }
 
 #let hhq-figure(path, title, caption, desc) = block(width: 100%, breakable: false, above: 1.2em, below: 1.2em, {
@@ -252,7 +267,18 @@ fn source(doc: &Document, figure: &mut dyn FnMut(&str) -> String) -> String {
         lit(&doc.subtitle),
         lit(doc.caveat.as_deref().unwrap_or_default())
     );
+    let mut flipped = false;
     for section in &doc.sections {
+        // A section with a table of many columns is set in landscape, so no column is squeezed
+        // narrower than its words.
+        let wide = section
+            .blocks
+            .iter()
+            .any(|b| matches!(b, Block::Table(t) if t.columns.len() > WIDE_TABLE));
+        if wide != flipped {
+            let _ = writeln!(out, "\n#set page(flipped: {wide})");
+            flipped = wide;
+        }
         out.push_str("\n#pagebreak(weak: true)\n");
         let _ = writeln!(out, "#heading(level: 1, {})\n", lit(&section.title));
         for block in &section.blocks {
@@ -316,6 +342,9 @@ fn figure_source(f: &Figure, figure: &mut dyn FnMut(&str) -> String) -> String {
         lit(&f.desc)
     )
 }
+
+/// Columns beyond which a table's section is set in landscape.
+const WIDE_TABLE: usize = 10;
 
 /// A typst string literal of `s`: its text, never markup or code.
 fn lit(s: &str) -> String {
