@@ -432,11 +432,13 @@ pub async fn gather(
         .filter(|(_, m)| is_follow_up(m))
         .map(|(i, _)| i)
         .collect();
+    // The demographics views come last and are summarised for the report year only: the year
+    // before's are never published.
     let mut state_done = compute(
         state,
         &measures,
         &jobs,
-        &state_views,
+        (&state_views, usize::from(state_report)),
         &Scope::All,
         &follow_ups,
         members_per_pass,
@@ -450,7 +452,7 @@ pub async fn gather(
                 own,
                 &measures,
                 &jobs,
-                &own_views,
+                (&own_views, 1),
                 &scope,
                 &follow_ups,
                 members_per_pass,
@@ -465,21 +467,18 @@ pub async fn gather(
         let (mut aud, aq) = match own_done.as_mut() {
             Some(o) => {
                 let (_, mut own_viewed) = std::mem::take(&mut o.summaries[k]);
-                let by_demographics = own_viewed.pop().expect("three views");
-                let aq = own_viewed.pop().expect("three views");
-                let mut aud = own_viewed.pop().expect("three views");
                 // Published for the report year only: the year before's would only take part
                 // in its suppression, hiding what need not be hidden.
-                if *is_current {
-                    aud.extend(strata_only(by_demographics));
-                }
+                let by_demographics = is_current.then(|| own_viewed.pop().expect("three views"));
+                let aq = own_viewed.pop().expect("the audience's quarters");
+                let mut aud = own_viewed.pop().expect("the audience's strata");
+                aud.extend(by_demographics.map(strata_only).unwrap_or_default());
                 (aud, aq)
             }
             // The state's own report: its audience is the state, with its demographics.
             None => {
-                let by_demographics = strata_only(viewed.pop().expect("the demographics view"));
                 if *is_current {
-                    rows.extend(by_demographics);
+                    rows.extend(strata_only(viewed.pop().expect("the demographics view")));
                 }
                 (rows.clone(), viewed[0].clone())
             }
@@ -582,12 +581,20 @@ async fn compute(
     engine: &Engine,
     measures: &[Measure],
     jobs: &[(usize, bool, compile::CompiledMeasure)],
-    views: &[View],
+    (views, current_only): (&[View], usize),
     curve_scope: &Scope,
     follow_ups: &BTreeSet<usize>,
     members_per_pass: Option<usize>,
     bar: &indicatif::ProgressBar,
 ) -> Result<Computed> {
+    // A job's views: the last `current_only` are for the report year's jobs only.
+    let views_of = |is_current: bool| {
+        if is_current {
+            views
+        } else {
+            &views[..views.len() - current_only]
+        }
+    };
     let ranges = crate::pipeline::member_passes(engine, members_per_pass).await?;
     let selected: Vec<&Measure> = measures.iter().collect();
     let mut spooler = match ranges.len() {
@@ -618,7 +625,7 @@ async fn compute(
                     let id = format!("{k}");
                     if !s.keeps(&id) {
                         let read = engine
-                            .summary_columns(compiled, plan.clone(), views)
+                            .summary_columns(compiled, plan.clone(), views_of(*is_current))
                             .await?;
                         s.keep(&id, read);
                     }
@@ -640,7 +647,7 @@ async fn compute(
     engine.focus(&MemberRange::default()).await?;
     let partitions = engine.context().copied_config().target_partitions();
     let mut summaries = Vec::with_capacity(jobs.len());
-    for (k, (_, _, compiled)) in jobs.iter().enumerate() {
+    for (k, (_, is_current, compiled)) in jobs.iter().enumerate() {
         let plan = planned[k].clone().expect("every job computed");
         let table: Arc<dyn TableProvider> = match (spool.as_mut(), held[k].take()) {
             (Some(s), _) => s.finish(&format!("{k}"), &plan)?.table(partitions)?,
@@ -652,7 +659,11 @@ async fn compute(
                 Arc::new(MemTable::try_new(schema, vec![detail])?)
             }
         };
-        summaries.push(engine.summarise(compiled, table, views).await?);
+        summaries.push(
+            engine
+                .summarise(compiled, table, views_of(*is_current))
+                .await?,
+        );
     }
     drop(spool);
     Ok(Computed { summaries, curves })
