@@ -161,8 +161,136 @@ pub async fn run(opts: &AdhocOptions, query: &Query) -> Result<Rows> {
         &opts.scope,
     )
     .await?;
+    if let Some(rows) = catalog_query(&engine, &defs, &query.text).await? {
+        return Ok(rows);
+    }
     check_depth(&engine, query)?;
     execute(&engine, query, opts.timeout).await
+}
+
+/// `SHOW TABLES` and `DESCRIBE <table>` (or `DESC`), answered from hhq's own catalogue: every
+/// table a query can read with its kind, what one row is and its columns; or one table's
+/// columns with their types and meanings. `None` for any other query.
+pub async fn catalog_query(
+    engine: &Engine,
+    defs: &Definitions,
+    text: &str,
+) -> Result<Option<Rows>> {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let words: Vec<String> = text
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let extracts = crate::extract::contract::EXTRACTS;
+    let is_catalog_query = matches!(
+        lower.iter().map(String::as_str).collect::<Vec<_>>()[..],
+        ["show", "tables"] | ["describe" | "desc", _]
+    );
+    if !is_catalog_query {
+        return Ok(None);
+    }
+    // Every table of the session, with its columns as the session has them.
+    let names: Vec<String> = extracts
+        .iter()
+        .map(|e| e.name.to_string())
+        .chain(extracts.iter().map(|e| format!("{}__all", e.name)))
+        .chain(defs.blocks.iter().map(|b| b.name.clone()))
+        .collect();
+    let mut catalog: std::collections::BTreeMap<String, Vec<(String, DataType)>> =
+        Default::default();
+    for name in names {
+        if let Ok(t) = engine.context().table_provider(name.as_str()).await {
+            let columns = t
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().clone()))
+                .collect();
+            catalog.insert(name, columns);
+        }
+    }
+    let columns_of =
+        |name: &str| -> Vec<(String, DataType)> { catalog.get(name).cloned().unwrap_or_default() };
+    let rows = |names: &[&str], cols: Vec<Vec<String>>| -> Result<Rows> {
+        let schema: SchemaRef = Arc::new(Schema::new(
+            names
+                .iter()
+                .map(|n| Field::new(*n, DataType::Utf8, false))
+                .collect::<Vec<_>>(),
+        ));
+        let arrays = cols
+            .into_iter()
+            .map(|c| Arc::new(StringArray::from(c)) as _)
+            .collect();
+        Ok(Rows {
+            schema: schema.clone(),
+            batches: vec![RecordBatch::try_new(schema, arrays)?],
+        })
+    };
+    match lower.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["show", "tables"] => {
+            let mut cols = vec![Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+            let mut push =
+                |name: &str, kind: &str, meaning: &str, columns: Vec<(String, DataType)>| {
+                    let listed: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
+                    cols[0].push(name.to_string());
+                    cols[1].push(kind.to_string());
+                    cols[2].push(meaning.to_string());
+                    cols[3].push(listed.join(", "));
+                };
+            for e in extracts {
+                push(e.name, "extract (usable rows)", e.grain, columns_of(e.name));
+            }
+            for e in extracts {
+                let all = format!("{}__all", e.name);
+                push(
+                    &all,
+                    "extract (every row, as read)",
+                    e.grain,
+                    columns_of(&all),
+                );
+            }
+            for b in &defs.blocks {
+                let first = b.doc.lines().next().unwrap_or_default();
+                push(&b.name, "building block", first, columns_of(&b.name));
+            }
+            Ok(Some(rows(&["table", "kind", "meaning", "columns"], cols)?))
+        }
+        ["describe" | "desc", _] => {
+            let name = words[1].trim_matches('"');
+            let columns = columns_of(name);
+            if columns.is_empty() {
+                let mut known: Vec<String> = catalog.keys().cloned().collect();
+                known.sort();
+                let close = crate::compile::blocks::suggest(name, known.iter().map(String::as_str));
+                return Err(Error::Usage(format!(
+                    "DESCRIBE: no table {name:?}: {}",
+                    if close.starts_with("did you mean") {
+                        format!("{close} (SHOW TABLES lists them)")
+                    } else {
+                        "SHOW TABLES lists them".to_string()
+                    }
+                )));
+            }
+            let base = name.strip_suffix("__all").unwrap_or(name);
+            let contract = extracts.iter().find(|e| e.name == base);
+            let mut cols = vec![Vec::new(), Vec::new(), Vec::new()];
+            for (c, ty) in columns {
+                let meaning = contract
+                    .and_then(|e| e.columns.iter().find(|x| x.name == c))
+                    .map_or("", |x| x.meaning);
+                cols[0].push(c);
+                cols[1].push(ty.to_string());
+                cols[2].push(meaning.to_string());
+            }
+            Ok(Some(rows(&["column", "type", "meaning"], cols)?))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Refuse a query longer, or nested deeper, than the query engine can plan without overflowing
@@ -244,11 +372,21 @@ pub async fn execute(engine: &Engine, query: &Query, timeout: Duration) -> Resul
 /// A query's error, pointing into its file when the parser said where. A wrong query is the
 /// user's input, as a wrong option is: a usage error (exit code 2), from a file or not.
 fn query_error(query: &Query, e: datafusion::error::DataFusionError) -> Error {
-    let message = e.strip_backtrace().to_string();
+    // Where: the planner's span (an unknown column, a wrong type), else the parser's message.
+    let span = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .map(|s| (s.start.line as usize, s.start.column as usize));
+    let raw = e.strip_backtrace().to_string();
+    let at = span.or_else(|| position(&raw));
+    let message = plain(&raw);
     let Some(path) = &query.file else {
-        return Error::Usage(format!("query: {message}"));
+        return Error::Usage(match at {
+            Some((line, column)) => format!("query:{line}:{column}: {message}"),
+            None => format!("query: {message}"),
+        });
     };
-    let (line, column) = position(&message).unwrap_or((1, 1));
+    let (line, column) = at.unwrap_or((1, 1));
     // Naming the tables helps when one was not found, not when the text does not parse.
     let lost = message.contains("not found") || message.contains("No field named");
     let located = Error::Definition {
@@ -258,11 +396,27 @@ fn query_error(query: &Query, e: datafusion::error::DataFusionError) -> Error {
         message,
         hint: lost.then(|| {
             "the tables are claims, contacts, members, enrollment (usable rows), \
-             <extract>__all (every row) and the building blocks of queries/"
+             <extract>__all (every row) and the building blocks of queries/; \
+             `hhq sql --tables` lists them with their columns"
                 .to_string()
         }),
     };
     Error::Usage(located.to_string())
+}
+
+/// A query error in plain words: the SQL parser's `SQL error: ParserError("Expected: …, found:
+/// … at Line: L, Column: C")` as "syntax error: expected …, found …" (the position is given
+/// apart).
+fn plain(message: &str) -> String {
+    let Some(start) = message.find("ParserError(\"") else {
+        return message.to_string();
+    };
+    let inner = &message[start + "ParserError(\"".len()..];
+    let inner = inner.strip_suffix("\")").unwrap_or(inner);
+    let inner = inner.split(" at Line: ").next().unwrap_or(inner);
+    let mut words = inner.replacen("Expected: ", "expected ", 1);
+    words = words.replace(", found: ", ", found ");
+    format!("syntax error: {words}")
 }
 
 /// The `Line: L, Column: C` the SQL parser puts in its messages.
@@ -447,6 +601,18 @@ mod tests {
         }
         assert_eq!(show_duration(Duration::from_secs(5400)), "1h30m");
         assert_eq!(show_duration(Duration::from_millis(500)), "500ms");
+    }
+
+    #[test]
+    fn parser_errors_read_as_plain_words() {
+        assert_eq!(
+            plain(r#"SQL error: ParserError("Expected: ), found: 2 at Line: 4, Column: 7")"#),
+            "syntax error: expected ), found 2"
+        );
+        assert_eq!(
+            plain("Schema error: No field named x."),
+            "Schema error: No field named x."
+        );
     }
 
     #[test]

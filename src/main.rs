@@ -446,12 +446,17 @@ Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1
     },
     /// Run one SQL query over the extracts and building blocks, and print or write its rows
     #[command(
-        after_help = "Examples:\n  hhq sql \"SELECT claim_type, count(*) AS lines FROM claims GROUP BY claim_type ORDER BY 1\"\n  hhq sql \"SELECT * FROM ed_visits WHERE visit_date >= DATE '2025-07-01'\" --format csv --out ed.csv\n  hhq sql \"SELECT count(*) FROM members\" --hhp HHP-03\n\nTables: claims, contacts, members, enrollment (the usable rows), claims__all and the like (every row, as read) and every building block of queries/ (claims_final, ed_visits, inpatient_stays, hh_services, ...). One read-only query: no CREATE, INSERT, COPY or SET.\n\nWith --mco or --hhp the session is opened over the members that MCO or partner is ever assigned (any enrolment span) and holds nothing else: every table, __all included, has their rows only.",
+        after_help = "Examples:\n  hhq sql \"SELECT claim_type, count(*) AS lines FROM claims GROUP BY claim_type ORDER BY 1\"\n  hhq sql \"SELECT * FROM ed_visits WHERE visit_date >= DATE '2025-07-01'\" --format csv --out ed.csv\n  hhq sql \"SELECT count(*) FROM members\" --hhp HHP-03\n\nTables: claims, contacts, members, enrollment (the usable rows), claims__all and the like (every row, as read) and every building block of queries/ (claims_final, ed_visits, inpatient_stays, hh_services, ...); `hhq sql --tables` (or SHOW TABLES) lists them with their columns, `hhq sql \"DESCRIBE claims\"` one table's columns and meanings. One read-only query: no CREATE, INSERT, COPY or SET.\n\nWith --mco or --hhp the session is opened over the members that MCO or partner is ever assigned (any enrolment span) and holds nothing else: every table, __all included, has their rows only.",
         arg_required_else_help = true
     )]
     Sql {
-        /// The query
-        query: String,
+        /// The query (`SHOW TABLES` and `DESCRIBE <table>` list the tables and their columns)
+        #[arg(required_unless_present = "tables")]
+        query: Option<String>,
+        /// List every table a query can read: extracts and building blocks, what a row is, and
+        /// their columns (as `SHOW TABLES`)
+        #[arg(long, conflicts_with = "query")]
+        tables: bool,
         #[command(flatten)]
         adhoc: AdhocArgs,
     },
@@ -1347,7 +1352,17 @@ async fn dispatch(command: Command) -> Result<()> {
                 )))
             }
         }
-        Command::Sql { query, adhoc: args } => adhoc(args, hhq::adhoc::Query::inline(query)).await,
+        Command::Sql {
+            query,
+            tables,
+            adhoc: args,
+        } => {
+            let text = match (tables, query) {
+                (true, _) | (false, None) => "SHOW TABLES".to_string(),
+                (false, Some(q)) => q,
+            };
+            adhoc(args, hhq::adhoc::Query::inline(text)).await
+        }
         Command::Query { file, adhoc: args } => {
             adhoc(args, hhq::adhoc::Query::from_file(&file)?).await
         }

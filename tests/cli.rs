@@ -566,10 +566,89 @@ fn sql_refuses_writes_and_points_at_errors_in_query_files() {
     std::fs::write(&unknown, "SELECT * FROM claimz\n").unwrap();
     let e = fails(&["query", unknown.to_str().unwrap(), "--data", d]);
     assert!(
-        e.contains("unknown.sql:1:1:") && e.contains("claimz"),
+        e.contains("unknown.sql:1:15:") && e.contains("claimz"),
         "{e}"
     );
     assert!(e.contains("hint: the tables are"), "{e}");
+    // A planning error points at its line and column too, and a syntax error reads as words.
+    let column = dir.path().join("column.sql");
+    std::fs::write(
+        &column,
+        "SELECT member_id,\n  claim_id\nFROM claims\nWHERE nosuch = 1\n",
+    )
+    .unwrap();
+    let e = fails(&["query", column.to_str().unwrap(), "--data", d]);
+    assert!(e.contains("column.sql:4:7:") && e.contains("nosuch"), "{e}");
+    let e = fails(&[
+        "sql",
+        "SELECT member_id FROM claims WHERE (1 = AND 2",
+        "--data",
+        d,
+    ]);
+    assert!(
+        e.contains("syntax error: expected") && !e.contains("ParserError"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sql_lists_the_tables_and_their_columns() {
+    let data = adhoc_data();
+    let d = data.path().to_str().unwrap();
+    let root = common::root();
+    let csv = |args: &[&str]| {
+        let o = hhq(args, &root);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let listed = csv(&["sql", "--tables", "--data", d, "--format", "csv"]);
+    assert_eq!(
+        listed,
+        csv(&["sql", "show tables;", "--data", d, "--format", "csv"])
+    );
+    let mut lines = listed.lines();
+    assert_eq!(lines.next(), Some("table,kind,meaning,columns"));
+    let rows: Vec<&str> = lines.collect();
+    // The four extracts, their every-row tables and every building block of queries/.
+    let blocks = std::fs::read_dir(root.join("queries"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
+        })
+        .count();
+    assert_eq!(rows.len(), 8 + blocks, "{listed}");
+    assert!(
+        rows.iter().any(|r| r.starts_with(
+            "claims,extract (usable rows),one row per claim line,\"member_id, claim_id"
+        )),
+        "{listed}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("ed_visits,building block,") && r.contains("visit_date")),
+        "{listed}"
+    );
+    let described = csv(&["sql", "DESCRIBE members", "--data", d, "--format", "csv"]);
+    assert!(
+        described.starts_with("column,type,meaning\nmember_id,"),
+        "{described}"
+    );
+    assert!(
+        described.contains("sex,") && described.contains("OMB category"),
+        "{described}"
+    );
+    let o = hhq(&["sql", "DESCRIBE ed_visit", "--data", d], &root);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("did you mean `ed_visits`?"), "{e}");
 }
 
 #[test]

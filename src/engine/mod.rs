@@ -609,6 +609,8 @@ pub const MIN_MEMBERS_PER_PASS: usize = 1_000;
 /// are sort-merge joins (their inputs sorted, which spills).
 fn session(memory_limit: Option<usize>) -> Result<SessionContext> {
     let mut config = SessionConfig::new().with_information_schema(false);
+    // Planning errors carry where in the query they are (an unknown column's line and column).
+    config.options_mut().sql_parser.collect_spans = true;
     // A join builds one hash table of its smaller side (up to a pass's numerator rows) and
     // streams the other past it, rather than hashing both sides into partitions: the other side
     // is most often a measure's wide unit rows, which repartitioning copies, and a join that does
