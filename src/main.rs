@@ -1221,11 +1221,7 @@ async fn dispatch(command: Command) -> Result<()> {
             dirs,
         } => {
             let defs = Definitions::load_spec(&dirs.measures, &dirs.queries, dirs.spec)?;
-            let m = defs
-                .measures
-                .iter()
-                .find(|m| m.id == measure)
-                .ok_or_else(|| Error::Usage(format!("no measure `{measure}`")))?;
+            let m = defs.measure(&measure, &dirs.measures)?;
             let engine = Engine::offline(&defs).await?;
             let compiled = compile::compile(m, engine.catalog(), &period)?;
             if steps {

@@ -691,14 +691,8 @@ pub(crate) fn select<'a>(
     only: &[String],
     measures_dir: &std::path::Path,
 ) -> Result<Vec<&'a crate::measure::Measure>> {
-    if let Some(missing) = only
-        .iter()
-        .find(|id| !defs.measures.iter().any(|m| &m.id == *id))
-    {
-        return Err(Error::Usage(format!(
-            "no measure `{missing}` in {}",
-            measures_dir.display()
-        )));
+    for id in only {
+        defs.measure(id, measures_dir)?;
     }
     Ok(defs
         .measures
@@ -853,17 +847,7 @@ pub struct Explanation {
 /// Run one measure's detail for one member.
 pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Result<Explanation> {
     let defs = Definitions::load_spec(&opts.measures, &opts.queries, opts.spec)?;
-    let measure = defs
-        .measures
-        .iter()
-        .find(|m| m.id == measure_id)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "no measure `{measure_id}` in {}",
-                opts.measures.display()
-            ))
-        })?
-        .clone();
+    let measure = defs.measure(measure_id, &opts.measures)?.clone();
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };

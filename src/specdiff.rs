@@ -172,11 +172,7 @@ async fn outcome(
     period: &Period,
 ) -> Result<Outcome> {
     let defs = Definitions::load_spec(measures_dir, queries_dir, Spec::Year(year))?;
-    let m = defs
-        .measures
-        .iter()
-        .find(|m| m.id == id)
-        .ok_or_else(|| Error::Usage(format!("no measure `{id}`")))?;
+    let m = defs.measure(id, measures_dir)?;
     let engine = Engine::open(data, &defs).await?;
     let compiled = compile::compile(m, engine.catalog(), period)?;
     let run = engine.run(&compiled).await?;

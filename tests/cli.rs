@@ -1249,3 +1249,19 @@ fn import_reads_parquet_sources() {
         "member_id,birth_date,sex,dual_eligible\nA1,1980-01-15,F,false\nB1,1990-07-04,,true\n"
     );
 }
+
+#[test]
+fn an_unknown_measure_id_gets_the_nearest_ids() {
+    let root = common::root();
+    for (args, want) in [
+        (&["run", "--measure", "FUHH"][..], "did you mean `FUH-HH`?"),
+        (&["compile", "hh-engage", "--period", "2025"][..], "did you mean `HH-ENGAGE`?"),
+        (&["explain", "PCR", "--member", "M1"][..], "did you mean `PCR-HH`?"),
+        (&["run", "--measure", "XYZ"][..], "it has AIF-HH, AMB-HH"),
+    ] {
+        let o = hhq(args, &root);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}
