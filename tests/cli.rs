@@ -1255,8 +1255,14 @@ fn an_unknown_measure_id_gets_the_nearest_ids() {
     let root = common::root();
     for (args, want) in [
         (&["run", "--measure", "FUHH"][..], "did you mean `FUH-HH`?"),
-        (&["compile", "hh-engage", "--period", "2025"][..], "did you mean `HH-ENGAGE`?"),
-        (&["explain", "PCR", "--member", "M1"][..], "did you mean `PCR-HH`?"),
+        (
+            &["compile", "hh-engage", "--period", "2025"][..],
+            "did you mean `HH-ENGAGE`?",
+        ),
+        (
+            &["explain", "PCR", "--member", "M1"][..],
+            "did you mean `PCR-HH`?",
+        ),
         (&["run", "--measure", "XYZ"][..], "it has AIF-HH, AMB-HH"),
     ] {
         let o = hhq(args, &root);
