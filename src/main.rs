@@ -229,17 +229,18 @@ enum Command {
         dirs: DefinitionDirs,
     },
     /// Write synthetic extracts (claims, contacts, members, enrollment) as Parquet
-    #[command(after_help = "Example: hhq synth --members 300 --seed 42 --out testdata")]
+    #[command(after_help = "Example: hhq synth --members 1500 --seed 42 --start-year 2023 --years 3 --out testdata")]
     Synth {
-        #[arg(long, default_value_t = 300)]
+        /// Members (the defaults are those of the shipped test data)
+        #[arg(long, default_value_t = 1500)]
         members: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// First calendar year of data
-        #[arg(long, default_value_t = 2024)]
+        #[arg(long, default_value_t = 2023)]
         start_year: i32,
         /// Full years of data (a first quarter of the next year follows)
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 3)]
         years: u32,
         #[arg(long)]
         out: PathBuf,

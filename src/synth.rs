@@ -9,6 +9,12 @@
 //! procedure, revenue and taxonomy codes are real public codes used illustratively; NDCs and NPIs
 //! only have the right shape.
 //!
+//! Partners and MCOs do not all serve their members alike: by the tables `PARTNER_EFFECTS` and
+//! `MCO_EFFECTS`, some follow up sooner, reach their members more often or see fewer ED visits
+//! and readmissions than others, and one partner drifts from strong to weak over the last two
+//! full years, so that comparisons and control charts have something to show. The effects act
+//! only through the rows generated (which visits, contacts and stays happen, and when).
+//!
 //! Each member is generated from its own RNG, derived from (seed, member index), so the output
 //! depends only on [`SynthOptions`] — not on block size, thread count or machine — and members are
 //! streamed in blocks so memory stays bounded for large populations.
@@ -179,11 +185,15 @@ fn month_last(mi: i32) -> i32 {
     days_from_civil(y, m, month_len(y, m))
 }
 
-/// The data period, both ends inclusive.
+/// The data period, both ends inclusive, and the span over which a drifting partner drifts.
 #[derive(Debug, Clone, Copy)]
 struct Window {
     start: i32,
     end: i32,
+    /// The last two full years of the data (all of it when shorter): a drifting partner's effect
+    /// is its `from` value up to `drift_start` and its `to` value from `drift_end` on.
+    drift_start: i32,
+    drift_end: i32,
 }
 
 impl Window {
@@ -194,9 +204,21 @@ impl Window {
                 opts.start_year, opts.years
             )));
         }
+        let start = days_from_civil(opts.start_year, 1, 1);
+        let end = days_from_civil(opts.start_year + opts.years as i32, 3, 31);
+        let last_full = opts.start_year + opts.years as i32 - 1;
+        let drift_start = days_from_civil(last_full - 1, 1, 1).max(start);
+        let drift_end = days_from_civil(last_full, 12, 31).min(end);
+        let (drift_start, drift_end) = if drift_end > drift_start {
+            (drift_start, drift_end)
+        } else {
+            (start, end)
+        };
         Ok(Window {
-            start: days_from_civil(opts.start_year, 1, 1),
-            end: days_from_civil(opts.start_year + opts.years as i32, 3, 31),
+            start,
+            end,
+            drift_start,
+            drift_end,
         })
     }
 }
@@ -298,6 +320,135 @@ const PARTNERS: [(&str, &[usize]); 8] = [
     ("HHP-07", &[0, 1]),
     ("HHP-08", &[2]),
 ];
+
+/// How a partner or an MCO changes what happens to its members: factors on the programme-wide
+/// propensities of the generator (1.0 = the programme's own). They act only through the rows
+/// generated — which visits, contacts and admissions happen and when — never on results. The
+/// effect on an event is that of the partner of the member's Health Home span on its day (none
+/// outside one) times that of the MCO of the Medicaid span on its day (none outside one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Effect {
+    /// Follow-up after an event: the visit after a psychiatric discharge (FUH-HH) or a
+    /// mental-health ED visit (FUM-HH), substance-use treatment after an SUD or overdose ED visit
+    /// (FUA-HH, IET-HH) and the transitional-care contact after a discharge home (HH-TCC). The
+    /// chances of a follow-up within 7 days weigh `follow_up` times as much, those of one after
+    /// 30 days or none at all 1/`follow_up` times ([`follow_up_delay`]).
+    follow_up: f64,
+    /// Health Home outreach: the chance of contacts in a month is multiplied by it (HH-ENGAGE-HH,
+    /// HH-FIRST, and the S0281 claims that follow from reached contacts).
+    engagement: f64,
+    /// Acute and institutional care: ED visits (AMB-HH, and the stays they lead to: IU-HH),
+    /// readmissions within 30 days (PCR-HH) and admissions to a nursing facility from the
+    /// community (AIF-HH) are multiplied by it.
+    acute: f64,
+}
+
+const fn effect(follow_up: f64, engagement: f64, acute: f64) -> Effect {
+    Effect {
+        follow_up,
+        engagement,
+        acute,
+    }
+}
+
+/// The programme's own propensities.
+const AVERAGE: Effect = effect(1.0, 1.0, 1.0);
+
+/// Each partner's effect (in the order of [`PARTNERS`]) at the start and the end of the drift
+/// window ([`Window::drift_start`], the last two full years of data): equal for a steady partner;
+/// in between, the effect moves in a straight line from one to the other day by day.
+///
+/// | partner | follow-up | engagement | acute care | profile |
+/// |---|---|---|---|---|
+/// | HHP-01 | 1.6 | 1.1 | 0.8 | strong |
+/// | HHP-02 | 1.0 | 1.0 | 1.0 | the programme's average |
+/// | HHP-03 | 0.5 | 0.75 | 1.25 | weak |
+/// | HHP-04 | 1.25 | 1.05 | 0.9 | good |
+/// | HHP-05 | 1.6 → 0.35 | 1.1 → 0.35 | 0.9 → 1.25 | drifting: strong at the start, weak by the end |
+/// | HHP-06 | 0.6 | 0.7 | 1.2 | weak |
+/// | HHP-07 | 1.0 | 1.0 | 1.0 | the programme's average |
+/// | HHP-08 | 2.0 | 1.15 | 0.75 | best |
+const PARTNER_EFFECTS: [(Effect, Effect); 8] = [
+    (effect(1.6, 1.1, 0.8), effect(1.6, 1.1, 0.8)),
+    (AVERAGE, AVERAGE),
+    (effect(0.5, 0.75, 1.25), effect(0.5, 0.75, 1.25)),
+    (effect(1.25, 1.05, 0.9), effect(1.25, 1.05, 0.9)),
+    (effect(1.6, 1.1, 0.9), effect(0.35, 0.35, 1.25)),
+    (effect(0.6, 0.7, 1.2), effect(0.6, 0.7, 1.2)),
+    (AVERAGE, AVERAGE),
+    (effect(2.0, 1.15, 0.75), effect(2.0, 1.15, 0.75)),
+];
+
+/// Each MCO's effect (in the order of [`MCOS`]), milder than the partners':
+///
+/// | MCO | follow-up | engagement | acute care |
+/// |---|---|---|---|
+/// | MCO-A | 1.15 | 1.05 | 0.95 |
+/// | MCO-B | 1.0 | 1.0 | 1.0 |
+/// | MCO-C | 0.85 | 0.95 | 1.1 |
+const MCO_EFFECTS: [Effect; 3] = [
+    effect(1.15, 1.05, 0.95),
+    AVERAGE,
+    effect(0.85, 0.95, 1.1),
+];
+
+/// No combined acute factor exceeds this (ED visits are drawn at this multiple and thinned).
+const MAX_ACUTE: f64 = 1.5;
+
+impl Effect {
+    fn times(self, o: Effect) -> Effect {
+        effect(
+            self.follow_up * o.follow_up,
+            self.engagement * o.engagement,
+            self.acute * o.acute,
+        )
+    }
+
+    /// A partner's effect on `day`: its `from` effect before the drift window, its `to` effect
+    /// after, a straight line in between.
+    fn of_partner(hhp: usize, win: &Window, day: i32) -> Effect {
+        let (from, to) = PARTNER_EFFECTS[hhp];
+        if from == to || day <= win.drift_start {
+            return from;
+        }
+        if day >= win.drift_end {
+            return to;
+        }
+        let t = f64::from(day - win.drift_start) / f64::from(win.drift_end - win.drift_start);
+        let along = |a: f64, b: f64| a + (b - a) * t;
+        effect(
+            along(from.follow_up, to.follow_up),
+            along(from.engagement, to.engagement),
+            along(from.acute, to.acute),
+        )
+    }
+}
+
+/// A follow-up delay in days (`None`: no follow-up) from weighted buckets, after a follow-up
+/// factor `f` ([`Effect::follow_up`]): a bucket ending by day 7 weighs `f` times its weight, one
+/// starting after day 30 and `None` 1/`f` times, the others their own.
+fn follow_up_delay(
+    rng: &mut ChaCha8Rng,
+    f: f64,
+    buckets: &[(Option<std::ops::RangeInclusive<i32>>, f64)],
+) -> Option<i32> {
+    let weight = |b: &Option<std::ops::RangeInclusive<i32>>, w: f64| match b {
+        Some(r) if *r.end() <= 7 => w * f,
+        Some(r) if *r.start() > 30 => w / f,
+        Some(_) => w,
+        None => w / f,
+    };
+    let total: f64 = buckets.iter().map(|(b, w)| weight(b, *w)).sum();
+    let mut r = rng.random::<f64>() * total;
+    for (i, (b, w)) in buckets.iter().enumerate() {
+        let w = weight(b, *w);
+        if r < w || i + 1 == buckets.len() {
+            return b.clone().map(|range| rng.random_range(range));
+        }
+        r -= w;
+    }
+    None
+}
 
 fn contracted(hhp: usize, mco: usize) -> bool {
     PARTNERS[hhp].1.contains(&mco)
@@ -882,7 +1033,7 @@ fn generate_member(seed: u64, win: Window, index: usize) -> MemberRows {
         conditions.push(if rng.random_bool(0.5) { "F329" } else { "F419" });
     }
     let sud =
-        (!child && rng.random_bool(if smi { 0.22 } else { 0.08 })).then(|| pick(&mut rng, &SUD));
+        (!child && rng.random_bool(if smi { 0.32 } else { 0.12 })).then(|| pick(&mut rng, &SUD));
     if let Some(s) = sud {
         conditions.push(s);
     }
@@ -970,6 +1121,15 @@ impl Gen {
 
     fn hh_at(&self, day: i32) -> Option<&Span> {
         self.hh.iter().find(|s| s.covers(day))
+    }
+
+    /// The effect of the member's partner and MCO on `day` ([`PARTNER_EFFECTS`], [`MCO_EFFECTS`]).
+    fn effect_at(&self, day: i32) -> Effect {
+        let mco = self.mco_at(day).map_or(AVERAGE, |m| MCO_EFFECTS[m]);
+        let hhp = self
+            .hh_at(day)
+            .map_or(AVERAGE, |s| Effect::of_partner(s.hhp, &self.win, day));
+        hhp.times(mco)
     }
 
     /// Medicaid and Health Home spans: gaps, MCO and partner changes, late assignment, opt-outs,
@@ -1144,19 +1304,35 @@ impl Gen {
             heap.push(Reverse((day, order, ev)));
             order += 1;
         };
-        for d in self.dates(ed_rate) {
-            push(&mut heap, d, Event::Ed);
+        // Drawn at the highest rate any partner and MCO give, then thinned to the member's own
+        // on each day.
+        for d in self.dates(ed_rate * MAX_ACUTE) {
+            let keep = self.effect_at(d).acute / MAX_ACUTE;
+            if self.rng.random_bool(keep.min(1.0)) {
+                push(&mut heap, d, Event::Ed);
+            }
         }
         for d in self.dates(0.02 * self.util) {
             push(&mut heap, d, Event::Admit(StayKind::Medical));
         }
-        let psych_rate = if self.smi { 0.05 } else { 0.005 };
+        let psych_rate = if self.smi { 0.08 } else { 0.008 };
         for d in self.dates(psych_rate) {
             push(&mut heap, d, Event::Admit(StayKind::Psych));
         }
         if self.sud.is_some() {
             for d in self.dates(0.04) {
                 push(&mut heap, d, Event::Admit(StayKind::Detox));
+            }
+        }
+        // Admissions to a nursing facility straight from the community (AIF-HH), mostly of older
+        // members; thinned as ED visits are.
+        if self.age >= 18 {
+            let snf_rate = if self.age >= 65 { 0.05 } else { 0.01 } * self.util;
+            for d in self.dates(snf_rate * MAX_ACUTE) {
+                let keep = self.effect_at(d).acute / MAX_ACUTE;
+                if self.rng.random_bool(keep.min(1.0)) {
+                    push(&mut heap, d, Event::Admit(StayKind::Snf));
+                }
             }
         }
         if let Some(d) = self.death
@@ -1187,7 +1363,8 @@ impl Gen {
             busy_until = last;
             if let Some(h) = home {
                 // Readmissions within 30 days, more often soon after discharge.
-                if self.rng.random_bool(0.16) {
+                let readmit = 0.16 * self.effect_at(h.day).acute;
+                if self.rng.random_bool(readmit.min(0.9)) {
                     let gap = pick(&mut self.rng, &[(1..=7, 40), (8..=14, 25), (15..=30, 35)]);
                     let back = h.day + self.rng.random_range(gap);
                     let kind = if h.psych && self.rng.random_bool(0.7) {
@@ -1254,21 +1431,34 @@ impl Gen {
             };
             return Some((admit, kind, dx, hospital, true));
         }
+        let f = self.effect_at(day).follow_up;
         match category {
-            // Follow-up after a mental-health ED visit, about half within 30 days.
-            1 if self.rng.random_bool(0.55) => {
-                let delay = pick(&mut self.rng, &[(0..=7, 40), (8..=30, 60)]);
-                let d = day + self.rng.random_range(delay);
-                if d <= self.life_end {
-                    self.bh_visit(d, false);
+            // Follow-up after a mental-health ED visit: for the programme 22% within 7 days, 55%
+            // within 30.
+            1 => {
+                let buckets = [(Some(0..=7), 22.0), (Some(8..=30), 33.0), (None, 45.0)];
+                if let Some(delay) = follow_up_delay(&mut self.rng, f, &buckets) {
+                    let d = day + delay;
+                    if d <= self.life_end {
+                        self.bh_visit(d, false);
+                    }
                 }
             }
-            // Substance-use treatment after an SUD or overdose ED visit: initiation, engagement.
-            2 | 3 if self.rng.random_bool(0.4) => {
-                let delay = pick(&mut self.rng, &[(1..=14, 70), (15..=30, 30)]);
-                let first = day + self.rng.random_range(delay);
+            // Substance-use treatment after an SUD or overdose ED visit: initiation (for the
+            // programme 28% within 14 days, 40% within 30), engagement.
+            2 | 3 => {
+                let buckets = [
+                    (Some(1..=7), 14.0),
+                    (Some(8..=14), 14.0),
+                    (Some(15..=30), 12.0),
+                    (None, 60.0),
+                ];
+                let Some(delay) = follow_up_delay(&mut self.rng, f, &buckets) else {
+                    return None;
+                };
+                let first = day + delay;
                 let mut visits = vec![first];
-                if self.rng.random_bool(0.6) {
+                if self.rng.random_bool((0.75 * f).min(0.95)) {
                     visits.push(first + self.rng.random_range(3..=15));
                     visits.push(first + self.rng.random_range(16..=34));
                 }
@@ -1395,6 +1585,7 @@ impl Gen {
                 Prov::PsychHospital,
                 self.rng.random_range(0..PSYCH_HOSPITALS),
             ),
+            StayKind::Snf => (Prov::Snf, self.rng.random_range(0..SNFS)),
             _ => (Prov::Hospital, hospital),
         };
         let mut dx = match dx {
@@ -1601,23 +1792,22 @@ impl Gen {
     }
 
     /// A behavioural-health visit after a psychiatric discharge, at a delay spread over 0-60 days,
-    /// or none.
+    /// or none (for the programme: 32% within 7 days, 66% within 30, 20% none in 60).
     fn psych_follow_up(&mut self, discharge: i32) {
-        if self.rng.random_bool(0.2) {
+        let f = self.effect_at(discharge).follow_up;
+        let buckets = [
+            (Some(0..=0), 4.8),
+            (Some(1..=6), 19.2),
+            (Some(7..=7), 8.0),
+            (Some(8..=8), 6.4),
+            (Some(9..=30), 27.2),
+            (Some(31..=60), 14.4),
+            (None, 20.0),
+        ];
+        let Some(delay) = follow_up_delay(&mut self.rng, f, &buckets) else {
             return;
-        }
-        let delay = pick(
-            &mut self.rng,
-            &[
-                (0..=0, 6),
-                (1..=6, 24),
-                (7..=7, 10),
-                (8..=8, 8),
-                (9..=30, 34),
-                (31..=60, 18),
-            ],
-        );
-        let d = discharge + self.rng.random_range(delay);
+        };
+        let d = discharge + delay;
         if d <= self.life_end {
             self.bh_visit(d, true);
         }
@@ -1953,7 +2143,7 @@ impl Gen {
             for mi in month_index(span.start)..=month_index(last) {
                 let lo = month_first(mi).max(span.start);
                 let hi = month_last(mi).min(last);
-                let mut p = p0;
+                let mut p = (p0 * self.effect_at(lo).engagement).min(0.98);
                 if fading {
                     for _ in 0..(mi - m0) {
                         p *= 0.88;
@@ -1970,15 +2160,15 @@ impl Gen {
                 }
             }
         }
-        // Transitional care after a discharge home: about half within 7 days, three quarters
-        // within 30.
+        // Transitional care after a discharge home: for the programme about half within 7 days,
+        // three quarters within 30.
         for h in self.home_discharges.clone() {
-            let delay = pick(
-                &mut self.rng,
-                &[(Some(0..=7), 50), (Some(8..=30), 25), (None, 25)],
-            );
-            let Some(delay) = delay else { continue };
-            let date = h.day + self.rng.random_range(delay);
+            let f = self.effect_at(h.day).follow_up;
+            let buckets = [(Some(0..=7), 50.0), (Some(8..=30), 25.0), (None, 25.0)];
+            let Some(delay) = follow_up_delay(&mut self.rng, f, &buckets) else {
+                continue;
+            };
+            let date = h.day + delay;
             if date > self.life_end {
                 continue;
             }
@@ -3133,9 +3323,14 @@ mod tests {
                 let first = in_months(&months[..6]);
                 let last = in_months(&months[months.len() - 6..]);
                 let drop = (first - last) / first.max(1.0);
+                // A drifting partner's members lose contacts by design (partners_differ…).
+                let drifting = hh.iter().any(|sp| {
+                    let (from, to) = PARTNER_EFFECTS[sp.hhp];
+                    from != to
+                });
                 if m.fading {
                     fading_drop.push(drop)
-                } else {
+                } else if !drifting {
                     steady_drop.push(drop)
                 }
             }
@@ -3257,6 +3452,164 @@ mod tests {
             }
         }
         assert_eq!((partners.len(), mcos.len()), (8, 3));
+    }
+
+    #[test]
+    fn the_effects_table_is_sound() {
+        let win = Window::new(&SynthOptions::default()).unwrap();
+        let drifting: Vec<usize> = (0..PARTNERS.len())
+            .filter(|&p| PARTNER_EFFECTS[p].0 != PARTNER_EFFECTS[p].1)
+            .collect();
+        assert_eq!(drifting.len(), 1, "one partner drifts");
+        for (hhp, (from, to)) in PARTNER_EFFECTS.iter().enumerate() {
+            for e in [from, to] {
+                assert!(e.follow_up > 0.0 && e.engagement > 0.0 && e.acute > 0.0);
+                for &mco in PARTNERS[hhp].1 {
+                    assert!(e.times(MCO_EFFECTS[mco]).acute <= MAX_ACUTE);
+                }
+            }
+        }
+        // Better and worse partners, not all alike.
+        let follow: Vec<f64> = PARTNER_EFFECTS.iter().map(|e| e.0.follow_up).collect();
+        assert!(follow.iter().any(|f| *f > 1.2) && follow.iter().any(|f| *f < 0.8));
+        // The drift: `from` up to its start, `to` from its end, a straight line between.
+        let p = drifting[0];
+        let (from, to) = PARTNER_EFFECTS[p];
+        assert_eq!(Effect::of_partner(p, &win, win.start), from);
+        assert_eq!(Effect::of_partner(p, &win, win.drift_start), from);
+        assert_eq!(Effect::of_partner(p, &win, win.drift_end), to);
+        assert_eq!(Effect::of_partner(p, &win, win.end), to);
+        let mid = Effect::of_partner(p, &win, (win.drift_start + win.drift_end) / 2);
+        assert!((mid.follow_up - (from.follow_up + to.follow_up) / 2.0).abs() < 0.01);
+        // The last two full years: 2024 and 2025 for data from 2023 to March 2026.
+        let three = Window::new(&SynthOptions {
+            start_year: 2023,
+            years: 3,
+            ..SynthOptions::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (
+                civil_from_days(three.drift_start),
+                civil_from_days(three.drift_end)
+            ),
+            ((2024, 1, 1), (2025, 12, 31))
+        );
+        // Shorter data drifts over all of it.
+        let short = Window::new(&SynthOptions {
+            years: 0,
+            ..SynthOptions::default()
+        })
+        .unwrap();
+        assert_eq!((short.drift_start, short.drift_end), (short.start, short.end));
+    }
+
+    #[test]
+    fn a_follow_up_factor_brings_follow_up_sooner_and_more_often() {
+        let buckets = [
+            (Some(0..=7), 50.0),
+            (Some(8..=30), 25.0),
+            (Some(31..=60), 10.0),
+            (None, 15.0),
+        ];
+        let shares = |f: f64| {
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            let n = 20_000;
+            let (mut week, mut month, mut none) = (0, 0, 0);
+            for _ in 0..n {
+                match follow_up_delay(&mut rng, f, &buckets) {
+                    Some(d) => {
+                        week += usize::from(d <= 7);
+                        month += usize::from(d <= 30);
+                    }
+                    None => none += 1,
+                }
+            }
+            let share = |k: usize| k as f64 / n as f64;
+            (share(week), share(month), share(none))
+        };
+        let (w1, m1, n1) = shares(1.0);
+        assert!((w1 - 0.50).abs() < 0.02 && (m1 - 0.75).abs() < 0.02 && (n1 - 0.15).abs() < 0.02);
+        let (w2, m2, n2) = shares(2.0);
+        let (wh, mh, nh) = shares(0.5);
+        assert!(wh + 0.1 < w1 && w1 + 0.1 < w2, "{wh} {w1} {w2}");
+        assert!(mh < m1 && m1 < m2 && nh > n1 && n1 > n2);
+        // f = 2: weights 100, 25, 5, 7.5.
+        assert!((w2 - 100.0 / 137.5).abs() < 0.02, "{w2}");
+    }
+
+    #[test]
+    fn partners_differ_and_one_drifts() {
+        let s = sample();
+        // Health Home months with a reached contact, by partner and by quarter of the window.
+        let mut months: BTreeMap<(usize, i32), (usize, usize)> = BTreeMap::new();
+        let mut tcc: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+        let q0 = month_index(s.win.start) / 3;
+        for m in &s.members {
+            let reached: BTreeSet<(i32, usize)> = m
+                .contacts
+                .iter()
+                .filter(|c| c.reached)
+                .map(|c| (month_index(c.date), c.hhp))
+                .collect();
+            for sp in m.spans.iter().filter(|sp| sp.health_home) {
+                let last = sp.end.min(life_end(s.win, m));
+                for mi in month_index(sp.start)..=month_index(last) {
+                    let e = months.entry((sp.hhp, mi / 3 - q0)).or_default();
+                    e.0 += usize::from(reached.contains(&(mi, sp.hhp)));
+                    e.1 += 1;
+                }
+            }
+            for c in live(m)
+                .iter()
+                .filter(|c| is_acute(c) && c.discharge_status == Some("01"))
+            {
+                let d = c.discharge.unwrap();
+                let Some(sp) = m.spans.iter().find(|sp| sp.health_home && sp.covers(d)) else {
+                    continue;
+                };
+                let e = tcc.entry(sp.hhp).or_default();
+                e.0 += usize::from(m.contacts.iter().any(|k| {
+                    k.service == "transitional_care" && k.date >= d && k.date <= d + 7
+                }));
+                e.1 += 1;
+            }
+        }
+        let engaged = |hhp: usize, quarters: std::ops::Range<i32>| {
+            let (n, d) = quarters
+                .filter_map(|q| months.get(&(hhp, q)))
+                .fold((0, 0), |(n, d), (a, b)| (n + a, d + b));
+            n as f64 / d as f64
+        };
+        let all = 0..9;
+        // Strong partners engage their members more than weak ones, and follow up sooner.
+        for (strong, weak) in [(0, 2), (7, 5), (0, 5), (7, 2)] {
+            assert!(
+                engaged(strong, all.clone()) > engaged(weak, all.clone()) + 0.08,
+                "HH months engaged: {} {} vs {} {}",
+                PARTNERS[strong].0,
+                engaged(strong, all.clone()),
+                PARTNERS[weak].0,
+                engaged(weak, all.clone())
+            );
+        }
+        let share = |partners: [usize; 2]| {
+            let (n, d) = partners
+                .iter()
+                .map(|p| tcc[p])
+                .fold((0, 0), |(n, d), (a, b)| (n + a, d + b));
+            n as f64 / d as f64
+        };
+        assert!(
+            share([0, 7]) > share([2, 5]) + 0.2,
+            "transitional care within 7 days: {tcc:?}"
+        );
+        // The drifting partner loses engagement over the window; a steady one much less.
+        let drift = |hhp: usize| engaged(hhp, 0..2) - engaged(hhp, 6..8);
+        assert!(drift(4) > 0.3, "HHP-05 from {} to {}", engaged(4, 0..2), engaged(4, 6..8));
+        for steady in [0, 1, 6] {
+            assert!(drift(4) > drift(steady) + 0.2, "{}", PARTNERS[steady].0);
+        }
     }
 
     /// Rates for the default options, for a person to read:

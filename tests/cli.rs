@@ -211,7 +211,7 @@ fn committed_testdata_is_what_synth_writes() {
         &[
             "synth",
             "--members",
-            "300",
+            "1500",
             "--seed",
             "42",
             "--start-year",
@@ -229,7 +229,7 @@ fn committed_testdata_is_what_synth_writes() {
         assert!(
             std::fs::read(root.join("testdata").join(&name)).unwrap()
                 == std::fs::read(dir.path().join(&name)).unwrap(),
-            "testdata/{name} is not what `hhq synth --members 300 --seed 42 --start-year 2023 --years 3` writes: regenerate it"
+            "testdata/{name} is not what `hhq synth --members 1500 --seed 42 --start-year 2023 --years 3` writes: regenerate it"
         );
     }
 }

@@ -193,9 +193,14 @@ async fn a_limit_sets_the_members_per_pass_from_the_rows_per_member() {
             "limit {limit}: {got} members per pass, not {expected}"
         );
     }
-    // The ranges follow: 300 members under the default make one pass.
-    let one = Engine::open_limited(&data, &defs, &inputs, Some(64 << 20))
+    // The ranges follow: testdata's 1,500 members make one pass under 256 MB, and two under
+    // 64 MB (a pass of the floor, 1,000 members).
+    let one = Engine::open_limited(&data, &defs, &inputs, Some(256 << 20))
         .await
         .unwrap();
     assert_eq!(one.member_ranges(None).await.unwrap().len(), 1);
+    let two = Engine::open_limited(&data, &defs, &inputs, Some(64 << 20))
+        .await
+        .unwrap();
+    assert_eq!(two.member_ranges(None).await.unwrap().len(), 2);
 }

@@ -308,10 +308,10 @@ fn hhq_profile_of_a_pass_reads_the_members_of_that_pass() {
             .parse()
             .unwrap_or_else(|_| panic!("{top}"))
     };
-    // testdata's 300 members in passes of 150: two passes, their ED visits those of all.
+    // testdata's 1,500 members in passes of 750: two passes, their ED visits those of all.
     let all = rows(&[]);
-    let first = rows(&["--pass", "1", "--members-per-pass", "150"]);
-    let second = rows(&["--pass", "2", "--members-per-pass", "150"]);
+    let first = rows(&["--pass", "1", "--members-per-pass", "750"]);
+    let second = rows(&["--pass", "2", "--members-per-pass", "750"]);
     assert!(first > 0 && second > 0, "{first} {second}");
     assert_eq!(first + second, all);
     let out = hhq(&[
@@ -322,7 +322,7 @@ fn hhq_profile_of_a_pass_reads_the_members_of_that_pass() {
         "--pass",
         "3",
         "--members-per-pass",
-        "150",
+        "750",
     ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -492,10 +492,10 @@ async fn a_run_in_member_passes_writes_what_one_pass_writes() {
         })
         .await
         .unwrap();
-        // 300 members in passes of at most 70: five ranges of member ids.
+        // 1,500 members in passes of at most 350: five ranges of member ids.
         let several = pipeline::run(&RunOptions {
             privacy,
-            members_per_pass: Some(70),
+            members_per_pass: Some(350),
             ..options(&passes)
         })
         .await
@@ -507,7 +507,7 @@ async fn a_run_in_member_passes_writes_what_one_pass_writes() {
             assert!(stages(&several).contains(&"member ranges (5 passes)".to_string()));
             assert!(!stages(&single).iter().any(|s| s.contains("passes)")));
         } else {
-            // The partner's session holds its 36 members (one pass); its benchmarks come from
+            // The partner's session holds its 136 members (one pass); its benchmarks come from
             // the state's run, in five passes, which must give the same bytes.
             assert_eq!(stages(&several)[0], "the state's run (benchmarks)");
         }
@@ -536,7 +536,7 @@ fn a_report_in_member_passes_is_the_report_of_one_pass() {
     // MCO's quarters), its follow-up curves summed pass by pass, its worklist computed after.
     for (name, audience) in [("hhp", vec!["hhp", "HHP-02"])] {
         let mut written = Vec::new();
-        for per_pass in ["300", "70"] {
+        for per_pass in ["1500", "350"] {
             let out = dir.path().join(format!("{name}-{per_pass}"));
             let mut args = vec!["report"];
             args.extend(&audience);
@@ -578,9 +578,9 @@ async fn member_ranges_cover_every_id_in_order_and_split_the_members_evenly() {
     let root = common::root();
     let defs = Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
     let engine = Engine::open(&root.join("testdata"), &defs).await.unwrap();
-    let one = engine.member_ranges(Some(300)).await.unwrap();
+    let one = engine.member_ranges(Some(1500)).await.unwrap();
     assert_eq!(one, vec![hhq::engine::MemberRange::default()]);
-    let ranges = engine.member_ranges(Some(70)).await.unwrap();
+    let ranges = engine.member_ranges(Some(350)).await.unwrap();
     assert_eq!(ranges.len(), 5);
     // Open at both ends, each range starting where the last stopped.
     assert_eq!(ranges[0].from, None);
@@ -588,14 +588,14 @@ async fn member_ranges_cover_every_id_in_order_and_split_the_members_evenly() {
     for w in ranges.windows(2) {
         assert!(w[0].to.is_some() && w[0].to == w[1].from, "{ranges:?}");
     }
-    // 300 members in five passes of 60.
+    // 1,500 members in five passes of 300.
     let ids = engine
         .texts("SELECT member_id FROM members ORDER BY member_id")
         .await
         .unwrap();
     for r in &ranges {
         let n = ids.iter().filter(|id| r.contains(id)).count();
-        assert_eq!(n, 60, "{r:?}");
+        assert_eq!(n, 300, "{r:?}");
     }
 }
 
