@@ -2,7 +2,7 @@
 # Opening an extract written in many small row groups (issue 33): testdata with its claims in
 # 1,000 and 10,000 row groups (10,000 claim lines), the time to open the data directory (every
 # file checked, every page decoded) and to count the claims, in process (the `row_groups_open_time`
-# benchmark of tests/hostile.rs, which writes the data), then `hhq sql "SELECT count(*) FROM
+# benchmark of tests/suite/hostile.rs, which writes the data), then `hhq sql "SELECT count(*) FROM
 # claims"` as a process under GNU time (wall time, peak RSS).
 #
 #   bench/row-groups.sh [GROUPS ...]        (default: 1000 10000)

@@ -187,11 +187,30 @@ pub async fn run_dir_spec(
     queries_dir: &Path,
     spec: Spec,
 ) -> Result<Vec<CaseResult>> {
+    run_dir_only(measures_dir, queries_dir, spec, &[]).await
+}
+
+/// As [`run_dir_spec`], only the decks of the measures or cohorts `only` names (all when empty).
+pub async fn run_dir_only(
+    measures_dir: &Path,
+    queries_dir: &Path,
+    spec: Spec,
+    only: &[String],
+) -> Result<Vec<CaseResult>> {
     // The definitions of each year a deck asks for, loaded once.
     let mut defs: Vec<(Spec, Definitions)> = Vec::new();
     let mut out = Vec::new();
     for path in deck_paths(measures_dir)? {
-        let want = deck_spec(&path)?.unwrap_or(spec);
+        let head = deck_head(&path)?;
+        if !only.is_empty()
+            && !head
+                .subjects
+                .iter()
+                .any(|s| only.iter().any(|o| o.eq_ignore_ascii_case(s)))
+        {
+            continue;
+        }
+        let want = head.spec.unwrap_or(spec);
         if !defs.iter().any(|(s, _)| *s == want) {
             defs.push((
                 want,
@@ -204,16 +223,28 @@ pub async fn run_dir_spec(
     Ok(out)
 }
 
-/// The `spec:` year a deck names, if any (cohort decks name none).
-fn deck_spec(path: &Path) -> Result<Option<Spec>> {
+/// What a deck tests (its `measure:` or `cohorts:`) and the `spec:` year it names, if any
+/// (cohort decks name none).
+struct DeckHead {
+    subjects: Vec<String>,
+    spec: Option<Spec>,
+}
+
+fn deck_head(path: &Path) -> Result<DeckHead> {
     #[derive(Deserialize)]
     struct Head {
         spec: Option<Spanned<String>>,
+        measure: Option<String>,
+        #[serde(default)]
+        cohorts: Vec<String>,
     }
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let head: Head =
         serde_saphyr::from_str(&text).map_err(|e| crate::measure::plain_yaml_error(path, &e))?;
-    spec_of(path, head.spec)
+    Ok(DeckHead {
+        subjects: head.measure.into_iter().chain(head.cohorts).collect(),
+        spec: spec_of(path, head.spec)?,
+    })
 }
 
 /// A deck's `spec:` as a year, an error at its place when it is not one.

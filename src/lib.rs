@@ -46,8 +46,10 @@
 //! pseudonyms of member ids), [`synth`] (synthetic extracts), [`decks`]
 //! (hand-built test decks with expected outcomes), [`conformance`] (each measure's
 //! specification rules, the YAML line and deck cases of each, and the deviations they make), [`manifest`] (what produced a run's outputs,
-//! with hashes), [`output`] (atomic files, and whole output directories staged and swapped in)
-//! and [`pipeline`] (the main job, stage by stage).
+//! with hashes), [`output`] (atomic files, and whole output directories staged and swapped in),
+//! [`library`] (the shipped measures, blocks, mappings and demo data built into the binary),
+//! [`project`] (`hhq.toml` and `HHQ_*` settings, and where each comes from) and [`pipeline`]
+//! (the main job, stage by stage).
 
 pub mod adhoc;
 pub mod chart;
@@ -66,12 +68,14 @@ pub mod escape;
 pub mod extract;
 pub mod fhir;
 pub mod import;
+pub mod library;
 pub mod manifest;
 pub mod measure;
 pub mod output;
 pub mod period;
 pub mod pipeline;
 pub mod privacy;
+pub mod project;
 pub mod quality;
 pub mod report;
 pub mod results;

@@ -9,6 +9,7 @@ use hhq::detail::DetailCsv;
 use hhq::engine::{Definitions, Engine};
 use hhq::period::Period;
 use hhq::pipeline::{self, RunOptions};
+use hhq::project::Settings;
 use hhq::synth::{self, SynthOptions};
 use hhq::{Error, Result, compile, extract, report};
 
@@ -27,11 +28,12 @@ struct Cli {
 /// Where definitions live; shared by the commands that read them.
 #[derive(clap::Args, Clone)]
 struct DefinitionDirs {
-    /// Directory of measure YAML files (value sets in its valuesets/)
-    #[arg(long, default_value = "measures")]
+    /// Directory of measure YAML files, value sets in its valuesets/ (default: the project's, else
+    /// the built-in library)
+    #[arg(long, default_value = "measures", hide_default_value = true)]
     measures: PathBuf,
-    /// Directory of building-block SQL files
-    #[arg(long, default_value = "queries")]
+    /// Directory of building-block SQL files (default: the project's, else the built-in library)
+    #[arg(long, default_value = "queries", hide_default_value = true)]
     queries: PathBuf,
     /// The specification year the measures follow, e.g. 2024 or 2025 (a measure states its text
     /// per year where the specification changed; default: each measure's newest)
@@ -125,8 +127,8 @@ enum Command {
     /// Run the measures over a data directory and write the result table
     #[command(after_help = "Example: hhq run --data testdata --period 2025Q4 --out out")]
     Run {
-        /// Data directory holding the four extracts
-        #[arg(long, default_value = "testdata")]
+        /// Data directory holding the four extracts (default: the project's, else the demo data)
+        #[arg(long, default_value = "testdata", hide_default_value = true)]
         data: PathBuf,
         /// Measurement period: 2025, 2025Q3 or 2025-01-01..2025-06-30 (default: the latest full year in the data)
         #[arg(long)]
@@ -167,6 +169,14 @@ enum Command {
         /// written
         #[arg(long, value_enum, value_name = "WHEN", default_value_t = DetailCsv::Auto)]
         detail_csv: DetailCsv,
+        /// What to print on stdout: `summary` (each component's total), `table` (every stratum),
+        /// `csv` or `json` (every row, as summary.csv has them)
+        #[arg(long, value_enum, default_value_t = RunFormat::Summary)]
+        format: RunFormat,
+        /// Print no results and no progress notes, only warnings and errors (the outputs are
+        /// written as always)
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         quality: QualityArgs,
         #[command(flatten)]
@@ -178,20 +188,26 @@ enum Command {
     },
     /// Write a published report: HTML, PDF, the tables and charts behind it, and a manifest
     #[command(
-        after_help = "Examples:\n  hhq report state\n  hhq report mco MCO-A --quarter 2025Q4\n  hhq report hhp HHP-03 --out out/hhp-03\n\nEvery table and chart applies CMS small-cell suppression (counts 1-10, rates over fewer than 30)."
+        after_help = "Examples:\n  hhq report state\n  hhq report mco MCO-A --quarter 2025Q4\n  hhq report --hhp HHP-03 --out out/hhp-03\n\nEvery table and chart applies CMS small-cell suppression (counts 1-10, rates over fewer than 30)."
     )]
     Report {
-        /// Who the report is for
+        /// Who the report is for (default: state; `--mco ID` and `--hhp ID` say the same as
+        /// `mco ID` and `hhp ID`, as in the other commands)
         #[arg(value_enum)]
-        audience: AudienceKind,
+        audience: Option<AudienceKind>,
         /// The MCO or partner id (for `mco` and `hhp`)
-        #[arg(required_if_eq_any = [("audience", "mco"), ("audience", "hhp")])]
         id: Option<String>,
+        /// One MCO's report (the same as `hhq report mco ID`)
+        #[arg(long, value_name = "ID", conflicts_with_all = ["audience", "hhp"])]
+        mco: Option<String>,
+        /// One partner's scorecard (the same as `hhq report hhp ID`)
+        #[arg(long, value_name = "ID", conflicts_with = "audience")]
+        hhp: Option<String>,
         /// Report quarter: the twelve months ending with it are reported (default: the latest quarter with 90 days of claims run-out)
         #[arg(long)]
         quarter: Option<String>,
-        /// Data directory holding the four extracts
-        #[arg(long, default_value = "testdata")]
+        /// Data directory holding the four extracts (default: the project's, else the demo data)
+        #[arg(long, default_value = "testdata", hide_default_value = true)]
         data: PathBuf,
         /// Output directory (default: out/report-<audience>[-<id>][-<quarter>, when given])
         #[arg(long)]
@@ -229,7 +245,9 @@ enum Command {
         dirs: DefinitionDirs,
     },
     /// Write synthetic extracts (claims, contacts, members, enrollment) as Parquet
-    #[command(after_help = "Example: hhq synth --members 1500 --seed 42 --start-year 2023 --years 3 --out testdata")]
+    #[command(
+        after_help = "Example: hhq synth --members 1500 --seed 42 --start-year 2023 --years 3 --out testdata"
+    )]
     Synth {
         /// Members (the defaults are those of the shipped test data)
         #[arg(long, default_value_t = 1500)]
@@ -260,8 +278,14 @@ enum Command {
     Compile {
         /// Measure id
         measure: String,
-        #[arg(long, default_value = "2025")]
-        period: Period,
+        /// Measurement period: 2025, 2025Q3 or 2025-01-01..2025-06-30 (default: the latest full
+        /// year in --data, as `hhq run` chooses it)
+        #[arg(long)]
+        period: Option<Period>,
+        /// Data directory the default period is found in (default: the project's, else the demo
+        /// data); nothing else is read from it
+        #[arg(long, default_value = "testdata", hide_default_value = true)]
+        data: PathBuf,
         /// Print SQL: the building-block views, then one statement (the default)
         #[arg(long, conflicts_with_all = ["plan", "detail", "steps"])]
         sql: bool,
@@ -290,7 +314,8 @@ enum Command {
         measure: String,
         #[arg(long)]
         member: String,
-        #[arg(long, default_value = "testdata")]
+        /// Data directory holding the four extracts (default: the project's, else the demo data)
+        #[arg(long, default_value = "testdata", hide_default_value = true)]
         data: PathBuf,
         #[arg(long)]
         period: Option<Period>,
@@ -303,8 +328,8 @@ enum Command {
     /// any run's time over the same data
     #[command(after_help = "Example: hhq scan --data testdata --period 2025")]
     Scan {
-        /// Data directory holding the four extracts
-        #[arg(long, default_value = "testdata")]
+        /// Data directory holding the four extracts (default: the project's, else the demo data)
+        #[arg(long, default_value = "testdata", hide_default_value = true)]
         data: PathBuf,
         /// Measurement period (default: the latest full year in the data)
         #[arg(long)]
@@ -329,8 +354,8 @@ enum Command {
         /// Members per pass, as `hhq run --members-per-pass` (with --pass)
         #[arg(long, value_name = "N", value_parser = parse_count)]
         members_per_pass: Option<usize>,
-        /// Data directory holding the four extracts
-        #[arg(long, default_value = "testdata")]
+        /// Data directory holding the four extracts (default: the project's, else the demo data)
+        #[arg(long, default_value = "testdata", hide_default_value = true)]
         data: PathBuf,
         /// Measurement period (default: the latest full year in the data)
         #[arg(long)]
@@ -340,11 +365,20 @@ enum Command {
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
-    /// Run every test deck (measures/decks/*.yaml): hand-built members with expected outcomes
-    #[command(after_help = "Example: hhq test measures/")]
+    /// Run every test deck (measures/decks/*.yaml): hand-built members with expected outcomes;
+    /// prints the failures and a tally per measure
+    #[command(
+        after_help = "Examples:\n  hhq test\n  hhq test --measure FUH-HH --verbose\n  hhq test my-measures/"
+    )]
     Test {
-        /// Directory of measure YAML files, with decks in its decks/ (default: measures)
+        /// Directory of measure YAML files, with decks in its decks/ (default: the library's)
         dir: Option<PathBuf>,
+        /// Only the decks of this measure or cohort (repeatable)
+        #[arg(long = "measure", value_name = "ID")]
+        only: Vec<String>,
+        /// Every case with its result, not only the failures
+        #[arg(long, short)]
+        verbose: bool,
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
@@ -362,7 +396,7 @@ Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1
         #[arg(long)]
         check: bool,
         /// Directory of measure YAML files, with rules in its conformance/ and decks in decks/
-        #[arg(long, default_value = "measures")]
+        #[arg(long, default_value = "measures", hide_default_value = true)]
         measures: PathBuf,
     },
     /// What changes between two specification years of a measure: its texts that differ, the
@@ -394,8 +428,8 @@ Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1
         after_help = "Example: hhq validate --data testdata --out out/validate\n\nWrites data_quality_checks.csv (every check: rows, failing, percent, threshold, status, example keys) and data_quality.csv (rows read, set aside by reason, used). The terminal shows counts only, never example keys.\n\nExit codes: 0 when every error-severity check passes, 3 when one fails (the code of a run refused for data quality), 1 when the extracts cannot be read, 2 for a usage error."
     )]
     Validate {
-        /// Data directory holding the four extracts
-        #[arg(long, default_value = "testdata")]
+        /// Data directory holding the four extracts (default: the project's, else the demo data)
+        #[arg(long, default_value = "testdata", hide_default_value = true)]
         data: PathBuf,
         /// Output directory for the data-quality report
         #[arg(long, default_value = "out/validate")]
@@ -403,7 +437,7 @@ Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1
         #[command(flatten)]
         quality: QualityArgs,
         /// Directory of measure YAML files (the policy's default lives in its quality/)
-        #[arg(long, default_value = "measures")]
+        #[arg(long, default_value = "measures", hide_default_value = true)]
         measures: PathBuf,
         /// Print the catalogue of checks (Markdown) and exit
         #[arg(long)]
@@ -415,8 +449,8 @@ Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1
         after_help = "Examples:\n  hhq cohort\n  hhq cohort --mco MCO-A --as-of 2025-12-31 --out out/cohort-mco-a\n  hhq cohort --hhp HHP-03 --pseudonymize --key-file key.txt\n\nWrites not_enrolled.csv (qualifying, not in a Health Home, with the evidence claims), no_longer_qualify.csv (enrolled, no longer meeting their population's rule), both_populations.csv (qualifying for both: the member must choose), worklist.csv (enrolled members, high-risk first, every flag with its rule and claims), evidence.csv, rules.csv, and summary.csv (counts per MCO and partner under CMS small-cell suppression). A partner sees only its own enrolled members and no outreach list."
     )]
     Cohort {
-        /// Data directory holding the four extracts
-        #[arg(long, default_value = "testdata")]
+        /// Data directory holding the four extracts (default: the project's, else the demo data)
+        #[arg(long, default_value = "testdata", hide_default_value = true)]
         data: PathBuf,
         /// The last day of every look-back (default: the last date with data)
         #[arg(long, value_name = "YYYY-MM-DD")]
@@ -475,10 +509,10 @@ Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1
     /// Import extracts in another layout (CSV or Parquet) into a data directory, as a mapping
     /// YAML says
     #[command(
-        after_help = "Example: hhq import --mapping mappings/flat-csv.yaml --from exports/ --out data/\n\nWrites the four extracts as Parquet, import_report.csv (values the mapping could not translate or parse, set to null and counted with their first row and an example; source columns it does not read) and a manifest. The terminal shows counts only. Then: hhq validate --data data/"
+        after_help = "Example: hhq import --mapping flat-csv --from exports/ --out data/\n\nWrites the four extracts as Parquet, import_report.csv (values the mapping could not translate or parse, set to null and counted with their first row and an example; source columns it does not read) and a manifest. The terminal shows counts only. Then: hhq validate --data data/"
     )]
     Import {
-        /// The mapping YAML
+        /// The mapping YAML, or the name of a shipped one (`flat-csv`, `taf-like`)
         #[arg(long)]
         mapping: PathBuf,
         /// Directory of the source files the mapping names
@@ -512,6 +546,12 @@ Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1
     /// Print the extract contract as Markdown
     #[command(after_help = "Example: hhq contract > contract.md")]
     Contract,
+    /// Show the settings in force and where each comes from: the project file (hhq.toml, found
+    /// in this directory or above), HHQ_* variables, or the built-in library and demo data
+    #[command(
+        after_help = "Example: hhq config\n\nhhq.toml (paths relative to it): data, measures, queries, programme, state, quality_policy, targets, risk_weights, memory_limit; each is also HHQ_<KEY> (HHQ_DATA, ...), which overrides the file. HHQ_PROJECT=FILE names the project file; HHQ_PROJECT= (empty) ignores any. A command-line option overrides both."
+    )]
+    Config,
     /// Print a shell completion script for hhq
     #[command(
         after_help = "Examples:\n  hhq completions bash > ~/.local/share/bash-completion/completions/hhq\n  hhq completions zsh > ~/.zfunc/_hhq\n  hhq completions fish > ~/.config/fish/completions/hhq.fish"
@@ -617,8 +657,8 @@ async fn cluster(command: ClusterCommand) -> Result<()> {
 /// What `hhq sql` and `hhq query` read, whose members, and how they write the rows.
 #[derive(clap::Args, Clone)]
 struct AdhocArgs {
-    /// Data directory holding the four extracts
-    #[arg(long, default_value = "testdata")]
+    /// Data directory holding the four extracts (default: the project's, else the demo data)
+    #[arg(long, default_value = "testdata", hide_default_value = true)]
     data: PathBuf,
     /// How to write the rows
     #[arg(long, value_enum, default_value_t = hhq::adhoc::Format::Table)]
@@ -786,7 +826,39 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    match dispatch(Cli::parse().command).await {
+    let settings = match std::env::current_dir()
+        .map_err(|source| Error::Io {
+            path: ".".into(),
+            source,
+        })
+        .and_then(|cwd| Settings::find(&cwd))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}", hhq::escape::terminal(&e.to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    let matches = command_with(&settings).get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Command::Config = cli.command {
+        print_settings(&settings);
+        return ExitCode::SUCCESS;
+    }
+    // The demo data stand in only where nothing names data: said, so no one mistakes them for theirs.
+    if settings.demo_data()
+        && let Some((name, sub)) = matches.subcommand()
+        && sub.try_get_raw("data").is_ok_and(|v| v.is_some())
+        && sub.value_source("data") == Some(clap::parser::ValueSource::DefaultValue)
+    {
+        eprintln!(
+            "note: hhq {name} reads the built-in demo data (no --data, hhq.toml or HHQ_DATA names any)"
+        );
+    }
+    match dispatch(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Messages quote values from the data: shown, never obeyed by the terminal.
@@ -851,6 +923,8 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Report {
             audience,
             id,
+            mco,
+            hhp,
             quarter,
             data,
             out,
@@ -866,16 +940,22 @@ async fn dispatch(command: Command) -> Result<()> {
             engine,
             dirs,
         } => {
-            let audience = match (audience, id) {
-                (AudienceKind::State, None) => report::Audience::State,
-                (AudienceKind::State, Some(id)) => {
+            let audience = match (audience, id, mco, hhp) {
+                (None, None, Some(id), None) => report::Audience::Mco(id),
+                (None, None, None, Some(id)) => report::Audience::Hhp(id),
+                (None | Some(AudienceKind::State), None, None, None) => report::Audience::State,
+                (None | Some(AudienceKind::State), Some(id), _, _) => {
                     return Err(Error::Usage(format!(
                         "the state report takes no id (got `{id}`)"
                     )));
                 }
-                (AudienceKind::Mco, Some(id)) => report::Audience::Mco(id),
-                (AudienceKind::Hhp, Some(id)) => report::Audience::Hhp(id),
-                (_, None) => return Err(Error::Usage("an MCO or partner id is needed".into())),
+                (Some(AudienceKind::Mco), Some(id), _, _) => report::Audience::Mco(id),
+                (Some(AudienceKind::Hhp), Some(id), _, _) => report::Audience::Hhp(id),
+                _ => {
+                    return Err(Error::Usage(
+                        "an MCO or partner id is needed: hhq report mco ID, or --mco ID".into(),
+                    ));
+                }
             };
             let quarter = quarter.as_deref().map(report::Quarter::parse).transpose()?;
             let out = match out {
@@ -950,6 +1030,8 @@ async fn dispatch(command: Command) -> Result<()> {
             timings,
             members_per_pass,
             detail_csv,
+            format,
+            quiet,
             quality,
             memory,
             engine,
@@ -979,9 +1061,17 @@ async fn dispatch(command: Command) -> Result<()> {
             for w in s.quality.warning_lines() {
                 eprintln!("warning: {w}");
             }
-            println!("{}", report::table(&s.rows));
+            if !quiet {
+                print_results(&s.rows, format)?;
+            }
+            // Notes on stderr after the results; warnings were printed above in any case.
+            let note = |line: String| {
+                if !quiet {
+                    eprintln!("{line}");
+                }
+            };
             let c = s.claim_versions;
-            eprintln!(
+            note(format!(
                 "period {}{}; measures: {}",
                 s.period,
                 s.cutoff
@@ -992,24 +1082,24 @@ async fn dispatch(command: Command) -> Result<()> {
                     .map(|(id, v)| format!("{id} {v}"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            );
-            eprintln!(
+            ));
+            note(format!(
                 "extracts: {}",
                 s.extracts
                     .iter()
                     .map(|e| format!("{} {} rows", e.name, e.rows))
                     .collect::<Vec<_>>()
                     .join(", ")
-            );
-            eprintln!(
+            ));
+            note(format!(
                 "claim lines used: {} = {} final + {} superseded + {} void",
                 c.lines_read, c.final_lines, c.superseded_lines, c.void_lines
-            );
-            for note in &s.notes {
-                eprintln!("note: {note}");
+            ));
+            for n in &s.notes {
+                note(format!("note: {n}"));
             }
             let m = s.memory;
-            eprintln!(
+            note(format!(
                 "memory: at most {} held in the query engine's pool{}{}",
                 hhq::engine::format_size(m.peak_reserved),
                 m.limit
@@ -1023,13 +1113,13 @@ async fn dispatch(command: Command) -> Result<()> {
                 } else {
                     String::new()
                 }
-            );
+            ));
             if timings {
                 eprint!("timings:\n{}", s.timings.render());
             }
             let failing: Vec<_> = s.cms_checks.iter().filter(|c| !c.passed).collect();
             if failing.is_empty() {
-                eprintln!("CMS checks: all {} hold", s.cms_checks.len());
+                note(format!("CMS checks: all {} hold", s.cms_checks.len()));
             } else {
                 eprintln!(
                     "CMS checks: {} of {} fail (see cms_checks.csv)",
@@ -1044,10 +1134,10 @@ async fn dispatch(command: Command) -> Result<()> {
                     eprintln!("{}", hhq::escape::terminal_line(&line));
                 }
             }
-            eprintln!(
+            note(format!(
                 "wrote {0}/summary.csv, {0}/summary.parquet, {0}/cms_reporting.csv, {0}/cms_measures.csv, {0}/cms_checks.csv, {0}/data_quality.csv, {0}/manifest.json and member-level {0}/detail/<measure>.parquet|csv",
                 out.display()
-            );
+            ));
             Ok(())
         }
         Command::Synth {
@@ -1214,6 +1304,7 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Compile {
             measure,
             period,
+            data,
             sql: _,
             steps,
             plan,
@@ -1223,6 +1314,10 @@ async fn dispatch(command: Command) -> Result<()> {
         } => {
             let defs = Definitions::load_spec(&dirs.measures, &dirs.queries, dirs.spec)?;
             let m = defs.measure(&measure, &dirs.measures)?;
+            let period = match period {
+                Some(p) => p,
+                None => pipeline::default_period(&data, &defs).await?,
+            };
             let engine = Engine::offline(&defs).await?;
             let compiled = compile::compile(m, engine.catalog(), &period)?;
             if steps {
@@ -1274,12 +1369,42 @@ async fn dispatch(command: Command) -> Result<()> {
             print!("{}", report::explain_text(&e, &member));
             Ok(())
         }
-        Command::Test { dir, dirs } => {
+        Command::Test {
+            dir,
+            only,
+            verbose,
+            dirs,
+        } => {
             let measures = dir.unwrap_or(dirs.measures);
-            let cases = hhq::decks::run_dir_spec(&measures, &dirs.queries, dirs.spec).await?;
-            println!("{}", report::deck_table(&cases));
+            let cases =
+                hhq::decks::run_dir_only(&measures, &dirs.queries, dirs.spec, &only).await?;
+            if cases.is_empty() && !only.is_empty() {
+                let defs = Definitions::load_spec(&measures, &dirs.queries, dirs.spec)?;
+                for id in &only {
+                    defs.measure(id, &measures)?;
+                }
+                return Err(Error::Usage(format!(
+                    "no deck tests {} in {}",
+                    only.join(", "),
+                    measures.join("decks").display()
+                )));
+            }
+            let shown: Vec<_> = cases
+                .iter()
+                .filter(|c| verbose || c.failure.is_some())
+                .cloned()
+                .collect();
+            if !shown.is_empty() {
+                println!("{}", report::deck_table(&shown));
+            }
+            print!("{}", report::deck_tally(&cases));
             let failed = cases.iter().filter(|c| c.failure.is_some()).count();
-            println!("{} passed, {} failed", cases.len() - failed, failed);
+            println!(
+                "{} cases: {} passed, {} failed",
+                cases.len(),
+                cases.len() - failed,
+                failed
+            );
             if failed > 0 {
                 return Err(Error::Failed(format!("{failed} deck case(s) failed")));
             }
@@ -1364,7 +1489,7 @@ async fn dispatch(command: Command) -> Result<()> {
             adhoc(args, hhq::adhoc::Query::from_file(&file)?).await
         }
         Command::Import { mapping, from, out } => {
-            let mapping = hhq::import::Mapping::load(&mapping)?;
+            let mapping = hhq::import::Mapping::load(&shipped_mapping(mapping)?)?;
             let imported = hhq::import::import(&mapping, &from, &out)?;
             for (extract, rows) in &imported.rows {
                 eprintln!("{extract}: {rows} rows");
@@ -1423,5 +1548,122 @@ async fn dispatch(command: Command) -> Result<()> {
             print!("{}", extract::contract::markdown());
             Ok(())
         }
+        // Answered in `run`, which holds the settings.
+        Command::Config => Ok(()),
     }
+}
+
+/// A mapping's path: as given when it names a file, else the shipped mapping of that name
+/// (`flat-csv` is the built-in `mappings/flat-csv.yaml`).
+fn shipped_mapping(given: PathBuf) -> Result<PathBuf> {
+    use hhq::library::{self, Part};
+    let name = given.to_string_lossy().into_owned();
+    let file = format!("{}.yaml", name.trim_end_matches(".yaml"));
+    if given.exists()
+        || given.components().count() > 1
+        || library::file(Part::Mappings, &file).is_none()
+    {
+        return Ok(given);
+    }
+    Ok(library::dir(Part::Mappings)?.join(file))
+}
+
+/// What `hhq run` prints on stdout.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RunFormat {
+    /// Each component's total: one line each
+    Summary,
+    /// Every stratum of every component, as a table
+    Table,
+    /// Every row as summary.csv has them
+    Csv,
+    /// Every row as a JSON array of objects
+    Json,
+}
+
+fn print_results(rows: &[hhq::results::ResultRow], format: RunFormat) -> Result<()> {
+    match format {
+        RunFormat::Summary => {
+            let totals: Vec<_> = rows
+                .iter()
+                .filter(|r| r.stratifier == "total")
+                .cloned()
+                .collect();
+            println!("{}", report::totals_table(&totals));
+        }
+        RunFormat::Table => println!("{}", report::table(rows)),
+        RunFormat::Csv => print!("{}", hhq::results::to_csv(rows)),
+        RunFormat::Json => {
+            let json: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "measure": r.measure,
+                        "component": r.component,
+                        "period_start": r.period_start.to_string(),
+                        "period_end": r.period_end.to_string(),
+                        "stratifier": r.stratifier,
+                        "stratum": r.stratum,
+                        "numerator": r.numerator,
+                        "denominator": r.denominator,
+                        "rate": r.rate,
+                        "unit": r.unit,
+                    })
+                })
+                .collect();
+            let text = serde_json::to_string_pretty(&json)
+                .map_err(|e| Error::Failed(format!("results as JSON: {e}")))?;
+            println!("{text}");
+        }
+    }
+    Ok(())
+}
+
+/// `hhq config`: the project file and each setting, with where it comes from.
+fn print_settings(settings: &Settings) {
+    match &settings.file {
+        Some(f) => println!("project file: {}", f.display()),
+        None => println!(
+            "project file: none ({} not found here or above; HHQ_PROJECT unset)",
+            hhq::project::FILE
+        ),
+    }
+    let width = settings
+        .settings
+        .iter()
+        .map(|s| s.key.len())
+        .max()
+        .unwrap_or(0);
+    for s in &settings.settings {
+        println!("{:width$}  {}  ({})", s.key, s.value, s.source);
+    }
+}
+
+/// The command line with the settings as the defaults of the options they name (in every
+/// command, for `--data`, `--measures` and `--queries` only where the option has a default).
+fn command_with(settings: &Settings) -> clap::Command {
+    fn apply(mut cmd: clap::Command, settings: &Settings) -> clap::Command {
+        let ids: Vec<(String, bool)> = cmd
+            .get_arguments()
+            .map(|a| (a.get_id().to_string(), !a.get_default_values().is_empty()))
+            .collect();
+        for (id, has_default) in ids {
+            let Some(s) = settings.get(&id) else { continue };
+            if matches!(id.as_str(), "data" | "measures" | "queries") && !has_default {
+                continue;
+            }
+            let value = s.value.clone();
+            cmd = cmd.mut_arg(id, |a| a.default_value(value));
+        }
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        for name in names {
+            cmd = cmd.mut_subcommand(name, |c| apply(c, settings));
+        }
+        cmd
+    }
+    use clap::CommandFactory;
+    apply(Cli::command(), settings)
 }

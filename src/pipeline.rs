@@ -767,6 +767,22 @@ fn choose_period(opts: &RunOptions, cutoff: Option<NaiveDate>) -> Result<Period>
     }
 }
 
+/// The period a command uses when none is given: the latest full calendar year of the data in
+/// `data` (its last date of claims or contacts up to today), as `hhq run` chooses it.
+pub async fn default_period(data: &std::path::Path, defs: &Definitions) -> Result<Period> {
+    let engine = Engine::open(data, defs).await?;
+    let cutoff = engine.data_cutoff(chrono::Utc::now().date_naive()).await?;
+    match cutoff {
+        Some(c) if c >= NaiveDate::from_ymd_opt(1901, 1, 1).expect("date") => {
+            Ok(Period::latest_full_year(c))
+        }
+        _ => Err(Error::Usage(format!(
+            "{}: no claims or contacts dated up to today to choose a period from; pass --period",
+            data.display()
+        ))),
+    }
+}
+
 /// The member ranges of a run or report in passes of about `per_pass` members; with more than
 /// one, the blocks marked `hhq: keep` are computed first, once over every member (a replacement
 /// may name a claim filed under another member id).
@@ -842,9 +858,50 @@ pub struct Explanation {
     /// The detail rows of the member, columns cast to text (None for null).
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Option<String>>>,
+    /// When the member has no unit: the step that left them without one, and the rows behind it.
+    pub no_unit: Option<NoUnit>,
 }
 
-/// Run one measure's detail for one member.
+/// Why a member has no unit of a measure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoUnit {
+    /// Event basis: no row of the events' block is dated in the window and passes the filter.
+    /// `candidates` are the member's rows of the block, nearest the window first (at most
+    /// [`CANDIDATES_SHOWN`]), each with the tests it fails; `rows` how many there are in all.
+    Events {
+        block: String,
+        date: String,
+        from: NaiveDate,
+        to: NaiveDate,
+        rows: usize,
+        candidates: Vec<Candidate>,
+    },
+    /// Member or member-month basis: not enrolled in the programme when the measure asks
+    /// (`when`); the member's enrolment spans as the extract has them.
+    Enrolment {
+        program: String,
+        when: String,
+        spans: Vec<Vec<Option<String>>>,
+    },
+}
+
+/// One row of the events' block for a member without a unit, and the tests it fails.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub id: String,
+    pub date: Option<String>,
+    /// Each test the row fails, as written (the window, or one condition of the filter); empty
+    /// when it passes them all (the events step kept it; a later step, such as keeping one
+    /// event per 31 days, did not).
+    pub failed: Vec<String>,
+}
+
+/// Candidate rows `hhq explain` lists at most.
+pub const CANDIDATES_SHOWN: usize = 10;
+
+/// Run one measure's detail for one member: the session holds that member's rows only (the
+/// period is still chosen from all the data). A member the extracts do not have is a usage error
+/// naming the nearest ids.
 pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Result<Explanation> {
     let defs = Definitions::load_spec(&opts.measures, &opts.queries, opts.spec)?;
     let measure = defs.measure(measure_id, &opts.measures)?.clone();
@@ -856,6 +913,10 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
         opts,
         engine.data_cutoff(opts.quality.as_of_or_today()).await?,
     )?;
+    known_member(&engine, member_id).await?;
+    engine
+        .focus(&crate::engine::MemberRange::only(member_id))
+        .await?;
     let compiled = compile::compile(&measure, engine.catalog(), &period)?;
     let sql = format!(
         "SELECT * FROM (\n{}\n) d WHERE d.member_id = {} ORDER BY d.anchor_date, d.unit_id",
@@ -866,13 +927,204 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
         .collect_for(&sql, &format!("measure {measure_id}"))
         .await?;
     let (columns, rows) = results::text_rows(&batches)?;
+    let no_unit = if rows.is_empty() {
+        Some(why_no_unit(&engine, compiled.plan(), member_id).await?)
+    } else {
+        None
+    };
     Ok(Explanation {
         order: compiled.plan().order(),
         measure,
         period,
         columns,
         rows,
+        no_unit,
     })
+}
+
+/// An error unless the members extract holds `member_id`; it names the nearest ids.
+async fn known_member(engine: &Engine, member_id: &str) -> Result<()> {
+    let lit = compile::sql::string(member_id);
+    let found = engine
+        .texts(&format!(
+            "SELECT member_id FROM members WHERE member_id = {lit} LIMIT 1"
+        ))
+        .await?;
+    if !found.is_empty() {
+        return Ok(());
+    }
+    let ids = engine.texts("SELECT member_id FROM members").await?;
+    let mut scored: Vec<(f64, &String)> = ids
+        .iter()
+        .map(|id| (strsim::jaro_winkler(member_id, id), id))
+        .filter(|(score, _)| *score > 0.7)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    let nearest: Vec<&str> = scored.iter().take(3).map(|(_, id)| id.as_str()).collect();
+    Err(Error::Usage(if nearest.is_empty() {
+        format!("no member `{member_id}` in the members extract")
+    } else {
+        format!(
+            "no member `{member_id}` in the members extract: did you mean {}?",
+            nearest.join(", ")
+        )
+    }))
+}
+
+/// Which step left the member without a unit: for events, the member's rows of the block and the
+/// tests each fails; else the enrolment the programme block finds no unit in.
+async fn why_no_unit(
+    engine: &Engine,
+    plan: &compile::MeasurePlan,
+    member_id: &str,
+) -> Result<NoUnit> {
+    use compile::ir::StepKind;
+    let lit = compile::sql::string(member_id);
+    for step in &plan.steps {
+        match &step.kind {
+            StepKind::Events { source, .. } => {
+                let mut tests = vec![(
+                    format!("{} in {}..{}", source.date, source.from, source.to),
+                    format!(
+                        "ev.{} BETWEEN DATE '{}' AND DATE '{}'",
+                        source.date, source.from, source.to
+                    ),
+                )];
+                if let Some(f) = &source.filter {
+                    for c in conjuncts(f) {
+                        tests.push((c.replace("ev.", ""), c));
+                    }
+                }
+                let flags: Vec<String> = tests
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, sql))| format!("coalesce(({sql}), false) AS t{i}"))
+                    .collect();
+                let sql = format!(
+                    "SELECT CAST(ev.{id} AS VARCHAR) AS id, CAST(ev.{date} AS VARCHAR) AS date, \
+                     {flags} FROM {block} ev WHERE ev.member_id = {lit} ORDER BY ev.{date}, 1",
+                    id = source.id,
+                    date = source.date,
+                    flags = flags.join(", "),
+                    block = source.block,
+                );
+                let batches = engine
+                    .collect_for(&sql, &format!("the rows of {}", source.block))
+                    .await?;
+                let (_, rows) = results::text_rows(&batches)?;
+                let total = rows.len();
+                let distance = |date: &Option<String>| -> i64 {
+                    let Some(d) = date.as_deref().and_then(|d| d.parse::<NaiveDate>().ok()) else {
+                        return i64::MAX;
+                    };
+                    if d < source.from {
+                        (source.from - d).num_days()
+                    } else if d > source.to {
+                        (d - source.to).num_days()
+                    } else {
+                        0
+                    }
+                };
+                let mut candidates: Vec<Candidate> = rows
+                    .into_iter()
+                    .map(|r| Candidate {
+                        id: r[0].clone().unwrap_or_default(),
+                        date: r[1].clone(),
+                        failed: tests
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| r[2 + i].as_deref() != Some("true"))
+                            .map(|(_, (shown, _))| shown.clone())
+                            .collect(),
+                    })
+                    .collect();
+                candidates.sort_by_key(|c| (distance(&c.date), c.date.clone()));
+                candidates.truncate(CANDIDATES_SHOWN);
+                return Ok(NoUnit::Events {
+                    block: source.block.clone(),
+                    date: source.date.clone(),
+                    from: source.from,
+                    to: source.to,
+                    rows: total,
+                    candidates,
+                });
+            }
+            StepKind::MemberCandidates { program, anchor } => {
+                return enrolment(engine, program, format!("on {anchor}"), &lit).await;
+            }
+            StepKind::MonthCandidates { program, .. } => {
+                let when = format!("in any month of {}", plan.period);
+                return enrolment(engine, program, when, &lit).await;
+            }
+            _ => {}
+        }
+    }
+    Err(Error::Failed(format!(
+        "{}: no step selects units (events, members or months)",
+        plan.id
+    )))
+}
+
+async fn enrolment(engine: &Engine, program: &str, when: String, lit: &str) -> Result<NoUnit> {
+    let batches = engine
+        .collect_for(
+            &format!(
+                "SELECT span_type, CAST(start_date AS VARCHAR) AS start_date, \
+                 CAST(end_date AS VARCHAR) AS end_date, mco_id, hhp_id \
+                 FROM enrollment WHERE member_id = {lit} ORDER BY start_date, span_type"
+            ),
+            "the member's enrolment",
+        )
+        .await?;
+    let (_, spans) = results::text_rows(&batches)?;
+    Ok(NoUnit::Enrolment {
+        program: program.to_string(),
+        when,
+        spans,
+    })
+}
+
+/// The conditions of a checked filter joined by AND at its top, each as SQL; the whole filter
+/// when it does not parse as one expression.
+fn conjuncts(filter: &str) -> Vec<String> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr};
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    fn split(e: Expr, out: &mut Vec<String>) {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                split(*left, out);
+                split(*right, out);
+            }
+            Expr::Nested(inner)
+                if matches!(
+                    *inner,
+                    Expr::BinaryOp {
+                        op: BinaryOperator::And,
+                        ..
+                    }
+                ) =>
+            {
+                split(*inner, out)
+            }
+            other => out.push(other.to_string()),
+        }
+    }
+    match Parser::new(&GenericDialect {})
+        .try_with_sql(filter)
+        .and_then(|mut p| p.parse_expr())
+    {
+        Ok(e) => {
+            let mut out = Vec::new();
+            split(e, &mut out);
+            out
+        }
+        Err(_) => vec![filter.to_string()],
+    }
 }
 
 /// What `hhq check` found: the measures that passed and every problem, not just the first.

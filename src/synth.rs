@@ -89,7 +89,10 @@ pub fn write(opts: &SynthOptions, out_dir: &Path) -> Result<SynthSummary> {
 
     let mut summary = SynthSummary::default();
     let mut first = 0;
+    let bar = crate::pipeline::progress(opts.members as u64);
+    bar.set_message("members");
     while first < opts.members {
+        bar.set_position(first as u64);
         let n = BLOCK.min(opts.members - first);
         let block = generate_block(opts.seed, win, first, n);
         summary.add(&block);
@@ -386,11 +389,7 @@ const PARTNER_EFFECTS: [(Effect, Effect); 8] = [
 /// | MCO-A | 1.15 | 1.05 | 0.95 |
 /// | MCO-B | 1.0 | 1.0 | 1.0 |
 /// | MCO-C | 0.85 | 0.95 | 1.1 |
-const MCO_EFFECTS: [Effect; 3] = [
-    effect(1.15, 1.05, 0.95),
-    AVERAGE,
-    effect(0.85, 0.95, 1.1),
-];
+const MCO_EFFECTS: [Effect; 3] = [effect(1.15, 1.05, 0.95), AVERAGE, effect(0.85, 0.95, 1.1)];
 
 /// No combined acute factor exceeds this (ED visits are drawn at this multiple and thinned).
 const MAX_ACUTE: f64 = 1.5;
@@ -1453,9 +1452,7 @@ impl Gen {
                     (Some(15..=30), 12.0),
                     (None, 60.0),
                 ];
-                let Some(delay) = follow_up_delay(&mut self.rng, f, &buckets) else {
-                    return None;
-                };
+                let delay = follow_up_delay(&mut self.rng, f, &buckets)?;
                 let first = day + delay;
                 let mut visits = vec![first];
                 if self.rng.random_bool((0.75 * f).min(0.95)) {
@@ -3501,7 +3498,10 @@ mod tests {
             ..SynthOptions::default()
         })
         .unwrap();
-        assert_eq!((short.drift_start, short.drift_end), (short.start, short.end));
+        assert_eq!(
+            (short.drift_start, short.drift_end),
+            (short.start, short.end)
+        );
     }
 
     #[test]
@@ -3569,9 +3569,10 @@ mod tests {
                     continue;
                 };
                 let e = tcc.entry(sp.hhp).or_default();
-                e.0 += usize::from(m.contacts.iter().any(|k| {
-                    k.service == "transitional_care" && k.date >= d && k.date <= d + 7
-                }));
+                e.0 +=
+                    usize::from(m.contacts.iter().any(|k| {
+                        k.service == "transitional_care" && k.date >= d && k.date <= d + 7
+                    }));
                 e.1 += 1;
             }
         }
@@ -3606,7 +3607,12 @@ mod tests {
         );
         // The drifting partner loses engagement over the window; a steady one much less.
         let drift = |hhp: usize| engaged(hhp, 0..2) - engaged(hhp, 6..8);
-        assert!(drift(4) > 0.3, "HHP-05 from {} to {}", engaged(4, 0..2), engaged(4, 6..8));
+        assert!(
+            drift(4) > 0.3,
+            "HHP-05 from {} to {}",
+            engaged(4, 0..2),
+            engaged(4, 6..8)
+        );
         for steady in [0, 1, 6] {
             assert!(drift(4) > drift(steady) + 0.2, "{}", PARTNERS[steady].0);
         }

@@ -571,6 +571,14 @@ pub struct MemberRange {
 }
 
 impl MemberRange {
+    /// The range holding one member id and no other (`hhq explain`).
+    pub fn only(id: &str) -> MemberRange {
+        MemberRange {
+            from: Some(id.to_string()),
+            to: Some(format!("{id}\u{0}")),
+        }
+    }
+
     /// Whether `id` is in the range (the member ids a pass computes).
     pub fn contains(&self, id: &str) -> bool {
         self.from.as_deref().is_none_or(|f| id >= f) && self.to.as_deref().is_none_or(|t| id < t)

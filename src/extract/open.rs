@@ -235,7 +235,7 @@ fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
             )
         })?;
     // The rows the footer counts are not read by the row groups' reader, but DataFusion sizes
-    // the table from them (one flipped bit made a count that overflowed: tests/hostile.rs).
+    // the table from them (one flipped bit made a count that overflowed: tests/suite/hostile.rs).
     let metadata = builder.metadata();
     let counted = metadata.file_metadata().num_rows();
     let held: i128 = metadata
@@ -258,7 +258,7 @@ fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
 /// A Parquet file read as DataFusion reads it: each column chunk as its own byte range. A page
 /// whose header claims more bytes than its chunk holds then fails here, as an error, rather than
 /// in a query, where slicing the fetched chunk panics; the plain `File` reader reads on into the
-/// next chunk and lets such a page pass (a one-bit flip in a page header did: tests/hostile.rs).
+/// next chunk and lets such a page pass (a one-bit flip in a page header did: tests/suite/hostile.rs).
 #[derive(Clone)]
 struct ChunkBounded {
     /// One worker's file, shared by the readers of its row groups, one after another.

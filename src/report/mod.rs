@@ -15,7 +15,7 @@ pub mod pdf;
 pub mod stats;
 mod terminal;
 
-pub use terminal::{deck_table, display_rate, explain_text, table};
+pub use terminal::{deck_table, deck_tally, display_rate, explain_text, table, totals_table};
 pub mod build;
 pub mod gather;
 pub mod html;

@@ -66,14 +66,7 @@ fn explain_lines(e: &crate::pipeline::Explanation, member: &str) -> String {
         let _ = writeln!(out, "  {}. {rule}", i + 1);
     }
     if e.rows.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nno unit of this measure for the member: not enrolled in the period, or no qualifying {}",
-            match &m.events {
-                Some(ev) => format!("rows of `{}`", ev.block.value),
-                None => "enrolment".to_string(),
-            }
-        );
+        out.push_str(&no_unit_lines(e.no_unit.as_ref()));
         return out;
     }
     let col = |row: &[Option<String>], name: &str| -> Option<String> {
@@ -142,6 +135,135 @@ fn explain_lines(e: &crate::pipeline::Explanation, member: &str) -> String {
 }
 
 /// `hhq test`: one line per deck case, pass or fail, with what differed.
+/// `hhq run`'s summary: each component's total (numerator, denominator, rate), one line each.
+pub fn totals_table(rows: &[ResultRow]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "measure",
+        "component",
+        "numerator",
+        "denominator",
+        "rate",
+        "unit",
+    ]);
+    use crate::escape::terminal;
+    for r in rows {
+        t.add_row(vec![
+            Cell::new(terminal(&r.measure)),
+            Cell::new(terminal(&r.component)),
+            Cell::new(r.numerator).set_alignment(CellAlignment::Right),
+            Cell::new(r.denominator).set_alignment(CellAlignment::Right),
+            Cell::new(display_rate(r.rate)).set_alignment(CellAlignment::Right),
+            Cell::new(terminal(&r.unit)),
+        ]);
+    }
+    t
+}
+
+/// Why a member has no unit: the step that left them without one and the rows behind it.
+fn no_unit_lines(why: Option<&crate::pipeline::NoUnit>) -> String {
+    use crate::pipeline::NoUnit;
+    use std::fmt::Write;
+    let mut out = String::from("\nno unit of this measure for the member");
+    match why {
+        None => out.push('\n'),
+        Some(NoUnit::Events {
+            block,
+            date,
+            from,
+            to,
+            rows,
+            candidates,
+        }) => {
+            let _ = writeln!(
+                out,
+                ": no row of `{block}` with {date} in {from}..{to} passes the events' tests"
+            );
+            if *rows == 0 {
+                let _ = writeln!(out, "  the member has no rows of `{block}`");
+                return out;
+            }
+            let _ = writeln!(
+                out,
+                "  the member's rows of `{block}` ({rows}{}), nearest the window first, with the tests each fails:",
+                if *rows > candidates.len() {
+                    format!(", the nearest {} shown", candidates.len())
+                } else {
+                    String::new()
+                }
+            );
+            for c in candidates {
+                let failed = if c.failed.is_empty() {
+                    "passes them all (a later step, such as one event per 31 days, set it aside)"
+                        .to_string()
+                } else {
+                    c.failed
+                        .iter()
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                let _ = writeln!(
+                    out,
+                    "    {} ({date} {}): fails {failed}",
+                    c.id,
+                    c.date.as_deref().unwrap_or("—")
+                );
+            }
+        }
+        Some(NoUnit::Enrolment {
+            program,
+            when,
+            spans,
+        }) => {
+            let _ = writeln!(out, ": not enrolled in the programme (`{program}`) {when}");
+            if spans.is_empty() {
+                let _ = writeln!(out, "  the member has no enrolment spans");
+            } else {
+                let _ = writeln!(out, "  the member's enrolment spans:");
+                for s in spans {
+                    let get = |i: usize| s.get(i).cloned().flatten();
+                    let _ = writeln!(
+                        out,
+                        "    {:12} {}..{}  {}{}",
+                        get(0).unwrap_or_default(),
+                        get(1).unwrap_or_else(|| "—".into()),
+                        get(2).unwrap_or_else(|| "open".into()),
+                        get(3).unwrap_or_else(|| "—".into()),
+                        get(4).map(|h| format!(" / {h}")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Per measure (or cohort), in name order: its cases passed and failed, one line each.
+pub fn deck_tally(cases: &[crate::decks::CaseResult]) -> String {
+    let mut by: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for c in cases {
+        let e = by.entry(c.measure.as_str()).or_default();
+        if c.failure.is_some() {
+            e.1 += 1;
+        } else {
+            e.0 += 1;
+        }
+    }
+    let width = by.keys().map(|k| k.len()).max().unwrap_or(0);
+    by.iter()
+        .map(|(m, (pass, fail))| {
+            let failed = if *fail > 0 {
+                format!(", {fail} FAILED")
+            } else {
+                String::new()
+            };
+            format!("{m:width$}  {pass} passed{failed}\n")
+        })
+        .collect()
+}
+
 pub fn deck_table(cases: &[crate::decks::CaseResult]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);

@@ -1,0 +1,31 @@
+//! hhq's integration tests, one binary (linking DataFusion and typst once): each module tests one
+//! part end to end, through the library or the `hhq` binary, on the committed test data or on
+//! small extracts written for the test. `cargo test` runs them all but the browser and
+//! distributed-engine modules, which need a headless browser or the `ballista` feature and have
+//! their own command (README, "Tests").
+
+mod common;
+
+mod atomic;
+mod browser;
+mod charts;
+mod cli;
+mod cohort;
+mod contract;
+mod crash;
+mod decks;
+mod definitions;
+mod events;
+mod fuzz;
+mod hostile;
+mod measures;
+mod memory;
+mod performance;
+mod privacy;
+mod project;
+mod properties;
+mod quality;
+mod reports;
+
+#[cfg(feature = "ballista")]
+mod distributed;

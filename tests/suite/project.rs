@@ -1,0 +1,177 @@
+//! hhq from anywhere: the built-in library and demo data when nothing names a directory, a
+//! project file (`hhq.toml`, found upward) and `HHQ_*` variables over it, the command line over
+//! both, and `hhq config` saying where each setting comes from.
+
+use crate::common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `hhq` in `cwd` with no `HHQ_*` variable but the cache directory given.
+fn hhq_in(cwd: &Path, cache: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hhq"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HHQ_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("HHQ_CACHE_DIR", cache)
+        .envs(env.iter().copied())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("hhq runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_main_job_runs_from_any_directory_on_the_built_in_library_and_demo_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cwd, cache) = (tmp.path().join("elsewhere"), tmp.path().join("cache"));
+    std::fs::create_dir_all(&cwd).unwrap();
+    let o = hhq_in(
+        &cwd,
+        &cache,
+        &[],
+        &["report", "state", "--no-pdf", "--out", "report"],
+    );
+    let (_, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("note: hhq report reads the built-in demo data"),
+        "{stderr}"
+    );
+    let glance = std::fs::read_to_string(cwd.join("report/tables/at_a_glance.csv")).unwrap();
+    for id in ["AMB-HH", "FUH-HH", "HH-ENGAGE", "PCR-HH"] {
+        assert!(glance.contains(&format!("\n{id},")), "{id}: {glance}");
+    }
+    // The library was written once, whole, to the cache; the measures in it are the shipped ones.
+    let libraries: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
+    assert_eq!(libraries.len(), 1, "{libraries:?}");
+    let lib = libraries[0].path();
+    assert!(lib.join(".complete").is_file());
+    assert_eq!(
+        std::fs::read(lib.join("measures/fuh-hh.yaml")).unwrap(),
+        std::fs::read(common::root().join("measures/fuh-hh.yaml")).unwrap()
+    );
+
+    // The same measure from the repository (its hhq.toml) and from elsewhere: the same figures.
+    let root = common::root();
+    let summary = |cwd: &Path| {
+        let out = tmp.path().join("run");
+        let o = hhq_in(
+            cwd,
+            &cache,
+            &[],
+            &["run", "--measure", "AMB-HH", "--out", out.to_str().unwrap()],
+        );
+        assert!(o.status.success(), "{}", text(&o).1);
+        std::fs::read(out.join("summary.csv")).unwrap()
+    };
+    assert_eq!(summary(&cwd), summary(&root));
+}
+
+#[test]
+fn a_project_file_found_upward_and_hhq_variables_set_the_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (project, cache) = (tmp.path().join("team"), tmp.path().join("cache"));
+    let deep = project.join("analyses/2025");
+    std::fs::create_dir_all(&deep).unwrap();
+    let data = common::root().join("testdata");
+    std::fs::write(
+        project.join("hhq.toml"),
+        format!(
+            "# shared by the team\ndata = {:?}\nprogramme = \"Sunflower Health Homes\"\nstate = \"Kansas\"\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+
+    // Found from a directory below; paths as written (absolute here), sources named.
+    let o = hhq_in(&deep, &cache, &[("HHQ_STATE", "KS")], &["config"]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let toml = project.join("hhq.toml");
+    assert!(
+        stdout.contains(&format!("project file: {}", toml.display())),
+        "{stdout}"
+    );
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("no {key}: {stdout}"))
+            .to_string()
+    };
+    assert!(
+        line("data").contains(&data.display().to_string())
+            && line("data").ends_with(&format!("({})", toml.display())),
+        "{stdout}"
+    );
+    assert!(
+        line("programme").contains("Sunflower Health Homes"),
+        "{stdout}"
+    );
+    // The variable over the file.
+    assert!(
+        line("state").contains("KS") && line("state").ends_with("($HHQ_STATE)"),
+        "{stdout}"
+    );
+    // Nothing names the library: the built-in one.
+    assert!(line("measures").ends_with("(built in)"), "{stdout}");
+
+    // The programme reaches the report's title; the command line overrides the file.
+    let report = |extra: &[&str]| {
+        let out = tmp.path().join("r");
+        let mut args = vec![
+            "report",
+            "hhp",
+            "HHP-05",
+            "--measure",
+            "AMB-HH",
+            "--no-pdf",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let o = hhq_in(&deep, &cache, &[], &args);
+        assert!(o.status.success(), "{}", text(&o).1);
+        assert!(!text(&o).1.contains("demo data"), "{}", text(&o).1);
+        std::fs::read_to_string(out.join("report.html")).unwrap()
+    };
+    assert!(report(&[]).contains("Sunflower Health Homes"));
+    let given = report(&["--programme", "Prairie Care"]);
+    assert!(given.contains("Prairie Care") && !given.contains("Sunflower"));
+}
+
+#[test]
+fn a_wrong_project_file_is_an_error_at_its_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("hhq.toml"),
+        "data = \"d\"\nprogram = \"typo\"\n",
+    )
+    .unwrap();
+    let o = hhq_in(tmp.path(), &tmp.path().join("cache"), &[], &["config"]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("hhq.toml:2:1: unknown field `program`") && stderr.contains("programme"),
+        "{stderr}"
+    );
+    // HHQ_PROJECT= (empty) ignores it.
+    let o = hhq_in(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &[("HHQ_PROJECT", "")],
+        &["config"],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(text(&o).0.contains("project file: none"), "{}", text(&o).0);
+}
