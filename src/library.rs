@@ -114,6 +114,37 @@ fn cache_error(path: &Path, e: std::io::Error) -> Error {
     ))
 }
 
+/// Write `parts` of the built-in library under `out` (`out/measures/…`), each file atomically;
+/// refuses to overwrite a file that differs. Returns how many files were written.
+pub fn export(parts: &[Part], out: &Path) -> Result<usize> {
+    let mut written = 0;
+    for (rel, bytes) in files::FILES {
+        if !parts
+            .iter()
+            .any(|p| rel.starts_with(&format!("{}/", p.dir())))
+        {
+            continue;
+        }
+        let path = out.join(rel);
+        match std::fs::read(&path) {
+            Ok(existing) if existing == *bytes => continue,
+            Ok(_) => {
+                return Err(Error::Usage(format!(
+                    "{} exists and differs from the built-in library's: not overwritten",
+                    path.display()
+                )));
+            }
+            Err(_) => {}
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        crate::output::write_atomic(&path, bytes)?;
+        written += 1;
+    }
+    Ok(written)
+}
+
 /// The built-in library's files under `part`, as paths relative to the part's directory (for
 /// `hhq library` and tests).
 pub fn files(part: Part) -> Vec<&'static str> {

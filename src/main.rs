@@ -552,6 +552,19 @@ Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1
         after_help = "Example: hhq config\n\nhhq.toml (paths relative to it): data, measures, queries, programme, state, quality_policy, targets, risk_weights, memory_limit; each is also HHQ_<KEY> (HHQ_DATA, ...), which overrides the file. HHQ_PROJECT=FILE names the project file; HHQ_PROJECT= (empty) ignores any. A command-line option overrides both."
     )]
     Config,
+    /// Write the built-in library (measures with their value sets, decks, cohorts and quality
+    /// policy; building blocks; import mappings) to a directory, to start a library of your own
+    #[command(
+        after_help = "Example: hhq library --out my-library\n\nThen name it in hhq.toml (measures = \"my-library/measures\", queries = \"my-library/queries\") and change or add measures. Existing files that are the same are left; one that differs is not overwritten (an error)."
+    )]
+    Library {
+        /// Directory to write measures/, queries/ and mappings/ into
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the demo data (testdata/)
+        #[arg(long)]
+        demo_data: bool,
+    },
     /// Print a shell completion script for hhq
     #[command(
         after_help = "Examples:\n  hhq completions bash > ~/.local/share/bash-completion/completions/hhq\n  hhq completions zsh > ~/.zfunc/_hhq\n  hhq completions fish > ~/.config/fish/completions/hhq.fish"
@@ -1550,6 +1563,20 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         // Answered in `run`, which holds the settings.
         Command::Config => Ok(()),
+        Command::Library { out, demo_data } => {
+            use hhq::library::Part;
+            let mut parts = vec![Part::Measures, Part::Queries, Part::Mappings];
+            if demo_data {
+                parts.push(Part::Demo);
+            }
+            let n = hhq::library::export(&parts, &out)?;
+            eprintln!(
+                "wrote {n} files of the built-in library to {} ({})",
+                out.display(),
+                parts.iter().map(|p| p.dir()).collect::<Vec<_>>().join(", ")
+            );
+            Ok(())
+        }
     }
 }
 

@@ -860,6 +860,10 @@ pub struct Explanation {
     pub rows: Vec<Vec<Option<String>>>,
     /// When the member has no unit: the step that left them without one, and the rows behind it.
     pub no_unit: Option<NoUnit>,
+    /// The member's enrolment spans (span type, start, end, MCO, partner), when a unit is set
+    /// aside for its enrolment (not enrolled on the anchor date, a gap in continuous enrolment):
+    /// the dates a reader needs to see the gap.
+    pub spans: Vec<Vec<Option<String>>>,
 }
 
 /// Why a member has no unit of a measure.
@@ -932,6 +936,18 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
     } else {
         None
     };
+    let lit = compile::sql::string(member_id);
+    let ineligible = columns.iter().position(|c| c == "ineligible");
+    let enrolment_reason = rows.iter().any(|r| {
+        ineligible
+            .and_then(|i| r[i].as_deref())
+            .is_some_and(|why| why.contains("enrolled"))
+    });
+    let spans = if enrolment_reason {
+        enrolment_spans(&engine, &lit).await?
+    } else {
+        Vec::new()
+    };
     Ok(Explanation {
         order: compiled.plan().order(),
         measure,
@@ -939,6 +955,7 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
         columns,
         rows,
         no_unit,
+        spans,
     })
 }
 
@@ -1066,6 +1083,15 @@ async fn why_no_unit(
 }
 
 async fn enrolment(engine: &Engine, program: &str, when: String, lit: &str) -> Result<NoUnit> {
+    Ok(NoUnit::Enrolment {
+        program: program.to_string(),
+        when,
+        spans: enrolment_spans(engine, lit).await?,
+    })
+}
+
+/// A member's enrolment spans as the extract has them: span type, start, end, MCO, partner.
+async fn enrolment_spans(engine: &Engine, lit: &str) -> Result<Vec<Vec<Option<String>>>> {
     let batches = engine
         .collect_for(
             &format!(
@@ -1076,12 +1102,7 @@ async fn enrolment(engine: &Engine, program: &str, when: String, lit: &str) -> R
             "the member's enrolment",
         )
         .await?;
-    let (_, spans) = results::text_rows(&batches)?;
-    Ok(NoUnit::Enrolment {
-        program: program.to_string(),
-        when,
-        spans,
-    })
+    Ok(results::text_rows(&batches)?.1)
 }
 
 /// The conditions of a checked filter joined by AND at its top, each as SQL; the whole filter

@@ -131,10 +131,13 @@ fn explain_lines(e: &crate::pipeline::Explanation, member: &str) -> String {
             }
         }
     }
+    if !e.spans.is_empty() {
+        out.push('\n');
+        out.push_str(&span_lines(&e.spans));
+    }
     out
 }
 
-/// `hhq test`: one line per deck case, pass or fail, with what differed.
 /// `hhq run`'s summary: each component's total (numerator, denominator, rate), one line each.
 pub fn totals_table(rows: &[ResultRow]) -> Table {
     let mut t = Table::new();
@@ -218,24 +221,30 @@ fn no_unit_lines(why: Option<&crate::pipeline::NoUnit>) -> String {
             spans,
         }) => {
             let _ = writeln!(out, ": not enrolled in the programme (`{program}`) {when}");
-            if spans.is_empty() {
-                let _ = writeln!(out, "  the member has no enrolment spans");
-            } else {
-                let _ = writeln!(out, "  the member's enrolment spans:");
-                for s in spans {
-                    let get = |i: usize| s.get(i).cloned().flatten();
-                    let _ = writeln!(
-                        out,
-                        "    {:12} {}..{}  {}{}",
-                        get(0).unwrap_or_default(),
-                        get(1).unwrap_or_else(|| "—".into()),
-                        get(2).unwrap_or_else(|| "open".into()),
-                        get(3).unwrap_or_else(|| "—".into()),
-                        get(4).map(|h| format!(" / {h}")).unwrap_or_default()
-                    );
-                }
-            }
+            out.push_str(&span_lines(spans));
         }
+    }
+    out
+}
+
+/// A member's enrolment spans, one line each (span type, start..end, MCO / partner).
+fn span_lines(spans: &[Vec<Option<String>>]) -> String {
+    use std::fmt::Write;
+    if spans.is_empty() {
+        return "  the member has no enrolment spans\n".into();
+    }
+    let mut out = String::from("  the member's enrolment spans:\n");
+    for s in spans {
+        let get = |i: usize| s.get(i).cloned().flatten();
+        let _ = writeln!(
+            out,
+            "    {:12} {}..{}  {}{}",
+            get(0).unwrap_or_default(),
+            get(1).unwrap_or_else(|| "—".into()),
+            get(2).unwrap_or_else(|| "open".into()),
+            get(3).unwrap_or_else(|| "—".into()),
+            get(4).map(|h| format!(" / {h}")).unwrap_or_default()
+        );
     }
     out
 }
@@ -264,6 +273,7 @@ pub fn deck_tally(cases: &[crate::decks::CaseResult]) -> String {
         .collect()
 }
 
+/// `hhq test`: one line per deck case, pass or fail, with what differed.
 pub fn deck_table(cases: &[crate::decks::CaseResult]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);

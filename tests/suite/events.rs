@@ -214,7 +214,17 @@ async fn explain_tells_each_step_for_one_member() {
         ),
         "{text}"
     );
-    // P has units, and S4 (after December 1) is not one of them: outside the window.
+    // S's stay ends after its Health Home span: set aside for enrolment, the spans shown.
+    let e = pipeline::explain(&opts, "HH-TCC", "S").await.unwrap();
+    let text = hhq::report::explain_text(&e, "S");
+    assert!(
+        text.contains("not in the denominator: not enrolled on the anchor date"),
+        "{text}"
+    );
+    assert!(
+        text.contains("health_home  2025-01-01..2025-05-31  MCO-B / HHP-2"),
+        "{text}"
+    );
     // U is in Medicaid but never in a Health Home: no month of HH-ENGAGE, and the spans shown.
     let e = pipeline::explain(&opts, "HH-ENGAGE", "U").await.unwrap();
     let text = hhq::report::explain_text(&e, "U");

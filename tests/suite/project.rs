@@ -175,3 +175,35 @@ fn a_wrong_project_file_is_an_error_at_its_line_and_column() {
     assert!(o.status.success(), "{}", text(&o).1);
     assert!(text(&o).0.contains("project file: none"), "{}", text(&o).0);
 }
+
+#[test]
+fn the_built_in_library_can_be_written_out_to_start_one_of_your_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let o = hhq_in(tmp.path(), &cache, &[], &["library", "--out", "lib"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let lib = tmp.path().join("lib");
+    for rel in [
+        "measures/fuh-hh.yaml",
+        "queries/ed_visits.sql",
+        "mappings/flat-csv.yaml",
+    ] {
+        assert_eq!(
+            std::fs::read(lib.join(rel)).unwrap(),
+            std::fs::read(common::root().join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    assert!(!lib.join("testdata").exists());
+    // Again: nothing to write. A file changed since is not overwritten.
+    let o = hhq_in(tmp.path(), &cache, &[], &["library", "--out", "lib"]);
+    assert!(text(&o).1.contains("wrote 0 files"), "{}", text(&o).1);
+    std::fs::write(lib.join("measures/fuh-hh.yaml"), "id: MINE\n").unwrap();
+    let o = hhq_in(tmp.path(), &cache, &[], &["library", "--out", "lib"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    assert!(
+        text(&o).1.contains("fuh-hh.yaml exists and differs"),
+        "{}",
+        text(&o).1
+    );
+}
