@@ -932,7 +932,16 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
         .await?;
     let (columns, rows) = results::text_rows(&batches)?;
     let no_unit = if rows.is_empty() {
-        Some(why_no_unit(&engine, compiled.plan(), member_id).await?)
+        let written = measure.events.as_ref().and_then(|e| e.filter.as_ref());
+        Some(
+            why_no_unit(
+                &engine,
+                compiled.plan(),
+                written.map(|f| f.value.as_str()),
+                member_id,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -993,6 +1002,7 @@ async fn known_member(engine: &Engine, member_id: &str) -> Result<()> {
 async fn why_no_unit(
     engine: &Engine,
     plan: &compile::MeasurePlan,
+    written: Option<&str>,
     member_id: &str,
 ) -> Result<NoUnit> {
     use compile::ir::StepKind;
@@ -1008,9 +1018,14 @@ async fn why_no_unit(
                     ),
                 )];
                 if let Some(f) = &source.filter {
-                    for c in conjuncts(f) {
-                        tests.push((c.replace("ev.", ""), c));
-                    }
+                    // Each condition shown as the measure writes it (value sets by name), run
+                    // as checked; when the two split differently, as checked.
+                    let checked = conjuncts(f);
+                    let shown = written
+                        .map(conjuncts)
+                        .filter(|w| w.len() == checked.len())
+                        .unwrap_or_else(|| checked.iter().map(|c| c.replace("ev.", "")).collect());
+                    tests.extend(shown.into_iter().zip(checked));
                 }
                 let flags: Vec<String> = tests
                     .iter()
