@@ -2,7 +2,7 @@
 //! part end to end, through the library or the `hhq` binary, on the committed test data or on
 //! small extracts written for the test. `cargo test` runs them all but the browser and
 //! distributed-engine modules, which need a headless browser or the `ballista` feature and have
-//! their own command (README, "Tests").
+//! their own command (README, "Two commands on a fresh machine").
 
 mod common;
 
