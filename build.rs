@@ -26,10 +26,11 @@ fn main() {
         "/// Every file of the built-in library: its path under the repository, its bytes.\n",
     );
     out.push_str("pub(crate) static FILES: &[(&str, &[u8])] = &[\n");
-    for (rel, path) in &files {
+    // Paths from the manifest directory as the crate is compiled, not as this script saw it:
+    // a build directory shared by two checkouts never reads the other's files.
+    for rel in files.keys() {
         out.push_str(&format!(
-            "    ({rel:?}, include_bytes!({:?})),\n",
-            path.display().to_string()
+            "    ({rel:?}, include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/{rel}\"))),\n"
         ));
     }
     out.push_str("];\n");

@@ -97,3 +97,19 @@ impl Error {
         }
     }
 }
+
+/// The known names nearest `wanted` for a "did you mean" (at most three, best first): Jaro–Winkler
+/// over the names upper-cased without `-`, `_` and spaces, which weighs a shared beginning
+/// (`FUHH` is FUH-HH before FUA-HH); only names scoring 0.8 or more, and within 0.01 of the best.
+pub(crate) fn nearest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let key = |s: &str| s.to_ascii_uppercase().replace(['-', '_', ' '], "");
+    let wanted = key(wanted);
+    let mut scored: Vec<(f64, &str)> = known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(&wanted, &key(k)), k))
+        .collect();
+    let best = scored.iter().map(|(s, _)| *s).fold(0.0, f64::max);
+    scored.retain(|(s, _)| best >= 0.8 && *s >= best - 0.01);
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    scored.into_iter().take(3).map(|(_, k)| k).collect()
+}

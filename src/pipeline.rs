@@ -755,14 +755,21 @@ pub(crate) fn definition_files(
 
 /// The period asked for, else the latest full calendar year in the data.
 fn choose_period(opts: &RunOptions, cutoff: Option<NaiveDate>) -> Result<Period> {
-    match (opts.period, cutoff) {
-        (Some(p), _) => Ok(p),
-        (None, Some(c)) if c >= NaiveDate::from_ymd_opt(1901, 1, 1).expect("date") => {
+    match opts.period {
+        Some(p) => Ok(p),
+        None => year_of_cutoff(&opts.data, cutoff),
+    }
+}
+
+/// The latest full calendar year of data that runs to `cutoff`.
+fn year_of_cutoff(data: &std::path::Path, cutoff: Option<NaiveDate>) -> Result<Period> {
+    match cutoff {
+        Some(c) if c >= NaiveDate::from_ymd_opt(1901, 1, 1).expect("date") => {
             Ok(Period::latest_full_year(c))
         }
         _ => Err(Error::Usage(format!(
             "{}: no claims or contacts dated on or before the as-of date to choose a period from; pass --period",
-            opts.data.display()
+            data.display()
         ))),
     }
 }
@@ -772,15 +779,7 @@ fn choose_period(opts: &RunOptions, cutoff: Option<NaiveDate>) -> Result<Period>
 pub async fn default_period(data: &std::path::Path, defs: &Definitions) -> Result<Period> {
     let engine = Engine::open(data, defs).await?;
     let cutoff = engine.data_cutoff(chrono::Utc::now().date_naive()).await?;
-    match cutoff {
-        Some(c) if c >= NaiveDate::from_ymd_opt(1901, 1, 1).expect("date") => {
-            Ok(Period::latest_full_year(c))
-        }
-        _ => Err(Error::Usage(format!(
-            "{}: no claims or contacts dated up to today to choose a period from; pass --period",
-            data.display()
-        ))),
-    }
+    year_of_cutoff(data, cutoff)
 }
 
 /// The member ranges of a run or report in passes of about `per_pass` members; with more than
@@ -980,13 +979,7 @@ async fn known_member(engine: &Engine, member_id: &str) -> Result<()> {
         return Ok(());
     }
     let ids = engine.texts("SELECT member_id FROM members").await?;
-    let mut scored: Vec<(f64, &String)> = ids
-        .iter()
-        .map(|id| (strsim::jaro_winkler(member_id, id), id))
-        .filter(|(score, _)| *score > 0.7)
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-    let nearest: Vec<&str> = scored.iter().take(3).map(|(_, id)| id.as_str()).collect();
+    let nearest = crate::error::nearest(member_id, ids.iter().map(String::as_str));
     Err(Error::Usage(if nearest.is_empty() {
         format!("no member `{member_id}` in the members extract")
     } else {

@@ -87,26 +87,15 @@ impl Definitions {
         })
     }
 
-    /// The value sets a measure reads: named in its filters, or by a building block it reads
-    /// (directly or through another block), in name order.
     /// The measure with this id, or a usage error naming the closest ids (`FUHH`: did you mean
     /// `FUH-HH`?) or every id; `dir` is where the measures were read from.
     pub fn measure(&self, id: &str, dir: &Path) -> Result<&Measure> {
         self.measures.iter().find(|m| m.id == id).ok_or_else(|| {
-            let key = |s: &str| s.to_ascii_uppercase().replace(['-', '_', ' '], "");
-            // Jaro–Winkler weighs a shared beginning: `FUHH` is FUH-HH before FUA-HH.
-            let score = |m: &str| strsim::jaro_winkler(&key(id), &key(m));
-            let best = self
-                .measures
-                .iter()
-                .map(|m| score(&m.id))
-                .fold(0.0, f64::max);
-            let nearest: Vec<String> = self
-                .measures
-                .iter()
-                .filter(|m| best >= 0.8 && score(&m.id) >= best - 0.01)
-                .map(|m| format!("`{}`", m.id))
-                .collect();
+            let nearest: Vec<String> =
+                crate::error::nearest(id, self.measures.iter().map(|m| m.id.as_str()))
+                    .into_iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect();
             let known: Vec<&str> = self.measures.iter().map(|m| m.id.as_str()).collect();
             Error::Usage(if nearest.is_empty() {
                 format!(
@@ -124,6 +113,8 @@ impl Definitions {
         })
     }
 
+    /// The value sets a measure reads: named in its filters, or by a building block it reads
+    /// (directly or through another block), in name order.
     pub fn value_sets_read(&self, m: &Measure) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = m
             .filter_texts()

@@ -12,31 +12,44 @@ pub fn display_rate(rate: Option<f64>) -> String {
 
 /// A table of result rows, one line per measure, component and stratum.
 pub fn table(rows: &[ResultRow]) -> Table {
+    rows_table(rows, true)
+}
+
+/// `hhq run`'s summary: each component's total (numerator, denominator, rate), one line each.
+pub fn totals_table(rows: &[ResultRow]) -> Table {
+    rows_table(rows, false)
+}
+
+/// Result rows as a table, with or without their stratifier and stratum columns.
+fn rows_table(rows: &[ResultRow], strata: bool) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(vec![
-        "measure",
-        "component",
-        "stratifier",
-        "stratum",
-        "numerator",
-        "denominator",
-        "rate",
-        "unit",
-    ]);
+    let mut header = vec!["measure", "component"];
+    if strata {
+        header.extend(["stratifier", "stratum"]);
+    }
+    header.extend(["numerator", "denominator", "rate", "unit"]);
+    t.set_header(header);
     use crate::escape::terminal;
     for r in rows {
         // Strata are values from the extracts (MCO and partner ids): shown, never obeyed.
-        t.add_row(vec![
+        let mut cells = vec![
             Cell::new(terminal(&r.measure)),
             Cell::new(terminal(&r.component)),
-            Cell::new(terminal(&r.stratifier)),
-            Cell::new(terminal(&r.stratum)),
+        ];
+        if strata {
+            cells.extend([
+                Cell::new(terminal(&r.stratifier)),
+                Cell::new(terminal(&r.stratum)),
+            ]);
+        }
+        cells.extend([
             Cell::new(r.numerator).set_alignment(CellAlignment::Right),
             Cell::new(r.denominator).set_alignment(CellAlignment::Right),
             Cell::new(display_rate(r.rate)).set_alignment(CellAlignment::Right),
             Cell::new(terminal(&r.unit)),
         ]);
+        t.add_row(cells);
     }
     t
 }
@@ -136,32 +149,6 @@ fn explain_lines(e: &crate::pipeline::Explanation, member: &str) -> String {
         out.push_str(&span_lines(&e.spans));
     }
     out
-}
-
-/// `hhq run`'s summary: each component's total (numerator, denominator, rate), one line each.
-pub fn totals_table(rows: &[ResultRow]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(vec![
-        "measure",
-        "component",
-        "numerator",
-        "denominator",
-        "rate",
-        "unit",
-    ]);
-    use crate::escape::terminal;
-    for r in rows {
-        t.add_row(vec![
-            Cell::new(terminal(&r.measure)),
-            Cell::new(terminal(&r.component)),
-            Cell::new(r.numerator).set_alignment(CellAlignment::Right),
-            Cell::new(r.denominator).set_alignment(CellAlignment::Right),
-            Cell::new(display_rate(r.rate)).set_alignment(CellAlignment::Right),
-            Cell::new(terminal(&r.unit)),
-        ]);
-    }
-    t
 }
 
 /// Why a member has no unit: the step that left them without one and the rows behind it.
