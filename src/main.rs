@@ -282,8 +282,8 @@ enum Command {
         /// year in --data, as `hhq run` chooses it)
         #[arg(long)]
         period: Option<Period>,
-        /// Data directory the default period is found in (default: the project's, else the demo
-        /// data); nothing else is read from it
+        /// Data directory the default period is found in, and whose extracts the --extracts
+        /// script reads (default: the project's, else the demo data)
         #[arg(long, default_value = "testdata", hide_default_value = true)]
         data: PathBuf,
         /// Print SQL: the building-block views, then one statement (the default)
@@ -299,8 +299,9 @@ enum Command {
         /// Print the member-level detail query instead of the aggregate
         #[arg(long)]
         detail: bool,
-        /// Also print each extract's view of usable rows, over `<extract>__all` (every row,
-        /// typed): with it the SQL runs elsewhere once `<extract>__all` names the Parquet files
+        /// Print a script that DuckDB runs unchanged over --data's Parquet files (hhq's
+        /// functions defined in it); its last statement gives the measure's summary.csv rows
+        /// (with --detail, the member-level detail)
         #[arg(long, conflicts_with = "plan")]
         extracts: bool,
         #[command(flatten)]
@@ -1327,9 +1328,14 @@ async fn dispatch(command: Command) -> Result<()> {
         } => {
             let defs = Definitions::load_spec(&dirs.measures, &dirs.queries, dirs.spec)?;
             let m = defs.measure(&measure, &dirs.measures)?;
+            // The data are read for the default period, and for the script's coverage.
+            let coverage = match (period, extracts) {
+                (Some(_), false) => None,
+                _ => pipeline::data_coverage(&data, &defs).await?,
+            };
             let period = match period {
                 Some(p) => p,
-                None => pipeline::default_period(&data, &defs).await?,
+                None => pipeline::default_period(&data, coverage)?,
             };
             let engine = Engine::offline(&defs).await?;
             let compiled = compile::compile(m, engine.catalog(), &period)?;
@@ -1348,15 +1354,35 @@ async fn dispatch(command: Command) -> Result<()> {
                 return Ok(());
             }
             if extracts {
-                for e in hhq::extract::contract::EXTRACTS {
-                    println!("-- extract {}: the rows no row rule sets aside", e.name);
-                    println!(
-                        "CREATE VIEW {} AS\nSELECT * FROM {} WHERE {};\n",
-                        e.name,
-                        hhq::extract::all_rows(e),
-                        hhq::extract::rules::usable_sql(e)
-                    );
-                }
+                // As `hhq run`: a measure or component reading outside the data is not reported.
+                let withheld = match coverage {
+                    Some(data) => {
+                        if let Some(why) = hhq::coverage::measure(m, &period, data) {
+                            return Err(Error::Usage(format!(
+                                "{measure} is not reportable for {period}: {why}; hhq run leaves \
+                                 it out, so no script is written (choose an earlier period)"
+                            )));
+                        }
+                        hhq::coverage::components(m, &period, data)
+                    }
+                    None => Vec::new(),
+                };
+                print!(
+                    "{}",
+                    hhq::compile::duckdb::script(
+                        &compiled,
+                        &hhq::compile::duckdb::Sources {
+                            blocks: &defs.blocks,
+                            value_sets: &defs.value_sets,
+                            data: &data,
+                            version: env!("CARGO_PKG_VERSION"),
+                            catalog: engine.catalog(),
+                            withheld: &withheld,
+                        },
+                        detail,
+                    )?
+                );
+                return Ok(());
             }
             for b in &defs.blocks {
                 println!("-- building block {} ({})", b.name, b.path.display());

@@ -774,12 +774,25 @@ fn year_of_cutoff(data: &std::path::Path, cutoff: Option<NaiveDate>) -> Result<P
     }
 }
 
-/// The period a command uses when none is given: the latest full calendar year of the data in
-/// `data` (its last date of claims or contacts up to today), as `hhq run` chooses it.
-pub async fn default_period(data: &std::path::Path, defs: &Definitions) -> Result<Period> {
+/// The days the extracts in `data` cover, as `hhq run` finds them (their first claim to their
+/// last date of claims or contacts up to today); `None` when they hold no dated row.
+pub async fn data_coverage(
+    data: &std::path::Path,
+    defs: &Definitions,
+) -> Result<Option<crate::coverage::Coverage>> {
     let engine = Engine::open(data, defs).await?;
     let cutoff = engine.data_cutoff(chrono::Utc::now().date_naive()).await?;
-    year_of_cutoff(data, cutoff)
+    let first = engine.data_first_day().await?;
+    Ok(cutoff.map(|last| crate::coverage::Coverage { first, last }))
+}
+
+/// The period a command uses when none is given: the latest full calendar year of the data
+/// `coverage` found in `data`, as `hhq run` chooses it.
+pub fn default_period(
+    data: &std::path::Path,
+    coverage: Option<crate::coverage::Coverage>,
+) -> Result<Period> {
+    year_of_cutoff(data, coverage.map(|c| c.last))
 }
 
 /// The member ranges of a run or report in passes of about `per_pass` members; with more than

@@ -9,6 +9,7 @@
 
 pub mod blocks;
 pub mod depth;
+pub mod duckdb;
 pub(crate) mod filter;
 mod filter_plan;
 pub mod ir;

@@ -21,6 +21,7 @@ mod hostile;
 mod measures;
 mod memory;
 mod performance;
+mod portable;
 mod privacy;
 mod project;
 mod properties;
