@@ -114,6 +114,87 @@ fn cache_error(path: &Path, e: std::io::Error) -> Error {
     ))
 }
 
+/// Fill the empty directory `into` with `part` of the built-in library and, over it, the files
+/// of `user` (a file at the same relative path replaces the built-in one; others are added):
+/// symbolic links to each file, so that every loader reads the layered library as one
+/// directory and, resolving the links ([`resolved`]), names the file a person wrote. Names
+/// starting with `.` are passed over.
+pub fn overlay(part: Part, user: &Path, into: &Path) -> Result<()> {
+    let given = user;
+    let user = std::path::absolute(user).map_err(|e| Error::io(user, e))?;
+    if !user.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: no such directory to lay over the built-in {}",
+            user.display(),
+            part.dir()
+        )));
+    }
+    link_tree(&dir(part)?, into)?;
+    link_tree(&user, into)?;
+    let layers = into.join(LAYERS);
+    std::fs::write(
+        &layers,
+        format!("{} over the built-in {}", given.display(), part.dir()),
+    )
+    .map_err(|e| Error::io(&layers, e))
+}
+
+/// The file of an [`overlay`] saying what it lays over what.
+const LAYERS: &str = ".hhq-layers";
+
+/// A library directory as a person named it: for an [`overlay`], their directory over the
+/// built-in one (`mine over the built-in measures`), not the overlay's temporary path, so
+/// manifests and messages stay the same from run to run.
+pub fn shown(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(LAYERS)).unwrap_or_else(|_| dir.display().to_string())
+}
+
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let entry = entry.map_err(|e| Error::io(from, e))?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let (path, target) = (entry.path(), to.join(entry.file_name()));
+        let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+        let existing = std::fs::symlink_metadata(&target).ok();
+        if meta.is_dir() {
+            if existing.as_ref().is_some_and(|m| !m.is_dir()) {
+                return Err(Error::Usage(format!(
+                    "{} is a directory where the built-in library has a file",
+                    path.display()
+                )));
+            }
+            link_tree(&path, &target)?;
+        } else {
+            match existing {
+                Some(m) if m.is_dir() => {
+                    return Err(Error::Usage(format!(
+                        "{} is a file where the built-in library has a directory",
+                        path.display()
+                    )));
+                }
+                Some(_) => std::fs::remove_file(&target).map_err(|e| Error::io(&target, e))?,
+                None => {}
+            }
+            std::os::unix::fs::symlink(resolved(path.clone()), &target)
+                .map_err(|e| Error::io(&target, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The file a library entry stands for: the target of a link an [`overlay`] made, else the
+/// path itself. Loaders name files by it, so messages and manifests name the file a person
+/// wrote, not the overlay's link.
+pub fn resolved(path: PathBuf) -> PathBuf {
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::read_link(&path).unwrap_or(path),
+        _ => path,
+    }
+}
+
 /// Write `parts` of the built-in library under `out` (`out/measures/…`), each file atomically;
 /// refuses to overwrite a file that differs. Returns how many files were written.
 pub fn export(parts: &[Part], out: &Path) -> Result<usize> {

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use hhq::detail::DetailCsv;
 use hhq::engine::{Definitions, Engine};
+use hhq::library::Part;
 use hhq::period::Period;
 use hhq::pipeline::{self, RunOptions};
 use hhq::project::Settings;
@@ -872,7 +873,9 @@ async fn run() -> ExitCode {
             "note: hhq {name} reads the built-in demo data (no --data, hhq.toml or HHQ_DATA names any)"
         );
     }
-    match dispatch(cli.command).await {
+    let done = dispatch(cli.command).await;
+    OVERLAYS.lock().expect("not poisoned").clear();
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Messages quote values from the data: shown, never obeyed by the terminal.
@@ -1265,7 +1268,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 Err(Error::Failed(format!(
                     "{} problem(s) in {}",
                     report.problems.len(),
-                    measures.display()
+                    hhq::library::shown(&measures)
                 )))
             }
         }
@@ -1694,6 +1697,26 @@ fn print_settings(settings: &Settings) {
 
 /// The command line with the settings as the defaults of the options they name (in every
 /// command, for `--data`, `--measures` and `--queries` only where the option has a default).
+/// The overlays of this process (`library = "extend"`), removed when it ends.
+static OVERLAYS: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
+
+/// `dir` laid over `part` of the built-in library, in a temporary directory of this process.
+fn layered(part: Part, dir: &str) -> std::result::Result<PathBuf, String> {
+    let dir = PathBuf::from(dir);
+    let builtin = hhq::library::dir(part).map_err(|e| e.to_string())?;
+    if dir == builtin {
+        return Ok(dir);
+    }
+    let into = tempfile::Builder::new()
+        .prefix("hhq-library-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    hhq::library::overlay(part, &dir, into.path()).map_err(|e| e.to_string())?;
+    let path = into.path().to_path_buf();
+    OVERLAYS.lock().expect("not poisoned").push(into);
+    Ok(path)
+}
+
 fn command_with(settings: &Settings) -> clap::Command {
     fn apply(mut cmd: clap::Command, settings: &Settings) -> clap::Command {
         let ids: Vec<(String, bool)> = cmd
@@ -1706,7 +1729,16 @@ fn command_with(settings: &Settings) -> clap::Command {
                 continue;
             }
             let value = s.value.clone();
-            cmd = cmd.mut_arg(id, |a| a.default_value(value));
+            cmd = cmd.mut_arg(id.as_str(), |a| a.default_value(value));
+        }
+        // `library = "extend"`: whatever names the measures and queries (the project, the
+        // environment, the command line) lies over the built-in library.
+        if settings.extends_library() {
+            for (id, part) in [("measures", Part::Measures), ("queries", Part::Queries)] {
+                if cmd.get_arguments().any(|a| a.get_id() == id) {
+                    cmd = cmd.mut_arg(id, |a| a.value_parser(move |s: &str| layered(part, s)));
+                }
+            }
         }
         let names: Vec<String> = cmd
             .get_subcommands()

@@ -500,11 +500,11 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
             ("data", serde_json::json!(opts.data.display().to_string())),
             (
                 "measures",
-                serde_json::json!(opts.measures.display().to_string()),
+                serde_json::json!(crate::library::shown(&opts.measures)),
             ),
             (
                 "queries",
-                serde_json::json!(opts.queries.display().to_string()),
+                serde_json::json!(crate::library::shown(&opts.queries)),
             ),
             (
                 "period",
@@ -623,8 +623,8 @@ pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Resu
         None => {
             return Err(Error::Usage(format!(
                 "`{what}` is neither a measure in {} nor a building block in {}",
-                opts.measures.display(),
-                opts.queries.display()
+                crate::library::shown(&opts.measures),
+                crate::library::shown(&opts.queries)
             )));
         }
     };

@@ -8,6 +8,8 @@
 //! data = "extracts/2025q4"
 //! measures = "measures"              # default: the built-in library
 //! queries = "queries"
+//! library = "extend"                 # lay measures/ and queries/ over the built-in library
+//!                                    # (default "replace": they are the whole library)
 //! programme = "KanCare Health Homes"
 //! state = "Kansas"
 //! quality_policy = "policy.yaml"     # default: <measures>/quality/policy.yaml
@@ -34,12 +36,33 @@ struct ProjectFile {
     data: Option<PathBuf>,
     measures: Option<PathBuf>,
     queries: Option<PathBuf>,
+    library: Option<Library>,
     programme: Option<String>,
     state: Option<String>,
     quality_policy: Option<PathBuf>,
     targets: Option<PathBuf>,
     risk_weights: Option<PathBuf>,
     memory_limit: Option<String>,
+}
+
+/// How a measures or queries directory of one's own stands to the built-in library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Library {
+    /// The directory is the whole library (the default).
+    Replace,
+    /// The directory lies over the built-in library: its files are added, and one at the path
+    /// of a built-in file replaces it ([`crate::library::overlay`]).
+    Extend,
+}
+
+impl Library {
+    fn name(self) -> &'static str {
+        match self {
+            Library::Replace => "replace",
+            Library::Extend => "extend",
+        }
+    }
 }
 
 /// Where a setting's value comes from.
@@ -81,10 +104,11 @@ pub struct Settings {
 }
 
 /// The keys in the order they are listed, with the environment variable of each.
-const KEYS: [(&str, &str); 9] = [
+const KEYS: [(&str, &str); 10] = [
     ("data", "HHQ_DATA"),
     ("measures", "HHQ_MEASURES"),
     ("queries", "HHQ_QUERIES"),
+    ("library", "HHQ_LIBRARY"),
     ("programme", "HHQ_PROGRAMME"),
     ("state", "HHQ_STATE"),
     ("quality_policy", "HHQ_QUALITY_POLICY"),
@@ -131,6 +155,7 @@ impl Settings {
                 "data" => path(&parsed.data),
                 "measures" => path(&parsed.measures),
                 "queries" => path(&parsed.queries),
+                "library" => parsed.library.map(|l| l.name().to_string()),
                 "programme" => parsed.programme.clone(),
                 "state" => parsed.state.clone(),
                 "quality_policy" => path(&parsed.quality_policy),
@@ -143,6 +168,14 @@ impl Settings {
         let mut settings = Vec::new();
         for (key, var) in KEYS {
             let env = std::env::var(var).ok().filter(|v| !v.is_empty());
+            if key == "library"
+                && let Some(v) = &env
+                && !matches!(v.as_str(), "extend" | "replace")
+            {
+                return Err(Error::Usage(format!(
+                    "{var}={v}: expected `extend` or `replace`"
+                )));
+            }
             let found = match (env, from_file(key)) {
                 (Some(v), _) => Some((v, Source::Env(var))),
                 (None, Some(v)) => Some((v, Source::File(file.clone().unwrap_or_default()))),
@@ -164,6 +197,11 @@ impl Settings {
     /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&Setting> {
         self.settings.iter().find(|s| s.key == key)
+    }
+
+    /// Whether the measures and queries directories lie over the built-in library.
+    pub fn extends_library(&self) -> bool {
+        self.get("library").is_some_and(|s| s.value == "extend")
     }
 
     /// Whether the data are the built-in demo data.

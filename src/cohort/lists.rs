@@ -755,8 +755,8 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         "as_of": as_of.to_string(),
         "options": {
             "data": opts.data.display().to_string(),
-            "measures": opts.measures.display().to_string(),
-            "queries": opts.queries.display().to_string(),
+            "measures": crate::library::shown(&opts.measures),
+            "queries": crate::library::shown(&opts.queries),
             "audience": match &opts.privacy.audience {
                 Scope::All => None,
                 Scope::Mco(id) => Some(format!("mco {id}")),

@@ -140,6 +140,7 @@ pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
         if !path.is_file() || path.extension().is_none_or(|x| x != "sql") {
             continue;
         }
+        let path = crate::library::resolved(path);
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())

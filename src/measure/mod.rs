@@ -2110,7 +2110,8 @@ fn did_you_mean(message: &str) -> Option<String> {
         .map(|(_, n)| format!("did you mean `{n}`?"))
 }
 
-/// The measure files of a directory (`*.yaml`, `*.yml`), in file-name order.
+/// The measure files of a directory (`*.yaml`, `*.yml`), in file-name order; a file an
+/// [`crate::library::overlay`] links to by the path it was written at.
 pub fn paths_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
@@ -2120,7 +2121,7 @@ pub fn paths_in(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     paths.sort();
-    Ok(paths)
+    Ok(paths.into_iter().map(crate::library::resolved).collect())
 }
 
 /// An error if `m`'s id is already used by one of `earlier`.
@@ -2137,7 +2138,16 @@ pub fn duplicate_id(m: &Measure, earlier: &[Measure]) -> Option<Error> {
                 m.id,
                 other.path.display()
             ),
-            hint: Some("each measure needs its own id".into()),
+            hint: Some(if other.path.starts_with(crate::library::cache_root()) {
+                // `library = "extend"`: a file replaces the built-in one of its name.
+                format!(
+                    "each measure needs its own id; to replace the built-in measure, name \
+                         your file {}",
+                    other.path.file_name().unwrap_or_default().to_string_lossy()
+                )
+            } else {
+                "each measure needs its own id".into()
+            }),
         })
 }
 

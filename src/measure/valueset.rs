@@ -44,7 +44,7 @@ pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     paths.sort();
-    Ok(paths)
+    Ok(paths.into_iter().map(crate::library::resolved).collect())
 }
 
 impl ValueSets {

@@ -99,7 +99,7 @@ struct RawOverride {
 impl Policy {
     /// The policy file beside the measures (`<measures>/quality/policy.yaml`), when it exists.
     pub fn default_path(measures_dir: &Path) -> PathBuf {
-        measures_dir.join("quality").join("policy.yaml")
+        crate::library::resolved(measures_dir.join("quality").join("policy.yaml"))
     }
 
     /// Load `path` if given, else the default file if present, else the built-in defaults.

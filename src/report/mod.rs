@@ -176,11 +176,11 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
             ("data", serde_json::json!(opts.data.display().to_string())),
             (
                 "measures",
-                serde_json::json!(opts.measures.display().to_string()),
+                serde_json::json!(crate::library::shown(&opts.measures)),
             ),
             (
                 "queries",
-                serde_json::json!(opts.queries.display().to_string()),
+                serde_json::json!(crate::library::shown(&opts.queries)),
             ),
             ("audience", serde_json::json!(opts.audience.id())),
             ("quarter", serde_json::json!(quarter.to_string())),

@@ -399,33 +399,6 @@ fn run_timings_list_every_stage_and_measure_and_add_up() {
 }
 
 #[test]
-fn compile_with_extracts_prints_the_usable_row_views_first() {
-    let out = hhq(&[
-        "compile",
-        "FUH-HH",
-        "--sql",
-        "--extracts",
-        "--period",
-        "2025",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sql = String::from_utf8(out.stdout).unwrap();
-    let claims = sql.find("CREATE VIEW claims AS\nSELECT * FROM claims__all WHERE NOT (");
-    let block = sql.find("CREATE VIEW claims_final AS");
-    assert!(
-        claims.is_some() && block.is_some() && claims < block,
-        "{sql}"
-    );
-    for e in ["contacts", "members", "enrollment"] {
-        assert!(sql.contains(&format!("CREATE VIEW {e} AS\nSELECT * FROM {e}__all WHERE")));
-    }
-}
-
-#[test]
 fn row_groups_checked_in_parallel_find_the_first_row_of_the_file() {
     // testdata's members rewritten in row groups of ten rows, with member_id null at rows 15 and
     // 237 (1-based): both found, the first named, whatever worker found it.

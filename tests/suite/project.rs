@@ -207,3 +207,109 @@ fn the_built_in_library_can_be_written_out_to_start_one_of_your_own() {
         text(&o).1
     );
 }
+
+#[test]
+fn a_library_of_ones_own_extends_the_built_in_one_when_the_project_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (proj, cache, scratch) = (
+        tmp.path().join("proj"),
+        tmp.path().join("cache"),
+        tmp.path().join("tmp"),
+    );
+    for d in [proj.join("mine"), proj.join("blocks"), scratch.clone()] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let root = common::root();
+    // A measure of one's own beside the built-in ones, reading a block of one's own; and the
+    // built-in FUH-HH replaced by a file of its name.
+    let amb = std::fs::read_to_string(root.join("measures/amb-hh.yaml")).unwrap();
+    assert!(amb.contains("\nid: AMB-HH\n") && amb.contains("count: ed_visits\n"));
+    std::fs::write(
+        proj.join("mine/amb-mine.yaml"),
+        amb.replace("\nid: AMB-HH\n", "\nid: AMB-MINE\n")
+            .replace("count: ed_visits\n", "count: my_ed_visits\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        proj.join("blocks/my_ed_visits.sql"),
+        "-- ED visits, as the built-in block has them\nSELECT * FROM ed_visits\n",
+    )
+    .unwrap();
+    let fuh = std::fs::read_to_string(root.join("measures/fuh-hh.yaml")).unwrap();
+    assert!(fuh.contains("  2025: \"2025.1\"\n"));
+    std::fs::write(
+        proj.join("mine/fuh-hh.yaml"),
+        fuh.replace("  2025: \"2025.1\"\n", "  2025: \"2025.1-local\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        proj.join("hhq.toml"),
+        "measures = \"mine\"\nqueries = \"blocks\"\nlibrary = \"extend\"\n",
+    )
+    .unwrap();
+    let env = [("TMPDIR", scratch.to_str().unwrap())];
+    let out = tmp.path().join("out");
+    let o = hhq_in(
+        &proj,
+        &cache,
+        &env,
+        &["run", "--out", out.to_str().unwrap(), "--format", "csv"],
+    );
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let measures: std::collections::BTreeSet<&str> = stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert_eq!(measures.len(), 12, "{measures:?}");
+    assert!(measures.contains("AMB-MINE") && measures.contains("AMB-HH"));
+    assert!(stderr.contains("FUH-HH 2025.1-local"), "{stderr}");
+    // The same ED visits through the block of one's own.
+    let total = |m: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{m},")) && l.contains(",total,total,"))
+            .map(|l| l.split(',').skip(2).collect::<Vec<_>>().join(","))
+            .unwrap()
+    };
+    assert_eq!(total("AMB-MINE"), total("AMB-HH"));
+    // The manifest names the files as written, not the overlay's links.
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(manifest.contains("mine/amb-mine.yaml"), "{manifest}");
+    assert!(!manifest.contains("hhq-library-"), "{manifest}");
+    // The overlay is gone when hhq ends.
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+
+    // Errors name the file one wrote; a second AMB-HH is told how to replace the built-in one.
+    std::fs::write(proj.join("mine/my-amb.yaml"), &amb).unwrap();
+    let o = hhq_in(&proj, &cache, &env, &["check"]);
+    let (stdout, stderr) = text(&o);
+    let said = format!("{stdout}{stderr}");
+    assert!(!o.status.success());
+    assert!(
+        said.contains("mine/my-amb.yaml:1:1: measure id `AMB-HH` is also defined in")
+            && said.contains("name your file amb-hh.yaml")
+            && stderr.contains("1 problem(s) in mine over the built-in measures"),
+        "{said}"
+    );
+    std::fs::remove_file(proj.join("mine/my-amb.yaml")).unwrap();
+
+    // Without `library = "extend"` the directories are the whole library.
+    let o = hhq_in(
+        &proj,
+        &cache,
+        &[("HHQ_LIBRARY", "replace")],
+        &["run", "--out", out.to_str().unwrap(), "--format", "csv"],
+    );
+    let (_, stderr) = text(&o);
+    assert!(!o.status.success(), "{stderr}");
+    assert!(stderr.contains("ed_visits"), "{stderr}");
+    let o = hhq_in(&proj, &cache, &[("HHQ_LIBRARY", "both")], &["config"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o)
+            .1
+            .contains("HHQ_LIBRARY=both: expected `extend` or `replace`")
+    );
+}
