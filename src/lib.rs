@@ -28,7 +28,7 @@
 //! | | [`coverage`] | the period and each measure's reach (look-backs, follow-up) checked against the days the data covers, before anything is computed: refused, cut to the data's last whole month with a caveat, or not reportable |
 //! | | [`quality`] | `hhq validate`: the data-quality checks, their policy, the profile and the gate before publishing |
 //! | measure model | [`measure`] | YAML → checked [`measure::Measure`]; value sets |
-//! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate) |
+//! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate); the same as a script DuckDB runs unchanged (`compile::duckdb`) |
 //! | engine | [`engine`] | the DataFusion session and hhq's SQL functions; building blocks computed once; running a measure's detail in stages (two measures side by side, each in a session of its own), its aggregate and population; profiling and the scan floor |
 //! | | `distributed` | (feature `ballista`) the same queries on an Apache Ballista cluster: codecs carrying hhq's functions (the value-set lookup with its codes) and in-memory tables to the scheduler and executors; each stage's output compacted before Arrow IPC (`distributed::compact`); the client session (`--engine`, `standalone` in process); `hhq cluster scheduler\|executor` |
 //! | | [`cohort`] | `hhq cohort`: target populations (SMI, chronic conditions) and high-risk flags as YAML criteria over blocks with look-backs and rules; per member the criteria met and the claims behind them; lists per MCO (qualifying not enrolled, enrolled no longer qualifying, both populations), a partner's worklist sorted by need, a suppressed summary; cohort test decks |
@@ -47,7 +47,8 @@
 //! (hand-built test decks with expected outcomes), [`conformance`] (each measure's
 //! specification rules, the YAML line and deck cases of each, and the deviations they make), [`manifest`] (what produced a run's outputs,
 //! with hashes), [`output`] (atomic files, and whole output directories staged and swapped in),
-//! [`library`] (the shipped measures, blocks, mappings and demo data built into the binary),
+//! [`library`] (the shipped measures, blocks, mappings and demo data built into the binary, and
+//! a directory of one's own laid over them),
 //! [`project`] (`hhq.toml` and `HHQ_*` settings, and where each comes from) and [`pipeline`]
 //! (the main job, stage by stage).
 

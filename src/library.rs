@@ -2,7 +2,8 @@
 //! import mappings and demo data, compiled into the binary (`build.rs`), so that hhq works from
 //! any directory. Used where nothing else names a directory ([`crate::project`]): it is written
 //! once, on first use, to a cache directory named by its content hash, so every loader reads
-//! ordinary files and every error names a file a person can open.
+//! ordinary files and every error names a file a person can open. With `library = "extend"`
+//! ([`crate::project`]), a directory of one's own is laid over it ([`overlay`]).
 
 use std::path::{Path, PathBuf};
 
