@@ -1357,32 +1357,15 @@ async fn dispatch(command: Command) -> Result<()> {
                 return Ok(());
             }
             if extracts {
-                // As `hhq run`: a measure or component reading outside the data is not reported.
-                let withheld = match coverage {
-                    Some(data) => {
-                        if let Some(why) = hhq::coverage::measure(m, &period, data) {
-                            return Err(Error::Usage(format!(
-                                "{measure} is not reportable for {period}: {why}; hhq run leaves \
-                                 it out, so no script is written (choose an earlier period)"
-                            )));
-                        }
-                        hhq::coverage::components(m, &period, data)
-                    }
-                    None => Vec::new(),
-                };
                 print!(
                     "{}",
-                    hhq::compile::duckdb::script(
+                    pipeline::duckdb_script(
+                        &defs,
                         &compiled,
-                        &hhq::compile::duckdb::Sources {
-                            blocks: &defs.blocks,
-                            value_sets: &defs.value_sets,
-                            data: &data,
-                            version: env!("CARGO_PKG_VERSION"),
-                            catalog: engine.catalog(),
-                            withheld: &withheld,
-                        },
-                        detail,
+                        engine.catalog(),
+                        &data,
+                        coverage,
+                        detail
                     )?
                 );
                 return Ok(());
@@ -1695,8 +1678,6 @@ fn print_settings(settings: &Settings) {
     }
 }
 
-/// The command line with the settings as the defaults of the options they name (in every
-/// command, for `--data`, `--measures` and `--queries` only where the option has a default).
 /// The overlays of this process (`library = "extend"`), removed when it ends.
 static OVERLAYS: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
 
@@ -1717,6 +1698,8 @@ fn layered(part: Part, dir: &str) -> std::result::Result<PathBuf, String> {
     Ok(path)
 }
 
+/// The command line with the settings as the defaults of the options they name (in every
+/// command, for `--data`, `--measures` and `--queries` only where the option has a default).
 fn command_with(settings: &Settings) -> clap::Command {
     fn apply(mut cmd: clap::Command, settings: &Settings) -> clap::Command {
         let ids: Vec<(String, bool)> = cmd

@@ -795,6 +795,50 @@ pub fn default_period(
     year_of_cutoff(data, coverage.map(|c| c.last))
 }
 
+/// `hhq compile --extracts`: the compiled measure as a script DuckDB runs over the extracts of
+/// `data`, which `coverage` (as [`data_coverage`] finds it) bounds as it bounds `hhq run`: a
+/// measure whose rules read outside the data is refused, a component's rows left out.
+pub fn duckdb_script(
+    defs: &Definitions,
+    compiled: &crate::compile::CompiledMeasure,
+    catalog: &crate::compile::Catalog,
+    data: &std::path::Path,
+    coverage: Option<crate::coverage::Coverage>,
+    detail: bool,
+) -> Result<String> {
+    let m = defs
+        .measures
+        .iter()
+        .find(|m| m.id == compiled.id)
+        .ok_or_else(|| Error::Usage(format!("no measure `{}`", compiled.id)))?;
+    let period = compiled.period;
+    let withheld = match coverage {
+        Some(data) => {
+            if let Some(why) = crate::coverage::measure(m, &period, data) {
+                return Err(Error::Usage(format!(
+                    "{} is not reportable for {period}: {why}; hhq run leaves it out, so no \
+                     script is written (choose an earlier period)",
+                    m.id
+                )));
+            }
+            crate::coverage::components(m, &period, data)
+        }
+        None => Vec::new(),
+    };
+    crate::compile::duckdb::script(
+        compiled,
+        &crate::compile::duckdb::Sources {
+            blocks: &defs.blocks,
+            value_sets: &defs.value_sets,
+            data,
+            version: env!("CARGO_PKG_VERSION"),
+            catalog,
+            withheld: &withheld,
+        },
+        detail,
+    )
+}
+
 /// The member ranges of a run or report in passes of about `per_pass` members; with more than
 /// one, the blocks marked `hhq: keep` are computed first, once over every member (a replacement
 /// may name a claim filed under another member id).

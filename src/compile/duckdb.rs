@@ -304,28 +304,7 @@ CREATE OR REPLACE TEMP TABLE hhq_detail AS\n{};\n\n\
     }
 
     // DuckDB's spelling, and the functions the script calls.
-    let mut used = Vec::new();
-    for r in REWRITES {
-        if r.pattern.is_match(&body) {
-            used.push(r.why);
-            body = r.pattern.replace_all(&body, r.replace).into_owned();
-        }
-    }
-    if LOOKUP.is_match(&body) {
-        let mut failed = None;
-        body = LOOKUP
-            .replace_all(&body, |c: &Captures| {
-                lookup(c, sources).unwrap_or_else(|e| {
-                    failed.get_or_insert(e);
-                    String::new()
-                })
-            })
-            .into_owned();
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        used.push("hhq's value-set lookup is written as IN lists of the sets' codes and prefixes");
-    }
+    let (body, used) = spelled(&body, sources)?;
     out.push_str("--\n-- Where DuckDB differs from DataFusion, hhq's engine:\n");
     for (_, why) in SETTINGS {
         writeln!(out, "-- - {why}").expect("write to String");
@@ -353,6 +332,35 @@ CREATE OR REPLACE TEMP TABLE hhq_detail AS\n{};\n\n\
     }
     out.push_str(&body);
     Ok(out)
+}
+
+/// `body` in DuckDB's spelling ([`REWRITES`], then the value-set lookups), and why each change
+/// that applied was needed.
+fn spelled(body: &str, sources: &Sources) -> Result<(String, Vec<&'static str>)> {
+    let mut body = body.to_string();
+    let mut used = Vec::new();
+    for r in REWRITES {
+        if r.pattern.is_match(&body) {
+            used.push(r.why);
+            body = r.pattern.replace_all(&body, r.replace).into_owned();
+        }
+    }
+    if LOOKUP.is_match(&body) {
+        let mut failed = None;
+        body = LOOKUP
+            .replace_all(&body, |c: &Captures| {
+                lookup(c, sources).unwrap_or_else(|e| {
+                    failed.get_or_insert(e);
+                    String::new()
+                })
+            })
+            .into_owned();
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        used.push("hhq's value-set lookup is written as IN lists of the sets' codes and prefixes");
+    }
+    Ok((body, used))
 }
 
 /// A lookup call as a test of the sets' codes: `IN` lists for a scalar column, and for a list
@@ -557,4 +565,71 @@ fn indent(sql: &str) -> String {
         .map(|l| format!("  {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources<'a>(sets: &'a ValueSets, catalog: &'a crate::compile::Catalog) -> Sources<'a> {
+        Sources {
+            blocks: &[],
+            value_sets: sets,
+            data: Path::new("."),
+            version: "test",
+            catalog,
+            withheld: &[],
+        }
+    }
+
+    #[test]
+    fn datafusions_spellings_become_duckdbs() {
+        let (sets, catalog) = (ValueSets::default(), crate::compile::Catalog::default());
+        let (sql, used) = spelled(
+            "SELECT c.anchor_date + INTERVAL '30 days' AS hi, s - INTERVAL '1 day', \
+             d + INTERVAL '12 months', first_value(x ORDER BY y), last_value(x ORDER BY y)\n\
+             FROM standing s\n  RIGHT ANTI JOIN claim_links l ON s.claim_id = l.named_id",
+            &sources(&sets, &catalog),
+        )
+        .unwrap();
+        assert_eq!(
+            sql,
+            "SELECT c.anchor_date + 30 AS hi, s - 1, \
+             CAST(d + INTERVAL '12 months' AS DATE), first(x ORDER BY y), last(x ORDER BY y)\n\
+             FROM claim_links l ANTI JOIN standing s ON s.claim_id = l.named_id"
+        );
+        assert_eq!(used.len(), 5);
+        let (same, used) = spelled("SELECT 1", &sources(&sets, &catalog)).unwrap();
+        assert_eq!((same.as_str(), used.len()), ("SELECT 1", 0));
+    }
+
+    #[test]
+    fn a_lookup_is_in_lists_over_a_value_or_any_element_of_a_list() {
+        let mut sets = ValueSets::default();
+        sets.add_csv(
+            Path::new("sets.csv"),
+            "value_set,code_system,code\nsud,ICD10CM,F10*\nsud,ICD10CM,F1120\nmh,ICD10CM,F2*\n\
+             mh,ICD10CM,O11\n",
+        )
+        .unwrap();
+        let catalog = crate::compile::Catalog::default();
+        let (sql, _) = spelled(
+            "hhq_value_set_contains(b.principal_dx, 'sud') AND \
+             hhq_value_set_contains(other_dx, 'sud', 'mh')",
+            &sources(&sets, &catalog),
+        )
+        .unwrap();
+        assert_eq!(
+            sql,
+            "(b.principal_dx IN ('F1120') OR left(b.principal_dx, 3) IN ('F10')) AND \
+             (len(list_filter(other_dx, lambda hhq_code: hhq_code IN ('F1120', 'O11') OR \
+             left(hhq_code, 2) IN ('F2') OR left(hhq_code, 3) IN ('F10'))) > 0)"
+        );
+        let e = spelled(
+            "hhq_value_set_contains(x, 'nope')",
+            &sources(&sets, &catalog),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("`nope`"), "{e}");
+    }
 }
