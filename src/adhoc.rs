@@ -13,7 +13,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::context::SQLOptions;
 
 use crate::compile::depth::{self, Refused, TooDeep};
-use crate::engine::{Definitions, Engine, Scope};
+use crate::definitions::Definitions;
+use crate::engine::{Engine, Scope};
 use crate::error::{Error, Result};
 
 /// How the rows are written.
@@ -157,7 +158,7 @@ pub async fn run(opts: &AdhocOptions, query: &Query) -> Result<Rows> {
         &defs,
         &crate::engine::Inputs::default(),
         opts.memory_limit,
-        &crate::engine::Backend::Local,
+        &crate::distributed::Backend::Local,
         &opts.scope,
     )
     .await?;

@@ -428,7 +428,7 @@ pub struct FhirOptions {
 
 /// Write the run's MeasureReports as one Bundle; returns how many reports it holds.
 pub async fn export(opts: &FhirOptions) -> Result<usize> {
-    let defs = crate::engine::Definitions::load(&opts.measures, &opts.queries)?;
+    let defs = crate::definitions::Definitions::load(&opts.measures, &opts.queries)?;
     let rows = read_summary(&opts.run.join("summary.csv")).ok();
     let measures: Vec<&Measure> = match opts.only.is_empty() {
         false => crate::pipeline::select(&defs, &opts.only, &opts.measures)?,

@@ -599,7 +599,7 @@ pub fn import(mapping: &Mapping, from: &Path, out: &Path) -> Result<Imported> {
             .map(|rel| {
                 Ok(serde_json::json!({
                     "path": rel.display().to_string(),
-                    "sha256": crate::manifest::file_sha256(&dir.join(rel))?,
+                    "sha256": crate::digest::file_sha256(&dir.join(rel))?,
                 }))
             })
             .collect::<Result<_>>()?;

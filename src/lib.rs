@@ -60,14 +60,16 @@ pub mod compile;
 pub mod conformance;
 pub mod coverage;
 pub mod decks;
+pub mod definitions;
 pub mod detail;
-#[cfg(feature = "ballista")]
+pub mod digest;
 pub mod distributed;
 pub mod engine;
 pub mod error;
 pub mod escape;
 pub mod extract;
 pub mod fhir;
+pub mod functions;
 pub mod import;
 pub mod library;
 pub mod manifest;

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use hhq::definitions::Definitions;
 use hhq::detail::DetailCsv;
-use hhq::engine::{Definitions, Engine};
+use hhq::engine::Engine;
 use hhq::library::Part;
 use hhq::period::Period;
 use hhq::pipeline::{self, RunOptions};
@@ -58,8 +59,8 @@ struct EngineArgs {
     /// executor in this process) or `ballista://HOST:PORT` (a cluster of `hhq cluster` nodes).
     /// The last two need hhq built with `--features ballista` (docs/distributed.md)
     #[arg(long, value_name = "ENGINE", default_value = "local",
-          value_parser = |s: &str| s.parse::<hhq::engine::Backend>())]
-    engine: hhq::engine::Backend,
+          value_parser = |s: &str| s.parse::<hhq::distributed::Backend>())]
+    engine: hhq::distributed::Backend,
     /// With `--engine ballista://HOST:PORT`: a directory every node of the cluster reads at the
     /// same path, where the run writes the building blocks and steps it keeps between queries
     /// (default, for a scheduler on this host: a temporary directory)
@@ -68,8 +69,8 @@ struct EngineArgs {
 }
 
 impl EngineArgs {
-    fn backend(self) -> Result<hhq::engine::Backend> {
-        use hhq::engine::Backend;
+    fn backend(self) -> Result<hhq::distributed::Backend> {
+        use hhq::distributed::Backend;
         match (self.engine, self.scratch) {
             (Backend::Remote { url, .. }, scratch) => Ok(Backend::Remote { url, scratch }),
             (other, None) => Ok(other),

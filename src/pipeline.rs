@@ -7,7 +7,8 @@ use chrono::NaiveDate;
 use futures::StreamExt;
 
 use crate::compile;
-use crate::engine::{ClaimVersions, Definitions, Engine, PassDetail, Scope, View};
+use crate::definitions::Definitions;
+use crate::engine::{ClaimVersions, Engine, PassDetail, Scope, View};
 use crate::error::{Error, Result};
 use crate::extract::OpenedExtract;
 use crate::output::Staged;
@@ -36,7 +37,7 @@ pub struct RunOptions {
     /// `None`: unbounded.
     pub memory_limit: Option<usize>,
     /// Where the queries run (`--engine`): this process or a Ballista cluster.
-    pub engine: crate::engine::Backend,
+    pub engine: crate::distributed::Backend,
     /// Members computed at once (`--members-per-pass`); `None`: [`MEMBERS_PER_PASS`].
     pub members_per_pass: Option<usize>,
     /// Which measures' detail is also written as CSV (`--detail-csv`).

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::compile;
-use crate::engine::{Definitions, Engine};
+use crate::definitions::Definitions;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::measure::{Condition, Located, Measure, Spec};
 use crate::period::Period;

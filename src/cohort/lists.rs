@@ -12,7 +12,8 @@ use super::{CohortRun, Definition, Member, Threshold};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
 
-use crate::engine::{Definitions, Engine, Scope};
+use crate::definitions::Definitions;
+use crate::engine::{Engine, Scope};
 use crate::error::{Error, Result};
 use crate::privacy::Privacy;
 use crate::results::ResultRow;
@@ -672,7 +673,7 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         &defs,
         &crate::engine::Inputs::default(),
         opts.memory_limit,
-        &crate::engine::Backend::Local,
+        &crate::distributed::Backend::Local,
         &opts.privacy.audience,
     )
     .await?;
@@ -747,7 +748,7 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         defs_json.push(serde_json::json!({
             "id": d.id(),
             "file": d.path().display().to_string(),
-            "sha256": crate::manifest::file_sha256(d.path())?,
+            "sha256": crate::digest::file_sha256(d.path())?,
         }));
     }
     let manifest = serde_json::to_string_pretty(&serde_json::json!({

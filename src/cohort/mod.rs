@@ -17,7 +17,6 @@
 //! evaluated here, member by member, so every listed member carries the criteria and the claims
 //! behind the decision: nothing is a score.
 
-pub mod deck;
 pub mod lists;
 pub mod model;
 pub mod query;

@@ -161,7 +161,7 @@ pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
                 hint: None,
             });
         }
-        if super::ir::is_step_name(&name) {
+        if super::sql::is_step_name(&name) {
             return Err(Error::Definition {
                 path: path.clone(),
                 line: 1,
@@ -172,7 +172,7 @@ pub fn load_dir(dir: &Path, sets: &ValueSets) -> Result<Vec<Block>> {
                 ),
                 hint: Some(format!(
                     "rename the file (taken: {}, and x or n followed by digits)",
-                    super::ir::STEP_NAMES.join(", ")
+                    super::sql::STEP_NAMES.join(", ")
                 )),
             });
         }

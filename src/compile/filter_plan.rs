@@ -18,7 +18,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::prelude::SessionContext;
 
-use super::lookup::LOOKUP_FUNCTION;
+use crate::functions::lookup::LOOKUP_FUNCTION;
 
 /// A problem and a hint, as [`super::filter::check`] reports them.
 type Problem = (String, Option<String>);
@@ -29,10 +29,7 @@ fn state() -> &'static SessionState {
     static STATE: OnceLock<SessionState> = OnceLock::new();
     STATE.get_or_init(|| {
         let ctx = SessionContext::new();
-        crate::engine::udf::register(&ctx);
-        crate::engine::pick::register(&ctx);
-        crate::quality::register(&ctx);
-        super::lookup::register(&ctx, &Default::default());
+        crate::functions::register(&ctx, &Default::default());
         ctx.state()
     })
 }

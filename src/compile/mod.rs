@@ -13,7 +13,6 @@ pub mod duckdb;
 pub(crate) mod filter;
 mod filter_plan;
 pub mod ir;
-pub mod lookup;
 mod planner;
 mod render;
 mod resolve;

@@ -397,7 +397,7 @@ fn band_case(bands: &[AgeBand]) -> String {
 /// last, then by partner, MCO and population (nulls last), with its `mco_id`, `hhp_id` and
 /// `population`.
 ///
-/// By `hhq_latest_span` (engine::pick), an aggregate: `row_number() OVER (PARTITION BY … ORDER
+/// By `hhq_latest_span` (functions::pick), an aggregate: `row_number() OVER (PARTITION BY … ORDER
 /// BY …) = 1` over a million small partitions is DataFusion's slowest operator, and
 /// `first_value(… ORDER BY …)` compares row by row.
 fn pick(by: &[(&str, &str)], from: &str) -> String {
@@ -630,7 +630,7 @@ FROM (\n    {rows}\n      ) r\n    ) attributed WHERE nearest = 1"
     } else {
         String::new()
     };
-    // The first id is the least of the first day's ids (`hhq_first_id`, see engine::pick: a
+    // The first id is the least of the first day's ids (`hhq_first_id`, see functions::pick: a
     // grouped aggregate, where `first_value(… ORDER BY …)` compares row by row).
     if !q.days {
         // One aggregate: a unit-and-day step first would group every row twice, by string keys
@@ -874,7 +874,7 @@ FROM {from} u\n)"
 /// A member's attributes on the date `on` (a SQL expression), from the members extract `p`: age
 /// in whole years, demographics (`unknown` when null) and the calendar strata.
 fn person_attributes(on: &str) -> String {
-    // Age, month and quarter by hhq's functions (src/engine/udf.rs), equal to the `date_part`
+    // Age, month and quarter by hhq's functions (src/functions/calendar.rs), equal to the `date_part`
     // and `to_char` SQL they replace and some 20 times faster; text as Utf8, as before.
     format!(
         "hhq_age(p.birth_date, {on}) AS age,\n      \

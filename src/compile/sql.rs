@@ -68,6 +68,42 @@ pub fn comment(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// The names of the steps a plan may have besides the evidence steps `x<i>` and `n<i>`, and of
+/// the population query's: a building block may not take one (it would be hidden behind the
+/// step inside the measure's query).
+pub const STEP_NAMES: &[&str] = &[
+    "months",
+    "events",
+    "events_first",
+    "events_chained",
+    "event_refs",
+    "candidates",
+    "ce_windows",
+    "ce_spans",
+    "ce_distinct",
+    "ce_ordered",
+    "ce_gaps",
+    "ce",
+    "units",
+    "eligible",
+    "eligible_first",
+    "eligible_chained",
+    "deduped",
+    "judged",
+    "counted",
+    "detail",
+    "spans",
+    "people",
+];
+
+/// Whether `name` is, or could be, the name of a step of a plan.
+pub fn is_step_name(name: &str) -> bool {
+    STEP_NAMES.contains(&name)
+        || name
+            .strip_prefix(['x', 'n'])
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

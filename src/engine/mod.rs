@@ -1,12 +1,9 @@
 //! The engine: one DataFusion session holding the extracts (checked against the contract), the
 //! building blocks registered as views over them, and the execution of compiled measures.
 
-pub mod loops;
 mod overlay;
-pub mod pick;
 mod pool;
 pub mod scan;
-pub mod udf;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -33,133 +30,14 @@ use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::compile::blocks::{self, Block};
+use crate::compile::blocks::Block;
 use crate::compile::{Catalog, CompiledMeasure};
 use crate::error::{Error, Result};
 use crate::extract::{self, OpenedExtract};
-use crate::measure::valueset::ValueSets;
-use crate::measure::{self, Measure};
 use crate::results::{self, ResultRow};
 
-/// Measure definitions, value sets and building blocks as read from disk.
-#[derive(Debug, Clone)]
-pub struct Definitions {
-    pub measures: Vec<Measure>,
-    pub value_sets: ValueSets,
-    pub blocks: Vec<Block>,
-    /// Cohort and risk-flag definitions (`<measures>/cohorts/`).
-    pub cohorts: Vec<crate::cohort::Definition>,
-}
-
-impl Definitions {
-    /// Load measures from `measures_dir` (value sets from its `valuesets/`) and building blocks
-    /// from `queries_dir`.
-    pub fn load(measures_dir: &Path, queries_dir: &Path) -> Result<Definitions> {
-        Definitions::load_spec(measures_dir, queries_dir, measure::Spec::Newest)
-    }
-
-    /// As [`Definitions::load`], each measure for one specification year.
-    pub fn load_spec(
-        measures_dir: &Path,
-        queries_dir: &Path,
-        spec: measure::Spec,
-    ) -> Result<Definitions> {
-        let mut measures = measure::load_dir_spec(measures_dir, spec)?;
-        let rules = crate::conformance::load_for_reporting(measures_dir, &measures)?;
-        let shared = Definitions::load_shared_spec(measures_dir, queries_dir, spec)?;
-        for m in &mut measures {
-            m.reporting.rule_deviations = rules.deviations(&m.id, m.spec_year);
-            m.reporting.illustrative_value_sets = shared
-                .value_sets_read(m)
-                .into_iter()
-                .filter(|n| {
-                    shared
-                        .value_sets
-                        .get(n)
-                        .is_some_and(|s| !s.replaces_illustrative)
-                })
-                .collect();
-        }
-        Ok(Definitions {
-            measures,
-            cohorts: crate::cohort::model::load_dir(&measures_dir.join("cohorts"))?,
-            ..shared
-        })
-    }
-
-    /// The measure with this id, or a usage error naming the closest ids (`FUHH`: did you mean
-    /// `FUH-HH`?) or every id; `dir` is where the measures were read from.
-    pub fn measure(&self, id: &str, dir: &Path) -> Result<&Measure> {
-        self.measures.iter().find(|m| m.id == id).ok_or_else(|| {
-            let nearest: Vec<String> =
-                crate::error::nearest(id, self.measures.iter().map(|m| m.id.as_str()))
-                    .into_iter()
-                    .map(|m| format!("`{m}`"))
-                    .collect();
-            let known: Vec<&str> = self.measures.iter().map(|m| m.id.as_str()).collect();
-            Error::Usage(if nearest.is_empty() {
-                format!(
-                    "no measure `{id}` in {}; it has {}",
-                    dir.display(),
-                    known.join(", ")
-                )
-            } else {
-                format!(
-                    "no measure `{id}` in {}: did you mean {}?",
-                    dir.display(),
-                    nearest.join(" or ")
-                )
-            })
-        })
-    }
-
-    /// The value sets a measure reads: named in its filters, or by a building block it reads
-    /// (directly or through another block), in name order.
-    pub fn value_sets_read(&self, m: &Measure) -> BTreeSet<String> {
-        let mut out: BTreeSet<String> = m
-            .filter_texts()
-            .into_iter()
-            .flat_map(blocks::value_sets_named)
-            .collect();
-        let mut todo: Vec<String> = m.blocks().into_iter().map(str::to_string).collect();
-        let mut seen = BTreeSet::new();
-        while let Some(name) = todo.pop() {
-            if !seen.insert(name.clone()) {
-                continue;
-            }
-            if let Some(b) = self.blocks.iter().find(|b| b.name == name) {
-                out.extend(b.value_sets.iter().cloned());
-                todo.extend(b.reads.iter().cloned());
-            }
-        }
-        out
-    }
-
-    /// Value sets and building blocks only, without the measures.
-    pub fn load_shared(measures_dir: &Path, queries_dir: &Path) -> Result<Definitions> {
-        Definitions::load_shared_spec(measures_dir, queries_dir, measure::Spec::Newest)
-    }
-
-    /// As [`Definitions::load_shared`], the value sets of one specification year.
-    pub fn load_shared_spec(
-        measures_dir: &Path,
-        queries_dir: &Path,
-        spec: measure::Spec,
-    ) -> Result<Definitions> {
-        let vs_dir = measures_dir.join("valuesets");
-        let value_sets = if vs_dir.is_dir() {
-            ValueSets::load_dir_spec(&vs_dir, spec)?
-        } else {
-            ValueSets::default()
-        };
-        Ok(Definitions {
-            measures: Vec::new(),
-            cohorts: Vec::new(),
-            blocks: blocks::load_dir(queries_dir, &value_sets)?,
-            value_sets,
-        })
-    }
-}
+use crate::definitions::Definitions;
+use crate::distributed::{Backend, connect};
 
 /// How the claims extract resolved into final versions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -320,115 +198,6 @@ pub struct View {
     pub scope: Scope,
     /// `None`: the measure's own stratifiers.
     pub stratify: Option<Vec<crate::measure::Stratifier>>,
-}
-
-/// Where a run's queries execute (`--engine`): this process, or an Apache Ballista cluster
-/// (built with the cargo feature `ballista`; docs/distributed.md).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Backend {
-    /// DataFusion in this process.
-    #[default]
-    Local,
-    /// A Ballista scheduler and executor started in this process.
-    Standalone,
-    /// The Ballista scheduler at this URL (`ballista://HOST:PORT`), and the directory every
-    /// node reads at the same path where the client writes the tables it keeps between queries
-    /// (`--scratch`; a temporary directory when the whole cluster is on this host).
-    Remote {
-        url: String,
-        scratch: Option<PathBuf>,
-    },
-}
-
-impl Backend {
-    /// Whether queries run in this process.
-    pub fn is_local(&self) -> bool {
-        *self == Backend::Local
-    }
-
-    /// Where a cluster's client writes the tables it keeps between queries: `--scratch`, or a
-    /// new temporary directory when every node is on this host (`standalone`, or a scheduler
-    /// at `localhost`); `None` for a local run. A remote cluster needs `--scratch`.
-    fn scratch(&self) -> Result<Option<tempfile::TempDir>> {
-        let base = match self {
-            Backend::Local => return Ok(None),
-            Backend::Standalone => std::env::temp_dir(),
-            Backend::Remote {
-                scratch: Some(dir), ..
-            } => dir.clone(),
-            Backend::Remote { url, scratch: None } => {
-                let host = url.split_once("://").map_or("", |(_, r)| r);
-                let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-                if !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
-                    return Err(Error::Usage(format!(
-                        "--engine {url}: give --scratch DIR, a directory every node of the \
-                         cluster reads at the same path (docs/distributed.md)"
-                    )));
-                }
-                std::env::temp_dir()
-            }
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("hhq-scratch-")
-            .tempdir_in(&base)
-            .map_err(|e| Error::Usage(format!("--scratch {}: {e}", base.display())))?;
-        Ok(Some(dir))
-    }
-}
-
-impl std::fmt::Display for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Backend::Local => f.write_str("local"),
-            Backend::Standalone => f.write_str("standalone"),
-            Backend::Remote { url, .. } => f.write_str(url),
-        }
-    }
-}
-
-impl std::str::FromStr for Backend {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Backend, String> {
-        match s {
-            "local" => Ok(Backend::Local),
-            "standalone" => Ok(Backend::Standalone),
-            url if url.starts_with("ballista://") || url.starts_with("df://") => {
-                let rest = url.split_once("://").map_or("", |(_, r)| r);
-                let (host, port) = rest.rsplit_once(':').unwrap_or((rest, ""));
-                if host.is_empty() || port.parse::<u16>().is_err() {
-                    return Err(format!(
-                        "`{url}` is not a scheduler address: use ballista://HOST:PORT"
-                    ));
-                }
-                Ok(Backend::Remote {
-                    url: url.to_string(),
-                    scratch: None,
-                })
-            }
-            other => Err(format!(
-                "`{other}` is not an engine: use local, standalone or ballista://HOST:PORT"
-            )),
-        }
-    }
-}
-
-/// The client session on `backend` over the local one (which it is, for [`Backend::Local`]).
-async fn connect(backend: &Backend, local: &SessionContext) -> Result<SessionContext> {
-    if backend.is_local() {
-        return Ok(local.clone());
-    }
-    #[cfg(feature = "ballista")]
-    {
-        crate::distributed::connect(backend, local).await
-    }
-    #[cfg(not(feature = "ballista"))]
-    {
-        Err(Error::Usage(format!(
-            "--engine {backend}: this hhq was built without the distributed engine; build it \
-             with `cargo build --release --features ballista` (docs/distributed.md)"
-        )))
-    }
 }
 
 /// Optional inputs beside the extracts.
@@ -676,10 +445,7 @@ fn session(memory_limit: Option<usize>) -> Result<SessionContext> {
         .with_memory_pool(Arc::new(PeakRecordingPool::new(pool)))
         .build_arc()?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
-    udf::register(&ctx);
-    pick::register(&ctx);
-    // Also for blocks and population queries, not only the data-quality profile.
-    crate::quality::register(&ctx);
+    crate::functions::register_fixed(&ctx);
     Ok(ctx)
 }
 
@@ -782,8 +548,7 @@ impl Engine {
         let mut engine =
             Self::finish(ctx, extracts, Some(data_dir.to_path_buf()), defs, supplied).await?;
         if !backend.is_local() {
-            udf::register(&local);
-            pick::register(&local);
+            crate::functions::register_fixed(&local);
             engine.local = local;
             engine.backend = backend.clone();
             engine.scratch = backend.scratch()?;
@@ -818,7 +583,7 @@ impl Engine {
             ..Catalog::default()
         };
         // Large value sets compile to a lookup function rather than an `IN` list.
-        crate::compile::lookup::register(&ctx, &defs.value_sets);
+        crate::functions::lookup::register(&ctx, &defs.value_sets);
         for block in &defs.blocks {
             define_block(&ctx, block).await?;
             let schema = ctx.table(block.name.as_str()).await?.schema().clone();

@@ -252,7 +252,7 @@ impl ValueSets {
 }
 
 /// The most codes and prefixes a value set may have to be written as `IN` lists; a larger set is
-/// looked up by [`LOOKUP_FUNCTION`] (see `compile::lookup`), as long `IN` lists plan very slowly.
+/// looked up by [`LOOKUP_FUNCTION`] (see `functions::lookup`), as long `IN` lists plan very slowly.
 pub const IN_LIST_MAX: usize = 1_000;
 
 /// The most ranges a set's prefixes are written as (see `ValueSet::prefix_ranges`); more are

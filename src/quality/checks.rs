@@ -4,7 +4,7 @@
 
 use crate::extract::contract::{EXTRACTS, Extract};
 use crate::extract::rules::{RowRule, RuleKind, row_rules};
-use crate::quality::formats::CodeFormat;
+use crate::functions::formats::CodeFormat;
 
 /// What a check looks at, as in the data-quality literature (Kahn et al., 2016).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -13,9 +13,7 @@
 //! are written to the data-quality report for the data steward, never to the terminal.
 
 pub mod checks;
-mod count;
 mod duplicates;
-pub mod formats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -555,15 +553,6 @@ async fn texts(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Register the profile's SQL functions (`hhq_code_format`, `hhq_count_true`, the loop
-/// aggregates) with a session.
-pub fn register(ctx: &SessionContext) {
-    // `claims.replacement_loop` finds loops as claims_final resolves them.
-    crate::engine::loops::register(ctx);
-    formats::register(ctx);
-    count::register(ctx);
-}
-
 /// Profile the opened extracts (registered in `ctx` by [`crate::extract::open_all`]) under
 /// `policy`, with dates after `as_of` counted as future.
 pub async fn profile(
@@ -604,7 +593,7 @@ impl RowCounts {
 /// Count the rows of each extract, used and set aside by the first row rule they break, with
 /// each rule's own count: one scan per extract.
 pub async fn count_rows(ctx: &SessionContext, extracts: &[OpenedExtract]) -> Result<RowCounts> {
-    register(ctx);
+    crate::functions::register_fixed(ctx);
     let mut rows_of = Vec::new();
     // Rule counts per extract, from one scan: rows grouped by the first rule they break, with
     // each rule's own count (a row may break several) summed alongside.
@@ -689,7 +678,7 @@ pub async fn check(
         mut took,
     } = rows;
     let as_of_sql = format!("DATE '{}'", as_of.format("%Y-%m-%d"));
-    register(ctx);
+    crate::functions::register_fixed(ctx);
     // Single-row flags, one scan per extract: a column per check.
     let all = catalogue();
     let mut flag_counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -882,7 +871,7 @@ pub fn write_report(profile: &Profile, out: &Path) -> Result<Vec<PathBuf>> {
         .map(|(p, t)| {
             serde_json::json!({
                 "file": p.file_name().map(|n| n.to_string_lossy().to_string()),
-                "sha256": crate::manifest::sha256(t.as_bytes()),
+                "sha256": crate::digest::sha256(t.as_bytes()),
             })
         })
         .collect();

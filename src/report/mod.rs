@@ -24,7 +24,8 @@ pub mod targets;
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::{Definitions, Engine};
+use crate::definitions::Definitions;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::output::Staged;
 pub use gather::{Audience, Quarter};
@@ -51,7 +52,7 @@ pub struct ReportOptions {
     /// Bytes DataFusion's operators may hold at once (`--memory-limit`); `None`: unbounded.
     pub memory_limit: Option<usize>,
     /// Where the queries run (`--engine`): this process or a Ballista cluster.
-    pub engine: crate::engine::Backend,
+    pub engine: crate::distributed::Backend,
     /// Members computed at once (`--members-per-pass`); `None`:
     /// [`crate::pipeline::MEMBERS_PER_PASS`].
     pub members_per_pass: Option<usize>,
@@ -193,7 +194,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
                 match &opts.targets {
                     Some(p) => serde_json::json!({
                         "file": p.display().to_string(),
-                        "sha256": crate::manifest::file_sha256(p)?,
+                        "sha256": crate::digest::file_sha256(p)?,
                     }),
                     None => serde_json::Value::Null,
                 },

@@ -72,7 +72,7 @@ fn assert_whole(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         "the files are not those the manifest lists"
     );
     for (p, sha) in &listed {
-        assert_eq!(*sha, hhq::manifest::sha256(&all[p]), "{}", p.display());
+        assert_eq!(*sha, hhq::digest::sha256(&all[p]), "{}", p.display());
     }
     all
 }

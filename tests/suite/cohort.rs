@@ -10,7 +10,8 @@ use std::process::Command;
 
 use hhq::cohort::{Definition, query};
 use hhq::decks::run_deck;
-use hhq::engine::{Definitions, Engine};
+use hhq::definitions::Definitions;
+use hhq::engine::Engine;
 
 fn hhq(args: &[&str], cwd: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_hhq"))

@@ -4,7 +4,7 @@
 use crate::common;
 
 use hhq::decks::{run_deck, run_dir};
-use hhq::engine::Definitions;
+use hhq::definitions::Definitions;
 
 #[tokio::test]
 async fn every_shipped_deck_passes() {

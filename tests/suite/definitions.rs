@@ -6,7 +6,8 @@ use crate::common;
 use std::path::Path;
 
 use hhq::compile::compile;
-use hhq::engine::{Definitions, Engine};
+use hhq::definitions::Definitions;
+use hhq::engine::Engine;
 use hhq::measure::Measure;
 use hhq::period::Period;
 
@@ -494,7 +495,7 @@ async fn a_building_block_may_not_take_the_name_of_a_step() {
     }
     // Names that only look alike are blocks like any other.
     for name in ["n", "x1a", "units2", "n_0"] {
-        assert!(!hhq::compile::ir::is_step_name(name), "{name}");
+        assert!(!hhq::compile::sql::is_step_name(name), "{name}");
     }
 }
 

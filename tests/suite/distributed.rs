@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hhq::engine::Backend;
+use hhq::distributed::Backend;
 
 /// A cluster node, stopped when dropped (also when a test fails).
 struct Node(Child);
@@ -322,7 +322,8 @@ fn a_remote_cluster_without_a_shared_scratch_directory_is_refused() {
 /// of 360) until joins were planned partitioned from the start.
 #[tokio::test(flavor = "multi_thread")]
 async fn counts_above_every_kind_of_join_match_the_local_engine() {
-    use hhq::engine::{Definitions, Engine, Inputs};
+    use hhq::definitions::Definitions;
+    use hhq::engine::{Engine, Inputs};
     let root = common::root();
     let defs = Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
     let open = |backend: Backend| {

@@ -19,7 +19,8 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use hhq::compile::compile;
-use hhq::engine::{Definitions, Engine};
+use hhq::definitions::Definitions;
+use hhq::engine::Engine;
 use hhq::measure::Measure;
 use hhq::period::Period;
 use proptest::prelude::*;

@@ -792,7 +792,8 @@ fn a_recursive_query_without_an_end_is_stopped_by_its_time_limit() {
 
 // ---- Measure files -----------------------------------------------------------------------------
 
-use hhq::engine::{Definitions, Engine};
+use hhq::definitions::Definitions;
+use hhq::engine::Engine;
 use hhq::measure::Measure;
 use hhq::period::Period;
 

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod architecture;
 mod atomic;
 mod browser;
 mod charts;

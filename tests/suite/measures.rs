@@ -524,7 +524,7 @@ async fn the_manifest_fingerprints_inputs_and_outputs() {
     let measure = &m["measures"][0];
     assert_eq!(measure["id"], "AMB-HH");
     let yaml = std::fs::read(common::root().join("measures/amb-hh.yaml")).unwrap();
-    assert_eq!(measure["sha256"], hhq::manifest::sha256(&yaml));
+    assert_eq!(measure["sha256"], hhq::digest::sha256(&yaml));
     // Every output is listed with the hash of the bytes on disk, the summary among them.
     let outputs = m["outputs"].as_array().unwrap();
     assert!(
@@ -535,7 +535,7 @@ async fn the_manifest_fingerprints_inputs_and_outputs() {
     for o in outputs {
         // Paths are relative to the output directory.
         let bytes = std::fs::read(out.path().join(o["file"].as_str().unwrap())).unwrap();
-        assert_eq!(o["sha256"], hhq::manifest::sha256(&bytes), "{o}");
+        assert_eq!(o["sha256"], hhq::digest::sha256(&bytes), "{o}");
         assert_eq!(o["bytes"], bytes.len());
     }
     // Extract fingerprints carry the row counts the run read.

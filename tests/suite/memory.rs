@@ -84,11 +84,11 @@ async fn a_run_under_a_limit_below_its_working_set_completes_with_the_same_outpu
 
 /// The shipped definitions, the test data and no optional inputs.
 fn testdata() -> (
-    hhq::engine::Definitions,
+    hhq::definitions::Definitions,
     std::path::PathBuf,
     hhq::engine::Inputs,
 ) {
-    let defs = hhq::engine::Definitions::load(
+    let defs = hhq::definitions::Definitions::load(
         &common::root().join("measures"),
         &common::root().join("queries"),
     )

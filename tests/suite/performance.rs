@@ -14,7 +14,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::file::properties::WriterProperties;
 use hhq::compile;
-use hhq::engine::{Definitions, Engine};
+use hhq::definitions::Definitions;
+use hhq::engine::Engine;
 use hhq::period::Period;
 use hhq::pipeline::{self, RunOptions};
 

@@ -201,7 +201,7 @@ fn the_scripts_loop_and_episode_functions_agree_with_hhqs() {
     std::fs::write(&path, &script).unwrap();
     let got = duckdb(&path);
     for (i, (dates, days)) in cases.iter().enumerate() {
-        let want: Vec<String> = hhq::engine::udf::episode_starts(dates, *days)
+        let want: Vec<String> = hhq::functions::calendar::episode_starts(dates, *days)
             .into_iter()
             .map(day)
             .collect();

@@ -234,7 +234,9 @@ fn pseudonyms_replace_member_ids_and_the_key_is_written_nowhere() {
 // ---------------------------------------------------------------------------------------------
 // Scoping by construction: a scoped session holds nothing of another member.
 
-use hhq::engine::{Backend, Definitions, Engine, Inputs, Scope};
+use hhq::definitions::Definitions;
+use hhq::distributed::Backend;
+use hhq::engine::{Engine, Inputs, Scope};
 
 /// Time each query may take.
 const LIMIT: std::time::Duration = std::time::Duration::from_secs(600);

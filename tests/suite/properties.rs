@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use hhq::compile::compile;
-use hhq::engine::{Definitions, Engine};
+use hhq::definitions::Definitions;
+use hhq::engine::Engine;
 use hhq::measure::Measure;
 use hhq::period::Period;
 use proptest::prelude::*;

@@ -865,7 +865,7 @@ async fn replacement_loops_and_self_replacements_are_counted_and_resolved() {
 
     // The final versions: L2 and M3 stand in their loops, S1 as an original, N2 ends its chain,
     // O3 replaces a loop.
-    let defs = hhq::engine::Definitions::load(
+    let defs = hhq::definitions::Definitions::load(
         &common::root().join("measures"),
         &common::root().join("queries"),
     )

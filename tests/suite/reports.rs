@@ -225,7 +225,7 @@ fn state_report_is_suppressed_consistent_and_reproducible() {
         assert!(rel.is_relative(), "{}", rel.display());
         assert_eq!(
             o["sha256"].as_str().unwrap(),
-            hhq::manifest::sha256(&first[&rel]),
+            hhq::digest::sha256(&first[&rel]),
             "{}",
             rel.display()
         );
@@ -553,7 +553,7 @@ fn a_report_names_its_programme_and_judges_rates_against_targets() {
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(
         manifest["options"]["targets"]["sha256"],
-        hhq::manifest::file_sha256(&targets).unwrap()
+        hhq::digest::file_sha256(&targets).unwrap()
     );
 
     // A mistake in the file stops the report before anything is computed, at its line.

@@ -255,9 +255,8 @@ impl ScalarUDFImpl for Calendar {
     }
 }
 
-/// Register hhq's functions with a session.
+/// Register the calendar functions and `hhq_episode_starts` with a session.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
-    super::loops::register(ctx);
     ctx.register_udf(ScalarUDF::from(EpisodeStarts::new()));
     for kind in [
         CalendarKind::Age,

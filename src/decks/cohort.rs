@@ -10,9 +10,10 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::lists::lists_of;
-use crate::decks::CaseResult;
-use crate::engine::{Definitions, Engine, Inputs};
+use super::CaseResult;
+use crate::cohort::lists::lists_of;
+use crate::definitions::Definitions;
+use crate::engine::{Engine, Inputs};
 use crate::error::{Error, Result};
 use crate::measure::Located;
 
@@ -100,7 +101,7 @@ pub async fn run_deck(path: &Path, text: &str, defs: &Definitions) -> Result<Vec
         )
     })?;
 
-    let dir = crate::decks::write_extracts(
+    let dir = super::write_extracts(
         path,
         raw.claims.as_deref(),
         raw.contacts.as_deref(),
@@ -108,7 +109,7 @@ pub async fn run_deck(path: &Path, text: &str, defs: &Definitions) -> Result<Vec
         &raw.enrollment,
     )?;
     let engine = Engine::open_with(dir.path(), defs, &Inputs::default()).await?;
-    let run = super::run(&engine, &tested, as_of).await?;
+    let run = crate::cohort::run(&engine, &tested, as_of).await?;
     let label = tested.iter().map(|d| d.id()).collect::<Vec<_>>().join(", ");
 
     let mut out = Vec::new();

@@ -1,7 +1,10 @@
 //! Test decks: small hand-built members (extracts as CSV text in YAML) with the outcome expected
 //! for each unit of one measure — in the denominator or not, which exclusion, why ineligible,
 //! numerator values — and optional summary totals, all written from the specification. `hhq test`
-//! and `cargo test` run every deck in `measures/decks/`.
+//! and `cargo test` run every deck in `measures/decks/`. A cohort deck (`cohort:` instead of
+//! `measure:`) is run by [`cohort`].
+
+pub mod cohort;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +14,8 @@ use serde_saphyr::Spanned;
 
 use crate::compile;
 use crate::conformance::CaseTag;
-use crate::engine::{Definitions, Engine, Inputs};
+use crate::definitions::Definitions;
+use crate::engine::{Engine, Inputs};
 use crate::error::{Error, Result};
 use crate::extract::contract::{CLAIMS, CONTACTS, ENROLLMENT, Extract, MEMBERS};
 use crate::extract::csv::{csv_to_batch, write_parquet};
@@ -123,7 +127,7 @@ pub fn rule_tags(measures_dir: &Path) -> Result<Vec<CaseTag>> {
 
 fn deck_rule_tags(path: &Path) -> Result<Vec<CaseTag>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    if crate::cohort::deck::is_cohort_deck(&text) {
+    if cohort::is_cohort_deck(&text) {
         return Ok(Vec::new());
     }
     let raw = parse(path, &text)?;
@@ -295,8 +299,8 @@ pub(crate) fn write_extracts(
 /// Run one deck against the loaded definitions.
 pub async fn run_deck(path: &Path, defs: &Definitions) -> Result<Vec<CaseResult>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    if crate::cohort::deck::is_cohort_deck(&text) {
-        return crate::cohort::deck::run_deck(path, &text, defs).await;
+    if cohort::is_cohort_deck(&text) {
+        return cohort::run_deck(path, &text, defs).await;
     }
     let raw = parse(path, &text)?;
     let measure_at = Located::from(raw.measure);
