@@ -8,7 +8,6 @@ use std::collections::BinaryHeap;
 
 use rand::Rng;
 
-use super::claims::{Kind, StayKind, line};
 use super::codes::{
     ED_MEDICAL_DX, ED_MH_DX, ED_SUD_DX, HOSPITALS, MEDICAL_STAY_DX, OVERDOSE_DX, PSYCH_HOSPITALS,
     PSYCH_STAY_DX, Prov, REHAB_HOSPITALS, SNFS, npi,
@@ -16,13 +15,7 @@ use super::codes::{
 use super::member::Gen;
 use super::partners::{MAX_ACUTE, follow_up_delay};
 use super::random::{cents, money, pick};
-
-/// A discharge home (or against advice) that ends a chain of stays.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct HomeDischarge {
-    pub(super) day: i32,
-    pub(super) psych: bool,
-}
+use super::rows::{HomeDischarge, Kind, StayKind, line};
 
 /// Events handled in date order, so that a stay blocks events that fall inside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -4,10 +4,10 @@
 
 use rand::Rng;
 
-use super::claims::{Kind, Line, line};
 use super::codes::{BH_PRACTITIONERS, Drug, Prov, drugs_for, npi, visit_price};
 use super::member::Gen;
 use super::random::{cents, money, pick};
+use super::rows::{Kind, Line, line};
 
 impl Gen {
     pub(super) fn bh_visit(&mut self, day: i32, scheduled: bool) {

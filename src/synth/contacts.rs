@@ -7,22 +7,12 @@ use std::collections::BTreeMap;
 use rand::Rng;
 
 use super::calendar::{month_first, month_index, month_last};
-use super::claims::{Kind, line};
+use super::rows::{Contact, Kind, line};
+
 use super::codes::{Prov, npi};
 use super::member::Gen;
 use super::partners::follow_up_delay;
 use super::random::{day_in, pick};
-
-#[derive(Debug, Clone)]
-pub(super) struct Contact {
-    pub(super) seq: u32,
-    pub(super) date: i32,
-    pub(super) hhp: usize,
-    pub(super) service: &'static str,
-    pub(super) mode: &'static str,
-    pub(super) reached: bool,
-    pub(super) staff_role: Option<&'static str>,
-}
 
 impl Gen {
     /// The member's contacts in date order and numbered, and whether the member's engagement

@@ -6,13 +6,13 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::acute::HomeDischarge;
 use super::calendar::{Window, month_first, month_index, year, ymd};
-use super::claims::Claim;
+use super::rows::{Claim, Contact, HomeDischarge};
+
 use super::codes::{
     CC_ADULT, CC_CHILD, CLINICS, CMHCS, COMORBID, HOSPITALS, PHARMACIES, SMI_ADULT, SMI_CHILD, SUD,
 };
-use super::contacts::Contact;
+
 use super::partners::{AVERAGE, Effect, MCO_EFFECTS, contracted, partner_for};
 use super::random::{day_in, member_rng, pick, poisson};
 

@@ -36,6 +36,7 @@ mod contacts;
 mod member;
 mod partners;
 mod random;
+mod rows;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -45,8 +46,8 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::extract::contract::{CLAIMS, CONTACTS, ENROLLMENT, MEMBERS};
 use calendar::Window;
-use claims::{REPLACEMENT, VOID};
 use member::{MemberRows, generate_block};
+use rows::{REPLACEMENT, VOID};
 use write::{Sink, claims_batch, contacts_batch, enrollment_batch, members_batch};
 
 /// What to generate.

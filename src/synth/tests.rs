@@ -10,9 +10,10 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::calendar::{Window, month_index, year};
-use super::claims::{Claim, Kind, ORIGINAL, REPLACEMENT, VOID};
+use super::rows::{Claim, Contact, Kind, ORIGINAL, REPLACEMENT, VOID};
+
 use super::codes::{Prov, npi};
-use super::contacts::Contact;
+
 use super::member::{MemberRows, OPEN, Person, Span, generate_block, generate_member};
 use super::partners::{PARTNER_EFFECTS, PARTNERS, contracted};
 use super::write::member_id;
