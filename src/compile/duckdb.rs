@@ -6,7 +6,7 @@
 //! hhq's SQL is DataFusion's, with hhq's functions; DuckDB differs in a few places, each
 //! handled here and named in the script: session settings that give DataFusion's semantics,
 //! hhq's functions as SQL macros (the value-set lookup as `IN` lists of the sets' codes), and
-//! textual rewrites of the few constructs DuckDB spells differently ([`REWRITES`]). The
+//! textual rewrites of the few constructs DuckDB spells differently (`REWRITES`). The
 //! DuckDB version the script is tested with is [`DUCKDB_TESTED`] (`scripts/duckdb`).
 
 use std::fmt::Write as _;

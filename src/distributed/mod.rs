@@ -1,6 +1,6 @@
 //! Where a run's queries execute ([`Backend`], `--engine`): this process, or an Apache Ballista
 //! cluster, and the client session on it. The cluster itself, its codecs and its nodes are built
-//! with the cargo feature `ballista` ([`cluster`]); without it only `local` runs.
+//! with the cargo feature `ballista` (`cluster`); without it only `local` runs.
 
 #[cfg(feature = "ballista")]
 mod cluster;
