@@ -338,7 +338,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
         let parquet = staged.file(format!("detail/{}.parquet", c.id))?;
         spool.write_detail(&c.id, parquet, opts.privacy.clone());
     }
-    let mut spooler = crate::detail::Spooler::new(spool);
+    let mut spooler = crate::detail::DetailSink::new(spool);
     let mut planned_schemas = std::collections::BTreeMap::new();
     // The order measures start in a pass: the longest in the pass before first, so that a pass
     // does not end on a long measure running alone on one core while the other idles.
@@ -368,11 +368,11 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
             took_last[index] = took;
             let id = compiled[index].id.clone();
             bar.set_message(id.clone());
-            if !spooler.keeps(&id) {
+            if !spooler.has_columns(&id) {
                 let read = engine
                     .summary_columns(&compiled[index], planned.clone(), &views)
                     .await?;
-                spooler.keep(&id, read);
+                spooler.set_columns(&id, read);
             }
             planned_schemas.insert(id.clone(), planned);
             timings.add(format!("  measure {id}"), took);

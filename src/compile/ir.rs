@@ -369,10 +369,10 @@ impl StepKind {
         }
     }
 
-    /// Whether the engine keeps this step as a table whoever reads it: the units (measures over
+    /// Whether the engine holds this step as a table whoever reads it: the units (measures over
     /// the same units compute them once), and the evidence and gaps, each a narrow aggregate per
-    /// unit that the detail joins to the units. Other steps are kept when read twice or more.
-    pub fn kept(&self) -> bool {
+    /// unit that the detail joins to the units. Other steps are held when read twice or more.
+    pub fn held(&self) -> bool {
         matches!(
             self,
             StepKind::Units { .. } | StepKind::Condition { .. } | StepKind::Ce { .. }

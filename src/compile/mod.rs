@@ -140,12 +140,12 @@ pub struct CompiledMeasure {
 
 /// One stage of [`CompiledMeasure::staged`]: the last one, `detail`, is the detail query.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Staged {
+pub struct Stage {
     pub name: String,
     pub sql: String,
     /// What names this stage's rows across the measures of one run: the plan of the steps it
     /// computes (their kinds, which hold all their SQL is written from), after the keys of the
-    /// stages kept before it (whose tables it may read). Two measures' stages with one key
+    /// stages held before it (whose tables it may read). Two measures' stages with one key
     /// compute the same rows over the same views.
     pub key: String,
     /// The columns this stage's rows are ordered by, when it is ordered ([`DETAIL_ORDER`] for
@@ -323,19 +323,19 @@ GROUP BY stratifier, stratum\nORDER BY stratifier, stratum"
 
     /// The detail query in stages, for an engine that (like DataFusion) computes a common table
     /// expression again at every reference: each step that later ones read twice or more (or
-    /// that its kind keeps: [`ir::StepKind::kept`]), as its own query (`(name, query)`, in
-    /// order), then the detail query reading them by name. The engine runs each stage, keeps
+    /// that its kind holds: [`ir::StepKind::held`]), as its own query (`(name, query)`, in
+    /// order), then the detail query reading them by name. The engine runs each stage, holds
     /// its rows as a table of that name, and runs the next; the results are those of
-    /// [`Self::detail_sql`]. `keep` says whether a stage may be kept (the engine declines one
-    /// whose name a table already has, or that would not fit in memory); a stage it declines
+    /// [`Self::detail_sql`]. `may_hold` says whether a stage may be held (the engine declines
+    /// one whose name a table already has, or that would not fit in memory); a stage it declines
     /// stays a CTE of the stages after it.
-    pub fn staged(&self, mut keep: impl FnMut(&str) -> bool) -> Vec<Staged> {
+    pub fn staged(&self, mut may_hold: impl FnMut(&str) -> bool) -> Vec<Stage> {
         let steps = &self.plan.steps;
-        let mut stages: Vec<Staged> = Vec::new();
-        let mut kept: Vec<usize> = Vec::new();
-        // The steps before `upto` not kept: the CTEs of the stage reading them.
-        let unkept = |upto: usize, kept: &[usize]| -> Vec<usize> {
-            (0..upto).filter(|j| !kept.contains(j)).collect()
+        let mut stages: Vec<Stage> = Vec::new();
+        let mut held: Vec<usize> = Vec::new();
+        // The steps before `upto` not held: the CTEs of the stage reading them.
+        let unheld = |upto: usize, held: &[usize]| -> Vec<usize> {
+            (0..upto).filter(|j| !held.contains(j)).collect()
         };
         let with = |ctes: &[usize]| -> String {
             if ctes.is_empty() {
@@ -345,7 +345,7 @@ GROUP BY stratifier, stratum\nORDER BY stratifier, stratum"
                 format!("WITH {}\n", ctes.join(",\n"))
             }
         };
-        let key = |stages: &[Staged], ctes: &[usize], select: &str| -> String {
+        let key = |stages: &[Stage], ctes: &[usize], select: &str| -> String {
             let body = format!(
                 "{:?} {select}",
                 ctes.iter()
@@ -365,25 +365,25 @@ GROUP BY stratifier, stratum\nORDER BY stratifier, stratum"
                 .iter()
                 .map(|later| later.kind.reads().iter().filter(|r| **r == s.name).count())
                 .sum();
-            if !(readers >= 2 || s.kind.kept()) || !keep(&s.name) {
+            if !(readers >= 2 || s.kind.held()) || !may_hold(&s.name) {
                 continue;
             }
             // The units, and the candidates they are made from, in the detail's order: the
             // narrow rows sorted before the wide.
             let order = matches!(s.name.as_str(), "units" | "candidates").then_some(DETAIL_ORDER);
-            let ctes = unkept(i + 1, &kept);
+            let ctes = unheld(i + 1, &held);
             let select = format!("SELECT * FROM {}", s.name);
-            stages.push(Staged {
+            stages.push(Stage {
                 name: s.name.clone(),
                 sql: format!("{}\n{}{select}", self.header, with(&ctes)),
                 key: key(&stages, &ctes, &select),
                 order,
             });
-            kept.push(i);
+            held.push(i);
         }
-        let ctes = unkept(steps.len(), &kept);
+        let ctes = unheld(steps.len(), &held);
         let select = self.detail_select();
-        stages.push(Staged {
+        stages.push(Stage {
             name: "detail".into(),
             sql: format!("{}\n{}{select}", self.header, with(&ctes)),
             key: key(&stages, &ctes, &select),

@@ -51,7 +51,7 @@ impl Step {
                     "{name} AS (\n  -- members enrolled on the anchor date, {anchor}, with the interval covering it\n  \
 SELECT member_id AS unit_id, member_id, {a} AS anchor_date, CAST(NULL AS DATE) AS month_start,\n    \
 mco_id, hhp_id, population, true AS enrolled FROM (\n    {p}\n  ) picked\n)",
-                    p = pick(
+                    p = latest_span(
                         &[("c.member_id", "member_id")],
                         &format!(
                             "{} c WHERE c.start_date <= {a} AND c.end_date >= {a}",
@@ -73,7 +73,7 @@ mco_id, hhp_id, population, true AS enrolled FROM (\n    {p}\n  ) picked\n)",
                     "{name} AS (\n  -- one row per member and month: the enrolment interval covering the month, latest first\n  \
 SELECT member_id || ':' || hhq_month(month_start) AS unit_id, member_id, count_date AS anchor_date, month_start,\n    \
 mco_id, hhp_id, population, true AS enrolled FROM (\n    {p}\n  ) picked\n)",
-                    p = pick(
+                    p = latest_span(
                         &[
                             ("c.member_id", "member_id"),
                             ("mo.month_start", "month_start"),
@@ -153,7 +153,7 @@ THEN CAST(NULL AS DATE) ELSE ch.episode_start END AS repeat_of"
 SELECT e.unit_id, e.member_id, e.anchor_date, CAST(NULL AS DATE) AS month_start,\n    \
 en.mco_id, en.hhp_id, en.population, en.unit_id IS NOT NULL AS enrolled, {repeat}{sub_carry}\n  FROM events e{chain_join} LEFT JOIN (\n    \
 {p}\n  ) en ON en.unit_id = e.unit_id\n)",
-                    p = pick(
+                    p = latest_span(
                         &[("e2.unit_id", "unit_id")],
                         &format!(
                             "events e2 JOIN {} c ON c.member_id = e2.member_id AND c.start_date <= e2.anchor_date AND c.end_date >= e2.anchor_date",
@@ -400,7 +400,7 @@ fn band_case(bands: &[AgeBand]) -> String {
 /// By `hhq_latest_span` (functions::pick), an aggregate: `row_number() OVER (PARTITION BY … ORDER
 /// BY …) = 1` over a million small partitions is DataFusion's slowest operator, and
 /// `first_value(… ORDER BY …)` compares row by row.
-fn pick(by: &[(&str, &str)], from: &str) -> String {
+fn latest_span(by: &[(&str, &str)], from: &str) -> String {
     let select: Vec<String> = by.iter().map(|(e, n)| format!("{e} AS {n}")).collect();
     let names: Vec<&str> = by.iter().map(|(_, n)| *n).collect();
     let exprs: Vec<&str> = by.iter().map(|(e, _)| *e).collect();
@@ -730,7 +730,7 @@ fn judged(
             "CAST(NULL AS VARCHAR)".to_string(),
         )
     } else {
-        let pick = |what: &dyn Fn(&str, &str) -> String| {
+        let first_exclusion = |what: &dyn Fn(&str, &str) -> String| {
             format!(
                 "CASE {} END",
                 exclusions
@@ -744,9 +744,9 @@ fn judged(
             )
         };
         (
-            pick(&|n, _| sql::string(n)),
-            pick(&|_, step| format!("{step}.first_date")),
-            pick(&|_, step| format!("{step}.first_id")),
+            first_exclusion(&|n, _| sql::string(n)),
+            first_exclusion(&|_, step| format!("{step}.first_date")),
+            first_exclusion(&|_, step| format!("{step}.first_id")),
         )
     };
     let num_cols: Vec<String> = numerators
@@ -947,7 +947,7 @@ GROUP BY GROUPING SETS ({sets})\nORDER BY stratifier, stratum",
         id = sql::comment(&plan.id),
         program = sql::comment(&pop.program),
         band_case = band_case(&plan.age_bands),
-        spans = pick(
+        spans = latest_span(
             &[("c.member_id", "member_id")],
             &format!(
                 "{} c WHERE c.start_date <= {end} AND c.end_date >= {}",

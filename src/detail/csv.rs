@@ -9,7 +9,7 @@
 //! time. Here the common column types (strings, dates, integers, booleans) are written straight
 //! into one buffer per batch, and every other type through arrow's own formatter, so the output
 //! stays arrow's; a test compares the two byte for byte. A batch is formatted on its own, so a
-//! run formats its batches on every core and writes them in order (see [`super::Spooled`]).
+//! run formats its batches on every core and writes them in order (see [`super::SpooledDetail`]).
 
 use datafusion::arrow::array::{
     Array, AsArray, BooleanArray, Date32Array, GenericByteArray, PrimitiveArray, RecordBatch,

@@ -100,7 +100,7 @@ impl DetailFile {
 }
 
 /// A measure's detail, every pass of it, in one file (and its Parquet detail, if written).
-pub struct Spooled {
+pub struct SpooledDetail {
     path: PathBuf,
     spooled: SchemaRef,
     rows: u64,
@@ -200,7 +200,7 @@ impl Spool {
 
     /// Close measure `id`'s file: its detail is complete. With no rows in any pass, the file
     /// is empty, with the schema its plan gives (`planned`).
-    pub fn finish(&mut self, id: &str, planned: &SchemaRef) -> Result<Spooled> {
+    pub fn finish(&mut self, id: &str, planned: &SchemaRef) -> Result<SpooledDetail> {
         let mut s = match self.files.remove(id) {
             Some(s) => s,
             None => self.create(id, planned.clone(), None)?,
@@ -208,7 +208,7 @@ impl Spool {
         s.coalescer.finish_buffered_batch()?;
         s.write_completed()?;
         s.writer.finish()?;
-        Ok(Spooled {
+        Ok(SpooledDetail {
             path: s.path,
             spooled: s.spooled,
             rows: s.rows,
@@ -219,39 +219,39 @@ impl Spool {
 
 /// A [`Spool`] appended to on threads of their own, so that the engine goes on computing while a
 /// pass's details are compressed and written.
-pub struct Spooler {
+pub struct DetailSink {
     spool: Arc<std::sync::Mutex<Spool>>,
     appending: Vec<tokio::task::JoinHandle<Result<()>>>,
-    /// The columns each measure's spool file keeps, if not all ([`Spool::append`]).
-    keeps: BTreeMap<String, Arc<Vec<String>>>,
+    /// The columns each measure's spool file holds, if not all ([`Spool::append`]).
+    columns: BTreeMap<String, Arc<Vec<String>>>,
 }
 
-impl Spooler {
-    pub fn new(spool: Spool) -> Spooler {
-        Spooler {
+impl DetailSink {
+    pub fn new(spool: Spool) -> DetailSink {
+        DetailSink {
             spool: Arc::new(std::sync::Mutex::new(spool)),
             appending: Vec::new(),
-            keeps: BTreeMap::new(),
+            columns: BTreeMap::new(),
         }
     }
 
-    /// Whether the columns measure `id`'s spool keeps are set.
-    pub fn keeps(&self, id: &str) -> bool {
-        self.keeps.contains_key(id)
+    /// Whether the columns measure `id`'s spool holds are set.
+    pub fn has_columns(&self, id: &str) -> bool {
+        self.columns.contains_key(id)
     }
 
     /// Keep only these columns of measure `id`'s detail in its spool file (before its first
     /// append; see [`Spool::append`]).
-    pub fn keep(&mut self, id: &str, columns: Vec<String>) {
-        self.keeps.insert(id.to_string(), Arc::new(columns));
+    pub fn set_columns(&mut self, id: &str, columns: Vec<String>) {
+        self.columns.insert(id.to_string(), Arc::new(columns));
     }
 
     /// Append one pass's detail of measure `id` ([`Spool::append`]) on a thread of its own. A
-    /// measure's passes go in order only when each waits for the last: [`Spooler::settle`]
+    /// measure's passes go in order only when each waits for the last: [`DetailSink::settle`]
     /// between passes.
     pub fn append(&mut self, id: String, batches: Vec<RecordBatch>) {
         let spool = self.spool.clone();
-        let keep = self.keeps.get(&id).cloned();
+        let keep = self.columns.get(&id).cloned();
         self.appending.push(tokio::task::spawn_blocking(move || {
             spool.lock().expect("not poisoned").append(
                 &id,
@@ -329,7 +329,7 @@ impl Spooling {
     }
 }
 
-impl Spooled {
+impl SpooledDetail {
     /// Rows of the detail, every pass's, before an audience's are kept.
     pub fn rows(&self) -> u64 {
         self.rows
@@ -573,7 +573,7 @@ mod tests {
 
     /// `batches` spooled as measure `M`'s passes, one each, in a spool under `dir` (returned
     /// too: its directory goes when it is dropped), its detail written to `M.parquet` there.
-    fn spool_passes(dir: &Path, batches: &[RecordBatch]) -> (Spool, Spooled) {
+    fn spool_passes(dir: &Path, batches: &[RecordBatch]) -> (Spool, SpooledDetail) {
         let mut spool = Spool::new(dir).unwrap();
         spool.write_detail("M", dir.join("M.parquet"), Privacy::default());
         for b in batches {

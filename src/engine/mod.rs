@@ -231,12 +231,12 @@ pub struct Engine {
     shared: Mutex<SharedSteps>,
 }
 
-/// Steps (a measure's kept common table expressions) that more than one measure of a pass
+/// Steps (a measure's held common table expressions) that more than one measure of a pass
 /// computes alike: three member-month measures start from the same enrollee months. The first
-/// measure to need one computes it; it is kept until the last has read it.
+/// measure to need one computes it; it is held until the last has read it.
 #[derive(Default)]
 struct SharedSteps {
-    /// By [`crate::compile::Staged::key`]: how many of the pass's measures still to run read it.
+    /// By [`crate::compile::Stage::key`]: how many of the pass's measures still to run read it.
     uses: std::collections::HashMap<String, usize>,
     /// Steps computed and still to be read, by key: their tables and the memory they hold.
     rows: std::collections::HashMap<String, (Arc<dyn TableProvider>, usize)>,
@@ -255,9 +255,9 @@ impl SharedSteps {
             .then(|| self.computing.entry(key.to_string()).or_default().clone())
     }
 
-    /// Keep a step's table (holding `bytes` of memory) when another measure of the pass reads
-    /// it too; whether kept.
-    fn keep(&mut self, key: &str, table: &Arc<dyn TableProvider>, bytes: usize) -> bool {
+    /// Hold a step's table (`bytes` of memory) when another measure of the pass reads it too;
+    /// whether held.
+    fn hold(&mut self, key: &str, table: &Arc<dyn TableProvider>, bytes: usize) -> bool {
         if !self.uses.contains_key(key) {
             return false;
         }
@@ -418,7 +418,7 @@ fn session(memory_limit: Option<usize>) -> Result<SessionContext> {
     // streams the other past it, rather than hashing both sides into partitions: the other side
     // is most often a measure's wide unit rows, which repartitioning copies, and a join that does
     // not repartition keeps their order, so the detail is not sorted again (the candidate
-    // units are, once: `compile::Staged::order`). DataFusion's defaults, 1 MB and 128K rows,
+    // units are, once: `compile::Stage::order`). DataFusion's defaults, 1 MB and 128K rows,
     // sent a numerator of 17,000 rows to a partitioned join.
     let optimizer = &mut config.options_mut().optimizer;
     optimizer.hash_join_single_partition_threshold = 128 << 20;
@@ -672,7 +672,7 @@ impl Engine {
 
     /// A measure's stages as this engine runs them: under a memory limit none is kept (steps
     /// stay CTEs: slower, bounded), nor one whose name an extract, block or input has.
-    fn stages(&self, compiled: &CompiledMeasure) -> Vec<crate::compile::Staged> {
+    fn stages(&self, compiled: &CompiledMeasure) -> Vec<crate::compile::Stage> {
         let pool = &self.ctx.runtime_env().memory_pool;
         let limited = matches!(pool.memory_limit(), MemoryLimit::Finite(_));
         compiled.staged(|name| !limited && !self.ctx.table_exist(name).unwrap_or(true))
@@ -1451,7 +1451,7 @@ impl Engine {
                                 .shared
                                 .lock()
                                 .expect("not poisoned")
-                                .keep(&stage.key, &table, bytes);
+                                .hold(&stage.key, &table, bytes);
                         if !kept_for_others {
                             reservation.grow(bytes);
                         }

@@ -599,7 +599,7 @@ async fn compute(
     let selected: Vec<&Measure> = measures.iter().collect();
     let mut spooler = match ranges.len() {
         1 => None,
-        _ => Some(crate::detail::Spooler::new(crate::detail::Spool::new(
+        _ => Some(crate::detail::DetailSink::new(crate::detail::Spool::new(
             &std::env::temp_dir(),
         )?)),
     };
@@ -623,11 +623,11 @@ async fn compute(
             match spooler.as_mut() {
                 Some(s) => {
                     let id = format!("{k}");
-                    if !s.keeps(&id) {
+                    if !s.has_columns(&id) {
                         let read = engine
                             .summary_columns(compiled, plan.clone(), views_of(*is_current))
                             .await?;
-                        s.keep(&id, read);
+                        s.set_columns(&id, read);
                     }
                     s.append(id, detail)
                 }
