@@ -1073,89 +1073,17 @@ async fn dispatch(command: Command) -> Result<()> {
                 detail_csv,
             })
             .await?;
-            if let Some(caveat) = &s.caveat {
-                eprintln!("warning: {caveat} (see data_quality_checks.csv)");
-            }
-            for w in s.quality.warning_lines() {
+            for w in s.warnings() {
                 eprintln!("warning: {w}");
             }
             if !quiet {
                 print_results(&s.rows, format)?;
             }
-            // Notes on stderr after the results; warnings were printed above in any case.
-            let note = |line: String| {
-                if !quiet {
+            for (line, always) in s.notes_after(&out, timings) {
+                if always || !quiet {
                     eprintln!("{line}");
                 }
-            };
-            let c = s.claim_versions;
-            note(format!(
-                "period {}{}; measures: {}",
-                s.period,
-                s.cutoff
-                    .map(|d| format!(" (data through {d})"))
-                    .unwrap_or_default(),
-                s.measures
-                    .iter()
-                    .map(|(id, v)| format!("{id} {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            note(format!(
-                "extracts: {}",
-                s.extracts
-                    .iter()
-                    .map(|e| format!("{} {} rows", e.name, e.rows))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            note(format!(
-                "claim lines used: {} = {} final + {} superseded + {} void",
-                c.lines_read, c.final_lines, c.superseded_lines, c.void_lines
-            ));
-            for n in &s.notes {
-                note(format!("note: {n}"));
             }
-            let m = s.memory;
-            note(format!(
-                "memory: at most {} held in the query engine's pool{}{}",
-                hhq::engine::format_size(m.peak_reserved),
-                m.limit
-                    .map(|l| format!(" (--memory-limit {})", hhq::engine::format_size(l)))
-                    .unwrap_or_default(),
-                if m.spilled_bytes > 0 {
-                    format!(
-                        "; {} spilled to disk",
-                        hhq::engine::format_size(m.spilled_bytes)
-                    )
-                } else {
-                    String::new()
-                }
-            ));
-            if timings {
-                eprint!("timings:\n{}", s.timings.render());
-            }
-            let failing: Vec<_> = s.cms_checks.iter().filter(|c| !c.passed).collect();
-            if failing.is_empty() {
-                note(format!("CMS checks: all {} hold", s.cms_checks.len()));
-            } else {
-                eprintln!(
-                    "CMS checks: {} of {} fail (see cms_checks.csv)",
-                    failing.len(),
-                    s.cms_checks.len()
-                );
-                for c in failing.iter().take(10) {
-                    let line = format!(
-                        "  {} {} {}={}: {} ({})",
-                        c.measure, c.component, c.stratifier, c.stratum, c.check, c.detail
-                    );
-                    eprintln!("{}", hhq::escape::terminal_line(&line));
-                }
-            }
-            note(format!(
-                "wrote {0}/summary.csv, {0}/summary.parquet, {0}/cms_reporting.csv, {0}/cms_measures.csv, {0}/cms_checks.csv, {0}/data_quality.csv, {0}/manifest.json and member-level {0}/detail/<measure>.parquet|csv",
-                out.display()
-            ));
             Ok(())
         }
         Command::Synth {

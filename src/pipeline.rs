@@ -75,6 +75,124 @@ pub struct RunSummary {
     pub timings: Timings,
 }
 
+impl RunSummary {
+    /// The warnings a run prints whatever else is asked: the data-quality caveat the policy
+    /// publishes with, and each check that warns.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .caveat
+            .iter()
+            .map(|c| format!("{c} (see data_quality_checks.csv)"))
+            .collect();
+        out.extend(self.quality.warning_lines());
+        out
+    }
+
+    /// What `hhq run` says after the results, in order, each with whether it is said even when
+    /// asked to be quiet: the notes (period, extracts, claim versions, notes, memory), the
+    /// timings when asked for (`--timings`, said always), the CMS checks (those failing said
+    /// always), what was written to `out`.
+    pub fn notes_after(&self, out: &std::path::Path, timings: bool) -> Vec<(String, bool)> {
+        let mut lines = Vec::new();
+        let mut note = |line: String, always: bool| lines.push((line, always));
+        let c = self.claim_versions;
+        note(
+            format!(
+                "period {}{}; measures: {}",
+                self.period,
+                self.cutoff
+                    .map(|d| format!(" (data through {d})"))
+                    .unwrap_or_default(),
+                self.measures
+                    .iter()
+                    .map(|(id, v)| format!("{id} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            false,
+        );
+        note(
+            format!(
+                "extracts: {}",
+                self.extracts
+                    .iter()
+                    .map(|e| format!("{} {} rows", e.name, e.rows))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            false,
+        );
+        note(
+            format!(
+                "claim lines used: {} = {} final + {} superseded + {} void",
+                c.lines_read, c.final_lines, c.superseded_lines, c.void_lines
+            ),
+            false,
+        );
+        for n in &self.notes {
+            note(format!("note: {n}"), false);
+        }
+        let m = self.memory;
+        note(
+            format!(
+                "memory: at most {} held in the query engine's pool{}{}",
+                crate::engine::format_size(m.peak_reserved),
+                m.limit
+                    .map(|l| format!(" (--memory-limit {})", crate::engine::format_size(l)))
+                    .unwrap_or_default(),
+                if m.spilled_bytes > 0 {
+                    format!(
+                        "; {} spilled to disk",
+                        crate::engine::format_size(m.spilled_bytes)
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            false,
+        );
+        if timings {
+            note(
+                format!("timings:\n{}", self.timings.render().trim_end()),
+                true,
+            );
+        }
+        let failing: Vec<_> = self.cms_checks.iter().filter(|c| !c.passed).collect();
+        if failing.is_empty() {
+            note(
+                format!("CMS checks: all {} hold", self.cms_checks.len()),
+                false,
+            );
+        } else {
+            note(
+                format!(
+                    "CMS checks: {} of {} fail (see cms_checks.csv)",
+                    failing.len(),
+                    self.cms_checks.len()
+                ),
+                true,
+            );
+            for c in failing.iter().take(10) {
+                let line = format!(
+                    "  {} {} {}={}: {} ({})",
+                    c.measure, c.component, c.stratifier, c.stratum, c.check, c.detail
+                );
+                note(crate::escape::terminal_line(&line).into_owned(), true);
+            }
+        }
+        note(
+            format!(
+                "wrote {0}/summary.csv, {0}/summary.parquet, {0}/cms_reporting.csv, \
+                 {0}/cms_measures.csv, {0}/cms_checks.csv, {0}/data_quality.csv, \
+                 {0}/manifest.json and member-level {0}/detail/<measure>.parquet|csv",
+                out.display()
+            ),
+            false,
+        );
+        lines
+    }
+}
+
 /// Wall time per stage of a run: what `--timings` prints and the benchmark reads.
 #[derive(Debug, Clone, Default)]
 pub struct Timings {
