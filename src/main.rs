@@ -1138,39 +1138,10 @@ async fn dispatch(command: Command) -> Result<()> {
                 memory_limit: memory.memory_limit,
             };
             let report = hhq::cohort::lists::command(&opts).await?;
-            println!(
-                "as of {}: {} members eligible{}",
-                report.as_of,
-                report.members,
-                match &opts.privacy.audience {
-                    hhq::engine::Scope::All => String::new(),
-                    hhq::engine::Scope::Mco(id) => format!(" with MCO {id}"),
-                    hhq::engine::Scope::Hhp(id) => format!(" enrolled with partner {id}"),
-                }
-            );
             for w in &report.warnings {
                 eprintln!("warning: {w}");
             }
-            for (list, n) in &report.counts {
-                println!("  {list:<18} {n:>7} members");
-            }
-            if report.rows_set_aside > 0 {
-                println!(
-                    "  {} rows of the extracts set aside by the data-quality row rules (data_quality_rows.csv)",
-                    report.rows_set_aside
-                );
-            }
-            if report.not_eligible_with_evidence > 0 {
-                println!(
-                    "  {} members with evidence were not eligible for Medicaid on {} and are on no list",
-                    report.not_eligible_with_evidence, report.as_of
-                );
-            }
-            println!(
-                "wrote {} files to {}",
-                report.written.len(),
-                opts.out.display()
-            );
+            print!("{}", report.text(&opts.privacy.audience, &opts.out));
             Ok(())
         }
         Command::Check { dir, dirs } => {

@@ -4,7 +4,7 @@
 //! pseudonymised.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
@@ -655,6 +655,46 @@ pub struct CohortReport {
     pub written: Vec<PathBuf>,
     /// What the terminal warns of, counts only: rows set aside by rule, dates passed over.
     pub warnings: Vec<String>,
+}
+
+impl CohortReport {
+    /// What `hhq cohort` prints: the members eligible for `audience`, each list's count, rows
+    /// set aside and members with evidence on no list, and what was written to `out`.
+    pub fn text(&self, audience: &Scope, out: &Path) -> String {
+        let mut text = format!(
+            "as of {}: {} members eligible{}\n",
+            self.as_of,
+            self.members,
+            match audience {
+                Scope::All => String::new(),
+                Scope::Mco(id) => format!(" with MCO {id}"),
+                Scope::Hhp(id) => format!(" enrolled with partner {id}"),
+            }
+        );
+        for (list, n) in &self.counts {
+            text.push_str(&format!("  {list:<18} {n:>7} members\n"));
+        }
+        if self.rows_set_aside > 0 {
+            text.push_str(&format!(
+                "  {} rows of the extracts set aside by the data-quality row rules \
+                 (data_quality_rows.csv)\n",
+                self.rows_set_aside
+            ));
+        }
+        if self.not_eligible_with_evidence > 0 {
+            text.push_str(&format!(
+                "  {} members with evidence were not eligible for Medicaid on {} and are on no \
+                 list\n",
+                self.not_eligible_with_evidence, self.as_of
+            ));
+        }
+        text.push_str(&format!(
+            "wrote {} files to {}\n",
+            self.written.len(),
+            out.display()
+        ));
+        text
+    }
 }
 
 /// `hhq cohort`: run the definitions of `<measures>/cohorts/` and write the lists, atomically.
