@@ -1360,44 +1360,11 @@ async fn dispatch(command: Command) -> Result<()> {
             check,
             measures,
         } => {
-            let defs = hhq::measure::load_dir(&measures)?;
-            let mut matrix = hhq::conformance::load(&measures, &defs)?;
-            matrix.attach(hhq::decks::rule_tags(&measures)?)?;
-            let text = matrix.markdown();
-            let gaps = matrix.gaps();
-            for g in &gaps {
+            let (gaps, failed) = pipeline::conformance(&measures, out.as_deref(), check)?;
+            for g in gaps {
                 eprintln!("hhq: {g}");
             }
-            if check {
-                let mut failures = gaps.len();
-                if let Some(out) = &out {
-                    let current = std::fs::read_to_string(out).unwrap_or_default();
-                    if current != text {
-                        eprintln!(
-                            "hhq: {} is not the current matrix; run `hhq conformance --out {}`",
-                            out.display(),
-                            out.display()
-                        );
-                        failures += 1;
-                    }
-                }
-                if failures > 0 {
-                    return Err(Error::Failed(format!("{failures} conformance problem(s)")));
-                }
-                return Ok(());
-            }
-            match out {
-                Some(out) => hhq::output::write_atomic(&out, text.as_bytes())?,
-                None => print!("{text}"),
-            }
-            if gaps.is_empty() {
-                Ok(())
-            } else {
-                Err(Error::Failed(format!(
-                    "{} rule(s) with fewer than three deck cases",
-                    gaps.len()
-                )))
-            }
+            failed.map_or(Ok(()), |f| Err(Error::Failed(f)))
         }
         Command::Sql {
             query,

@@ -958,6 +958,43 @@ pub fn duckdb_script(
     )
 }
 
+/// `hhq conformance`: the conformance matrix of the measures in `measures` (their rule files
+/// and the deck cases naming each rule), written to `out` or printed; with `check`, only
+/// compared with `out`. Returns the gaps (rules with fewer than three deck cases), and the
+/// failure to report if any: gaps, or when checking an `out` that is not the current matrix.
+pub fn conformance(
+    measures: &std::path::Path,
+    out: Option<&std::path::Path>,
+    check: bool,
+) -> Result<(Vec<String>, Option<String>)> {
+    let defs = crate::measure::load_dir(measures)?;
+    let mut matrix = crate::conformance::load(measures, &defs)?;
+    matrix.attach(crate::decks::rule_tags(measures)?)?;
+    let text = matrix.markdown();
+    let gaps = matrix.gaps();
+    if check {
+        let stale = out.filter(|o| std::fs::read_to_string(o).unwrap_or_default() != text);
+        let failures = gaps.len() + usize::from(stale.is_some());
+        let failed = (failures > 0).then(|| match stale {
+            Some(o) => format!(
+                "{failures} conformance problem(s): {} is not the current matrix; run `hhq \
+                 conformance --out {}`",
+                o.display(),
+                o.display()
+            ),
+            None => format!("{failures} conformance problem(s)"),
+        });
+        return Ok((gaps, failed));
+    }
+    match out {
+        Some(out) => crate::output::write_atomic(out, text.as_bytes())?,
+        None => print!("{text}"),
+    }
+    let failed = (!gaps.is_empty())
+        .then(|| format!("{} rule(s) with fewer than three deck cases", gaps.len()));
+    Ok((gaps, failed))
+}
+
 /// The member ranges of a run or report in passes of about `per_pass` members; with more than
 /// one, the blocks marked `hhq: keep` are computed first, once over every member (a replacement
 /// may name a claim filed under another member id).
