@@ -6,9 +6,9 @@
 
 use chrono::NaiveDate;
 
-use crate::measure::{Measure, Program};
+use crate::measure::{Measure, Program, Stratifier};
 use crate::period::Period;
-use crate::results::{ResultRow, csv_field};
+use crate::results::{Grouping, ResultRow, csv_field};
 
 /// What a state tells CMS's reporting system about one measure besides the numbers.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,12 +42,16 @@ impl MeasureReport {
     ) -> MeasureReport {
         let total = rows
             .iter()
-            .filter(|r| r.measure == m.id && r.stratifier == "total")
+            .filter(|r| r.measure == m.id && r.stratifier == Grouping::Total)
             .map(|r| r.denominator)
             .fold(0.0, f64::max);
         let mcos: Vec<&str> = rows
             .iter()
-            .filter(|r| r.measure == m.id && r.stratifier == "mco" && r.denominator > 0.0)
+            .filter(|r| {
+                r.measure == m.id
+                    && r.stratifier == Grouping::By(Stratifier::Mco)
+                    && r.denominator > 0.0
+            })
             .map(|r| r.stratum.as_str())
             .collect();
         let mut systems = Vec::new();
@@ -139,7 +143,7 @@ pub struct Check {
     pub measure: String,
     pub component: String,
     pub check: &'static str,
-    pub stratifier: String,
+    pub stratifier: Grouping,
     pub stratum: String,
     pub passed: bool,
     pub detail: String,
@@ -153,7 +157,7 @@ fn find<'a>(
     rows: &'a [ResultRow],
     measure: &str,
     component: &str,
-    stratifier: &str,
+    stratifier: Grouping,
     stratum: &str,
 ) -> Option<&'a ResultRow> {
     rows.iter().find(|r| {
@@ -193,7 +197,7 @@ pub fn checks(rows: &[ResultRow]) -> Vec<Check> {
             rows,
             &narrow.measure,
             &wide_name,
-            &narrow.stratifier,
+            narrow.stratifier,
             &narrow.stratum,
         ) else {
             continue;
@@ -206,7 +210,7 @@ pub fn checks(rows: &[ResultRow]) -> Vec<Check> {
             measure: narrow.measure.clone(),
             component: narrow.component.clone(),
             check: rate_check,
-            stratifier: narrow.stratifier.clone(),
+            stratifier: narrow.stratifier,
             stratum: narrow.stratum.clone(),
             passed: rate_ok,
             detail: format!("{} vs {}", shown(narrow.rate), shown(wide.rate)),
@@ -215,29 +219,24 @@ pub fn checks(rows: &[ResultRow]) -> Vec<Check> {
             measure: narrow.measure.clone(),
             component: narrow.component.clone(),
             check: denominator_check,
-            stratifier: narrow.stratifier.clone(),
+            stratifier: narrow.stratifier,
             stratum: narrow.stratum.clone(),
             passed: narrow.denominator == wide.denominator,
             detail: format!("{} vs {}", narrow.denominator, wide.denominator),
         });
     }
     // Strata add up to the total, per measure, component and stratifier.
-    let mut keys: Vec<(&str, &str, &str)> = rows
+    let mut keys: Vec<(&str, &str, Grouping)> = rows
         .iter()
-        .filter(|r| r.stratifier != "total")
-        .map(|r| {
-            (
-                r.measure.as_str(),
-                r.component.as_str(),
-                r.stratifier.as_str(),
-            )
-        })
+        .filter(|r| r.stratifier != Grouping::Total)
+        .map(|r| (r.measure.as_str(), r.component.as_str(), r.stratifier))
         .collect();
     keys.dedup();
-    keys.sort();
+    // Stratifiers by name: the order cms_checks.csv lists a measure's checks in.
+    keys.sort_by_key(|&(measure, component, s)| (measure, component, s.name()));
     keys.dedup();
     for (measure, component, stratifier) in keys {
-        let Some(total) = find(rows, measure, component, "total", "total") else {
+        let Some(total) = find(rows, measure, component, Grouping::Total, "total") else {
             continue;
         };
         let (n, d) = rows
@@ -251,7 +250,7 @@ pub fn checks(rows: &[ResultRow]) -> Vec<Check> {
             measure: measure.to_string(),
             component: component.to_string(),
             check: "strata add up to the total",
-            stratifier: stratifier.to_string(),
+            stratifier,
             stratum: "all".into(),
             passed,
             detail: format!(
@@ -274,7 +273,7 @@ pub fn checks_csv(checks: &[Check]) -> String {
             csv_field(&c.measure),
             csv_field(&c.component),
             csv_field(c.check),
-            csv_field(&c.stratifier),
+            csv_field(c.stratifier.name()),
             csv_field(&c.stratum),
             if c.passed { "pass" } else { "FAIL" },
             csv_field(&c.detail)
@@ -289,25 +288,26 @@ pub fn reporting_csv(rows: &[ResultRow]) -> String {
     let mut out = String::from(
         "measure,category,period_start,period_end,age_band,numerator,denominator,rate,unit\n",
     );
-    for r in rows
-        .iter()
-        .filter(|r| r.stratifier == "total" || r.stratifier == "age_band")
-    {
+    for r in rows.iter().filter(|r| {
+        matches!(
+            r.stratifier,
+            Grouping::Total | Grouping::By(Stratifier::AgeBand)
+        )
+    }) {
         out.push_str(&format!(
             "{},{},{},{},{},{},{},{},{}\n",
             csv_field(&r.measure),
             csv_field(&r.component),
             r.period_start,
             r.period_end,
-            csv_field(if r.stratifier == "total" {
-                "total"
-            } else {
-                &r.stratum
+            csv_field(match r.stratifier {
+                Grouping::Total => "total",
+                _ => &r.stratum,
             }),
             r.numerator,
             r.denominator,
             r.rate.map(|x| format!("{x:.1}")).unwrap_or_default(),
-            csv_field(&r.unit)
+            csv_field(r.unit.name())
         ));
     }
     out
@@ -317,17 +317,19 @@ pub fn reporting_csv(rows: &[ResultRow]) -> String {
 mod tests {
     use super::*;
 
+    use crate::measure::Stratifier::{AgeBand, Hhp};
+    use crate::results::Grouping::{By, Total};
     use crate::results::test_row as row;
 
     #[test]
     fn consistent_results_pass_every_check() {
         let rows = vec![
-            row("7_day", "total", "total", 2.0, 5.0),
-            row("7_day", "age_band", "6-17", 1.0, 1.0),
-            row("7_day", "age_band", "18-64", 1.0, 4.0),
-            row("30_day", "total", "total", 4.0, 5.0),
-            row("30_day", "age_band", "6-17", 1.0, 1.0),
-            row("30_day", "age_band", "18-64", 3.0, 4.0),
+            row("7_day", Total, "total", 2.0, 5.0),
+            row("7_day", By(AgeBand), "6-17", 1.0, 1.0),
+            row("7_day", By(AgeBand), "18-64", 1.0, 4.0),
+            row("30_day", Total, "total", 4.0, 5.0),
+            row("30_day", By(AgeBand), "6-17", 1.0, 1.0),
+            row("30_day", By(AgeBand), "18-64", 3.0, 4.0),
         ];
         let c = checks(&rows);
         assert_eq!(c.len(), 2 * 3 + 2);
@@ -337,10 +339,10 @@ mod tests {
     #[test]
     fn each_broken_rule_is_reported() {
         let rows = vec![
-            row("7_day", "total", "total", 3.0, 5.0),
-            row("7_day", "age_band", "18-64", 3.0, 4.0),
-            row("30_day", "total", "total", 2.0, 6.0),
-            row("30_day", "age_band", "18-64", 2.0, 6.0),
+            row("7_day", Total, "total", 3.0, 5.0),
+            row("7_day", By(AgeBand), "18-64", 3.0, 4.0),
+            row("30_day", Total, "total", 2.0, 6.0),
+            row("30_day", By(AgeBand), "18-64", 2.0, 6.0),
         ];
         let all = checks(&rows);
         let failed: Vec<(&str, &str)> = all
@@ -358,10 +360,10 @@ mod tests {
     #[test]
     fn engagement_is_checked_against_initiation_per_cohort() {
         let rows = vec![
-            row("initiation_alcohol", "total", "total", 2.0, 5.0),
-            row("engagement_alcohol", "total", "total", 3.0, 5.0),
-            row("initiation_total", "total", "total", 4.0, 9.0),
-            row("engagement_total", "total", "total", 1.0, 8.0),
+            row("initiation_alcohol", Total, "total", 2.0, 5.0),
+            row("engagement_alcohol", Total, "total", 3.0, 5.0),
+            row("initiation_total", Total, "total", 4.0, 9.0),
+            row("engagement_total", Total, "total", 1.0, 8.0),
         ];
         let all = checks(&rows);
         let failed: Vec<(&str, &str)> = all
@@ -387,9 +389,9 @@ mod tests {
     #[test]
     fn reporting_table_rounds_to_one_decimal_and_keeps_age_bands() {
         let rows = vec![
-            row("7_day", "total", "total", 2.0, 3.0),
-            row("7_day", "age_band", "18-64", 0.0, 0.0),
-            row("7_day", "hhp", "HHP-1", 2.0, 3.0),
+            row("7_day", Total, "total", 2.0, 3.0),
+            row("7_day", By(AgeBand), "18-64", 0.0, 0.0),
+            row("7_day", By(Hhp), "HHP-1", 2.0, 3.0),
         ];
         let csv = reporting_csv(&rows);
         assert_eq!(

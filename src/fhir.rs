@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::measure::{Better, ComponentKind, Measure, Unit};
+use crate::results::Grouping;
 
 /// The code system of the populations a group counts (FHIR R4's `measure-population`).
 const POPULATION_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/measure-population";
@@ -38,12 +39,12 @@ struct Row {
     component: String,
     period_start: String,
     period_end: String,
-    stratifier: String,
+    stratifier: Grouping,
     stratum: String,
     numerator: f64,
     denominator: f64,
     rate: Option<f64>,
-    unit: String,
+    unit: Unit,
 }
 
 /// Read a run's `summary.csv`; a row that does not fit the result table names its line.
@@ -106,7 +107,7 @@ fn measure_report(m: &Measure, rows: &[&Row]) -> Value {
         .filter_map(|c| {
             let name = c.name.value.as_str();
             let of: Vec<&&Row> = rows.iter().filter(|r| r.component == name).collect();
-            let total = of.iter().find(|r| r.stratifier == "total")?;
+            let total = of.iter().find(|r| r.stratifier == Grouping::Total)?;
             Some(group(m, c.unit, name, total, &of))
         })
         .collect();
@@ -127,16 +128,19 @@ fn measure_report(m: &Measure, rows: &[&Row]) -> Value {
 /// One component: the total's populations and score, then each stratifier's strata.
 fn group(m: &Measure, unit: Unit, name: &str, total: &Row, rows: &[&&Row]) -> Value {
     let mut by_stratifier: BTreeMap<usize, (&str, Vec<&Row>)> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.stratifier != "total") {
+    for r in rows.iter() {
+        let Grouping::By(stratifier) = r.stratifier else {
+            continue;
+        };
         // The measure's own order of stratifiers; others (benchmarks) after, by name.
         let rank = m
             .stratify
             .iter()
-            .position(|s| s.name() == r.stratifier)
+            .position(|s| *s == stratifier)
             .unwrap_or(usize::MAX / 2);
         by_stratifier
             .entry(rank)
-            .or_insert((r.stratifier.as_str(), Vec::new()))
+            .or_insert((stratifier.name(), Vec::new()))
             .1
             .push(r);
     }
@@ -215,7 +219,7 @@ fn score(unit: Unit, r: &Row) -> Option<Value> {
         Unit::Per1000Members => q["unit"] = json!("per 1,000 members"),
         Unit::Count | Unit::Ratio => {}
     }
-    debug_assert_eq!(unit.name(), r.unit);
+    debug_assert_eq!(unit, r.unit);
     Some(q)
 }
 

@@ -1492,7 +1492,7 @@ fn print_results(rows: &[hhq::results::ResultRow], format: RunFormat) -> Result<
         RunFormat::Summary => {
             let totals: Vec<_> = rows
                 .iter()
-                .filter(|r| r.stratifier == "total")
+                .filter(|r| r.stratifier == hhq::results::Grouping::Total)
                 .cloned()
                 .collect();
             println!("{}", report::totals_table(&totals));
@@ -1508,12 +1508,12 @@ fn print_results(rows: &[hhq::results::ResultRow], format: RunFormat) -> Result<
                         "component": r.component,
                         "period_start": r.period_start.to_string(),
                         "period_end": r.period_end.to_string(),
-                        "stratifier": r.stratifier,
+                        "stratifier": r.stratifier.name(),
                         "stratum": r.stratum,
                         "numerator": r.numerator,
                         "denominator": r.denominator,
                         "rate": r.rate,
-                        "unit": r.unit,
+                        "unit": r.unit.name(),
                     })
                 })
                 .collect();

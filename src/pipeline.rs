@@ -11,9 +11,10 @@ use crate::definitions::Definitions;
 use crate::engine::{ClaimVersions, Engine, PassDetail, Scope, View};
 use crate::error::{Error, Result};
 use crate::extract::OpenedExtract;
+use crate::measure::{Stratifier, Unit};
 use crate::output::Staged;
 use crate::period::Period;
-use crate::results::{self, ResultRow};
+use crate::results::{self, Grouping, ResultRow};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -318,9 +319,14 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
 fn benchmarks_csv(state: &[ResultRow]) -> String {
     let rows: Vec<ResultRow> = state
         .iter()
-        .filter(|r| r.stratifier == "total" || r.stratifier == "mco")
+        .filter(|r| {
+            matches!(
+                r.stratifier,
+                Grouping::Total | Grouping::By(Stratifier::Mco)
+            )
+        })
         // A count component's "rate" is its count: less the audience's own, the rest's.
-        .filter(|r| r.unit != "count")
+        .filter(|r| r.unit != Unit::Count)
         .cloned()
         .collect();
     let mut published = crate::suppress::suppress(&rows);
@@ -346,10 +352,10 @@ fn benchmarks_csv(state: &[ResultRow]) -> String {
             results::csv_field(&r.component),
             r.period_start,
             r.period_end,
-            results::csv_field(&r.stratifier),
+            results::csv_field(r.stratifier.name()),
             results::csv_field(&r.stratum),
             rate,
-            results::csv_field(&r.unit)
+            results::csv_field(r.unit.name())
         ));
     }
     out

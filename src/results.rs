@@ -16,7 +16,7 @@ use datafusion::parquet::file::properties::{WriterProperties, WriterPropertiesBu
 
 use crate::compile::{CompiledMeasure, Output, Source};
 use crate::error::{Error, Result};
-use crate::measure::Stratifier;
+use crate::measure::{Stratifier, Unit};
 use crate::output::write_atomic;
 
 /// One row of the result table.
@@ -26,14 +26,14 @@ pub struct ResultRow {
     pub component: String,
     pub period_start: NaiveDate,
     pub period_end: NaiveDate,
-    pub stratifier: String,
+    pub stratifier: Grouping,
     pub stratum: String,
     pub numerator: f64,
     /// A count, except for ratio components (e.g. expected readmissions).
     pub denominator: f64,
     /// `None` when the denominator is zero.
     pub rate: Option<f64>,
-    pub unit: String,
+    pub unit: Unit,
     /// How the units are spread over members, when the numerator and denominator are sums over
     /// the detail's units: intervals account for a member's repeated units with it. Not part of
     /// the published table.
@@ -52,15 +52,82 @@ pub struct Spread {
     pub yy: f64,
 }
 
-/// Order of stratifiers in outputs: the total first, then as a report reads them.
-fn stratifier_rank(s: &str) -> usize {
-    match s {
-        "total" => 0,
-        "age_band" => 1,
-        "mco" => 2,
-        "hhp" => 3,
-        "population" => 4,
-        _ => 5,
+/// What a result row counts over: every unit (`total`), or one stratum of a stratifier. Its
+/// text form ([`Grouping::name`], `Display`, `FromStr`) is the result table's `stratifier`
+/// column: `total`, `age_band`, `mco`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    Total,
+    By(Stratifier),
+}
+
+impl Grouping {
+    pub fn name(self) -> &'static str {
+        match self {
+            Grouping::Total => "total",
+            Grouping::By(s) => s.name(),
+        }
+    }
+
+    /// Place in outputs: the total first, then as a report reads them (age band, MCO, partner,
+    /// population), then the rest, which [`Ord`] puts in name order.
+    pub fn rank(self) -> usize {
+        match self {
+            Grouping::Total => 0,
+            Grouping::By(Stratifier::AgeBand) => 1,
+            Grouping::By(Stratifier::Mco) => 2,
+            Grouping::By(Stratifier::Hhp) => 3,
+            Grouping::By(Stratifier::Population) => 4,
+            Grouping::By(_) => 5,
+        }
+    }
+}
+
+/// The order of outputs: by [`Grouping::rank`], then by name (the stratifiers that share a
+/// rank sort as their text does).
+impl Ord for Grouping {
+    fn cmp(&self, other: &Grouping) -> std::cmp::Ordering {
+        (self.rank(), self.name()).cmp(&(other.rank(), other.name()))
+    }
+}
+
+impl PartialOrd for Grouping {
+    fn partial_cmp(&self, other: &Grouping) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Display for Grouping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl std::str::FromStr for Grouping {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Grouping> {
+        if s == Grouping::Total.name() {
+            return Ok(Grouping::Total);
+        }
+        Stratifier::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .map(Grouping::By)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "`{s}` is not a stratifier (total, {})",
+                    Stratifier::ALL.map(Stratifier::name).join(", ")
+                ))
+            })
+    }
+}
+
+/// Read from its text form (`summary.csv`, a deck's `stratifier:`).
+impl<'de> serde::Deserialize<'de> for Grouping {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Grouping, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -87,7 +154,7 @@ pub fn from_batches(
     population: &[RecordBatch],
 ) -> Result<Vec<ResultRow>> {
     let n = compiled.numerators;
-    let mut strata: BTreeMap<(String, String), Stratum> = BTreeMap::new();
+    let mut strata: BTreeMap<(Grouping, String), Stratum> = BTreeMap::new();
     let blank = || Stratum {
         numerators: vec![0.0; n],
         subset_denominators: vec![0.0; n],
@@ -104,7 +171,7 @@ pub fn from_batches(
             .map(|r| (!col.is_null(r)).then(|| col.value(r)))
             .collect())
     };
-    let keys = |batch: &RecordBatch| -> Result<Vec<(String, String)>> {
+    let keys = |batch: &RecordBatch| -> Result<Vec<(Grouping, String)>> {
         let get = |name: &str| -> Result<ArrayRef> {
             let col = batch.column_by_name(name).ok_or_else(|| {
                 Error::Usage(format!("{}: query result lacks `{name}`", compiled.id))
@@ -113,9 +180,15 @@ pub fn from_batches(
         };
         let (a, b) = (get("stratifier")?, get("stratum")?);
         let (a, b) = (a.as_string::<i32>(), b.as_string::<i32>());
-        Ok((0..batch.num_rows())
-            .map(|r| (a.value(r).to_string(), b.value(r).to_string()))
-            .collect())
+        (0..batch.num_rows())
+            .map(|r| {
+                let grouping = a
+                    .value(r)
+                    .parse()
+                    .map_err(|e| Error::Usage(format!("{}: query result: {e}", compiled.id)))?;
+                Ok((grouping, b.value(r).to_string()))
+            })
+            .collect()
     };
     for batch in batches {
         let keys = keys(batch)?;
@@ -176,12 +249,12 @@ pub fn from_batches(
     if compiled.stratify.contains(&Stratifier::AgeBand) {
         for band in &compiled.age_bands {
             strata
-                .entry(("age_band".to_string(), band.clone()))
+                .entry((Grouping::By(Stratifier::AgeBand), band.clone()))
                 .or_insert_with(blank);
         }
     }
     strata
-        .entry(("total".to_string(), "total".to_string()))
+        .entry((Grouping::Total, "total".to_string()))
         .or_insert_with(blank);
 
     let mut rows = Vec::new();
@@ -213,7 +286,7 @@ pub fn from_batches(
                         compiled,
                         name,
                         *unit,
-                        stratifier,
+                        *stratifier,
                         stratum,
                         value(numerator),
                         value(denominator),
@@ -225,7 +298,7 @@ pub fn from_batches(
                         compiled,
                         name,
                         *unit,
-                        stratifier,
+                        *stratifier,
                         stratum,
                         s.numerators[i],
                         s.denominator,
@@ -245,8 +318,8 @@ pub fn from_batches(
 fn row(
     compiled: &CompiledMeasure,
     component: &str,
-    unit: crate::measure::Unit,
-    stratifier: &str,
+    unit: Unit,
+    stratifier: Grouping,
     stratum: &str,
     numerator: f64,
     denominator: f64,
@@ -256,17 +329,17 @@ fn row(
         component: component.to_string(),
         period_start: compiled.period.start,
         period_end: compiled.period.end,
-        stratifier: stratifier.to_string(),
+        stratifier,
         stratum: stratum.to_string(),
         numerator,
         denominator,
         // A count is its numerator (index stays, enrollees, expected readmissions).
-        rate: if unit == crate::measure::Unit::Count {
+        rate: if unit == Unit::Count {
             Some(numerator)
         } else {
             (denominator > 0.0).then(|| numerator / denominator * unit.scale())
         },
-        unit: unit.name().to_string(),
+        unit,
         spread: None,
     }
 }
@@ -283,10 +356,9 @@ pub fn sort(rows: &mut [ResultRow], components: &[String], age_bands: &[String])
             .then(component_rank(&a.component).cmp(&component_rank(&b.component)))
             .then(a.component.cmp(&b.component))
             .then((a.period_start, a.period_end).cmp(&(b.period_start, b.period_end)))
-            .then(stratifier_rank(&a.stratifier).cmp(&stratifier_rank(&b.stratifier)))
             .then(a.stratifier.cmp(&b.stratifier))
             .then_with(|| {
-                if a.stratifier == "age_band" {
+                if a.stratifier == Grouping::By(Stratifier::AgeBand) {
                     band_rank(&a.stratum).cmp(&band_rank(&b.stratum))
                 } else {
                     std::cmp::Ordering::Equal
@@ -322,12 +394,12 @@ pub fn to_csv(rows: &[ResultRow]) -> String {
             csv_field(&r.component),
             r.period_start,
             r.period_end,
-            csv_field(&r.stratifier),
+            csv_field(r.stratifier.name()),
             csv_field(&r.stratum),
             r.numerator,
             r.denominator,
             r.rate.map(|x| x.to_string()).unwrap_or_default(),
-            csv_field(&r.unit)
+            csv_field(r.unit.name())
         ));
     }
     out
@@ -436,7 +508,7 @@ pub fn to_parquet(rows: &[ResultRow]) -> Result<Vec<u8>> {
             Arc::new(Date32Array::from_iter_values(
                 rows.iter().map(|r| days(r.period_end)),
             )),
-            strings(|r| &r.stratifier),
+            strings(|r| r.stratifier.name()),
             strings(|r| &r.stratum),
             Arc::new(Float64Array::from_iter_values(
                 rows.iter().map(|r| r.numerator),
@@ -445,7 +517,7 @@ pub fn to_parquet(rows: &[ResultRow]) -> Result<Vec<u8>> {
                 rows.iter().map(|r| r.denominator),
             )),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.rate))),
-            strings(|r| &r.unit),
+            strings(|r| r.unit.name()),
         ],
     )?;
     batches_to_parquet(batch.schema(), &[batch])
@@ -501,7 +573,7 @@ pub type TextRows = (Vec<String>, Vec<Vec<Option<String>>>);
 #[cfg(test)]
 pub(crate) fn test_row(
     component: &str,
-    stratifier: &str,
+    stratifier: Grouping,
     stratum: &str,
     numerator: f64,
     denominator: f64,
@@ -511,12 +583,61 @@ pub(crate) fn test_row(
         component: component.into(),
         period_start: NaiveDate::from_ymd_opt(2025, 1, 1).expect("date"),
         period_end: NaiveDate::from_ymd_opt(2025, 12, 31).expect("date"),
-        stratifier: stratifier.into(),
+        stratifier,
         stratum: stratum.into(),
         numerator,
         denominator,
         rate: (denominator > 0.0).then(|| numerator / denominator * 100.0),
-        unit: "percent".into(),
+        unit: Unit::Percent,
         spread: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grouping_reads_back_from_its_name() {
+        let all: Vec<Grouping> = std::iter::once(Grouping::Total)
+            .chain(Stratifier::ALL.map(Grouping::By))
+            .collect();
+        for g in &all {
+            assert_eq!(g.name().parse::<Grouping>().unwrap(), *g);
+            assert_eq!(g.to_string(), g.name());
+        }
+        assert_eq!(Grouping::Total.name(), "total");
+        assert_eq!(Grouping::By(Stratifier::AgeBand).name(), "age_band");
+        assert!("Total".parse::<Grouping>().is_err());
+        assert!("s0".parse::<Grouping>().is_err());
+    }
+
+    #[test]
+    fn groupings_sort_total_first_then_as_a_report_reads_them() {
+        let mut all: Vec<Grouping> = Stratifier::ALL
+            .into_iter()
+            .rev()
+            .map(Grouping::By)
+            .chain([Grouping::Total])
+            .collect();
+        all.sort();
+        let names: Vec<&str> = all.iter().map(|g| g.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "total",
+                "age_band",
+                "mco",
+                "hhp",
+                "population",
+                "county",
+                "ethnicity",
+                "month",
+                "quarter",
+                "race",
+                "rural",
+                "sex"
+            ]
+        );
     }
 }

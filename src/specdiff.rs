@@ -275,7 +275,7 @@ pub async fn units(
     }
     let total = |rows: &[ResultRow], c: &str| {
         rows.iter()
-            .find(|r| r.component == c && r.stratifier == "total")
+            .find(|r| r.component == c && r.stratifier == crate::results::Grouping::Total)
             .map(|r| (r.rate, format!("{}/{}", r.numerator, r.denominator)))
     };
     let rates = components

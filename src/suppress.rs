@@ -26,7 +26,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::results::ResultRow;
+use crate::measure::Unit;
+use crate::results::{Grouping, ResultRow};
 
 /// The largest count that may not be shown (counts 1..=SMALL_CELL are hidden).
 pub const SMALL_CELL: f64 = 10.0;
@@ -89,16 +90,16 @@ fn small(x: f64) -> bool {
 }
 
 /// A percentage: the numerator's units are some of the denominator's.
-fn nested_in_denominator(unit: &str) -> bool {
-    unit == "percent"
+fn nested_in_denominator(unit: Unit) -> bool {
+    unit == Unit::Percent
 }
 
 /// Numerators that count units or events (so a difference of two is a count too).
-fn counts_units(unit: &str) -> bool {
-    matches!(
-        unit,
-        "percent" | "per_1000_member_months" | "per_1000_members" | "count"
-    )
+fn counts_units(unit: Unit) -> bool {
+    match unit {
+        Unit::Percent | Unit::Per1000MemberMonths | Unit::Per1000Members | Unit::Count => true,
+        Unit::Days | Unit::Ratio | Unit::MedianDays => false,
+    }
 }
 
 /// Apply suppression to result rows (any mix of measures, components and periods).
@@ -138,7 +139,7 @@ fn primary(r: &ResultRow) -> PublishedRow {
         p.rate = Err(Reason::SmallCell);
     }
     // The units without the outcome: 1 to 10 of them is a small cell too.
-    if nested_in_denominator(&r.unit)
+    if nested_in_denominator(r.unit)
         && p.numerator.is_ok()
         && p.denominator.is_ok()
         && small(r.denominator - r.numerator)
@@ -147,7 +148,7 @@ fn primary(r: &ResultRow) -> PublishedRow {
         p.rate = Err(Reason::SmallCell);
     }
     // A count component's "rate" is its numerator, so it has no rate to hide.
-    if r.rate.is_some() && r.denominator < MIN_RATE_DENOMINATOR && r.unit != "count" {
+    if r.rate.is_some() && r.denominator < MIN_RATE_DENOMINATOR && r.unit != Unit::Count {
         if p.rate.is_ok() {
             p.rate = Err(Reason::SmallDenominator);
         }
@@ -161,7 +162,7 @@ fn primary(r: &ResultRow) -> PublishedRow {
 /// A rate needs both its counts; a row whose shown denominator is under 30 reads `SD` in every
 /// hidden figure but the denominator, whatever hid it (else `DS` there would mark a small count).
 fn finish(p: &mut PublishedRow) {
-    let needed = if p.row.unit == "count" {
+    let needed = if p.row.unit == Unit::Count {
         p.numerator
     } else {
         p.numerator.and(p.denominator)
@@ -174,7 +175,7 @@ fn finish(p: &mut PublishedRow) {
     let sd = p.denominator.is_ok()
         && p.row.rate.is_some()
         && p.row.denominator < MIN_RATE_DENOMINATOR
-        && p.row.unit != "count";
+        && p.row.unit != Unit::Count;
     if sd {
         if p.numerator.is_err() {
             p.numerator = Err(Reason::SmallDenominator);
@@ -248,16 +249,18 @@ impl Table {
         }
         let mut equations = Vec::new();
         let mut totals = Vec::new();
-        // Per component: the total row and each stratifier's strata.
-        type Strata<'a> = BTreeMap<&'a str, Vec<usize>>;
+        // Per component: the total row and each stratifier's strata. Stratifiers are keyed by
+        // name, not in a grouping's output order: the order of the equations decides which
+        // small figure the audit meets first, and so which cells it hides.
+        type Strata = BTreeMap<&'static str, Vec<usize>>;
         let mut components: BTreeMap<&str, (Option<usize>, Strata)> = BTreeMap::new();
         for &i in members {
             let r = &rows[i];
             let c = components.entry(r.component.as_str()).or_default();
-            if r.stratifier == "total" {
+            if r.stratifier == Grouping::Total {
                 c.0 = Some(i);
             } else {
-                c.1.entry(r.stratifier.as_str()).or_default().push(i);
+                c.1.entry(r.stratifier.name()).or_default().push(i);
             }
         }
         for (total, strata) in components.values() {
@@ -281,7 +284,7 @@ impl Table {
                 columns
                     .entry((r.component.as_str(), col))
                     .or_default()
-                    .insert((r.stratifier.as_str(), r.stratum.as_str()), i);
+                    .insert((r.stratifier.name(), r.stratum.as_str()), i);
             }
         }
         let same_rows = |a: &BTreeMap<Key, usize>, b: &BTreeMap<Key, usize>| a.keys().eq(b.keys());
@@ -306,7 +309,7 @@ impl Table {
         }
         let mut protected = Vec::new();
         for &i in members {
-            if nested_in_denominator(&rows[i].unit) {
+            if nested_in_denominator(rows[i].unit) {
                 protected.push(vec![
                     (index[&(i, Col::Denominator)], 1.0),
                     (index[&(i, Col::Numerator)], -1.0),
@@ -332,7 +335,7 @@ impl Table {
                 let unit_ok = na
                     .values()
                     .chain(nb.values())
-                    .all(|&i| counts_units(&rows[i].unit));
+                    .all(|&i| counts_units(rows[i].unit));
                 let nested = na.iter().all(|(k, &i)| {
                     rows[i].denominator == rows[db[k]].denominator
                         && rows[i].numerator <= rows[nb[k]].numerator
@@ -570,30 +573,32 @@ impl Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::Stratifier::{AgeBand, Hhp, Mco};
+    use crate::results::Grouping::{By, Total};
 
-    fn row(stratifier: &str, stratum: &str, n: f64, d: f64) -> ResultRow {
+    fn row(stratifier: Grouping, stratum: &str, n: f64, d: f64) -> ResultRow {
         crate::results::test_row("7_day", stratifier, stratum, n, d)
     }
 
     #[test]
     fn counts_one_to_ten_are_hidden_zero_and_eleven_shown() {
-        let p = suppress(&[row("total", "total", 0.0, 40.0)]);
+        let p = suppress(&[row(Total, "total", 0.0, 40.0)]);
         assert_eq!(p[0].numerator, Ok(0.0));
         assert_eq!(p[0].rate, Ok(Some(0.0)));
-        let p = suppress(&[row("total", "total", 10.0, 40.0)]);
+        let p = suppress(&[row(Total, "total", 10.0, 40.0)]);
         assert_eq!(p[0].numerator, Err(Reason::SmallCell));
         assert_eq!(p[0].rate, Err(Reason::SmallCell));
         assert_eq!(p[0].denominator, Ok(40.0));
-        let p = suppress(&[row("total", "total", 11.0, 40.0)]);
+        let p = suppress(&[row(Total, "total", 11.0, 40.0)]);
         assert_eq!(p[0].numerator, Ok(11.0));
-        let p = suppress(&[row("total", "total", 1.0, 1.0)]);
+        let p = suppress(&[row(Total, "total", 1.0, 1.0)]);
         assert_eq!(p[0].denominator, Err(Reason::SmallCell));
     }
 
     #[test]
     fn a_count_component_is_its_numerator_and_has_no_rate_to_hide() {
-        let mut r = row("total", "total", 16.0, 16.0);
-        r.unit = "count".into();
+        let mut r = row(Total, "total", 16.0, 16.0);
+        r.unit = Unit::Count;
         r.rate = Some(16.0);
         let p = suppress(&[r]);
         assert_eq!(p[0].numerator, Ok(16.0));
@@ -602,14 +607,14 @@ mod tests {
 
     #[test]
     fn rates_over_fewer_than_thirty_are_hidden_with_the_numerator_that_gives_them_back() {
-        let p = suppress(&[row("total", "total", 15.0, 29.0)]);
+        let p = suppress(&[row(Total, "total", 15.0, 29.0)]);
         assert_eq!(p[0].numerator, Err(Reason::SmallDenominator));
         assert_eq!(p[0].denominator, Ok(29.0));
         assert_eq!(p[0].rate, Err(Reason::SmallDenominator));
-        let p = suppress(&[row("total", "total", 15.0, 30.0)]);
+        let p = suppress(&[row(Total, "total", 15.0, 30.0)]);
         assert_eq!(p[0].rate, Ok(Some(50.0)));
         // A small numerator over a small denominator reads SD too: DS would say it is small.
-        let p = suppress(&[row("total", "total", 4.0, 25.0)]);
+        let p = suppress(&[row(Total, "total", 4.0, 25.0)]);
         assert_eq!(p[0].numerator, Err(Reason::SmallDenominator));
         assert_eq!(p[0].numerator.unwrap_err().marker(), "SD");
     }
@@ -617,14 +622,14 @@ mod tests {
     #[test]
     fn units_without_the_outcome_are_a_count_too() {
         // 59 of 67: 8 without follow-up.
-        let p = suppress(&[row("total", "total", 59.0, 67.0)]);
+        let p = suppress(&[row(Total, "total", 59.0, 67.0)]);
         assert!(p[0].numerator.is_err() && p[0].rate.is_err());
         assert_eq!(p[0].denominator, Ok(67.0));
-        let p = suppress(&[row("total", "total", 56.0, 67.0)]);
+        let p = suppress(&[row(Total, "total", 56.0, 67.0)]);
         assert_eq!(p[0].numerator, Ok(56.0));
         // Not for a rate per 1,000: admissions are not some of the member months.
-        let mut r = row("total", "total", 59.0, 67.0);
-        r.unit = "per_1000_member_months".into();
+        let mut r = row(Total, "total", 59.0, 67.0);
+        r.unit = Unit::Per1000MemberMonths;
         assert_eq!(suppress(&[r])[0].numerator, Ok(59.0));
     }
 
@@ -632,8 +637,8 @@ mod tests {
     fn nested_numerators_over_one_denominator_hide_a_small_difference() {
         // 7-day 40 of 100, 30-day 45 of 100: 5 followed up between day 8 and day 30.
         let rows = [
-            row("total", "total", 40.0, 100.0),
-            crate::results::test_row("30_day", "total", "total", 45.0, 100.0),
+            row(Total, "total", 40.0, 100.0),
+            crate::results::test_row("30_day", Total, "total", 45.0, 100.0),
         ];
         let p = suppress(&rows);
         assert!(p[0].numerator.is_err() || p[1].numerator.is_err(), "{p:?}");
@@ -644,12 +649,12 @@ mod tests {
     fn a_shared_denominator_is_one_figure() {
         // The 7-day stratum's denominator hidden (small) would be the 30-day one's, if shown.
         let rows = [
-            row("total", "total", 20.0, 100.0),
-            row("mco", "A", 3.0, 8.0),
-            row("mco", "B", 17.0, 92.0),
-            crate::results::test_row("30_day", "total", "total", 60.0, 100.0),
-            crate::results::test_row("30_day", "mco", "A", 6.0, 8.0),
-            crate::results::test_row("30_day", "mco", "B", 54.0, 92.0),
+            row(Total, "total", 20.0, 100.0),
+            row(By(Mco), "A", 3.0, 8.0),
+            row(By(Mco), "B", 17.0, 92.0),
+            crate::results::test_row("30_day", Total, "total", 60.0, 100.0),
+            crate::results::test_row("30_day", By(Mco), "A", 6.0, 8.0),
+            crate::results::test_row("30_day", By(Mco), "B", 54.0, 92.0),
         ];
         let p = suppress(&rows);
         for i in [1, 4] {
@@ -664,11 +669,11 @@ mod tests {
     fn two_hidden_strata_summing_to_a_small_count_take_a_third() {
         // 3 + 4 hidden beside a shown total would publish 7 for the pair.
         let rows = [
-            row("total", "total", 80.0, 400.0),
-            row("age_band", "0-17", 3.0, 100.0),
-            row("age_band", "18-64", 4.0, 100.0),
-            row("age_band", "65+", 30.0, 100.0),
-            row("age_band", "unknown", 43.0, 100.0),
+            row(Total, "total", 80.0, 400.0),
+            row(By(AgeBand), "0-17", 3.0, 100.0),
+            row(By(AgeBand), "18-64", 4.0, 100.0),
+            row(By(AgeBand), "65+", 30.0, 100.0),
+            row(By(AgeBand), "unknown", 43.0, 100.0),
         ];
         let p = suppress(&rows);
         assert!(p[1].numerator.is_err() && p[2].numerator.is_err());
@@ -680,10 +685,10 @@ mod tests {
     fn a_lone_hidden_cell_gets_a_complement_so_it_cannot_be_derived() {
         // Numerators 5 + 20 + 30 = 55 shown in total: 5 alone hidden would be 55 - 50.
         let rows = [
-            row("total", "total", 55.0, 300.0),
-            row("hhp", "A", 5.0, 100.0),
-            row("hhp", "B", 20.0, 100.0),
-            row("hhp", "C", 30.0, 100.0),
+            row(Total, "total", 55.0, 300.0),
+            row(By(Hhp), "A", 5.0, 100.0),
+            row(By(Hhp), "B", 20.0, 100.0),
+            row(By(Hhp), "C", 30.0, 100.0),
         ];
         let p = suppress(&rows);
         assert_eq!(p[1].numerator, Err(Reason::SmallCell));
@@ -711,9 +716,9 @@ mod tests {
         for _ in 0..500 {
             let cells: Vec<f64> = (0..(2 + next(4))).map(|_| next(40) as f64).collect();
             let total: f64 = cells.iter().sum();
-            let mut rows = vec![row("total", "total", total, 1000.0)];
+            let mut rows = vec![row(Total, "total", total, 1000.0)];
             for (i, c) in cells.iter().enumerate() {
-                rows.push(row("mco", &format!("M{i}"), *c, 100.0));
+                rows.push(row(By(Mco), &format!("M{i}"), *c, 100.0));
             }
             let p = suppress(&rows);
             let hidden = p[1..].iter().filter(|r| r.numerator.is_err()).count();
@@ -731,9 +736,9 @@ mod tests {
     #[test]
     fn a_hidden_denominator_takes_its_numerator_and_rate() {
         let rows = [
-            row("total", "total", 12.0, 60.0),
-            row("age_band", "6-17", 2.0, 8.0),
-            row("age_band", "18-64", 10.0, 52.0),
+            row(Total, "total", 12.0, 60.0),
+            row(By(AgeBand), "6-17", 2.0, 8.0),
+            row(By(AgeBand), "18-64", 10.0, 52.0),
         ];
         let p = suppress(&rows);
         assert_eq!(p[1].denominator, Err(Reason::SmallCell));

@@ -15,8 +15,9 @@ use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_bat
 use crate::definitions::Definitions;
 use crate::engine::{Engine, Scope};
 use crate::error::{Error, Result};
+use crate::measure::{Stratifier, Unit};
 use crate::privacy::Privacy;
-use crate::results::ResultRow;
+use crate::results::{Grouping, ResultRow};
 use crate::suppress::{PublishedRow, suppress};
 
 /// The lists a member can be on.
@@ -481,7 +482,7 @@ pub fn summary(run: &CohortRun, scope: &Scope) -> Vec<ResultRow> {
     let mco = |m: &Member| m.mco.clone().unwrap_or_else(|| "FFS".into());
     let hhp = |m: &Member| m.hhp.clone().unwrap_or_else(|| "none".into());
     let pop = |m: &Member| m.population.clone().unwrap_or_else(|| "none".into());
-    type By<'a> = (&'static str, &'a dyn Fn(&Member) -> String);
+    type By<'a> = (Stratifier, &'a dyn Fn(&Member) -> String);
     let mut add = |measure: &str,
                    start: NaiveDate,
                    component: &str,
@@ -509,12 +510,16 @@ pub fn summary(run: &CohortRun, scope: &Scope) -> Vec<ResultRow> {
                 component: component.to_string(),
                 period_start: start,
                 period_end: run.as_of,
-                stratifier: if i == 0 { "total" } else { strata[i - 1].0 }.to_string(),
+                stratifier: if i == 0 {
+                    Grouping::Total
+                } else {
+                    Grouping::By(strata[i - 1].0)
+                },
                 stratum,
                 numerator: n,
                 denominator: d,
                 rate: (d > 0.0).then(|| n / d * 100.0),
-                unit: "percent".into(),
+                unit: Unit::Percent,
                 spread: None,
             });
         }
@@ -522,12 +527,19 @@ pub fn summary(run: &CohortRun, scope: &Scope) -> Vec<ResultRow> {
     for c in run.cohorts() {
         let start = c.lookback.start(run.as_of);
         let q = |m: &Member| m.qualifies.contains(&c.id);
-        add(&c.id, start, "qualifying", &[("mco", &mco)], &|_| true, &q);
+        add(
+            &c.id,
+            start,
+            "qualifying",
+            &[(Stratifier::Mco, &mco)],
+            &|_| true,
+            &q,
+        );
         add(
             &c.id,
             start,
             "qualifying_not_enrolled",
-            &[("mco", &mco)],
+            &[(Stratifier::Mco, &mco)],
             &q,
             &|m| !m.enrolled(),
         );
@@ -535,7 +547,7 @@ pub fn summary(run: &CohortRun, scope: &Scope) -> Vec<ResultRow> {
             &c.id,
             start,
             "qualifying_both_populations",
-            &[("mco", &mco)],
+            &[(Stratifier::Mco, &mco)],
             &q,
             &|m| m.qualifies.len() >= 2,
         );
@@ -543,14 +555,18 @@ pub fn summary(run: &CohortRun, scope: &Scope) -> Vec<ResultRow> {
             &c.id,
             start,
             "enrolled_not_qualifying",
-            &[("mco", &mco), ("hhp", &hhp)],
+            &[(Stratifier::Mco, &mco), (Stratifier::Hhp, &hhp)],
             &|m| m.population.as_deref() == Some(c.population.as_str()),
             &|m| !q(m),
         );
     }
     if let Some(f) = run.flag_set() {
         let start = f.lookback.start(run.as_of);
-        let strata: [By; 3] = [("mco", &mco), ("hhp", &hhp), ("population", &pop)];
+        let strata: [By; 3] = [
+            (Stratifier::Mco, &mco),
+            (Stratifier::Hhp, &hhp),
+            (Stratifier::Population, &pop),
+        ];
         add(
             &f.id,
             start,
@@ -594,7 +610,7 @@ fn summary_csv(rows: &[PublishedRow]) -> Result<Vec<u8>> {
                 p.row.component.clone(),
                 p.row.period_start.to_string(),
                 p.row.period_end.to_string(),
-                p.row.stratifier.clone(),
+                p.row.stratifier.name().to_string(),
                 p.row.stratum.clone(),
                 show(p.numerator),
                 show(p.denominator),
@@ -603,7 +619,7 @@ fn summary_csv(rows: &[PublishedRow]) -> Result<Vec<u8>> {
                     Ok(None) => String::new(),
                     Err(why) => why.marker().into(),
                 },
-                p.row.unit.clone(),
+                p.row.unit.name().to_string(),
                 reasons.join("; "),
             ]
         })

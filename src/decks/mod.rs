@@ -21,7 +21,7 @@ use crate::extract::contract::{CLAIMS, CONTACTS, ENROLLMENT, Extract, MEMBERS};
 use crate::extract::csv::{csv_to_batch, write_parquet};
 use crate::measure::{Located, Spec};
 use crate::period::Period;
-use crate::results;
+use crate::results::{self, Grouping};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,8 +75,8 @@ struct RawExpect {
 #[serde(deny_unknown_fields)]
 struct RawTotal {
     component: Spanned<String>,
-    #[serde(default = "total")]
-    stratifier: String,
+    #[serde(default = "total_grouping")]
+    stratifier: Grouping,
     #[serde(default = "total")]
     stratum: String,
     numerator: f64,
@@ -92,6 +92,10 @@ fn close(a: f64, b: f64) -> bool {
 
 fn total() -> String {
     "total".into()
+}
+
+fn total_grouping() -> Grouping {
+    Grouping::Total
 }
 
 /// The outcome of one expectation of a deck.

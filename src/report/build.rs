@@ -9,7 +9,7 @@ use crate::measure::{Better, Measure, Stratifier, Unit};
 use crate::report::doc::{self, Block, Cell, Column, Document, Figure, Section, Table};
 use crate::report::gather::{Audience, Curve, Gathered, MeasureData};
 use crate::report::stats;
-use crate::results::ResultRow;
+use crate::results::{Grouping, ResultRow};
 use crate::suppress::{self, PublishedRow};
 
 /// Build the report's content. `manifest` is the run's manifest (inputs only) for the appendix.
@@ -206,17 +206,19 @@ struct Judged<'a> {
 }
 
 impl Judged<'_> {
-    fn unit(&self) -> &str {
-        &self.now.row.unit
+    fn unit(&self) -> Unit {
+        self.now.row.unit
     }
 
     fn shown(&self, x: f64) -> String {
         let dec = decimals(self.unit());
         let unit = match self.unit() {
-            "percent" => "%".to_string(),
-            "days" => " days".to_string(),
-            "ratio" | "count" => String::new(),
-            u => format!(" {}", unit_words(u)),
+            Unit::Percent => "%".to_string(),
+            Unit::Days => " days".to_string(),
+            Unit::Ratio | Unit::Count => String::new(),
+            u @ (Unit::Per1000MemberMonths | Unit::Per1000Members | Unit::MedianDays) => {
+                format!(" {}", unit_words(u))
+            }
         };
         format!("{}{unit}", thousands_decimal(x, dec))
     }
@@ -234,7 +236,7 @@ fn change(m: &Measure, now: &PublishedRow, before: Option<&PublishedRow>) -> Opt
     Some(stats::change(
         (a, va),
         (b, vb),
-        higher_is_better(m, &now.row.unit),
+        higher_is_better(m, now.row.unit),
     ))
 }
 
@@ -255,16 +257,16 @@ fn summary(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
         let p = &published[m.id.as_str()];
         for c in &m.components {
             let name = c.name.value.as_str();
-            if !directional(c.unit.name()) {
+            if !directional(c.unit) {
                 continue;
             }
             total += 1;
-            match find(&p.audience, name, "total", "total") {
+            match find(&p.audience, name, Grouping::Total, "total") {
                 Some(now) if shown_rate(Some(now)).is_some() => judged.push(Judged {
                     measure: m,
                     component: name,
                     now,
-                    before: find(&p.audience_prior, name, "total", "total"),
+                    before: find(&p.audience_prior, name, Grouping::Total, "total"),
                 }),
                 _ => hidden += 1,
             }
@@ -321,7 +323,7 @@ fn summary(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                 let state = shown_rate(find(
                     &published[j.measure.id.as_str()].state,
                     j.component,
-                    "total",
+                    Grouping::Total,
                     "total",
                 ))?;
                 let ci = interval(j.now)?;
@@ -453,7 +455,7 @@ impl Published {
 fn find<'a>(
     rows: &'a [PublishedRow],
     component: &str,
-    stratifier: &str,
+    stratifier: Grouping,
     stratum: &str,
 ) -> Option<&'a PublishedRow> {
     rows.iter().find(|p| {
@@ -469,23 +471,23 @@ fn unit_of(m: &Measure, component: &str) -> Option<Unit> {
 }
 
 /// Decimals shown for a unit: ratios to two places, everything else to one (as CMS publishes).
-fn decimals(unit: &str) -> usize {
+fn decimals(unit: Unit) -> usize {
     match unit {
-        "ratio" => 2,
-        "count" => 0,
+        Unit::Ratio => 2,
+        Unit::Count => 0,
         _ => 1,
     }
 }
 
 /// Whether a better direction applies: rates and ratios do, plain counts (stays, enrollees) do
 /// not.
-fn directional(unit: &str) -> bool {
-    unit != "count"
+fn directional(unit: Unit) -> bool {
+    unit != Unit::Count
 }
 
 fn rate_cell(p: Option<&PublishedRow>) -> Cell {
     match p.map(|p| &p.rate) {
-        Some(Ok(Some(r))) => Cell::decimal(*r, decimals(&p.expect("some").row.unit)),
+        Some(Ok(Some(r))) => Cell::decimal(*r, decimals(p.expect("some").row.unit)),
         Some(Err(why)) => Cell::suppressed(*why),
         _ => Cell::Empty,
     }
@@ -503,7 +505,7 @@ fn count_cell(v: Option<&std::result::Result<f64, suppress::Reason>>) -> Cell {
 fn variance(p: &PublishedRow) -> Option<f64> {
     match (&p.numerator, &p.denominator, &p.rate) {
         (Ok(n), Ok(d), Ok(Some(_))) => {
-            stats::rate_variance(&p.row.unit, *n, *d, p.row.spread.as_ref())
+            stats::rate_variance(p.row.unit, *n, *d, p.row.spread.as_ref())
         }
         _ => None,
     }
@@ -520,27 +522,26 @@ fn shown_rate(p: Option<&PublishedRow>) -> Option<f64> {
 fn interval(p: &PublishedRow) -> Option<(f64, f64)> {
     match (&p.numerator, &p.denominator, &p.rate) {
         (Ok(n), Ok(d), Ok(Some(_))) => {
-            stats::interval_clustered(&p.row.unit, *n, *d, p.row.spread.as_ref())
+            stats::interval_clustered(p.row.unit, *n, *d, p.row.spread.as_ref())
         }
         _ => None,
     }
 }
 
 fn component_label(m: &Measure, component: &str) -> String {
-    let unit = unit_of(m, component).map(|u| u.name()).unwrap_or("");
-    format!("{component} ({})", unit_words(unit))
+    let unit = unit_of(m, component).map_or("", unit_words);
+    format!("{component} ({unit})")
 }
 
-fn unit_words(unit: &str) -> &str {
+fn unit_words(unit: Unit) -> &'static str {
     match unit {
-        "percent" => "%",
-        "per_1000_member_months" => "per 1,000 member months",
-        "per_1000_members" => "per 1,000 members",
-        "count" => "count",
-        "days" => "days",
-        "ratio" => "ratio",
-        "median_days" => "median days",
-        other => other,
+        Unit::Percent => "%",
+        Unit::Per1000MemberMonths => "per 1,000 member months",
+        Unit::Per1000Members => "per 1,000 members",
+        Unit::Count => "count",
+        Unit::Days => "days",
+        Unit::Ratio => "ratio",
+        Unit::MedianDays => "median days",
     }
 }
 
@@ -553,14 +554,14 @@ fn better(m: &Measure) -> &'static str {
 
 /// Whether higher is better for one component: the measure's direction, except that a median of
 /// days to a service is better shorter (HH-FIRST: more reached within 30 days, in fewer days).
-fn higher_is_better(m: &Measure, unit: &str) -> bool {
+fn higher_is_better(m: &Measure, unit: Unit) -> bool {
     match unit {
-        "median_days" => false,
+        Unit::MedianDays => false,
         _ => m.better == Better::Higher,
     }
 }
 
-fn better_word(m: &Measure, unit: &str) -> &'static str {
+fn better_word(m: &Measure, unit: Unit) -> &'static str {
     if higher_is_better(m, unit) {
         "higher"
     } else {
@@ -609,15 +610,15 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
         let p = &published[m.id.as_str()];
         for c in &m.components {
             let name = &c.name.value;
-            let now = find(&p.audience, name, "total", "total");
+            let now = find(&p.audience, name, Grouping::Total, "total");
             let Some(now) = now else {
                 // Not reportable: the data do not cover its windows (the notes say why).
                 if g.data[&m.id].not_reportable.contains_key(name) {
-                    let unit = unit_of(m, name).map(|u| u.name()).unwrap_or("");
+                    let unit = unit_of(m, name).map_or("", unit_words);
                     let mut row = vec![
                         Cell::text(&m.id),
                         Cell::text(name),
-                        Cell::text(unit_words(unit)),
+                        Cell::text(unit),
                         Cell::text(NOT_REPORTABLE),
                     ];
                     row.resize(t.columns.len(), Cell::Empty);
@@ -625,12 +626,12 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                 }
                 continue;
             };
-            let before = find(&p.audience_prior, name, "total", "total");
-            let directed = directional(&now.row.unit);
+            let before = find(&p.audience_prior, name, Grouping::Total, "total");
+            let directed = directional(now.row.unit);
             let (change, direction) = match (shown_rate(Some(now)), shown_rate(before)) {
                 (Some(a), Some(b)) if directed => {
                     // The change of the rates as shown, so the columns agree as read.
-                    let dec = decimals(&now.row.unit);
+                    let dec = decimals(now.row.unit);
                     let d = doc::round(a, dec) - doc::round(b, dec);
                     let verdict = change(m, now, before).map_or("not tested", |c| c.name());
                     (Cell::decimal(d, dec), Cell::text(verdict))
@@ -640,14 +641,14 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
             t.rows.push(vec![
                 Cell::text(&m.id),
                 Cell::text(name),
-                Cell::text(unit_words(&now.row.unit)),
+                Cell::text(unit_words(now.row.unit)),
                 rate_cell(Some(now)),
                 count_cell(Some(&now.numerator)),
                 count_cell(Some(&now.denominator)),
                 rate_cell(before),
                 change,
                 Cell::text(if directed {
-                    better_word(m, &now.row.unit)
+                    better_word(m, now.row.unit)
                 } else {
                     ""
                 }),
@@ -655,13 +656,18 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
             ]);
             let row = t.rows.last_mut().expect("just pushed");
             if benchmarks {
-                row.push(rate_cell(find(&p.state, name, "total", "total")));
+                row.push(rate_cell(find(&p.state, name, Grouping::Total, "total")));
             }
             if partner {
                 match main_mco(p, name) {
                     Some(mco) => {
                         row.push(Cell::text(&mco));
-                        row.push(rate_cell(find(&p.state, name, "mco", &mco)));
+                        row.push(rate_cell(find(
+                            &p.state,
+                            name,
+                            Grouping::By(Stratifier::Mco),
+                            &mco,
+                        )));
                     }
                     None => {
                         row.push(Cell::Empty);
@@ -707,7 +713,9 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
 fn main_mco(p: &Published, component: &str) -> Option<String> {
     p.audience
         .iter()
-        .filter(|r| r.row.component == component && r.row.stratifier == "mco")
+        .filter(|r| {
+            r.row.component == component && r.row.stratifier == Grouping::By(Stratifier::Mco)
+        })
         .max_by(|a, b| {
             a.row
                 .denominator
@@ -810,11 +818,11 @@ fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) ->
     };
     for c in &m.components {
         let name = &c.name.value;
-        let Some(now) = find(&p.audience, name, "total", "total") else {
+        let Some(now) = find(&p.audience, name, Grouping::Total, "total") else {
             continue;
         };
         let ci = interval(now);
-        let dec = decimals(&now.row.unit);
+        let dec = decimals(now.row.unit);
         headline.rows.push(vec![
             Cell::text(component_label(m, name)),
             rate_cell(Some(now)),
@@ -822,8 +830,8 @@ fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) ->
             ci.map_or(Cell::Empty, |(_, u)| Cell::decimal(u, dec)),
             count_cell(Some(&now.numerator)),
             count_cell(Some(&now.denominator)),
-            rate_cell(find(&p.state, name, "total", "total")),
-            rate_cell(find(&p.audience_prior, name, "total", "total")),
+            rate_cell(find(&p.state, name, Grouping::Total, "total")),
+            rate_cell(find(&p.audience_prior, name, Grouping::Total, "total")),
         ]);
     }
     blocks.push(Block::Table(headline));
@@ -831,7 +839,7 @@ fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) ->
     // The headline component: the first that is a rate (a percentage, a rate per 1,000 or a
     // ratio), else the first reported; PCR-HH's first component is a plain count of stays.
     let reported = |c: &&crate::measure::Component| {
-        find(&p.audience, &c.name.value, "total", "total").is_some()
+        find(&p.audience, &c.name.value, Grouping::Total, "total").is_some()
     };
     let head = m
         .components
@@ -844,9 +852,9 @@ fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) ->
             )
         })
         .or_else(|| m.components.iter().find(reported))
-        .map(|c| c.name.value.clone());
-    if let Some(head) = &head {
-        let unit = unit_of(m, head).map(|u| u.name()).unwrap_or("");
+        .map(|c| (c.name.value.clone(), c.unit));
+    if let Some((head, unit)) = &head {
+        let unit = *unit;
         blocks.push(Block::Figure(trend(g, m, head, unit, p)?));
         if let Some(f) = comparison(g, m, head, unit, p)? {
             blocks.push(Block::Figure(f));
@@ -859,7 +867,7 @@ fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) ->
         blocks.push(Block::Figure(followup_curve(g, m, state, audience)?));
     }
     blocks.push(Block::Table(age_table(m, p)));
-    if let Some(head) = &head {
+    if let Some((head, _)) = &head {
         blocks.push(Block::Table(demographics_table(g, m, head, p)));
     }
     Ok(Section {
@@ -884,7 +892,7 @@ fn mco_role(g: &Gathered, mco: &str) -> Role {
         .data
         .values()
         .flat_map(|d| &d.state)
-        .filter(|r| r.stratifier == "mco")
+        .filter(|r| r.stratifier == Grouping::By(Stratifier::Mco))
         .map(|r| r.stratum.as_str())
         .collect();
     Role::Mco(mcos.iter().position(|m| *m == mco).unwrap_or(0))
@@ -1017,7 +1025,7 @@ fn audience_label(g: &Gathered) -> String {
     }
 }
 
-fn trend(g: &Gathered, m: &Measure, head: &str, unit: &str, p: &Published) -> Result<Figure> {
+fn trend(g: &Gathered, m: &Measure, head: &str, unit: Unit, p: &Published) -> Result<Figure> {
     let quarters: Vec<String> = g
         .quarter
         .last_eight()
@@ -1118,42 +1126,47 @@ fn comparison(
     g: &Gathered,
     m: &Measure,
     head: &str,
-    unit: &str,
+    unit: Unit,
     p: &Published,
 ) -> Result<Option<Figure>> {
-    let state = shown_rate(find(&p.state, head, "total", "total"));
+    let state = shown_rate(find(&p.state, head, Grouping::Total, "total"));
     // (level, row, whether it is the report's own unit)
     let mut picks: Vec<(&str, &PublishedRow, bool)> = Vec::new();
-    fn strata<'a>(rows: &'a [PublishedRow], head: &str, s: &str) -> Vec<&'a PublishedRow> {
+    fn strata<'a>(rows: &'a [PublishedRow], head: &str, s: Stratifier) -> Vec<&'a PublishedRow> {
         rows.iter()
-            .filter(|r| r.row.component == head && r.row.stratifier == s)
+            .filter(|r| r.row.component == head && r.row.stratifier == Grouping::By(s))
             .collect()
     }
     match &g.audience {
         Audience::State => {
-            for r in strata(&p.state, head, "mco") {
+            for r in strata(&p.state, head, Stratifier::Mco) {
                 picks.push(("MCO", r, false));
             }
-            for r in strata(&p.state, head, "hhp") {
+            for r in strata(&p.state, head, Stratifier::Hhp) {
                 picks.push(("Partner", r, false));
             }
         }
         Audience::Mco(id) => {
-            if let Some(t) = find(&p.audience, head, "total", "total") {
+            if let Some(t) = find(&p.audience, head, Grouping::Total, "total") {
                 picks.push(("MCO", t, true));
             }
-            for r in strata(&p.audience, head, "hhp") {
+            for r in strata(&p.audience, head, Stratifier::Hhp) {
                 picks.push(("Partner", r, false));
             }
             let _ = id;
         }
         Audience::Hhp(_) => {
-            if let Some(t) = find(&p.audience, head, "total", "total") {
+            if let Some(t) = find(&p.audience, head, Grouping::Total, "total") {
                 picks.push(("Partner", t, true));
             }
             // Its MCOs' whole rates as benchmarks: the MCOs it has members with.
-            for r in strata(&p.audience, head, "mco") {
-                if let Some(b) = find(&p.state, head, "mco", &r.row.stratum) {
+            for r in strata(&p.audience, head, Stratifier::Mco) {
+                if let Some(b) = find(
+                    &p.state,
+                    head,
+                    Grouping::By(Stratifier::Mco),
+                    &r.row.stratum,
+                ) {
                     picks.push(("MCO", b, false));
                 }
             }
@@ -1195,7 +1208,7 @@ fn comparison(
         };
         let name = if *highlight && g.audience == Audience::State {
             "State".to_string()
-        } else if r.row.stratifier == "total" {
+        } else if r.row.stratifier == Grouping::Total {
             audience_label(g)
         } else {
             r.row.stratum.clone()
@@ -1220,7 +1233,7 @@ fn comparison(
         ]);
         let role = if *highlight {
             own_role(g)
-        } else if r.row.stratifier == "mco" {
+        } else if r.row.stratifier == Grouping::By(Stratifier::Mco) {
             mco_role(g, &r.row.stratum)
         } else {
             Role::Other
@@ -1258,14 +1271,15 @@ fn control_chart(
     g: &Gathered,
     m: &Measure,
     head: &str,
-    unit: &str,
+    unit: Unit,
     p: &Published,
 ) -> Result<Option<Figure>> {
-    let (kind, scale) = match unit {
-        "percent" => (crate::spc::Kind::P, 100.0),
-        "per_1000_member_months" | "per_1000_members" => (crate::spc::Kind::U, 1000.0),
-        _ => return Ok(None),
+    let kind = match unit {
+        Unit::Percent => crate::spc::Kind::P,
+        Unit::Per1000MemberMonths | Unit::Per1000Members => crate::spc::Kind::U,
+        Unit::Count | Unit::Days | Unit::Ratio | Unit::MedianDays => return Ok(None),
     };
+    let scale = unit.scale();
     // Quarterly subgroups, the trend's own rows: already suppressed with their years' totals,
     // so the chart publishes nothing the trend table does not. A suppressed quarter takes no
     // part at all (no value, limits, centre-line share or run), so no signal speaks of it.
@@ -1494,11 +1508,9 @@ fn age_table(m: &Measure, p: &Published) -> Table {
         note: None,
     };
     for c in &m.components {
-        for r in p
-            .audience
-            .iter()
-            .filter(|r| r.row.component == c.name.value && r.row.stratifier == "age_band")
-        {
+        for r in p.audience.iter().filter(|r| {
+            r.row.component == c.name.value && r.row.stratifier == Grouping::By(Stratifier::AgeBand)
+        }) {
             t.rows.push(vec![
                 Cell::text(&c.name.value),
                 Cell::text(&r.row.stratum),
@@ -1512,14 +1524,14 @@ fn age_table(m: &Measure, p: &Published) -> Table {
 }
 
 /// What a demographic stratifier is called in a table.
-fn stratifier_label(s: &str) -> &str {
+fn stratifier_label(s: Stratifier) -> &'static str {
     match s {
-        "sex" => "Sex",
-        "race" => "Race",
-        "ethnicity" => "Ethnicity",
-        "rural" => "Rurality",
-        "county" => "County (FIPS)",
-        other => other,
+        Stratifier::Sex => "Sex",
+        Stratifier::Race => "Race",
+        Stratifier::Ethnicity => "Ethnicity",
+        Stratifier::Rural => "Rurality",
+        Stratifier::County => "County (FIPS)",
+        other => other.name(),
     }
 }
 
@@ -1545,9 +1557,8 @@ fn demographics_table(g: &Gathered, m: &Measure, head: &str, p: &Published) -> T
         )),
     };
     let order = crate::report::gather::DEMOGRAPHICS
-        .iter()
-        .chain([&Stratifier::County])
-        .map(|s| s.name());
+        .into_iter()
+        .chain([Stratifier::County]);
     // Counties are many and mostly small: one whose rate is suppressed is named in the note
     // rather than given a row of marks.
     let mut hidden_counties = Vec::new();
@@ -1555,14 +1566,14 @@ fn demographics_table(g: &Gathered, m: &Measure, head: &str, p: &Published) -> T
         for r in p
             .audience
             .iter()
-            .filter(|r| r.row.component == head && r.row.stratifier == stratifier)
+            .filter(|r| r.row.component == head && r.row.stratifier == Grouping::By(stratifier))
         {
-            if stratifier == Stratifier::County.name() && r.rate.is_err() {
+            if stratifier == Stratifier::County && r.rate.is_err() {
                 hidden_counties.push(r.row.stratum.clone());
                 continue;
             }
             let ci = interval(r);
-            let dec = decimals(&r.row.unit);
+            let dec = decimals(r.row.unit);
             t.rows.push(vec![
                 Cell::text(stratifier_label(stratifier)),
                 Cell::text(&r.row.stratum),

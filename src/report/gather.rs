@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::extract::OpenedExtract;
 use crate::measure::{Measure, Stratifier};
 use crate::period::Period;
-use crate::results::ResultRow;
+use crate::results::{Grouping, ResultRow};
 
 /// Who a report is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -492,12 +492,14 @@ pub async fn gather(
             .entry(m.id.clone())
             .or_insert_with(MeasureData::default);
         for id in mcos.iter().rev() {
-            let rows = only_stratum(viewed.pop().expect("a view per MCO"), "quarter");
+            let rows = only_stratum(viewed.pop().expect("a view per MCO"), Stratifier::Quarter);
             d.mco_quarters.entry(id.clone()).or_default().extend(rows);
         }
         let sq = viewed.pop().expect("the state's quarters");
-        d.state_quarters.extend(only_stratum(sq, "quarter"));
-        d.audience_quarters.extend(only_stratum(aq, "quarter"));
+        d.state_quarters
+            .extend(only_stratum(sq, Stratifier::Quarter));
+        d.audience_quarters
+            .extend(only_stratum(aq, Stratifier::Quarter));
         if *is_current {
             checks.extend(crate::cms::checks(&rows));
             let all = state_done.curves.remove(mi);
@@ -681,13 +683,13 @@ pub const DEMOGRAPHICS: [Stratifier; 4] = [
 /// A view's strata without its total (the measure's own rows have it).
 fn strata_only(rows: Vec<ResultRow>) -> Vec<ResultRow> {
     rows.into_iter()
-        .filter(|r| r.stratifier != "total")
+        .filter(|r| r.stratifier != Grouping::Total)
         .collect()
 }
 
-fn only_stratum(rows: Vec<ResultRow>, stratifier: &str) -> Vec<ResultRow> {
+fn only_stratum(rows: Vec<ResultRow>, stratifier: Stratifier) -> Vec<ResultRow> {
     rows.into_iter()
-        .filter(|r| r.stratifier == stratifier)
+        .filter(|r| r.stratifier == Grouping::By(stratifier))
         .collect()
 }
 

@@ -10,6 +10,7 @@
 //! size: the units divided by the design effect, never below one (Korn and Graubard's approach
 //! for proportions; the same for Poisson counts).
 
+use crate::measure::Unit;
 use crate::results::Spread;
 
 /// z for a two-sided 95% interval.
@@ -44,21 +45,17 @@ pub fn poisson_rate(count: f64, exposure: f64) -> Option<(f64, f64)> {
     Some((lower.max(0.0) / exposure, upper / exposure))
 }
 
-/// The interval of a result row's rate, in the row's unit: `percent` (×100), `per_1000_*`
-/// (×1000), `per_*` counts of events over units (×1). `None` for units without one (ratios,
-/// medians, sums, plain counts).
-pub fn interval(unit: &str, numerator: f64, denominator: f64) -> Option<(f64, f64)> {
-    if unit == "percent" {
-        return wilson(numerator, denominator).map(|(l, u)| (l * 100.0, u * 100.0));
+/// The interval of a result row's rate, in the row's unit: a percentage (Wilson, ×100) or a
+/// rate per 1,000 (Poisson, ×1000). `None` for units without one (ratios, days, medians, plain
+/// counts).
+pub fn interval(unit: Unit, numerator: f64, denominator: f64) -> Option<(f64, f64)> {
+    match unit {
+        Unit::Percent => wilson(numerator, denominator).map(|(l, u)| (l * 100.0, u * 100.0)),
+        Unit::Per1000MemberMonths | Unit::Per1000Members => {
+            poisson_rate(numerator, denominator).map(|(l, u)| (l * unit.scale(), u * unit.scale()))
+        }
+        Unit::Count | Unit::Days | Unit::Ratio | Unit::MedianDays => None,
     }
-    let scale = if unit.starts_with("per_1000") {
-        1000.0
-    } else if unit.starts_with("per_") {
-        1.0
-    } else {
-        return None;
-    };
-    poisson_rate(numerator, denominator).map(|(l, u)| (l * scale, u * scale))
 }
 
 /// The variance of `num / den` with each member's units as one cluster (Taylor linearisation of
@@ -75,24 +72,24 @@ pub fn cluster_variance(num: f64, den: f64, s: &Spread) -> Option<f64> {
 
 /// What the variance would be were every unit independent: binomial for a share, Poisson for
 /// events over an exposure. `None` for other units.
-fn independent_variance(unit: &str, num: f64, den: f64) -> Option<f64> {
+fn independent_variance(unit: Unit, num: f64, den: f64) -> Option<f64> {
     if den <= 0.0 {
         return None;
     }
-    if unit == "percent" {
-        let p = num / den;
-        Some(p * (1.0 - p) / den)
-    } else if unit.starts_with("per_") {
-        Some(num / (den * den))
-    } else {
-        None
+    match unit {
+        Unit::Percent => {
+            let p = num / den;
+            Some(p * (1.0 - p) / den)
+        }
+        Unit::Per1000MemberMonths | Unit::Per1000Members => Some(num / (den * den)),
+        Unit::Count | Unit::Days | Unit::Ratio | Unit::MedianDays => None,
     }
 }
 
 /// The design effect of a row: its variance with members as clusters over the variance were
 /// the units independent, never below 1 (a design effect under 1 rests on too few members to
 /// trust, and would narrow the interval). 1 without a spread.
-pub fn design_effect(unit: &str, num: f64, den: f64, spread: Option<&Spread>) -> f64 {
+pub fn design_effect(unit: Unit, num: f64, den: f64, spread: Option<&Spread>) -> f64 {
     let (Some(s), Some(v0)) = (spread, independent_variance(unit, num, den)) else {
         return 1.0;
     };
@@ -107,12 +104,12 @@ pub fn design_effect(unit: &str, num: f64, den: f64, spread: Option<&Spread>) ->
 /// over stays), the ratio's cluster variance in a normal interval. `None` for units without one
 /// (ratios of observed to expected, medians, plain counts).
 pub fn interval_clustered(
-    unit: &str,
+    unit: Unit,
     numerator: f64,
     denominator: f64,
     spread: Option<&Spread>,
 ) -> Option<(f64, f64)> {
-    if unit == "days" {
+    if unit == Unit::Days {
         let v = cluster_variance(numerator, denominator, spread?)?;
         let r = numerator / denominator;
         let half = Z * v.sqrt();
@@ -125,19 +122,13 @@ pub fn interval_clustered(
 /// The variance of a row's rate, in its unit (×100 for a share, ×1,000 per 1,000), with the
 /// design effect: what a test of a change adds up. `None` for units without one.
 pub fn rate_variance(
-    unit: &str,
+    unit: Unit,
     numerator: f64,
     denominator: f64,
     spread: Option<&Spread>,
 ) -> Option<f64> {
-    let scale: f64 = if unit == "percent" {
-        100.0
-    } else if unit.starts_with("per_1000") {
-        1000.0
-    } else {
-        1.0
-    };
-    let v = if unit == "days" {
+    let scale = unit.scale();
+    let v = if unit == Unit::Days {
         cluster_variance(numerator, denominator, spread?)?
     } else {
         independent_variance(unit, numerator, denominator)?
@@ -256,12 +247,12 @@ mod tests {
 
     #[test]
     fn intervals_in_the_rows_unit() {
-        let (l, u) = interval("percent", 81.0, 263.0).unwrap();
+        let (l, u) = interval(Unit::Percent, 81.0, 263.0).unwrap();
         assert!(close(l / 100.0, 0.2553) && close(u / 100.0, 0.3662));
-        let (l, u) = interval("per_1000_member_months", 10.0, 1000.0).unwrap();
+        let (l, u) = interval(Unit::Per1000MemberMonths, 10.0, 1000.0).unwrap();
         assert!((l - 4.795).abs() < 0.05 && (u - 18.39).abs() < 0.1);
-        assert_eq!(interval("ratio", 5.0, 4.0), None);
-        assert_eq!(interval("days", 5.0, 4.0), None);
+        assert_eq!(interval(Unit::Ratio, 5.0, 4.0), None);
+        assert_eq!(interval(Unit::Days, 5.0, 4.0), None);
     }
 
     fn spread(members: f64, xx: f64, xy: f64, yy: f64) -> Spread {
@@ -278,10 +269,10 @@ mod tests {
         // 100 members, one discharge each, 40 followed up: the cluster variance is the
         // binomial one times k/(k−1), so the design effect is 100/99, barely above 1.
         let s = spread(100.0, 100.0, 40.0, 40.0);
-        let deff = design_effect("percent", 40.0, 100.0, Some(&s));
+        let deff = design_effect(Unit::Percent, 40.0, 100.0, Some(&s));
         assert!((deff - 100.0 / 99.0).abs() < 1e-12, "{deff}");
         // Without a spread, no effect.
-        assert_eq!(design_effect("percent", 40.0, 100.0, None), 1.0);
+        assert_eq!(design_effect(Unit::Percent, 40.0, 100.0, None), 1.0);
     }
 
     #[test]
@@ -289,14 +280,14 @@ mod tests {
         // 50 members with four discharges each: 20 followed up every time, 30 never. 80 of 200
         // units, but only 50 independent members: the design effect is about 4.
         let s = spread(50.0, 50.0 * 16.0, 20.0 * 16.0, 20.0 * 16.0);
-        let deff = design_effect("percent", 80.0, 200.0, Some(&s));
+        let deff = design_effect(Unit::Percent, 80.0, 200.0, Some(&s));
         assert!((deff - 4.0 * 50.0 / 49.0).abs() < 1e-9, "{deff}");
-        let (l0, u0) = interval("percent", 80.0, 200.0).unwrap();
-        let (l, u) = interval_clustered("percent", 80.0, 200.0, Some(&s)).unwrap();
+        let (l0, u0) = interval(Unit::Percent, 80.0, 200.0).unwrap();
+        let (l, u) = interval_clustered(Unit::Percent, 80.0, 200.0, Some(&s)).unwrap();
         assert!(u - l > 1.9 * (u0 - l0), "{l}..{u} against {l0}..{u0}");
         // Member months: 100 members × 12 months, visits 0 or 24 per member (2 a month, or none).
         let s = spread(100.0, 100.0 * 144.0, 50.0 * 12.0 * 24.0, 50.0 * 576.0);
-        let deff = design_effect("per_1000_member_months", 1200.0, 1200.0, Some(&s));
+        let deff = design_effect(Unit::Per1000MemberMonths, 1200.0, 1200.0, Some(&s));
         assert!(deff > 10.0, "{deff}");
     }
 
@@ -305,16 +296,16 @@ mod tests {
         // Two members: stays of 4 and 6 days (one each); 10 days over 2 stays, 5 on average.
         // Residuals −1 and 1: variance 2/1 · 2 / 4 = 1; interval 5 ± 1.96.
         let s = spread(2.0, 2.0, 10.0, 52.0);
-        let (l, u) = interval_clustered("days", 10.0, 2.0, Some(&s)).unwrap();
+        let (l, u) = interval_clustered(Unit::Days, 10.0, 2.0, Some(&s)).unwrap();
         assert!((l - (5.0 - Z)).abs() < 1e-9 && (u - (5.0 + Z)).abs() < 1e-9);
-        assert_eq!(interval_clustered("days", 10.0, 2.0, None), None);
-        assert_eq!(interval_clustered("ratio", 1.0, 2.0, Some(&s)), None);
+        assert_eq!(interval_clustered(Unit::Days, 10.0, 2.0, None), None);
+        assert_eq!(interval_clustered(Unit::Ratio, 1.0, 2.0, Some(&s)), None);
     }
 
     #[test]
     fn a_change_is_called_only_when_it_is_significant() {
         // 45.8% of 1,000 against 45.6% of 1,000: 0.2 points, nowhere near significant.
-        let v = |p: f64, n: f64| rate_variance("percent", p * n, n, None).unwrap();
+        let v = |p: f64, n: f64| rate_variance(Unit::Percent, p * n, n, None).unwrap();
         let c = change((45.8, v(0.458, 1000.0)), (45.6, v(0.456, 1000.0)), true);
         assert_eq!(c, Change::NoSignificantChange);
         // 55% against 45% of 1,000 each: z ≈ 4.5.

@@ -39,7 +39,7 @@ fn rows_table(rows: &[ResultRow], strata: bool) -> Table {
         ];
         if strata {
             cells.extend([
-                Cell::new(terminal(&r.stratifier)),
+                Cell::new(r.stratifier.name()),
                 Cell::new(terminal(&r.stratum)),
             ]);
         }
@@ -47,7 +47,7 @@ fn rows_table(rows: &[ResultRow], strata: bool) -> Table {
             Cell::new(r.numerator).set_alignment(CellAlignment::Right),
             Cell::new(r.denominator).set_alignment(CellAlignment::Right),
             Cell::new(display_rate(r.rate)).set_alignment(CellAlignment::Right),
-            Cell::new(terminal(&r.unit)),
+            Cell::new(r.unit.name()),
         ]);
         t.add_row(cells);
     }

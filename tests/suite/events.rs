@@ -10,8 +10,10 @@
 
 use crate::common;
 
+use hhq::measure::Stratifier::{AgeBand, Hhp, Mco, Population};
 use hhq::period::Period;
 use hhq::pipeline::{self, RunOptions};
+use hhq::results::Grouping::{self, By, Total};
 use hhq::results::ResultRow;
 
 const CLAIMS: &str = "\
@@ -79,7 +81,7 @@ async fn run() -> (tempfile::TempDir, Vec<ResultRow>) {
     common::run_deck(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT, &["HH-TCC"]).await
 }
 
-fn get(rows: &[ResultRow], component: &str, stratifier: &str, stratum: &str) -> (f64, f64) {
+fn get(rows: &[ResultRow], component: &str, stratifier: Grouping, stratum: &str) -> (f64, f64) {
     let r = rows
         .iter()
         .find(|r| r.component == component && r.stratifier == stratifier && r.stratum == stratum)
@@ -90,15 +92,15 @@ fn get(rows: &[ResultRow], component: &str, stratifier: &str, stratum: &str) -> 
 #[tokio::test]
 async fn hh_tcc_matches_the_hand_count() {
     let (_dir, rows) = run().await;
-    assert_eq!(get(&rows, "7_day", "total", "total"), (1.0, 3.0));
-    assert_eq!(get(&rows, "30_day", "total", "total"), (2.0, 3.0));
-    assert_eq!(get(&rows, "7_day", "age_band", "0-17"), (0.0, 1.0));
-    assert_eq!(get(&rows, "30_day", "age_band", "18-64"), (2.0, 2.0));
-    assert_eq!(get(&rows, "30_day", "age_band", "65+"), (0.0, 0.0));
-    assert_eq!(get(&rows, "7_day", "hhp", "HHP-1"), (1.0, 2.0));
-    assert_eq!(get(&rows, "30_day", "hhp", "HHP-2"), (0.0, 1.0));
-    assert_eq!(get(&rows, "30_day", "mco", "MCO-A"), (2.0, 2.0));
-    assert_eq!(get(&rows, "7_day", "population", "CC"), (0.0, 1.0));
+    assert_eq!(get(&rows, "7_day", Total, "total"), (1.0, 3.0));
+    assert_eq!(get(&rows, "30_day", Total, "total"), (2.0, 3.0));
+    assert_eq!(get(&rows, "7_day", By(AgeBand), "0-17"), (0.0, 1.0));
+    assert_eq!(get(&rows, "30_day", By(AgeBand), "18-64"), (2.0, 2.0));
+    assert_eq!(get(&rows, "30_day", By(AgeBand), "65+"), (0.0, 0.0));
+    assert_eq!(get(&rows, "7_day", By(Hhp), "HHP-1"), (1.0, 2.0));
+    assert_eq!(get(&rows, "30_day", By(Hhp), "HHP-2"), (0.0, 1.0));
+    assert_eq!(get(&rows, "30_day", By(Mco), "MCO-A"), (2.0, 2.0));
+    assert_eq!(get(&rows, "7_day", By(Population), "CC"), (0.0, 1.0));
     // Components keep the measure's order: 7_day before 30_day.
     assert_eq!(rows[0].component, "7_day");
 }

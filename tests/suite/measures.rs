@@ -10,9 +10,10 @@
 
 use crate::common;
 
+use hhq::measure::{Stratifier, Unit};
 use hhq::period::Period;
 use hhq::pipeline::{self, RunOptions};
-use hhq::results::ResultRow;
+use hhq::results::{Grouping, ResultRow};
 
 const CLAIMS: &str = "\
 member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to,admission_date,discharge_date,revenue_code,procedure_code,place_of_service,principal_dx
@@ -104,32 +105,32 @@ F,health_home,2025-01-01,,MCO-A,HHP-2,SMI,false
 //   the gap: not counted; 07-07 counts. Visits 1. Engaged July (April is in the gap). 1.
 
 /// (stratifier, stratum, numerator, denominator)
-type Expect = (&'static str, &'static str, f64, f64);
+type Expect = (Grouping, &'static str, f64, f64);
 
 const AMB: &[Expect] = &[
-    ("total", "total", 7.0, 41.0),
-    ("age_band", "0-17", 1.0, 4.0),
-    ("age_band", "18-64", 5.0, 34.0),
-    ("age_band", "65+", 1.0, 3.0),
-    ("mco", "MCO-A", 5.0, 25.0),
-    ("mco", "MCO-B", 2.0, 16.0),
-    ("hhp", "HHP-1", 4.0, 20.0),
-    ("hhp", "HHP-2", 3.0, 21.0),
-    ("population", "CC", 2.0, 7.0),
-    ("population", "SMI", 5.0, 34.0),
+    (Grouping::Total, "total", 7.0, 41.0),
+    (Grouping::By(Stratifier::AgeBand), "0-17", 1.0, 4.0),
+    (Grouping::By(Stratifier::AgeBand), "18-64", 5.0, 34.0),
+    (Grouping::By(Stratifier::AgeBand), "65+", 1.0, 3.0),
+    (Grouping::By(Stratifier::Mco), "MCO-A", 5.0, 25.0),
+    (Grouping::By(Stratifier::Mco), "MCO-B", 2.0, 16.0),
+    (Grouping::By(Stratifier::Hhp), "HHP-1", 4.0, 20.0),
+    (Grouping::By(Stratifier::Hhp), "HHP-2", 3.0, 21.0),
+    (Grouping::By(Stratifier::Population), "CC", 2.0, 7.0),
+    (Grouping::By(Stratifier::Population), "SMI", 5.0, 34.0),
 ];
 
 const ENGAGE: &[Expect] = &[
-    ("total", "total", 9.0, 41.0),
-    ("age_band", "0-17", 1.0, 4.0),
-    ("age_band", "18-64", 7.0, 34.0),
-    ("age_band", "65+", 1.0, 3.0),
-    ("mco", "MCO-A", 6.0, 25.0),
-    ("mco", "MCO-B", 3.0, 16.0),
-    ("hhp", "HHP-1", 5.0, 20.0),
-    ("hhp", "HHP-2", 4.0, 21.0),
-    ("population", "CC", 2.0, 7.0),
-    ("population", "SMI", 7.0, 34.0),
+    (Grouping::Total, "total", 9.0, 41.0),
+    (Grouping::By(Stratifier::AgeBand), "0-17", 1.0, 4.0),
+    (Grouping::By(Stratifier::AgeBand), "18-64", 7.0, 34.0),
+    (Grouping::By(Stratifier::AgeBand), "65+", 1.0, 3.0),
+    (Grouping::By(Stratifier::Mco), "MCO-A", 6.0, 25.0),
+    (Grouping::By(Stratifier::Mco), "MCO-B", 3.0, 16.0),
+    (Grouping::By(Stratifier::Hhp), "HHP-1", 5.0, 20.0),
+    (Grouping::By(Stratifier::Hhp), "HHP-2", 4.0, 21.0),
+    (Grouping::By(Stratifier::Population), "CC", 2.0, 7.0),
+    (Grouping::By(Stratifier::Population), "SMI", 7.0, 34.0),
 ];
 
 async fn run_deck() -> (tempfile::TempDir, Vec<ResultRow>) {
@@ -153,7 +154,7 @@ fn check(rows: &[ResultRow], measure: &str, component: &str, scale: f64, expecte
         expected.len(),
         "{measure}: rows {:?}",
         got.iter()
-            .map(|r| (&r.stratifier, &r.stratum))
+            .map(|r| (r.stratifier, &r.stratum))
             .collect::<Vec<_>>()
     );
     for (stratifier, stratum, num, den) in expected {
@@ -181,9 +182,9 @@ async fn amb_hh_matches_the_hand_count() {
     check(&rows, "AMB-HH", "ed_visits", 1000.0, AMB);
     let total = rows
         .iter()
-        .find(|r| r.measure == "AMB-HH" && r.stratifier == "total")
+        .find(|r| r.measure == "AMB-HH" && r.stratifier == Grouping::Total)
         .unwrap();
-    assert_eq!(total.unit, "per_1000_member_months");
+    assert_eq!(total.unit, Unit::Per1000MemberMonths);
     assert!((total.rate.unwrap() - 170.731_707_317_073_17).abs() < 1e-9);
 }
 
@@ -273,7 +274,7 @@ async fn an_empty_age_band_is_still_reported() {
     let bands: Vec<(&str, f64, Option<f64>)> = s
         .rows
         .iter()
-        .filter(|r| r.stratifier == "age_band")
+        .filter(|r| r.stratifier == Grouping::By(Stratifier::AgeBand))
         .map(|r| (r.stratum.as_str(), r.denominator, r.rate))
         .collect();
     assert_eq!(bands[0].0, "0-17");
@@ -333,12 +334,16 @@ async fn members_basis_with_continuous_enrollment() {
     })
     .await
     .unwrap();
-    let total = s.rows.iter().find(|r| r.stratifier == "total").unwrap();
+    let total = s
+        .rows
+        .iter()
+        .find(|r| r.stratifier == Grouping::Total)
+        .unwrap();
     assert_eq!((total.numerator, total.denominator), (2.0, 2.0));
     let hhps: Vec<(&str, f64)> = s
         .rows
         .iter()
-        .filter(|r| r.stratifier == "hhp")
+        .filter(|r| r.stratifier == Grouping::By(Stratifier::Hhp))
         .map(|r| (r.stratum.as_str(), r.denominator))
         .collect();
     assert_eq!(hhps, vec![("HHP-1", 1.0), ("HHP-2", 1.0)]);
@@ -407,7 +412,7 @@ async fn first_date_numerators_give_days_and_their_median() {
     let total = |c: &str| {
         s.rows
             .iter()
-            .find(|r| r.component == c && r.stratifier == "total")
+            .find(|r| r.component == c && r.stratifier == Grouping::Total)
             .unwrap()
             .clone()
     };
@@ -416,7 +421,7 @@ async fn first_date_numerators_give_days_and_their_median() {
     let median = total("median_days");
     assert_eq!((median.numerator, median.denominator), (5.0, 5.0));
     assert_eq!(median.rate, Some(9.0));
-    assert_eq!(median.unit, "median_days");
+    assert_eq!(median.unit, Unit::MedianDays);
     let detail = std::fs::read_to_string(data.path().join("out/detail/TEST-FIRST.csv")).unwrap();
     assert!(detail.contains("D:2025-01-01,D,2025-01-01"), "{detail}");
     let d1 = detail
@@ -467,7 +472,7 @@ async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
     let total = |c: &str| {
         s.rows
             .iter()
-            .find(|r| r.component == c && r.stratifier == "total")
+            .find(|r| r.component == c && r.stratifier == Grouping::Total)
             .unwrap_or_else(|| panic!("no {c}"))
             .clone()
     };
@@ -673,7 +678,7 @@ async fn superseded_versions_change_no_result_even_when_most_claims_are_supersed
     let claims_based = plain
         .rows
         .iter()
-        .filter(|r| r.measure == "FUH-HH" && r.stratifier == "total")
+        .filter(|r| r.measure == "FUH-HH" && r.stratifier == Grouping::Total)
         .map(|r| r.denominator)
         .sum::<f64>();
     assert!(claims_based > 0.0);

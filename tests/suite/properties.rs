@@ -410,7 +410,8 @@ proptest! {
     /// hidden cells are in the row space of the equations over the hidden cells.
     #[test]
     fn no_small_count_is_recoverable_from_a_published_table(t in random_table()) {
-        use hhq::results::ResultRow;
+        use hhq::measure::{Stratifier, Unit};
+        use hhq::results::{Grouping, ResultRow};
         // The strata of the first stratifier decide the total; the others are rescaled to
         // partition the same total by moving their last stratum.
         let first = &t.strata[0];
@@ -442,17 +443,17 @@ proptest! {
         }
         let components: Vec<&str> = if t.two { vec!["7_day", "30_day"] } else { vec!["7_day"] };
         let date = |m, d| chrono::NaiveDate::from_ymd_opt(2025, m, d).unwrap();
-        let mk = |component: &str, stratifier: &str, stratum: String, d: i128, n: i128| ResultRow {
+        let mk = |component: &str, stratifier: Grouping, stratum: String, d: i128, n: i128| ResultRow {
             measure: "FUH-HH".into(),
             component: component.into(),
             period_start: date(1, 1),
             period_end: date(12, 31),
-            stratifier: stratifier.into(),
+            stratifier,
             stratum,
             numerator: n as f64,
             denominator: d as f64,
             rate: (d > 0).then(|| n as f64 / d as f64 * 100.0),
-            unit: "percent".into(),
+            unit: Unit::Percent,
             spread: None,
         };
         // Rows and, per row, its (d, n) and (component, stratifier) for the equations.
@@ -461,12 +462,12 @@ proptest! {
         for (ci, c) in components.iter().enumerate() {
             let pick = |x: (i128, i128, i128)| (x.0, if ci == 0 { x.1 } else { x.2 });
             let (d, n) = pick(total);
-            rows.push(mk(c, "total", "total".into(), d, n));
+            rows.push(mk(c, Grouping::Total, "total".into(), d, n));
             layout.push((ci, None));
             for (si, s) in strata.iter().enumerate() {
                 for (k, &x) in s.iter().enumerate() {
                     let (d, n) = pick(x);
-                    rows.push(mk(c, &format!("s{si}"), format!("k{k}"), d, n));
+                    rows.push(mk(c, Grouping::By(Stratifier::ALL[si]), format!("k{k}"), d, n));
                     layout.push((ci, Some(si)));
                 }
             }
