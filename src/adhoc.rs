@@ -14,8 +14,9 @@ use datafusion::execution::context::SQLOptions;
 
 use crate::compile::depth::{self, Refused, TooDeep};
 use crate::definitions::Definitions;
-use crate::engine::{Engine, Scope};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::privacy::Audience;
 
 /// How the rows are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -64,7 +65,7 @@ pub struct AdhocOptions {
     pub measures: PathBuf,
     pub queries: PathBuf,
     /// Whose members the extracts hold for the query: everyone's, an MCO's or a partner's.
-    pub scope: Scope,
+    pub scope: Audience,
     pub memory_limit: Option<usize>,
     pub format: Format,
     /// A file to write (atomically); `None` writes to standard output.

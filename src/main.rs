@@ -708,9 +708,9 @@ impl AdhocArgs {
             measures: self.dirs.measures,
             queries: self.dirs.queries,
             scope: match (self.mco, self.hhp) {
-                (Some(id), _) => hhq::engine::Scope::Mco(id),
-                (_, Some(id)) => hhq::engine::Scope::Hhp(id),
-                _ => hhq::engine::Scope::All,
+                (Some(id), _) => hhq::privacy::Audience::Mco(id),
+                (_, Some(id)) => hhq::privacy::Audience::Hhp(id),
+                _ => hhq::privacy::Audience::State,
             },
             memory_limit: self.memory.memory_limit,
             format: self.format,
@@ -766,9 +766,9 @@ fn privacy(
 ) -> Result<hhq::privacy::Privacy> {
     Ok(hhq::privacy::Privacy {
         audience: match (mco, hhp) {
-            (Some(id), _) => hhq::engine::Scope::Mco(id),
-            (_, Some(id)) => hhq::engine::Scope::Hhp(id),
-            _ => hhq::engine::Scope::All,
+            (Some(id), _) => hhq::privacy::Audience::Mco(id),
+            (_, Some(id)) => hhq::privacy::Audience::Hhp(id),
+            _ => hhq::privacy::Audience::State,
         },
         pseudonymizer: match (pseudonymize, key_file) {
             (false, _) => None,
@@ -959,16 +959,18 @@ async fn dispatch(command: Command) -> Result<()> {
             dirs,
         } => {
             let audience = match (audience, id, mco, hhp) {
-                (None, None, Some(id), None) => report::Audience::Mco(id),
-                (None, None, None, Some(id)) => report::Audience::Hhp(id),
-                (None | Some(AudienceKind::State), None, None, None) => report::Audience::State,
+                (None, None, Some(id), None) => hhq::privacy::Audience::Mco(id),
+                (None, None, None, Some(id)) => hhq::privacy::Audience::Hhp(id),
+                (None | Some(AudienceKind::State), None, None, None) => {
+                    hhq::privacy::Audience::State
+                }
                 (None | Some(AudienceKind::State), Some(id), _, _) => {
                     return Err(Error::Usage(format!(
                         "the state report takes no id (got `{id}`)"
                     )));
                 }
-                (Some(AudienceKind::Mco), Some(id), _, _) => report::Audience::Mco(id),
-                (Some(AudienceKind::Hhp), Some(id), _, _) => report::Audience::Hhp(id),
+                (Some(AudienceKind::Mco), Some(id), _, _) => hhq::privacy::Audience::Mco(id),
+                (Some(AudienceKind::Hhp), Some(id), _, _) => hhq::privacy::Audience::Hhp(id),
                 _ => {
                     return Err(Error::Usage(
                         "an MCO or partner id is needed: hhq report mco ID, or --mco ID".into(),
@@ -980,7 +982,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 Some(out) => out,
                 None => report::default_out(&audience, quarter)?,
             };
-            let scorecard = matches!(audience, report::Audience::Hhp(_));
+            let scorecard = matches!(audience, hhq::privacy::Audience::Hhp(_));
             let s = report::write(&report::ReportOptions {
                 spec: dirs.spec,
                 data,

@@ -8,12 +8,13 @@ use futures::StreamExt;
 
 use crate::compile;
 use crate::definitions::Definitions;
-use crate::engine::{ClaimVersions, Engine, PassDetail, Scope, View};
+use crate::engine::{ClaimVersions, Engine, PassDetail, View};
 use crate::error::{Error, Result};
 use crate::extract::OpenedExtract;
 use crate::measure::{Stratifier, Unit};
 use crate::output::Staged;
 use crate::period::Period;
+use crate::privacy::Audience;
 use crate::results::{self, Grouping, ResultRow};
 
 #[derive(Debug, Clone)]
@@ -286,7 +287,7 @@ impl Timings {
 pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     // Refuse an --out hhq may not replace before the work, not after.
     crate::output::check_replaceable(&opts.out, "run")?;
-    if opts.privacy.audience == Scope::All {
+    if opts.privacy.audience == Audience::State {
         return run_in(opts, None).await;
     }
     let scratch = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
@@ -450,7 +451,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     let mut staged = Staged::begin(&opts.out, "run")?;
     let audience = &opts.privacy.audience;
     let views = match audience {
-        Scope::All => Vec::new(),
+        Audience::State => Vec::new(),
         scope => vec![View {
             scope: scope.clone(),
             stratify: None,
@@ -639,9 +640,9 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
             (
                 "audience",
                 serde_json::json!(match &opts.privacy.audience {
-                    Scope::All => None,
-                    Scope::Mco(id) => Some(format!("mco {id}")),
-                    Scope::Hhp(id) => Some(format!("hhp {id}")),
+                    Audience::State => None,
+                    Audience::Mco(id) => Some(format!("mco {id}")),
+                    Audience::Hhp(id) => Some(format!("hhp {id}")),
                 }),
             ),
             (

@@ -12,7 +12,6 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::engine::Scope;
 use crate::error::{Error, Result};
 
 /// The environment variable that may hold the pseudonymisation key.
@@ -24,10 +23,69 @@ const MIN_KEY_BYTES: usize = 16;
 /// A key file larger than this is not a key file.
 pub const MAX_KEY_FILE_BYTES: u64 = 4096;
 
+/// Who an output is for, and so whose members and units it may hold: the state (everyone), one
+/// MCO or one partner. Engines opened for an MCO or partner hold only its members' rows; views
+/// and published tables count only its units.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Audience {
+    #[default]
+    State,
+    Mco(String),
+    Hhp(String),
+}
+
+impl Audience {
+    /// `state`, `mco` or `hhp`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Audience::State => "state",
+            Audience::Mco(_) => "mco",
+            Audience::Hhp(_) => "hhp",
+        }
+    }
+
+    /// The audience's id (`MCO-A`, `HHP-03`); `None` for the state.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Audience::State => None,
+            Audience::Mco(id) | Audience::Hhp(id) => Some(id),
+        }
+    }
+
+    /// The SQL condition on a unit's (or enrollee's) attributes; `None` for everyone.
+    pub(crate) fn filter(&self) -> Option<String> {
+        match self {
+            Audience::State => None,
+            Audience::Mco(id) => Some(format!("mco = {}", crate::compile::sql::string(id))),
+            Audience::Hhp(id) => Some(format!("hhp = {}", crate::compile::sql::string(id))),
+        }
+    }
+
+    /// The SQL condition on an extract row's `member_id`: one of the audience's members (an
+    /// enrolment span, of any type, with its MCO or partner); `None` for everyone.
+    pub(crate) fn members(&self) -> Option<String> {
+        let (column, id) = self.column()?;
+        Some(format!(
+            "member_id IN (SELECT member_id FROM {} WHERE {column} = {})",
+            crate::extract::all_rows(&crate::extract::contract::ENROLLMENT),
+            crate::compile::sql::string(id)
+        ))
+    }
+
+    /// The enrollment column that names the audience, and its id.
+    pub(crate) fn column(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Audience::State => None,
+            Audience::Mco(id) => Some(("mco_id", id)),
+            Audience::Hhp(id) => Some(("hhp_id", id)),
+        }
+    }
+}
+
 /// What member-level outputs may show: whose units, and whether ids are pseudonymised.
 #[derive(Debug, Clone, Default)]
 pub struct Privacy {
-    pub audience: Scope,
+    pub audience: Audience,
     pub pseudonymizer: Option<Pseudonymizer>,
 }
 
@@ -196,11 +254,11 @@ fn is_text(ty: &DataType) -> bool {
 }
 
 /// Only the rows of a detail batch whose unit belongs to the audience (its `mco` or `hhp`).
-pub fn keep_audience(batch: &RecordBatch, scope: &Scope) -> Result<RecordBatch> {
+pub fn keep_audience(batch: &RecordBatch, scope: &Audience) -> Result<RecordBatch> {
     let (column, id) = match scope {
-        Scope::All => return Ok(batch.clone()),
-        Scope::Mco(id) => ("mco", id),
-        Scope::Hhp(id) => ("hhp", id),
+        Audience::State => return Ok(batch.clone()),
+        Audience::Mco(id) => ("mco", id),
+        Audience::Hhp(id) => ("hhp", id),
     };
     let i = batch
         .schema()
@@ -287,9 +345,14 @@ mod tests {
 
     #[test]
     fn only_the_audience_rows_are_kept() {
-        let out = keep_audience(&batch(), &Scope::Hhp("HHP-01".into())).unwrap();
+        let out = keep_audience(&batch(), &Audience::Hhp("HHP-01".into())).unwrap();
         assert_eq!(out.num_rows(), 1);
         assert_eq!(out.column(0).as_string::<i32>().value(0), "M1");
-        assert_eq!(keep_audience(&batch(), &Scope::All).unwrap().num_rows(), 3);
+        assert_eq!(
+            keep_audience(&batch(), &Audience::State)
+                .unwrap()
+                .num_rows(),
+            3
+        );
     }
 }

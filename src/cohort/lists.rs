@@ -13,9 +13,10 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
 
 use crate::definitions::Definitions;
-use crate::engine::{Engine, Scope};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::measure::{Stratifier, Unit};
+use crate::privacy::Audience;
 use crate::privacy::Privacy;
 use crate::results::{Grouping, ResultRow};
 use crate::suppress::{PublishedRow, suppress};
@@ -29,11 +30,11 @@ pub const LISTS: [&str; 4] = [
 ];
 
 /// Whether a member belongs to the audience: its MCO, or its partner, on the as-of date.
-pub fn in_scope(m: &Member, scope: &Scope) -> bool {
+pub fn in_scope(m: &Member, scope: &Audience) -> bool {
     match scope {
-        Scope::All => true,
-        Scope::Mco(id) => m.mco.as_deref() == Some(id.as_str()),
-        Scope::Hhp(id) => m.hhp.as_deref() == Some(id.as_str()),
+        Audience::State => true,
+        Audience::Mco(id) => m.mco.as_deref() == Some(id.as_str()),
+        Audience::Hhp(id) => m.hhp.as_deref() == Some(id.as_str()),
     }
 }
 
@@ -62,7 +63,7 @@ pub fn lists_of(run: &CohortRun, m: &Member) -> Vec<&'static str> {
 /// criteria of the cohorts a member qualifies for (not enrolled, both populations), every
 /// criterion found of the enrolled population's cohort (no longer qualifying: what is there and
 /// what falls short), and the raised flags (worklist).
-pub fn wanted(run: &CohortRun, scope: &Scope) -> Vec<(String, String, String)> {
+pub fn wanted(run: &CohortRun, scope: &Audience) -> Vec<(String, String, String)> {
     let mut out = std::collections::BTreeSet::new();
     for m in run.members.iter().filter(|m| in_scope(m, scope)) {
         let lists = lists_of(run, m);
@@ -241,7 +242,7 @@ pub fn files(
     let mut out: Vec<(PathBuf, Vec<u8>)> = Vec::new();
 
     // Qualifying, not in a Health Home: an MCO's outreach list (a partner has none of these).
-    if !matches!(scope, Scope::Hhp(_)) {
+    if !matches!(scope, Audience::Hhp(_)) {
         let mut rows: Vec<Vec<String>> = on("not_enrolled")
             .map(|m| {
                 vec![
@@ -476,7 +477,7 @@ pub fn files(
 
 /// The counts behind the lists, per definition, as result rows (numerator of a denominator):
 /// the total and each MCO (and partner and population, for enrolled members).
-pub fn summary(run: &CohortRun, scope: &Scope) -> Vec<ResultRow> {
+pub fn summary(run: &CohortRun, scope: &Audience) -> Vec<ResultRow> {
     let members: Vec<&Member> = run.members.iter().filter(|m| in_scope(m, scope)).collect();
     let mut rows = Vec::new();
     let mco = |m: &Member| m.mco.clone().unwrap_or_else(|| "FFS".into());
@@ -676,15 +677,15 @@ pub struct CohortReport {
 impl CohortReport {
     /// What `hhq cohort` prints: the members eligible for `audience`, each list's count, rows
     /// set aside and members with evidence on no list, and what was written to `out`.
-    pub fn text(&self, audience: &Scope, out: &Path) -> String {
+    pub fn text(&self, audience: &Audience, out: &Path) -> String {
         let mut text = format!(
             "as of {}: {} members eligible{}\n",
             self.as_of,
             self.members,
             match audience {
-                Scope::All => String::new(),
-                Scope::Mco(id) => format!(" with MCO {id}"),
-                Scope::Hhp(id) => format!(" enrolled with partner {id}"),
+                Audience::State => String::new(),
+                Audience::Mco(id) => format!(" with MCO {id}"),
+                Audience::Hhp(id) => format!(" enrolled with partner {id}"),
             }
         );
         for (list, n) in &self.counts {
@@ -815,9 +816,9 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
             "measures": crate::library::shown(&opts.measures),
             "queries": crate::library::shown(&opts.queries),
             "audience": match &opts.privacy.audience {
-                Scope::All => None,
-                Scope::Mco(id) => Some(format!("mco {id}")),
-                Scope::Hhp(id) => Some(format!("hhp {id}")),
+                Audience::State => None,
+                Audience::Mco(id) => Some(format!("mco {id}")),
+                Audience::Hhp(id) => Some(format!("hhp {id}")),
             },
             "pseudonymised": opts.privacy.pseudonymizer.is_some(),
         },
@@ -833,7 +834,7 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         .collect();
     let counts = LISTS
         .iter()
-        .filter(|l| !(**l == "not_enrolled" && matches!(opts.privacy.audience, Scope::Hhp(_))))
+        .filter(|l| !(**l == "not_enrolled" && matches!(opts.privacy.audience, Audience::Hhp(_))))
         .map(|l| {
             (
                 *l,

@@ -38,6 +38,7 @@ use crate::results::{self, ResultRow};
 
 use crate::definitions::Definitions;
 use crate::distributed::{Backend, connect};
+use crate::privacy::Audience;
 
 /// How the claims extract resolved into final versions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,54 +73,10 @@ pub struct PassDetail {
     pub took: std::time::Duration,
 }
 
-/// Whose units a view counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Scope {
-    #[default]
-    All,
-    Mco(String),
-    Hhp(String),
-}
-
-impl Scope {
-    /// The SQL condition on a unit's (or enrollee's) attributes; `None` for everyone.
-    fn filter(&self) -> Option<String> {
-        match self {
-            Scope::All => None,
-            Scope::Mco(id) => Some(format!("mco = {}", sql_literal(id))),
-            Scope::Hhp(id) => Some(format!("hhp = {}", sql_literal(id))),
-        }
-    }
-
-    /// The SQL condition on an extract row's `member_id`: one of the audience's members (an
-    /// enrolment span, of any type, with its MCO or partner); `None` for everyone.
-    fn members(&self) -> Option<String> {
-        let (column, id) = self.column()?;
-        Some(format!(
-            "member_id IN (SELECT member_id FROM {} WHERE {column} = {})",
-            extract::all_rows(&extract::contract::ENROLLMENT),
-            sql_literal(id)
-        ))
-    }
-
-    /// The enrollment column that names the audience, and its id.
-    fn column(&self) -> Option<(&'static str, &str)> {
-        match self {
-            Scope::All => None,
-            Scope::Mco(id) => Some(("mco_id", id)),
-            Scope::Hhp(id) => Some(("hhp_id", id)),
-        }
-    }
-}
-
-/// A SQL string literal of `v`: quoted, its quotes doubled.
-pub fn sql_literal(v: &str) -> String {
-    format!("'{}'", v.replace('\'', "''"))
-}
 
 /// An MCO or partner the enrollment extract has never heard of is a typo, not an empty
 /// audience: the error names the known ones.
-async fn check_scope(ctx: &SessionContext, scope: &Scope) -> Result<()> {
+async fn check_scope(ctx: &SessionContext, scope: &Audience) -> Result<()> {
     let Some((column, id)) = scope.column() else {
         return Ok(());
     };
@@ -160,7 +117,7 @@ pub fn extract_names() -> Vec<String> {
 /// Parquet table and the enrollment it was filtered by, which no name reaches any more) and its
 /// usable rows a view over that. The Parquet tables (`<extract>__raw`) are removed from the
 /// catalogue for every session but the state's own, whose scan floor reads them by name.
-async fn seal(ctx: &SessionContext, scope: &Scope) -> Result<()> {
+async fn seal(ctx: &SessionContext, scope: &Audience) -> Result<()> {
     let Some(members) = scope.members() else {
         return Ok(());
     };
@@ -195,7 +152,7 @@ async fn seal(ctx: &SessionContext, scope: &Scope) -> Result<()> {
 /// stratifiers or by others (`quarter`, `month` for trends and control charts).
 #[derive(Debug, Clone)]
 pub struct View {
-    pub scope: Scope,
+    pub scope: Audience,
     /// `None`: the measure's own stratifiers.
     pub stratify: Option<Vec<crate::measure::Stratifier>>,
 }
@@ -524,7 +481,15 @@ impl Engine {
         memory_limit: Option<usize>,
         backend: &Backend,
     ) -> Result<Engine> {
-        Self::open_scoped(data_dir, defs, inputs, memory_limit, backend, &Scope::All).await
+        Self::open_scoped(
+            data_dir,
+            defs,
+            inputs,
+            memory_limit,
+            backend,
+            &Audience::State,
+        )
+        .await
     }
 
     /// [`Engine::open_on`] holding one audience's members only, by construction: the session is
@@ -537,7 +502,7 @@ impl Engine {
         inputs: &Inputs,
         memory_limit: Option<usize>,
         backend: &Backend,
-        scope: &Scope,
+        scope: &Audience,
     ) -> Result<Engine> {
         let local = session(memory_limit)?;
         let ctx = connect(backend, &local).await?;

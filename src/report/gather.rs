@@ -15,46 +15,13 @@ use datafusion::datasource::MemTable;
 use futures::StreamExt;
 
 use crate::compile;
-use crate::engine::{ClaimVersions, Engine, MemberRange, Scope, View};
+use crate::engine::{ClaimVersions, Engine, MemberRange, View};
 use crate::error::{Error, Result};
 use crate::extract::OpenedExtract;
 use crate::measure::{Measure, Stratifier};
 use crate::period::Period;
+use crate::privacy::Audience;
 use crate::results::{Grouping, ResultRow};
-
-/// Who a report is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Audience {
-    State,
-    Mco(String),
-    Hhp(String),
-}
-
-impl Audience {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Audience::State => "state",
-            Audience::Mco(_) => "mco",
-            Audience::Hhp(_) => "hhp",
-        }
-    }
-
-    pub fn scope(&self) -> Scope {
-        match self {
-            Audience::State => Scope::All,
-            Audience::Mco(id) => Scope::Mco(id.clone()),
-            Audience::Hhp(id) => Scope::Hhp(id.clone()),
-        }
-    }
-
-    /// The audience's id (`MCO-A`, `HHP-03`); `None` for the state.
-    pub fn id(&self) -> Option<&str> {
-        match self {
-            Audience::State => None,
-            Audience::Mco(id) | Audience::Hhp(id) => Some(id),
-        }
-    }
-}
 
 /// A report quarter: the twelve months ending with it are the report year.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,9 +294,9 @@ pub async fn gather(
             crate::cms::RUN_OUT_DAYS
         )));
     }
-    let scope = audience.scope();
+    let scope = audience.clone();
     let own = match (&scope, own) {
-        (Scope::All, _) => state,
+        (Audience::State, _) => state,
         (_, Some(own)) => own,
         (_, None) => {
             return Err(Error::Usage(
@@ -386,12 +353,12 @@ pub async fn gather(
     }
     // The state's session: its quarters and each MCO's (a scorecard's benchmarks).
     let mut state_views = vec![View {
-        scope: Scope::All,
+        scope: Audience::State,
         stratify: Some(vec![Stratifier::Quarter]),
     }];
     for id in &mcos {
         state_views.push(View {
-            scope: Scope::Mco(id.clone()),
+            scope: Audience::Mco(id.clone()),
             stratify: Some(vec![Stratifier::Quarter]),
         });
     }
@@ -401,7 +368,7 @@ pub async fn gather(
         scope: scope.clone(),
         stratify: Some(DEMOGRAPHICS.to_vec()),
     };
-    let state_report = scope == Scope::All;
+    let state_report = scope == Audience::State;
     if state_report {
         state_views.push(View {
             stratify: Some(
@@ -439,14 +406,14 @@ pub async fn gather(
         &measures,
         &jobs,
         (&state_views, usize::from(state_report)),
-        &Scope::All,
+        &Audience::State,
         &follow_ups,
         members_per_pass,
         bar,
     )
     .await?;
     let mut own_done = match scope {
-        Scope::All => None,
+        Audience::State => None,
         _ => Some(
             compute(
                 own,
@@ -584,7 +551,7 @@ async fn compute(
     measures: &[Measure],
     jobs: &[(usize, bool, compile::CompiledMeasure)],
     (views, current_only): (&[View], usize),
-    curve_scope: &Scope,
+    curve_scope: &Audience,
     follow_ups: &BTreeSet<usize>,
     members_per_pass: Option<usize>,
     bar: &indicatif::ProgressBar,
@@ -710,11 +677,11 @@ fn text_at(col: &dyn Array, i: usize) -> Option<&str> {
     (!s.is_null(i)).then(|| s.value(i))
 }
 
-fn in_scope(scope: &Scope, mco: Option<&str>, hhp: Option<&str>) -> bool {
+fn in_scope(scope: &Audience, mco: Option<&str>, hhp: Option<&str>) -> bool {
     match scope {
-        Scope::All => true,
-        Scope::Mco(id) => mco == Some(id.as_str()),
-        Scope::Hhp(id) => hhp == Some(id.as_str()),
+        Audience::State => true,
+        Audience::Mco(id) => mco == Some(id.as_str()),
+        Audience::Hhp(id) => hhp == Some(id.as_str()),
     }
 }
 
@@ -730,7 +697,7 @@ impl Curve {
 
 /// Add these units of the detail (a pass's) to `c`: days from the anchor to the first follow-up
 /// within 30 days, over the denominator's units.
-fn add_to_curve(c: &mut Curve, detail: &[RecordBatch], scope: &Scope) -> Result<()> {
+fn add_to_curve(c: &mut Curve, detail: &[RecordBatch], scope: &Audience) -> Result<()> {
     for b in detail {
         let (Some(inden), Some(anchor), Some(hit), Some(date), Some(mco), Some(hhp)) = (
             column(b, "in_denominator", &DataType::Boolean)?,
@@ -778,7 +745,7 @@ fn add_to_curve(c: &mut Curve, detail: &[RecordBatch], scope: &Scope) -> Result<
 async fn open_gaps(
     engine: &Engine,
     m: &Measure,
-    scope: &Scope,
+    scope: &Audience,
     cutoff: NaiveDate,
     still_enrolled: &BTreeSet<String>,
 ) -> Result<Vec<Gap>> {
@@ -883,7 +850,7 @@ async fn describe_events(engine: &Engine, gaps: Vec<Gap>, cutoff: NaiveDate) -> 
     }
     let list = |ids: BTreeSet<&str>| {
         ids.into_iter()
-            .map(crate::engine::sql_literal)
+            .map(crate::compile::sql::string)
             .collect::<Vec<_>>()
             .join(", ")
     };

@@ -28,7 +28,8 @@ use crate::definitions::Definitions;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::output::Staged;
-pub use gather::{Audience, Quarter};
+use crate::privacy::Audience;
+pub use gather::Quarter;
 
 /// What `hhq report` is asked for.
 #[derive(Debug, Clone)]
@@ -136,7 +137,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
                 &inputs,
                 opts.memory_limit,
                 &opts.engine,
-                &opts.audience.scope(),
+                &opts.audience,
             )
             .await?,
         ),

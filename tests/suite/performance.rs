@@ -468,7 +468,7 @@ fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 async fn a_run_in_member_passes_writes_what_one_pass_writes() {
     let dir = tempfile::tempdir().unwrap();
     let hhp = hhq::privacy::Privacy {
-        audience: hhq::engine::Scope::Hhp("HHP-02".into()),
+        audience: hhq::privacy::Audience::Hhp("HHP-02".into()),
         pseudonymizer: Some(
             hhq::privacy::Pseudonymizer::new(b"a key of at least sixteen bytes").unwrap(),
         ),

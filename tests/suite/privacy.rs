@@ -236,7 +236,8 @@ fn pseudonyms_replace_member_ids_and_the_key_is_written_nowhere() {
 
 use hhq::definitions::Definitions;
 use hhq::distributed::Backend;
-use hhq::engine::{Engine, Inputs, Scope};
+use hhq::engine::{Engine, Inputs};
+use hhq::privacy::Audience;
 
 /// Time each query may take.
 const LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
@@ -245,7 +246,7 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
-async fn scoped(scope: &Scope) -> Engine {
+async fn scoped(scope: &Audience) -> Engine {
     let root = common::root();
     let defs = Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
     Engine::open_scoped(
@@ -316,7 +317,7 @@ fn catalogue(engine: &Engine) -> BTreeSet<String> {
 #[test]
 fn a_scoped_session_registers_the_audience_views_and_nothing_else() {
     let rt = runtime();
-    let engine = rt.block_on(scoped(&Scope::Hhp("HHP-01".into())));
+    let engine = rt.block_on(scoped(&Audience::Hhp("HHP-01".into())));
     let root = common::root();
     let defs = Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
     let mut expected: BTreeSet<String> = hhq::engine::extract_names()
@@ -333,7 +334,7 @@ fn a_scoped_session_registers_the_audience_views_and_nothing_else() {
     assert_eq!(found, expected, "the scoped session's catalogue");
     assert!(!found.iter().any(|t| t.ends_with("__raw")));
     // The state's own session also has the Parquet tables, for its scan floor: the difference.
-    let state = rt.block_on(scoped(&Scope::All));
+    let state = rt.block_on(scoped(&Audience::State));
     for e in hhq::extract::contract::EXTRACTS {
         expected.insert(format!("datafusion.public.{}__raw", e.name));
     }
@@ -393,8 +394,8 @@ fn queries(tables: &[String]) -> Vec<String> {
 fn no_query_of_a_scoped_session_reaches_another_member() {
     let rt = runtime();
     for (scope, column, id) in [
-        (Scope::Hhp("HHP-01".into()), "hhp_id", "HHP-01"),
-        (Scope::Mco("MCO-B".into()), "mco_id", "MCO-B"),
+        (Audience::Hhp("HHP-01".into()), "hhp_id", "HHP-01"),
+        (Audience::Mco("MCO-B".into()), "mco_id", "MCO-B"),
     ] {
         let audience = audience_members(column, id);
         assert!(!audience.is_empty());
@@ -435,7 +436,7 @@ proptest::proptest! {
     ) {
         let rt = runtime();
         let audience = audience_members("hhp_id", "HHP-02");
-        let engine = rt.block_on(scoped(&Scope::Hhp("HHP-02".into())));
+        let engine = rt.block_on(scoped(&Audience::Hhp("HHP-02".into())));
         let mut tables: Vec<String> = catalogue(&engine)
             .into_iter()
             .map(|t| t.rsplit('.').next().unwrap().to_string())
