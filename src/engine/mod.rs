@@ -73,7 +73,6 @@ pub struct PassDetail {
     pub took: std::time::Duration,
 }
 
-
 /// An MCO or partner the enrollment extract has never heard of is a typo, not an empty
 /// audience: the error names the known ones.
 async fn check_scope(ctx: &SessionContext, scope: &Audience) -> Result<()> {
