@@ -821,19 +821,7 @@ async fn replacement_loops_and_self_replacements_are_counted_and_resolved() {
     // A loop of two, one of three (M3 with two lines), a claim naming itself, a normal chain,
     // and a loop that a claim outside it replaces.
     let data = common::data_dir(
-        "member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to\n\
-         M1,L1,1,outpatient,replacement,L2,2025-05-01,2025-05-01\n\
-         M1,L2,1,outpatient,replacement,L1,2025-05-01,2025-05-01\n\
-         M1,M1,1,outpatient,replacement,M2,2025-05-02,2025-05-02\n\
-         M1,M2,1,outpatient,replacement,M3,2025-05-02,2025-05-02\n\
-         M1,M3,1,outpatient,replacement,M1,2025-05-02,2025-05-02\n\
-         M1,M3,2,outpatient,replacement,M1,2025-05-02,2025-05-02\n\
-         M1,S1,1,outpatient,replacement,S1,2025-05-03,2025-05-03\n\
-         M1,N1,1,outpatient,original,,2025-05-04,2025-05-04\n\
-         M1,N2,1,outpatient,replacement,N1,2025-05-04,2025-05-04\n\
-         M1,O1,1,outpatient,replacement,O2,2025-05-05,2025-05-05\n\
-         M1,O2,1,outpatient,replacement,O1,2025-05-05,2025-05-05\n\
-         M1,O3,1,outpatient,replacement,O1,2025-05-05,2025-05-05\n",
+        common::LOOP_CLAIMS,
         "contact_id,member_id,contact_date,hhp_id,service,mode,reached\n",
         "member_id,birth_date,sex,dual_eligible\nM1,1990-06-01,F,false\n",
         "member_id,span_type,start_date,end_date,mco_id,hhp_id,population,opted_out\n\

@@ -34,6 +34,23 @@ pub fn data_dir(
     dir
 }
 
+/// Claims with replacement loops: a loop of two (L1, L2), one of three (M1, M2, M3, with two
+/// lines of M3), a claim naming itself (S1), a normal chain (N1, N2), and a loop that a claim
+/// outside it replaces (O1, O2 by O3).
+pub const LOOP_CLAIMS: &str = "member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to\n\
+     M1,L1,1,outpatient,replacement,L2,2025-05-01,2025-05-01\n\
+     M1,L2,1,outpatient,replacement,L1,2025-05-01,2025-05-01\n\
+     M1,M1,1,outpatient,replacement,M2,2025-05-02,2025-05-02\n\
+     M1,M2,1,outpatient,replacement,M3,2025-05-02,2025-05-02\n\
+     M1,M3,1,outpatient,replacement,M1,2025-05-02,2025-05-02\n\
+     M1,M3,2,outpatient,replacement,M1,2025-05-02,2025-05-02\n\
+     M1,S1,1,outpatient,replacement,S1,2025-05-03,2025-05-03\n\
+     M1,N1,1,outpatient,original,,2025-05-04,2025-05-04\n\
+     M1,N2,1,outpatient,replacement,N1,2025-05-04,2025-05-04\n\
+     M1,O1,1,outpatient,replacement,O2,2025-05-05,2025-05-05\n\
+     M1,O2,1,outpatient,replacement,O1,2025-05-05,2025-05-05\n\
+     M1,O3,1,outpatient,replacement,O1,2025-05-05,2025-05-05\n";
+
 /// A minimal valid data directory: one member, one claim, one contact, enrolled all of 2025.
 pub fn minimal() -> tempfile::TempDir {
     data_dir(
