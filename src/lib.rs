@@ -32,8 +32,10 @@
 //! | measure model | [`definitions`] | everything a run reads (measures, value sets, blocks, cohorts), loaded and checked before anything runs |
 //! | compiler | [`functions`] | hhq's SQL functions and the one registry every session takes them from |
 //! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate); the same as a script DuckDB runs unchanged (`compile::duckdb`) |
+//! | planner | [`plan`] | the run plan, pure: passes over member ranges, queries side by side, the blocks kept for the run and each pass's in waves, each measure's stages and until which reader each is held; every memory-limit policy (`--memory-limit`, `--members-per-pass`); snapshot-tested |
+//! | engine | [`execute`] | the executor: carries a run plan out on an engine, pass by pass, each measure's detail into a sink, timings and progress to an observer; the one way `run`, `report`, `cohort`, `explain` and `profile` compute |
 //! | engine | [`coverage`] | the period and each measure's reach (look-backs, follow-up) checked against the days the data covers, before anything is computed: refused, cut to the data's last whole month with a caveat, or not reportable |
-//! | engine | [`engine`] | the DataFusion session; building blocks computed once; running a measure's detail in stages (two measures side by side, each in a session of its own), its aggregate and population; profiling and the scan floor |
+//! | engine | [`engine`] | the DataFusion session; the extracts' views over a pass's members; building blocks computed and kept as a plan says; a measure's detail in stages (measures side by side, each in a session of its own; steps shared within a pass), its aggregate and population; profiling and the scan floor |
 //! | engine | [`distributed`] | where queries run (`--engine`); with the feature `ballista`, the same queries on an Apache Ballista cluster (codecs carrying hhq's functions and in-memory tables, stage outputs compacted before Arrow IPC, `hhq cluster scheduler\|executor`) |
 //! | engine | [`quality`] | `hhq validate`: the data-quality checks, their policy, the profile and the gate before publishing |
 //! | engine | [`privacy`] | audience scoping and keyed pseudonyms of member ids |
@@ -69,6 +71,7 @@ pub mod distributed;
 pub mod engine;
 pub mod error;
 pub mod escape;
+pub mod execute;
 pub mod extract;
 pub mod fhir;
 pub mod functions;
@@ -79,6 +82,7 @@ pub mod measure;
 pub mod output;
 pub mod period;
 pub mod pipeline;
+pub mod plan;
 pub mod privacy;
 pub mod project;
 pub mod quality;

@@ -48,7 +48,7 @@ struct DefinitionDirs {
 struct MemoryArgs {
     /// Memory the query engine's operators may hold at once, e.g. 512M or 2G; beyond it sorts,
     /// aggregations and joins spill to a temporary directory (TMPDIR). Default: no limit
-    #[arg(long, value_name = "SIZE", value_parser = hhq::engine::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = hhq::plan::parse_size)]
     memory_limit: Option<usize>,
 }
 

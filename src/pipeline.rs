@@ -4,11 +4,10 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use futures::StreamExt;
 
 use crate::compile;
 use crate::definitions::Definitions;
-use crate::engine::{ClaimVersions, Engine, PassDetail, View};
+use crate::engine::{ClaimVersions, Engine, View};
 use crate::error::{Error, Result};
 use crate::extract::OpenedExtract;
 use crate::measure::{Stratifier, Unit};
@@ -48,7 +47,7 @@ pub struct RunOptions {
 
 /// Members a run computes at once by default: memory grows with the members of a pass, not of
 /// the state, and a pass of this size stays within a few gigabytes (docs/benchmarks.md).
-pub use crate::engine::MEMBERS_PER_PASS;
+pub use crate::plan::MEMBERS_PER_PASS;
 
 /// What a run did, without member-level data.
 #[derive(Debug, Clone)]
@@ -138,14 +137,14 @@ impl RunSummary {
         note(
             format!(
                 "memory: at most {} held in the query engine's pool{}{}",
-                crate::engine::format_size(m.peak_reserved),
+                crate::plan::format_size(m.peak_reserved),
                 m.limit
-                    .map(|l| format!(" (--memory-limit {})", crate::engine::format_size(l)))
+                    .map(|l| format!(" (--memory-limit {})", crate::plan::format_size(l)))
                     .unwrap_or_default(),
                 if m.spilled_bytes > 0 {
                     format!(
                         "; {} spilled to disk",
-                        crate::engine::format_size(m.spilled_bytes)
+                        crate::plan::format_size(m.spilled_bytes)
                     )
                 } else {
                     String::new()
@@ -267,7 +266,7 @@ impl Timings {
                 .strip_prefix("  building block ")
                 .and_then(|b| self.sizes.get(b))
                 .map(|(rows, bytes)| {
-                    format!(" ({rows} rows, {})", crate::engine::format_size(*bytes))
+                    format!(" ({rows} rows, {})", crate::plan::format_size(*bytes))
                 })
                 .unwrap_or_default();
             out.push_str(&format!("{:>9.3} s  {stage}{size}\n", d.as_secs_f64()));
@@ -362,6 +361,44 @@ fn benchmarks_csv(state: &[ResultRow]) -> String {
     out
 }
 
+/// What a run's executor reports, into the run's timings and its progress bar.
+struct Progress<'a> {
+    timings: &'a mut Timings,
+    bar: &'a indicatif::ProgressBar,
+    jobs: &'a [crate::execute::Job<'a>],
+}
+
+impl crate::execute::Observer for Progress<'_> {
+    fn blocks(&mut self, pass: usize, built: &[crate::engine::Built], took: std::time::Duration) {
+        // The blocks kept for the run are timed as a stage of their own.
+        if pass == 0 {
+            return;
+        }
+        for b in built {
+            self.timings.add_block(b);
+        }
+        self.timings.add("building blocks", took);
+        self.bar.inc(1);
+    }
+
+    fn detail(
+        &mut self,
+        job: usize,
+        _: &[datafusion::arrow::array::RecordBatch],
+        took: std::time::Duration,
+    ) -> Result<()> {
+        let id = &self.jobs[job].compiled.id;
+        self.bar.set_message(id.clone());
+        self.timings.add(format!("  measure {id}"), took);
+        self.bar.inc(1);
+        Ok(())
+    }
+
+    fn measures(&mut self, _: usize, took: std::time::Duration) {
+        self.timings.add("measures", took);
+    }
+}
+
 /// One run in one session: the state's (`state: None`), or an audience's in a scoped session
 /// over the period and cut-off of the state's run given.
 async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSummary> {
@@ -376,9 +413,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     timings.lap("data-quality profile");
     // The blocks marked `hhq: keep` first, over every member: the cut-off and the claim versions
     // read claims_final, which reads them, and would each compute them again.
-    engine
-        .materialize(&std::collections::BTreeSet::new())
-        .await?;
+    crate::execute::keep_for_run(&engine, &mut ()).await?;
     timings.lap("blocks kept for the run");
     // An audience's period and cut-off are the state's: its own members' latest claim is not
     // the end of the data.
@@ -438,13 +473,18 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     timings.lap("claim versions");
 
     // A state's members in passes of at most `members_per_pass`, so that memory follows the
-    // pass, not the state (see `detail`). Blocks marked `hhq: keep` are computed once, over
-    // every member (a replacement may name a claim filed under another member id).
-    let ranges = member_passes(&engine, opts.members_per_pass).await?;
-    if ranges.len() > 1 {
-        timings.lap(format!("member ranges ({} passes)", ranges.len()));
+    // pass, not the state (see `detail`): the plan says what each computes and holds.
+    let plan = crate::execute::plan(
+        &engine,
+        &compiled.iter().collect::<Vec<_>>(),
+        &blocks_needed(&engine, &selected),
+        opts.members_per_pass,
+    )
+    .await?;
+    if plan.passes.len() > 1 {
+        timings.lap(format!("member ranges ({} passes)", plan.passes.len()));
     }
-    let bar = progress((ranges.len() * (selected.len() + 1) + selected.len()) as u64);
+    let bar = progress((plan.passes.len() * (selected.len() + 1) + selected.len()) as u64);
     // The output directory is written whole (see `output::Staged`): a failure or a kill leaves the
     // previous outputs as they were, and no file of an earlier run (a measure not run now, an
     // audience's benchmarks) lingers.
@@ -463,53 +503,27 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
         let parquet = staged.file(format!("detail/{}.parquet", c.id))?;
         spool.write_detail(&c.id, parquet, opts.privacy.clone());
     }
-    let mut spooler = crate::detail::DetailSink::new(spool);
-    let mut planned_schemas = std::collections::BTreeMap::new();
-    // The order measures start in a pass: the longest in the pass before first, so that a pass
-    // does not end on a long measure running alone on one core while the other idles.
-    let mut order: Vec<usize> = (0..compiled.len()).collect();
-    let mut took_last = vec![std::time::Duration::ZERO; compiled.len()];
-    for range in &ranges {
-        engine.focus(range).await?;
-        let started = std::time::Instant::now();
-        for built in materialize(&engine, &selected, &bar).await? {
-            timings.add_block(&built);
-        }
-        timings.add("building blocks", started.elapsed());
-        engine.share_steps(&compiled);
-        // Each measure's detail spooled on a thread of its own, as the others compute; all of
-        // a pass's before the next pass's.
-        let started = std::time::Instant::now();
-        order.sort_by_key(|&i| std::cmp::Reverse(took_last[i]));
-        let mut details = engine.details(order.iter().map(|&i| &compiled[i]));
-        while let Some(done) = details.next().await {
-            let PassDetail {
-                index,
-                batches,
-                planned,
-                took,
-            } = done?;
-            let index = order[index];
-            took_last[index] = took;
-            let id = compiled[index].id.clone();
-            bar.set_message(id.clone());
-            if !spooler.has_columns(&id) {
-                let read = engine
-                    .summary_columns(&compiled[index], planned.clone(), &views)
-                    .await?;
-                spooler.set_columns(&id, read);
-            }
-            planned_schemas.insert(id.clone(), planned);
-            timings.add(format!("  measure {id}"), took);
-            spooler.append(id, batches);
-            bar.inc(1);
-        }
-        spooler.settle().await?;
-        timings.add("measures", started.elapsed());
-    }
-    let mut spool = spooler.finish().await?;
-    // The extracts' views over every member again (and the last pass's blocks freed).
-    engine.focus(&crate::engine::MemberRange::default()).await?;
+    let mut sink = crate::detail::DetailSink::new(spool);
+    let jobs: Vec<crate::execute::Job> = compiled
+        .iter()
+        .map(|c| crate::execute::Job {
+            key: c.id.clone(),
+            compiled: c,
+            views: &views,
+        })
+        .collect();
+    let mut observer = Progress {
+        timings: &mut timings,
+        bar: &bar,
+        jobs: &jobs,
+    };
+    let planned = crate::execute::run(&engine, &plan, &jobs, &mut sink, &mut observer).await?;
+    let planned_schemas: std::collections::BTreeMap<&str, _> = compiled
+        .iter()
+        .map(|c| c.id.as_str())
+        .zip(planned)
+        .collect();
+    let mut spool = sink.finish().await?;
     timings.lap("member passes: views and progress");
 
     let mut rows = Vec::new();
@@ -517,7 +531,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     let mut no_csv = Vec::new();
     for c in &compiled {
         bar.set_message(format!("writing {}", c.id));
-        let spooled = spool.finish(&c.id, &planned_schemas[&c.id])?;
+        let spooled = spool.finish(&c.id, &planned_schemas[c.id.as_str()])?;
         let (all, mut viewed) = engine
             .summarise(c, spooled.table(partitions)?, &views)
             .await?;
@@ -705,46 +719,63 @@ pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Resu
     let rows = crate::quality::count_rows(engine.context(), &engine.extracts).await?;
     engine.skip_row_rules(&rows.clean()).await?;
     let started = std::time::Instant::now();
-    if let Some(k) = pass {
-        let ranges = member_passes(&engine, opts.members_per_pass).await?;
-        let range = ranges.get(k.saturating_sub(1)).ok_or_else(|| {
+    // The members of pass `k` of a run's plan, or every member.
+    let members = |plan: &crate::plan::RunPlan| -> Result<crate::plan::MemberRange> {
+        let Some(k) = pass else {
+            return Ok(crate::plan::MemberRange::default());
+        };
+        let pass = plan.passes.get(k.saturating_sub(1)).ok_or_else(|| {
             Error::Usage(format!(
                 "--pass {k}: a run over these data makes {} pass(es)",
-                ranges.len()
+                plan.passes.len()
             ))
         })?;
-        engine.focus(range).await?;
-    }
+        Ok(pass.members.clone())
+    };
+    let mut built = Recorded::default();
     let (blocks, plan) = match defs.measures.iter().find(|m| m.id == what) {
         Some(m) => {
             let period = choose_period(
                 opts,
                 engine.data_cutoff(opts.quality.as_of_or_today()).await?,
             )?;
-            let mut blocks: Vec<_> = engine
-                .materialize(&blocks_needed(&engine, &[m]))
-                .await?
-                .into_iter()
-                .map(|b| (format!("building block {b}"), b.took))
-                .collect();
             let compiled = compile::compile(m, engine.catalog(), &period)?;
-            let (steps, plan) = engine.explain_measure(&compiled).await?;
+            let plan = crate::execute::plan(
+                &engine,
+                &[&compiled],
+                &blocks_needed(&engine, &[m]),
+                opts.members_per_pass,
+            )
+            .await?;
+            let plan = plan.clone().only(members(&plan)?);
+            let mut executor = crate::execute::Executor::start(&engine, &plan, &mut built).await?;
+            executor.next_pass(&mut built).await?;
+            let (steps, text) = engine.explain_measure(&plan.measures[0]).await?;
+            let mut blocks = built.named();
             blocks.extend(steps.into_iter().map(|(s, d)| (format!("step {s}"), d)));
-            (blocks, plan)
+            (blocks, text)
         }
         None if defs.blocks.iter().any(|b| b.name == what) => {
-            // As in a run: the blocks marked `hhq: keep` first (not the block itself).
-            let kept: Vec<_> = engine
-                .materialize(&std::collections::BTreeSet::new())
-                .await?
-                .into_iter()
-                .filter(|b| b.name != what)
-                .map(|b| (format!("building block {b}"), b.took))
+            // As in a run: the blocks marked `hhq: keep` first, over every member; not the
+            // block itself, which is profiled.
+            let plan =
+                crate::execute::plan(&engine, &[], &Default::default(), opts.members_per_pass)
+                    .await?;
+            let members = members(&plan)?;
+            let keep: std::collections::BTreeSet<&str> = engine
+                .blocks()
+                .iter()
+                .filter(|b| b.keep && b.name != what)
+                .map(|b| b.name.as_str())
                 .collect();
-            let plan = engine
+            let waves = crate::plan::waves(engine.blocks(), &keep);
+            let at_once = plan.queries_at_once;
+            built.0 = engine.build_blocks(&waves, None, at_once).await?;
+            engine.focus(&members).await?;
+            let text = engine
                 .explain_analyze(&format!("SELECT * FROM {what}"), what)
                 .await?;
-            (kept, plan)
+            (built.named(), text)
         }
         None => {
             return Err(Error::Usage(format!(
@@ -759,6 +790,25 @@ pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Resu
         plan,
         elapsed: started.elapsed(),
     })
+}
+
+/// The blocks an executor computed, as `hhq profile` lists them.
+#[derive(Default)]
+struct Recorded(Vec<crate::engine::Built>);
+
+impl Recorded {
+    fn named(&self) -> Vec<(String, std::time::Duration)> {
+        self.0
+            .iter()
+            .map(|b| (format!("building block {b}"), b.took))
+            .collect()
+    }
+}
+
+impl crate::execute::Observer for Recorded {
+    fn blocks(&mut self, _: usize, built: &[crate::engine::Built], _: std::time::Duration) {
+        self.0.extend_from_slice(built);
+    }
 }
 
 /// Why some of a measure's components are not reported (an input not supplied), if any.
@@ -800,7 +850,7 @@ async fn open(opts: &RunOptions) -> Result<(Definitions, Engine)> {
 
 /// The building blocks these measures read, given the optional inputs supplied: a numerator
 /// that needs a missing input is not computed, nor its blocks.
-fn blocks_needed<'a>(
+pub(crate) fn blocks_needed<'a>(
     engine: &Engine,
     measures: &[&'a crate::measure::Measure],
 ) -> std::collections::BTreeSet<&'a str> {
@@ -838,18 +888,6 @@ pub(crate) fn progress(steps: u64) -> indicatif::ProgressBar {
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
-}
-
-/// Compute once the building blocks these measures read (the bar's first step).
-pub(crate) async fn materialize(
-    engine: &Engine,
-    measures: &[&crate::measure::Measure],
-    bar: &indicatif::ProgressBar,
-) -> Result<Vec<crate::engine::Built>> {
-    bar.set_message("building blocks");
-    let took = engine.materialize(&blocks_needed(engine, measures)).await?;
-    bar.inc(1);
-    Ok(took)
 }
 
 /// Measure files (id, version, path), building-block files (name, path) and value-set files, as
@@ -1002,22 +1040,6 @@ pub fn conformance(
     Ok((gaps, failed))
 }
 
-/// The member ranges of a run or report in passes of about `per_pass` members; with more than
-/// one, the blocks marked `hhq: keep` are computed first, once over every member (a replacement
-/// may name a claim filed under another member id).
-pub(crate) async fn member_passes(
-    engine: &Engine,
-    per_pass: Option<usize>,
-) -> Result<Vec<crate::engine::MemberRange>> {
-    let ranges = engine.member_ranges(per_pass).await?;
-    if ranges.len() > 1 {
-        engine
-            .materialize(&std::collections::BTreeSet::new())
-            .await?;
-    }
-    Ok(ranges)
-}
-
 /// Profile the extracts and pass the publish gate: the profile, and the caveat to publish with
 /// when the policy allows failed checks. A refusing policy with a failed check is an error.
 pub(crate) async fn quality_gate(
@@ -1137,10 +1159,19 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
         engine.data_cutoff(opts.quality.as_of_or_today()).await?,
     )?;
     known_member(&engine, member_id).await?;
-    engine
-        .focus(&crate::engine::MemberRange::only(member_id))
-        .await?;
     let compiled = compile::compile(&measure, engine.catalog(), &period)?;
+    // As a run computes the member's pass: the blocks kept for the run over every member (a
+    // replacement may be filed under another member id), the others over the member's rows.
+    let plan = crate::execute::plan(
+        &engine,
+        &[&compiled],
+        &blocks_needed(&engine, &[&measure]),
+        None,
+    )
+    .await?
+    .only(crate::plan::MemberRange::only(member_id));
+    let mut executor = crate::execute::Executor::start(&engine, &plan, &mut ()).await?;
+    executor.next_pass(&mut ()).await?;
     let sql = format!(
         "SELECT * FROM (\n{}\n) d WHERE d.member_id = {} ORDER BY d.anchor_date, d.unit_id",
         compiled.detail_sql(),

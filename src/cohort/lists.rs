@@ -772,11 +772,17 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
     };
     // Passes over member ranges, as `hhq run` makes them: memory follows the pass. Every rule
     // is about one member, so the passes' members and evidence, in id order, are the whole.
-    let ranges = crate::pipeline::member_passes(&engine, opts.members_per_pass).await?;
+    let plan = crate::execute::plan(
+        &engine,
+        &[],
+        &std::collections::BTreeSet::new(),
+        opts.members_per_pass,
+    )
+    .await?;
+    let mut executor = crate::execute::Executor::start(&engine, &plan, &mut ()).await?;
     let mut parts: Vec<CohortRun> = Vec::new();
     let mut batches: Vec<RecordBatch> = Vec::new();
-    for range in &ranges {
-        engine.focus(range).await?;
+    while executor.next_pass(&mut ()).await?.is_some() {
         let mut part = super::run(&engine, &definitions, as_of).await?;
         let wanted = wanted(&part, &opts.privacy.audience);
         batches.push(super::evidence(&engine, &mut part, &wanted).await?);

@@ -1,5 +1,5 @@
 //! Member-level detail across a run's passes. A run over more members than it holds at once
-//! computes them range by range (see [`crate::engine::Engine::member_ranges`]); each measure's
+//! computes them range by range (the passes of a [`crate::plan::RunPlan`]); each measure's
 //! detail from each pass is appended to a spool file (Arrow IPC, beside the staged outputs),
 //! from which the result rows are aggregated as from one table, and, for a run, to the
 //! measure's Parquet detail, encoded as it comes. So a run holds one pass's detail at most,
@@ -276,6 +276,24 @@ impl DetailSink {
         self.settle().await?;
         let spool = Arc::into_inner(self.spool).expect("every append settled");
         Ok(spool.into_inner().expect("not poisoned"))
+    }
+}
+
+impl crate::execute::Sink for DetailSink {
+    fn wants_columns(&self, key: &str) -> bool {
+        !self.has_columns(key)
+    }
+
+    fn set_columns(&mut self, key: &str, columns: Vec<String>) {
+        DetailSink::set_columns(self, key, columns);
+    }
+
+    fn append(&mut self, key: String, batches: Vec<RecordBatch>) {
+        DetailSink::append(self, key, batches);
+    }
+
+    async fn settle(&mut self) -> Result<()> {
+        DetailSink::settle(self).await
     }
 }
 

@@ -1,11 +1,13 @@
 //! The engine: one DataFusion session holding the extracts (checked against the contract), the
-//! building blocks registered as views over them, and the execution of compiled measures.
+//! building blocks registered as views over them, and the execution of compiled measures. What
+//! is computed when, and held until which reader, is a run plan's ([`crate::plan`]), which the
+//! executor ([`crate::execute`]) carries out through the engine's methods.
 
 mod overlay;
 mod pool;
 pub mod scan;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +40,7 @@ use crate::results::{self, ResultRow};
 
 use crate::definitions::Definitions;
 use crate::distributed::{Backend, connect};
+use crate::plan::{MeasureStages, MemberRange, format_size};
 use crate::privacy::Audience;
 
 /// How the claims extract resolved into final versions.
@@ -183,15 +186,19 @@ pub struct Engine {
     blocks: Vec<Block>,
     /// How the extracts' views read their rows now.
     views: Mutex<Views>,
-    /// Steps several measures of this pass compute alike (see [`Engine::share_steps`]).
-    shared: Mutex<SharedSteps>,
 }
 
 /// Steps (a measure's held common table expressions) that more than one measure of a pass
 /// computes alike: three member-month measures start from the same enrollee months. The first
-/// measure to need one computes it; it is held until the last has read it.
+/// measure to need one computes it; it is held until the last has read it. The executor makes
+/// one for each pass from the plan ([`Engine::share`]), over the views of that pass, and drops
+/// it with the pass.
+pub struct SharedSteps {
+    inner: Mutex<Sharing>,
+}
+
 #[derive(Default)]
-struct SharedSteps {
+struct Sharing {
     /// By [`crate::compile::Stage::key`]: how many of the pass's measures still to run read it.
     uses: std::collections::HashMap<String, usize>,
     /// Steps computed and still to be read, by key: their tables and the memory they hold.
@@ -204,39 +211,53 @@ struct SharedSteps {
 }
 
 impl SharedSteps {
+    /// How many shared steps are held now, computed and still to be read.
+    pub fn held(&self) -> usize {
+        self.inner.lock().expect("not poisoned").rows.len()
+    }
+
     /// The lock of a step other measures of the pass read too, if it is one.
-    fn lock(&mut self, key: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
-        self.uses
+    fn lock(&self, key: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        let mut s = self.inner.lock().expect("not poisoned");
+        s.uses
             .contains_key(key)
-            .then(|| self.computing.entry(key.to_string()).or_default().clone())
+            .then(|| s.computing.entry(key.to_string()).or_default().clone())
+    }
+
+    /// The table of a step another measure computed, if held.
+    fn table(&self, key: &str) -> Option<Arc<dyn TableProvider>> {
+        let s = self.inner.lock().expect("not poisoned");
+        s.rows.get(key).map(|(table, _)| table.clone())
     }
 
     /// Hold a step's table (`bytes` of memory) when another measure of the pass reads it too;
     /// whether held.
-    fn hold(&mut self, key: &str, table: &Arc<dyn TableProvider>, bytes: usize) -> bool {
-        if !self.uses.contains_key(key) {
+    fn hold(&self, key: &str, table: &Arc<dyn TableProvider>, bytes: usize) -> bool {
+        let mut s = self.inner.lock().expect("not poisoned");
+        if !s.uses.contains_key(key) {
             return false;
         }
-        if let Some(r) = &self.reservation {
+        if let Some(r) = &s.reservation {
             r.grow(bytes);
         }
-        self.rows.insert(key.to_string(), (table.clone(), bytes));
+        s.rows.insert(key.to_string(), (table.clone(), bytes));
         true
     }
 
     /// A measure has read the step of this key: the last reader frees it.
-    fn read(&mut self, key: &str) {
-        let Some(n) = self.uses.get_mut(key) else {
+    fn read(&self, key: &str) {
+        let mut s = self.inner.lock().expect("not poisoned");
+        let Some(n) = s.uses.get_mut(key) else {
             return;
         };
         *n -= 1;
         if *n > 0 {
             return;
         }
-        self.uses.remove(key);
-        self.computing.remove(key);
-        if let Some((_, bytes)) = self.rows.remove(key)
-            && let Some(r) = &self.reservation
+        s.uses.remove(key);
+        s.computing.remove(key);
+        if let Some((_, bytes)) = s.rows.remove(key)
+            && let Some(r) = &s.reservation
         {
             r.shrink(bytes);
         }
@@ -278,51 +299,11 @@ struct Views {
     range: MemberRange,
 }
 
-/// Member ids from `from` (inclusive) to `to` (exclusive), an open end unbounded: the members
-/// one pass of a run computes (see [`Engine::member_ranges`]). The default is every member.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MemberRange {
-    pub from: Option<String>,
-    pub to: Option<String>,
-}
-
-impl MemberRange {
-    /// The range holding one member id and no other (`hhq explain`).
-    pub fn only(id: &str) -> MemberRange {
-        MemberRange {
-            from: Some(id.to_string()),
-            to: Some(format!("{id}\u{0}")),
-        }
-    }
-
-    /// Whether `id` is in the range (the member ids a pass computes).
-    pub fn contains(&self, id: &str) -> bool {
-        self.from.as_deref().is_none_or(|f| id >= f) && self.to.as_deref().is_none_or(|t| id < t)
-    }
-
-    /// The SQL condition on `member_id`; `None` for every member.
-    fn filter(&self) -> Option<String> {
-        let lit = |v: &str| format!("'{}'", v.replace('\'', "''"));
-        let bounds: Vec<String> = [
-            self.from
-                .as_deref()
-                .map(|f| format!("member_id >= {}", lit(f))),
-            self.to
-                .as_deref()
-                .map(|t| format!("member_id < {}", lit(t))),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        (!bounds.is_empty()).then(|| bounds.join(" AND "))
-    }
-}
-
 /// What the engine knows of its memory beyond the pool itself.
 #[derive(Default)]
 struct MemoryUse {
     /// The materialised blocks' share of the pool, held as long as the engine (see
-    /// [`Engine::materialize`]).
+    /// [`Engine::build_blocks`]).
     blocks: Mutex<Option<MemoryReservation>>,
     /// The blocks kept in memory and their bytes in `blocks`' reservation.
     kept: Mutex<std::collections::BTreeMap<String, usize>>,
@@ -348,18 +329,6 @@ pub struct MemoryStats {
     /// Bytes spilled to disk because the limit was reached.
     pub spilled_bytes: usize,
 }
-
-/// Members a run computes at once, when neither `--members-per-pass` nor a memory limit says
-/// otherwise.
-pub const MEMBERS_PER_PASS: usize = 100_000;
-
-/// The pool memory a pass is given per row of its members' extracts under a memory limit
-/// (with its blocks, sorts' double reservations and merges): see docs/memory.md.
-pub const BYTES_PER_ROW: usize = 512;
-
-/// The fewest members per pass a memory limit makes: below it the passes' fixed costs (every
-/// pass reads the extracts' row groups and plans every measure) dominate.
-pub const MIN_MEMBERS_PER_PASS: usize = 1_000;
 
 /// The DataFusion session: hhq's SQL functions, and a memory pool. Without a limit the pool is
 /// unbounded (DataFusion's default, only counted). With one it is a [`pool::SharePool`]: sorts
@@ -403,47 +372,6 @@ fn session(memory_limit: Option<usize>) -> Result<SessionContext> {
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     crate::functions::register_fixed(&ctx);
     Ok(ctx)
-}
-
-/// A size for people: `64M`, `2G`, as `--memory-limit` takes it.
-pub fn format_size(bytes: usize) -> String {
-    const UNITS: [(usize, &str); 3] = [(1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
-    for (unit, suffix) in UNITS {
-        if bytes >= unit {
-            return match bytes % unit {
-                0 => format!("{}{suffix}", bytes / unit),
-                _ => format!("{:.1}{suffix}", bytes as f64 / unit as f64),
-            };
-        }
-    }
-    format!("{bytes}B")
-}
-
-/// A size as `--memory-limit` takes it: a number with an optional unit, `K`, `M`, `G` or `T`
-/// (powers of 1024, an optional trailing `B` or `iB`, any case); a bare number is bytes.
-pub fn parse_size(text: &str) -> std::result::Result<usize, String> {
-    let t = text.trim();
-    let upper = t.to_ascii_uppercase();
-    let unit_start = upper
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(upper.len());
-    let (number, unit) = upper.split_at(unit_start);
-    let shift = match unit.trim() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        "T" | "TB" | "TIB" => 40,
-        _ => return Err(format!("`{t}` is not a size: use e.g. 512M or 2G")),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{t}` is not a size: use e.g. 512M or 2G"))?;
-    let bytes = value * (1u64 << shift) as f64;
-    if !bytes.is_finite() || bytes < 1.0 || bytes >= usize::MAX as f64 {
-        return Err(format!("`{t}` is not a usable size: use e.g. 512M or 2G"));
-    }
-    Ok(bytes as usize)
 }
 
 impl Engine {
@@ -570,7 +498,6 @@ impl Engine {
             memory: MemoryUse::default(),
             blocks: defs.blocks.clone(),
             views: Mutex::new(Views::default()),
-            shared: Mutex::default(),
         })
     }
 
@@ -596,7 +523,8 @@ impl Engine {
     /// building blocks kept for the members before are dropped (those marked `hhq: keep` were
     /// computed over every member and stay, read as their rows of these members when they have
     /// a `member_id`). A run over more members than it should hold at once computes them range
-    /// by range (see [`Engine::member_ranges`]).
+    /// by range (the passes of a [`crate::plan::RunPlan`]); the steps a pass's measures share
+    /// are that pass's ([`SharedSteps`]), not the engine's.
     pub async fn focus(&self, range: &MemberRange) -> Result<()> {
         let mut views = self.views.lock().expect("not poisoned").clone();
         if views.range == *range {
@@ -606,98 +534,68 @@ impl Engine {
         self.define_views(views).await
     }
 
-    /// The measures this pass runs next, each once: a step two of them compute alike (the same
-    /// key) is computed by the first and kept for the others, then dropped after the last has
-    /// read it. Without it (or once the views change: [`Engine::focus`]) each measure computes
-    /// its own steps. Same rows either way: a step's key is its plan, over the same views.
-    pub fn share_steps<'a>(&self, compiled: impl IntoIterator<Item = &'a CompiledMeasure>) {
-        let mut uses = std::collections::HashMap::new();
-        for c in compiled {
-            for stage in self.stages(c) {
-                if stage.name != "detail" {
-                    *uses.entry(stage.key).or_insert(0) += 1;
-                }
-            }
+    /// The steps the measures of a pass share, as the plan has them
+    /// ([`crate::plan::RunPlan::shared_steps`]: each key and how many measures read it), held
+    /// in this engine's pool over the views as they are now. Same rows with or without: a
+    /// step's key is its plan, over the same views.
+    pub fn share(&self, uses: BTreeMap<String, usize>) -> SharedSteps {
+        let pool = &self.ctx.runtime_env().memory_pool;
+        SharedSteps {
+            inner: Mutex::new(Sharing {
+                uses: uses.into_iter().collect(),
+                rows: Default::default(),
+                reservation: Some(MemoryConsumer::new("steps shared by measures").register(pool)),
+                computing: Default::default(),
+            }),
         }
-        uses.retain(|_, n| *n > 1);
-        let pool = &self.ctx.runtime_env().memory_pool;
-        *self.shared.lock().expect("not poisoned") = SharedSteps {
-            uses,
-            rows: Default::default(),
-            reservation: Some(MemoryConsumer::new("steps shared by measures").register(pool)),
-            computing: Default::default(),
-        };
     }
 
-    /// How many shared steps are held now, computed and still to be read.
-    pub fn steps_held(&self) -> usize {
-        self.shared.lock().expect("not poisoned").rows.len()
-    }
-
-    /// A measure's stages as this engine runs them: under a memory limit none is kept (steps
-    /// stay CTEs: slower, bounded), nor one whose name an extract, block or input has.
-    fn stages(&self, compiled: &CompiledMeasure) -> Vec<crate::compile::Stage> {
-        let pool = &self.ctx.runtime_env().memory_pool;
-        let limited = matches!(pool.memory_limit(), MemoryLimit::Finite(_));
-        compiled.staged(|name| !limited && !self.ctx.table_exist(name).unwrap_or(true))
-    }
-
-    /// Members per pass when none is asked for, of `members`: [`MEMBERS_PER_PASS`], and under a
-    /// memory limit no more than the limit holds at [`BYTES_PER_ROW`] for each of their rows
-    /// (of every extract, in the proportion the data has): a pass whose sorts and joins fit in
-    /// the pool runs without spilling, and one far larger spills more than DataFusion's merges
-    /// can hold. Never fewer than [`MIN_MEMBERS_PER_PASS`].
-    pub fn pass_size(&self, members: usize) -> usize {
-        let MemoryLimit::Finite(limit) = self.ctx.runtime_env().memory_pool.memory_limit() else {
-            return MEMBERS_PER_PASS;
-        };
-        let rows: u64 = self.extracts.iter().map(|e| e.rows).sum();
-        let rows_per_member = (rows as f64 / members.max(1) as f64).max(1.0);
-        let fits = (limit as f64 / (rows_per_member * BYTES_PER_ROW as f64)) as usize;
-        fits.clamp(MIN_MEMBERS_PER_PASS, MEMBERS_PER_PASS)
-    }
-
-    /// How many queries (measures of a pass, building blocks) the engine runs side by side: two,
-    /// or one under a memory limit (the limit bounds one query's operators, not two at once).
-    pub fn queries_at_once(&self) -> usize {
+    /// The memory pool's limit, if any.
+    pub fn memory_limit(&self) -> Option<usize> {
         match self.ctx.runtime_env().memory_pool.memory_limit() {
-            MemoryLimit::Finite(_) => 1,
-            _ => 2,
+            MemoryLimit::Finite(n) => Some(n),
+            _ => None,
         }
     }
 
-    /// Member ranges of about `per_pass` members each (as many as the members extract lists,
-    /// in id order), together covering every possible id: one range when the members fit in one
-    /// pass. Ranges of ids, not a hash, so passes read only their members' row groups when the
-    /// extracts are sorted by member, and each pass's detail follows the last in id order.
-    /// `None`: [`MEMBERS_PER_PASS`], or under a memory limit [`Engine::pass_size`].
-    pub async fn member_ranges(&self, per_pass: Option<usize>) -> Result<Vec<MemberRange>> {
-        // A cluster holds no block between queries (see `materialize`): a pass would read the
-        // blocks kept for the run as its own members' rows, not the state's.
-        if !self.backend.is_local() {
-            return Ok(vec![MemberRange::default()]);
-        }
-        let ids = self
-            .texts("SELECT DISTINCT member_id FROM members WHERE member_id IS NOT NULL ORDER BY member_id")
-            .await?;
-        let per_pass = per_pass.unwrap_or_else(|| self.pass_size(ids.len()));
-        let passes = ids.len().div_ceil(per_pass.max(1)).max(1);
-        let size = ids.len().div_ceil(passes).max(1);
-        let bounds: Vec<String> = (1..passes).map(|p| ids[p * size].clone()).collect();
-        Ok((0..passes)
-            .map(|p| MemberRange {
-                from: p.checked_sub(1).map(|q| bounds[q].clone()),
-                to: bounds.get(p).cloned(),
+    /// The names of the session's tables (extracts, blocks, inputs): a measure's step of one
+    /// of these names is not held ([`crate::plan`]).
+    pub fn table_names(&self) -> BTreeSet<String> {
+        let catalog = self.ctx.catalog_names();
+        catalog
+            .iter()
+            .filter_map(|c| self.ctx.catalog(c))
+            .flat_map(|c| {
+                c.schema_names()
+                    .into_iter()
+                    .filter_map(move |s| c.schema(&s))
+                    .flat_map(|s| s.table_names())
             })
-            .collect())
+            .collect()
+    }
+
+    /// The building blocks, in dependency order.
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    /// The members extract's member ids, distinct and in order (the passes' bounds).
+    pub async fn member_ids(&self) -> Result<Vec<String>> {
+        self.texts(
+            "SELECT DISTINCT member_id FROM members WHERE member_id IS NOT NULL ORDER BY member_id",
+        )
+        .await
+    }
+
+    /// One measure's plan as this engine would run it alone.
+    fn measure_stages(&self, compiled: &CompiledMeasure) -> MeasureStages {
+        crate::plan::measure_stages(compiled, self.memory_limit(), &self.table_names())
     }
 
     /// Define the extracts' views as `views` says, then the building blocks again, since a view
     /// holds the plan of what it read when it was made. Blocks kept for the run (`hhq: keep`)
     /// stay; others kept are dropped, and their memory given back.
     async fn define_views(&self, views: Views) -> Result<()> {
-        // Steps computed over the views before are not those of the views now.
-        *self.shared.lock().expect("not poisoned") = SharedSteps::default();
         for opened in &self.extracts {
             let extract = extract::contract::EXTRACTS
                 .iter()
@@ -752,59 +650,45 @@ impl Engine {
         Ok(())
     }
 
-    /// Compute these building blocks (and those marked `hhq: keep`) once and keep them in
-    /// memory, so measures (and the many conditions of one measure) that read a block do not
-    /// each recompute it from the claims. Blocks are small next to the claims: a row per visit,
-    /// stay or episode.
+    /// Compute these building blocks, wave by wave ([`crate::plan::waves`]: a wave's blocks
+    /// side by side, `at_once` at a time), and keep them, so measures (and the many conditions
+    /// of one measure) that read a block do not each recompute it from the claims. Blocks are
+    /// small next to the claims: a row per visit, stay or episode. A block already kept is not
+    /// computed again.
     ///
-    /// Their memory is reserved in the pool, so operators see what is left. Under a memory limit
-    /// blocks may take a quarter of it at most (the rest is for the queries, and sorts and
-    /// aggregations over little memory spill much): a block that does not fit stays a view,
-    /// computed again by each query that reads it (slower, and bounded).
+    /// Their memory is reserved in the pool, so operators see what is left. Within `budget`
+    /// (the plan's, under a memory limit): a block that does not fit stays a view, computed
+    /// again by each query that reads it (slower, and bounded). Blocks marked `hhq: keep`
+    /// computed over every member are kept for the run whatever their size (some are right
+    /// only over every member, and every pass reads them); within a pass they are blocks of
+    /// the pass like any other.
     ///
-    /// Blocks that read none of the others still to compute are computed side by side, as
-    /// measures are ([`Engine::queries_at_once`]), then kept in dependency order.
-    ///
-    /// Returns each block computed, in dependency order.
-    pub async fn materialize(&self, names: &BTreeSet<&str>) -> Result<Vec<Built>> {
+    /// Returns each block computed, in the waves' order.
+    pub async fn build_blocks(
+        &self,
+        waves: &[Vec<String>],
+        budget: Option<usize>,
+        at_once: usize,
+    ) -> Result<Vec<Built>> {
         let mut took = Vec::new();
         let pool = &self.ctx.runtime_env().memory_pool;
-        let budget = match pool.memory_limit() {
-            MemoryLimit::Finite(limit) => limit / 4,
-            _ => usize::MAX,
-        };
+        let budget = budget.unwrap_or(usize::MAX);
         let held = self.memory.blocks.lock().expect("not poisoned").take();
         let reservation =
             held.unwrap_or_else(|| MemoryConsumer::new("materialised blocks").register(pool));
         let mut kept = self.memory.kept.lock().expect("not poisoned").clone();
-        // Over every member (before the passes, or a run of one pass), blocks marked `hhq: keep`
-        // are kept for the run whatever their size: some are right only over every member (a
-        // replacement claim may be filed under another member than the claim it supersedes), and
-        // a pass reads them. Within a pass they are blocks of the pass like any other.
-        let over_everyone =
-            self.views.lock().expect("not poisoned").range == MemberRange::default();
-        // In dependency order, so a block is read from the kept blocks it reads; blocks marked
-        // `hhq: keep` always, since larger ones read them.
-        let mut pending: Vec<&Block> = self
-            .blocks
-            .iter()
-            .filter(|b| b.keep || names.contains(b.name.as_str()))
-            .filter(|b| !kept.contains_key(&b.name) && self.catalog.blocks.contains_key(&b.name))
-            .collect();
-        while !pending.is_empty() {
-            // Those reading none still pending, directly or through a view; at least the first.
-            let mut wave: Vec<&Block> = pending
+        let over_everyone = self.views.lock().expect("not poisoned").range.is_everyone();
+        for names in waves {
+            let wave: Vec<&Block> = names
                 .iter()
-                .copied()
-                .filter(|b| !pending.iter().any(|p| self.block_reads(b, &p.name)))
+                .filter_map(|n| self.blocks.iter().find(|b| &b.name == n))
+                .filter(|b| !kept.contains_key(&b.name))
                 .collect();
-            if wave.is_empty() {
-                wave.push(pending[0]);
-            }
-            pending.retain(|p| !wave.iter().any(|b| b.name == p.name));
-            let computed = self
-                .side_by_side(wave.iter().map(|b| self.compute_block(b)).collect())
-                .await?;
+            let computed = side_by_side(
+                wave.iter().map(|b| self.compute_block(b)).collect(),
+                at_once,
+            )
+            .await?;
             for (block, (table, built)) in wave.iter().zip(computed) {
                 // Blocks on a cluster are on disk: no share of this process's memory.
                 let bytes = if self.scratch.is_some() {
@@ -907,38 +791,6 @@ impl Engine {
             self.ctx.register_table(name, table)?;
         }
         Ok(())
-    }
-
-    /// These jobs run side by side ([`Engine::queries_at_once`]), their outputs in the order
-    /// given; the first error stops them.
-    async fn side_by_side<T>(
-        &self,
-        jobs: Vec<impl std::future::Future<Output = Result<T>>>,
-    ) -> Result<Vec<T>> {
-        use futures::StreamExt;
-        let mut done: Vec<Option<T>> = jobs.iter().map(|_| None).collect();
-        let numbered = jobs
-            .into_iter()
-            .enumerate()
-            .map(|(i, job)| async move { job.await.map(|t| (i, t)) });
-        let mut running = futures::stream::iter(numbered).buffer_unordered(self.queries_at_once());
-        while let Some(finished) = running.next().await {
-            let (i, t) = finished?;
-            done[i] = Some(t);
-        }
-        Ok(done.into_iter().flatten().collect())
-    }
-
-    /// Whether `block` reads the block `name`, directly or through the blocks it reads.
-    fn block_reads(&self, block: &Block, name: &str) -> bool {
-        block.reads.iter().any(|r| {
-            r == name
-                || self
-                    .blocks
-                    .iter()
-                    .find(|b| &b.name == r)
-                    .is_some_and(|b| self.block_reads(b, name))
-        })
     }
 
     /// How much memory the engine has used so far.
@@ -1281,34 +1133,46 @@ impl Engine {
         .await
     }
 
-    /// A measure's member-level detail, and the schema its plan gives. DataFusion computes a
-    /// common table expression again at each reference, and a measure's candidates (or events,
-    /// or units) are read by every condition: so each step read more than once is computed
-    /// once, kept as a table of its name for the steps after it, and dropped when the detail is
-    /// done ([`CompiledMeasure::staged`]). Under a memory limit the steps stay CTEs: slower,
-    /// bounded.
+    /// A measure's member-level detail, computed alone, and the schema its plan gives.
+    /// DataFusion computes a common table expression again at each reference, and a measure's
+    /// candidates (or events, or units) are read by every condition: so each step read more
+    /// than once is computed once, kept as a table of its name for the steps after it, and
+    /// dropped when the detail is done ([`CompiledMeasure::staged`], as the plan holds them:
+    /// under a memory limit the steps stay CTEs, slower and bounded).
     pub async fn detail(
         &self,
         compiled: &CompiledMeasure,
     ) -> Result<(Vec<RecordBatch>, SchemaRef)> {
-        let what = format!("measure {}", compiled.id);
-        self.staged_detail(compiled, &what, &mut Vec::new(), &mut None)
+        self.compute_detail(&self.measure_stages(compiled), None)
             .await
     }
 
-    /// The details of these measures, as a pass computes them: side by side (two at a time, or
-    /// one: [`Engine::queries_at_once`]), each given as it is done. One measure's steps leave a
-    /// core idle much of the time (a hash table built, partitions merged, a small step's tail),
-    /// which another measure fills. Each measure's steps are tables in a session of its own.
+    /// A measure's member-level detail as the plan stages it, reading the steps other
+    /// measures of the pass computed alike from `shared`, and holding there those they read.
+    pub async fn compute_detail(
+        &self,
+        measure: &MeasureStages,
+        shared: Option<&SharedSteps>,
+    ) -> Result<(Vec<RecordBatch>, SchemaRef)> {
+        self.staged_detail(measure, shared, &mut Vec::new(), &mut None)
+            .await
+    }
+
+    /// The details of these measures, as a pass computes them: side by side, `at_once` at a
+    /// time, each given as it is done. One measure's steps leave a core idle much of the time (a
+    /// hash table built, partitions merged, a small step's tail), which another measure fills.
+    /// Each measure's steps are tables in a session of its own.
     pub fn details<'a>(
         &'a self,
-        compiled: impl IntoIterator<Item = &'a CompiledMeasure> + 'a,
+        measures: impl IntoIterator<Item = &'a MeasureStages> + 'a,
+        shared: &'a SharedSteps,
+        at_once: usize,
     ) -> impl futures::Stream<Item = Result<PassDetail>> + 'a {
         use futures::StreamExt;
-        let jobs = compiled.into_iter().enumerate();
-        futures::stream::iter(jobs.map(move |(index, c)| async move {
+        let jobs = measures.into_iter().enumerate();
+        futures::stream::iter(jobs.map(move |(index, m)| async move {
             let started = std::time::Instant::now();
-            let (batches, planned) = self.detail(c).await?;
+            let (batches, planned) = self.compute_detail(m, Some(shared)).await?;
             Ok(PassDetail {
                 index,
                 batches,
@@ -1316,20 +1180,19 @@ impl Engine {
                 took: started.elapsed(),
             })
         }))
-        .buffer_unordered(self.queries_at_once())
+        .buffer_unordered(at_once.max(1))
     }
 
     /// A measure as a run computes it, its detail query under `EXPLAIN ANALYZE` (`hhq profile`):
     /// how long each kept step took, and the detail's plan with each operator's metrics.
     pub async fn explain_measure(
         &self,
-        compiled: &CompiledMeasure,
+        measure: &MeasureStages,
     ) -> Result<(Vec<(String, std::time::Duration)>, String)> {
         let mut took = Vec::new();
         let mut plans = Some(String::new());
-        let what = format!("measure {}", compiled.id);
         let (batches, _) = self
-            .staged_detail(compiled, &what, &mut took, &mut plans)
+            .staged_detail(measure, None, &mut took, &mut plans)
             .await?;
         let mut text = plans.unwrap_or_default();
         text.push_str("detail:\n");
@@ -1337,44 +1200,40 @@ impl Engine {
         Ok((took, text))
     }
 
-    /// [`Engine::detail`], recording each kept step's time in `took`; with `plans` (profiling),
-    /// each kept step's physical plan with its metrics is appended to it and the last stage runs
-    /// under `EXPLAIN ANALYZE`, its batches the plan.
+    /// [`Engine::compute_detail`], recording each kept step's time in `took`; with `plans`
+    /// (profiling), each kept step's physical plan with its metrics is appended to it and the
+    /// last stage runs under `EXPLAIN ANALYZE`, its batches the plan.
     async fn staged_detail(
         &self,
-        compiled: &CompiledMeasure,
-        what: &str,
+        measure: &MeasureStages,
+        shared: Option<&SharedSteps>,
         took: &mut Vec<(String, std::time::Duration)>,
         plans: &mut Option<String>,
     ) -> Result<(Vec<RecordBatch>, SchemaRef)> {
+        let what = &format!("measure {}", measure.id);
         let explain = plans.is_some();
         let pool = &self.ctx.runtime_env().memory_pool;
-        let stages = self.stages(compiled);
-        let reservation = MemoryConsumer::new(format!("steps of {}", compiled.id)).register(pool);
+        let stages = &measure.stages;
+        // Profiling computes every step itself.
+        let shared = shared.filter(|_| !explain);
+        let reservation = MemoryConsumer::new(format!("steps of {}", measure.id)).register(pool);
         // The steps are tables of their CTE names in a session of the measure's own, so that
         // measures computed side by side do not meet; dropped with it.
         let ctx = overlay::session_over(&self.ctx);
         let result = async {
-            for stage in &stages {
+            for stage in stages {
                 let last = stage.name == "detail";
                 let started = std::time::Instant::now();
                 // A step other measures of the pass read too: one computes it, the others wait.
-                let lock = (!last && !explain)
-                    .then(|| self.shared.lock().expect("not poisoned").lock(&stage.key))
-                    .flatten();
+                let lock = shared.filter(|_| !last).and_then(|s| s.lock(&stage.key));
                 let _computing = match &lock {
                     Some(lock) => Some(lock.lock().await),
                     None => None,
                 };
-                // A step another measure of the pass computed alike (not when profiling).
-                let shared = (!last && !explain)
-                    .then(|| {
-                        let shared = self.shared.lock().expect("not poisoned");
-                        shared.rows.get(&stage.key).cloned()
-                    })
-                    .flatten();
-                let table = match shared {
-                    Some((table, _)) => table,
+                // A step another measure of the pass computed alike.
+                let computed = shared.filter(|_| !last).and_then(|s| s.table(&stage.key));
+                let table = match computed {
+                    Some(table) => table,
                     None => {
                         let sql = if last && explain {
                             format!("EXPLAIN ANALYZE {}", stage.sql)
@@ -1410,12 +1269,8 @@ impl Engine {
                                 (table, bytes)
                             }
                         };
-                        let kept_for_others = !explain
-                            && self
-                                .shared
-                                .lock()
-                                .expect("not poisoned")
-                                .hold(&stage.key, &table, bytes);
+                        let kept_for_others =
+                            shared.is_some_and(|s| s.hold(&stage.key, &table, bytes));
                         if !kept_for_others {
                             reservation.grow(bytes);
                         }
@@ -1429,9 +1284,8 @@ impl Engine {
         }
         .await;
         drop(ctx);
-        if !explain {
-            let mut shared = self.shared.lock().expect("not poisoned");
-            for stage in &stages {
+        if let Some(shared) = shared {
+            for stage in stages {
                 shared.read(&stage.key);
             }
         }
@@ -1609,6 +1463,26 @@ impl Engine {
             .collect::<Result<Vec<_>>>()?;
         Ok((parts, plan))
     }
+}
+
+/// These jobs run side by side, `at_once` at a time, their outputs in the order given; the
+/// first error stops them.
+async fn side_by_side<T>(
+    jobs: Vec<impl std::future::Future<Output = Result<T>>>,
+    at_once: usize,
+) -> Result<Vec<T>> {
+    use futures::StreamExt;
+    let mut done: Vec<Option<T>> = jobs.iter().map(|_| None).collect();
+    let numbered = jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, job)| async move { job.await.map(|t| (i, t)) });
+    let mut running = futures::stream::iter(numbered).buffer_unordered(at_once.max(1));
+    while let Some(finished) = running.next().await {
+        let (i, t) = finished?;
+        done[i] = Some(t);
+    }
+    Ok(done.into_iter().flatten().collect())
 }
 
 /// The session's name of a measure's detail table, and the name quoted for SQL: a name no
@@ -1826,29 +1700,5 @@ fn normalise(t: &DataType) -> DataType {
     match t {
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         other => other.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_and_print() {
-        assert_eq!(parse_size("512M"), Ok(512 << 20));
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert_eq!(parse_size("2gib"), Ok(2 << 30));
-        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
-        assert_eq!(parse_size("64 MB"), Ok(64 << 20));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        for bad in ["", "M", "12X", "-5M", "0", "1e3M", "5M5"] {
-            let e = parse_size(bad).unwrap_err();
-            assert!(e.contains("size"), "{bad}: {e}");
-        }
-        assert_eq!(format_size(64 << 20), "64M");
-        assert_eq!(format_size(3 << 29), "1.5G");
-        assert_eq!(format_size(767_624), "749.6K");
-        assert_eq!(format_size(2 << 30), "2G");
-        assert_eq!(format_size(1000), "1000B");
     }
 }

@@ -72,8 +72,8 @@ impl fmt::Display for SharePool {
         write!(
             f,
             "share(used: {}, pool_size: {}, spilling consumers holding memory: {})",
-            crate::engine::format_size(state.used()),
-            crate::engine::format_size(self.size),
+            crate::plan::format_size(state.used()),
+            crate::plan::format_size(self.size),
             state.spilling.len()
         )
     }
@@ -140,10 +140,10 @@ impl MemoryPool for SharePool {
             return Err(DataFusionError::ResourcesExhausted(format!(
                 "Failed to allocate additional {} for {} with {} already allocated for this \
                  reservation - {} remain available to it in the total memory pool: {}",
-                crate::engine::format_size(additional),
+                crate::plan::format_size(additional),
                 consumer.name(),
-                crate::engine::format_size(reservation.size()),
-                crate::engine::format_size(allowed),
+                crate::plan::format_size(reservation.size()),
+                crate::plan::format_size(allowed),
                 self
             )));
         }

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use chrono::{Datelike, Days, Months, NaiveDate};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use futures::StreamExt;
 
 use crate::compile;
-use crate::engine::{ClaimVersions, Engine, MemberRange, View};
+use crate::engine::{ClaimVersions, Engine, View};
 use crate::error::{Error, Result};
+use crate::execute::{Held, Job, Observer};
 use crate::extract::OpenedExtract;
 use crate::measure::{Measure, Stratifier};
 use crate::period::Period;
@@ -534,6 +534,34 @@ pub async fn gather(
     })
 }
 
+/// A report's executor observer: the report year's follow-up curves, added to as each pass's
+/// detail is done, and the progress bar.
+struct Curves<'a> {
+    jobs: &'a [(usize, bool, compile::CompiledMeasure)],
+    follow_ups: &'a BTreeSet<usize>,
+    scope: &'a Audience,
+    curves: BTreeMap<usize, Curve>,
+    bar: &'a indicatif::ProgressBar,
+}
+
+impl Observer for Curves<'_> {
+    fn blocks(&mut self, pass: usize, _: &[crate::engine::Built], _: std::time::Duration) {
+        if pass > 0 {
+            self.bar.inc(1);
+        }
+    }
+
+    fn detail(&mut self, job: usize, detail: &[RecordBatch], _: std::time::Duration) -> Result<()> {
+        let (mi, is_current, compiled) = &self.jobs[job];
+        self.bar.set_message(compiled.id.clone());
+        if *is_current && self.follow_ups.contains(mi) {
+            let curve = self.curves.entry(*mi).or_insert_with(Curve::zeros);
+            add_to_curve(curve, detail, self.scope)?;
+        }
+        Ok(())
+    }
+}
+
 /// What one session computed for a report: per job, the rows of its whole population and of
 /// each view; per follow-up measure, the report year's curve of `curve_scope`'s units.
 struct Computed {
@@ -564,75 +592,62 @@ async fn compute(
             &views[..views.len() - current_only]
         }
     };
-    let ranges = crate::pipeline::member_passes(engine, members_per_pass).await?;
     let selected: Vec<&Measure> = measures.iter().collect();
-    let mut spooler = match ranges.len() {
-        1 => None,
-        _ => Some(crate::detail::DetailSink::new(crate::detail::Spool::new(
-            &std::env::temp_dir(),
-        )?)),
+    let compiled: Vec<&compile::CompiledMeasure> = jobs.iter().map(|(_, _, c)| c).collect();
+    let plan = crate::execute::plan(
+        engine,
+        &compiled,
+        &crate::pipeline::blocks_needed(engine, &selected),
+        members_per_pass,
+    )
+    .await?;
+    let work: Vec<Job> = jobs
+        .iter()
+        .enumerate()
+        .map(|(k, (_, is_current, c))| Job {
+            key: format!("{k}"),
+            compiled: c,
+            views: views_of(*is_current),
+        })
+        .collect();
+    let mut observer = Curves {
+        jobs,
+        follow_ups,
+        scope: curve_scope,
+        curves: BTreeMap::new(),
+        bar,
     };
-    let mut held: Vec<Option<Vec<RecordBatch>>> = vec![None; jobs.len()];
-    let mut planned: Vec<Option<SchemaRef>> = vec![None; jobs.len()];
-    let mut curves: BTreeMap<usize, Curve> = BTreeMap::new();
-    for range in &ranges {
-        engine.focus(range).await?;
-        crate::pipeline::materialize(engine, &selected, bar).await?;
-        engine.share_steps(jobs.iter().map(|(_, _, c)| c));
-        let mut details = engine.details(jobs.iter().map(|(_, _, c)| c));
-        while let Some(done) = details.next().await {
-            let done = done?;
-            let (k, detail, plan) = (done.index, done.batches, done.planned);
-            let (mi, is_current, compiled) = &jobs[k];
-            bar.set_message(compiled.id.clone());
-            if *is_current && follow_ups.contains(mi) {
-                let curve = curves.entry(*mi).or_insert_with(Curve::zeros);
-                add_to_curve(curve, &detail, curve_scope)?;
-            }
-            match spooler.as_mut() {
-                Some(s) => {
-                    let id = format!("{k}");
-                    if !s.has_columns(&id) {
-                        let read = engine
-                            .summary_columns(compiled, plan.clone(), views_of(*is_current))
-                            .await?;
-                        s.set_columns(&id, read);
-                    }
-                    s.append(id, detail)
-                }
-                None => held[k] = Some(detail),
-            }
-            planned[k] = Some(plan);
+    // With one pass the details are held in memory; with more, each is spooled to disk pass by
+    // pass and aggregated from there.
+    let mut spool = None;
+    let mut held = Held::default();
+    let planned = match plan.passes.len() {
+        1 => crate::execute::run(engine, &plan, &work, &mut held, &mut observer).await?,
+        _ => {
+            let mut sink =
+                crate::detail::DetailSink::new(crate::detail::Spool::new(&std::env::temp_dir())?);
+            let planned =
+                crate::execute::run(engine, &plan, &work, &mut sink, &mut observer).await?;
+            spool = Some(sink.finish().await?);
+            planned
         }
-        if let Some(s) = spooler.as_mut() {
-            s.settle().await?;
-        }
-    }
-    let mut spool = match spooler {
-        Some(s) => Some(s.finish().await?),
-        None => None,
     };
-    // The extracts' views over every member again.
-    engine.focus(&MemberRange::default()).await?;
+    let curves = observer.curves;
     let partitions = engine.context().copied_config().target_partitions();
     let mut summaries = Vec::with_capacity(jobs.len());
-    for (k, (_, is_current, compiled)) in jobs.iter().enumerate() {
-        let plan = planned[k].clone().expect("every job computed");
-        let table: Arc<dyn TableProvider> = match (spool.as_mut(), held[k].take()) {
-            (Some(s), _) => s.finish(&format!("{k}"), &plan)?.table(partitions)?,
-            (None, detail) => {
-                let detail = detail.unwrap_or_default();
+    for (k, job) in work.iter().enumerate() {
+        let plan = planned[k].clone();
+        let table: Arc<dyn TableProvider> = match spool.as_mut() {
+            Some(s) => s.finish(&job.key, &plan)?.table(partitions)?,
+            None => {
+                let detail = held.details.remove(&job.key).unwrap_or_default();
                 // The batches' schema can differ from the plan's in nullability; theirs is the
                 // truth.
                 let schema = detail.first().map_or(plan, |b| b.schema());
                 Arc::new(MemTable::try_new(schema, vec![detail])?)
             }
         };
-        summaries.push(
-            engine
-                .summarise(compiled, table, views_of(*is_current))
-                .await?,
-        );
+        summaries.push(engine.summarise(job.compiled, table, job.views).await?);
     }
     drop(spool);
     Ok(Computed { summaries, curves })

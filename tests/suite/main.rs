@@ -22,6 +22,7 @@ mod hostile;
 mod measures;
 mod memory;
 mod performance;
+mod plan;
 mod portable;
 mod privacy;
 mod project;

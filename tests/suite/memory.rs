@@ -165,16 +165,17 @@ fn a_size_that_is_not_one_is_a_usage_error() {
 
 /// Under a limit a run computes as many members at once as the limit holds at
 /// `BYTES_PER_ROW` per row of their extracts, between the floor and the default; without one,
-/// the default.
+/// the default. The plan's passes follow from the data's rows per member.
 #[tokio::test]
 async fn a_limit_sets_the_members_per_pass_from_the_rows_per_member() {
-    use hhq::engine::{BYTES_PER_ROW, Engine, MEMBERS_PER_PASS, MIN_MEMBERS_PER_PASS};
+    use hhq::engine::Engine;
+    use hhq::plan::{BYTES_PER_ROW, MEMBERS_PER_PASS, MIN_MEMBERS_PER_PASS, pass_size};
     let (defs, data, inputs) = testdata();
     let free = Engine::open_limited(&data, &defs, &inputs, None)
         .await
         .unwrap();
-    assert_eq!(free.pass_size(10), MEMBERS_PER_PASS);
     let rows: u64 = free.extracts.iter().map(|e| e.rows).sum();
+    assert_eq!(pass_size(10, rows, None), MEMBERS_PER_PASS);
     assert!(rows > 10_000, "{rows} rows");
     // Ten members holding every row of the test data: a member has a tenth of them.
     let per_member = rows as usize / 10 * BYTES_PER_ROW;
@@ -184,23 +185,23 @@ async fn a_limit_sets_the_members_per_pass_from_the_rows_per_member() {
         (per_member * 10, MIN_MEMBERS_PER_PASS),
         (per_member * 1_000_000, MEMBERS_PER_PASS),
     ] {
-        let tight = Engine::open_limited(&data, &defs, &inputs, Some(limit))
-            .await
-            .unwrap();
-        let got = tight.pass_size(10);
+        let got = pass_size(10, rows, Some(limit));
         assert!(
             got.abs_diff(expected) <= 1,
             "limit {limit}: {got} members per pass, not {expected}"
         );
     }
-    // The ranges follow: testdata's 1,500 members make one pass under 256 MB, and two under
-    // 64 MB (a pass of the floor, 1,000 members).
-    let one = Engine::open_limited(&data, &defs, &inputs, Some(256 << 20))
-        .await
-        .unwrap();
-    assert_eq!(one.member_ranges(None).await.unwrap().len(), 1);
-    let two = Engine::open_limited(&data, &defs, &inputs, Some(64 << 20))
-        .await
-        .unwrap();
-    assert_eq!(two.member_ranges(None).await.unwrap().len(), 2);
+    // The passes follow: testdata's 1,500 members make one pass under 256 MB, and two under
+    // 64 MB (a pass of the floor, 1,000 members), each run one query at a time.
+    for (limit, passes) in [(256 << 20, 1), (64 << 20, 2)] {
+        let engine = Engine::open_limited(&data, &defs, &inputs, Some(limit))
+            .await
+            .unwrap();
+        let plan = hhq::execute::plan(&engine, &[], &Default::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(plan.passes.len(), passes, "{plan}");
+        assert_eq!(plan.queries_at_once, 1);
+        assert_eq!(plan.block_budget, Some(limit / 4));
+    }
 }

@@ -139,48 +139,64 @@ async fn a_step_measures_compute_alike_is_computed_once_and_freed_after_its_last
     let mut alone = Vec::new();
     for c in &compiled {
         alone.push(rows(&engine.run(c).await.unwrap().detail));
-        assert_eq!(engine.steps_held(), 0);
     }
-    engine.share_steps(&compiled);
+    // The plan shares AMB-HH's enrollee months and units with HH-ENGAGE and IU-HH, and its
+    // hospice exclusion with IU-HH (the same step); FUH-HH's steps are its own.
+    let plan = hhq::execute::plan(
+        &engine,
+        &compiled.iter().collect::<Vec<_>>(),
+        &Default::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    let shared_with = |i: usize| -> Vec<Vec<String>> {
+        plan.measures[i]
+            .holds
+            .iter()
+            .filter_map(|h| match h {
+                hhq::plan::Hold::Shared { readers } => Some(readers.clone()),
+                hhq::plan::Hold::Own => None,
+            })
+            .collect()
+    };
+    assert_eq!(shared_with(0).len(), 3, "{plan}");
+    assert!(shared_with(1).is_empty(), "{plan}");
+    assert!(
+        shared_with(0)
+            .iter()
+            .filter(|r| r.len() == 3)
+            .all(|r| *r == ["AMB-HH", "HH-ENGAGE", "IU-HH"]),
+        "{plan}"
+    );
+    assert_eq!(plan.shared_steps().len(), 3);
+    let shared = engine.share(plan.shared_steps());
     let mut held = Vec::new();
-    for (c, expected) in compiled.iter().zip(&alone) {
-        let run = engine.run(c).await.unwrap();
-        assert_eq!(
-            &rows(&run.detail),
-            expected,
-            "{}: shared steps change it",
-            c.id
-        );
-        held.push(engine.steps_held());
+    for (m, expected) in plan.measures.iter().zip(&alone) {
+        let (detail, _) = engine.compute_detail(m, Some(&shared)).await.unwrap();
+        assert_eq!(&rows(&detail), expected, "{}: shared steps change it", m.id);
+        held.push(shared.held());
     }
-    // AMB-HH's enrollee months and units kept for HH-ENGAGE and IU-HH, and its hospice
-    // exclusion for IU-HH (the same step), freed once IU-HH has read them.
+    // Held from AMB-HH on, freed once IU-HH, their last reader, has read them.
     assert_eq!(held, [3, 3, 3, 0]);
-    // Side by side, as a run computes them (each measure's steps in a session of its own, a
+    // Side by side, as a pass computes them (each measure's steps in a session of its own, a
     // shared step computed by one while the others wait): the same rows, nothing held after.
-    engine.share_steps(&compiled);
-    let together = futures::future::join_all(compiled.iter().map(|c| engine.run(c))).await;
-    for ((c, run), expected) in compiled.iter().zip(together).zip(&alone) {
+    let shared = engine.share(plan.shared_steps());
+    let together = futures::future::join_all(
+        plan.measures
+            .iter()
+            .map(|m| engine.compute_detail(m, Some(&shared))),
+    )
+    .await;
+    for ((m, done), expected) in plan.measures.iter().zip(together).zip(&alone) {
         assert_eq!(
-            &rows(&run.unwrap().detail),
+            &rows(&done.unwrap().0),
             expected,
             "{}: side by side changes it",
-            c.id
+            m.id
         );
     }
-    assert_eq!(engine.steps_held(), 0);
-    // A new pass (the views change) starts with nothing shared.
-    engine.share_steps(&compiled);
-    engine.run(&compiled[0]).await.unwrap();
-    assert_eq!(engine.steps_held(), 3);
-    engine
-        .focus(&hhq::engine::MemberRange {
-            from: None,
-            to: Some("M9".into()),
-        })
-        .await
-        .unwrap();
-    assert_eq!(engine.steps_held(), 0);
+    assert_eq!(shared.held(), 0);
 }
 
 #[test]
@@ -566,13 +582,24 @@ fn a_report_in_member_passes_is_the_report_of_one_pass() {
 }
 
 #[tokio::test]
-async fn member_ranges_cover_every_id_in_order_and_split_the_members_evenly() {
+async fn a_plans_passes_cover_every_member_id_in_order_and_split_them_evenly() {
     let root = common::root();
     let defs = Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
     let engine = Engine::open(&root.join("testdata"), &defs).await.unwrap();
-    let one = engine.member_ranges(Some(1500)).await.unwrap();
-    assert_eq!(one, vec![hhq::engine::MemberRange::default()]);
-    let ranges = engine.member_ranges(Some(350)).await.unwrap();
+    let passes = |per_pass| {
+        let engine = &engine;
+        async move {
+            let plan = hhq::execute::plan(engine, &[], &Default::default(), Some(per_pass))
+                .await
+                .unwrap();
+            plan.passes
+                .into_iter()
+                .map(|p| p.members)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(passes(1500).await, vec![hhq::plan::MemberRange::default()]);
+    let ranges = passes(350).await;
     assert_eq!(ranges.len(), 5);
     // Open at both ends, each range starting where the last stopped.
     assert_eq!(ranges[0].from, None);
@@ -606,13 +633,13 @@ async fn a_kept_block_computed_within_a_pass_is_computed_again_by_the_next() {
         .await
         .unwrap();
     let engine = Engine::open(&data, &defs).await.unwrap();
-    let ranges = engine.member_ranges(Some(70)).await.unwrap();
+    let ranges = hhq::plan::member_ranges(&engine.member_ids().await.unwrap(), 70);
     let mut passes_with_rows = 0;
     for r in &ranges {
         let expected = everyone.iter().filter(|id| r.contains(id)).count();
         engine.focus(r).await.unwrap();
         engine
-            .materialize(&std::collections::BTreeSet::from(["claim_substance_dx"]))
+            .build_blocks(&[vec!["claim_substance_dx".to_string()]], None, 2)
             .await
             .unwrap();
         let got = engine

@@ -1,0 +1,253 @@
+//! The executor: carries a [`RunPlan`] out on an [`Engine`]. The blocks kept for the run
+//! first, over every member; then pass by pass the views narrowed to the pass's members, its
+//! blocks computed wave by wave, its measures side by side, each measure's detail given to a
+//! [`Sink`] as it is done; and the views over every member again at the end. What was built and
+//! how long it took is told to an [`Observer`] (timings, progress). Every command that computes
+//! over members goes through it: `hhq run`, `report`, `cohort`, `explain` and `profile`.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use futures::StreamExt;
+
+use crate::compile::CompiledMeasure;
+use crate::engine::{Built, Engine, PassDetail, View};
+use crate::error::{Error, Result};
+use crate::plan::{Facts, MemberRange, Pass, RunPlan};
+
+/// One measure to compute: its detail, pass by pass, into a sink.
+pub struct Job<'a> {
+    /// What names the job's detail in the sink.
+    pub key: String,
+    pub compiled: &'a CompiledMeasure,
+    /// The aggregates its detail is summarised for besides the whole population: a sink that
+    /// spools keeps only the columns they read.
+    pub views: &'a [View],
+}
+
+/// Where the executor puts each pass's detail of each job.
+pub trait Sink {
+    /// Whether it holds only the columns the summaries read, and has not been told them yet
+    /// for the job `key`.
+    fn wants_columns(&self, key: &str) -> bool;
+    /// The columns the summaries read of job `key` (before its first append).
+    fn set_columns(&mut self, key: &str, columns: Vec<String>);
+    /// One pass's detail of job `key`.
+    fn append(&mut self, key: String, batches: Vec<RecordBatch>);
+    /// Every append of the pass done (a job's passes stay in order).
+    fn settle(&mut self) -> impl std::future::Future<Output = Result<()>>;
+}
+
+/// The details held in memory, each job's passes in order: a report of one pass.
+#[derive(Default)]
+pub struct Held {
+    pub details: std::collections::BTreeMap<String, Vec<RecordBatch>>,
+}
+
+impl Sink for Held {
+    fn wants_columns(&self, _: &str) -> bool {
+        false
+    }
+
+    fn set_columns(&mut self, _: &str, _: Vec<String>) {}
+
+    fn append(&mut self, key: String, batches: Vec<RecordBatch>) {
+        self.details.entry(key).or_default().extend(batches);
+    }
+
+    async fn settle(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What a command wants to know as the plan is carried out. Every method does nothing unless
+/// the command says otherwise.
+pub trait Observer {
+    /// Blocks computed, and the time all of them took (`pass`: 0 for the blocks kept for the
+    /// run, else the pass's number).
+    fn blocks(&mut self, _pass: usize, _built: &[Built], _took: Duration) {}
+    /// Job `job`'s detail of a pass, done in `took`.
+    fn detail(&mut self, _job: usize, _detail: &[RecordBatch], _took: Duration) -> Result<()> {
+        Ok(())
+    }
+    /// A pass's measures, done in `took`.
+    fn measures(&mut self, _pass: usize, _took: Duration) {}
+}
+
+/// An observer that wants nothing.
+impl Observer for () {}
+
+/// What the planner needs to know of `engine`'s data, and the plan of these measures and the
+/// blocks they read (`needed`), in passes of `members_per_pass` members or as the memory limit
+/// makes them.
+pub async fn plan(
+    engine: &Engine,
+    measures: &[&CompiledMeasure],
+    needed: &BTreeSet<&str>,
+    members_per_pass: Option<usize>,
+) -> Result<RunPlan> {
+    // A cluster computes one pass: its member ids are not read.
+    let cluster = !engine.backend().is_local();
+    let members = match cluster {
+        true => Vec::new(),
+        false => engine.member_ids().await?,
+    };
+    let names = engine.table_names();
+    let facts = Facts {
+        members: &members,
+        rows: engine.extracts.iter().map(|e| e.rows).sum(),
+        memory_limit: engine.memory_limit(),
+        cluster,
+        blocks: engine.blocks(),
+        names: &names,
+    };
+    Ok(RunPlan::new(&facts, measures, needed, members_per_pass))
+}
+
+/// Compute the blocks marked `hhq: keep` over every member and keep them for the run, unless
+/// kept already: what every plan computes first, done early by a command whose first queries
+/// (the data's cut-off, the claim versions) read them.
+pub async fn keep_for_run(engine: &Engine, observer: &mut impl Observer) -> Result<()> {
+    let keep: BTreeSet<&str> = engine
+        .blocks()
+        .iter()
+        .filter(|b| b.keep)
+        .map(|b| b.name.as_str())
+        .collect();
+    let waves = crate::plan::waves(engine.blocks(), &keep);
+    let at_once = crate::plan::queries_at_once(engine.memory_limit());
+    engine.focus(&MemberRange::default()).await?;
+    let started = Instant::now();
+    let built = engine.build_blocks(&waves, None, at_once).await?;
+    observer.blocks(0, &built, started.elapsed());
+    Ok(())
+}
+
+/// A plan being carried out, pass by pass ([`Executor::next_pass`]).
+pub struct Executor<'a> {
+    engine: &'a Engine,
+    plan: &'a RunPlan,
+    /// Passes begun.
+    begun: usize,
+    /// Each measure's time in the pass before: the longest starts first, so that a pass does
+    /// not end on a long measure running alone on one core while the other idles.
+    took_last: Vec<Duration>,
+}
+
+impl<'a> Executor<'a> {
+    /// Begin carrying `plan` out: the blocks kept for the run, over every member.
+    pub async fn start(
+        engine: &'a Engine,
+        plan: &'a RunPlan,
+        observer: &mut impl Observer,
+    ) -> Result<Executor<'a>> {
+        engine.focus(&MemberRange::default()).await?;
+        let started = Instant::now();
+        let built = engine
+            .build_blocks(&plan.for_run, None, plan.queries_at_once)
+            .await?;
+        observer.blocks(0, &built, started.elapsed());
+        Ok(Executor {
+            engine,
+            plan,
+            begun: 0,
+            took_last: vec![Duration::ZERO; plan.measures.len()],
+        })
+    }
+
+    /// Begin the next pass: the views read its members, its blocks computed. `None` after the
+    /// last, the views over every member again and the last pass's blocks freed.
+    pub async fn next_pass(&mut self, observer: &mut impl Observer) -> Result<Option<&'a Pass>> {
+        let Some(pass) = self.plan.passes.get(self.begun) else {
+            self.engine.focus(&MemberRange::default()).await?;
+            return Ok(None);
+        };
+        self.begun += 1;
+        self.engine.focus(&pass.members).await?;
+        let started = Instant::now();
+        let built = self
+            .engine
+            .build_blocks(
+                &self.plan.pass_blocks,
+                self.plan.block_budget,
+                self.plan.queries_at_once,
+            )
+            .await?;
+        observer.blocks(self.begun, &built, started.elapsed());
+        Ok(Some(pass))
+    }
+
+    /// The pass's measures (the plan's, one per job, in order): side by side, the steps two
+    /// of them compute alike computed once and held until the last has read them; each detail
+    /// given to `sink` as it is done, the pass's appends settled before the next pass. The
+    /// schema each job's plan gives its detail.
+    pub async fn measures(
+        &mut self,
+        jobs: &[Job<'_>],
+        sink: &mut impl Sink,
+        observer: &mut impl Observer,
+    ) -> Result<Vec<SchemaRef>> {
+        if jobs.len() != self.plan.measures.len() {
+            return Err(Error::Failed(format!(
+                "{} jobs for a plan of {} measures",
+                jobs.len(),
+                self.plan.measures.len()
+            )));
+        }
+        let started = Instant::now();
+        let shared = self.engine.share(self.plan.shared_steps());
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.took_last[i]));
+        let mut planned: Vec<Option<SchemaRef>> = vec![None; jobs.len()];
+        {
+            let mut details = self.engine.details(
+                order.iter().map(|&i| &self.plan.measures[i]),
+                &shared,
+                self.plan.queries_at_once,
+            );
+            while let Some(done) = details.next().await {
+                let PassDetail {
+                    index,
+                    batches,
+                    planned: schema,
+                    took,
+                } = done?;
+                let k = order[index];
+                self.took_last[k] = took;
+                let job = &jobs[k];
+                observer.detail(k, &batches, took)?;
+                if sink.wants_columns(&job.key) {
+                    let read = self
+                        .engine
+                        .summary_columns(job.compiled, schema.clone(), job.views)
+                        .await?;
+                    sink.set_columns(&job.key, read);
+                }
+                planned[k] = Some(schema);
+                sink.append(job.key.clone(), batches);
+            }
+        }
+        sink.settle().await?;
+        observer.measures(self.begun, started.elapsed());
+        Ok(planned.into_iter().flatten().collect())
+    }
+}
+
+/// The entry point of the commands computing measures: `plan` carried out, every pass's
+/// detail of every job into `sink`. The schema each job's plan gives its detail.
+pub async fn run(
+    engine: &Engine,
+    plan: &RunPlan,
+    jobs: &[Job<'_>],
+    sink: &mut impl Sink,
+    observer: &mut impl Observer,
+) -> Result<Vec<SchemaRef>> {
+    let mut executor = Executor::start(engine, plan, observer).await?;
+    let mut planned = Vec::new();
+    while executor.next_pass(observer).await?.is_some() {
+        planned = executor.measures(jobs, sink, observer).await?;
+    }
+    Ok(planned)
+}
