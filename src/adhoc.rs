@@ -61,12 +61,10 @@ impl Query {
 /// What `hhq sql` and `hhq query` read and write.
 #[derive(Debug, Clone)]
 pub struct AdhocOptions {
-    pub data: PathBuf,
-    pub measures: PathBuf,
-    pub queries: PathBuf,
+    /// The data, the definitions and how the engine computes.
+    pub common: crate::execute::Options,
     /// Whose members the extracts hold for the query: everyone's, an MCO's or a partner's.
     pub scope: Audience,
-    pub memory_limit: Option<usize>,
     pub format: Format,
     /// A file to write (atomically); `None` writes to standard output.
     pub out: Option<PathBuf>,
@@ -153,16 +151,7 @@ impl Rows {
 /// session has no table of other members at all ([`Engine::open_scoped`]): nothing to deny by
 /// name.
 pub async fn run(opts: &AdhocOptions, query: &Query) -> Result<Rows> {
-    let defs = Definitions::load(&opts.measures, &opts.queries)?;
-    let engine = Engine::open_scoped(
-        &opts.data,
-        &defs,
-        &crate::engine::Inputs::default(),
-        opts.memory_limit,
-        &crate::distributed::Backend::Local,
-        &opts.scope,
-    )
-    .await?;
+    let (defs, engine) = crate::execute::open(&opts.common, &opts.scope).await?;
     if let Some(rows) = catalog_query(&engine, &defs, &query.text).await? {
         return Ok(rows);
     }
@@ -556,6 +545,21 @@ fn table(rows: &Rows, max_rows: usize) -> Result<String> {
 
 /// Write the rows where the options say: a file atomically (a failed query leaves no partial
 /// file), or standard output. Parquet is binary and goes to a file only.
+/// `hhq sql` and `hhq query`: run the query and write its rows ([`run`], [`write`]); when they
+/// go to a file, what to tell is how many and where.
+pub async fn command(opts: &AdhocOptions, query: &Query) -> Result<crate::output::Told> {
+    let rows = run(opts, query).await?;
+    write(&rows, opts)?;
+    Ok(crate::output::Told {
+        after: opts
+            .out
+            .iter()
+            .map(|out| format!("wrote {} rows to {}", rows.count(), out.display()))
+            .collect(),
+        ..Default::default()
+    })
+}
+
 pub fn write(rows: &Rows, opts: &AdhocOptions) -> Result<()> {
     if opts.format == Format::Parquet && opts.out.is_none() {
         return Err(Error::Usage(

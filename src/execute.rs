@@ -6,6 +6,7 @@
 //! over members goes through it: `hhq run`, `report`, `cohort`, `explain` and `profile`.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
@@ -13,9 +14,67 @@ use datafusion::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 
 use crate::compile::CompiledMeasure;
+use crate::definitions::Definitions;
 use crate::engine::{Built, Engine, PassDetail, View};
 use crate::error::{Error, Result};
 use crate::plan::{Facts, MemberRange, Pass, RunPlan};
+
+/// What every command computing over the extracts is given: where the data and the definitions
+/// are, the specification year, and how the engine computes (`hhq run`, `report`, `cohort`,
+/// `explain`, `profile`, `scan` share it; each adds its own options beside it).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The directory of the four extracts.
+    pub data: PathBuf,
+    /// Measures (value sets in its `valuesets/`).
+    pub measures: PathBuf,
+    /// Building blocks.
+    pub queries: PathBuf,
+    /// The specification year the measures follow (`--spec`); the default, each measure's
+    /// newest.
+    pub spec: crate::measure::Spec,
+    /// PCR-HH's risk-weight table, when the user has one.
+    pub risk_weights: Option<PathBuf>,
+    /// Bytes DataFusion's operators may hold at once, spilling to disk beyond
+    /// (`--memory-limit`); `None`: unbounded.
+    pub memory_limit: Option<usize>,
+    /// Where the queries run (`--engine`): this process or a Ballista cluster.
+    pub engine: crate::distributed::Backend,
+    /// Members computed at once (`--members-per-pass`); `None`: as the plan makes them
+    /// ([`crate::plan::MEMBERS_PER_PASS`], or as many as a memory limit holds).
+    pub members_per_pass: Option<usize>,
+}
+
+/// Load the definitions and open the data directory for `audience`, with the optional inputs,
+/// memory limit and backend `opts` gives: the one way commands open a session.
+pub async fn open(
+    opts: &Options,
+    audience: &crate::privacy::Audience,
+) -> Result<(Definitions, Engine)> {
+    let defs = Definitions::load_spec(&opts.measures, &opts.queries, opts.spec)?;
+    let engine = open_with(opts, &defs, audience).await?;
+    Ok((defs, engine))
+}
+
+/// [`open`] with the definitions loaded already.
+pub async fn open_with(
+    opts: &Options,
+    defs: &Definitions,
+    audience: &crate::privacy::Audience,
+) -> Result<Engine> {
+    let inputs = crate::engine::Inputs {
+        risk_weights: opts.risk_weights.clone(),
+    };
+    Engine::open_scoped(
+        &opts.data,
+        defs,
+        &inputs,
+        opts.memory_limit,
+        &opts.engine,
+        audience,
+    )
+    .await
+}
 
 /// One measure to compute: its detail, pass by pass, into a sink.
 pub struct Job<'a> {

@@ -259,6 +259,42 @@ pub struct Imported {
     pub findings: Vec<Finding>,
 }
 
+impl Imported {
+    /// What `hhq import` tells: rows per extract, values set to null by issue, source columns
+    /// not read, and where it wrote (with `mapping`'s name).
+    pub fn told(&self, out: &Path, mapping: &str) -> crate::output::Told {
+        let mut after: Vec<String> = self
+            .rows
+            .iter()
+            .map(|(extract, rows)| format!("{extract}: {rows} rows"))
+            .collect();
+        let mut set_aside: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+        for f in self.findings.iter().filter(|f| f.rows > 0) {
+            *set_aside.entry((&f.extract, &f.issue)).or_default() += f.rows;
+        }
+        for ((extract, issue), rows) in set_aside {
+            after.push(format!(
+                "{extract}: {rows} values set to null ({issue}); see import_report.csv"
+            ));
+        }
+        let unread = self
+            .findings
+            .iter()
+            .filter(|f| f.issue == "unread_column")
+            .count();
+        if unread > 0 {
+            after.push(format!(
+                "{unread} source columns not read; see import_report.csv"
+            ));
+        }
+        after.push(format!("wrote {} (mapping {mapping})", out.display()));
+        crate::output::Told {
+            after,
+            ..Default::default()
+        }
+    }
+}
+
 /// Rows are read, translated and written this many at a time: a source of any size is held a
 /// chunk at a time (a state's TAF files run to tens of millions of lines).
 const CHUNK_ROWS: usize = 65_536;

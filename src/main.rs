@@ -5,15 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use hhq::definitions::Definitions;
 use hhq::detail::DetailCsv;
-use hhq::engine::Engine;
+
 use hhq::library::Part;
 use hhq::period::Period;
 use hhq::pipeline::{self, RunOptions};
 use hhq::project::Settings;
 use hhq::synth::{self, SynthOptions};
-use hhq::{Error, Result, compile, extract, report};
+use hhq::{Error, Result, extract, report};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +40,19 @@ struct DefinitionDirs {
     /// per year where the specification changed; default: each measure's newest)
     #[arg(long, value_name = "YEAR", default_value = "newest", value_parser = hhq::measure::Spec::parse)]
     spec: hhq::measure::Spec,
+}
+
+impl DefinitionDirs {
+    /// What every computing command shares, over `data`: the rest as their defaults.
+    fn with_data(self, data: PathBuf) -> hhq::execute::Options {
+        hhq::execute::Options {
+            data,
+            measures: self.measures,
+            queries: self.queries,
+            spec: self.spec,
+            ..Default::default()
+        }
+    }
 }
 
 /// How much memory the query engine may use; shared by the commands that run measures.
@@ -107,19 +119,15 @@ fn reading(
     memory_limit: Option<usize>,
 ) -> RunOptions {
     RunOptions {
-        spec: dirs.spec,
-        data,
-        measures: dirs.measures,
-        queries: dirs.queries,
+        common: hhq::execute::Options {
+            memory_limit,
+            ..dirs.with_data(data)
+        },
         out: PathBuf::new(),
         period,
         only,
-        risk_weights: None,
         privacy: Default::default(),
         quality: Default::default(),
-        memory_limit,
-        engine: Default::default(),
-        members_per_pass: None,
         detail_csv: Default::default(),
     }
 }
@@ -173,8 +181,8 @@ enum Command {
         detail_csv: DetailCsv,
         /// What to print on stdout: `summary` (each component's total), `table` (every stratum),
         /// `csv` or `json` (every row, as summary.csv has them)
-        #[arg(long, value_enum, default_value_t = RunFormat::Summary)]
-        format: RunFormat,
+        #[arg(long, value_enum, default_value_t = report::RunFormat::Summary)]
+        format: report::RunFormat,
         /// Print no results and no progress notes, only warnings and errors (the outputs are
         /// written as always)
         #[arg(long, short)]
@@ -704,15 +712,15 @@ struct AdhocArgs {
 impl AdhocArgs {
     fn options(self) -> hhq::adhoc::AdhocOptions {
         hhq::adhoc::AdhocOptions {
-            data: self.data,
-            measures: self.dirs.measures,
-            queries: self.dirs.queries,
+            common: hhq::execute::Options {
+                memory_limit: self.memory.memory_limit,
+                ..self.dirs.with_data(self.data)
+            },
             scope: match (self.mco, self.hhp) {
                 (Some(id), _) => hhq::privacy::Audience::Mco(id),
                 (_, Some(id)) => hhq::privacy::Audience::Hhp(id),
                 _ => hhq::privacy::Audience::State,
             },
-            memory_limit: self.memory.memory_limit,
             format: self.format,
             out: self.out,
             max_rows: self.max_rows,
@@ -746,15 +754,9 @@ fn write_man_pages(dir: &std::path::Path) -> Result<usize> {
     Ok(written + 1)
 }
 
-/// Run an ad hoc query and write its rows; the count goes to stderr when the rows go to a file.
+/// Run an ad hoc query and write its rows ([`hhq::adhoc::command`]).
 async fn adhoc(args: AdhocArgs, query: hhq::adhoc::Query) -> Result<()> {
-    let opts = args.options();
-    let rows = hhq::adhoc::run(&opts, &query).await?;
-    hhq::adhoc::write(&rows, &opts)?;
-    if let Some(out) = &opts.out {
-        eprintln!("wrote {} rows to {}", rows.count(), out.display());
-    }
-    Ok(())
+    hhq::adhoc::command(&args.options(), &query).await?.print()
 }
 
 /// Whose members an output holds, and whether their ids are pseudonymised.
@@ -913,30 +915,9 @@ async fn dispatch(command: Command) -> Result<()> {
                 print!("{}", hhq::quality::catalogue_markdown());
                 return Ok(());
             }
-            let options = quality.options();
-            let policy = hhq::quality::Policy::resolve(options.policy.as_deref(), &measures)?;
-            let profile = hhq::quality::validate(&data, &policy, options.as_of_or_today()).await?;
-            let written = hhq::quality::write_report(&profile, &out)?;
-            print!("{}", hhq::quality::terminal(&profile));
-            for w in profile.warning_lines() {
-                eprintln!("warning: {w}");
-            }
-            eprintln!(
-                "wrote {}",
-                written
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            if profile.failed().is_empty() {
-                Ok(())
-            } else {
-                Err(Error::Quality(format!(
-                    "the extracts fail {}",
-                    profile.failed_summary()
-                )))
-            }
+            hhq::quality::command(&data, &out, &quality.options(), &measures)
+                .await?
+                .print()
         }
         Command::Report {
             audience,
@@ -982,60 +963,25 @@ async fn dispatch(command: Command) -> Result<()> {
                 Some(out) => out,
                 None => report::default_out(&audience, quarter)?,
             };
-            let scorecard = matches!(audience, hhq::privacy::Audience::Hhp(_));
-            let s = report::write(&report::ReportOptions {
-                spec: dirs.spec,
-                data,
-                measures: dirs.measures,
-                queries: dirs.queries,
-                risk_weights,
+            report::command(&report::ReportOptions {
+                common: hhq::execute::Options {
+                    risk_weights,
+                    memory_limit: memory.memory_limit,
+                    engine: engine.backend()?,
+                    members_per_pass,
+                    ..dirs.with_data(data)
+                },
                 only,
                 audience,
                 quarter,
                 out: out.clone(),
                 pdf: !no_pdf,
                 quality: quality.options(),
-                memory_limit: memory.memory_limit,
-                engine: engine.backend()?,
-                members_per_pass,
                 publisher: report::Publisher { programme, state },
                 targets,
             })
-            .await?;
-            if let Some(caveat) = &s.caveat {
-                eprintln!("warning: {caveat} (printed on the report's cover)");
-            }
-            for w in &s.warnings {
-                eprintln!("warning: {w}");
-            }
-            eprintln!(
-                "report for the year ending {}: {} measures, {} tables, {} charts, {} suppressed cells{}",
-                s.quarter,
-                s.measures,
-                s.tables,
-                s.figures,
-                s.suppressed_cells,
-                if scorecard {
-                    format!(
-                        ", {} {} with a follow-up open",
-                        s.open_gaps,
-                        if s.open_gaps == 1 { "event" } else { "events" }
-                    )
-                } else {
-                    String::new()
-                }
-            );
-            eprintln!(
-                "wrote {0}/report.html{1}, {0}/manifest.json, {0}/tables/ and {0}/charts/ ({2} files)",
-                out.display(),
-                if no_pdf {
-                    String::new()
-                } else {
-                    format!(", {}/report.pdf", out.display())
-                },
-                s.files.len()
-            );
-            Ok(())
+            .await?
+            .print()
         }
         Command::Run {
             data,
@@ -1058,35 +1004,24 @@ async fn dispatch(command: Command) -> Result<()> {
             dirs,
         } => {
             let privacy = privacy(mco, hhp, pseudonymize, key_file)?;
-            let s = pipeline::run(&RunOptions {
-                spec: dirs.spec,
-                data,
-                measures: dirs.measures,
-                queries: dirs.queries,
+            pipeline::run(&RunOptions {
+                common: hhq::execute::Options {
+                    risk_weights,
+                    memory_limit: memory.memory_limit,
+                    engine: engine.backend()?,
+                    members_per_pass,
+                    ..dirs.with_data(data)
+                },
                 out: out.clone(),
                 period,
                 only,
-                risk_weights,
                 privacy,
                 quality: quality.options(),
-                memory_limit: memory.memory_limit,
-                engine: engine.backend()?,
-                members_per_pass,
                 detail_csv,
             })
-            .await?;
-            for w in s.warnings() {
-                eprintln!("warning: {w}");
-            }
-            if !quiet {
-                print_results(&s.rows, format)?;
-            }
-            for (line, always) in s.notes_after(&out, timings) {
-                if always || !quiet {
-                    eprintln!("{line}");
-                }
-            }
-            Ok(())
+            .await?
+            .told(&out, format, quiet, timings)?
+            .print()
         }
         Command::Synth {
             members,
@@ -1094,29 +1029,17 @@ async fn dispatch(command: Command) -> Result<()> {
             start_year,
             years,
             out,
-        } => {
-            let s = synth::write(
-                &SynthOptions {
-                    members,
-                    seed,
-                    start_year,
-                    years,
-                },
-                &out,
-            )?;
-            eprintln!(
-                "wrote {}: {} members, {} claim lines ({} replaced, {} voided claims), {} contacts, {} enrollment spans, {} deaths",
-                out.display(),
-                s.members,
-                s.claim_lines,
-                s.replaced_claims,
-                s.voided_claims,
-                s.contacts,
-                s.enrollment_spans,
-                s.deaths
-            );
-            Ok(())
-        }
+        } => synth::write(
+            &SynthOptions {
+                members,
+                seed,
+                start_year,
+                years,
+            },
+            &out,
+        )?
+        .told(&out)
+        .print(),
         Command::Cohort {
             data,
             as_of,
@@ -1130,77 +1053,36 @@ async fn dispatch(command: Command) -> Result<()> {
             dirs,
         } => {
             let opts = hhq::cohort::lists::CohortOptions {
-                members_per_pass,
-                data,
-                measures: dirs.measures,
-                queries: dirs.queries,
+                common: hhq::execute::Options {
+                    memory_limit: memory.memory_limit,
+                    members_per_pass,
+                    ..dirs.with_data(data)
+                },
                 out,
                 as_of,
                 privacy: privacy(mco, hhp, pseudonymize, key_file)?,
-                memory_limit: memory.memory_limit,
             };
-            let report = hhq::cohort::lists::command(&opts).await?;
-            for w in &report.warnings {
-                eprintln!("warning: {w}");
-            }
-            print!("{}", report.text(&opts.privacy.audience, &opts.out));
-            Ok(())
+            hhq::cohort::lists::command(&opts)
+                .await?
+                .told(&opts.privacy.audience, &opts.out)
+                .print()
         }
         Command::Check { dir, dirs } => {
             let measures = dir.unwrap_or(dirs.measures);
-            let report = pipeline::check(&measures, &dirs.queries).await?;
-            for (id, version, path) in &report.passed {
-                println!("ok  {id} {version}  {}", path.display());
-            }
-            for problem in &report.problems {
-                println!("{problem}");
-            }
-            println!(
-                "{} measures passed, {} problems; {} building blocks, {} value sets ({} licensed, {} illustrative)",
-                report.passed.len(),
-                report.problems.len(),
-                report.blocks,
-                report.value_sets,
-                report.licensed_value_sets,
-                report.value_sets - report.licensed_value_sets
-            );
-            if report.problems.is_empty() {
-                Ok(())
-            } else {
-                Err(Error::Failed(format!(
-                    "{} problem(s) in {}",
-                    report.problems.len(),
-                    hhq::library::shown(&measures)
-                )))
-            }
+            pipeline::check(&measures, &dirs.queries)
+                .await?
+                .told(&measures)
+                .print()
         }
         Command::Scan {
             data,
             period,
             only,
             dirs,
-        } => {
-            let floor = pipeline::scan(&reading(data, dirs, period, only, None)).await?;
-            for t in &floor.tables {
-                println!(
-                    "{:<16} {:>3} of {:>3} columns {:>12} rows {:>9.3} s  ({})",
-                    t.table,
-                    t.columns.len(),
-                    t.of_columns,
-                    t.rows,
-                    t.elapsed.as_secs_f64(),
-                    t.columns.join(", ")
-                );
-            }
-            let secs = floor.elapsed().as_secs_f64();
-            println!(
-                "scan floor: {} rows in {:.3} s ({:.1} M rows/s)",
-                floor.rows(),
-                secs,
-                floor.rows() as f64 / secs.max(1e-9) / 1e6
-            );
-            Ok(())
-        }
+        } => pipeline::scan(&reading(data, dirs, period, only, None))
+            .await?
+            .told()
+            .print(),
         Command::Profile {
             what,
             pass,
@@ -1211,14 +1093,11 @@ async fn dispatch(command: Command) -> Result<()> {
             dirs,
         } => {
             let mut options = reading(data, dirs, period, Vec::new(), memory.memory_limit);
-            options.members_per_pass = members_per_pass;
-            let p = pipeline::profile(&options, &what, pass).await?;
-            for (step, took) in &p.blocks {
-                eprintln!("{step}: {:.3} s", took.as_secs_f64());
-            }
-            println!("{}", p.plan);
-            eprintln!("{what}: {:.3} s", p.elapsed.as_secs_f64());
-            Ok(())
+            options.common.members_per_pass = members_per_pass;
+            pipeline::profile(&options, &what, pass)
+                .await?
+                .told(&what)
+                .print()
         }
         Command::Compile {
             measure,
@@ -1230,55 +1109,17 @@ async fn dispatch(command: Command) -> Result<()> {
             detail,
             extracts,
             dirs,
-        } => {
-            let defs = Definitions::load_spec(&dirs.measures, &dirs.queries, dirs.spec)?;
-            let m = defs.measure(&measure, &dirs.measures)?;
-            // The data are read for the default period, and for the script's coverage.
-            let coverage = match (period, extracts) {
-                (Some(_), false) => None,
-                _ => pipeline::data_coverage(&data, &defs).await?,
-            };
-            let period = match period {
-                Some(p) => p,
-                None => pipeline::default_period(&data, coverage)?,
-            };
-            let engine = Engine::offline(&defs).await?;
-            let compiled = compile::compile(m, engine.catalog(), &period)?;
-            if steps {
-                print!("{}", compiled.plan());
-                return Ok(());
-            }
-            let statement = if detail {
-                compiled.detail_sql()
-            } else {
-                compiled.standalone_sql()
-            };
-            if plan {
-                let df = engine.context().sql(&statement).await?;
-                println!("{}", df.into_optimized_plan()?.display_indent());
-                return Ok(());
-            }
-            if extracts {
-                print!(
-                    "{}",
-                    pipeline::duckdb_script(
-                        &defs,
-                        &compiled,
-                        engine.catalog(),
-                        &data,
-                        coverage,
-                        detail
-                    )?
-                );
-                return Ok(());
-            }
-            for b in &defs.blocks {
-                println!("-- building block {} ({})", b.name, b.path.display());
-                println!("CREATE VIEW {} AS\n{};\n", b.name, b.sql);
-            }
-            println!("{statement};");
-            Ok(())
-        }
+        } => pipeline::compile_command(&pipeline::CompileOptions {
+            common: dirs.with_data(data),
+            measure,
+            period,
+            steps,
+            plan,
+            detail,
+            extracts,
+        })
+        .await?
+        .print(),
         Command::Explain {
             measure,
             member,
@@ -1303,39 +1144,9 @@ async fn dispatch(command: Command) -> Result<()> {
             dirs,
         } => {
             let measures = dir.unwrap_or(dirs.measures);
-            let cases =
-                hhq::decks::run_dir_only(&measures, &dirs.queries, dirs.spec, &only).await?;
-            if cases.is_empty() && !only.is_empty() {
-                let defs = Definitions::load_spec(&measures, &dirs.queries, dirs.spec)?;
-                for id in &only {
-                    defs.measure(id, &measures)?;
-                }
-                return Err(Error::Usage(format!(
-                    "no deck tests {} in {}",
-                    only.join(", "),
-                    measures.join("decks").display()
-                )));
-            }
-            let shown: Vec<_> = cases
-                .iter()
-                .filter(|c| verbose || c.failure.is_some())
-                .cloned()
-                .collect();
-            if !shown.is_empty() {
-                println!("{}", report::deck_table(&shown));
-            }
-            print!("{}", report::deck_tally(&cases));
-            let failed = cases.iter().filter(|c| c.failure.is_some()).count();
-            println!(
-                "{} cases: {} passed, {} failed",
-                cases.len(),
-                cases.len() - failed,
-                failed
-            );
-            if failed > 0 {
-                return Err(Error::Failed(format!("{failed} deck case(s) failed")));
-            }
-            Ok(())
+            pipeline::test_decks(&measures, &dirs.queries, dirs.spec, &only, verbose)
+                .await?
+                .print()
         }
         Command::DiffSpec {
             measure,
@@ -1361,13 +1172,7 @@ async fn dispatch(command: Command) -> Result<()> {
             out,
             check,
             measures,
-        } => {
-            let (gaps, failed) = pipeline::conformance(&measures, out.as_deref(), check)?;
-            for g in gaps {
-                eprintln!("hhq: {g}");
-            }
-            failed.map_or(Ok(()), |f| Err(Error::Failed(f)))
-        }
+        } => pipeline::conformance(&measures, out.as_deref(), check)?.print(),
         Command::Sql {
             query,
             tables,
@@ -1384,27 +1189,9 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         Command::Import { mapping, from, out } => {
             let mapping = hhq::import::Mapping::load(&shipped_mapping(mapping)?)?;
-            let imported = hhq::import::import(&mapping, &from, &out)?;
-            for (extract, rows) in &imported.rows {
-                eprintln!("{extract}: {rows} rows");
-            }
-            let mut set_aside: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
-            for f in imported.findings.iter().filter(|f| f.rows > 0) {
-                *set_aside.entry((&f.extract, &f.issue)).or_default() += f.rows;
-            }
-            for ((extract, issue), rows) in set_aside {
-                eprintln!("{extract}: {rows} values set to null ({issue}); see import_report.csv");
-            }
-            let unread = imported
-                .findings
-                .iter()
-                .filter(|f| f.issue == "unread_column")
-                .count();
-            if unread > 0 {
-                eprintln!("{unread} source columns not read; see import_report.csv");
-            }
-            eprintln!("wrote {} (mapping {})", out.display(), mapping.name);
-            Ok(())
+            hhq::import::import(&mapping, &from, &out)?
+                .told(&out, &mapping.name)
+                .print()
         }
         Command::Fhir {
             run,
@@ -1474,57 +1261,6 @@ fn shipped_mapping(given: PathBuf) -> Result<PathBuf> {
         return Ok(given);
     }
     Ok(library::dir(Part::Mappings)?.join(file))
-}
-
-/// What `hhq run` prints on stdout.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum RunFormat {
-    /// Each component's total: one line each
-    Summary,
-    /// Every stratum of every component, as a table
-    Table,
-    /// Every row as summary.csv has them
-    Csv,
-    /// Every row as a JSON array of objects
-    Json,
-}
-
-fn print_results(rows: &[hhq::results::ResultRow], format: RunFormat) -> Result<()> {
-    match format {
-        RunFormat::Summary => {
-            let totals: Vec<_> = rows
-                .iter()
-                .filter(|r| r.stratifier == hhq::results::Grouping::Total)
-                .cloned()
-                .collect();
-            println!("{}", report::totals_table(&totals));
-        }
-        RunFormat::Table => println!("{}", report::table(rows)),
-        RunFormat::Csv => print!("{}", hhq::results::to_csv(rows)),
-        RunFormat::Json => {
-            let json: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "measure": r.measure,
-                        "component": r.component,
-                        "period_start": r.period_start.to_string(),
-                        "period_end": r.period_end.to_string(),
-                        "stratifier": r.stratifier.name(),
-                        "stratum": r.stratum,
-                        "numerator": r.numerator,
-                        "denominator": r.denominator,
-                        "rate": r.rate,
-                        "unit": r.unit.name(),
-                    })
-                })
-                .collect();
-            let text = serde_json::to_string_pretty(&json)
-                .map_err(|e| Error::Failed(format!("results as JSON: {e}")))?;
-            println!("{text}");
-        }
-    }
-    Ok(())
 }
 
 /// `hhq config`: the project file and each setting, with where it comes from.

@@ -12,6 +12,55 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// What a command tells the person who ran it once its work is done: lines for standard error
+/// before its report (warnings), the report for standard output, lines for standard error after
+/// it (what was written, timings), and the failure to exit with when the work found one (a
+/// check with problems, a deck case that failed). Each command's result makes its own, beside
+/// what it prints; the binary only prints it.
+#[derive(Debug, Default)]
+pub struct Told {
+    pub before: Vec<String>,
+    pub out: String,
+    pub after: Vec<String>,
+    pub failed: Option<Error>,
+}
+
+impl Told {
+    /// Only a report for standard output.
+    pub fn out(out: impl Into<String>) -> Told {
+        Told {
+            out: out.into(),
+            ..Told::default()
+        }
+    }
+
+    /// Print it: the lines before on standard error, the report on standard output, the lines
+    /// after on standard error; the failure, if any, is the error.
+    pub fn print(self) -> Result<()> {
+        for line in &self.before {
+            eprintln!("{line}");
+        }
+        if !self.out.is_empty() {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            match stdout
+                .write_all(self.out.as_bytes())
+                .and_then(|_| stdout.flush())
+            {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(Error::io("standard output", e));
+                }
+                _ => {}
+            }
+        }
+        for line in &self.after {
+            eprintln!("{line}");
+        }
+        self.failed.map_or(Ok(()), Err)
+    }
+}
+
 /// Write `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {

@@ -16,31 +16,20 @@ use crate::period::Period;
 use crate::privacy::Audience;
 use crate::results::{self, Grouping, ResultRow};
 
+/// What `hhq run` (and `scan`, `explain`, `profile`) is asked for.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub data: PathBuf,
-    pub measures: PathBuf,
-    pub queries: PathBuf,
-    /// The specification year the measures follow (`--spec`); the default, each measure's newest.
-    pub spec: crate::measure::Spec,
+    /// The data, the definitions and how the engine computes.
+    pub common: crate::execute::Options,
     pub out: PathBuf,
     /// `None`: the latest full calendar year in the data.
     pub period: Option<Period>,
     /// Measure ids to run; empty runs all.
     pub only: Vec<String>,
-    /// PCR-HH's risk-weight table, when the user has one.
-    pub risk_weights: Option<PathBuf>,
     /// One audience's units only, and pseudonymised member ids, in the outputs.
     pub privacy: crate::privacy::Privacy,
     /// The data-quality policy and as-of date the gate uses.
     pub quality: crate::quality::QualityOptions,
-    /// Bytes DataFusion's operators may hold at once, spilling to disk beyond (`--memory-limit`);
-    /// `None`: unbounded.
-    pub memory_limit: Option<usize>,
-    /// Where the queries run (`--engine`): this process or a Ballista cluster.
-    pub engine: crate::distributed::Backend,
-    /// Members computed at once (`--members-per-pass`); `None`: [`MEMBERS_PER_PASS`].
-    pub members_per_pass: Option<usize>,
     /// Which measures' detail is also written as CSV (`--detail-csv`).
     pub detail_csv: crate::detail::DetailCsv,
 }
@@ -87,6 +76,35 @@ impl RunSummary {
             .collect();
         out.extend(self.quality.warning_lines());
         out
+    }
+
+    /// What `hhq run` tells: the warnings, the results as `format` says (none when `quiet`),
+    /// then the notes ([`RunSummary::notes_after`]; when `quiet`, those said always).
+    pub fn told(
+        &self,
+        out: &std::path::Path,
+        format: crate::report::RunFormat,
+        quiet: bool,
+        timings: bool,
+    ) -> Result<crate::output::Told> {
+        Ok(crate::output::Told {
+            before: self
+                .warnings()
+                .into_iter()
+                .map(|w| format!("warning: {w}"))
+                .collect(),
+            out: match quiet {
+                true => String::new(),
+                false => crate::report::results_text(&self.rows, format)?,
+            },
+            after: self
+                .notes_after(out, timings)
+                .into_iter()
+                .filter(|(_, always)| *always || !quiet)
+                .map(|(line, _)| line)
+                .collect(),
+            failed: None,
+        })
     }
 
     /// What `hhq run` says after the results, in order, each with whether it is said even when
@@ -406,7 +424,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     let (defs, engine) = open(opts).await?;
     timings.lap("open extracts (schema, every page decoded, row rules)");
     // The gate first: a refused run computes nothing and writes nothing.
-    let (quality, caveat) = quality_gate(&engine, &opts.quality, &opts.measures).await?;
+    let (quality, caveat) = quality_gate(&engine, &opts.quality, &opts.common.measures).await?;
     for (what, took) in &quality.took {
         timings.add(format!("  {what}"), *took);
     }
@@ -432,8 +450,10 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     let (period, partial) = match (state, coverage) {
         (Some(s), _) => (s.period, None),
         (None, Some(data)) => {
-            let policy =
-                crate::quality::Policy::resolve(opts.quality.policy.as_deref(), &opts.measures)?;
+            let policy = crate::quality::Policy::resolve(
+                opts.quality.policy.as_deref(),
+                &opts.common.measures,
+            )?;
             crate::coverage::period(choose_period(opts, cutoff)?, data, &policy)?
         }
         (None, None) => (choose_period(opts, cutoff)?, None),
@@ -444,7 +464,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     };
     timings.lap("data cut-off");
 
-    let mut selected = select(&defs, &opts.only, &opts.measures)?;
+    let mut selected = select(&defs, &opts.only, &opts.common.measures)?;
     let mut compiled = Vec::new();
     let mut notes = Vec::new();
     let mut not_reported = Vec::new();
@@ -478,7 +498,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
         &engine,
         &compiled.iter().collect::<Vec<_>>(),
         &blocks_needed(&engine, &selected),
-        opts.members_per_pass,
+        opts.common.members_per_pass,
     )
     .await?;
     if plan.passes.len() > 1 {
@@ -631,20 +651,23 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     )?;
     // The manifest last: it hashes what was staged (paths relative to the output directory).
     let (measures_files, block_files, value_set_files) =
-        definition_files(&defs, &selected, &opts.measures)?;
+        definition_files(&defs, &selected, &opts.common.measures)?;
     let manifest = crate::manifest::render(&crate::manifest::Inputs {
         command: "run",
         period,
         data_cutoff: cutoff,
         options: vec![
-            ("data", serde_json::json!(opts.data.display().to_string())),
+            (
+                "data",
+                serde_json::json!(opts.common.data.display().to_string()),
+            ),
             (
                 "measures",
-                serde_json::json!(crate::library::shown(&opts.measures)),
+                serde_json::json!(crate::library::shown(&opts.common.measures)),
             ),
             (
                 "queries",
-                serde_json::json!(crate::library::shown(&opts.queries)),
+                serde_json::json!(crate::library::shown(&opts.common.queries)),
             ),
             (
                 "period",
@@ -672,7 +695,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
         blocks: block_files,
         value_set_files,
         extracts: &summary.extracts,
-        risk_weights: opts.risk_weights.clone(),
+        risk_weights: opts.common.risk_weights.clone(),
         quality: Some(&summary.quality),
         outputs: Vec::new(),
     })?;
@@ -690,7 +713,7 @@ pub async fn scan(opts: &RunOptions) -> Result<crate::engine::scan::ScanFloor> {
     let cutoff = engine.data_cutoff(opts.quality.as_of_or_today()).await?;
     let period = choose_period(opts, cutoff)?;
     let mut statements = Vec::new();
-    for m in select(&defs, &opts.only, &opts.measures)? {
+    for m in select(&defs, &opts.only, &opts.common.measures)? {
         statements.push(compile::compile(m, engine.catalog(), &period)?.standalone_sql());
     }
     let columns = engine.columns_read(&statements).await?;
@@ -707,12 +730,28 @@ pub struct Profiled {
     pub elapsed: std::time::Duration,
 }
 
+impl Profiled {
+    /// What `hhq profile` tells: each block and step with its time, the plan, the total.
+    pub fn told(&self, what: &str) -> crate::output::Told {
+        crate::output::Told {
+            before: self
+                .blocks
+                .iter()
+                .map(|(step, took)| format!("{step}: {:.3} s", took.as_secs_f64()))
+                .collect(),
+            out: format!("{}\n", self.plan),
+            after: vec![format!("{what}: {:.3} s", self.elapsed.as_secs_f64())],
+            failed: None,
+        }
+    }
+}
+
 /// Run one measure's detail query, or one building block, under `EXPLAIN ANALYZE`. A measure's
 /// blocks are computed first, as in a run; a block is computed from the extracts (and from the
 /// blocks it reads, as views).
 ///
 /// With `pass`, over the members of that pass (1-based) of a run in passes of
-/// `opts.members_per_pass`, the blocks marked `hhq: keep` computed over every member first.
+/// `opts.common.members_per_pass`, the blocks marked `hhq: keep` computed over every member first.
 pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Result<Profiled> {
     let (defs, engine) = open(opts).await?;
     // As a run reads them: an extract with no row set aside without its row rules.
@@ -744,7 +783,7 @@ pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Resu
                 &engine,
                 &[&compiled],
                 &blocks_needed(&engine, &[m]),
-                opts.members_per_pass,
+                opts.common.members_per_pass,
             )
             .await?;
             let plan = plan.clone().only(members(&plan)?);
@@ -758,9 +797,13 @@ pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Resu
         None if defs.blocks.iter().any(|b| b.name == what) => {
             // As in a run: the blocks marked `hhq: keep` first, over every member; not the
             // block itself, which is profiled.
-            let plan =
-                crate::execute::plan(&engine, &[], &Default::default(), opts.members_per_pass)
-                    .await?;
+            let plan = crate::execute::plan(
+                &engine,
+                &[],
+                &Default::default(),
+                opts.common.members_per_pass,
+            )
+            .await?;
             let members = members(&plan)?;
             let keep: std::collections::BTreeSet<&str> = engine
                 .blocks()
@@ -780,8 +823,8 @@ pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Resu
         None => {
             return Err(Error::Usage(format!(
                 "`{what}` is neither a measure in {} nor a building block in {}",
-                crate::library::shown(&opts.measures),
-                crate::library::shown(&opts.queries)
+                crate::library::shown(&opts.common.measures),
+                crate::library::shown(&opts.common.queries)
             )));
         }
     };
@@ -832,20 +875,7 @@ fn not_reported_note(compiled: &compile::CompiledMeasure) -> Option<String> {
 /// Load the definitions and open the data directory with the run's optional inputs and memory
 /// limit.
 async fn open(opts: &RunOptions) -> Result<(Definitions, Engine)> {
-    let defs = Definitions::load_spec(&opts.measures, &opts.queries, opts.spec)?;
-    let inputs = crate::engine::Inputs {
-        risk_weights: opts.risk_weights.clone(),
-    };
-    let engine = Engine::open_scoped(
-        &opts.data,
-        &defs,
-        &inputs,
-        opts.memory_limit,
-        &opts.engine,
-        &opts.privacy.audience,
-    )
-    .await?;
-    Ok((defs, engine))
+    crate::execute::open(&opts.common, &opts.privacy.audience).await
 }
 
 /// The building blocks these measures read, given the optional inputs supplied: a numerator
@@ -921,7 +951,7 @@ pub(crate) fn definition_files(
 fn choose_period(opts: &RunOptions, cutoff: Option<NaiveDate>) -> Result<Period> {
     match opts.period {
         Some(p) => Ok(p),
-        None => year_of_cutoff(&opts.data, cutoff),
+        None => year_of_cutoff(&opts.common.data, cutoff),
     }
 }
 
@@ -1003,41 +1033,168 @@ pub fn duckdb_script(
     )
 }
 
+/// What `hhq compile` is asked for: one measure, for a period (the latest full year of `data`
+/// when none), shown as its steps, its optimised plan, a DuckDB script over `data`'s extracts,
+/// or SQL (the blocks' views and the aggregate, or with `detail` the member-level detail).
+#[derive(Debug, Clone)]
+pub struct CompileOptions {
+    /// The data (for the default period and the script's extracts) and the definitions.
+    pub common: crate::execute::Options,
+    pub measure: String,
+    pub period: Option<Period>,
+    pub steps: bool,
+    pub plan: bool,
+    pub detail: bool,
+    pub extracts: bool,
+}
+
+/// `hhq compile`: the measure compiled as `opts` asks to show it.
+pub async fn compile_command(opts: &CompileOptions) -> Result<crate::output::Told> {
+    let defs = Definitions::load_spec(
+        &opts.common.measures,
+        &opts.common.queries,
+        opts.common.spec,
+    )?;
+    let m = defs.measure(&opts.measure, &opts.common.measures)?;
+    // The data are read for the default period, and for the script's coverage.
+    let coverage = match (opts.period, opts.extracts) {
+        (Some(_), false) => None,
+        _ => data_coverage(&opts.common.data, &defs).await?,
+    };
+    let period = match opts.period {
+        Some(p) => p,
+        None => default_period(&opts.common.data, coverage)?,
+    };
+    let engine = Engine::offline(&defs).await?;
+    let compiled = compile::compile(m, engine.catalog(), &period)?;
+    if opts.steps {
+        return Ok(crate::output::Told::out(compiled.plan().to_string()));
+    }
+    let statement = match opts.detail {
+        true => compiled.detail_sql(),
+        false => compiled.standalone_sql(),
+    };
+    if opts.plan {
+        let df = engine.context().sql(&statement).await?;
+        return Ok(crate::output::Told::out(format!(
+            "{}\n",
+            df.into_optimized_plan()?.display_indent()
+        )));
+    }
+    if opts.extracts {
+        return Ok(crate::output::Told::out(duckdb_script(
+            &defs,
+            &compiled,
+            engine.catalog(),
+            &opts.common.data,
+            coverage,
+            opts.detail,
+        )?));
+    }
+    let mut out = String::new();
+    for b in &defs.blocks {
+        out.push_str(&format!(
+            "-- building block {} ({})\n",
+            b.name,
+            b.path.display()
+        ));
+        out.push_str(&format!("CREATE VIEW {} AS\n{};\n\n", b.name, b.sql));
+    }
+    out.push_str(&format!("{statement};\n"));
+    Ok(crate::output::Told::out(out))
+}
+
+/// `hhq test`: the decks of the measures in `measures` (only those of `only`, when given) run;
+/// the failed cases (every case when `verbose`), the tally per measure and the count; a
+/// failure when a case failed. Asking for measures with no deck is a usage error.
+pub async fn test_decks(
+    measures: &std::path::Path,
+    queries: &std::path::Path,
+    spec: crate::measure::Spec,
+    only: &[String],
+    verbose: bool,
+) -> Result<crate::output::Told> {
+    let cases = crate::decks::run_dir_only(measures, queries, spec, only).await?;
+    if cases.is_empty() && !only.is_empty() {
+        let defs = Definitions::load_spec(measures, queries, spec)?;
+        for id in only {
+            defs.measure(id, measures)?;
+        }
+        return Err(Error::Usage(format!(
+            "no deck tests {} in {}",
+            only.join(", "),
+            measures.join("decks").display()
+        )));
+    }
+    let shown: Vec<_> = cases
+        .iter()
+        .filter(|c| verbose || c.failure.is_some())
+        .cloned()
+        .collect();
+    let mut out = String::new();
+    if !shown.is_empty() {
+        out.push_str(&format!("{}\n", crate::report::deck_table(&shown)));
+    }
+    out.push_str(&crate::report::deck_tally(&cases));
+    let failed = cases.iter().filter(|c| c.failure.is_some()).count();
+    out.push_str(&format!(
+        "{} cases: {} passed, {} failed\n",
+        cases.len(),
+        cases.len() - failed,
+        failed
+    ));
+    Ok(crate::output::Told {
+        out,
+        failed: (failed > 0).then(|| Error::Failed(format!("{failed} deck case(s) failed"))),
+        ..Default::default()
+    })
+}
+
 /// `hhq conformance`: the conformance matrix of the measures in `measures` (their rule files
 /// and the deck cases naming each rule), written to `out` or printed; with `check`, only
-/// compared with `out`. Returns the gaps (rules with fewer than three deck cases), and the
-/// failure to report if any: gaps, or when checking an `out` that is not the current matrix.
+/// compared with `out`. The gaps (rules with fewer than three deck cases) are told; the
+/// failure is the gaps, or when checking an `out` that is not the current matrix.
 pub fn conformance(
     measures: &std::path::Path,
     out: Option<&std::path::Path>,
     check: bool,
-) -> Result<(Vec<String>, Option<String>)> {
+) -> Result<crate::output::Told> {
     let defs = crate::measure::load_dir(measures)?;
     let mut matrix = crate::conformance::load(measures, &defs)?;
     matrix.attach(crate::decks::rule_tags(measures)?)?;
     let text = matrix.markdown();
     let gaps = matrix.gaps();
+    let mut told = crate::output::Told {
+        after: gaps.iter().map(|g| format!("hhq: {g}")).collect(),
+        ..Default::default()
+    };
     if check {
         let stale = out.filter(|o| std::fs::read_to_string(o).unwrap_or_default() != text);
         let failures = gaps.len() + usize::from(stale.is_some());
-        let failed = (failures > 0).then(|| match stale {
-            Some(o) => format!(
-                "{failures} conformance problem(s): {} is not the current matrix; run `hhq \
-                 conformance --out {}`",
-                o.display(),
-                o.display()
-            ),
-            None => format!("{failures} conformance problem(s)"),
+        told.failed = (failures > 0).then(|| {
+            Error::Failed(match stale {
+                Some(o) => format!(
+                    "{failures} conformance problem(s): {} is not the current matrix; run `hhq \
+                     conformance --out {}`",
+                    o.display(),
+                    o.display()
+                ),
+                None => format!("{failures} conformance problem(s)"),
+            })
         });
-        return Ok((gaps, failed));
+        return Ok(told);
     }
     match out {
         Some(out) => crate::output::write_atomic(out, text.as_bytes())?,
-        None => print!("{text}"),
+        None => told.out = text,
     }
-    let failed = (!gaps.is_empty())
-        .then(|| format!("{} rule(s) with fewer than three deck cases", gaps.len()));
-    Ok((gaps, failed))
+    told.failed = (!gaps.is_empty()).then(|| {
+        Error::Failed(format!(
+            "{} rule(s) with fewer than three deck cases",
+            gaps.len()
+        ))
+    });
+    Ok(told)
 }
 
 /// Profile the extracts and pass the publish gate: the profile, and the caveat to publish with
@@ -1148,12 +1305,8 @@ pub const CANDIDATES_SHOWN: usize = 10;
 /// period is still chosen from all the data). A member the extracts do not have is a usage error
 /// naming the nearest ids.
 pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Result<Explanation> {
-    let defs = Definitions::load_spec(&opts.measures, &opts.queries, opts.spec)?;
-    let measure = defs.measure(measure_id, &opts.measures)?.clone();
-    let inputs = crate::engine::Inputs {
-        risk_weights: opts.risk_weights.clone(),
-    };
-    let engine = Engine::open_limited(&opts.data, &defs, &inputs, opts.memory_limit).await?;
+    let (defs, engine) = crate::execute::open(&opts.common, &Audience::State).await?;
+    let measure = defs.measure(measure_id, &opts.common.measures)?.clone();
     let period = choose_period(
         opts,
         engine.data_cutoff(opts.quality.as_of_or_today()).await?,
@@ -1404,6 +1557,42 @@ fn conjuncts(filter: &str) -> Vec<String> {
             out
         }
         Err(_) => vec![filter.to_string()],
+    }
+}
+
+impl CheckReport {
+    /// What `hhq check` prints: each measure that passed, each problem, the counts; a failure
+    /// naming `measures` when there are problems.
+    pub fn told(&self, measures: &std::path::Path) -> crate::output::Told {
+        let mut out = String::new();
+        for (id, version, path) in &self.passed {
+            out.push_str(&format!("ok  {id} {version}  {}\n", path.display()));
+        }
+        for problem in &self.problems {
+            out.push_str(&format!("{problem}\n"));
+        }
+        out.push_str(&format!(
+            "{} measures passed, {} problems; {} building blocks, {} value sets ({} licensed, {} \
+             illustrative)\n",
+            self.passed.len(),
+            self.problems.len(),
+            self.blocks,
+            self.value_sets,
+            self.licensed_value_sets,
+            self.value_sets - self.licensed_value_sets
+        ));
+        let failed = (!self.problems.is_empty()).then(|| {
+            Error::Failed(format!(
+                "{} problem(s) in {}",
+                self.problems.len(),
+                crate::library::shown(measures)
+            ))
+        });
+        crate::output::Told {
+            out,
+            failed,
+            ..Default::default()
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
 
 use crate::definitions::Definitions;
-use crate::engine::Engine;
+
 use crate::error::{Error, Result};
 use crate::measure::{Stratifier, Unit};
 use crate::privacy::Audience;
@@ -646,17 +646,12 @@ fn summary_csv(rows: &[PublishedRow]) -> Result<Vec<u8>> {
 /// What `hhq cohort` is asked.
 #[derive(Debug, Clone)]
 pub struct CohortOptions {
-    pub data: PathBuf,
-    pub measures: PathBuf,
-    pub queries: PathBuf,
+    /// The data, the definitions and how the engine computes.
+    pub common: crate::execute::Options,
     pub out: PathBuf,
     /// The last day of every look-back (default: the last date with data).
     pub as_of: Option<NaiveDate>,
     pub privacy: Privacy,
-    pub memory_limit: Option<usize>,
-    /// Members computed at once (`None`: as `hhq run` chooses); more are computed in passes
-    /// over ranges of member ids.
-    pub members_per_pass: Option<usize>,
 }
 
 /// What a cohort run did, for the terminal.
@@ -675,6 +670,19 @@ pub struct CohortReport {
 }
 
 impl CohortReport {
+    /// What `hhq cohort` tells: its warnings, then [`CohortReport::text`].
+    pub fn told(&self, audience: &Audience, out: &Path) -> crate::output::Told {
+        crate::output::Told {
+            before: self
+                .warnings
+                .iter()
+                .map(|w| format!("warning: {w}"))
+                .collect(),
+            out: self.text(audience, out),
+            ..Default::default()
+        }
+    }
+
     /// What `hhq cohort` prints: the members eligible for `audience`, each list's count, rows
     /// set aside and members with evidence on no list, and what was written to `out`.
     pub fn text(&self, audience: &Audience, out: &Path) -> String {
@@ -716,24 +724,16 @@ impl CohortReport {
 
 /// `hhq cohort`: run the definitions of `<measures>/cohorts/` and write the lists, atomically.
 pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
-    let defs = Definitions::load(&opts.measures, &opts.queries)?;
+    let defs = Definitions::load(&opts.common.measures, &opts.common.queries)?;
     let definitions = defs.cohorts.clone();
     if definitions.is_empty() {
         return Err(Error::Usage(format!(
             "no cohort or risk-flag definitions in {}",
-            opts.measures.join("cohorts").display()
+            opts.common.measures.join("cohorts").display()
         )));
     }
     crate::output::check_replaceable(&opts.out, "cohort")?;
-    let engine = Engine::open_scoped(
-        &opts.data,
-        &defs,
-        &crate::engine::Inputs::default(),
-        opts.memory_limit,
-        &crate::distributed::Backend::Local,
-        &opts.privacy.audience,
-    )
-    .await?;
+    let engine = crate::execute::open_with(&opts.common, &defs, &opts.privacy.audience).await?;
     // Rows set aside by the row rules are counted before anything is read, and written out:
     // nothing is dropped silently. Extracts with none are then read without the rules.
     let rows = crate::quality::count_rows(engine.context(), &engine.extracts).await?;
@@ -776,7 +776,7 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         &engine,
         &[],
         &std::collections::BTreeSet::new(),
-        opts.members_per_pass,
+        opts.common.members_per_pass,
     )
     .await?;
     let mut executor = crate::execute::Executor::start(&engine, &plan, &mut ()).await?;
@@ -818,9 +818,9 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         "command": "cohort",
         "as_of": as_of.to_string(),
         "options": {
-            "data": opts.data.display().to_string(),
-            "measures": crate::library::shown(&opts.measures),
-            "queries": crate::library::shown(&opts.queries),
+            "data": opts.common.data.display().to_string(),
+            "measures": crate::library::shown(&opts.common.measures),
+            "queries": crate::library::shown(&opts.common.queries),
             "audience": match &opts.privacy.audience {
                 Audience::State => None,
                 Audience::Mco(id) => Some(format!("mco {id}")),

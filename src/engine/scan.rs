@@ -33,6 +33,30 @@ pub struct ScanFloor {
 }
 
 impl ScanFloor {
+    /// What `hhq scan` prints: each extract's columns read, rows and time, then the floor.
+    pub fn told(&self) -> crate::output::Told {
+        let mut out = String::new();
+        for t in &self.tables {
+            out.push_str(&format!(
+                "{:<16} {:>3} of {:>3} columns {:>12} rows {:>9.3} s  ({})\n",
+                t.table,
+                t.columns.len(),
+                t.of_columns,
+                t.rows,
+                t.elapsed.as_secs_f64(),
+                t.columns.join(", ")
+            ));
+        }
+        let secs = self.elapsed().as_secs_f64();
+        out.push_str(&format!(
+            "scan floor: {} rows in {:.3} s ({:.1} M rows/s)\n",
+            self.rows(),
+            secs,
+            self.rows() as f64 / secs.max(1e-9) / 1e6
+        ));
+        crate::output::Told::out(out)
+    }
+
     pub fn rows(&self) -> u64 {
         self.tables.iter().map(|t| t.rows).sum()
     }

@@ -851,6 +851,41 @@ pub async fn validate(data_dir: &Path, policy: &Policy, as_of: NaiveDate) -> Res
     profile(&ctx, &opened, policy, as_of).await
 }
 
+/// `hhq validate`: profile the extracts of `data` under the policy `options` (or `measures`)
+/// names, write the report into `out`, and what to tell: the checks that did not pass, the
+/// warnings, the files written; a failure when a check fails.
+pub async fn command(
+    data: &Path,
+    out: &Path,
+    options: &QualityOptions,
+    measures: &Path,
+) -> Result<crate::output::Told> {
+    let policy = Policy::resolve(options.policy.as_deref(), measures)?;
+    let profile = validate(data, &policy, options.as_of_or_today()).await?;
+    let written = write_report(&profile, out)?;
+    let mut after: Vec<String> = profile
+        .warning_lines()
+        .into_iter()
+        .map(|w| format!("warning: {w}"))
+        .collect();
+    after.push(format!(
+        "wrote {}",
+        written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let failed = (!profile.failed().is_empty())
+        .then(|| Error::Quality(format!("the extracts fail {}", profile.failed_summary())));
+    Ok(crate::output::Told {
+        before: Vec::new(),
+        out: terminal(&profile),
+        after,
+        failed,
+    })
+}
+
 /// Write the data-quality report of `hhq validate` into `out`: `data_quality_checks.csv` and
 /// `data_quality.csv`. Returns the files written.
 pub fn write_report(profile: &Profile, out: &Path) -> Result<Vec<PathBuf>> {

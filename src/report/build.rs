@@ -7,7 +7,7 @@ use crate::chart::{self, Estimate, Role, Series};
 use crate::error::Result;
 use crate::measure::{Better, Measure, Stratifier, Unit};
 use crate::privacy::Audience;
-use crate::report::doc::{self, Block, Cell, Column, Document, Figure, Section, Table};
+use crate::report::doc::{self, Cell, Column, Document, Element, Figure, Section, Table};
 use crate::report::gather::{Curve, Gathered, MeasureData};
 use crate::report::stats;
 use crate::results::{Grouping, ResultRow};
@@ -134,7 +134,7 @@ pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
     sections.push(Section {
         id: "manifest".into(),
         title: "Manifest".into(),
-        blocks: vec![Block::Paragraph {
+        elements: vec![Element::Paragraph {
             text: "What this report was computed from: tool version, options, the SHA-256 of \
                        every measure, building-block and value-set file, and each extract's files, \
                        rows and content hash. The same inputs give the same report, byte for byte; \
@@ -142,7 +142,7 @@ pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
                 .into(),
         }]
         .into_iter()
-        .chain(manifest_blocks(manifest)?)
+        .chain(manifest_elements(manifest)?)
         .collect(),
     });
     Ok(Document {
@@ -273,7 +273,7 @@ fn summary(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
             }
         }
     }
-    let mut blocks = vec![Block::Paragraph {
+    let mut elements = vec![Element::Paragraph {
         text: format!(
             "{} over the twelve months ending {} ({} to {}): {} of {} rates are published; the \
              other {} are suppressed under CMS's small-cell rule or not reportable. Changes are \
@@ -307,15 +307,15 @@ fn summary(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
             })
         })
         .collect();
-    blocks.push(Block::Heading {
+    elements.push(Element::Heading {
         text: "Changes since the year before".into(),
     });
-    blocks.push(if moved.is_empty() {
-        Block::Paragraph {
+    elements.push(if moved.is_empty() {
+        Element::Paragraph {
             text: "No published rate changed significantly since the year before.".into(),
         }
     } else {
-        Block::List { items: moved }
+        Element::List { items: moved }
     });
     if g.audience != Audience::State {
         let against: Vec<String> = judged
@@ -341,17 +341,17 @@ fn summary(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                 })
             })
             .collect();
-        blocks.push(Block::Heading {
+        elements.push(Element::Heading {
             text: "Against the state".into(),
         });
-        blocks.push(if against.is_empty() {
-            Block::Paragraph {
+        elements.push(if against.is_empty() {
+            Element::Paragraph {
                 text: "No published rate differs significantly from the state's (its 95% \
                        interval holds the state rate)."
                     .into(),
             }
         } else {
-            Block::List { items: against }
+            Element::List { items: against }
         });
     }
     if !g.targets.is_empty() {
@@ -398,15 +398,15 @@ fn summary(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                 }
             ));
         }
-        blocks.push(Block::Heading {
+        elements.push(Element::Heading {
             text: "Against targets".into(),
         });
-        blocks.push(Block::List { items });
+        elements.push(Element::List { items });
     }
     Section {
         id: "summary".into(),
         title: "Summary".into(),
-        blocks,
+        elements,
     }
 }
 
@@ -689,8 +689,8 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
     Section {
         id: "at-a-glance".into(),
         title: "At a glance".into(),
-        blocks: vec![
-            Block::Paragraph {
+        elements: vec![
+            Element::Paragraph {
                 text: format!(
                     "Each measure over the twelve months ending {} ({} to {}) for {}, beside the \
                      twelve months before. Direction reads the change against the measure's \
@@ -705,7 +705,7 @@ fn at_a_glance(g: &Gathered, published: &BTreeMap<&str, Published>) -> Section {
                     }
                 ),
             },
-            Block::Table(t),
+            Element::Table(t),
         ],
     }
 }
@@ -774,7 +774,7 @@ fn worklist(g: &Gathered, id: &str) -> Section {
             Cell::text(or_none(&gap.current_mco)),
         ]);
     }
-    let mut blocks = vec![Block::Paragraph {
+    let mut elements = vec![Element::Paragraph {
         text: format!(
             "{} discharge{} and ED visit{} with a follow-up still open at the data cut-off, \
              soonest due first. Only {id}'s own members appear here.",
@@ -783,16 +783,16 @@ fn worklist(g: &Gathered, id: &str) -> Section {
             if g.worklist.len() == 1 { "" } else { "s" }
         ),
     }];
-    blocks.push(Block::Table(t));
+    elements.push(Element::Table(t));
     Section {
         id: "worklist-section".into(),
         title: "Worklist".into(),
-        blocks,
+        elements,
     }
 }
 
 fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) -> Result<Section> {
-    let mut blocks = vec![Block::Facts {
+    let mut elements = vec![Element::Facts {
         items: vec![
             ("Measure".into(), format!("{} — {}", m.id, m.title)),
             ("Version".into(), m.version.clone()),
@@ -835,7 +835,7 @@ fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) ->
             rate_cell(find(&p.audience_prior, name, Grouping::Total, "total")),
         ]);
     }
-    blocks.push(Block::Table(headline));
+    elements.push(Element::Table(headline));
 
     // The headline component: the first that is a rate (a percentage, a rate per 1,000 or a
     // ratio), else the first reported; PCR-HH's first component is a plain count of stays.
@@ -856,25 +856,25 @@ fn measure_section(g: &Gathered, m: &Measure, d: &MeasureData, p: &Published) ->
         .map(|c| (c.name.value.clone(), c.unit));
     if let Some((head, unit)) = &head {
         let unit = *unit;
-        blocks.push(Block::Figure(trend(g, m, head, unit, p)?));
+        elements.push(Element::Figure(trend(g, m, head, unit, p)?));
         if let Some(f) = comparison(g, m, head, unit, p)? {
-            blocks.push(Block::Figure(f));
+            elements.push(Element::Figure(f));
         }
         if let Some(f) = control_chart(g, m, head, unit, p)? {
-            blocks.push(Block::Figure(f));
+            elements.push(Element::Figure(f));
         }
     }
     if let Some((state, audience)) = &d.followup {
-        blocks.push(Block::Figure(followup_curve(g, m, state, audience)?));
+        elements.push(Element::Figure(followup_curve(g, m, state, audience)?));
     }
-    blocks.push(Block::Table(age_table(m, p)));
+    elements.push(Element::Table(age_table(m, p)));
     if let Some((head, _)) = &head {
-        blocks.push(Block::Table(demographics_table(g, m, head, p)));
+        elements.push(Element::Table(demographics_table(g, m, head, p)));
     }
     Ok(Section {
         id: format!("measure-{}", m.id),
         title: format!("{} — {}", m.id, m.title),
-        blocks,
+        elements,
     })
 }
 
@@ -901,7 +901,7 @@ fn mco_role(g: &Gathered, mco: &str) -> Role {
 
 /// The manifest (inputs only) as the appendix shows it: the run's facts, then a table each of
 /// extracts, measures, building blocks and value sets with their hashes.
-fn manifest_blocks(manifest: &str) -> Result<Vec<Block>> {
+fn manifest_elements(manifest: &str) -> Result<Vec<Element>> {
     use serde_json::Value;
     let m: Value = serde_json::from_str(manifest)
         .map_err(|e| crate::Error::Report(format!("the run's manifest: {e}")))?;
@@ -956,7 +956,7 @@ fn manifest_blocks(manifest: &str) -> Result<Vec<Block>> {
             v => format!("{} (SHA-256 {})", at(v, "file"), at(v, "sha256")),
         },
     ));
-    let mut blocks = vec![Block::Facts { items: facts }];
+    let mut elements = vec![Element::Facts { items: facts }];
     let rows = |key: &str| m[key].as_array().cloned().unwrap_or_default();
     let table = |id: &str, title: &str, columns: &[(&str, &str)], rows: Vec<Vec<Cell>>| Table {
         id: format!("manifest_{id}"),
@@ -976,7 +976,7 @@ fn manifest_blocks(manifest: &str) -> Result<Vec<Block>> {
             ]);
         }
     }
-    blocks.push(Block::Table(table(
+    elements.push(Element::Table(table(
         "extracts",
         "Extracts",
         &[
@@ -993,7 +993,7 @@ fn manifest_blocks(manifest: &str) -> Result<Vec<Block>> {
             .map(|r| with.iter().map(|k| Cell::text(at(r, k))).collect())
             .collect()
     };
-    blocks.push(Block::Table(table(
+    elements.push(Element::Table(table(
         "measures",
         "Measure definitions",
         &[
@@ -1004,19 +1004,19 @@ fn manifest_blocks(manifest: &str) -> Result<Vec<Block>> {
         ],
         listed("measures", &["id", "version", "file", "sha256"]),
     )));
-    blocks.push(Block::Table(table(
+    elements.push(Element::Table(table(
         "building_blocks",
         "Building blocks",
-        &[("name", "Block"), ("file", "File"), ("sha256", "SHA-256")],
+        &[("name", "Element"), ("file", "File"), ("sha256", "SHA-256")],
         listed("building_blocks", &["name", "file", "sha256"]),
     )));
-    blocks.push(Block::Table(table(
+    elements.push(Element::Table(table(
         "value_sets",
         "Value sets",
         &[("file", "File"), ("sha256", "SHA-256")],
         listed("value_sets", &["file", "sha256"]),
     )));
-    Ok(blocks)
+    Ok(elements)
 }
 
 fn audience_label(g: &Gathered) -> String {
@@ -1661,8 +1661,8 @@ fn data_quality(g: &Gathered) -> Section {
         ]);
     }
     let failed: Vec<&crate::cms::Check> = g.checks.iter().filter(|c| !c.passed).collect();
-    let mut blocks = vec![
-        Block::Paragraph {
+    let mut elements = vec![
+        Element::Paragraph {
             text: format!(
                 "Claim lines used reconcile: {} used = {} final + {} superseded + {} void. CMS \
                  consistency checks on the state's results for the year: {} of {} hold.",
@@ -1674,10 +1674,10 @@ fn data_quality(g: &Gathered) -> Section {
                 g.checks.len()
             ),
         },
-        Block::Table(t),
+        Element::Table(t),
     ];
     if !failed.is_empty() {
-        blocks.push(Block::List {
+        elements.push(Element::List {
             items: failed
                 .iter()
                 // The check's name and stratum only: its detail holds raw, unsuppressed counts.
@@ -1693,7 +1693,7 @@ fn data_quality(g: &Gathered) -> Section {
     if let Some(q) = &g.quality {
         let failed = q.failed();
         let warned = q.warnings();
-        blocks.push(Block::Paragraph {
+        elements.push(Element::Paragraph {
             text: format!(
                 "Before any measure ran, the extracts were profiled by {} data-quality checks \
                  (completeness, conformance of codes and dates, plausibility; `hhq validate` \
@@ -1726,13 +1726,13 @@ fn data_quality(g: &Gathered) -> Section {
             })
             .collect();
         if !items.is_empty() {
-            blocks.push(Block::List { items });
+            elements.push(Element::List { items });
         }
     }
     Section {
         id: "data-quality".into(),
         title: "Data quality".into(),
-        blocks,
+        elements,
     }
 }
 
@@ -1753,11 +1753,11 @@ const REFERENCES: [&str; 8] = [
 ];
 
 fn methods(g: &Gathered) -> Section {
-    let mut blocks = vec![
-        Block::Heading {
+    let mut elements = vec![
+        Element::Heading {
             text: "Periods".into(),
         },
-        Block::Paragraph {
+        Element::Paragraph {
             text: format!(
                 "Measures are computed over the twelve months ending with the report quarter \
                  ({} to {}) by their CMS specifications, whose windows (discharges through \
@@ -1771,10 +1771,10 @@ fn methods(g: &Gathered) -> Section {
                 crate::cms::RUN_OUT_DAYS
             ),
         },
-        Block::Heading {
+        Element::Heading {
             text: "Suppression".into(),
         },
-        Block::Paragraph {
+        Element::Paragraph {
             text: format!(
                 "Every published table, chart and file follows CMS's small-cell rule: no count \
                  from 1 to {n} is shown, nor any figure from which one can be worked out; no rate \
@@ -1798,10 +1798,10 @@ fn methods(g: &Gathered) -> Section {
                 legend = suppress::legend()
             ),
         },
-        Block::Heading {
+        Element::Heading {
             text: "Confidence intervals and comparisons".into(),
         },
-        Block::Paragraph {
+        Element::Paragraph {
             text: "Percentages carry Wilson score 95% intervals (Wilson 1927; Newcombe 1998); \
                    rates per 1,000 carry Byar's approximation to the exact Poisson interval \
                    (Breslow and Day 1987). A member contributes several units to many measures \
@@ -1819,7 +1819,7 @@ fn methods(g: &Gathered) -> Section {
                    of the state rate."
                 .into(),
         },
-        Block::Paragraph {
+        Element::Paragraph {
             text: "A change from the year before is called improved or worsened only when a \
                  two-sided z-test at the 5% level finds it (the difference over the square root \
                  of the two years' variances, each with its design effect); otherwise it reads \
@@ -1830,7 +1830,7 @@ fn methods(g: &Gathered) -> Section {
                  change is the difference of the rates as shown, so the columns agree as read."
                 .into(),
         },
-        Block::Paragraph {
+        Element::Paragraph {
             text: format!(
                 "Control charts are p-charts (shares) and u-charts (rates per 1,000) by quarter \
                  with 3-sigma limits for each quarter's size (Montgomery 2019). With large \
@@ -1844,10 +1844,10 @@ fn methods(g: &Gathered) -> Section {
                 crate::spc::TREND_RUN
             ),
         },
-        Block::Heading {
+        Element::Heading {
             text: "Charts".into(),
         },
-        Block::Paragraph {
+        Element::Paragraph {
             text: "A value axis starts at zero unless that would leave more than a third of the \
                    plot empty; it then starts at a round number below the smallest value and its \
                    label says where (\"axis from 40\"), so differences between units can be \
@@ -1859,23 +1859,23 @@ fn methods(g: &Gathered) -> Section {
                    so."
             .into(),
         },
-        Block::Heading {
+        Element::Heading {
             text: "References".into(),
         },
-        Block::List {
+        Element::List {
             items: REFERENCES.iter().map(|r| r.to_string()).collect(),
         },
-        Block::Heading {
+        Element::Heading {
             text: "Audiences".into(),
         },
-        Block::Paragraph {
+        Element::Paragraph {
             text: "The state report covers every member. An MCO report counts the units of the \
                    MCO's members (the MCO on the event date). A partner scorecard counts the units \
                    of the partner's assigned members; benchmarks from others are aggregates only, \
                    and its worklist lists its own members only."
                 .into(),
         },
-        Block::Heading {
+        Element::Heading {
             text: "Measure definitions and deviations".into(),
         },
     ];
@@ -1900,12 +1900,12 @@ fn methods(g: &Gathered) -> Section {
         if let Some(n) = &m.reporting.notes {
             items.push(("Notes".into(), n.clone()));
         }
-        blocks.push(Block::Facts { items });
+        elements.push(Element::Facts { items });
     }
     Section {
         id: "methods".into(),
         title: "Methods".into(),
-        blocks,
+        elements,
     }
 }
 

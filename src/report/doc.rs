@@ -25,13 +25,13 @@ pub struct Section {
     /// An HTML id (`at-a-glance`, `measure-FUH-HH`, …).
     pub id: String,
     pub title: String,
-    pub blocks: Vec<Block>,
+    pub elements: Vec<Element>,
 }
 
 /// The content of a section, in reading order.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Block {
+pub enum Element {
     /// A sub-heading.
     Heading {
         text: String,
@@ -238,10 +238,10 @@ impl Document {
     pub fn tables(&self) -> Vec<&Table> {
         let mut out = Vec::new();
         for s in &self.sections {
-            for b in &s.blocks {
+            for b in &s.elements {
                 match b {
-                    Block::Table(t) => out.push(t),
-                    Block::Figure(f) => out.push(&f.data),
+                    Element::Table(t) => out.push(t),
+                    Element::Figure(f) => out.push(&f.data),
                     _ => {}
                 }
             }
@@ -253,9 +253,9 @@ impl Document {
     pub fn figures(&self) -> Vec<&Figure> {
         self.sections
             .iter()
-            .flat_map(|s| &s.blocks)
+            .flat_map(|s| &s.elements)
             .filter_map(|b| match b {
-                Block::Figure(f) => Some(f),
+                Element::Figure(f) => Some(f),
                 _ => None,
             })
             .collect()

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::report::doc::{Block, Cell, Document, Table};
+use crate::report::doc::{Cell, Document, Element, Table};
 
 /// The default template, compiled in so the binary needs no files beside it.
 const TEMPLATE: &str = include_str!("../../reports/report.html.j2");
@@ -52,10 +52,10 @@ fn table(t: &Table) -> Value {
     })
 }
 
-fn block(b: &Block) -> Value {
+fn element(b: &Element) -> Value {
     match b {
-        Block::Table(t) => table(t),
-        Block::Figure(f) => json!({
+        Element::Table(t) => table(t),
+        Element::Figure(f) => json!({
             "type": "figure",
             "id": f.id,
             "title": f.title,
@@ -80,7 +80,7 @@ pub fn render(doc: &Document) -> Result<String> {
             json!({
                 "id": s.id,
                 "title": s.title,
-                "blocks": s.blocks.iter().map(block).collect::<Vec<_>>(),
+                "elements": s.elements.iter().map(element).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -112,11 +112,11 @@ mod tests {
             sections: vec![Section {
                 id: "at-a-glance".into(),
                 title: "At a glance".into(),
-                blocks: vec![
-                    Block::Paragraph {
+                elements: vec![
+                    Element::Paragraph {
                         text: "<script>alert(1)</script>".into(),
                     },
-                    Block::Table(Table {
+                    Element::Table(Table {
                         id: "t".into(),
                         title: "T".into(),
                         columns: vec![Column::text("a", "A"), Column::number("b", "B")],
@@ -126,7 +126,7 @@ mod tests {
                         ]],
                         note: Some("n".into()),
                     }),
-                    Block::Figure(Figure {
+                    Element::Figure(Figure {
                         id: "f".into(),
                         title: "F".into(),
                         caption: "c".into(),

@@ -15,7 +15,10 @@ pub mod pdf;
 pub mod stats;
 mod terminal;
 
-pub use terminal::{deck_table, deck_tally, display_rate, explain_text, table, totals_table};
+pub use terminal::{
+    RunFormat, deck_table, deck_tally, display_rate, explain_text, results_text, table,
+    totals_table,
+};
 pub mod build;
 pub mod gather;
 pub mod html;
@@ -24,8 +27,6 @@ pub mod targets;
 
 use std::path::{Path, PathBuf};
 
-use crate::definitions::Definitions;
-use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::output::Staged;
 use crate::privacy::Audience;
@@ -34,12 +35,8 @@ pub use gather::Quarter;
 /// What `hhq report` is asked for.
 #[derive(Debug, Clone)]
 pub struct ReportOptions {
-    pub data: PathBuf,
-    pub measures: PathBuf,
-    pub queries: PathBuf,
-    /// The specification year the measures follow (`--spec`); the default, each measure's newest.
-    pub spec: crate::measure::Spec,
-    pub risk_weights: Option<PathBuf>,
+    /// The data, the definitions and how the engine computes.
+    pub common: crate::execute::Options,
     /// Measure ids to report; empty reports all.
     pub only: Vec<String>,
     pub audience: Audience,
@@ -50,13 +47,6 @@ pub struct ReportOptions {
     pub pdf: bool,
     /// The data-quality policy and as-of date the gate uses.
     pub quality: crate::quality::QualityOptions,
-    /// Bytes DataFusion's operators may hold at once (`--memory-limit`); `None`: unbounded.
-    pub memory_limit: Option<usize>,
-    /// Where the queries run (`--engine`): this process or a Ballista cluster.
-    pub engine: crate::distributed::Backend,
-    /// Members computed at once (`--members-per-pass`); `None`:
-    /// [`crate::pipeline::MEMBERS_PER_PASS`].
-    pub members_per_pass: Option<usize>,
     /// Who publishes: the programme's and the state's names for the title and cover.
     pub publisher: Publisher,
     /// Targets to measure the rates against (`--targets FILE`).
@@ -92,31 +82,62 @@ pub struct ReportSummary {
     pub warnings: Vec<String>,
 }
 
+/// `hhq report`: [`write`], and what to tell: the caveat and warnings, then what the report
+/// holds and where it was written.
+pub async fn command(opts: &ReportOptions) -> Result<crate::output::Told> {
+    let s = write(opts).await?;
+    let mut after = Vec::new();
+    if let Some(caveat) = &s.caveat {
+        after.push(format!("warning: {caveat} (printed on the report's cover)"));
+    }
+    after.extend(s.warnings.iter().map(|w| format!("warning: {w}")));
+    let open = match opts.audience {
+        Audience::Hhp(_) => format!(
+            ", {} {} with a follow-up open",
+            s.open_gaps,
+            if s.open_gaps == 1 { "event" } else { "events" }
+        ),
+        _ => String::new(),
+    };
+    after.push(format!(
+        "report for the year ending {}: {} measures, {} tables, {} charts, {} suppressed cells{open}",
+        s.quarter, s.measures, s.tables, s.figures, s.suppressed_cells,
+    ));
+    let out = opts.out.display();
+    after.push(format!(
+        "wrote {out}/report.html{}, {out}/manifest.json, {out}/tables/ and {out}/charts/ ({} files)",
+        match opts.pdf {
+            true => format!(", {out}/report.pdf"),
+            false => String::new(),
+        },
+        s.files.len()
+    ));
+    Ok(crate::output::Told {
+        after,
+        ..Default::default()
+    })
+}
+
 /// Compute, lay out and write a report into `opts.out`: `report.html`, `report.pdf`,
 /// `tables/*.csv|parquet`, `charts/*.svg|png` and `manifest.json`. Everything is rendered in
 /// memory first, and the directory is replaced whole, so a failure leaves the previous report.
 pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     // Refuse a directory hhq may not replace before the work, not after.
     crate::output::check_replaceable(&opts.out, "report")?;
-    let defs = Definitions::load_spec(&opts.measures, &opts.queries, opts.spec)?;
-    let inputs = crate::engine::Inputs {
-        risk_weights: opts.risk_weights.clone(),
-    };
-    let engine =
-        Engine::open_on(&opts.data, &defs, &inputs, opts.memory_limit, &opts.engine).await?;
+    let (defs, engine) = crate::execute::open(&opts.common, &Audience::State).await?;
     // The gate first: a refused report computes nothing and writes nothing.
     let (quality, caveat) =
-        crate::pipeline::quality_gate(&engine, &opts.quality, &opts.measures).await?;
+        crate::pipeline::quality_gate(&engine, &opts.quality, &opts.common.measures).await?;
     let cutoff = engine.data_cutoff(quality.as_of).await?.ok_or_else(|| {
         Error::Usage(format!(
             "{}: no dated claims or contacts to report on",
-            opts.data.display()
+            opts.common.data.display()
         ))
     })?;
     let quarter = opts
         .quarter
         .unwrap_or_else(|| Quarter::latest_final(cutoff));
-    let selected = crate::pipeline::select(&defs, &opts.only, &opts.measures)?;
+    let selected = crate::pipeline::select(&defs, &opts.only, &opts.common.measures)?;
     // A bad targets file fails before anything is computed.
     let targets = match &opts.targets {
         Some(path) => targets::load(
@@ -130,21 +151,11 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     // state's session gives only the state's and MCOs' aggregates, published suppressed.
     let own = match opts.audience {
         Audience::State => None,
-        _ => Some(
-            Engine::open_scoped(
-                &opts.data,
-                &defs,
-                &inputs,
-                opts.memory_limit,
-                &opts.engine,
-                &opts.audience,
-            )
-            .await?,
-        ),
+        _ => Some(crate::execute::open_with(&opts.common, &defs, &opts.audience).await?),
     };
     let bar = crate::pipeline::progress(selected.len() as u64 + 1);
     let (measure_files, block_files, value_set_files) =
-        crate::pipeline::definition_files(&defs, &selected, &opts.measures)?;
+        crate::pipeline::definition_files(&defs, &selected, &opts.common.measures)?;
     let measures: Vec<_> = selected.into_iter().cloned().collect();
     let mut gathered = gather::gather(
         &engine,
@@ -154,7 +165,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         quarter,
         cutoff,
         &opts.quality,
-        opts.members_per_pass,
+        opts.common.members_per_pass,
         &bar,
     )
     .await?;
@@ -175,14 +186,17 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         period: gathered.current,
         data_cutoff: Some(cutoff),
         options: vec![
-            ("data", serde_json::json!(opts.data.display().to_string())),
+            (
+                "data",
+                serde_json::json!(opts.common.data.display().to_string()),
+            ),
             (
                 "measures",
-                serde_json::json!(crate::library::shown(&opts.measures)),
+                serde_json::json!(crate::library::shown(&opts.common.measures)),
             ),
             (
                 "queries",
-                serde_json::json!(crate::library::shown(&opts.queries)),
+                serde_json::json!(crate::library::shown(&opts.common.queries)),
             ),
             ("audience", serde_json::json!(opts.audience.id())),
             ("quarter", serde_json::json!(quarter.to_string())),
@@ -208,7 +222,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         blocks: block_files,
         value_set_files,
         extracts: &gathered.extracts,
-        risk_weights: opts.risk_weights.clone(),
+        risk_weights: opts.common.risk_weights.clone(),
         quality: gathered.quality.as_ref(),
         outputs: Vec::new(),
     })?;

@@ -16,7 +16,7 @@ use typst::utils::LazyHash;
 use typst::{Library, LibraryExt, World, WorldExt};
 
 use crate::error::{Error, Result};
-use crate::report::doc::{Block, Document, Figure, Table};
+use crate::report::doc::{Document, Element, Figure, Table};
 
 static REGULAR: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static BOLD: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
@@ -272,38 +272,38 @@ fn source(doc: &Document, figure: &mut dyn FnMut(&str) -> String) -> String {
         // A section with a table of many columns is set in landscape, so no column is squeezed
         // narrower than its words.
         let wide = section
-            .blocks
+            .elements
             .iter()
-            .any(|b| matches!(b, Block::Table(t) if t.columns.len() > WIDE_TABLE));
+            .any(|b| matches!(b, Element::Table(t) if t.columns.len() > WIDE_TABLE));
         if wide != flipped {
             let _ = writeln!(out, "\n#set page(flipped: {wide})");
             flipped = wide;
         }
         out.push_str("\n#pagebreak(weak: true)\n");
         let _ = writeln!(out, "#heading(level: 1, {})\n", lit(&section.title));
-        for block in &section.blocks {
-            block_source(&mut out, block, figure);
+        for element in &section.elements {
+            element_source(&mut out, element, figure);
             out.push('\n');
         }
     }
     out
 }
 
-fn block_source(out: &mut String, block: &Block, figure: &mut dyn FnMut(&str) -> String) {
-    let _ = match block {
-        Block::Heading { text } => writeln!(out, "#heading(level: 2, {})", lit(text)),
-        Block::Paragraph { text } => writeln!(out, "#par({})", lit(text)),
-        Block::List { items } => {
+fn element_source(out: &mut String, element: &Element, figure: &mut dyn FnMut(&str) -> String) {
+    let _ = match element {
+        Element::Heading { text } => writeln!(out, "#heading(level: 2, {})", lit(text)),
+        Element::Paragraph { text } => writeln!(out, "#par({})", lit(text)),
+        Element::List { items } => {
             let items: Vec<String> = items.iter().map(|i| lit(i)).collect();
             writeln!(out, "#list({})", items.join(", "))
         }
-        Block::Facts { items } => {
+        Element::Facts { items } => {
             let items = array(items.iter().map(|(k, v)| pair(k, v)));
             writeln!(out, "#block(above: 1em, below: 1em, hhq-facts({items}))")
         }
-        Block::Table(table) => writeln!(out, "{}", table_source(table)),
-        Block::Figure(f) => writeln!(out, "{}", figure_source(f, figure)),
-        Block::Code { text } => writeln!(out, "#hhq-code({})", lit(&breakable(text))),
+        Element::Table(table) => writeln!(out, "{}", table_source(table)),
+        Element::Figure(f) => writeln!(out, "{}", figure_source(f, figure)),
+        Element::Code { text } => writeln!(out, "#hhq-code({})", lit(&breakable(text))),
     };
 }
 
@@ -483,15 +483,15 @@ mod tests {
                 Section {
                     id: "at-a-glance".into(),
                     title: "At a glance".into(),
-                    blocks: vec![
-                        Block::Paragraph {
+                    elements: vec![
+                        Element::Paragraph {
                             text: "Every measure of the period, by age band.".into(),
                         },
-                        Block::List {
+                        Element::List {
                             items: vec!["FUH-HH: follow-up".into(), "PCR-HH: readmissions".into()],
                         },
-                        Block::Table(table(6)),
-                        Block::Figure(Figure {
+                        Element::Table(table(6)),
+                        Element::Figure(Figure {
                             id: "fuh-trend".into(),
                             title: "FUH-HH over time".into(),
                             caption: "7-day rate by quarter.".into(),
@@ -505,14 +505,14 @@ mod tests {
                 Section {
                     id: "manifest".into(),
                     title: "How this report was made".into(),
-                    blocks: vec![
-                        Block::Heading {
+                    elements: vec![
+                        Element::Heading {
                             text: "Options".into(),
                         },
-                        Block::Facts {
+                        Element::Facts {
                             items: vec![("Period".into(), "2025".into())],
                         },
-                        Block::Code {
+                        Element::Code {
                             text: "{\n  \"tool\": \"hhq 0.1.0\",\n  \"sha256\": \"ab12\"\n}".into(),
                         },
                     ],
@@ -539,13 +539,13 @@ mod tests {
         doc.cover.push((hostile.into(), hostile.into()));
         let section = &mut doc.sections[0];
         section.title = hostile.into();
-        section.blocks.push(Block::Heading {
+        section.elements.push(Element::Heading {
             text: hostile.into(),
         });
-        section.blocks.push(Block::Paragraph {
+        section.elements.push(Element::Paragraph {
             text: hostile.into(),
         });
-        section.blocks.push(Block::List {
+        section.elements.push(Element::List {
             items: vec![hostile.into(), "\\".into(), "\"".into()],
         });
         let mut t = table(3);
@@ -553,8 +553,8 @@ mod tests {
         t.note = Some(hostile.into());
         t.columns[0].label = hostile.into();
         t.rows[0][0] = Cell::text(hostile);
-        section.blocks.push(Block::Table(t));
-        section.blocks.push(Block::Code {
+        section.elements.push(Element::Table(t));
+        section.elements.push(Element::Code {
             text: hostile.into(),
         });
         let pdf = render(&doc).unwrap();
@@ -565,7 +565,7 @@ mod tests {
     fn a_long_table_breaks_across_pages() {
         let mut doc = sample();
         doc.sections.truncate(1);
-        doc.sections[0].blocks = vec![Block::Table(table(200))];
+        doc.sections[0].elements = vec![Element::Table(table(200))];
         let (pdf, pages) = render_counted(&doc).unwrap();
         assert!(pdf.starts_with(b"%PDF-"));
         assert!(pages > 3, "200 rows over several pages, got {pages}");
@@ -594,7 +594,7 @@ mod tests {
             ..Table::default()
         };
         let mut doc = sample();
-        doc.sections[0].blocks = vec![Block::Table(wide), Block::Table(empty)];
+        doc.sections[0].elements = vec![Element::Table(wide), Element::Table(empty)];
         assert!(render(&doc).unwrap().starts_with(b"%PDF-"));
     }
 

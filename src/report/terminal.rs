@@ -285,3 +285,55 @@ pub fn deck_table(cases: &[crate::decks::CaseResult]) -> Table {
     }
     t
 }
+
+/// What `hhq run` prints on stdout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunFormat {
+    #[default]
+    /// Each component's total: one line each
+    Summary,
+    /// Every stratum of every component, as a table
+    Table,
+    /// Every row as summary.csv has them
+    Csv,
+    /// Every row as a JSON array of objects
+    Json,
+}
+
+/// The result rows as `hhq run` prints them on standard output.
+pub fn results_text(rows: &[ResultRow], format: RunFormat) -> crate::error::Result<String> {
+    match format {
+        RunFormat::Summary => {
+            let totals: Vec<_> = rows
+                .iter()
+                .filter(|r| r.stratifier == crate::results::Grouping::Total)
+                .cloned()
+                .collect();
+            Ok(format!("{}\n", totals_table(&totals)))
+        }
+        RunFormat::Table => Ok(format!("{}\n", table(rows))),
+        RunFormat::Csv => Ok(crate::results::to_csv(rows)),
+        RunFormat::Json => {
+            let json: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "measure": r.measure,
+                        "component": r.component,
+                        "period_start": r.period_start.to_string(),
+                        "period_end": r.period_end.to_string(),
+                        "stratifier": r.stratifier.name(),
+                        "stratum": r.stratum,
+                        "numerator": r.numerator,
+                        "denominator": r.denominator,
+                        "rate": r.rate,
+                        "unit": r.unit.name(),
+                    })
+                })
+                .collect();
+            let text = serde_json::to_string_pretty(&json)
+                .map_err(|e| crate::error::Error::Failed(format!("results as JSON: {e}")))?;
+            Ok(format!("{text}\n"))
+        }
+    }
+}

@@ -87,6 +87,27 @@ pub struct SynthSummary {
     pub deaths: usize,
 }
 
+impl SynthSummary {
+    /// What `hhq synth` tells: what it wrote to `out`.
+    pub fn told(&self, out: &Path) -> crate::output::Told {
+        crate::output::Told {
+            after: vec![format!(
+                "wrote {}: {} members, {} claim lines ({} replaced, {} voided claims), {} \
+                 contacts, {} enrollment spans, {} deaths",
+                out.display(),
+                self.members,
+                self.claim_lines,
+                self.replaced_claims,
+                self.voided_claims,
+                self.contacts,
+                self.enrollment_spans,
+                self.deaths
+            )],
+            ..Default::default()
+        }
+    }
+}
+
 /// Generate the four extracts and write `claims.parquet`, `contacts.parquet`, `members.parquet`,
 /// `enrollment.parquet` into `out_dir` (created if missing).
 pub fn write(opts: &SynthOptions, out_dir: &Path) -> Result<SynthSummary> {

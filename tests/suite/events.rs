@@ -161,19 +161,21 @@ async fn detail_keeps_every_unit_with_the_reason_and_evidence() {
 async fn explain_tells_each_step_for_one_member() {
     let data = common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT);
     let opts = RunOptions {
-        spec: Default::default(),
-        data: data.path().to_path_buf(),
-        measures: common::root().join("measures"),
-        queries: common::root().join("queries"),
+        common: hhq::execute::Options {
+            spec: Default::default(),
+            data: data.path().to_path_buf(),
+            measures: common::root().join("measures"),
+            queries: common::root().join("queries"),
+            risk_weights: None,
+            memory_limit: None,
+            engine: Default::default(),
+            members_per_pass: None,
+        },
         out: data.path().join("out"),
         period: Some(Period::year(2025)),
         only: vec![],
-        risk_weights: None,
         privacy: Default::default(),
         quality: common::stated_coverage(),
-        memory_limit: None,
-        engine: Default::default(),
-        members_per_pass: None,
         detail_csv: Default::default(),
     };
     let e = pipeline::explain(&opts, "HH-TCC", "P").await.unwrap();

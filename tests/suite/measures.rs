@@ -254,19 +254,21 @@ async fn an_empty_age_band_is_still_reported() {
             .as_str(),
     );
     let s = pipeline::run(&RunOptions {
-        spec: Default::default(),
-        data: data.path().to_path_buf(),
-        measures: common::root().join("measures"),
-        queries: common::root().join("queries"),
+        common: hhq::execute::Options {
+            spec: Default::default(),
+            data: data.path().to_path_buf(),
+            measures: common::root().join("measures"),
+            queries: common::root().join("queries"),
+            risk_weights: None,
+            memory_limit: None,
+            engine: Default::default(),
+            members_per_pass: None,
+        },
         out: data.path().join("out"),
         period: Some(Period::year(2025)),
         only: vec!["AMB-HH".into()],
-        risk_weights: None,
         privacy: Default::default(),
         quality: common::stated_coverage(),
-        memory_limit: None,
-        engine: Default::default(),
-        members_per_pass: None,
         detail_csv: Default::default(),
     })
     .await
@@ -317,19 +319,21 @@ async fn members_basis_with_continuous_enrollment() {
     let defs = common::measures_dir_with(MEMBERS_MEASURE);
     let out = data.path().join("out");
     let s = pipeline::run(&RunOptions {
-        spec: Default::default(),
-        data: data.path().to_path_buf(),
-        measures: defs.path().to_path_buf(),
-        queries: common::root().join("queries"),
+        common: hhq::execute::Options {
+            spec: Default::default(),
+            data: data.path().to_path_buf(),
+            measures: defs.path().to_path_buf(),
+            queries: common::root().join("queries"),
+            risk_weights: None,
+            memory_limit: None,
+            engine: Default::default(),
+            members_per_pass: None,
+        },
         out: out.clone(),
         period: Some(Period::year(2025)),
         only: vec![],
-        risk_weights: None,
         privacy: Default::default(),
         quality: common::stated_coverage(),
-        memory_limit: None,
-        engine: Default::default(),
-        members_per_pass: None,
         detail_csv: Default::default(),
     })
     .await
@@ -392,19 +396,21 @@ async fn first_date_numerators_give_days_and_their_median() {
     let data = common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT);
     let defs = common::measures_dir_with(FIRST_MEASURE);
     let s = pipeline::run(&RunOptions {
-        spec: Default::default(),
-        data: data.path().to_path_buf(),
-        measures: defs.path().to_path_buf(),
-        queries: common::root().join("queries"),
+        common: hhq::execute::Options {
+            spec: Default::default(),
+            data: data.path().to_path_buf(),
+            measures: defs.path().to_path_buf(),
+            queries: common::root().join("queries"),
+            risk_weights: None,
+            memory_limit: None,
+            engine: Default::default(),
+            members_per_pass: None,
+        },
         out: data.path().join("out"),
         period: Some(Period::year(2025)),
         only: vec![],
-        risk_weights: None,
         privacy: Default::default(),
         quality: common::stated_coverage(),
-        memory_limit: None,
-        engine: Default::default(),
-        members_per_pass: None,
         detail_csv: Default::default(),
     })
     .await
@@ -435,19 +441,21 @@ async fn first_date_numerators_give_days_and_their_median() {
 async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
     let out = tempfile::tempdir().unwrap();
     let opts = |risk_weights: Option<std::path::PathBuf>| RunOptions {
-        spec: Default::default(),
-        data: common::root().join("testdata"),
-        measures: common::root().join("measures"),
-        queries: common::root().join("queries"),
+        common: hhq::execute::Options {
+            spec: Default::default(),
+            data: common::root().join("testdata"),
+            measures: common::root().join("measures"),
+            queries: common::root().join("queries"),
+            risk_weights,
+            memory_limit: None,
+            engine: Default::default(),
+            members_per_pass: None,
+        },
         out: out.path().to_path_buf(),
         period: None,
         only: vec!["PCR-HH".into()],
-        risk_weights,
         privacy: Default::default(),
         quality: common::stated_coverage(),
-        memory_limit: None,
-        engine: Default::default(),
-        members_per_pass: None,
         detail_csv: Default::default(),
     };
     let s = pipeline::run(&opts(None)).await.unwrap();
@@ -505,19 +513,21 @@ async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
 async fn the_manifest_fingerprints_inputs_and_outputs() {
     let out = tempfile::tempdir().unwrap();
     let s = pipeline::run(&RunOptions {
-        spec: Default::default(),
-        data: common::root().join("testdata"),
-        measures: common::root().join("measures"),
-        queries: common::root().join("queries"),
+        common: hhq::execute::Options {
+            spec: Default::default(),
+            data: common::root().join("testdata"),
+            measures: common::root().join("measures"),
+            queries: common::root().join("queries"),
+            risk_weights: None,
+            memory_limit: None,
+            engine: Default::default(),
+            members_per_pass: None,
+        },
         out: out.path().to_path_buf(),
         period: Some(Period::year(2025)),
         only: vec!["AMB-HH".into()],
-        risk_weights: None,
         privacy: Default::default(),
         quality: common::stated_coverage(),
-        memory_limit: None,
-        engine: Default::default(),
-        members_per_pass: None,
         detail_csv: Default::default(),
     })
     .await

@@ -11,19 +11,21 @@ use hhq::pipeline::{self, RunOptions};
 
 fn options(out: &Path, memory_limit: Option<usize>) -> RunOptions {
     RunOptions {
-        data: common::root().join("testdata"),
-        measures: common::root().join("measures"),
-        queries: common::root().join("queries"),
-        spec: Default::default(),
+        common: hhq::execute::Options {
+            data: common::root().join("testdata"),
+            measures: common::root().join("measures"),
+            queries: common::root().join("queries"),
+            spec: Default::default(),
+            risk_weights: None,
+            memory_limit,
+            engine: Default::default(),
+            members_per_pass: None,
+        },
         out: out.to_path_buf(),
         period: None,
         only: Vec::new(),
-        risk_weights: None,
         privacy: Default::default(),
         quality: Default::default(),
-        memory_limit,
-        engine: Default::default(),
-        members_per_pass: None,
         detail_csv: Default::default(),
     }
 }

@@ -502,8 +502,11 @@ async fn a_run_in_member_passes_writes_what_one_pass_writes() {
         .unwrap();
         // 1,500 members in passes of at most 350: five ranges of member ids.
         let several = pipeline::run(&RunOptions {
+            common: hhq::execute::Options {
+                members_per_pass: Some(350),
+                ..options(&passes).common
+            },
             privacy,
-            members_per_pass: Some(350),
             ..options(&passes)
         })
         .await

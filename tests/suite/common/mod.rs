@@ -83,19 +83,21 @@ pub const STATED_COVERAGE: [&str; 4] =
 /// Options to run every shipped measure for 2025 over `data`, writing to `out`.
 pub fn run_options(data: &Path, out: &Path) -> hhq::pipeline::RunOptions {
     hhq::pipeline::RunOptions {
-        data: data.to_path_buf(),
-        measures: root().join("measures"),
-        spec: Default::default(),
-        queries: root().join("queries"),
+        common: hhq::execute::Options {
+            data: data.to_path_buf(),
+            measures: root().join("measures"),
+            spec: Default::default(),
+            queries: root().join("queries"),
+            risk_weights: None,
+            memory_limit: None,
+            engine: Default::default(),
+            members_per_pass: None,
+        },
         out: out.to_path_buf(),
         period: Some(hhq::period::Period::year(2025)),
         only: Vec::new(),
-        risk_weights: None,
         privacy: Default::default(),
         quality: stated_coverage(),
-        memory_limit: None,
-        engine: Default::default(),
-        members_per_pass: None,
         detail_csv: Default::default(),
     }
 }
