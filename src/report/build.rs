@@ -1007,7 +1007,7 @@ fn manifest_elements(manifest: &str) -> Result<Vec<Element>> {
     elements.push(Element::Table(table(
         "building_blocks",
         "Building blocks",
-        &[("name", "Element"), ("file", "File"), ("sha256", "SHA-256")],
+        &[("name", "Block"), ("file", "File"), ("sha256", "SHA-256")],
         listed("building_blocks", &["name", "file", "sha256"]),
     )));
     elements.push(Element::Table(table(
