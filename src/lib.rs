@@ -23,7 +23,7 @@
 //!
 //! | stage | module | owns |
 //! |---|---|---|
-//! | foundations | [`error`], [`escape`], [`output`], [`digest`], [`period`], [`library`], [`project`] | one error type naming file, line, column or row; text made safe for terminals and spreadsheets; atomic files and output directories; SHA-256 digests; measurement periods; the built-in library (and a directory of one's own laid over it); `hhq.toml` and `HHQ_*` settings with their sources |
+//! | foundations | [`error`], [`escape`], [`output`], [`digest`], [`period`], [`library`], [`project`] | one error type naming file, line, column or row; text made safe for terminals and spreadsheets; atomic files and output directories, and what a command tells its user (`output::Told`); SHA-256 digests; measurement periods; the built-in library (and a directory of one's own laid over it); `hhq.toml` and `HHQ_*` settings with their sources |
 //! | extracts | [`extract`] | the data contract; opening and checking Parquet files; row rules (rows set aside) |
 //! | extracts | [`import`] | `hhq import`: other layouts (CSV, Parquet; TAF-like) into the contract by a mapping YAML, what it cannot translate counted |
 //! | extracts | [`synth`] | synthetic extracts in the contract (`hhq synth`, the demo data) |
@@ -33,7 +33,7 @@
 //! | compiler | [`functions`] | hhq's SQL functions and the one registry every session takes them from |
 //! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate); the same as a script DuckDB runs unchanged (`compile::duckdb`) |
 //! | planner | [`plan`] | the run plan, pure: passes over member ranges, queries side by side, the blocks kept for the run and each pass's in waves, each measure's stages and until which reader each is held; every memory-limit policy (`--memory-limit`, `--members-per-pass`); snapshot-tested |
-//! | engine | [`execute`] | the executor: carries a run plan out on an engine, pass by pass, each measure's detail into a sink, timings and progress to an observer; the one way `run`, `report`, `cohort`, `explain` and `profile` compute |
+//! | engine | [`execute`] | what every computing command shares (`execute::Options`) and the one way to open a session; the executor: carries a run plan out on an engine, pass by pass, each measure's detail into a sink, timings and progress to an observer; the one way `run`, `report`, `cohort`, `explain` and `profile` compute |
 //! | engine | [`coverage`] | the period and each measure's reach (look-backs, follow-up) checked against the days the data covers, before anything is computed: refused, cut to the data's last whole month with a caveat, or not reportable |
 //! | engine | [`engine`] | the DataFusion session; the extracts' views over a pass's members; building blocks computed and kept as a plan says; a measure's detail in stages (measures side by side, each in a session of its own; steps shared within a pass), its aggregate and population; profiling and the scan floor |
 //! | engine | [`distributed`] | where queries run (`--engine`); with the feature `ballista`, the same queries on an Apache Ballista cluster (codecs carrying hhq's functions and in-memory tables, stage outputs compacted before Arrow IPC, `hhq cluster scheduler\|executor`) |

@@ -83,7 +83,7 @@ impl RunSummary {
     pub fn told(
         &self,
         out: &std::path::Path,
-        format: crate::report::RunFormat,
+        format: crate::report::terminal::RunFormat,
         quiet: bool,
         timings: bool,
     ) -> Result<crate::output::Told> {
@@ -95,7 +95,7 @@ impl RunSummary {
                 .collect(),
             out: match quiet {
                 true => String::new(),
-                false => crate::report::results_text(&self.rows, format)?,
+                false => crate::report::terminal::results_text(&self.rows, format)?,
             },
             after: self
                 .notes_after(out, timings)
@@ -1133,9 +1133,12 @@ pub async fn test_decks(
         .collect();
     let mut out = String::new();
     if !shown.is_empty() {
-        out.push_str(&format!("{}\n", crate::report::deck_table(&shown)));
+        out.push_str(&format!(
+            "{}\n",
+            crate::report::terminal::deck_table(&shown)
+        ));
     }
-    out.push_str(&crate::report::deck_tally(&cases));
+    out.push_str(&crate::report::terminal::deck_tally(&cases));
     let failed = cases.iter().filter(|c| c.failure.is_some()).count();
     out.push_str(&format!(
         "{} cases: {} passed, {} failed\n",

@@ -1024,31 +1024,19 @@ impl Engine {
             .collect())
     }
 
-    /// Run one compiled measure: the member-level detail once, then its aggregate.
+    /// Run one compiled measure alone: the member-level detail once, then its aggregate
+    /// (decks, `hhq diff-spec`, a report's single queries).
     pub async fn run(&self, compiled: &CompiledMeasure) -> Result<MeasureRun> {
-        Ok(self.run_many(compiled, &[]).await?.0)
-    }
-
-    /// Run one compiled measure's detail once, and aggregate it for the whole population (the
-    /// run's rows) and for each view asked: one audience's units, grouped another way.
-    pub async fn run_many(
-        &self,
-        compiled: &CompiledMeasure,
-        views: &[View],
-    ) -> Result<(MeasureRun, Vec<Vec<ResultRow>>)> {
         let (detail, planned) = self.detail(compiled).await?;
         // The batches' schema can differ from the plan's in nullability; theirs is the truth.
         let schema = detail.first().map_or(planned, |b| b.schema());
         let table = MemTable::try_new(schema.clone(), vec![detail.clone()])?;
-        let (rows, viewed) = self.summarise(compiled, Arc::new(table), views).await?;
-        Ok((
-            MeasureRun {
-                rows,
-                detail_schema: schema,
-                detail,
-            },
-            viewed,
-        ))
+        let (rows, _) = self.summarise(compiled, Arc::new(table), &[]).await?;
+        Ok(MeasureRun {
+            rows,
+            detail_schema: schema,
+            detail,
+        })
     }
 
     /// The result rows of a measure's detail, given as a table (in memory, or the file a run

@@ -11,13 +11,14 @@
 //! so the HTML, the PDF and the tables cannot disagree.
 
 pub mod doc;
+mod explain;
 pub mod pdf;
 pub mod stats;
-mod terminal;
+pub mod terminal;
 
+pub use explain::explain_text;
 pub use terminal::{
-    RunFormat, deck_table, deck_tally, display_rate, explain_text, results_text, table,
-    totals_table,
+    RunFormat, deck_table, deck_tally, display_rate, results_text, table, totals_table,
 };
 pub mod build;
 pub mod gather;
