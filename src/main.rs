@@ -863,7 +863,7 @@ async fn run() -> ExitCode {
         Err(e) => e.exit(),
     };
     if let Command::Config = cli.command {
-        print_settings(&settings);
+        print!("{}", settings.text());
         return ExitCode::SUCCESS;
     }
     // The demo data stand in only where nothing names data: said, so no one mistakes them for theirs.
@@ -1261,26 +1261,6 @@ fn shipped_mapping(given: PathBuf) -> Result<PathBuf> {
         return Ok(given);
     }
     Ok(library::dir(Part::Mappings)?.join(file))
-}
-
-/// `hhq config`: the project file and each setting, with where it comes from.
-fn print_settings(settings: &Settings) {
-    match &settings.file {
-        Some(f) => println!("project file: {}", f.display()),
-        None => println!(
-            "project file: none ({} not found here or above; HHQ_PROJECT unset)",
-            hhq::project::FILE
-        ),
-    }
-    let width = settings
-        .settings
-        .iter()
-        .map(|s| s.key.len())
-        .max()
-        .unwrap_or(0);
-    for s in &settings.settings {
-        println!("{:width$}  {}  ({})", s.key, s.value, s.source);
-    }
 }
 
 /// The overlays of this process (`library = "extend"`), removed when it ends.

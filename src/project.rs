@@ -118,6 +118,22 @@ const KEYS: [(&str, &str); 10] = [
 ];
 
 impl Settings {
+    /// `hhq config`: the project file, then each setting with its value and where it comes
+    /// from.
+    pub fn text(&self) -> String {
+        let mut out = match &self.file {
+            Some(f) => format!("project file: {}\n", f.display()),
+            None => {
+                format!("project file: none ({FILE} not found here or above; HHQ_PROJECT unset)\n")
+            }
+        };
+        let width = self.settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
+        for s in &self.settings {
+            out.push_str(&format!("{:width$}  {}  ({})\n", s.key, s.value, s.source));
+        }
+        out
+    }
+
     /// The settings for a command run in `cwd`: `$HHQ_PROJECT` (a project file's path; empty:
     /// none) or the nearest `hhq.toml` at or above `cwd`, the `HHQ_*` variables over it, and the
     /// built-in library and demo data for `measures`, `queries` and `data` when neither gives
