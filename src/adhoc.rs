@@ -543,8 +543,6 @@ fn table(rows: &Rows, max_rows: usize) -> Result<String> {
     Ok(out)
 }
 
-/// Write the rows where the options say: a file atomically (a failed query leaves no partial
-/// file), or standard output. Parquet is binary and goes to a file only.
 /// `hhq sql` and `hhq query`: run the query and write its rows ([`run`], [`write`]); when they
 /// go to a file, what to tell is how many and where.
 pub async fn command(opts: &AdhocOptions, query: &Query) -> Result<crate::output::Told> {
@@ -560,6 +558,8 @@ pub async fn command(opts: &AdhocOptions, query: &Query) -> Result<crate::output
     })
 }
 
+/// Write the rows where the options say: a file atomically (a failed query leaves no partial
+/// file), or standard output. Parquet is binary and goes to a file only.
 pub fn write(rows: &Rows, opts: &AdhocOptions) -> Result<()> {
     if opts.format == Format::Parquet && opts.out.is_none() {
         return Err(Error::Usage(

@@ -2,8 +2,9 @@
 //! first, over every member; then pass by pass the views narrowed to the pass's members, its
 //! blocks computed wave by wave, its measures side by side, each measure's detail given to a
 //! [`Sink`] as it is done; and the views over every member again at the end. What was built and
-//! how long it took is told to an [`Observer`] (timings, progress). Every command that computes
-//! over members goes through it: `hhq run`, `report`, `cohort`, `explain` and `profile`.
+//! how long it took is told to an [`Observer`] (timings, progress). The commands that compute
+//! over members (`hhq run`, `report`, `cohort`, `explain`, `profile`) carry their plans out
+//! through it; [`open`] is how commands open a session.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -17,11 +18,12 @@ use crate::compile::CompiledMeasure;
 use crate::definitions::Definitions;
 use crate::engine::{Built, Engine, PassDetail, View};
 use crate::error::{Error, Result};
-use crate::plan::{Facts, MemberRange, Pass, RunPlan};
+use crate::plan::{BlockLife, Facts, MemberRange, Pass, RunPlan};
 
 /// What every command computing over the extracts is given: where the data and the definitions
 /// are, the specification year, and how the engine computes (`hhq run`, `report`, `cohort`,
-/// `explain`, `profile`, `scan` share it; each adds its own options beside it).
+/// `explain`, `profile`, `scan`, `compile`, `sql` and `query` share it; each adds its own
+/// options beside it).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// The directory of the four extracts.
@@ -52,12 +54,12 @@ pub async fn open(
     audience: &crate::privacy::Audience,
 ) -> Result<(Definitions, Engine)> {
     let defs = Definitions::load_spec(&opts.measures, &opts.queries, opts.spec)?;
-    let engine = open_with(opts, &defs, audience).await?;
+    let engine = open_loaded(opts, &defs, audience).await?;
     Ok((defs, engine))
 }
 
-/// [`open`] with the definitions loaded already.
-pub async fn open_with(
+/// [`open`], the definitions loaded already.
+pub async fn open_loaded(
     opts: &Options,
     defs: &Definitions,
     audience: &crate::privacy::Audience,
@@ -99,13 +101,13 @@ pub trait Sink {
     fn settle(&mut self) -> impl std::future::Future<Output = Result<()>>;
 }
 
-/// The details held in memory, each job's passes in order: a report of one pass.
+/// The details kept in memory, each job's passes in order: a report of one pass.
 #[derive(Default)]
-pub struct Held {
+pub struct InMemory {
     pub details: std::collections::BTreeMap<String, Vec<RecordBatch>>,
 }
 
-impl Sink for Held {
+impl Sink for InMemory {
     fn wants_columns(&self, _: &str) -> bool {
         false
     }
@@ -165,23 +167,35 @@ pub async fn plan(
     Ok(RunPlan::new(&facts, measures, needed, members_per_pass))
 }
 
-/// Compute the blocks marked `hhq: keep` over every member and keep them for the run, unless
-/// kept already: what every plan computes first, done early by a command whose first queries
-/// (the data's cut-off, the claim versions) read them.
-pub async fn keep_for_run(engine: &Engine, observer: &mut impl Observer) -> Result<()> {
-    let keep: BTreeSet<&str> = engine
-        .blocks()
-        .iter()
-        .filter(|b| b.keep)
-        .map(|b| b.name.as_str())
-        .collect();
-    let waves = crate::plan::waves(engine.blocks(), &keep);
+/// The plan of these measures over one range of members only (`hhq explain`): one pass, the
+/// member ids not read.
+pub fn plan_over(
+    engine: &Engine,
+    measures: &[&CompiledMeasure],
+    needed: &BTreeSet<&str>,
+    members: MemberRange,
+) -> RunPlan {
+    let names = engine.table_names();
+    let facts = Facts {
+        members: &[],
+        rows: engine.extracts.iter().map(|e| e.rows).sum(),
+        memory_limit: engine.memory_limit(),
+        cluster: !engine.backend().is_local(),
+        blocks: engine.blocks(),
+        names: &names,
+    };
+    RunPlan::new(&facts, measures, needed, None).only(members)
+}
+
+/// Compute the blocks marked `hhq: keep` (but `except`) over every member and keep them for the
+/// run, unless kept already: what every plan computes first, done early by a command whose
+/// first queries (the data's cut-off, the claim versions) read them, or before profiling a
+/// block. The blocks computed.
+pub async fn keep_for_run(engine: &Engine, except: Option<&str>) -> Result<Vec<Built>> {
+    let waves = crate::plan::keep_waves(engine.blocks(), except);
     let at_once = crate::plan::queries_at_once(engine.memory_limit());
     engine.focus(&MemberRange::default()).await?;
-    let started = Instant::now();
-    let built = engine.build_blocks(&waves, None, at_once).await?;
-    observer.blocks(0, &built, started.elapsed());
-    Ok(())
+    engine.build_blocks(&waves, BlockLife::Run, at_once).await
 }
 
 /// A plan being carried out, pass by pass ([`Executor::next_pass`]).
@@ -205,7 +219,7 @@ impl<'a> Executor<'a> {
         engine.focus(&MemberRange::default()).await?;
         let started = Instant::now();
         let built = engine
-            .build_blocks(&plan.for_run, None, plan.queries_at_once)
+            .build_blocks(&plan.for_run, BlockLife::Run, plan.queries_at_once)
             .await?;
         observer.blocks(0, &built, started.elapsed());
         Ok(Executor {
@@ -230,7 +244,9 @@ impl<'a> Executor<'a> {
             .engine
             .build_blocks(
                 &self.plan.pass_blocks,
-                self.plan.block_budget,
+                BlockLife::Pass {
+                    budget: self.plan.block_budget,
+                },
                 self.plan.queries_at_once,
             )
             .await?;

@@ -34,10 +34,6 @@ pub struct RunOptions {
     pub detail_csv: crate::detail::DetailCsv,
 }
 
-/// Members a run computes at once by default: memory grows with the members of a pass, not of
-/// the state, and a pass of this size stays within a few gigabytes (docs/benchmarks.md).
-pub use crate::plan::MEMBERS_PER_PASS;
-
 /// What a run did, without member-level data.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
@@ -431,7 +427,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     timings.lap("data-quality profile");
     // The blocks marked `hhq: keep` first, over every member: the cut-off and the claim versions
     // read claims_final, which reads them, and would each compute them again.
-    crate::execute::keep_for_run(&engine, &mut ()).await?;
+    crate::execute::keep_for_run(&engine, None).await?;
     timings.lap("blocks kept for the run");
     // An audience's period and cut-off are the state's: its own members' latest claim is not
     // the end of the data.
@@ -786,7 +782,8 @@ pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Resu
                 opts.common.members_per_pass,
             )
             .await?;
-            let plan = plan.clone().only(members(&plan)?);
+            let members = members(&plan)?;
+            let plan = plan.only(members);
             let mut executor = crate::execute::Executor::start(&engine, &plan, &mut built).await?;
             executor.next_pass(&mut built).await?;
             let (steps, text) = engine.explain_measure(&plan.measures[0]).await?;
@@ -805,15 +802,7 @@ pub async fn profile(opts: &RunOptions, what: &str, pass: Option<usize>) -> Resu
             )
             .await?;
             let members = members(&plan)?;
-            let keep: std::collections::BTreeSet<&str> = engine
-                .blocks()
-                .iter()
-                .filter(|b| b.keep && b.name != what)
-                .map(|b| b.name.as_str())
-                .collect();
-            let waves = crate::plan::waves(engine.blocks(), &keep);
-            let at_once = plan.queries_at_once;
-            built.0 = engine.build_blocks(&waves, None, at_once).await?;
+            built.0 = crate::execute::keep_for_run(&engine, Some(what)).await?;
             engine.focus(&members).await?;
             let text = engine
                 .explain_analyze(&format!("SELECT * FROM {what}"), what)
@@ -1304,8 +1293,10 @@ pub struct Candidate {
 /// Candidate rows `hhq explain` lists at most.
 pub const CANDIDATES_SHOWN: usize = 10;
 
-/// Run one measure's detail for one member: the session holds that member's rows only (the
-/// period is still chosen from all the data). A member the extracts do not have is a usage error
+/// Run one measure's detail for one member, as a run computes the member's pass: the blocks
+/// marked `hhq: keep` over every member (a replacement may be filed under another member id),
+/// then the views and the other blocks over the member's rows only (the period is still chosen
+/// from all the data). A member the extracts do not have is a usage error
 /// naming the nearest ids.
 pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Result<Explanation> {
     let (defs, engine) = crate::execute::open(&opts.common, &Audience::State).await?;
@@ -1318,14 +1309,12 @@ pub async fn explain(opts: &RunOptions, measure_id: &str, member_id: &str) -> Re
     let compiled = compile::compile(&measure, engine.catalog(), &period)?;
     // As a run computes the member's pass: the blocks kept for the run over every member (a
     // replacement may be filed under another member id), the others over the member's rows.
-    let plan = crate::execute::plan(
+    let plan = crate::execute::plan_over(
         &engine,
         &[&compiled],
         &blocks_needed(&engine, &[&measure]),
-        None,
-    )
-    .await?
-    .only(crate::plan::MemberRange::only(member_id));
+        crate::plan::MemberRange::only(member_id),
+    );
     let mut executor = crate::execute::Executor::start(&engine, &plan, &mut ()).await?;
     executor.next_pass(&mut ()).await?;
     let sql = format!(

@@ -157,6 +157,15 @@ pub enum Store {
     Scratch,
 }
 
+/// How long the blocks a plan computes are kept, and within what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockLife {
+    /// For the run, over every member, whatever their size (the blocks marked `hhq: keep`).
+    Run,
+    /// For one pass, while they fit the budget; a block beyond it stays a view.
+    Pass { budget: Option<usize> },
+}
+
 /// How long a measure's step is held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hold {
@@ -177,7 +186,7 @@ pub struct MeasureStages {
     pub holds: Vec<Hold>,
 }
 
-/// One pass: its members, and the building blocks it computes for them.
+/// One pass: the members it computes (the blocks and measures of every pass are the plan's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pass {
     pub members: MemberRange,
@@ -195,7 +204,8 @@ pub struct RunPlan {
     pub block_budget: Option<usize>,
     /// The blocks kept for the run, computed over every member first, in waves.
     pub for_run: Vec<Vec<String>>,
-    /// The passes, in member-id order; together every possible member id.
+    /// The passes, in member-id order: together every possible member id, unless the plan is
+    /// narrowed to some ([`RunPlan::only`]).
     pub passes: Vec<Pass>,
     /// The blocks each pass computes, in waves.
     pub pass_blocks: Vec<Vec<String>>,
@@ -268,7 +278,7 @@ pub fn waves(blocks: &[Block], names: &BTreeSet<&str>) -> Vec<Vec<String>> {
 }
 
 /// Whether `block` reads the block `name`, directly or through the blocks it reads.
-pub fn reads_block(blocks: &[Block], block: &Block, name: &str) -> bool {
+fn reads_block(blocks: &[Block], block: &Block, name: &str) -> bool {
     block.reads.iter().any(|r| {
         r == name
             || blocks
@@ -276,6 +286,23 @@ pub fn reads_block(blocks: &[Block], block: &Block, name: &str) -> bool {
                 .find(|b| &b.name == r)
                 .is_some_and(|b| reads_block(blocks, b, name))
     })
+}
+
+/// The blocks marked `hhq: keep` (but `except`, a block being profiled), in waves: what every
+/// plan computes first, over every member, and keeps for the run.
+pub fn keep_waves(blocks: &[Block], except: Option<&str>) -> Vec<Vec<String>> {
+    let keep: BTreeSet<&str> = blocks
+        .iter()
+        .filter(|b| b.keep && Some(b.name.as_str()) != except)
+        .map(|b| b.name.as_str())
+        .collect();
+    waves(blocks, &keep)
+}
+
+/// How a detail is held between a run's passes and its summaries: in memory when one pass
+/// computes every member (a report's), else spooled to disk pass by pass.
+pub fn details_in_memory(plan: &RunPlan) -> bool {
+    plan.passes.len() == 1
 }
 
 impl RunPlan {
@@ -300,13 +327,11 @@ impl RunPlan {
                 member_ranges(facts.members, per_pass)
             }
         };
-        let keep: BTreeSet<&str> = facts
-            .blocks
+        let per_pass: BTreeSet<&str> = needed
             .iter()
-            .filter(|b| b.keep)
-            .map(|b| b.name.as_str())
+            .copied()
+            .filter(|n| !facts.blocks.iter().any(|b| b.keep && b.name == *n))
             .collect();
-        let per_pass: BTreeSet<&str> = needed.difference(&keep).copied().collect();
         RunPlan {
             queries_at_once: queries_at_once(facts.memory_limit),
             store: match facts.cluster {
@@ -316,7 +341,7 @@ impl RunPlan {
             // The rest of the limit is for the queries: sorts and aggregations over little
             // memory spill much.
             block_budget: facts.memory_limit.map(|limit| limit / 4),
-            for_run: waves(facts.blocks, &keep),
+            for_run: keep_waves(facts.blocks, None),
             passes: passes.into_iter().map(|members| Pass { members }).collect(),
             pass_blocks: waves(facts.blocks, &per_pass),
             measures: measure_stages_all(measures, facts),
@@ -402,7 +427,7 @@ fn measure_stages_all(measures: &[&CompiledMeasure], facts: &Facts) -> Vec<Measu
         .collect()
 }
 
-/// The plan as people read it (`hhq run --plan`, and its snapshot tests): no SQL, only what is
+/// The plan as people read it (its snapshot tests, a failed assertion): no SQL, only what is
 /// computed when and held until when.
 impl fmt::Display for RunPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

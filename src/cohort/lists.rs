@@ -733,7 +733,7 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
         )));
     }
     crate::output::check_replaceable(&opts.out, "cohort")?;
-    let engine = crate::execute::open_with(&opts.common, &defs, &opts.privacy.audience).await?;
+    let engine = crate::execute::open_loaded(&opts.common, &defs, &opts.privacy.audience).await?;
     // Rows set aside by the row rules are counted before anything is read, and written out:
     // nothing is dropped silently. Extracts with none are then read without the rules.
     let rows = crate::quality::count_rows(engine.context(), &engine.extracts).await?;

@@ -40,7 +40,7 @@ use crate::results::{self, ResultRow};
 
 use crate::definitions::Definitions;
 use crate::distributed::{Backend, connect};
-use crate::plan::{MeasureStages, MemberRange, format_size};
+use crate::plan::{BlockLife, MeasureStages, MemberRange, format_size};
 use crate::privacy::Audience;
 
 /// How the claims extract resolved into final versions.
@@ -302,7 +302,7 @@ struct Views {
 /// What the engine knows of its memory beyond the pool itself.
 #[derive(Default)]
 struct MemoryUse {
-    /// The materialised blocks' share of the pool, held as long as the engine (see
+    /// The kept blocks' share of the pool, held as long as the engine (see
     /// [`Engine::build_blocks`]).
     blocks: Mutex<Option<MemoryReservation>>,
     /// The blocks kept in memory and their bytes in `blocks`' reservation.
@@ -323,7 +323,7 @@ pub struct MemoryStats {
     /// The pool's size, when limited.
     pub limit: Option<usize>,
     /// The most the pool held at once: what operators reserved (sorts, aggregations, joins) plus
-    /// the materialised blocks. Memory outside the pool (Parquet decoding, batches in flight,
+    /// the kept blocks. Memory outside the pool (Parquet decoding, batches in flight,
     /// member-level detail held for writing) is not in it.
     pub peak_reserved: usize,
     /// Bytes spilled to disk because the limit was reached.
@@ -656,28 +656,34 @@ impl Engine {
     /// small next to the claims: a row per visit, stay or episode. A block already kept is not
     /// computed again.
     ///
-    /// Their memory is reserved in the pool, so operators see what is left. Within `budget`
-    /// (the plan's, under a memory limit): a block that does not fit stays a view, computed
-    /// again by each query that reads it (slower, and bounded). Blocks marked `hhq: keep`
-    /// computed over every member are kept for the run whatever their size (some are right
-    /// only over every member, and every pass reads them); within a pass they are blocks of
-    /// the pass like any other.
+    /// Their memory is reserved in the pool, so operators see what is left. Blocks kept for
+    /// the run ([`BlockLife::Run`], computed over every member) are kept whatever their size
+    /// (some are right only over every member, and every pass reads them). A pass's blocks are
+    /// kept within the plan's budget: one that does not fit stays a view, computed again by
+    /// each query that reads it (slower, and bounded); the next pass's views drop them.
     ///
     /// Returns each block computed, in the waves' order.
     pub async fn build_blocks(
         &self,
         waves: &[Vec<String>],
-        budget: Option<usize>,
+        life: BlockLife,
         at_once: usize,
     ) -> Result<Vec<Built>> {
         let mut took = Vec::new();
         let pool = &self.ctx.runtime_env().memory_pool;
-        let budget = budget.unwrap_or(usize::MAX);
+        let (for_run, budget) = match life {
+            BlockLife::Run => (true, usize::MAX),
+            BlockLife::Pass { budget } => (false, budget.unwrap_or(usize::MAX)),
+        };
+        if for_run && !self.views.lock().expect("not poisoned").range.is_everyone() {
+            return Err(Error::Failed(
+                "blocks kept for the run are computed over every member, not a pass's".into(),
+            ));
+        }
         let held = self.memory.blocks.lock().expect("not poisoned").take();
         let reservation =
             held.unwrap_or_else(|| MemoryConsumer::new("materialised blocks").register(pool));
         let mut kept = self.memory.kept.lock().expect("not poisoned").clone();
-        let over_everyone = self.views.lock().expect("not poisoned").range.is_everyone();
         for names in waves {
             let wave: Vec<&Block> = names
                 .iter()
@@ -697,7 +703,6 @@ impl Engine {
                     built.bytes
                 };
                 took.push(built);
-                let for_run = block.keep && over_everyone;
                 if !for_run && reservation.size().saturating_add(bytes) > budget {
                     continue;
                 }
@@ -1202,8 +1207,6 @@ impl Engine {
         let explain = plans.is_some();
         let pool = &self.ctx.runtime_env().memory_pool;
         let stages = &measure.stages;
-        // Profiling computes every step itself.
-        let shared = shared.filter(|_| !explain);
         let reservation = MemoryConsumer::new(format!("steps of {}", measure.id)).register(pool);
         // The steps are tables of their CTE names in a session of the measure's own, so that
         // measures computed side by side do not meet; dropped with it.

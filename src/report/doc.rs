@@ -49,7 +49,7 @@ pub enum Element {
     },
     Table(Table),
     Figure(Figure),
-    /// A preformatted block (the manifest).
+    /// Preformatted text (the manifest).
     Code {
         text: String,
     },

@@ -16,7 +16,7 @@ use datafusion::datasource::MemTable;
 use crate::compile;
 use crate::engine::{ClaimVersions, Engine, View};
 use crate::error::{Error, Result};
-use crate::execute::{Held, Job, Observer};
+use crate::execute::{InMemory, Job, Observer};
 use crate::extract::OpenedExtract;
 use crate::measure::{Measure, Stratifier};
 use crate::period::Period;
@@ -620,10 +620,10 @@ async fn compute(
     // With one pass the details are held in memory; with more, each is spooled to disk pass by
     // pass and aggregated from there.
     let mut spool = None;
-    let mut held = Held::default();
-    let planned = match plan.passes.len() {
-        1 => crate::execute::run(engine, &plan, &work, &mut held, &mut observer).await?,
-        _ => {
+    let mut held = InMemory::default();
+    let planned = match crate::plan::details_in_memory(&plan) {
+        true => crate::execute::run(engine, &plan, &work, &mut held, &mut observer).await?,
+        false => {
             let mut sink =
                 crate::detail::DetailSink::new(crate::detail::Spool::new(&std::env::temp_dir())?);
             let planned =
@@ -636,14 +636,14 @@ async fn compute(
     let partitions = engine.context().copied_config().target_partitions();
     let mut summaries = Vec::with_capacity(jobs.len());
     for (k, job) in work.iter().enumerate() {
-        let plan = planned[k].clone();
+        let schema = planned[k].clone();
         let table: Arc<dyn TableProvider> = match spool.as_mut() {
-            Some(s) => s.finish(&job.key, &plan)?.table(partitions)?,
+            Some(s) => s.finish(&job.key, &schema)?.table(partitions)?,
             None => {
                 let detail = held.details.remove(&job.key).unwrap_or_default();
                 // The batches' schema can differ from the plan's in nullability; theirs is the
                 // truth.
-                let schema = detail.first().map_or(plan, |b| b.schema());
+                let schema = detail.first().map_or(schema, |b| b.schema());
                 Arc::new(MemTable::try_new(schema, vec![detail])?)
             }
         };

@@ -152,7 +152,7 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     // state's session gives only the state's and MCOs' aggregates, published suppressed.
     let own = match opts.audience {
         Audience::State => None,
-        _ => Some(crate::execute::open_with(&opts.common, &defs, &opts.audience).await?),
+        _ => Some(crate::execute::open_loaded(&opts.common, &defs, &opts.audience).await?),
     };
     let bar = crate::pipeline::progress(selected.len() as u64 + 1);
     let (measure_files, block_files, value_set_files) =

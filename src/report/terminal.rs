@@ -105,9 +105,8 @@ pub fn deck_table(cases: &[crate::decks::CaseResult]) -> Table {
 }
 
 /// What `hhq run` prints on stdout.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RunFormat {
-    #[default]
     /// Each component's total: one line each
     Summary,
     /// Every stratum of every component, as a table
