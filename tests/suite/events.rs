@@ -246,3 +246,49 @@ async fn explain_tells_each_step_for_one_member() {
     assert!(matches!(err, hhq::Error::Usage(_)), "{err}");
     assert!(err.to_string().contains("no member `TT`"), "{err}");
 }
+
+/// `hhq explain` computes the member's pass as a run does: the blocks marked `hhq: keep` over
+/// every member, so a replacement filed under another member id supersedes the member's claim
+/// in explain as in the run (once, explain read the member's rows only and still counted it).
+#[tokio::test]
+async fn explain_sees_a_replacement_filed_under_another_member() {
+    let members = "member_id,birth_date,sex,dual_eligible\nA,1990-06-01,F,false\n\
+                   B,1991-06-01,M,false\n";
+    let enrollment = "member_id,span_type,start_date,end_date,mco_id,hhp_id,population,opted_out\n\
+        A,medicaid,2024-01-01,,MCO-A,,,\n\
+        A,health_home,2024-01-01,,MCO-A,HHP-1,SMI,false\n\
+        B,medicaid,2024-01-01,,MCO-A,,,\n\
+        B,health_home,2024-01-01,,MCO-A,HHP-1,SMI,false\n";
+    let contacts = "contact_id,member_id,contact_date,hhp_id,service,mode,reached\n\
+                    K1,A,2025-01-05,HHP-1,care_management,phone,true\n";
+    let visit = "member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,\
+                 service_from,service_to,revenue_code\n\
+                 A,C1,1,outpatient,original,,2025-03-10,2025-03-10,0450\n";
+    // C2, filed under B, replaces A's C1: A's visit is not a final claim.
+    let replaced = format!("{visit}B,C2,1,outpatient,replacement,C1,2025-03-10,2025-03-10,0450\n");
+    for (claims, march) in [
+        (visit.to_string(), "ed_visits: yes"),
+        (replaced, "ed_visits: no"),
+    ] {
+        let data = common::data_dir(&claims, contacts, members, enrollment);
+        let opts = RunOptions {
+            period: Some(Period::year(2025)),
+            ..common::run_options(data.path(), &data.path().join("out"))
+        };
+        let e = pipeline::explain(&opts, "AMB-HH", "A").await.unwrap();
+        let text = hhq::report::explain_text(&e, "A");
+        let month = text
+            .split("\n\n")
+            .find(|b| b.contains("month A:2025-03"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(month.contains(march), "{text}");
+        // The run counts one visit either way: A's, or, replaced, B's.
+        let s = pipeline::run(&opts).await.unwrap();
+        let visits = s
+            .rows
+            .iter()
+            .find(|r| r.measure == "AMB-HH" && r.stratifier == Total)
+            .map(|r| r.numerator);
+        assert_eq!(visits, Some(1.0), "{text}");
+    }
+}
