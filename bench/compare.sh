@@ -7,7 +7,8 @@
 #
 #   bench/compare.sh REV [MEMBERS] [ROUNDS]     # e.g. bench/compare.sh 8e319ac 1000000 2
 #
-# REV is built in a git worktree with the same build directory (HHQ_RELEASE_TARGET, default
+# REV is built in a git worktree (once: its binary is kept under ~/.cache/hhq-compare) with the
+# same build directory (HHQ_RELEASE_TARGET, default
 # ~/.cache/hhq-target-release: a cold build of the dependencies takes about 28 min on 2 cores,
 # each hhq build then a few minutes of linking). The extracts are kept under
 # /tmp/hhq-bench/data/m<MEMBERS> (as bench/scale.py keeps them) and reused.
@@ -21,10 +22,17 @@ export CARGO_INCREMENTAL=0
 work=$(mktemp -d)
 trap 'git worktree remove --force "$work/base" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-git worktree add --quiet --detach "$work/base" "$rev"
-echo "== building $rev (release)"
-(cd "$work/base" && cargo clean --quiet --release -p hhq && cargo build --quiet --release --bin hhq)
-cp "$CARGO_TARGET_DIR/release/hhq" "$work/hhq-base"
+# REV's binary is kept (by commit) so that more rounds later need no second build.
+kept="${HHQ_COMPARE_BINARIES:-${HOME:-/tmp}/.cache/hhq-compare}/hhq-$(git rev-parse "$rev")"
+if [ -x "$kept" ]; then
+    cp "$kept" "$work/hhq-base"
+else
+    git worktree add --quiet --detach "$work/base" "$rev"
+    echo "== building $rev (release)"
+    (cd "$work/base" && cargo clean --quiet --release -p hhq && cargo build --quiet --release --bin hhq)
+    cp "$CARGO_TARGET_DIR/release/hhq" "$work/hhq-base"
+    mkdir -p "$(dirname "$kept")" && cp "$work/hhq-base" "$kept"
+fi
 echo "== building this checkout (release)"
 cargo clean --quiet --release -p hhq
 cargo build --quiet --release --bin hhq
