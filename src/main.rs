@@ -55,6 +55,24 @@ impl DefinitionDirs {
     }
 }
 
+/// What `run` and `report` share: the data and definitions, and how the engine computes.
+fn computing(
+    dirs: DefinitionDirs,
+    data: PathBuf,
+    risk_weights: Option<PathBuf>,
+    memory: MemoryArgs,
+    engine: EngineArgs,
+    members_per_pass: Option<usize>,
+) -> Result<hhq::execute::Options> {
+    Ok(hhq::execute::Options {
+        risk_weights,
+        memory_limit: memory.memory_limit,
+        engine: engine.backend()?,
+        members_per_pass,
+        ..dirs.with_data(data)
+    })
+}
+
 /// How much memory the query engine may use; shared by the commands that run measures.
 #[derive(clap::Args, Clone, Copy)]
 struct MemoryArgs {
@@ -964,13 +982,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 None => report::default_out(&audience, quarter)?,
             };
             report::command(&report::ReportOptions {
-                common: hhq::execute::Options {
-                    risk_weights,
-                    memory_limit: memory.memory_limit,
-                    engine: engine.backend()?,
-                    members_per_pass,
-                    ..dirs.with_data(data)
-                },
+                common: computing(dirs, data, risk_weights, memory, engine, members_per_pass)?,
                 only,
                 audience,
                 quarter,
@@ -1005,13 +1017,7 @@ async fn dispatch(command: Command) -> Result<()> {
         } => {
             let privacy = privacy(mco, hhp, pseudonymize, key_file)?;
             pipeline::run(&RunOptions {
-                common: hhq::execute::Options {
-                    risk_weights,
-                    memory_limit: memory.memory_limit,
-                    engine: engine.backend()?,
-                    members_per_pass,
-                    ..dirs.with_data(data)
-                },
+                common: computing(dirs, data, risk_weights, memory, engine, members_per_pass)?,
                 out: out.clone(),
                 period,
                 only,

@@ -161,16 +161,7 @@ async fn detail_keeps_every_unit_with_the_reason_and_evidence() {
 async fn explain_tells_each_step_for_one_member() {
     let data = common::data_dir(CLAIMS, CONTACTS, MEMBERS, ENROLLMENT);
     let opts = RunOptions {
-        common: hhq::execute::Options {
-            spec: Default::default(),
-            data: data.path().to_path_buf(),
-            measures: common::root().join("measures"),
-            queries: common::root().join("queries"),
-            risk_weights: None,
-            memory_limit: None,
-            engine: Default::default(),
-            members_per_pass: None,
-        },
+        common: common::execute_options(data.path()),
         out: data.path().join("out"),
         period: Some(Period::year(2025)),
         only: vec![],

@@ -336,16 +336,7 @@ async fn an_empty_contacts_extract_is_allowed() {
 async fn a_failed_run_leaves_the_previous_outputs_whole() {
     let dir = common::minimal();
     let opts = hhq::pipeline::RunOptions {
-        common: hhq::execute::Options {
-            spec: Default::default(),
-            data: dir.path().to_path_buf(),
-            measures: common::root().join("measures"),
-            queries: common::root().join("queries"),
-            risk_weights: None,
-            memory_limit: None,
-            engine: Default::default(),
-            members_per_pass: None,
-        },
+        common: common::execute_options(dir.path()),
         out: dir.path().join("out"),
         period: Some(hhq::period::Period::year(2025)),
         only: vec!["AMB-HH".into()],

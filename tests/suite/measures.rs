@@ -254,16 +254,7 @@ async fn an_empty_age_band_is_still_reported() {
             .as_str(),
     );
     let s = pipeline::run(&RunOptions {
-        common: hhq::execute::Options {
-            spec: Default::default(),
-            data: data.path().to_path_buf(),
-            measures: common::root().join("measures"),
-            queries: common::root().join("queries"),
-            risk_weights: None,
-            memory_limit: None,
-            engine: Default::default(),
-            members_per_pass: None,
-        },
+        common: common::execute_options(data.path()),
         out: data.path().join("out"),
         period: Some(Period::year(2025)),
         only: vec!["AMB-HH".into()],
@@ -320,14 +311,8 @@ async fn members_basis_with_continuous_enrollment() {
     let out = data.path().join("out");
     let s = pipeline::run(&RunOptions {
         common: hhq::execute::Options {
-            spec: Default::default(),
-            data: data.path().to_path_buf(),
             measures: defs.path().to_path_buf(),
-            queries: common::root().join("queries"),
-            risk_weights: None,
-            memory_limit: None,
-            engine: Default::default(),
-            members_per_pass: None,
+            ..common::execute_options(data.path())
         },
         out: out.clone(),
         period: Some(Period::year(2025)),
@@ -397,14 +382,8 @@ async fn first_date_numerators_give_days_and_their_median() {
     let defs = common::measures_dir_with(FIRST_MEASURE);
     let s = pipeline::run(&RunOptions {
         common: hhq::execute::Options {
-            spec: Default::default(),
-            data: data.path().to_path_buf(),
             measures: defs.path().to_path_buf(),
-            queries: common::root().join("queries"),
-            risk_weights: None,
-            memory_limit: None,
-            engine: Default::default(),
-            members_per_pass: None,
+            ..common::execute_options(data.path())
         },
         out: data.path().join("out"),
         period: Some(Period::year(2025)),
@@ -442,14 +421,8 @@ async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
     let out = tempfile::tempdir().unwrap();
     let opts = |risk_weights: Option<std::path::PathBuf>| RunOptions {
         common: hhq::execute::Options {
-            spec: Default::default(),
-            data: common::root().join("testdata"),
-            measures: common::root().join("measures"),
-            queries: common::root().join("queries"),
             risk_weights,
-            memory_limit: None,
-            engine: Default::default(),
-            members_per_pass: None,
+            ..common::execute_options(&common::root().join("testdata"))
         },
         out: out.path().to_path_buf(),
         period: None,
@@ -513,16 +486,7 @@ async fn pcr_without_risk_weights_reports_observed_only_and_says_so() {
 async fn the_manifest_fingerprints_inputs_and_outputs() {
     let out = tempfile::tempdir().unwrap();
     let s = pipeline::run(&RunOptions {
-        common: hhq::execute::Options {
-            spec: Default::default(),
-            data: common::root().join("testdata"),
-            measures: common::root().join("measures"),
-            queries: common::root().join("queries"),
-            risk_weights: None,
-            memory_limit: None,
-            engine: Default::default(),
-            members_per_pass: None,
-        },
+        common: common::execute_options(&common::root().join("testdata")),
         out: out.path().to_path_buf(),
         period: Some(Period::year(2025)),
         only: vec!["AMB-HH".into()],

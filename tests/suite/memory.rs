@@ -12,14 +12,8 @@ use hhq::pipeline::{self, RunOptions};
 fn options(out: &Path, memory_limit: Option<usize>) -> RunOptions {
     RunOptions {
         common: hhq::execute::Options {
-            data: common::root().join("testdata"),
-            measures: common::root().join("measures"),
-            queries: common::root().join("queries"),
-            spec: Default::default(),
-            risk_weights: None,
             memory_limit,
-            engine: Default::default(),
-            members_per_pass: None,
+            ..common::execute_options(&common::root().join("testdata"))
         },
         out: out.to_path_buf(),
         period: None,

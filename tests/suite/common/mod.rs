@@ -80,19 +80,20 @@ pub fn stated_coverage() -> hhq::quality::QualityOptions {
 pub const STATED_COVERAGE: [&str; 4] =
     ["--data-from", "2024-01-01", "--data-through", "2026-12-31"];
 
+/// What the computing commands share, over `data` with the shipped definitions.
+pub fn execute_options(data: &Path) -> hhq::execute::Options {
+    hhq::execute::Options {
+        data: data.to_path_buf(),
+        measures: root().join("measures"),
+        queries: root().join("queries"),
+        ..Default::default()
+    }
+}
+
 /// Options to run every shipped measure for 2025 over `data`, writing to `out`.
 pub fn run_options(data: &Path, out: &Path) -> hhq::pipeline::RunOptions {
     hhq::pipeline::RunOptions {
-        common: hhq::execute::Options {
-            data: data.to_path_buf(),
-            measures: root().join("measures"),
-            spec: Default::default(),
-            queries: root().join("queries"),
-            risk_weights: None,
-            memory_limit: None,
-            engine: Default::default(),
-            members_per_pass: None,
-        },
+        common: execute_options(data),
         out: out.to_path_buf(),
         period: Some(hhq::period::Period::year(2025)),
         only: Vec::new(),
