@@ -217,6 +217,7 @@ fn score(unit: Unit, r: &Row) -> Option<Value> {
         }
         Unit::Per1000MemberMonths => q["unit"] = json!("per 1,000 member months"),
         Unit::Per1000Members => q["unit"] = json!("per 1,000 members"),
+        Unit::DollarsPerMemberMonth => q["unit"] = json!("USD per member month"),
         Unit::Count | Unit::Ratio => {}
     }
     debug_assert_eq!(unit, r.unit);

@@ -74,6 +74,7 @@ pub mod escape;
 pub mod execute;
 pub mod extract;
 pub mod fhir;
+pub mod finance;
 pub mod functions;
 pub mod import;
 pub mod library;

@@ -508,6 +508,51 @@ Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
+    /// The Health Home payment ledger: months earned under the monthly payment rule (S0281),
+    /// what a rate table says is due, what the claims show paid, and the payment-integrity
+    /// findings
+    #[command(
+        after_help = "Examples:\n  hhq payments --period 2025\n  hhq payments --rates rates.yaml --compare rates-tiered.yaml --out out/payments\n  hhq payments --hhp HHP-03 --pseudonymize --key-file key.txt\n\nWrites summary.csv (result-table style, CMS small-cell suppression: months assigned, earned and billed; findings; State due, partner due, paid and missed per member-month, by MCO, partner and population), ledger.csv (one row per member, month and partner: tiers, rate, earning contacts, payment lines, dues), findings.csv (months billed without an earning service, more than one payment line in a month, months earned and not billed, lines outside a Health Home span or after death, each with its claims and contacts), statements/<partner>.csv and .txt (a partner's months), and with --compare simulation.csv (both tables' dues side by side). Definitions: <measures>/finance/earning.yaml and rates.yaml (docs/finance.md)."
+    )]
+    Payments {
+        /// Data directory holding the four extracts (default: the project's, else the demo data)
+        #[arg(long, default_value = "testdata", hide_default_value = true)]
+        data: PathBuf,
+        /// Payment period: 2025, 2025Q3 or 2025-01-01..2025-06-30 (default: the latest full year in the data)
+        #[arg(long)]
+        period: Option<Period>,
+        /// Rate table YAML (default: <measures>/finance/rates.yaml)
+        #[arg(long, value_name = "FILE")]
+        rates: Option<PathBuf>,
+        /// A second rate table, priced side by side in simulation.csv
+        #[arg(long, value_name = "FILE")]
+        compare: Option<PathBuf>,
+        /// Earning rule YAML (default: <measures>/finance/earning.yaml)
+        #[arg(long, value_name = "FILE")]
+        earning: Option<PathBuf>,
+        /// Output directory
+        #[arg(long, default_value = "out/payments")]
+        out: PathBuf,
+        /// Only this MCO's member-months
+        #[arg(long, value_name = "ID", conflicts_with = "hhp")]
+        mco: Option<String>,
+        /// Only this partner's member-months
+        #[arg(long, value_name = "ID")]
+        hhp: Option<String>,
+        /// Replace member ids with keyed pseudonyms (HMAC-SHA-256); key from --key-file or HHQ_PSEUDONYM_KEY
+        #[arg(long)]
+        pseudonymize: bool,
+        /// File holding the pseudonymisation key (at least 16 bytes)
+        #[arg(long, value_name = "FILE", requires = "pseudonymize")]
+        key_file: Option<PathBuf>,
+        /// Members computed at once: more are computed in passes over ranges of member ids
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        members_per_pass: Option<usize>,
+        #[command(flatten)]
+        memory: MemoryArgs,
+        #[command(flatten)]
+        dirs: DefinitionDirs,
+    },
     /// Run one SQL query over the extracts and building blocks, and print or write its rows
     #[command(
         after_help = "Examples:\n  hhq sql \"SELECT claim_type, count(*) AS lines FROM claims GROUP BY claim_type ORDER BY 1\"\n  hhq sql \"SELECT * FROM ed_visits WHERE visit_date >= DATE '2025-07-01'\" --format csv --out ed.csv\n  hhq sql \"SELECT count(*) FROM members\" --hhp HHP-03\n\nTables: claims, contacts, members, enrollment (the usable rows), claims__all and the like (every row, as read) and every building block of queries/ (claims_final, ed_visits, inpatient_stays, hh_services, ...); `hhq sql --tables` (or SHOW TABLES) lists them with their columns, `hhq sql \"DESCRIBE claims\"` one table's columns and meanings. One read-only query: no CREATE, INSERT, COPY or SET.\n\nWith --mco or --hhp the session is opened over the members that MCO or partner is ever assigned (any enrolment span) and holds nothing else: every table, __all included, has their rows only.",
@@ -1072,6 +1117,36 @@ async fn dispatch(command: Command) -> Result<()> {
                 .await?
                 .told(&opts.privacy.audience, &opts.out)
                 .print()
+        }
+        Command::Payments {
+            data,
+            period,
+            rates,
+            compare,
+            earning,
+            out,
+            mco,
+            hhp,
+            pseudonymize,
+            key_file,
+            members_per_pass,
+            memory,
+            dirs,
+        } => {
+            let opts = hhq::finance::PaymentsOptions {
+                common: hhq::execute::Options {
+                    memory_limit: memory.memory_limit,
+                    members_per_pass,
+                    ..dirs.with_data(data)
+                },
+                out,
+                period,
+                rates,
+                compare,
+                earning,
+                privacy: privacy(mco, hhp, pseudonymize, key_file)?,
+            };
+            hhq::finance::command(&opts).await?.told(&opts.out).print()
         }
         Command::Check { dir, dirs } => {
             let measures = dir.unwrap_or(dirs.measures);

@@ -98,8 +98,65 @@ fn nested_in_denominator(unit: Unit) -> bool {
 fn counts_units(unit: Unit) -> bool {
     match unit {
         Unit::Percent | Unit::Per1000MemberMonths | Unit::Per1000Members | Unit::Count => true,
-        Unit::Days | Unit::Ratio | Unit::MedianDays => false,
+        Unit::Days | Unit::Ratio | Unit::MedianDays | Unit::DollarsPerMemberMonth => false,
     }
+}
+
+/// A published table as CSV, in the result table's columns and a `suppressed` column: `DS` or `SD` for a suppressed figure, with the published reason.
+pub fn published_csv(rows: &[PublishedRow]) -> crate::Result<Vec<u8>> {
+    let show = |v: std::result::Result<f64, Reason>| match v {
+        Ok(x) => format!("{x}"),
+        Err(why) => why.marker().into(),
+    };
+    let out: Vec<Vec<String>> = rows
+        .iter()
+        .map(|p| {
+            let reasons: Vec<&str> = [
+                p.numerator.err(),
+                p.denominator.err(),
+                p.rate.as_ref().err().copied(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|r| r.name())
+            .collect();
+            let mut reasons = reasons;
+            reasons.dedup();
+            vec![
+                p.row.measure.clone(),
+                p.row.component.clone(),
+                p.row.period_start.to_string(),
+                p.row.period_end.to_string(),
+                p.row.stratifier.name().to_string(),
+                p.row.stratum.clone(),
+                show(p.numerator),
+                show(p.denominator),
+                match p.rate {
+                    Ok(Some(r)) => format!("{r}"),
+                    Ok(None) => String::new(),
+                    Err(why) => why.marker().into(),
+                },
+                p.row.unit.name().to_string(),
+                reasons.join("; "),
+            ]
+        })
+        .collect();
+    crate::output::csv_bytes(
+        &[
+            "measure",
+            "component",
+            "period_start",
+            "period_end",
+            "stratifier",
+            "stratum",
+            "numerator",
+            "denominator",
+            "rate",
+            "unit",
+            "suppressed",
+        ],
+        &out,
+    )
 }
 
 /// Apply suppression to result rows (any mix of measures, components and periods).

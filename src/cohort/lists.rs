@@ -19,7 +19,7 @@ use crate::measure::{Stratifier, Unit};
 use crate::privacy::Audience;
 use crate::privacy::Privacy;
 use crate::results::{Grouping, ResultRow};
-use crate::suppress::{PublishedRow, suppress};
+use crate::suppress::suppress;
 
 /// The lists a member can be on.
 pub const LISTS: [&str; 4] = [
@@ -185,22 +185,6 @@ fn qualifying_evidence(m: &Member, cohorts: &[&Definition]) -> String {
         .join(" || ")
 }
 
-/// A CSV file as bytes. Every cell as text a spreadsheet must not run
-/// ([`crate::escape::csv_text`]): the lists' figures are counts, ranks and dates, never negative.
-fn csv_bytes(header: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>> {
-    use crate::escape::csv_text;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let err = |e: csv::Error| Error::Usage(format!("writing CSV: {e}"));
-    w.write_record(header.iter().map(|h| csv_text(h).into_owned()))
-        .map_err(err)?;
-    for r in rows {
-        w.write_record(r.iter().map(|c| csv_text(c).into_owned()))
-            .map_err(err)?;
-    }
-    w.into_inner()
-        .map_err(|e| Error::Usage(format!("writing CSV: {e}")))
-}
-
 fn opt(s: &Option<String>) -> String {
     s.clone().unwrap_or_default()
 }
@@ -257,7 +241,7 @@ pub fn files(
         rows.sort();
         out.push((
             "not_enrolled.csv".into(),
-            csv_bytes(
+            crate::output::csv_bytes(
                 &["mco", "member_id", "qualifies", "opted_out_on", "evidence"],
                 &rows,
             )?,
@@ -289,7 +273,7 @@ pub fn files(
     rows.sort();
     out.push((
         "no_longer_qualify.csv".into(),
-        csv_bytes(
+        crate::output::csv_bytes(
             &[
                 "mco",
                 "member_id",
@@ -320,7 +304,7 @@ pub fn files(
     rows.sort();
     out.push((
         "both_populations.csv".into(),
-        csv_bytes(
+        crate::output::csv_bytes(
             &[
                 "mco",
                 "member_id",
@@ -398,7 +382,10 @@ pub fn files(
             })
             .collect();
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        out.push(("worklist.csv".into(), csv_bytes(&header, &rows)?));
+        out.push((
+            "worklist.csv".into(),
+            crate::output::csv_bytes(&header, &rows)?,
+        ));
     }
 
     // Every piece of evidence behind the lists, written from Arrow as the query sorted it
@@ -450,7 +437,7 @@ pub fn files(
     }
     out.push((
         "rules.csv".into(),
-        csv_bytes(
+        crate::output::csv_bytes(
             &[
                 "definition",
                 "kind",
@@ -469,7 +456,7 @@ pub fn files(
 
     out.push((
         "summary.csv".into(),
-        summary_csv(&suppress(&summary(run, scope)))?,
+        crate::suppress::published_csv(&suppress(&summary(run, scope)))?,
     ));
     out.sort();
     Ok(out)
@@ -584,63 +571,6 @@ pub fn summary(run: &CohortRun, scope: &Audience) -> Vec<ResultRow> {
         }
     }
     rows
-}
-
-/// The published summary: `DS` or `SD` for a suppressed figure, with the published reason.
-fn summary_csv(rows: &[PublishedRow]) -> Result<Vec<u8>> {
-    let show = |v: std::result::Result<f64, crate::suppress::Reason>| match v {
-        Ok(x) => format!("{x}"),
-        Err(why) => why.marker().into(),
-    };
-    let out: Vec<Vec<String>> = rows
-        .iter()
-        .map(|p| {
-            let reasons: Vec<&str> = [
-                p.numerator.err(),
-                p.denominator.err(),
-                p.rate.as_ref().err().copied(),
-            ]
-            .into_iter()
-            .flatten()
-            .map(|r| r.name())
-            .collect();
-            let mut reasons = reasons;
-            reasons.dedup();
-            vec![
-                p.row.measure.clone(),
-                p.row.component.clone(),
-                p.row.period_start.to_string(),
-                p.row.period_end.to_string(),
-                p.row.stratifier.name().to_string(),
-                p.row.stratum.clone(),
-                show(p.numerator),
-                show(p.denominator),
-                match p.rate {
-                    Ok(Some(r)) => format!("{r}"),
-                    Ok(None) => String::new(),
-                    Err(why) => why.marker().into(),
-                },
-                p.row.unit.name().to_string(),
-                reasons.join("; "),
-            ]
-        })
-        .collect();
-    csv_bytes(
-        &[
-            "measure",
-            "component",
-            "period_start",
-            "period_end",
-            "stratifier",
-            "stratum",
-            "numerator",
-            "denominator",
-            "rate",
-            "unit",
-            "suppressed",
-        ],
-        &out,
-    )
 }
 
 /// What `hhq cohort` is asked.
@@ -799,7 +729,7 @@ pub async fn command(opts: &CohortOptions) -> Result<CohortReport> {
     let mut files = files(&run, &opts.privacy, &evidence)?;
     files.push((
         "data_quality_rows.csv".into(),
-        csv_bytes(&["extract", "rows", "what"], &set_aside[1..])?,
+        crate::output::csv_bytes(&["extract", "rows", "what"], &set_aside[1..])?,
     ));
     files.sort();
     let mut staged = crate::output::Staged::begin(&opts.out, "cohort")?;

@@ -5,6 +5,7 @@
 //! `measure:`) is run by [`cohort`].
 
 pub mod cohort;
+pub mod payments;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -131,7 +132,7 @@ pub fn rule_tags(measures_dir: &Path) -> Result<Vec<CaseTag>> {
 
 fn deck_rule_tags(path: &Path) -> Result<Vec<CaseTag>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    if cohort::is_cohort_deck(&text) {
+    if cohort::is_cohort_deck(&text) || payments::is_payments_deck(&text) {
         return Ok(Vec::new());
     }
     let raw = parse(path, &text)?;
@@ -226,6 +227,11 @@ pub async fn run_dir_only(
             ));
         }
         let (_, d) = defs.iter().find(|(s, _)| *s == want).expect("loaded above");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        if payments::is_payments_deck(&text) {
+            out.extend(payments::run_deck(&path, &text, d, measures_dir).await?);
+            continue;
+        }
         out.extend(run_deck(&path, d).await?);
     }
     Ok(out)
@@ -245,12 +251,18 @@ fn deck_head(path: &Path) -> Result<DeckHead> {
         measure: Option<String>,
         #[serde(default)]
         cohorts: Vec<String>,
+        payments: Option<String>,
     }
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let head: Head =
         serde_saphyr::from_str(&text).map_err(|e| crate::measure::plain_yaml_error(path, &e))?;
     Ok(DeckHead {
-        subjects: head.measure.into_iter().chain(head.cohorts).collect(),
+        subjects: head
+            .measure
+            .into_iter()
+            .chain(head.cohorts)
+            .chain(head.payments.map(|_| crate::finance::MEASURE.to_string()))
+            .collect(),
         spec: spec_of(path, head.spec)?,
     })
 }
@@ -305,6 +317,14 @@ pub async fn run_deck(path: &Path, defs: &Definitions) -> Result<Vec<CaseResult>
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     if cohort::is_cohort_deck(&text) {
         return cohort::run_deck(path, &text, defs).await;
+    }
+    if payments::is_payments_deck(&text) {
+        // A deck sits in `<measures>/decks/`; its rate table in `<measures>/finance/`.
+        let measures = path
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or_else(|| Path::new("."));
+        return payments::run_deck(path, &text, defs, measures).await;
     }
     let raw = parse(path, &text)?;
     let measure_at = Located::from(raw.measure);

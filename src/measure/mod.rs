@@ -87,6 +87,10 @@ pub enum Unit {
     Ratio,
     /// The median of a `first:` numerator's days over the units that have one.
     MedianDays,
+    /// Dollars (the numerator) per unit of the denominator, a member-month: finance's PMPM.
+    /// Not a measure's unit: a measure counts.
+    #[serde(rename = "dollars_per_member_month")]
+    DollarsPerMemberMonth,
 }
 
 impl Unit {
@@ -99,6 +103,7 @@ impl Unit {
             Unit::Days => "days",
             Unit::Ratio => "ratio",
             Unit::MedianDays => "median_days",
+            Unit::DollarsPerMemberMonth => "dollars_per_member_month",
         }
     }
 
@@ -107,7 +112,11 @@ impl Unit {
         match self {
             Unit::Percent => 100.0,
             Unit::Per1000MemberMonths | Unit::Per1000Members => 1000.0,
-            Unit::Count | Unit::Days | Unit::Ratio | Unit::MedianDays => 1.0,
+            Unit::Count
+            | Unit::Days
+            | Unit::Ratio
+            | Unit::MedianDays
+            | Unit::DollarsPerMemberMonth => 1.0,
         }
     }
 }
@@ -1404,12 +1413,13 @@ impl Measure {
                 ComponentKind::Denominator => "denominator",
                 ComponentKind::Enrollees { .. } => "enrollees",
             };
-            let fits = match shape {
-                "ratio" => !matches!(c.unit, Unit::Count | Unit::MedianDays),
-                "first" => c.unit == Unit::MedianDays,
-                "numerator" => !matches!(c.unit, Unit::Days | Unit::Ratio | Unit::MedianDays),
-                _ => c.unit == Unit::Count,
-            };
+            let fits = c.unit != Unit::DollarsPerMemberMonth
+                && match shape {
+                    "ratio" => !matches!(c.unit, Unit::Count | Unit::MedianDays),
+                    "first" => c.unit == Unit::MedianDays,
+                    "numerator" => !matches!(c.unit, Unit::Days | Unit::Ratio | Unit::MedianDays),
+                    _ => c.unit == Unit::Count,
+                };
             if !fits {
                 problems.push(errs.at(
                     &name,

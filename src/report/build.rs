@@ -217,7 +217,10 @@ impl Judged<'_> {
             Unit::Percent => "%".to_string(),
             Unit::Days => " days".to_string(),
             Unit::Ratio | Unit::Count => String::new(),
-            u @ (Unit::Per1000MemberMonths | Unit::Per1000Members | Unit::MedianDays) => {
+            u @ (Unit::Per1000MemberMonths
+            | Unit::Per1000Members
+            | Unit::MedianDays
+            | Unit::DollarsPerMemberMonth) => {
                 format!(" {}", unit_words(u))
             }
         };
@@ -543,6 +546,7 @@ fn unit_words(unit: Unit) -> &'static str {
         Unit::Days => "days",
         Unit::Ratio => "ratio",
         Unit::MedianDays => "median days",
+        Unit::DollarsPerMemberMonth => "dollars per member month",
     }
 }
 
@@ -1278,7 +1282,9 @@ fn control_chart(
     let kind = match unit {
         Unit::Percent => crate::spc::Kind::P,
         Unit::Per1000MemberMonths | Unit::Per1000Members => crate::spc::Kind::U,
-        Unit::Count | Unit::Days | Unit::Ratio | Unit::MedianDays => return Ok(None),
+        Unit::Count | Unit::Days | Unit::Ratio | Unit::MedianDays | Unit::DollarsPerMemberMonth => {
+            return Ok(None);
+        }
     };
     let scale = unit.scale();
     // Quarterly subgroups, the trend's own rows: already suppressed with their years' totals,

@@ -54,7 +54,9 @@ pub fn interval(unit: Unit, numerator: f64, denominator: f64) -> Option<(f64, f6
         Unit::Per1000MemberMonths | Unit::Per1000Members => {
             poisson_rate(numerator, denominator).map(|(l, u)| (l * unit.scale(), u * unit.scale()))
         }
-        Unit::Count | Unit::Days | Unit::Ratio | Unit::MedianDays => None,
+        Unit::Count | Unit::Days | Unit::Ratio | Unit::MedianDays | Unit::DollarsPerMemberMonth => {
+            None
+        }
     }
 }
 
@@ -82,7 +84,9 @@ fn independent_variance(unit: Unit, num: f64, den: f64) -> Option<f64> {
             Some(p * (1.0 - p) / den)
         }
         Unit::Per1000MemberMonths | Unit::Per1000Members => Some(num / (den * den)),
-        Unit::Count | Unit::Days | Unit::Ratio | Unit::MedianDays => None,
+        Unit::Count | Unit::Days | Unit::Ratio | Unit::MedianDays | Unit::DollarsPerMemberMonth => {
+            None
+        }
     }
 }
 

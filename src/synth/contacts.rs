@@ -136,16 +136,21 @@ impl Gen {
         }
     }
 
-    /// One S0281 claim per month with at least one reached contact, billed by the partner that
-    /// reached the member first that month (the payment rule).
+    /// The S0281 claims of the monthly payment rule, as partners bill them: one per month with a
+    /// reached contact, by the partner that reached the member first that month, with the errors
+    /// a payment-integrity review finds (`hhq payments`): about 3% of earned months never billed,
+    /// 2% of assigned months without a reached contact billed anyway, some months billed twice,
+    /// a quarter of members who die while assigned billed for the month after, and 3% of spans
+    /// that end billed for the month after their end.
     pub(super) fn health_home_claims(&mut self, contacts: &[Contact], population: &'static str) {
         let mut months: BTreeMap<i32, (i32, usize)> = BTreeMap::new();
         for c in contacts.iter().filter(|c| c.reached) {
             months.entry(month_index(c.date)).or_insert((c.date, c.hhp));
         }
         let rate = if population == "SMI" { 235.0 } else { 190.0 };
-        let dx = self.conditions[0];
-        for (mi, (date, hhp)) in months {
+        // (month, partner, first day billed, last day billed, MCO)
+        let mut bills: Vec<(i32, usize, i32, i32, usize)> = Vec::new();
+        for (mi, (date, hhp)) in months.clone() {
             let Some(span) = self
                 .hh
                 .iter()
@@ -154,10 +159,53 @@ impl Gen {
             else {
                 continue;
             };
+            if self.rng.random_bool(0.03) {
+                continue;
+            }
             let from = month_first(mi).max(span.start);
             let to = month_last(mi).min(span.end).min(self.life_end);
+            bills.push((mi, hhp, from, to, span.mco));
+        }
+        for span in self.hh.clone() {
+            let last = span.end.min(self.life_end).min(self.win.end);
+            for mi in month_index(span.start)..=month_index(last.max(span.start)) {
+                if last < span.start || months.contains_key(&mi) || !self.rng.random_bool(0.02) {
+                    continue;
+                }
+                let from = month_first(mi).max(span.start);
+                bills.push((mi, span.hhp, from, month_last(mi).min(last), span.mco));
+            }
+            // Billed for the month after the span: after death, or after the span ended.
+            let after = if span.end >= self.life_end {
+                self.death.filter(|_| self.rng.random_bool(0.25))
+            } else {
+                (span.end < self.win.end && self.rng.random_bool(0.03)).then_some(span.end)
+            };
+            if let Some(end) = after {
+                let mi = month_index(end) + 1;
+                let day = month_first(mi);
+                if day <= self.win.end && self.hh_at(day).is_none() {
+                    bills.push((
+                        mi,
+                        span.hhp,
+                        day,
+                        month_last(mi).min(self.win.end),
+                        span.mco,
+                    ));
+                }
+            }
+        }
+        let twice: Vec<_> = bills
+            .iter()
+            .filter(|_| self.rng.random_bool(0.006))
+            .copied()
+            .collect();
+        bills.extend(twice);
+        bills.sort();
+        let dx = self.conditions[0];
+        for (_, hhp, from, to, mco) in bills {
             let mut c = self.new_claim(Kind::HealthHome, "professional", from, to);
-            c.mco = Some(span.mco);
+            c.mco = Some(mco);
             c.place_of_service = Some("99");
             c.principal_dx = Some(dx);
             c.billing_npi = Some(npi(Prov::Partner, hhp as u32));

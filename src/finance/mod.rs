@@ -1,0 +1,370 @@
+//! Health Home finance (`hhq payments`): what the programme owes and paid by its monthly payment
+//! rule, whether each payment was earned, and what a rate table costs.
+//!
+//! ```text
+//! measures/finance/earning.yaml ─► rates::EarningRule ─┐
+//! rates.yaml (+ --compare alt.yaml) ─► rates::RateTable ┤
+//!                                                       ▼
+//! extracts + blocks ─► ledger (per pass: units = member × month × partner, their services and
+//!                      payment lines, members' facts) ─► price (tiers → State and partner due)
+//!                      ─► summary rows (suppressed) ─► files: ledger, findings, statements,
+//!                                                      simulation
+//! ```
+//!
+//! Everything member-level is computed over every member and then cut to the audience, so a
+//! figure (a partner's size tier, say) is the same whoever asks.
+
+pub mod files;
+pub mod ledger;
+pub mod rates;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+
+pub use files::{PaymentsOptions, PaymentsReport, command};
+pub use ledger::{Finding, Kind, Ledger, Line, Unit};
+pub use rates::{Arrangement, EarningRule, RateTable, StateBasis, Tier, TierBy};
+
+use crate::measure::{Stratifier, Unit as RateUnit};
+use crate::period::Period;
+use crate::privacy::Audience;
+use crate::results::{Grouping, ResultRow};
+
+/// The measure id of the payment figures in result tables.
+pub const MEASURE: &str = "HH-PAY";
+
+/// What a rate table makes of one unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Priced {
+    /// The State's tiered PMPM for the member-month (`None`: no rate for its population).
+    pub rate: Option<f64>,
+    /// What the State owes the MCO on this unit (0 unless it is the member-month's State row).
+    pub state_due: f64,
+    /// What the MCO owes the partner (0 unless earned).
+    pub partner_due: f64,
+    /// (tier, band label) for each tier.
+    pub bands: Vec<(String, String)>,
+}
+
+fn cents(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The member-months (member, month) any partner earned.
+pub fn earned_months(ledger: &Ledger) -> BTreeSet<(&str, NaiveDate)> {
+    ledger
+        .units
+        .iter()
+        .filter(|u| u.earned())
+        .map(|u| (u.member_id.as_str(), u.month))
+        .collect()
+}
+
+/// Price one unit under `table`.
+pub fn price(
+    table: &RateTable,
+    ledger: &Ledger,
+    u: &Unit,
+    earned: &BTreeSet<(&str, NaiveDate)>,
+) -> Priced {
+    let mut bands = Vec::new();
+    let rate = u
+        .population
+        .as_ref()
+        .and_then(|p| table.base.get(p))
+        .map(|base| {
+            let (mut factor, mut add) = (1.0, 0.0);
+            for t in &table.tiers {
+                let b = t.band(ledger.tier_value(t.by, u));
+                factor *= b.factor;
+                add += b.add;
+                bands.push((t.name.clone(), b.label.clone()));
+            }
+            cents(base * factor + add)
+        });
+    let pays = match table.state_basis {
+        StateBasis::EnrolledMonths => true,
+        StateBasis::EarnedMonths => earned.contains(&(u.member_id.as_str(), u.month)),
+    };
+    let state_due = if u.state_row && pays {
+        rate.unwrap_or(0.0)
+    } else {
+        0.0
+    };
+    let partner_due = if u.earned() {
+        match table.arrangement(u.mco.as_deref(), &u.hhp) {
+            Arrangement::Share(s) => cents(s * rate.unwrap_or(0.0)),
+            Arrangement::Pmpm(by) => u
+                .population
+                .as_ref()
+                .and_then(|p| by.get(p))
+                .copied()
+                .unwrap_or(0.0),
+        }
+    } else {
+        0.0
+    };
+    Priced {
+        rate,
+        state_due,
+        partner_due,
+        bands,
+    }
+}
+
+/// Whether a unit is the audience's: its MCO's, or its partner's.
+pub fn in_scope(u: &Unit, scope: &Audience) -> bool {
+    match scope {
+        Audience::State => true,
+        Audience::Mco(id) => u.mco.as_deref() == Some(id),
+        Audience::Hhp(id) => &u.hhp == id,
+    }
+}
+
+/// Whether a finding is the audience's (a line with no partner is an MCO's and the State's).
+pub fn finding_in_scope(f: &Finding, scope: &Audience) -> bool {
+    match scope {
+        Audience::State => true,
+        Audience::Mco(id) => f.mco.as_deref() == Some(id),
+        Audience::Hhp(id) => f.hhp.as_deref() == Some(id),
+    }
+}
+
+/// One unit's figures, summed into strata.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    units: f64,
+    earned: f64,
+    billed: f64,
+    billed_not_earned: f64,
+    earned_not_billed: f64,
+    state_months: f64,
+    state_due: f64,
+    partner_due: f64,
+    paid: f64,
+    missed: f64,
+    paid_not_earned: f64,
+    lines: f64,
+    lines_outside: f64,
+    lines_after_death: f64,
+    extra_lines: f64,
+}
+
+impl Sums {
+    fn add(&mut self, o: &Sums) {
+        self.units += o.units;
+        self.earned += o.earned;
+        self.billed += o.billed;
+        self.billed_not_earned += o.billed_not_earned;
+        self.earned_not_billed += o.earned_not_billed;
+        self.state_months += o.state_months;
+        self.state_due += o.state_due;
+        self.partner_due += o.partner_due;
+        self.paid += o.paid;
+        self.missed += o.missed;
+        self.paid_not_earned += o.paid_not_earned;
+        self.lines += o.lines;
+        self.lines_outside += o.lines_outside;
+        self.lines_after_death += o.lines_after_death;
+        self.extra_lines += o.extra_lines;
+    }
+}
+
+/// How a figure is grouped: the stratifiers of the summary (a statement's are months).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Total, MCO, partner, population.
+    Summary,
+    /// Total and month.
+    Months,
+}
+
+/// The payment figures of `ledger` under `table` for `scope`, as result rows: months earned and
+/// billed (percent of the units), integrity findings (percent of the units, or of the payment
+/// lines), and dollars per member-month (State due, partner due, paid, missed, paid not
+/// earned). `only_hhp` keeps one partner's units (a statement).
+pub fn summary(
+    table: &RateTable,
+    ledger: &Ledger,
+    period: &Period,
+    scope: &Audience,
+    layout: Layout,
+    only_hhp: Option<&str>,
+) -> Vec<ResultRow> {
+    let earned = earned_months(ledger);
+    let strata: &[Stratifier] = match layout {
+        Layout::Summary => &[Stratifier::Mco, Stratifier::Hhp, Stratifier::Population],
+        Layout::Months => &[Stratifier::Month],
+    };
+    let mut groups: BTreeMap<(usize, String), Sums> = BTreeMap::new();
+    groups.insert((0, "total".into()), Sums::default());
+    let key = |s: Stratifier,
+               mco: &Option<String>,
+               hhp: Option<&str>,
+               pop: &Option<String>,
+               month: NaiveDate|
+     -> String {
+        match s {
+            Stratifier::Mco => mco.clone().unwrap_or_else(|| "none".into()),
+            Stratifier::Hhp => hhp.unwrap_or("none").to_string(),
+            Stratifier::Population => pop.clone().unwrap_or_else(|| "none".into()),
+            _ => month.format("%Y-%m").to_string(),
+        }
+    };
+    let mut put = |sums: Sums,
+                   mco: &Option<String>,
+                   hhp: Option<&str>,
+                   pop: &Option<String>,
+                   month: NaiveDate| {
+        groups.entry((0, "total".into())).or_default().add(&sums);
+        for (i, s) in strata.iter().enumerate() {
+            groups
+                .entry((i + 1, key(*s, mco, hhp, pop, month)))
+                .or_default()
+                .add(&sums);
+        }
+    };
+    let died_before = |l: &Line| {
+        ledger
+            .facts
+            .get(&l.member_id)
+            .and_then(|f| f.death)
+            .is_some_and(|d| d < l.service_from)
+    };
+    for u in ledger.units.iter().filter(|u| in_scope(u, scope)) {
+        if only_hhp.is_some_and(|h| h != u.hhp) {
+            continue;
+        }
+        let p = price(table, ledger, u, &earned);
+        let (e, b) = (u.earned(), u.billed());
+        let paid = u.paid();
+        let sums = Sums {
+            units: 1.0,
+            earned: f(e),
+            billed: f(b),
+            billed_not_earned: f(b && !e),
+            earned_not_billed: f(e && !b),
+            state_months: f(p.state_due > 0.0 || (u.state_row && state_pays(table, u, &earned))),
+            state_due: p.state_due,
+            partner_due: p.partner_due,
+            paid,
+            missed: if e && !b { p.partner_due } else { 0.0 },
+            paid_not_earned: if b && !e { paid } else { 0.0 },
+            lines: u.lines.len() as f64,
+            lines_outside: 0.0,
+            lines_after_death: u.lines.iter().filter(|l| died_before(l)).count() as f64,
+            extra_lines: if u.month_lines > 1 {
+                u.lines.len() as f64
+            } else {
+                0.0
+            },
+        };
+        put(sums, &u.mco, Some(&u.hhp), &u.population, u.month);
+    }
+    let scoped_line = |l: &Line| match scope {
+        Audience::State => true,
+        Audience::Mco(id) => l.mco.as_deref() == Some(id),
+        Audience::Hhp(id) => l.hhp.as_deref() == Some(id),
+    };
+    for l in ledger.stray.iter().filter(|l| scoped_line(l)) {
+        if only_hhp.is_some_and(|h| Some(h) != l.hhp.as_deref()) {
+            continue;
+        }
+        let sums = Sums {
+            lines: 1.0,
+            lines_outside: 1.0,
+            lines_after_death: f(died_before(l)),
+            paid: l.paid.unwrap_or(0.0),
+            paid_not_earned: l.paid.unwrap_or(0.0),
+            ..Sums::default()
+        };
+        put(
+            sums,
+            &l.mco,
+            l.hhp.as_deref(),
+            &None,
+            ledger::first_of(l.service_from),
+        );
+    }
+    let mut rows = Vec::new();
+    for ((i, stratum), s) in groups {
+        let stratifier = if i == 0 {
+            Grouping::Total
+        } else {
+            Grouping::By(strata[i - 1])
+        };
+        let mut row = |component: &str, numerator: f64, denominator: f64, unit: RateUnit| {
+            rows.push(ResultRow {
+                measure: MEASURE.into(),
+                component: component.into(),
+                period_start: period.start,
+                period_end: period.end,
+                stratifier,
+                stratum: stratum.clone(),
+                numerator: cents(numerator),
+                denominator,
+                rate: (denominator > 0.0).then(|| numerator / denominator * unit.scale()),
+                unit,
+                spread: None,
+            });
+        };
+        use RateUnit::{DollarsPerMemberMonth as Dollars, Percent};
+        row("assigned_months", s.units, s.units, RateUnit::Count);
+        row("earned_months", s.earned, s.units, Percent);
+        row("billed_months", s.billed, s.units, Percent);
+        row(
+            Kind::BilledNotEarned.name(),
+            s.billed_not_earned,
+            s.units,
+            Percent,
+        );
+        row(
+            Kind::EarnedNotBilled.name(),
+            s.earned_not_billed,
+            s.units,
+            Percent,
+        );
+        row("payment_lines", s.lines, s.lines, RateUnit::Count);
+        row(
+            Kind::BilledMoreThanOnce.name(),
+            s.extra_lines,
+            s.lines,
+            Percent,
+        );
+        row(
+            Kind::BilledOutsideSpan.name(),
+            s.lines_outside,
+            s.lines,
+            Percent,
+        );
+        row(
+            Kind::BilledAfterDeath.name(),
+            s.lines_after_death,
+            s.lines,
+            Percent,
+        );
+        row("state_due", s.state_due, s.state_months, Dollars);
+        row("partner_due", s.partner_due, s.earned, Dollars);
+        row("paid", s.paid, s.billed + s.lines_outside, Dollars);
+        row("missed", s.missed, s.earned_not_billed, Dollars);
+        row(
+            "paid_not_earned",
+            s.paid_not_earned,
+            s.billed_not_earned + s.lines_outside,
+            Dollars,
+        );
+    }
+    rows
+}
+
+fn f(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+fn state_pays(table: &RateTable, u: &Unit, earned: &BTreeSet<(&str, NaiveDate)>) -> bool {
+    match table.state_basis {
+        StateBasis::EnrolledMonths => true,
+        StateBasis::EarnedMonths => earned.contains(&(u.member_id.as_str(), u.month)),
+    }
+}
