@@ -368,3 +368,140 @@ fn state_pays(table: &RateTable, u: &Unit, earned: &BTreeSet<(&str, NaiveDate)>)
         StateBasis::EarnedMonths => earned.contains(&(u.member_id.as_str(), u.month)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suppress::{Reason, suppress};
+    use std::path::Path;
+
+    fn unit(member: &str, hhp: &str, mco: &str, pop: &str, earned: bool) -> Unit {
+        let month = NaiveDate::from_ymd_opt(2025, 3, 1).unwrap();
+        Unit {
+            member_id: member.into(),
+            month,
+            hhp: hhp.into(),
+            mco: Some(mco.into()),
+            population: Some(pop.into()),
+            state_row: true,
+            first_service: earned.then_some(month),
+            earning_contacts: Vec::new(),
+            other_contacts: Vec::new(),
+            lines: Vec::new(),
+            month_lines: 0,
+        }
+    }
+
+    fn table() -> RateTable {
+        RateTable::parse(
+            Path::new("rates.yaml"),
+            "id: T\ntitle: t\nstate:\n  pays_for: enrolled_months\n  pmpm: {SMI: 275, CC: 225}\n  \
+             tiers:\n    - name: acuity\n      by: conditions\n      bands:\n        \
+             - {label: low, below: 2, factor: 0.9}\n        - {label: high, factor: 1.25}\n    \
+             - name: geography\n      by: rural\n      bands:\n        \
+             - {label: rural, when: true, add: 15}\n        - {label: other}\n    \
+             - name: size\n      by: partner_members\n      bands:\n        \
+             - {label: small, below: 100, add: 10}\n        - {label: large}\n\
+             partner:\n  default: {share: 0.85}\n\
+             conditions:\n  list:\n    - {name: diabetes, value_set: diabetes_dx}\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rate_is_the_base_times_the_factors_plus_the_additions() {
+        let t = table();
+        let mut ledger = Ledger::default();
+        let u = unit("A", "HHP-1", "MCO-A", "SMI", true);
+        ledger.facts.insert(
+            "A".into(),
+            ledger::Facts {
+                rural: Some(true),
+                conditions: 1,
+                ..Default::default()
+            },
+        );
+        ledger.partner_members.insert(("HHP-1".into(), u.month), 40);
+        ledger.units.push(u.clone());
+        let earned = earned_months(&ledger);
+        let p = price(&t, &ledger, &u, &earned);
+        // 275 × 0.9 + 15 (rural) + 10 (a partner under 100 members) = 272.50.
+        assert_eq!(p.rate, Some(272.5));
+        assert_eq!(p.state_due, 272.5);
+        // 0.85 × 272.50 = 231.625, to the cent.
+        assert_eq!(p.partner_due, 231.63);
+        assert_eq!(
+            p.bands,
+            vec![
+                ("acuity".to_string(), "low".to_string()),
+                ("geography".into(), "rural".into()),
+                ("size".into(), "small".into())
+            ]
+        );
+        // Two conditions, urban, a large partner: 225 × 1.25 = 281.25; not earned, so nothing to
+        // the partner.
+        let v = unit("B", "HHP-2", "MCO-A", "CC", false);
+        drop(earned);
+        ledger.facts.insert(
+            "B".into(),
+            ledger::Facts {
+                rural: Some(false),
+                conditions: 2,
+                ..Default::default()
+            },
+        );
+        ledger
+            .partner_members
+            .insert(("HHP-2".into(), v.month), 100);
+        let earned = earned_months(&ledger);
+        let p = price(&t, &ledger, &v, &earned);
+        assert_eq!((p.rate, p.partner_due), (Some(281.25), 0.0));
+        // A population the table has no rate for is due nothing.
+        let w = unit("C", "HHP-2", "MCO-A", "XX", true);
+        assert_eq!(price(&t, &ledger, &w, &earned).state_due, 0.0);
+    }
+
+    #[test]
+    fn a_small_partners_dollars_cannot_be_worked_out_from_the_total() {
+        // Partner HHP-2 has 5 member-months among 205: its dollars are hidden, and so must be
+        // enough of the rest that the total less the others does not give them back.
+        let t = table();
+        let mut ledger = Ledger::default();
+        for i in 0..200 {
+            ledger
+                .units
+                .push(unit(&format!("A{i:03}"), "HHP-1", "MCO-A", "SMI", true));
+        }
+        for i in 0..5 {
+            ledger
+                .units
+                .push(unit(&format!("B{i:03}"), "HHP-2", "MCO-A", "SMI", true));
+        }
+        let period = Period::year(2025);
+        let rows = summary(
+            &t,
+            &ledger,
+            &period,
+            &Audience::State,
+            Layout::Summary,
+            None,
+        );
+        let published = suppress(&rows);
+        let cell = |component: &str, stratum: &str| {
+            published
+                .iter()
+                .find(|p| p.row.component == component && p.row.stratum == stratum)
+                .unwrap()
+                .clone()
+        };
+        let small = cell("state_due", "HHP-2");
+        assert_eq!(small.numerator, Err(Reason::SmallCell));
+        assert_eq!(small.denominator, Err(Reason::SmallCell));
+        let total = cell("state_due", "total");
+        let big = cell("state_due", "HHP-1");
+        assert!(
+            total.numerator.is_err() || big.numerator.is_err(),
+            "the small partner's dollars follow from the total less HHP-1's"
+        );
+    }
+}

@@ -539,3 +539,139 @@ struct RawCondition {
     name: Spanned<String>,
     value_set: Spanned<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIERED: &str = "\
+id: T
+title: tiered
+state:
+  pays_for: enrolled_months
+  pmpm: {SMI: 275.00, CC: 225.00}
+  tiers:
+    - name: acuity
+      by: conditions
+      bands:
+        - {label: low, below: 2, factor: 0.9}
+        - {label: high}
+    - name: geography
+      by: rural
+      bands:
+        - {label: rural, when: true, add: 15}
+        - {label: other}
+partner:
+  default: {share: 0.85}
+  by_mco:
+    MCO-B: {pmpm: {SMI: 200, CC: 150}}
+conditions:
+  list:
+    - {name: diabetes, value_set: diabetes_dx}
+";
+
+    fn parse(text: &str) -> Result<RateTable> {
+        RateTable::parse(Path::new("rates.yaml"), text)
+    }
+
+    fn located_error(text: &str) -> (usize, usize, String) {
+        match parse(text) {
+            Err(crate::Error::Definition {
+                line,
+                column,
+                message,
+                ..
+            }) => (line, column, message),
+            other => panic!("expected a located error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bands_are_tried_in_order_and_the_last_takes_the_rest() {
+        let t = parse(TIERED).unwrap();
+        let acuity = &t.tiers[0];
+        assert_eq!(acuity.band(Some(0.0)).label, "low");
+        assert_eq!(acuity.band(Some(1.0)).label, "low");
+        // `below: 2` is strict: two conditions are in the next band.
+        assert_eq!(acuity.band(Some(2.0)).label, "high");
+        let geo = &t.tiers[1];
+        assert_eq!(geo.band(Some(1.0)).label, "rural");
+        assert_eq!(geo.band(Some(0.0)).label, "other");
+        // Unknown rurality falls in the last band.
+        assert_eq!(geo.band(None).label, "other");
+        assert_eq!(
+            t.arrangement(Some("MCO-A"), "HHP-1"),
+            &Arrangement::Share(0.85)
+        );
+        assert!(matches!(
+            t.arrangement(Some("MCO-B"), "HHP-1"),
+            Arrangement::Pmpm(_)
+        ));
+    }
+
+    #[test]
+    fn mistakes_are_reported_at_their_line_and_column() {
+        // A band after the catch-all.
+        let text = TIERED.replace(
+            "        - {label: high}\n",
+            "        - {label: high}\n        - {label: higher, below: 9}\n",
+        );
+        let (line, _, message) = located_error(&text);
+        assert_eq!(line, 11, "{message}");
+        assert!(message.contains("only the last band"), "{message}");
+        // Bounds that do not rise.
+        let text = TIERED.replace(
+            "        - {label: low, below: 2, factor: 0.9}\n",
+            "        - {label: low, below: 2, factor: 0.9}\n        - {label: mid, below: 2}\n",
+        );
+        let (line, _, message) = located_error(&text);
+        assert_eq!(line, 11, "{message}");
+        assert!(message.contains("not above"), "{message}");
+        // A boolean tier given a bound.
+        let text = TIERED.replace(
+            "{label: rural, when: true, add: 15}",
+            "{label: rural, below: 1}",
+        );
+        let (line, column, message) = located_error(&text);
+        assert_eq!((line, column), (15, 11), "{message}");
+        assert!(message.contains("when: true|false"), "{message}");
+        // A share above 1.
+        let text = TIERED.replace("share: 0.85", "share: 85");
+        let (line, _, message) = located_error(&text);
+        assert_eq!(line, 18, "{message}");
+        // A flat partner rate missing a population the State pays for.
+        let text = TIERED.replace("{SMI: 200, CC: 150}", "{SMI: 200}");
+        let (line, _, message) = located_error(&text);
+        assert_eq!(line, 20, "{message}");
+        assert!(message.contains("`CC`"), "{message}");
+        // A tier by conditions with no list.
+        let text = TIERED.replace(
+            "conditions:\n  list:\n    - {name: diabetes, value_set: diabetes_dx}\n",
+            "",
+        );
+        let (line, _, message) = located_error(&text);
+        assert_eq!(line, 7, "{message}");
+        // An unknown key, and an unknown dimension.
+        let (line, _, _) = located_error(&TIERED.replace("pays_for:", "pays:"));
+        assert_eq!(line, 4);
+        let (line, _, message) = located_error(&TIERED.replace("by: rural", "by: county"));
+        assert_eq!(line, 13, "{message}");
+    }
+
+    #[test]
+    fn the_earning_rule_refuses_an_empty_code() {
+        let text = "id: S0281\ntitle: t\nsource: s\nprocedure_code: ' S0281'\nservice: reached\n";
+        match EarningRule::parse(Path::new("earning.yaml"), text) {
+            Err(crate::Error::Definition { line, column, .. }) => {
+                assert_eq!((line, column), (4, 17))
+            }
+            other => panic!("{other:?}"),
+        }
+        let ok = EarningRule::parse(
+            Path::new("earning.yaml"),
+            &text.replace("' S0281'", "S0281"),
+        )
+        .unwrap();
+        assert!(ok.by_assigned_partner);
+    }
+}

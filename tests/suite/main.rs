@@ -21,6 +21,7 @@ mod fuzz;
 mod hostile;
 mod measures;
 mod memory;
+mod payments;
 mod performance;
 mod plan;
 mod portable;
