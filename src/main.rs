@@ -553,6 +553,33 @@ Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1
         #[command(flatten)]
         dirs: DefinitionDirs,
     },
+    /// Cost of care before and after Health Home enrolment: paid dollars per member-month by claim
+    /// category and ED visits and admissions per 1,000, against members who qualify but never
+    /// enrolled, with a difference-in-differences estimate and its interval
+    #[command(
+        after_help = "Examples:\n  hhq cost\n  hhq cost --intake 2024 --mco MCO-A --out out/cost-mco-a\n\nEnrollees are members whose first Health Home span starts in the intake months (default: the latest year whose 12 months before and after the data cover); the comparison group is members never enrolled who qualify for a target population (measures/cohorts/) the day before. Writes cost_of_care.csv (by MCO and partner, under CMS small-cell suppression) and method.txt (docs/finance.md)."
+    )]
+    Cost {
+        /// Data directory holding the four extracts (default: the project's, else the demo data)
+        #[arg(long, default_value = "testdata", hide_default_value = true)]
+        data: PathBuf,
+        /// The months whose new enrollees are followed: 2024, 2024Q3 or a date range
+        #[arg(long)]
+        intake: Option<Period>,
+        /// Output directory
+        #[arg(long, default_value = "out/cost")]
+        out: PathBuf,
+        /// Only this MCO's members
+        #[arg(long, value_name = "ID", conflicts_with = "hhp")]
+        mco: Option<String>,
+        /// Only this partner's enrollees (against every comparison member)
+        #[arg(long, value_name = "ID")]
+        hhp: Option<String>,
+        #[command(flatten)]
+        memory: MemoryArgs,
+        #[command(flatten)]
+        dirs: DefinitionDirs,
+    },
     /// Run one SQL query over the extracts and building blocks, and print or write its rows
     #[command(
         after_help = "Examples:\n  hhq sql \"SELECT claim_type, count(*) AS lines FROM claims GROUP BY claim_type ORDER BY 1\"\n  hhq sql \"SELECT * FROM ed_visits WHERE visit_date >= DATE '2025-07-01'\" --format csv --out ed.csv\n  hhq sql \"SELECT count(*) FROM members\" --hhp HHP-03\n\nTables: claims, contacts, members, enrollment (the usable rows), claims__all and the like (every row, as read) and every building block of queries/ (claims_final, ed_visits, inpatient_stays, hh_services, ...); `hhq sql --tables` (or SHOW TABLES) lists them with their columns, `hhq sql \"DESCRIBE claims\"` one table's columns and meanings. One read-only query: no CREATE, INSERT, COPY or SET.\n\nWith --mco or --hhp the session is opened over the members that MCO or partner is ever assigned (any enrolment span) and holds nothing else: every table, __all included, has their rows only.",
@@ -1147,6 +1174,29 @@ async fn dispatch(command: Command) -> Result<()> {
                 privacy: privacy(mco, hhp, pseudonymize, key_file)?,
             };
             hhq::finance::command(&opts).await?.told(&opts.out).print()
+        }
+        Command::Cost {
+            data,
+            intake,
+            out,
+            mco,
+            hhp,
+            memory,
+            dirs,
+        } => {
+            let opts = hhq::finance::cost::CostOptions {
+                common: hhq::execute::Options {
+                    memory_limit: memory.memory_limit,
+                    ..dirs.with_data(data)
+                },
+                out,
+                intake,
+                audience: privacy(mco, hhp, false, None)?.audience,
+            };
+            hhq::finance::cost::command(&opts)
+                .await?
+                .told(&opts.out)
+                .print()
         }
         Command::Check { dir, dirs } => {
             let measures = dir.unwrap_or(dirs.measures);

@@ -14,6 +14,7 @@
 //! Everything member-level is computed over every member and then cut to the audience, so a
 //! figure (a partner's size tier, say) is the same whoever asks.
 
+pub mod cost;
 pub mod files;
 pub mod ledger;
 pub mod rates;

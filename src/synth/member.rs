@@ -345,9 +345,22 @@ impl Gen {
             None => vec![medicaid(self.start, OPEN, mco1)],
         };
 
-        // Assignment to a partner, sometimes well after coverage starts.
-        let mut hh0 = if rng.random_bool(0.15) {
-            self.start + rng.random_range(20..=400)
+        // Some members who qualify are never assigned to a partner (the comparison group of a
+        // cost-of-care evaluation, and a cohort's outreach list).
+        if rng.random_bool(0.18) {
+            self.hh = Vec::new();
+            if let Some(d) = self.death {
+                for s in self.medicaid.iter_mut() {
+                    s.end = s.end.min(d);
+                }
+                self.medicaid.retain(|s| s.start <= d);
+            }
+            return;
+        }
+        // Assignment to a partner, sometimes well after coverage starts (a year or more for some:
+        // their claims before enrolment are the "before" of a cost-of-care comparison).
+        let mut hh0 = if rng.random_bool(0.25) {
+            self.start + rng.random_range(20..=720)
         } else {
             self.start
         };

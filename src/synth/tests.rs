@@ -175,7 +175,8 @@ fn any_period_length_works() {
         let win = Window::new(&opts).unwrap();
         for m in generate_block(opts.seed, win, 0, opts.members) {
             let last = life_end(win, &m);
-            assert!(m.claims.iter().all(|c| c.from >= win.start && c.to <= last));
+            assert!(m.claims.iter().all(|c| c.from >= win.start
+                && (c.to <= last || c.kind == Kind::HealthHome && c.to <= win.end)));
             assert!(
                 m.contacts
                     .iter()
@@ -330,7 +331,8 @@ fn claims_carry_the_mco_of_the_service_date() {
     let s = sample();
     let mut fee_for_service = 0;
     for m in &s.members {
-        for c in &m.claims {
+        // A Health Home bill is its span's MCO's, billed outside the span by error or not.
+        for c in m.claims.iter().filter(|c| c.kind != Kind::HealthHome) {
             let mco = m
                 .spans
                 .iter()
@@ -516,7 +518,9 @@ fn deaths_end_everything() {
             continue;
         };
         deaths += 1;
-        assert!(m.claims.iter().all(|c| c.to <= death && c.from <= death));
+        // A Health Home partner may still bill the month after the death (a billing error).
+        assert!(m.claims.iter().all(|c| (c.to <= death && c.from <= death)
+            || (c.kind == Kind::HealthHome && month_index(c.from) == month_index(death) + 1)));
         assert!(m.contacts.iter().all(|c| c.date <= death));
         assert!(m.spans.iter().all(|sp| sp.end <= death));
     }
@@ -688,9 +692,9 @@ fn contacts_follow_spans_and_engagement() {
 }
 
 #[test]
-fn s0281_only_in_months_with_a_reached_contact() {
+fn s0281_follows_the_payment_rule_with_the_errors_a_review_finds() {
     let s = sample();
-    let mut billed = 0;
+    let (mut billed, mut unearned, mut missed, mut earned, mut twice) = (0, 0, 0, 0, 0);
     for m in &s.members {
         let reached: BTreeSet<(i32, usize)> = m
             .contacts
@@ -698,6 +702,7 @@ fn s0281_only_in_months_with_a_reached_contact() {
             .filter(|c| c.reached)
             .map(|c| (month_index(c.date), c.hhp))
             .collect();
+        let mut bills: BTreeMap<i32, usize> = BTreeMap::new();
         for c in live(m)
             .iter()
             .filter(|c| c.lines.iter().any(|l| l.procedure == Some("S0281")))
@@ -707,18 +712,27 @@ fn s0281_only_in_months_with_a_reached_contact() {
             let hhp = (0..PARTNERS.len())
                 .find(|&p| c.billing_npi == Some(npi(Prov::Partner, p as u32)))
                 .unwrap();
-            assert!(reached.contains(&(month_index(c.from), hhp)));
+            unearned += usize::from(!reached.contains(&(month_index(c.from), hhp)));
+            *bills.entry(month_index(c.from)).or_default() += 1;
             billed += 1;
         }
         let months: BTreeSet<i32> = reached.iter().map(|r| r.0).collect();
-        let bills = m
-            .claims
-            .iter()
-            .filter(|c| c.adjustment == ORIGINAL && c.kind == Kind::HealthHome)
-            .count();
-        assert_eq!(bills, months.len());
+        earned += months.len();
+        missed += months.iter().filter(|mi| !bills.contains_key(mi)).count();
+        twice += bills.values().filter(|n| **n > 1).count();
     }
     assert!(billed > 1000);
+    // Most bills follow the rule; some are the errors `hhq payments` finds.
+    let share = |n: usize, of: usize| n as f64 / of as f64;
+    assert!(
+        (0.005..0.08).contains(&share(unearned, billed)),
+        "{unearned} of {billed}"
+    );
+    assert!(
+        (0.01..0.08).contains(&share(missed, earned)),
+        "{missed} of {earned}"
+    );
+    assert!(twice > 0 && share(twice, billed) < 0.02, "{twice}");
 }
 
 #[test]
