@@ -159,8 +159,22 @@ pub fn published_csv(rows: &[PublishedRow]) -> crate::Result<Vec<u8>> {
     )
 }
 
+/// A linear relation the components of a table keep in every stratum, which the audit cannot
+/// see from the values alone: Σ coefficient × cell = 0, each cell a component's numerator or
+/// denominator (e.g. months earned − months billed − earned not billed + billed not earned).
+/// A reader who knows the rule can use it, so the audit does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub terms: Vec<(&'static str, Col, f64)>,
+}
+
 /// Apply suppression to result rows (any mix of measures, components and periods).
 pub fn suppress(rows: &[ResultRow]) -> Vec<PublishedRow> {
+    suppress_with(rows, &[])
+}
+
+/// [`suppress`], the audit knowing `identities` between the components of every table.
+pub fn suppress_with(rows: &[ResultRow], identities: &[Identity]) -> Vec<PublishedRow> {
     let mut out: Vec<PublishedRow> = rows.iter().map(primary).collect();
     let mut tables: BTreeMap<(&str, chrono::NaiveDate, chrono::NaiveDate), Vec<usize>> =
         BTreeMap::new();
@@ -171,7 +185,7 @@ pub fn suppress(rows: &[ResultRow]) -> Vec<PublishedRow> {
             .push(i);
     }
     for members in tables.values() {
-        Table::new(rows, members).audit(rows, &mut out);
+        Table::new(rows, members, identities).audit(rows, &mut out);
     }
     for p in &mut out {
         finish(p);
@@ -243,8 +257,9 @@ fn finish(p: &mut PublishedRow) {
     }
 }
 
+/// A row's numerator or denominator.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Col {
+pub enum Col {
     Numerator,
     Denominator,
 }
@@ -295,7 +310,7 @@ fn hide(out: &mut [PublishedRow], (row, col): Var) {
 }
 
 impl Table {
-    fn new(rows: &[ResultRow], members: &[usize]) -> Table {
+    fn new(rows: &[ResultRow], members: &[usize], identities: &[Identity]) -> Table {
         let mut vars = Vec::new();
         let mut index = BTreeMap::new();
         for &i in members {
@@ -361,6 +376,31 @@ impl Table {
                             .push(vec![(index[&(i, ka.1)], 1.0), (index[&(b[k], kb.1)], -1.0)]);
                         totals.push(None);
                     }
+                }
+            }
+        }
+        // Declared identities, stratum by stratum where every term has its row.
+        for id in identities {
+            let Some(((c0, col0), _)) = id.terms.first().map(|(c, col, k)| ((*c, *col), k)) else {
+                continue;
+            };
+            let Some(first) = columns.get(&(c0, col0)) else {
+                continue;
+            };
+            for key in first.keys() {
+                let e: Option<Vec<(usize, f64)>> = id
+                    .terms
+                    .iter()
+                    .map(|(c, col, k)| {
+                        columns
+                            .get(&(*c, *col))
+                            .and_then(|m| m.get(key))
+                            .map(|&i| (index[&(i, *col)], *k))
+                    })
+                    .collect();
+                if let Some(e) = e {
+                    equations.push(e);
+                    totals.push(None);
                 }
             }
         }

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use super::ledger::{self, Ledger, claim_ref};
 use super::rates::{EarningRule, RateTable};
-use super::{Layout, MEASURE, earned_months, finding_in_scope, in_scope, price, summary};
+use super::{Layout, MEASURE, earned_months, finding_in_scope, in_scope, price};
 use crate::error::{Error, Result};
 use crate::period::Period;
 use crate::privacy::{Audience, Privacy};
-use crate::suppress::{PublishedRow, published_csv, suppress};
+use crate::suppress::{PublishedRow, published_csv};
 
 /// What `hhq payments` is asked.
 #[derive(Debug, Clone)]
@@ -277,14 +277,7 @@ pub async fn command(opts: &PaymentsOptions) -> Result<PaymentsReport> {
         .publish(|root, names| crate::manifest::with_outputs(&manifest, names, Some(root)))?;
 
     let scope = &opts.privacy.audience;
-    let published = suppress(&summary(
-        &rates,
-        &ledger,
-        &period,
-        scope,
-        Layout::Summary,
-        None,
-    ));
+    let published = super::published(&rates, &ledger, &period, scope, Layout::Summary, None);
     let figures = |stratifier: &str, stratum: &str| -> Vec<(String, String)> {
         SHOWN
             .iter()
@@ -381,14 +374,7 @@ pub fn files(
         None => m.to_string(),
     };
     let mut out: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-    let published = suppress(&summary(
-        rates,
-        ledger,
-        period,
-        scope,
-        Layout::Summary,
-        None,
-    ));
+    let published = super::published(rates, ledger, period, scope, Layout::Summary, None);
     out.push(("summary.csv".into(), published_csv(&published)?));
 
     // The member-level ledger.
@@ -506,14 +492,7 @@ pub fn files(
         .map(|u| u.hhp.as_str())
         .collect();
     for h in partners {
-        let rows = suppress(&summary(
-            rates,
-            ledger,
-            period,
-            scope,
-            Layout::Months,
-            Some(h),
-        ));
+        let rows = super::published(rates, ledger, period, scope, Layout::Months, Some(h));
         let name = crate::output::safe_file_stem(h);
         out.push((
             PathBuf::from("statements").join(format!("{name}.csv")),
@@ -603,8 +582,8 @@ fn simulation(
     period: &Period,
     scope: &Audience,
 ) -> Result<Vec<u8>> {
-    let pa = suppress(&summary(a, ledger, period, scope, Layout::Summary, None));
-    let pb = suppress(&summary(b, ledger, period, scope, Layout::Summary, None));
+    let pa = super::published(a, ledger, period, scope, Layout::Summary, None);
+    let pb = super::published(b, ledger, period, scope, Layout::Summary, None);
     let mut rows = Vec::new();
     for (x, y) in pa.iter().zip(&pb) {
         if !matches!(x.row.component.as_str(), "state_due" | "partner_due") {
@@ -663,4 +642,57 @@ fn simulation(
         &[false, false, false, true, true, true, true, true],
         &rows,
     )
+}
+
+/// A report's payment figures for its audience, as published.
+#[derive(Debug, Clone)]
+pub struct ForReport {
+    pub rates_id: String,
+    pub rates_title: String,
+    pub rule_title: String,
+    pub period: Period,
+    /// Total, MCO, partner and population strata.
+    pub summary: Vec<PublishedRow>,
+    /// A partner's months (partner scorecards).
+    pub statement: Option<Vec<PublishedRow>>,
+}
+
+/// The payment figures a report shows, when the measures directory has the finance definitions
+/// (`finance/earning.yaml` and `finance/rates.yaml`); computed over every member of `engine`
+/// (the state's session) and cut to `audience`.
+pub async fn for_report(
+    engine: &crate::engine::Engine,
+    measures: &Path,
+    period: &Period,
+    audience: &Audience,
+    members_per_pass: Option<usize>,
+) -> Result<Option<ForReport>> {
+    let dir = measures.join("finance");
+    let (earning, rates) = (dir.join("earning.yaml"), dir.join("rates.yaml"));
+    if !earning.exists() || !rates.exists() {
+        return Ok(None);
+    }
+    let rule = EarningRule::load(&earning)?;
+    let rates = RateTable::load(&rates)?;
+    let ledger = compute(engine, &rule, &[&rates], period, members_per_pass).await?;
+    let summary = super::published(&rates, &ledger, period, audience, Layout::Summary, None);
+    let statement = match audience {
+        Audience::Hhp(id) => Some(super::published(
+            &rates,
+            &ledger,
+            period,
+            audience,
+            Layout::Months,
+            Some(id),
+        )),
+        _ => None,
+    };
+    Ok(Some(ForReport {
+        rates_id: rates.id.clone(),
+        rates_title: rates.title.clone(),
+        rule_title: rule.title.clone(),
+        period: *period,
+        summary,
+        statement,
+    }))
 }

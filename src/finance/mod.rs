@@ -246,7 +246,7 @@ pub fn summary(
             billed: f(b),
             billed_not_earned: f(b && !e),
             earned_not_billed: f(e && !b),
-            state_months: f(p.state_due > 0.0 || (u.state_row && state_pays(table, u, &earned))),
+            state_months: f(u.state_row && state_pays(table, u, &earned)),
             state_due: p.state_due,
             partner_due: p.partner_due,
             paid,
@@ -357,6 +357,53 @@ pub fn summary(
         );
     }
     rows
+}
+
+/// What the summary's components keep in every stratum, beyond strata adding up, so the audit
+/// hides enough: months earned − billed = earned not billed − billed not earned; payment lines
+/// paid for are months billed plus lines outside a span, and so are those paid not earned less
+/// the months billed but earned.
+pub fn identities() -> Vec<crate::suppress::Identity> {
+    use crate::suppress::{Col::Denominator as D, Col::Numerator as N, Identity};
+    vec![
+        Identity {
+            terms: vec![
+                ("earned_months", N, 1.0),
+                ("billed_months", N, -1.0),
+                ("earned_not_billed", N, -1.0),
+                ("billed_not_earned", N, 1.0),
+            ],
+        },
+        Identity {
+            terms: vec![
+                ("paid", D, 1.0),
+                ("billed_months", N, -1.0),
+                ("billed_outside_span", N, -1.0),
+            ],
+        },
+        Identity {
+            terms: vec![
+                ("paid_not_earned", D, 1.0),
+                ("billed_not_earned", N, -1.0),
+                ("billed_outside_span", N, -1.0),
+            ],
+        },
+    ]
+}
+
+/// [`summary`] as published: suppressed with the components' [`identities`].
+pub fn published(
+    table: &RateTable,
+    ledger: &Ledger,
+    period: &Period,
+    scope: &Audience,
+    layout: Layout,
+    only_hhp: Option<&str>,
+) -> Vec<crate::suppress::PublishedRow> {
+    crate::suppress::suppress_with(
+        &summary(table, ledger, period, scope, layout, only_hhp),
+        &identities(),
+    )
 }
 
 fn f(b: bool) -> f64 {
@@ -503,6 +550,75 @@ mod tests {
         assert!(
             total.numerator.is_err() || big.numerator.is_err(),
             "the small partner's dollars follow from the total less HHP-1's"
+        );
+    }
+
+    #[test]
+    fn months_earned_not_billed_cannot_be_worked_out_from_earned_and_billed() {
+        // HHP-1: 100 months earned and billed, 3 earned and not billed, none billed without
+        // earning: earned (103) − billed (100) + billed not earned (0) gives the 3 unless one of
+        // them is hidden. HHP-2 bills more months than it earns, so billed is not nested in
+        // earned and only the identity tells the audit.
+        let t = table();
+        let mut ledger = Ledger::default();
+        let mut add = |id: String, hhp: &str, earned: bool, billed: bool| {
+            let mut u = unit(&id, hhp, "MCO-A", "SMI", earned);
+            if billed {
+                u.lines.push(Line {
+                    member_id: id.clone(),
+                    claim_id: format!("C{id}"),
+                    line_number: 1,
+                    service_from: u.month,
+                    mco: u.mco.clone(),
+                    hhp: None,
+                    paid: Some(235.0),
+                });
+                u.month_lines = 1;
+            }
+            ledger.units.push(u);
+        };
+        for i in 0..143 {
+            add(format!("A{i:03}"), "HHP-1", i < 103, (3..103).contains(&i));
+        }
+        for i in 0..100 {
+            add(format!("B{i:03}"), "HHP-2", i < 40, i < 60);
+        }
+        let period = Period::year(2025);
+        let cell = |rows: &[crate::suppress::PublishedRow], component: &str| {
+            rows.iter()
+                .find(|r| r.row.component == component && r.row.stratum == "HHP-1")
+                .unwrap()
+                .numerator
+                .is_ok()
+        };
+        let p = published(
+            &t,
+            &ledger,
+            &period,
+            &Audience::State,
+            Layout::Summary,
+            None,
+        );
+        assert!(!cell(&p, "earned_not_billed"));
+        assert!(
+            !(cell(&p, "earned_months")
+                && cell(&p, "billed_months")
+                && cell(&p, "billed_not_earned")),
+            "earned − billed + billed not earned gives the hidden 3"
+        );
+        // Without the identity the audit would show all three.
+        let plain = suppress(&summary(
+            &t,
+            &ledger,
+            &period,
+            &Audience::State,
+            Layout::Summary,
+            None,
+        ));
+        assert!(
+            cell(&plain, "earned_months")
+                && cell(&plain, "billed_months")
+                && cell(&plain, "billed_not_earned")
         );
     }
 }

@@ -88,8 +88,8 @@ pub enum Unit {
     /// The median of a `first:` numerator's days over the units that have one.
     MedianDays,
     /// Dollars (the numerator) per unit of the denominator, a member-month: finance's PMPM.
-    /// Not a measure's unit: a measure counts.
-    #[serde(rename = "dollars_per_member_month")]
+    /// Not a measure's unit (a measure counts), so a measure file cannot name it.
+    #[serde(skip_deserializing)]
     DollarsPerMemberMonth,
 }
 

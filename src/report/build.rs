@@ -129,6 +129,9 @@ pub fn document(g: &Gathered, manifest: &str) -> Result<Document> {
             &published[m.id.as_str()],
         )?);
     }
+    if let Some(f) = &g.finance {
+        sections.push(super::finance::section(g, f)?);
+    }
     sections.push(data_quality(g));
     sections.push(methods(g));
     sections.push(Section {
@@ -477,7 +480,7 @@ fn unit_of(m: &Measure, component: &str) -> Option<Unit> {
 /// Decimals shown for a unit: ratios to two places, everything else to one (as CMS publishes).
 fn decimals(unit: Unit) -> usize {
     match unit {
-        Unit::Ratio => 2,
+        Unit::Ratio | Unit::DollarsPerMemberMonth => 2,
         Unit::Count => 0,
         _ => 1,
     }
@@ -489,7 +492,7 @@ fn directional(unit: Unit) -> bool {
     unit != Unit::Count
 }
 
-fn rate_cell(p: Option<&PublishedRow>) -> Cell {
+pub(super) fn rate_cell(p: Option<&PublishedRow>) -> Cell {
     match p.map(|p| &p.rate) {
         Some(Ok(Some(r))) => Cell::decimal(*r, decimals(p.expect("some").row.unit)),
         Some(Err(why)) => Cell::suppressed(*why),
@@ -497,7 +500,7 @@ fn rate_cell(p: Option<&PublishedRow>) -> Cell {
     }
 }
 
-fn count_cell(v: Option<&std::result::Result<f64, suppress::Reason>>) -> Cell {
+pub(super) fn count_cell(v: Option<&std::result::Result<f64, suppress::Reason>>) -> Cell {
     match v {
         Some(Ok(x)) => Cell::count(*x),
         Some(Err(why)) => Cell::suppressed(*why),

@@ -249,6 +249,8 @@ pub struct Gathered {
     pub publisher: crate::report::Publisher,
     /// Targets the rates are measured against, for the measures reported.
     pub targets: Vec<crate::report::targets::Target>,
+    /// The payment ledger's published figures, when the definitions hold the finance ones.
+    pub finance: Option<crate::finance::files::ForReport>,
 }
 
 /// Components of a follow-up measure.
@@ -531,6 +533,7 @@ pub async fn gather(
         caveat: None,
         publisher: Default::default(),
         targets: Vec::new(),
+        finance: None,
     })
 }
 

@@ -12,6 +12,7 @@
 
 pub mod doc;
 mod explain;
+mod finance;
 pub mod pdf;
 pub mod stats;
 pub mod terminal;
@@ -174,6 +175,15 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
     gathered.caveat = caveat;
     gathered.publisher = opts.publisher.clone();
     gathered.targets = targets;
+    bar.set_message("payments");
+    gathered.finance = crate::finance::files::for_report(
+        &engine,
+        &opts.common.measures,
+        &gathered.current,
+        &opts.audience,
+        opts.common.members_per_pass,
+    )
+    .await?;
 
     bar.set_message("laying out");
     // The inputs' hashes (extracts included) are computed once: for the appendix here, and for

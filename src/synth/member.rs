@@ -347,7 +347,7 @@ impl Gen {
 
         // Some members who qualify are never assigned to a partner (the comparison group of a
         // cost-of-care evaluation, and a cohort's outreach list).
-        if rng.random_bool(0.18) {
+        if rng.random_bool(0.10) {
             self.hh = Vec::new();
             if let Some(d) = self.death {
                 for s in self.medicaid.iter_mut() {

@@ -196,3 +196,54 @@ fn a_rate_table_the_data_cannot_price_is_refused_at_its_line() {
     assert!(err.contains("risk_score"), "{err}");
     assert!(!out.exists(), "nothing is written on an error");
 }
+
+#[test]
+fn cost_of_care_compares_enrollees_with_qualifying_members_and_states_its_method() {
+    let root = crate::common::root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cost");
+    let o = hhq(
+        &["cost", "--data", "testdata", "--out", out.to_str().unwrap()],
+        &root,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (h, rows) = records(&out.join("cost_of_care.csv"));
+    let total = rows
+        .iter()
+        .find(|r| r[col(&h, "stratifier")] == "total" && r[col(&h, "figure")] == "total_of_care")
+        .unwrap();
+    let n = |c: &str| total[col(&h, c)].parse::<f64>().unwrap();
+    assert!(n("enrollees") > 10.0 && n("comparison_members") > 10.0);
+    // The estimate is the enrollees' change less the comparison change, inside its interval.
+    let did =
+        (n("enrollees_post") - n("enrollees_pre")) - (n("comparison_post") - n("comparison_pre"));
+    assert!(
+        (did - n("difference_in_differences")).abs() < 0.02,
+        "{total:?}"
+    );
+    assert!(n("interval_low") <= did && did <= n("interval_high"));
+    // A stratum is shown whole or hidden whole.
+    for r in &rows {
+        let hidden = r[4..].iter().filter(|c| *c == "DS").count();
+        assert!(hidden == 0 || hidden == r.len() - 4, "{r:?}");
+    }
+    let method = std::fs::read_to_string(out.join("method.txt")).unwrap();
+    assert!(method.contains("Difference in differences") && method.contains("Welch"));
+
+    // Intake months whose windows the data do not cover are refused, saying which they cover.
+    let o = hhq(
+        &[
+            "cost",
+            "--data",
+            "testdata",
+            "--intake",
+            "2023",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &root,
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("choose --intake within"), "{err}");
+}
