@@ -355,6 +355,39 @@ pub fn file_kind(kind: &std::fs::FileType) -> &'static str {
     "not a regular file"
 }
 
+/// A CSV file as bytes. Every cell as text a spreadsheet must not run
+/// ([`crate::escape::csv_text`]): for tables whose figures are never negative (counts,
+/// dates, the published `DS`); a negative number would read `'-1`.
+pub fn csv_bytes(header: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>> {
+    use crate::escape::csv_text;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| Error::Usage(format!("writing CSV: {e}"));
+    w.write_record(header.iter().map(|h| csv_text(h).into_owned()))
+        .map_err(err)?;
+    for r in rows {
+        w.write_record(r.iter().map(|c| csv_text(c).into_owned()))
+            .map_err(err)?;
+    }
+    w.into_inner()
+        .map_err(|e| Error::Usage(format!("writing CSV: {e}")))
+}
+
+/// A file name stem for an id from the data: the id itself when it is 1 to 64 ASCII letters,
+/// digits, `-` or `_`; otherwise those characters kept, the rest `_`, and a digest of the id so
+/// that two ids never share a file (`HHP/1` and `HHP_1`).
+pub fn safe_file_stem(id: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if !id.is_empty() && id.len() <= 64 && id.chars().all(plain) {
+        return id.to_string();
+    }
+    let kept: String = id
+        .chars()
+        .take(48)
+        .map(|c| if plain(c) { c } else { '_' })
+        .collect();
+    format!("{kept}-{}", &crate::digest::sha256(id.as_bytes())[..12])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,37 +472,4 @@ mod tests {
         assert!(live.dir.path().exists());
         drop((live, other));
     }
-}
-
-/// A CSV file as bytes. Every cell as text a spreadsheet must not run
-/// ([`crate::escape::csv_text`]): for tables whose figures are never negative (counts,
-/// dates, the published `DS`); a negative number would read `'-1`.
-pub fn csv_bytes(header: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>> {
-    use crate::escape::csv_text;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let err = |e: csv::Error| Error::Usage(format!("writing CSV: {e}"));
-    w.write_record(header.iter().map(|h| csv_text(h).into_owned()))
-        .map_err(err)?;
-    for r in rows {
-        w.write_record(r.iter().map(|c| csv_text(c).into_owned()))
-            .map_err(err)?;
-    }
-    w.into_inner()
-        .map_err(|e| Error::Usage(format!("writing CSV: {e}")))
-}
-
-/// A file name stem for an id from the data: the id itself when it is 1 to 64 ASCII letters,
-/// digits, `-` or `_`; otherwise those characters kept, the rest `_`, and a digest of the id so
-/// that two ids never share a file (`HHP/1` and `HHP_1`).
-pub fn safe_file_stem(id: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    if !id.is_empty() && id.len() <= 64 && id.chars().all(plain) {
-        return id.to_string();
-    }
-    let kept: String = id
-        .chars()
-        .take(48)
-        .map(|c| if plain(c) { c } else { '_' })
-        .collect();
-    format!("{kept}-{}", &crate::digest::sha256(id.as_bytes())[..12])
 }

@@ -136,8 +136,8 @@ pub fn estimates(
         let mut means = [[0.0; 2]; 2];
         let mut change = [(0.0, 0.0); 2];
         for (g, members) in groups.iter().enumerate() {
-            for w in 0..2 {
-                means[g][w] = mean_var(&members.iter().map(|s| s.rate(k, w)).collect::<Vec<_>>()).0;
+            for (w, mean) in means[g].iter_mut().enumerate() {
+                *mean = mean_var(&members.iter().map(|s| s.rate(k, w)).collect::<Vec<_>>()).0;
             }
             change[g] = mean_var(&members.iter().map(|s| s.change(k)).collect::<Vec<_>>());
         }
