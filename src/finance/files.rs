@@ -187,7 +187,8 @@ pub async fn command(opts: &PaymentsOptions) -> Result<PaymentsReport> {
             let data = crate::coverage::Coverage { first, last };
             let asked = match opts.period {
                 Some(p) => p,
-                None => crate::pipeline::default_period(&opts.common.data, Some(data))?,
+                // The latest full calendar year of the data, as `hhq run` chooses it.
+                None => Period::latest_full_year(last),
             };
             let policy = crate::quality::Policy::resolve(None, &opts.common.measures)?;
             crate::coverage::period(asked, data, &policy)?
@@ -380,16 +381,24 @@ pub fn files(
     // The member-level ledger.
     let earned = earned_months(ledger);
     let all_findings = ledger.findings();
+    // Each unit's findings, looked up rather than searched for.
+    let mut kinds_of: std::collections::BTreeMap<(&str, chrono::NaiveDate, &str), Vec<&str>> =
+        Default::default();
+    for f in &all_findings {
+        if let Some(h) = f.hhp.as_deref() {
+            kinds_of
+                .entry((f.member_id.as_str(), f.month, h))
+                .or_default()
+                .push(f.kind.name());
+        }
+    }
     let mut rows: Vec<Vec<String>> = Vec::new();
     for u in ledger.units.iter().filter(|u| in_scope(u, scope)) {
         let p = price(rates, ledger, u, &earned);
-        let kinds: Vec<&str> = all_findings
-            .iter()
-            .filter(|f| {
-                f.member_id == u.member_id && f.month == u.month && f.hhp.as_deref() == Some(&u.hhp)
-            })
-            .map(|f| f.kind.name())
-            .collect();
+        let kinds = kinds_of
+            .get(&(u.member_id.as_str(), u.month, u.hhp.as_str()))
+            .cloned()
+            .unwrap_or_default();
         rows.push(vec![
             id(&u.member_id),
             u.month.format("%Y-%m").to_string(),

@@ -7,7 +7,9 @@ use crate::chart::{self, Estimate, Role, Series};
 use crate::error::Result;
 use crate::measure::{Better, Measure, Stratifier, Unit};
 use crate::privacy::Audience;
-use crate::report::doc::{self, Cell, Column, Document, Element, Figure, Section, Table};
+use crate::report::doc::{
+    self, Cell, Column, Document, Element, Figure, Section, Table, count_cell, decimals, rate_cell,
+};
 use crate::report::gather::{Curve, Gathered, MeasureData};
 use crate::report::stats;
 use crate::results::{Grouping, ResultRow};
@@ -478,34 +480,10 @@ fn unit_of(m: &Measure, component: &str) -> Option<Unit> {
 }
 
 /// Decimals shown for a unit: ratios to two places, everything else to one (as CMS publishes).
-fn decimals(unit: Unit) -> usize {
-    match unit {
-        Unit::Ratio | Unit::DollarsPerMemberMonth => 2,
-        Unit::Count => 0,
-        _ => 1,
-    }
-}
-
 /// Whether a better direction applies: rates and ratios do, plain counts (stays, enrollees) do
 /// not.
 fn directional(unit: Unit) -> bool {
     unit != Unit::Count
-}
-
-pub(super) fn rate_cell(p: Option<&PublishedRow>) -> Cell {
-    match p.map(|p| &p.rate) {
-        Some(Ok(Some(r))) => Cell::decimal(*r, decimals(p.expect("some").row.unit)),
-        Some(Err(why)) => Cell::suppressed(*why),
-        _ => Cell::Empty,
-    }
-}
-
-pub(super) fn count_cell(v: Option<&std::result::Result<f64, suppress::Reason>>) -> Cell {
-    match v {
-        Some(Ok(x)) => Cell::count(*x),
-        Some(Err(why)) => Cell::suppressed(*why),
-        None => Cell::Empty,
-    }
 }
 
 /// The variance of a published row's rate (with its design effect), when its figures are shown.

@@ -8,8 +8,7 @@ use crate::privacy::Audience;
 use crate::results::Grouping;
 use crate::suppress::PublishedRow;
 
-use super::build::{count_cell, rate_cell};
-use super::doc::{Cell, Column, Element, Figure, Section, Table};
+use super::doc::{Cell, Column, Element, Figure, Section, Table, count_cell, rate_cell};
 use super::gather::Gathered;
 
 /// The columns of a payments table: (component, heading); the first is a count.
