@@ -262,6 +262,33 @@ impl Document {
     }
 }
 
+/// Decimal places a rate in this unit is shown with.
+pub fn decimals(unit: crate::measure::Unit) -> usize {
+    match unit {
+        crate::measure::Unit::Ratio | crate::measure::Unit::DollarsPerMemberMonth => 2,
+        crate::measure::Unit::Count => 0,
+        _ => 1,
+    }
+}
+
+/// A published row's rate as a cell: the figure, its marker when hidden, empty when none.
+pub fn rate_cell(p: Option<&crate::suppress::PublishedRow>) -> Cell {
+    match p.map(|p| &p.rate) {
+        Some(Ok(Some(r))) => Cell::decimal(*r, decimals(p.expect("some").row.unit)),
+        Some(Err(why)) => Cell::suppressed(*why),
+        _ => Cell::Empty,
+    }
+}
+
+/// A published count as a cell.
+pub fn count_cell(v: Option<&std::result::Result<f64, crate::suppress::Reason>>) -> Cell {
+    match v {
+        Some(Ok(x)) => Cell::count(*x),
+        Some(Err(why)) => Cell::suppressed(*why),
+        None => Cell::Empty,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,32 +320,5 @@ mod tests {
                 text: "0.33".into()
             }
         );
-    }
-}
-
-/// Decimal places a rate in this unit is shown with.
-pub fn decimals(unit: crate::measure::Unit) -> usize {
-    match unit {
-        crate::measure::Unit::Ratio | crate::measure::Unit::DollarsPerMemberMonth => 2,
-        crate::measure::Unit::Count => 0,
-        _ => 1,
-    }
-}
-
-/// A published row's rate as a cell: the figure, its marker when hidden, empty when none.
-pub fn rate_cell(p: Option<&crate::suppress::PublishedRow>) -> Cell {
-    match p.map(|p| &p.rate) {
-        Some(Ok(Some(r))) => Cell::decimal(*r, decimals(p.expect("some").row.unit)),
-        Some(Err(why)) => Cell::suppressed(*why),
-        _ => Cell::Empty,
-    }
-}
-
-/// A published count as a cell.
-pub fn count_cell(v: Option<&std::result::Result<f64, crate::suppress::Reason>>) -> Cell {
-    match v {
-        Some(Ok(x)) => Cell::count(*x),
-        Some(Err(why)) => Cell::suppressed(*why),
-        None => Cell::Empty,
     }
 }
