@@ -319,235 +319,11 @@ pub async fn command(opts: &CostOptions) -> Result<CostReport> {
         )));
     }
 
-    // Enrollees: first Health Home span in the intake months, with its MCO and partner.
-    let mut subjects: Vec<Subject> = Vec::new();
-    let ever: BTreeSet<String> = {
-        let mut s = BTreeSet::new();
-        for b in &engine
-            .collect_for(
-                "SELECT DISTINCT member_id FROM enrollment WHERE span_type = 'health_home'",
-                "members ever in a Health Home",
-            )
-            .await?
-        {
-            let ids = strings(b.column(0))?;
-            s.extend((0..b.num_rows()).map(|i| ids.value(i).to_string()));
-        }
-        s
-    };
-    let sql = format!(
-        "SELECT member_id, start_date, mco_id, hhp_id FROM ( \
-           SELECT member_id, start_date, mco_id, hhp_id, \
-             row_number() OVER (PARTITION BY member_id ORDER BY start_date, hhp_id) AS k \
-           FROM enrollment WHERE span_type = 'health_home') AS x \
-         WHERE k = 1 AND start_date BETWEEN {} AND {} ORDER BY member_id",
-        date(intake.start),
-        date(intake.end)
-    );
-    for b in &engine.collect_for(&sql, "the enrollees").await? {
-        let (ids, mco, hhp) = (
-            strings(b.column(0))?,
-            strings(b.column(2))?,
-            strings(b.column(3))?,
-        );
-        let starts = cast(b.column(1), &DataType::Date32)?;
-        let starts = starts.as_primitive::<Date32Type>();
-        for i in 0..b.num_rows() {
-            let start = engine.result_date(starts.value(i), "start_date", "the enrollees")?;
-            subjects.push(Subject {
-                member_id: ids.value(i).to_string(),
-                enrolled: true,
-                index: month_of(start),
-                mco: (!mco.is_null(i)).then(|| mco.value(i).to_string()),
-                hhp: (!hhp.is_null(i)).then(|| hhp.value(i).to_string()),
-                months: [0, 0],
-                sums: [[0.0; 10]; 2],
-            });
-        }
-    }
-    let mut indexes: Vec<NaiveDate> = subjects.iter().map(|s| s.index).collect();
-    indexes.sort();
-    if indexes.is_empty() {
-        return Err(Error::Usage(format!(
-            "no member's first Health Home span starts in {} to {}: nobody to follow",
-            intake.start, intake.end
-        )));
-    }
-    // Comparison: qualifying the day before the intake, never enrolled.
-    let as_of = intake.start.pred_opt().expect("a day before");
-    let run = crate::cohort::run(&engine, &cohorts, as_of).await?;
-    for m in &run.members {
-        if m.qualifies.is_empty() || ever.contains(&m.member_id) {
-            continue;
-        }
-        subjects.push(Subject {
-            member_id: m.member_id.clone(),
-            enrolled: false,
-            index: indexes[draw(&m.member_id, indexes.len())],
-            mco: m.mco.clone(),
-            hhp: None,
-            months: [0, 0],
-            sums: [[0.0; 10]; 2],
-        });
-    }
-    // The cohort run left narrowed tables registered; the views are read whole below.
-    subjects.sort_by(|a, b| a.member_id.cmp(&b.member_id));
-
-    // Each subject's windows, as a table the queries join.
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("member_id", DataType::Utf8, false),
-        Field::new("pre_start", DataType::Date32, false),
-        Field::new("index_start", DataType::Date32, false),
-        Field::new("post_end", DataType::Date32, false),
-    ]));
-    let days =
-        |d: NaiveDate| (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                subjects.iter().map(|s| s.member_id.as_str()),
-            )) as ArrayRef,
-            Arc::new(datafusion::arrow::array::Date32Array::from_iter_values(
-                subjects.iter().map(|s| days(s.index - Months::new(12))),
-            )),
-            Arc::new(datafusion::arrow::array::Date32Array::from_iter_values(
-                subjects.iter().map(|s| days(s.index)),
-            )),
-            Arc::new(datafusion::arrow::array::Date32Array::from_iter_values(
-                subjects
-                    .iter()
-                    .map(|s| days(s.index + Months::new(12) - chrono::Days::new(1))),
-            )),
-        ],
-    )?;
-    let ctx = engine.context();
-    ctx.deregister_table("hhq_cost_windows")?;
-    ctx.register_table(
-        "hhq_cost_windows",
-        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
-    )?;
-    let by_id: BTreeMap<String, usize> = subjects
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.member_id.clone(), i))
-        .collect();
-    let window = |alias: &str, col: &str| {
-        format!("CASE WHEN {alias}.{col} < w.index_start THEN 1 ELSE 2 END")
-    };
-    // The ED visits block's own test of an ED claim, value sets expanded as a filter's are.
-    let claim_cols: Vec<(String, DataType)> = engine
-        .context()
-        .table("claims_final")
-        .await?
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| (f.name().clone(), f.data_type().clone()))
-        .collect();
-    let ed_test = crate::compile::filter::check(
-        std::path::Path::new("queries/ed_visits.sql"),
-        &crate::measure::Located {
-            value: "claim_type IN ('outpatient', 'professional') AND \
-                    (in_value_set(revenue_code, 'ed_revenue') OR in_value_set(procedure_code, 'ed_procedure'))"
-                .into(),
-            line: 1,
-            column: 1,
-        },
-        "claims_final",
-        "e",
-        &claim_cols,
-        &engine.catalog().value_sets,
-    )?;
-    let sums_sql = format!(
-        "WITH ed AS (SELECT DISTINCT e.claim_id FROM claims_final e WHERE coalesce(({ed_test}), false)) \
-         SELECT c.member_id, {win} AS win, \
-           CASE WHEN c.procedure_code = 'S0281' THEN 'health_home' \
-                WHEN c.claim_type = 'inpatient' THEN 'inpatient' \
-                WHEN ed.claim_id IS NOT NULL THEN 'ed' \
-                ELSE c.claim_type END AS category, \
-           sum(coalesce(c.paid_amount, 0)) AS paid \
-         FROM claims_final c JOIN hhq_cost_windows w ON c.member_id = w.member_id \
-           AND c.service_from BETWEEN w.pre_start AND w.post_end \
-         LEFT JOIN ed ON c.claim_id = ed.claim_id \
-         GROUP BY 1, 2, 3 \
-         UNION ALL \
-         SELECT v.member_id, {vwin} AS win, 'ed_visits' AS category, CAST(count(*) AS DOUBLE) AS paid \
-         FROM ed_visits v JOIN hhq_cost_windows w ON v.member_id = w.member_id \
-           AND v.visit_date BETWEEN w.pre_start AND w.post_end GROUP BY 1, 2 \
-         UNION ALL \
-         SELECT s.member_id, {swin} AS win, 'admissions' AS category, CAST(count(*) AS DOUBLE) AS paid \
-         FROM inpatient_stays s JOIN hhq_cost_windows w ON s.member_id = w.member_id \
-           AND s.admission_date BETWEEN w.pre_start AND w.post_end WHERE s.acute GROUP BY 1, 2",
-        win = window("c", "service_from"),
-        vwin = window("v", "visit_date"),
-        swin = window("s", "admission_date"),
-    );
-    for b in &engine
-        .collect_for(&sums_sql, "paid dollars by window")
-        .await?
-    {
-        let (ids, cat) = (strings(b.column(0))?, strings(b.column(2))?);
-        let win = cast(b.column(1), &DataType::Int64)?;
-        let win = win.as_primitive::<Int64Type>();
-        let paid = cast(b.column(3), &DataType::Float64)?;
-        let paid = paid.as_primitive::<Float64Type>();
-        for i in 0..b.num_rows() {
-            let Some(&s) = by_id.get(ids.value(i)) else {
-                continue;
-            };
-            let w = (win.value(i) - 1) as usize;
-            let Some(k) = FIGURES.iter().position(|(f, _)| *f == cat.value(i)) else {
-                continue;
-            };
-            let v = if paid.is_null(i) { 0.0 } else { paid.value(i) };
-            subjects[s].sums[w][k] += v;
-            if CATEGORIES[..6].contains(&cat.value(i)) {
-                subjects[s].sums[w][0] += v;
-            }
-        }
-    }
-    // Eligible months per window, from the Medicaid spans.
-    let spans_sql = "SELECT e.member_id, e.start_date, coalesce(e.end_date, DATE '2200-12-31') \
-         FROM enrollment e JOIN hhq_cost_windows w ON e.member_id = w.member_id \
-         WHERE e.span_type = 'medicaid'";
-    let mut spans: BTreeMap<usize, Vec<(NaiveDate, NaiveDate)>> = BTreeMap::new();
-    for b in &engine.collect_for(spans_sql, "eligible months").await? {
-        let ids = strings(b.column(0))?;
-        let s = cast(b.column(1), &DataType::Date32)?;
-        let t = cast(b.column(2), &DataType::Date32)?;
-        let (s, t) = (
-            s.as_primitive::<Date32Type>(),
-            t.as_primitive::<Date32Type>(),
-        );
-        for i in 0..b.num_rows() {
-            if let Some(&k) = by_id.get(ids.value(i)) {
-                spans.entry(k).or_default().push((
-                    engine.result_date(s.value(i), "start_date", "eligible months")?,
-                    engine.result_date(t.value(i), "end_date", "eligible months")?,
-                ));
-            }
-        }
-    }
-    ctx.deregister_table("hhq_cost_windows")?;
-    for (k, list) in spans {
-        let s = &mut subjects[k];
-        for m in 0..24u32 {
-            let first = s.index - Months::new(12) + Months::new(m);
-            let last = first + Months::new(1) - chrono::Days::new(1);
-            if list.iter().any(|(a, b)| *a <= last && *b >= first) {
-                s.months[usize::from(m >= 12)] += 1;
-            }
-        }
-    }
-    let mut too_few = [0, 0];
-    subjects.retain(|s| {
-        let ok = s.months.iter().all(|m| *m >= MIN_MONTHS);
-        if !ok {
-            too_few[usize::from(!s.enrolled)] += 1;
-        }
-        ok
-    });
+    let Study {
+        subjects,
+        too_few,
+        as_of,
+    } = study(&engine, &cohorts, &intake).await?;
     if too_few.iter().any(|n| *n > 0) {
         warnings.push(format!(
             "{} enrollees and {} comparison members left out: fewer than {MIN_MONTHS} \
@@ -750,6 +526,261 @@ pub async fn command(opts: &CostOptions) -> Result<CostReport> {
         lines,
         written,
         warnings,
+    })
+}
+
+/// The members a comparison follows and their windows' sums.
+#[derive(Debug, Clone)]
+pub struct Study {
+    /// Enrollees and comparison members with enough eligible months, by member id.
+    pub subjects: Vec<Subject>,
+    /// Left out for too few eligible months: [enrollees, comparison].
+    pub too_few: [usize; 2],
+    /// The day the comparison members qualify on (the day before the intake).
+    pub as_of: NaiveDate,
+}
+
+/// Find the enrollees of `intake` and the comparison members (qualifying for one of `cohorts`
+/// the day before it, never enrolled), and sum each one's dollars, events and eligible months
+/// in its windows, over every member of `engine`.
+pub async fn study(
+    engine: &crate::engine::Engine,
+    cohorts: &[crate::cohort::Definition],
+    intake: &Period,
+) -> Result<Study> {
+    // Enrollees: first Health Home span in the intake months, with its MCO and partner.
+    let mut subjects: Vec<Subject> = Vec::new();
+    let ever: BTreeSet<String> = {
+        let mut s = BTreeSet::new();
+        for b in &engine
+            .collect_for(
+                "SELECT DISTINCT member_id FROM enrollment WHERE span_type = 'health_home'",
+                "members ever in a Health Home",
+            )
+            .await?
+        {
+            let ids = strings(b.column(0))?;
+            s.extend((0..b.num_rows()).map(|i| ids.value(i).to_string()));
+        }
+        s
+    };
+    let sql = format!(
+        "SELECT member_id, start_date, mco_id, hhp_id FROM ( \
+           SELECT member_id, start_date, mco_id, hhp_id, \
+             row_number() OVER (PARTITION BY member_id ORDER BY start_date, hhp_id) AS k \
+           FROM enrollment WHERE span_type = 'health_home') AS x \
+         WHERE k = 1 AND start_date BETWEEN {} AND {} ORDER BY member_id",
+        date(intake.start),
+        date(intake.end)
+    );
+    for b in engine.collect_for(&sql, "the enrollees").await? {
+        let (ids, mco, hhp) = (
+            strings(b.column(0))?,
+            strings(b.column(2))?,
+            strings(b.column(3))?,
+        );
+        let starts = cast(b.column(1), &DataType::Date32)?;
+        let starts = starts.as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            let start = engine.result_date(starts.value(i), "start_date", "the enrollees")?;
+            subjects.push(Subject {
+                member_id: ids.value(i).to_string(),
+                enrolled: true,
+                index: month_of(start),
+                mco: (!mco.is_null(i)).then(|| mco.value(i).to_string()),
+                hhp: (!hhp.is_null(i)).then(|| hhp.value(i).to_string()),
+                months: [0, 0],
+                sums: [[0.0; 10]; 2],
+            });
+        }
+    }
+    let mut indexes: Vec<NaiveDate> = subjects.iter().map(|s| s.index).collect();
+    indexes.sort();
+    if indexes.is_empty() {
+        return Err(Error::Usage(format!(
+            "no member's first Health Home span starts in {} to {}: nobody to follow",
+            intake.start, intake.end
+        )));
+    }
+    // Comparison: qualifying the day before the intake, never enrolled.
+    let as_of = intake.start.pred_opt().expect("a day before");
+    let run = crate::cohort::run(engine, cohorts, as_of).await?;
+    for m in &run.members {
+        if m.qualifies.is_empty() || ever.contains(&m.member_id) {
+            continue;
+        }
+        subjects.push(Subject {
+            member_id: m.member_id.clone(),
+            enrolled: false,
+            index: indexes[draw(&m.member_id, indexes.len())],
+            mco: m.mco.clone(),
+            hhp: None,
+            months: [0, 0],
+            sums: [[0.0; 10]; 2],
+        });
+    }
+    // The cohort run left narrowed tables registered; the views are read whole below.
+    subjects.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+
+    // Each subject's windows, as a table the queries join.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("member_id", DataType::Utf8, false),
+        Field::new("pre_start", DataType::Date32, false),
+        Field::new("index_start", DataType::Date32, false),
+        Field::new("post_end", DataType::Date32, false),
+    ]));
+    let days =
+        |d: NaiveDate| (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                subjects.iter().map(|s| s.member_id.as_str()),
+            )) as ArrayRef,
+            Arc::new(datafusion::arrow::array::Date32Array::from_iter_values(
+                subjects.iter().map(|s| days(s.index - Months::new(12))),
+            )),
+            Arc::new(datafusion::arrow::array::Date32Array::from_iter_values(
+                subjects.iter().map(|s| days(s.index)),
+            )),
+            Arc::new(datafusion::arrow::array::Date32Array::from_iter_values(
+                subjects
+                    .iter()
+                    .map(|s| days(s.index + Months::new(12) - chrono::Days::new(1))),
+            )),
+        ],
+    )?;
+    let ctx = engine.context();
+    ctx.deregister_table("hhq_cost_windows")?;
+    ctx.register_table(
+        "hhq_cost_windows",
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
+    let by_id: BTreeMap<String, usize> = subjects
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.member_id.clone(), i))
+        .collect();
+    let window = |alias: &str, col: &str| {
+        format!("CASE WHEN {alias}.{col} < w.index_start THEN 1 ELSE 2 END")
+    };
+    // The ED visits block's own test of an ED claim, value sets expanded as a filter's are.
+    let claim_cols: Vec<(String, DataType)> = engine
+        .context()
+        .table("claims_final")
+        .await?
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect();
+    let ed_test = crate::compile::filter::check(
+        std::path::Path::new("queries/ed_visits.sql"),
+        &crate::measure::Located {
+            value: "claim_type IN ('outpatient', 'professional') AND \
+                    (in_value_set(revenue_code, 'ed_revenue') OR in_value_set(procedure_code, 'ed_procedure'))"
+                .into(),
+            line: 1,
+            column: 1,
+        },
+        "claims_final",
+        "e",
+        &claim_cols,
+        &engine.catalog().value_sets,
+    )?;
+    let sums_sql = format!(
+        "WITH ed AS (SELECT DISTINCT e.claim_id FROM claims_final e WHERE coalesce(({ed_test}), false)) \
+         SELECT c.member_id, {win} AS win, \
+           CASE WHEN c.procedure_code = 'S0281' THEN 'health_home' \
+                WHEN c.claim_type = 'inpatient' THEN 'inpatient' \
+                WHEN ed.claim_id IS NOT NULL THEN 'ed' \
+                ELSE c.claim_type END AS category, \
+           sum(coalesce(c.paid_amount, 0)) AS paid \
+         FROM claims_final c JOIN hhq_cost_windows w ON c.member_id = w.member_id \
+           AND c.service_from BETWEEN w.pre_start AND w.post_end \
+         LEFT JOIN ed ON c.claim_id = ed.claim_id \
+         GROUP BY 1, 2, 3 \
+         UNION ALL \
+         SELECT v.member_id, {vwin} AS win, 'ed_visits' AS category, CAST(count(*) AS DOUBLE) AS paid \
+         FROM ed_visits v JOIN hhq_cost_windows w ON v.member_id = w.member_id \
+           AND v.visit_date BETWEEN w.pre_start AND w.post_end GROUP BY 1, 2 \
+         UNION ALL \
+         SELECT s.member_id, {swin} AS win, 'admissions' AS category, CAST(count(*) AS DOUBLE) AS paid \
+         FROM inpatient_stays s JOIN hhq_cost_windows w ON s.member_id = w.member_id \
+           AND s.admission_date BETWEEN w.pre_start AND w.post_end WHERE s.acute GROUP BY 1, 2",
+        win = window("c", "service_from"),
+        vwin = window("v", "visit_date"),
+        swin = window("s", "admission_date"),
+    );
+    for b in &engine
+        .collect_for(&sums_sql, "paid dollars by window")
+        .await?
+    {
+        let (ids, cat) = (strings(b.column(0))?, strings(b.column(2))?);
+        let win = cast(b.column(1), &DataType::Int64)?;
+        let win = win.as_primitive::<Int64Type>();
+        let paid = cast(b.column(3), &DataType::Float64)?;
+        let paid = paid.as_primitive::<Float64Type>();
+        for i in 0..b.num_rows() {
+            let Some(&s) = by_id.get(ids.value(i)) else {
+                continue;
+            };
+            let w = (win.value(i) - 1) as usize;
+            let Some(k) = FIGURES.iter().position(|(f, _)| *f == cat.value(i)) else {
+                continue;
+            };
+            let v = if paid.is_null(i) { 0.0 } else { paid.value(i) };
+            subjects[s].sums[w][k] += v;
+            if CATEGORIES[..6].contains(&cat.value(i)) {
+                subjects[s].sums[w][0] += v;
+            }
+        }
+    }
+    // Eligible months per window, from the Medicaid spans.
+    let spans_sql = "SELECT e.member_id, e.start_date, coalesce(e.end_date, DATE '2200-12-31') \
+         FROM enrollment e JOIN hhq_cost_windows w ON e.member_id = w.member_id \
+         WHERE e.span_type = 'medicaid'";
+    let mut spans: BTreeMap<usize, Vec<(NaiveDate, NaiveDate)>> = BTreeMap::new();
+    for b in engine.collect_for(spans_sql, "eligible months").await? {
+        let ids = strings(b.column(0))?;
+        let s = cast(b.column(1), &DataType::Date32)?;
+        let t = cast(b.column(2), &DataType::Date32)?;
+        let (s, t) = (
+            s.as_primitive::<Date32Type>(),
+            t.as_primitive::<Date32Type>(),
+        );
+        for i in 0..b.num_rows() {
+            if let Some(&k) = by_id.get(ids.value(i)) {
+                spans.entry(k).or_default().push((
+                    engine.result_date(s.value(i), "start_date", "eligible months")?,
+                    engine.result_date(t.value(i), "end_date", "eligible months")?,
+                ));
+            }
+        }
+    }
+    ctx.deregister_table("hhq_cost_windows")?;
+    for (k, list) in spans {
+        let s = &mut subjects[k];
+        for m in 0..24u32 {
+            let first = s.index - Months::new(12) + Months::new(m);
+            let last = first + Months::new(1) - chrono::Days::new(1);
+            if list.iter().any(|(a, b)| *a <= last && *b >= first) {
+                s.months[usize::from(m >= 12)] += 1;
+            }
+        }
+    }
+    let mut too_few = [0, 0];
+    subjects.retain(|s| {
+        let ok = s.months.iter().all(|m| *m >= MIN_MONTHS);
+        if !ok {
+            too_few[usize::from(!s.enrolled)] += 1;
+        }
+        ok
+    });
+    Ok(Study {
+        subjects,
+        too_few,
+        as_of,
     })
 }
 

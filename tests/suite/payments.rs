@@ -247,3 +247,111 @@ fn cost_of_care_compares_enrollees_with_qualifying_members_and_states_its_method
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("choose --intake within"), "{err}");
 }
+
+/// A small before-and-after deck, its figures counted by hand from the method
+/// (src/finance/cost.rs, docs/finance.md): enrolments in June 2024, so the pre window is June 2023
+/// to May 2024 and the post window June 2024 to May 2025, every member eligible throughout (12
+/// months each).
+#[tokio::test]
+async fn cost_of_care_before_and_after_by_hand() {
+    let claims = "member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to,admission_date,discharge_date,discharge_status,type_of_bill,revenue_code,procedure_code,principal_dx,paid_amount\n\
+        X1,X11,1,professional,original,,2023-06-01,2023-06-01,,,,,,99213,I10,10\n\
+        X1,X12,1,professional,original,,2025-05-31,2025-05-31,,,,,,99213,I10,10\n\
+        E1,E11,1,inpatient,original,,2023-09-01,2023-09-05,2023-09-01,2023-09-05,01,0111,0120,,J189,12000\n\
+        E1,E12,1,professional,original,,2024-01-15,2024-01-15,,,,,,99214,F200,1200\n\
+        E1,E13,1,professional,original,,2024-08-01,2024-08-01,,,,,,99214,F200,600\n\
+        E1,E14,1,professional,original,,2024-06-30,2024-06-30,,,,,,S0281,F200,235\n\
+        E2,E21,1,pharmacy,original,,2024-02-01,2024-02-01,,,,,,,,2400\n\
+        E2,E22,1,pharmacy,original,,2024-09-01,2024-09-01,,,,,,,,3600\n\
+        C1,C11,1,professional,original,,2024-03-01,2024-03-01,,,,,,99213,F200,600\n\
+        C1,C12,1,outpatient,original,,2024-07-01,2024-07-01,,,,0131,0510,,F200,1200\n\
+        C2,C21,1,professional,original,,2023-12-01,2023-12-01,,,,,,99213,F200,1200\n\
+        E3,E31,1,professional,original,,2024-03-01,2024-03-01,,,,,,99213,F200,500\n";
+    let contacts = "contact_id,member_id,contact_date,hhp_id,service,mode,reached\n\
+        K1,E1,2024-06-15,HHP-1,care_management,phone,true\n";
+    let members = "member_id,birth_date,sex,death_date,dual_eligible\n\
+        E1,1970-01-01,F,,false\nE2,1971-01-01,M,,false\nE3,1972-01-01,F,,false\n\
+        C1,1973-01-01,M,,false\nC2,1974-01-01,F,,false\nX1,1975-01-01,M,,false\n";
+    let enrollment = "member_id,span_type,start_date,end_date,mco_id,hhp_id,population,opted_out\n\
+        E1,medicaid,2023-01-01,,MCO-A,,,\nE1,health_home,2024-06-10,,MCO-A,HHP-1,SMI,false\n\
+        E2,medicaid,2023-01-01,,MCO-A,,,\nE2,health_home,2024-06-01,,MCO-A,HHP-1,CC,false\n\
+        E3,medicaid,2023-01-01,,MCO-A,,,\nE3,health_home,2023-03-01,,MCO-A,HHP-1,SMI,false\n\
+        C1,medicaid,2023-01-01,,MCO-A,,,\nC2,medicaid,2023-01-01,,MCO-A,,,\n\
+        X1,medicaid,2023-01-01,,MCO-A,,,\n";
+    let data = crate::common::data_dir(claims, contacts, members, enrollment);
+    let root = crate::common::root();
+    let defs =
+        hhq::definitions::Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
+    let engine = hhq::engine::Engine::open(data.path(), &defs).await.unwrap();
+    let cohorts: Vec<_> = defs
+        .cohorts
+        .iter()
+        .filter(|d| matches!(d, hhq::cohort::Definition::Cohort(_)))
+        .cloned()
+        .collect();
+    let june = hhq::period::Period::new(
+        chrono::NaiveDate::from_ymd_opt(2024, 6, 1).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(),
+    )
+    .unwrap();
+    let study = hhq::finance::cost::study(&engine, &cohorts, &june)
+        .await
+        .unwrap();
+    // E1 and E2 first enrolled in June 2024; E3 in 2023 (not new); C1 and C2 qualify for SMI on
+    // 2024-05-31 (an F20 principal diagnosis in the 12 months before) and never enrolled; X1
+    // never enrolled but does not qualify.
+    let ids: Vec<(&str, bool)> = study
+        .subjects
+        .iter()
+        .map(|s| (s.member_id.as_str(), s.enrolled))
+        .collect();
+    assert_eq!(
+        ids,
+        [("C1", false), ("C2", false), ("E1", true), ("E2", true)]
+    );
+    assert!(study.subjects.iter().all(|s| s.months == [12, 12]));
+    let by = |id: &str| study.subjects.iter().find(|s| s.member_id == id).unwrap();
+    let figure = |name: &str| {
+        hhq::finance::cost::FIGURES
+            .iter()
+            .position(|(f, _)| *f == name)
+            .unwrap()
+    };
+    let total = figure("total_of_care");
+    // E1: 12,000 (inpatient) + 1,200 before = 1,100 a month; 600 after = 50 a month; the S0281
+    // payment of 235 is the Health Home's, not in the total of care.
+    assert_eq!(
+        (by("E1").rate(total, 0), by("E1").rate(total, 1)),
+        (1100.0, 50.0)
+    );
+    assert!((by("E1").rate(figure("health_home"), 1) - 235.0 / 12.0).abs() < 1e-9);
+    assert!((by("E1").rate(figure("admissions"), 0) - 1000.0 / 12.0).abs() < 1e-9);
+    assert_eq!(
+        (by("E2").rate(total, 0), by("E2").rate(total, 1)),
+        (200.0, 300.0)
+    );
+    assert_eq!(
+        (by("C1").rate(total, 0), by("C1").rate(total, 1)),
+        (50.0, 100.0)
+    );
+    assert_eq!(
+        (by("C2").rate(total, 0), by("C2").rate(total, 1)),
+        (100.0, 0.0)
+    );
+    // Changes: enrollees −1,050 and +100 (mean −475), comparison +50 and −100 (mean −25):
+    // DiD −450; variances of the changes 661,250 and 11,250, SE √(661,250/2 + 11,250/2).
+    let treated: Vec<_> = study.subjects.iter().filter(|s| s.enrolled).collect();
+    let comparison: Vec<_> = study.subjects.iter().filter(|s| !s.enrolled).collect();
+    let e = hhq::finance::cost::estimates(
+        hhq::results::Grouping::Total,
+        "total",
+        &treated,
+        &comparison,
+    );
+    assert!((e[total].did + 450.0).abs() < 1e-9, "{:?}", e[total]);
+    let se = (661_250.0f64 / 2.0 + 11_250.0 / 2.0).sqrt();
+    let (lo, hi) = e[total].interval.unwrap();
+    assert!((lo - (-450.0 - 1.96 * se)).abs() < 1e-6 && (hi - (-450.0 + 1.96 * se)).abs() < 1e-6);
+    // Inpatient: E1 −1,000, E2 0 (mean −500), comparison none: −500.
+    assert!((e[figure("inpatient")].did + 500.0).abs() < 1e-9);
+}
