@@ -280,44 +280,7 @@ pub async fn command(opts: &CostOptions) -> Result<CostReport> {
             opts.common.data.display()
         )));
     };
-    // Windows the data cover whole: the pre window from the first whole month, the post window
-    // to the last whole month.
-    let first_month = if first.day() == 1 {
-        first
-    } else {
-        month_of(first) + Months::new(1)
-    };
-    let last_month = if (last + chrono::Days::new(1)).day() == 1 {
-        month_of(last)
-    } else {
-        month_of(last) - Months::new(1)
-    };
-    let earliest = first_month + Months::new(12);
-    let latest = last_month - Months::new(11);
-    let intake = match opts.intake {
-        Some(p) => p,
-        None => {
-            if latest < earliest {
-                return Err(Error::Usage(format!(
-                    "the data ({first} to {last}) do not hold 12 months before and after any \
-                     month: a before-and-after comparison needs at least 24 months"
-                )));
-            }
-            let start = (latest - Months::new(11)).max(earliest);
-            Period::new(start, latest + Months::new(1) - chrono::Days::new(1))?
-        }
-    };
-    if intake.start < earliest || month_of(intake.end) > latest {
-        return Err(Error::Usage(format!(
-            "enrolment months {} to {} need claims from {} to {}, but the data cover {first} to \
-             {last}: choose --intake within {earliest} to {}",
-            intake.start,
-            intake.end,
-            intake.start - Months::new(12),
-            month_of(intake.end) + Months::new(12) - chrono::Days::new(1),
-            latest + Months::new(1) - chrono::Days::new(1)
-        )));
-    }
+    let intake = intake_within(opts.intake, first, last)?;
 
     let Study {
         subjects,
@@ -332,99 +295,23 @@ pub async fn command(opts: &CostOptions) -> Result<CostReport> {
         ));
     }
 
-    // Estimates per stratum, for the audience.
-    let in_scope = |s: &Subject| match &opts.audience {
-        Audience::State => true,
-        Audience::Mco(id) => s.mco.as_deref() == Some(id),
-        Audience::Hhp(id) => !s.enrolled || s.hhp.as_deref() == Some(id),
-    };
-    let kept: Vec<&Subject> = subjects.iter().filter(|s| in_scope(s)).collect();
-    let treated: Vec<&Subject> = kept.iter().copied().filter(|s| s.enrolled).collect();
-    let comparison: Vec<&Subject> = kept.iter().copied().filter(|s| !s.enrolled).collect();
-    let mut all = estimates(Grouping::Total, "total", &treated, &comparison);
-    let mcos: BTreeSet<&str> = treated.iter().filter_map(|s| s.mco.as_deref()).collect();
-    for m in &mcos {
-        let t: Vec<&Subject> = treated
-            .iter()
-            .copied()
-            .filter(|s| s.mco.as_deref() == Some(m))
-            .collect();
-        let c: Vec<&Subject> = comparison
-            .iter()
-            .copied()
-            .filter(|s| s.mco.as_deref() == Some(m))
-            .collect();
-        all.extend(estimates(Grouping::By(Stratifier::Mco), m, &t, &c));
-    }
-    let partners: BTreeSet<&str> = treated.iter().filter_map(|s| s.hhp.as_deref()).collect();
-    for h in &partners {
-        let t: Vec<&Subject> = treated
-            .iter()
-            .copied()
-            .filter(|s| s.hhp.as_deref() == Some(h))
-            .collect();
-        all.extend(estimates(Grouping::By(Stratifier::Hhp), h, &t, &comparison));
-    }
-
-    // Suppression: the members of each group per stratum are counts a reader must not learn
-    // when 1 to 10 (nor by subtraction); a stratum with either hidden shows no figure.
-    let count_rows = |enrolled: bool, measure: &str| -> Vec<ResultRow> {
-        let mut rows = Vec::new();
-        let mut add = |stratifier: Grouping, stratum: &str, n: usize| {
-            rows.push(ResultRow {
-                measure: measure.into(),
-                component: "members".into(),
-                period_start: intake.start,
-                period_end: intake.end,
-                stratifier,
-                stratum: stratum.into(),
-                numerator: n as f64,
-                denominator: n as f64,
-                rate: Some(n as f64),
-                unit: RateUnit::Count,
-                spread: None,
-            });
-        };
-        let group: &Vec<&Subject> = if enrolled { &treated } else { &comparison };
-        add(Grouping::Total, "total", group.len());
-        for m in &mcos {
-            add(
-                Grouping::By(Stratifier::Mco),
-                m,
-                group.iter().filter(|s| s.mco.as_deref() == Some(m)).count(),
-            );
-        }
-        if enrolled {
-            for h in &partners {
-                add(
-                    Grouping::By(Stratifier::Hhp),
-                    h,
-                    group.iter().filter(|s| s.hhp.as_deref() == Some(h)).count(),
-                );
-            }
-        }
-        rows
-    };
-    let hidden: BTreeSet<(String, String)> = suppress(&count_rows(true, "COST-ENROLLED"))
-        .into_iter()
-        .chain(suppress(&count_rows(false, "COST-COMPARISON")))
-        .filter(|p| p.numerator.is_err())
-        .map(|p| (p.row.stratifier.name().to_string(), p.row.stratum))
-        .collect();
-    let comparison_hidden = hidden.contains(&("total".into(), "total".into()));
-    let is_hidden = |e: &Estimate| {
-        hidden.contains(&(e.stratifier.name().to_string(), e.stratum.clone()))
-            || (e.stratifier.name() == "hhp" && comparison_hidden)
-    };
-
+    let shown = published(&subjects, &opts.audience, &intake);
+    let treated_n = subjects
+        .iter()
+        .filter(|s| s.enrolled && in_scope(s, &opts.audience))
+        .count();
+    let comparison_n = subjects
+        .iter()
+        .filter(|s| !s.enrolled && in_scope(s, &opts.audience))
+        .count();
     let fmt = |x: f64, unit: RateUnit| match unit {
         RateUnit::DollarsPerMemberMonth => format!("{x:.2}"),
         _ => format!("{x:.1}"),
     };
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut lines = Vec::new();
-    for e in &all {
-        let cells: Vec<String> = if is_hidden(e) {
+    for (e, hidden) in &shown {
+        let cells: Vec<String> = if *hidden {
             vec!["DS".to_string(); 9]
         } else {
             vec![
@@ -520,13 +407,164 @@ pub async fn command(opts: &CostOptions) -> Result<CostReport> {
         .publish(|root, names| crate::manifest::with_outputs(&manifest, names, Some(root)))?;
     Ok(CostReport {
         intake,
-        enrollees: treated.len(),
-        comparison: comparison.len(),
+        enrollees: treated_n,
+        comparison: comparison_n,
         too_few_months: too_few,
         lines,
         written,
         warnings,
     })
+}
+
+/// The intake months asked for, or the latest twelve whose windows the data (`first` to `last`)
+/// cover whole; months whose windows they do not cover are refused, saying which would do.
+pub fn intake_within(asked: Option<Period>, first: NaiveDate, last: NaiveDate) -> Result<Period> {
+    // Windows the data cover whole: the pre window from the first whole month, the post window
+    // to the last whole month.
+    let first_month = if first.day() == 1 {
+        first
+    } else {
+        month_of(first) + Months::new(1)
+    };
+    let last_month = if (last + chrono::Days::new(1)).day() == 1 {
+        month_of(last)
+    } else {
+        month_of(last) - Months::new(1)
+    };
+    let earliest = first_month + Months::new(12);
+    let latest = last_month - Months::new(11);
+    let intake = match asked {
+        Some(p) => p,
+        None => {
+            if latest < earliest {
+                return Err(Error::Usage(format!(
+                    "the data ({first} to {last}) do not hold 12 months before and after any \
+                     month: a before-and-after comparison needs at least 24 months"
+                )));
+            }
+            let start = (latest - Months::new(11)).max(earliest);
+            Period::new(start, latest + Months::new(1) - chrono::Days::new(1))?
+        }
+    };
+    if intake.start < earliest || month_of(intake.end) > latest {
+        return Err(Error::Usage(format!(
+            "enrolment months {} to {} need claims from {} to {}, but the data cover {first} to \
+             {last}: choose --intake within {earliest} to {}",
+            intake.start,
+            intake.end,
+            intake.start - Months::new(12),
+            month_of(intake.end) + Months::new(12) - chrono::Days::new(1),
+            latest + Months::new(1) - chrono::Days::new(1)
+        )));
+    }
+
+    Ok(intake)
+}
+
+/// Whether a member is in the audience's comparison: an MCO's members; a partner's enrollees
+/// against every comparison member.
+fn in_scope(s: &Subject, audience: &Audience) -> bool {
+    match audience {
+        Audience::State => true,
+        Audience::Mco(id) => s.mco.as_deref() == Some(id),
+        Audience::Hhp(id) => !s.enrolled || s.hhp.as_deref() == Some(id),
+    }
+}
+
+/// Every stratum's estimates for the audience (total, each MCO, each partner), each with whether
+/// it is hidden: a stratum whose enrollees or comparison members are 1 to 10, or could be worked
+/// out from the others, is hidden whole.
+pub fn published(
+    subjects: &[Subject],
+    audience: &Audience,
+    intake: &Period,
+) -> Vec<(Estimate, bool)> {
+    // Estimates per stratum, for the audience.
+    let kept: Vec<&Subject> = subjects.iter().filter(|s| in_scope(s, audience)).collect();
+    let treated: Vec<&Subject> = kept.iter().copied().filter(|s| s.enrolled).collect();
+    let comparison: Vec<&Subject> = kept.iter().copied().filter(|s| !s.enrolled).collect();
+    let mut all = estimates(Grouping::Total, "total", &treated, &comparison);
+    let mcos: BTreeSet<&str> = treated.iter().filter_map(|s| s.mco.as_deref()).collect();
+    for m in &mcos {
+        let t: Vec<&Subject> = treated
+            .iter()
+            .copied()
+            .filter(|s| s.mco.as_deref() == Some(m))
+            .collect();
+        let c: Vec<&Subject> = comparison
+            .iter()
+            .copied()
+            .filter(|s| s.mco.as_deref() == Some(m))
+            .collect();
+        all.extend(estimates(Grouping::By(Stratifier::Mco), m, &t, &c));
+    }
+    let partners: BTreeSet<&str> = treated.iter().filter_map(|s| s.hhp.as_deref()).collect();
+    for h in &partners {
+        let t: Vec<&Subject> = treated
+            .iter()
+            .copied()
+            .filter(|s| s.hhp.as_deref() == Some(h))
+            .collect();
+        all.extend(estimates(Grouping::By(Stratifier::Hhp), h, &t, &comparison));
+    }
+
+    // Suppression: the members of each group per stratum are counts a reader must not learn
+    // when 1 to 10 (nor by subtraction); a stratum with either hidden shows no figure.
+    let count_rows = |enrolled: bool, measure: &str| -> Vec<ResultRow> {
+        let mut rows = Vec::new();
+        let mut add = |stratifier: Grouping, stratum: &str, n: usize| {
+            rows.push(ResultRow {
+                measure: measure.into(),
+                component: "members".into(),
+                period_start: intake.start,
+                period_end: intake.end,
+                stratifier,
+                stratum: stratum.into(),
+                numerator: n as f64,
+                denominator: n as f64,
+                rate: Some(n as f64),
+                unit: RateUnit::Count,
+                spread: None,
+            });
+        };
+        let group: &Vec<&Subject> = if enrolled { &treated } else { &comparison };
+        add(Grouping::Total, "total", group.len());
+        for m in &mcos {
+            add(
+                Grouping::By(Stratifier::Mco),
+                m,
+                group.iter().filter(|s| s.mco.as_deref() == Some(m)).count(),
+            );
+        }
+        if enrolled {
+            for h in &partners {
+                add(
+                    Grouping::By(Stratifier::Hhp),
+                    h,
+                    group.iter().filter(|s| s.hhp.as_deref() == Some(h)).count(),
+                );
+            }
+        }
+        rows
+    };
+    let hidden: BTreeSet<(String, String)> = suppress(&count_rows(true, "COST-ENROLLED"))
+        .into_iter()
+        .chain(suppress(&count_rows(false, "COST-COMPARISON")))
+        .filter(|p| p.numerator.is_err())
+        .map(|p| (p.row.stratifier.name().to_string(), p.row.stratum))
+        .collect();
+    let comparison_hidden = hidden.contains(&("total".into(), "total".into()));
+    let is_hidden = |e: &Estimate| {
+        hidden.contains(&(e.stratifier.name().to_string(), e.stratum.clone()))
+            || (e.stratifier.name() == "hhp" && comparison_hidden)
+    };
+
+    all.into_iter()
+        .map(|e| {
+            let h = is_hidden(&e);
+            (e, h)
+        })
+        .collect()
 }
 
 /// The members a comparison follows and their windows' sums.
@@ -782,6 +820,51 @@ pub async fn study(
         too_few,
         as_of,
     })
+}
+
+/// A report's cost-of-care figures.
+#[derive(Debug, Clone)]
+pub struct ForReport {
+    pub intake: Period,
+    pub as_of: NaiveDate,
+    /// Every stratum's estimates and whether each is hidden.
+    pub estimates: Vec<(Estimate, bool)>,
+}
+
+/// The cost-of-care comparison a report shows: the latest intake year the data (`first` to
+/// `last`) cover, over every member of `engine`, published for `audience`. `Err` says why there
+/// is none (no target-population definitions, data too short, nobody enrolled in the intake).
+pub async fn for_report(
+    engine: &crate::engine::Engine,
+    cohorts: &[crate::cohort::Definition],
+    first: NaiveDate,
+    last: NaiveDate,
+    audience: &Audience,
+) -> Result<std::result::Result<ForReport, String>> {
+    let cohorts: Vec<crate::cohort::Definition> = cohorts
+        .iter()
+        .filter(|d| matches!(d, crate::cohort::Definition::Cohort(_)))
+        .cloned()
+        .collect();
+    if cohorts.is_empty() {
+        return Ok(Err(
+            "no target-population definitions to draw a comparison group from".into(),
+        ));
+    }
+    let intake = match intake_within(None, first, last) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let s = match study(engine, &cohorts, &intake).await {
+        Ok(s) => s,
+        Err(Error::Usage(why)) => return Ok(Err(why)),
+        Err(e) => return Err(e),
+    };
+    Ok(Ok(ForReport {
+        intake,
+        as_of: s.as_of,
+        estimates: published(&s.subjects, audience, &intake),
+    }))
 }
 
 /// The method, as every run states it.

@@ -240,9 +240,162 @@ pub fn section(g: &Gathered, f: &ForReport) -> crate::Result<Section> {
             data,
         )));
     }
+    if let Some(cost) = &g.cost {
+        cost_elements(cost, &mut elements)?;
+    }
     Ok(Section {
         id: "finance".into(),
         title: "Finance: payments by the S0281 rule".into(),
         elements,
     })
+}
+
+/// Cost of care before and after enrolment: the total of care per stratum with its interval, the
+/// categories and utilisation for the audience's total, and a dot plot of each partner's
+/// estimate.
+fn cost_elements(
+    cost: &Result<crate::finance::cost::ForReport, String>,
+    elements: &mut Vec<Element>,
+) -> crate::Result<()> {
+    elements.push(Element::Heading {
+        text: "Cost of care before and after enrolment".into(),
+    });
+    let c = match cost {
+        Ok(c) => c,
+        Err(why) => {
+            elements.push(Element::Paragraph {
+                text: format!("Not computed: {why}."),
+            });
+            return Ok(());
+        }
+    };
+    elements.push(Element::Paragraph {
+        text: format!(
+            "Members first enrolled from {} to {}, in the 12 months before their first month              and the 12 from it, against members who qualified for a target population on {} and              never enrolled (each given a pseudo-index month drawn from the enrollees').              Dollars are paid per eligible member-month; the estimate is the enrollees' mean              change less the comparison members' mean change, with a 95% interval (Welch). It              is descriptive: the groups are not matched beyond qualifying, and a costly year              before enrolment is often followed by a cheaper one whatever is done. A stratum              with 1 to 10 members in either group is suppressed whole (`hhq cost`,              docs/finance.md).",
+            c.intake.start, c.intake.end, c.as_of
+        ),
+    });
+    let money = |x: f64| Cell::decimal(x, 2);
+    let columns = vec![
+        Column::text("stratum", ""),
+        Column::text("figure", "Figure"),
+        Column::number("enrollees", "Enrollees"),
+        Column::number("comparison", "Comparison members"),
+        Column::number("enrollees_pre", "Enrollees before"),
+        Column::number("enrollees_post", "Enrollees after"),
+        Column::number("comparison_pre", "Comparison before"),
+        Column::number("comparison_post", "Comparison after"),
+        Column::number("did", "Difference in differences"),
+        Column::number("low", "95% low"),
+        Column::number("high", "95% high"),
+    ];
+    let row = |e: &crate::finance::cost::Estimate, hidden: bool, label: String| -> Vec<Cell> {
+        let mut cells = vec![Cell::text(label), Cell::text(e.figure.replace('_', " "))];
+        if hidden {
+            cells.extend((0..9).map(|_| Cell::suppressed(crate::suppress::Reason::SmallCell)));
+        } else {
+            let v = |x: f64| {
+                if e.unit == Unit::DollarsPerMemberMonth {
+                    money(x)
+                } else {
+                    Cell::decimal(x, 1)
+                }
+            };
+            cells.extend([
+                Cell::count(e.n[0] as f64),
+                Cell::count(e.n[1] as f64),
+                v(e.means[0][0]),
+                v(e.means[0][1]),
+                v(e.means[1][0]),
+                v(e.means[1][1]),
+                v(e.did),
+                e.interval.map_or(Cell::Empty, |i| v(i.0)),
+                e.interval.map_or(Cell::Empty, |i| v(i.1)),
+            ]);
+        }
+        cells
+    };
+    let label = |e: &crate::finance::cost::Estimate| match e.stratifier {
+        Grouping::Total => "total".to_string(),
+        Grouping::By(Stratifier::Hhp) => format!("partner {}", e.stratum),
+        _ => e.stratum.clone(),
+    };
+    let by_stratum: Vec<Vec<Cell>> = c
+        .estimates
+        .iter()
+        .filter(|(e, _)| e.figure == "total_of_care")
+        .map(|(e, h)| row(e, *h, label(e)))
+        .collect();
+    elements.push(Element::Table(Table {
+        id: "finance_cost_by_stratum".into(),
+        title: "Total of care per member-month, before and after enrolment".into(),
+        columns: columns.clone(),
+        rows: by_stratum,
+        note: Some(crate::suppress::legend()),
+    }));
+    let by_figure: Vec<Vec<Cell>> = c
+        .estimates
+        .iter()
+        .filter(|(e, _)| e.stratifier == Grouping::Total)
+        .map(|(e, h)| row(e, *h, "total".into()))
+        .collect();
+    elements.push(Element::Table(Table {
+        id: "finance_cost_by_category".into(),
+        title: "Cost by category (dollars per member-month) and use (per 1,000 member-months)"
+            .into(),
+        columns: columns.clone(),
+        rows: by_figure,
+        note: Some(
+            "The Health Home payment (S0281) is its own category and not in the total of care."
+                .into(),
+        ),
+    }));
+    let partners: Vec<&(crate::finance::cost::Estimate, bool)> = c
+        .estimates
+        .iter()
+        .filter(|(e, _)| {
+            e.figure == "total_of_care" && e.stratifier == Grouping::By(Stratifier::Hhp)
+        })
+        .collect();
+    let items: Vec<Estimate> = partners
+        .iter()
+        .map(|(e, hidden)| Estimate {
+            label: e.stratum.clone(),
+            value: (!hidden).then_some(e.did),
+            lower: if *hidden {
+                None
+            } else {
+                e.interval.map(|i| i.0)
+            },
+            upper: if *hidden {
+                None
+            } else {
+                e.interval.map(|i| i.1)
+            },
+            role: Role::Other,
+        })
+        .collect();
+    let title = "Change in total of care by partner, against the comparison group".to_string();
+    let drawing = chart::dot_plot(
+        &title,
+        "dollars per member-month",
+        &items,
+        Some(("no change", 0.0)),
+    )?;
+    let data = Table {
+        id: "finance_cost".into(),
+        title: title.clone(),
+        columns,
+        rows: partners.iter().map(|(e, h)| row(e, *h, label(e))).collect(),
+        note: Some(crate::suppress::legend()),
+    };
+    elements.push(Element::Figure(Figure::new(
+        "finance_cost".into(),
+        title,
+        "Dots are each partner's difference in differences (its enrollees' change less the          comparison members'), bars their 95% intervals; left of the line, cost fell more than          the comparison group's. Suppressed partners have no dot."
+            .into(),
+        drawing,
+        data,
+    )));
+    Ok(())
 }

@@ -251,6 +251,8 @@ pub struct Gathered {
     pub targets: Vec<crate::report::targets::Target>,
     /// The payment ledger's published figures, when the definitions hold the finance ones.
     pub finance: Option<crate::finance::files::ForReport>,
+    /// Cost of care before and after enrolment (state and MCO reports), or why there is none.
+    pub cost: Option<std::result::Result<crate::finance::cost::ForReport, String>>,
 }
 
 /// Components of a follow-up measure.
@@ -534,6 +536,7 @@ pub async fn gather(
         publisher: Default::default(),
         targets: Vec::new(),
         finance: None,
+        cost: None,
     })
 }
 

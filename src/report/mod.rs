@@ -184,6 +184,21 @@ pub async fn write(opts: &ReportOptions) -> Result<ReportSummary> {
         opts.common.members_per_pass,
     )
     .await?;
+    if gathered.finance.is_some() && !matches!(opts.audience, Audience::Hhp(_)) {
+        bar.set_message("cost of care");
+        if let Some(first) = engine.data_first_day().await? {
+            gathered.cost = Some(
+                crate::finance::cost::for_report(
+                    &engine,
+                    &defs.cohorts,
+                    first,
+                    cutoff,
+                    &opts.audience,
+                )
+                .await?,
+            );
+        }
+    }
 
     bar.set_message("laying out");
     // The inputs' hashes (extracts included) are computed once: for the appendix here, and for
