@@ -39,7 +39,7 @@
 //! | engine | [`distributed`] | where queries run (`--engine`); with the feature `ballista`, the same queries on an Apache Ballista cluster (codecs carrying hhq's functions and in-memory tables, stage outputs compacted before Arrow IPC, `hhq cluster scheduler\|executor`) |
 //! | engine | [`quality`] | `hhq validate`: the data-quality checks, their policy, the profile and the gate before publishing |
 //! | engine | [`privacy`] | audience scoping and keyed pseudonyms of member ids |
-//! | engine | [`finance`] | `hhq payments`: the S0281 earning rule and rate tables as YAML; the payment ledger (member × month × partner: earned, billed, paid, due), integrity findings, partner statements and a second rate table side by side, under suppression |
+//! | engine | [`finance`] | `hhq payments`: the S0281 earning rule and rate tables as YAML; the payment ledger (member × month × partner: earned, billed, paid, due), integrity findings, partner statements and a second rate table side by side, under suppression; `hhq cost`: cost of care before and after enrolment against qualifying members never enrolled (difference in differences) |
 //! | engine | [`cohort`] | `hhq cohort`: target populations and high-risk flags as YAML criteria over blocks; per member the criteria met and the claims behind them; lists per MCO and partner, a suppressed summary |
 //! | results | [`detail`] | member-level detail of a run's passes: written to Parquet as it comes, the columns the summaries read spooled and aggregated as one table, CSV formatted on every core |
 //! | results | [`results`] | the long-format result table, member-level detail files, writers |

@@ -355,3 +355,87 @@ async fn cost_of_care_before_and_after_by_hand() {
     // Inpatient: E1 −1,000, E2 0 (mean −500), comparison none: −500.
     assert!((e[figure("inpatient")].did + 500.0).abs() < 1e-9);
 }
+
+/// A payment line belongs to the partner the claims name when they carry the optional `hhp_id`
+/// column, not to the one assigned on its date of service.
+#[tokio::test]
+async fn a_partner_named_on_the_claim_is_the_one_billed() {
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    use std::sync::Arc;
+    let claims = "member_id,claim_id,line_number,claim_type,adjustment,replaces_claim_id,service_from,service_to,procedure_code,principal_dx,paid_amount\n\
+        P,B1,1,professional,original,,2025-03-01,2025-03-01,S0281,F200,235\n\
+        P,B2,1,professional,original,,2025-04-01,2025-04-01,S0281,F200,235\n";
+    let contacts = "contact_id,member_id,contact_date,hhp_id,service,mode,reached\n\
+        K1,P,2025-03-20,HHP-2,care_management,phone,true\n\
+        K2,P,2025-04-03,HHP-2,care_management,phone,true\n";
+    let members = "member_id,birth_date,sex,death_date,dual_eligible\nP,1970-01-01,F,,false\n";
+    let enrollment = "member_id,span_type,start_date,end_date,mco_id,hhp_id,population,opted_out\n\
+        P,medicaid,2020-01-01,,MCO-A,,,\n\
+        P,health_home,2024-01-01,2025-03-15,MCO-A,HHP-1,SMI,false\n\
+        P,health_home,2025-03-16,,MCO-A,HHP-2,SMI,false\n";
+    let root = crate::common::root();
+    let defs =
+        hhq::definitions::Definitions::load(&root.join("measures"), &root.join("queries")).unwrap();
+    let rule =
+        hhq::finance::EarningRule::load(&root.join("measures/finance/earning.yaml")).unwrap();
+    let rates = hhq::finance::RateTable::load(&root.join("measures/finance/rates.yaml")).unwrap();
+    let period = hhq::period::Period::year(2025);
+    let ledger_of = |dir: std::path::PathBuf| {
+        let (defs, rule, rates) = (defs.clone(), rule.clone(), rates.clone());
+        async move {
+            let engine = hhq::engine::Engine::open(&dir, &defs).await.unwrap();
+            hhq::finance::files::compute(&engine, &rule, &[&rates], &period, None)
+                .await
+                .unwrap()
+        }
+    };
+    let billed = |l: &hhq::finance::Ledger, hhp: &str, month: u32| {
+        l.units
+            .iter()
+            .find(|u| {
+                u.hhp == hhp && u.month == chrono::NaiveDate::from_ymd_opt(2025, month, 1).unwrap()
+            })
+            .map(|u| u.lines.len())
+    };
+    // Without the column, the line dated 03-01 is the partner's assigned that day: HHP-1.
+    let data = crate::common::data_dir(claims, contacts, members, enrollment);
+    let l = ledger_of(data.path().to_path_buf()).await;
+    assert_eq!(
+        (billed(&l, "HHP-1", 3), billed(&l, "HHP-2", 3)),
+        (Some(1), Some(0))
+    );
+    // With it, the claim names HHP-2, which earned March.
+    let path = data.path().join("claims.parquet");
+    let batch = crate::common::read_parquet(&path);
+    let mut fields: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(datafusion::arrow::datatypes::Field::new(
+        "hhp_id",
+        datafusion::arrow::datatypes::DataType::Utf8,
+        true,
+    ));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(StringArray::from(vec!["HHP-2", "HHP-2"])) as ArrayRef);
+    let with = datafusion::arrow::array::RecordBatch::try_new(
+        Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        columns,
+    )
+    .unwrap();
+    hhq::extract::csv::write_parquet(&path, &with).unwrap();
+    let l = ledger_of(data.path().to_path_buf()).await;
+    assert_eq!(
+        (billed(&l, "HHP-1", 3), billed(&l, "HHP-2", 3)),
+        (Some(0), Some(1))
+    );
+    let findings = l.findings();
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.kind != hhq::finance::Kind::BilledNotEarned),
+        "{findings:?}"
+    );
+}
