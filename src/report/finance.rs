@@ -124,7 +124,7 @@ pub fn section(g: &Gathered, f: &ForReport) -> crate::Result<Section> {
     elements.push(Element::Table(table(
         "finance_payments",
         "Payments: months earned and billed, and dollars per member-month",
-        "",
+        "Group",
         &f.summary,
         &strata,
     )));
@@ -277,7 +277,7 @@ fn cost_elements(
     });
     let money = |x: f64| Cell::decimal(x, 2);
     let columns = vec![
-        Column::text("stratum", ""),
+        Column::text("stratum", "Group"),
         Column::text("figure", "Figure"),
         Column::number("enrollees", "Enrollees"),
         Column::number("comparison", "Comparison members"),

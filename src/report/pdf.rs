@@ -101,18 +101,44 @@ const PREAMBLE: &str = r##"
 
 // A table that fits on one page is never split: it moves whole to the next page, its title and
 // note with it. One that fits only set compactly is set so; a longer one breaks, its header
-// repeated.
+// repeated, and is placed so that its last page is not a remnant (its last rows or its note
+// alone on under a third of a page): set here or from a new page, plainly or compactly,
+// whichever leaves its last page fuller.
 #let hhq-table(title, note, headers, numeric, rows) = context {
   let width = page.width - 4cm
   let room = page.height - 4.6cm
   let body = hhq-table-body(title, note, headers, numeric, rows, false)
   let compact = hhq-table-body(title, note, headers, numeric, rows, true)
-  let (chosen, fits) = if measure(block(width: width, body)).height < room {
-    (body, true)
-  } else if measure(block(width: width, compact)).height < room {
-    (compact, true)
-  } else { (body, false) }
-  block(width: 100%, above: 1.2em, below: 1.2em, breakable: not fits, chosen)
+  let hb = measure(block(width: width, body)).height
+  let hc = measure(block(width: width, compact)).height
+  if hb < room {
+    block(width: 100%, above: 1.2em, below: 1.2em, breakable: false, body)
+  } else if hc < room {
+    block(width: 100%, above: 1.2em, below: 1.2em, breakable: false, compact)
+  } else {
+    // What the last page holds, as a share of a page, when the table starts with `first` of
+    // this page left; each page after the first repeats the header (about a line and a half).
+    let left = page.height - 2cm - here().position().y
+    let header = (1.6em).to-absolute()
+    let step = room - header
+    let last(h, first) = {
+      let pages = calc.ceil(calc.max(h - first, 0pt) / step)
+      let rest = h - first - (pages - 1) * step + header
+      if pages == 0 { 1.0 } else { rest / room }
+    }
+    let options = (
+      (body, false, last(hb, left)),
+      (compact, false, last(hc, left)),
+      (body, true, last(hb, room)),
+      (compact, true, last(hc, room)),
+    )
+    let good = options.filter(o => o.at(2) >= 0.33)
+    let (chosen, fresh, _) = if good.len() > 0 { good.first() } else {
+      options.sorted(key: o => -o.at(2)).first()
+    }
+    if fresh { pagebreak(weak: true) }
+    block(width: 100%, above: 1.2em, below: 1.2em, breakable: true, chosen)
+  }
 }
 
 #let hhq-figure(path, title, caption, desc) = block(width: 100%, breakable: false, above: 1.2em, below: 1.2em, {
