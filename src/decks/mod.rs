@@ -276,7 +276,7 @@ fn spec_of(path: &Path, spec: Option<Spanned<String>>) -> Result<Option<Spec>> {
     .transpose()
 }
 
-fn deck_error(path: &Path, at: &Located<String>, message: String) -> Error {
+pub(super) fn deck_error(path: &Path, at: &Located<String>, message: String) -> Error {
     Error::Definition {
         path: path.to_path_buf(),
         line: at.line,

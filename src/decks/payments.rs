@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 use super::CaseResult;
 use crate::definitions::Definitions;
 use crate::engine::{Engine, Inputs};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::finance::{EarningRule, RateTable, earned_months, price};
 use crate::measure::Located;
 use crate::period::Period;
@@ -64,16 +64,6 @@ pub fn is_payments_deck(text: &str) -> bool {
     text.lines().any(|l| l.starts_with("payments:"))
 }
 
-fn err(path: &Path, at: &Located<String>, message: String) -> Error {
-    Error::Definition {
-        path: path.to_path_buf(),
-        line: at.line,
-        column: at.column,
-        message,
-        hint: None,
-    }
-}
-
 /// Run one payments deck.
 pub async fn run_deck(
     path: &Path,
@@ -87,7 +77,7 @@ pub async fn run_deck(
     let rule_at = Located::from(raw.payments);
     let rule = EarningRule::load(&dir.join("earning.yaml"))?;
     if rule.id != rule_at.value {
-        return Err(err(
+        return Err(super::deck_error(
             path,
             &rule_at,
             format!(
@@ -100,12 +90,12 @@ pub async fn run_deck(
     }
     let rates_at = Located::from(raw.rates);
     let rates = RateTable::load(&dir.join(&rates_at.value))
-        .map_err(|e| err(path, &rates_at, format!("{e}")))?;
+        .map_err(|e| super::deck_error(path, &rates_at, format!("{e}")))?;
     let period_at = Located::from(raw.period);
     let period: Period = period_at
         .value
         .parse()
-        .map_err(|e| err(path, &period_at, format!("{e}")))?;
+        .map_err(|e| super::deck_error(path, &period_at, format!("{e}")))?;
     let data = super::write_extracts(
         path,
         raw.claims.as_deref(),
@@ -123,8 +113,10 @@ pub async fn run_deck(
     let mut out = Vec::new();
     for e in raw.expect {
         let member = Located::from(e.member);
-        let month = NaiveDate::parse_from_str(&format!("{}-01", e.month), "%Y-%m-%d")
-            .map_err(|_| err(path, &member, format!("month {:?} is not YYYY-MM", e.month)))?;
+        let month =
+            NaiveDate::parse_from_str(&format!("{}-01", e.month), "%Y-%m-%d").map_err(|_| {
+                super::deck_error(path, &member, format!("month {:?} is not YYYY-MM", e.month))
+            })?;
         let units: Vec<_> = ledger
             .units
             .iter()

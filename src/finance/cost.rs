@@ -32,6 +32,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema};
 use datafusion::datasource::MemTable;
 
+use super::ledger::{columns, first_of, strings};
 use crate::compile::sql::date;
 use crate::error::{Error, Result};
 use crate::measure::{Stratifier, Unit as RateUnit};
@@ -233,14 +234,6 @@ impl CostReport {
     }
 }
 
-fn strings(col: &ArrayRef) -> Result<StringArray> {
-    Ok(cast(col, &DataType::Utf8)?.as_string::<i32>().clone())
-}
-
-fn month_of(d: NaiveDate) -> NaiveDate {
-    d.with_day(1).expect("day 1")
-}
-
 /// A stable draw in `0..n` for a member id.
 fn draw(id: &str, n: usize) -> usize {
     let hex = crate::digest::sha256(id.as_bytes());
@@ -372,23 +365,9 @@ pub async fn command(opts: &CostOptions) -> Result<CostReport> {
         "interval_low",
         "interval_high",
     ];
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let err = |e: csv::Error| Error::Usage(format!("writing CSV: {e}"));
-    w.write_record(header).map_err(err)?;
-    for r in &rows {
-        // Text from the data (strata) is made harmless; figures are written as they are.
-        w.write_record(r.iter().enumerate().map(|(i, c)| {
-            if i < 4 {
-                crate::escape::csv_text(c).into_owned()
-            } else {
-                c.clone()
-            }
-        }))
-        .map_err(err)?;
-    }
-    let csv_bytes = w
-        .into_inner()
-        .map_err(|e| Error::Usage(format!("writing CSV: {e}")))?;
+    // Text from the data (strata) is made harmless; figures are written as they are.
+    let numeric: Vec<bool> = (0..header.len()).map(|i| i >= 4).collect();
+    let csv_bytes = super::files::csv_mixed(&header, &numeric, &rows)?;
     let method = method_text(&intake, as_of, &cohorts);
     let mut staged = crate::output::Staged::begin(&opts.out, "cost")?;
     staged.write("cost_of_care.csv", &csv_bytes)?;
@@ -424,12 +403,12 @@ pub fn intake_within(asked: Option<Period>, first: NaiveDate, last: NaiveDate) -
     let first_month = if first.day() == 1 {
         first
     } else {
-        month_of(first) + Months::new(1)
+        first_of(first) + Months::new(1)
     };
     let last_month = if (last + chrono::Days::new(1)).day() == 1 {
-        month_of(last)
+        first_of(last)
     } else {
-        month_of(last) - Months::new(1)
+        first_of(last) - Months::new(1)
     };
     let earliest = first_month + Months::new(12);
     let latest = last_month - Months::new(11);
@@ -446,14 +425,14 @@ pub fn intake_within(asked: Option<Period>, first: NaiveDate, last: NaiveDate) -
             Period::new(start, latest + Months::new(1) - chrono::Days::new(1))?
         }
     };
-    if intake.start < earliest || month_of(intake.end) > latest {
+    if intake.start < earliest || first_of(intake.end) > latest {
         return Err(Error::Usage(format!(
             "enrolment months {} to {} need claims from {} to {}, but the data cover {first} to \
              {last}: choose --intake within {earliest} to {}",
             intake.start,
             intake.end,
             intake.start - Months::new(12),
-            month_of(intake.end) + Months::new(12) - chrono::Days::new(1),
+            first_of(intake.end) + Months::new(12) - chrono::Days::new(1),
             latest + Months::new(1) - chrono::Days::new(1)
         )));
     }
@@ -624,7 +603,7 @@ pub async fn study(
             subjects.push(Subject {
                 member_id: ids.value(i).to_string(),
                 enrolled: true,
-                index: month_of(start),
+                index: first_of(start),
                 mco: (!mco.is_null(i)).then(|| mco.value(i).to_string()),
                 hhp: (!hhp.is_null(i)).then(|| hhp.value(i).to_string()),
                 months: [0, 0],
@@ -703,15 +682,7 @@ pub async fn study(
         format!("CASE WHEN {alias}.{col} < w.index_start THEN 1 ELSE 2 END")
     };
     // The ED visits block's own test of an ED claim, value sets expanded as a filter's are.
-    let claim_cols: Vec<(String, DataType)> = engine
-        .context()
-        .table("claims_final")
-        .await?
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| (f.name().clone(), f.data_type().clone()))
-        .collect();
+    let claim_cols = columns(engine, "claims_final").await?;
     let ed_test = crate::compile::filter::check(
         std::path::Path::new("queries/ed_visits.sql"),
         &crate::measure::Located {

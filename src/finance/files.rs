@@ -343,7 +343,11 @@ fn text(s: &str) -> String {
 }
 
 /// A CSV whose numeric columns (`numeric[i]`) are written as they are and text escaped.
-fn csv_mixed(header: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> Result<Vec<u8>> {
+pub(super) fn csv_mixed(
+    header: &[&str],
+    numeric: &[bool],
+    rows: &[Vec<String>],
+) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let err = |e: csv::Error| Error::Usage(format!("writing CSV: {e}"));
     w.write_record(header).map_err(err)?;

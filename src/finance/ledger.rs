@@ -291,7 +291,8 @@ impl Ledger {
         out
     }
 
-    fn died_before(&self, l: &Line) -> bool {
+    /// Whether a payment line is dated after the member's death.
+    pub fn died_before(&self, l: &Line) -> bool {
         self.facts
             .get(&l.member_id)
             .and_then(|f| f.death)
@@ -333,7 +334,7 @@ fn months_sql(period: &Period) -> String {
 }
 
 /// Columns of a registered table or view.
-async fn columns(engine: &Engine, table: &str) -> Result<Vec<(String, DataType)>> {
+pub(super) async fn columns(engine: &Engine, table: &str) -> Result<Vec<(String, DataType)>> {
     let df = engine.context().table(table).await?;
     Ok(df
         .schema()
@@ -767,7 +768,7 @@ pub fn merge(parts: Vec<Ledger>, partner_members: BTreeMap<(String, NaiveDate), 
     out
 }
 
-fn strings(col: &ArrayRef) -> Result<StringArray> {
+pub(super) fn strings(col: &ArrayRef) -> Result<StringArray> {
     Ok(cast(col, &DataType::Utf8)?.as_string::<i32>().clone())
 }
 

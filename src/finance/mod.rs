@@ -84,11 +84,7 @@ pub fn price(
             }
             cents(base * factor + add)
         });
-    let pays = match table.state_basis {
-        StateBasis::EnrolledMonths => true,
-        StateBasis::EarnedMonths => earned.contains(&(u.member_id.as_str(), u.month)),
-    };
-    let state_due = if u.state_row && pays {
+    let state_due = if u.state_row && state_pays(table, u, earned) {
         rate.unwrap_or(0.0)
     } else {
         0.0
@@ -226,13 +222,6 @@ pub fn summary(
                 .add(&sums);
         }
     };
-    let died_before = |l: &Line| {
-        ledger
-            .facts
-            .get(&l.member_id)
-            .and_then(|f| f.death)
-            .is_some_and(|d| d < l.service_from)
-    };
     for u in ledger.units.iter().filter(|u| in_scope(u, scope)) {
         if only_hhp.is_some_and(|h| h != u.hhp) {
             continue;
@@ -254,7 +243,7 @@ pub fn summary(
             paid_not_earned: if b && !e { paid } else { 0.0 },
             lines: u.lines.len() as f64,
             lines_outside: 0.0,
-            lines_after_death: u.lines.iter().filter(|l| died_before(l)).count() as f64,
+            lines_after_death: u.lines.iter().filter(|l| ledger.died_before(l)).count() as f64,
             extra_lines: if u.month_lines > 1 {
                 u.lines.len() as f64
             } else {
@@ -275,7 +264,7 @@ pub fn summary(
         let sums = Sums {
             lines: 1.0,
             lines_outside: 1.0,
-            lines_after_death: f(died_before(l)),
+            lines_after_death: f(ledger.died_before(l)),
             paid: l.paid.unwrap_or(0.0),
             paid_not_earned: l.paid.unwrap_or(0.0),
             ..Sums::default()

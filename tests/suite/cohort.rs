@@ -3,38 +3,15 @@
 //! pseudonymised, suppressed where published, and the same bytes on every run.
 
 use crate::common;
+use crate::common::{col, hhq, records};
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use hhq::cohort::{Definition, query};
 use hhq::decks::run_deck;
 use hhq::definitions::Definitions;
 use hhq::engine::Engine;
-
-fn hhq(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hhq"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("hhq runs")
-}
-
-/// Rows of a CSV file as records (fields may hold quoted commas).
-fn records(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let header = r.headers().unwrap().iter().map(str::to_string).collect();
-    let rows = r
-        .records()
-        .map(|x| x.unwrap().iter().map(str::to_string).collect())
-        .collect();
-    (header, rows)
-}
-
-fn col(header: &[String], name: &str) -> usize {
-    header.iter().position(|h| h == name).unwrap()
-}
 
 /// Parse a definition and compile it against the shipped blocks; the error message.
 async fn error_of(yaml: &str) -> String {

@@ -2,30 +2,7 @@
 //! figures that add up, the same bytes on every run), an audience's outputs holding its own
 //! member-months only, and definitions refused at their line and column.
 
-use std::path::Path;
-use std::process::Command;
-
-fn hhq(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hhq"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("hhq runs")
-}
-
-fn records(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let header = r.headers().unwrap().iter().map(str::to_string).collect();
-    let rows = r
-        .records()
-        .map(|x| x.unwrap().iter().map(str::to_string).collect())
-        .collect();
-    (header, rows)
-}
-
-fn col(header: &[String], name: &str) -> usize {
-    header.iter().position(|h| h == name).unwrap()
-}
+use crate::common::{col, hhq, records};
 
 fn run(args: &[&str]) -> tempfile::TempDir {
     let root = crate::common::root();

@@ -248,3 +248,28 @@ where
         std::panic::resume_unwind(panic);
     }
 }
+
+/// Run the hhq binary with `args` in `cwd`.
+pub fn hhq(args: &[&str], cwd: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hhq"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("hhq runs")
+}
+
+/// Rows of a CSV file as records (fields may hold quoted commas), with its header.
+pub fn records(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().iter().map(str::to_string).collect();
+    let rows = r
+        .records()
+        .map(|x| x.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    (header, rows)
+}
+
+/// The index of column `name` in a header.
+pub fn col(header: &[String], name: &str) -> usize {
+    header.iter().position(|h| h == name).unwrap()
+}
