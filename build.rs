@@ -41,6 +41,38 @@ fn main() {
     let dest =
         PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it")).join("library.rs");
     std::fs::write(dest, out).expect("OUT_DIR is writable");
+    build_id(&root);
+}
+
+/// `HHQ_BUILD_ID`: a hash of the sources, the build script, the locked dependencies and the
+/// profile and target, which every run-cache key holds (`src/cache.rs`): what one build
+/// computed is never read by another.
+fn build_id(root: &Path) {
+    let mut files = BTreeMap::new();
+    for part in ["src", "Cargo.lock", "Cargo.toml", "build.rs"] {
+        println!("cargo:rerun-if-changed={part}");
+        let path = root.join(part);
+        if path.is_dir() {
+            walk(root, &path, &mut files);
+        } else {
+            files.insert(part.to_string(), path);
+        }
+    }
+    let mut h = DefaultHasher::new();
+    for (rel, path) in &files {
+        rel.hash(&mut h);
+        std::fs::read(path).unwrap_or_default().hash(&mut h);
+    }
+    for var in [
+        "PROFILE",
+        "TARGET",
+        "OPT_LEVEL",
+        "CARGO_CFG_FEATURE",
+        "CARGO_FEATURE_BALLISTA",
+    ] {
+        std::env::var(var).unwrap_or_default().hash(&mut h);
+    }
+    println!("cargo:rustc-env=HHQ_BUILD_ID={:016x}", h.finish());
 }
 
 /// Every file under `dir` (following no symbolic links), keyed by its path relative to `root`

@@ -16,7 +16,7 @@ use futures::StreamExt;
 
 use crate::compile::CompiledMeasure;
 use crate::definitions::Definitions;
-use crate::engine::{Built, Engine, PassDetail, View};
+use crate::engine::{Built, CachedDetail, Engine, PassDetail, View};
 use crate::error::{Error, Result};
 use crate::plan::{BlockLife, Facts, MemberRange, Pass, RunPlan};
 
@@ -45,6 +45,9 @@ pub struct Options {
     /// Members computed at once (`--members-per-pass`); `None`: as the plan makes them
     /// ([`crate::plan::MEMBERS_PER_PASS`], or as many as a memory limit holds).
     pub members_per_pass: Option<usize>,
+    /// The run cache (`None`: `--no-cache`, and the library's default): blocks and details
+    /// read from it when the same inputs made them, and kept there.
+    pub cache: Option<std::sync::Arc<crate::cache::Cache>>,
 }
 
 /// Load the definitions and open the data directory for `audience`, with the optional inputs,
@@ -67,7 +70,7 @@ pub async fn open_loaded(
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
-    Engine::open_scoped(
+    let mut engine = Engine::open_scoped(
         &opts.data,
         defs,
         &inputs,
@@ -75,7 +78,11 @@ pub async fn open_loaded(
         &opts.engine,
         audience,
     )
-    .await
+    .await?;
+    if let Some(cache) = &opts.cache {
+        engine.attach_cache(cache.clone(), audience, &inputs)?;
+    }
+    Ok(engine)
 }
 
 /// One measure to compute: its detail, pass by pass, into a sink.
@@ -233,6 +240,21 @@ impl<'a> Executor<'a> {
     /// Begin the next pass: the views read its members, its blocks computed. `None` after the
     /// last, the views over every member again and the last pass's blocks freed.
     pub async fn next_pass(&mut self, observer: &mut impl Observer) -> Result<Option<&'a Pass>> {
+        self.next_pass_needing(observer, None).await
+    }
+
+    /// The members of the pass [`Executor::next_pass`] begins next, if any.
+    pub fn upcoming(&self) -> Option<&'a MemberRange> {
+        self.plan.passes.get(self.begun).map(|p| &p.members)
+    }
+
+    /// [`Executor::next_pass`], computing only the blocks `needed` of the plan's (all of them
+    /// when `None`).
+    pub async fn next_pass_needing(
+        &mut self,
+        observer: &mut impl Observer,
+        needed: Option<&BTreeSet<String>>,
+    ) -> Result<Option<&'a Pass>> {
         let Some(pass) = self.plan.passes.get(self.begun) else {
             self.engine.focus(&MemberRange::default()).await?;
             return Ok(None);
@@ -240,10 +262,20 @@ impl<'a> Executor<'a> {
         self.begun += 1;
         self.engine.focus(&pass.members).await?;
         let started = Instant::now();
+        let waves: Vec<Vec<String>> = match needed {
+            None => self.plan.pass_blocks.clone(),
+            Some(needed) => self
+                .plan
+                .pass_blocks
+                .iter()
+                .map(|w| w.iter().filter(|b| needed.contains(*b)).cloned().collect())
+                .filter(|w: &Vec<String>| !w.is_empty())
+                .collect(),
+        };
         let built = self
             .engine
             .build_blocks(
-                &self.plan.pass_blocks,
+                &waves,
                 BlockLife::Pass {
                     budget: self.plan.block_budget,
                 },
@@ -264,7 +296,20 @@ impl<'a> Executor<'a> {
         sink: &mut impl Sink,
         observer: &mut impl Observer,
     ) -> Result<Vec<SchemaRef>> {
-        if jobs.len() != self.plan.measures.len() {
+        let none = (0..jobs.len()).map(|_| None).collect();
+        self.measures_cached(jobs, none, sink, observer).await
+    }
+
+    /// [`Executor::measures`], the details `cached` has (one per job) given as found, the
+    /// others computed (and kept in the engine's run cache, if any).
+    pub async fn measures_cached(
+        &mut self,
+        jobs: &[Job<'_>],
+        mut cached: Vec<Option<CachedDetail>>,
+        sink: &mut impl Sink,
+        observer: &mut impl Observer,
+    ) -> Result<Vec<SchemaRef>> {
+        if jobs.len() != self.plan.measures.len() || cached.len() != jobs.len() {
             return Err(Error::Failed(format!(
                 "{} jobs for a plan of {} measures",
                 jobs.len(),
@@ -272,10 +317,40 @@ impl<'a> Executor<'a> {
             )));
         }
         let started = Instant::now();
-        let shared = self.engine.share(self.plan.shared_steps());
-        let mut order: Vec<usize> = (0..jobs.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(self.took_last[i]));
+        let range = self
+            .plan
+            .passes
+            .get(self.begun.saturating_sub(1))
+            .map(|p| p.members.clone())
+            .unwrap_or_default();
         let mut planned: Vec<Option<SchemaRef>> = vec![None; jobs.len()];
+        for (k, found) in cached.iter_mut().enumerate() {
+            let Some(CachedDetail {
+                batches,
+                planned: schema,
+            }) = found.take()
+            else {
+                continue;
+            };
+            let job = &jobs[k];
+            observer.detail(k, &batches, Duration::ZERO)?;
+            if sink.wants_columns(&job.key) {
+                let read = self
+                    .engine
+                    .summary_columns(job.compiled, schema.clone(), job.views)
+                    .await?;
+                sink.set_columns(&job.key, read);
+            }
+            planned[k] = Some(schema);
+            sink.append(job.key.clone(), batches);
+        }
+        let computed: BTreeSet<&str> = (0..jobs.len())
+            .filter(|&k| planned[k].is_none())
+            .map(|k| self.plan.measures[k].id.as_str())
+            .collect();
+        let shared = self.engine.share(self.plan.shared_steps_among(&computed));
+        let mut order: Vec<usize> = (0..jobs.len()).filter(|&k| planned[k].is_none()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.took_last[i]));
         {
             let mut details = self.engine.details(
                 order.iter().map(|&i| &self.plan.measures[i]),
@@ -292,6 +367,8 @@ impl<'a> Executor<'a> {
                 let k = order[index];
                 self.took_last[k] = took;
                 let job = &jobs[k];
+                self.engine
+                    .keep_detail(job.compiled, &range, &batches, &schema);
                 observer.detail(k, &batches, took)?;
                 if sink.wants_columns(&job.key) {
                     let read = self
@@ -321,8 +398,46 @@ pub async fn run(
 ) -> Result<Vec<SchemaRef>> {
     let mut executor = Executor::start(engine, plan, observer).await?;
     let mut planned = Vec::new();
-    while executor.next_pass(observer).await?.is_some() {
-        planned = executor.measures(jobs, sink, observer).await?;
+    while let Some(range) = executor.upcoming() {
+        let cached: Vec<Option<CachedDetail>> = jobs
+            .iter()
+            .map(|j| engine.cached_detail(j.compiled, range))
+            .collect();
+        // Only the blocks the measures computed read: none when the cache has every detail.
+        let needed = engine.cache().map(|_| {
+            jobs.iter()
+                .zip(&cached)
+                .filter(|(_, c)| c.is_none())
+                .flat_map(|(j, _)| blocks_read(engine, j.compiled))
+                .collect::<BTreeSet<String>>()
+        });
+        executor
+            .next_pass_needing(observer, needed.as_ref())
+            .await?;
+        planned = executor
+            .measures_cached(jobs, cached, sink, observer)
+            .await?;
     }
     Ok(planned)
+}
+
+/// The blocks a compiled measure's steps read, and the blocks those read.
+fn blocks_read(engine: &Engine, compiled: &CompiledMeasure) -> BTreeSet<String> {
+    let blocks = engine.blocks();
+    let mut out = BTreeSet::new();
+    let mut todo: Vec<String> = compiled
+        .plan()
+        .steps
+        .iter()
+        .flat_map(|s| s.kind.reads())
+        .map(str::to_string)
+        .collect();
+    while let Some(name) = todo.pop() {
+        if let Some(b) = blocks.iter().find(|b| b.name == name)
+            && out.insert(name)
+        {
+            todo.extend(b.reads.iter().cloned());
+        }
+    }
+    out
 }

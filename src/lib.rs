@@ -33,6 +33,7 @@
 //! | compiler | [`functions`] | hhq's SQL functions and the one registry every session takes them from |
 //! | compiler | [`compile`] | building blocks; checked filters; measure + catalog + period → SQL (detail, then aggregate); the same as a script DuckDB runs unchanged (`compile::duckdb`) |
 //! | run plan | [`plan`] | the run plan, pure: passes over member ranges, queries side by side, the blocks kept for the run and each pass's in waves, each measure's stages and until which reader each is held; every memory-limit policy (`--memory-limit`, `--members-per-pass`); snapshot-tested |
+//! | engine | [`cache`] | the run cache: blocks, each measure's detail pass by pass and a run's outputs of a measure, on disk under keys hashed from everything they were made from (the build, the extracts' bytes, the audience, the definitions, the pass's members); bounded, least recently used out |
 //! | engine | [`execute`] | what every computing command shares (`execute::Options`) and the one way to open a session; the executor: carries a run plan out on an engine, pass by pass, each measure's detail into a sink, timings and progress to an observer; the one way `run`, `report`, `cohort`, `explain` and `profile` compute |
 //! | engine | [`coverage`] | the period and each measure's reach (look-backs, follow-up) checked against the days the data covers, before anything is computed: refused, cut to the data's last whole month with a caveat, or not reportable |
 //! | engine | [`engine`] | the DataFusion session; the extracts' views over a pass's members; building blocks computed and kept as a plan says; a measure's detail in stages (measures side by side, each in a session of its own; steps shared within a pass), its aggregate and population; profiling and the scan floor |
@@ -58,6 +59,7 @@
 //! No module depends on one that depends on it (`tests/suite/architecture.rs`).
 
 pub mod adhoc;
+pub mod cache;
 pub mod chart;
 pub mod cms;
 pub mod cohort;

@@ -38,11 +38,11 @@ impl Part {
     }
 }
 
-/// Where the built-in library is written: `$HHQ_CACHE_DIR`, else `$XDG_CACHE_HOME/hhq`, else
-/// `~/.cache/hhq`, else the temporary directory's `hhq-cache`; one subdirectory per version and
-/// content hash.
-pub fn cache_root() -> PathBuf {
-    let base = std::env::var_os("HHQ_CACHE_DIR")
+/// Where hhq keeps what it writes once and reads again (the built-in library, the run cache):
+/// `$HHQ_CACHE_DIR`, else `$XDG_CACHE_HOME/hhq`, else `~/.cache/hhq`, else the temporary
+/// directory's `hhq-cache`.
+pub fn cache_base() -> PathBuf {
+    std::env::var_os("HHQ_CACHE_DIR")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| {
@@ -55,8 +55,13 @@ pub fn cache_root() -> PathBuf {
                 .filter(|v| !v.is_empty())
                 .map(|h| PathBuf::from(h).join(".cache").join("hhq"))
         })
-        .unwrap_or_else(|| std::env::temp_dir().join("hhq-cache"));
-    base.join(format!(
+        .unwrap_or_else(|| std::env::temp_dir().join("hhq-cache"))
+}
+
+/// Where the built-in library is written: [`cache_base`], one subdirectory per version and
+/// content hash.
+pub fn cache_root() -> PathBuf {
+    cache_base().join(format!(
         "library-{}-{}",
         env!("CARGO_PKG_VERSION"),
         files::HASH

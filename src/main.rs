@@ -63,12 +63,14 @@ fn computing(
     memory: MemoryArgs,
     engine: EngineArgs,
     members_per_pass: Option<usize>,
+    cache: CacheArgs,
 ) -> Result<hhq::execute::Options> {
     Ok(hhq::execute::Options {
         risk_weights,
         memory_limit: memory.memory_limit,
         engine: engine.backend()?,
         members_per_pass,
+        cache: cache.open()?,
         ..dirs.with_data(data)
     })
 }
@@ -80,6 +82,27 @@ struct MemoryArgs {
     /// aggregations and joins spill to a temporary directory (TMPDIR). Default: no limit
     #[arg(long, value_name = "SIZE", value_parser = hhq::plan::parse_size)]
     memory_limit: Option<usize>,
+}
+
+/// The run cache; shared by `run` and `report`.
+#[derive(clap::Args, Clone, Copy)]
+struct CacheArgs {
+    /// Compute everything, reading nothing from the run cache and keeping nothing in it
+    #[arg(long)]
+    no_cache: bool,
+    /// The most the run cache may hold on disk, e.g. 2G; the entries least recently used are
+    /// removed beyond it; 0 turns it off (docs/benchmarks.md, "The run cache")
+    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = hhq::plan::parse_size)]
+    cache_size: usize,
+}
+
+impl CacheArgs {
+    fn open(self) -> Result<Option<std::sync::Arc<hhq::cache::Cache>>> {
+        match self.no_cache {
+            true => Ok(None),
+            false => hhq::cache::Settings::default_with(Some(self.cache_size as u64)).open(),
+        }
+    }
 }
 
 /// Where the queries run; shared by the commands that compute measures for outputs.
@@ -210,6 +233,8 @@ enum Command {
         #[command(flatten)]
         memory: MemoryArgs,
         #[command(flatten)]
+        cache: CacheArgs,
+        #[command(flatten)]
         engine: EngineArgs,
         #[command(flatten)]
         dirs: DefinitionDirs,
@@ -267,6 +292,8 @@ enum Command {
         quality: QualityArgs,
         #[command(flatten)]
         memory: MemoryArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
         #[command(flatten)]
         engine: EngineArgs,
         #[command(flatten)]
@@ -1026,6 +1053,7 @@ async fn dispatch(command: Command) -> Result<()> {
             targets,
             quality,
             memory,
+            cache,
             engine,
             dirs,
         } => {
@@ -1054,7 +1082,15 @@ async fn dispatch(command: Command) -> Result<()> {
                 None => report::default_out(&audience, quarter)?,
             };
             report::command(&report::ReportOptions {
-                common: computing(dirs, data, risk_weights, memory, engine, members_per_pass)?,
+                common: computing(
+                    dirs,
+                    data,
+                    risk_weights,
+                    memory,
+                    engine,
+                    members_per_pass,
+                    cache,
+                )?,
                 only,
                 audience,
                 quarter,
@@ -1084,12 +1120,21 @@ async fn dispatch(command: Command) -> Result<()> {
             quiet,
             quality,
             memory,
+            cache,
             engine,
             dirs,
         } => {
             let privacy = privacy(mco, hhp, pseudonymize, key_file)?;
             pipeline::run(&RunOptions {
-                common: computing(dirs, data, risk_weights, memory, engine, members_per_pass)?,
+                common: computing(
+                    dirs,
+                    data,
+                    risk_weights,
+                    memory,
+                    engine,
+                    members_per_pass,
+                    cache,
+                )?,
                 out: out.clone(),
                 period,
                 only,

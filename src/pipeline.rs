@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
-use crate::compile;
+use crate::compile::{self, CompiledMeasure};
 use crate::definitions::Definitions;
 use crate::engine::{ClaimVersions, Engine, View};
 use crate::error::{Error, Result};
@@ -59,6 +59,8 @@ pub struct RunSummary {
     pub memory: crate::engine::MemoryStats,
     /// Wall time of each stage, in order (`hhq run --timings`).
     pub timings: Timings,
+    /// What the run cache served and kept (none without one).
+    pub cache: Option<crate::cache::Stats>,
 }
 
 impl RunSummary {
@@ -166,6 +168,9 @@ impl RunSummary {
             ),
             false,
         );
+        if let Some(line) = self.cache.as_ref().and_then(crate::cache::Stats::line) {
+            note(line, timings);
+        }
         if timings {
             note(
                 format!("timings:\n{}", self.timings.render().trim_end()),
@@ -214,6 +219,8 @@ pub struct Timings {
     pub stages: Vec<(String, std::time::Duration)>,
     /// Rows and bytes of each building block computed, summed over passes.
     sizes: std::collections::BTreeMap<String, (usize, usize)>,
+    /// Blocks read from the run cache rather than computed (in some pass).
+    reused: std::collections::BTreeSet<String>,
     /// Time added to stages since the last lap.
     added: std::time::Duration,
     last: Option<std::time::Instant>,
@@ -224,6 +231,7 @@ impl Timings {
         Timings {
             stages: Vec::new(),
             sizes: Default::default(),
+            reused: Default::default(),
             added: std::time::Duration::ZERO,
             last: Some(std::time::Instant::now()),
         }
@@ -258,6 +266,9 @@ impl Timings {
     /// counted again in the total; its time, rows and size summed over passes.
     pub fn add_block(&mut self, built: &crate::engine::Built) {
         self.add(format!("  building block {}", built.name), built.took);
+        if built.reused {
+            self.reused.insert(built.name.clone());
+        }
         let size = self.sizes.entry(built.name.clone()).or_default();
         size.0 += built.rows;
         size.1 += built.bytes;
@@ -276,11 +287,18 @@ impl Timings {
         let total = ("total".to_string(), self.total());
         let mut out = String::new();
         for (stage, d) in self.stages.iter().chain([&total]) {
-            let size = stage
-                .strip_prefix("  building block ")
+            let block = stage.strip_prefix("  building block ");
+            let size = block
                 .and_then(|b| self.sizes.get(b))
                 .map(|(rows, bytes)| {
-                    format!(" ({rows} rows, {})", crate::plan::format_size(*bytes))
+                    let reused = match block.is_some_and(|b| self.reused.contains(b)) {
+                        true => ", from the run cache",
+                        false => "",
+                    };
+                    format!(
+                        " ({rows} rows, {}{reused})",
+                        crate::plan::format_size(*bytes)
+                    )
                 })
                 .unwrap_or_default();
             out.push_str(&format!("{:>9.3} s  {stage}{size}\n", d.as_secs_f64()));
@@ -300,6 +318,17 @@ impl Timings {
 pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     // Refuse an --out hhq may not replace before the work, not after.
     crate::output::check_replaceable(&opts.out, "run")?;
+    let mut summary = run_both(opts).await?;
+    // Within its bound once the outputs are written: entries of this run are the newest.
+    if let Some(cache) = &opts.common.cache {
+        cache.trim()?;
+        summary.cache = Some(cache.stats());
+    }
+    Ok(summary)
+}
+
+/// [`run`]: the state's run, or the state's and then the audience's.
+async fn run_both(opts: &RunOptions) -> Result<RunSummary> {
     if opts.privacy.audience == Audience::State {
         return run_in(opts, None).await;
     }
@@ -500,7 +529,6 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     if plan.passes.len() > 1 {
         timings.lap(format!("member ranges ({} passes)", plan.passes.len()));
     }
-    let bar = progress((plan.passes.len() * (selected.len() + 1) + selected.len()) as u64);
     // The output directory is written whole (see `output::Staged`): a failure or a kill leaves the
     // previous outputs as they were, and no file of an earlier run (a measure not run now, an
     // audience's benchmarks) lingers.
@@ -513,14 +541,38 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
             stratify: None,
         }],
     };
+    let partitions = engine.context().copied_config().target_partitions();
+    // A measure whose outputs the run cache has from the same details, audience, pseudonyms and
+    // options is not computed again: its rows read, its detail files copied.
+    let mut outputs: std::collections::BTreeMap<String, MeasureOutputs> = Default::default();
+    let mut keys = std::collections::BTreeMap::new();
+    for c in &compiled {
+        let Some(key) = outputs_key(&engine, &plan, c, opts, &views, partitions) else {
+            continue;
+        };
+        if let Some(found) = reuse_outputs(&engine, &key, c, &mut staged)? {
+            timings.lap(format!("reuse {}", c.id));
+            outputs.insert(c.id.clone(), found);
+        }
+        keys.insert(c.id.clone(), key);
+    }
+    let computed: Vec<&CompiledMeasure> = compiled
+        .iter()
+        .filter(|c| !outputs.contains_key(&c.id))
+        .collect();
+    let plan = match outputs.is_empty() {
+        true => plan,
+        false => plan.without(&outputs.keys().map(String::as_str).collect()),
+    };
+    let bar = progress((plan.passes.len() * (computed.len() + 1) + computed.len()) as u64);
     // Each measure's Parquet detail is encoded as its passes are spooled.
     let mut spool = crate::detail::Spool::new(staged.dir())?;
-    for c in &compiled {
+    for c in &computed {
         let parquet = staged.file(format!("detail/{}.parquet", c.id))?;
         spool.write_detail(&c.id, parquet, opts.privacy.clone());
     }
     let mut sink = crate::detail::DetailSink::new(spool);
-    let jobs: Vec<crate::execute::Job> = compiled
+    let jobs: Vec<crate::execute::Job> = computed
         .iter()
         .map(|c| crate::execute::Job {
             key: c.id.clone(),
@@ -533,8 +585,11 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
         bar: &bar,
         jobs: &jobs,
     };
-    let planned = crate::execute::run(&engine, &plan, &jobs, &mut sink, &mut observer).await?;
-    let planned_schemas: std::collections::BTreeMap<&str, _> = compiled
+    let planned = match jobs.is_empty() {
+        true => Vec::new(),
+        false => crate::execute::run(&engine, &plan, &jobs, &mut sink, &mut observer).await?,
+    };
+    let planned_schemas: std::collections::BTreeMap<&str, _> = computed
         .iter()
         .map(|c| c.id.as_str())
         .zip(planned)
@@ -542,35 +597,51 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     let mut spool = sink.finish().await?;
     timings.lap("member passes: views and progress");
 
-    let mut rows = Vec::new();
-    let partitions = engine.context().copied_config().target_partitions();
-    let mut no_csv = Vec::new();
-    for c in &compiled {
+    for c in &computed {
         bar.set_message(format!("writing {}", c.id));
         let spooled = spool.finish(&c.id, &planned_schemas[c.id.as_str()])?;
         let (all, mut viewed) = engine
             .summarise(c, spooled.table(partitions)?, &views)
             .await?;
-        match viewed.pop() {
-            // An audience's own units; the session's others are its members' units attributed
-            // to another MCO or partner, which are not its to publish.
-            Some(own) => rows.extend(own),
-            None => rows.extend(all),
-        }
+        // An audience's own units; the session's others are its members' units attributed
+        // to another MCO or partner, which are not its to publish.
+        let own = viewed.pop().unwrap_or(all);
         timings.lap(format!("summarise {}", c.id));
-        let csv = if opts.detail_csv.writes(spooled.rows()) {
+        let detail_rows = spooled.rows();
+        let csv = if opts.detail_csv.writes(detail_rows) {
             Some(staged.file(format!("detail/{}.csv", c.id))?)
         } else {
-            if opts.detail_csv == crate::detail::DetailCsv::Auto {
-                no_csv.push(c.id.clone());
-            }
             None
         };
         spooled.close(csv.as_deref())?;
         timings.lap(format!("write detail {}", c.id));
+        let made = MeasureOutputs {
+            rows: own,
+            detail_rows,
+            csv: csv.is_some(),
+        };
+        if let (Some(cache), Some(key)) = (engine.cache(), keys.get(&c.id)) {
+            keep_outputs(cache, key, c, &made, &staged);
+        }
+        outputs.insert(c.id.clone(), made);
         bar.inc(1);
     }
     drop(spool);
+    let mut rows = Vec::new();
+    let mut no_csv = Vec::new();
+    for c in &compiled {
+        let made = outputs
+            .remove(&c.id)
+            .expect("every measure computed or reused");
+        if !made.csv && opts.detail_csv == crate::detail::DetailCsv::Auto {
+            no_csv.push(c.id.clone());
+        }
+        rows.extend(made.rows);
+    }
+    // Entries copy the detail files from the staging directory: done before it is published.
+    if let Some(cache) = engine.cache() {
+        cache.flush();
+    }
     if !no_csv.is_empty() {
         notes.push(format!(
             "detail CSV not written for {}: more than {} rows, which no spreadsheet opens; \
@@ -620,6 +691,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
         caveat,
         memory: engine.memory_stats(),
         timings,
+        cache: None,
     };
     bar.set_message("writing");
     staged.write("summary.csv", results::to_csv(&summary.rows).as_bytes())?;
@@ -699,6 +771,129 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     bar.finish_and_clear();
     summary.timings.lap("write outputs");
     Ok(summary)
+}
+
+/// What a run made of one measure: its result rows (the audience's own), its detail's rows, and
+/// whether its detail CSV was written.
+struct MeasureOutputs {
+    rows: Vec<ResultRow>,
+    detail_rows: u64,
+    csv: bool,
+}
+
+/// The run cache's kind for a run's outputs of a measure.
+const RUN_OUTPUTS: &str = "run-measure";
+
+/// The key of a run's outputs of `c`: its details pass by pass, the audience, the pseudonym
+/// key's fingerprint, the detail CSV option, the views and the partitions the summary is
+/// aggregated over. `None` without a run cache.
+fn outputs_key(
+    engine: &Engine,
+    plan: &crate::plan::RunPlan,
+    c: &CompiledMeasure,
+    opts: &RunOptions,
+    views: &[View],
+    partitions: usize,
+) -> Option<crate::cache::Key> {
+    let details = plan
+        .passes
+        .iter()
+        .map(|p| {
+            engine
+                .detail_key(c, &p.members)
+                .map(|k| k.as_str().to_string())
+        })
+        .collect::<Option<Vec<_>>>()?;
+    engine.cache_key(
+        RUN_OUTPUTS,
+        &[
+            ("details", details.join(",")),
+            ("audience", format!("{:?}", opts.privacy.audience)),
+            (
+                "pseudonyms",
+                opts.privacy
+                    .pseudonymizer
+                    .as_ref()
+                    .map(|p| p.fingerprint())
+                    .unwrap_or_default(),
+            ),
+            ("detail csv", format!("{:?}", opts.detail_csv)),
+            ("views", format!("{views:?}")),
+            ("partitions", partitions.to_string()),
+        ],
+    )
+}
+
+/// A run's outputs of `c` from the run cache, its detail files copied into `staged`; `None`
+/// when the cache has none (or cannot give all of it).
+fn reuse_outputs(
+    engine: &Engine,
+    key: &crate::cache::Key,
+    c: &CompiledMeasure,
+    staged: &mut Staged,
+) -> Result<Option<MeasureOutputs>> {
+    let Some(mut entry) = engine.cache().and_then(|cache| cache.get(RUN_OUTPUTS, key)) else {
+        return Ok(None);
+    };
+    let text = |e: &mut crate::cache::Entry, name: &str| {
+        e.bytes(name).and_then(|b| String::from_utf8(b).ok())
+    };
+    let (Some(rows), Some(detail_rows)) = (
+        text(&mut entry, "rows.json").and_then(|t| results::rows_from_json(&t).ok()),
+        text(&mut entry, "detail_rows").and_then(|t| t.parse::<u64>().ok()),
+    ) else {
+        return Ok(None);
+    };
+    let csv = entry.has("detail.csv");
+    let parquet = staged.dir().join(format!("detail/{}.parquet", c.id));
+    if let Some(parent) = parquet.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    if !entry.copy_to("detail.parquet", &parquet)? {
+        return Ok(None);
+    }
+    staged.file(format!("detail/{}.parquet", c.id))?;
+    if csv {
+        let path = staged.file(format!("detail/{}.csv", c.id))?;
+        entry.copy_to("detail.csv", &path)?;
+    }
+    Ok(Some(MeasureOutputs {
+        rows,
+        detail_rows,
+        csv,
+    }))
+}
+
+/// Keep a run's outputs of `c` in the run cache: rows, detail Parquet and CSV as staged.
+fn keep_outputs(
+    cache: &crate::cache::Cache,
+    key: &crate::cache::Key,
+    c: &CompiledMeasure,
+    made: &MeasureOutputs,
+    staged: &Staged,
+) {
+    use crate::cache::Content;
+    let mut files = vec![
+        (
+            "rows.json",
+            Content::Bytes(results::rows_to_json(&made.rows).into_bytes()),
+        ),
+        (
+            "detail_rows",
+            Content::Bytes(made.detail_rows.to_string().into_bytes()),
+        ),
+        (
+            "detail.parquet",
+            Content::Copy(staged.dir().join(format!("detail/{}.parquet", c.id))),
+        ),
+    ];
+    if made.csv {
+        files.push((
+            "detail.csv",
+            Content::Copy(staged.dir().join(format!("detail/{}.csv", c.id))),
+        ));
+    }
+    cache.put(RUN_OUTPUTS, key, files);
 }
 
 /// The scan floor of the measures `opts` selects: the extracts' columns their SQL reads, and the

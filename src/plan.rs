@@ -355,14 +355,34 @@ impl RunPlan {
         self
     }
 
+    /// The plan without the measures `reused` (their outputs read from the run cache).
+    pub fn without(mut self, reused: &BTreeSet<&str>) -> RunPlan {
+        self.measures.retain(|m| !reused.contains(m.id.as_str()));
+        self
+    }
+
     /// The keys of the steps more than one measure of a pass computes, and how many measures
     /// read each.
     pub fn shared_steps(&self) -> BTreeMap<String, usize> {
+        self.shared_steps_among(&self.measures.iter().map(|m| m.id.as_str()).collect())
+    }
+
+    /// [`RunPlan::shared_steps`] when only the measures `computed` are computed (the others'
+    /// details read from the run cache): how many of them read each.
+    pub fn shared_steps_among(&self, computed: &BTreeSet<&str>) -> BTreeMap<String, usize> {
         let mut uses = BTreeMap::new();
-        for m in &self.measures {
+        for m in self
+            .measures
+            .iter()
+            .filter(|m| computed.contains(m.id.as_str()))
+        {
             for (stage, hold) in m.stages.iter().zip(&m.holds) {
                 if let Hold::Shared { readers } = hold {
-                    uses.insert(stage.key.clone(), readers.len());
+                    let n = readers
+                        .iter()
+                        .filter(|r| computed.contains(r.as_str()))
+                        .count();
+                    uses.insert(stage.key.clone(), n);
                 }
             }
         }

@@ -114,6 +114,14 @@ impl std::fmt::Debug for Pseudonymizer {
 }
 
 impl Pseudonymizer {
+    /// A one-way fingerprint of the key, for the run cache's keys: outputs pseudonymised with
+    /// another key are other outputs. The key itself is never kept.
+    pub fn fingerprint(&self) -> String {
+        let mut salted = b"hhq pseudonym key fingerprint\n".to_vec();
+        salted.extend_from_slice(&self.key);
+        crate::digest::sha256(&salted)
+    }
+
     pub fn new(key: &[u8]) -> Result<Pseudonymizer> {
         let key = key.trim_ascii();
         if key.len() < MIN_KEY_BYTES {

@@ -16,6 +16,7 @@
 //! targets = "targets.csv"
 //! risk_weights = "pcr-weights.csv"
 //! memory_limit = "4G"
+//! cache_size = "8G"                  # the run cache's bound on disk; "0" turns it off
 //! ```
 
 use std::fmt;
@@ -43,6 +44,7 @@ struct ProjectFile {
     targets: Option<PathBuf>,
     risk_weights: Option<PathBuf>,
     memory_limit: Option<String>,
+    cache_size: Option<String>,
 }
 
 /// How a measures or queries directory of one's own stands to the built-in library.
@@ -104,7 +106,7 @@ pub struct Settings {
 }
 
 /// The keys in the order they are listed, with the environment variable of each.
-const KEYS: [(&str, &str); 10] = [
+const KEYS: [(&str, &str); 11] = [
     ("data", "HHQ_DATA"),
     ("measures", "HHQ_MEASURES"),
     ("queries", "HHQ_QUERIES"),
@@ -115,6 +117,7 @@ const KEYS: [(&str, &str); 10] = [
     ("targets", "HHQ_TARGETS"),
     ("risk_weights", "HHQ_RISK_WEIGHTS"),
     ("memory_limit", "HHQ_MEMORY_LIMIT"),
+    ("cache_size", "HHQ_CACHE_SIZE"),
 ];
 
 impl Settings {
@@ -178,6 +181,7 @@ impl Settings {
                 "targets" => path(&parsed.targets),
                 "risk_weights" => path(&parsed.risk_weights),
                 "memory_limit" => parsed.memory_limit.clone(),
+                "cache_size" => parsed.cache_size.clone(),
                 _ => None,
             }
         };

@@ -131,6 +131,96 @@ impl<'de> serde::Deserialize<'de> for Grouping {
     }
 }
 
+/// Result rows as JSON for the run cache, every number as its exact bits: read back by
+/// [`rows_from_json`] as they were, so a run served from the cache writes the same bytes.
+pub fn rows_to_json(rows: &[ResultRow]) -> String {
+    use serde_json::json;
+    let bits = |x: f64| json!(x.to_bits());
+    let out: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            json!([
+                r.measure,
+                r.component,
+                r.period_start.to_string(),
+                r.period_end.to_string(),
+                r.stratifier.name(),
+                r.stratum,
+                bits(r.numerator),
+                bits(r.denominator),
+                r.rate.map(bits),
+                r.unit.name(),
+                r.spread
+                    .map(|s| json!([bits(s.members), bits(s.xx), bits(s.xy), bits(s.yy)])),
+            ])
+        })
+        .collect();
+    serde_json::Value::Array(out).to_string()
+}
+
+/// The rows [`rows_to_json`] wrote.
+pub fn rows_from_json(text: &str) -> Result<Vec<ResultRow>> {
+    use serde_json::Value;
+    let bad = || Error::Failed("a cached result table is not as hhq writes it".into());
+    let rows: Vec<Vec<Value>> = serde_json::from_str(text).map_err(|_| bad())?;
+    let num = |v: &Value| v.as_u64().map(f64::from_bits).ok_or_else(bad);
+    let text = |v: &Value| v.as_str().map(str::to_string).ok_or_else(bad);
+    let date = |v: &Value| -> Result<NaiveDate> {
+        v.as_str().and_then(|d| d.parse().ok()).ok_or_else(bad)
+    };
+    rows.iter()
+        .map(|r| {
+            let [
+                measure,
+                component,
+                start,
+                end,
+                grouping,
+                stratum,
+                n,
+                d,
+                rate,
+                unit,
+                spread,
+            ] = r.as_slice()
+            else {
+                return Err(bad());
+            };
+            let unit_name = text(unit)?;
+            let unit = Unit::ALL
+                .into_iter()
+                .find(|u| u.name() == unit_name)
+                .ok_or_else(bad)?;
+            let spread = match spread {
+                Value::Null => None,
+                Value::Array(s) if s.len() == 4 => Some(Spread {
+                    members: num(&s[0])?,
+                    xx: num(&s[1])?,
+                    xy: num(&s[2])?,
+                    yy: num(&s[3])?,
+                }),
+                _ => return Err(bad()),
+            };
+            Ok(ResultRow {
+                measure: text(measure)?,
+                component: text(component)?,
+                period_start: date(start)?,
+                period_end: date(end)?,
+                stratifier: text(grouping)?.parse()?,
+                stratum: text(stratum)?,
+                numerator: num(n)?,
+                denominator: num(d)?,
+                rate: match rate {
+                    Value::Null => None,
+                    v => Some(num(v)?),
+                },
+                unit,
+                spread,
+            })
+        })
+        .collect()
+}
+
 /// What the summary and population queries give for one stratum.
 #[derive(Default)]
 struct Stratum {

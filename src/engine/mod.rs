@@ -3,9 +3,12 @@
 //! is computed when, and held until which reader, is a run plan's ([`crate::plan`]), which the
 //! executor ([`crate::execute`]) carries out through the engine's methods.
 
+mod cached;
 mod overlay;
 mod pool;
 pub mod scan;
+
+pub use cached::CachedDetail;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -186,6 +189,8 @@ pub struct Engine {
     blocks: Vec<Block>,
     /// How the extracts' views read their rows now.
     views: Mutex<Views>,
+    /// The run cache, when the command uses one ([`Engine::attach_cache`]).
+    cache: Option<cached::Attached>,
 }
 
 /// Steps (a measure's held common table expressions) that more than one measure of a pass
@@ -276,6 +281,8 @@ pub struct Built {
     pub rows: usize,
     pub bytes: usize,
     pub took: std::time::Duration,
+    /// Read from the run cache, not computed.
+    pub reused: bool,
 }
 
 impl std::fmt::Display for Built {
@@ -448,6 +455,76 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Read building blocks and measures' details from `cache` and keep them there, keyed by
+    /// this engine's extracts (their bytes), its `audience` and the optional inputs. Not on a
+    /// cluster, whose tables are files of its own.
+    pub fn attach_cache(
+        &mut self,
+        cache: Arc<crate::cache::Cache>,
+        audience: &Audience,
+        inputs: &Inputs,
+    ) -> Result<()> {
+        if !self.backend.is_local() {
+            return Ok(());
+        }
+        self.cache = Some(cached::Attached::new(
+            cache,
+            &self.extracts,
+            audience,
+            inputs.risk_weights.as_deref(),
+            &self.catalog.value_sets,
+        )?);
+        Ok(())
+    }
+
+    /// The run cache attached, if any.
+    pub fn cache(&self) -> Option<&Arc<crate::cache::Cache>> {
+        self.cache.as_ref().map(|c| &c.cache)
+    }
+
+    /// A key of `kind` for what a command makes of this engine's data (its base and `parts`);
+    /// `None` without a cache.
+    pub fn cache_key(&self, kind: &str, parts: &[(&str, String)]) -> Option<crate::cache::Key> {
+        self.cache.as_ref().map(|c| c.key_over(kind, parts))
+    }
+
+    /// The detail of `compiled` over the members of `range`, if the cache has it.
+    pub fn cached_detail(
+        &self,
+        compiled: &CompiledMeasure,
+        range: &MemberRange,
+    ) -> Option<CachedDetail> {
+        let c = self.cache.as_ref()?;
+        c.detail(&c.detail_key(&self.blocks, compiled, range))
+    }
+
+    /// Keep the detail of `compiled` over the members of `range` in the cache, if any.
+    pub fn keep_detail(
+        &self,
+        compiled: &CompiledMeasure,
+        range: &MemberRange,
+        batches: &[RecordBatch],
+        planned: &SchemaRef,
+    ) {
+        if let Some(c) = &self.cache {
+            c.keep_detail(
+                &c.detail_key(&self.blocks, compiled, range),
+                batches,
+                planned,
+            );
+        }
+    }
+
+    /// The key of the detail of `compiled` over `range`, for keys of what is made of it.
+    pub fn detail_key(
+        &self,
+        compiled: &CompiledMeasure,
+        range: &MemberRange,
+    ) -> Option<crate::cache::Key> {
+        let c = self.cache.as_ref()?;
+        Some(c.detail_key(&self.blocks, compiled, range))
+    }
+
     /// Where this engine's queries run.
     pub fn backend(&self) -> &Backend {
         &self.backend
@@ -498,6 +575,7 @@ impl Engine {
             memory: MemoryUse::default(),
             blocks: defs.blocks.clone(),
             views: Mutex::new(Views::default()),
+            cache: None,
         })
     }
 
@@ -747,25 +825,45 @@ impl Engine {
                 rows,
                 bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
                 took: started.elapsed(),
+                reused: false,
             };
             return Ok((table, built));
         }
-        let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let mut batches = self
-            .execute(df, &what)
-            .await?
-            .into_iter()
-            .map(compact)
-            .collect::<Result<Vec<_>>>()?;
-        if batches.is_empty() {
-            // No rows: the table has the plan's schema.
-            batches.push(RecordBatch::new_empty(planned));
-        }
+        let key = self.cache.as_ref().map(|c| {
+            let range = self.views.lock().expect("not poisoned").range.clone();
+            c.block_key(&self.blocks, &block.name, &range)
+        });
+        let found = match (&self.cache, &key) {
+            (Some(c), Some(k)) => c.block(k),
+            _ => None,
+        };
+        let reused = found.as_ref().is_some_and(|(_, b)| !b.is_empty());
+        let batches = match found {
+            Some((_, batches)) if !batches.is_empty() => batches,
+            _ => {
+                let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let mut batches = self
+                    .execute(df, &what)
+                    .await?
+                    .into_iter()
+                    .map(compact)
+                    .collect::<Result<Vec<_>>>()?;
+                if batches.is_empty() {
+                    // No rows: the table has the plan's schema.
+                    batches.push(RecordBatch::new_empty(planned));
+                }
+                if let (Some(c), Some(k)) = (&self.cache, &key) {
+                    c.keep_block(k, &batches);
+                }
+                batches
+            }
+        };
         let built = Built {
             name: block.name.clone(),
             rows: batches.iter().map(|b| b.num_rows()).sum(),
             bytes: bytes_of(&batches),
             took: started.elapsed(),
+            reused,
         };
         let schema = batches[0].schema();
         Ok((Arc::new(self.mem_table(schema, batches)?), built))

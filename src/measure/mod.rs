@@ -94,6 +94,18 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// Every unit.
+    pub const ALL: [Unit; 8] = [
+        Unit::Percent,
+        Unit::Per1000MemberMonths,
+        Unit::Per1000Members,
+        Unit::Count,
+        Unit::Days,
+        Unit::Ratio,
+        Unit::MedianDays,
+        Unit::DollarsPerMemberMonth,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Unit::Percent => "percent",
