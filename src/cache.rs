@@ -62,6 +62,14 @@ impl Settings {
     }
 }
 
+/// A size as `--cache-size` takes it: as [`crate::plan::parse_size`], or `0` (no cache).
+pub fn parse_size(text: &str) -> std::result::Result<usize, String> {
+    match text.trim() {
+        "0" => Ok(0),
+        t => crate::plan::parse_size(t),
+    }
+}
+
 /// `runs/` beside the built-in library ([`crate::library::cache_base`]): `$HHQ_CACHE_DIR`,
 /// `$XDG_CACHE_HOME/hhq` or `~/.cache/hhq`.
 pub fn default_dir() -> PathBuf {
@@ -158,24 +166,29 @@ pub enum Content {
     Copy(PathBuf),
 }
 
-/// An entry found: its files, opened.
+/// An entry found: its files, opened, and the SHA-256 each had when written. A file read back
+/// with other bytes (a disk's fault) is not given.
 pub struct Entry {
     files: BTreeMap<String, std::fs::File>,
+    sums: BTreeMap<String, String>,
 }
 
+/// The entry's list of its files' digests.
+const SUMS: &str = "SHA256SUMS";
+
 impl Entry {
-    /// The bytes of file `name`.
+    /// The bytes of file `name`, if they are as written.
     pub fn bytes(&mut self, name: &str) -> Option<Vec<u8>> {
         let file = self.files.get_mut(name)?;
         let mut out = Vec::new();
         file.read_to_end(&mut out).ok()?;
-        Some(out)
+        (self.sums.get(name)? == &hex(&Sha256::digest(&out))).then_some(out)
     }
 
     /// The batches of file `name`, with their schema.
     pub fn batches(&mut self, name: &str) -> Option<(SchemaRef, Vec<RecordBatch>)> {
-        let file = self.files.remove(name)?;
-        let reader = FileReader::try_new(std::io::BufReader::new(file), None).ok()?;
+        let bytes = self.bytes(name)?;
+        let reader = FileReader::try_new(std::io::Cursor::new(bytes), None).ok()?;
         let schema = reader.schema();
         let batches = reader.collect::<std::result::Result<Vec<_>, _>>().ok()?;
         Some((schema, batches))
@@ -186,14 +199,52 @@ impl Entry {
         self.files.contains_key(name)
     }
 
-    /// File `name` copied to `to`.
+    /// File `name` copied to `to`: whether it was there and as written (else `to` is removed).
     pub fn copy_to(&mut self, name: &str, to: &Path) -> Result<bool> {
-        let Some(file) = self.files.get_mut(name) else {
+        let (Some(file), Some(sum)) = (self.files.get_mut(name), self.sums.get(name)) else {
             return Ok(false);
         };
-        let mut out = std::fs::File::create(to).map_err(|e| Error::io(to, e))?;
-        std::io::copy(file, &mut out).map_err(|e| Error::io(to, e))?;
+        let out = std::fs::File::create(to).map_err(|e| Error::io(to, e))?;
+        let mut hashing = Hashing::new(std::io::BufWriter::new(out));
+        std::io::copy(file, &mut hashing).map_err(|e| Error::io(to, e))?;
+        let (mut out, digest) = hashing.finish();
+        out.flush().map_err(|e| Error::io(to, e))?;
+        if &digest != sum {
+            std::fs::remove_file(to).map_err(|e| Error::io(to, e))?;
+            return Ok(false);
+        }
         Ok(true)
+    }
+}
+
+/// A writer passing bytes on and hashing them.
+struct Hashing<W: Write> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: Write> Hashing<W> {
+    fn new(inner: W) -> Hashing<W> {
+        Hashing {
+            inner,
+            hash: Sha256::new(),
+        }
+    }
+
+    fn finish(self) -> (W, String) {
+        (self.inner, hex(&self.hash.finalize()))
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -231,10 +282,18 @@ impl Cache {
         self.dir.join(kind).join(key.as_str())
     }
 
-    /// The entry of `kind` under `key`, its files opened, and marked used now; `None` (a miss)
-    /// when there is none or it cannot be read.
-    pub fn get(&self, kind: &'static str, key: &Key) -> Option<Entry> {
-        let found = self.open_entry(kind, key);
+    /// What `use_entry` makes of the entry of `kind` under `key` (its files opened, and marked
+    /// used now): a hit when there is one and it gives `Some`, else a miss (none, or one that
+    /// cannot be read whole).
+    pub fn read<T>(
+        &self,
+        kind: &'static str,
+        key: &Key,
+        use_entry: impl FnOnce(&mut Entry) -> Option<T>,
+    ) -> Option<T> {
+        let found = self
+            .open_entry(kind, key)
+            .and_then(|mut e| use_entry(&mut e));
         let mut stats = self.stats.lock().expect("not poisoned");
         let counter = match found {
             Some(_) => &mut stats.hits,
@@ -252,12 +311,18 @@ impl Cache {
             let name = e.file_name().to_string_lossy().into_owned();
             files.insert(name, std::fs::File::open(e.path()).ok()?);
         }
+        let mut sums_text = String::new();
+        files.remove(SUMS)?.read_to_string(&mut sums_text).ok()?;
+        let sums = sums_text
+            .lines()
+            .filter_map(|l| l.split_once("  "))
+            .map(|(sum, name)| (name.to_string(), sum.to_string()))
+            .collect();
         // Least recently used first out: the directory's time is its last use.
-        let now = SystemTime::now();
         if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.set_modified(now);
+            let _ = d.set_modified(SystemTime::now());
         }
-        Some(Entry { files })
+        Some(Entry { files, sums })
     }
 
     /// Keep `files` under `key`, on a thread of its own (joined by [`Cache::flush`]). An entry
@@ -431,35 +496,40 @@ fn write_entry(target: &Path, files: Vec<(&'static str, Content)>, limit: u64) -
         .tempdir_in(parent)
         .map_err(|e| Error::io(parent, e))?;
     let mut bytes = 0u64;
+    let mut sums = String::new();
     for (file, content) in files {
         let path = tmp.path().join(file);
-        let mut out = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let out = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut w = Hashing::new(std::io::BufWriter::new(out));
         match content {
-            Content::Bytes(b) => out.write_all(&b).map_err(|e| Error::io(&path, e))?,
+            Content::Bytes(b) => w.write_all(&b).map_err(|e| Error::io(&path, e))?,
             Content::Batches(schema, batches) => {
                 let options = IpcWriteOptions::default()
                     .try_with_compression(Some(CompressionType::LZ4_FRAME))?;
-                let mut w = FileWriter::try_new_with_options(
-                    std::io::BufWriter::new(&mut out),
-                    &schema,
-                    options,
-                )?;
+                let mut ipc = FileWriter::try_new_with_options(&mut w, &schema, options)?;
                 for b in &batches {
-                    w.write(b)?;
+                    ipc.write(b)?;
                 }
-                w.finish()?;
+                ipc.finish()?;
             }
             Content::Copy(from) => {
                 let mut src = std::fs::File::open(&from).map_err(|e| Error::io(&from, e))?;
-                std::io::copy(&mut src, &mut out).map_err(|e| Error::io(&path, e))?;
+                std::io::copy(&mut src, &mut w).map_err(|e| Error::io(&path, e))?;
             }
         }
+        let (out, digest) = w.finish();
+        let out = out
+            .into_inner()
+            .map_err(|e| Error::io(&path, e.into_error()))?;
         out.sync_all().map_err(|e| Error::io(&path, e))?;
         bytes += out.metadata().map(|m| m.len()).unwrap_or(0);
         if bytes > limit {
             return Ok(());
         }
+        sums.push_str(&format!("{digest}  {file}\n"));
     }
+    let path = tmp.path().join(SUMS);
+    std::fs::write(&path, sums).map_err(|e| Error::io(&path, e))?;
     let kept = tmp.keep();
     if std::fs::rename(&kept, target).is_err() {
         let _ = std::fs::remove_dir_all(&kept);
@@ -497,7 +567,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path(), 1 << 20).unwrap();
         let one = Hasher::new("t").part("n", "1").key();
-        assert!(cache.get("test", &one).is_none());
+        let get = |key: &Key| cache.read("test", key, |e| e.bytes("b").or(e.bytes("note")));
+        assert!(get(&one).is_none());
         let b = batch(&[1, 2, 3]);
         cache.put(
             "test",
@@ -508,13 +579,27 @@ mod tests {
             ],
         );
         cache.flush();
-        let mut e = cache.get("test", &one).expect("kept");
-        assert_eq!(e.bytes("note").unwrap(), b"hello");
-        let (schema, batches) = e.batches("rows.arrow").unwrap();
+        let (note, (schema, batches)) = cache
+            .read("test", &one, |e| {
+                Some((e.bytes("note")?, e.batches("rows.arrow")?))
+            })
+            .expect("kept");
+        assert_eq!(note, b"hello");
         assert_eq!(schema, b.schema());
         assert_eq!(batches, vec![b]);
         assert_eq!(cache.stats().hits["test"], 1);
         assert_eq!(cache.stats().misses["test"], 1);
+        // A file whose bytes changed on disk is not given, and the lookup is a miss.
+        std::fs::write(cache.path("test", &one).join("note"), b"hellO").unwrap();
+        assert!(get(&one).is_none());
+        assert_eq!(cache.stats().misses["test"], 2);
+        let to = dir.path().join("copied");
+        assert!(
+            cache
+                .read("test", &one, |e| e.copy_to("note", &to).ok().filter(|c| *c))
+                .is_none()
+        );
+        assert!(!to.exists());
 
         // A bound that holds one entry: the older goes.
         let big = vec![7u8; 600 << 10];
@@ -531,13 +616,13 @@ mod tests {
         cache.put("test", &three, vec![("b", Content::Bytes(big))]);
         let usage = cache.trim().unwrap();
         assert!(usage.bytes <= 1 << 20, "{usage:?}");
-        assert!(cache.get("test", &two).is_none());
-        assert!(cache.get("test", &three).is_some());
+        assert!(get(&two).is_none());
+        assert!(get(&three).is_some());
         // Larger than the whole cache: not kept.
         let four = Hasher::new("t").part("n", "4").key();
         cache.put("test", &four, vec![("b", Content::Bytes(vec![0; 2 << 20]))]);
         cache.flush();
-        assert!(cache.get("test", &four).is_none());
+        assert!(get(&four).is_none());
         assert_eq!(cache.clear().unwrap().entries, 0);
     }
 }

@@ -92,7 +92,7 @@ struct CacheArgs {
     no_cache: bool,
     /// The most the run cache may hold on disk, e.g. 2G; the entries least recently used are
     /// removed beyond it; 0 turns it off (docs/benchmarks.md, "The run cache")
-    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = hhq::plan::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = hhq::cache::parse_size)]
     cache_size: usize,
 }
 

@@ -832,36 +832,45 @@ fn reuse_outputs(
     c: &CompiledMeasure,
     staged: &mut Staged,
 ) -> Result<Option<MeasureOutputs>> {
-    let Some(mut entry) = engine.cache().and_then(|cache| cache.get(RUN_OUTPUTS, key)) else {
+    let Some(cache) = engine.cache() else {
         return Ok(None);
     };
-    let text = |e: &mut crate::cache::Entry, name: &str| {
-        e.bytes(name).and_then(|b| String::from_utf8(b).ok())
-    };
-    let (Some(rows), Some(detail_rows)) = (
-        text(&mut entry, "rows.json").and_then(|t| results::rows_from_json(&t).ok()),
-        text(&mut entry, "detail_rows").and_then(|t| t.parse::<u64>().ok()),
-    ) else {
-        return Ok(None);
-    };
-    let csv = entry.has("detail.csv");
     let parquet = staged.dir().join(format!("detail/{}.parquet", c.id));
+    let csv = staged.dir().join(format!("detail/{}.csv", c.id));
     if let Some(parent) = parquet.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    if !entry.copy_to("detail.parquet", &parquet)? {
+    let found = cache.read(RUN_OUTPUTS, key, |e| {
+        let text = |e: &mut crate::cache::Entry, name: &str| {
+            e.bytes(name).and_then(|b| String::from_utf8(b).ok())
+        };
+        let rows = results::rows_from_json(&text(e, "rows.json")?).ok()?;
+        let detail_rows = text(e, "detail_rows")?.parse::<u64>().ok()?;
+        e.copy_to("detail.parquet", &parquet).ok()?.then_some(())?;
+        let has_csv = e.has("detail.csv");
+        if has_csv {
+            e.copy_to("detail.csv", &csv).ok()?.then_some(())?;
+        }
+        Some(MeasureOutputs {
+            rows,
+            detail_rows,
+            csv: has_csv,
+        })
+    });
+    let Some(found) = found else {
+        // Nothing of a partial copy is left for the computed detail to meet.
+        for f in [&parquet, &csv] {
+            if f.exists() {
+                std::fs::remove_file(f).map_err(|e| Error::io(f, e))?;
+            }
+        }
         return Ok(None);
-    }
+    };
     staged.file(format!("detail/{}.parquet", c.id))?;
-    if csv {
-        let path = staged.file(format!("detail/{}.csv", c.id))?;
-        entry.copy_to("detail.csv", &path)?;
+    if found.csv {
+        staged.file(format!("detail/{}.csv", c.id))?;
     }
-    Ok(Some(MeasureOutputs {
-        rows,
-        detail_rows,
-        csv,
-    }))
+    Ok(Some(found))
 }
 
 /// Keep a run's outputs of `c` in the run cache: rows, detail Parquet and CSV as staged.
@@ -1392,6 +1401,27 @@ pub(crate) async fn quality_gate(
     measures_dir: &std::path::Path,
 ) -> Result<(crate::quality::Profile, Option<String>)> {
     let policy = crate::quality::Policy::resolve(options.policy.as_deref(), measures_dir)?;
+    let as_of = options.as_of_or_today();
+    // The same data under the same policy on the same day: the profile the run cache has.
+    let key = engine.cache_key(
+        PROFILE,
+        &[
+            ("policy", format!("{policy:?}")),
+            ("as of", as_of.to_string()),
+        ],
+    );
+    let cached = match (engine.cache(), &key) {
+        (Some(cache), Some(key)) => cache.read(PROFILE, key, |e| {
+            let text = String::from_utf8(e.bytes("profile.json")?).ok()?;
+            crate::quality::Profile::from_cache(&text, policy.path.clone())
+        }),
+        _ => None,
+    };
+    if let Some(profile) = cached {
+        engine.skip_row_rules(&profile.clean()).await?;
+        let caveat = profile.gate()?;
+        return Ok((profile, caveat));
+    }
     let what = "the data-quality profile";
     let rows = crate::quality::count_rows(engine.context(), &engine.extracts)
         .await
@@ -1399,18 +1429,23 @@ pub(crate) async fn quality_gate(
     // Extracts with no row set aside are read without testing every row again, by the checks
     // too.
     engine.skip_row_rules(&rows.clean()).await?;
-    let profile = crate::quality::check(
-        engine.context(),
-        &engine.extracts,
-        rows,
-        &policy,
-        options.as_of_or_today(),
-    )
-    .await
-    .map_err(|e| engine.memory_error(e, what))?;
+    let profile = crate::quality::check(engine.context(), &engine.extracts, rows, &policy, as_of)
+        .await
+        .map_err(|e| engine.memory_error(e, what))?;
+    if let (Some(cache), Some(key)) = (engine.cache(), &key) {
+        let text = profile.to_cache().into_bytes();
+        cache.put(
+            PROFILE,
+            key,
+            vec![("profile.json", crate::cache::Content::Bytes(text))],
+        );
+    }
     let caveat = profile.gate()?;
     Ok((profile, caveat))
 }
+
+/// The run cache's kind for a data-quality profile.
+const PROFILE: &str = "profile";
 
 /// Rows read and how they were used or set aside, per extract, then how the used claim lines
 /// split into final, superseded and void versions. The counts reconcile: read = used + set

@@ -147,7 +147,7 @@ impl Attached {
     }
 
     pub(super) fn block(&self, key: &Key) -> Option<(SchemaRef, Vec<RecordBatch>)> {
-        self.cache.get(BLOCK, key)?.batches("rows.arrow")
+        self.cache.read(BLOCK, key, |e| e.batches("rows.arrow"))
     }
 
     pub(super) fn keep_block(&self, key: &Key, batches: &[RecordBatch]) {
@@ -162,10 +162,11 @@ impl Attached {
     }
 
     pub(super) fn detail(&self, key: &Key) -> Option<CachedDetail> {
-        let mut entry = self.cache.get(DETAIL, key)?;
-        let (planned, _) = entry.batches("planned.arrow")?;
-        let (_, batches) = entry.batches("detail.arrow")?;
-        Some(CachedDetail { batches, planned })
+        self.cache.read(DETAIL, key, |e| {
+            let (planned, _) = e.batches("planned.arrow")?;
+            let (_, batches) = e.batches("detail.arrow")?;
+            Some(CachedDetail { batches, planned })
+        })
     }
 
     pub(super) fn keep_detail(&self, key: &Key, batches: &[RecordBatch], planned: &SchemaRef) {

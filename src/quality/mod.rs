@@ -271,6 +271,112 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// The profile as JSON for the run cache (numbers as their exact bits, no timings):
+    /// [`Profile::from_cache`] reads it back as it was.
+    pub fn to_cache(&self) -> String {
+        use serde_json::json;
+        let checks: Vec<serde_json::Value> = self
+            .checks
+            .iter()
+            .map(|c| {
+                json!([
+                    c.id,
+                    c.extract,
+                    c.category.name(),
+                    c.severity.name(),
+                    c.max_share.to_bits(),
+                    c.what,
+                    c.rows,
+                    c.failing,
+                    c.examples,
+                    c.sets_aside
+                ])
+            })
+            .collect();
+        let extracts: Vec<serde_json::Value> = self
+            .extracts
+            .iter()
+            .map(|e| json!([e.name, e.read, e.used, e.set_aside]))
+            .collect();
+        json!({
+            "as_of": self.as_of.to_string(),
+            "caveat": self.on_failure == OnFailure::Caveat,
+            "checks": checks,
+            "extracts": extracts,
+        })
+        .to_string()
+    }
+
+    /// The profile [`Profile::to_cache`] wrote, under the policy from `policy_path`; `None`
+    /// when the text is not as it writes.
+    pub fn from_cache(text: &str, policy_path: Option<PathBuf>) -> Option<Profile> {
+        use checks::{Category, Severity};
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let extract = |name: &str| EXTRACTS.iter().find(|e| e.name == name).map(|e| e.name);
+        let mut checks = Vec::new();
+        for c in v["checks"].as_array()? {
+            let c = c.as_array()?;
+            if c.len() != 10 {
+                return None;
+            }
+            let category = [
+                Category::Completeness,
+                Category::Conformance,
+                Category::Plausibility,
+            ]
+            .into_iter()
+            .find(|x| Some(x.name()) == c[2].as_str())?;
+            let severity = [Severity::Error, Severity::Warning, Severity::Info]
+                .into_iter()
+                .find(|x| Some(x.name()) == c[3].as_str())?;
+            checks.push(CheckResult {
+                id: c[0].as_str()?.to_string(),
+                extract: extract(c[1].as_str()?)?,
+                category,
+                severity,
+                max_share: f64::from_bits(c[4].as_u64()?),
+                what: c[5].as_str()?.to_string(),
+                rows: c[6].as_u64()?,
+                failing: c[7].as_u64()?,
+                examples: serde_json::from_value(c[8].clone()).ok()?,
+                sets_aside: c[9].as_bool()?,
+            });
+        }
+        let mut extracts = Vec::new();
+        for e in v["extracts"].as_array()? {
+            let e = e.as_array()?;
+            if e.len() != 4 {
+                return None;
+            }
+            extracts.push(ExtractRows {
+                name: extract(e[0].as_str()?)?,
+                read: e[1].as_u64()?,
+                used: e[2].as_u64()?,
+                set_aside: serde_json::from_value(e[3].clone()).ok()?,
+            });
+        }
+        Some(Profile {
+            as_of: v["as_of"].as_str()?.parse().ok()?,
+            on_failure: match v["caveat"].as_bool()? {
+                true => OnFailure::Caveat,
+                false => OnFailure::Refuse,
+            },
+            policy_path,
+            checks,
+            extracts,
+            took: Vec::new(),
+        })
+    }
+
+    /// The extracts none of whose rows is set aside (as [`RowCounts::clean`]).
+    pub fn clean(&self) -> Vec<&'static str> {
+        self.extracts
+            .iter()
+            .filter(|e| e.set_aside.is_empty() && e.used == e.read)
+            .map(|e| e.name)
+            .collect()
+    }
+
     /// The `error` checks over their thresholds.
     pub fn failed(&self) -> Vec<&CheckResult> {
         self.checks

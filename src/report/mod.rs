@@ -105,6 +105,11 @@ pub async fn command(opts: &ReportOptions) -> Result<crate::output::Told> {
         "report for the year ending {}: {} measures, {} tables, {} charts, {} suppressed cells{open}",
         s.quarter, s.measures, s.tables, s.figures, s.suppressed_cells,
     ));
+    // Within its bound once the report is written: this report's entries are the newest.
+    if let Some(cache) = &opts.common.cache {
+        cache.trim()?;
+        after.extend(cache.stats().line());
+    }
     let out = opts.out.display();
     after.push(format!(
         "wrote {out}/report.html{}, {out}/manifest.json, {out}/tables/ and {out}/charts/ ({} files)",

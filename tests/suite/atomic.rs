@@ -24,28 +24,10 @@ fn run_ok(out: &Path, args: &[&str]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// Every file under `dir`, by path relative to it.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, into: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, into);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_path_buf();
-                into.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut all = BTreeMap::new();
-    walk(dir, dir, &mut all);
-    all
-}
-
 /// The directory is one run's outputs: exactly the files its manifest lists, each with the hash
 /// listed.
 fn assert_whole(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let all = files(dir);
+    let all = common::files(dir);
     let manifest: serde_json::Value = serde_json::from_slice(
         all.get(Path::new("manifest.json"))
             .unwrap_or_else(|| panic!("no manifest.json in {}: {:?}", dir.display(), all.keys())),
@@ -85,19 +67,6 @@ fn entries(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
 }
 
 /// `--detail-csv never` writes a measure's detail as Parquet only; by default (`auto`) a detail a
@@ -156,7 +125,7 @@ fn a_rerun_replaces_the_directory_and_a_failed_run_leaves_it_as_it_was() {
     // A measure that fails mid-run (it plans, then a cast fails on the data), after another
     // measure has run: nothing changes.
     let broken = dir.path().join("measures");
-    copy_dir(&common::root().join("measures"), &broken);
+    common::copy_dir(&common::root().join("measures"), &broken);
     let yaml = std::fs::read_to_string(broken.join("amb-hh.yaml")).unwrap();
     let bad = yaml.replace(
         "where: NOT led_to_admission AND NOT mental_health",
@@ -168,7 +137,10 @@ fn a_rerun_replaces_the_directory_and_a_failed_run_leaves_it_as_it_was() {
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert_eq!(failed.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Cast error"), "{stderr}");
-    assert!(files(&out) == second, "a failed run changed the outputs");
+    assert!(
+        common::files(&out) == second,
+        "a failed run changed the outputs"
+    );
     assert_eq!(
         entries(dir.path()),
         ["measures", "out"],
@@ -178,7 +150,7 @@ fn a_rerun_replaces_the_directory_and_a_failed_run_leaves_it_as_it_was() {
     // An unknown measure is a usage error, before anything is computed.
     let failed = hhq(&["run", "--out", o, "--measure", "NOPE"]);
     assert_eq!(failed.status.code(), Some(2));
-    assert!(files(&out) == second);
+    assert!(common::files(&out) == second);
 
     // A directory hhq did not write is refused and left alone.
     let mine = dir.path().join("mine");
@@ -206,9 +178,12 @@ fn a_rerun_replaces_the_directory_and_a_failed_run_leaves_it_as_it_was() {
         "{}",
         String::from_utf8_lossy(&o2.stderr)
     );
-    let report_files = files(&report);
+    let report_files = common::files(&report);
     run_ok(&out, &["--measure", "AMB-HH"]);
-    assert!(files(&report) == report_files, "the report was not kept");
+    assert!(
+        common::files(&report) == report_files,
+        "the report was not kept"
+    );
 }
 
 #[test]
@@ -234,7 +209,7 @@ fn a_run_killed_at_any_moment_leaves_the_old_or_the_new_outputs_whole() {
     let mut old = BTreeMap::new();
     let mut seen = (0, 0);
     for fraction in [0.2, 0.5, 0.8, 0.9, 0.95, 1.0, 1.1] {
-        if old.is_empty() || files(&out) != old {
+        if old.is_empty() || common::files(&out) != old {
             run_ok(&out, &["--measure", "AMB-HH"]);
             old = assert_whole(&out);
         }

@@ -125,7 +125,7 @@ fn main_job_on_testdata_reports_every_measure_with_real_values() {
     let again = tempfile::tempdir().unwrap();
     let o2 = hhq(&["run", "--out", again.path().to_str().unwrap()], &root);
     assert!(o2.status.success());
-    let (first, second) = (all_files(out.path()), all_files(again.path()));
+    let (first, second) = (common::files(out.path()), common::files(again.path()));
     assert!(
         first.contains_key(Path::new("manifest.json"))
             && first.contains_key(Path::new("detail/HH-TCC.parquet")),
@@ -143,26 +143,6 @@ fn main_job_on_testdata_reports_every_measure_with_real_values() {
             f.display()
         );
     }
-}
-
-/// Every file under `dir`, by path relative to it.
-fn all_files(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
-    let mut all = std::collections::BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                all.insert(
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    all
 }
 
 #[test]

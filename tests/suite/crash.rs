@@ -35,30 +35,6 @@ fn hhq(args: &[&str]) -> (i32, String) {
     (code, stderr)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
-}
-
-/// The shipped measures with `old` replaced by `new` in the file `file`.
-fn measures_with(file: &str, old: &str, new: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&common::root().join("measures"), dir.path());
-    let path = dir.path().join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(old), "{file} holds {old}");
-    std::fs::write(&path, text.replacen(old, new, 1)).unwrap();
-    dir
-}
-
 const AMB_WHERE: &str = "NOT led_to_admission AND NOT mental_health AND NOT chemical_dependency";
 
 fn chain(term: &str, op: &str, n: usize) -> String {
@@ -77,7 +53,7 @@ fn a_where_of_2000_added_terms_or_ors_is_refused_by_check_and_run_at_its_place()
         format!("{} > 0", chain("1", " + ", 2_000)),
         chain("NOT led_to_admission", " OR ", 2_000),
     ] {
-        let m = measures_with("amb-hh.yaml", AMB_WHERE, &filter);
+        let m = common::measures_with("amb-hh.yaml", AMB_WHERE, &filter);
         // The line of the `where:` in the shipped file, found rather than written down.
         let text = std::fs::read_to_string(m.path().join("amb-hh.yaml")).unwrap();
         let line = 1 + text
@@ -109,7 +85,7 @@ fn a_where_of_2000_added_terms_or_ors_is_refused_by_check_and_run_at_its_place()
 fn a_where_at_the_depth_limit_checks_and_runs() {
     // 100 levels: the `OR` chain of 99 terms, each `NOT x` two deep. On a 2 MiB stack (in a
     // debug build) the same filter still ran at 200 terms and overflowed at 300.
-    let m = measures_with(
+    let m = common::measures_with(
         "amb-hh.yaml",
         AMB_WHERE,
         &chain("NOT led_to_admission", " OR ", 99),
@@ -131,7 +107,7 @@ fn a_where_at_the_depth_limit_checks_and_runs() {
 
 #[test]
 fn a_cohort_where_of_2000_ors_is_refused_at_its_place() {
-    let m = measures_with(
+    let m = common::measures_with(
         "cohorts/cc.yaml",
         "where: in_value_set(dx, 'mental_illness_dx')",
         &format!("where: {}", chain("dx = 'F200'", " OR ", 2_000)),
@@ -300,7 +276,7 @@ fn add_dated_row(dir: &Path, name: &str, id: (&str, &str), dates: &[&str], day: 
 /// 100,000,000 (the year 275,760, past chrono's range), and a member and a span at int32's end.
 fn testdata_with_extreme_dates() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&common::root().join("testdata"), dir.path());
+    common::copy_dir(&common::root().join("testdata"), dir.path());
     let d = dir.path();
     let both = &["service_from", "service_to"][..];
     add_dated_row(d, "claims", ("claim_id", "X-MAX"), both, i32::MAX);

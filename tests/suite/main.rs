@@ -9,6 +9,7 @@ mod common;
 mod architecture;
 mod atomic;
 mod browser;
+mod cache;
 mod charts;
 mod cli;
 mod cohort;

@@ -30,26 +30,6 @@ fn report(args: &[&str], out: &Path) {
     );
 }
 
-/// Every file under `dir`, relative path → bytes.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
-
 fn number(s: &str) -> Option<f64> {
     s.replace(',', "").parse().ok()
 }
@@ -144,7 +124,7 @@ fn state_report_is_suppressed_consistent_and_reproducible() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("state");
     report(&["state", "--no-pdf"], &out);
-    let first = files(&out);
+    let first = common::files(&out);
     for f in ["report.html", "manifest.json", "tables/at_a_glance.csv"] {
         assert!(first.contains_key(Path::new(f)), "no {f}");
     }
@@ -234,7 +214,7 @@ fn state_report_is_suppressed_consistent_and_reproducible() {
 
     // Same inputs, same bytes.
     report(&["state", "--no-pdf"], &out);
-    let second = files(&out);
+    let second = common::files(&out);
     assert_eq!(first.len(), second.len());
     for (p, bytes) in &first {
         assert!(
@@ -298,7 +278,7 @@ fn partner_scorecard_holds_only_its_members() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("hhp");
     report(&["hhp", "HHP-05", "--no-pdf"], &out);
-    let all = files(&out);
+    let all = common::files(&out);
     assert_suppressed(&all);
     // HHP-05 is the test data's drifting partner (`hhq synth`): its engagement falls quarter by
     // quarter, which its control chart signals and its change over the year before shows.
