@@ -1,14 +1,32 @@
 //! SHA-256 digests of bytes and files, in lowercase hex: how manifests, profiles and reports
 //! name the exact content they were made from.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// SHA-256 of a file, in lowercase hex, read in blocks (extracts can be large).
+/// SHA-256 of a file, in lowercase hex, read in blocks (extracts can be large). Each file is
+/// read once per process (the run cache's keys, the manifest): again only when its size or
+/// modification time changed.
 pub fn file_sha256(path: &Path) -> Result<String> {
+    static SEEN: Mutex<BTreeMap<(PathBuf, u64, Option<SystemTime>), String>> =
+        Mutex::new(BTreeMap::new());
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let id = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    if let Some(sum) = SEEN.lock().expect("not poisoned").get(&id) {
+        return Ok(sum.clone());
+    }
+    let sum = read_sha256(path)?;
+    SEEN.lock().expect("not poisoned").insert(id, sum.clone());
+    Ok(sum)
+}
+
+fn read_sha256(path: &Path) -> Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut hasher = Sha256::new();

@@ -70,19 +70,16 @@ pub async fn open_loaded(
     let inputs = crate::engine::Inputs {
         risk_weights: opts.risk_weights.clone(),
     };
-    let mut engine = Engine::open_scoped(
+    Engine::open_cached(
         &opts.data,
         defs,
         &inputs,
         opts.memory_limit,
         &opts.engine,
         audience,
+        opts.cache.clone(),
     )
-    .await?;
-    if let Some(cache) = &opts.cache {
-        engine.attach_cache(cache.clone(), audience, &inputs)?;
-    }
-    Ok(engine)
+    .await
 }
 
 /// One measure to compute: its detail, pass by pass, into a sink.

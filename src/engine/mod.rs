@@ -438,14 +438,41 @@ impl Engine {
         backend: &Backend,
         scope: &Audience,
     ) -> Result<Engine> {
+        Self::open_cached(data_dir, defs, inputs, memory_limit, backend, scope, None).await
+    }
+
+    /// [`Engine::open_scoped`] with the run cache `cache` (none on a cluster): files of the
+    /// same bytes as files checked before are not decoded again, and blocks and details are
+    /// read from it and kept there ([`Engine::cached_detail`]).
+    pub async fn open_cached(
+        data_dir: &Path,
+        defs: &Definitions,
+        inputs: &Inputs,
+        memory_limit: Option<usize>,
+        backend: &Backend,
+        scope: &Audience,
+        cache: Option<Arc<crate::cache::Cache>>,
+    ) -> Result<Engine> {
+        let cache = cache.filter(|_| backend.is_local());
         let local = session(memory_limit)?;
         let ctx = connect(backend, &local).await?;
-        let extracts = extract::open_all_as(&ctx, data_dir, backend.is_local()).await?;
+        let extracts =
+            extract::open_all_checked(&ctx, data_dir, backend.is_local(), cache.as_deref())
+                .await?;
         check_scope(&ctx, scope).await?;
         seal(&ctx, scope).await?;
         let supplied = register_inputs(&ctx, inputs)?;
         let mut engine =
             Self::finish(ctx, extracts, Some(data_dir.to_path_buf()), defs, supplied).await?;
+        if let Some(cache) = cache {
+            engine.cache = Some(cached::Attached::new(
+                cache,
+                &engine.extracts,
+                scope,
+                inputs.risk_weights.as_deref(),
+                &engine.catalog.value_sets,
+            )?);
+        }
         if !backend.is_local() {
             crate::functions::register_fixed(&local);
             engine.local = local;
@@ -453,28 +480,6 @@ impl Engine {
             engine.scratch = backend.scratch()?;
         }
         Ok(engine)
-    }
-
-    /// Read building blocks and measures' details from `cache` and keep them there, keyed by
-    /// this engine's extracts (their bytes), its `audience` and the optional inputs. Not on a
-    /// cluster, whose tables are files of its own.
-    pub fn attach_cache(
-        &mut self,
-        cache: Arc<crate::cache::Cache>,
-        audience: &Audience,
-        inputs: &Inputs,
-    ) -> Result<()> {
-        if !self.backend.is_local() {
-            return Ok(());
-        }
-        self.cache = Some(cached::Attached::new(
-            cache,
-            &self.extracts,
-            audience,
-            inputs.risk_weights.as_deref(),
-            &self.catalog.value_sets,
-        )?);
-        Ok(())
     }
 
     /// The run cache attached, if any.

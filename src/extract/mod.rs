@@ -15,5 +15,5 @@ pub mod rules;
 
 pub use open::{
     FileFinding, OpenedExtract, all_rows, check_file, check_rows, check_schema, locate, open_all,
-    open_all_as, open_extract, register_empty,
+    open_all_as, open_all_checked, open_extract, register_empty,
 };

@@ -341,7 +341,7 @@ impl ChunkReader for ChunkBounded {
 /// it, so a damaged file is refused here, by name, rather than failing or panicking midway through
 /// a measure. Returns the number of rows and the file's Arrow schema.
 pub fn check_file(path: &Path, extract: &Extract) -> Result<(u64, SchemaRef, Vec<FileFinding>)> {
-    let c = checked_file(path, extract)?;
+    let c = checked_file(path, extract, None)?;
     Ok((c.rows, c.schema, c.findings))
 }
 
@@ -353,7 +353,77 @@ struct CheckedFile {
     footer: Arc<ParquetMetaData>,
 }
 
-fn checked_file(path: &Path, extract: &Extract) -> Result<CheckedFile> {
+/// [`checked_file`], its rows and findings from the run cache when a file of the same bytes was
+/// checked by this build before (then only its footer and schema are read), else checked and
+/// kept there.
+fn checked_file_cached(
+    path: &Path,
+    extract: &Extract,
+    cache: Option<&crate::cache::Cache>,
+) -> Result<CheckedFile> {
+    let Some(cache) = cache else {
+        return checked_file(path, extract, None);
+    };
+    let key = crate::cache::Hasher::new(CHECKED)
+        .part("extract", extract.name)
+        .part("file", crate::digest::file_sha256(path)?)
+        .key();
+    let found = cache.read(CHECKED, &key, |e| {
+        let text = String::from_utf8(e.bytes("checked.json")?).ok()?;
+        rows_from_cache(&text, path)
+    });
+    if let Some(rows) = found {
+        return checked_file(path, extract, Some(rows));
+    }
+    let checked = checked_file(path, extract, None)?;
+    let text = rows_to_cache(checked.rows, &checked.findings);
+    cache.put(
+        CHECKED,
+        &key,
+        vec![(
+            "checked.json",
+            crate::cache::Content::Bytes(text.into_bytes()),
+        )],
+    );
+    Ok(checked)
+}
+
+/// The run cache's kind for a file's rows and row-rule findings.
+const CHECKED: &str = "extract-check";
+
+fn rows_to_cache(rows: u64, findings: &[FileFinding]) -> String {
+    let findings: Vec<serde_json::Value> = findings
+        .iter()
+        .map(|f| serde_json::json!([f.rule, f.rows, f.first_row, f.first_value]))
+        .collect();
+    serde_json::json!({"rows": rows, "findings": findings}).to_string()
+}
+
+fn rows_from_cache(text: &str, path: &Path) -> Option<(u64, Vec<FileFinding>)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let mut findings = Vec::new();
+    for f in v["findings"].as_array()? {
+        findings.push(FileFinding {
+            file: path.to_path_buf(),
+            rule: f[0].as_str()?.to_string(),
+            rows: f[1].as_u64()?,
+            first_row: f[2].as_u64()?,
+            first_value: match &f[3] {
+                serde_json::Value::Null => None,
+                v => Some(v.as_str()?.to_string()),
+            },
+        });
+    }
+    Some((v["rows"].as_u64()?, findings))
+}
+
+/// One file checked: its schema always; its rows decoded and held to the row rules unless
+/// `known` gives what that found for the same bytes.
+fn checked_file(
+    path: &Path,
+    extract: &Extract,
+    known: Option<(u64, Vec<FileFinding>)>,
+) -> Result<CheckedFile> {
     // The parquet crate does not promise never to panic on corrupt input; a panic must become an
     // error naming the file, not end hhq.
     let checked = catch_unwind(AssertUnwindSafe(|| -> Result<CheckedFile> {
@@ -363,7 +433,10 @@ fn checked_file(path: &Path, extract: &Extract) -> Result<CheckedFile> {
         let schema = builder.schema().clone();
         check_unique_columns(path, &schema)?;
         check_schema(path, extract, &schema)?;
-        let (rows, findings) = check_rows_of(path, extract, builder.metadata())?;
+        let (rows, findings) = match known {
+            Some(k) => k,
+            None => check_rows_of(path, extract, builder.metadata())?,
+        };
         Ok(CheckedFile {
             rows,
             schema,
@@ -785,7 +858,7 @@ pub async fn open_extract(
     dir: &Path,
     extract: &'static Extract,
 ) -> Result<OpenedExtract> {
-    open_extract_as(ctx, dir, extract, true).await
+    open_extract_as(ctx, dir, extract, true, None).await
 }
 
 /// [`open_extract`], read in shared chunks (`chunked`, one process) or as DataFusion's own
@@ -795,6 +868,7 @@ async fn open_extract_as(
     dir: &Path,
     extract: &'static Extract,
     chunked: bool,
+    cache: Option<&crate::cache::Cache>,
 ) -> Result<OpenedExtract> {
     let (location, files) = locate(dir, extract)?;
     let mut rows = 0;
@@ -802,7 +876,7 @@ async fn open_extract_as(
     let mut schemas = Vec::with_capacity(files.len());
     let mut footers = Vec::with_capacity(files.len());
     for file in &files {
-        let checked = checked_file(file, extract)?;
+        let checked = checked_file_cached(file, extract, cache)?;
         rows += checked.rows;
         schemas.push(checked.schema);
         findings.extend(checked.findings);
@@ -904,12 +978,23 @@ pub async fn open_all_as(
     dir: &Path,
     chunked: bool,
 ) -> Result<Vec<OpenedExtract>> {
+    open_all_checked(ctx, dir, chunked, None).await
+}
+
+/// [`open_all_as`], each file's rows and findings read from the run cache when a file of the
+/// same bytes was checked before (and kept there when not).
+pub async fn open_all_checked(
+    ctx: &SessionContext,
+    dir: &Path,
+    chunked: bool,
+    cache: Option<&crate::cache::Cache>,
+) -> Result<Vec<OpenedExtract>> {
     if !dir.is_dir() {
         return Err(Error::contract(dir, "no such data directory"));
     }
     let mut opened = Vec::with_capacity(EXTRACTS.len());
     for extract in EXTRACTS {
-        opened.push(open_extract_as(ctx, dir, extract, chunked).await?);
+        opened.push(open_extract_as(ctx, dir, extract, chunked, cache).await?);
     }
     Ok(opened)
 }
