@@ -1,17 +1,25 @@
 #!/usr/bin/env python3
-"""hhq at scale: the full measure suite and the state report at three sizes, against DuckDB
-running the same SQL and against the scan floor, on the same Parquet files.
+"""hhq at scale: the full measure suite, a rerun after one measure changes, and the state report
+at three sizes, against DuckDB running the same SQL and against the scan floor, on the same
+Parquet files.
 
     bench/scale.py [--sizes 10000,100000,1000000] [--no-duckdb] [--record]
 
 For each size (members; one year of claims, 2025) it generates the extracts once with
 `hhq synth` (kept under --data-root for reruns), then times, each as its own process under
-GNU time (wall time and peak resident memory):
+GNU time (wall time and peak resident memory), with a run cache of its own (HHQ_CACHE_DIR,
+emptied first):
 
-  run      `hhq run --timings`: open and check the extracts, the data-quality profile, every
-           shipped measure with every stratum, writing the result table and member detail
-  report   `hhq report state --quarter 2025Q4`: the same measures for two years and three
-           views, charts, HTML and PDF
+  run      `hhq run --timings` with the cache empty: open and check the extracts, the
+           data-quality profile, every shipped measure with every stratum, writing the result
+           table and member detail (and keeping all of it in the cache)
+  run (no cache)  the same with `--no-cache`: what the cache costs a first run
+  rerun    `hhq run` again after one measure's rule changed (FUH-HH's continuous enrolment
+           allows one gap): what an analyst editing a measure waits for
+  report after run  `hhq report state --quarter 2025Q4` with the cache the runs left: the
+           same measures for two years (one of them the run's) and three views, charts,
+           HTML and PDF
+  report   the same with `--no-cache`
   scan     `hhq scan`: reading just the columns the measures read (the floor)
   duckdb   bench/duckdb_suite.py: DuckDB (Python) running `hhq compile --sql --extracts` for
            every measure, its results compared with hhq's summary.csv
@@ -30,6 +38,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -46,7 +55,7 @@ def hhq_binary():
     return target / "release" / "hhq"
 
 
-def timed(cmd, log):
+def timed(cmd, log, env=None):
     """Run cmd under GNU time; return (wall seconds, peak RSS MiB, stdout, stderr)."""
     started = time.monotonic()
     with open(log, "w") as err:
@@ -56,6 +65,7 @@ def timed(cmd, log):
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
+            env={**os.environ, **(env or {})},
         )
     wall = time.monotonic() - started
     stderr = Path(log).read_text()
@@ -116,10 +126,30 @@ def bench_size(hhq, members, args, results):
     size_mb = sum(f.stat().st_size for f in data.rglob("*.parquet")) / 2**20
     row = {"members": members, "parquet_mib": round(size_mb, 1)}
 
+    # A run cache of this size's own, empty; a copy of the library whose FUH-HH is then edited.
+    cache = work / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {"HHQ_CACHE_DIR": str(cache)}
+    library = work / "library"
+    shutil.rmtree(library, ignore_errors=True)
+    subprocess.run([hhq, "library", "--out", library], check=True, capture_output=True,
+                   env={**os.environ, **env})
+    measures = library / "measures"
+    definitions = ["--measures", measures, "--queries", library / "queries"]
+
+    print(f"[{members}] hhq run (no cache) ...", file=sys.stderr)
+    wall, rss, _, _ = timed(
+        [hhq, "run", "--data", data, "--period", "2025", "--out", work / "run-plain",
+         "--no-cache", *definitions],
+        work / "run-plain.log", env,
+    )
+    row.update(run_nocache_s=round(wall, 2), run_nocache_rss_mib=round(rss))
+
     print(f"[{members}] hhq run ...", file=sys.stderr)
     wall, rss, _, err = timed(
-        [hhq, "run", "--data", data, "--period", "2025", "--out", work / "run", "--timings"],
-        work / "run.log",
+        [hhq, "run", "--data", data, "--period", "2025", "--out", work / "run", "--timings",
+         *definitions],
+        work / "run.log", env,
     )
     st = stages(err)
     rows = rows_in(err)
@@ -149,17 +179,41 @@ def bench_size(hhq, members, args, results):
         ),
     )
 
+    fuh = measures / "fuh-hh.yaml"
+    text = fuh.read_text()
+    rule = "continuous: {from: 0, to: 30, max_gaps: 0, max_gap_days: 0}"
+    assert rule in text, "FUH-HH's continuous enrolment rule moved: edit bench/scale.py"
+    fuh.write_text(text.replace(rule, rule.replace("max_gaps: 0, max_gap_days: 0",
+                                                   "max_gaps: 1, max_gap_days: 45")))
+    print(f"[{members}] hhq run after FUH-HH changed ...", file=sys.stderr)
+    wall, rss, _, err = timed(
+        [hhq, "run", "--data", data, "--period", "2025", "--out", work / "rerun", "--timings",
+         *definitions],
+        work / "rerun.log", env,
+    )
+    reused = re.search(r"run-measure (\d+) reused, (\d+) computed", err)
+    assert reused and reused.group(2) == "1", f"the rerun computed more than FUH-HH: {reused}"
+    row.update(rerun_s=round(wall, 2), rerun_rss_mib=round(rss),
+               rerun_vs_run=round(wall / row["run_s"], 3))
+
     print(f"[{members}] hhq scan ...", file=sys.stderr)
     _, _, out, _ = timed([hhq, "scan", "--data", data, "--period", "2025"], work / "scan.log")
     floor = float(re.search(r"scan floor: \d+ rows in ([\d.]+) s", out).group(1))
     row["scan_floor_s"] = round(floor, 3)
 
     if not args.no_report and members <= args.report_max:
-        print(f"[{members}] hhq report state ...", file=sys.stderr)
+        print(f"[{members}] hhq report state after the runs ...", file=sys.stderr)
         wall, rss, _, _ = timed(
             [hhq, "report", "state", "--data", data, "--quarter", "2025Q4", "--out",
-             work / "report"],
-            work / "report.log",
+             work / "report-cached", *definitions],
+            work / "report-cached.log", env,
+        )
+        row.update(report_after_run_s=round(wall, 2), report_after_run_rss_mib=round(rss))
+        print(f"[{members}] hhq report state (no cache) ...", file=sys.stderr)
+        wall, rss, _, _ = timed(
+            [hhq, "report", "state", "--data", data, "--quarter", "2025Q4", "--out",
+             work / "report", "--no-cache", *definitions],
+            work / "report.log", env,
         )
         row.update(report_s=round(wall, 2), report_rss_mib=round(rss))
 
@@ -191,6 +245,10 @@ def show(results):
     cols = [
         ("members", "members"), ("claim_lines", "claim lines"), ("parquet_mib", "MiB"),
         ("run_s", "run s"), ("run_rss_mib", "run RSS MiB"), ("run_rows_per_s", "rows/s"),
+        ("run_nocache_s", "run (no cache) s"), ("rerun_s", "rerun s"),
+        ("rerun_vs_run", "rerun/run"), ("rerun_rss_mib", "rerun RSS"),
+        ("report_after_run_s", "report after run s"),
+        ("report_after_run_rss_mib", "report after run RSS"),
         ("open_s", "open s"), ("profile_s", "profile s"), ("measures_s", "measures s"),
         ("write_s", "write s"), ("report_s", "report s"), ("report_rss_mib", "report RSS"),
         ("scan_floor_s", "floor s"), ("duckdb_s", "duckdb s"), ("duckdb_rss_mib", "duckdb RSS"),

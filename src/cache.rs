@@ -6,9 +6,10 @@
 //! A key is a SHA-256 over labelled parts ([`Hasher`]): the build of hhq ([`BUILD_ID`]), the
 //! extracts' bytes (each file's SHA-256), the audience, the definitions' text, the value sets'
 //! codes, the members of the pass. Nothing is looked up by name or time, so a changed input is
-//! a different key, never a stale entry. Entries are directories written whole (files synced,
-//! then the directory renamed into place), read through open handles (an entry evicted while
-//! read stays readable), and a failed read is a miss. The cache is bounded: after each command
+//! a different key, never a stale entry. Entries are directories written whole (the directory
+//! renamed into place), each file's SHA-256 listed and checked when read (a file torn by a crash
+//! or damaged on disk is a miss, never served), read through open handles (an entry evicted
+//! while read stays readable). The cache is bounded: after each command
 //! the entries least recently used are removed until the rest fit ([`Cache::trim`]). It holds
 //! member-level rows, as the extracts do: its directory is its owner's only (mode 0700).
 
@@ -159,16 +160,18 @@ pub struct Cache {
 }
 
 /// What an entry holds: named files, as bytes, as Arrow batches (written as Arrow IPC, LZ4
-/// compressed), or copied from a path.
+/// compressed), or a file linked (a second name for the same bytes, not a copy: an output the
+/// entry shares; copied where a link cannot be made).
 pub enum Content {
     Bytes(Vec<u8>),
     Batches(SchemaRef, Vec<RecordBatch>),
-    Copy(PathBuf),
+    Link(PathBuf),
 }
 
 /// An entry found: its files, opened, and the SHA-256 each had when written. A file read back
 /// with other bytes (a disk's fault) is not given.
 pub struct Entry {
+    dir: PathBuf,
     files: BTreeMap<String, std::fs::File>,
     sums: BTreeMap<String, String>,
 }
@@ -199,17 +202,20 @@ impl Entry {
         self.files.contains_key(name)
     }
 
-    /// File `name` copied to `to`: whether it was there and as written (else `to` is removed).
-    pub fn copy_to(&mut self, name: &str, to: &Path) -> Result<bool> {
+    /// File `name` as the file `to`: linked (the same bytes under a second name; an output
+    /// made from the cache costs no copy), or copied where no link can be made. Whether it was
+    /// there and is as written (else `to` is removed).
+    pub fn link_to(&mut self, name: &str, to: &Path) -> Result<bool> {
         let (Some(file), Some(sum)) = (self.files.get_mut(name), self.sums.get(name)) else {
             return Ok(false);
         };
-        let out = std::fs::File::create(to).map_err(|e| Error::io(to, e))?;
-        let mut hashing = Hashing::new(std::io::BufWriter::new(out));
-        std::io::copy(file, &mut hashing).map_err(|e| Error::io(to, e))?;
-        let (mut out, digest) = hashing.finish();
-        out.flush().map_err(|e| Error::io(to, e))?;
-        if &digest != sum {
+        if std::fs::hard_link(self.dir.join(name), to).is_err() {
+            // Another file system, or the entry removed since it was opened: the open file is
+            // still there to copy.
+            let mut out = std::fs::File::create(to).map_err(|e| Error::io(to, e))?;
+            std::io::copy(file, &mut out).map_err(|e| Error::io(to, e))?;
+        }
+        if &crate::digest::file_sha256(to)? != sum {
             std::fs::remove_file(to).map_err(|e| Error::io(to, e))?;
             return Ok(false);
         }
@@ -322,7 +328,7 @@ impl Cache {
         if let Ok(d) = std::fs::File::open(&dir) {
             let _ = d.set_modified(SystemTime::now());
         }
-        Some(Entry { files, sums })
+        Some(Entry { dir, files, sums })
     }
 
     /// Keep `files` under `key`, on a thread of its own (joined by [`Cache::flush`]). An entry
@@ -499,30 +505,36 @@ fn write_entry(target: &Path, files: Vec<(&'static str, Content)>, limit: u64) -
     let mut sums = String::new();
     for (file, content) in files {
         let path = tmp.path().join(file);
-        let out = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-        let mut w = Hashing::new(std::io::BufWriter::new(out));
-        match content {
-            Content::Bytes(b) => w.write_all(&b).map_err(|e| Error::io(&path, e))?,
-            Content::Batches(schema, batches) => {
-                let options = IpcWriteOptions::default()
-                    .try_with_compression(Some(CompressionType::LZ4_FRAME))?;
-                let mut ipc = FileWriter::try_new_with_options(&mut w, &schema, options)?;
-                for b in &batches {
-                    ipc.write(b)?;
+        let digest = match content {
+            Content::Link(from) => {
+                if std::fs::hard_link(&from, &path).is_err() {
+                    std::fs::copy(&from, &path).map_err(|e| Error::io(&from, e))?;
                 }
-                ipc.finish()?;
+                crate::digest::file_sha256(&path)?
             }
-            Content::Copy(from) => {
-                let mut src = std::fs::File::open(&from).map_err(|e| Error::io(&from, e))?;
-                std::io::copy(&mut src, &mut w).map_err(|e| Error::io(&path, e))?;
+            content => {
+                let out = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+                let mut w = Hashing::new(std::io::BufWriter::new(out));
+                match content {
+                    Content::Batches(schema, batches) => {
+                        let options = IpcWriteOptions::default()
+                            .try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+                        let mut ipc = FileWriter::try_new_with_options(&mut w, &schema, options)?;
+                        for b in &batches {
+                            ipc.write(b)?;
+                        }
+                        ipc.finish()?;
+                    }
+                    Content::Bytes(b) => w.write_all(&b).map_err(|e| Error::io(&path, e))?,
+                    Content::Link(_) => unreachable!("linked above"),
+                }
+                // Not synced: a file torn by a crash fails its digest when read, and is a miss.
+                let (mut out, digest) = w.finish();
+                out.flush().map_err(|e| Error::io(&path, e))?;
+                digest
             }
-        }
-        let (out, digest) = w.finish();
-        let out = out
-            .into_inner()
-            .map_err(|e| Error::io(&path, e.into_error()))?;
-        out.sync_all().map_err(|e| Error::io(&path, e))?;
-        bytes += out.metadata().map(|m| m.len()).unwrap_or(0);
+        };
+        bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if bytes > limit {
             return Ok(());
         }
@@ -596,7 +608,7 @@ mod tests {
         let to = dir.path().join("copied");
         assert!(
             cache
-                .read("test", &one, |e| e.copy_to("note", &to).ok().filter(|c| *c))
+                .read("test", &one, |e| e.link_to("note", &to).ok().filter(|c| *c))
                 .is_none()
         );
         assert!(!to.exists());

@@ -2,7 +2,9 @@
 //! name the exact content they were made from.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(not(unix))]
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -14,16 +16,34 @@ use crate::error::{Error, Result};
 /// read once per process (the run cache's keys, the manifest): again only when its size or
 /// modification time changed.
 pub fn file_sha256(path: &Path) -> Result<String> {
-    static SEEN: Mutex<BTreeMap<(PathBuf, u64, Option<SystemTime>), String>> =
+    static SEEN: Mutex<BTreeMap<(FileId, u64, Option<SystemTime>), String>> =
         Mutex::new(BTreeMap::new());
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    let id = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    let id = (file_id(path, &meta), meta.len(), meta.modified().ok());
     if let Some(sum) = SEEN.lock().expect("not poisoned").get(&id) {
         return Ok(sum.clone());
     }
     let sum = read_sha256(path)?;
     SEEN.lock().expect("not poisoned").insert(id, sum.clone());
     Ok(sum)
+}
+
+/// What names a file whatever its path: its device and inode (a file renamed, or linked under
+/// another name, is hashed once).
+#[cfg(unix)]
+type FileId = (u64, u64);
+#[cfg(not(unix))]
+type FileId = PathBuf;
+
+#[cfg(unix)]
+fn file_id(_: &Path, meta: &std::fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn file_id(path: &Path, _: &std::fs::Metadata) -> FileId {
+    path.to_path_buf()
 }
 
 fn read_sha256(path: &Path) -> Result<String> {

@@ -677,9 +677,22 @@ Reads measures/conformance/*.yaml and the decks' `rules:`. With --check, exits 1
     /// Show the settings in force and where each comes from: the project file (hhq.toml, found
     /// in this directory or above), HHQ_* variables, or the built-in library and demo data
     #[command(
-        after_help = "Example: hhq config\n\nhhq.toml (paths relative to it): data, measures, queries, programme, state, quality_policy, targets, risk_weights, memory_limit; each is also HHQ_<KEY> (HHQ_DATA, ...), which overrides the file. HHQ_PROJECT=FILE names the project file; HHQ_PROJECT= (empty) ignores any. A command-line option overrides both."
+        after_help = "Example: hhq config\n\nhhq.toml (paths relative to it): data, measures, queries, programme, state, quality_policy, targets, risk_weights, memory_limit, cache_size; each is also HHQ_<KEY> (HHQ_DATA, ...), which overrides the file. HHQ_PROJECT=FILE names the project file; HHQ_PROJECT= (empty) ignores any. A command-line option overrides both."
     )]
     Config,
+    /// The run cache: where it is and how full, or emptied (`--clear`). `hhq run` and `hhq
+    /// report` keep what they compute there, keyed by what it was computed from
+    #[command(
+        after_help = "Examples:\n  hhq cache\n  hhq cache --clear\n\nThe cache is under $HHQ_CACHE_DIR, else $XDG_CACHE_HOME/hhq, else ~/.cache/hhq (runs/)."
+    )]
+    Cache {
+        /// Remove every entry
+        #[arg(long)]
+        clear: bool,
+        /// The bound the cache is trimmed to (as `hhq run --cache-size`)
+        #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = hhq::cache::parse_size)]
+        cache_size: usize,
+    },
     /// Write the built-in library (measures with their value sets, decks, cohorts and quality
     /// policy; building blocks; import mappings) to a directory, to start a library of your own
     #[command(
@@ -1407,6 +1420,24 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         // Answered in `run`, which holds the settings.
         Command::Config => Ok(()),
+        Command::Cache { clear, cache_size } => {
+            let dir = hhq::cache::default_dir();
+            let cache = hhq::cache::Cache::open(&dir, cache_size as u64)?;
+            let shown = hhq::escape::terminal(&dir.display().to_string()).into_owned();
+            if clear {
+                let usage = cache.clear()?;
+                eprintln!("run cache {shown}: removed {} entries", usage.removed);
+            } else {
+                let usage = cache.usage()?;
+                eprintln!(
+                    "run cache {shown}: {} entries, {} (bound {})",
+                    usage.entries,
+                    hhq::plan::format_size(usage.bytes as usize),
+                    hhq::plan::format_size(cache_size)
+                );
+            }
+            Ok(())
+        }
         Command::Library { out, demo_data } => {
             use hhq::library::Part;
             let mut parts = vec![Part::Measures, Part::Queries, Part::Mappings];

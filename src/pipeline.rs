@@ -543,7 +543,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
     };
     let partitions = engine.context().copied_config().target_partitions();
     // A measure whose outputs the run cache has from the same details, audience, pseudonyms and
-    // options is not computed again: its rows read, its detail files copied.
+    // options is not computed again: its rows read, its detail files linked.
     let mut outputs: std::collections::BTreeMap<String, MeasureOutputs> = Default::default();
     let mut keys = std::collections::BTreeMap::new();
     for c in &compiled {
@@ -638,7 +638,7 @@ async fn run_in(opts: &RunOptions, state: Option<&RunSummary>) -> Result<RunSumm
         }
         rows.extend(made.rows);
     }
-    // Entries copy the detail files from the staging directory: done before it is published.
+    // Entries link the detail files in the staging directory: done before it is published.
     if let Some(cache) = engine.cache() {
         cache.flush();
     }
@@ -824,7 +824,7 @@ fn outputs_key(
     )
 }
 
-/// A run's outputs of `c` from the run cache, its detail files copied into `staged`; `None`
+/// A run's outputs of `c` from the run cache, its detail files linked into `staged`; `None`
 /// when the cache has none (or cannot give all of it).
 fn reuse_outputs(
     engine: &Engine,
@@ -846,10 +846,10 @@ fn reuse_outputs(
         };
         let rows = results::rows_from_json(&text(e, "rows.json")?).ok()?;
         let detail_rows = text(e, "detail_rows")?.parse::<u64>().ok()?;
-        e.copy_to("detail.parquet", &parquet).ok()?.then_some(())?;
+        e.link_to("detail.parquet", &parquet).ok()?.then_some(())?;
         let has_csv = e.has("detail.csv");
         if has_csv {
-            e.copy_to("detail.csv", &csv).ok()?.then_some(())?;
+            e.link_to("detail.csv", &csv).ok()?.then_some(())?;
         }
         Some(MeasureOutputs {
             rows,
@@ -873,7 +873,8 @@ fn reuse_outputs(
     Ok(Some(found))
 }
 
-/// Keep a run's outputs of `c` in the run cache: rows, detail Parquet and CSV as staged.
+/// Keep a run's outputs of `c` in the run cache: rows, and the detail Parquet and CSV as staged
+/// (linked: the outputs and the entry are one file each).
 fn keep_outputs(
     cache: &crate::cache::Cache,
     key: &crate::cache::Key,
@@ -893,13 +894,13 @@ fn keep_outputs(
         ),
         (
             "detail.parquet",
-            Content::Copy(staged.dir().join(format!("detail/{}.parquet", c.id))),
+            Content::Link(staged.dir().join(format!("detail/{}.parquet", c.id))),
         ),
     ];
     if made.csv {
         files.push((
             "detail.csv",
-            Content::Copy(staged.dir().join(format!("detail/{}.csv", c.id))),
+            Content::Link(staged.dir().join(format!("detail/{}.csv", c.id))),
         ));
     }
     cache.put(RUN_OUTPUTS, key, files);
@@ -1405,10 +1406,7 @@ pub(crate) async fn quality_gate(
     // The same data under the same policy on the same day: the profile the run cache has.
     let key = engine.cache_key(
         PROFILE,
-        &[
-            ("policy", format!("{policy:?}")),
-            ("as of", as_of.to_string()),
-        ],
+        &[("policy", policy.content()), ("as of", as_of.to_string())],
     );
     let cached = match (engine.cache(), &key) {
         (Some(cache), Some(key)) => cache.read(PROFILE, key, |e| {

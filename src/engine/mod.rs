@@ -457,8 +457,7 @@ impl Engine {
         let local = session(memory_limit)?;
         let ctx = connect(backend, &local).await?;
         let extracts =
-            extract::open_all_checked(&ctx, data_dir, backend.is_local(), cache.as_deref())
-                .await?;
+            extract::open_all_checked(&ctx, data_dir, backend.is_local(), cache.as_deref()).await?;
         check_scope(&ctx, scope).await?;
         seal(&ctx, scope).await?;
         let supplied = register_inputs(&ctx, inputs)?;

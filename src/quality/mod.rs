@@ -95,6 +95,15 @@ struct RawOverride {
 }
 
 impl Policy {
+    /// What the policy says, not where it was read from (a library copied elsewhere says the
+    /// same): the run cache's key of a profile under it.
+    pub fn content(&self) -> String {
+        format!(
+            "{:?} {:?} {:?}",
+            self.on_failure, self.partial_period, self.overrides
+        )
+    }
+
     /// The policy file beside the measures (`<measures>/quality/policy.yaml`), when it exists.
     pub fn default_path(measures_dir: &Path) -> PathBuf {
         crate::library::resolved(measures_dir.join("quality").join("policy.yaml"))

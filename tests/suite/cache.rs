@@ -320,3 +320,25 @@ fn a_damaged_entry_is_computed_again() {
     assert_eq!(counts(&told, "run-measure").0, 0, "{told}");
     assert!(common::files(&a) == common::files(&b));
 }
+
+#[test]
+fn hhq_cache_says_how_full_the_cache_is_and_clears_it() {
+    let s = setup();
+    run(&s.cache, &s.data, &s.root.join("a"), &[]);
+    let told = ok(hhq(&s.cache, &["cache"]));
+    let entries = |t: &str| -> usize {
+        t.split(": ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(entries(&told) > 10, "{told}");
+    let told = ok(hhq(&s.cache, &["cache", "--clear"]));
+    assert!(told.contains("removed "), "{told}");
+    assert_eq!(entries(&ok(hhq(&s.cache, &["cache"]))), 0);
+    assert!(walk(&s.cache.join("runs")).is_empty());
+}

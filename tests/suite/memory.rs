@@ -129,6 +129,8 @@ fn a_limit_too_small_to_make_progress_is_a_clear_error() {
         "run",
         "--memory-limit",
         "2M",
+        // Computed, not read from the run cache another test's run filled.
+        "--no-cache",
         "--out",
         out.to_str().unwrap(),
     ]);
