@@ -395,7 +395,12 @@ pub async fn run(
 ) -> Result<Vec<SchemaRef>> {
     let mut executor = Executor::start(engine, plan, observer).await?;
     let mut planned = Vec::new();
-    while let Some(range) = executor.upcoming() {
+    loop {
+        let Some(range) = executor.upcoming() else {
+            // The last pass done: the views over every member again.
+            executor.next_pass(observer).await?;
+            break;
+        };
         let cached: Vec<Option<CachedDetail>> = jobs
             .iter()
             .map(|j| engine.cached_detail(j.compiled, range))
