@@ -16,8 +16,7 @@ use crate::error::{Error, Result};
 /// read once per process (the run cache's keys, the manifest): again only when its size or
 /// modification time changed.
 pub fn file_sha256(path: &Path) -> Result<String> {
-    static SEEN: Mutex<BTreeMap<(FileId, u64, Option<SystemTime>), String>> =
-        Mutex::new(BTreeMap::new());
+    static SEEN: Mutex<BTreeMap<Seen, String>> = Mutex::new(BTreeMap::new());
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let id = (file_id(path, &meta), meta.len(), meta.modified().ok());
     if let Some(sum) = SEEN.lock().expect("not poisoned").get(&id) {
@@ -27,6 +26,9 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     SEEN.lock().expect("not poisoned").insert(id, sum.clone());
     Ok(sum)
 }
+
+/// A file as last hashed: which file, its size and its modification time.
+type Seen = (FileId, u64, Option<SystemTime>);
 
 /// What names a file whatever its path: its device and inode (a file renamed, or linked under
 /// another name, is hashed once).
