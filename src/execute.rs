@@ -1,7 +1,9 @@
 //! The executor: carries a [`RunPlan`] out on an [`Engine`]. The blocks kept for the run
 //! first, over every member; then pass by pass the views narrowed to the pass's members, its
 //! blocks computed wave by wave, its measures side by side, each measure's detail given to a
-//! [`Sink`] as it is done; and the views over every member again at the end. What was built and
+//! [`Sink`] as it is done; and the views over every member again at the end. With a run cache
+//! ([`Options::cache`]), a pass's details the cache has are given as found, and only the blocks
+//! the others read are computed. What was built and
 //! how long it took is told to an [`Observer`] (timings, progress). The commands that compute
 //! over members (`hhq run`, `report`, `cohort`, `explain`, `profile`) carry their plans out
 //! through it; [`open`] is how commands open a session.
