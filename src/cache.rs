@@ -32,6 +32,9 @@ use crate::error::{Error, Result};
 /// Part of every key: a new build never reads what an older one computed.
 pub const BUILD_ID: &str = concat!(env!("CARGO_PKG_VERSION"), "-", env!("HHQ_BUILD_ID"));
 
+/// Entries written at once, on threads of their own.
+const WRITERS: usize = 2;
+
 /// The default bound on the cache's size on disk.
 pub const DEFAULT_SIZE: u64 = 4 << 30;
 
@@ -350,7 +353,19 @@ impl Cache {
         let handle = std::thread::spawn(move || {
             let _ = write_entry(&target, files, limit);
         });
-        self.writing.lock().expect("not poisoned").push(handle);
+        // At most a few entries in flight: a writer holds its rows until they are written, and
+        // a pass's blocks would otherwise outlive the pass while the next one computes.
+        let waiting = {
+            let mut writing = self.writing.lock().expect("not poisoned");
+            writing.push(handle);
+            match writing.len() > WRITERS {
+                true => Some(writing.remove(0)),
+                false => None,
+            }
+        };
+        if let Some(oldest) = waiting {
+            let _ = oldest.join();
+        }
     }
 
     /// Wait for the entries being written.
