@@ -35,34 +35,12 @@ pub const BUILD_ID: &str = concat!(env!("CARGO_PKG_VERSION"), "-", env!("HHQ_BUI
 /// Entries written at once, on threads of their own.
 const WRITERS: usize = 2;
 
-/// The default bound on the cache's size on disk.
-pub const DEFAULT_SIZE: u64 = 4 << 30;
-
-/// What a run's cache is to be: where, how large at most, or none at all (`--no-cache`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Settings {
-    Off,
-    On { dir: PathBuf, size: u64 },
-}
-
-impl Settings {
-    /// The cache in the user's cache directory ([`default_dir`]), bounded by `size`.
-    pub fn default_with(size: Option<u64>) -> Settings {
-        match size {
-            Some(0) => Settings::Off,
-            size => Settings::On {
-                dir: default_dir(),
-                size: size.unwrap_or(DEFAULT_SIZE),
-            },
-        }
-    }
-
-    /// The cache these settings name, opened (its directory made); `None` when off.
-    pub fn open(&self) -> Result<Option<Arc<Cache>>> {
-        match self {
-            Settings::Off => Ok(None),
-            Settings::On { dir, size } => Ok(Some(Arc::new(Cache::open(dir, *size)?))),
-        }
+/// The cache in the user's cache directory ([`default_dir`]) bounded by `size` bytes; none
+/// when `size` is 0.
+pub fn open_default(size: u64) -> Result<Option<Arc<Cache>>> {
+    match size {
+        0 => Ok(None),
+        size => Ok(Some(Arc::new(Cache::open(&default_dir(), size)?))),
     }
 }
 

@@ -331,17 +331,18 @@ impl<'a> Executor<'a> {
             else {
                 continue;
             };
-            let job = &jobs[k];
-            observer.detail(k, &batches, Duration::ZERO)?;
-            if sink.wants_columns(&job.key) {
-                let read = self
-                    .engine
-                    .summary_columns(job.compiled, schema.clone(), job.views)
-                    .await?;
-                sink.set_columns(&job.key, read);
-            }
+            deliver(
+                self.engine,
+                k,
+                &jobs[k],
+                batches,
+                &schema,
+                Duration::ZERO,
+                sink,
+                observer,
+            )
+            .await?;
             planned[k] = Some(schema);
-            sink.append(job.key.clone(), batches);
         }
         let computed: BTreeSet<&str> = (0..jobs.len())
             .filter(|&k| planned[k].is_none())
@@ -368,22 +369,38 @@ impl<'a> Executor<'a> {
                 let job = &jobs[k];
                 self.engine
                     .keep_detail(job.compiled, &range, &batches, &schema);
-                observer.detail(k, &batches, took)?;
-                if sink.wants_columns(&job.key) {
-                    let read = self
-                        .engine
-                        .summary_columns(job.compiled, schema.clone(), job.views)
-                        .await?;
-                    sink.set_columns(&job.key, read);
-                }
+                deliver(self.engine, k, job, batches, &schema, took, sink, observer).await?;
                 planned[k] = Some(schema);
-                sink.append(job.key.clone(), batches);
             }
         }
         sink.settle().await?;
         observer.measures(self.begun, started.elapsed());
         Ok(planned.into_iter().flatten().collect())
     }
+}
+
+/// Job `k`'s detail of a pass, computed or found in the run cache, told to the observer and given
+/// to the sink (with the columns its summaries read, before its first pass).
+#[allow(clippy::too_many_arguments)]
+async fn deliver(
+    engine: &Engine,
+    k: usize,
+    job: &Job<'_>,
+    batches: Vec<RecordBatch>,
+    planned: &SchemaRef,
+    took: Duration,
+    sink: &mut impl Sink,
+    observer: &mut impl Observer,
+) -> Result<()> {
+    observer.detail(k, &batches, took)?;
+    if sink.wants_columns(&job.key) {
+        let read = engine
+            .summary_columns(job.compiled, planned.clone(), job.views)
+            .await?;
+        sink.set_columns(&job.key, read);
+    }
+    sink.append(job.key.clone(), batches);
+    Ok(())
 }
 
 /// The entry point of the commands computing measures: `plan` carried out, every pass's

@@ -100,7 +100,7 @@ impl CacheArgs {
     fn open(self) -> Result<Option<std::sync::Arc<hhq::cache::Cache>>> {
         match self.no_cache {
             true => Ok(None),
-            false => hhq::cache::Settings::default_with(Some(self.cache_size as u64)).open(),
+            false => hhq::cache::open_default(self.cache_size as u64),
         }
     }
 }

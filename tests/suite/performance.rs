@@ -464,20 +464,10 @@ fn row_groups_checked_in_parallel_find_the_first_row_of_the_file() {
 
 /// Every file of two output directories, by relative path.
 fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).unwrap().display().to_string();
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
+    common::files(dir)
+        .into_iter()
+        .map(|(path, bytes)| (path.display().to_string(), bytes))
+        .collect()
 }
 
 #[tokio::test]
